@@ -1,0 +1,47 @@
+# Parley — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/parley
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: help run build test test-go test-e2e deps deps-test lint fuzz bench clean
+
+help: ## print the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/parley
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/parley
+
+run: deps build ## serve dev mode on http://localhost:4443 (secret MY_SECRET, media on UDP 4443)
+	HTTPS_PORT=$${HTTPS_PORT:-4443} OPENVIDU_SECRET=$${OPENVIDU_SECRET:-MY_SECRET} ./$(BIN) serve
+
+deps: ## fetch Go modules
+	$(GO) mod download
+
+deps-test: deps ## install what tests need (Chromium, ffmpeg, coturn, redis; npm packages)
+	./scripts/install-test-deps.sh
+
+test: deps-test build test-go test-e2e ## run every test (Go with -race, then browser end-to-end)
+
+test-go: ## Go unit and protocol tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+test-e2e: build ## browser end-to-end tests with the stock OpenVidu clients
+	PARLEY_BIN=$(CURDIR)/$(BIN) ./test/e2e/run.sh
+
+lint: ## gofmt, go vet, staticcheck
+	@test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+fuzz: ## short bounded fuzz runs of every decoder
+	@for t in $$(grep -rl '^func Fuzz' --include='*_test.go' internal | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$t/*_test.go | sed 's/func //'); do \
+	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=10s ./$$t || exit 1; done; done
+
+bench: ## benchmarks (never part of make test)
+	$(GO) test -run=NONE -bench=. -benchmem ./...
+
+clean: ## remove build outputs
+	rm -rf bin test-output

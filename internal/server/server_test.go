@@ -1,0 +1,408 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/config"
+)
+
+// startServer runs an in-process Parley in dev mode on kernel-chosen ports.
+func startServer(t *testing.T) (*Server, string) {
+	t.Helper()
+	env := map[string]string{"HTTPS_PORT": "0", "PARLEY_MEDIA_PORT": "0", "PARLEY_RECONNECT_GRACE": "2", "PARLEY_PING_TIMEOUT": "3"}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	level := slog.LevelWarn
+	if os.Getenv("PARLEY_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	s, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server run: %v", err)
+		}
+	})
+	return s, fmt.Sprintf("http://%s", s.Addr())
+}
+
+// rest calls the REST API as openvidu-node-client does.
+func rest(t *testing.T, method, url string, body any) (int, map[string]any) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, url, rd)
+	req.SetBasicAuth("OPENVIDUAPP", "MY_SECRET")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// rpcClient is a minimal JSON-RPC client over a real WebSocket, framing like openvidu-browser.
+type rpcClient struct {
+	t      *testing.T
+	ws     *websocket.Conn
+	nextID atomic.Int64
+
+	mu      sync.Mutex
+	pending map[int64]chan map[string]any
+	notes   []map[string]any
+	noteCh  chan struct{}
+}
+
+func dial(t *testing.T, base string) *rpcClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1)+"/openvidu", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(1 << 20)
+	c := &rpcClient{t: t, ws: ws, pending: map[int64]chan map[string]any{}, noteCh: make(chan struct{}, 1)}
+	go c.read()
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return c
+}
+
+func (c *rpcClient) read() {
+	for {
+		_, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(data, &m) != nil {
+			continue
+		}
+		c.mu.Lock()
+		if id, ok := m["id"].(float64); ok {
+			if ch := c.pending[int64(id)]; ch != nil {
+				ch <- m
+			}
+		} else {
+			c.notes = append(c.notes, m)
+			select {
+			case c.noteCh <- struct{}{}:
+			default:
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// call sends a request and returns the whole response frame.
+func (c *rpcClient) call(method string, params any) map[string]any {
+	c.t.Helper()
+	id := c.nextID.Add(1)
+	ch := make(chan map[string]any, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	frame := map[string]any{"id": id, "jsonrpc": "2.0", "method": method}
+	if params != nil {
+		frame["params"] = params
+	}
+	b, _ := json.Marshal(frame)
+	if err := c.ws.Write(context.Background(), websocket.MessageText, b); err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("%s: no response within the SDK's 10 s timeout", method)
+		return nil
+	}
+}
+
+func (c *rpcClient) result(method string, params any) map[string]any {
+	c.t.Helper()
+	m := c.call(method, params)
+	r, ok := m["result"].(map[string]any)
+	if !ok {
+		c.t.Fatalf("%s: want result, got %v", method, m)
+	}
+	return r
+}
+
+// waitNote waits for a notification with the given method matching pred.
+func (c *rpcClient) waitNote(method string, pred func(p map[string]any) bool) map[string]any {
+	c.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		for _, n := range c.notes {
+			p, _ := n["params"].(map[string]any)
+			if n["method"] == method && (pred == nil || pred(p)) {
+				c.mu.Unlock()
+				return p
+			}
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.noteCh:
+		case <-deadline:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			c.t.Fatalf("no %s notification within 10 s; got %v", method, c.notes)
+			return nil
+		}
+	}
+}
+
+// peer is a pion PeerConnection standing in for a browser.
+type peer struct {
+	pc       *webrtc.PeerConnection
+	received atomic.Int64
+	kinds    sync.Map
+}
+
+func newPeer(t *testing.T) *peer {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &peer{pc: pc}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		p.kinds.Store(tr.Kind().String(), true)
+		for {
+			if _, _, err := tr.ReadRTP(); err != nil {
+				return
+			}
+			p.received.Add(1)
+		}
+	})
+	t.Cleanup(func() { _ = pc.Close() })
+	return p
+}
+
+// offer creates a complete (non-trickle) offer.
+func (p *peer) offer(t *testing.T) string {
+	t.Helper()
+	o, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return p.pc.LocalDescription().SDP
+}
+
+func (p *peer) answer(t *testing.T, sdp string) {
+	t.Helper()
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishMedia sends synthetic VP8 and Opus RTP until ctx ends.
+func publishMedia(ctx context.Context, video, audio *webrtc.TrackLocalStaticRTP) {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var seq uint16
+	payload := make([]byte, 600)
+	payload[0] = 0x10 // VP8 payload descriptor: start of partition
+	for i := uint32(0); ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		seq++
+		_ = video.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: i * 900, Marker: true}, Payload: payload})
+		_ = audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: i * 480}, Payload: payload[:80]})
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+}
+
+// TestPublishSubscribeMedia drives two participants through REST and JSON-RPC with real pion peers
+// and checks media actually flows through the SFU.
+func TestPublishSubscribeMedia(t *testing.T) {
+	_, base := startServer(t)
+	api := base + "/openvidu/api"
+	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "media-test"}); st != 200 {
+		t.Fatalf("create session: %d", st)
+	}
+	tokens := make([]string, 2)
+	for i := range tokens {
+		st, c := rest(t, "POST", api+"/sessions/media-test/connection", map[string]any{"role": "PUBLISHER"})
+		if st != 200 {
+			t.Fatalf("create connection: %d", st)
+		}
+		tokens[i] = c["token"].(string)
+	}
+
+	alice := dial(t, base)
+	if pong := alice.result("ping", map[string]any{"interval": 5000}); pong["value"] != "pong" {
+		t.Fatalf("ping before join: %v", pong)
+	}
+	aj := alice.result("joinRoom", map[string]any{"token": tokens[0], "session": "media-test", "platform": "test", "metadata": `{"clientData":"alice"}`, "secret": "", "sdkVersion": "2.32.2"})
+	if aj["role"] != "PUBLISHER" || aj["version"] != "2.32.2" || aj["mediaServer"] != "kurento" || aj["sessionId"] == "" {
+		t.Fatalf("joinRoom result: %v", aj)
+	}
+	if ice, _ := aj["customIceServers"].([]any); len(ice) == 0 {
+		t.Fatal("joinRoom must always carry customIceServers")
+	}
+	aliceID := aj["id"].(string)
+
+	// Alice publishes audio and video.
+	pub := newPeer(t)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
+		if _, err := pub.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pr := alice.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
+	streamID := pr["id"].(string)
+	if !strings.HasPrefix(streamID, "str_CAM_") || !strings.HasSuffix(streamID, "_"+aliceID) {
+		t.Fatalf("stream id %q must be str_CAM_…_%s", streamID, aliceID)
+	}
+	pub.answer(t, pr["sdpAnswer"].(string))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go publishMedia(ctx, video, audio)
+
+	// Bob joins and sees Alice's stream in the joinRoom value.
+	bob := dial(t, base)
+	bj := bob.result("joinRoom", map[string]any{"token": tokens[1], "session": "media-test", "metadata": `{"clientData":"bob"}`})
+	value := bj["value"].([]any)
+	if len(value) != 1 || value[0].(map[string]any)["id"] != aliceID {
+		t.Fatalf("joinRoom value: %v", value)
+	}
+	if streams := value[0].(map[string]any)["streams"].([]any); streams[0].(map[string]any)["id"] != streamID {
+		t.Fatalf("existing stream: %v", streams)
+	}
+	alice.waitNote("participantJoined", func(p map[string]any) bool { return p["id"] == bj["id"] })
+
+	// Bob subscribes with a recvonly offer (client-offer mode).
+	sub := newPeer(t)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := sub.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sr := bob.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": sub.offer(t)})
+	sub.answer(t, sr["sdpAnswer"].(string))
+	waitFor(t, "media forwarded to the subscriber", func() bool {
+		_, a := sub.kinds.Load("audio")
+		_, v := sub.kinds.Load("video")
+		return a && v && sub.received.Load() > 50
+	})
+
+	// A signal to everyone reaches both, with the sender.
+	bob.result("sendMessage", map[string]any{"message": `{"to":[],"data":"hi","type":"signal:chat"}`})
+	for _, c := range []*rpcClient{alice, bob} {
+		c.waitNote("sendMessage", func(p map[string]any) bool { return p["data"] == "hi" && p["from"] == bj["id"] })
+	}
+
+	// Property changes are relayed as JSON text.
+	alice.result("streamPropertyChanged", map[string]any{"streamId": streamID, "property": "videoActive", "newValue": false, "reason": "publishVideo"})
+	bob.waitNote("streamPropertyChanged", func(p map[string]any) bool { return p["newValue"] == "false" && p["streamId"] == streamID })
+
+	// REST shows both participants with their publisher and subscriber.
+	st, s := rest(t, "GET", api+"/sessions/media-test", nil)
+	if st != 200 || s["connections"].(map[string]any)["numberOfElements"].(float64) != 2 {
+		t.Fatalf("session: %d %v", st, s)
+	}
+
+	// Alice leaves: Bob is told, and the session survives with Bob alone.
+	alice.result("leaveRoom", nil)
+	bob.waitNote("participantLeft", func(p map[string]any) bool { return p["connectionId"] == aliceID && p["reason"] == "disconnect" })
+	bob.result("leaveRoom", nil)
+	if st, _ := rest(t, "GET", api+"/sessions/media-test", nil); st != 404 {
+		t.Fatalf("session after the last participant left: %d, want 404", st)
+	}
+}
+
+// TestRPCErrors checks that bad frames get JSON-RPC errors, never silence.
+func TestRPCErrors(t *testing.T) {
+	_, base := startServer(t)
+	c := dial(t, base)
+	cases := []struct {
+		name, method string
+		params       any
+		code         float64
+	}{
+		{"unknown method", "nope", nil, -32601},
+		{"method before joinRoom", "publishVideo", map[string]any{"sdpOffer": "x"}, 803},
+		{"join unknown session", "joinRoom", map[string]any{"token": "ws://x/openvidu?sessionId=none&token=tok_A", "session": "none"}, 202},
+		{"join without token", "joinRoom", map[string]any{"session": "none"}, -32602},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := c.call(tc.method, tc.params)
+			e, ok := m["error"].(map[string]any)
+			if !ok || e["code"].(float64) != tc.code {
+				t.Fatalf("want error %v, got %v", tc.code, m)
+			}
+		})
+	}
+	t.Run("malformed frame", func(t *testing.T) {
+		if err := c.ws.Write(context.Background(), websocket.MessageText, []byte("{nope")); err != nil {
+			t.Fatal(err)
+		}
+		// The socket survives and answers the next request.
+		if r := c.result("ping", nil); r["value"] != "pong" {
+			t.Fatalf("ping after a malformed frame: %v", r)
+		}
+	})
+}

@@ -1,0 +1,50 @@
+package session
+
+import "fmt"
+
+// Kind classifies an error so each protocol maps it in one table (REST status, JSON-RPC code).
+type Kind int
+
+// Error kinds.
+const (
+	KindInvalid       Kind = iota + 1 // malformed or out-of-range input
+	KindNotFound                      // unknown session, connection or stream
+	KindUnauthorized                  // bad token, wrong role
+	KindConflict                      // already exists / already doing it
+	KindNotAcceptable                 // a valid request the current state cannot honour
+	KindUnsupported                   // a feature Parley does not implement
+	KindInternal                      // our fault
+)
+
+// Error is what the session model returns. Code is the OpenVidu error code (protocol note §1.6) that
+// the signaling layer sends as JSON-RPC error.code.
+type Error struct {
+	Kind Kind
+	Code int
+	Msg  string
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+func errorf(kind Kind, code int, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Msg: fmt.Sprintf(format, args...)}
+}
+
+// OpenVidu error codes used by the model (protocol note §1.6).
+const (
+	CodeGeneric            = 999
+	CodeUserNotFound       = 102
+	CodeUserNotStreaming   = 105
+	CodeUserAlreadyStreams = 106
+	CodeRoomNotFound       = 202
+	CodeRoomClosed         = 203
+	CodeMediaSDPError      = 302
+	CodeMediaEndpointError = 303
+	CodeUserUnauthorized   = 401
+	CodeFilterNotApplied   = 406
+	CodeSignalFormat       = 600
+	CodeSignalTo           = 601
+	CodeForcedCodec        = 800
+	CodeTransportError     = 803
+	CodeServiceNotEnabled  = 996
+)

@@ -1,0 +1,83 @@
+package session
+
+import "time"
+
+// EventKind says what happened. The names follow OpenVidu's webhook events and RPC notifications.
+type EventKind int
+
+// Event kinds.
+const (
+	SessionCreated EventKind = iota + 1
+	SessionDestroyed
+	ParticipantJoined
+	ParticipantLeft
+	// ParticipantEvicted follows ParticipantLeft when the removal was forced (REST, moderator, network).
+	ParticipantEvicted
+	StreamPublished
+	StreamUnpublished
+	StreamPropertyChanged
+	SignalSent
+	// WebRTCConnectionCreated and WebRTCConnectionDestroyed are per media connection: Stream set,
+	// Subscriber set for a subscription (INBOUND), empty for the publisher (OUTBOUND).
+	WebRTCConnectionCreated
+	WebRTCConnectionDestroyed
+)
+
+var kindNames = map[EventKind]string{
+	SessionCreated: "sessionCreated", SessionDestroyed: "sessionDestroyed",
+	ParticipantJoined: "participantJoined", ParticipantLeft: "participantLeft",
+	ParticipantEvicted: "participantEvicted", StreamPublished: "participantPublished",
+	StreamUnpublished: "participantUnpublished", StreamPropertyChanged: "streamPropertyChanged",
+	SignalSent: "signalSent", WebRTCConnectionCreated: "webrtcConnectionCreated",
+	WebRTCConnectionDestroyed: "webrtcConnectionDestroyed",
+}
+
+func (k EventKind) String() string { return kindNames[k] }
+
+// Event is the one type the session model emits. Per session, events are emitted in order while the
+// model's lock is held; sinks and listeners must therefore never block (queue and return).
+type Event struct {
+	Kind    EventKind
+	Time    time.Time
+	Session SessionID
+	// Connection is the participant the event is about.
+	Connection ConnectionID
+	Stream     StreamID
+	// Subscriber is set on WebRTC connection events of a subscription.
+	Subscriber ConnectionID
+	Reason     string
+
+	// Participant is set on ParticipantJoined.
+	Participant *ParticipantInfo
+	// StreamInfo is set on StreamPublished.
+	StreamInfo *StreamInfo
+	// Signal is set on SignalSent.
+	Signal *Signal
+	// Property is set on StreamPropertyChanged.
+	Property *PropertyChange
+}
+
+// Signal is an application message between participants.
+type Signal struct {
+	Type string
+	Data string
+	// From is empty for signals sent through REST.
+	From ConnectionID
+	To   []ConnectionID
+}
+
+// PropertyChange is a stream property update. NewValue is the JSON text of the value the client
+// sent; OpenVidu relays it as a string (protocol note §4.8).
+type PropertyChange struct {
+	Property string
+	NewValue string
+	Reason   string
+}
+
+// Sink receives the events addressed to one participant. Notify must not block.
+type Sink interface {
+	Notify(Event)
+}
+
+// Listener receives every event once (webhooks, metrics, logs). It must not block.
+type Listener func(Event)

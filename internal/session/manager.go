@@ -1,0 +1,851 @@
+// Package session is Parley's session model: sessions, connections (tokens), participants, streams
+// and subscriptions, their lifecycle, and the events it emits.
+//
+// It owns all of that state behind one lock and drives the SFU through the small Media interface. It
+// must not import api, signaling or edge (they call it) and knows nothing of HTTP or JSON-RPC.
+//
+// Event contract: every state change emits Events while the lock is held, so events of a session are
+// delivered in order. Each participant's Sink receives the events addressed to it (the OpenVidu
+// notifications); Listeners receive each event once. Neither may block: a signaling sink queues and
+// closes an overflowing client, a webhook listener queues and counts drops.
+//
+// Lock order: Manager.mu is the only lock here. pion objects are never closed while holding it,
+// because closing fires pion callbacks that may call back into the model.
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/sfu"
+)
+
+// Media is what the model needs from the SFU.
+type Media interface {
+	Publish(ctx context.Context, req sfu.PublishRequest) (*sfu.Publisher, string, error)
+	Subscribe(ctx context.Context, pub *sfu.Publisher, req sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
+}
+
+// Options configure a Manager.
+type Options struct {
+	Config config.SessionConfig
+	// WebSocketURL is the signaling URL written into tokens (ws://localhost:4443/openvidu).
+	WebSocketURL string
+	Media        Media
+	Log          *slog.Logger
+	// Now is the clock; tests may replace it.
+	Now func() time.Time
+}
+
+// Manager owns every session of this node.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	sessions  map[SessionID]*session
+	listeners []Listener
+	closing   bool
+}
+
+// NewManager returns an empty model.
+func NewManager(opts Options) *Manager {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}}
+}
+
+// Listen registers a listener for every event. Register before serving.
+func (m *Manager) Listen(l Listener) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.listeners = append(m.listeners, l)
+}
+
+// emit delivers e to the sinks of to and to every listener. Caller holds m.mu.
+func (m *Manager) emit(e Event, to ...*Connection) {
+	if e.Time.IsZero() {
+		e.Time = m.opts.Now()
+	}
+	for _, c := range to {
+		if c.sink != nil {
+			c.sink.Notify(e)
+		}
+	}
+	for _, l := range m.listeners {
+		l(e)
+	}
+}
+
+// notify delivers e to the sinks of to only (a notification that is not itself a new event, e.g.
+// participantEvicted after participantLeft). Caller holds m.mu.
+func (m *Manager) notify(e Event, to ...*Connection) {
+	e.Time = m.opts.Now()
+	for _, c := range to {
+		if c.sink != nil {
+			c.sink.Notify(e)
+		}
+	}
+}
+
+// ---- sessions (REST) ----
+
+// CreateSession creates a session; a taken customSessionId is a KindConflict error.
+func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return SessionInfo{}, errorf(KindNotAcceptable, CodeRoomClosed, "server is shutting down")
+	}
+	id := SessionID(p.CustomSessionID)
+	if id == "" {
+		for id == "" || m.sessions[id] != nil {
+			id = newSessionID()
+		}
+	} else if m.sessions[id] != nil {
+		return SessionInfo{}, errorf(KindConflict, CodeGeneric, "session %s already exists", id)
+	}
+	s := &session{id: id, createdAt: m.opts.Now(), props: p, conns: map[ConnectionID]*Connection{}}
+	m.sessions[id] = s
+	m.emit(Event{Kind: SessionCreated, Session: id})
+	m.log.Info("session created", "session", id)
+	return m.sessionInfo(s, false), nil
+}
+
+func (m *Manager) sessionInfo(s *session, pending bool) SessionInfo {
+	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}}
+	for _, id := range s.order {
+		c := s.conns[id]
+		if c.active || pending {
+			si.Connections = append(si.Connections, c.info())
+		}
+	}
+	return si
+}
+
+func (m *Manager) lookup(id SessionID) (*session, error) {
+	s := m.sessions[id]
+	if s == nil {
+		return nil, errorf(KindNotFound, CodeRoomNotFound, "session %s cannot be found", id)
+	}
+	return s, nil
+}
+
+// Session returns a snapshot; pending includes connections nobody has joined with yet.
+func (m *Manager) Session(id SessionID, pending bool) (SessionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	return m.sessionInfo(s, pending), nil
+}
+
+// Sessions returns snapshots of every session, oldest first.
+func (m *Manager) Sessions(pending bool) []SessionInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]SessionInfo, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		out = append(out, m.sessionInfo(s, pending))
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	return out
+}
+
+// CloseSession evicts everyone with reason sessionClosedByServer and destroys the session.
+func (m *Manager) CloseSession(id SessionID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	cleanup = m.closeSession(s, "sessionClosedByServer")
+	return nil
+}
+
+func (m *Manager) closeSession(s *session, reason string) (cleanup []func()) {
+	for _, id := range slices.Clone(s.order) {
+		if c := s.conns[id]; c != nil && c.active {
+			cleanup = append(cleanup, m.remove(c, reason, true, false)...)
+		}
+	}
+	m.destroy(s, reason)
+	return cleanup
+}
+
+// destroy forgets a session; its pending tokens die with it. Caller holds m.mu.
+func (m *Manager) destroy(s *session, reason string) {
+	if m.sessions[s.id] != s {
+		return
+	}
+	delete(m.sessions, s.id)
+	for _, c := range s.conns {
+		c.gone = true
+	}
+	m.emit(Event{Kind: SessionDestroyed, Session: s.id, Reason: reason})
+	m.log.Info("session destroyed", "session", s.id, "reason", reason)
+}
+
+// ---- connections (REST) ----
+
+// CreateConnection creates a pending connection with a fresh single-use token.
+func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (ConnectionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	cid := newConnectionID()
+	for s.conns[cid] != nil {
+		cid = newConnectionID()
+	}
+	c := &Connection{
+		id: cid, sess: s, opts: o, createdAt: m.opts.Now(),
+		token: m.opts.WebSocketURL + "?sessionId=" + string(s.id) + "&token=" + newTokenValue(),
+	}
+	s.conns[cid] = c
+	s.order = append(s.order, cid)
+	return c.info(), nil
+}
+
+// Connections lists a session's connections.
+func (m *Manager) Connections(id SessionID, pending bool) ([]ConnectionInfo, error) {
+	si, err := m.Session(id, pending)
+	return si.Connections, err
+}
+
+// Connection returns one connection, pending or active.
+func (m *Manager) Connection(id SessionID, cid ConnectionID) (ConnectionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	return c.info(), nil
+}
+
+func (m *Manager) connection(id SessionID, cid ConnectionID) (*Connection, error) {
+	s, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	c := s.conns[cid]
+	if c == nil {
+		return nil, errorf(KindNotFound, CodeUserNotFound, "connection %s not found in session %s", cid, id)
+	}
+	return c, nil
+}
+
+// UpdateConnection changes role and/or record of a connection (OpenVidu PRO's PATCH, kept because it
+// is cheap). The new role applies to the participant's next action.
+func (m *Manager) UpdateConnection(id SessionID, cid ConnectionID, role *Role, record *bool) (ConnectionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	if role != nil {
+		c.opts.Role = *role
+	}
+	if record != nil {
+		c.opts.Record = *record
+	}
+	return c.info(), nil
+}
+
+// DeleteConnection evicts an active participant (forceDisconnectByServer) or invalidates a pending
+// token.
+func (m *Manager) DeleteConnection(id SessionID, cid ConnectionID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return err
+	}
+	if !c.active {
+		m.forget(c)
+		return nil
+	}
+	cleanup = m.remove(c, "forceDisconnectByServer", true, true)
+	return nil
+}
+
+// forget drops a connection from its session. Caller holds m.mu.
+func (m *Manager) forget(c *Connection) {
+	s := c.sess
+	c.gone = true
+	delete(s.conns, c.id)
+	if i := slices.Index(s.order, c.id); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
+
+// ForceUnpublishByServer stops a stream (REST DELETE stream): everyone, owner included, gets
+// participantUnpublished with reason forceUnpublishByServer.
+func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	c := s.conns[sid.Owner()]
+	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
+		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
+	}
+	cleanup = m.unpublish(c, "forceUnpublishByServer", true)
+	return nil
+}
+
+// ---- participants (signaling) ----
+
+func (m *Manager) activeConns(s *session, except *Connection) []*Connection {
+	out := make([]*Connection, 0, len(s.conns))
+	for _, id := range s.order {
+		if c := s.conns[id]; c.active && c != except {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Join consumes a token and makes its connection an active participant whose notifications go to
+// sink. The token is matched as the exact string REST returned (protocol note §3.2).
+func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Connection, JoinResult, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[id]
+	if s == nil {
+		return nil, JoinResult{}, errorf(KindNotFound, CodeRoomNotFound, "Unable to join session %s. Session %s cannot be found", id, id)
+	}
+	if m.closing {
+		return nil, JoinResult{}, errorf(KindNotAcceptable, CodeRoomClosed, "Unable to join session %s. The server is shutting down", id)
+	}
+	var c *Connection
+	for _, cc := range s.conns {
+		if !cc.active && cc.token == token {
+			c = cc
+			break
+		}
+	}
+	if c == nil {
+		// Never echo the token: error messages end up in client and server logs.
+		return nil, JoinResult{}, errorf(KindUnauthorized, CodeUserUnauthorized, "Unable to join session %s. Token is not valid", id)
+	}
+	existing := m.activeConns(s, nil)
+	c.active, c.activeAt = true, m.opts.Now()
+	c.clientData, c.platform, c.ip, c.sink = j.Metadata, j.Platform, j.IP, sink
+	c.subs = map[ConnectionID]*subscription{}
+	c.pendingCands = map[string][]sfu.Candidate{}
+	s.everJoined = true
+
+	self := c.participantInfo()
+	m.emit(Event{Kind: ParticipantJoined, Session: s.id, Connection: c.id, Participant: &self}, existing...)
+	res := JoinResult{Self: self, Session: s.id, Role: c.opts.Role, Record: c.opts.Record, IceServers: c.opts.CustomIceServers}
+	for _, e := range existing {
+		res.Existing = append(res.Existing, e.participantInfo())
+	}
+	m.log.Info("participant joined", "session", s.id, "connection", c.id, "ip", j.IP)
+	return c, res, nil
+}
+
+// usable checks that c is still an active participant. Caller holds m.mu.
+func usable(c *Connection) error {
+	if c == nil || !c.active || c.gone {
+		return errorf(KindNotFound, CodeTransportError, "no participant for this socket: joinRoom first")
+	}
+	return nil
+}
+
+// Leave removes a participant that asked to leave (leaveRoom): others get participantLeft/disconnect.
+func (m *Manager) Leave(c *Connection) {
+	m.Evict(c, "disconnect")
+}
+
+// Evict removes a participant for reason. Reasons other than "disconnect" are forced removals: every
+// participant, the evicted one included, also gets participantEvicted.
+func (m *Manager) Evict(c *Connection, reason string) {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if usable(c) != nil {
+		return
+	}
+	cleanup = m.remove(c, reason, reason != "disconnect", true)
+}
+
+// remove takes a participant out of its session. With lastLeaves, a session left empty is destroyed
+// (reason lastParticipantLeft). Caller holds m.mu; the returned funcs close media after unlocking.
+func (m *Manager) remove(c *Connection, reason string, forced, lastLeaves bool) (cleanup []func()) {
+	s := c.sess
+	cleanup = m.dropMedia(c, reason)
+	others := m.activeConns(s, c)
+	m.forget(c)
+	m.emit(Event{Kind: ParticipantLeft, Session: s.id, Connection: c.id, Reason: reason}, others...)
+	if forced {
+		m.notify(Event{Kind: ParticipantEvicted, Session: s.id, Connection: c.id, Reason: reason}, append(others, c)...)
+	}
+	m.log.Info("participant left", "session", s.id, "connection", c.id, "reason", reason)
+	if lastLeaves && len(others) == 0 {
+		m.destroy(s, "lastParticipantLeft")
+	}
+	return cleanup
+}
+
+// dropMedia releases c's subscriptions and its stream (with the subscriptions of others to it).
+func (m *Manager) dropMedia(c *Connection, reason string) (cleanup []func()) {
+	for pid, sub := range c.subs {
+		cleanup = append(cleanup, sub.sub.Close)
+		delete(c.subs, pid)
+		m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: pid, Stream: sub.stream, Subscriber: c.id, Reason: reason})
+	}
+	if c.stream != nil {
+		cleanup = append(cleanup, m.releaseStream(c, reason)...)
+	}
+	return cleanup
+}
+
+// releaseStream closes c's stream and every subscription to it. Caller holds m.mu.
+func (m *Manager) releaseStream(c *Connection, reason string) (cleanup []func()) {
+	st := c.stream
+	c.stream = nil
+	for _, o := range c.sess.conns {
+		if sub := o.subs[c.id]; sub != nil {
+			delete(o.subs, c.id)
+			cleanup = append(cleanup, sub.sub.Close)
+			m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Subscriber: o.id, Reason: reason})
+		}
+	}
+	cleanup = append(cleanup, st.pub.Close)
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason})
+	return cleanup
+}
+
+// unpublish stops c's stream and tells the others (and, when toOwner, c itself).
+func (m *Manager) unpublish(c *Connection, reason string, toOwner bool) (cleanup []func()) {
+	cleanup = m.releaseStream(c, reason)
+	to := m.activeConns(c.sess, c)
+	if toOwner {
+		to = append(to, c)
+	}
+	m.emit(Event{Kind: StreamUnpublished, Session: c.sess.id, Connection: c.id, Reason: reason}, to...)
+	return cleanup
+}
+
+func run(fs []func()) {
+	for _, f := range fs {
+		f()
+	}
+}
+
+// PublishParams is a publishVideo request.
+type PublishParams struct {
+	Offer string
+	Media MediaOptions
+}
+
+// Publish negotiates c's stream and announces it to the other participants.
+func (m *Manager) Publish(ctx context.Context, c *Connection, p PublishParams) (StreamInfo, string, error) {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return StreamInfo{}, "", err
+	}
+	if !c.opts.Role.CanPublish() {
+		m.mu.Unlock()
+		return StreamInfo{}, "", errorf(KindUnauthorized, CodeUserUnauthorized, "Unable to publish video. The user does not have a valid token")
+	}
+	if c.stream != nil || c.publishing {
+		m.mu.Unlock()
+		return StreamInfo{}, "", errorf(KindConflict, CodeUserAlreadyStreams, "connection %s is already publishing", c.id)
+	}
+	c.publishing = true
+	sid := newStreamID(p.Media.TypeOfVideo, p.Media.HasVideo, c.id)
+	codec := resolveCodec(c.sess.props.ForcedVideoCodec, m.opts.Config.ForcedVideoCodec)
+	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
+	m.mu.Unlock()
+
+	pub, answer, err := m.opts.Media.Publish(ctx, sfu.PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
+		OnState: func(st string) { log.Debug("publisher state", "state", st) }})
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c.publishing = false
+	if err != nil {
+		return StreamInfo{}, "", mediaError(err)
+	}
+	if usable(c) != nil {
+		go pub.Close()
+		return StreamInfo{}, "", errorf(KindNotFound, CodeUserNotFound, "participant left while publishing")
+	}
+	p.Media.HasAudio = p.Media.HasAudio && pub.HasAudio()
+	p.Media.HasVideo = p.Media.HasVideo && pub.HasVideo()
+	c.stream = &stream{id: sid, createdAt: m.opts.Now(), media: p.Media, pub: pub}
+	m.flushCandidates(c, string(c.id), pub.AddCandidate)
+	si := c.stream.info()
+	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: c.id, Stream: sid})
+	m.emit(Event{Kind: StreamPublished, Session: c.sess.id, Connection: c.id, Stream: sid, StreamInfo: &si}, m.activeConns(c.sess, c)...)
+	log.Info("stream published", "codec", codec)
+	return si, answer, nil
+}
+
+// resolveCodec maps OpenVidu's forcedVideoCodec to the SFU's choice: MEDIA_SERVER_PREFERRED means VP8
+// (what Kurento resolved it to), NONE means whatever the publisher offers first.
+func resolveCodec(session, global string) string {
+	v := session
+	if v == "" {
+		v = global
+	}
+	switch v {
+	case "VP8", "VP9", "H264":
+		return v
+	case "NONE":
+		return sfu.CodecAny
+	default:
+		return sfu.CodecVP8
+	}
+}
+
+func mediaError(err error) error {
+	switch {
+	case errors.Is(err, sfu.ErrCodec):
+		return errorf(KindInvalid, CodeForcedCodec, "%v", err)
+	case errors.Is(err, sfu.ErrSDP):
+		return errorf(KindInvalid, CodeMediaSDPError, "%v", err)
+	default:
+		return errorf(KindInternal, CodeMediaEndpointError, "media error: %v", err)
+	}
+}
+
+// flushCandidates applies candidates buffered for endpoint. Caller holds m.mu; AddICECandidate only
+// queues inside pion, it never blocks on the network.
+func (m *Manager) flushCandidates(c *Connection, endpoint string, add func(sfu.Candidate) error) {
+	for _, cand := range c.pendingCands[endpoint] {
+		_ = add(cand)
+	}
+	delete(c.pendingCands, endpoint)
+}
+
+// Unpublish stops c's own stream (unpublishVideo).
+func (m *Manager) Unpublish(c *Connection) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := usable(c); err != nil {
+		return err
+	}
+	if c.stream == nil {
+		return errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
+	}
+	cleanup = m.unpublish(c, "unpublish", false)
+	return nil
+}
+
+// Subscribe negotiates a subscription of c to stream sid (receiveVideoFrom, client offer).
+func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, offer string) (string, error) {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return "", err
+	}
+	owner := c.sess.conns[sid.Owner()]
+	if owner == nil || !owner.active {
+		m.mu.Unlock()
+		return "", errorf(KindNotFound, CodeUserNotFound, "participant %s not found", sid.Owner())
+	}
+	if owner.stream == nil || owner.stream.id != sid {
+		m.mu.Unlock()
+		return "", errorf(KindNotAcceptable, CodeUserNotStreaming, "participant %s is not publishing stream %s", owner.id, sid)
+	}
+	pub := owner.stream.pub
+	old := c.subs[owner.id]
+	delete(c.subs, owner.id) // a re-subscription replaces the old one
+	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
+	m.mu.Unlock()
+	if old != nil {
+		old.sub.Close()
+	}
+
+	sub, answer, err := m.opts.Media.Subscribe(ctx, pub, sfu.SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
+		OnState: func(st string) { log.Debug("subscriber state", "state", st) }})
+	if err != nil {
+		return "", mediaError(err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || c.subs[owner.id] != nil {
+		go sub.Close()
+		return "", errorf(KindNotFound, CodeUserNotFound, "stream %s went away while subscribing", sid)
+	}
+	c.subs[owner.id] = &subscription{stream: sid, createdAt: m.opts.Now(), sub: sub}
+	m.flushCandidates(c, string(owner.id), sub.AddCandidate)
+	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: owner.id, Stream: sid, Subscriber: c.id})
+	log.Info("subscribed")
+	return answer, nil
+}
+
+// Unsubscribe ends c's subscription to the stream of publisher (unsubscribeFromVideo sends the
+// publisher's connection id, not a stream id).
+func (m *Manager) Unsubscribe(c *Connection, publisher ConnectionID) error {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	sub := c.subs[publisher]
+	if sub == nil {
+		m.mu.Unlock()
+		return errorf(KindNotFound, CodeUserNotFound, "not subscribed to %s", publisher)
+	}
+	delete(c.subs, publisher)
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: "unsubscribe"})
+	m.mu.Unlock()
+	sub.sub.Close()
+	return nil
+}
+
+// AddCandidate routes a browser candidate: endpointName is c's own id for its publisher connection,
+// or the publisher's id for a subscription. Candidates for endpoints not negotiated yet are kept.
+func (m *Manager) AddCandidate(c *Connection, endpoint string, cand sfu.Candidate) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := usable(c); err != nil {
+		return err
+	}
+	var add func(sfu.Candidate) error
+	if endpoint == string(c.id) && c.stream != nil {
+		add = c.stream.pub.AddCandidate
+	} else if sub := c.subs[ConnectionID(endpoint)]; sub != nil {
+		add = sub.sub.AddCandidate
+	}
+	if add == nil {
+		if len(c.pendingCands[endpoint]) < 64 && len(c.pendingCands) < 64 { // bounded: a client cannot grow it forever
+			c.pendingCands[endpoint] = append(c.pendingCands[endpoint], cand)
+		}
+		return nil
+	}
+	return add(cand)
+}
+
+// SendSignal delivers an application signal. from is nil for REST signals. With no recipients the
+// signal goes to every participant (the sender included); unknown recipients fail the whole signal.
+func (m *Manager) SendSignal(id SessionID, from *Connection, to []ConnectionID, typ, data string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var s *session
+	if from != nil {
+		if err := usable(from); err != nil {
+			return err
+		}
+		s = from.sess
+	} else {
+		var err error
+		if s, err = m.lookup(id); err != nil {
+			return err
+		}
+	}
+	var recipients []*Connection
+	if len(to) == 0 {
+		recipients = m.activeConns(s, nil)
+		if len(recipients) == 0 {
+			return errorf(KindNotAcceptable, CodeSignalTo, "session %s has no participants", s.id)
+		}
+	} else {
+		for _, t := range to {
+			c := s.conns[t]
+			if c == nil || !c.active {
+				return errorf(KindNotAcceptable, CodeSignalTo, "signal recipient %q is not a participant of session %s", t, s.id)
+			}
+			if !slices.Contains(recipients, c) {
+				recipients = append(recipients, c)
+			}
+		}
+	}
+	sig := &Signal{Type: typ, Data: data}
+	for _, r := range recipients {
+		sig.To = append(sig.To, r.id)
+	}
+	if from != nil {
+		sig.From = from.id
+	}
+	m.emit(Event{Kind: SignalSent, Session: s.id, Connection: sig.From, Signal: sig}, recipients...)
+	return nil
+}
+
+// ChangeStreamProperty records a property change of c's stream and tells the others. newValue is the
+// JSON text the client sent.
+func (m *Manager) ChangeStreamProperty(c *Connection, property, newValue, reason string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := usable(c); err != nil {
+		return err
+	}
+	if c.stream == nil {
+		return errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
+	}
+	md := &c.stream.media
+	switch property {
+	case "audioActive":
+		md.AudioActive = strings.TrimSpace(newValue) == "true"
+	case "videoActive":
+		md.VideoActive = strings.TrimSpace(newValue) == "true"
+	case "videoDimensions":
+		var dims string
+		if json.Unmarshal([]byte(newValue), &dims) == nil {
+			md.VideoDimensions = dims
+		}
+	}
+	m.emit(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: c.id, Stream: c.stream.id,
+		Property: &PropertyChange{Property: property, NewValue: newValue, Reason: reason}}, m.activeConns(c.sess, c)...)
+	return nil
+}
+
+// ForceDisconnect evicts target on behalf of moderator by (reason forceDisconnectByUser).
+func (m *Manager) ForceDisconnect(by *Connection, target ConnectionID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.moderator(by); err != nil {
+		return err
+	}
+	c := by.sess.conns[target]
+	if c == nil || !c.active {
+		return errorf(KindNotFound, CodeUserNotFound, "connection %s not found", target)
+	}
+	cleanup = m.remove(c, "forceDisconnectByUser", true, true)
+	return nil
+}
+
+// ForceUnpublish stops stream sid on behalf of moderator by (reason forceUnpublishByUser).
+func (m *Manager) ForceUnpublish(by *Connection, sid StreamID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.moderator(by); err != nil {
+		return err
+	}
+	c := by.sess.conns[sid.Owner()]
+	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
+		return errorf(KindNotFound, CodeUserNotFound, "stream %s not found", sid)
+	}
+	cleanup = m.unpublish(c, "forceUnpublishByUser", true)
+	return nil
+}
+
+func (m *Manager) moderator(c *Connection) error {
+	if err := usable(c); err != nil {
+		return err
+	}
+	if c.opts.Role != RoleModerator {
+		return errorf(KindUnauthorized, CodeUserUnauthorized, "only a MODERATOR may do that")
+	}
+	return nil
+}
+
+// ReconnectPublisher renegotiates c's stream on a new PeerConnection (reconnectStream); subscribers
+// stay attached and nobody is notified.
+func (m *Manager) ReconnectPublisher(ctx context.Context, c *Connection, offer string) (StreamInfo, string, error) {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return StreamInfo{}, "", err
+	}
+	if c.stream == nil {
+		m.mu.Unlock()
+		return StreamInfo{}, "", errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
+	}
+	st := c.stream
+	m.mu.Unlock()
+	answer, err := st.pub.Renegotiate(ctx, offer)
+	if err != nil {
+		return StreamInfo{}, "", mediaError(err)
+	}
+	return st.info(), answer, nil
+}
+
+// Alive reports whether a connection is an active participant (the TURN server asks on every
+// authenticated request).
+func (m *Manager) Alive(cid string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.sessions {
+		if c := s.conns[ConnectionID(cid)]; c != nil {
+			return c.active && !c.gone
+		}
+	}
+	return false
+}
+
+// Run collects sessions nobody joined (OPENVIDU_SESSIONS_GARBAGE_*) until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	if m.opts.Config.GarbageInterval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(m.opts.Config.GarbageInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.CollectGarbage()
+		}
+	}
+}
+
+// CollectGarbage removes sessions without participants that are older than the threshold, silently
+// (OpenVidu sends no webhook for them either).
+func (m *Manager) CollectGarbage() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.opts.Now()
+	for id, s := range m.sessions {
+		if len(m.activeConns(s, nil)) == 0 && now.Sub(s.createdAt) >= m.opts.Config.GarbageThreshold {
+			delete(m.sessions, id)
+			for _, c := range s.conns {
+				c.gone = true
+			}
+			m.log.Info("session garbage-collected", "session", id)
+		}
+	}
+}
+
+// Shutdown refuses new work and evicts every participant with reason openviduServerStopped.
+func (m *Manager) Shutdown() {
+	var cleanup []func()
+	m.mu.Lock()
+	m.closing = true
+	for _, s := range m.sessions {
+		cleanup = append(cleanup, m.closeSession(s, "openviduServerStopped")...)
+	}
+	m.mu.Unlock()
+	run(cleanup)
+}

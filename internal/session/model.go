@@ -1,0 +1,239 @@
+package session
+
+import (
+	"time"
+
+	"github.com/parley/parley/internal/sfu"
+)
+
+// Role is a connection's capability set (OpenVidu OpenViduRole).
+type Role string
+
+// Roles.
+const (
+	RoleSubscriber Role = "SUBSCRIBER"
+	RolePublisher  Role = "PUBLISHER"
+	RoleModerator  Role = "MODERATOR"
+)
+
+// CanPublish reports whether the role may publish a stream.
+func (r Role) CanPublish() bool { return r == RolePublisher || r == RoleModerator }
+
+// RecordingProperties are a session's default recording settings (protocol note §10.2).
+type RecordingProperties struct {
+	Name                string
+	HasAudio            bool
+	HasVideo            bool
+	OutputMode          string
+	RecordingLayout     string
+	CustomLayout        string
+	Resolution          string
+	FrameRate           int
+	ShmSize             int64
+	IgnoreFailedStreams bool
+}
+
+// Properties are what the application chose when creating the session.
+type Properties struct {
+	MediaMode        string // ROUTED or RELAYED (RELAYED is served ROUTED, as OpenVidu CE does)
+	RecordingMode    string // MANUAL or ALWAYS
+	CustomSessionID  string
+	DefaultRecording RecordingProperties
+	ForcedVideoCodec string // MEDIA_SERVER_PREFERRED, NONE, VP8, VP9, H264
+	AllowTranscoding bool
+}
+
+// KurentoOptions are per-connection bandwidth and filter settings; nil fields were not set.
+type KurentoOptions struct {
+	VideoMaxRecvBandwidth *int
+	VideoMinRecvBandwidth *int
+	VideoMaxSendBandwidth *int
+	VideoMinSendBandwidth *int
+	AllowedFilters        []string
+}
+
+// IceServer is one entry of a connection's ICE server list (OpenVidu's IceServerProperties).
+type IceServer struct {
+	URL        string
+	Username   string
+	Credential string
+}
+
+// ConnectionOptions are what the application chose when creating a connection (its token).
+type ConnectionOptions struct {
+	Type             string // WEBRTC (IPCAM is refused)
+	Data             string // server data
+	Record           bool
+	Role             Role
+	KurentoOptions   *KurentoOptions
+	CustomIceServers []IceServer
+}
+
+// MediaOptions describe a published stream as the client announced it.
+type MediaOptions struct {
+	HasAudio        bool
+	HasVideo        bool
+	AudioActive     bool
+	VideoActive     bool
+	TypeOfVideo     string
+	FrameRate       float64 // -1 when the application did not set one
+	VideoDimensions string  // JSON text, e.g. {"width":640,"height":480}
+}
+
+// SessionInfo is a snapshot of a session for the REST API.
+type SessionInfo struct {
+	ID          SessionID
+	CreatedAt   time.Time
+	Props       Properties
+	Recording   bool
+	Connections []ConnectionInfo
+}
+
+// ConnectionInfo is a snapshot of a connection.
+type ConnectionInfo struct {
+	ID          ConnectionID
+	Session     SessionID
+	Active      bool
+	CreatedAt   time.Time
+	ActiveAt    time.Time
+	IP          string
+	Platform    string
+	ClientData  string
+	Token       string
+	Options     ConnectionOptions
+	Publishers  []StreamInfo
+	Subscribers []SubscriptionInfo
+}
+
+// StreamInfo is a snapshot of a published stream.
+type StreamInfo struct {
+	ID        StreamID
+	CreatedAt time.Time
+	Media     MediaOptions
+}
+
+// SubscriptionInfo is a snapshot of one subscription of a connection.
+type SubscriptionInfo struct {
+	Stream    StreamID
+	CreatedAt time.Time
+}
+
+// ParticipantInfo is how a participant is announced to others (participantJoined, joinRoom value).
+type ParticipantInfo struct {
+	ID        ConnectionID
+	CreatedAt time.Time // when it joined
+	Metadata  string    // client data and server data joined by %/%
+	Stream    *StreamInfo
+}
+
+// JoinInfo is what a joining client tells about itself.
+type JoinInfo struct {
+	Metadata string // client data
+	Platform string
+	IP       string
+}
+
+// JoinResult is what joinRoom answers.
+type JoinResult struct {
+	Self     ParticipantInfo
+	Session  SessionID
+	Role     Role
+	Record   bool
+	Existing []ParticipantInfo
+	// IceServers are the connection's configured servers (empty: the caller supplies its defaults).
+	IceServers []IceServer
+}
+
+// session is the model's state of one session; guarded by Manager.mu.
+type session struct {
+	id         SessionID
+	createdAt  time.Time
+	props      Properties
+	conns      map[ConnectionID]*Connection
+	order      []ConnectionID // creation order, for stable listings
+	everJoined bool
+}
+
+// Connection is a connection (token) and, once joined, a participant. Its fields are guarded by
+// Manager.mu; callers hold it as an opaque handle.
+type Connection struct {
+	id        ConnectionID
+	sess      *session
+	token     string
+	opts      ConnectionOptions
+	createdAt time.Time
+
+	active     bool
+	gone       bool
+	activeAt   time.Time
+	ip         string
+	platform   string
+	clientData string
+	sink       Sink
+
+	stream     *stream
+	publishing bool // a publish is being negotiated
+	subs       map[ConnectionID]*subscription
+	// pendingCands holds candidates that arrived before their endpoint existed, by endpointName.
+	pendingCands map[string][]sfu.Candidate
+}
+
+// ID returns the connection id.
+func (c *Connection) ID() ConnectionID { return c.id }
+
+type stream struct {
+	id        StreamID
+	createdAt time.Time
+	media     MediaOptions
+	pub       *sfu.Publisher
+}
+
+type subscription struct {
+	stream    StreamID
+	createdAt time.Time
+	sub       *sfu.Subscriber
+}
+
+// metadata joins client and server data the way OpenVidu does (protocol note §2): apps parse it, so
+// the separator appears only when both are present.
+func (c *Connection) metadata() string {
+	switch {
+	case c.clientData != "" && c.opts.Data != "":
+		return c.clientData + "%/%" + c.opts.Data
+	case c.clientData != "":
+		return c.clientData
+	default:
+		return c.opts.Data
+	}
+}
+
+func (c *Connection) participantInfo() ParticipantInfo {
+	p := ParticipantInfo{ID: c.id, CreatedAt: c.activeAt, Metadata: c.metadata()}
+	if c.stream != nil {
+		si := c.stream.info()
+		p.Stream = &si
+	}
+	return p
+}
+
+func (s *stream) info() StreamInfo {
+	return StreamInfo{ID: s.id, CreatedAt: s.createdAt, Media: s.media}
+}
+
+func (c *Connection) info() ConnectionInfo {
+	ci := ConnectionInfo{
+		ID: c.id, Session: c.sess.id, Active: c.active, CreatedAt: c.createdAt, ActiveAt: c.activeAt,
+		IP: c.ip, Platform: c.platform, ClientData: c.clientData, Token: c.token, Options: c.opts,
+	}
+	if c.active {
+		ci.Publishers = []StreamInfo{}
+		ci.Subscribers = []SubscriptionInfo{}
+		if c.stream != nil {
+			ci.Publishers = append(ci.Publishers, c.stream.info())
+		}
+		for _, s := range c.subs {
+			ci.Subscribers = append(ci.Subscribers, SubscriptionInfo{Stream: s.stream, CreatedAt: s.createdAt})
+		}
+	}
+	return ci
+}

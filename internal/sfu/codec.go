@@ -1,0 +1,110 @@
+package sfu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// Video codec names accepted by Publish (OpenVidu's forcedVideoCodec values, resolved).
+const (
+	CodecVP8  = "VP8"
+	CodecVP9  = "VP9"
+	CodecH264 = "H264"
+	// CodecAny takes the publisher's first offered codec that we can forward (OpenVidu's NONE).
+	CodecAny = ""
+)
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"},
+}
+
+var opus = webrtc.RTPCodecParameters{
+	RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+	PayloadType:        111,
+}
+
+var videoCodecs = []webrtc.RTPCodecParameters{
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback}, PayloadType: 96},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000, SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback}, PayloadType: 98},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: videoFeedback}, PayloadType: 102},
+	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 127},
+}
+
+func registerCodecs(m *webrtc.MediaEngine) error {
+	if err := m.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
+		return err
+	}
+	for _, c := range videoCodecs {
+		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// chooseVideoCodec picks, for one video m-line of a publisher's offer, the single codec the stream
+// will use: the forced one if the offer has it, else (CodecAny) the first offered one we support. An
+// SFU without transcoding needs every subscriber to decode what the publisher sends, so one codec
+// per stream, and per session when forced.
+func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecParameters, error) {
+	for _, f := range md.MediaName.Formats {
+		var pt uint8
+		if _, err := fmt.Sscan(f, &pt); err != nil {
+			continue
+		}
+		name, fmtp := "", ""
+		for _, a := range md.Attributes {
+			switch a.Key {
+			case "rtpmap":
+				if p, rest, ok := strings.Cut(a.Value, " "); ok && p == f {
+					name, _, _ = strings.Cut(rest, "/")
+				}
+			case "fmtp":
+				if p, rest, ok := strings.Cut(a.Value, " "); ok && p == f {
+					fmtp = rest
+				}
+			}
+		}
+		if name == "" || (want != CodecAny && !strings.EqualFold(name, want)) {
+			continue
+		}
+		for _, c := range videoCodecs {
+			if strings.EqualFold(c.MimeType, "video/"+name) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, fmtp) {
+				return c, nil
+			}
+		}
+	}
+	if want == CodecAny {
+		want = "VP8, VP9 or H264"
+	}
+	return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: the offer has no %s video", ErrCodec, want)
+}
+
+// ErrCodec means the publisher did not offer the session's forced video codec (OpenVidu error 800).
+var ErrCodec = fmt.Errorf("%w: forced codec not offered", ErrSDP)
+
+// fmtpCompatible matches H264 on profile and packetization mode (what decoders care about); other
+// codecs on the name alone.
+func fmtpCompatible(mime, ours, theirs string) bool {
+	if !strings.EqualFold(mime, webrtc.MimeTypeH264) {
+		return true
+	}
+	p := func(s, key string) string {
+		for _, kv := range strings.Split(s, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && strings.EqualFold(k, key) {
+				return strings.ToLower(v)
+			}
+		}
+		return ""
+	}
+	profile := func(s string) string {
+		if v := p(s, "profile-level-id"); len(v) >= 4 {
+			return v[:4] // profile_idc + constraint flags; the level may differ
+		}
+		return ""
+	}
+	return p(ours, "packetization-mode") == p(theirs, "packetization-mode") && profile(ours) == profile(theirs)
+}

@@ -1,0 +1,364 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// PublishRequest asks for a new publisher PeerConnection.
+type PublishRequest struct {
+	// Offer is the browser's SDP offer (sendonly, or sendrecv for loopback).
+	Offer string
+	// VideoCodec is the codec the stream must use (CodecVP8…), or CodecAny.
+	VideoCodec string
+	// Log carries the caller's fields (session, connection, stream).
+	Log *slog.Logger
+	// OnState is told about ICE/DTLS state changes ("connected", "failed", "closed"…). Optional; it
+	// runs on a pion goroutine and must return quickly.
+	OnState func(state string)
+}
+
+// Publisher is one published stream: its PeerConnection and one forwarder per track kind.
+type Publisher struct {
+	sfu     *SFU
+	log     *slog.Logger
+	onState func(string)
+	codec   string
+
+	mu     sync.Mutex
+	pc     *webrtc.PeerConnection // replaced by Renegotiate
+	closed bool
+
+	audio, video *forwarder // nil when the offer has no such m-line
+	wg           sync.WaitGroup
+	stop         chan struct{}
+}
+
+// Publish creates the PeerConnection for a browser's publisher offer and returns our answer.
+func (s *SFU) Publish(ctx context.Context, req PublishRequest) (*Publisher, string, error) {
+	log := req.Log
+	if log == nil {
+		log = s.log
+	}
+	p := &Publisher{sfu: s, log: log, onState: req.OnState, codec: req.VideoCodec, stop: make(chan struct{})}
+	ans, err := p.negotiate(ctx, req.Offer)
+	if err != nil {
+		return nil, "", err
+	}
+	if p.video != nil && s.cfg.MaxRecvBandwidth > 0 {
+		p.wg.Add(1)
+		go p.remb()
+	}
+	return p, ans, nil
+}
+
+// negotiate builds a PeerConnection for offer, wires its tracks to the forwarders (created on the
+// first negotiation and kept across renegotiations, so subscribers stay attached), and answers.
+func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error) {
+	var parsed sdp.SessionDescription
+	if err := parsed.UnmarshalString(offer); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrSDP, err)
+	}
+	pc, err := p.sfu.pubAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return "", err
+	}
+	fail := func(err error) (string, error) { _ = pc.Close(); return "", err }
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrSDP, err))
+	}
+	var audio, video *forwarder
+	for _, t := range pc.GetTransceivers() {
+		mid := t.Mid()
+		var md *sdp.MediaDescription
+		for _, m := range parsed.MediaDescriptions {
+			if v, _ := m.Attribute("mid"); v == mid {
+				md = m
+			}
+		}
+		switch {
+		case md == nil:
+		case t.Kind() == webrtc.RTPCodecTypeVideo && video == nil:
+			c, err := chooseVideoCodec(md, p.codec)
+			if err != nil {
+				return fail(err)
+			}
+			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
+				return fail(fmt.Errorf("%w: %v", ErrSDP, err))
+			}
+			video = p.forwarderFor(webrtc.RTPCodecTypeVideo, c.RTPCodecCapability)
+		case t.Kind() == webrtc.RTPCodecTypeAudio && audio == nil:
+			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{opus}); err != nil {
+				return fail(fmt.Errorf("%w: the offer has no Opus audio", ErrSDP))
+			}
+			audio = p.forwarderFor(webrtc.RTPCodecTypeAudio, opus.RTPCodecCapability)
+		}
+	}
+	if audio == nil && video == nil {
+		return fail(fmt.Errorf("%w: no audio or video to receive", ErrSDP))
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		f := audio
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			f = video
+		}
+		if f == nil {
+			return
+		}
+		f.ssrc.Store(uint32(tr.SSRC()))
+		f.pc.Store(pc)
+		f.requestKeyframe() // subscribers may already be waiting
+		p.wg.Add(1)
+		defer p.wg.Done()
+		f.run(tr)
+	})
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if p.onState != nil {
+			p.onState(st.String())
+		}
+	})
+	ans, err := answer(ctx, pc)
+	if err != nil {
+		return fail(err)
+	}
+	p.mu.Lock()
+	old, closed := p.pc, p.closed
+	if !closed {
+		p.pc, p.audio, p.video = pc, audio, video
+	}
+	p.mu.Unlock()
+	if closed {
+		return fail(errors.New("publisher closed"))
+	}
+	if old != nil {
+		_ = old.Close()
+	}
+	return ans, nil
+}
+
+// forwarderFor keeps the existing forwarder of that kind across renegotiations.
+func (p *Publisher) forwarderFor(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability) *forwarder {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	existing := p.audio
+	if kind == webrtc.RTPCodecTypeVideo {
+		existing = p.video
+	}
+	if existing != nil && existing.codec.MimeType == c.MimeType {
+		return existing
+	}
+	return newForwarder(kind, c, p.log)
+}
+
+// Renegotiate replaces the PeerConnection with one for a new offer (OpenVidu reconnectStream) and
+// keeps every subscriber attached.
+func (p *Publisher) Renegotiate(ctx context.Context, offer string) (string, error) {
+	return p.negotiate(ctx, offer)
+}
+
+// AddCandidate applies a browser candidate.
+func (p *Publisher) AddCandidate(c Candidate) error {
+	p.mu.Lock()
+	pc := p.pc
+	p.mu.Unlock()
+	return addCandidate(pc, c)
+}
+
+// HasAudio and HasVideo tell which kinds the stream carries.
+func (p *Publisher) HasAudio() bool { return p.audio != nil }
+
+// HasVideo tells whether the stream carries video.
+func (p *Publisher) HasVideo() bool { return p.video != nil }
+
+// Close ends the publisher. Subscribers must be closed by their owners; they stop receiving at once.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	pc := p.pc
+	p.mu.Unlock()
+	close(p.stop)
+	if pc != nil {
+		_ = pc.Close()
+	}
+	p.wg.Wait()
+}
+
+// remb tells the browser the most it may send: OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH. Without
+// any feedback Chrome would stay near its start bitrate; its own loss-based control still backs off.
+func (p *Publisher) remb() {
+	defer p.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	bps := float32(p.sfu.cfg.MaxRecvBandwidth) * 1000
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		f := p.video
+		ssrc := f.ssrc.Load()
+		pc := f.pc.Load()
+		if ssrc == 0 || pc == nil {
+			continue
+		}
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: []uint32{ssrc}}})
+	}
+}
+
+// keyframeInterval throttles keyframe requests to a publisher: each costs it a large frame, and a
+// burst of joiners should not turn into a burst of keyframes.
+const keyframeInterval = 300 * time.Millisecond
+
+// forwarder fans one incoming track out to its subscribers.
+type forwarder struct {
+	kind  webrtc.RTPCodecType
+	codec webrtc.RTPCodecCapability
+	log   *slog.Logger
+
+	ssrc atomic.Uint32                         // publisher's SSRC, for PLI and REMB
+	pc   atomic.Pointer[webrtc.PeerConnection] // where keyframe requests go
+
+	subsMu sync.Mutex
+	subs   atomic.Pointer[[]*downTrack] // copy-on-write: the read loop never locks
+
+	ring *ring // retransmission buffer shared by all subscribers (video only)
+
+	lastPLI    atomic.Int64 // unix nanos of the last keyframe request sent
+	plipending atomic.Bool  // a deferred request is scheduled
+
+	packets atomic.Uint64 // forwarded from the publisher
+}
+
+func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *slog.Logger) *forwarder {
+	f := &forwarder{kind: kind, codec: c, log: log}
+	empty := []*downTrack{}
+	f.subs.Store(&empty)
+	if kind == webrtc.RTPCodecTypeVideo {
+		f.ring = newRing()
+	}
+	return f
+}
+
+// run reads the publisher's track until it ends. The buffer and packet are reused: no allocation per
+// packet on this path, and the subscriber list is read without a lock.
+func (f *forwarder) run(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	var pkt rtp.Packet
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		f.packets.Add(1)
+		if f.ring != nil {
+			f.ring.put(pkt.SequenceNumber, buf[:n])
+		}
+		for _, d := range *f.subs.Load() {
+			d.write(&pkt)
+		}
+	}
+}
+
+func (f *forwarder) attach(d *downTrack) {
+	f.subsMu.Lock()
+	defer f.subsMu.Unlock()
+	old := *f.subs.Load()
+	next := make([]*downTrack, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, d)
+	f.subs.Store(&next)
+}
+
+func (f *forwarder) detach(d *downTrack) {
+	f.subsMu.Lock()
+	defer f.subsMu.Unlock()
+	old := *f.subs.Load()
+	next := make([]*downTrack, 0, len(old))
+	for _, x := range old {
+		if x != d {
+			next = append(next, x)
+		}
+	}
+	f.subs.Store(&next)
+}
+
+// requestKeyframe asks the publisher for a keyframe, at most once per keyframeInterval; a request
+// inside the interval is deferred to its end rather than dropped, so a late joiner is never left
+// waiting for the publisher's periodic keyframe.
+func (f *forwarder) requestKeyframe() {
+	if f.kind != webrtc.RTPCodecTypeVideo {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := f.lastPLI.Load()
+	if wait := time.Duration(last + int64(keyframeInterval) - now); wait > 0 {
+		if f.plipending.CompareAndSwap(false, true) {
+			time.AfterFunc(wait, func() {
+				f.plipending.Store(false)
+				f.requestKeyframe()
+			})
+		}
+		return
+	}
+	if !f.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	ssrc, pc := f.ssrc.Load(), f.pc.Load()
+	if ssrc == 0 || pc == nil {
+		return
+	}
+	_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+// ringSize packets of history (about 2–5 s of 1 Mbit/s video) answer subscriber NACKs.
+const ringSize = 512
+
+type ringSlot struct {
+	seq uint16
+	n   int
+	buf [1500]byte
+}
+
+// ring is a fixed retransmission buffer indexed by sequence number.
+type ring struct {
+	mu    sync.Mutex // held only for a copy, never across a network write
+	slots [ringSize]ringSlot
+}
+
+func newRing() *ring { return &ring{} }
+
+func (r *ring) put(seq uint16, b []byte) {
+	s := &r.slots[seq%ringSize]
+	r.mu.Lock()
+	s.seq, s.n = seq, copy(s.buf[:], b)
+	r.mu.Unlock()
+}
+
+// get copies packet seq into dst and reports whether it was still buffered.
+func (r *ring) get(seq uint16, dst []byte) (int, bool) {
+	s := &r.slots[seq%ringSize]
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.n == 0 || s.seq != seq {
+		return 0, false
+	}
+	return copy(dst, s.buf[:s.n]), true
+}

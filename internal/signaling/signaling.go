@@ -1,0 +1,293 @@
+// Package signaling serves OpenVidu 2.32's JSON-RPC 2.0 protocol over the /openvidu WebSocket
+// (protocol note §1–5) on top of the session model.
+//
+// It owns sockets, JSON-RPC sessions (which outlive a socket for the reconnection grace period), the
+// ping watchdog, and the translation of model events into OpenVidu notifications. It must not import
+// api or edge, and never touches pion: media goes through the session model.
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parley/parley/internal/session"
+)
+
+// Version is the OpenVidu version we report: the SDK requires a semver with major 2 and minor 32 or
+// 33 (protocol note §0.4). Parley's own version never goes here.
+const Version = "2.32.2"
+
+// Config tunes the signaling layer.
+type Config struct {
+	// ReconnectGrace is how long a participant whose socket dropped is kept for `connect`.
+	ReconnectGrace time.Duration
+	// PingTimeout closes a socket that sent no ping for this long.
+	PingTimeout time.Duration
+	// IceServers returns the ICE servers for a participant that has none configured. It must never be
+	// empty: the SDK then falls back to public STUN servers.
+	IceServers func(c session.ConnectionID) []session.IceServer
+}
+
+// Handler serves the /openvidu WebSocket.
+type Handler struct {
+	cfg Config
+	m   *session.Manager
+	log *slog.Logger
+
+	mu      sync.Mutex
+	rpcs    map[string]*rpcSession
+	sockets map[*socket]struct{}
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// New returns a Handler serving participants of m.
+func New(cfg Config, m *session.Manager, log *slog.Logger) *Handler {
+	return &Handler{cfg: cfg, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{}}
+}
+
+// maxFrame bounds one JSON-RPC frame. SDP offers are 4–20 KB; the protocol note asks for ≥ 1 MB.
+const maxFrame = 1 << 20
+
+// outQueue bounds what we hold for a slow client before we drop it.
+const outQueue = 512
+
+// ServeHTTP upgrades the request and serves the socket until it closes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Any origin, as the reference: authorization happens in joinRoom with the token.
+		InsecureSkipVerify: true,
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return // Accept already wrote the HTTP error
+	}
+	ws.SetReadLimit(maxFrame)
+	sock := &socket{ws: ws, out: make(chan []byte, outQueue), ip: clientIP(r)}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	h.sockets[sock] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+	h.serve(r.Context(), sock)
+}
+
+// clientIP is X-Real-IP when a proxy set it (as the reference reports), else the socket peer.
+func clientIP(r *http.Request) string {
+	if ip := strings.TrimSpace(r.Header.Get("X-Real-IP")); ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Shutdown flushes pending notifications (the model has just evicted everyone) and closes every
+// socket, then waits for their goroutines.
+func (h *Handler) Shutdown(ctx context.Context) {
+	h.mu.Lock()
+	h.closed = true
+	socks := make([]*socket, 0, len(h.sockets))
+	for s := range h.sockets {
+		socks = append(socks, s)
+	}
+	for _, r := range h.rpcs {
+		r.stopGrace()
+	}
+	h.mu.Unlock()
+	for _, s := range socks {
+		s.finish()
+	}
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, s := range socks {
+			_ = s.ws.CloseNow()
+		}
+	}
+}
+
+// socket is one WebSocket. Responses and notifications share its queue so they keep their order.
+type socket struct {
+	ws  *websocket.Conn
+	ip  string
+	out chan []byte
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// send queues a frame; a client too slow to drain outQueue frames is disconnected (it will
+// reconnect and renegotiate) rather than allowed to hold memory or block the model.
+func (s *socket) send(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	select {
+	case s.out <- b:
+	default:
+		s.closed = true
+		close(s.out)
+		go s.ws.Close(websocket.StatusPolicyViolation, "slow consumer: notifications overflowed")
+	}
+}
+
+// finish stops accepting frames; the writer sends what is queued, then closes the socket.
+func (s *socket) finish() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.out)
+	}
+}
+
+func (s *socket) writeLoop(ctx context.Context) {
+	for b := range s.out {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.ws.Write(wctx, websocket.MessageText, b)
+		cancel()
+		if err != nil {
+			_ = s.ws.CloseNow()
+			for range s.out { // drain so senders never block
+			}
+			return
+		}
+	}
+	_ = s.ws.Close(websocket.StatusNormalClosure, "")
+}
+
+// serve runs one socket: a writer goroutine, the ping watchdog, and the reader (this goroutine),
+// which handles requests in order — the SDK's candidates must not overtake its offer.
+func (h *Handler) serve(ctx context.Context, sock *socket) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); sock.writeLoop(ctx) }()
+
+	rpc := h.newRPC(sock)
+	watchdog := time.AfterFunc(h.cfg.PingTimeout, func() {
+		h.log.Info("no ping from client, closing socket", "remote", sock.ip)
+		_ = sock.ws.Close(websocket.StatusPolicyViolation, "ping timeout")
+	})
+	defer watchdog.Stop()
+
+	for {
+		_, data, err := sock.ws.Read(ctx)
+		if err != nil {
+			break
+		}
+		rpc = h.handleFrame(ctx, rpc, sock, data, watchdog)
+	}
+	sock.finish()
+	<-writerDone
+	h.mu.Lock()
+	delete(h.sockets, sock)
+	h.mu.Unlock()
+	rpc.detach(sock)
+}
+
+func (h *Handler) handleFrame(ctx context.Context, rpc *rpcSession, sock *socket, data []byte, watchdog *time.Timer) *rpcSession {
+	var req request
+	if err := json.Unmarshal(data, &req); err != nil {
+		sock.send(mustJSON(response{ID: json.RawMessage("null"), JSONRPC: "2.0", Error: &rpcError{Code: codeParseError, Message: "malformed JSON-RPC frame: " + err.Error()}}))
+		return rpc
+	}
+	if len(req.ID) == 0 {
+		req.ID = json.RawMessage("null")
+	}
+	if req.Method == "" {
+		sock.send(mustJSON(response{ID: req.ID, JSONRPC: "2.0", Error: &rpcError{Code: codeInvalidRequest, Message: "JSON-RPC request without method"}}))
+		return rpc
+	}
+	switch req.Method {
+	case "ping":
+		watchdog.Reset(h.cfg.PingTimeout)
+		sock.send(mustJSON(response{ID: req.ID, JSONRPC: "2.0", Result: result{"value": "pong"}}))
+		return rpc
+	case "connect":
+		next, res, err := h.reconnect(rpc, sock, req.Params)
+		h.reply(sock, req, next, res, err)
+		return next
+	}
+	res, err := rpc.call(ctx, req.Method, req.Params)
+	h.reply(sock, req, rpc, res, err)
+	return rpc
+}
+
+func (h *Handler) reply(sock *socket, req request, rpc *rpcSession, res result, err error) {
+	resp := response{ID: req.ID, JSONRPC: "2.0"}
+	if err != nil {
+		resp.Error = errorOf(err)
+		h.log.Info("rpc error", "method", req.Method, "code", resp.Error.Code, "error", resp.Error.Message, "rpc", rpc.id)
+	} else {
+		if res == nil {
+			res = result{}
+		}
+		res["sessionId"] = rpc.id
+		resp.Result = res
+	}
+	sock.send(mustJSON(resp))
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own types are marshalled here; failing means a programming error.
+		panic(err)
+	}
+	return b
+}
+
+// newRPC registers a fresh JSON-RPC session bound to sock.
+func (h *Handler) newRPC(sock *socket) *rpcSession {
+	r := &rpcSession{id: session.NewRPCSessionID(), h: h, sock: sock}
+	h.mu.Lock()
+	h.rpcs[r.id] = r
+	h.mu.Unlock()
+	return r
+}
+
+// reconnect handles `connect` (protocol note §1.4): re-attach a live JSON-RPC session, identified by
+// the id the SDK kept from joinRoom, to this new socket.
+func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessage) (*rpcSession, result, error) {
+	var p struct {
+		SessionID string `json:"sessionId"`
+	}
+	if len(params) > 0 {
+		if err := json.Unmarshal(params, &p); err != nil {
+			return cur, nil, invalidParams("connect", err)
+		}
+	}
+	if p.SessionID == "" || p.SessionID == cur.id {
+		return cur, result{"value": "OK"}, nil
+	}
+	h.mu.Lock()
+	old := h.rpcs[p.SessionID]
+	h.mu.Unlock()
+	if old == nil || !old.attach(sock) {
+		return cur, nil, &rpcError{Code: codeReconnection, Message: "reconnection error"}
+	}
+	cur.discard()
+	h.log.Info("participant reconnected", "rpc", old.id)
+	return old, result{"value": "reconnection successful"}, nil
+}

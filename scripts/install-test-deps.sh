@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh Debian machine, only when missing: Chromium (browser
+# tests), ffmpeg, coturn's test clients, redis-server, iproute2/iptables (network test beds), and the
+# npm packages of test/e2e.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v turnutils_uclient >/dev/null || need+=(coturn)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
+if ((${#need[@]})); then
+  echo "installing: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ -x test/e2e/setup.sh ]; then
+  test/e2e/setup.sh
+fi
