@@ -1,0 +1,309 @@
+// Package config holds Parley's effective configuration: defaults, the .env file, the environment,
+// and the checks that run before anything starts.
+//
+// Names follow OpenVidu 2 (OPENVIDU_*, DOMAIN_OR_PUBLIC_IP, HTTPS_PORT…) so an existing OpenVidu .env
+// works unchanged; settings of our own are PARLEY_*. This package imports nothing of ours: every other
+// package receives only the sub-struct it needs.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DevSecret is the secret of OpenVidu's public dev container; accepted only in dev mode.
+const DevSecret = "MY_SECRET"
+
+// Config is the whole effective configuration.
+type Config struct {
+	// Dev is true when DOMAIN_OR_PUBLIC_IP is empty: plain HTTP on localhost, like openvidu-dev.
+	Dev bool
+	// Domain is DOMAIN_OR_PUBLIC_IP: the public host written into tokens and URLs.
+	Domain string
+	// Secret is OPENVIDU_SECRET, the REST password (user OPENVIDUAPP). Default MY_SECRET in dev mode.
+	Secret string
+	// HTTPSPort is HTTPS_PORT: the one public TCP port (default 443, 4443 in dev mode).
+	HTTPSPort int
+	// HTTPPort is HTTP_PORT: redirects to HTTPS and answers ACME (default 80; unused in dev mode).
+	HTTPPort int
+	// CertificateType is CERTIFICATE_TYPE: selfsigned (default), owncert or letsencrypt.
+	CertificateType string
+	// SupportDeprecatedAPI is SUPPORT_DEPRECATED_API (default true): legacy /api/* paths.
+	SupportDeprecatedAPI bool
+	// LogLevel is PARLEY_LOG_LEVEL: debug, info (default), warn or error.
+	LogLevel string
+
+	Session SessionConfig
+	Media   MediaConfig
+}
+
+// SessionConfig is what the session model and the signaling layer need.
+type SessionConfig struct {
+	// GarbageInterval is OPENVIDU_SESSIONS_GARBAGE_INTERVAL (default 900 s; 0 disables the collector
+	// of sessions that nobody ever joined).
+	GarbageInterval time.Duration
+	// GarbageThreshold is OPENVIDU_SESSIONS_GARBAGE_THRESHOLD (default 3600 s): the age a never-joined
+	// session must reach before it is collected.
+	GarbageThreshold time.Duration
+	// ForcedVideoCodec is OPENVIDU_STREAMS_FORCED_VIDEO_CODEC: MEDIA_SERVER_PREFERRED (= VP8), NONE,
+	// VP8, VP9 or H264. Sessions may override it.
+	ForcedVideoCodec string
+	// AllowTranscoding is OPENVIDU_STREAMS_ALLOW_TRANSCODING; reported only, Parley never transcodes.
+	AllowTranscoding bool
+	// ReconnectGrace is PARLEY_RECONNECT_GRACE (default 10 s): how long a participant whose socket
+	// dropped is kept, waiting for the client's `connect`.
+	ReconnectGrace time.Duration
+	// PingTimeout is PARLEY_PING_TIMEOUT (default 15 s = 3 × the SDK's 5 s interval): a socket that
+	// sends no ping for this long is closed.
+	PingTimeout time.Duration
+}
+
+// MediaConfig is what the SFU needs.
+type MediaConfig struct {
+	// Port is PARLEY_MEDIA_PORT: the one UDP port for all ICE media (default: the same as HTTPS_PORT).
+	Port int
+	// AnnounceIPs is PARLEY_MEDIA_ANNOUNCE_IPS: addresses written into our ICE candidates instead of the
+	// interface addresses (public IP behind 1:1 NAT). Empty: the interface addresses.
+	AnnounceIPs []netip.Addr
+	// ListenIPs is PARLEY_MEDIA_LISTEN_IPS: interface addresses to bind the media port on. Empty: every
+	// up interface (loopback included in dev mode).
+	ListenIPs []netip.Addr
+	// MaxRecvBandwidth is OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH in kbps (default 1000, 0 = no cap):
+	// the most a publisher is asked to send.
+	MaxRecvBandwidth int
+	// MinRecvBandwidth is OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH in kbps (default 300).
+	MinRecvBandwidth int
+	// MaxSendBandwidth is OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH in kbps (default 1000).
+	MaxSendBandwidth int
+	// MinSendBandwidth is OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH in kbps (default 300).
+	MinSendBandwidth int
+}
+
+// PublicURL is the base URL clients use, with a trailing slash (OpenVidu's openvidu-publicurl).
+func (c *Config) PublicURL() string {
+	if c.Dev {
+		return fmt.Sprintf("http://localhost:%d/", c.HTTPSPort)
+	}
+	if c.HTTPSPort == 443 {
+		return "https://" + c.Domain + "/"
+	}
+	return fmt.Sprintf("https://%s:%d/", c.Domain, c.HTTPSPort)
+}
+
+// WebSocketURL is the signaling URL written into tokens: the public URL with ws(s) and path /openvidu.
+func (c *Config) WebSocketURL() string {
+	u := c.PublicURL()
+	u = strings.Replace(u, "http", "ws", 1) // http→ws, https→wss
+	return u + "openvidu"
+}
+
+// Lookup returns the value of a variable and whether it is set (os.LookupEnv's shape).
+type Lookup func(name string) (string, bool)
+
+// Load builds the configuration from defaults, then the .env file at dotenvPath (if it exists), then
+// the process environment given by env, and validates the result. The returned error lists every
+// problem at once.
+func Load(dotenvPath string, env Lookup, environ []string) (*Config, error) {
+	file := map[string]string{}
+	if dotenvPath != "" {
+		data, err := os.ReadFile(dotenvPath)
+		switch {
+		case err == nil:
+			if file, err = ParseDotenv(string(data)); err != nil {
+				return nil, fmt.Errorf("%s: %w", dotenvPath, err)
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, err
+		}
+	}
+	get := func(name string) (string, bool) {
+		if v, ok := env(name); ok {
+			return v, true
+		}
+		v, ok := file[name]
+		return v, ok
+	}
+	var names []string
+	for k := range file {
+		names = append(names, k)
+	}
+	for _, kv := range environ {
+		if k, _, ok := strings.Cut(kv, "="); ok {
+			names = append(names, k)
+		}
+	}
+	return parse(get, names)
+}
+
+// ParseDotenv reads KEY=VALUE lines; blank lines and # comments are skipped, values may be quoted.
+func ParseDotenv(text string) (map[string]string, error) {
+	out := map[string]string{}
+	for i, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		line = strings.TrimPrefix(line, "export ")
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("line %d: expected NAME=value", i+1)
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+			v = v[1 : len(v)-1]
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// known lists the PARLEY_* names we read, so a typo is reported instead of silently ignored.
+var known = []string{
+	"PARLEY_LOG_LEVEL", "PARLEY_MEDIA_PORT", "PARLEY_MEDIA_ANNOUNCE_IPS", "PARLEY_MEDIA_LISTEN_IPS",
+	"PARLEY_RECONNECT_GRACE", "PARLEY_PING_TIMEOUT", "DOTENV_PATH",
+}
+
+var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// problems collects every validation error so start-up reports them all at once.
+type problems []string
+
+func (p *problems) add(name, value, allowed string) {
+	*p = append(*p, fmt.Sprintf("%s=%q is invalid: %s", name, value, allowed))
+}
+
+func parse(get Lookup, names []string) (*Config, error) {
+	var bad problems
+	str := func(name, def string) string {
+		if v, ok := get(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	num := func(name string, def, lo, hi int) int {
+		v, ok := get(name)
+		if !ok || v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < lo || n > hi {
+			bad.add(name, v, fmt.Sprintf("an integer from %d to %d", lo, hi))
+			return def
+		}
+		return n
+	}
+	boolean := func(name string, def bool) bool {
+		v, ok := get(name)
+		if !ok || v == "" {
+			return def
+		}
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			bad.add(name, v, "true or false")
+			return def
+		}
+		return b
+	}
+	oneOf := func(name, def string, allowed ...string) string {
+		v := str(name, def)
+		if !slices.Contains(allowed, v) {
+			bad.add(name, v, "one of "+strings.Join(allowed, ", "))
+			return def
+		}
+		return v
+	}
+	ips := func(name string) []netip.Addr {
+		v := str(name, "")
+		var out []netip.Addr
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				bad.add(name, v, "a comma-separated list of IP addresses")
+				return nil
+			}
+			out = append(out, a)
+		}
+		return out
+	}
+
+	c := &Config{}
+	c.Domain = str("DOMAIN_OR_PUBLIC_IP", "")
+	c.Dev = c.Domain == ""
+	defPort, defSecret := 443, ""
+	if c.Dev {
+		defPort, defSecret = 4443, DevSecret
+	}
+	c.Secret = str("OPENVIDU_SECRET", defSecret)
+	c.HTTPSPort = num("HTTPS_PORT", defPort, 0, 65535) // 0: the kernel picks (tests)
+	c.HTTPPort = num("HTTP_PORT", 80, 1, 65535)
+	c.CertificateType = oneOf("CERTIFICATE_TYPE", "selfsigned", "selfsigned", "owncert", "letsencrypt")
+	c.SupportDeprecatedAPI = boolean("SUPPORT_DEPRECATED_API", true)
+	c.LogLevel = oneOf("PARLEY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
+
+	s := &c.Session
+	s.GarbageInterval = time.Duration(num("OPENVIDU_SESSIONS_GARBAGE_INTERVAL", 900, 0, 1<<30)) * time.Second
+	s.GarbageThreshold = time.Duration(num("OPENVIDU_SESSIONS_GARBAGE_THRESHOLD", 3600, 0, 1<<30)) * time.Second
+	s.ForcedVideoCodec = oneOf("OPENVIDU_STREAMS_FORCED_VIDEO_CODEC", "MEDIA_SERVER_PREFERRED",
+		"MEDIA_SERVER_PREFERRED", "NONE", "VP8", "VP9", "H264")
+	s.AllowTranscoding = boolean("OPENVIDU_STREAMS_ALLOW_TRANSCODING", false)
+	s.ReconnectGrace = time.Duration(num("PARLEY_RECONNECT_GRACE", 10, 1, 3600)) * time.Second
+	s.PingTimeout = time.Duration(num("PARLEY_PING_TIMEOUT", 15, 1, 3600)) * time.Second
+
+	m := &c.Media
+	m.Port = num("PARLEY_MEDIA_PORT", c.HTTPSPort, 0, 65535)
+	m.AnnounceIPs = ips("PARLEY_MEDIA_ANNOUNCE_IPS")
+	m.ListenIPs = ips("PARLEY_MEDIA_LISTEN_IPS")
+	m.MaxRecvBandwidth = num("OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH", 1000, 0, 1<<20)
+	m.MinRecvBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH", 300, 0, 1<<20)
+	m.MaxSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH", 1000, 0, 1<<20)
+	m.MinSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", 300, 0, 1<<20)
+
+	// Cross-field rules.
+	switch {
+	case c.Secret == "":
+		bad = append(bad, "OPENVIDU_SECRET is required when DOMAIN_OR_PUBLIC_IP is set")
+	case !secretRE.MatchString(c.Secret):
+		bad = append(bad, "OPENVIDU_SECRET is invalid: only letters, digits, '_' and '-' are allowed")
+	case !c.Dev && (len(c.Secret) < 12 || c.Secret == DevSecret):
+		bad = append(bad, "OPENVIDU_SECRET is too weak for production: use at least 12 characters and not "+DevSecret)
+	}
+	if !c.Dev && !validHost(c.Domain) {
+		bad.add("DOMAIN_OR_PUBLIC_IP", c.Domain, "a DNS name or an IP address, without scheme or port")
+	}
+	if m.MaxRecvBandwidth != 0 && m.MinRecvBandwidth > m.MaxRecvBandwidth {
+		bad = append(bad, "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH must not exceed OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH")
+	}
+	if m.MaxSendBandwidth != 0 && m.MinSendBandwidth > m.MaxSendBandwidth {
+		bad = append(bad, "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH must not exceed OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH")
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "PARLEY_") && !slices.Contains(known, n) {
+			bad = append(bad, n+" is not a setting Parley knows (known: "+strings.Join(known, ", ")+")")
+		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(slices.Compact(bad), "\n  "))
+	}
+	return c, nil
+}
+
+var hostRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`)
+
+func validHost(h string) bool {
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	return len(h) <= 253 && hostRE.MatchString(h)
+}
