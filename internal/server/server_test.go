@@ -23,9 +23,12 @@ import (
 )
 
 // startServer runs an in-process Parley in dev mode on kernel-chosen ports.
-func startServer(t *testing.T) (*Server, string) {
+func startServer(t *testing.T, overrides ...string) (*Server, string) {
 	t.Helper()
-	env := map[string]string{"HTTPS_PORT": "0", "PARLEY_MEDIA_PORT": "0", "PARLEY_RECONNECT_GRACE": "2", "PARLEY_PING_TIMEOUT": "3"}
+	env := map[string]string{"HTTPS_PORT": "0", "PARLEY_MEDIA_PORT": "0", "PARLEY_RECONNECT_GRACE": "2", "PARLEY_PING_TIMEOUT": "60"}
+	for i := 0; i+1 < len(overrides); i += 2 {
+		env[overrides[i]] = overrides[i+1]
+	}
 	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -404,5 +407,166 @@ func TestRPCErrors(t *testing.T) {
 		if r := c.result("ping", nil); r["value"] != "pong" {
 			t.Fatalf("ping after a malformed frame: %v", r)
 		}
+	})
+}
+
+// join creates a connection with role and joins it on a new socket.
+func join(t *testing.T, base, sessionID, role string) (*rpcClient, string) {
+	t.Helper()
+	st, c := rest(t, "POST", base+"/openvidu/api/sessions/"+sessionID+"/connection", map[string]any{"role": role})
+	if st != 200 {
+		t.Fatalf("create %s connection: %d", role, st)
+	}
+	cl := dial(t, base)
+	r := cl.result("joinRoom", map[string]any{"token": c["token"], "session": sessionID, "metadata": ""})
+	return cl, r["id"].(string)
+}
+
+// publishFake publishes a video-only stream from a pion peer and returns its stream id.
+func publishFake(t *testing.T, c *rpcClient) string {
+	t.Helper()
+	p := newPeer(t)
+	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	r := c.result("publishVideo", map[string]any{"sdpOffer": p.offer(t), "doLoopback": false, "hasAudio": false, "hasVideo": true, "typeOfVideo": "CAMERA", "frameRate": -1})
+	p.answer(t, r["sdpAnswer"].(string))
+	return r["id"].(string)
+}
+
+func TestRolesAndModeration(t *testing.T) {
+	_, base := startServer(t)
+	if st, _ := rest(t, "POST", base+"/openvidu/api/sessions", map[string]any{"customSessionId": "mod"}); st != 200 {
+		t.Fatal(st)
+	}
+	mod, _ := join(t, base, "mod", "MODERATOR")
+	pub, pubID := join(t, base, "mod", "PUBLISHER")
+	sub, subID := join(t, base, "mod", "SUBSCRIBER")
+
+	t.Run("subscriber cannot publish", func(t *testing.T) {
+		p := newPeer(t)
+		_, _ = p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		m := sub.call("publishVideo", map[string]any{"sdpOffer": p.offer(t), "doLoopback": false, "hasAudio": false, "hasVideo": true})
+		if e, _ := m["error"].(map[string]any); e == nil || e["code"].(float64) != 401 {
+			t.Fatalf("want error 401, got %v", m)
+		}
+	})
+	streamID := publishFake(t, pub)
+	t.Run("second publish refused", func(t *testing.T) {
+		p := newPeer(t)
+		_, _ = p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		m := pub.call("publishVideo", map[string]any{"sdpOffer": p.offer(t), "doLoopback": false, "hasAudio": false, "hasVideo": true})
+		if e, _ := m["error"].(map[string]any); e == nil || e["code"].(float64) != 106 {
+			t.Fatalf("want error 106, got %v", m)
+		}
+	})
+	t.Run("publisher cannot force", func(t *testing.T) {
+		m := pub.call("forceDisconnect", map[string]any{"connectionId": subID})
+		if e, _ := m["error"].(map[string]any); e == nil || e["code"].(float64) != 401 {
+			t.Fatalf("want error 401, got %v", m)
+		}
+	})
+	t.Run("filters not supported", func(t *testing.T) {
+		m := pub.call("applyFilter", map[string]any{"streamId": streamID, "type": "GStreamerFilter", "options": "{}"})
+		if e, _ := m["error"].(map[string]any); e == nil || e["code"].(float64) != 406 {
+			t.Fatalf("want error 406, got %v", m)
+		}
+	})
+	t.Run("moderator force-unpublishes", func(t *testing.T) {
+		mod.result("forceUnpublish", map[string]any{"streamId": streamID})
+		for _, c := range []*rpcClient{pub, sub} {
+			c.waitNote("participantUnpublished", func(p map[string]any) bool {
+				return p["connectionId"] == pubID && p["reason"] == "forceUnpublishByUser"
+			})
+		}
+	})
+	t.Run("moderator force-disconnects", func(t *testing.T) {
+		mod.result("forceDisconnect", map[string]any{"connectionId": subID})
+		pub.waitNote("participantLeft", func(p map[string]any) bool {
+			return p["connectionId"] == subID && p["reason"] == "forceDisconnectByUser"
+		})
+		sub.waitNote("participantEvicted", func(p map[string]any) bool {
+			return p["connectionId"] == subID && p["reason"] == "forceDisconnectByUser"
+		})
+	})
+	t.Run("REST delete session evicts everyone", func(t *testing.T) {
+		if st, _ := rest(t, "DELETE", base+"/openvidu/api/sessions/mod", nil); st != 204 {
+			t.Fatalf("delete session: %d", st)
+		}
+		for _, c := range []*rpcClient{mod, pub} {
+			c.waitNote("participantEvicted", func(p map[string]any) bool { return p["reason"] == "sessionClosedByServer" })
+		}
+	})
+}
+
+func TestReconnection(t *testing.T) {
+	_, base := startServer(t) // grace 2 s
+	if st, _ := rest(t, "POST", base+"/openvidu/api/sessions", map[string]any{"customSessionId": "rc"}); st != 200 {
+		t.Fatal(st)
+	}
+	st, conn := rest(t, "POST", base+"/openvidu/api/sessions/rc/connection", nil)
+	if st != 200 {
+		t.Fatal(st)
+	}
+	watcher, _ := join(t, base, "rc", "PUBLISHER")
+	c := dial(t, base)
+	r := c.result("joinRoom", map[string]any{"token": conn["token"], "session": "rc"})
+	rpcID, connID := r["sessionId"].(string), r["id"].(string)
+
+	// Drop the socket and come back within the grace period: same participant, nobody told.
+	_ = c.ws.CloseNow()
+	c2 := dial(t, base)
+	if res := c2.result("connect", map[string]any{"sessionId": rpcID, "reconnect": true}); res["value"] != "reconnection successful" || res["sessionId"] != rpcID {
+		t.Fatalf("connect: %v", res)
+	}
+	c2.result("sendMessage", map[string]any{"message": `{"to":[],"data":"back","type":"signal"}`})
+	watcher.waitNote("sendMessage", func(p map[string]any) bool { return p["data"] == "back" && p["from"] == connID })
+
+	// Drop it again and stay away: evicted with networkDisconnect, and connect then fails with 40007.
+	_ = c2.ws.CloseNow()
+	watcher.waitNote("participantLeft", func(p map[string]any) bool {
+		return p["connectionId"] == connID && p["reason"] == "networkDisconnect"
+	})
+	c3 := dial(t, base)
+	m := c3.call("connect", map[string]any{"sessionId": rpcID, "reconnect": true})
+	if e, _ := m["error"].(map[string]any); e == nil || e["code"].(float64) != 40007 {
+		t.Fatalf("connect after eviction: want 40007, got %v", m)
+	}
+}
+
+func TestShutdownTellsParticipants(t *testing.T) {
+	s, base := startServer(t)
+	if st, _ := rest(t, "POST", base+"/openvidu/api/sessions", map[string]any{"customSessionId": "bye"}); st != 200 {
+		t.Fatal(st)
+	}
+	c, _ := join(t, base, "bye", "PUBLISHER")
+	s.Manager().Shutdown()
+	c.waitNote("participantEvicted", func(p map[string]any) bool { return p["reason"] == "openviduServerStopped" })
+}
+
+// TestPingWatchdog: a client that stops pinging is disconnected and, after the grace period,
+// evicted with networkDisconnect.
+func TestPingWatchdog(t *testing.T) {
+	_, base := startServer(t, "PARLEY_PING_TIMEOUT", "1", "PARLEY_RECONNECT_GRACE", "1")
+	if st, _ := rest(t, "POST", base+"/openvidu/api/sessions", map[string]any{"customSessionId": "wd"}); st != 200 {
+		t.Fatal(st)
+	}
+	watcher, _ := join(t, base, "wd", "PUBLISHER")
+	silent, silentID := join(t, base, "wd", "PUBLISHER")
+	_ = silent
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the watcher keeps pinging like the SDK
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(200 * time.Millisecond):
+				watcher.call("ping", nil)
+			}
+		}
+	}()
+	watcher.waitNote("participantLeft", func(p map[string]any) bool {
+		return p["connectionId"] == silentID && p["reason"] == "networkDisconnect"
 	})
 }
