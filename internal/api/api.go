@@ -479,16 +479,25 @@ func connectionJSON(c session.ConnectionInfo) map[string]any {
 			if p.Media.HasVideo {
 				mo["videoActive"], mo["typeOfVideo"], mo["frameRate"], mo["videoDimensions"] = p.Media.VideoActive, p.Media.TypeOfVideo, p.Media.FrameRate, p.Media.VideoDimensions
 			}
-			pubs = append(pubs, map[string]any{"createdAt": p.CreatedAt.UnixMilli(), "streamId": p.ID, "mediaOptions": mo})
+			pubs = append(pubs, map[string]any{"createdAt": p.CreatedAt.UnixMilli(), "streamId": p.ID, "mediaOptions": mo, "connectionPath": pathJSON(p.Path)})
 		}
 		subs := make([]any, 0, len(c.Subscribers))
 		for _, s := range c.Subscribers {
-			subs = append(subs, map[string]any{"createdAt": s.CreatedAt.UnixMilli(), "streamId": s.Stream})
+			subs = append(subs, map[string]any{"createdAt": s.CreatedAt.UnixMilli(), "streamId": s.Stream, "connectionPath": pathJSON(s.Path)})
 		}
 		v["status"], v["activeAt"], v["location"], v["ip"], v["platform"], v["clientData"] = "active", c.ActiveAt.UnixMilli(), "unknown", c.IP, c.Platform, c.ClientData
 		v["publishers"], v["subscribers"] = pubs, subs
 	}
 	return v
+}
+
+// pathJSON is Parley's extra field on publishers and subscribers (stock clients ignore unknown
+// keys): the ICE candidate pair that carries the media, or null before it connects.
+func pathJSON(p session.MediaPath) any {
+	if p.Protocol == "" {
+		return nil
+	}
+	return map[string]any{"protocol": p.Protocol, "localType": p.LocalType, "remoteType": p.RemoteType, "local": p.Local, "remote": p.Remote}
 }
 
 func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {

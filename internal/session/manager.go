@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parley/parley/internal/config"
@@ -489,8 +490,15 @@ func (m *Manager) Publish(ctx context.Context, c *Connection, p PublishParams) (
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
 	m.mu.Unlock()
 
+	var created atomic.Pointer[sfu.Publisher]
 	pub, answer, err := m.opts.Media.Publish(ctx, sfu.PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
-		OnState: func(st string) { log.Debug("publisher state", "state", st) }})
+		OnState: func(st string) {
+			if pub := created.Load(); pub != nil && st == "connected" {
+				m.mediaConnected(c, sid, "", pub.Path(), log)
+			}
+			log.Debug("publisher state", "state", st)
+		}})
+	created.Store(pub)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -591,8 +599,15 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		old.sub.Close()
 	}
 
+	var created atomic.Pointer[sfu.Subscriber]
 	sub, answer, err := m.opts.Media.Subscribe(ctx, pub, sfu.SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
-		OnState: func(st string) { log.Debug("subscriber state", "state", st) }})
+		OnState: func(st string) {
+			if sub := created.Load(); sub != nil && st == "connected" {
+				m.mediaConnected(owner, sid, c.id, sub.Path(), log)
+			}
+			log.Debug("subscriber state", "state", st)
+		}})
+	created.Store(sub)
 	if err != nil {
 		return "", mediaError(err)
 	}
@@ -607,6 +622,21 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: owner.id, Stream: sid, Subscriber: c.id})
 	log.Info("subscribed")
 	return answer, nil
+}
+
+// mediaConnected records the candidate pair of a publisher (subscriber empty) or subscription once
+// ICE and DTLS are up, and logs it: the first thing to look at when someone sees only themselves.
+func (m *Manager) mediaConnected(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if subscriber == "" {
+		if owner.stream != nil && owner.stream.id == sid {
+			owner.stream.path = path
+		}
+	} else if c := owner.sess.conns[subscriber]; c != nil && c.subs[owner.id] != nil && c.subs[owner.id].stream == sid {
+		c.subs[owner.id].path = path
+	}
+	log.Info("media connected", "path", path.String())
 }
 
 // Unsubscribe ends c's subscription to the stream of publisher (unsubscribeFromVideo sends the

@@ -105,17 +105,23 @@ type ConnectionInfo struct {
 	Subscribers []SubscriptionInfo
 }
 
+// MediaPath is the ICE candidate pair carrying a media connection (see sfu.Path).
+type MediaPath = sfu.Path
+
 // StreamInfo is a snapshot of a published stream.
 type StreamInfo struct {
 	ID        StreamID
 	CreatedAt time.Time
 	Media     MediaOptions
+	// Path is the candidate pair carrying it (zero until connected).
+	Path sfu.Path
 }
 
 // SubscriptionInfo is a snapshot of one subscription of a connection.
 type SubscriptionInfo struct {
 	Stream    StreamID
 	CreatedAt time.Time
+	Path      sfu.Path
 }
 
 // ParticipantInfo is how a participant is announced to others (participantJoined, joinRoom value).
@@ -186,12 +192,14 @@ type stream struct {
 	createdAt time.Time
 	media     MediaOptions
 	pub       *sfu.Publisher
+	path      sfu.Path
 }
 
 type subscription struct {
 	stream    StreamID
 	createdAt time.Time
 	sub       *sfu.Subscriber
+	path      sfu.Path
 }
 
 // metadata joins client and server data the way OpenVidu does (protocol note §2): apps parse it, so
@@ -217,7 +225,7 @@ func (c *Connection) participantInfo() ParticipantInfo {
 }
 
 func (s *stream) info() StreamInfo {
-	return StreamInfo{ID: s.id, CreatedAt: s.createdAt, Media: s.media}
+	return StreamInfo{ID: s.id, CreatedAt: s.createdAt, Media: s.media, Path: s.path}
 }
 
 func (c *Connection) info() ConnectionInfo {
@@ -232,7 +240,7 @@ func (c *Connection) info() ConnectionInfo {
 			ci.Publishers = append(ci.Publishers, c.stream.info())
 		}
 		for _, s := range c.subs {
-			ci.Subscribers = append(ci.Subscribers, SubscriptionInfo{Stream: s.stream, CreatedAt: s.createdAt})
+			ci.Subscribers = append(ci.Subscribers, SubscriptionInfo{Stream: s.stream, CreatedAt: s.createdAt, Path: s.path})
 		}
 	}
 	return ci

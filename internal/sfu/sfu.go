@@ -38,6 +38,10 @@ type Config struct {
 	Loopback bool
 	// MaxRecvBandwidth caps each publisher's video, in kbps (0 = no cap), through REMB.
 	MaxRecvBandwidth int
+	// TCPListener, when set, carries ICE-TCP (RFC 4571 framing, passive candidates): the edge hands
+	// over the connections of the shared TCP port that start with framed STUN. Its Addr must be
+	// the real bound address, whose port our TCP candidates announce.
+	TCPListener net.Listener
 }
 
 // SFU owns the media socket and creates PeerConnections on it.
@@ -45,6 +49,7 @@ type SFU struct {
 	cfg    Config
 	log    *slog.Logger
 	udpMux *ice.MultiUDPMuxDefault
+	tcpMux *ice.TCPMuxDefault
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
 }
@@ -86,6 +91,15 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		return nil, fmt.Errorf("bind media port udp/%d: %w", cfg.Port, err)
 	}
 	s := &SFU{cfg: cfg, log: log, udpMux: mux}
+	if cfg.TCPListener != nil {
+		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
+			Listener: cfg.TCPListener, Logger: pionLogger(log).NewLogger("tcpmux"),
+			ReadBufferSize: 64,
+			// Writes go to a buffer, dropped when it is full: a subscriber on a slow TCP path loses
+			// packets (and NACKs them) instead of blocking the publisher's fan-out.
+			WriteBufferSize: 4 << 20,
+		})
+	}
 	if s.pubAPI, err = s.newAPI(true); err == nil {
 		s.subAPI, err = s.newAPI(false)
 	}
@@ -107,8 +121,13 @@ func (s *SFU) LocalAddrs() []netip.AddrPort {
 	return out
 }
 
-// Close releases the media port. PeerConnections must be closed first by their owners.
-func (s *SFU) Close() error { return s.udpMux.Close() }
+// Close releases the media ports. PeerConnections must be closed first by their owners.
+func (s *SFU) Close() error {
+	if s.tcpMux != nil {
+		_ = s.tcpMux.Close()
+	}
+	return s.udpMux.Close()
+}
 
 // newAPI builds the pion stack for one direction. Publishers get a NACK generator and receiver
 // reports; subscribers get sender reports only, because their NACKs are answered from the
@@ -140,7 +159,12 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogger(s.log)}
 	se.SetICEUDPMux(s.udpMux)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	if s.tcpMux != nil {
+		se.SetICETCPMux(s.tcpMux)
+		networks = append(networks, webrtc.NetworkTypeTCP4, webrtc.NetworkTypeTCP6)
+	}
+	se.SetNetworkTypes(networks)
 	se.SetIncludeLoopbackCandidate(s.cfg.Loopback)
 	// Browsers hide their host addresses behind mDNS names; we learn their real address from their
 	// connectivity checks (peer-reflexive) instead of sending multicast queries.
