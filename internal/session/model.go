@@ -105,6 +105,9 @@ type ConnectionInfo struct {
 	Subscribers []SubscriptionInfo
 }
 
+// Candidate is a browser's ICE candidate (see sfu.Candidate).
+type Candidate = sfu.Candidate
+
 // MediaPath is the ICE candidate pair carrying a media connection (see sfu.Path).
 type MediaPath = sfu.Path
 

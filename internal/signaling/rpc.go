@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/session"
-	"github.com/parley/parley/internal/sfu"
 )
 
 // rpcSession is a JSON-RPC session: at most one participant, reachable through the current socket,
@@ -427,7 +426,7 @@ func onIceCandidate(_ context.Context, r *rpcSession, c *session.Connection, par
 	}
 	// Lenient by design: an error reply makes the SDK raise ICE_CANDIDATE_ERROR for a candidate that
 	// simply was not useful (protocol note §3.7).
-	if err := r.h.m.AddCandidate(c, p.EndpointName, sfu.Candidate{Candidate: p.Candidate, SDPMid: p.SDPMid, SDPMLineIndex: p.SDPMLineIndex}); err != nil {
+	if err := r.h.m.AddCandidate(c, p.EndpointName, session.Candidate{Candidate: p.Candidate, SDPMid: p.SDPMid, SDPMLineIndex: p.SDPMLineIndex}); err != nil {
 		r.h.log.Debug("candidate not applied", "connection", c.ID(), "error", err)
 	}
 	return result{}, nil

@@ -1,0 +1,198 @@
+package session
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/config"
+)
+
+// recorder is a Sink that keeps what it was told.
+type recorder struct {
+	mu     sync.Mutex
+	events []Event
+}
+
+func (r *recorder) Notify(e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+func (r *recorder) kinds() []EventKind {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []EventKind
+	for _, e := range r.events {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTestManager(t *testing.T) (*Manager, *clock) {
+	t.Helper()
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	m := NewManager(Options{WebSocketURL: "ws://localhost:4443/openvidu", Now: c.now,
+		Config: config.SessionConfig{GarbageInterval: time.Minute, GarbageThreshold: time.Hour}})
+	return m, c
+}
+
+func mustJoin(t *testing.T, m *Manager, sid SessionID, o ConnectionOptions, metadata string) (*Connection, *recorder, JoinResult) {
+	t.Helper()
+	ci, err := m.CreateConnection(sid, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	c, res, err := m.Join(sid, ci.Token, JoinInfo{Metadata: metadata}, rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, rec, res
+}
+
+func kindOf(err error) Kind {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Kind
+	}
+	return 0
+}
+
+func TestTokensAreSingleUse(t *testing.T) {
+	m, _ := newTestManager(t)
+	if _, err := m.CreateSession(Properties{CustomSessionID: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	ci, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
+	if _, _, err := m.Join("s", ci.Token, JoinInfo{}, &recorder{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := m.Join("s", ci.Token, JoinInfo{}, &recorder{}); kindOf(err) != KindUnauthorized {
+		t.Fatalf("second use of a token: want unauthorized, got %v", err)
+	}
+	if _, _, err := m.Join("other", ci.Token, JoinInfo{}, &recorder{}); kindOf(err) != KindNotFound {
+		t.Fatalf("token on another session: want not found, got %v", err)
+	}
+}
+
+func TestMetadataJoinRule(t *testing.T) {
+	m, _ := newTestManager(t)
+	_, _ = m.CreateSession(Properties{CustomSessionID: "s"})
+	cases := []struct{ name, client, server, want string }{
+		{"client only", `{"clientData":"a"}`, "", `{"clientData":"a"}`},
+		{"server only", "", "srv", "srv"},
+		{"both", "cli", "srv", "cli%/%srv"},
+		{"neither", "", "", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, res := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher, Data: tc.server}, tc.client)
+			if res.Self.Metadata != tc.want {
+				t.Fatalf("metadata %q, want %q", res.Self.Metadata, tc.want)
+			}
+		})
+	}
+}
+
+func TestLastParticipantLeavingDestroysSession(t *testing.T) {
+	m, _ := newTestManager(t)
+	var heard []EventKind
+	m.Listen(func(e Event) { heard = append(heard, e.Kind) })
+	_, _ = m.CreateSession(Properties{CustomSessionID: "s"})
+	a, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+	b, recB, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+	pending, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
+	m.Leave(a)
+	if got := recB.kinds(); !slices.Equal(got, []EventKind{ParticipantLeft}) {
+		t.Fatalf("b heard %v, want [participantLeft]", got)
+	}
+	m.Leave(b)
+	if _, err := m.Session("s", true); kindOf(err) != KindNotFound {
+		t.Fatalf("session after the last participant left: %v", err)
+	}
+	if _, _, err := m.Join("s", pending.Token, JoinInfo{}, &recorder{}); err == nil {
+		t.Fatal("a pending token must die with its session")
+	}
+	if heard[len(heard)-1] != SessionDestroyed {
+		t.Fatalf("listener heard %v, want sessionDestroyed last", heard)
+	}
+}
+
+func TestSignals(t *testing.T) {
+	m, _ := newTestManager(t)
+	_, _ = m.CreateSession(Properties{CustomSessionID: "s"})
+	a, recA, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+	b, recB, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+	recA.events, recB.events = nil, nil
+	if err := m.SendSignal("", a, nil, "signal:chat", "hi"); err != nil {
+		t.Fatal(err)
+	}
+	if len(recA.events) != 1 || len(recB.events) != 1 || recB.events[0].Signal.From != a.ID() {
+		t.Fatalf("broadcast must reach everyone, sender included: a=%v b=%v", recA.events, recB.events)
+	}
+	if err := m.SendSignal("", a, []ConnectionID{b.ID(), "con_nobody"}, "signal", "x"); kindOf(err) != KindNotAcceptable {
+		t.Fatalf("unknown recipient: want not acceptable, got %v", err)
+	}
+	if len(recB.events) != 1 {
+		t.Fatal("a signal with an unknown recipient must reach nobody")
+	}
+}
+
+func TestForcedRemovalNotifiesEvictedToo(t *testing.T) {
+	m, _ := newTestManager(t)
+	_, _ = m.CreateSession(Properties{CustomSessionID: "s"})
+	mod, recMod, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RoleModerator}, "")
+	pub, recPub, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+	_, _, _ = mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+	if err := m.ForceDisconnect(pub, mod.ID()); kindOf(err) != KindUnauthorized {
+		t.Fatalf("publisher forcing: want unauthorized, got %v", err)
+	}
+	recMod.events = nil
+	if err := m.ForceDisconnect(mod, pub.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if got := recMod.kinds(); !slices.Equal(got, []EventKind{ParticipantLeft, ParticipantEvicted}) {
+		t.Fatalf("moderator heard %v", got)
+	}
+	if got := recPub.kinds(); got[len(got)-1] != ParticipantEvicted {
+		t.Fatalf("evicted participant heard %v, want participantEvicted last", got)
+	}
+}
+
+func TestGarbageCollection(t *testing.T) {
+	m, clk := newTestManager(t)
+	_, _ = m.CreateSession(Properties{CustomSessionID: "idle"})
+	_, _ = m.CreateSession(Properties{CustomSessionID: "busy"})
+	_, _, _ = mustJoin(t, m, "busy", ConnectionOptions{Role: RolePublisher}, "")
+	clk.t = clk.t.Add(59 * time.Minute)
+	m.CollectGarbage()
+	if _, err := m.Session("idle", false); err != nil {
+		t.Fatal("collected before the threshold")
+	}
+	clk.t = clk.t.Add(2 * time.Minute)
+	m.CollectGarbage()
+	if _, err := m.Session("idle", false); kindOf(err) != KindNotFound {
+		t.Fatal("an idle session past the threshold must be collected")
+	}
+	if _, err := m.Session("busy", false); err != nil {
+		t.Fatal("a session with participants must never be collected")
+	}
+}
+
+func TestStreamIDOwner(t *testing.T) {
+	id := newStreamID("SCREEN", true, "con_Abc123XYZ0")
+	if id.Owner() != "con_Abc123XYZ0" || id[:8] != "str_SCR_" {
+		t.Fatalf("stream id %q", id)
+	}
+	if newStreamID("", false, "con_X").Owner() != "con_X" {
+		t.Fatal("audio-only stream owner")
+	}
+}
