@@ -23,8 +23,7 @@ var (
 	// errQuota is returned when a connection or the node is at its allocation limit.
 	errQuota = errors.New("turn: allocation quota reached")
 	// errNoCredential is returned when an allocation arrives for a connection that is no longer
-	// known (revoked between authentication and allocation), or without a user at all (pion's
-	// EVEN-PORT probing, which browsers never use).
+	// known (revoked between authentication and allocation).
 	errNoCredential = errors.New("turn: no live credential for allocation")
 	// errFamily is returned for an allocation of the other address family than RelayIP.
 	errFamily = errors.New("turn: requested address family differs from the relay IP")
@@ -41,7 +40,7 @@ type relayConn struct {
 	pc     *net.UDPConn
 	policy *peerPolicy
 	srv    *Server
-	owner  *connState // guarded by srv.mu; never changes after creation
+	owner  *connState // never changes; nil for pion's EVEN-PORT probe, which is not counted
 
 	// reportAs[i] is the index into policy.named that datagrams from local socket i are reported
 	// as: the form (local address or announced alias) the client last sent to, so that its ICE
@@ -148,8 +147,17 @@ var _ pionturn.RelayAddressGenerator = relayGenerator{}
 // Validate implements pionturn.RelayAddressGenerator.
 func (g relayGenerator) Validate() error { return nil }
 
-// AllocatePacketConn implements pionturn.RelayAddressGenerator.
+// AllocatePacketConn implements pionturn.RelayAddressGenerator. pion answers an error with 508
+// (Insufficient Capacity).
 func (g relayGenerator) AllocatePacketConn(c pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	pc, addr, err := g.allocate(c)
+	if err != nil {
+		g.s.log.Debug("turn relay allocation refused", "connection", c.UserID, "network", c.Network, "err", err)
+	}
+	return pc, addr, err
+}
+
+func (g relayGenerator) allocate(c pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	s := g.s
 	switch {
 	case c.Network == "udp4" && !s.cfg.RelayIP.Is4(), c.Network == "udp6" && !s.cfg.RelayIP.Is6():
@@ -157,9 +165,27 @@ func (g relayGenerator) AllocatePacketConn(c pionturn.AllocateListenerConfig) (n
 	case c.Network != "udp4" && c.Network != "udp6":
 		return nil, nil, fmt.Errorf("turn: relay network %q: %w", c.Network, errFamily)
 	}
-	// A specific port is only ever requested through EVEN-PORT / RESERVATION-TOKEN, which
-	// arrive without a user (see errNoCredential); an ephemeral port is all we offer.
-	laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.RelayIP, 0))
+	// A specific port arrives only through EVEN-PORT / RESERVATION-TOKEN (RFC 5766 §6.2, used by
+	// SIP-style clients and coturn's uclient, never by browsers). Honouring it gives a client
+	// nothing but a port number on RelayIP, behind the same wrapper; ports below 1024 are never
+	// handed out, so a client cannot squat a privileged port if we run as root.
+	port := uint16(0)
+	if c.RequestedPort >= 1024 && c.RequestedPort <= 65535 {
+		port = uint16(c.RequestedPort)
+	}
+	laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.RelayIP, port))
+
+	if c.UserID == "" {
+		// pion's EVEN-PORT probe (allocation.Manager.GetRandomEvenPort): it binds, reads the
+		// port and closes at once, before any allocation exists. Every real allocation carries
+		// the user our AuthHandler returned, which is never empty. The socket is still wrapped
+		// (and not counted), so even a future pion that relayed on it would hit the allow-list.
+		pc, err := net.ListenUDP(c.Network, laddr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("turn: probe relay port on %s: %w", laddr, err)
+		}
+		return newRelayConn(pc, s.policy, s, nil), pc.LocalAddr(), nil
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
