@@ -6,10 +6,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/parley/parley/internal/config"
@@ -19,24 +21,40 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
+// servingAddr is the bound TCP address once serve is ready (read by tests).
+var servingAddr atomic.Value
+
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
 func main() {
+	if err := run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		var usage *usageError
+		if errors.As(err, &usage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
 	cmd := "serve"
-	if len(os.Args) > 1 {
-		cmd = os.Args[1]
+	if len(args) > 1 {
+		cmd = args[1]
 	}
 	switch cmd {
 	case "serve":
-		if err := serve(); err != nil {
-			fmt.Fprintln(os.Stderr, "parley:", err)
-			os.Exit(1)
-		}
+		return serve()
 	case "version", "--version", "-v":
 		fmt.Printf("parley %s (OpenVidu 2.32.2 compatible)\n", version)
+		return nil
 	case "help", "--help", "-h":
 		fmt.Println("usage: parley [serve|version]\n  serve    run the server (default)\n  version  print the version")
+		return nil
 	default:
-		fmt.Fprintf(os.Stderr, "parley: unknown command %q (want serve or version)\n", cmd)
-		os.Exit(2)
+		return &usageError{fmt.Sprintf("unknown command %q (want serve or version)", cmd)}
 	}
 }
 
@@ -56,6 +74,7 @@ func serve() error {
 	if err != nil {
 		return err
 	}
+	servingAddr.Store(s.Addr().String())
 	return s.Run(ctx)
 }
 

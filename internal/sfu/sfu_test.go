@@ -1,0 +1,305 @@
+package sfu
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+func newTestSFU(t *testing.T, cfg Config) *SFU {
+	t.Helper()
+	cfg.Loopback = true
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// browser is a pion peer standing in for a browser, recording what it gets.
+type browser struct {
+	pc   *webrtc.PeerConnection
+	mu   sync.Mutex
+	seqs map[uint16]int // sequence number → times received
+	ssrc atomic.Uint32
+	rtcp chan rtcp.Packet
+}
+
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// The NACK test counts a retransmitted duplicate; a browser would never see one (it asks only for
+	// what it lacks), but SRTP replay protection would hide it from the test.
+	se.DisableSRTPReplayProtection(true)
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &browser{pc: pc, seqs: map[uint16]int{}, rtcp: make(chan rtcp.Packet, 1024)}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo {
+			return
+		}
+		b.ssrc.Store(uint32(tr.SSRC()))
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.seqs[p.SequenceNumber]++
+			b.mu.Unlock()
+		}
+	})
+	t.Cleanup(func() { _ = pc.Close() })
+	return b
+}
+
+func (b *browser) offer(t *testing.T) string {
+	t.Helper()
+	o, err := b.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := webrtc.GatheringCompletePromise(b.pc)
+	if err := b.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	return b.pc.LocalDescription().SDP
+}
+
+func (b *browser) answer(t *testing.T, sdp string) {
+	t.Helper()
+	if err := b.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *browser) count(seq uint16) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.seqs[seq]
+}
+
+func (b *browser) received() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.seqs)
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+}
+
+// setup publishes a VP8 track from a fake browser and subscribes another one to it.
+func setup(t *testing.T, s *SFU) (pubB *browser, track *webrtc.TrackLocalStaticRTP, sender *webrtc.RTPSender, subB *browser, pub *Publisher, sub *Subscriber) {
+	t.Helper()
+	pubB = newBrowser(t)
+	track, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	tr, err := pubB.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sender = tr.Sender()
+	go func() {
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				select {
+				case pubB.rtcp <- p:
+				default:
+				}
+			}
+		}
+	}()
+	pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: pubB.offer(t), VideoCodec: CodecVP8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	pubB.answer(t, ans)
+
+	subB = newBrowser(t)
+	if _, err := subB.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	sub, ans, err = s.Subscribe(context.Background(), pub, SubscribeRequest{Offer: subB.offer(t), StreamID: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	subB.answer(t, ans)
+	return
+}
+
+func send(track *webrtc.TrackLocalStaticRTP, seq uint16) {
+	_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: []byte{0x10, 1, 2, 3}})
+}
+
+// waitRTCP returns the first RTCP packet the publisher receives that matches.
+func waitRTCP(t *testing.T, b *browser, what string, match func(rtcp.Packet) bool) rtcp.Packet {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case p := <-b.rtcp:
+			if match(p) {
+				return p
+			}
+		case <-deadline:
+			t.Fatalf("publisher never received %s", what)
+			return nil
+		}
+	}
+}
+
+func TestKeyframeRequestedWhenSubscriberConnects(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	pubB, track, _, _, _, _ := setup(t, s)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				send(track, seq)
+			}
+		}
+	}()
+	waitRTCP(t, pubB, "a PLI", func(p rtcp.Packet) bool { _, ok := p.(*rtcp.PictureLossIndication); return ok })
+}
+
+func TestREMBCapsPublisher(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0, MaxRecvBandwidth: 600})
+	pubB, track, _, _, _, _ := setup(t, s)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				send(track, seq)
+			}
+		}
+	}()
+	p := waitRTCP(t, pubB, "a REMB", func(p rtcp.Packet) bool { _, ok := p.(*rtcp.ReceiverEstimatedMaximumBitrate); return ok })
+	if got := p.(*rtcp.ReceiverEstimatedMaximumBitrate).Bitrate; got != 600_000 {
+		t.Fatalf("REMB %v bps, want 600000", got)
+	}
+}
+
+// TestNACKServedFromSharedBuffer: a subscriber's NACK is answered by the SFU from its buffer; the
+// publisher never sees it.
+func TestNACKServedFromSharedBuffer(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	pubB, track, _, subB, _, _ := setup(t, s)
+	next := uint16(0)
+	eventually(t, "the subscriber receiving media", func() bool {
+		next++
+		send(track, next)
+		return subB.received() > 20 && subB.ssrc.Load() != 0
+	})
+	lost := next - 3 // recent enough to be in the buffer
+	before := subB.count(lost)
+	nack := &rtcp.TransportLayerNack{MediaSSRC: subB.ssrc.Load(), Nacks: []rtcp.NackPair{{PacketID: lost}}}
+	eventually(t, "the retransmission", func() bool {
+		_ = subB.pc.WriteRTCP([]rtcp.Packet{nack})
+		return subB.count(lost) > before
+	})
+	for {
+		select {
+		case p := <-pubB.rtcp:
+			if _, ok := p.(*rtcp.TransportLayerNack); ok {
+				t.Fatal("a subscriber's NACK reached the publisher")
+			}
+		default:
+			return
+		}
+	}
+}
+
+func TestForcedCodec(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	for _, want := range []string{CodecVP8, CodecVP9, CodecH264} {
+		t.Run(want, func(t *testing.T) {
+			b := newBrowser(t)
+			if _, err := b.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+				t.Fatal(err)
+			}
+			pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: b.offer(t), VideoCodec: want})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pub.Close()
+			var names []string
+			for _, line := range strings.Split(ans, "\n") {
+				if strings.HasPrefix(line, "a=rtpmap:") {
+					names = append(names, strings.Fields(line)[1])
+				}
+			}
+			if len(names) != 1 || !strings.HasPrefix(names[0], want+"/") {
+				t.Fatalf("answer codecs %v, want only %s", names, want)
+			}
+		})
+	}
+	t.Run("not offered", func(t *testing.T) {
+		offer := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtpmap:96 VP8/90000\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\na=setup:actpass\r\na=rtcp-mux\r\n"
+		if _, _, err := s.Publish(context.Background(), PublishRequest{Offer: offer, VideoCodec: CodecH264}); err == nil || !strings.Contains(err.Error(), "H264") {
+			t.Fatalf("want a forced-codec error, got %v", err)
+		}
+	})
+	t.Run("garbage SDP", func(t *testing.T) {
+		if _, _, err := s.Publish(context.Background(), PublishRequest{Offer: "not sdp"}); err == nil {
+			t.Fatal("garbage SDP accepted")
+		}
+	})
+}
+
+// TestForwardingAllocations asserts the steady-state fan-out path allocates nothing of its own.
+func TestForwardingAllocations(t *testing.T) {
+	f := newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, slog.New(slog.DiscardHandler))
+	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1}, Payload: make([]byte, 1000)}).Marshal()
+	var pkt rtp.Packet
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := pkt.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		f.ring.put(pkt.SequenceNumber, raw)
+		for _, d := range *f.subs.Load() {
+			d.write(&pkt)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per forwarded packet, want 0", allocs)
+	}
+}
