@@ -95,12 +95,17 @@ func restPassword(secret []byte, username string) string {
 // Liveness reports the connection dead, or (for new allocations only) until they expire.
 //
 // It takes only Server's own lock and never calls Liveness, so the session model may call it while
-// holding its own locks.
+// holding its own locks. An empty connectionID gets empty credentials (which never authenticate).
 func (s *Server) Credentials(connectionID string) (username, password string) {
 	return s.credentialsUntil(connectionID, time.Now().Add(s.cfg.CredentialTTL))
 }
 
 func (s *Server) credentialsUntil(connectionID string, expiry time.Time) (string, string) {
+	if connectionID == "" {
+		// The empty user ID is how pion's EVEN-PORT probe reaches the relay generator, which
+		// then hands out an uncounted socket; no credential may ever authenticate as "".
+		return "", ""
+	}
 	s.mu.Lock()
 	st := s.conns[connectionID]
 	if st == nil {

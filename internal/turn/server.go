@@ -54,6 +54,8 @@ type Server struct {
 	tcpRelayRefusals atomic.Uint64
 	revocations      atomic.Uint64
 
+	udpErrorsSuppressed atomic.Uint64
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -123,7 +125,7 @@ func New(cfg Config, live Liveness, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("turn: listen on UDPAddr %q: %w", cfg.UDPAddr, err)
 		}
 		pcfg.PacketConnConfigs = []pionturn.PacketConnConfig{{
-			PacketConn:            s.udp,
+			PacketConn:            newUDPGuard(s.udp, func() { s.udpErrorsSuppressed.Add(1) }),
 			RelayAddressGenerator: gen,
 			PermissionHandler:     perm,
 		}}
@@ -329,6 +331,9 @@ type Stats struct {
 	// Revocations counts connections whose credentials were revoked (by Revoke, or because
 	// Liveness reported them dead).
 	Revocations uint64
+	// UDPErrorsSuppressed counts STUN error responses (mostly 401s) not sent on TURN/UDP because
+	// their destination exceeded its rate (see udpGuard): a sign of reflection attempts.
+	UDPErrorsSuppressed uint64
 }
 
 // Stats returns a snapshot of the counters. A datagram relayed while its allocation closes may be
@@ -353,5 +358,6 @@ func (s *Server) Stats() Stats {
 	st.QuotaRejections = s.quotaRejections.Load()
 	st.TCPRelayRefusals = s.tcpRelayRefusals.Load()
 	st.Revocations = s.revocations.Load()
+	st.UDPErrorsSuppressed = s.udpErrorsSuppressed.Load()
 	return st
 }

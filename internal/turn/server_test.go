@@ -485,3 +485,78 @@ func TestConfigErrors(t *testing.T) {
 		t.Error("New accepted a nil Liveness")
 	}
 }
+
+// TestUDPErrorRateLimit: over TURN/UDP, where source addresses are unverified, one source gets at
+// most udpErrorBurst error responses per window, so the server is a poor reflector.
+func TestUDPErrorRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config) { c.UDPAddr = "127.0.0.1:0" })
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	const n = 3 * udpErrorBurst
+	for range n {
+		m := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
+			requestedTransport(protoUDP), stun.Fingerprint)
+		if _, err := pc.WriteTo(m.Raw, e.srv.UDPAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A Binding request is answered with success, which is never limited. pion's UDP read loop
+	// handles datagrams in order, so once its answer is here every 401 that was sent is too.
+	bind := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.Fingerprint)
+	if _, err := pc.WriteTo(bind.Raw, e.srv.UDPAddr()); err != nil {
+		t.Fatal(err)
+	}
+	errors := 0
+	buf := make([]byte, 1500)
+	_ = pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		k, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no Binding response: %v (after %d errors)", err, errors)
+		}
+		if isSTUNError(buf[:k]) {
+			errors++
+			continue
+		}
+		break
+	}
+	// Exactly udpErrorBurst, unless the burst straddled a window boundary on a slow machine.
+	if errors < udpErrorBurst || errors > 2*udpErrorBurst {
+		t.Errorf("%d error responses to %d Allocates, want %d", errors, n, udpErrorBurst)
+	}
+	if got := e.srv.Stats().UDPErrorsSuppressed; got != uint64(n-errors) {
+		t.Errorf("UDPErrorsSuppressed %d, want %d", got, n-errors)
+	}
+}
+
+// TestSweep: a connection that Liveness reports dead, with no request to notice it, is revoked by
+// the periodic sweep that Run performs.
+func TestSweep(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	user, pass := e.srv.Credentials("con_Gone")
+	c := dialRaw(t, e, user, pass)
+	c.mustAllocate()
+	e.srv.Credentials("con_Stays")
+	e.live.kill("con_Gone")
+	e.srv.sweep()
+	if st := e.srv.Stats(); st.Allocations != 0 || st.Connections != 1 || st.Revocations != 1 {
+		t.Errorf("after sweep: %+v", st)
+	}
+}
+
+// TestEmptyConnectionID: "" is pion's marker for its port probe, so it must never be a user.
+func TestEmptyConnectionID(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	if u, p := e.srv.Credentials(""); u != "" || p != "" {
+		t.Fatalf("Credentials(\"\") = %q, %q", u, p)
+	}
+	if e.srv.Stats().Connections != 0 {
+		t.Fatal("an empty connection id was registered")
+	}
+}
