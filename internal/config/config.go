@@ -41,8 +41,44 @@ type Config struct {
 	// LogLevel is PARLEY_LOG_LEVEL: debug, info (default), warn or error.
 	LogLevel string
 
+	// DataDir is PARLEY_DATA_DIR: where state that must survive restarts lives (the self-signed
+	// certificate, the ACME cache). Default /var/lib/parley, or .parley in dev mode.
+	DataDir string
+	// IceServers is OPENVIDU_WEBRTC_ICE_SERVERS: external STUN/TURN servers sent to every client
+	// besides the embedded TURN.
+	IceServers []IceServer
+
 	Session SessionConfig
 	Media   MediaConfig
+	TLS     TLSConfig
+	TURN    TURNConfig
+}
+
+// TLSConfig is what the edge needs to terminate TLS in production mode.
+type TLSConfig struct {
+	// Type is CERTIFICATE_TYPE: selfsigned, owncert or letsencrypt.
+	Type string
+	// CertFile and KeyFile are PARLEY_CERT_FILE / PARLEY_KEY_FILE, the PEM files of an owncert
+	// (default owncert/certificate.cert and owncert/certificate.key, OpenVidu's layout).
+	CertFile string
+	KeyFile  string
+	// Email is LETSENCRYPT_EMAIL, the ACME account contact.
+	Email string
+	// ACMEDirectory is PARLEY_ACME_DIRECTORY (default Let's Encrypt production).
+	ACMEDirectory string
+}
+
+// TURNConfig is what the embedded TURN server needs.
+type TURNConfig struct {
+	// Enabled is PARLEY_TURN (default true): TURN over TCP and TLS on the shared TCP port.
+	Enabled bool
+	// UDPPort is PARLEY_TURN_UDP_PORT (default 0 = off; OpenVidu used 3478). TURN over UDP is only
+	// useful where UDP reaches us but not our media port.
+	UDPPort int
+	// MaxAllocationsPerConnection is PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION (default 10).
+	MaxAllocationsPerConnection int
+	// MaxAllocations is PARLEY_TURN_MAX_ALLOCATIONS (default 1000) for this node.
+	MaxAllocations int
 }
 
 // SessionConfig is what the session model and the signaling layer need.
@@ -168,7 +204,9 @@ func ParseDotenv(text string) (map[string]string, error) {
 // known lists the PARLEY_* names we read, so a typo is reported instead of silently ignored.
 var known = []string{
 	"PARLEY_LOG_LEVEL", "PARLEY_MEDIA_PORT", "PARLEY_MEDIA_ANNOUNCE_IPS", "PARLEY_MEDIA_LISTEN_IPS",
-	"PARLEY_RECONNECT_GRACE", "PARLEY_PING_TIMEOUT", "DOTENV_PATH",
+	"PARLEY_RECONNECT_GRACE", "PARLEY_PING_TIMEOUT", "PARLEY_DATA_DIR", "PARLEY_CERT_FILE",
+	"PARLEY_KEY_FILE", "PARLEY_ACME_DIRECTORY", "PARLEY_TURN", "PARLEY_TURN_UDP_PORT",
+	"PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", "PARLEY_TURN_MAX_ALLOCATIONS",
 }
 
 var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -250,6 +288,30 @@ func parse(get Lookup, names []string) (*Config, error) {
 	c.CertificateType = oneOf("CERTIFICATE_TYPE", "selfsigned", "selfsigned", "owncert", "letsencrypt")
 	c.SupportDeprecatedAPI = boolean("SUPPORT_DEPRECATED_API", true)
 	c.LogLevel = oneOf("PARLEY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	defData := "/var/lib/parley"
+	if c.Dev {
+		defData = ".parley"
+	}
+	c.DataDir = str("PARLEY_DATA_DIR", defData)
+	if v := str("OPENVIDU_WEBRTC_ICE_SERVERS", ""); v != "" {
+		var err error
+		if c.IceServers, err = ParseIceServers(v); err != nil {
+			bad = append(bad, "OPENVIDU_WEBRTC_ICE_SERVERS is invalid: "+err.Error())
+		}
+	}
+	c.TLS = TLSConfig{
+		Type:          c.CertificateType,
+		CertFile:      str("PARLEY_CERT_FILE", "owncert/certificate.cert"),
+		KeyFile:       str("PARLEY_KEY_FILE", "owncert/certificate.key"),
+		Email:         str("LETSENCRYPT_EMAIL", ""),
+		ACMEDirectory: str("PARLEY_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory"),
+	}
+	c.TURN = TURNConfig{
+		Enabled:                     boolean("PARLEY_TURN", true),
+		UDPPort:                     num("PARLEY_TURN_UDP_PORT", 0, 0, 65535),
+		MaxAllocationsPerConnection: num("PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", 10, 1, 1000),
+		MaxAllocations:              num("PARLEY_TURN_MAX_ALLOCATIONS", 1000, 1, 1_000_000),
+	}
 
 	s := &c.Session
 	s.GarbageInterval = time.Duration(num("OPENVIDU_SESSIONS_GARBAGE_INTERVAL", 900, 0, 1<<30)) * time.Second
@@ -280,6 +342,14 @@ func parse(get Lookup, names []string) (*Config, error) {
 	}
 	if !c.Dev && !validHost(c.Domain) {
 		bad.add("DOMAIN_OR_PUBLIC_IP", c.Domain, "a DNS name or an IP address, without scheme or port")
+	}
+	if !c.Dev && c.TLS.Type == "letsencrypt" {
+		if _, err := netip.ParseAddr(c.Domain); err == nil {
+			bad = append(bad, "CERTIFICATE_TYPE=letsencrypt needs DOMAIN_OR_PUBLIC_IP to be a DNS name, not an IP address")
+		}
+		if c.TLS.Email == "" {
+			bad = append(bad, "LETSENCRYPT_EMAIL is required with CERTIFICATE_TYPE=letsencrypt")
+		}
 	}
 	if m.MaxRecvBandwidth != 0 && m.MinRecvBandwidth > m.MaxRecvBandwidth {
 		bad = append(bad, "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH must not exceed OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH")
