@@ -1,8 +1,12 @@
 package turn
 
 import (
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/pion/stun/v4"
+	pionturn "github.com/pion/turn/v5"
 )
 
 func TestParseUsername(t *testing.T) {
@@ -61,6 +65,31 @@ func FuzzParseUsername(f *testing.F) {
 		}
 		if len(h) != handleLen || strings.Contains(h, ":") {
 			t.Fatalf("parseUsername(%q) returned handle %q", u, h)
+		}
+	})
+}
+
+// FuzzAuthenticate drives pion's AuthHandler with arbitrary USERNAME, REALM and method, as a
+// client can send them. It must never panic, and it may accept only a credential we minted.
+func FuzzAuthenticate(f *testing.F) {
+	e := newEnv(f, nil)
+	minted, _ := e.srv.Credentials("con_Fuzz")
+	f.Add(minted, DefaultRealm, uint16(stun.MethodAllocate))
+	f.Add(minted, DefaultRealm, uint16(stun.MethodRefresh))
+	f.Add(minted, DefaultRealm, uint16(stun.MethodConnect))
+	f.Add(minted, "openvidu", uint16(stun.MethodChannelBind))
+	f.Add("1767225600:con_Fuzz", DefaultRealm, uint16(stun.MethodAllocate))
+	f.Add("", "", uint16(0))
+	f.Fuzz(func(t *testing.T, user, realm string, method uint16) {
+		id, key, ok := e.srv.authenticate(&pionturn.RequestAttributes{
+			Username: user, Realm: realm, Method: stun.Method(method),
+			SrcAddr: &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 50000},
+		})
+		if !ok {
+			return
+		}
+		if user != minted || realm != DefaultRealm || id != "con_Fuzz" || len(key) != 16 {
+			t.Fatalf("accepted user %q realm %q method %v as %q", user, realm, stun.Method(method), id)
 		}
 	})
 }
