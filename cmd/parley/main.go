@@ -7,7 +7,9 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/parley/parley/internal/config"
+	portsreport "github.com/parley/parley/internal/ports"
 	"github.com/parley/parley/internal/server"
 )
 
@@ -47,23 +50,57 @@ func run(args []string) error {
 	switch cmd {
 	case "serve":
 		return serve()
+	case "ports":
+		return ports(args[2:], os.Stdout)
 	case "version", "--version", "-v":
 		fmt.Printf("parley %s (OpenVidu 2.32.2 compatible)\n", version)
 		return nil
 	case "help", "--help", "-h":
-		fmt.Println("usage: parley [serve|version]\n  serve    run the server (default)\n  version  print the version")
+		fmt.Println("usage: parley [serve|ports|version]\n  serve    run the server (default)\n  ports    print what listens where, and why (--format text|json|mermaid)\n  version  print the version")
 		return nil
 	default:
-		return &usageError{fmt.Sprintf("unknown command %q (want serve or version)", cmd)}
+		return &usageError{fmt.Sprintf("unknown command %q (want serve, ports or version)", cmd)}
 	}
 }
 
-func serve() error {
+// loadConfig reads the effective configuration: defaults, .env, environment.
+func loadConfig() (*config.Config, error) {
 	dotenv := ".env"
 	if p, ok := os.LookupEnv("DOTENV_PATH"); ok {
 		dotenv = p
 	}
-	cfg, err := config.Load(dotenv, os.LookupEnv, os.Environ())
+	return config.Load(dotenv, os.LookupEnv, os.Environ())
+}
+
+// ports prints the port matrix of the effective configuration.
+func ports(args []string, w io.Writer) error {
+	fs := flag.NewFlagSet("ports", flag.ContinueOnError)
+	format := fs.String("format", "text", "text, json or mermaid")
+	if err := fs.Parse(args); err != nil {
+		return &usageError{err.Error()}
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		return err
+	}
+	r := portsreport.Build(cfg)
+	switch *format {
+	case "text":
+		if err := r.WriteText(w); err != nil {
+			return err
+		}
+		_, _ = fmt.Fprintln(w)
+		return r.WriteMermaid(w)
+	case "json":
+		return r.WriteJSON(w)
+	case "mermaid":
+		return r.WriteMermaid(w)
+	}
+	return &usageError{fmt.Sprintf("unknown --format %q (want text, json or mermaid)", *format)}
+}
+
+func serve() error {
+	cfg, err := loadConfig()
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"syscall"
@@ -57,4 +59,54 @@ func TestUnknownCommand(t *testing.T) {
 	if err := run([]string{"parley", "frobnicate"}); !errors.As(err, &usage) {
 		t.Fatalf("want a usage error, got %T", err)
 	}
+}
+
+func TestPortsReport(t *testing.T) {
+	t.Setenv("DOTENV_PATH", "")
+	t.Run("dev", func(t *testing.T) {
+		var b strings.Builder
+		if err := ports(nil, &b); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		for _, want := range []string{"4443  TCP", "4443  UDP", "127.0.0.1 only", "HTTP Basic", "```mermaid", "TURN"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("dev report lacks %q:\n%s", want, out)
+			}
+		}
+	})
+	t.Run("production json", func(t *testing.T) {
+		t.Setenv("DOMAIN_OR_PUBLIC_IP", "meet.example.com")
+		t.Setenv("OPENVIDU_SECRET", "a-long-production-secret")
+		t.Setenv("CERTIFICATE_TYPE", "letsencrypt")
+		t.Setenv("LETSENCRYPT_EMAIL", "ops@example.com")
+		var b strings.Builder
+		if err := ports([]string{"--format", "json"}, &b); err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			Mode  string
+			Ports []struct{ Port, Protocol, Direction, Purpose string }
+		}
+		if err := json.Unmarshal([]byte(b.String()), &r); err != nil {
+			t.Fatal(err)
+		}
+		has := func(port, proto, dir string) bool {
+			for _, p := range r.Ports {
+				if p.Port == port && p.Protocol == proto && p.Direction == dir {
+					return true
+				}
+			}
+			return false
+		}
+		if r.Mode != "production" || !has("443", "TCP", "inbound") || !has("443", "UDP", "inbound") || !has("80", "TCP", "inbound") || !has("443", "TCP", "outbound") {
+			t.Fatalf("production matrix: %+v", r)
+		}
+	})
+	t.Run("bad format", func(t *testing.T) {
+		var usage *usageError
+		if err := ports([]string{"--format", "xml"}, io.Discard); !errors.As(err, &usage) {
+			t.Fatalf("want a usage error, got %v", err)
+		}
+	})
 }

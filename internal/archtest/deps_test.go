@@ -24,6 +24,7 @@ var forbidden = map[string]struct {
 	"signaling": {[]string{"api", "edge", "sfu", "turn", "server"}, "signaling talks to the session model only (sfu types via session)"},
 	"session":   {[]string{"api", "signaling", "edge", "server"}, "the model never reaches back up"},
 	"sfu":       {[]string{"config", "api", "signaling", "session", "edge", "turn", "server"}, "sfu reports up through funcs only"},
+	"ports":     {[]string{"api", "signaling", "session", "edge", "sfu", "turn", "server"}, "ports reads the configuration only"},
 	"turn":      {[]string{"config", "api", "signaling", "session", "edge", "sfu", "server"}, "turn reports up through Liveness only"},
 }
 
