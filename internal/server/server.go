@@ -48,8 +48,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 			cfg.Media.Port = cfg.HTTPSPort
 		}
 	}
+	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, localAddrs(), cfg.Media.Port, log)
 	media, err := sfu.New(sfu.Config{
-		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: cfg.Media.AnnounceIPs,
+		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
 		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth,
 	}, log.With("component", "sfu"))
 	if err != nil {

@@ -32,8 +32,10 @@ type Config struct {
 	Port int
 	// ListenIPs restricts the interfaces the port is bound on; empty means every up interface.
 	ListenIPs []netip.Addr
-	// AnnounceIPs replace the interface addresses in our candidates (1:1 NAT); empty means none.
-	AnnounceIPs []netip.Addr
+	// AnnounceIPs are written into our candidates (1:1 NAT): instead of the interface addresses when
+	// AnnounceReplace, else in addition to them. Empty means the interface addresses only.
+	AnnounceIPs     []netip.Addr
+	AnnounceReplace bool
 	// Loopback binds the port on loopback too and announces it (dev mode: everything is local).
 	Loopback bool
 	// MaxRecvBandwidth caps each publisher's video, in kbps (0 = no cap), through REMB.
@@ -176,8 +178,12 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 		for i, a := range s.cfg.AnnounceIPs {
 			ext[i] = a.String()
 		}
+		mode := webrtc.ICEAddressRewriteAppend
+		if s.cfg.AnnounceReplace {
+			mode = webrtc.ICEAddressRewriteReplace
+		}
 		if err := se.SetICEAddressRewriteRules(webrtc.ICEAddressRewriteRule{
-			External: ext, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: webrtc.ICEAddressRewriteReplace,
+			External: ext, AsCandidateType: webrtc.ICECandidateTypeHost, Mode: mode,
 		}); err != nil {
 			return nil, err
 		}
