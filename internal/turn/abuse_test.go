@@ -160,8 +160,7 @@ func TestForbiddenSources(t *testing.T) {
 func TestMediaAlias(t *testing.T) {
 	t.Parallel()
 	announced := netip.MustParseAddrPort("192.0.2.99:4443") // never contacted: rewritten to local
-	var e *testEnv
-	e = newEnv(t, func(c *Config) {
+	e := newEnv(t, func(c *Config) {
 		c.MediaAliases = map[netip.AddrPort]netip.AddrPort{announced: c.MediaAddrs[0]}
 	})
 	user, pass := e.srv.Credentials("con_Alias")
