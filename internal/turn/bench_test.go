@@ -74,6 +74,10 @@ func newBenchClient(b *testing.B, e *testEnv) *benchClient {
 
 // BenchmarkRelayTCP measures the whole relay path over TURN/TCP with ChannelData, as a browser
 // behind a UDP-blocking firewall uses it: client ⇄ pion TURN ⇄ relay wrapper ⇄ SFU socket.
+// roundtrip is latency (one datagram in flight). to_sfu and from_sfu are unpaced floods: the
+// sender outruns the receiving UDP socket on small machines, so pps is the capacity actually
+// delivered under overload and %loss is how much the overload cost, not loss at a normal rate.
+// allocs/op counts the whole process (pion's per-datagram allocations, the test client's).
 func BenchmarkRelayTCP(b *testing.B) {
 	b.Run("roundtrip", func(b *testing.B) {
 		e := newEnv(b, nil)
