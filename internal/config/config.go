@@ -75,7 +75,9 @@ type TURNConfig struct {
 	// UDPPort is PARLEY_TURN_UDP_PORT (default 0 = off; OpenVidu used 3478). TURN over UDP is only
 	// useful where UDP reaches us but not our media port.
 	UDPPort int
-	// MaxAllocationsPerConnection is PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION (default 10).
+	// MaxAllocationsPerConnection is PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION (default 100: a browser
+	// takes about two per PeerConnection per TURN URL, and OpenVidu opens one per publish and per
+	// subscription).
 	MaxAllocationsPerConnection int
 	// MaxAllocations is PARLEY_TURN_MAX_ALLOCATIONS (default 1000) for this node.
 	MaxAllocations int
@@ -309,7 +311,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	c.TURN = TURNConfig{
 		Enabled:                     boolean("PARLEY_TURN", true),
 		UDPPort:                     num("PARLEY_TURN_UDP_PORT", 0, 0, 65535),
-		MaxAllocationsPerConnection: num("PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", 10, 1, 1000),
+		MaxAllocationsPerConnection: num("PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", 100, 1, 10000),
 		MaxAllocations:              num("PARLEY_TURN_MAX_ALLOCATIONS", 1000, 1, 1_000_000),
 	}
 

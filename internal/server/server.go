@@ -4,12 +4,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/parley/parley/internal/api"
@@ -18,49 +20,101 @@ import (
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/signaling"
+	"github.com/parley/parley/internal/turn"
 )
 
 // Server is a running Parley node.
 type Server struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	ln      net.Listener
-	media   *sfu.SFU
-	manager *session.Manager
-	sig     *signaling.Handler
-	edge    *edge.Server
+	cfg      *config.Config
+	log      *slog.Logger
+	ln       net.Listener
+	media    *sfu.SFU
+	manager  *session.Manager
+	sig      *signaling.Handler
+	edge     *edge.Server
+	turn     *turn.Server // nil when PARLEY_TURN=false
+	revokes  chan session.ConnectionID
+	httpPort *http.Server // production: redirects to HTTPS and answers ACME; nil in dev
+	httpLn   net.Listener
 }
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
 // port and cfg is updated to the one bound.
-func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+	s = &Server{cfg: cfg, log: log, revokes: make(chan session.ConnectionID, 4096)}
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
 	host := ""
 	if cfg.Dev {
 		host = "127.0.0.1" // dev mode is for this machine only, like openvidu-dev's localhost URLs
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort)))
-	if err != nil {
+	if s.ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))); err != nil {
 		return nil, fmt.Errorf("listen on tcp/%d (HTTPS_PORT): %w", cfg.HTTPSPort, err)
 	}
+	closers = append(closers, s.ln.Close)
 	if cfg.HTTPSPort == 0 {
-		cfg.HTTPSPort = ln.Addr().(*net.TCPAddr).Port
+		cfg.HTTPSPort = s.ln.Addr().(*net.TCPAddr).Port
 		if cfg.Media.Port == 0 {
 			cfg.Media.Port = cfg.HTTPSPort
 		}
 	}
-	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, localAddrs(), cfg.Media.Port, log)
-	media, err := sfu.New(sfu.Config{
-		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
-		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth,
-	}, log.With("component", "sfu"))
-	if err != nil {
-		_ = ln.Close()
+
+	var tlsCfg *tls.Config
+	if !cfg.Dev {
+		var portHandler http.Handler
+		tlsCfg, portHandler, err = edge.TLSConfig(edge.CertConfig{
+			Type: cfg.TLS.Type, Domain: cfg.Domain, Dir: cfg.DataDir, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			Email: cfg.TLS.Email, ACMEDirectoryURL: cfg.TLS.ACMEDirectory, HTTPSPort: cfg.HTTPSPort,
+		}, log.With("component", "tls"))
+		if err != nil {
+			return nil, err
+		}
+		if s.httpLn, err = net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.HTTPPort))); err != nil {
+			return nil, fmt.Errorf("listen on tcp/%d (HTTP_PORT, redirects and ACME): %w", cfg.HTTPPort, err)
+		}
+		closers = append(closers, s.httpLn.Close)
+		s.httpPort = &http.Server{Handler: portHandler, ReadHeaderTimeout: 10 * time.Second}
+	}
+
+	// Routes are registered once the handlers exist; the edge needs the mux now because the SFU
+	// needs the edge's ICE-TCP listener.
+	mux := http.NewServeMux()
+	if s.edge, err = edge.NewServer(s.ln, edge.Config{TLS: tlsCfg, HTTP: mux, TURN: s.handleTURN}, log.With("component", "edge")); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, ln: ln, media: media}
+
+	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, localAddrs(), cfg.Media.Port, log)
+	if s.media, err = sfu.New(sfu.Config{
+		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
+		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth, TCPListener: s.edge.ICETCPListener(),
+	}, log.With("component", "sfu")); err != nil {
+		return nil, err
+	}
+	closers = append(closers, s.media.Close)
 	s.manager = session.NewManager(session.Options{
-		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: media, Log: log.With("component", "session"),
+		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: s.media, Log: log.With("component", "session"),
 	})
+	if cfg.TURN.Enabled {
+		if s.turn, err = s.newTURN(announce); err != nil {
+			return nil, err
+		}
+		closers = append(closers, s.turn.Close)
+		s.manager.Listen(func(e session.Event) {
+			if e.Kind == session.ParticipantLeft {
+				select {
+				case s.revokes <- e.Connection:
+				default: // the per-request liveness check still refuses it
+					log.Warn("turn revocation queue full", "connection", e.Connection)
+				}
+			}
+		})
+	}
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
 	}, s.manager, log.With("component", "signaling"))
@@ -69,7 +123,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		SupportDeprecatedAPI: cfg.SupportDeprecatedAPI, ConfigJSON: configJSON(cfg),
 	}, s.manager, log.With("component", "api"))
 
-	mux := http.NewServeMux()
 	mux.Handle("/openvidu", s.sig) // exact path: the SDK always dials /openvidu (protocol note §0.1)
 	mux.Handle("/openvidu/api/", rest)
 	if cfg.SupportDeprecatedAPI {
@@ -79,8 +132,45 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = fmt.Fprintf(w, "Parley is running. OpenVidu 2 applications: OPENVIDU_URL=%s\n", cfg.PublicURL())
 	})
-	s.edge = edge.New(ln, mux, log.With("component", "edge"))
 	return s, nil
+}
+
+// newTURN builds the embedded TURN server: it relays only to the SFU's own media sockets.
+func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
+	media := s.media.LocalAddrs()
+	var relayIP netip.Addr
+	for _, a := range media {
+		if ip := a.Addr().Unmap(); ip.Is4() && (!relayIP.IsValid() || relayIP.IsLoopback() && !ip.IsLoopback()) {
+			relayIP = ip
+		}
+	}
+	// 1:1 NAT: a relayed packet to the announced public address is delivered to the local socket
+	// directly, with no hairpin through the NAT.
+	aliases := map[netip.AddrPort]netip.AddrPort{}
+	for _, a := range announce {
+		for _, m := range media {
+			if m.Addr().Unmap() == relayIP {
+				aliases[netip.AddrPortFrom(a, m.Port())] = m
+			}
+		}
+	}
+	udp := ""
+	if s.cfg.TURN.UDPPort != 0 {
+		udp = net.JoinHostPort("", strconv.Itoa(s.cfg.TURN.UDPPort))
+	}
+	return turn.New(turn.Config{
+		MediaAddrs: media, MediaAliases: aliases, RelayIP: relayIP, UDPAddr: udp,
+		MaxAllocationsPerConnection: s.cfg.TURN.MaxAllocationsPerConnection, MaxAllocations: s.cfg.TURN.MaxAllocations,
+	}, turn.LivenessFunc(s.manager.Alive), s.log.With("component", "turn"))
+}
+
+// handleTURN takes the TURN/TCP and TURN/TLS connections the edge recognised.
+func (s *Server) handleTURN(c net.Conn) {
+	if s.turn == nil {
+		_ = c.Close()
+		return
+	}
+	s.turn.HandleConn(c)
 }
 
 // Addr is the TCP address the edge listens on.
@@ -92,24 +182,54 @@ func (s *Server) Manager() *session.Manager { return s.manager }
 // MediaAddrs lists the UDP addresses media is bound on.
 func (s *Server) MediaAddrs() []netip.AddrPort { return s.media.LocalAddrs() }
 
-// iceServers is what joinRoom sends when the connection has none configured: never empty, so the SDK
-// never falls back to public STUN servers. Until TURN is embedded, a STUN entry naming our own
-// media port is enough to keep the browser on our network.
-func (s *Server) iceServers(session.ConnectionID) []session.IceServer {
+// iceServers is what joinRoom sends when the connection has none of its own: the embedded TURN with
+// credentials for this participant only, then any external servers (OPENVIDU_WEBRTC_ICE_SERVERS).
+// Never empty, so the SDK never falls back to public STUN servers.
+func (s *Server) iceServers(id session.ConnectionID) []session.IceServer {
 	host := s.cfg.Domain
 	if s.cfg.Dev {
 		host = "127.0.0.1"
 	}
-	return []session.IceServer{{URL: fmt.Sprintf("stun:%s:%d", host, s.cfg.Media.Port)}}
+	var out []session.IceServer
+	if s.turn != nil {
+		user, pass := s.turn.Credentials(string(id))
+		hp := net.JoinHostPort(host, strconv.Itoa(s.cfg.HTTPSPort))
+		if !s.cfg.Dev {
+			out = append(out, session.IceServer{URL: "turns:" + hp + "?transport=tcp", Username: user, Credential: pass})
+		}
+		out = append(out, session.IceServer{URL: "turn:" + hp + "?transport=tcp", Username: user, Credential: pass})
+		if s.cfg.TURN.UDPPort != 0 {
+			out = append(out, session.IceServer{URL: "turn:" + net.JoinHostPort(host, strconv.Itoa(s.cfg.TURN.UDPPort)) + "?transport=udp", Username: user, Credential: pass})
+		}
+	}
+	now := time.Now()
+	for _, e := range s.cfg.IceServers {
+		u, c := e.Mint(now, 24*time.Hour)
+		out = append(out, session.IceServer{URL: e.URL, Username: u, Credential: c})
+	}
+	if len(out) == 0 {
+		out = append(out, session.IceServer{URL: fmt.Sprintf("stun:%s:%d", host, s.cfg.Media.Port)})
+	}
+	return out
 }
 
 // Run serves until ctx ends, then shuts down in order: participants are told and evicted, sockets
-// flushed and closed, the edge stops, media is released.
+// flushed and closed, the edge stops accepting, TURN and media are released.
 func (s *Server) Run(ctx context.Context) error {
-	gcCtx, stopGC := context.WithCancel(context.Background())
-	gcDone := make(chan struct{})
-	go func() { defer close(gcDone); _ = s.manager.Run(gcCtx) }()
-	s.log.Info("parley serving", "url", s.cfg.PublicURL(), "media_udp_port", s.cfg.Media.Port, "dev", s.cfg.Dev)
+	bg, stopBG := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = s.manager.Run(bg) }()
+	if s.turn != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.revokeLoop(bg) }()
+	}
+	var portErr chan error
+	if s.httpPort != nil {
+		portErr = make(chan error, 1)
+		go func() { portErr <- s.httpPort.Serve(s.httpLn) }()
+	}
+	s.log.Info("parley serving", "url", s.cfg.PublicURL(), "media_udp_port", s.cfg.Media.Port, "dev", s.cfg.Dev, "turn", s.turn != nil)
 	edgeCtx, stopEdge := context.WithCancel(context.Background())
 	edgeDone := make(chan error, 1)
 	go func() { edgeDone <- s.edge.Run(edgeCtx) }()
@@ -124,17 +244,36 @@ func (s *Server) Run(ctx context.Context) error {
 	s.manager.Shutdown()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	s.sig.Shutdown(sctx)
+	if s.httpPort != nil {
+		_ = s.httpPort.Shutdown(sctx)
+		<-portErr
+	}
 	cancel()
 	stopEdge()
 	if e := <-edgeDone; err == nil {
 		err = e
 	}
-	stopGC()
-	<-gcDone
+	stopBG()
+	wg.Wait()
+	if s.turn != nil {
+		_ = s.turn.Close()
+	}
 	if e := s.media.Close(); err == nil {
 		err = e
 	}
 	return err
+}
+
+// revokeLoop ends the TURN credentials of participants that left, off the model's lock.
+func (s *Server) revokeLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case id := <-s.revokes:
+			s.turn.Revoke(string(id))
+		}
+	}
 }
 
 func configJSON(c *config.Config) map[string]any {
