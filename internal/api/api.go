@@ -497,7 +497,7 @@ func pathJSON(p session.MediaPath) any {
 	if p.Protocol == "" {
 		return nil
 	}
-	return map[string]any{"protocol": p.Protocol, "localType": p.LocalType, "remoteType": p.RemoteType, "local": p.Local, "remote": p.Remote}
+	return map[string]any{"protocol": p.Protocol, "localType": p.LocalType, "remoteType": p.RemoteType, "local": p.Local, "remote": p.Remote, "viaTurn": p.ViaTURN}
 }
 
 func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {

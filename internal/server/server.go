@@ -99,6 +99,7 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	closers = append(closers, s.media.Close)
 	s.manager = session.NewManager(session.Options{
 		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: s.media, Log: log.With("component", "session"),
+		DescribePath: s.describePath,
 	})
 	if cfg.TURN.Enabled {
 		if s.turn, err = s.newTURN(announce); err != nil {
@@ -162,6 +163,17 @@ func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
 		MediaAddrs: media, MediaAliases: aliases, RelayIP: relayIP, UDPAddr: udp,
 		MaxAllocationsPerConnection: s.cfg.TURN.MaxAllocationsPerConnection, MaxAllocations: s.cfg.TURN.MaxAllocations,
 	}, turn.LivenessFunc(s.manager.Alive), s.log.With("component", "turn"))
+}
+
+// describePath marks candidate pairs whose remote end is one of our TURN relays.
+func (s *Server) describePath(p sfu.Path) sfu.Path {
+	if s.turn == nil {
+		return p
+	}
+	if ap, err := netip.ParseAddrPort(p.Remote); err == nil && s.turn.IsRelayAddr(ap) {
+		p.ViaTURN = true
+	}
+	return p
 }
 
 // handleTURN takes the TURN/TCP and TURN/TLS connections the edge recognised.

@@ -43,6 +43,9 @@ type Options struct {
 	Log          *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// DescribePath, optional, completes a candidate pair with what only the caller knows (whether the
+	// remote address is one of our TURN relays).
+	DescribePath func(sfu.Path) sfu.Path
 }
 
 // Manager owns every session of this node.
@@ -627,6 +630,9 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 // mediaConnected records the candidate pair of a publisher (subscriber empty) or subscription once
 // ICE and DTLS are up, and logs it: the first thing to look at when someone sees only themselves.
 func (m *Manager) mediaConnected(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger) {
+	if m.opts.DescribePath != nil {
+		path = m.opts.DescribePath(path)
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if subscriber == "" {

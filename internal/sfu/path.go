@@ -18,6 +18,9 @@ type Path struct {
 	// Local and Remote are ip:port.
 	Local  string
 	Remote string
+	// ViaTURN is set when Remote is a relayed address of our own embedded TURN server: the browser
+	// reaches us over TURN/TCP or TURN/TLS on the shared TCP port.
+	ViaTURN bool
 }
 
 // String is the compact form used in logs, e.g. "udp host→prflx 10.0.0.5:50000".
@@ -25,7 +28,11 @@ func (p Path) String() string {
 	if p.Protocol == "" {
 		return "none"
 	}
-	return p.Protocol + " " + p.LocalType + "→" + p.RemoteType + " " + p.Remote
+	s := p.Protocol + " " + p.LocalType + "→" + p.RemoteType + " " + p.Remote
+	if p.ViaTURN {
+		s += " (via embedded TURN)"
+	}
+	return s
 }
 
 // selectedPath reads the pair pion's ICE agent selected; zero Path before connection.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -360,4 +361,20 @@ func (s *Server) Stats() Stats {
 	st.Revocations = s.revocations.Load()
 	st.UDPErrorsSuppressed = s.udpErrorsSuppressed.Load()
 	return st
+}
+
+// IsRelayAddr reports whether addr is the relayed address of a live allocation: the SFU sees it as
+// the remote end of a participant who reaches us through TURN, which is worth telling apart from a
+// direct path when someone asks why their call is slow.
+func (s *Server) IsRelayAddr(addr netip.AddrPort) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.conns {
+		for rc := range st.relays {
+			if la, ok := rc.pc.LocalAddr().(*net.UDPAddr); ok && la.AddrPort().Addr().Unmap() == addr.Addr().Unmap() && la.AddrPort().Port() == addr.Port() {
+				return true
+			}
+		}
+	}
+	return false
 }

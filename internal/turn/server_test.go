@@ -560,3 +560,22 @@ func TestEmptyConnectionID(t *testing.T) {
 		t.Fatal("an empty connection id was registered")
 	}
 }
+
+func TestIsRelayAddr(t *testing.T) {
+	e := newEnv(t, nil)
+	user, pass := e.srv.Credentials("con_Relay1234")
+	client, _ := pionClient(t, e, user, pass)
+	relay, err := client.Allocate()
+	if err != nil {
+		t.Fatalf("Allocate: %v", err)
+	}
+	relayAddr := relay.LocalAddr().(*net.UDPAddr).AddrPort()
+	if !e.srv.IsRelayAddr(relayAddr) {
+		t.Fatalf("%s is a live relay address", relayAddr)
+	}
+	if e.srv.IsRelayAddr(e.mediaAddr()) {
+		t.Fatal("the media address is not a relay address")
+	}
+	e.srv.Revoke("con_Relay1234")
+	eventually(t, time.Second, "the revoked relay to be forgotten", func() bool { return !e.srv.IsRelayAddr(relayAddr) })
+}
