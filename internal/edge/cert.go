@@ -141,7 +141,16 @@ func letsEncrypt(c CertConfig, base *tls.Config, redirect http.Handler) (*tls.Co
 		}
 		return m.GetCertificate(hello)
 	}
-	return base, m.HTTPHandler(redirect), nil
+	challenges := m.HTTPHandler(redirect)
+	return base, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// autocert checks the host policy against Host as sent, port included; a CA only ever
+		// validates on port 80, but a port forwarded to another HTTP_PORT (or a test) must not
+		// turn the challenge away.
+		if host, _, err := net.SplitHostPort(r.Host); err == nil {
+			r.Host = host
+		}
+		challenges.ServeHTTP(w, r)
+	}), nil
 }
 
 // redirectHandler sends GET and HEAD to the same path on https://domain[:port]. The host is the

@@ -18,8 +18,8 @@ var (
 	// stunBinding is a Binding request with no attributes.
 	stunBinding = []byte{0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xA4, 0x42, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}
 	// tlsHello is the start of a TLS 1.3 ClientHello record (record version 3.1).
-	tlsHello = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
-	httpGetMsg  = []byte("GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+	tlsHello   = []byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03}
+	httpGetMsg = []byte("GET / HTTP/1.1\r\nHost: example\r\n\r\n")
 )
 
 // framed puts msg in an RFC 4571 frame.
