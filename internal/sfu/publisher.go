@@ -55,6 +55,7 @@ func (s *SFU) Publish(ctx context.Context, req PublishRequest) (*Publisher, stri
 	if err != nil {
 		return nil, "", err
 	}
+	s.track(p, nil)
 	if p.video != nil && s.cfg.MaxRecvBandwidth > 0 {
 		p.wg.Add(1)
 		go p.remb()
@@ -195,6 +196,7 @@ func (p *Publisher) Close() {
 		_ = pc.Close()
 	}
 	p.wg.Wait()
+	p.sfu.untrack(p, nil)
 }
 
 // remb tells the browser the most it may send: OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH. Without
@@ -241,7 +243,11 @@ type forwarder struct {
 	lastPLI    atomic.Int64 // unix nanos of the last keyframe request sent
 	plipending atomic.Bool  // a deferred request is scheduled
 
-	packets atomic.Uint64 // forwarded from the publisher
+	// Counters are per forwarder so publishers on different cores never share a cache line;
+	// SFU.Stats sums them.
+	packets atomic.Uint64 // received from the publisher
+	bytes   atomic.Uint64
+	plis    atomic.Uint64 // keyframe requests sent to the publisher
 }
 
 func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *slog.Logger) *forwarder {
@@ -268,6 +274,7 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 			continue
 		}
 		f.packets.Add(1)
+		f.bytes.Add(uint64(n))
 		if f.ring != nil {
 			f.ring.put(pkt.SequenceNumber, buf[:n])
 		}
@@ -325,6 +332,7 @@ func (f *forwarder) requestKeyframe() {
 	if ssrc == 0 || pc == nil {
 		return
 	}
+	f.plis.Add(1)
 	_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 }
 

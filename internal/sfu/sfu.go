@@ -54,6 +54,7 @@ type SFU struct {
 	tcpMux *ice.TCPMuxDefault
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
+	reg    registry
 }
 
 // gatherTimeout bounds the wait for our own candidates. With a UDP mux they are known locally and

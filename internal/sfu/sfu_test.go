@@ -236,6 +236,9 @@ func TestNACKServedFromSharedBuffer(t *testing.T) {
 		_ = subB.pc.WriteRTCP([]rtcp.Packet{nack})
 		return subB.count(lost) > before
 	})
+	if st := s.Stats(); st.NACKs == 0 || st.Retransmitted == 0 || st.PacketsIn == 0 || st.PacketsOut == 0 || st.Publishers != 1 || st.Subscribers != 1 {
+		t.Fatalf("stats do not show the traffic: %+v", st)
+	}
 	for {
 		select {
 		case p := <-pubB.rtcp:

@@ -26,6 +26,7 @@ type SubscribeRequest struct {
 
 // Subscriber is one subscription: a PeerConnection carrying one publisher's tracks to one browser.
 type Subscriber struct {
+	sfu   *SFU
 	pc    *webrtc.PeerConnection
 	downs []*downTrack
 	wg    sync.WaitGroup
@@ -34,10 +35,13 @@ type Subscriber struct {
 
 // downTrack is one forwarded track of one subscriber.
 type downTrack struct {
-	fwd   *forwarder
-	track *webrtc.TrackLocalStaticRTP
-	sent  atomic.Uint64
-	errs  atomic.Uint64
+	fwd    *forwarder
+	track  *webrtc.TrackLocalStaticRTP
+	sent   atomic.Uint64
+	bytes  atomic.Uint64
+	errs   atomic.Uint64 // writes that failed (not yet connected, closed)
+	nacks  atomic.Uint64 // sequence numbers the subscriber asked for again
+	resent atomic.Uint64 // of those, found in the buffer and sent
 }
 
 // write sends one packet. The network write happens with no lock held; pion's UDP path does not
@@ -48,6 +52,7 @@ func (d *downTrack) write(p *rtp.Packet) {
 		return
 	}
 	d.sent.Add(1)
+	d.bytes.Add(uint64(p.Header.MarshalSize() + len(p.Payload)))
 }
 
 // Subscribe creates a PeerConnection for a browser's recvonly offer carrying pub's tracks.
@@ -62,7 +67,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 	if err != nil {
 		return nil, "", err
 	}
-	sub := &Subscriber{pc: pc}
+	sub := &Subscriber{sfu: s, pc: pc}
 	fail := func(err error) (*Subscriber, string, error) { sub.Close(); return nil, "", err }
 	var senders []*webrtc.RTPSender
 	for _, f := range []*forwarder{audio, video} {
@@ -98,6 +103,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 	if err != nil {
 		return fail(err)
 	}
+	s.track(nil, sub)
 	for i, d := range sub.downs {
 		d.fwd.attach(d)
 		sub.wg.Add(1)
@@ -127,8 +133,10 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 				}
 				for _, pair := range p.Nacks {
 					for _, seq := range pair.PacketList() {
+						d.nacks.Add(1)
 						n, ok := d.fwd.ring.get(seq, buf)
 						if ok && pkt.Unmarshal(buf[:n]) == nil {
+							d.resent.Add(1)
 							d.write(&pkt)
 						}
 					}
@@ -158,5 +166,6 @@ func (sub *Subscriber) Close() {
 		}
 		_ = sub.pc.Close()
 		sub.wg.Wait()
+		sub.sfu.untrack(nil, sub)
 	})
 }

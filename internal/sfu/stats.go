@@ -1,0 +1,93 @@
+package sfu
+
+import "sync"
+
+// Stats are the SFU's counters since start (gauges: Publishers, Subscribers).
+type Stats struct {
+	Publishers, Subscribers int
+	// PacketsIn and BytesIn were received from publishers.
+	PacketsIn, BytesIn uint64
+	// PacketsOut and BytesOut were sent to subscribers (retransmissions included).
+	PacketsOut, BytesOut uint64
+	// WriteErrors are packets that could not be sent to a subscriber (not yet connected, gone).
+	WriteErrors uint64
+	// NACKs are sequence numbers subscribers asked for again; Retransmitted of them were still
+	// in the buffer and were sent.
+	NACKs, Retransmitted uint64
+	// KeyframeRequests are PLIs sent to publishers.
+	KeyframeRequests uint64
+}
+
+// registry tracks live publishers and subscribers, and the totals of closed ones, so Stats can sum
+// per-track counters without any counter shared between forwarding goroutines.
+type registry struct {
+	mu     sync.Mutex
+	pubs   map[*Publisher]struct{}
+	subs   map[*Subscriber]struct{}
+	closed Stats
+}
+
+func (s *SFU) track(p *Publisher, sub *Subscriber) {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	if s.reg.pubs == nil {
+		s.reg.pubs, s.reg.subs = map[*Publisher]struct{}{}, map[*Subscriber]struct{}{}
+	}
+	if p != nil {
+		s.reg.pubs[p] = struct{}{}
+	}
+	if sub != nil {
+		s.reg.subs[sub] = struct{}{}
+	}
+}
+
+func (s *SFU) untrack(p *Publisher, sub *Subscriber) {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	if _, ok := s.reg.pubs[p]; ok && p != nil {
+		delete(s.reg.pubs, p)
+		p.addTo(&s.reg.closed)
+	}
+	if _, ok := s.reg.subs[sub]; ok && sub != nil {
+		delete(s.reg.subs, sub)
+		sub.addTo(&s.reg.closed)
+	}
+}
+
+// Stats sums the counters of live and closed tracks.
+func (s *SFU) Stats() Stats {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	st := s.reg.closed
+	st.Publishers, st.Subscribers = len(s.reg.pubs), len(s.reg.subs)
+	for p := range s.reg.pubs {
+		p.addTo(&st)
+	}
+	for sub := range s.reg.subs {
+		sub.addTo(&st)
+	}
+	return st
+}
+
+func (p *Publisher) addTo(st *Stats) {
+	p.mu.Lock()
+	fs := []*forwarder{p.audio, p.video}
+	p.mu.Unlock()
+	for _, f := range fs {
+		if f != nil {
+			st.PacketsIn += f.packets.Load()
+			st.BytesIn += f.bytes.Load()
+			st.KeyframeRequests += f.plis.Load()
+		}
+	}
+}
+
+func (sub *Subscriber) addTo(st *Stats) {
+	for _, d := range sub.downs {
+		st.PacketsOut += d.sent.Load()
+		st.BytesOut += d.bytes.Load()
+		st.WriteErrors += d.errs.Load()
+		st.NACKs += d.nacks.Load()
+		st.Retransmitted += d.resent.Load()
+	}
+}
