@@ -370,3 +370,52 @@ func (r *ring) get(seq uint16, dst []byte) (int, bool) {
 	}
 	return copy(dst, s.buf[:s.n]), true
 }
+
+// Tap receives a copy of every RTP packet a publisher sends, on the forwarding goroutine: it must
+// not block and must copy what it keeps (the packet and its payload are reused). Recording uses it.
+type Tap interface {
+	WriteRTP(p *rtp.Packet)
+}
+
+// AddTap attaches t to the stream's track of kind ("audio" or "video") and asks for a keyframe so a
+// recording starts decodable. It returns a func that detaches it, or nil if there is no such track.
+func (p *Publisher) AddTap(kind string, t Tap) (remove func()) {
+	p.mu.Lock()
+	f := p.audio
+	if kind == webrtc.RTPCodecTypeVideo.String() {
+		f = p.video
+	}
+	p.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	d := &downTrack{fwd: f, tap: t}
+	f.attach(d)
+	f.requestKeyframe()
+	return func() { f.detach(d) }
+}
+
+// Codec returns the codec of the stream's track of kind ("audio" or "video"); ok is false when the
+// stream has no such track.
+func (p *Publisher) Codec(kind string) (c webrtc.RTPCodecCapability, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.audio
+	if kind == webrtc.RTPCodecTypeVideo.String() {
+		f = p.video
+	}
+	if f == nil {
+		return c, false
+	}
+	return f.codec, true
+}
+
+// RequestKeyframe asks the publisher for a keyframe (throttled like every request).
+func (p *Publisher) RequestKeyframe() {
+	p.mu.Lock()
+	f := p.video
+	p.mu.Unlock()
+	if f != nil {
+		f.requestKeyframe()
+	}
+}

@@ -36,7 +36,8 @@ type Subscriber struct {
 // downTrack is one forwarded track of one subscriber.
 type downTrack struct {
 	fwd    *forwarder
-	track  *webrtc.TrackLocalStaticRTP
+	track  *webrtc.TrackLocalStaticRTP // nil for a tap
+	tap    Tap
 	sent   atomic.Uint64
 	bytes  atomic.Uint64
 	errs   atomic.Uint64 // writes that failed (not yet connected, closed)
@@ -47,6 +48,10 @@ type downTrack struct {
 // write sends one packet. The network write happens with no lock held; pion's UDP path does not
 // block on a slow receiver, so one subscriber cannot stall the publisher's read loop.
 func (d *downTrack) write(p *rtp.Packet) {
+	if d.tap != nil {
+		d.tap.WriteRTP(p)
+		return
+	}
 	if err := d.track.WriteRTP(p); err != nil {
 		d.errs.Add(1)
 		return
