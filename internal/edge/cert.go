@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -133,13 +134,14 @@ func letsEncrypt(c CertConfig, base *tls.Config, redirect http.Handler) (*tls.Co
 		m.Client.DirectoryURL = autocert.DefaultACMEDirectory
 	}
 	base.NextProtos = append(base.NextProtos, ALPNACME)
+	get := giveUpWithHandshake(m.GetCertificate)
 	base.GetCertificate = func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 		if hello.ServerName == "" {
 			// Clients that dial the IP (TURN with an IP-literal URL, scripts) send no SNI;
 			// autocert would refuse them. Our one certificate is the best answer we have.
 			hello.ServerName = c.Domain
 		}
-		return m.GetCertificate(hello)
+		return get(hello)
 	}
 	challenges := m.HTTPHandler(redirect)
 	return base, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -151,6 +153,32 @@ func letsEncrypt(c CertConfig, base *tls.Config, redirect http.Handler) (*tls.Co
 		}
 		challenges.ServeHTTP(w, r)
 	}), nil
+}
+
+// giveUpWithHandshake makes get return when the handshake's context ends (the edge's sniff
+// deadline, or shutdown). autocert's GetCertificate blocks while it obtains a certificate, for
+// up to five minutes and regardless of the connection; without this, every handshake during
+// the first issuance would hold one of the edge's sniff slots for that long. The call itself
+// goes on in the background and its result is cached by autocert for the client's retry; the
+// goroutine ends when it returns.
+func giveUpWithHandshake(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	type result struct {
+		cert *tls.Certificate
+		err  error
+	}
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		ch := make(chan result, 1) // buffered: the goroutine never waits for a reader that left
+		go func() {
+			cert, err := get(hello)
+			ch <- result{cert, err}
+		}()
+		select {
+		case r := <-ch:
+			return r.cert, r.err
+		case <-hello.Context().Done():
+			return nil, fmt.Errorf("certificate for %q not ready yet: %w", hello.ServerName, context.Cause(hello.Context()))
+		}
+	}
 }
 
 // redirectHandler sends GET and HEAD to the same path on https://domain[:port]. The host is the

@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
+	"errors"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -234,5 +236,50 @@ func TestHTTPPortHandler(t *testing.T) {
 				t.Errorf("got %d %q, want %d %q", w.Code, w.Header().Get("Location"), tt.wantStatus, tt.wantLocation)
 			}
 		})
+	}
+}
+
+// TestSlowCertificate: a certificate source that blocks (autocert during the first issuance)
+// costs a handshake no more than the sniff deadline, frees its sniff slot, and does not hold up
+// shutdown.
+func TestSlowCertificate(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	called := make(chan struct{}, 4)
+	t.Cleanup(func() { close(release) }) // lets the background calls end
+	blocking := giveUpWithHandshake(func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		called <- struct{}{}
+		<-release
+		return nil, errors.New("released")
+	})
+	tlsCfg := &tls.Config{GetCertificate: blocking}
+
+	e := startEdge(t, Config{TLS: tlsCfg, SniffTimeout: 200 * time.Millisecond, MaxPendingSniffs: 1}, false)
+	c := tls.Client(dial(t, e.addr), &tls.Config{ServerName: "localhost", InsecureSkipVerify: true})
+	if err := c.Handshake(); err == nil {
+		t.Fatal("handshake succeeded without a certificate")
+	}
+	// With one slot, this request is accepted only once the handshake above has let go.
+	resp, _ := httpGet(t, dial(t, e.addr))
+	if resp.StatusCode != http.StatusBadRequest { // plain HTTP on a TLS port
+		t.Errorf("status %d", resp.StatusCode)
+	}
+	if s := e.Stats(); s.DropTLSHandshake != 1 {
+		t.Errorf("stats %+v", s)
+	}
+
+	e2 := startEdge(t, Config{TLS: tlsCfg, SniffTimeout: time.Minute}, false)
+	raw := dial(t, e2.addr)
+	handshook := make(chan error, 1)
+	go func() {
+		handshook <- tls.Client(raw, &tls.Config{ServerName: "localhost", InsecureSkipVerify: true}).Handshake()
+	}()
+	<-called
+	<-called
+	if err := e2.stop(); err != nil { // within testTimeout, far below the minute of SniffTimeout
+		t.Fatalf("Run: %v", err)
+	}
+	if err := <-handshook; err == nil {
+		t.Error("handshake succeeded during shutdown")
 	}
 }

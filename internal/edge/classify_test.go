@@ -155,3 +155,25 @@ func FuzzClassify(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkClassify measures the per-connection cost of deciding; it must not allocate.
+func BenchmarkClassify(b *testing.B) {
+	for _, bb := range []struct {
+		name string
+		in   []byte
+	}{{"tls", tlsHello}, {"turn", stunAllocate}, {"ice-tcp", framed(stunBinding)}, {"http", httpGetMsg}} {
+		b.Run(bb.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = classify(bb.in)
+			}
+		})
+	}
+}
+
+func TestClassifyDoesNotAllocate(t *testing.T) {
+	in := framed(stunBinding)
+	if n := testing.AllocsPerRun(100, func() { _ = classify(in) }); n != 0 {
+		t.Errorf("classify allocates %v times", n)
+	}
+}

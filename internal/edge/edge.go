@@ -74,7 +74,8 @@ type Server struct {
 	iceLn   *handoffListener
 	http    *http.Server
 	slots   chan struct{} // one per connection between accept and hand-off
-	done    chan struct{} // closed when Run starts shutting down
+	stopCtx context.Context // canceled when Run starts shutting down; parent of handshakes
+	stop    context.CancelFunc
 	started atomic.Bool
 	wg      sync.WaitGroup // serveConn goroutines
 
@@ -83,16 +84,6 @@ type Server struct {
 	closing bool
 
 	stats counters
-}
-
-// New returns an edge serving plain HTTP with h on ln (dev mode, no TURN). It is NewServer with
-// Config{HTTP: h}, kept for callers written before TLS and sniffing.
-func New(ln net.Listener, h http.Handler, log *slog.Logger) *Server {
-	s, err := NewServer(ln, Config{HTTP: h}, log)
-	if err != nil {
-		panic(err) // unreachable: h is the only required field; a nil h is a programming error
-	}
-	return s
 }
 
 // NewServer returns an edge that will serve cfg on ln once Run is called. It takes ownership of
@@ -118,9 +109,9 @@ func NewServer(ln net.Listener, cfg Config, log *slog.Logger) (*Server, error) {
 		httpLn:  newHandoffListener(ln.Addr()),
 		iceLn:   newHandoffListener(ln.Addr()),
 		slots:   make(chan struct{}, cfg.MaxPendingSniffs),
-		done:    make(chan struct{}),
 		pending: make(map[net.Conn]struct{}),
 	}
+	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
 		ReadHeaderTimeout: 10 * time.Second, // slowloris: headers must arrive promptly
@@ -183,7 +174,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 	// Order matters: stop taking new connections first, so that nothing arrives at a handler
 	// that is already shutting down.
-	close(s.done)
+	s.stop()
 	_ = s.ln.Close()
 	if e := <-acceptDone; err == nil {
 		err = e
@@ -216,14 +207,14 @@ func (s *Server) acceptLoop() error {
 	for {
 		select {
 		case s.slots <- struct{}{}:
-		case <-s.done:
+		case <-s.stopCtx.Done():
 			return nil
 		}
 		c, err := s.ln.Accept()
 		if err != nil {
 			<-s.slots
 			select {
-			case <-s.done:
+			case <-s.stopCtx.Done():
 				return nil
 			default:
 			}
@@ -238,7 +229,7 @@ func (s *Server) acceptLoop() error {
 			t := time.NewTimer(delay)
 			select {
 			case <-t.C:
-			case <-s.done:
+			case <-s.stopCtx.Done():
 				t.Stop()
 				return nil
 			}
@@ -330,7 +321,8 @@ func (s *Server) serveConn(raw net.Conn) {
 func (s *Server) sniff(raw net.Conn) (net.Conn, kind, dropReason, error) {
 	// One deadline for reads and writes covers the whole sniff, TLS handshake included: a peer
 	// that stops reading mid-handshake is cut as surely as one that stops writing.
-	if err := raw.SetDeadline(time.Now().Add(s.cfg.SniffTimeout)); err != nil {
+	deadline := time.Now().Add(s.cfg.SniffTimeout)
+	if err := raw.SetDeadline(deadline); err != nil {
 		return nil, 0, dropRead, err
 	}
 	br := bufio.NewReaderSize(raw, peekBufSize)
@@ -354,7 +346,12 @@ func (s *Server) sniff(raw net.Conn) (net.Conn, kind, dropReason, error) {
 		return nil, 0, dropNoTLS, nil
 	}
 	tc := tls.Server(c, s.tls)
-	if err := tc.Handshake(); err != nil {
+	// The context reaches GetCertificate as ClientHelloInfo.Context: a certificate source that
+	// may block (Let's Encrypt issuing) can give up at the sniff deadline or at shutdown.
+	hctx, cancel := context.WithDeadline(s.stopCtx, deadline)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
 		return nil, 0, dropTLSHandshake, err
 	}
 	s.stats.tls.Add(1)
