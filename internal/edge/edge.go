@@ -73,7 +73,7 @@ type Server struct {
 	httpLn  *handoffListener
 	iceLn   *handoffListener
 	http    *http.Server
-	slots   chan struct{} // one per connection between accept and hand-off
+	slots   chan struct{}   // one per connection between accept and hand-off
 	stopCtx context.Context // canceled when Run starts shutting down; parent of handshakes
 	stop    context.CancelFunc
 	started atomic.Bool
