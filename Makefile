@@ -22,7 +22,7 @@ deps: ## fetch Go modules
 deps-test: deps ## install what tests need (Chromium, ffmpeg, coturn, redis; npm packages)
 	./scripts/install-test-deps.sh
 
-test: deps-test build test-go test-e2e ## run every test (Go with -race, then browser end-to-end)
+test: deps-test build test-go fuzz-short test-e2e ## run every test (Go with -race, short fuzz runs, browser end-to-end)
 
 test-go: ## Go unit and protocol tests with the race detector
 	$(GO) test -race -count=1 ./...
@@ -35,10 +35,14 @@ lint: ## gofmt, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-fuzz: ## short bounded fuzz runs of every decoder
+FUZZTIME ?= 30s
+fuzz: ## bounded fuzz runs of every decoder (FUZZTIME each, default 30s)
 	@for t in $$(grep -rl '^func Fuzz' --include='*_test.go' internal | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$t/*_test.go | sed 's/func //'); do \
-	    $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=10s ./$$t || exit 1; done; done
+	    echo "fuzz $$t $$f"; $(GO) test -run=NONE -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) ./$$t || exit 1; done; done
+
+fuzz-short: ## every fuzz target for 20000 inputs (part of make test)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=20000x
 
 bench: ## benchmarks (never part of make test)
 	$(GO) test -run=NONE -bench=. -benchmem ./...

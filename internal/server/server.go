@@ -85,7 +85,11 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	// Routes are registered once the handlers exist; the edge needs the mux now because the SFU
 	// needs the edge's ICE-TCP listener.
 	mux := http.NewServeMux()
-	if s.edge, err = edge.NewServer(s.ln, edge.Config{TLS: tlsCfg, HTTP: mux, TURN: s.handleTURN}, log.With("component", "edge")); err != nil {
+	var turnHandler func(net.Conn)
+	if cfg.TURN.Enabled {
+		turnHandler = s.handleTURN // s.turn is built below, before the edge runs
+	}
+	if s.edge, err = edge.NewServer(s.ln, edge.Config{TLS: tlsCfg, HTTP: mux, TURN: turnHandler}, log.With("component", "edge")); err != nil {
 		return nil, err
 	}
 
@@ -177,13 +181,7 @@ func (s *Server) describePath(p sfu.Path) sfu.Path {
 }
 
 // handleTURN takes the TURN/TCP and TURN/TLS connections the edge recognised.
-func (s *Server) handleTURN(c net.Conn) {
-	if s.turn == nil {
-		_ = c.Close()
-		return
-	}
-	s.turn.HandleConn(c)
-}
+func (s *Server) handleTURN(c net.Conn) { s.turn.HandleConn(c) }
 
 // Addr is the TCP address the edge listens on.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
