@@ -52,6 +52,26 @@ type Config struct {
 	Media   MediaConfig
 	TLS     TLSConfig
 	TURN    TURNConfig
+	App     AppConfig
+}
+
+// AppConfig is what the built-in videoconference app, the device test and the customer-app proxy
+// need (internal/app).
+type AppConfig struct {
+	// Private is PARLEY_APP_PRIVATE: rooms and the device test need a login from Users. Default true
+	// in production (a public server must not hand out media rooms to anyone who finds it), false in
+	// dev mode unless PARLEY_APP_USERS is set.
+	Private bool
+	// Users is PARLEY_APP_USERS, "user:password" pairs separated by commas (a password may contain
+	// ':' but not ','). Private with no users means nobody can use the app.
+	Users map[string]string
+	// Upstream is PARLEY_APP_UPSTREAM, e.g. http://127.0.0.1:5442: the customer's application, to
+	// which every path that is not Parley's own is proxied (what nginx did for OpenVidu CE). Empty:
+	// the built-in app is served at /.
+	Upstream string
+	// MaxParticipants is PARLEY_APP_MAX_PARTICIPANTS (default 16, what the room grid lays out): the
+	// most people in one app room; screen shares do not count.
+	MaxParticipants int
 }
 
 // TLSConfig is what the edge needs to terminate TLS in production mode.
@@ -209,6 +229,7 @@ var known = []string{
 	"PARLEY_RECONNECT_GRACE", "PARLEY_PING_TIMEOUT", "PARLEY_DATA_DIR", "PARLEY_CERT_FILE",
 	"PARLEY_KEY_FILE", "PARLEY_ACME_DIRECTORY", "PARLEY_TURN", "PARLEY_TURN_UDP_PORT",
 	"PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", "PARLEY_TURN_MAX_ALLOCATIONS",
+	"PARLEY_APP_PRIVATE", "PARLEY_APP_USERS", "PARLEY_APP_UPSTREAM", "PARLEY_APP_MAX_PARTICIPANTS",
 }
 
 var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -314,6 +335,8 @@ func parse(get Lookup, names []string) (*Config, error) {
 		MaxAllocationsPerConnection: num("PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", 100, 1, 10000),
 		MaxAllocations:              num("PARLEY_TURN_MAX_ALLOCATIONS", 1000, 1, 1_000_000),
 	}
+
+	parseApp(c, str, boolean, num, get, &bad)
 
 	s := &c.Session
 	s.GarbageInterval = time.Duration(num("OPENVIDU_SESSIONS_GARBAGE_INTERVAL", 900, 0, 1<<30)) * time.Second
