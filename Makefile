@@ -5,13 +5,29 @@ BIN := bin/parley
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help run build test test-go test-e2e deps deps-test lint fuzz bench clean
+.PHONY: help web run build test test-go test-e2e deps deps-test lint fuzz bench clean
 
 help: ## print the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## build bin/parley
+build: web ## build bin/parley (with the web app embedded)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/parley
+
+# The web app: plain ES modules from web/src plus the OpenVidu browser SDK from npm (pinned by
+# web/package-lock.json), copied into web/dist, which the binary embeds. Rebuilt only when a source
+# or the lock file changed.
+WEB_SRC := $(shell find web/src -type f 2>/dev/null)
+web: web/dist/index.html ## build the web app into web/dist (embedded by build)
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --ignore-scripts
+	@touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	rm -rf web/dist/assets web/dist/*.html
+	mkdir -p web/dist
+	cp -R web/src/. web/dist/
+	cp web/node_modules/openvidu-browser/static/js/openvidu-browser-2.32.2.min.js web/dist/assets/
 
 run: deps build ## serve dev mode on http://localhost:4443 (secret MY_SECRET, media on UDP 4443)
 	HTTPS_PORT=$${HTTPS_PORT:-4443} OPENVIDU_SECRET=$${OPENVIDU_SECRET:-MY_SECRET} ./$(BIN) serve

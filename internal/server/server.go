@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/api"
+	"github.com/parley/parley/internal/app"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/turn"
+	"github.com/parley/parley/web"
 )
 
 // Server is a running Parley node.
@@ -33,6 +35,7 @@ type Server struct {
 	sig      *signaling.Handler
 	edge     *edge.Server
 	turn     *turn.Server // nil when PARLEY_TURN=false
+	app      *app.App
 	revokes  chan session.ConnectionID
 	httpPort *http.Server // production: redirects to HTTPS and answers ACME; nil in dev
 	httpLn   net.Listener
@@ -133,10 +136,15 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	if cfg.SupportDeprecatedAPI {
 		mux.Handle("/api/", rest)
 	}
-	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = fmt.Fprintf(w, "Parley is running. OpenVidu 2 applications: OPENVIDU_URL=%s\n", cfg.PublicURL())
-	})
+	// The built-in app, /test and /app/api/; / is the customer's application with PARLEY_APP_UPSTREAM.
+	s.app = app.New(app.Config{AppConfig: cfg.App, Dev: cfg.Dev, Secret: cfg.Secret, Files: web.Files()}, s.manager, log.With("component", "app"))
+	var upstream http.Handler
+	if cfg.App.Upstream != "" {
+		if upstream, err = app.NewProxy(cfg.App.Upstream, log.With("component", "proxy")); err != nil {
+			return nil, err
+		}
+	}
+	s.app.Routes(mux, upstream)
 	return s, nil
 }
 
@@ -230,6 +238,8 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.manager.Run(bg) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = s.app.Run(bg) }()
 	if s.turn != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); s.revokeLoop(bg) }()
