@@ -1,0 +1,130 @@
+// Issue 2's browser end-to-end tests: an application written against OpenVidu 2 — backend on
+// openvidu-node-client@2.32.2, page on openvidu-browser@2.32.2, both unmodified — runs against
+// Parley, and its users see and hear each other.
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startParley, startPages, launch, openParticipant, waitDecoding, waitEvent, poll, outputDir } from './lib.mjs';
+
+let parley, pages, browser;
+const opened = [];
+
+before(async () => {
+  parley = await startParley('core');
+  pages = await startPages();
+  browser = await launch();
+});
+
+// Each test closes its pages, so the next one (and the time-to-first-frame measurement) does not
+// share this 2-core machine with the previous test's browsers.
+afterEach(async () => {
+  for (const p of opened.splice(0)) await p.context.close().catch(() => {});
+});
+
+after(async () => {
+  await browser?.close();
+  await pages?.close();
+  const code = await parley?.stop();
+  assert.equal(code, 0, `parley must exit 0 on SIGTERM (log: ${parley?.logPath})`);
+});
+
+async function enter(session, name, opts = {}) {
+  const conn = await session.createConnection(opts.connection || {});
+  const p = await openParticipant(browser, pages.url, conn.token, { name, ...opts });
+  opened.push(p);
+  return p;
+}
+
+test('two participants see and hear each other, signal, and show in REST', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'two-users' });
+  const a = await enter(session, 'alice');
+  const b = await enter(session, 'bob');
+  await waitDecoding(a, [b.id]);
+  await waitDecoding(b, [a.id]);
+
+  await a.page.evaluate(() => window.session.signal({ data: 'hello bob', type: 'chat' }));
+  const got = await waitEvent(b, 'signal:chat', { data: 'hello bob' });
+  assert.equal(got.from, a.id);
+
+  await session.fetch();
+  assert.equal(session.activeConnections.length, 2);
+  for (const c of session.activeConnections) {
+    assert.equal(c.publishers.length, 1, `${c.connectionId} publishes one stream`);
+    assert.equal(c.subscribers.length, 1, `${c.connectionId} subscribes to the other`);
+  }
+  for (const p of [a, b]) assert.deepEqual(p.consoleErrors.filter((e) => !/favicon/.test(e)), [], `console errors on ${p.id}`);
+});
+
+test('REST forceUnpublish and forceDisconnect give the right events and reasons on both sides', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'force' });
+  const a = await enter(session, 'alice');
+  const b = await enter(session, 'bob');
+  await waitDecoding(b, [a.id]);
+  await session.fetch();
+  const aConn = session.activeConnections.find((c) => c.connectionId === a.id);
+
+  await session.forceUnpublish(aConn.publishers[0]);
+  await waitEvent(a, 'publisherStreamDestroyed', { reason: 'forceUnpublishByServer' });
+  await waitEvent(b, 'streamDestroyed', { reason: 'forceUnpublishByServer', connectionId: a.id });
+
+  await session.forceDisconnect(a.id);
+  await waitEvent(a, 'sessionDisconnected', { reason: 'forceDisconnectByServer' });
+  await waitEvent(b, 'connectionDestroyed', { reason: 'forceDisconnectByServer', connectionId: a.id });
+  await session.fetch();
+  assert.deepEqual(session.activeConnections.map((c) => c.connectionId), [b.id]);
+});
+
+test('closing the session disconnects everyone and fetch() then fails with 404', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'closing' });
+  const a = await enter(session, 'alice');
+  const b = await enter(session, 'bob', { publish: false });
+  await waitDecoding(b, [a.id]);
+  await session.close();
+  await waitEvent(a, 'sessionDisconnected', { reason: 'sessionClosedByServer' });
+  await waitEvent(b, 'sessionDisconnected', { reason: 'sessionClosedByServer' });
+  await assert.rejects(session.fetch(), (e) => e.message === '404');
+});
+
+test('four participants: everyone decodes everyone (12 subscriptions)', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'four' });
+  const ps = [];
+  for (const name of ['ann', 'ben', 'cat', 'dan']) ps.push(await enter(session, name));
+  for (const p of ps) await waitDecoding(p, ps.filter((q) => q !== p).map((q) => q.id), 45000);
+  await session.fetch();
+  const subs = session.activeConnections.reduce((n, c) => n + c.subscribers.length, 0);
+  assert.equal(subs, 12);
+});
+
+test('time from connect() to the first decoded remote frame (measured, not asserted)', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'ttff' });
+  await enter(session, 'publisher');
+  const times = [];
+  for (let i = 0; i < 10; i++) {
+    const conn = await session.createConnection();
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(pages.url);
+    const ms = await page.evaluate(async (token) => {
+      const OV = new OpenVidu();
+      OV.enableProdMode();
+      const s = OV.initSession();
+      const first = new Promise((resolve) => s.on('streamCreated', (e) => {
+        const sub = s.subscribe(e.stream, 'videos');
+        sub.on('videoElementCreated', (ev) => ev.element.requestVideoFrameCallback(() => resolve(performance.now())));
+      }));
+      const t0 = performance.now();
+      await s.connect(token);
+      const t1 = await Promise.race([first, new Promise((r) => setTimeout(() => r(-1), 15000))]);
+      s.disconnect();
+      return t1 < 0 ? -1 : t1 - t0;
+    }, conn.token);
+    await context.close();
+    assert.ok(ms > 0, `join ${i}: no remote frame within 15 s`);
+    times.push(ms);
+  }
+  const sorted = [...times].sort((x, y) => x - y);
+  const result = { joins: sorted.length, medianMs: Math.round((sorted[4] + sorted[5]) / 2), p95Ms: Math.round(sorted[9]), allMs: times.map(Math.round) };
+  writeFileSync(join(outputDir, 'ttff.json'), JSON.stringify(result, null, 2));
+  console.log(`time to first frame over ${result.joins} joins: median ${result.medianMs} ms, max ${result.p95Ms} ms`);
+});

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the browser end-to-end tests against bin/parley (PARLEY_BIN). Every test is bounded; the
+# whole run stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")"
+./setup.sh
+export PARLEY_BIN="${PARLEY_BIN:-$(cd ../.. && pwd)/bin/parley}"
+status=0
+timeout 600 node --test --test-concurrency=1 --test-timeout=180000 core.test.mjs || status=$?
+for suite in app firewall; do
+  if [ -x "$suite/run.sh" ]; then
+    timeout 900 "$suite/run.sh" || status=$?
+  fi
+done
+if [ "$status" != 0 ]; then
+  echo "e2e failed; parley logs are in $(pwd)/output/*.parley.log" >&2
+fi
+exit "$status"
