@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/session"
 )
 
@@ -405,7 +406,8 @@ func connectionOptions(b body) (session.ConnectionOptions, error) {
 	return o, nil
 }
 
-// iceServer checks one customIceServers entry with OpenVidu's rules (protocol note §8.2).
+// iceServer checks one customIceServers entry with OpenVidu's rules (protocol note §8.2), the same
+// ones that apply to OPENVIDU_WEBRTC_ICE_SERVERS.
 func iceServer(b body) (session.IceServer, error) {
 	var s session.IceServer
 	var err error
@@ -418,20 +420,11 @@ func iceServer(b body) (session.IceServer, error) {
 	if s.Credential, err = b.str("credential", ""); err != nil {
 		return s, err
 	}
-	scheme, _, ok := strings.Cut(s.URL, ":")
-	switch {
-	case !ok || s.URL == scheme+":":
-		return s, errors.New("ICE server url must look like stun:host[:port] or turn:host[:port][?transport=udp|tcp]")
-	case scheme == "stun" || scheme == "stuns":
-		if s.Username != "" || s.Credential != "" || strings.Contains(s.URL, "?") {
-			return s, errors.New("a stun ICE server takes no username, credential or query")
-		}
-	case scheme == "turn" || scheme == "turns":
-		if s.Username == "" || s.Credential == "" {
-			return s, errors.New("a turn ICE server needs username and credential")
-		}
-	default:
-		return s, errors.New("ICE server url scheme must be stun, stuns, turn or turns")
+	if s.StaticAuthSecret, err = b.str("staticAuthSecret", ""); err != nil {
+		return s, err
+	}
+	if err := (config.IceServer{URL: s.URL, Username: s.Username, Credential: s.Credential, StaticAuthSecret: s.StaticAuthSecret}).Validate(); err != nil {
+		return s, err
 	}
 	return s, nil
 }

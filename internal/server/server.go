@@ -203,7 +203,16 @@ func (s *Server) MediaAddrs() []netip.AddrPort { return s.media.LocalAddrs() }
 // iceServers is what joinRoom sends when the connection has none of its own: the embedded TURN with
 // credentials for this participant only, then any external servers (OPENVIDU_WEBRTC_ICE_SERVERS).
 // Never empty, so the SDK never falls back to public STUN servers.
-func (s *Server) iceServers(id session.ConnectionID) []session.IceServer {
+func (s *Server) iceServers(id session.ConnectionID, configured []session.IceServer) []session.IceServer {
+	now := time.Now()
+	if len(configured) > 0 { // the application chose them in the REST connection body
+		out := make([]session.IceServer, 0, len(configured))
+		for _, e := range configured {
+			u, c := config.IceServer{URL: e.URL, Username: e.Username, Credential: e.Credential, StaticAuthSecret: e.StaticAuthSecret}.Mint(now, 24*time.Hour)
+			out = append(out, session.IceServer{URL: e.URL, Username: u, Credential: c})
+		}
+		return out
+	}
 	host := s.cfg.Domain
 	if s.cfg.Dev {
 		host = "127.0.0.1"
@@ -220,7 +229,6 @@ func (s *Server) iceServers(id session.ConnectionID) []session.IceServer {
 			out = append(out, session.IceServer{URL: "turn:" + net.JoinHostPort(host, strconv.Itoa(s.cfg.TURN.UDPPort)) + "?transport=udp", Username: user, Credential: pass})
 		}
 	}
-	now := time.Now()
 	for _, e := range s.cfg.IceServers {
 		u, c := e.Mint(now, 24*time.Hour)
 		out = append(out, session.IceServer{URL: e.URL, Username: u, Credential: c})

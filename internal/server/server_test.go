@@ -570,3 +570,35 @@ func TestPingWatchdog(t *testing.T) {
 		return p["connectionId"] == silentID && p["reason"] == "networkDisconnect"
 	})
 }
+
+func TestJoinRoomIceServers(t *testing.T) {
+	_, base := startServer(t)
+	if st, _ := rest(t, "POST", base+"/openvidu/api/sessions", map[string]any{"customSessionId": "ice"}); st != 200 {
+		t.Fatal(st)
+	}
+	t.Run("embedded TURN with per-participant credentials", func(t *testing.T) {
+		_, c := rest(t, "POST", base+"/openvidu/api/sessions/ice/connection", nil)
+		r := dial(t, base).result("joinRoom", map[string]any{"token": c["token"], "session": "ice"})
+		ice := r["customIceServers"].([]any)
+		first := ice[0].(map[string]any)
+		if !strings.HasPrefix(first["url"].(string), "turn:") || first["username"] == "" || first["credential"] == "" {
+			t.Fatalf("customIceServers %v", ice)
+		}
+		if r["turnUsername"] != first["username"] || r["coturnPort"] == nil {
+			t.Fatalf("legacy TURN fields missing: %v", r)
+		}
+	})
+	t.Run("connection's own servers, staticAuthSecret minted at join", func(t *testing.T) {
+		st, c := rest(t, "POST", base+"/openvidu/api/sessions/ice/connection", map[string]any{
+			"customIceServers": []any{map[string]any{"url": "turns:turn.example.com:443?transport=tcp", "staticAuthSecret": "s3cret"}}})
+		if st != 200 {
+			t.Fatalf("create connection: %d", st)
+		}
+		r := dial(t, base).result("joinRoom", map[string]any{"token": c["token"], "session": "ice"})
+		ice := r["customIceServers"].([]any)
+		e := ice[0].(map[string]any)
+		if len(ice) != 1 || e["url"] != "turns:turn.example.com:443?transport=tcp" || !strings.Contains(e["username"].(string), ":") || e["credential"] == "" {
+			t.Fatalf("customIceServers %v", ice)
+		}
+	})
+}

@@ -57,6 +57,9 @@ type IceServer struct {
 	URL        string
 	Username   string
 	Credential string
+	// StaticAuthSecret, instead of Username and Credential, makes fresh coturn use-auth-secret
+	// credentials for each participant when it joins.
+	StaticAuthSecret string
 }
 
 // ConnectionOptions are what the application chose when creating a connection (its token).

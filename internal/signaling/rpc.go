@@ -239,8 +239,8 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 		value = append(value, v)
 	}
 	ice := res.IceServers
-	if len(ice) == 0 && r.h.cfg.IceServers != nil {
-		ice = r.h.cfg.IceServers(c.ID())
+	if r.h.cfg.IceServers != nil {
+		ice = r.h.cfg.IceServers(c.ID(), res.IceServers)
 	}
 	iceJSON := make([]map[string]string, 0, len(ice))
 	for _, s := range ice {

@@ -31,9 +31,10 @@ type Config struct {
 	ReconnectGrace time.Duration
 	// PingTimeout closes a socket that sent no ping for this long.
 	PingTimeout time.Duration
-	// IceServers returns the ICE servers for a participant that has none configured. It must never be
-	// empty: the SDK then falls back to public STUN servers.
-	IceServers func(c session.ConnectionID) []session.IceServer
+	// IceServers returns the ICE servers sent to a joining participant, given those configured on
+	// its connection (possibly none). It must never return an empty list: the SDK then falls back
+	// to public STUN servers.
+	IceServers func(c session.ConnectionID, configured []session.IceServer) []session.IceServer
 }
 
 // Handler serves the /openvidu WebSocket.
