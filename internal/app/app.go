@@ -34,6 +34,9 @@ type Config struct {
 	Dev bool
 	// Secret is OPENVIDU_SECRET; login cookies are signed with a key derived from it.
 	Secret string
+	// SelfSigned is true when the port's certificate is self-signed (production, CERTIFICATE_TYPE
+	// selfsigned): browsers then refuse TURN over TLS, which the network test explains.
+	SelfSigned bool
 	// Files are the built web app (package web): index.html, test.html and assets/. Without
 	// index.html the pages say how to build it.
 	Files fs.FS
@@ -232,10 +235,11 @@ type configJSON struct {
 	MaxParticipants int    `json:"maxParticipants"`
 	Dev             bool   `json:"dev"`
 	BuiltIn         bool   `json:"builtIn"` // the app is served at / (false: / is the customer's application)
+	SelfSigned      bool   `json:"selfSignedCert"`
 }
 
 func (a *App) getConfig(w http.ResponseWriter, r *http.Request) {
-	c := configJSON{Private: a.cfg.Private, Available: !a.cfg.Private || len(a.cfg.Users) > 0, MaxParticipants: a.cfg.MaxParticipants, Dev: a.cfg.Dev, BuiltIn: a.cfg.Upstream == ""}
+	c := configJSON{Private: a.cfg.Private, Available: !a.cfg.Private || len(a.cfg.Users) > 0, MaxParticipants: a.cfg.MaxParticipants, Dev: a.cfg.Dev, BuiltIn: a.cfg.Upstream == "", SelfSigned: a.cfg.SelfSigned}
 	if a.cfg.Private {
 		c.User = a.user(r)
 	}

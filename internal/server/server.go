@@ -137,7 +137,9 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 		mux.Handle("/api/", rest)
 	}
 	// The built-in app, /test and /app/api/; / is the customer's application with PARLEY_APP_UPSTREAM.
-	s.app = app.New(app.Config{AppConfig: cfg.App, Dev: cfg.Dev, Secret: cfg.Secret, Files: web.Files()}, s.manager, log.With("component", "app"))
+	s.app = app.New(app.Config{
+		AppConfig: cfg.App, Dev: cfg.Dev, Secret: cfg.Secret, Files: web.Files(), SelfSigned: !cfg.Dev && cfg.TLS.Type == "selfsigned",
+	}, s.manager, log.With("component", "app"))
 	var upstream http.Handler
 	if cfg.App.Upstream != "" {
 		if upstream, err = app.NewProxy(cfg.App.Upstream, log.With("component", "proxy")); err != nil {

@@ -116,7 +116,8 @@ export class LevelMeter {
   draw() {
     if (!this.el) return;
     const fill = this.el.querySelector('.fill');
-    if (fill) fill.style.transform = `scaleX(${this.level.toFixed(3)})`;
+    // Clip rather than scale: the green→red gradient stays put and the level uncovers it.
+    if (fill) fill.style.clipPath = `inset(0 ${(100 - this.level * 100).toFixed(1)}% 0 0)`;
     // Screen readers get a value a few times a second, not sixty.
     const now = performance.now();
     if (now - this.lastAria > 500) {
@@ -137,4 +138,61 @@ export class LevelMeter {
 /** stopStream ends every track (the camera light goes off). */
 export function stopStream(stream) {
   stream?.getTracks().forEach((t) => t.stop());
+}
+
+/**
+ * SpeakingDetector lights up whoever is talking. One timer analyses every stream (rather than the
+ * SDK's hark, which runs an AudioContext and a timer per stream and, in our tests, stayed silent for
+ * remote streams). A stream counts as speaking after two of three 100 ms windows above the
+ * threshold, and stops after 800 ms below: quick to show, slow to flicker off between words.
+ */
+export class SpeakingDetector {
+  constructor(onChange, thresholdDb = -45) {
+    this.onChange = onChange;
+    this.threshold = thresholdDb;
+    this.items = new Map(); // key → {src, an, buf, recent: [], quiet, speaking}
+    this.timer = setInterval(() => this.tick(), 100);
+  }
+
+  add(key, stream) {
+    this.remove(key);
+    const track = stream?.getAudioTracks()[0];
+    if (!track) return;
+    const c = audioContext();
+    const src = c.createMediaStreamSource(new MediaStream([track]));
+    const an = c.createAnalyser();
+    an.fftSize = 512;
+    src.connect(an);
+    this.items.set(key, { src, an, buf: new Float32Array(an.fftSize), recent: [], quiet: 0, speaking: false });
+  }
+
+  remove(key) {
+    const it = this.items.get(key);
+    if (!it) return;
+    it.src.disconnect();
+    this.items.delete(key);
+    if (it.speaking) this.onChange(key, false);
+  }
+
+  tick() {
+    for (const [key, it] of this.items) {
+      it.an.getFloatTimeDomainData(it.buf);
+      let sum = 0;
+      for (const x of it.buf) sum += x * x;
+      const loud = 10 * Math.log10(sum / it.buf.length + 1e-12) > this.threshold;
+      it.recent.push(loud);
+      if (it.recent.length > 3) it.recent.shift();
+      it.quiet = loud ? 0 : it.quiet + 1;
+      const next = it.speaking ? it.quiet < 8 : it.recent.filter(Boolean).length >= 2;
+      if (next !== it.speaking) {
+        it.speaking = next;
+        this.onChange(key, next);
+      }
+    }
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    for (const key of [...this.items.keys()]) this.remove(key);
+  }
 }

@@ -5,7 +5,7 @@
 import * as api from './api.js';
 import { Grid } from './grid.js';
 import { icon, setIcon } from './icons.js';
-import { stopStream } from './media.js';
+import { SpeakingDetector, stopStream } from './media.js';
 import { formatKbps, InboundMeter } from './stats.js';
 import { $, avatarColor, copyText, initials, parseConnData, sdk, toast } from './ui.js';
 
@@ -55,9 +55,9 @@ export class Room {
     this.active = true;
     this.OV = new OpenVidu();
     this.OV.enableProdMode();
-    this.OV.setAdvancedConfiguration({ publisherSpeakingEventsOptions: { interval: 100, threshold: -50 } });
     this.session = this.OV.initSession();
     this.myScreens = new Set();
+    this.speech = new SpeakingDetector((key, on) => this.tiles.get(key)?.classList.toggle('speaking', on));
     this.wire(this.session);
 
     $('room-name').textContent = room;
@@ -83,14 +83,15 @@ export class Room {
     const tile = this.addTile('local:camera', { name: nickname, local: true, kind: 'camera' });
     if (audio || video) {
       try {
-        this.publisher = await this.OV.initPublisherAsync(undefined, {
-          audioSource: audio || false, videoSource: video || false,
-          publishAudio: this.micOn, publishVideo: this.camOn, mirror: false,
-        });
+        this.publisher = await this.makePublisher(audio, video);
+        // The publisher opened the devices itself: release the preview's tracks it does not use.
+        const used = new Set(this.publisher.stream.getMediaStream()?.getTracks());
+        stream.getTracks().filter((t) => !used.has(t)).forEach((t) => t.stop());
         this.publisher.addVideoElement(tile.querySelector('video'));
         tile.querySelector('video').muted = true; // never play ourselves back
         await this.session.publish(this.publisher);
         tile.dataset.streamId = this.publisher.stream.streamId;
+        this.speech.add('local:camera', this.publisher.stream.getMediaStream());
       } catch (err) {
         toast(`Others can't see or hear you: ${err?.message || err}`);
       }
@@ -100,6 +101,26 @@ export class Room {
     $('btn-cam').disabled = !video;
     this.renderControls();
     this.statsTimer = setInterval(() => this.pollStats(), STATS_EVERY_MS);
+  }
+
+  /**
+   * makePublisher publishes the devices the lobby previewed. It names them by deviceId so the SDK
+   * opens them itself and announces the stream as typeOfVideo CAMERA (OpenVidu's str_CAM_ ids,
+   * what recording layouts and other OpenVidu clients expect); handing over the preview tracks
+   * would make it CUSTOM. The preview stays open meanwhile, so the camera never blinks off, and the
+   * tracks are the fallback if opening the devices again fails.
+   */
+  async makePublisher(audio, video) {
+    const opts = { publishAudio: this.micOn, publishVideo: this.camOn, mirror: false, resolution: '640x480', frameRate: 30 };
+    try {
+      return await this.OV.initPublisherAsync(undefined, {
+        ...opts,
+        audioSource: audio ? audio.getSettings().deviceId || undefined : false,
+        videoSource: video ? video.getSettings().deviceId || undefined : false,
+      });
+    } catch {
+      return this.OV.initPublisherAsync(undefined, { ...opts, audioSource: audio || false, videoSource: video || false });
+    }
   }
 
   /** wire subscribes the page to the camera session's events. */
@@ -127,8 +148,6 @@ export class Room {
       }
       this.renderPeople();
     });
-    s.on('publisherStartSpeaking', (e) => this.speaking(e, true));
-    s.on('publisherStopSpeaking', (e) => this.speaking(e, false));
     s.on('signal:chat', (e) => this.onChat(e));
     s.on('reconnecting', () => { $('reconnecting').hidden = false; });
     s.on('reconnected', () => { $('reconnecting').hidden = true; toast('Reconnected'); });
@@ -159,6 +178,7 @@ export class Room {
     sub.on('streamPlaying', () => {
       tile.dataset.playing = 'true';
       this.stalled(tile, false);
+      this.speech.add(stream.streamId, stream.getMediaStream());
     });
     tile.stallTimer = setTimeout(() => { if (tile.dataset.playing !== 'true' && stream.hasVideo) this.stalled(tile, true); }, STALL_MS);
     const pcReady = () => {
@@ -205,6 +225,7 @@ export class Room {
     const t = this.tiles.get(key);
     if (!t) return;
     clearTimeout(t.stallTimer);
+    this.speech?.remove(key);
     t.remove();
     this.tiles.delete(key);
     this.meters.delete(key);
@@ -232,10 +253,6 @@ export class Room {
     st.hidden = false;
   }
 
-  speaking(e, on) {
-    const key = this.publisher && e.streamId === this.publisher.stream?.streamId ? 'local:camera' : e.streamId;
-    this.tiles.get(key)?.classList.toggle('speaking', on);
-  }
 
   async pollStats() {
     for (const [sid, meter] of this.meters) {
@@ -254,7 +271,8 @@ export class Room {
       const badge = tile.querySelector('.path-badge');
       if (!s.path) continue;
       badge.hidden = false;
-      badge.textContent = `${s.path} · ${formatKbps(s.kbps)} · ${s.loss.toFixed(1)}% loss`;
+      // The first sample has nothing to compare with: name the path only, never a false "0 kbps".
+      badge.textContent = meter.samples > 1 ? `${s.path} · ${formatKbps(s.kbps)} · ${s.loss.toFixed(1)}% loss` : s.path;
       badge.title = `Media reaches you over ${s.path}${s.width ? `, ${s.width}×${s.height}` : ''}${s.fps ? ` at ${Math.round(s.fps)} fps` : ''}`;
       badge.classList.toggle('bad', s.loss >= 5);
     }
@@ -470,6 +488,7 @@ export class Room {
     if (!this.active) return;
     this.active = false;
     clearInterval(this.statsTimer);
+    this.speech?.stop();
     this.disconnectAll();
     stopStream(this.publisher?.stream?.getMediaStream());
     this.publisher = null;

@@ -37,6 +37,7 @@ export class InboundMeter {
   constructor(pc) {
     this.pc = pc;
     this.prev = null;
+    this.samples = 0;
   }
 
   async sample() {
@@ -64,6 +65,7 @@ export class InboundMeter {
       out.loss = dr + dl > 0 ? (100 * dl) / (dr + dl) : 0;
     }
     this.prev = { now, bytes, received, lost };
+    this.samples++;
     return out;
   }
 }

@@ -53,6 +53,7 @@ async function deviceTest() {
     try { loopSession?.disconnect(); } catch { /* gone */ }
     stopStream(publisher?.stream?.getMediaStream());
     live.srcObject = null;
+    $('dev-idle').hidden = false;
   };
   try {
     const OpenVidu = sdk();
@@ -86,6 +87,7 @@ async function deviceTest() {
     const sub = loopSession.subscribe(stream, undefined);
     const playing = new Promise((resolve) => sub.on('streamPlaying', resolve));
     sub.addVideoElement(live);
+    $('dev-idle').hidden = true;
     live.muted = true; // playing our own voice live would feed back into the microphone
     await withTimeout(playing, 15000, "your video did not come back from the server. Your network may block media: run the network test below");
 
@@ -217,9 +219,11 @@ async function networkTest() {
       const r = await runProbe(p, token, p.id.startsWith('turn') ? 15000 : 10000);
       results[p.id] = r;
       server = server.concat(r.server);
-      if (r.skipped) setRow(p.id, 'na', 'Not offered', r.detail);
+      if (r.skipped) setRow(p.id, 'na', 'Not offered', config.dev ? 'This server runs in development mode, without TLS, so it has no encrypted relay.' : r.detail);
       else if (r.ok) setRow(p.id, 'ok', r.rtt !== undefined ? `Works · ${r.rtt} ms` : 'Works', p.good);
-      else setRow(p.id, 'bad', 'Blocked', `${p.bad} ${r.detail}`);
+      else if (p.id === 'turn-tls' && config.selfSignedCert) {
+        setRow(p.id, 'bad', 'Blocked', 'Browsers refuse the encrypted relay of a server with a self-signed certificate. Its operator should install a real one (CERTIFICATE_TYPE=letsencrypt or owncert).');
+      } else setRow(p.id, 'bad', 'Blocked', `${p.bad} ${r.detail}`);
     }
     summarize(results, server);
     card.dataset.state = 'done';
@@ -303,7 +307,9 @@ $('dev-start').addEventListener('click', deviceTest);
 $('net-start').addEventListener('click', networkTest);
 hydrateIcons();
 renderRows();
+let config = {};
 api.getConfig().then((c) => {
+  config = c;
   if (c.private && !c.user) showLogin();
   if (!c.builtIn) document.querySelector('a[href="/"]')?.parentElement?.remove();
 }).catch((err) => {
