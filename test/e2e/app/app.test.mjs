@@ -71,7 +71,8 @@ describe('the video call app', () => {
     await alice.page.click('#btn-invite');
     const link = await alice.page.evaluate(() => navigator.clipboard.readText());
     assert.equal(link, `${srv.url}/?room=design-review`);
-    const bob = await open(link.slice(srv.url.length), { width: 1280, height: 800 });
+    // Bob is on a phone-sized screen: the layout must hold there too.
+    const bob = await open(link.slice(srv.url.length), { width: 390, height: 844 });
     assert.equal(await bob.page.inputValue('#room'), 'design-review', 'the invite link fills the room name');
     await lobbyJoin(bob.page, { name: 'Bob' });
 
@@ -86,6 +87,7 @@ describe('the video call app', () => {
     });
     assert.match(await alice.page.textContent('#room-count'), /2 people/);
     await shot(alice.page, 'room-2.png');
+    await shot(bob.page, 'room-2-phone.png');
 
     // Chat: Bob's panel is closed, so he gets an unread badge.
     await alice.page.click('#btn-chat');
@@ -167,6 +169,33 @@ describe('the video call app', () => {
     assert.ok(await late.page.isVisible('#lobby-view'), 'the person stays in the lobby');
     await shot(late.page, 'lobby-room-full.png');
     for (const p of [...people, late]) await p.ctx.close();
+  });
+
+  test('a banner shows while the connection to the server is re-established', { timeout: 90000 }, async () => {
+    const p = await open('/?room=flaky');
+    // Put the signaling WebSocket through the test, so the "network" can drop it.
+    const sockets = [];
+    await p.page.routeWebSocket(/\/openvidu\?/, (ws) => { sockets.push({ ws, server: ws.connectToServer() }); });
+    await lobbyJoin(p.page, { name: 'Flaky' });
+    await until('the publisher to be up', async () => (await tiles(p.page)).some((t) => t.local) && sockets.length === 1);
+    // Record every time the banner shows: the SDK reconnects within a moment on this machine.
+    await p.page.evaluate(() => {
+      window.bannerShown = 0;
+      const b = document.getElementById('reconnecting');
+      new MutationObserver(() => { if (!b.hidden) window.bannerShown++; }).observe(b, { attributes: true, attributeFilter: ['hidden'] });
+    });
+    const { ws, server } = sockets[0];
+    ws.close({ code: 1006, reason: 'network down' });
+    server.close();
+    await until('the banner to show', () => p.page.evaluate(() => window.bannerShown > 0), { timeout: 15000 });
+    await until('a new signaling socket', () => sockets.length > 1, { timeout: 15000 });
+    await p.page.waitForSelector('#reconnecting', { state: 'hidden', timeout: 20000 });
+    assert.ok(await p.page.isVisible('#room-view'), 'still in the room after reconnecting');
+    assert.match(await p.page.textContent('#toast'), /Reconnected/);
+    // The banner as a person sees it, for the screenshot only: real outages last longer than this one.
+    await p.page.evaluate(() => { document.getElementById('reconnecting').hidden = false; });
+    await shot(p.page, 'room-reconnecting.png');
+    await p.ctx.close();
   });
 
   test('a blocked camera and an unreachable server are explained in words', { timeout: 60000 }, async () => {

@@ -166,6 +166,17 @@ export class SpeakingDetector {
     this.items.set(key, { src, an, buf: new Float32Array(an.fftSize), recent: [], quiet: 0, speaking: false });
   }
 
+  /** setMuted makes a muted stream stop speaking at once, instead of after its quiet spell. */
+  setMuted(key, muted) {
+    const it = this.items.get(key);
+    if (!it) return;
+    it.muted = muted;
+    if (muted && it.speaking) {
+      it.speaking = false;
+      this.onChange(key, false);
+    }
+  }
+
   remove(key) {
     const it = this.items.get(key);
     if (!it) return;
@@ -179,7 +190,7 @@ export class SpeakingDetector {
       it.an.getFloatTimeDomainData(it.buf);
       let sum = 0;
       for (const x of it.buf) sum += x * x;
-      const loud = 10 * Math.log10(sum / it.buf.length + 1e-12) > this.threshold;
+      const loud = !it.muted && 10 * Math.log10(sum / it.buf.length + 1e-12) > this.threshold;
       it.recent.push(loud);
       if (it.recent.length > 3) it.recent.shift();
       it.quiet = loud ? 0 : it.quiet + 1;

@@ -92,6 +92,7 @@ export class Room {
         await this.session.publish(this.publisher);
         tile.dataset.streamId = this.publisher.stream.streamId;
         this.speech.add('local:camera', this.publisher.stream.getMediaStream());
+        this.speech.setMuted('local:camera', !this.micOn);
       } catch (err) {
         toast(`Others can't see or hear you: ${err?.message || err}`);
       }
@@ -179,6 +180,7 @@ export class Room {
       tile.dataset.playing = 'true';
       this.stalled(tile, false);
       this.speech.add(stream.streamId, stream.getMediaStream());
+      this.speech.setMuted(stream.streamId, tile.dataset.audio === 'off');
     });
     tile.stallTimer = setTimeout(() => { if (tile.dataset.playing !== 'true' && stream.hasVideo) this.stalled(tile, true); }, STALL_MS);
     const pcReady = () => {
@@ -234,6 +236,7 @@ export class Room {
   setTileState(tile, { audio, video }) {
     if (audio !== undefined) {
       tile.dataset.audio = audio ? 'on' : 'off';
+      this.speech?.setMuted(tile.dataset.key, !audio);
       tile.querySelector('.mic-state').hidden = !!audio || tile.classList.contains('screen');
     }
     if (video !== undefined) tile.dataset.video = video ? 'on' : 'off';
@@ -272,7 +275,16 @@ export class Room {
       if (!s.path) continue;
       badge.hidden = false;
       // The first sample has nothing to compare with: name the path only, never a false "0 kbps".
-      badge.textContent = meter.samples > 1 ? `${s.path} · ${formatKbps(s.kbps)} · ${s.loss.toFixed(1)}% loss` : s.path;
+      // The numbers are a separate span so small tiles can drop them and keep the path.
+      const path = document.createElement('b');
+      path.textContent = s.path;
+      badge.replaceChildren(path);
+      if (meter.samples > 1) {
+        const more = document.createElement('span');
+        more.className = 'detail';
+        more.textContent = ` · ${formatKbps(s.kbps)} · ${s.loss.toFixed(1)}% loss`;
+        badge.append(more);
+      }
       badge.title = `Media reaches you over ${s.path}${s.width ? `, ${s.width}×${s.height}` : ''}${s.fps ? ` at ${Math.round(s.fps)} fps` : ''}`;
       badge.classList.toggle('bad', s.loss >= 5);
     }
