@@ -92,7 +92,6 @@ export class Lobby {
     else if (a) msg = `${api.mediaErrorText(a, 'microphone')} You can also join with your camera only.`;
     if (a && v) msg += ' You can still join to watch and listen.';
     showError($('media-error'), msg);
-    $('media-error').querySelector('p').textContent = msg;
   }
 
   async refreshDevices() {

@@ -338,7 +338,8 @@ export class Room {
       publisher = await OV.initPublisherAsync(undefined, { videoSource: 'screen', audioSource: false, publishAudio: false, mirror: false });
     } catch (err) {
       btn.disabled = false;
-      if (err?.name !== 'SCREEN_CAPTURE_DENIED') toast(api.mediaErrorText({ name: err?.name === 'SCREEN_CAPTURE_DENIED' ? 'NotAllowedError' : err?.name }, 'screen'));
+      // Cancelling the browser's picker is a choice, not an error: say nothing then.
+      if (err?.name !== 'SCREEN_CAPTURE_DENIED') toast(api.mediaErrorText(err, 'screen'));
       return;
     }
     const session = OV.initSession();
