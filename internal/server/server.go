@@ -153,11 +153,24 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 // newTURN builds the embedded TURN server: it relays only to the SFU's own media sockets.
 func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
 	media := s.media.LocalAddrs()
-	var relayIP netip.Addr
+	// One relay IP per family, preferring a non-loopback one: browsers that reach TURN over IPv6
+	// ask for an IPv6 relay. Link-local addresses need a zone and reach nobody useful.
+	var relayIP, relayIP6 netip.Addr
 	for _, a := range media {
-		if ip := a.Addr().Unmap(); ip.Is4() && (!relayIP.IsValid() || relayIP.IsLoopback() && !ip.IsLoopback()) {
-			relayIP = ip
+		ip := a.Addr().Unmap()
+		if ip.IsLinkLocalUnicast() {
+			continue
 		}
+		pick := &relayIP
+		if ip.Is6() {
+			pick = &relayIP6
+		}
+		if !pick.IsValid() || pick.IsLoopback() && !ip.IsLoopback() {
+			*pick = ip
+		}
+	}
+	if !relayIP.IsValid() {
+		relayIP, relayIP6 = relayIP6, netip.Addr{}
 	}
 	// 1:1 NAT: a relayed packet to the announced public address is delivered to the local socket
 	// directly, with no hairpin through the NAT.
@@ -174,7 +187,7 @@ func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
 		udp = net.JoinHostPort("", strconv.Itoa(s.cfg.TURN.UDPPort))
 	}
 	return turn.New(turn.Config{
-		MediaAddrs: media, MediaAliases: aliases, RelayIP: relayIP, UDPAddr: udp,
+		MediaAddrs: media, MediaAliases: aliases, RelayIP: relayIP, RelayIP6: relayIP6, UDPAddr: udp,
 		MaxAllocationsPerConnection: s.cfg.TURN.MaxAllocationsPerConnection, MaxAllocations: s.cfg.TURN.MaxAllocations,
 	}, turn.LivenessFunc(s.manager.Alive), s.log.With("component", "turn"))
 }

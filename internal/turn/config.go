@@ -43,6 +43,10 @@ type Config struct {
 	// be unspecified (0.0.0.0 would be announced as the relay address).
 	RelayIP netip.Addr
 
+	// RelayIP6 is an optional second relay IP of the other family (IPv6 when RelayIP is IPv4):
+	// browsers that reach the TURN server over IPv6 ask for an IPv6 relay, and would get none.
+	RelayIP6 netip.Addr
+
 	// MaxAllocationsPerConnection bounds the allocations one credential may hold at once.
 	// Default 10. Browsers make about two per PeerConnection per TURN URL, and OpenVidu uses one
 	// PeerConnection per publish and per subscription, so raise it for large rooms.
@@ -120,6 +124,12 @@ func (c Config) withDefaults() (Config, error) {
 		errs = append(errs, fmt.Errorf("turn: RelayIP %s cannot be bound as a relay address", ip))
 	default:
 		c.RelayIP = ip
+	}
+	if ip := c.RelayIP6.Unmap(); ip.IsValid() {
+		if ip.IsUnspecified() || ip.IsMulticast() || ip.Is4() == c.RelayIP.Is4() {
+			errs = append(errs, fmt.Errorf("turn: RelayIP6 %s must be a bindable address of the other family than RelayIP", ip))
+		}
+		c.RelayIP6 = ip
 	}
 	return c, errors.Join(errs...)
 }

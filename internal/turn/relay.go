@@ -25,7 +25,7 @@ var (
 	// errNoCredential is returned when an allocation arrives for a connection that is no longer
 	// known (revoked between authentication and allocation).
 	errNoCredential = errors.New("turn: no live credential for allocation")
-	// errFamily is returned for an allocation of the other address family than RelayIP.
+	// errFamily is returned for an allocation of an address family we have no relay IP for.
 	errFamily = errors.New("turn: requested address family differs from the relay IP")
 )
 
@@ -159,10 +159,13 @@ func (g relayGenerator) AllocatePacketConn(c pionturn.AllocateListenerConfig) (n
 
 func (g relayGenerator) allocate(c pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	s := g.s
-	switch {
-	case c.Network == "udp4" && !s.cfg.RelayIP.Is4(), c.Network == "udp6" && !s.cfg.RelayIP.Is6():
-		return nil, nil, errFamily
-	case c.Network != "udp4" && c.Network != "udp6":
+	var relayIP netip.Addr
+	for _, ip := range []netip.Addr{s.cfg.RelayIP, s.cfg.RelayIP6} {
+		if ip.IsValid() && (c.Network == "udp4" && ip.Is4() || c.Network == "udp6" && ip.Is6()) {
+			relayIP = ip
+		}
+	}
+	if !relayIP.IsValid() {
 		return nil, nil, fmt.Errorf("turn: relay network %q: %w", c.Network, errFamily)
 	}
 	// A specific port arrives only through EVEN-PORT / RESERVATION-TOKEN (RFC 5766 §6.2, used by
@@ -173,7 +176,7 @@ func (g relayGenerator) allocate(c pionturn.AllocateListenerConfig) (net.PacketC
 	if c.RequestedPort >= 1024 && c.RequestedPort <= 65535 {
 		port = uint16(c.RequestedPort)
 	}
-	laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.RelayIP, port))
+	laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(relayIP, port))
 
 	if c.UserID == "" {
 		// pion's EVEN-PORT probe (allocation.Manager.GetRandomEvenPort): it binds, reads the

@@ -579,3 +579,41 @@ func TestIsRelayAddr(t *testing.T) {
 	e.srv.Revoke("con_Relay1234")
 	eventually(t, time.Second, "the revoked relay to be forgotten", func() bool { return !e.srv.IsRelayAddr(relayAddr) })
 }
+
+// TestIPv6Relay: a browser that reaches TURN over IPv6 asks for an IPv6 relay; with RelayIP6 set
+// it gets one, without it a clear refusal.
+func TestIPv6Relay(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		relay netip.Addr
+		ok    bool
+	}{{"with RelayIP6", netip.MustParseAddr("::1"), true}, {"without", netip.Addr{}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.RelayIP6 = tc.relay })
+			user, pass := e.srv.Credentials("con_Six1234567")
+			conn := e.dial(t)
+			c, err := pionturn.NewClient(&pionturn.ClientConfig{
+				STUNServerAddr: e.tcp.String(), TURNServerAddr: e.tcp.String(), Conn: pionturn.NewSTUNConn(conn),
+				Username: user, Password: pass, RequestedAddressFamily: pionturn.RequestedAddressFamilyIPv6,
+				LoggerFactory: pionLoggerFactory{log: testLogger(t)},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Listen(); err != nil {
+				t.Fatal(err)
+			}
+			relay, err := c.Allocate()
+			if tc.ok != (err == nil) {
+				t.Fatalf("allocate: ok=%v, err=%v", tc.ok, err)
+			}
+			if err == nil {
+				defer relay.Close()
+				if a := relay.LocalAddr().(*net.UDPAddr).AddrPort().Addr(); a != tc.relay {
+					t.Fatalf("relayed address %s, want on %s", a, tc.relay)
+				}
+			}
+		})
+	}
+}
