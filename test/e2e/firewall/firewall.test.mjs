@@ -36,10 +36,10 @@ const proxyLog = [];
 const results = [];
 
 before(async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'pfw-'));
+  const dataDir = mkdtempSync(join(tmpdir(), 'pnb-'));
   const log = createWriteStream(join(outputDir, 'firewall.parley.log'));
   const { PARLEY_BIN: _b, ...env } = process.env;
-  parley = spawn('ip', ['netns', 'exec', 'pfw-srv', process.env.PARLEY_BIN, 'serve'], {
+  parley = spawn('ip', ['netns', 'exec', 'pnb-srv', process.env.PARLEY_BIN, 'serve'], {
     env: {
       ...env, DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
       CERTIFICATE_TYPE: 'selfsigned', PARLEY_DATA_DIR: dataDir, PARLEY_MEDIA_LISTEN_IPS: SERVER,
@@ -98,7 +98,7 @@ after(async () => {
 // browserIn launches Chromium inside a namespace through a wrapper executable; playwright talks
 // to it over a pipe, so the namespace does not get in the way.
 async function browserIn(ns, cell) {
-  const wrapper = join(mkdtempSync(join(tmpdir(), 'pfw-chromium-')), 'chromium');
+  const wrapper = join(mkdtempSync(join(tmpdir(), 'pnb-chromium-')), 'chromium');
   write(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} /usr/bin/chromium "$@"\n`);
   chmodSync(wrapper, 0o755);
   const args = [...chromiumArgs, '--ignore-certificate-errors', `--host-resolver-rules=MAP ${DOMAIN} ${SERVER}`,
@@ -123,9 +123,9 @@ async function selectedPath(p) {
 }
 
 async function pair(cell, restrictBoth) {
-  netns('cell', 'pfw-a', cell);
-  netns('cell', 'pfw-b', restrictBoth ? cell : 'open');
-  const browsers = [await browserIn('pfw-a', cell), await browserIn('pfw-b', restrictBoth ? cell : 'open')];
+  netns('cell', 'pnb-a', cell);
+  netns('cell', 'pnb-b', restrictBoth ? cell : 'open');
+  const browsers = [await browserIn('pnb-a', cell), await browserIn('pnb-b', restrictBoth ? cell : 'open')];
   const pageURL = `http://${RUNNER}:${PAGE_PORT}/`;
   try {
     const session = await ov.createSession({});

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Builds and tears down the firewall test bed: three network namespaces on one bridge.
 #
-#   pfw-srv 198.51.100.1   parley (production mode, TCP 443 + UDP 443 + TCP 80)
-#   pfw-a   198.51.100.11  participant A's Chromium
-#   pfw-b   198.51.100.12  participant B's Chromium
+#   pnb-srv 198.51.100.1   parley (production mode, TCP 443 + UDP 443 + TCP 80)
+#   pnb-a   198.51.100.11  participant A's Chromium
+#   pnb-b   198.51.100.12  participant B's Chromium
 #   root    198.51.100.254 the test runner: node, the page server, the HTTP CONNECT proxy
 #
 # usage: netns.sh up | down | cell <ns> <a|b|c|d|e|open>
 set -euo pipefail
-NS=(pfw-srv pfw-a pfw-b)
+NS=(pnb-srv pnb-a pnb-b)
 IP=(198.51.100.1 198.51.100.11 198.51.100.12)
-BR=pfw-br
+BR=pnb-br
 RUNNER=198.51.100.254
 SRV=198.51.100.1
 
