@@ -554,15 +554,19 @@ func TestPingWatchdog(t *testing.T) {
 	watcher, _ := join(t, base, "wd", "PUBLISHER")
 	silent, silentID := join(t, base, "wd", "PUBLISHER")
 	_ = silent
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() { // the watcher keeps pinging like the SDK
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	defer func() { close(stop); <-stopped }()
+	go func() { // the watcher keeps pinging like the SDK; errors here are not the test's business
+		defer close(stopped)
+		ping := []byte(`{"id":0,"jsonrpc":"2.0","method":"ping"}`)
 		for {
 			select {
 			case <-stop:
 				return
 			case <-time.After(200 * time.Millisecond):
-				watcher.call("ping", nil)
+				if watcher.ws.Write(context.Background(), websocket.MessageText, ping) != nil {
+					return
+				}
 			}
 		}
 	}()
