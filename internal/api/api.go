@@ -10,10 +10,13 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,9 +39,34 @@ type Config struct {
 	// SupportDeprecatedAPI serves /api/* as /openvidu/api/*.
 	SupportDeprecatedAPI bool
 	// ConfigJSON is the body of GET /openvidu/api/config (built by the caller from the effective
-	// configuration, which this package does not import).
+	// configuration, which this package does not import). Nil: a minimal body from the fields above.
 	ConfigJSON map[string]any
+	// ForcedVideoCodec and AllowTranscoding are what a session gets when POST /sessions does not
+	// say (OPENVIDU_STREAMS_FORCED_VIDEO_CODEC, OPENVIDU_STREAMS_ALLOW_TRANSCODING): the reference
+	// fills them in from its configuration, and node-client sends them only when the application
+	// set them. Unset, they are read from ConfigJSON's entries of those names, else
+	// MEDIA_SERVER_PREFERRED and false.
+	ForcedVideoCodec string
+	AllowTranscoding bool
 }
+
+// sessionDefaults resolves the configured session defaults (see Config.ForcedVideoCodec).
+func (c Config) sessionDefaults() (codec string, transcoding bool) {
+	codec, transcoding = c.ForcedVideoCodec, c.AllowTranscoding
+	if codec == "" {
+		codec, _ = c.ConfigJSON["OPENVIDU_STREAMS_FORCED_VIDEO_CODEC"].(string)
+	}
+	if !slices.Contains(videoCodecs, codec) {
+		codec = "MEDIA_SERVER_PREFERRED"
+	}
+	if v, ok := c.ConfigJSON["OPENVIDU_STREAMS_ALLOW_TRANSCODING"].(bool); ok && v {
+		transcoding = true
+	}
+	return codec, transcoding
+}
+
+// videoCodecs are the forcedVideoCodec values (OpenVidu VideoCodec).
+var videoCodecs = []string{"MEDIA_SERVER_PREFERRED", "NONE", "VP8", "VP9", "H264"}
 
 // API is the REST handler.
 type API struct {
@@ -48,6 +76,9 @@ type API struct {
 	mux  *http.ServeMux
 	user [32]byte
 	pass [32]byte
+	// defCodec and defTranscoding are the session defaults (Config.sessionDefaults).
+	defCodec       string
+	defTranscoding bool
 }
 
 // maxBody bounds request bodies; the largest legitimate one (a session with recording properties
@@ -57,6 +88,7 @@ const maxBody = 64 << 10
 // New returns the REST handler for m.
 func New(cfg Config, m *session.Manager, log *slog.Logger) *API {
 	a := &API{cfg: cfg, m: m, log: log, mux: http.NewServeMux()}
+	a.defCodec, a.defTranscoding = cfg.sessionDefaults()
 	a.user = sha256.Sum256([]byte("OPENVIDUAPP"))
 	a.pass = sha256.Sum256([]byte(cfg.Secret))
 	p := "/openvidu/api"
@@ -89,13 +121,23 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.cfg.SupportDeprecatedAPI && strings.HasPrefix(r.URL.Path, "/api/") {
 		r2 := r.Clone(r.Context())
 		r2.URL.Path = "/openvidu" + r.URL.Path
+		if r.URL.RawPath != "" { // the mux matches the escaped path: keep both in step
+			r2.URL.RawPath = "/openvidu" + r.URL.RawPath
+		}
 		r = r2
 	}
+	// CORS as the reference's @CrossOrigin: any origin, any requested header (openvidu-testapp and
+	// browser apps call the API directly, sometimes with headers of their own).
 	h := w.Header()
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-	h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
+	if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+		h.Set("Access-Control-Allow-Headers", rh)
+	} else {
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	}
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, POST, PATCH, DELETE, OPTIONS")
 	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Max-Age", "1800")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
@@ -200,7 +242,7 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p, err := sessionProperties(b)
+	p, err := sessionProperties(b, a.defCodec, a.defTranscoding)
 	if err != nil {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -219,7 +261,9 @@ func (a *API) createSession(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, sessionJSON(si))
 }
 
-func sessionProperties(b body) (session.Properties, error) {
+// sessionProperties reads a POST /sessions body (the reference's SessionProperties.fromJson);
+// codec and transcoding are the configured defaults.
+func sessionProperties(b body, codec string, transcoding bool) (session.Properties, error) {
 	var p session.Properties
 	var err error
 	if p.MediaMode, err = b.enum("mediaMode", "ROUTED", "ROUTED", "RELAYED"); err != nil {
@@ -234,20 +278,44 @@ func sessionProperties(b body) (session.Properties, error) {
 	if p.CustomSessionID != "" && (!customIDRE.MatchString(p.CustomSessionID) || len(p.CustomSessionID) > 128) {
 		return p, errors.New(`"customSessionId" may contain only letters, digits, '_' and '-' (at most 128)`)
 	}
-	if p.ForcedVideoCodec, err = b.enum("forcedVideoCodec", "MEDIA_SERVER_PREFERRED", "MEDIA_SERVER_PREFERRED", "NONE", "VP8", "VP9", "H264"); err != nil {
+	if p.ForcedVideoCodec, err = b.enum("forcedVideoCodec", codec, videoCodecs...); err != nil {
 		return p, err
 	}
-	if p.AllowTranscoding, err = b.boolean("allowTranscoding", false); err != nil {
+	if p.AllowTranscoding, err = b.boolean("allowTranscoding", transcoding); err != nil {
 		return p, err
 	}
 	rec, err := b.object("defaultRecordingProperties")
 	if err != nil {
 		return p, err
 	}
-	p.DefaultRecording, err = recordingProperties(rec)
-	return p, err
+	if p.DefaultRecording, err = recordingProperties(rec); err != nil {
+		return p, fmt.Errorf(`"defaultRecordingProperties" is not valid: %w`, err)
+	}
+	return p, nil
 }
 
+var (
+	recordingNameRE = regexp.MustCompile(`^[a-zA-Z0-9_\-~]+$`)
+	resolutionRE    = regexp.MustCompile(`^([1-9][0-9]{2,3})x([1-9][0-9]{2,3})$`)
+)
+
+// validResolution is the reference's Utils.isAcceptableRecordingResolution: WxH, each 100..1999.
+func validResolution(s string) bool {
+	m := resolutionRE.FindStringSubmatch(s)
+	if m == nil {
+		return false
+	}
+	for _, d := range m[1:] {
+		if len(d) == 4 && d[0] != '1' {
+			return false
+		}
+	}
+	return true
+}
+
+// recordingProperties reads defaultRecordingProperties with the reference's checks
+// (RecordingProperties.fromJson, protocol note §10.2): every field's type always; the layout,
+// resolution, frame rate and shared memory only for composed output, where they are used.
 func recordingProperties(b body) (session.RecordingProperties, error) {
 	rp := session.RecordingProperties{}
 	var err error
@@ -257,16 +325,23 @@ func recordingProperties(b body) (session.RecordingProperties, error) {
 	if rp.Name, err = b.str("name", ""); err != nil {
 		return rp, err
 	}
+	if rp.Name != "" && !recordingNameRE.MatchString(rp.Name) {
+		return rp, errors.New(`"name" may contain only letters, digits, '_', '-' and '~'`)
+	}
 	if rp.HasAudio, err = b.boolean("hasAudio", true); err != nil {
 		return rp, err
 	}
 	if rp.HasVideo, err = b.boolean("hasVideo", true); err != nil {
 		return rp, err
 	}
+	if !rp.HasAudio && !rp.HasVideo {
+		return rp, errors.New(`"hasAudio" and "hasVideo" cannot both be false`)
+	}
 	if rp.OutputMode, err = b.enum("outputMode", "COMPOSED", "COMPOSED", "COMPOSED_QUICK_START", "INDIVIDUAL"); err != nil {
 		return rp, err
 	}
-	if rp.RecordingLayout, err = b.enum("recordingLayout", "BEST_FIT", "BEST_FIT", "CUSTOM", "PICTURE_IN_PICTURE", "VERTICAL_PRESENTATION", "HORIZONTAL_PRESENTATION"); err != nil {
+	layout, err := b.str("recordingLayout", "BEST_FIT")
+	if err != nil {
 		return rp, err
 	}
 	if rp.CustomLayout, err = b.str("customLayout", ""); err != nil {
@@ -283,8 +358,25 @@ func recordingProperties(b body) (session.RecordingProperties, error) {
 	if rp.ShmSize, err = b.integer("shmSize", 536870912); err != nil {
 		return rp, err
 	}
-	rp.IgnoreFailedStreams, err = b.boolean("ignoreFailedStreams", false)
-	return rp, err
+	if rp.IgnoreFailedStreams, err = b.boolean("ignoreFailedStreams", false); err != nil {
+		return rp, err
+	}
+	rp.RecordingLayout = "BEST_FIT"
+	if rp.OutputMode == "INDIVIDUAL" {
+		return rp, nil
+	}
+	if rp.RecordingLayout, err = b.enum("recordingLayout", layout, "BEST_FIT", "CUSTOM", "PICTURE_IN_PICTURE", "VERTICAL_PRESENTATION", "HORIZONTAL_PRESENTATION"); err != nil {
+		return rp, err
+	}
+	switch {
+	case !validResolution(rp.Resolution):
+		return rp, errors.New(`"resolution" must be WIDTHxHEIGHT, each from 100 to 1999`)
+	case fr < 1 || fr > 120:
+		return rp, errors.New(`"frameRate" must be from 1 to 120`)
+	case rp.ShmSize < 134217728:
+		return rp, errors.New(`"shmSize" must be at least 134217728 (128 MB)`)
+	}
+	return rp, nil
 }
 
 func recordingPropertiesJSON(rp session.RecordingProperties) map[string]any {
@@ -684,7 +776,12 @@ func (a *API) signal(w http.ResponseWriter, r *http.Request) {
 // ---- config, health, recordings ----
 
 func (a *API) config(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, a.cfg.ConfigJSON)
+	v := a.cfg.ConfigJSON
+	if v == nil {
+		v = map[string]any{"VERSION": Version, "DOMAIN_OR_PUBLIC_IP": a.cfg.Domain, "HTTPS_PORT": a.cfg.HTTPSPort,
+			"OPENVIDU_PUBLICURL": a.cfg.PublicURL, "OPENVIDU_CDR": false, "OPENVIDU_RECORDING": false, "OPENVIDU_WEBHOOK": false}
+	}
+	writeJSON(w, http.StatusOK, v)
 }
 
 func (a *API) configItem(w http.ResponseWriter, r *http.Request) {
@@ -702,12 +799,14 @@ func (a *API) configItem(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, "no such configuration item")
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// As Spring serves the reference's String and Boolean handlers: text, or a bare JSON boolean.
 	switch x := v.(type) {
 	case string:
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, x)
-	default:
-		_ = json.NewEncoder(w).Encode(x)
+	case bool:
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, strconv.FormatBool(x))
 	}
 }
 

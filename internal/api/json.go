@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -65,15 +66,21 @@ func (b body) boolean(key string, def bool) (bool, error) {
 	return v, nil
 }
 
+// integer reads a JSON number. The reference reads these fields as Java Numbers and keeps
+// intValue()/longValue(), so 25.0 (or 25.7) is accepted and truncated; strings are refused.
 func (b body) integer(key string, def int64) (int64, error) {
 	if !b.present(key) {
 		return def, nil
 	}
-	var v int64
-	if err := json.Unmarshal(b[key], &v); err != nil {
-		return 0, fmt.Errorf("%q must be an integer", key)
+	var i int64
+	if err := json.Unmarshal(b[key], &i); err == nil {
+		return i, nil
 	}
-	return v, nil
+	var f float64
+	if err := json.Unmarshal(b[key], &f); err != nil || math.IsNaN(f) || math.Abs(f) >= 1<<63 {
+		return 0, fmt.Errorf("%q must be a number", key)
+	}
+	return int64(f), nil
 }
 
 func (b body) object(key string) (body, error) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -150,10 +151,14 @@ func (c *Config) PublicURL() string {
 	if c.Dev {
 		return fmt.Sprintf("http://localhost:%d/", c.HTTPSPort)
 	}
-	if c.HTTPSPort == 443 {
-		return "https://" + c.Domain + "/"
+	host := c.Domain
+	if a, err := netip.ParseAddr(host); err == nil && a.Is6() {
+		host = "[" + host + "]" // RFC 3986: an IPv6 literal in a URL is bracketed
 	}
-	return fmt.Sprintf("https://%s:%d/", c.Domain, c.HTTPSPort)
+	if c.HTTPSPort == 443 {
+		return "https://" + host + "/"
+	}
+	return fmt.Sprintf("https://%s:%d/", host, c.HTTPSPort)
 }
 
 // WebSocketURL is the signaling URL written into tokens: the public URL with ws(s) and path /openvidu.
@@ -169,9 +174,16 @@ type Lookup func(name string) (string, bool)
 // Load builds the configuration from defaults, then the .env file at dotenvPath (if it exists), then
 // the process environment given by env, and validates the result. The returned error lists every
 // problem at once.
+//
+// dotenvPath may name the file or, as OpenVidu's DOTENV_PATH does (its deployments set it to the
+// installation directory), the directory holding .env. An empty value counts as unset wherever it
+// comes from, so an empty environment variable does not hide the .env file's value.
 func Load(dotenvPath string, env Lookup, environ []string) (*Config, error) {
 	file := map[string]string{}
 	if dotenvPath != "" {
+		if fi, err := os.Stat(dotenvPath); err == nil && fi.IsDir() {
+			dotenvPath = filepath.Join(dotenvPath, ".env")
+		}
 		data, err := os.ReadFile(dotenvPath)
 		switch {
 		case err == nil:
@@ -183,11 +195,13 @@ func Load(dotenvPath string, env Lookup, environ []string) (*Config, error) {
 		}
 	}
 	get := func(name string) (string, bool) {
-		if v, ok := env(name); ok {
+		if v, ok := env(name); ok && v != "" {
 			return v, true
 		}
-		v, ok := file[name]
-		return v, ok
+		if v, ok := file[name]; ok {
+			return v, true
+		}
+		return env(name)
 	}
 	var names []string
 	for k := range file {
@@ -201,9 +215,14 @@ func Load(dotenvPath string, env Lookup, environ []string) (*Config, error) {
 	return parse(get, names)
 }
 
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.]*$`)
+
 // ParseDotenv reads KEY=VALUE lines; blank lines and # comments are skipped, values may be quoted.
+// A name that is not an environment variable name is an error rather than a setting nobody reads
+// (a byte-order mark left by an editor would otherwise hide the first line).
 func ParseDotenv(text string) (map[string]string, error) {
 	out := map[string]string{}
+	text = strings.TrimPrefix(text, "\uFEFF")
 	for i, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
@@ -215,6 +234,9 @@ func ParseDotenv(text string) (map[string]string, error) {
 			return nil, fmt.Errorf("line %d: expected NAME=value", i+1)
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !envNameRE.MatchString(k) {
+			return nil, fmt.Errorf("line %d: %q is not a variable name", i+1, k)
+		}
 		if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
 			v = v[1 : len(v)-1]
 		}

@@ -120,12 +120,14 @@ func ParseIceServers(text string) ([]IceServer, error) {
 		return nil, fmt.Errorf("must be a JSON array of strings like [\"url=turn:host:3478,username=u,credential=p\"]: %v", err)
 	}
 	out := make([]IceServer, 0, len(entries))
-	for _, e := range entries {
+	// Errors name an entry by its position, never by its text: it may hold a credential or a
+	// staticAuthSecret, and the error ends up in start-up logs.
+	for i, e := range entries {
 		var s IceServer
 		for _, kv := range strings.Split(e, ",") {
 			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
 			if !ok {
-				return nil, fmt.Errorf("entry %q: %q is not key=value", e, kv)
+				return nil, fmt.Errorf("entry %d: a part without '=' (expected key=value)", i+1)
 			}
 			switch k {
 			case "url":
@@ -137,11 +139,11 @@ func ParseIceServers(text string) ([]IceServer, error) {
 			case "staticAuthSecret":
 				s.StaticAuthSecret = v
 			default:
-				return nil, fmt.Errorf("entry %q: unknown key %q (allowed: url, username, credential, staticAuthSecret)", e, k)
+				return nil, fmt.Errorf("entry %d: unknown key %q (allowed: url, username, credential, staticAuthSecret)", i+1, k)
 			}
 		}
 		if err := s.Validate(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("entry %d: %w", i+1, err)
 		}
 		out = append(out, s)
 	}
