@@ -129,6 +129,7 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	rest := api.New(api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,
 		SupportDeprecatedAPI: cfg.SupportDeprecatedAPI, ConfigJSON: configJSON(cfg),
+		ForcedVideoCodec: cfg.Session.ForcedVideoCodec, AllowTranscoding: cfg.Session.AllowTranscoding,
 	}, s.manager, log.With("component", "api"))
 
 	mux.Handle("/openvidu", s.sig) // exact path: the SDK always dials /openvidu (protocol note §0.1)

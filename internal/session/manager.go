@@ -165,7 +165,12 @@ func (m *Manager) Sessions(pending bool) []SessionInfo {
 	for _, s := range m.sessions {
 		out = append(out, m.sessionInfo(s, pending))
 	}
-	slices.SortFunc(out, func(a, b SessionInfo) int { return a.CreatedAt.Compare(b.CreatedAt) })
+	slices.SortFunc(out, func(a, b SessionInfo) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.ID), string(b.ID))
+	})
 	return out
 }
 
@@ -212,6 +217,9 @@ func (m *Manager) destroy(s *session, reason string) {
 func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (ConnectionInfo, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closing {
+		return ConnectionInfo{}, errorf(KindNotAcceptable, CodeRoomClosed, "server is shutting down")
+	}
 	s, err := m.lookup(id)
 	if err != nil {
 		return ConnectionInfo{}, err

@@ -1,6 +1,8 @@
 package session
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/parley/parley/internal/sfu"
@@ -248,6 +250,13 @@ func (c *Connection) info() ConnectionInfo {
 		for _, s := range c.subs {
 			ci.Subscribers = append(ci.Subscribers, SubscriptionInfo{Stream: s.stream, CreatedAt: s.createdAt, Path: s.path})
 		}
+		// c.subs is a map: order the listing so REST answers are stable.
+		slices.SortFunc(ci.Subscribers, func(a, b SubscriptionInfo) int {
+			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(string(a.Stream), string(b.Stream))
+		})
 	}
 	return ci
 }
