@@ -1,6 +1,6 @@
-// Package archtest checks that dependencies between Parley's packages flow one way:
-// edge → api/signaling → session → sfu/turn (design.md). A package reaching back up makes the
-// layers impossible to test and reason about alone.
+// Package archtest checks, in one table, that dependencies between Parley's packages flow one way:
+// edge → api/signaling → session → sfu/turn (design.md), with config at the bottom. A package
+// reaching back up makes the layers impossible to test and reason about alone.
 package archtest
 
 import (
@@ -13,19 +13,39 @@ import (
 
 const mod = "github.com/parley/parley/internal/"
 
-// forbidden lists, per package, the packages it must not import directly, and why.
-var forbidden = map[string]struct {
-	deny []string
-	why  string
-}{
-	"config":    {[]string{"api", "signaling", "session", "sfu", "turn", "edge", "server"}, "config imports nothing of ours"},
-	"edge":      {[]string{"api", "signaling", "session", "sfu", "turn", "server"}, "edge knows nothing of sessions or media"},
-	"api":       {[]string{"signaling", "edge", "sfu", "turn", "server"}, "api talks to the session model only"},
-	"signaling": {[]string{"api", "edge", "sfu", "turn", "server"}, "signaling talks to the session model only (sfu types via session)"},
-	"session":   {[]string{"api", "signaling", "edge", "server"}, "the model never reaches back up"},
-	"sfu":       {[]string{"config", "api", "signaling", "session", "edge", "turn", "server"}, "sfu reports up through funcs only"},
-	"ports":     {[]string{"api", "signaling", "session", "edge", "sfu", "turn", "server"}, "ports reads the configuration only"},
-	"turn":      {[]string{"config", "api", "signaling", "session", "edge", "sfu", "server"}, "turn reports up through Liveness only"},
+// rule says what a package must not depend on.
+type rule struct {
+	// only, when set, is the complete list of our packages it may import directly.
+	only []string
+	// denyDirect are our packages it must not import directly.
+	denyDirect []string
+	// denyDeps are our packages that must not appear anywhere among its dependencies.
+	denyDeps []string
+	// noPion forbids pion anywhere among its dependencies (direct ones only with pionDirect).
+	noPion, pionDirect bool
+	why                string
+}
+
+var rules = map[string]rule{
+	"config": {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
+	"ports":  {only: []string{"config"}, noPion: true, why: "ports reads the configuration only"},
+	"edge":   {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
+	"turn":   {only: []string{}, why: "turn reports up through the Liveness interface only"},
+	"sfu":    {only: []string{}, why: "sfu reports up through the funcs its callers pass in"},
+	"session": {denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"},
+		why: "the model never reaches back up"},
+	"api": {only: []string{"session", "config"}, denyDeps: []string{"signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
+		why: "the REST layer talks to the session model only (it sees sfu types through session)"},
+	"signaling": {only: []string{"session"}, denyDeps: []string{"api", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
+		why: "signaling talks to the session model only"},
+	"app": {only: []string{"session", "config"}, denyDeps: []string{"api", "signaling", "edge", "server", "turn"}, noPion: true, pionDirect: true,
+		why: "the built-in app uses the session model like any application backend"},
+}
+
+type pkg struct {
+	ImportPath string
+	Imports    []string
+	Deps       []string
 }
 
 func TestDependenciesFlowOneWay(t *testing.T) {
@@ -34,26 +54,48 @@ func TestDependenciesFlowOneWay(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
+	seen := map[string]bool{}
 	for dec.More() {
-		var p struct {
-			ImportPath string
-			Imports    []string
-		}
+		var p pkg
 		if err := dec.Decode(&p); err != nil {
 			t.Fatal(err)
 		}
 		name := strings.TrimPrefix(p.ImportPath, mod)
-		rule, ok := forbidden[name]
+		seen[name] = true
+		// No production code links the testing package, whatever the package.
+		for _, d := range append(p.Imports, p.Deps...) {
+			if d == "testing" || strings.HasPrefix(d, "testing/") {
+				t.Errorf("%s depends on %s in production code", name, d)
+			}
+		}
+		r, ok := rules[name]
 		if !ok {
 			continue
 		}
 		for _, imp := range p.Imports {
-			if imp == "testing" {
-				t.Errorf("%s imports testing in production code", name)
+			dep, ours := strings.CutPrefix(imp, mod)
+			switch {
+			case ours && r.only != nil && !slices.Contains(r.only, dep):
+				t.Errorf("%s imports %s (allowed: %v): %s", name, dep, r.only, r.why)
+			case ours && slices.Contains(r.denyDirect, dep):
+				t.Errorf("%s imports %s: %s", name, dep, r.why)
+			case r.pionDirect && strings.HasPrefix(imp, "github.com/pion/"):
+				t.Errorf("%s imports %s directly: %s", name, imp, r.why)
 			}
-			if dep, ours := strings.CutPrefix(imp, mod); ours && slices.Contains(rule.deny, dep) {
-				t.Errorf("%s imports %s: %s", name, dep, rule.why)
+		}
+		for _, d := range p.Deps {
+			dep, ours := strings.CutPrefix(d, mod)
+			switch {
+			case ours && slices.Contains(r.denyDeps, strings.Split(dep, "/")[0]):
+				t.Errorf("%s depends on %s: %s", name, dep, r.why)
+			case r.noPion && !r.pionDirect && strings.HasPrefix(d, "github.com/pion/"):
+				t.Errorf("%s depends on %s: %s", name, d, r.why)
 			}
+		}
+	}
+	for name := range rules {
+		if !seen[name] {
+			t.Errorf("rule for %s, which no longer exists: update the table", name)
 		}
 	}
 }
