@@ -47,14 +47,36 @@ type Event struct {
 	Subscriber ConnectionID
 	Reason     string
 
+	// SessionCreatedAt is when the session was created; with Session it tells apart two sessions of
+	// the same customSessionId (OpenVidu's uniqueSessionId). Set on every event.
+	SessionCreatedAt time.Time
+	// Started is when what ends began: the session's creation on SessionDestroyed, the join on
+	// ParticipantLeft, the media connection's creation on WebRTCConnectionDestroyed (the Time of the
+	// matching start event, so records can pair them).
+	Started time.Time
+
 	// Participant is set on ParticipantJoined.
 	Participant *ParticipantInfo
+	// Client is set on ParticipantJoined and ParticipantLeft.
+	Client *ClientInfo
+	// Media is set on WebRTCConnectionCreated and WebRTCConnectionDestroyed: the options of the
+	// published stream (for a subscription, the publisher's), as they were when the event happened.
+	Media *MediaOptions
 	// StreamInfo is set on StreamPublished.
 	StreamInfo *StreamInfo
 	// Signal is set on SignalSent.
 	Signal *Signal
 	// Property is set on StreamPropertyChanged.
 	Property *PropertyChange
+}
+
+// ClientInfo is what a participant told about itself when joining, and the server data its
+// connection was created with (webhook participantJoined/participantLeft fields).
+type ClientInfo struct {
+	IP         string
+	Platform   string
+	ClientData string
+	ServerData string
 }
 
 // Signal is an application message between participants.

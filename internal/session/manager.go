@@ -82,6 +82,11 @@ func (m *Manager) emit(e Event, to ...*Connection) {
 	if e.Time.IsZero() {
 		e.Time = m.opts.Now()
 	}
+	if e.SessionCreatedAt.IsZero() {
+		if s := m.sessions[e.Session]; s != nil {
+			e.SessionCreatedAt = s.createdAt
+		}
+	}
 	for _, c := range to {
 		if c.sink != nil {
 			c.sink.Notify(e)
@@ -122,7 +127,7 @@ func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
 	}
 	s := &session{id: id, createdAt: m.opts.Now(), props: p, conns: map[ConnectionID]*Connection{}}
 	m.sessions[id] = s
-	m.emit(Event{Kind: SessionCreated, Session: id})
+	m.emit(Event{Kind: SessionCreated, Session: id, Time: s.createdAt})
 	m.log.Info("session created", "session", id)
 	return m.sessionInfo(s, false), nil
 }
@@ -207,7 +212,8 @@ func (m *Manager) destroy(s *session, reason string) {
 	for _, c := range s.conns {
 		c.gone = true
 	}
-	m.emit(Event{Kind: SessionDestroyed, Session: s.id, Reason: reason})
+	// The session is already forgotten, so emit cannot look its creation up.
+	m.emit(Event{Kind: SessionDestroyed, Session: s.id, Reason: reason, SessionCreatedAt: s.createdAt, Started: s.createdAt})
 	m.log.Info("session destroyed", "session", s.id, "reason", reason)
 }
 
@@ -375,7 +381,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Conn
 	s.everJoined = true
 
 	self := c.participantInfo()
-	m.emit(Event{Kind: ParticipantJoined, Session: s.id, Connection: c.id, Participant: &self}, existing...)
+	m.emit(Event{Kind: ParticipantJoined, Session: s.id, Connection: c.id, Time: c.activeAt, Participant: &self, Client: c.clientInfo()}, existing...)
 	res := JoinResult{Self: self, Session: s.id, Role: c.opts.Role, Record: c.opts.Record, IceServers: c.opts.CustomIceServers}
 	for _, e := range existing {
 		res.Existing = append(res.Existing, e.participantInfo())
@@ -417,7 +423,7 @@ func (m *Manager) remove(c *Connection, reason string, forced, lastLeaves bool) 
 	cleanup = m.dropMedia(c, reason)
 	others := m.activeConns(s, c)
 	m.forget(c)
-	m.emit(Event{Kind: ParticipantLeft, Session: s.id, Connection: c.id, Reason: reason}, others...)
+	m.emit(Event{Kind: ParticipantLeft, Session: s.id, Connection: c.id, Reason: reason, Started: c.activeAt, Client: c.clientInfo()}, others...)
 	if forced {
 		m.notify(Event{Kind: ParticipantEvicted, Session: s.id, Connection: c.id, Reason: reason}, append(others, c)...)
 	}
@@ -433,7 +439,8 @@ func (m *Manager) dropMedia(c *Connection, reason string) (cleanup []func()) {
 	for pid, sub := range c.subs {
 		cleanup = append(cleanup, sub.sub.Close)
 		delete(c.subs, pid)
-		m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: pid, Stream: sub.stream, Subscriber: c.id, Reason: reason})
+		m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: pid, Stream: sub.stream, Subscriber: c.id, Reason: reason,
+			Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
 	}
 	if c.stream != nil {
 		cleanup = append(cleanup, m.releaseStream(c, reason)...)
@@ -449,11 +456,13 @@ func (m *Manager) releaseStream(c *Connection, reason string) (cleanup []func())
 		if sub := o.subs[c.id]; sub != nil {
 			delete(o.subs, c.id)
 			cleanup = append(cleanup, sub.sub.Close)
-			m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Subscriber: o.id, Reason: reason})
+			m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Subscriber: o.id, Reason: reason,
+				Started: sub.createdAt, Media: st.mediaSnapshot()})
 		}
 	}
 	cleanup = append(cleanup, st.pub.Close)
-	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason})
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason,
+		Started: st.createdAt, Media: st.mediaSnapshot()})
 	return cleanup
 }
 
@@ -526,7 +535,7 @@ func (m *Manager) Publish(ctx context.Context, c *Connection, p PublishParams) (
 	c.stream = &stream{id: sid, createdAt: m.opts.Now(), media: p.Media, pub: pub}
 	m.flushCandidates(c, string(c.id), pub.AddCandidate)
 	si := c.stream.info()
-	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: c.id, Stream: sid})
+	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: c.id, Stream: sid, Time: c.stream.createdAt, Media: c.stream.mediaSnapshot()})
 	m.emit(Event{Kind: StreamPublished, Session: c.sess.id, Connection: c.id, Stream: sid, StreamInfo: &si}, m.activeConns(c.sess, c)...)
 	log.Info("stream published", "codec", codec)
 	return si, answer, nil
@@ -628,9 +637,11 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		go sub.Close()
 		return "", errorf(KindNotFound, CodeUserNotFound, "stream %s went away while subscribing", sid)
 	}
-	c.subs[owner.id] = &subscription{stream: sid, createdAt: m.opts.Now(), sub: sub}
+	ns := &subscription{stream: sid, createdAt: m.opts.Now(), sub: sub, src: owner.stream}
+	c.subs[owner.id] = ns
 	m.flushCandidates(c, string(owner.id), sub.AddCandidate)
-	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: owner.id, Stream: sid, Subscriber: c.id})
+	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: owner.id, Stream: sid, Subscriber: c.id,
+		Time: ns.createdAt, Media: owner.stream.mediaSnapshot()})
 	log.Info("subscribed")
 	return answer, nil
 }
@@ -667,7 +678,8 @@ func (m *Manager) Unsubscribe(c *Connection, publisher ConnectionID) error {
 		return errorf(KindNotFound, CodeUserNotFound, "not subscribed to %s", publisher)
 	}
 	delete(c.subs, publisher)
-	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: "unsubscribe"})
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: "unsubscribe",
+		Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
 	m.mu.Unlock()
 	sub.sub.Close()
 	return nil

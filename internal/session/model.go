@@ -208,6 +208,8 @@ type subscription struct {
 	createdAt time.Time
 	sub       *sfu.Subscriber
 	path      sfu.Path
+	// src is the publisher's stream, whose media options the subscription's events report.
+	src *stream
 }
 
 // metadata joins client and server data the way OpenVidu does (protocol note §2): apps parse it, so
@@ -230,6 +232,18 @@ func (c *Connection) participantInfo() ParticipantInfo {
 		p.Stream = &si
 	}
 	return p
+}
+
+// clientInfo snapshots what events report about a participant.
+func (c *Connection) clientInfo() *ClientInfo {
+	return &ClientInfo{IP: c.ip, Platform: c.platform, ClientData: c.clientData, ServerData: c.opts.Data}
+}
+
+// mediaSnapshot copies the stream's options: listeners keep events after the lock is released,
+// while property changes keep editing s.media.
+func (s *stream) mediaSnapshot() *MediaOptions {
+	md := s.media
+	return &md
 }
 
 func (s *stream) info() StreamInfo {
