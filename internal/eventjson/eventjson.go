@@ -33,6 +33,16 @@ func Name(k session.EventKind) (string, bool) {
 	return n, ok
 }
 
+// Kind returns the kind an OpenVidu event name stands for, and false for names Parley never emits.
+func Kind(name string) (session.EventKind, bool) {
+	for k, n := range names {
+		if n == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
 // Every event: OpenVidu's CDREvent.
 type header struct {
 	// Event is the event name, in webhook bodies only: a CDR line carries it as the outer key.
