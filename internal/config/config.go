@@ -54,6 +54,9 @@ type Config struct {
 	TLS     TLSConfig
 	TURN    TURNConfig
 	App     AppConfig
+	Webhook WebhookConfig
+	CDR     CDRConfig
+	Metrics MetricsConfig
 }
 
 // AppConfig is what the built-in videoconference app, the device test and the customer-app proxy
@@ -252,6 +255,7 @@ var known = []string{
 	"PARLEY_KEY_FILE", "PARLEY_ACME_DIRECTORY", "PARLEY_TURN", "PARLEY_TURN_UDP_PORT",
 	"PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", "PARLEY_TURN_MAX_ALLOCATIONS",
 	"PARLEY_APP_PRIVATE", "PARLEY_APP_USERS", "PARLEY_APP_UPSTREAM", "PARLEY_APP_MAX_PARTICIPANTS",
+	"PARLEY_WEBHOOK_SECRET", "PARLEY_WEBHOOK_RETRY_TIMEOUT", "PARLEY_METRICS_ADDR",
 }
 
 var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -359,6 +363,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	}
 
 	parseApp(c, str, boolean, num, get, &bad)
+	parseEvents(c, str, boolean, num, get, &bad)
 
 	s := &c.Session
 	s.GarbageInterval = time.Duration(num("OPENVIDU_SESSIONS_GARBAGE_INTERVAL", 900, 0, 1<<30)) * time.Second
