@@ -179,6 +179,14 @@ func (m *Manager) Sessions(pending bool) []SessionInfo {
 	return out
 }
 
+// SessionCount is the number of sessions, for metrics: garbage collection removes sessions without
+// an event, so a count kept from events would drift.
+func (m *Manager) SessionCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
 // CloseSession evicts everyone with reason sessionClosedByServer and destroys the session.
 func (m *Manager) CloseSession(id SessionID) error {
 	var cleanup []func()

@@ -35,6 +35,9 @@ type Config struct {
 	// its connection (possibly none). It must never return an empty list: the SDK then falls back
 	// to public STUN servers.
 	IceServers func(c session.ConnectionID, configured []session.IceServer) []session.IceServer
+	// OnError, optional, is told the code of every JSON-RPC error answer (metrics count them). It
+	// runs on the socket's reader and must not block.
+	OnError func(code int)
 }
 
 // Handler serves the /openvidu WebSocket.
@@ -210,6 +213,7 @@ func (h *Handler) serve(ctx context.Context, sock *socket) {
 func (h *Handler) handleFrame(ctx context.Context, rpc *rpcSession, sock *socket, data []byte, watchdog *time.Timer) *rpcSession {
 	var req request
 	if err := json.Unmarshal(data, &req); err != nil {
+		h.countError(codeParseError)
 		sock.send(mustJSON(response{ID: json.RawMessage("null"), JSONRPC: "2.0", Error: &rpcError{Code: codeParseError, Message: "malformed JSON-RPC frame: " + err.Error()}}))
 		return rpc
 	}
@@ -217,6 +221,7 @@ func (h *Handler) handleFrame(ctx context.Context, rpc *rpcSession, sock *socket
 		req.ID = json.RawMessage("null")
 	}
 	if req.Method == "" {
+		h.countError(codeInvalidRequest)
 		sock.send(mustJSON(response{ID: req.ID, JSONRPC: "2.0", Error: &rpcError{Code: codeInvalidRequest, Message: "JSON-RPC request without method"}}))
 		return rpc
 	}
@@ -239,6 +244,7 @@ func (h *Handler) reply(sock *socket, req request, rpc *rpcSession, res result, 
 	resp := response{ID: req.ID, JSONRPC: "2.0"}
 	if err != nil {
 		resp.Error = errorOf(err)
+		h.countError(resp.Error.Code)
 		h.log.Info("rpc error", "method", req.Method, "code", resp.Error.Code, "error", resp.Error.Message, "rpc", rpc.id)
 	} else {
 		if res == nil {
@@ -248,6 +254,12 @@ func (h *Handler) reply(sock *socket, req request, rpc *rpcSession, res result, 
 		resp.Result = res
 	}
 	sock.send(mustJSON(resp))
+}
+
+func (h *Handler) countError(code int) {
+	if h.cfg.OnError != nil {
+		h.cfg.OnError(code)
+	}
 }
 
 func mustJSON(v any) []byte {

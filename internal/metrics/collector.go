@@ -1,0 +1,106 @@
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parley/parley/internal/webhook"
+)
+
+// collector turns the components' Stats into metrics at scrape time: their counters are plain
+// atomics on the forwarding path, and reading them costs the media nothing between scrapes.
+type collector struct{ src Sources }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+var (
+	dSessions       = desc("parley_sessions", "Sessions (created through REST and not yet closed or collected).")
+	dPeerConns      = desc("parley_sfu_peer_connections", "WebRTC PeerConnections held by the SFU, by role.", "role")
+	dPackets        = desc("parley_rtp_packets_total", "RTP packets received from publishers (in) and sent to subscribers (out, retransmissions included).", "direction")
+	dBytes          = desc("parley_rtp_bytes_total", "RTP payload bytes received (in) and sent (out).", "direction")
+	dWriteErrors    = desc("parley_rtp_write_errors_total", "RTP packets that could not be sent to a subscriber (not connected yet, or gone).")
+	dNACKs          = desc("parley_rtcp_nacks_total", "Packets subscribers asked for again (NACKed sequence numbers).")
+	dRetransmitted  = desc("parley_rtp_retransmitted_packets_total", "NACKed packets still buffered and sent again.")
+	dPLIs           = desc("parley_rtcp_plis_total", "Keyframe requests (PLI) sent to publishers.")
+	dTURNAllocs     = desc("parley_turn_allocations", "Live TURN relay allocations.")
+	dTURNAllocTotal = desc("parley_turn_allocations_total", "TURN allocations ever created.")
+	dTURNClients    = desc("parley_turn_clients", "Open TURN over TCP/TLS client connections.")
+	dTURNPackets    = desc("parley_turn_relayed_packets_total", "Datagrams relayed, to the SFU (to_peer) and back to clients (from_peer).", "direction")
+	dTURNBytes      = desc("parley_turn_relayed_bytes_total", "Bytes relayed, to the SFU (to_peer) and back to clients (from_peer).", "direction")
+	dTURNRefused    = desc("parley_turn_refused_total", "TURN requests and datagrams refused, by reason.", "reason")
+	dHookQueue      = desc("parley_webhook_queue_depth", "Webhook events waiting for delivery.")
+	dHookDelivered  = desc("parley_webhook_delivered_total", "Webhook events the endpoint accepted.")
+	dHookFailed     = desc("parley_webhook_failed_attempts_total", "Webhook requests that failed (network error, 408, 429, 5xx).")
+	dHookDropped    = desc("parley_webhook_dropped_total", "Webhook events never delivered, by reason.", "reason")
+	dHookLatency    = desc("parley_webhook_delivery_latency_seconds", "Time from an event to the endpoint's acceptance of it, retries included.")
+	dCDRWritten     = desc("parley_cdr_written_total", "Call detail record lines written.")
+	dCDRDropped     = desc("parley_cdr_dropped_total", "Call detail record lines lost (full queue or failed write).")
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{dSessions, dPeerConns, dPackets, dBytes, dWriteErrors, dNACKs, dRetransmitted, dPLIs,
+		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
+		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	if c.src.Sessions != nil {
+		gauge(dSessions, float64(c.src.Sessions()))
+	}
+	if c.src.SFU != nil {
+		s := c.src.SFU()
+		gauge(dPeerConns, float64(s.Publishers), "publisher")
+		gauge(dPeerConns, float64(s.Subscribers), "subscriber")
+		counter(dPackets, s.PacketsIn, "in")
+		counter(dPackets, s.PacketsOut, "out")
+		counter(dBytes, s.BytesIn, "in")
+		counter(dBytes, s.BytesOut, "out")
+		counter(dWriteErrors, s.WriteErrors)
+		counter(dNACKs, s.NACKs)
+		counter(dRetransmitted, s.Retransmitted)
+		counter(dPLIs, s.KeyframeRequests)
+	}
+	if c.src.TURN != nil {
+		s := c.src.TURN()
+		gauge(dTURNAllocs, float64(s.Allocations))
+		counter(dTURNAllocTotal, s.AllocationsTotal)
+		gauge(dTURNClients, float64(s.Clients))
+		counter(dTURNPackets, s.ToPeerPackets, "to_peer")
+		counter(dTURNPackets, s.FromPeerPackets, "from_peer")
+		counter(dTURNBytes, s.ToPeerBytes, "to_peer")
+		counter(dTURNBytes, s.FromPeerBytes, "from_peer")
+		counter(dTURNRefused, s.AuthFailures, "auth")
+		counter(dTURNRefused, s.QuotaRejections, "quota")
+		counter(dTURNRefused, s.TCPRelayRefusals, "tcp_relay")
+		counter(dTURNRefused, s.DroppedForbidden, "forbidden_peer")
+	}
+	if c.src.Webhook != nil {
+		s := c.src.Webhook()
+		gauge(dHookQueue, float64(s.Queued))
+		counter(dHookDelivered, s.Delivered)
+		counter(dHookFailed, s.FailedAttempts)
+		for i, n := range s.Dropped {
+			counter(dHookDropped, n, webhook.DropReasons[i])
+		}
+		// A summary without quantiles: rate(sum)/rate(count) is the mean latency, and the sender
+		// needs no histogram of its own.
+		ch <- prometheus.MustNewConstSummary(dHookLatency, s.Delivered, s.LatencySum.Seconds(), nil)
+	}
+	if c.src.CDR != nil {
+		s := c.src.CDR()
+		counter(dCDRWritten, s.Written)
+		counter(dCDRDropped, s.Dropped)
+	}
+}
+
+// compile-time check that the collector satisfies the interface the registry calls.
+var _ prometheus.Collector = (*collector)(nil)

@@ -1,0 +1,117 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/cdr"
+	"github.com/parley/parley/internal/session"
+	"github.com/parley/parley/internal/sfu"
+	"github.com/parley/parley/internal/turn"
+	"github.com/parley/parley/internal/webhook"
+)
+
+// scrape fetches /metrics over a real socket and returns the lines that are not comments.
+func scrape(t *testing.T, addr string) map[string]string {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	out := map[string]string{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok && !strings.HasPrefix(l, "#") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func TestExposition(t *testing.T) {
+	var hook webhook.Stats
+	hook.Queued, hook.Delivered, hook.LatencySum = 3, 4, 2*time.Second
+	hook.Dropped[webhook.DropExpired] = 5
+	m := New(Sources{
+		Sessions: func() int { return 2 },
+		SFU: func() sfu.Stats {
+			return sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1}
+		},
+		TURN: func() turn.Stats {
+			return turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
+		},
+		Webhook: func() webhook.Stats { return hook },
+		CDR:     func() cdr.Stats { return cdr.Stats{Written: 9} },
+	}, slog.New(slog.DiscardHandler))
+	if err := m.Bind("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	for _, e := range []session.Event{
+		{Kind: session.ParticipantJoined}, {Kind: session.ParticipantJoined},
+		{Kind: session.WebRTCConnectionCreated}, {Kind: session.WebRTCConnectionCreated, Subscriber: "con_B"},
+		{Kind: session.WebRTCConnectionDestroyed, Subscriber: "con_B"}, {Kind: session.ParticipantLeft, Reason: "disconnect"},
+	} {
+		m.Listen(e)
+	}
+	m.SignalingError(401)
+	m.SignalingError(-32601)
+	m.SignalingError(401)
+
+	got := scrape(t, m.Addr().String())
+	want := map[string]string{
+		"parley_sessions": "2", "parley_participants": "1", "parley_published_streams": "1", "parley_subscribed_streams": "0",
+		`parley_session_events_total{event="participantJoined"}`: "2",
+		`parley_participants_left_total{reason="disconnect"}`:    "1",
+		`parley_signaling_errors_total{code="401"}`:              "2",
+		`parley_signaling_errors_total{code="-32601"}`:           "1",
+		`parley_sfu_peer_connections{role="subscriber"}`:         "2",
+		`parley_rtp_packets_total{direction="in"}`:               "10",
+		`parley_rtp_bytes_total{direction="out"}`:                "2000",
+		"parley_rtcp_nacks_total":                                "3",
+		"parley_rtp_retransmitted_packets_total":                 "2",
+		"parley_rtcp_plis_total":                                 "1",
+		"parley_turn_allocations":                                "1",
+		`parley_turn_relayed_bytes_total{direction="from_peer"}`: "88",
+		`parley_turn_refused_total{reason="auth"}`:               "6",
+		"parley_webhook_queue_depth":                             "3",
+		`parley_webhook_dropped_total{reason="expired"}`:         "5",
+		`parley_webhook_dropped_total{reason="queue_full"}`:      "0",
+		"parley_webhook_delivery_latency_seconds_sum":            "2",
+		"parley_webhook_delivery_latency_seconds_count":          "4",
+		"parley_cdr_written_total":                               "9",
+		"go_goroutines":                                          "",
+		"process_open_fds":                                       "",
+	}
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok || (v != "" && g != v) {
+			t.Errorf("%s = %q (present %v), want %q", k, g, ok, v)
+		}
+	}
+}
+
+func TestOptionalSourcesAndNoListener(t *testing.T) {
+	m := New(Sources{}, slog.New(slog.DiscardHandler))
+	if err := m.Run(context.Background()); err != nil { // not bound: returns at once
+		t.Fatal(err)
+	}
+	if m.Addr() != nil || m.Close() != nil {
+		t.Fatal("unbound metrics have no address")
+	}
+}
