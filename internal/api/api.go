@@ -151,6 +151,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
+// Authorized reports whether r carries the REST credentials, for OpenVidu routes served outside
+// this handler (GET /openvidu/cdr).
+func (a *API) Authorized(r *http.Request) bool { return a.authorized(r) }
+
 // authorized compares hashes in constant time, so neither the secret's content nor its length leaks
 // through timing.
 func (a *API) authorized(r *http.Request) bool {
@@ -791,8 +795,10 @@ func (a *API) configItem(w http.ResponseWriter, r *http.Request) {
 		v = Version
 	case "openvidu-publicurl":
 		v = a.cfg.PublicURL
-	case "openvidu-recording", "openvidu-cdr":
+	case "openvidu-recording":
 		v = false
+	case "openvidu-cdr":
+		v, _ = a.cfg.ConfigJSON["OPENVIDU_CDR"].(bool)
 	case "openvidu-recording-path":
 		v = ""
 	default:

@@ -39,6 +39,7 @@ type Server struct {
 	revokes  chan session.ConnectionID
 	httpPort *http.Server // production: redirects to HTTPS and answers ACME; nil in dev
 	httpLn   net.Listener
+	events   eventSinks // webhooks, CDR, metrics (events.go)
 }
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
@@ -125,6 +126,7 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	}
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
+		OnError: s.signalingError,
 	}, s.manager, log.With("component", "signaling"))
 	rest := api.New(api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,
@@ -148,6 +150,11 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 		}
 	}
 	s.app.Routes(mux, upstream)
+	closeEvents, err := s.newEventSinks(mux, rest)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, closeEvents)
 	return s, nil
 }
 
@@ -260,6 +267,7 @@ func (s *Server) iceServers(id session.ConnectionID, configured []session.IceSer
 func (s *Server) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	s.startEventSinks()
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.manager.Run(bg) }()
 	wg.Add(1)
@@ -305,6 +313,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if e := s.media.Close(); err == nil {
 		err = e
 	}
+	s.stopEventSinks() // last: the evictions above emitted the final events
 	return err
 }
 
@@ -321,9 +330,9 @@ func (s *Server) revokeLoop(ctx context.Context) {
 }
 
 func configJSON(c *config.Config) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"VERSION": api.Version, "DOMAIN_OR_PUBLIC_IP": c.Domain, "HTTPS_PORT": c.HTTPSPort,
-		"OPENVIDU_PUBLICURL": c.PublicURL(), "OPENVIDU_CDR": false,
+		"OPENVIDU_PUBLICURL":                        c.PublicURL(),
 		"OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH": c.Media.MaxRecvBandwidth,
 		"OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH": c.Media.MinRecvBandwidth,
 		"OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH": c.Media.MaxSendBandwidth,
@@ -334,6 +343,7 @@ func configJSON(c *config.Config) map[string]any {
 		"OPENVIDU_SESSIONS_GARBAGE_INTERVAL":        int(c.Session.GarbageInterval / time.Second),
 		"OPENVIDU_SESSIONS_GARBAGE_THRESHOLD":       int(c.Session.GarbageThreshold / time.Second),
 		"OPENVIDU_RECORDING":                        false,
-		"OPENVIDU_WEBHOOK":                          false,
 	}
+	eventsConfigJSON(m, c)
+	return m
 }
