@@ -40,6 +40,15 @@ var rules = map[string]rule{
 		why: "signaling talks to the session model only"},
 	"app": {only: []string{"session", "config"}, denyDeps: []string{"api", "signaling", "edge", "server", "turn"}, noPion: true, pionDirect: true,
 		why: "the built-in app uses the session model like any application backend"},
+	// Event subscribers (design.md): they listen to the session model and report outward.
+	"eventjson": {only: []string{"session"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
+		why: "the OpenVidu event codec knows the session Event type and nothing else"},
+	"webhook": {only: []string{"session", "eventjson"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
+		why: "webhooks listen to session events; they never reach back into the layers that emit them"},
+	"cdr": {only: []string{"session", "eventjson"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
+		why: "the call detail record listens to session events only"},
+	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr"}, denyDeps: []string{"api", "signaling", "edge", "server", "app"}, noPion: true, pionDirect: true,
+		why: "metrics listen to session events and read the Stats of the layers below; signaling reports errors through a func"},
 }
 
 type pkg struct {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +115,36 @@ func TestOptionalSourcesAndNoListener(t *testing.T) {
 	}
 	if m.Addr() != nil || m.Close() != nil {
 		t.Fatal("unbound metrics have no address")
+	}
+}
+
+// TestDashboardQueriesExist: every parley_ series the Grafana dashboard queries is exported, so a
+// renamed metric cannot leave an empty panel behind.
+func TestDashboardQueriesExist(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/grafana/parley.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(Sources{Sessions: func() int { return 0 }, SFU: func() sfu.Stats { return sfu.Stats{} },
+		TURN: func() turn.Stats { return turn.Stats{} }, Webhook: func() webhook.Stats { return webhook.Stats{} },
+		CDR: func() cdr.Stats { return cdr.Stats{} }}, slog.New(slog.DiscardHandler))
+	m.Listen(session.Event{Kind: session.ParticipantLeft, Reason: "disconnect"}) // vectors appear once used
+	m.SignalingError(401)
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		exported[f.GetName()] = true
+	}
+	used := regexp.MustCompile(`parley_[a-z_]+`).FindAllString(string(data), -1)
+	if len(used) < 10 {
+		t.Fatalf("the dashboard queries only %v", used)
+	}
+	for _, name := range used {
+		if base := strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count"); !exported[base] {
+			t.Errorf("the dashboard queries %s, which is not exported", name)
+		}
 	}
 }

@@ -25,6 +25,16 @@ import (
 // startServer runs an in-process Parley in dev mode on kernel-chosen ports.
 func startServer(t *testing.T, overrides ...string) (*Server, string) {
 	t.Helper()
+	level := slog.LevelWarn
+	if os.Getenv("PARLEY_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return startServerLog(t, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})), overrides...)
+}
+
+// startServerLog is startServer with the given logger.
+func startServerLog(t *testing.T, log *slog.Logger, overrides ...string) (*Server, string) {
+	t.Helper()
 	env := map[string]string{"HTTPS_PORT": "0", "PARLEY_MEDIA_PORT": "0", "PARLEY_RECONNECT_GRACE": "2", "PARLEY_PING_TIMEOUT": "60"}
 	for i := 0; i+1 < len(overrides); i += 2 {
 		env[overrides[i]] = overrides[i+1]
@@ -33,11 +43,6 @@ func startServer(t *testing.T, overrides ...string) (*Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	level := slog.LevelWarn
-	if os.Getenv("PARLEY_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	s, err := New(cfg, log)
 	if err != nil {
 		t.Fatal(err)

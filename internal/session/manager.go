@@ -482,6 +482,7 @@ func (m *Manager) unpublish(c *Connection, reason string, toOwner bool) (cleanup
 		to = append(to, c)
 	}
 	m.emit(Event{Kind: StreamUnpublished, Session: c.sess.id, Connection: c.id, Reason: reason}, to...)
+	m.log.Info("stream unpublished", "session", c.sess.id, "connection", c.id, "reason", reason)
 	return cleanup
 }
 
@@ -689,6 +690,7 @@ func (m *Manager) Unsubscribe(c *Connection, publisher ConnectionID) error {
 	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: "unsubscribe",
 		Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
 	m.mu.Unlock()
+	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream)
 	sub.sub.Close()
 	return nil
 }
