@@ -135,16 +135,6 @@ func (r *receiver) waitUntil(what string, cond func() bool) {
 	}
 }
 
-func (r *receiver) timestamps() []float64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []float64
-	for _, b := range r.bodies {
-		out = append(out, b["timestamp"].(float64))
-	}
-	return out
-}
-
 // run starts s and returns a stop func that ends Run and returns its error.
 func run(t *testing.T, s *Sender) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
