@@ -54,7 +54,7 @@ func TestSignature(t *testing.T) {
 
 // receiver is a test endpoint: it answers with status() and records accepted bodies in order.
 type receiver struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	key    []byte
 	status atomic.Int32 // 0: 200
@@ -67,7 +67,7 @@ type receiver struct {
 	changed  chan struct{}
 }
 
-func newReceiver(t *testing.T, key []byte) *receiver {
+func newReceiver(t testing.TB, key []byte) *receiver {
 	r := &receiver{t: t, key: key, changed: make(chan struct{}, 1)}
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	t.Cleanup(r.srv.Close)
@@ -136,7 +136,7 @@ func (r *receiver) waitUntil(what string, cond func() bool) {
 }
 
 // run starts s and returns a stop func that ends Run and returns its error.
-func run(t *testing.T, s *Sender) func() error {
+func run(t testing.TB, s *Sender) func() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -147,7 +147,7 @@ func run(t *testing.T, s *Sender) func() error {
 	return stop
 }
 
-func newSender(t *testing.T, r *receiver, tweak func(*Config)) *Sender {
+func newSender(t testing.TB, r *receiver, tweak func(*Config)) *Sender {
 	t.Helper()
 	cfg := Config{Endpoint: r.srv.URL + "/hook?token=t0ps3cret", Headers: http.Header{"Authorization": {"Bearer abc"}},
 		Events: []string{"sessionCreated", "signalSent", "participantJoined"}, Key: r.key,
