@@ -73,7 +73,9 @@ export async function startParley(name, env = {}, { tls = false } = {}) {
   const child = spawn(bin, ['serve'], {
     env: {
       PATH: process.env.PATH, HOME: process.env.HOME, HTTPS_PORT: String(port), OPENVIDU_SECRET: 'MY_SECRET', PARLEY_APP_PRIVATE: tls ? 'false' : '',
-      PARLEY_DATA_DIR: dataDir, PARLEY_LOG_LEVEL: 'info', DOTENV_PATH: '/nonexistent', ...env,
+      PARLEY_DATA_DIR: dataDir, PARLEY_LOG_LEVEL: 'info', DOTENV_PATH: '/nonexistent',
+      // Production servers run side by side here: none may take the fixed default metrics port.
+      PARLEY_METRICS_ADDR: 'off', ...env,
     },
     stdio: ['ignore', log, log],
   });
