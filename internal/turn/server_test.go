@@ -98,10 +98,12 @@ func TestRelayRoundTrip(t *testing.T) {
 					t.Fatalf("client got %q from %s, want \"pong!\" from %s", buf[:n], src, e.mediaAddr())
 				}
 			}
-			st := e.srv.Stats()
-			if st.Allocations != 1 || st.ToPeerPackets != 5 || st.FromPeerPackets != 5 || st.ToPeerBytes != 30 || st.FromPeerBytes != 25 {
-				t.Errorf("stats %+v, want 1 allocation and 5 datagrams each way", st)
+			// The counters move on the relay's goroutines, possibly just after the client saw the
+			// datagram: wait for them rather than read once.
+			want := func(st Stats) bool {
+				return st.Allocations == 1 && st.ToPeerPackets == 5 && st.FromPeerPackets == 5 && st.ToPeerBytes == 30 && st.FromPeerBytes == 25
 			}
+			eventually(t, time.Second, "stats of 1 allocation and 5 datagrams each way", func() bool { return want(e.srv.Stats()) })
 		})
 	}
 }
