@@ -1,188 +1,312 @@
-// The firewall test bed (issue 3): OpenVidu 2.2.0's "TURN made easy" experiment rebuilt with network
-// namespaces. For each firewall cell, two stock openvidu-browser participants must decode each
-// other's video, and we report which candidate pair carried it. run.sh builds the namespaces.
+// The firewall bed (issue 3): OpenVidu 2.2.0's "TURN made easy" experiment rebuilt with network
+// namespaces. In each firewall cell two stock openvidu-browser participants publish the fake camera,
+// subscribe to each other and must decode each other's video; the test reports the candidate pair
+// that carried each subscription, the path the server saw, and the time from session.connect() to
+// the first decoded remote frame. run.sh builds the namespaces (netns.sh) and starts this file.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:http';
-import { connect } from 'node:net';
-import { readFileSync, writeFileSync, writeFileSync as write, chmodSync, createWriteStream, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-import { OpenVidu, chromiumArgs, poll, outputDir, openParticipant, waitDecoding } from '../lib.mjs';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import {
+  NS, NET, RUNNER, SERVER, DOMAIN, PROXY_PORT, outputDir, repoRoot, within, poll, setCell, median,
+  startParley, startPages, launchIn, describePath, pathKind, removeWrappers,
+} from './bed.mjs';
+import { startProxy } from './proxy.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const SERVER = '198.51.100.1';
-const RUNNER = '198.51.100.254';
-const DOMAIN = 'parley.test';
-const SECRET = 'firewall-test-secret';
-const PAGE_PORT = 8077;
-const PROXY_PORT = 3128;
-const netns = (...args) => execFileSync(join(here, 'netns.sh'), args, { stdio: 'inherit' });
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // parley's certificate is self-signed
 
-// What each cell lets out of a restricted participant's namespace.
+// The cells: what a restricted participant's firewall lets out (netns.sh has the rules).
 const CELLS = {
-  a: 'no restriction',
-  b: 'all UDP dropped',
-  c: 'only TCP 443 to the server',
-  d: 'only TCP 443 and UDP 443 to the server',
-  e: 'only an HTTP CONNECT proxy (port 443 only)',
+  a: { what: 'no restriction', simulates: 'an open network', expect: 'UDP host/srflx' },
+  b: { what: 'all UDP dropped', simulates: 'a firewall that drops UDP', expect: 'ICE-TCP or TURN over TCP/TLS' },
+  c: { what: 'only TCP 443 to the server', simulates: 'a strict corporate firewall', expect: 'TURN/TLS or ICE-TCP on 443' },
+  d: { what: 'only TCP 443 and UDP 443 to the server', simulates: 'a firewall opened for "443"', expect: 'UDP on 443' },
+  e: { what: 'only an HTTP CONNECT proxy (port 443 only)', simulates: 'a proxy-only network', expect: 'TCP through the proxy: TURN/TCP, TURN/TLS or ICE-TCP', proxy: PROXY_PORT },
+  'e-tls': {
+    what: 'only a CONNECT proxy that also wants host names and TLS inside', simulates: 'a proxy-only network whose proxy peeks at TLS',
+    expect: 'TURN/TLS through the proxy', proxy: PROXY_PORT + 1,
+  },
 };
+const MODES = [
+  { key: 'A', label: 'A only', both: false },
+  { key: 'both', label: 'A and B', both: true },
+];
 
-let parley, pageServer, proxy, ov;
-const proxyLog = [];
-const results = [];
+const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
+const BUDGET_MS = Number(process.env.PFW_BUDGET_MS || 290000); // run.sh kills everything 40 s later
+const JOINS = 5;                 // time-to-first-frame joins per cell
+const DECODE_DEADLINE_MS = 25000;
+const JOIN_DEADLINE_MS = 15000;
+const started = Date.now();
+const left = () => BUDGET_MS - (Date.now() - started);
+
+let parley, pages, proxy, proxyTLS;
+const pairs = [];
+const ttff = {};
+const notes = [];
+const versions = {};
 
 before(async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'pnb-'));
-  const log = createWriteStream(join(outputDir, 'firewall.parley.log'));
-  const { PARLEY_BIN: _b, ...env } = process.env;
-  parley = spawn('ip', ['netns', 'exec', 'pnb-srv', process.env.PARLEY_BIN, 'serve'], {
-    env: {
-      ...env, DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
-      CERTIFICATE_TYPE: 'selfsigned', PARLEY_DATA_DIR: dataDir, PARLEY_MEDIA_LISTEN_IPS: SERVER,
-      PARLEY_LOG_LEVEL: 'debug', DOTENV_PATH: '',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  parley.stdout.pipe(log);
-  parley.stderr.pipe(log);
-  process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // the server's certificate is self-signed
-  ov = new OpenVidu(`https://${SERVER}:443`, SECRET);
-  await poll('parley in its namespace', async () => {
-    try { return (await fetch(`https://${SERVER}/openvidu/api/config/openvidu-publicurl`)).ok; } catch { return false; }
-  }, { timeout: 15000 });
-
-  const sdk = readFileSync(join(here, '../node_modules/openvidu-browser/static/js/openvidu-browser-2.32.2.min.js'));
-  pageServer = createServer((req, res) => {
-    if (req.url === '/openvidu-browser.min.js') { res.setHeader('content-type', 'text/javascript'); res.end(sdk); return; }
-    res.setHeader('content-type', 'text/html');
-    res.end('<!doctype html><html><body><script src="/openvidu-browser.min.js"></script><div id="videos"></div></body></html>');
-  });
-  await new Promise((r) => pageServer.listen(PAGE_PORT, RUNNER, r));
-
-  // A corporate proxy: CONNECT to port 443 only, and it resolves the server's name itself.
-  proxy = createServer((req, res) => { res.statusCode = 403; res.end(); });
-  proxy.on('connect', (req, client, head) => {
-    const [host, port] = req.url.split(':');
-    if (port !== '443') { proxyLog.push(`refused ${req.url}`); client.end('HTTP/1.1 403 Forbidden\r\n\r\n'); return; }
-    proxyLog.push(`CONNECT ${req.url}`);
-    const up = connect(443, host === DOMAIN ? SERVER : host, () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      up.write(head);
-      up.pipe(client); client.pipe(up);
-    });
-    up.on('error', () => client.destroy());
-    client.on('error', () => up.destroy());
-  });
-  await new Promise((r) => proxy.listen(PROXY_PORT, RUNNER, r));
+  // Everything the runner sends must stay on the bed's bridge.
+  const route = execFileSync('ip', ['route', 'get', SERVER], { encoding: 'utf8', timeout: 5000 });
+  assert.match(route, /\bdev pfw-br\b/, `the route to ${SERVER} must be the bed's bridge (run.sh builds it): ${route}`);
+  pages = await startPages();
+  proxy = await startProxy({ host: RUNNER, port: PROXY_PORT, upstreams: { [DOMAIN]: SERVER, [SERVER]: SERVER } });
+  proxyTLS = await startProxy({ host: RUNNER, port: PROXY_PORT + 1, upstreams: { [DOMAIN]: SERVER, [SERVER]: SERVER }, tlsOnly: true });
+  parley = await startParley(BIN);
+  try { versions.parley = execFileSync(BIN, ['version'], { encoding: 'utf8', timeout: 5000 }).trim(); } catch { /* reported as absent */ }
 });
 
 after(async () => {
-  pageServer?.close();
-  proxy?.close();
-  if (parley) {
-    const done = new Promise((r) => parley.on('exit', r));
-    parley.kill('SIGTERM');
-    await done;
-  }
-  writeFileSync(join(outputDir, 'firewall.json'), JSON.stringify({ results, proxyLog: proxyLog.slice(0, 50) }, null, 2));
-  const lines = ['| cell | restricted | A path | B path | connect→first frame (ms, median of joins) |', '|---|---|---|---|---|'];
-  for (const r of results) lines.push(`| ${r.cell}: ${CELLS[r.cell]} | ${r.restricted} | ${r.pathA} | ${r.pathB} | ${r.ttff ?? ''} |`);
-  writeFileSync(join(outputDir, 'firewall.md'), lines.join('\n') + '\n');
-  console.log(lines.join('\n'));
+  await parley?.stop();
+  await proxy?.close();
+  await proxyTLS?.close();
+  await pages?.close().catch(() => {});
+  removeWrappers();
+  writeResults();
 });
 
-// browserIn launches Chromium inside a namespace through a wrapper executable; playwright talks
-// to it over a pipe, so the namespace does not get in the way.
-async function browserIn(ns, cell) {
-  const wrapper = join(mkdtempSync(join(tmpdir(), 'pnb-chromium-')), 'chromium');
-  write(wrapper, `#!/bin/sh\nexec ip netns exec ${ns} /usr/bin/chromium "$@"\n`);
-  chmodSync(wrapper, 0o755);
-  const args = [...chromiumArgs, '--ignore-certificate-errors', `--host-resolver-rules=MAP ${DOMAIN} ${SERVER}`,
-    `--unsafely-treat-insecure-origin-as-secure=http://${RUNNER}:${PAGE_PORT}`];
-  if (cell === 'e') args.push(`--proxy-server=http://${RUNNER}:${PROXY_PORT}`, `--proxy-bypass-list=${RUNNER}`);
-  return chromium.launch({ executablePath: wrapper, args });
+// openParticipant loads the page in a fresh context of browser and joins with a new token,
+// publishing the fake camera.
+async function openParticipant(browser, session, name) {
+  const context = await within(10000, browser.newContext(), 'new browser context');
+  const page = await within(10000, context.newPage(), 'new page');
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  await page.goto(pages.url, { timeout: 10000 });
+  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+  const id = await within(JOIN_DEADLINE_MS, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
+  return { name, context, page, id, problems };
 }
 
-// selectedPath reads the candidate pair that carries the page's first subscription.
-async function selectedPath(p) {
-  return p.page.evaluate(async () => {
-    const pc = window.subscribers[0].stream.getRTCPeerConnection();
-    const stats = await pc.getStats();
-    let pair;
-    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
-    if (!pair) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
-    if (!pair) return 'none';
-    const l = stats.get(pair.localCandidateId), r = stats.get(pair.remoteCandidateId);
-    if (l.candidateType === 'relay') return `TURN/${(l.relayProtocol || '?').toUpperCase()} → ${r.port}`;
-    return `${l.protocol.toUpperCase()} ${l.candidateType} → ${r.port}`;
-  });
+const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
+
+// serverPaths reads, from the REST session, the connectionPath the server recorded for every
+// subscription: connectionId → { fromStream → path }.
+async function serverPaths(sessionId) {
+  const s = await parley.rest(`/openvidu/api/sessions/${sessionId}`);
+  const out = {};
+  for (const c of s.connections.content) {
+    out[c.connectionId] = {
+      subscribers: Object.fromEntries(c.subscribers.map((x) => [x.streamId, x.connectionPath ?? null])),
+      publishers: c.publishers.map((x) => x.connectionPath ?? null),
+    };
+  }
+  return out;
 }
 
-async function pair(cell, restrictBoth) {
-  netns('cell', 'pnb-a', cell);
-  netns('cell', 'pnb-b', restrictBoth ? cell : 'open');
-  const browsers = [await browserIn('pnb-a', cell), await browserIn('pnb-b', restrictBoth ? cell : 'open')];
-  const pageURL = `http://${RUNNER}:${PAGE_PORT}/`;
+// serverAgrees tells whether the connectionPath parley reports matches the browser's selected pair.
+function serverAgrees(kind, sp) {
+  if (!sp) return false;
+  if (kind.startsWith('turn-')) return sp.protocol === 'udp' && sp.viaTurn === true;
+  if (kind === 'ice-tcp') return sp.protocol === 'tcp';
+  return sp.protocol === 'udp' && !sp.viaTurn;
+}
+
+const serverLabel = (p) => (p ? `${p.protocol} ${p.remoteType}${p.viaTurn ? ' via TURN' : ''} from ${p.remote}` : 'not recorded');
+
+async function runPair(cell, mode) {
+  const restrictedB = mode.both ? cell : 'open';
+  setCell(NS.A, cell);
+  setCell(NS.B, restrictedB);
+  const px = cell === 'e' ? proxy : cell === 'e-tls' ? proxyTLS : null;
+  const proxyFrom = px ? px.log.length : 0;
+  const browsers = await Promise.all([
+    launchIn(NS.A, { proxyPort: CELLS[cell].proxy }),
+    launchIn(NS.B, { proxyPort: mode.both ? CELLS[cell].proxy : undefined }),
+  ]);
+  versions.chromium ??= browsers[0].version();
+  const row = { cell, what: CELLS[cell].what, restricted: mode.label };
+  let session;
   try {
-    const session = await ov.createSession({});
-    const a = await openParticipant(browsers[0], pageURL, (await session.createConnection()).token, { name: 'a' });
-    const b = await openParticipant(browsers[1], pageURL, (await session.createConnection()).token, { name: 'b' });
-    await waitDecoding(a, [b.id], 40000);
-    await waitDecoding(b, [a.id], 40000);
-    const r = { cell, restricted: restrictBoth ? 'both' : 'A only', pathA: await selectedPath(a), pathB: await selectedPath(b) };
-    if (restrictBoth) {
-      // Time to first frame from inside the cell: a third page joins and subscribes, five times.
-      const times = [];
-      for (let i = 0; i < 5; i++) {
-        const ctx = await browsers[0].newContext();
-        const page = await ctx.newPage();
-        await page.goto(pageURL);
-        times.push(await page.evaluate(async (token) => {
-          const OV = new OpenVidu(); OV.enableProdMode();
-          const s = OV.initSession();
-          const first = new Promise((resolve) => s.on('streamCreated', (e) => {
-            if (window.done) return;
-            window.done = true;
-            const sub = s.subscribe(e.stream, 'videos');
-            sub.on('videoElementCreated', (ev) => ev.element.requestVideoFrameCallback(() => resolve(performance.now())));
-          }));
-          const t0 = performance.now();
-          await s.connect(token);
-          const t1 = await Promise.race([first, new Promise((res) => setTimeout(() => res(-1), 20000))]);
-          s.disconnect();
-          return t1 < 0 ? -1 : Math.round(t1 - t0);
-        }, (await session.createConnection()).token));
-        await ctx.close();
+    session = await within(5000, parley.ov.createSession({}), 'createSession');
+    row.sessionId = session.sessionId;
+    const t0 = Date.now();
+    const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
+    let last = {};
+    try {
+      await poll('A and B to decode each other\'s video', async () => {
+        last = { A: await report(a), B: await report(b) };
+        const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
+        return decodes(last.A, b.id) && decodes(last.B, a.id);
+      }, { timeout: DECODE_DEADLINE_MS, interval: 200 });
+    } catch (e) {
+      row.failure = e.message;
+      const diagnose = (p) => within(5000, p.page.evaluate(() => window.pfw.diagnose()), 'diagnose').catch((x) => String(x));
+      row.diagnostics = {
+        reports: last, peerConnections: { A: await diagnose(a), B: await diagnose(b) },
+        server: await serverPaths(session.sessionId).catch((x) => String(x)), pageErrors: [...a.problems, ...b.problems],
+      };
+      const pcs = Object.values(row.diagnostics.peerConnections).flat().filter((x) => x && x.signalled);
+      if (pcs.some((x) => x.signalled.length && !x.remote.length && !x.pairs.length)) {
+        row.failure += '. The browser kept none of the candidates the server signalled (libwebrtc drops remote candidates on port 80 or 443 at private addresses)';
       }
-      const ok = times.filter((t) => t > 0).sort((x, y) => x - y);
-      r.ttff = ok.length ? ok[Math.floor(ok.length / 2)] : 'none';
-      r.ttffAll = times;
+      throw new Error(`cell ${cell}, ${mode.label} restricted: ${row.failure}\n${JSON.stringify(row.diagnostics, null, 1).slice(0, 6000)}`);
+    } finally {
+      row.proxyLog = px ? px.log.slice(proxyFrom) : undefined;
     }
-    await session.close();
-    results.push(r);
-    console.log(`cell ${cell} (${CELLS[cell]}), ${r.restricted} restricted: A ${r.pathA}, B ${r.pathB}${r.ttff ? `, first frame ${r.ttff} ms` : ''}`);
-    return r;
+    row.decodedAfterMs = Date.now() - t0;
+    const firstPaths = last;
+    // ICE may still move to a better pair after the first frames (Chromium renominates, e.g. from a
+    // TURN relay to ICE-TCP): read the paths until they have not changed for 1.5 s (at most 6 s).
+    const key = (r) => JSON.stringify([r.A.subscribers.map((x) => x.path), r.B.subscribers.map((x) => x.path)]);
+    let prev = key(last), stableSince = Date.now();
+    await poll('the selected candidate pairs to settle', async () => {
+      last = { A: await report(a), B: await report(b) };
+      if (key(last) !== prev) { prev = key(last); stableSince = Date.now(); }
+      return Date.now() - stableSince >= 1500;
+    }, { timeout: 6000, interval: 250 }).catch(() => notes.push(`cell ${cell}, ${mode.label}: the selected pairs were still changing after 6 s`));
+    const server = await serverPaths(session.sessionId);
+    for (const [p, other, rep, first] of [[a, b, last.A, firstPaths.A], [b, a, last.B, firstPaths.B]]) {
+      const sub = rep.subscribers.find((s) => s.from === other.id);
+      const firstSub = first.subscribers.find((s) => s.from === other.id);
+      const pubStream = Object.keys(server[p.id]?.subscribers || {}).find((k) => k.endsWith(other.id));
+      row[p.name] = {
+        connectionId: p.id, framesDecoded: sub.framesDecoded, path: sub.path, label: describePath(sub.path), kind: pathKind(sub.path),
+        firstLabel: describePath(firstSub?.path),
+        server: pubStream ? server[p.id].subscribers[pubStream] : null,
+        publisherPath: rep.publisher?.path ?? null, publisherServer: server[p.id]?.publishers?.[0] ?? null,
+        candidateErrors: rep.candidateErrors, iceServerURLs: rep.iceServerURLs,
+      };
+      const agrees = serverAgrees(row[p.name].kind, row[p.name].server);
+      if (!agrees) {
+        notes.push(`cell ${cell}, ${mode.label}: ${p.name}'s subscription is on ${row[p.name].label} (browser) but parley's connectionPath says ${serverLabel(row[p.name].server)}`);
+      }
+    }
+    console.log(`# cell ${cell} (${CELLS[cell].what}), ${mode.label} restricted: A ← ${row.A.label} [server: ${serverLabel(row.A.server)}]; B ← ${row.B.label} [server: ${serverLabel(row.B.server)}]`);
+
+    if (mode.both) row.ttff = ttff[cell] = await timeToFirstFrame(cell, browsers[0], session, b);
+    return row;
   } finally {
-    for (const b of browsers) await b.close().catch(() => {});
+    pairs.push(row);
+    if (session) await within(5000, session.close(), 'session close').catch(() => {});
+    await Promise.all(browsers.map((br) => within(10000, br.close(), 'browser close').catch(() => {})));
+  }
+}
+
+// timeToFirstFrame: a subscriber joins from A's namespace against B's published stream, JOINS times
+// (fewer if the bed's time budget runs short; the result says so), each in a fresh page.
+async function timeToFirstFrame(cell, browser, session, publisher) {
+  const joins = [];
+  // pairs still to run after this one (it is pushed to pairs when it ends)
+  const remainingPairs = () => Object.keys(CELLS).length * MODES.length - pairs.length - 1;
+  for (let i = 0; i < JOINS; i++) {
+    if (left() < remainingPairs() * 20000 + 10000) {
+      notes.push(`cell ${cell}: time budget short, ${i} of ${JOINS} first-frame joins`);
+      break;
+    }
+    const context = await within(10000, browser.newContext(), 'new browser context');
+    try {
+      const page = await within(10000, context.newPage(), 'new page');
+      await page.goto(pages.url, { timeout: 10000 });
+      const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+      const r = await within(JOIN_DEADLINE_MS + 5000, page.evaluate(({ token, from, ms }) => window.pfw.firstFrame(token, from, ms),
+        { token, from: publisher.id, ms: JOIN_DEADLINE_MS }), 'first-frame join');
+      joins.push({ decodedMs: r.decodedMs, renderedMs: r.renderedMs, path: describePath(r.path), error: r.error });
+    } catch (e) {
+      joins.push({ decodedMs: null, error: e.message });
+    } finally {
+      await within(5000, context.close(), 'context close').catch(() => {});
+    }
+  }
+  const ok = joins.filter((j) => j.decodedMs !== null).map((j) => j.decodedMs);
+  return { median: median(ok), n: ok.length, failed: joins.length - ok.length, joins };
+}
+
+// Assertions beyond "both decode": a must be direct UDP; where a participant is restricted the
+// firewall must hold (no UDP in b, c, e and e-tls; only port 443 in c and d); behind a proxy the
+// media must have gone through it, and with the TLS-only proxy only TURN over TLS is possible.
+const CLIENT_IP = { A: `${NET}.11`, B: `${NET}.12` };
+const PROXY_CARRIES = { 'turn-tcp': 'TURN/TCP', 'turn-tls': 'TLS', 'ice-tcp': 'ICE-TCP' };
+function checkPaths(row, mode) {
+  const restricted = mode.both ? ['A', 'B'] : ['A'];
+  const cell = row.cell;
+  if (cell === 'a') {
+    for (const p of ['A', 'B']) assert.equal(row[p].kind, 'udp', `cell a: ${p} must receive over direct UDP, got ${row[p].label}`);
+    return;
+  }
+  for (const p of restricted) {
+    const { kind, path, label } = row[p];
+    if (cell !== 'd') assert.ok(!['udp', 'turn-udp'].includes(kind), `cell ${cell}: ${p} is denied UDP yet got ${label}`);
+    if (['c', 'd'].includes(cell)) {
+      const port = kind.startsWith('turn-') ? Number(/:(\d+)(\?|$)/.exec(path.url || '')?.[1]) : path.remotePort;
+      assert.equal(port, 443, `cell ${cell}: ${p} may only reach port 443, got ${label}`);
+    }
+    if (CELLS[cell].proxy) {
+      assert.ok(PROXY_CARRIES[kind], `cell ${cell}: ${p} can only get media through the proxy's TCP tunnels, got ${label}`);
+      const tunnels = row.proxyLog.filter((l) => l.result === 'relayed' && l.from.startsWith(`${CLIENT_IP[p]}:`) && l.carried === PROXY_CARRIES[kind]);
+      assert.ok(tunnels.length > 0, `cell ${cell}: no ${PROXY_CARRIES[kind]} tunnel through the proxy from ${p} (${CLIENT_IP[p]})`);
+    }
+    if (cell === 'e-tls') assert.equal(kind, 'turn-tls', `cell e-tls: ${p} must receive through TURN over TLS, got ${label}`);
   }
 }
 
 for (const cell of Object.keys(CELLS)) {
-  for (const both of [false, true]) {
-    test(`cell ${cell} (${CELLS[cell]}), ${both ? 'both' : 'one'} restricted: both decode each other`, async () => {
-      const r = await pair(cell, both);
-      if (cell === 'a') assert.match(r.pathA, /^UDP/, 'an open network must use UDP');
-      if (cell === 'b' || cell === 'c') assert.doesNotMatch(r.pathA, /^UDP/, 'UDP is blocked');
-      if (cell === 'e') {
-        // Through the proxy's CONNECT tunnel to 443: TURN (over TLS or TCP) or ICE-TCP, never UDP.
-        assert.match(r.pathA, /^(TURN|TCP)/, 'behind a CONNECT proxy only TCP through the tunnel gets through');
-        assert.ok(proxyLog.some((l) => l.startsWith('CONNECT ')), 'the media must have gone through the proxy');
-      }
-      if (both && cell !== 'a') assert.doesNotMatch(r.pathB, cell === 'd' ? /^TURN/ : /^UDP/, 'B is restricted too');
+  for (const mode of MODES) {
+    test(`cell ${cell} (${CELLS[cell].what}), ${mode.label} restricted: both decode each other's video`, { timeout: 120000 }, async () => {
+      assert.ok(left() > 15000, 'the bed\'s time budget is spent');
+      const row = await runPair(cell, mode);
+      checkPaths(row, mode);
     });
   }
+}
+
+function writeResults() {
+  const parleyWarnings = summariseLog();
+  const results = {
+    at: new Date().toISOString(), parley: BIN, versions, net: `${NET}.0/24`, budgetMs: BUDGET_MS, elapsedMs: Date.now() - started,
+    cells: CELLS, pairs, ttff, notes, parleyWarnings, proxyLog: { e: proxy?.log ?? [], 'e-tls': proxyTLS?.log ?? [] },
+  };
+  writeFileSync(join(outputDir, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  const lines = [
+    '# Firewall bed results', '',
+    `${results.at}; ${versions.parley || BIN}; Chromium ${versions.chromium || '?'}; bed ${NET}.0/24; elapsed ${(results.elapsedMs / 1000).toFixed(0)} s.`, '',
+    'Path = the selected candidate pair of each subscription as the browser\'s getStats reports it once it has settled ("first" = the pair of the first decoded frames when it differs); "server saw" = the connectionPath parley reports for it in the REST connection JSON.', '',
+    '| cell | restricted | A receives B over | B receives A over | server saw (A; B) | first remote frame, median (n) |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const r of pairs) {
+    let t = '';
+    if (r.ttff && !r.ttff.joins.length) t = 'not measured (time budget)';
+    else if (r.ttff) t = r.ttff.median === null ? `none: all ${r.ttff.failed} joins failed` : `${r.ttff.median} ms (n=${r.ttff.n}${r.ttff.failed ? `, ${r.ttff.failed} failed` : ''})`;
+    const show = (x) => `${x.label}${x.firstLabel !== x.label ? ` (first ${x.firstLabel})` : ''}`;
+    const a = r.A ? show(r.A) : `FAILED: ${r.failure || 'no result'}`;
+    const b = r.B ? show(r.B) : '';
+    const mark = (x) => `${serverLabel(x.server)}${serverAgrees(x.kind, x.server) ? '' : ' ≠'}`;
+    const s = r.A ? `${mark(r.A)}; ${mark(r.B)}` : '';
+    lines.push(`| ${r.cell}: ${r.what} | ${r.restricted} | ${a} | ${b} | ${s} | ${t} |`);
+  }
+  lines.push('', `Expected: ${Object.entries(CELLS).map(([k, c]) => `${k} → ${c.expect}`).join('; ')}.`);
+  lines.push('First remote frame: a subscriber joins from A\'s namespace (both restricted) against B\'s stream; time from session.connect() to the first decoded frame. "≠": parley\'s connectionPath disagrees with the browser.');
+  for (const [cell, t] of Object.entries(ttff)) {
+    if (!t.joins.length) continue;
+    const paths = {};
+    for (const j of t.joins) paths[j.path || j.error] = (paths[j.path || j.error] || 0) + 1;
+    lines.push(`- ${cell}: joins ${t.joins.map((j) => j.decodedMs ?? 'failed').join(', ')} ms over ${Object.entries(paths).map(([k, n]) => `${k} ×${n}`).join(', ')}`);
+  }
+  for (const n of notes) lines.push(`- ${n}`);
+  for (const [cell, px] of [['e', proxy], ['e-tls', proxyTLS]]) {
+    if (!px?.log.length) continue;
+    const counts = {};
+    for (const l of px.log) { const k = `${l.request.split(' ').slice(0, 2).join(' ').slice(0, 60)} → ${l.result}${l.carried && l.result === 'relayed' ? ` (${l.carried})` : ''}`; counts[k] = (counts[k] || 0) + 1; }
+    lines.push('', `Proxy of cell ${cell} (what it was asked, what it did):`, ...Object.entries(counts).map(([k, n]) => `- ${n} × ${k}`));
+  }
+  if (parleyWarnings.length) lines.push('', 'parley warnings and errors (count × message):', ...parleyWarnings.map((w) => `- ${w.count} × ${w.level} ${w.msg}`));
+  writeFileSync(join(outputDir, 'results.md'), lines.join('\n') + '\n');  // run.sh prints it
+}
+
+// summariseLog counts parley's WARN and ERROR lines by message.
+function summariseLog() {
+  let text = '';
+  try { text = readFileSync(join(outputDir, 'parley.log'), 'utf8'); } catch { return []; }
+  const counts = new Map();
+  for (const line of text.split('\n')) {
+    let j;
+    try { j = JSON.parse(line); } catch { if (/\b(WARN|ERROR)\b/.test(line)) j = { level: 'LOG', msg: line.slice(0, 200) }; else continue; }
+    if (!j || !['WARN', 'ERROR', 'LOG'].includes(j.level)) continue;
+    const key = `${j.level}\t${j.msg}${j.error ? `: ${String(j.error).slice(0, 120)}` : ''}`;
+    counts.set(key, (counts.get(key) || 0) + 1);
+  }
+  return [...counts].map(([k, count]) => { const [level, msg] = k.split('\t'); return { level, msg, count }; });
 }

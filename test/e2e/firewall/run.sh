@@ -1,13 +1,65 @@
 #!/usr/bin/env bash
-# The firewall test bed: needs root and network namespaces; builds them, runs the cells, always
-# tears everything down. Bounded: the whole run is limited to 8 minutes.
-set -euo pipefail
+# The firewall bed (see README.md): builds the network namespaces, runs the cells (a-e, e-tls) with one and
+# with both participants restricted, writes output/results.{json,md}, and always tears everything
+# down. Needs root; without root or network namespaces it prints SKIP and exits 0. Bounded: the
+# runner has a 290 s budget and is killed at 330 s; the whole bed ends within 6 minutes.
+#
+#   PARLEY_BIN     the server binary (default: bin/parley of this checkout)
+#   PFW_NET        the bed's /24 as three octets (default 203.0.113; netns.sh says why not 10.x)
+#   PFW_BUDGET_MS  the runner's time budget, at most (and by default) 290000
+set -uo pipefail
 cd "$(dirname "$0")"
-if [ "$(id -u)" != 0 ] || ! ip netns list >/dev/null 2>&1 || ! command -v iptables >/dev/null; then
-  echo "SKIP firewall test bed: needs root, ip netns and iptables"
-  exit 0
-fi
+here=$(pwd)
+
+skip() { echo "SKIP firewall bed: $*"; exit 0; }
+[ "$(id -u)" = 0 ] || skip "needs root (network namespaces and iptables)"
+command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed, so no network namespaces"
+if ! ip netns add pfw-probe 2>/dev/null; then skip "ip netns is unavailable here (cannot create a namespace)"; fi
+ip netns del pfw-probe
+
+fail() { echo "FAIL firewall bed: $*" >&2; exit 1; }
+command -v iptables >/dev/null 2>&1 || fail "iptables is not installed (apt-get install iptables)"
 export PARLEY_BIN="${PARLEY_BIN:-$(cd ../../.. && pwd)/bin/parley}"
-trap './netns.sh down' EXIT
-./netns.sh up
-timeout 480 node --test --test-concurrency=1 --test-timeout=120000 firewall.test.mjs
+[ -x "$PARLEY_BIN" ] || fail "no server binary at $PARLEY_BIN (cd $(cd ../../.. && pwd) && go build -o bin/parley ./cmd/parley)"
+if [ ! -d ../node_modules/playwright-core ] || [ ! -d ../node_modules/openvidu-browser ] || [ ! -x /usr/bin/chromium ]; then
+  ../setup.sh || fail "could not install Chromium and the npm packages (test/e2e/setup.sh)"
+fi
+
+# One bed at a time on a machine: the namespaces and addresses are fixed.
+exec 9>/run/lock/pfw-firewall-bed.lock 2>/dev/null || exec 9>/tmp/pfw-firewall-bed.lock
+flock -w 60 9 || fail "another firewall bed has been running for over a minute (lock /run/lock/pfw-firewall-bed.lock)"
+
+runner=
+cleanup() {
+  trap - EXIT INT TERM
+  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
+    kill -TERM "$runner" 2>/dev/null
+    for _ in $(seq 1 50); do kill -0 "$runner" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$runner" 2>/dev/null
+  fi
+  "$here/netns.sh" down  # also ends whatever still runs inside the namespaces (parley, chromium)
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+echo "firewall bed: server $PARLEY_BIN"
+"$here/netns.sh" up || fail "could not build the namespaces"
+mkdir -p output
+rm -f output/results.json output/results.md
+
+# The runner (node, playwright, page server, proxies) lives in the root namespace, on the bridge.
+budget=${PFW_BUDGET_MS:-290000}
+[[ $budget =~ ^[0-9]+$ ]] && [ "$budget" -le 290000 ] || budget=290000
+NODE_TLS_REJECT_UNAUTHORIZED=0 PFW_BUDGET_MS=$budget \
+  timeout -k 10 330 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs &
+runner=$!
+wait "$runner"
+status=$?
+runner=
+
+if [ -f output/results.md ]; then
+  echo
+  cat output/results.md
+fi
+[ "$status" = 124 ] && echo "FAIL firewall bed: the runner overran its 330 s limit and was killed" >&2
+exit "$status"

@@ -1,0 +1,177 @@
+// The firewall bed's moving parts, seen from the runner in the root namespace: parley in pfw-srv,
+// Chromium in pfw-a / pfw-b through a wrapper executable, the static page server, the cells'
+// firewalls (netns.sh) and bounded waiting. Every wait here has a deadline.
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { readFileSync, writeFileSync, chmodSync, mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+export const here = dirname(fileURLToPath(import.meta.url));
+export const outputDir = join(here, 'output');
+mkdirSync(outputDir, { recursive: true });
+
+// The bed's /24 (netns.sh explains why it is not a private range by default).
+export const NET = process.env.PFW_NET || '203.0.113';
+export const SERVER = `${NET}.1`;
+export const RUNNER = `${NET}.254`;
+export const DOMAIN = 'parley.test';
+export const SECRET = 'firewall-test-secret';
+export const PAGE_PORT = 8077;
+export const PROXY_PORT = 3128;
+export const NS = { srv: 'pfw-srv', A: 'pfw-a', B: 'pfw-b' };
+
+// The packages come from test/e2e/node_modules (test/e2e/setup.sh installs them).
+const require = createRequire(join(here, '..', 'package.json'));
+export const { chromium } = require('playwright-core');
+export const { OpenVidu } = require('openvidu-node-client');
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// within rejects when p has not settled after ms: no browser call or server call can hang the bed.
+export function within(ms, p, what) {
+  let t;
+  const timeout = new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms); });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
+}
+
+// poll calls fn until it returns something truthy or the deadline passes.
+export async function poll(what, fn, { timeout = 20000, interval = 100 } = {}) {
+  const end = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await sleep(interval);
+  }
+}
+
+export const setCell = (ns, cell) => execFileSync(join(here, 'netns.sh'), ['cell', ns, cell], { stdio: 'inherit', timeout: 15000 });
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : Math.round((s[m - 1] + s[m]) / 2);
+}
+
+// startParley runs the server in production mode inside pfw-srv, with an environment of its own
+// (nothing inherited but PATH), and waits for its REST API.
+export async function startParley(bin) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'pfw-data-'));
+  const logPath = join(outputDir, 'parley.log');
+  const log = createWriteStream(logPath);
+  const env = {
+    PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dataDir, DOTENV_PATH: '',
+    DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
+    CERTIFICATE_TYPE: 'selfsigned', PARLEY_DATA_DIR: dataDir, PARLEY_MEDIA_LISTEN_IPS: SERVER,
+    PARLEY_LOG_LEVEL: 'debug',
+  };
+  const proc = spawn('ip', ['netns', 'exec', NS.srv, bin, 'serve'], { env, cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.pipe(log);
+  proc.stderr.pipe(log);
+  let exited = null;
+  proc.on('exit', (code, signal) => { exited = { code, signal }; });
+  const base = `https://${SERVER}:443`;
+  await poll(`parley to answer on ${base}`, async () => {
+    if (exited) throw new Error(`parley exited at start-up (${JSON.stringify(exited)}); see ${logPath}`);
+    try { return (await fetch(`${base}/openvidu/api/config/openvidu-publicurl`, { signal: AbortSignal.timeout(2000) })).ok; } catch { return false; }
+  }, { timeout: 20000 });
+  const auth = 'Basic ' + Buffer.from(`OPENVIDUAPP:${SECRET}`).toString('base64');
+  return {
+    logPath, base, ov: new OpenVidu(base, SECRET),
+    get exited() { return exited; },
+    // rest GETs a REST path as JSON, bounded.
+    async rest(path) {
+      const res = await fetch(base + path, { headers: { authorization: auth }, signal: AbortSignal.timeout(5000) });
+      if (!res.ok) throw new Error(`GET ${path}: ${res.status}`);
+      return res.json();
+    },
+    // stop sends SIGTERM and waits up to 10 s for the exit, then SIGKILL; resolves with the exit.
+    async stop() {
+      if (!exited) {
+        const done = new Promise((r) => proc.once('exit', r));
+        proc.kill('SIGTERM');
+        await Promise.race([done, sleep(10000)]);
+        if (!exited) { proc.kill('SIGKILL'); await Promise.race([done, sleep(3000)]); }
+      }
+      rmSync(dataDir, { recursive: true, force: true });
+      return exited;
+    },
+  };
+}
+
+// startPages serves the participants' page on the runner: the stock SDK bundle from the npm package
+// and page.js, the part that drives it.
+export async function startPages() {
+  const sdk = readFileSync(require.resolve('openvidu-browser/static/js/openvidu-browser-2.32.2.min.js'));
+  const driver = readFileSync(join(here, 'page.js'));
+  const html = '<!doctype html><html><head><meta charset="utf-8"><title>parley firewall bed</title></head><body>' +
+    '<script src="/page.js"></script><script src="/openvidu-browser.min.js"></script><div id="videos"></div></body></html>';
+  const server = createServer((req, res) => {
+    const path = req.url.split('?')[0];
+    if (path === '/openvidu-browser.min.js') { res.setHeader('content-type', 'text/javascript'); res.end(sdk); return; }
+    if (path === '/page.js') { res.setHeader('content-type', 'text/javascript'); res.end(driver); return; }
+    if (path === '/favicon.ico') { res.statusCode = 404; res.end(); return; }
+    res.setHeader('content-type', 'text/html');
+    res.end(html);
+  });
+  await new Promise((r, j) => { server.once('error', j); server.listen(PAGE_PORT, RUNNER, r); });
+  const close = () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); });
+  return { url: `http://${RUNNER}:${PAGE_PORT}/`, close: () => within(5000, close(), 'page server close') };
+}
+
+// The Chromium flags of the bed; the proxy cells add their proxy.
+export function chromiumArgs({ proxyPort }) {
+  const args = [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--use-fake-device-for-media-stream',
+    '--use-fake-ui-for-media-stream', '--ignore-certificate-errors', '--autoplay-policy=no-user-gesture-required',
+    `--host-resolver-rules=MAP ${DOMAIN} ${SERVER}`,
+    `--unsafely-treat-insecure-origin-as-secure=http://${RUNNER}:${PAGE_PORT}`,
+  ];
+  // The page comes from the intranet (the runner), as a proxy auto-config would arrange it; the
+  // server is reachable only through the proxy.
+  if (proxyPort) args.push(`--proxy-server=http://${RUNNER}:${proxyPort}`, `--proxy-bypass-list=${RUNNER}`);
+  return args;
+}
+
+// wrapperFor writes the executable playwright starts: Chromium inside the namespace. Playwright
+// drives it over the debugging pipe, which the namespace does not affect.
+const wrapperDir = mkdtempSync(join(tmpdir(), 'pfw-chromium-'));
+export function wrapperFor(ns) {
+  const path = join(wrapperDir, `chromium-${ns}`);
+  writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${process.env.CHROMIUM || '/usr/bin/chromium'} "$@"\n`);
+  chmodSync(path, 0o755);
+  return path;
+}
+export const removeWrappers = () => rmSync(wrapperDir, { recursive: true, force: true });
+
+export async function launchIn(ns, { proxyPort }) {
+  return chromium.launch({ executablePath: wrapperFor(ns), args: chromiumArgs({ proxyPort }), timeout: 20000 });
+}
+
+// describePath turns a getStats candidate pair into one short label: the class of path, then the
+// local candidate's type and protocol (relay: udp/<how the browser reaches TURN>, and the TURN URL's
+// scheme and port), then the server's port the pair ends on.
+export function describePath(p) {
+  if (!p) return 'none';
+  if (p.localType === 'relay') {
+    const m = /^(turns?):[^?]*:(\d+)/.exec(p.url || '');
+    return `TURN/${(p.relayProtocol || '?').toUpperCase()}: relay ${p.protocol}/${p.relayProtocol}${m ? ` via ${m[1]} :${m[2]}` : ''} → :${p.remotePort}`;
+  }
+  if (p.protocol === 'tcp') return `ICE-TCP: ${p.localType} tcp → :${p.remotePort}`;
+  return `${(p.protocol || '?').toUpperCase()}: ${p.localType} ${p.protocol} → :${p.remotePort}`;
+}
+
+// pathKind is the class the assertions look at: udp (direct), ice-tcp, turn-udp, turn-tcp, turn-tls.
+export function pathKind(p) {
+  if (!p) return 'none';
+  if (p.localType === 'relay') return `turn-${p.relayProtocol || '?'}`;
+  return p.protocol === 'tcp' ? 'ice-tcp' : p.protocol;
+}
+
+export const repoRoot = resolve(here, '../../..');
