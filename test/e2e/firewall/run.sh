@@ -2,11 +2,11 @@
 # The firewall bed (see README.md): builds the network namespaces, runs the cells (a-e, e-tls) with one and
 # with both participants restricted, writes output/results.{json,md}, and always tears everything
 # down. Needs root; without root or network namespaces it prints SKIP and exits 0. Bounded: the
-# runner has a 290 s budget and is killed at 330 s; the whole bed ends within 6 minutes.
+# runner has a 240 s budget and is killed at 330 s; the whole bed ends within 6 minutes.
 #
 #   PARLEY_BIN     the server binary (default: bin/parley of this checkout)
 #   PFW_NET        the bed's /24 as three octets (default 203.0.113; netns.sh says why not 10.x)
-#   PFW_BUDGET_MS  the runner's time budget, at most (and by default) 290000
+#   PFW_BUDGET_MS  the runner's time budget, at most (and by default) 240000
 set -uo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
@@ -27,7 +27,7 @@ fi
 
 # One bed at a time on a machine: the namespaces and addresses are fixed.
 exec 9>/run/lock/pfw-firewall-bed.lock 2>/dev/null || exec 9>/tmp/pfw-firewall-bed.lock
-flock -w 60 9 || fail "another firewall bed has been running for over a minute (lock /run/lock/pfw-firewall-bed.lock)"
+flock -w 10 9 || fail "another firewall bed is running on this machine (lock /run/lock/pfw-firewall-bed.lock)"
 
 runner=
 cleanup() {
@@ -48,8 +48,8 @@ mkdir -p output
 rm -f output/results.json output/results.md
 
 # The runner (node, playwright, page server, proxies) lives in the root namespace, on the bridge.
-budget=${PFW_BUDGET_MS:-290000}
-[[ $budget =~ ^[0-9]+$ ]] && [ "$budget" -le 290000 ] || budget=290000
+budget=${PFW_BUDGET_MS:-240000}
+[[ $budget =~ ^[0-9]+$ ]] && [ "$budget" -le 240000 ] || budget=240000
 NODE_TLS_REJECT_UNAUTHORIZED=0 PFW_BUDGET_MS=$budget \
   timeout -k 10 330 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs &
 runner=$!
