@@ -247,6 +247,7 @@ type forwarder struct {
 	// SFU.Stats sums them.
 	packets atomic.Uint64 // received from the publisher
 	bytes   atomic.Uint64
+	lost    atomic.Uint64 // missing from the publisher's sequence (seqLoss)
 	plis    atomic.Uint64 // keyframe requests sent to the publisher
 }
 
@@ -265,6 +266,7 @@ func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *sl
 func (f *forwarder) run(tr *webrtc.TrackRemote) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var loss seqLoss // per track: a renegotiated track starts its own sequence
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {
@@ -273,15 +275,57 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
-		f.packets.Add(1)
-		f.bytes.Add(uint64(n))
-		if f.ring != nil {
-			f.ring.put(pkt.SequenceNumber, buf[:n])
-		}
-		for _, d := range *f.subs.Load() {
-			d.write(&pkt)
-		}
+		f.forward(&pkt, buf[:n], &loss)
 	}
+}
+
+// forward counts one packet received from the publisher and fans it out.
+func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
+	f.packets.Add(1)
+	f.bytes.Add(uint64(len(raw)))
+	if n := loss.update(pkt.SequenceNumber); n > 0 {
+		f.lost.Add(n)
+	}
+	if f.ring != nil {
+		f.ring.put(pkt.SequenceNumber, raw)
+	}
+	for _, d := range *f.subs.Load() {
+		d.write(pkt)
+	}
+}
+
+// maxDropout is the forward jump RFC 3550 (A.1) takes for a restarted sequence rather than loss.
+const maxDropout = 3000
+
+// seqLoss counts the packets missing from one incoming RTP sequence as RFC 3550 A.3 does
+// (expected - received), kept as a running maximum because a counter must not go back: a packet
+// that arrives late (reordered, or retransmitted after our NACK) makes up for the next loss
+// instead of lowering the count. A few integer operations per packet, owned by the track's read
+// goroutine.
+type seqLoss struct {
+	started        bool
+	base, highest  uint64 // extended sequence numbers (cycles counted)
+	received, lost uint64
+}
+
+// update takes the next packet's sequence number and returns how many more packets are now known
+// to be missing.
+func (l *seqLoss) update(seq uint16) uint64 {
+	d := seq - uint16(l.highest)
+	switch {
+	case !l.started || (d >= maxDropout && d < 0x8000):
+		*l = seqLoss{started: true, base: uint64(seq), highest: uint64(seq)}
+	case d < 0x8000: // ahead (d = 0 is a duplicate)
+		l.highest += uint64(d)
+	}
+	l.received++
+	expected := l.highest - l.base + 1
+	if expected > l.received && expected-l.received > l.lost {
+		n := expected - l.received - l.lost
+		l.lost += n
+		return n
+	}
+	return 0
 }
 
 func (f *forwarder) attach(d *downTrack) {

@@ -293,16 +293,60 @@ func TestForwardingAllocations(t *testing.T) {
 	f := newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, slog.New(slog.DiscardHandler))
 	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1}, Payload: make([]byte, 1000)}).Marshal()
 	var pkt rtp.Packet
+	var loss seqLoss
 	allocs := testing.AllocsPerRun(1000, func() {
 		if err := pkt.Unmarshal(raw); err != nil {
 			t.Fatal(err)
 		}
-		f.ring.put(pkt.SequenceNumber, raw)
-		for _, d := range *f.subs.Load() {
-			d.write(&pkt)
-		}
+		f.forward(&pkt, raw, &loss)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per forwarded packet, want 0", allocs)
+	}
+}
+
+// TestSeqLoss: packets missing from an incoming sequence, counted once, across a wrap, not for a
+// duplicate, and not for a restarted sequence.
+func TestSeqLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		seqs []uint16
+		want uint64
+	}{
+		{"in order", []uint16{10, 11, 12, 13}, 0},
+		{"two missing", []uint16{10, 11, 14, 15}, 2},
+		{"missing across the wrap", []uint16{65534, 65535, 1, 2}, 1},
+		{"reordered: missing until found, never counted twice", []uint16{10, 12, 11, 13, 15, 14}, 1},
+		{"retransmitted packet makes up for a later loss", []uint16{10, 12, 11, 14, 15}, 1},
+		{"steady loss", []uint16{1, 3, 5, 7, 9}, 4},
+		{"duplicate", []uint16{10, 11, 11, 12}, 0},
+		{"late packet from before the first", []uint16{10, 9, 11, 12}, 0},
+		{"restarted sequence", []uint16{10, 11, 20000, 20001}, 0},
+		{"loss after a restart", []uint16{10, 11, 20000, 20003}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var l seqLoss
+			var got uint64
+			for _, s := range tc.seqs {
+				got += l.update(s)
+			}
+			if got != tc.want {
+				t.Errorf("lost %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestReportLoss: the subscriber's cumulative loss for our stream only, never going back.
+func TestReportLoss(t *testing.T) {
+	var d downTrack
+	d.reportLoss(7, []rtcp.ReceptionReport{{SSRC: 7, TotalLost: 5}, {SSRC: 8, TotalLost: 100}})
+	d.reportLoss(7, []rtcp.ReceptionReport{{SSRC: 7, TotalLost: 3}})
+	if got := d.lost.Load(); got != 5 {
+		t.Fatalf("lost %d, want 5", got)
+	}
+	d.reportLoss(7, []rtcp.ReceptionReport{{SSRC: 7, TotalLost: 9}})
+	if got := d.lost.Load(); got != 9 {
+		t.Fatalf("lost %d, want 9", got)
 	}
 }

@@ -16,6 +16,12 @@ type Stats struct {
 	NACKs, Retransmitted uint64
 	// KeyframeRequests are PLIs sent to publishers.
 	KeyframeRequests uint64
+	// LostIn are packets missing from the publishers' RTP sequences when they reached us (network
+	// loss on the way in, before any retransmission; reordering counts too).
+	LostIn uint64
+	// LostOut are packets lost on the way to subscribers, as their RTCP receiver reports say
+	// (cumulative per subscription, after retransmissions).
+	LostOut uint64
 }
 
 // registry tracks live publishers and subscribers, and the totals of closed ones, so Stats can sum
@@ -78,6 +84,7 @@ func (p *Publisher) addTo(st *Stats) {
 			st.PacketsIn += f.packets.Load()
 			st.BytesIn += f.bytes.Load()
 			st.KeyframeRequests += f.plis.Load()
+			st.LostIn += f.lost.Load()
 		}
 	}
 }
@@ -89,5 +96,6 @@ func (sub *Subscriber) addTo(st *Stats) {
 		st.WriteErrors += d.errs.Load()
 		st.NACKs += d.nacks.Load()
 		st.Retransmitted += d.resent.Load()
+		st.LostOut += d.lost.Load()
 	}
 }

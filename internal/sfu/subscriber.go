@@ -43,6 +43,7 @@ type downTrack struct {
 	errs   atomic.Uint64 // writes that failed (not yet connected, closed)
 	nacks  atomic.Uint64 // sequence numbers the subscriber asked for again
 	resent atomic.Uint64 // of those, found in the buffer and sent
+	lost   atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
 }
 
 // write sends one packet. The network write happens with no lock held; pion's UDP path does not
@@ -123,6 +124,10 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 	defer sub.wg.Done()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var ssrc uint32
+	if enc := snd.GetParameters().Encodings; len(enc) > 0 {
+		ssrc = uint32(enc[0].SSRC)
+	}
 	for {
 		pkts, _, err := snd.ReadRTCP()
 		if err != nil {
@@ -130,6 +135,10 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 		}
 		for _, p := range pkts {
 			switch p := p.(type) {
+			case *rtcp.ReceiverReport:
+				d.reportLoss(ssrc, p.Reports)
+			case *rtcp.SenderReport: // a subscriber that also sends puts its reports here
+				d.reportLoss(ssrc, p.Reports)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.fwd.requestKeyframe()
 			case *rtcp.TransportLayerNack:
@@ -146,6 +155,22 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 						}
 					}
 				}
+			}
+		}
+	}
+}
+
+// reportLoss keeps the cumulative loss a receiver report gives for our stream. Duplicates can make
+// the reported number shrink; the counter keeps its maximum, as counters must not go back.
+func (d *downTrack) reportLoss(ssrc uint32, reports []rtcp.ReceptionReport) {
+	for _, r := range reports {
+		if r.SSRC != ssrc {
+			continue
+		}
+		for {
+			old := d.lost.Load()
+			if uint64(r.TotalLost) <= old || d.lost.CompareAndSwap(old, uint64(r.TotalLost)) {
+				break
 			}
 		}
 	}
