@@ -23,6 +23,7 @@ var (
 	dNACKs          = desc("parley_rtcp_nacks_total", "Packets subscribers asked for again (NACKed sequence numbers).")
 	dRetransmitted  = desc("parley_rtp_retransmitted_packets_total", "NACKed packets still buffered and sent again.")
 	dPLIs           = desc("parley_rtcp_plis_total", "Keyframe requests (PLI) sent to publishers.")
+	dLost           = desc("parley_rtp_packets_lost_total", "RTP packets lost: in = missing from the publishers' sequences when they reached the SFU, out = lost on the way to subscribers as their RTCP receiver reports say.", "direction")
 	dTURNAllocs     = desc("parley_turn_allocations", "Live TURN relay allocations.")
 	dTURNAllocTotal = desc("parley_turn_allocations_total", "TURN allocations ever created.")
 	dTURNClients    = desc("parley_turn_clients", "Open TURN over TCP/TLS client connections.")
@@ -39,7 +40,7 @@ var (
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{dSessions, dPeerConns, dPackets, dBytes, dWriteErrors, dNACKs, dRetransmitted, dPLIs,
+	for _, d := range []*prometheus.Desc{dSessions, dPeerConns, dPackets, dBytes, dWriteErrors, dNACKs, dRetransmitted, dPLIs, dLost,
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
 		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped} {
 		ch <- d
@@ -68,6 +69,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dNACKs, s.NACKs)
 		counter(dRetransmitted, s.Retransmitted)
 		counter(dPLIs, s.KeyframeRequests)
+		counter(dLost, s.LostIn, "in")
+		counter(dLost, s.LostOut, "out")
 	}
 	if c.src.TURN != nil {
 		s := c.src.TURN()

@@ -43,7 +43,7 @@ func TestExposition(t *testing.T) {
 	m := New(Sources{
 		Sessions: func() int { return 2 },
 		SFU: func() sfu.Stats {
-			return sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1}
+			return sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1, LostIn: 4, LostOut: 6}
 		},
 		TURN: func() turn.Stats {
 			return turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
@@ -88,6 +88,8 @@ func TestExposition(t *testing.T) {
 		"parley_rtcp_nacks_total":                                "3",
 		"parley_rtp_retransmitted_packets_total":                 "2",
 		"parley_rtcp_plis_total":                                 "1",
+		`parley_rtp_packets_lost_total{direction="in"}`:          "4",
+		`parley_rtp_packets_lost_total{direction="out"}`:         "6",
 		"parley_turn_allocations":                                "1",
 		`parley_turn_relayed_bytes_total{direction="from_peer"}`: "88",
 		`parley_turn_refused_total{reason="auth"}`:               "6",
