@@ -14,10 +14,12 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -444,11 +446,17 @@ func (m *Manager) remove(c *Connection, reason string, forced, lastLeaves bool) 
 
 // dropMedia releases c's subscriptions and its stream (with the subscriptions of others to it).
 func (m *Manager) dropMedia(c *Connection, reason string) (cleanup []func()) {
-	for pid, sub := range c.subs {
+	// Oldest first, not in map order: the events of one leave come out in the same order every time.
+	pids := slices.SortedFunc(maps.Keys(c.subs), func(a, b ConnectionID) int {
+		return cmp.Or(c.subs[a].createdAt.Compare(c.subs[b].createdAt), cmp.Compare(a, b))
+	})
+	for _, pid := range pids {
+		sub := c.subs[pid]
 		cleanup = append(cleanup, sub.sub.Close)
 		delete(c.subs, pid)
 		m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: pid, Stream: sub.stream, Subscriber: c.id, Reason: reason,
 			Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
+		m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", reason)
 	}
 	if c.stream != nil {
 		cleanup = append(cleanup, m.releaseStream(c, reason)...)
@@ -460,17 +468,23 @@ func (m *Manager) dropMedia(c *Connection, reason string) (cleanup []func()) {
 func (m *Manager) releaseStream(c *Connection, reason string) (cleanup []func()) {
 	st := c.stream
 	c.stream = nil
-	for _, o := range c.sess.conns {
+	for _, oid := range c.sess.order {
+		o := c.sess.conns[oid]
+		if o == nil {
+			continue
+		}
 		if sub := o.subs[c.id]; sub != nil {
 			delete(o.subs, c.id)
 			cleanup = append(cleanup, sub.sub.Close)
 			m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Subscriber: o.id, Reason: reason,
 				Started: sub.createdAt, Media: st.mediaSnapshot()})
+			m.log.Info("unsubscribed", "session", c.sess.id, "connection", o.id, "stream", st.id, "reason", reason)
 		}
 	}
 	cleanup = append(cleanup, st.pub.Close)
 	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason,
 		Started: st.createdAt, Media: st.mediaSnapshot()})
+	m.log.Info("stream unpublished", "session", c.sess.id, "connection", c.id, "stream", st.id, "reason", reason)
 	return cleanup
 }
 
@@ -482,7 +496,6 @@ func (m *Manager) unpublish(c *Connection, reason string, toOwner bool) (cleanup
 		to = append(to, c)
 	}
 	m.emit(Event{Kind: StreamUnpublished, Session: c.sess.id, Connection: c.id, Reason: reason}, to...)
-	m.log.Info("stream unpublished", "session", c.sess.id, "connection", c.id, "reason", reason)
 	return cleanup
 }
 
@@ -690,7 +703,7 @@ func (m *Manager) Unsubscribe(c *Connection, publisher ConnectionID) error {
 	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: "unsubscribe",
 		Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
 	m.mu.Unlock()
-	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream)
+	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", "unsubscribe")
 	sub.sub.Close()
 	return nil
 }
