@@ -10,8 +10,9 @@ LDFLAGS := -X main.version=$(VERSION)
 help: ## print the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: web ## build bin/parley (with the web app embedded)
+build: web ## build bin/parley (with the web app embedded) and bin/parley-load
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/parley
+	$(GO) build -o bin/parley-load ./cmd/parley-load
 
 # The web app: plain ES modules from web/src plus the OpenVidu browser SDK from npm (pinned by
 # web/package-lock.json), copied into web/dist, which the binary embeds. Rebuilt only when a source
