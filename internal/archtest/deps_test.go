@@ -47,6 +47,8 @@ var rules = map[string]rule{
 		why: "webhooks listen to session events; they never reach back into the layers that emit them"},
 	"cdr": {only: []string{"session", "eventjson"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
 		why: "the call detail record listens to session events only"},
+	"recording/compose": {only: []string{}, noPion: true,
+		why: "the ffmpeg mixer takes file names and knows nothing of sessions or media"},
 	// Tools: they measure a server from outside, through its public protocol only.
 	"loadgen": {only: []string{}, why: "the load generator speaks only the public wire protocol, so it measures any OpenVidu 2 server the same way"},
 	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr"}, denyDeps: []string{"api", "signaling", "edge", "server", "app"}, noPion: true, pionDirect: true,

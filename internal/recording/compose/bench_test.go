@@ -1,0 +1,41 @@
+package compose
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// BenchmarkCompose mixes a two-person 60 s call (two 640x480 30 fps VP8 + Opus tracks with
+// moving pictures, the second joining 5 s late) into OpenVidu's default COMPOSED output, 1280x720
+// at 25 fps, and reports the speed as a multiple of real time (x_realtime: 60 s of call per
+// second of mixing). The inputs are made once, outside the timer. Run:
+//
+//	go test -run '^$' -bench BenchmarkCompose -benchtime 1x -count 3 ./internal/recording/compose
+func BenchmarkCompose(b *testing.B) {
+	needFFmpeg(b)
+	const call = 60 * time.Second
+	dir := b.TempDir()
+	var tracks []Track
+	for i, offset := range []time.Duration{0, 5 * time.Second} {
+		path := filepath.Join(dir, fmt.Sprintf("p%d.webm", i))
+		secs := seconds(call - offset)
+		tool(b, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+			"-f", "lavfi", "-i", "testsrc2=s=640x480:r=30:d="+secs,
+			"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000:duration=%s", 440+220*i, secs),
+			"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "800k",
+			"-c:a", "libopus", "-b:a", "32k", path)
+		tracks = append(tracks, Track{Path: path, Offset: offset, HasAudio: true, HasVideo: true})
+	}
+	j := Job{Tracks: tracks, Out: filepath.Join(dir, "out.mp4"), Width: 1280, Height: 720, FrameRate: 25,
+		HasAudio: true, HasVideo: true, Duration: call}
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if err := Run(b.Context(), j); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(call.Seconds()*float64(b.N)/time.Since(start).Seconds(), "x_realtime")
+}
