@@ -10,6 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -78,9 +81,32 @@ func Build(cfg *config.Config) Report {
 				"certificate issuance and renewal", "ACME account key"})
 		}
 	}
+	if a := cfg.Metrics.Addr; a != "" {
+		host, port, _ := net.SplitHostPort(a)
+		r.Rows = append(r.Rows, Row{port, "TCP", "inbound", listenBind(host), "Prometheus (your monitoring)",
+			"Prometheus metrics: GET /metrics (PARLEY_METRICS_ADDR)", "none: keep it on loopback or a monitoring-only network"})
+		if !isLoopbackHost(host) {
+			r.Notes = append(r.Notes, "PARLEY_METRICS_ADDR="+a+" is reachable from other machines and /metrics has no authentication (it names no participant and no secret, but shows activity): open it only to your monitoring hosts.")
+		}
+	}
+	if cfg.Webhook.Enabled {
+		if u, err := url.Parse(cfg.Webhook.Endpoint); err == nil {
+			port := u.Port()
+			if port == "" {
+				port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+			}
+			// The host only: the endpoint's path and query often carry the receiver's credentials.
+			r.Rows = append(r.Rows, Row{port, "TCP", "outbound", "-", "webhook receiver " + u.Hostname(),
+				"OpenVidu webhook events, HTTP POST (OPENVIDU_WEBHOOK_ENDPOINT)",
+				"every request signed: X-Parley-Signature, HMAC-SHA256; plus OPENVIDU_WEBHOOK_HEADERS"})
+		}
+	}
 	for _, s := range cfg.IceServers {
 		r.Rows = append(r.Rows, Row{"-", "-", "client-side", "-", s.URL,
 			"external ICE server given to browsers (OPENVIDU_WEBRTC_ICE_SERVERS); Parley itself never dials it", "its own credentials"})
+	}
+	for _, w := range PrivateLowPorts(announced(cfg, interfaceAddrs()), cfg.Media.Port, cfg.HTTPSPort) {
+		r.Notes = append(r.Notes, "WARNING: "+w)
 	}
 	if cfg.TURN.Enabled {
 		r.Notes = append(r.Notes, "TURN relay sockets are ephemeral UDP ports on the media address; they exchange packets only with Parley's own media port, so they need no firewall opening and cannot reach anything else (loopback, metadata, private neighbours are refused).")
@@ -92,6 +118,79 @@ func Build(cfg *config.Config) Report {
 		"No other port is opened: no media port range, no media-server control port, no Redis unless clustering is configured.",
 		"Replaces in an OpenVidu 2 CE deployment: nginx 80/443, openvidu-server 5443, Kurento 8888 and UDP/TCP 40000-57000, coturn 3478 and 57001-65535.")
 	return r
+}
+
+// PrivateLowPorts warns about announced media addresses that Chromium will not use: it refuses
+// remote ICE candidates on ports below 1024 at private addresses (found by the firewall test bed
+// with Chromium 156: "Invalid candidate"). A participant then sees only themselves, TURN included,
+// since the relay too must reach our candidate. udpPort is the media port, tcpPort the ICE-TCP one.
+func PrivateLowPorts(announced []netip.Addr, udpPort, tcpPort int) []string {
+	if udpPort >= 1024 && tcpPort >= 1024 {
+		return nil
+	}
+	var out []string
+	for _, a := range announced {
+		if !a.Unmap().IsPrivate() {
+			continue
+		}
+		switch {
+		case udpPort < 1024:
+			out = append(out, fmt.Sprintf("media address %s is private and the media port UDP %d is below 1024: Chromium refuses such ICE candidates, "+
+				"so Chrome and Edge users get no media at all (not even through TURN). Set PARLEY_MEDIA_PORT to 1024 or above, "+
+				"or announce a public address with PARLEY_MEDIA_ANNOUNCE_IPS.", a, udpPort))
+		default:
+			out = append(out, fmt.Sprintf("media address %s is private and ICE-TCP shares TCP %d, below 1024: Chromium refuses those ICE-TCP candidates, "+
+				"so Chrome and Edge users without UDP get media only through TURN. Announce a public address with PARLEY_MEDIA_ANNOUNCE_IPS "+
+				"if browsers reach this server through one.", a, tcpPort))
+		}
+	}
+	return out
+}
+
+// announced are the addresses our candidates carry, as far as the configuration tells: the
+// configured PARLEY_MEDIA_ANNOUNCE_IPS replace the interfaces; an IP in DOMAIN_OR_PUBLIC_IP is
+// added to them (the server also resolves a domain name at start-up and warns itself).
+func announced(cfg *config.Config, local []netip.Addr) []netip.Addr {
+	if len(cfg.Media.AnnounceIPs) > 0 {
+		return cfg.Media.AnnounceIPs
+	}
+	out := local
+	if len(cfg.Media.ListenIPs) > 0 {
+		out = cfg.Media.ListenIPs
+	}
+	if a, err := netip.ParseAddr(cfg.Domain); err == nil {
+		out = append(out[:len(out):len(out)], a)
+	}
+	return out
+}
+
+func interfaceAddrs() []netip.Addr {
+	var out []netip.Addr
+	ifs, _ := net.InterfaceAddrs()
+	for _, a := range ifs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
+
+func listenBind(host string) string {
+	switch {
+	case host == "" || host == "0.0.0.0" || host == "::":
+		return "all interfaces"
+	case isLoopbackHost(host):
+		return host + " only (loopback)"
+	}
+	return host
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func mediaBind(cfg *config.Config) string {
@@ -147,17 +246,27 @@ func (r Report) WriteMermaid(w io.Writer) error {
 	b.WriteString("```mermaid\nflowchart LR\n")
 	b.WriteString("  browser[\"Browser (openvidu-browser)\"]\n  backend[\"Application backend (openvidu-node-client)\"]\n")
 	b.WriteString("  subgraph parley[\"parley (one process)\"]\n    edge[\"edge: TLS, first-byte routing\"]\n    api[\"REST API\"]\n    sig[\"signaling (JSON-RPC)\"]\n    model[\"session model\"]\n    sfu[\"SFU (pion)\"]\n")
-	turn := false
+	turn, metrics := false, false
 	for _, row := range r.Rows {
-		if strings.HasPrefix(row.Purpose, "TURN") {
-			turn = true
-		}
+		turn = turn || strings.HasPrefix(row.Purpose, "TURN")
+		metrics = metrics || strings.HasPrefix(row.Purpose, "Prometheus")
 	}
 	if turn {
 		b.WriteString("    turn[\"embedded TURN\"]\n")
 	}
+	if metrics {
+		b.WriteString("    metrics[\"metrics listener\"]\n")
+	}
 	b.WriteString("  end\n")
 	for _, row := range r.Rows {
+		if strings.HasPrefix(row.Purpose, "Prometheus") {
+			fmt.Fprintf(&b, "  prometheus[\"Prometheus\"] -- \"TCP %s: /metrics\" --> metrics\n", row.Port)
+			continue
+		}
+		if strings.HasPrefix(row.Purpose, "OpenVidu webhook") {
+			fmt.Fprintf(&b, "  model -- \"webhooks, TCP %s, signed\" --> receiver[\"%s\"]\n", row.Port, row.Peer)
+			continue
+		}
 		if row.Direction != "inbound" {
 			continue
 		}
@@ -177,6 +286,9 @@ func (r Report) WriteMermaid(w io.Writer) error {
 	b.WriteString("  backend -- \"REST, Basic auth\" --> edge\n  edge --> api\n  edge --> sig\n  edge -- ICE-TCP --> sfu\n")
 	if turn {
 		b.WriteString("  edge -- \"TURN/TCP, TURN/TLS\" --> turn\n  turn -- \"relay: only to our media port\" --> sfu\n  model -- \"credentials live while the participant is\" --> turn\n")
+	}
+	if metrics {
+		b.WriteString("  model -. events and counters .-> metrics\n")
 	}
 	b.WriteString("  api --> model\n  sig --> model\n  model --> sfu\n```\n")
 	_, err := io.WriteString(w, b.String())

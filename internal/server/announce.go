@@ -6,7 +6,11 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
+
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/ports"
 )
 
 // announceAddrs decides which addresses our ICE candidates carry, and says in plain words when the
@@ -78,4 +82,21 @@ func localAddrs() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// warnPrivateLowPorts says at start-up what `parley ports` says: Chromium ignores our candidates at
+// a private address on a port below 1024. bound are the media socket's addresses, announced along
+// with announce unless replace.
+func warnPrivateLowPorts(announce []netip.Addr, replace bool, bound []netip.AddrPort, cfg *config.Config, log *slog.Logger) {
+	addrs := announce
+	if !replace {
+		for _, b := range bound {
+			if !slices.Contains(addrs, b.Addr()) {
+				addrs = append(addrs[:len(addrs):len(addrs)], b.Addr())
+			}
+		}
+	}
+	for _, w := range ports.PrivateLowPorts(addrs, cfg.Media.Port, cfg.HTTPSPort) {
+		log.Warn(w)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/parley/parley/internal/config"
 )
 
 func TestAnnounceAddrs(t *testing.T) {
@@ -46,6 +48,35 @@ func TestAnnounceAddrs(t *testing.T) {
 			}
 			if tc.warn == "" && strings.Contains(logs.String(), "WARN") {
 				t.Fatalf("unexpected warning: %s", logs.String())
+			}
+		})
+	}
+}
+
+// TestWarnPrivateLowPorts: a private media address on a port below 1024 is a start-up warning,
+// whether it is an interface address or an announced one; a public one replacing it is not.
+func TestWarnPrivateLowPorts(t *testing.T) {
+	bound := []netip.AddrPort{netip.MustParseAddrPort("10.0.0.5:443"), netip.MustParseAddrPort("127.0.0.1:443")}
+	pub := []netip.Addr{netip.MustParseAddr("203.0.113.7")}
+	for _, tc := range []struct {
+		name     string
+		announce []netip.Addr
+		replace  bool
+		port     int
+		warn     bool
+	}{
+		{"interface address on 443", nil, false, 443, true},
+		{"public address added to it", pub, false, 443, true},
+		{"public address replacing it", pub, true, 443, false},
+		{"high ports", nil, false, 4443, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			cfg := &config.Config{HTTPSPort: tc.port}
+			cfg.Media.Port = tc.port
+			warnPrivateLowPorts(tc.announce, tc.replace, bound, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+			if got := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "10.0.0.5 is private"); got != tc.warn {
+				t.Fatalf("warned %v, want %v: %s", got, tc.warn, logs.String())
 			}
 		})
 	}

@@ -105,6 +105,7 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	closers = append(closers, s.media.Close)
+	warnPrivateLowPorts(announce, replace, s.media.LocalAddrs(), cfg, log)
 	s.manager = session.NewManager(session.Options{
 		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: s.media, Log: log.With("component", "session"),
 		DescribePath: s.describePath,

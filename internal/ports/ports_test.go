@@ -1,0 +1,130 @@
+package ports
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/parley/parley/internal/config"
+)
+
+func load(t *testing.T, kv ...string) *config.Config {
+	t.Helper()
+	env := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		env[kv[i]] = kv[i+1]
+	}
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, environ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func row(r Report, purpose string) (Row, bool) {
+	for _, x := range r.Rows {
+		if strings.HasPrefix(x.Purpose, purpose) {
+			return x, true
+		}
+	}
+	return Row{}, false
+}
+
+var production = []string{"DOMAIN_OR_PUBLIC_IP", "meet.example.com", "OPENVIDU_SECRET", "a-long-production-secret"}
+
+func TestMetricsListener(t *testing.T) {
+	t.Run("production: on loopback by default", func(t *testing.T) {
+		r := Build(load(t, production...))
+		m, ok := row(r, "Prometheus")
+		if !ok || m.Port != "9464" || m.Protocol != "TCP" || m.Direction != "inbound" || !strings.Contains(m.Bind, "loopback") || m.Auth == "" {
+			t.Fatalf("metrics row %+v (found %v)", m, ok)
+		}
+		for _, n := range r.Notes {
+			if strings.Contains(n, "PARLEY_METRICS_ADDR") {
+				t.Errorf("a loopback listener needs no warning: %s", n)
+			}
+		}
+		var mm strings.Builder
+		_ = r.WriteMermaid(&mm)
+		if !strings.Contains(mm.String(), `"TCP 9464: /metrics" --> metrics`) {
+			t.Errorf("the diagram lacks the metrics flow:\n%s", mm.String())
+		}
+	})
+	t.Run("exposed: a note says it has no authentication", func(t *testing.T) {
+		r := Build(load(t, append(production, "PARLEY_METRICS_ADDR", "0.0.0.0:9100")...))
+		m, _ := row(r, "Prometheus")
+		if m.Port != "9100" || m.Bind != "all interfaces" {
+			t.Fatalf("metrics row %+v", m)
+		}
+		if !strings.Contains(strings.Join(r.Notes, "\n"), "no authentication") {
+			t.Errorf("notes %q", r.Notes)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		for _, cfg := range []*config.Config{load(t), load(t, append(production, "PARLEY_METRICS_ADDR", "off")...)} {
+			if m, ok := row(Build(cfg), "Prometheus"); ok {
+				t.Errorf("metrics off, yet %+v", m)
+			}
+		}
+	})
+}
+
+func TestWebhookRowNamesTheHostOnly(t *testing.T) {
+	r := Build(load(t, append(production, "OPENVIDU_WEBHOOK", "true", "OPENVIDU_WEBHOOK_ENDPOINT", "https://hooks.example.org/in?key=s3cret")...))
+	w, ok := row(r, "OpenVidu webhook")
+	if !ok || w.Port != "443" || w.Direction != "outbound" || !strings.Contains(w.Peer, "hooks.example.org") {
+		t.Fatalf("webhook row %+v (found %v)", w, ok)
+	}
+	var b strings.Builder
+	_ = r.WriteText(&b)
+	_ = r.WriteMermaid(&b)
+	if strings.Contains(b.String(), "s3cret") || strings.Contains(b.String(), "/in") {
+		t.Errorf("the endpoint's path or query is shown:\n%s", b.String())
+	}
+}
+
+func TestPrivateLowPorts(t *testing.T) {
+	priv, pub, v6 := netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("fd00::5")
+	for _, tc := range []struct {
+		name     string
+		addrs    []netip.Addr
+		udp, tcp int
+		want     []string // one substring per warning
+	}{
+		{"private on 443", []netip.Addr{priv}, 443, 443, []string{"10.0.0.5 is private and the media port UDP 443"}},
+		{"private v6 on 443", []netip.Addr{v6}, 443, 443, []string{"fd00::5"}},
+		{"public on 443", []netip.Addr{pub}, 443, 443, nil},
+		{"private, media port moved up: ICE-TCP still refused", []netip.Addr{priv}, 40000, 443, []string{"ICE-TCP shares TCP 443"}},
+		{"private on high ports", []netip.Addr{priv}, 4443, 4443, nil},
+		{"mixed", []netip.Addr{pub, priv}, 443, 443, []string{"10.0.0.5"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := PrivateLowPorts(tc.addrs, tc.udp, tc.tcp)
+			if len(got) != len(tc.want) {
+				t.Fatalf("warnings %q, want %d", got, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(got[i], w) {
+					t.Errorf("warning %q lacks %q", got[i], w)
+				}
+			}
+		})
+	}
+}
+
+func TestReportWarnsForAPrivateAnnouncedAddress(t *testing.T) {
+	r := Build(load(t, append(production, "PARLEY_MEDIA_ANNOUNCE_IPS", "192.168.1.20")...))
+	if len(r.Notes) == 0 || !strings.HasPrefix(r.Notes[0], "WARNING: media address 192.168.1.20 is private") {
+		t.Fatalf("notes %q", r.Notes)
+	}
+	r = Build(load(t, append(production, "PARLEY_MEDIA_ANNOUNCE_IPS", "198.51.100.20")...))
+	for _, n := range r.Notes {
+		if strings.HasPrefix(n, "WARNING") {
+			t.Errorf("public address, yet %q", n)
+		}
+	}
+}
