@@ -134,7 +134,12 @@ func Run(ctx context.Context, j Job) error {
 	cmd.Stdout = log // -progress pipe:1
 	cmd.Stderr = io.MultiWriter(tail, log)
 	cmd.WaitDelay = 5 * time.Second // pipes cannot outlive a killed ffmpeg for long
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		// Mixing is batch work on the machine that forwards live calls: let them go first.
+		lowerPriority(cmd.Process.Pid)
+		err = cmd.Wait()
+	}
 	if err != nil {
 		os.Remove(tmp)
 		if ctx.Err() != nil {

@@ -1,0 +1,6 @@
+//go:build !unix
+
+package compose
+
+// lowerPriority is a no-op where there is no setpriority.
+func lowerPriority(int) {}
