@@ -27,11 +27,12 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	"config": {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
-	"ports":  {only: []string{"config"}, noPion: true, why: "ports reads the configuration only"},
-	"edge":   {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
-	"turn":   {only: []string{}, why: "turn reports up through the Liveness interface only"},
-	"sfu":    {only: []string{}, why: "sfu reports up through the funcs its callers pass in"},
+	"config":  {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
+	"ports":   {only: []string{"config"}, noPion: true, why: "ports reads the configuration only"},
+	"edge":    {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
+	"turn":    {only: []string{"pionlog"}, why: "turn reports up through the Liveness interface only"},
+	"sfu":     {only: []string{"pionlog"}, why: "sfu reports up through the funcs its callers pass in"},
+	"pionlog": {only: []string{}, why: "pionlog adapts pion's logger to slog and knows nothing of Parley"},
 	"session": {denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"},
 		why: "the model never reaches back up"},
 	"api": {only: []string{"session", "config"}, denyDeps: []string{"signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,

@@ -24,6 +24,8 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/pionlog"
 )
 
 // Config is what the SFU needs from the configuration.
@@ -232,28 +234,10 @@ func answer(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
 	return pc.LocalDescription().SDP, nil
 }
 
-// pionLogger routes pion's logs to slog at debug level, except errors.
-func pionLogger(log *slog.Logger) logging.LoggerFactory { return slogFactory{log} }
-
-type slogFactory struct{ log *slog.Logger }
-
-func (f slogFactory) NewLogger(scope string) logging.LeveledLogger {
-	return slogLeveled{f.log.With("pion", scope)}
+// pionLogger routes pion's logs to slog. The media stacks warn about what clients do (a dropped
+// candidate, a late packet): debug for us; their errors show as warnings, a connection's normal end
+// excepted (pionlog.Teardown).
+func pionLogger(log *slog.Logger) logging.LoggerFactory {
+	return pionlog.Factory{Log: log, Levels: pionlog.Levels{
+		Trace: pionlog.LevelTrace, Debug: slog.LevelDebug, Info: slog.LevelDebug, Warn: slog.LevelDebug, Error: slog.LevelWarn}}
 }
-
-type slogLeveled struct{ log *slog.Logger }
-
-func (l slogLeveled) Trace(string)          {}
-func (l slogLeveled) Tracef(string, ...any) {}
-func (l slogLeveled) Debug(m string)        { l.log.Debug(m) }
-func (l slogLeveled) Debugf(f string, a ...any) {
-	if l.log.Enabled(context.Background(), slog.LevelDebug) {
-		l.log.Debug(fmt.Sprintf(f, a...))
-	}
-}
-func (l slogLeveled) Info(m string)             { l.log.Debug(m) }
-func (l slogLeveled) Infof(f string, a ...any)  { l.Debugf(f, a...) }
-func (l slogLeveled) Warn(m string)             { l.log.Debug(m) }
-func (l slogLeveled) Warnf(f string, a ...any)  { l.Debugf(f, a...) }
-func (l slogLeveled) Error(m string)            { l.log.Warn(m) }
-func (l slogLeveled) Errorf(f string, a ...any) { l.log.Warn(fmt.Sprintf(f, a...)) }

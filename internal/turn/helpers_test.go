@@ -152,7 +152,7 @@ func pionClient(t testing.TB, e *testEnv, user, pass string) (*pionturn.Client, 
 		Conn:           pionturn.NewSTUNConn(conn),
 		Username:       user,
 		Password:       pass,
-		LoggerFactory:  pionLoggerFactory{log: testLogger(t)},
+		LoggerFactory:  pionLoggerFactory(testLogger(t)),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -107,7 +107,7 @@ func New(cfg Config, live Liveness, log *slog.Logger) (*Server, error) {
 		Realm:         cfg.Realm,
 		AuthHandler:   s.authenticate,
 		QuotaHandler:  s.quota,
-		LoggerFactory: pionLoggerFactory{log: log},
+		LoggerFactory: pionLoggerFactory(log),
 		EventHandler: pionturn.EventHandler{
 			OnAuth:              s.onAuth,
 			OnAllocationCreated: s.onAllocationCreated,

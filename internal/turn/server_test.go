@@ -124,7 +124,7 @@ func TestRelayOverUDP(t *testing.T) {
 		Conn:           conn,
 		Username:       user,
 		Password:       pass,
-		LoggerFactory:  pionLoggerFactory{log: testLogger(t)},
+		LoggerFactory:  pionLoggerFactory(testLogger(t)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -597,7 +597,7 @@ func TestIPv6Relay(t *testing.T) {
 			c, err := pionturn.NewClient(&pionturn.ClientConfig{
 				STUNServerAddr: e.tcp.String(), TURNServerAddr: e.tcp.String(), Conn: pionturn.NewSTUNConn(conn),
 				Username: user, Password: pass, RequestedAddressFamily: pionturn.RequestedAddressFamilyIPv6,
-				LoggerFactory: pionLoggerFactory{log: testLogger(t)},
+				LoggerFactory: pionLoggerFactory(testLogger(t)),
 			})
 			if err != nil {
 				t.Fatal(err)
