@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -93,13 +94,16 @@ func FindListener(port int) (int, error) {
 // CheckTarget parses the server URL and refuses anything but loopback (a load test sends traffic
 // only to this machine), unless ownNamespace says the address lives in a network namespace this
 // session made.
-func CheckTarget(raw string, ownNamespace bool) (*url.URL, error) {
+func CheckTarget(raw string, ownNamespace bool, schemes ...string) (*url.URL, error) {
+	if len(schemes) == 0 {
+		schemes = []string{"http", "https"}
+	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return nil, fmt.Errorf("server url %q: want http(s)://host:port", raw)
+	if err != nil || !slices.Contains(schemes, u.Scheme) || u.Hostname() == "" {
+		return nil, fmt.Errorf("server url %q: want %s://host:port", raw, strings.Join(schemes, "|"))
 	}
 	if u.Port() == "" {
-		if u.Scheme == "https" {
+		if u.Scheme == "https" || u.Scheme == "wss" {
 			u.Host += ":443"
 		} else {
 			u.Host += ":80"

@@ -1,0 +1,98 @@
+# Shared by the benchmark scripts (sourced, not run): building, a pinned Parley per run, the load
+# generators, and the results table. Server on CPU 0, load on CPU 1; only processes started here
+# are stopped here.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+OUT=bench/results
+mkdir -p "$OUT"
+SERVER_CPU=${SERVER_CPU:-0}
+LOAD_CPU=${LOAD_CPU:-1}
+STARTED=()
+RUNS=()
+cleanup() {
+  local p
+  for p in "${STARTED[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${STARTED[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+# bench_build builds the server, the generator and the table maker (and livekit-load with a peer).
+bench_build() {
+  make build >/dev/null
+  go build -o bin/benchtab ./bench/benchtab
+  if [ -n "${PEER:-}" ]; then (cd bench/livekit-load && go build -o ../../bin/livekit-load .); fi
+}
+
+# free_port prints a TCP and UDP port nobody on this machine listens on.
+free_port() {
+  local p
+  for p in $(shuf -i 20000-29999 -n 50); do
+    if ! ss -Htlnu "sport = :$p" | grep -q .; then echo "$p"; return; fi
+  done
+  return 1
+}
+
+# start_parley starts bin/parley pinned to SERVER_CPU on a free port: sets PARLEY_URL, PARLEY_PID.
+start_parley() {
+  local port; port=$(free_port)
+  HTTPS_PORT=$port PARLEY_MEDIA_PORT=$port PARLEY_MEDIA_LISTEN_IPS=127.0.0.1 OPENVIDU_SECRET=MY_SECRET \
+    DOTENV_PATH= PARLEY_LOG_LEVEL=warn PARLEY_DATA_DIR="$OUT/parley-data" \
+    taskset -c "$SERVER_CPU" bin/parley serve >>"$OUT/parley.log" 2>&1 &
+  PARLEY_PID=$!
+  STARTED+=("$PARLEY_PID")
+  PARLEY_URL=http://127.0.0.1:$port
+  local i
+  for i in $(seq 150); do
+    curl -sf -o /dev/null -u OPENVIDUAPP:MY_SECRET "$PARLEY_URL/openvidu/api/config" && return 0
+    kill -0 "$PARLEY_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "parley did not start; see $OUT/parley.log" >&2
+  return 1
+}
+
+stop_parley() {
+  kill "$PARLEY_PID" 2>/dev/null || true
+  wait "$PARLEY_PID" 2>/dev/null || true
+}
+
+# parse_peer reads --peer livekit=<ws-url>,<key>,<secret> into LK_URL, LK_KEY, LK_SECRET.
+parse_peer() {
+  local kind=${1%%=*} rest=${1#*=}
+  [ "$kind" = livekit ] || { echo "--peer: only livekit=<url>,<key>,<secret> is known" >&2; exit 2; }
+  IFS=, read -r LK_URL LK_KEY LK_SECRET <<<"$rest"
+  [ -n "$LK_URL" ] && [ -n "$LK_KEY" ] && [ -n "$LK_SECRET" ] || { echo "--peer livekit=<url>,<key>,<secret>" >&2; exit 2; }
+  PEER=livekit
+}
+
+# load SERVER ROUND SCENARIO ARGS… runs one measurement with the generator pinned to LOAD_CPU
+# and records it for the table. Parley gets a fresh process per run.
+load() {
+  local server=$1 round=$2 scenario=$3; shift 3
+  local file="$OUT/$NAME-$scenario-$server-r$round.json"
+  echo "== $NAME $scenario $server round $round" >&2
+  case $server in
+    parley)
+      start_parley
+      taskset -c "$LOAD_CPU" bin/parley-load --url "$PARLEY_URL" --server-pid "$PARLEY_PID" --json "$@" >"$file" 2>>"$OUT/$NAME.log" \
+        || { echo "parley-load failed; see $OUT/$NAME.log" >&2; stop_parley; return 1; }
+      stop_parley ;;
+    livekit)
+      taskset -c "$LOAD_CPU" bin/livekit-load --url "$LK_URL" --api-key "$LK_KEY" --api-secret "$LK_SECRET" --json "$@" >"$file" 2>>"$OUT/$NAME.log" \
+        || { echo "livekit-load failed; see $OUT/$NAME.log" >&2; return 1; } ;;
+  esac
+  RUNS+=("$server:$round:$scenario=$file")
+}
+
+# servers_for ROUND prints the servers in this round's order: A B, then B A, so neither always
+# runs on a machine the other just warmed.
+servers_for() {
+  if [ -z "${PEER:-}" ]; then echo parley
+  elif (( $1 % 2 == 0 )); then echo "parley $PEER"
+  else echo "$PEER parley"; fi
+}
+
+# table TITLE writes $OUT/$NAME.md and .json from the recorded runs.
+table() {
+  bin/benchtab -out "$OUT/$NAME" -title "$1" -cmd "$CMDLINE" "${RUNS[@]}"
+}
