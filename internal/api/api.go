@@ -48,6 +48,12 @@ type Config struct {
 	// MEDIA_SERVER_PREFERRED and false.
 	ForcedVideoCodec string
 	AllowTranscoding bool
+	// Recordings is the recorder; nil when OPENVIDU_RECORDING=false (every recording endpoint 501).
+	Recordings Recordings
+	// RecordingPublicAccess is OPENVIDU_RECORDING_PUBLIC_ACCESS: files without credentials.
+	RecordingPublicAccess bool
+	// RecordingPath is OPENVIDU_RECORDING_PATH, reported by config/openvidu-recording-path.
+	RecordingPath string
 }
 
 // sessionDefaults resolves the configured session defaults (see Config.ForcedVideoCodec).
@@ -107,8 +113,7 @@ func New(cfg Config, m *session.Manager, log *slog.Logger) *API {
 	a.mux.HandleFunc("GET "+p+"/config", a.config)
 	a.mux.HandleFunc("GET "+p+"/config/{item}", a.configItem)
 	a.mux.HandleFunc("GET "+p+"/health", a.health)
-	a.mux.HandleFunc(p+"/recordings", a.recordingsDisabled)
-	a.mux.HandleFunc(p+"/recordings/", a.recordingsDisabled)
+	a.routeRecordings(p)
 	a.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})
@@ -796,11 +801,11 @@ func (a *API) configItem(w http.ResponseWriter, r *http.Request) {
 	case "openvidu-publicurl":
 		v = a.cfg.PublicURL
 	case "openvidu-recording":
-		v = false
+		v = a.cfg.Recordings != nil
 	case "openvidu-cdr":
 		v, _ = a.cfg.ConfigJSON["OPENVIDU_CDR"].(bool)
 	case "openvidu-recording-path":
-		v = ""
+		v = a.cfg.RecordingPath
 	default:
 		a.fail(w, r, http.StatusNotFound, "no such configuration item")
 		return

@@ -48,6 +48,8 @@ var rules = map[string]rule{
 		why: "webhooks listen to session events; they never reach back into the layers that emit them"},
 	"cdr": {only: []string{"session", "eventjson"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
 		why: "the call detail record listens to session events only"},
+	"recording": {only: []string{"session", "sfu"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"},
+		why: "recording listens to session events and taps the SFU's forwarding; it never reaches back up"},
 	"recording/compose": {only: []string{}, noPion: true,
 		why: "the ffmpeg mixer takes file names and knows nothing of sessions or media"},
 	// Tools: they measure a server from outside, through its public protocol only.

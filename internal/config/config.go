@@ -57,6 +57,23 @@ type Config struct {
 	Webhook WebhookConfig
 	CDR     CDRConfig
 	Metrics MetricsConfig
+	// Recording is what internal/recording needs.
+	Recording RecordingConfig
+}
+
+// RecordingConfig is what internal/recording needs (protocol note §10, §12.1).
+type RecordingConfig struct {
+	// Enabled is OPENVIDU_RECORDING (default false): off, every recording endpoint answers 501.
+	Enabled bool
+	// Path is OPENVIDU_RECORDING_PATH: one folder per recording (default /opt/openvidu/recordings,
+	// as OpenVidu; <PARLEY_DATA_DIR>/recordings in dev mode).
+	Path string
+	// PublicAccess is OPENVIDU_RECORDING_PUBLIC_ACCESS (default false): serve
+	// /openvidu/recordings/** without the REST credentials.
+	PublicAccess bool
+	// AutostopTimeout is OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT (default 120 s, 0 = at once): how long a
+	// recording goes on after the last participant left, or with nobody publishing.
+	AutostopTimeout time.Duration
 }
 
 // AppConfig is what the built-in videoconference app, the device test and the customer-app proxy
@@ -126,6 +143,9 @@ type SessionConfig struct {
 	// PingTimeout is PARLEY_PING_TIMEOUT (default 15 s = 3 × the SDK's 5 s interval): a socket that
 	// sends no ping for this long is closed.
 	PingTimeout time.Duration
+	// RecordingNotification is OPENVIDU_RECORDING_NOTIFICATION: which roles are told of recordings
+	// (none, moderator, publisher_moderator (default), all).
+	RecordingNotification string
 }
 
 // MediaConfig is what the SFU needs.
@@ -373,6 +393,20 @@ func parse(get Lookup, names []string) (*Config, error) {
 	s.AllowTranscoding = boolean("OPENVIDU_STREAMS_ALLOW_TRANSCODING", false)
 	s.ReconnectGrace = time.Duration(num("PARLEY_RECONNECT_GRACE", 10, 1, 3600)) * time.Second
 	s.PingTimeout = time.Duration(num("PARLEY_PING_TIMEOUT", 15, 1, 3600)) * time.Second
+	s.RecordingNotification = oneOf("OPENVIDU_RECORDING_NOTIFICATION", "publisher_moderator", "none", "moderator", "publisher_moderator", "all")
+
+	r := &c.Recording
+	r.Enabled = boolean("OPENVIDU_RECORDING", false)
+	defRec := "/opt/openvidu/recordings"
+	if c.Dev {
+		defRec = filepath.Join(c.DataDir, "recordings")
+	}
+	r.Path = str("OPENVIDU_RECORDING_PATH", defRec)
+	r.PublicAccess = boolean("OPENVIDU_RECORDING_PUBLIC_ACCESS", false)
+	r.AutostopTimeout = time.Duration(num("OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", 120, 0, 1<<30)) * time.Second
+	if r.Enabled && !filepath.IsAbs(r.Path) && !c.Dev {
+		bad.add("OPENVIDU_RECORDING_PATH", r.Path, "an absolute path")
+	}
 
 	m := &c.Media
 	m.Port = num("PARLEY_MEDIA_PORT", c.HTTPSPort, 0, 65535)

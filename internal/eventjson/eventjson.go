@@ -25,6 +25,7 @@ var names = map[session.EventKind]string{
 	session.WebRTCConnectionCreated:   "webrtcConnectionCreated",
 	session.WebRTCConnectionDestroyed: "webrtcConnectionDestroyed",
 	session.SignalSent:                "signalSent",
+	session.RecordingStatusChanged:    "recordingStatusChanged",
 }
 
 // Name returns the OpenVidu event name of a kind, and false for kinds OpenVidu does not record.
@@ -121,7 +122,51 @@ type (
 		header
 		signal
 	}
+	recordingRecord struct {
+		header
+		recording
+	}
 )
+
+// recording is OpenVidu's CDREventRecordingStatus: the Recording object's fields, startTime (the
+// recording's creation) and a reason except on "started".
+type recording struct {
+	ID              string  `json:"id"`
+	Name            string  `json:"name"`
+	OutputMode      string  `json:"outputMode"`
+	Resolution      string  `json:"resolution,omitempty"`
+	FrameRate       int     `json:"frameRate,omitempty"`
+	RecordingLayout string  `json:"recordingLayout,omitempty"`
+	CustomLayout    string  `json:"customLayout,omitempty"`
+	HasAudio        bool    `json:"hasAudio"`
+	HasVideo        bool    `json:"hasVideo"`
+	Size            int64   `json:"size"`
+	Duration        float64 `json:"duration"`
+	Status          string  `json:"status"`
+	StartTime       int64   `json:"startTime"`
+	Reason          *string `json:"reason,omitempty"`
+}
+
+func recordingOf(e session.Event) recording {
+	r := e.Recording
+	if r == nil {
+		return recording{}
+	}
+	p := r.Props
+	v := recording{ID: r.ID, Name: r.Name, OutputMode: p.OutputMode, HasAudio: p.HasAudio, HasVideo: p.HasVideo,
+		Size: r.Size, Duration: r.Duration, Status: r.Status, StartTime: r.CreatedAt.UnixMilli()}
+	if p.OutputMode != "INDIVIDUAL" && p.HasVideo {
+		v.Resolution, v.FrameRate, v.RecordingLayout = p.Resolution, p.FrameRate, p.RecordingLayout
+		if p.RecordingLayout == "CUSTOM" {
+			v.CustomLayout = p.CustomLayout
+		}
+	}
+	if r.Status != session.RecordingStarted {
+		reason := r.Reason
+		v.Reason = &reason
+	}
+	return v
+}
 
 // Webhook returns the body OpenVidu POSTs for e: the event's fields plus "event": name. ok is false
 // for kinds OpenVidu does not record.
@@ -186,6 +231,8 @@ func build(e session.Event, withName bool) (string, any, bool) {
 		return name, participantRecord{h, end, p}, true
 	case session.WebRTCConnectionCreated, session.WebRTCConnectionDestroyed:
 		return name, webrtcRecord{h, end, webrtcOf(e)}, true
+	case session.RecordingStatusChanged:
+		return name, recordingRecord{h, recordingOf(e)}, true
 	default: // SignalSent
 		return name, signalRecord{h, signalOf(e)}, true
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/parley/parley/internal/app"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
+	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/signaling"
@@ -39,7 +40,8 @@ type Server struct {
 	revokes  chan session.ConnectionID
 	httpPort *http.Server // production: redirects to HTTPS and answers ACME; nil in dev
 	httpLn   net.Listener
-	events   eventSinks // webhooks, CDR, metrics (events.go)
+	events   eventSinks          // webhooks, CDR, metrics (events.go)
+	recorder *recording.Recorder // nil unless OPENVIDU_RECORDING=true
 }
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
@@ -129,16 +131,32 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
 		OnError: s.signalingError,
 	}, s.manager, log.With("component", "signaling"))
-	rest := api.New(api.Config{
+	apiCfg := api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,
 		SupportDeprecatedAPI: cfg.SupportDeprecatedAPI, ConfigJSON: configJSON(cfg),
 		ForcedVideoCodec: cfg.Session.ForcedVideoCodec, AllowTranscoding: cfg.Session.AllowTranscoding,
-	}, s.manager, log.With("component", "api"))
+		RecordingPublicAccess: cfg.Recording.PublicAccess, RecordingPath: cfg.Recording.Path,
+	}
+	if cfg.Recording.Enabled {
+		if s.recorder, err = recording.New(recording.Config{Path: cfg.Recording.Path, AutostopTimeout: cfg.Recording.AutostopTimeout},
+			s.manager, log.With("component", "recording")); err != nil {
+			return nil, err
+		}
+		s.manager.Listen(s.recorder.Listen)
+		apiCfg.Recordings = s.recorder
+	}
+	rest := api.New(apiCfg, s.manager, log.With("component", "api"))
 
 	mux.Handle("/openvidu", s.sig) // exact path: the SDK always dials /openvidu (protocol note §0.1)
 	mux.Handle("/openvidu/api/", rest)
 	if cfg.SupportDeprecatedAPI {
 		mux.Handle("/api/", rest)
+	}
+	if cfg.Recording.Enabled {
+		mux.Handle("/openvidu/recordings/", rest.RecordingFiles())
+		if cfg.SupportDeprecatedAPI {
+			mux.Handle("/recordings/", rest.RecordingFiles())
+		}
 	}
 	// The built-in app, /test and /app/api/; / is the customer's application with PARLEY_APP_UPSTREAM.
 	s.app = app.New(app.Config{
@@ -269,6 +287,13 @@ func (s *Server) Run(ctx context.Context) error {
 	bg, stopBG := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	s.startEventSinks()
+	recCtx, stopRec := context.WithCancel(context.Background())
+	recDone := make(chan struct{})
+	if s.recorder != nil {
+		go func() { defer close(recDone); _ = s.recorder.Run(recCtx) }()
+	} else {
+		close(recDone)
+	}
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.manager.Run(bg) }()
 	wg.Add(1)
@@ -295,6 +320,9 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	s.log.Info("shutting down")
 	s.manager.Shutdown()
+	// The evictions stopped every recording (openviduServerStopped); wait for their files.
+	stopRec()
+	<-recDone
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	s.sig.Shutdown(sctx)
 	if s.httpPort != nil {
@@ -343,7 +371,14 @@ func configJSON(c *config.Config) map[string]any {
 		"OPENVIDU_WEBRTC_SIMULCAST":                 false,
 		"OPENVIDU_SESSIONS_GARBAGE_INTERVAL":        int(c.Session.GarbageInterval / time.Second),
 		"OPENVIDU_SESSIONS_GARBAGE_THRESHOLD":       int(c.Session.GarbageThreshold / time.Second),
-		"OPENVIDU_RECORDING":                        false,
+		"OPENVIDU_RECORDING":                        c.Recording.Enabled,
+	}
+	if c.Recording.Enabled {
+		m["OPENVIDU_RECORDING_PATH"] = c.Recording.Path
+		m["OPENVIDU_RECORDING_PUBLIC_ACCESS"] = c.Recording.PublicAccess
+		m["OPENVIDU_RECORDING_NOTIFICATION"] = c.Session.RecordingNotification
+		m["OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT"] = int(c.Recording.AutostopTimeout / time.Second)
+		m["OPENVIDU_RECORDING_VERSION"] = api.Version
 	}
 	eventsConfigJSON(m, c)
 	return m

@@ -21,6 +21,9 @@ const (
 	// Subscriber set for a subscription (INBOUND), empty for the publisher (OUTBOUND).
 	WebRTCConnectionCreated
 	WebRTCConnectionDestroyed
+	// RecordingStatusChanged carries Recording. Participants' sinks get it when a recording of their
+	// session starts (recordingStarted) and stops or fails (recordingStopped).
+	RecordingStatusChanged
 )
 
 var kindNames = map[EventKind]string{
@@ -29,7 +32,7 @@ var kindNames = map[EventKind]string{
 	ParticipantEvicted: "participantEvicted", StreamPublished: "participantPublished",
 	StreamUnpublished: "participantUnpublished", StreamPropertyChanged: "streamPropertyChanged",
 	SignalSent: "signalSent", WebRTCConnectionCreated: "webrtcConnectionCreated",
-	WebRTCConnectionDestroyed: "webrtcConnectionDestroyed",
+	WebRTCConnectionDestroyed: "webrtcConnectionDestroyed", RecordingStatusChanged: "recordingStatusChanged",
 }
 
 func (k EventKind) String() string { return kindNames[k] }
@@ -68,6 +71,8 @@ type Event struct {
 	Signal *Signal
 	// Property is set on StreamPropertyChanged.
 	Property *PropertyChange
+	// Recording is set on RecordingStatusChanged.
+	Recording *RecordingInfo
 }
 
 // ClientInfo is what a participant told about itself when joining, and the server data its

@@ -135,7 +135,7 @@ func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
 }
 
 func (m *Manager) sessionInfo(s *session, pending bool) SessionInfo {
-	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}}
+	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}, Recording: s.recording != nil}
 	for _, id := range s.order {
 		c := s.conns[id]
 		if c.active || pending {
@@ -396,6 +396,9 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Conn
 	for _, e := range existing {
 		res.Existing = append(res.Existing, e.participantInfo())
 	}
+	if s.recording != nil && m.notifiedOfRecording(c.opts.Role) {
+		res.RecordingID, res.RecordingName = s.recording.id, s.recording.name
+	}
 	m.log.Info("participant joined", "session", s.id, "connection", c.id, "ip", j.IP)
 	return c, res, nil
 }
@@ -438,7 +441,9 @@ func (m *Manager) remove(c *Connection, reason string, forced, lastLeaves bool) 
 		m.notify(Event{Kind: ParticipantEvicted, Session: s.id, Connection: c.id, Reason: reason}, append(others, c)...)
 	}
 	m.log.Info("participant left", "session", s.id, "connection", c.id, "reason", reason)
-	if lastLeaves && len(others) == 0 {
+	// A recorded session outlives its last participant: the recorder stops after
+	// OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT and then closes it (CloseIfEmpty), as OpenVidu does.
+	if lastLeaves && len(others) == 0 && s.recording == nil {
 		m.destroy(s, "lastParticipantLeft")
 	}
 	return cleanup
@@ -907,7 +912,7 @@ func (m *Manager) CollectGarbage() {
 	defer m.mu.Unlock()
 	now := m.opts.Now()
 	for id, s := range m.sessions {
-		if len(m.activeConns(s, nil)) == 0 && now.Sub(s.createdAt) >= m.opts.Config.GarbageThreshold {
+		if len(m.activeConns(s, nil)) == 0 && s.recording == nil && now.Sub(s.createdAt) >= m.opts.Config.GarbageThreshold {
 			delete(m.sessions, id)
 			for _, c := range s.conns {
 				c.gone = true

@@ -156,6 +156,9 @@ type JoinResult struct {
 	Existing []ParticipantInfo
 	// IceServers are the connection's configured servers (empty: the caller supplies its defaults).
 	IceServers []IceServer
+	// RecordingID and RecordingName are set while the session is being recorded and the role is
+	// told of recordings (OPENVIDU_RECORDING_NOTIFICATION): the SDK then emits recordingStarted.
+	RecordingID, RecordingName string
 }
 
 // session is the model's state of one session; guarded by Manager.mu.
@@ -166,6 +169,8 @@ type session struct {
 	conns      map[ConnectionID]*Connection
 	order      []ConnectionID // creation order, for stable listings
 	everJoined bool
+	// recording is set while a recorder records the session (RecordingStatus).
+	recording *recordingState
 }
 
 // Connection is a connection (token) and, once joined, a participant. Its fields are guarded by

@@ -264,6 +264,9 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 		"role":             res.Role,
 		"customIceServers": iceJSON,
 	}
+	if res.RecordingID != "" {
+		out["recordingId"], out["recordingName"] = res.RecordingID, res.RecordingName
+	}
 	for _, s := range ice {
 		if strings.HasPrefix(s.URL, "turn") && s.Username != "" {
 			// Legacy fields, ignored by 2.32 SDKs but read by older apps.
@@ -552,6 +555,12 @@ func notificationOf(e session.Event) (string, any) {
 		// newValue travels as the JSON text of what the sender sent (protocol note §0.9).
 		return "streamPropertyChanged", map[string]any{"connectionId": e.Connection, "streamId": e.Stream,
 			"property": e.Property.Property, "newValue": e.Property.NewValue, "reason": e.Property.Reason}
+	case session.RecordingStatusChanged:
+		r := e.Recording
+		if r.Status == session.RecordingStarted {
+			return "recordingStarted", map[string]any{"id": r.ID, "name": r.Name}
+		}
+		return "recordingStopped", map[string]any{"id": r.ID, "name": r.Name, "reason": r.Reason}
 	case session.SignalSent:
 		n := map[string]any{"data": e.Signal.Data, "type": e.Signal.Type}
 		if e.Signal.From != "" {

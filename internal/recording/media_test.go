@@ -1,0 +1,62 @@
+package recording
+
+import (
+	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/recording/testmedia"
+	"github.com/parley/parley/internal/sfu"
+)
+
+type testMedia struct{ testmedia.Media }
+
+func makeMedia(t testing.TB, seconds int) testMedia {
+	t.Helper()
+	if tool := testmedia.Missing(); tool != "" {
+		t.Skipf("%s not installed (scripts/install-test-deps.sh installs it)", tool)
+	}
+	m, err := testmedia.Make(t.TempDir(), seconds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testMedia{m}
+}
+
+// feed sends the media through the taps in timestamp order, waiting (on the queue's length, not on
+// time) whenever the writer is behind, so nothing is dropped.
+func (m testMedia) feed(w *streamWriter, from, to time.Duration) {
+	m.feedTaps(&tap{w: w, kind: kindVideo}, &tap{w: w, kind: kindAudio}, w, from, to)
+}
+
+func (m testMedia) feedTaps(vt, at sfu.Tap, w *streamWriter, from, to time.Duration) {
+	vi, ai := int(from/testmedia.FrameInterval), int(from/testmedia.AudioInterval)
+	for {
+		vAt := time.Duration(vi) * testmedia.FrameInterval
+		aAt := time.Duration(ai) * testmedia.AudioInterval
+		vMore, aMore := vi < len(m.Video) && vAt < to, ai < len(m.Audio) && aAt < to
+		if !vMore && !aMore {
+			return
+		}
+		for len(w.in) > queueLen/2 {
+			time.Sleep(time.Millisecond) // back-pressure for the test only: the SFU never waits
+		}
+		if vMore && (vAt <= aAt || !aMore) {
+			for _, p := range m.Video[vi] {
+				vt.WriteRTP(p)
+			}
+			vi++
+		} else {
+			at.WriteRTP(m.Audio[ai])
+			ai++
+		}
+	}
+}
+
+func ffprobe(t testing.TB, path string) testmedia.Probe {
+	t.Helper()
+	p, err := testmedia.ProbeFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,684 @@
+// Package recording records sessions through OpenVidu 2.32's recording API (protocol note §10):
+// INDIVIDUAL recordings write one WebM per published stream, incrementally, from the RTP the SFU
+// already forwards (no transcoding); COMPOSED recordings write the same per-stream files into a
+// working folder and have them mixed afterwards by a Composer (ffmpeg).
+//
+// It owns the recording folders under OPENVIDU_RECORDING_PATH, whose .recording.<id> files are the
+// source of truth for listings, and the per-stream writers. It listens to session events and calls
+// back into the session model only through the Sessions interface. It must not import api,
+// signaling, edge or server.
+//
+// Lock order: Recorder.mu, then the session model's lock (Sessions calls). The model calls Listen
+// with its lock held, so Listen only queues.
+package recording
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/session"
+	"github.com/parley/parley/internal/sfu"
+)
+
+// Sessions is what the recorder needs from the session model.
+type Sessions interface {
+	RecordingTarget(session.SessionID) (session.RecordingTarget, error)
+	RecordableStream(session.SessionID, session.StreamID) (session.RecordableStream, bool)
+	RecordingStatus(session.RecordingInfo) error
+	CloseIfEmpty(session.SessionID, string)
+}
+
+// ComposeTrack is one stream's file for a composed recording.
+type ComposeTrack struct {
+	Path               string
+	Offset             time.Duration // start relative to the recording's start
+	HasAudio, HasVideo bool
+}
+
+// ComposeJob is one composed recording to mix.
+type ComposeJob struct {
+	Tracks                   []ComposeTrack
+	Out                      string // .mp4 with video, else .webm
+	Width, Height, FrameRate int
+	HasAudio, HasVideo       bool
+	Duration                 time.Duration
+	Log                      io.Writer
+}
+
+// Composer mixes per-stream files into one (internal/recording/compose, wired by the server).
+type Composer interface {
+	Run(ctx context.Context, j ComposeJob) error
+	Thumbnail(ctx context.Context, video, jpg string) error
+}
+
+// Config is what the recorder needs.
+type Config struct {
+	// Path is OPENVIDU_RECORDING_PATH.
+	Path string
+	// AutostopTimeout is OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT.
+	AutostopTimeout time.Duration
+	// Composer mixes COMPOSED recordings; nil answers COMPOSED starts with "not supported".
+	Composer Composer
+	// StopWait is how long Stop waits for the files to be final before answering "stopped"
+	// instead of "ready" (default 20 s).
+	StopWait time.Duration
+	// createFile opens a track file; tests replace it to fail writes.
+	createFile func(string) (*syncFile, error)
+	// sourceOf gives a stream's media; tests replace it to feed files without an SFU.
+	sourceOf func(session.RecordableStream) source
+}
+
+// source is what a writer needs of a published stream (*sfu.Publisher).
+type source interface {
+	HasAudio() bool
+	HasVideo() bool
+	Codec(kind string) (webrtc.RTPCodecCapability, bool)
+	AddTap(kind string, t sfu.Tap) (remove func())
+	RequestKeyframe()
+}
+
+var _ source = (*sfu.Publisher)(nil)
+
+func publisherOf(rs session.RecordableStream) source {
+	if rs.Publisher == nil {
+		return nil
+	}
+	return rs.Publisher
+}
+
+// Recorder runs every recording of this node.
+type Recorder struct {
+	cfg Config
+	s   Sessions
+	log *slog.Logger
+
+	mu       sync.Mutex
+	recs     map[string]*rec
+	active   map[session.SessionID]*rec // starting or started
+	autostop map[session.SessionID]*time.Timer
+
+	qmu    sync.Mutex
+	queue  []func()
+	wake   chan struct{}
+	finals sync.WaitGroup // finalisations in progress
+	closed bool           // Run has ended: nothing new starts
+}
+
+// rec is one recording. info and errText are guarded by Recorder.mu; streams by its own mu.
+type rec struct {
+	info    session.RecordingInfo
+	errText string
+	dir     string
+	work    string // where the per-stream files go: dir, or dir/tracks for COMPOSED
+	final   chan struct{}
+
+	mu      sync.Mutex
+	streams map[session.StreamID]*streamEntry
+	done    []*streamEntry // closed writers, in closing order
+	names   map[string]bool
+}
+
+type streamEntry struct {
+	rs       session.RecordableStream
+	file     string
+	w        *streamWriter
+	offset   time.Duration // writer start relative to the recording's start
+	audio    bool
+	video    bool
+	removes  []func()
+	closed   bool
+	writeErr error
+}
+
+// New reads the recordings under cfg.Path. Those that were starting, started or stopped when the
+// process ended never finished: they are marked failed, their files kept.
+func New(cfg Config, s Sessions, log *slog.Logger) (*Recorder, error) {
+	if cfg.StopWait == 0 {
+		cfg.StopWait = 20 * time.Second
+	}
+	if cfg.createFile == nil {
+		cfg.createFile = createSyncFile
+	}
+	if cfg.sourceOf == nil {
+		cfg.sourceOf = publisherOf
+	}
+	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+		return nil, fmt.Errorf("OPENVIDU_RECORDING_PATH: %w", err)
+	}
+	r := &Recorder{cfg: cfg, s: s, log: log, recs: map[string]*rec{}, active: map[session.SessionID]*rec{},
+		autostop: map[session.SessionID]*time.Timer{}, wake: make(chan struct{}, 1)}
+	found, errs := loadAll(cfg.Path)
+	for _, err := range errs {
+		log.Warn("recording folder skipped", "error", err)
+	}
+	for _, d := range found {
+		x := &rec{info: d.info(), errText: d.Error, dir: filepath.Join(cfg.Path, d.ID), final: make(chan struct{})}
+		close(x.final)
+		switch x.info.Status {
+		case session.RecordingStarting, session.RecordingStarted, session.RecordingStopped:
+			x.info.Status, x.errText = session.RecordingFailed, "parley stopped before the recording was finished; its files are kept"
+			if x.info.Reason == "" {
+				x.info.Reason = "nodeCrashed"
+			}
+			if err := saveMeta(x.dir, toDisk(x.info, x.errText)); err != nil {
+				log.Warn("cannot mark interrupted recording failed", "recording", x.info.ID, "error", err)
+			}
+			log.Warn("recording interrupted by a restart marked failed", "recording", x.info.ID, "session", x.info.Session)
+		}
+		r.recs[x.info.ID] = x
+	}
+	return r, nil
+}
+
+// errorf builds a model error, so the REST layer maps it like any other.
+func errorf(kind session.Kind, format string, args ...any) error {
+	return &session.Error{Kind: kind, Code: session.CodeGeneric, Msg: fmt.Sprintf(format, args...)}
+}
+
+// ErrUnprocessable marks start properties that are well-formed but out of range (HTTP 422).
+var ErrUnprocessable = errors.New("unprocessable recording properties")
+
+// Start begins recording session sid (POST /recordings/start, or a recordingMode ALWAYS session's
+// first publisher).
+func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (session.RecordingInfo, error) {
+	if p.OutputMode == "COMPOSED_QUICK_START" {
+		p.OutputMode = "COMPOSED"
+	}
+	switch {
+	case p.OutputMode != "INDIVIDUAL" && p.HasVideo && p.RecordingLayout == "CUSTOM":
+		return session.RecordingInfo{}, errorf(session.KindUnsupported, "recordingLayout CUSTOM is not supported by Parley: composed recordings use BEST_FIT")
+	case p.OutputMode != "INDIVIDUAL" && p.HasVideo && p.RecordingLayout != "" && p.RecordingLayout != "BEST_FIT":
+		return session.RecordingInfo{}, errorf(session.KindUnsupported, "recordingLayout %s is not available (OpenVidu CE does not have it either): use BEST_FIT", p.RecordingLayout)
+	case p.OutputMode == "COMPOSED" && r.cfg.Composer == nil:
+		return session.RecordingInfo{}, errorf(session.KindUnsupported, "COMPOSED recordings are not available in this build of Parley: use outputMode INDIVIDUAL")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return session.RecordingInfo{}, errorf(session.KindNotAcceptable, "the server is shutting down")
+	}
+	if r.active[sid] != nil {
+		return session.RecordingInfo{}, errorf(session.KindConflict, "session %s is already being recorded", sid)
+	}
+	t, err := r.s.RecordingTarget(sid)
+	if err != nil {
+		return session.RecordingInfo{}, err
+	}
+	switch {
+	case t.Props.MediaMode == "RELAYED":
+		return session.RecordingInfo{}, errorf(session.KindConflict, "session %s is RELAYED: only ROUTED sessions can be recorded", sid)
+	case t.Recording != "":
+		return session.RecordingInfo{}, errorf(session.KindConflict, "session %s is already being recorded", sid)
+	case t.Participants == 0:
+		return session.RecordingInfo{}, errorf(session.KindNotAcceptable, "session %s has no participants", sid)
+	}
+	id := string(sid)
+	for n := 1; r.recs[id] != nil || exists(filepath.Join(r.cfg.Path, id)); n++ {
+		id = string(sid) + "~" + strconv.Itoa(n)
+	}
+	name := p.Name
+	if name == "" {
+		name = id
+	}
+	p.Name = name
+	x := &rec{info: session.RecordingInfo{ID: id, Name: name, Session: sid, SessionCreatedAt: t.CreatedAt, CreatedAt: time.Now(),
+		Props: p, Status: session.RecordingStarting}, dir: filepath.Join(r.cfg.Path, id), final: make(chan struct{}),
+		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}}
+	x.work = x.dir
+	if p.OutputMode == "COMPOSED" {
+		x.work = filepath.Join(x.dir, "tracks")
+	}
+	if err := os.MkdirAll(x.work, 0o755); err != nil {
+		return session.RecordingInfo{}, errorf(session.KindInternal, "cannot create the recording folder: %v", err)
+	}
+	if err := saveMeta(x.dir, toDisk(x.info, "")); err != nil {
+		_ = os.RemoveAll(x.dir)
+		return session.RecordingInfo{}, errorf(session.KindInternal, "cannot write the recording folder: %v", err)
+	}
+	x.info.Status = session.RecordingStarted
+	if err := r.s.RecordingStatus(x.info); err != nil {
+		_ = os.RemoveAll(x.dir)
+		return session.RecordingInfo{}, err
+	}
+	r.recs[id], r.active[sid] = x, x
+	if err := saveMeta(x.dir, toDisk(x.info, "")); err != nil {
+		r.log.Warn("cannot update recording metadata", "recording", id, "error", err)
+	}
+	r.log.Info("recording started", "recording", id, "session", sid, "outputMode", p.OutputMode)
+	for _, rs := range t.Streams {
+		r.addStream(x, rs)
+	}
+	if len(t.Streams) == 0 {
+		r.armAutostop(sid, x.info.ID) // OpenVidu: a recording with nobody publishing counts down at once
+	}
+	return x.info, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// addStream opens a file for one stream and taps its tracks. Caller holds r.mu.
+func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	src := r.cfg.sourceOf(rs)
+	if old := x.streams[rs.ID]; old != nil && !old.closed || !rs.Record || src == nil {
+		return
+	}
+	p := x.info.Props
+	e := &streamEntry{rs: rs, audio: p.HasAudio && rs.Media.HasAudio && src.HasAudio(),
+		video: p.HasVideo && rs.Media.HasVideo && src.HasVideo()}
+	spec := trackSpec{audio: e.audio}
+	log := r.log.With("recording", x.info.ID, "session", x.info.Session, "stream", rs.ID)
+	if e.video {
+		c, _ := src.Codec("video")
+		vc, err := videoCodecOf(c.MimeType)
+		if err != nil {
+			log.Warn("stream recorded without its video", "error", err)
+			e.video = false
+		} else {
+			spec.video, spec.videoCodec = true, vc
+			spec.width, spec.height = dims(rs.Media.VideoDimensions)
+		}
+	}
+	spec.audio = e.audio
+	if !e.audio && !e.video {
+		return // nothing of what this recording records (an audio-only stream in a video-only recording)
+	}
+	base := string(rs.ID)
+	e.file = base + ".webm"
+	for n := 1; x.names[e.file]; n++ {
+		e.file = base + "-" + strconv.Itoa(n) + ".webm" // a re-published stream (protocol note §10.4)
+	}
+	x.names[e.file] = true
+	w, err := newStreamWriter(filepath.Join(x.work, e.file), spec, r.cfg.createFile)
+	if err != nil {
+		log.Error("cannot record stream", "error", err)
+		r.enqueue(func() { r.fail(x, fmt.Errorf("stream %s: %w", rs.ID, err)) })
+		return
+	}
+	e.w, e.offset = w, w.start.Sub(x.info.CreatedAt)
+	w.pli = src.RequestKeyframe
+	w.onFail = func(err error) {
+		log.Error("recording write failed", "error", err)
+		r.enqueue(func() { r.fail(x, fmt.Errorf("writing %s: %w", e.file, err)) })
+	}
+	if e.video {
+		if rm := src.AddTap("video", &tap{w: w, kind: kindVideo}); rm != nil {
+			e.removes = append(e.removes, rm)
+		}
+	}
+	if e.audio {
+		if rm := src.AddTap("audio", &tap{w: w, kind: kindAudio}); rm != nil {
+			e.removes = append(e.removes, rm)
+		}
+	}
+	x.streams[rs.ID] = e
+	go w.run()
+	log.Info("recording stream", "file", e.file, "audio", e.audio, "video", e.video)
+}
+
+// closeStream ends one stream's file. Caller holds x.mu.
+func (x *rec) closeStream(e *streamEntry) {
+	if e.closed {
+		return
+	}
+	e.closed = true
+	for _, rm := range e.removes {
+		rm()
+	}
+	e.w.close()
+	e.writeErr = e.w.err
+	x.done = append(x.done, e)
+}
+
+// closeAll ends every stream's file.
+func (x *rec) closeAll() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ids := make([]session.StreamID, 0, len(x.streams))
+	for id := range x.streams {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		x.closeStream(x.streams[id])
+	}
+}
+
+// Stop ends a recording (POST /recordings/stop/{id}): the files are closed and finalised; the
+// answer is "ready" when that took less than Config.StopWait, else "stopped".
+func (r *Recorder) Stop(id string) (session.RecordingInfo, error) {
+	return r.stop(id, "recordingStoppedByServer", true)
+}
+
+func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, error) {
+	r.mu.Lock()
+	x := r.recs[id]
+	switch {
+	case x == nil:
+		r.mu.Unlock()
+		return session.RecordingInfo{}, errorf(session.KindNotFound, "recording %s not found", id)
+	case x.info.Status == session.RecordingStarting:
+		r.mu.Unlock()
+		return session.RecordingInfo{}, errorf(session.KindNotAcceptable, "recording %s is still starting", id)
+	case x.info.Status != session.RecordingStarted:
+		r.mu.Unlock()
+		return session.RecordingInfo{}, errorf(session.KindConflict, "recording %s is not in progress (%s)", id, x.info.Status)
+	}
+	x.info.Status, x.info.Reason = session.RecordingStopped, reason
+	r.release(x)
+	r.finals.Add(1)
+	r.mu.Unlock()
+
+	x.closeAll()
+	r.mu.Lock()
+	x.info.Duration = time.Since(x.info.CreatedAt).Seconds()
+	info := x.info
+	r.mu.Unlock()
+	r.save(x)
+	if err := r.s.RecordingStatus(info); err != nil {
+		r.log.Warn("recording status not delivered", "recording", id, "error", err)
+	}
+	r.log.Info("recording stopped", "recording", id, "reason", reason)
+	go func() {
+		defer r.finals.Done()
+		r.finalise(x)
+	}()
+	if wait {
+		select {
+		case <-x.final:
+		case <-time.After(r.cfg.StopWait):
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return x.info, nil
+}
+
+// release forgets x as its session's recording. Caller holds r.mu.
+func (r *Recorder) release(x *rec) {
+	if r.active[x.info.Session] == x {
+		delete(r.active, x.info.Session)
+	}
+	if t := r.autostop[x.info.Session]; t != nil {
+		t.Stop()
+		delete(r.autostop, x.info.Session)
+	}
+}
+
+// fail ends a recording that cannot go on (a write error: full disk, removed folder), keeping its
+// files. It runs on the event loop.
+func (r *Recorder) fail(x *rec, cause error) {
+	r.mu.Lock()
+	if x.info.Status != session.RecordingStarted && x.info.Status != session.RecordingStarting {
+		r.mu.Unlock()
+		return
+	}
+	x.info.Status, x.info.Reason, x.errText = session.RecordingFailed, "recordingStoppedByServer", cause.Error()
+	r.release(x)
+	r.mu.Unlock()
+	x.closeAll()
+	r.mu.Lock()
+	x.info.Duration = time.Since(x.info.CreatedAt).Seconds()
+	x.info.Size = dirSize(x.work)
+	info := x.info
+	r.mu.Unlock()
+	r.save(x)
+	close(x.final)
+	r.log.Error("recording failed", "recording", x.info.ID, "session", x.info.Session, "error", cause)
+	if err := r.s.RecordingStatus(info); err != nil {
+		r.log.Warn("recording status not delivered", "recording", x.info.ID, "error", err)
+	}
+}
+
+func (r *Recorder) save(x *rec) {
+	r.mu.Lock()
+	d := toDisk(x.info, x.errText)
+	r.mu.Unlock()
+	if err := saveMeta(x.dir, d); err != nil {
+		r.log.Warn("cannot update recording metadata", "recording", d.ID, "error", err)
+	}
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+// Get returns one recording.
+func (r *Recorder) Get(id string) (session.RecordingInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	x := r.recs[id]
+	if x == nil {
+		return session.RecordingInfo{}, errorf(session.KindNotFound, "recording %s not found", id)
+	}
+	return x.info, nil
+}
+
+// List returns every recording, oldest first.
+func (r *Recorder) List() []session.RecordingInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]session.RecordingInfo, 0, len(r.recs))
+	for _, x := range r.recs {
+		out = append(out, x.info)
+	}
+	slices.SortFunc(out, func(a, b session.RecordingInfo) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// Delete removes a finished recording and its folder.
+func (r *Recorder) Delete(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	x := r.recs[id]
+	if x == nil {
+		return errorf(session.KindNotFound, "recording %s not found", id)
+	}
+	select {
+	case <-x.final:
+	default:
+		return errorf(session.KindConflict, "recording %s is %s: stop it first", id, x.info.Status)
+	}
+	if err := os.RemoveAll(x.dir); err != nil {
+		return errorf(session.KindInternal, "cannot delete recording %s: %v", id, err)
+	}
+	delete(r.recs, id)
+	r.log.Info("recording deleted", "recording", id)
+	return nil
+}
+
+// File returns the path of a file of a recording, for download. Names are checked: nothing
+// outside the recording's folder, no hidden files.
+func (r *Recorder) File(id, name string) (string, error) {
+	if !validID(id) || !validName(name, true) {
+		return "", errorf(session.KindNotFound, "no such recording file")
+	}
+	r.mu.Lock()
+	x := r.recs[id]
+	r.mu.Unlock()
+	if x == nil {
+		return "", errorf(session.KindNotFound, "recording %s not found", id)
+	}
+	p := filepath.Join(x.dir, name)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", errorf(session.KindNotFound, "no such recording file")
+	}
+	return p, nil
+}
+
+// ---- events ----
+
+// Listen takes the session model's events (session.Listener). It runs under the model's lock, so
+// it only queues: the queue is unbounded but grows only by session-level events, never per packet.
+func (r *Recorder) Listen(e session.Event) {
+	switch e.Kind {
+	case session.StreamPublished, session.WebRTCConnectionDestroyed, session.ParticipantLeft, session.SessionDestroyed:
+	default:
+		return
+	}
+	r.enqueue(func() { r.handle(e) })
+}
+
+func (r *Recorder) enqueue(f func()) {
+	r.qmu.Lock()
+	r.queue = append(r.queue, f)
+	r.qmu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run handles events until ctx ends, then stops every recording still going (reason
+// openviduServerStopped) and waits for their files to be final.
+func (r *Recorder) Run(ctx context.Context) error {
+	for {
+		r.drain()
+		select {
+		case <-r.wake:
+		case <-ctx.Done():
+			r.drain()
+			r.mu.Lock()
+			r.closed = true
+			ids := make([]string, 0, len(r.active))
+			for _, x := range r.active {
+				ids = append(ids, x.info.ID)
+			}
+			r.mu.Unlock()
+			for _, id := range ids {
+				_, _ = r.stop(id, "openviduServerStopped", false)
+			}
+			r.finals.Wait()
+			return nil
+		}
+	}
+}
+
+func (r *Recorder) drain() {
+	for {
+		r.qmu.Lock()
+		q := r.queue
+		r.queue = nil
+		r.qmu.Unlock()
+		if len(q) == 0 {
+			return
+		}
+		for _, f := range q {
+			f()
+		}
+	}
+}
+
+func (r *Recorder) handle(e session.Event) {
+	switch e.Kind {
+	case session.StreamPublished:
+		r.mu.Lock()
+		x := r.active[e.Session]
+		if x != nil {
+			if t := r.autostop[e.Session]; t != nil {
+				t.Stop()
+				delete(r.autostop, e.Session)
+			}
+			if rs, ok := r.s.RecordableStream(e.Session, e.Stream); ok {
+				r.addStream(x, rs)
+			}
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		t, err := r.s.RecordingTarget(e.Session)
+		if err != nil || t.Props.RecordingMode != "ALWAYS" || t.Recording != "" {
+			return
+		}
+		if _, err := r.Start(e.Session, t.Props.DefaultRecording); err != nil {
+			r.log.Warn("recordingMode ALWAYS: cannot start recording", "session", e.Session, "error", err)
+		}
+	case session.WebRTCConnectionDestroyed:
+		if e.Subscriber != "" {
+			return
+		}
+		r.mu.Lock()
+		x := r.active[e.Session]
+		r.mu.Unlock()
+		if x == nil {
+			return
+		}
+		x.mu.Lock()
+		if se := x.streams[e.Stream]; se != nil {
+			x.closeStream(se)
+		}
+		x.mu.Unlock()
+	case session.ParticipantLeft:
+		r.mu.Lock()
+		x := r.active[e.Session]
+		if x != nil {
+			if t, err := r.s.RecordingTarget(e.Session); err == nil && t.Participants == 0 {
+				r.armAutostop(e.Session, x.info.ID)
+			}
+		}
+		r.mu.Unlock()
+	case session.SessionDestroyed:
+		r.mu.Lock()
+		x := r.active[e.Session]
+		r.mu.Unlock()
+		if x != nil && x.info.SessionCreatedAt.Equal(e.SessionCreatedAt) {
+			_, _ = r.stop(x.info.ID, e.Reason, false)
+		}
+	}
+}
+
+// armAutostop starts the countdown of OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT. Caller holds r.mu.
+func (r *Recorder) armAutostop(sid session.SessionID, id string) {
+	if r.autostop[sid] != nil {
+		return
+	}
+	fire := func() { r.enqueue(func() { r.autostopNow(sid, id) }) }
+	r.autostop[sid] = time.AfterFunc(r.cfg.AutostopTimeout, fire)
+}
+
+func (r *Recorder) autostopNow(sid session.SessionID, id string) {
+	r.mu.Lock()
+	x := r.active[sid]
+	armed := r.autostop[sid] != nil
+	r.mu.Unlock()
+	if x == nil || x.info.ID != id || !armed {
+		return
+	}
+	reason := "automaticStop"
+	if r.cfg.AutostopTimeout == 0 {
+		reason = "lastParticipantLeft"
+	}
+	if _, err := r.stop(id, reason, false); err != nil {
+		return
+	}
+	r.s.CloseIfEmpty(sid, reason)
+}

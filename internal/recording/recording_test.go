@@ -1,0 +1,531 @@
+package recording
+
+import (
+	"archive/zip"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/session"
+	"github.com/parley/parley/internal/sfu"
+)
+
+// fakeSessions is a hand-written session model: one table of sessions, and the statuses it was told.
+type fakeSessions struct {
+	mu       sync.Mutex
+	targets  map[session.SessionID]*session.RecordingTarget
+	statuses []session.RecordingInfo
+	closed   []string
+}
+
+func newFakeSessions() *fakeSessions {
+	return &fakeSessions{targets: map[session.SessionID]*session.RecordingTarget{}}
+}
+
+func (f *fakeSessions) add(id session.SessionID, participants int, streams ...session.RecordableStream) *session.RecordingTarget {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := &session.RecordingTarget{ID: id, CreatedAt: time.UnixMilli(1_700_000_000_000), Participants: participants, Streams: streams,
+		Props: session.Properties{MediaMode: "ROUTED", RecordingMode: "MANUAL"}}
+	f.targets[id] = t
+	return t
+}
+
+func (f *fakeSessions) RecordingTarget(id session.SessionID) (session.RecordingTarget, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t := f.targets[id]
+	if t == nil {
+		return session.RecordingTarget{}, &session.Error{Kind: session.KindNotFound, Msg: "no session"}
+	}
+	return *t, nil
+}
+
+func (f *fakeSessions) RecordableStream(id session.SessionID, sid session.StreamID) (session.RecordableStream, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.targets[id]; t != nil {
+		for _, s := range t.Streams {
+			if s.ID == sid {
+				return s, true
+			}
+		}
+	}
+	return session.RecordableStream{}, false
+}
+
+func (f *fakeSessions) RecordingStatus(r session.RecordingInfo) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t := f.targets[r.Session]; t != nil {
+		switch r.Status {
+		case session.RecordingStarted:
+			t.Recording = r.ID
+		case session.RecordingStopped, session.RecordingFailed:
+			t.Recording = ""
+		}
+	}
+	f.statuses = append(f.statuses, r)
+	return nil
+}
+
+func (f *fakeSessions) CloseIfEmpty(id session.SessionID, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closed = append(f.closed, string(id)+":"+reason)
+}
+
+func (f *fakeSessions) seen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, s := range f.statuses {
+		out = append(out, s.Status)
+	}
+	return out
+}
+
+// fakeSource stands in for an SFU publisher: the test pushes packets into the taps it was given.
+type fakeSource struct {
+	mu   sync.Mutex
+	taps map[string]sfu.Tap
+}
+
+func (s *fakeSource) HasAudio() bool { return true }
+func (s *fakeSource) HasVideo() bool { return true }
+func (s *fakeSource) Codec(kind string) (webrtc.RTPCodecCapability, bool) {
+	if kind == "video" {
+		return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, true
+	}
+	return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, true
+}
+func (s *fakeSource) AddTap(kind string, t sfu.Tap) func() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.taps[kind] = t
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.taps[kind] == t {
+			delete(s.taps, kind)
+		}
+	}
+}
+func (s *fakeSource) RequestKeyframe() {}
+
+// feed sends media to whatever taps are attached.
+func (s *fakeSource) feed(t *testing.T, m testMedia, from, to time.Duration) {
+	t.Helper()
+	s.mu.Lock()
+	vt, at := s.taps["video"], s.taps["audio"]
+	s.mu.Unlock()
+	if vt == nil || at == nil {
+		t.Fatal("stream is not tapped")
+	}
+	m.feedTaps(vt, at, vt.(*tap).w, from, to)
+}
+
+type harness struct {
+	t       *testing.T
+	dir     string
+	s       *fakeSessions
+	r       *Recorder
+	sources map[session.StreamID]*fakeSource
+	cfg     Config
+}
+
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	h := &harness{t: t, s: newFakeSessions(), sources: map[session.StreamID]*fakeSource{}, cfg: cfg}
+	if h.cfg.Path == "" {
+		h.cfg.Path = t.TempDir()
+	}
+	h.dir = h.cfg.Path
+	h.cfg.sourceOf = func(rs session.RecordableStream) source {
+		src := h.sources[rs.ID]
+		if src == nil {
+			return nil
+		}
+		return src
+	}
+	h.r = h.newRecorder()
+	return h
+}
+
+func (h *harness) newRecorder() *Recorder {
+	r, err := New(h.cfg, h.s, slog.New(slog.DiscardHandler))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+func (h *harness) stream(id session.StreamID, conn session.ConnectionID, record bool) session.RecordableStream {
+	h.sources[id] = &fakeSource{taps: map[string]sfu.Tap{}}
+	return session.RecordableStream{ID: id, Connection: conn, Record: record, ServerData: "UserA",
+		Media:     session.MediaOptions{HasAudio: true, HasVideo: true, TypeOfVideo: "CAMERA", VideoDimensions: `{"width":320,"height":240}`},
+		Publisher: &sfu.Publisher{}} // only non-nil: sources come from h.sources
+}
+
+func kindOf(err error) session.Kind {
+	var se *session.Error
+	if errors.As(err, &se) {
+		return se.Kind
+	}
+	return 0
+}
+
+var individual = session.RecordingProperties{Name: "meeting", HasAudio: true, HasVideo: true, OutputMode: "INDIVIDUAL"}
+
+func TestStartRefusals(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.s.add("empty", 0)
+	relayed := h.s.add("relayed", 1)
+	relayed.Props.MediaMode = "RELAYED"
+	h.s.add("ok", 1)
+	composed := session.RecordingProperties{HasAudio: true, HasVideo: true, OutputMode: "COMPOSED", RecordingLayout: "BEST_FIT"}
+	custom := composed
+	custom.RecordingLayout = "CUSTOM"
+	for _, tc := range []struct {
+		name string
+		sid  session.SessionID
+		p    session.RecordingProperties
+		want session.Kind
+	}{
+		{"unknown session", "nope", individual, session.KindNotFound},
+		{"nobody connected", "empty", individual, session.KindNotAcceptable},
+		{"relayed", "relayed", individual, session.KindConflict},
+		{"composed without a composer", "ok", composed, session.KindUnsupported},
+		{"custom layout", "ok", custom, session.KindUnsupported},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := h.r.Start(tc.sid, tc.p); kindOf(err) != tc.want {
+				t.Fatalf("got %v (kind %d), want kind %d", err, kindOf(err), tc.want)
+			}
+		})
+	}
+	if n := len(h.r.List()); n != 0 {
+		t.Fatalf("refused starts left %d recordings", n)
+	}
+}
+
+func TestIndividualLifecycle(t *testing.T) {
+	m := makeMedia(t, 2)
+	h := newHarness(t, Config{AutostopTimeout: time.Hour})
+	a := h.stream("str_CAM_Aaaa_con_A", "con_A", true)
+	skipped := h.stream("str_CAM_Bbbb_con_B", "con_B", false) // record:false
+	h.s.add("ses_A", 2, a, skipped)
+
+	info, err := h.r.Start("ses_A", individual)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.ID != "ses_A" || info.Name != "meeting" || info.Status != session.RecordingStarted || info.File != "" {
+		t.Fatalf("started: %+v", info)
+	}
+	if _, err := h.r.Start("ses_A", individual); kindOf(err) != session.KindConflict {
+		t.Fatalf("second start: %v, want conflict", err)
+	}
+	if len(h.sources["str_CAM_Bbbb_con_B"].taps) != 0 {
+		t.Fatal("a record:false connection was tapped")
+	}
+	h.sources["str_CAM_Aaaa_con_A"].feed(t, m, 0, 2*time.Second)
+	if err := h.r.Delete("ses_A"); kindOf(err) != session.KindConflict {
+		t.Fatalf("delete while recording: %v, want conflict", err)
+	}
+
+	info, err = h.r.Stop("ses_A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Status != session.RecordingReady || info.File != "meeting.zip" || info.Size <= 0 || info.Reason != "recordingStoppedByServer" {
+		t.Fatalf("stopped: %+v", info)
+	}
+	if info.Duration < 1.5 || info.Duration > 2.5 {
+		t.Errorf("duration %.2f s, want about 2", info.Duration)
+	}
+	if got := h.s.seen(); !slices.Equal(got, []string{"started", "stopped", "ready"}) {
+		t.Errorf("statuses told to the model: %v", got)
+	}
+	if _, err := h.r.Stop("ses_A"); kindOf(err) != session.KindConflict {
+		t.Fatalf("second stop: %v, want conflict", err)
+	}
+
+	// The archive holds the sync JSON and one WebM: OpenVidu's layout.
+	zr, err := zip.OpenReader(filepath.Join(h.dir, "ses_A", "meeting.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var names []string
+	var sj syncJSON
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		switch filepath.Ext(f.Name) {
+		case ".json":
+			if err := json.Unmarshal(b, &sj); err != nil {
+				t.Fatal(err)
+			}
+		case ".webm":
+			out := filepath.Join(t.TempDir(), f.Name)
+			_ = os.WriteFile(out, b, 0o644)
+			p := ffprobe(t, out)
+			if vc, vf := p.Stream("video"); vc != "vp8" || vf < 55 {
+				t.Errorf("%s video: %s, %d frames", f.Name, vc, vf)
+			}
+			if ac, af := p.Stream("audio"); ac != "opus" || af < 90 {
+				t.Errorf("%s audio: %s, %d frames", f.Name, ac, af)
+			}
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"meeting.json", "str_CAM_Aaaa_con_A.webm"}) {
+		t.Fatalf("zip holds %v", names)
+	}
+	if sj.ID != "ses_A" || len(sj.Files) != 1 || sj.Files[0].ConnectionID != "con_A" || sj.Files[0].ServerData != "UserA" ||
+		!sj.Files[0].HasVideo || sj.Files[0].TypeOfVideo != "CAMERA" || sj.Files[0].EndTimeOffset-sj.Files[0].StartTimeOffset < 1500 {
+		t.Fatalf("sync json: %+v", sj)
+	}
+
+	// Downloads stay inside the folder.
+	if p, err := h.r.File("ses_A", "meeting.zip"); err != nil || filepath.Base(p) != "meeting.zip" {
+		t.Fatalf("file: %q %v", p, err)
+	}
+	for _, bad := range [][2]string{{"ses_A", "../ses_A/meeting.zip"}, {"ses_A", ".recording.ses_A"}, {"..", "meeting.zip"}, {"ses_A", "nope.zip"}} {
+		if _, err := h.r.File(bad[0], bad[1]); kindOf(err) != session.KindNotFound {
+			t.Errorf("File(%q, %q) = %v, want not found", bad[0], bad[1], err)
+		}
+	}
+
+	// A second recording of the session gets the next id; the list keeps both, oldest first.
+	if info, err := h.r.Start("ses_A", individual); err != nil || info.ID != "ses_A~1" {
+		t.Fatalf("next recording: %+v %v", info, err)
+	}
+	if l := h.r.List(); len(l) != 2 || l[0].ID != "ses_A" || l[1].ID != "ses_A~1" {
+		t.Fatalf("list: %+v", l)
+	}
+	if _, err := h.r.Stop("ses_A~1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.r.Delete("ses_A"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.r.Get("ses_A"); kindOf(err) != session.KindNotFound {
+		t.Fatalf("get after delete: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "ses_A")); !os.IsNotExist(err) {
+		t.Fatalf("folder left after delete: %v", err)
+	}
+}
+
+// TestRestartMarksUnfinishedFailed leaves a recording running, as a crash would, and starts a new
+// recorder on the same folder.
+func TestRestartMarksUnfinishedFailed(t *testing.T) {
+	m := makeMedia(t, 2)
+	h := newHarness(t, Config{AutostopTimeout: time.Hour})
+	h.s.add("ses_C", 1, h.stream("str_CAM_Cccc_con_C", "con_C", true))
+	if _, err := h.r.Start("ses_C", individual); err != nil {
+		t.Fatal(err)
+	}
+	h.sources["str_CAM_Cccc_con_C"].feed(t, m, 0, 2*time.Second)
+	track := filepath.Join(h.dir, "ses_C", "str_CAM_Cccc_con_C.webm")
+	waitUntil(t, "media flushed to disk", func() bool {
+		fi, err := os.Stat(track)
+		return err == nil && fi.Size() > 20<<10
+	})
+	// Snapshot the folder as the killed process left it, then read it with a fresh recorder.
+	crashed := t.TempDir()
+	copyDir(t, filepath.Join(h.dir, "ses_C"), filepath.Join(crashed, "ses_C"))
+	h2 := &harness{t: t, s: newFakeSessions(), cfg: Config{Path: crashed}}
+	r2 := h2.newRecorder()
+	info, err := r2.Get("ses_C")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Status != session.RecordingFailed {
+		t.Fatalf("after restart: %+v, want failed", info)
+	}
+	if l := r2.List(); len(l) != 1 {
+		t.Fatalf("list after restart: %+v", l)
+	}
+	p := ffprobe(t, filepath.Join(crashed, "ses_C", "str_CAM_Cccc_con_C.webm"))
+	if vc, vf := p.Stream("video"); vc != "vp8" || vf < 30 {
+		t.Fatalf("kept track after the crash: %+v", p)
+	}
+	if err := r2.Delete("ses_C"); err != nil {
+		t.Fatalf("a failed recording can be deleted: %v", err)
+	}
+	if _, err := h.r.Stop("ses_C"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// enospcWriter accepts limit bytes, then fails as a full disk does.
+type enospcWriter struct {
+	mu    sync.Mutex
+	n     int
+	limit int
+}
+
+func (w *enospcWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n+len(p) > w.limit {
+		return 0, &os.PathError{Op: "write", Path: "track.webm", Err: syscall.ENOSPC}
+	}
+	w.n += len(p)
+	return len(p), nil
+}
+
+func TestFullDiskFailsTheRecording(t *testing.T) {
+	m := makeMedia(t, 2)
+	h := newHarness(t, Config{AutostopTimeout: time.Hour})
+	h.cfg.createFile = func(path string) (*syncFile, error) {
+		f, err := createSyncFile(path)
+		if err == nil {
+			f.w = &enospcWriter{limit: 30 << 10}
+		}
+		return f, err
+	}
+	h.r = h.newRecorder()
+	h.s.add("ses_D", 1, h.stream("str_CAM_Dddd_con_D", "con_D", true))
+	if _, err := h.r.Start("ses_D", individual); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = h.r.Run(t.Context()) }()
+	h.sources["str_CAM_Dddd_con_D"].feed(t, m, 0, 2*time.Second)
+	waitUntil(t, "the recording to fail", func() bool {
+		info, _ := h.r.Get("ses_D")
+		return info.Status == session.RecordingFailed
+	})
+	if got := h.s.seen(); !slices.Equal(got, []string{"started", "failed"}) {
+		t.Fatalf("statuses: %v", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(h.dir, "ses_D", metaPrefix+"ses_D"))
+	var d diskRecording
+	_ = json.Unmarshal(b, &d)
+	if d.Status != "failed" || !strings.Contains(d.Error, "no space left") {
+		t.Fatalf("metadata after the full disk: %+v", d)
+	}
+	if _, err := h.r.Stop("ses_D"); kindOf(err) != session.KindConflict {
+		t.Fatalf("stop of a failed recording: %v", err)
+	}
+}
+
+// TestEventsDriveRecording: ALWAYS sessions start on the first publish, new publishers get their
+// own file, a re-published stream a -1 suffix, and the last participant leaving stops it.
+func TestEventsDriveRecording(t *testing.T) {
+	m := makeMedia(t, 1)
+	h := newHarness(t, Config{AutostopTimeout: 0})
+	a := h.stream("str_CAM_Eeee_con_E", "con_E", true)
+	tg := h.s.add("ses_E", 1, a)
+	tg.Props.RecordingMode = "ALWAYS"
+	tg.Props.DefaultRecording = individual
+	go func() { _ = h.r.Run(t.Context()) }()
+
+	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_E", Stream: a.ID})
+	waitUntil(t, "ALWAYS to start a recording", func() bool {
+		_, err := h.r.Get("ses_E")
+		return err == nil
+	})
+	waitUntil(t, "the stream to be tapped", func() bool {
+		src := h.sources[a.ID]
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return len(src.taps) == 2
+	})
+	h.sources[a.ID].feed(t, m, 0, time.Second)
+	// Unpublished, then published again under the same id: a second file.
+	h.r.Listen(session.Event{Kind: session.WebRTCConnectionDestroyed, Session: "ses_E", Stream: a.ID})
+	waitUntil(t, "the stream's file to close", func() bool {
+		src := h.sources[a.ID]
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return len(src.taps) == 0
+	})
+	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_E", Stream: a.ID})
+	waitUntil(t, "the re-published stream to be tapped", func() bool {
+		src := h.sources[a.ID]
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return len(src.taps) == 2
+	})
+	h.sources[a.ID].feed(t, m, 0, time.Second)
+	waitUntil(t, "the second file", func() bool {
+		_, err := os.Stat(filepath.Join(h.dir, "ses_E", "str_CAM_Eeee_con_E-1.webm"))
+		return err == nil
+	})
+
+	h.s.mu.Lock()
+	tg.Participants, tg.Streams = 0, nil
+	h.s.mu.Unlock()
+	h.r.Listen(session.Event{Kind: session.ParticipantLeft, Session: "ses_E", Connection: "con_E"})
+	waitUntil(t, "autostop", func() bool {
+		info, _ := h.r.Get("ses_E")
+		return info.Status == session.RecordingReady
+	})
+	info, _ := h.r.Get("ses_E")
+	if info.Reason != "lastParticipantLeft" {
+		t.Errorf("reason %q, want lastParticipantLeft (timeout 0)", info.Reason)
+	}
+	h.s.mu.Lock()
+	closed := slices.Clone(h.s.closed)
+	h.s.mu.Unlock()
+	if !slices.Equal(closed, []string{"ses_E:lastParticipantLeft"}) {
+		t.Errorf("sessions closed: %v", closed)
+	}
+	zr, err := zip.OpenReader(filepath.Join(h.dir, "ses_E", "meeting.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	if len(zr.File) != 3 {
+		var n []string
+		for _, f := range zr.File {
+			n = append(n, f.Name)
+		}
+		t.Fatalf("zip: %v, want json and two webm", n)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(from)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

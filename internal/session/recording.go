@@ -1,0 +1,175 @@
+package session
+
+import (
+	"slices"
+	"time"
+
+	"github.com/parley/parley/internal/sfu"
+)
+
+// Recording statuses (protocol note §10.1).
+const (
+	RecordingStarting = "starting"
+	RecordingStarted  = "started"
+	RecordingStopped  = "stopped"
+	RecordingReady    = "ready"
+	RecordingFailed   = "failed"
+)
+
+// RecordingInfo is a recording as the REST API shows it and recordingStatusChanged reports it
+// (protocol note §10.3). The recorder owns it; the model only keeps which recording a session has.
+type RecordingInfo struct {
+	ID      string
+	Name    string
+	Session SessionID
+	// SessionCreatedAt tells apart two sessions of one customSessionId (uniqueSessionId).
+	SessionCreatedAt time.Time
+	CreatedAt        time.Time
+	Props            RecordingProperties
+	Status           string
+	// Size in bytes and Duration in seconds, filled once the files are final.
+	Size     int64
+	Duration float64
+	// File is the name of the downloadable file inside the recording's folder once it is ready
+	// (<name>.zip, .mp4 or .webm); empty before.
+	File string
+	// Reason is why it stopped (recordingStoppedByServer, sessionClosedByServer, automaticStop…).
+	Reason string
+}
+
+// RecordableStream is what a recorder needs of a published stream.
+type RecordableStream struct {
+	ID         StreamID
+	Connection ConnectionID
+	// Record is the connection's record property: false keeps its streams out of recordings.
+	Record     bool
+	ClientData string
+	ServerData string
+	Media      MediaOptions
+	CreatedAt  time.Time
+	Publisher  *sfu.Publisher
+}
+
+// RecordingTarget is a session as a recorder sees it when starting or autostopping.
+type RecordingTarget struct {
+	ID           SessionID
+	CreatedAt    time.Time
+	Props        Properties
+	Participants int
+	Streams      []RecordableStream
+	// Recording is the id of the session's current recording, empty when none.
+	Recording string
+}
+
+// recordingState is the recording a session is being recorded by. Guarded by Manager.mu.
+type recordingState struct {
+	id, name string
+}
+
+// RecordingTarget snapshots a session for a recorder.
+func (m *Manager) RecordingTarget(id SessionID) (RecordingTarget, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return RecordingTarget{}, err
+	}
+	t := RecordingTarget{ID: s.id, CreatedAt: s.createdAt, Props: s.props}
+	if s.recording != nil {
+		t.Recording = s.recording.id
+	}
+	for _, c := range m.activeConns(s, nil) {
+		t.Participants++
+		if c.stream != nil {
+			t.Streams = append(t.Streams, c.recordable())
+		}
+	}
+	return t, nil
+}
+
+// RecordableStream returns one published stream of a session; ok is false when it is gone.
+func (m *Manager) RecordableStream(id SessionID, sid StreamID) (RecordableStream, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[id]
+	if s == nil {
+		return RecordableStream{}, false
+	}
+	c := s.conns[sid.Owner()]
+	if c == nil || !c.active || c.gone || c.stream == nil || c.stream.id != sid {
+		return RecordableStream{}, false
+	}
+	return c.recordable(), true
+}
+
+func (c *Connection) recordable() RecordableStream {
+	return RecordableStream{ID: c.stream.id, Connection: c.id, Record: c.opts.Record, ClientData: c.clientData,
+		ServerData: c.opts.Data, Media: c.stream.media, CreatedAt: c.stream.createdAt, Publisher: c.stream.pub}
+}
+
+// notifiedOfRecording says whether role gets recordingStarted/Stopped under
+// OPENVIDU_RECORDING_NOTIFICATION (none, moderator, publisher_moderator, all).
+func (m *Manager) notifiedOfRecording(r Role) bool {
+	switch m.opts.Config.RecordingNotification {
+	case "none":
+		return false
+	case "moderator":
+		return r == RoleModerator
+	case "all":
+		return true
+	default: // publisher_moderator, OpenVidu's default
+		return r == RoleModerator || r == RolePublisher
+	}
+}
+
+// RecordingStatus takes a recording's new status from the recorder: "started" marks the session
+// as recorded (REST "recording": true, joinRoom's recordingId) and tells its participants
+// (recordingStarted); "stopped" or "failed" of the session's current recording clears the mark and
+// tells them recordingStopped. Every change is one RecordingStatusChanged event for webhooks.
+// A session that is gone is fine: the event still goes to the listeners.
+func (m *Manager) RecordingStatus(r RecordingInfo) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[r.Session]
+	if s != nil && !s.createdAt.Equal(r.SessionCreatedAt) {
+		s = nil // a newer session of the same custom id
+	}
+	var to []*Connection
+	switch r.Status {
+	case RecordingStarted:
+		if s == nil {
+			return errorf(KindNotFound, CodeRoomNotFound, "session %s cannot be found", r.Session)
+		}
+		if s.recording != nil && s.recording.id != r.ID {
+			return errorf(KindConflict, CodeGeneric, "session %s is already being recorded", r.Session)
+		}
+		s.recording = &recordingState{id: r.ID, name: r.Name}
+		to = m.recordingAudience(s)
+	case RecordingStopped, RecordingFailed:
+		if s != nil && s.recording != nil && s.recording.id == r.ID {
+			s.recording = nil
+			to = m.recordingAudience(s)
+		}
+	}
+	ri := r
+	m.emit(Event{Kind: RecordingStatusChanged, Session: r.Session, SessionCreatedAt: r.SessionCreatedAt, Started: r.CreatedAt,
+		Reason: r.Reason, Recording: &ri}, to...)
+	return nil
+}
+
+func (m *Manager) recordingAudience(s *session) []*Connection {
+	return slices.DeleteFunc(m.activeConns(s, nil), func(c *Connection) bool { return !m.notifiedOfRecording(c.opts.Role) })
+}
+
+// CloseIfEmpty destroys a session nobody is in any more (after a recording's automatic stop).
+func (m *Manager) CloseIfEmpty(id SessionID, reason string) {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.sessions[id]
+	if s == nil || s.recording != nil || len(m.activeConns(s, nil)) > 0 {
+		return
+	}
+	cleanup = m.closeSession(s, reason)
+}
