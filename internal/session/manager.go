@@ -544,7 +544,8 @@ func (m *Manager) Publish(ctx context.Context, c *Connection, p PublishParams) (
 				m.mediaConnected(c, sid, "", pub.Path(), log)
 			}
 			log.Debug("publisher state", "state", st)
-		}})
+		},
+		OnPath: func(p sfu.Path) { m.mediaPath(c, sid, "", p, log) }})
 	created.Store(pub)
 
 	m.mu.Lock()
@@ -653,7 +654,8 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 				m.mediaConnected(owner, sid, c.id, sub.Path(), log)
 			}
 			log.Debug("subscriber state", "state", st)
-		}})
+		},
+		OnPath: func(p sfu.Path) { m.mediaPath(owner, sid, c.id, p, log) }})
 	created.Store(sub)
 	if err != nil {
 		return "", mediaError(err)
@@ -676,19 +678,39 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 // mediaConnected records the candidate pair of a publisher (subscriber empty) or subscription once
 // ICE and DTLS are up, and logs it: the first thing to look at when someone sees only themselves.
 func (m *Manager) mediaConnected(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger) {
+	m.recordPath(owner, sid, subscriber, path, log, true)
+}
+
+// mediaPath records a pair ICE selected (sfu OnPath). Browsers move after connecting, e.g. from a
+// TURN relay to ICE-TCP once that check succeeds; REST's connectionPath and the log follow.
+func (m *Manager) mediaPath(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger) {
+	m.recordPath(owner, sid, subscriber, path, log, false)
+}
+
+func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger, connected bool) {
 	if m.opts.DescribePath != nil {
 		path = m.opts.DescribePath(path)
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	var at *sfu.Path
 	if subscriber == "" {
 		if owner.stream != nil && owner.stream.id == sid {
-			owner.stream.path = path
+			at = &owner.stream.path
 		}
 	} else if c := owner.sess.conns[subscriber]; c != nil && c.subs[owner.id] != nil && c.subs[owner.id].stream == sid {
-		c.subs[owner.id].path = path
+		at = &c.subs[owner.id].path
 	}
-	log.Info("media connected", "path", path.String())
+	var was sfu.Path
+	if at != nil {
+		was, *at = *at, path
+	}
+	m.mu.Unlock()
+	switch {
+	case connected:
+		log.Info("media connected", "path", path.String())
+	case at != nil && was.Protocol != "" && was != path:
+		log.Info("media path changed", "path", path.String(), "was", was.String())
+	}
 }
 
 // Unsubscribe ends c's subscription to the stream of publisher (unsubscribeFromVideo sends the

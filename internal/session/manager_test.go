@@ -1,13 +1,17 @@
 package session
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/sfu"
 )
 
 // recorder is a Sink that keeps what it was told.
@@ -194,5 +198,47 @@ func TestStreamIDOwner(t *testing.T) {
 	}
 	if newStreamID("", false, "con_X").Owner() != "con_X" {
 		t.Fatal("audio-only stream owner")
+	}
+}
+
+// TestMediaPathFollowsICE: connectionPath is what ICE selected last, not only what it had at
+// "connected" (Chromium moves from a TURN relay to ICE-TCP after connecting), and the move is logged.
+func TestMediaPathFollowsICE(t *testing.T) {
+	var logs bytes.Buffer
+	m, _ := newTestManager(t)
+	m.opts.DescribePath = func(p sfu.Path) sfu.Path { p.ViaTURN = p.RemoteType == "relay"; return p }
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := m.CreateSession(Properties{CustomSessionID: "paths"}); err != nil {
+		t.Fatal(err)
+	}
+	c, _, _ := mustJoin(t, m, "paths", ConnectionOptions{Role: RolePublisher}, "")
+	sid := newStreamID("CAMERA", true, c.id)
+	m.mu.Lock()
+	c.stream = &stream{id: sid}
+	m.mu.Unlock()
+	relay := sfu.Path{Protocol: "udp", LocalType: "host", RemoteType: "relay", Local: "203.0.113.1:443", Remote: "203.0.113.1:50000"}
+	tcp := sfu.Path{Protocol: "tcp", LocalType: "host", RemoteType: "prflx", Local: "203.0.113.1:443", Remote: "198.51.100.7:61000"}
+
+	path := func() sfu.Path {
+		ci, err := m.Connection("paths", c.id)
+		if err != nil || len(ci.Publishers) != 1 {
+			t.Fatalf("connection %+v, %v", ci, err)
+		}
+		return ci.Publishers[0].Path
+	}
+	m.mediaPath(c, sid, "", relay, log) // selected before DTLS is up
+	m.mediaConnected(c, sid, "", relay, log)
+	if p := path(); !p.ViaTURN || p.RemoteType != "relay" {
+		t.Fatalf("at connection: %+v", p)
+	}
+	m.mediaPath(c, sid, "", relay, log) // the same pair again: nothing to say
+	m.mediaPath(c, sid, "", tcp, log)
+	if p := path(); p.Protocol != "tcp" || p.ViaTURN {
+		t.Fatalf("after the move: %+v", p)
+	}
+	out := logs.String()
+	if strings.Count(out, "media connected") != 1 || strings.Count(out, "media path changed") != 1 ||
+		!strings.Contains(out, `path="tcp host→prflx 198.51.100.7:61000" was="udp host→relay 203.0.113.1:50000 (via embedded TURN)"`) {
+		t.Fatalf("log:\n%s", out)
 	}
 }

@@ -37,12 +37,42 @@ func (p Path) String() string {
 
 // selectedPath reads the pair pion's ICE agent selected; zero Path before connection.
 func selectedPath(pc *webrtc.PeerConnection) Path {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+	ice := iceTransport(pc)
+	if ice == nil {
 		return Path{}
 	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+	pair, err := ice.GetSelectedCandidatePair()
+	if err != nil {
+		return Path{}
+	}
+	return pathOf(pair)
+}
+
+// watchPath calls f (if set) with every pair ICE selects for pc: the first at connection, then
+// each switch, e.g. when Chromium moves from a TURN relay to ICE-TCP after connecting. pion calls
+// it from its notifier goroutine, never from the agent's loop.
+func watchPath(pc *webrtc.PeerConnection, f func(Path)) {
+	ice := iceTransport(pc)
+	if f == nil || ice == nil {
+		return
+	}
+	ice.OnSelectedCandidatePairChange(func(pair *webrtc.ICECandidatePair) {
+		if p := pathOf(pair); p.Protocol != "" {
+			f(p)
+		}
+	})
+}
+
+func iceTransport(pc *webrtc.PeerConnection) *webrtc.ICETransport {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil {
+		return nil
+	}
+	return sctp.Transport().ICETransport()
+}
+
+func pathOf(pair *webrtc.ICECandidatePair) Path {
+	if pair == nil || pair.Local == nil || pair.Remote == nil {
 		return Path{}
 	}
 	return Path{

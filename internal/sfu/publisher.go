@@ -26,6 +26,9 @@ type PublishRequest struct {
 	// OnState is told about ICE/DTLS state changes ("connected", "failed", "closed"…). Optional; it
 	// runs on a pion goroutine and must return quickly.
 	OnState func(state string)
+	// OnPath is told the candidate pair carrying the media each time ICE selects one (see
+	// watchPath). Optional; it runs on a pion goroutine and must return quickly.
+	OnPath func(Path)
 }
 
 // Publisher is one published stream: its PeerConnection and one forwarder per track kind.
@@ -33,6 +36,7 @@ type Publisher struct {
 	sfu     *SFU
 	log     *slog.Logger
 	onState func(string)
+	onPath  func(Path)
 	codec   string
 
 	mu     sync.Mutex
@@ -50,7 +54,7 @@ func (s *SFU) Publish(ctx context.Context, req PublishRequest) (*Publisher, stri
 	if log == nil {
 		log = s.log
 	}
-	p := &Publisher{sfu: s, log: log, onState: req.OnState, codec: req.VideoCodec, stop: make(chan struct{})}
+	p := &Publisher{sfu: s, log: log, onState: req.OnState, onPath: req.OnPath, codec: req.VideoCodec, stop: make(chan struct{})}
 	ans, err := p.negotiate(ctx, req.Offer)
 	if err != nil {
 		return nil, "", err
@@ -128,6 +132,7 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 			p.onState(st.String())
 		}
 	})
+	watchPath(pc, p.onPath)
 	ans, err := answer(ctx, pc)
 	if err != nil {
 		return fail(err)

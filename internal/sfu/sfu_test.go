@@ -350,3 +350,44 @@ func TestReportLoss(t *testing.T) {
 		t.Fatalf("lost %d, want 9", got)
 	}
 }
+
+// TestPathReported: OnPath hears of the pair ICE selects, the one Path() then reports, for the
+// publisher and for the subscription.
+func TestPathReported(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	var pubPath, subPath atomic.Pointer[Path]
+	pubB := newBrowser(t)
+	track, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	if _, err := pubB.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: pubB.offer(t), VideoCodec: CodecVP8,
+		OnPath: func(p Path) { pubPath.Store(&p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	pubB.answer(t, ans)
+	subB := newBrowser(t)
+	if _, err := subB.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	sub, ans, err := s.Subscribe(context.Background(), pub, SubscribeRequest{Offer: subB.offer(t), StreamID: "s",
+		OnPath: func(p Path) { subPath.Store(&p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	subB.answer(t, ans)
+
+	for _, c := range []struct {
+		name string
+		got  *atomic.Pointer[Path]
+		path func() Path
+	}{{"publisher", &pubPath, pub.Path}, {"subscriber", &subPath, sub.Path}} {
+		eventually(t, c.name+" path", func() bool { p := c.got.Load(); return p != nil && *p == c.path() })
+		if p := *c.got.Load(); p.Protocol != "udp" || p.LocalType != "host" || p.Remote == "" {
+			t.Errorf("%s path %+v", c.name, p)
+		}
+	}
+}

@@ -22,6 +22,8 @@ type SubscribeRequest struct {
 	Log      *slog.Logger
 	// OnState is told about connection state changes; optional, must return quickly.
 	OnState func(state string)
+	// OnPath is told each candidate pair ICE selects (see PublishRequest.OnPath).
+	OnPath func(Path)
 }
 
 // Subscriber is one subscription: a PeerConnection carrying one publisher's tracks to one browser.
@@ -105,6 +107,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 			req.OnState(st.String())
 		}
 	})
+	watchPath(pc, req.OnPath)
 	ans, err := answer(ctx, pc)
 	if err != nil {
 		return fail(err)
