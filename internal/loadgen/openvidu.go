@@ -32,7 +32,7 @@ type OpenVidu struct {
 	http   *http.Client
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
-	fb     feedbackCounter
+	fb     FeedbackCounter
 	codec  string
 
 	mu        sync.Mutex

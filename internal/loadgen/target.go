@@ -39,20 +39,24 @@ type RemoteTrack struct {
 	PLI func() error
 }
 
-// feedbackCounter is a pion interceptor that counts the RTCP feedback a PeerConnection sends. It
-// is registered first so it wraps the innermost writer and sees what later interceptors (the NACK
-// generator) and the application write.
-type feedbackCounter struct {
+// FeedbackCounter is a pion interceptor factory that counts the RTCP feedback PeerConnections
+// send. Register it first so it wraps the innermost writer and sees what later interceptors (the
+// NACK generator) and the application write.
+type FeedbackCounter struct {
 	nacks, plis atomic.Uint64
 }
 
-func (f *feedbackCounter) NewInterceptor(string) (interceptor.Interceptor, error) {
+// Counts returns the NACKed sequence numbers and PLIs sent so far.
+func (f *FeedbackCounter) Counts() (nacks, plis uint64) { return f.nacks.Load(), f.plis.Load() }
+
+// NewInterceptor implements interceptor.Factory.
+func (f *FeedbackCounter) NewInterceptor(string) (interceptor.Interceptor, error) {
 	return &countingInterceptor{c: f}, nil
 }
 
 type countingInterceptor struct {
 	interceptor.NoOp
-	c *feedbackCounter
+	c *FeedbackCounter
 }
 
 func (i *countingInterceptor) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
