@@ -200,6 +200,9 @@ type Connection struct {
 // ID returns the connection id.
 func (c *Connection) ID() ConnectionID { return c.id }
 
+// Session returns the id of the connection's session (fixed at creation).
+func (c *Connection) Session() SessionID { return c.sess.id }
+
 type stream struct {
 	id        StreamID
 	createdAt time.Time

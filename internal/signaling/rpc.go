@@ -45,6 +45,16 @@ func (r *rpcSession) participant() *session.Connection {
 	return r.part
 }
 
+// logIDs names the JSON-RPC session in a log line, with its participant's session and connection
+// ids once it has joined.
+func (r *rpcSession) logIDs() []any {
+	ids := []any{"rpc", r.id}
+	if p := r.participant(); p != nil {
+		ids = append(ids, "session", p.Session(), "connection", p.ID())
+	}
+	return ids
+}
+
 // attach moves the session to a new socket, cancelling the eviction timer.
 func (r *rpcSession) attach(sock *socket) bool {
 	r.mu.Lock()

@@ -245,7 +245,7 @@ func (h *Handler) reply(sock *socket, req request, rpc *rpcSession, res result, 
 	if err != nil {
 		resp.Error = errorOf(err)
 		h.countError(resp.Error.Code)
-		h.log.Info("rpc error", "method", req.Method, "code", resp.Error.Code, "error", resp.Error.Message, "rpc", rpc.id)
+		h.log.Info("rpc error", append(rpc.logIDs(), "method", req.Method, "code", resp.Error.Code, "error", resp.Error.Message)...)
 	} else {
 		if res == nil {
 			res = result{}
@@ -301,6 +301,6 @@ func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessag
 		return cur, nil, &rpcError{Code: codeReconnection, Message: "reconnection error"}
 	}
 	cur.discard()
-	h.log.Info("participant reconnected", "rpc", old.id)
+	h.log.Info("participant reconnected", old.logIDs()...)
 	return old, result{"value": "reconnection successful"}, nil
 }

@@ -281,6 +281,7 @@ test('a two-person browser call: webhooks through a 5 s receiver outage, CDR, me
     ['stream unpublished', { session: 'events-call', connection: a.id, stream: streams.alice, reason: 'disconnect' }],
     ['participant left', { session: 'events-call', connection: a.id, reason: 'disconnect' }],
     ['session destroyed', { session: 'events-call', reason: 'lastParticipantLeft' }],
+    ['rpc error', { session: 'events-call', connection: b.id, method: 'forceDisconnect', code: rpcError }],
   ]) assert.ok(has(msg, kv), `log line "${msg}" with ${JSON.stringify(kv)}`);
   for (const secret of [conns.alice.token, conns.bob.token, new URL(conns.alice.token).searchParams.get('token'), new URL(conns.bob.token).searchParams.get('token'), HOOK_HEADER, hookKey]) {
     assert.ok(!log.includes(secret), `the log must not contain ${secret}`);
