@@ -53,7 +53,7 @@ func (r *Recorder) finalise(x *rec) {
 		if werr != nil {
 			return werr
 		}
-		if info.Props.OutputMode == "COMPOSED" {
+		if composed(info.Props) {
 			return r.compose(x, info, entries, &file, &size)
 		}
 		var err error

@@ -193,15 +193,12 @@ var ErrUnprocessable = errors.New("unprocessable recording properties")
 // Start begins recording session sid (POST /recordings/start, or a recordingMode ALWAYS session's
 // first publisher).
 func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (session.RecordingInfo, error) {
-	if p.OutputMode == "COMPOSED_QUICK_START" {
-		p.OutputMode = "COMPOSED"
-	}
 	switch {
 	case p.OutputMode != "INDIVIDUAL" && p.HasVideo && p.RecordingLayout == "CUSTOM":
 		return session.RecordingInfo{}, errorf(session.KindUnsupported, "recordingLayout CUSTOM is not supported by Parley: composed recordings use BEST_FIT")
 	case p.OutputMode != "INDIVIDUAL" && p.HasVideo && p.RecordingLayout != "" && p.RecordingLayout != "BEST_FIT":
 		return session.RecordingInfo{}, errorf(session.KindUnsupported, "recordingLayout %s is not available (OpenVidu CE does not have it either): use BEST_FIT", p.RecordingLayout)
-	case p.OutputMode == "COMPOSED" && r.cfg.Composer == nil:
+	case composed(p) && r.cfg.Composer == nil:
 		return session.RecordingInfo{}, errorf(session.KindUnsupported, "COMPOSED recordings are not available in this build of Parley: use outputMode INDIVIDUAL")
 	}
 	r.mu.Lock()
@@ -237,7 +234,7 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 		Props: p, Status: session.RecordingStarting}, dir: filepath.Join(r.cfg.Path, id), final: make(chan struct{}),
 		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}}
 	x.work = x.dir
-	if p.OutputMode == "COMPOSED" {
+	if composed(p) {
 		x.work = filepath.Join(x.dir, "tracks")
 	}
 	if err := os.MkdirAll(x.work, 0o755); err != nil {
@@ -265,6 +262,10 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 	}
 	return x.info, nil
 }
+
+// composed reports a mixed recording: COMPOSED_QUICK_START is COMPOSED here (there is no
+// recorder to pre-start).
+func composed(p session.RecordingProperties) bool { return p.OutputMode != "INDIVIDUAL" }
 
 func exists(p string) bool {
 	_, err := os.Lstat(p)

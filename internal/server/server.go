@@ -138,7 +138,7 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 		RecordingPublicAccess: cfg.Recording.PublicAccess, RecordingPath: cfg.Recording.Path,
 	}
 	if cfg.Recording.Enabled {
-		if s.recorder, err = recording.New(recording.Config{Path: cfg.Recording.Path, AutostopTimeout: cfg.Recording.AutostopTimeout},
+		if s.recorder, err = recording.New(recording.Config{Path: cfg.Recording.Path, AutostopTimeout: cfg.Recording.AutostopTimeout, Composer: composer{}},
 			s.manager, log.With("component", "recording")); err != nil {
 			return nil, err
 		}

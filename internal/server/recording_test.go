@@ -1,0 +1,310 @@
+package server
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/json"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/recording/testmedia"
+)
+
+func recordingMedia(t *testing.T, seconds int) testmedia.Media {
+	t.Helper()
+	if tool := testmedia.Missing(); tool != "" {
+		t.Skipf("%s not installed (scripts/install-test-deps.sh installs it)", tool)
+	}
+	m, err := testmedia.Make(t.TempDir(), seconds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// player publishes real VP8 and Opus from a pion peer at the pace a camera would.
+type player struct {
+	stream string
+	played atomic.Int64 // media sent so far, in ms
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+func publishReal(t *testing.T, c *rpcClient, m testmedia.Media) *player {
+	t.Helper()
+	p := newPeer(t)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
+		if _, err := p.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := c.result("publishVideo", map[string]any{"sdpOffer": p.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":320,"height":240}`})
+	p.answer(t, r["sdpAnswer"].(string))
+	ctx, cancel := context.WithCancel(context.Background())
+	pl := &player{stream: r["id"].(string), stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(pl.done)
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		start := time.Now()
+		vi, ai := 0, 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			now := time.Since(start)
+			for ; vi < len(m.Video) && time.Duration(vi)*testmedia.FrameInterval <= now; vi++ {
+				for _, pkt := range m.Video[vi] {
+					_ = video.WriteRTP(pkt)
+				}
+			}
+			for ; ai < len(m.Audio) && time.Duration(ai)*testmedia.AudioInterval <= now; ai++ {
+				_ = audio.WriteRTP(m.Audio[ai])
+			}
+			pl.played.Store(min(time.Duration(vi)*testmedia.FrameInterval, time.Duration(ai)*testmedia.AudioInterval).Milliseconds())
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-pl.done })
+	return pl
+}
+
+// waitPlayed waits until the player has sent ms more of media than it had at the call.
+func (p *player) waitPlayed(t *testing.T, ms int64) {
+	t.Helper()
+	target := p.played.Load() + ms
+	waitFor(t, "media to be played", func() bool { return p.played.Load() >= target })
+}
+
+func getJSON(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	req.SetBasicAuth("OPENVIDUAPP", "MY_SECRET")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func waitReady(t *testing.T, api, id string) map[string]any {
+	t.Helper()
+	var rec map[string]any
+	deadline := time.Now().Add(90 * time.Second) // a composed mix takes a while on a busy machine
+	for {
+		_, rec = rest(t, "GET", api+"/recordings/"+id, nil)
+		if rec["status"] == "ready" || rec["status"] == "failed" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+	if rec["status"] != "ready" {
+		t.Fatalf("recording %s: %v, want ready", id, rec)
+	}
+	return rec
+}
+
+// TestIndividualRecordingThroughTheSFU records a call of pion peers publishing real VP8 and Opus:
+// one from the start, one that joins late and leaves early, one whose connection has record:false.
+func TestIndividualRecordingThroughTheSFU(t *testing.T) {
+	m := recordingMedia(t, 10)
+	dir := t.TempDir()
+	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir)
+	api := base + "/openvidu/api"
+	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "rec-sfu"}); st != 200 {
+		t.Fatalf("create session: %d", st)
+	}
+	alice, _ := join(t, base, "rec-sfu", "PUBLISHER")
+	ap := publishReal(t, alice, m)
+	st, c := rest(t, "POST", api+"/sessions/rec-sfu/connection", map[string]any{"role": "PUBLISHER", "record": false})
+	if st != 200 {
+		t.Fatal(st)
+	}
+	carol := dial(t, base)
+	carol.result("joinRoom", map[string]any{"token": c["token"], "session": "rec-sfu", "metadata": ""})
+	publishFake(t, carol)
+	ap.waitPlayed(t, 300)
+
+	started := time.Now()
+	st, r := rest(t, "POST", api+"/recordings/start", map[string]any{"session": "rec-sfu", "name": "call", "outputMode": "INDIVIDUAL"})
+	if st != 200 || r["status"] != "started" || r["id"] != "rec-sfu" || r["url"] != nil {
+		t.Fatalf("start: %d %v", st, r)
+	}
+	alice.waitNote("recordingStarted", func(p map[string]any) bool { return p["id"] == "rec-sfu" && p["name"] == "call" })
+	if st, _ := rest(t, "POST", api+"/recordings/start", map[string]any{"session": "rec-sfu", "outputMode": "INDIVIDUAL"}); st != 409 {
+		t.Fatalf("second start: %d, want 409", st)
+	}
+	ap.waitPlayed(t, 1500)
+
+	// Bob joins during the recording: joinRoom says so, and his stream gets its own file.
+	st, bc := rest(t, "POST", api+"/sessions/rec-sfu/connection", map[string]any{"role": "PUBLISHER"})
+	if st != 200 {
+		t.Fatal(st)
+	}
+	bob := dial(t, base)
+	bj := bob.result("joinRoom", map[string]any{"token": bc["token"], "session": "rec-sfu", "metadata": ""})
+	if bj["recordingId"] != "rec-sfu" || bj["recordingName"] != "call" {
+		t.Fatalf("joinRoom during a recording: %v", bj)
+	}
+	bp := publishReal(t, bob, m)
+	bp.waitPlayed(t, 1500)
+	bob.result("leaveRoom", nil) // leaves early: his file is closed cleanly
+	ap.waitPlayed(t, 1000)
+
+	st, r = rest(t, "POST", api+"/recordings/stop/rec-sfu", nil)
+	wall := time.Since(started).Seconds()
+	if st != 200 || (r["status"] != "stopped" && r["status"] != "ready") {
+		t.Fatalf("stop: %d %v", st, r)
+	}
+	alice.waitNote("recordingStopped", func(p map[string]any) bool { return p["id"] == "rec-sfu" && p["reason"] == "recordingStoppedByServer" })
+	rec := waitReady(t, api, "rec-sfu")
+	if u, _ := rec["url"].(string); !strings.HasPrefix(u, "http://localhost:") || !strings.HasSuffix(u, "/openvidu/recordings/rec-sfu/call.zip") {
+		t.Errorf("url %v", rec["url"])
+	}
+	if d := rec["duration"].(float64); math.Abs(d-wall) > 1 {
+		t.Errorf("duration %.2f s, wall-clock %.2f s", d, wall)
+	}
+
+	status, zb := getJSON(t, base+"/openvidu/recordings/rec-sfu/call.zip")
+	if status != 200 {
+		t.Fatalf("download: %d", status)
+	}
+	zpath := filepath.Join(t.TempDir(), "call.zip")
+	_ = os.WriteFile(zpath, zb, 0o644)
+	zr, err := zip.OpenReader(zpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	out := t.TempDir()
+	var sync struct {
+		Files []struct {
+			Name, StreamID, ConnectionID    string
+			StartTimeOffset, EndTimeOffset int64
+			HasAudio, HasVideo              bool
+		} `json:"files"`
+	}
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		_ = os.WriteFile(filepath.Join(out, f.Name), b, 0o644)
+		if f.Name == "call.json" {
+			if err := json.Unmarshal(b, &sync); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	slices.Sort(names)
+	want := []string{"call.json", ap.stream + ".webm", bp.stream + ".webm"}
+	slices.Sort(want)
+	if !slices.Equal(names, want) {
+		t.Fatalf("zip holds %v, want %v (carol has record:false)", names, want)
+	}
+	offsets := map[string][2]int64{}
+	for _, f := range sync.Files {
+		offsets[f.StreamID] = [2]int64{f.StartTimeOffset, f.EndTimeOffset}
+		p, err := testmedia.ProbeFile(filepath.Join(out, f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc, vf := p.Stream("video")
+		ac, af := p.Stream("audio")
+		length := float64(f.EndTimeOffset-f.StartTimeOffset) / 1000
+		t.Logf("%s: %s %d frames, %s %d frames, %.2f s in the file, %.2f s by the offsets", f.Name, vc, vf, ac, af, p.Duration(), length)
+		if vc != "vp8" || ac != "opus" || !f.HasAudio || !f.HasVideo {
+			t.Errorf("%s: codecs %q/%q", f.Name, vc, ac)
+		}
+		// Video starts at the first keyframe: the pion publisher ignores keyframe requests and sends
+		// one a second (a browser answers them at once).
+		if math.Abs(p.Duration()-length) > 0.5 || float64(vf) < (length-1)*30*0.8 || float64(af) < length*50*0.8 {
+			t.Errorf("%s: %.2f s, %d video and %d audio frames for %.2f s of media", f.Name, p.Duration(), vf, af, length)
+		}
+	}
+	a, b := offsets[ap.stream], offsets[bp.stream]
+	if a[0] > 500 || b[0] < a[0]+1400 || b[1] > a[1]-700 {
+		t.Errorf("offsets: alice %v, bob %v: bob joined about 1.5 s in and left about 1 s before the end", a, b)
+	}
+}
+
+// TestAlwaysRecordingStopsAfterTheLastLeaves: a recordingMode ALWAYS session is recorded from its
+// first publish and kept for OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT after its last participant left.
+func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
+	m := recordingMedia(t, 5)
+	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir(), "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "1")
+	api := base + "/openvidu/api"
+	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "always", "recordingMode": "ALWAYS",
+		"defaultRecordingProperties": map[string]any{"outputMode": "INDIVIDUAL", "name": "auto"}}); st != 200 {
+		t.Fatalf("create session: %d", st)
+	}
+	alice, _ := join(t, base, "always", "PUBLISHER")
+	p := publishReal(t, alice, m)
+	alice.waitNote("recordingStarted", func(n map[string]any) bool { return n["id"] == "always" && n["name"] == "auto" })
+	p.waitPlayed(t, 1000)
+	alice.result("leaveRoom", nil)
+	if st, s := rest(t, "GET", api+"/sessions/always", nil); st != 200 || s["recording"] != true {
+		t.Fatalf("session after its last participant left: %d %v, want kept while recording", st, s)
+	}
+	rec := waitReady(t, api, "always")
+	if st, _ := rest(t, "GET", api+"/sessions/always", nil); st != 404 {
+		t.Fatalf("session after the automatic stop: %d, want 404", st)
+	}
+	if rec["size"].(float64) <= 0 || rec["duration"].(float64) < 0.8 {
+		t.Fatalf("recording: %v", rec)
+	}
+}
+
+// TestComposedRecordingThroughTheSFU mixes a recorded call with the ffmpeg composer.
+func TestComposedRecordingThroughTheSFU(t *testing.T) {
+	m := recordingMedia(t, 6)
+	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir())
+	api := base + "/openvidu/api"
+	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "mix"}); st != 200 {
+		t.Fatal(st)
+	}
+	alice, _ := join(t, base, "mix", "PUBLISHER")
+	p := publishReal(t, alice, m)
+	st, r := rest(t, "POST", api+"/recordings/start", map[string]any{"session": "mix", "outputMode": "COMPOSED_QUICK_START", "resolution": "640x360", "frameRate": 15})
+	if st != 200 || r["resolution"] != "640x360" || r["recordingLayout"] != "BEST_FIT" {
+		t.Fatalf("start: %d %v", st, r)
+	}
+	p.waitPlayed(t, 2000)
+	if st, _ := rest(t, "POST", api+"/recordings/stop/mix", nil); st != 200 {
+		t.Fatal(st)
+	}
+	rec := waitReady(t, api, "mix")
+	status, b := getJSON(t, base+"/openvidu/recordings/mix/mix.mp4")
+	if status != 200 || int64(len(b)) != int64(rec["size"].(float64)) {
+		t.Fatalf("download: %d, %d bytes for %v", status, len(b), rec["size"])
+	}
+	mp4 := filepath.Join(t.TempDir(), "mix.mp4")
+	_ = os.WriteFile(mp4, b, 0o644)
+	pr, err := testmedia.ProbeFile(mp4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vc, vf := pr.Stream("video"); vc != "h264" || vf < 15 {
+		t.Fatalf("composed: %+v", pr)
+	}
+	if status, _ := getJSON(t, base+"/openvidu/recordings/mix/mix.jpg"); status != 200 {
+		t.Errorf("thumbnail: %d", status)
+	}
+}
