@@ -195,9 +195,9 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 	out := t.TempDir()
 	var sync struct {
 		Files []struct {
-			Name, StreamID, ConnectionID    string
+			Name, StreamID, ConnectionID   string
 			StartTimeOffset, EndTimeOffset int64
-			HasAudio, HasVideo              bool
+			HasAudio, HasVideo             bool
 		} `json:"files"`
 	}
 	var names []string
