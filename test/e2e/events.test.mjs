@@ -92,6 +92,15 @@ async function publish(p) {
   });
 }
 
+// relayOnly makes a page's peer connections use TURN relays only (iceTransportPolicy "relay"), as
+// for a participant behind a firewall that lets nothing but TCP through: its media then goes
+// through the embedded TURN, whose counters /metrics must show.
+const relayOnly = () => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = function RTCPeerConnection(cfg, ...rest) { return new Native({ ...(cfg || {}), iceTransportPolicy: 'relay' }, ...rest); };
+  window.RTCPeerConnection.prototype = Native.prototype;
+};
+
 const streamIdOf = (p) => p.page.evaluate(() => window.publisher.stream.streamId);
 const framesFrom = async (p, id) => (await mediaStats(p)).filter((s) => s.from === id).reduce((n, s) => n + s.framesDecoded, 0);
 
@@ -101,12 +110,12 @@ const opened = [];
 before(async () => {
   hooks = await startReceiver();
   cdrDir = mkdtempSync(join(tmpdir(), 'parley-events-cdr-'));
-  metricsPort = await freePort();
   parley = await startParley('events', {
     OPENVIDU_WEBHOOK: 'true', OPENVIDU_WEBHOOK_ENDPOINT: hooks.url,
     OPENVIDU_WEBHOOK_HEADERS: JSON.stringify([`Authorization: ${HOOK_HEADER}`]),
-    OPENVIDU_CDR: 'true', OPENVIDU_CDR_PATH: cdrDir, PARLEY_METRICS_ADDR: `127.0.0.1:${metricsPort}`,
-  });
+    OPENVIDU_CDR: 'true', OPENVIDU_CDR_PATH: cdrDir,
+  }, { metrics: true });
+  metricsPort = parley.metricsPort;
   pages = await startPages();
   browser = await launch();
 });
@@ -125,12 +134,13 @@ test('a two-person browser call: webhooks through a 5 s receiver outage, CDR, me
   const conns = { alice: await session.createConnection({ data: 'alice-server-data' }), bob: await session.createConnection({ data: 'bob-server-data' }) };
   const m0 = await scrape(metricsPort);
 
-  // Alice joins and publishes; Bob joins and subscribes to her. Each step's webhook is awaited so
-  // the expected order is the order of the actions.
+  // Alice joins and publishes; Bob, who reaches the server through TURN only, joins and
+  // subscribes to her. Each step's webhook is awaited so the expected order is the order of the
+  // actions.
   const a = await openParticipant(browser, pages.url, conns.alice.token, { name: 'alice' });
   opened.push(a);
   await poll('webrtcConnectionCreated of Alice', () => hooks.events.length >= 3);
-  const b = await openParticipant(browser, pages.url, conns.bob.token, { name: 'bob', publish: false });
+  const b = await openParticipant(browser, pages.url, conns.bob.token, { name: 'bob', publish: false, initScript: relayOnly });
   opened.push(b);
   await waitDecoding(b, [a.id]);
   await poll('Bob\'s subscription webhook', () => hooks.events.length >= 5);
@@ -230,12 +240,15 @@ test('a two-person browser call: webhooks through a 5 s receiver outage, CDR, me
   // ---- metrics ----
   const m3 = await poll('the webhook counters to settle', async () => {
     const m = await scrape(metricsPort);
-    return m.get('parley_webhook_delivered_total') === ev.length && m.get('parley_webhook_queue_depth') === 0 && m;
+    return m.get('parley_webhook_delivered_total') === ev.length && m.get('parley_webhook_queue_depth') === 0 && m.get('parley_turn_allocations') === 0 && m;
   });
   const series = (m, s) => { assert.ok(m.has(s), `/metrics has ${s}`); return m.get(s); };
   const moved = [
     'parley_rtp_packets_total{direction="in"}', 'parley_rtp_packets_total{direction="out"}',
     'parley_rtp_bytes_total{direction="in"}', 'parley_rtp_bytes_total{direction="out"}',
+    // Bob's media, both ways, through the embedded TURN:
+    'parley_turn_relayed_bytes_total{direction="from_peer"}', 'parley_turn_relayed_bytes_total{direction="to_peer"}',
+    'parley_turn_relayed_packets_total{direction="from_peer"}', 'parley_turn_relayed_packets_total{direction="to_peer"}',
   ];
   for (const s of moved) {
     assert.ok(series(m1, s) > series(m0, s), `${s} moved once media flowed: ${m0.get(s)} → ${m1.get(s)}`);
@@ -248,9 +261,10 @@ test('a two-person browser call: webhooks through a 5 s receiver outage, CDR, me
     assert.equal(series(m2, s), v, `${s} during the call`);
   }
   for (const s of ['parley_rtcp_nacks_total', 'parley_rtp_retransmitted_packets_total', 'parley_rtp_packets_lost_total{direction="in"}',
-    'parley_rtp_packets_lost_total{direction="out"}', 'parley_turn_allocations', 'parley_turn_relayed_bytes_total{direction="to_peer"}',
-    'parley_turn_relayed_bytes_total{direction="from_peer"}', 'parley_webhook_queue_depth', 'parley_webhook_dropped_total{reason="expired"}',
+    'parley_rtp_packets_lost_total{direction="out"}', 'parley_webhook_queue_depth', 'parley_webhook_dropped_total{reason="expired"}',
     'go_goroutines', 'go_memstats_heap_alloc_bytes', 'process_resident_memory_bytes']) series(m2, s);
+  // Chromium allocates a relay per TURN server address it was given (IPv4, IPv6) and peer connection.
+  assert.ok(series(m2, 'parley_turn_allocations') >= 2, `Bob's two peer connections hold TURN allocations: ${m2.get('parley_turn_allocations')}`);
   assert.ok(series(m2, `parley_signaling_errors_total{code="${rpcError}"}`) >= 1, 'the JSON-RPC error is counted by its code');
   assert.ok(series(m2, 'parley_webhook_failed_attempts_total') > hooks.n503,
     `attempts failed by 503 (${hooks.n503}) and by refused connections (${m2.get('parley_webhook_failed_attempts_total')} in all)`);
@@ -292,11 +306,10 @@ test('a two-person browser call: webhooks through a 5 s receiver outage, CDR, me
 
 test('an endpoint gone for good: the call goes on, every event is dropped and counted', async () => {
   const gonePort = await freePort(); // nothing listens there: connection refused
-  const port = await freePort();
   const p2 = await startParley('events-gone', {
     OPENVIDU_WEBHOOK: 'true', OPENVIDU_WEBHOOK_ENDPOINT: `http://127.0.0.1:${gonePort}/hook`, PARLEY_WEBHOOK_RETRY_TIMEOUT: '1',
-    PARLEY_METRICS_ADDR: `127.0.0.1:${port}`,
-  });
+  }, { metrics: true });
+  const port = p2.metricsPort;
   try {
     const session = await p2.ov.createSession({ customSessionId: 'events-gone' });
     const ca = await session.createConnection();

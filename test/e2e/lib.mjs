@@ -41,29 +41,60 @@ export async function poll(what, fn, { timeout = 20000, interval = 200 } = {}) {
   }
 }
 
-// startParley runs bin/parley in dev mode on free ports; its log goes to output/<name>.log.
-export async function startParley(name, env = {}) {
+// startParley runs bin/parley in dev mode on free ports; its log goes to output/<name>.log. With
+// { metrics: true } it also serves /metrics on a free loopback port (metricsPort). A port taken by
+// someone else between our probe and parley's bind is retried on fresh ports.
+export async function startParley(name, env = {}, { metrics = false } = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startParleyOnce(name, env, metrics);
+    } catch (e) {
+      if (attempt >= 3 || !e.portTaken) throw e;
+    }
+  }
+}
+
+async function startParleyOnce(name, env, metrics) {
   const bin = process.env.PARLEY_BIN || resolve(here, '../../bin/parley');
   const port = await freePort();
+  let metricsPort;
+  while (metrics && (!metricsPort || metricsPort === port)) metricsPort = await freePort();
   const logPath = join(outputDir, `${name}.parley.log`);
   const log = createWriteStream(logPath);
   // PARLEY_BIN is ours, not parley's: parley refuses PARLEY_* names it does not know.
   const { PARLEY_BIN: _unused, ...inherited } = process.env;
   const proc = spawn(bin, ['serve'], {
-    env: { ...inherited, HTTPS_PORT: String(port), OPENVIDU_SECRET: 'MY_SECRET', DOTENV_PATH: '', PARLEY_LOG_LEVEL: 'debug', PARLEY_DATA_DIR: join(outputDir, `${name}.data`), ...env },
+    env: { ...inherited, HTTPS_PORT: String(port), OPENVIDU_SECRET: 'MY_SECRET', DOTENV_PATH: '', PARLEY_LOG_LEVEL: 'debug', PARLEY_DATA_DIR: join(outputDir, `${name}.data`),
+      ...(metrics ? { PARLEY_METRICS_ADDR: `127.0.0.1:${metricsPort}` } : {}), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let tail = '';
+  const keep = (b) => { tail = (tail + b).slice(-4000); };
+  proc.stdout.on('data', keep);
+  proc.stderr.on('data', keep);
   proc.stdout.pipe(log);
   proc.stderr.pipe(log);
   let exited = null;
+  const closed = new Promise((r) => proc.on('close', r)); // after its output has been read
   proc.on('exit', (code, sig) => { exited = { code, sig }; });
   const url = `http://localhost:${port}`;
-  await poll('parley to answer', async () => {
-    if (exited) throw new Error(`parley exited early (${JSON.stringify(exited)}); see ${logPath}`);
-    try { return (await fetch(`${url}/openvidu/api/config/openvidu-publicurl`)).ok; } catch { return false; }
-  }, { timeout: 15000, interval: 100 });
+  try {
+    await poll('parley to answer', async () => {
+      if (exited) throw new Error('exited');
+      try { return (await fetch(`${url}/openvidu/api/config/openvidu-publicurl`)).ok; } catch { return false; }
+    }, { timeout: 15000, interval: 100 });
+  } catch (e) {
+    if (!exited) {
+      proc.kill('SIGKILL');
+      throw e;
+    }
+    await closed;
+    const err = new Error(`parley exited early (${JSON.stringify(exited)}); see ${logPath}:\n${tail}`);
+    err.portTaken = /address already in use/.test(tail);
+    throw err;
+  }
   return {
-    url, port, logPath, proc,
+    url, port, metricsPort, logPath, proc,
     ov: new OpenVidu(url, 'MY_SECRET'),
     // stop sends SIGTERM and resolves with the exit code (0 is a clean shutdown).
     async stop() {
@@ -97,8 +128,10 @@ export async function launch() {
 
 // openParticipant opens a page in its own browser context and connects it with token. The page
 // records every SDK event the tests look at in window.events, and subscribes to every stream.
-export async function openParticipant(browser, pagesUrl, token, { name = 'user', publish = true } = {}) {
+// initScript, if given, runs in the page before the SDK loads (e.g. to force a WebRTC policy).
+export async function openParticipant(browser, pagesUrl, token, { name = 'user', publish = true, initScript } = {}) {
   const context = await browser.newContext();
+  if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
   const consoleErrors = [];
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
