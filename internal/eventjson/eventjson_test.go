@@ -59,6 +59,12 @@ func TestShapes(t *testing.T) {
 			e.Signal = &session.Signal{Type: "MY_TYPE", Data: "", To: []session.ConnectionID{"con_B"}}
 		}), 7,
 			`{"event":"signalSent","sessionId":"ses_A","uniqueSessionId":"ses_A_1700000000000","timestamp":1700000007500,"from":null,"to":["con_B"],"type":"MY_TYPE","data":""}`},
+		{"recordingStatusChanged started INDIVIDUAL", recordingEvent("started", "", "INDIVIDUAL"), 12,
+			`{"event":"recordingStatusChanged","sessionId":"ses_A","uniqueSessionId":"ses_A_1700000000000","timestamp":1700000007500,"id":"ses_A","name":"rec","outputMode":"INDIVIDUAL","hasAudio":true,"hasVideo":true,"size":0,"duration":0,"status":"started","startTime":1700000001000}`},
+		{"recordingStatusChanged stopped INDIVIDUAL", recordingEvent("stopped", "recordingStoppedByServer", "INDIVIDUAL"), 13,
+			`{"event":"recordingStatusChanged","sessionId":"ses_A","uniqueSessionId":"ses_A_1700000000000","timestamp":1700000007500,"id":"ses_A","name":"rec","outputMode":"INDIVIDUAL","hasAudio":true,"hasVideo":true,"size":0,"duration":0,"status":"stopped","startTime":1700000001000,"reason":"recordingStoppedByServer"}`},
+		{"recordingStatusChanged ready COMPOSED", with(recordingEvent("ready", "automaticStop", "COMPOSED"), func(e *session.Event) { e.Recording.Size, e.Recording.Duration = 1234, 6.5 }), 16,
+			`{"event":"recordingStatusChanged","sessionId":"ses_A","uniqueSessionId":"ses_A_1700000000000","timestamp":1700000007500,"id":"ses_A","name":"rec","outputMode":"COMPOSED","resolution":"1280x720","frameRate":25,"recordingLayout":"BEST_FIT","hasAudio":true,"hasVideo":true,"size":1234,"duration":6.5,"status":"ready","startTime":1700000001000,"reason":"automaticStop"}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,6 +89,14 @@ func TestShapes(t *testing.T) {
 			}
 		})
 	}
+}
+
+func recordingEvent(status, reason, mode string) session.Event {
+	e := base(session.RecordingStatusChanged)
+	e.Recording = &session.RecordingInfo{ID: "ses_A", Name: "rec", Session: "ses_A", SessionCreatedAt: created, CreatedAt: created.Add(time.Second),
+		Status: status, Reason: reason, Props: session.RecordingProperties{HasAudio: true, HasVideo: true, OutputMode: mode,
+			RecordingLayout: "BEST_FIT", Resolution: "1280x720", FrameRate: 25}}
+	return e
 }
 
 func must(b []byte, err error) []byte {

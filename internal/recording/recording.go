@@ -140,6 +140,7 @@ type streamEntry struct {
 	removes  []func()
 	closed   bool
 	writeErr error
+	log      *slog.Logger
 }
 
 // New reads the recordings under cfg.Path. Those that were starting, started or stopped when the
@@ -312,7 +313,7 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 		r.enqueue(func() { r.fail(x, fmt.Errorf("stream %s: %w", rs.ID, err)) })
 		return
 	}
-	e.w, e.offset = w, w.start.Sub(x.info.CreatedAt)
+	e.w, e.offset, e.log = w, w.start.Sub(x.info.CreatedAt), log
 	w.pli = src.RequestKeyframe
 	w.onFail = func(err error) {
 		log.Error("recording write failed", "error", err)
@@ -345,6 +346,11 @@ func (x *rec) closeStream(e *streamEntry) {
 	e.w.close()
 	e.writeErr = e.w.err
 	x.done = append(x.done, e)
+	if d := e.w.drops.Load(); d > 0 {
+		// The writer fell behind the disk: the file has gaps, which the log must say.
+		e.log.Warn("recording dropped packets", "file", e.file, "dropped", d)
+	}
+	e.log.Info("stream recording closed", "file", e.file)
 }
 
 // closeAll ends every stream's file.
