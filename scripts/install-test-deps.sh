@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a fresh Debian machine, only when missing: Chromium (browser
-# tests), ffmpeg, coturn's test clients, redis-server, iproute2/iptables (network test beds), and the
-# npm packages of test/e2e.
+# tests), ffmpeg and unzip (recordings), coturn's test clients, redis-server, iproute2/iptables
+# (network test beds), and the npm packages of test/e2e.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
+command -v unzip >/dev/null || need+=(unzip)
 command -v turnutils_uclient >/dev/null || need+=(coturn)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v ip >/dev/null || need+=(iproute2)
