@@ -76,6 +76,11 @@ func TestDevDefaults(t *testing.T) {
 		{"TURN.Enabled", c.TURN.Enabled, true},
 		{"TURN.UDPPort", c.TURN.UDPPort, 0},
 		{"App.Private", c.App.Private, false},
+		{"Recording.Enabled", c.Recording.Enabled, false},
+		{"Recording.Path", c.Recording.Path, filepath.Join(".parley", "recordings")},
+		{"Recording.PublicAccess", c.Recording.PublicAccess, false},
+		{"Recording.AutostopTimeout", c.Recording.AutostopTimeout, 120 * time.Second},
+		{"Session.RecordingNotification", c.Session.RecordingNotification, "publisher_moderator"},
 	}
 	for _, tc := range checks {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,6 +252,10 @@ func TestInvalidValues(t *testing.T) {
 		{"domain with port", append(prod[2:], "DOMAIN_OR_PUBLIC_IP", "example.com:443"), []string{"DOMAIN_OR_PUBLIC_IP", "without scheme or port"}},
 		{"letsencrypt without email", append(prod, "CERTIFICATE_TYPE", "letsencrypt"), []string{"LETSENCRYPT_EMAIL is required"}},
 		{"letsencrypt on an IP", []string{"DOMAIN_OR_PUBLIC_IP", "203.0.113.7", "OPENVIDU_SECRET", prodSecret, "CERTIFICATE_TYPE", "letsencrypt", "LETSENCRYPT_EMAIL", "a@b.c"}, []string{"needs DOMAIN_OR_PUBLIC_IP to be a DNS name"}},
+		{"autostop timeout", []string{"OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "-1"}, []string{"OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "an integer"}},
+		{"recording flag", []string{"OPENVIDU_RECORDING", "yes please"}, []string{"OPENVIDU_RECORDING", "true or false"}},
+		{"recording notification", []string{"OPENVIDU_RECORDING_NOTIFICATION", "everyone"}, []string{"OPENVIDU_RECORDING_NOTIFICATION", "none, moderator, publisher_moderator, all"}},
+		{"relative recording path in production", append(prod, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", "recs"), []string{"OPENVIDU_RECORDING_PATH", "an absolute path"}},
 		{"unknown PARLEY_ name", []string{"PARLEY_MEDIA_PROT", "5000"}, []string{"PARLEY_MEDIA_PROT is not a setting Parley knows", "PARLEY_MEDIA_PORT"}},
 	}
 	for _, tc := range tests {
@@ -338,7 +347,15 @@ func TestParsedValues(t *testing.T) {
 		"SUPPORT_DEPRECATED_API", "false",
 		"PARLEY_TURN", "FALSE",
 		"PARLEY_RECONNECT_GRACE", "30",
+		"OPENVIDU_RECORDING", "true",
+		"OPENVIDU_RECORDING_PATH", "/srv/recs",
+		"OPENVIDU_RECORDING_PUBLIC_ACCESS", "true",
+		"OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "0",
+		"OPENVIDU_RECORDING_NOTIFICATION", "all",
 	)
+	if r := c.Recording; !r.Enabled || r.Path != "/srv/recs" || !r.PublicAccess || r.AutostopTimeout != 0 || c.Session.RecordingNotification != "all" {
+		t.Errorf("recording %+v, notification %q", r, c.Session.RecordingNotification)
+	}
 	want := []netip.Addr{netip.MustParseAddr("203.0.113.7"), netip.MustParseAddr("2001:db8::7")}
 	if !reflect.DeepEqual(c.Media.AnnounceIPs, want) || len(c.Media.ListenIPs) != 1 {
 		t.Errorf("announce %v listen %v", c.Media.AnnounceIPs, c.Media.ListenIPs)

@@ -2,21 +2,27 @@ package server
 
 import (
 	"archive/zip"
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/recording/testmedia"
 )
 
@@ -306,5 +312,106 @@ func TestComposedRecordingThroughTheSFU(t *testing.T) {
 	}
 	if status, _ := getJSON(t, base+"/openvidu/recordings/mix/mix.jpg"); status != 200 {
 		t.Errorf("thumbnail: %d", status)
+	}
+}
+
+// TestRecordingChildProcess is not a test on its own: TestRecordingSurvivesKill9 runs the test
+// binary again with PARLEY_TEST_CHILD_RECORDINGS set, and this serves until it is killed.
+func TestRecordingChildProcess(t *testing.T) {
+	dir := os.Getenv("PARLEY_TEST_CHILD_RECORDINGS")
+	if dir == "" {
+		t.Skip("only run as the child of TestRecordingSurvivesKill9")
+	}
+	env := map[string]string{"HTTPS_PORT": "0", "PARLEY_MEDIA_PORT": "0", "OPENVIDU_RECORDING": "true", "OPENVIDU_RECORDING_PATH": dir, "PARLEY_LOG_LEVEL": "warn"}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("CHILD-ADDR http://%s\n", s.Addr())
+	_ = s.Run(context.Background()) // until SIGKILL
+}
+
+// startChild runs a Parley in a process of its own on the recording folder dir.
+func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRecordingChildProcess$", "-test.v")
+	cmd.Env = append(os.Environ(), "PARLEY_TEST_CHILD_RECORDINGS="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "CHILD-ADDR "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the child server did not start")
+		return nil, ""
+	}
+}
+
+// TestRecordingSurvivesKill9 kills a recording Parley with SIGKILL and starts another on the same
+// folder: the recording is listed as failed, and its track file plays up to about the last second.
+func TestRecordingSurvivesKill9(t *testing.T) {
+	m := recordingMedia(t, 10)
+	dir := t.TempDir()
+	child, base := startChild(t, dir)
+	api := base + "/openvidu/api"
+	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "crash"}); st != 200 {
+		t.Fatalf("create session: %d", st)
+	}
+	alice, _ := join(t, base, "crash", "PUBLISHER")
+	p := publishReal(t, alice, m)
+	if st, r := rest(t, "POST", api+"/recordings/start", map[string]any{"session": "crash", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start: %d %v", st, r)
+	}
+	p.waitPlayed(t, 2500)
+	track := filepath.Join(dir, "crash", p.stream+".webm")
+	// Kill once the file on disk holds over a second of decodable media (it is flushed every second).
+	waitFor(t, "a second of media on disk", func() bool {
+		pr, err := testmedia.ProbeFile(track)
+		_, vf := pr.Stream("video")
+		return err == nil && vf >= 20 && pr.Duration() >= 1
+	})
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	p.stop()
+
+	_, base2 := startChild(t, dir)
+	st, rec := rest(t, "GET", base2+"/openvidu/api/recordings/crash", nil)
+	if st != 200 || rec["status"] != "failed" {
+		t.Fatalf("after the restart: %d %v, want failed", st, rec)
+	}
+	pr, err := testmedia.ProbeFile(track)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc, vf := pr.Stream("video")
+	ac, af := pr.Stream("audio")
+	t.Logf("kept track: %s %d frames, %s %d frames, %s s", vc, vf, ac, af, pr.Format.Duration)
+	if vc != "vp8" || ac != "opus" || vf < 20 || af < 50 || pr.Duration() < 1 {
+		t.Fatalf("track after kill -9: %+v", pr)
+	}
+	if st, _ := rest(t, "DELETE", base2+"/openvidu/api/recordings/crash", nil); st != 204 {
+		t.Fatalf("delete the failed recording: %d", st)
 	}
 }
