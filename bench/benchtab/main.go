@@ -46,6 +46,7 @@ type summary struct {
 	FirstP95    float64 `json:"first_media_ms_p95_median"`
 	KeyP50      float64 `json:"first_keyframe_ms_p50_median"`
 	LoadCPU     float64 `json:"load_cpu_median"`
+	Skipped     uint64  `json:"frames_skipped_by_load_max"`
 	Live        string  `json:"tracks_live"`
 }
 
@@ -84,12 +85,12 @@ func main() {
 	}
 	fmt.Fprintf(&md, "%s · Go %s · kernel %s · %s · server on CPU 0, load on CPU 1 · medians of %s rounds (round 0 dropped)\n\n",
 		machine["git"], machine["go"], machine["kernel"], machine["cpu"], roundsText(sums))
-	cols := "| scenario | server | subs | tracks live | µs CPU/pkt | server vCPU | pps delivered | Mbit/s/sub | loss % (max) | RSS KB/track | first media p50/p95 ms | first keyframe p50 ms | load vCPU |"
+	cols := "| scenario | server | subs | tracks live | µs CPU/pkt | server vCPU | pps delivered | Mbit/s/sub | loss % (max) | RSS KB/track | first media p50/p95 ms | first keyframe p50 ms | load vCPU | frames skipped by load (max) |"
 	fmt.Fprintf(&md, "%s\n|%s\n", cols, strings.Repeat("---|", strings.Count(cols, "|")-1))
 	for _, s := range sums {
-		fmt.Fprintf(&md, "| %s | %s | %d | %s | %.1f | %.2f | %.0f | %.3f | %.2f (%.2f) | %.0f | %.0f/%.0f | %.0f | %.2f |\n",
+		fmt.Fprintf(&md, "| %s | %s | %d | %s | %.1f | %.2f | %.0f | %.3f | %.2f (%.2f) | %.0f | %.0f/%.0f | %.0f | %.2f | %d |\n",
 			s.Scenario, s.Server, s.Subscribers, s.Live, s.UsPerPacket, s.ServerCPU, s.PPS, s.MbpsPerSub, s.LossPct, s.LossMax, s.RSSPerSubKB,
-			s.FirstP50, s.FirstP95, s.KeyP50, s.LoadCPU)
+			s.FirstP50, s.FirstP95, s.KeyP50, s.LoadCPU, s.Skipped)
 	}
 	if r := ratios(sums); r != "" {
 		md.WriteString("\n" + r)
@@ -160,6 +161,7 @@ func summarise(runs []run) []summary {
 		minLive := rs[0].TracksLive
 		for _, r := range rs {
 			s.LossMax = max(s.LossMax, r.LossPct)
+			s.Skipped = max(s.Skipped, r.SkippedFrames)
 			minLive = min(minLive, r.TracksLive)
 		}
 		s.Live = fmt.Sprintf("%d/%d", minLive, rs[0].Subscriptions)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -38,6 +39,9 @@ type Media struct {
 	Spec  MediaSpec
 	Video [][]byte // one encoded frame each (Annex-B access units for H.264)
 	Audio [][]byte // 20 ms Opus packets
+	// Skipped counts frames the publishers dropped because the generator fell behind the clock:
+	// non-zero means the load machine, not the server, limited what was sent.
+	Skipped atomic.Uint64
 }
 
 func (s MediaSpec) withDefaults() MediaSpec {
@@ -266,6 +270,7 @@ func (m *Media) Play(ctx context.Context, tracks []*webrtc.TrackLocalStaticSampl
 			for i := 0; ; {
 				due := int(time.Since(start)/dur) + 1
 				if due-i > 10 { // starved for long (a loaded machine): skip rather than burst
+					m.Skipped.Add(uint64(due - 1 - i))
 					i = due - 1
 				}
 				for ; i < due; i++ {

@@ -83,6 +83,9 @@ type Row struct {
 	RSSPerSubKB   float64 `json:"server_rss_kb_per_subscription"`
 	UsPerPacket   float64 `json:"server_us_per_packet"`
 	LoadCPU       float64 `json:"load_cpu"` // the generator's own vCPUs
+	// SkippedFrames were not sent because the generator fell behind: the load, not the server,
+	// was the limit.
+	SkippedFrames uint64 `json:"skipped_frames"`
 }
 
 // Report is a whole run.
@@ -383,6 +386,7 @@ func (r *runner) grow(n int) error {
 	defer tick.Stop()
 	sem := make(chan struct{}, 32) // joins in flight
 	var wg sync.WaitGroup
+	var failed atomic.Int64
 	for i, s := range todo {
 		if i > 0 {
 			select {
@@ -397,6 +401,7 @@ func (r *runner) grow(n int) error {
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			if _, err := r.join(s.room, s.id, s.video, s.audio, true); err != nil {
+				failed.Add(1)
 				if r.joinErrs.Add(1) <= 3 {
 					r.log.line("join %s in %s: %v", s.id, s.room, err)
 				}
@@ -405,7 +410,7 @@ func (r *runner) grow(n int) error {
 		r.log.status("joining %d/%d", i+1, len(todo))
 	}
 	wg.Wait()
-	if int(r.joinErrs.Load()) == len(todo) {
+	if int(failed.Load()) == len(todo) {
 		return fmt.Errorf("every join failed")
 	}
 	return nil
@@ -477,6 +482,7 @@ func (r *runner) measure(row *Row, newParts, parts []*participant, baseRSS uint6
 		before[i] = t.snap()
 	}
 	n0, p0 := r.target.Feedback()
+	skip0 := r.media.Skipped.Load()
 	var srv0, srv1 procSample
 	var srvErr error
 	if r.cfg.ServerPID > 0 {
@@ -500,6 +506,7 @@ func (r *runner) measure(row *Row, newParts, parts []*participant, baseRSS uint6
 	self1, _ := readProc(os.Getpid())
 	secs := time.Since(t0).Seconds()
 	n1, p1 := r.target.Feedback()
+	row.SkippedFrames = r.media.Skipped.Load() - skip0
 
 	var pkts, bytes, expected uint64
 	var ja, jv []float64
