@@ -90,7 +90,7 @@ type callIDs struct {
 // twoPersonCall drives the call of protocol note §5.1 as the SDK would: Alice joins and publishes
 // camera and microphone, Bob joins, subscribes and signals everyone, then Bob leaves and Alice
 // leaves last, which closes the session. during runs while media flows.
-func twoPersonCall(t *testing.T, base, sid string, during func()) callIDs {
+func twoPersonCall(t *testing.T, base, sid string, during func(alice, bob *rpcClient)) callIDs {
 	t.Helper()
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": sid}); st != 200 {
@@ -152,7 +152,7 @@ func twoPersonCall(t *testing.T, base, sid string, during func()) callIDs {
 	bob.result("sendMessage", map[string]any{"message": `{"to":[],"data":"hi","type":"signal:chat"}`})
 	alice.waitNote("sendMessage", func(p map[string]any) bool { return p["data"] == "hi" })
 	if during != nil {
-		during()
+		during(alice, bob)
 	}
 	bob.result("leaveRoom", nil)
 	alice.waitNote("participantLeft", func(p map[string]any) bool { return p["connectionId"] == ids.bob })
@@ -316,7 +316,7 @@ func TestEventsOfATwoPersonCall(t *testing.T) {
 
 	before := scrapeMetrics(t, srv)
 	var during map[string]float64
-	ids := twoPersonCall(t, base, "hooked", func() { during = scrapeMetrics(t, srv) })
+	ids := twoPersonCall(t, base, "hooked", func(_, _ *rpcClient) { during = scrapeMetrics(t, srv) })
 	waitFor(t, "11 webhook events", func() bool { return len(recv.received()) >= 11 })
 	checkSequence(t, recv.received(), ids)
 
@@ -472,4 +472,32 @@ func TestWebhookReceiverGone(t *testing.T) {
 		t.Fatalf("metrics %v", m)
 	}
 	t.Logf("call took %v with the endpoint gone; 11 of 11 events dropped after %v failed attempts", callTook, m["parley_webhook_failed_attempts_total"])
+}
+
+// TestWebhookOrderOfAnUnpublish: openvidu-server ends the publisher's media connection first, then
+// the subscriptions to it (KurentoSessionManager.unpublishVideo), both with reason unpublish.
+func TestWebhookOrderOfAnUnpublish(t *testing.T) {
+	recv := newHookReceiver(t)
+	_, base := startServer(t, webhookEnv(recv.srv.URL, t.TempDir())...)
+	ids := twoPersonCall(t, base, "unpublished", func(alice, bob *rpcClient) {
+		alice.result("unpublishVideo", nil)
+		bob.waitNote("participantUnpublished", func(p map[string]any) bool { return p["reason"] == "unpublish" })
+	})
+	waitFor(t, "sessionDestroyed", func() bool {
+		got := recv.received()
+		return len(got) > 0 && got[len(got)-1]["event"] == "sessionDestroyed"
+	})
+	var seq []string
+	for _, e := range recv.received() {
+		switch e["event"] {
+		case "webrtcConnectionDestroyed":
+			seq = append(seq, e["connection"].(string)+" "+e["reason"].(string))
+		case "participantLeft":
+			seq = append(seq, "left "+e["connectionId"].(string))
+		}
+	}
+	want := []string{"OUTBOUND unpublish", "INBOUND unpublish", "left " + ids.bob, "left " + ids.alice}
+	if !slices.Equal(seq, want) {
+		t.Fatalf("media and leave events %v, want %v", seq, want)
+	}
 }

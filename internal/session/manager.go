@@ -449,8 +449,14 @@ func (m *Manager) remove(c *Connection, reason string, forced, lastLeaves bool) 
 	return cleanup
 }
 
-// dropMedia releases c's subscriptions and its stream (with the subscriptions of others to it).
+// dropMedia releases c's media when it leaves, with OpenVidu's event order (KurentoSession.leave):
+// the others' subscriptions to c's stream, then c's own subscriptions, then c's stream. Caller
+// holds m.mu.
 func (m *Manager) dropMedia(c *Connection, reason string) (cleanup []func()) {
+	st := c.stream
+	if st != nil {
+		cleanup = m.endSubscriptionsTo(c, st, reason)
+	}
 	// Oldest first, not in map order: the events of one leave come out in the same order every time.
 	pids := slices.SortedFunc(maps.Keys(c.subs), func(a, b ConnectionID) int {
 		return cmp.Or(c.subs[a].createdAt.Compare(c.subs[b].createdAt), cmp.Compare(a, b))
@@ -463,19 +469,38 @@ func (m *Manager) dropMedia(c *Connection, reason string) (cleanup []func()) {
 			Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
 		m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", reason)
 	}
-	if c.stream != nil {
-		cleanup = append(cleanup, m.releaseStream(c, reason)...)
+	if st != nil {
+		cleanup = append(cleanup, m.endStream(c, reason))
 	}
 	return cleanup
 }
 
-// releaseStream closes c's stream and every subscription to it. Caller holds m.mu.
+// releaseStream closes c's stream and every subscription to it, with OpenVidu's event order for an
+// unpublish (KurentoSessionManager.unpublishVideo): the stream, then its subscriptions. The media
+// still closes subscribers first. Caller holds m.mu.
 func (m *Manager) releaseStream(c *Connection, reason string) (cleanup []func()) {
 	st := c.stream
+	closePub := m.endStream(c, reason)
+	return append(m.endSubscriptionsTo(c, st, reason), closePub)
+}
+
+// endStream forgets c's stream and emits its end; the returned func closes its media. Caller holds
+// m.mu.
+func (m *Manager) endStream(c *Connection, reason string) (closeMedia func()) {
+	st := c.stream
 	c.stream = nil
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason,
+		Started: st.createdAt, Media: st.mediaSnapshot()})
+	m.log.Info("stream unpublished", "session", c.sess.id, "connection", c.id, "stream", st.id, "reason", reason)
+	return st.pub.Close
+}
+
+// endSubscriptionsTo ends every subscription to st, c's stream, in the session's connection
+// order. Caller holds m.mu.
+func (m *Manager) endSubscriptionsTo(c *Connection, st *stream, reason string) (cleanup []func()) {
 	for _, oid := range c.sess.order {
 		o := c.sess.conns[oid]
-		if o == nil {
+		if o == nil || o == c {
 			continue
 		}
 		if sub := o.subs[c.id]; sub != nil {
@@ -486,10 +511,6 @@ func (m *Manager) releaseStream(c *Connection, reason string) (cleanup []func())
 			m.log.Info("unsubscribed", "session", c.sess.id, "connection", o.id, "stream", st.id, "reason", reason)
 		}
 	}
-	cleanup = append(cleanup, st.pub.Close)
-	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason,
-		Started: st.createdAt, Media: st.mediaSnapshot()})
-	m.log.Info("stream unpublished", "session", c.sess.id, "connection", c.id, "stream", st.id, "reason", reason)
 	return cleanup
 }
 
