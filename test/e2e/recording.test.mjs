@@ -185,9 +185,19 @@ test('INDIVIDUAL and COMPOSED recordings of a two-person call, with recordingSta
   assert.ok(tiles.left && tiles.right && tiles.background < 20, `both tiles show a picture on black: ${JSON.stringify(tiles)}`);
   assert.ok(existsSync(join(recPath, comp.rec.id, `${comp.rec.id}.jpg`)), 'thumbnail written');
 
+  // COMPOSED without video: the voices mixed into an Opus WebM.
+  const voices = await record(ov, 'rec-two', { outputMode: 'COMPOSED', name: 'voices', hasVideo: false }, 4000);
+  assert.ok(voices.rec.url.endsWith(`/openvidu/recordings/${voices.rec.id}/voices.webm`), `url ${voices.rec.url}`);
+  const webm = join(recPath, voices.rec.id, 'voices.webm');
+  const vinfo = await probe(webm);
+  assert.ok(Math.abs(vinfo.duration - voices.wallMs / 1000) <= 1, `${webm}: ${vinfo.duration} s long, recording took ${voices.wallMs} ms`);
+  assert.equal(vinfo.audio?.codec_name, 'opus');
+  assert.equal(vinfo.video, undefined, 'no video stream');
+  assert.ok(await peakDb(webm) > -50, `${webm}: the fake microphones' beeps are heard`);
+
   // Listing, then deleting.
   const ids = (await ov.listRecordings()).map((r) => r.id);
-  for (const id of [ind.rec.id, comp.rec.id]) assert.ok(ids.includes(id), `${id} listed in ${ids}`);
+  for (const id of [ind.rec.id, comp.rec.id, voices.rec.id]) assert.ok(ids.includes(id), `${id} listed in ${ids}`);
   await ov.deleteRecording(ind.rec.id);
   await assert.rejects(ov.getRecording(ind.rec.id), (e) => e.message === '404');
   assert.ok(!existsSync(join(recPath, ind.rec.id)), 'deleting removes the files');

@@ -102,6 +102,9 @@ func Run(ctx context.Context, j Job) error {
 	if err := j.Validate(); err != nil {
 		return err
 	}
+	if err := haveTools(); err != nil {
+		return fmt.Errorf("compose %s: %w", j.Out, err)
+	}
 	log := &lockedWriter{w: j.Log}
 	if j.Log == nil {
 		log.w = io.Discard

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -347,4 +348,50 @@ func TestValidate(t *testing.T) {
 	if err := a.Validate(); err != nil {
 		t.Errorf("audio-only job with no video settings: %v", err)
 	}
+}
+
+// Without ffmpeg on PATH, Run says what to install instead of failing on a missing file.
+func TestComposeWithoutFFmpeg(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	j := job(filepath.Join(t.TempDir(), "out.mp4"), time.Second, Track{Path: "a.webm", HasVideo: true})
+	if err := Run(context.Background(), j); !errors.Is(err, ErrNoFFmpeg) {
+		t.Errorf("Run = %v, want ErrNoFFmpeg", err)
+	}
+	if err := Thumbnail(context.Background(), "a.mp4", "a.jpg"); !errors.Is(err, ErrNoFFmpeg) {
+		t.Errorf("Thumbnail = %v, want ErrNoFFmpeg", err)
+	}
+}
+
+// Seven cameras without microphones make a 3x3 grid filled row by row, the last row centred;
+// the output still has an audio track, silent, for players that expect one.
+func TestComposeSevenTracksGrid(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	colours := []string{"red", "green", "blue", "red", "green", "blue", "red"}
+	var tracks []Track
+	for i, c := range colours {
+		tracks = append(tracks, Track{Path: makeTrack(t, dir, fmt.Sprint(i), trackSpec{colour: c, length: 2 * time.Second}), HasVideo: true})
+	}
+	out := filepath.Join(dir, "out.mp4")
+	// 300x180: 100x60 tiles, each 4:3 picture 80x60 in the middle of its tile.
+	j := job(out, 2*time.Second, tracks...)
+	j.Width = 300
+	run(t, j)
+	info := probeOut(t, out)
+	if info.audio == nil || info.audio.codec != "aac" {
+		t.Fatalf("audio %+v, want a silent aac track", info.audio)
+	}
+	if v := loudness(t, out, 0, 2*time.Second); v > -60 {
+		t.Errorf("audio peaks at %.1f dB with no microphones, want silence", v)
+	}
+	want := map[string]rect{}
+	for i, tl := range bestFit(7, 300, 180) {
+		want[fmt.Sprintf("%s%d", colours[i], i)] = inner(rect{tl.X + 10, tl.Y, 80, 60})
+	}
+	if got := bestFit(7, 300, 180)[6]; got != (rect{100, 120, 100, 60}) {
+		t.Fatalf("seventh tile %v, want the bottom row's centre", got)
+	}
+	want["black1"] = rect{10, 130, 60, 40}  // bottom-left, unused
+	want["black2"] = rect{230, 130, 60, 40} // bottom-right, unused
+	expectTiles(t, out, time.Second, 300, outH, want)
 }

@@ -13,6 +13,18 @@ import (
 	"time"
 )
 
+// ErrNoFFmpeg is returned when ffmpeg or ffprobe is not on PATH.
+var ErrNoFFmpeg = errors.New("ffmpeg and ffprobe are needed on PATH for composed recordings (Debian: apt-get install ffmpeg)")
+
+func haveTools() error {
+	for _, t := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(t); err != nil {
+			return fmt.Errorf("%w: %v", ErrNoFFmpeg, err)
+		}
+	}
+	return nil
+}
+
 // probed is what a track file holds.
 type probed struct {
 	video, audio bool
@@ -88,6 +100,9 @@ func lastBytes(b []byte, n int) string {
 func Thumbnail(ctx context.Context, video, jpg string) error {
 	if video == "" || jpg == "" {
 		return fmt.Errorf("%w: thumbnail needs a video and a jpg path", ErrInvalid)
+	}
+	if err := haveTools(); err != nil {
+		return fmt.Errorf("thumbnail of %s: %w", video, err)
 	}
 	p, err := probe(ctx, video)
 	if err != nil {
