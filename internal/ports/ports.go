@@ -105,7 +105,7 @@ func Build(cfg *config.Config) Report {
 		r.Rows = append(r.Rows, Row{"-", "-", "client-side", "-", s.URL,
 			"external ICE server given to browsers (OPENVIDU_WEBRTC_ICE_SERVERS); Parley itself never dials it", "its own credentials"})
 	}
-	for _, w := range PrivateLowPorts(announced(cfg, interfaceAddrs()), cfg.Media.Port, cfg.HTTPSPort) {
+	for _, w := range PrivateLowPorts(announced(cfg, LocalAddrs()), cfg.Media.Port, cfg.HTTPSPort) {
 		r.Notes = append(r.Notes, "WARNING: "+w)
 	}
 	if cfg.TURN.Enabled {
@@ -164,7 +164,9 @@ func announced(cfg *config.Config, local []netip.Addr) []netip.Addr {
 	return out
 }
 
-func interfaceAddrs() []netip.Addr {
+// LocalAddrs lists the addresses of this machine's interfaces: what the server's start-up checks and
+// this report both compare the configuration with.
+func LocalAddrs() []netip.Addr {
 	var out []netip.Addr
 	ifs, _ := net.InterfaceAddrs()
 	for _, a := range ifs {

@@ -72,18 +72,6 @@ func announceAddrs(ctx context.Context, dev bool, domain string, configured []ne
 	return addrs, false
 }
 
-// localAddrs lists the addresses of this machine's interfaces.
-func localAddrs() []netip.Addr {
-	var out []netip.Addr
-	ifs, _ := net.InterfaceAddrs()
-	for _, a := range ifs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
-}
-
 // warnPrivateLowPorts says at start-up what `parley ports` says: Chromium ignores our candidates at
 // a private address on a port below 1024. bound are the media socket's addresses, announced along
 // with announce unless replace.

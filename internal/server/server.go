@@ -18,6 +18,7 @@ import (
 	"github.com/parley/parley/internal/app"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
+	"github.com/parley/parley/internal/ports"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
@@ -99,7 +100,7 @@ func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 
-	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, localAddrs(), cfg.Media.Port, log)
+	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, ports.LocalAddrs(), cfg.Media.Port, log)
 	if s.media, err = sfu.New(sfu.Config{
 		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
 		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth, TCPListener: s.edge.ICETCPListener(),
