@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/parley/parley/internal/turn"
@@ -20,7 +21,19 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:3479", "TCP address for TURN over TCP")
 	peer := flag.String("peer", "127.0.0.1:3480", "the only address the relay may reach")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	p, err := netip.ParseAddrPort(*peer)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

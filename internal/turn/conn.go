@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,6 +74,14 @@ type tcpConn struct {
 	idle *time.Timer // closes the conn while it holds no allocation; set and stopped under srv.mu
 
 	owner *connState // guarded by srv.mu: the connection whose allocation this carries
+
+	// channels mirrors the channel bindings of the allocation on this connection, replaced
+	// whole under srv.mu (fastpath.go). nil when there are none.
+	channels atomic.Pointer[[]fastChannel]
+	// rbuf[r:w] is read but not yet handed on; pass counts bytes of a frame too large to cut
+	// out that still go to pion as they come. Only Read (pion's read loop) touches them.
+	rbuf       []byte
+	r, w, pass int
 
 	closeOnce sync.Once
 	closeErr  error

@@ -47,6 +47,16 @@ type relayConn struct {
 	// checks see replies from the address they targeted.
 	reportAs []atomic.Int32
 
+	// addr is the relayed address, the key of Server.relayByAddr.
+	addr netip.AddrPort
+	// chanFor[i] is the channel number bound to policy.named[i] on this allocation, 0 for none,
+	// and client the TURN/TCP or TURN/TLS connection that carries it: the fast path's mirror of
+	// pion's channel bindings (see fastpath.go). fbuf is ReadFrom's buffer while a channel is
+	// bound, with room for the ChannelData header in front and the padding behind.
+	chanFor []atomic.Uint32
+	client  atomic.Pointer[tcpConn]
+	fbuf    []byte
+
 	toPeerPackets, toPeerBytes     atomic.Uint64
 	fromPeerPackets, fromPeerBytes atomic.Uint64
 	dropped                        atomic.Uint64
@@ -58,8 +68,9 @@ type relayConn struct {
 var _ net.PacketConn = (*relayConn)(nil)
 
 func newRelayConn(pc *net.UDPConn, policy *peerPolicy, srv *Server, owner *connState) *relayConn {
-	rc := &relayConn{pc: pc, policy: policy, srv: srv, owner: owner}
+	rc := &relayConn{pc: pc, policy: policy, srv: srv, owner: owner, addr: relayAddrOf(pc)}
 	rc.reportAs = make([]atomic.Int32, len(policy.locals))
+	rc.chanFor = make([]atomic.Uint32, len(policy.named))
 	// Until the client names a form, report the local address itself: newPeerPolicy puts each
 	// local address in named at the index of its first appearance.
 	for i := range policy.named {
@@ -73,11 +84,21 @@ func newRelayConn(pc *net.UDPConn, policy *peerPolicy, srv *Server, owner *connS
 
 // ReadFrom returns the next datagram from a media address. Datagrams from anyone else (another
 // process on the host, a spoofer, a scanner) are dropped and counted, never shown to the client.
+// Datagrams for a channel bound by a TURN/TCP or TURN/TLS client are sent to it here, framed as
+// ChannelData, and not returned (fastpath.go).
 func (rc *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, src, err := rc.pc.ReadFromUDPAddrPort(p)
+		fast := rc.client.Load() != nil
+		buf := p
+		if fast {
+			if len(rc.fbuf) < channelDataHeader+len(p)+3 {
+				rc.fbuf = make([]byte, channelDataHeader+len(p)+3)
+			}
+			buf = rc.fbuf[channelDataHeader : channelDataHeader+len(p)]
+		}
+		n, src, err := rc.pc.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			return n, nil, err
+			return 0, nil, err
 		}
 		i, ok := rc.policy.localIndex(src)
 		if !ok {
@@ -86,7 +107,14 @@ func (rc *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		rc.fromPeerPackets.Add(1)
 		rc.fromPeerBytes.Add(uint64(n))
-		return n, rc.policy.named[rc.reportAs[i].Load()].udp, nil
+		named := rc.reportAs[i].Load()
+		if fast {
+			if rc.relayToClient(n, named) {
+				continue
+			}
+			copy(p, buf[:n])
+		}
+		return n, rc.policy.named[named].udp, nil
 	}
 }
 
@@ -102,6 +130,11 @@ func (rc *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		rc.dropped.Add(1)
 		return 0, errForbiddenPeer
 	}
+	return rc.sendTo(p, i)
+}
+
+// sendTo sends a datagram to policy.named[i], which the caller found with policy.route.
+func (rc *relayConn) sendTo(p []byte, i int) (int, error) {
 	np := &rc.policy.named[i]
 	if rc.reportAs[np.local].Load() != int32(i) {
 		rc.reportAs[np.local].Store(int32(i))
@@ -211,6 +244,7 @@ func (g relayGenerator) allocate(c pionturn.AllocateListenerConfig) (net.PacketC
 	rc := newRelayConn(pc, s.policy, s, st)
 	st.relays[rc] = struct{}{}
 	s.relays[rc] = struct{}{}
+	s.relayByAddr[rc.addr] = rc
 	s.allocationsTotal.Add(1)
 	return rc, pc.LocalAddr(), nil
 }
@@ -258,7 +292,9 @@ func (s *Server) releaseRelay(rc *relayConn) {
 		return
 	}
 	delete(s.relays, rc)
+	delete(s.relayByAddr, rc.addr)
 	delete(rc.owner.relays, rc)
+	rc.client.Store(nil)
 	s.done.toPeerPackets += rc.toPeerPackets.Load()
 	s.done.toPeerBytes += rc.toPeerBytes.Load()
 	s.done.fromPeerPackets += rc.fromPeerPackets.Load()

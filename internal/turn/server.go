@@ -46,8 +46,10 @@ type Server struct {
 	conns   map[string]*connState // connection ID → state, present while credentials are valid
 	handles map[string]*connState // credential handle → state
 	relays  map[*relayConn]struct{}
-	tcp     map[string]*tcpConn // fiveTupleKey → client connection
-	done    relayTotals         // counters of relays already closed
+	// relayByAddr finds a relay by its relayed address, for pion's channel events.
+	relayByAddr map[netip.AddrPort]*relayConn
+	tcp         map[string]*tcpConn // fiveTupleKey → client connection
+	done        relayTotals         // counters of relays already closed
 
 	allocationsTotal atomic.Uint64
 	authFailures     atomic.Uint64
@@ -99,6 +101,8 @@ func New(cfg Config, live Liveness, log *slog.Logger) (*Server, error) {
 		handles: map[string]*connState{},
 		relays:  map[*relayConn]struct{}{},
 		tcp:     map[string]*tcpConn{},
+
+		relayByAddr: map[netip.AddrPort]*relayConn{},
 	}
 
 	gen := relayGenerator{s: s}
@@ -112,6 +116,8 @@ func New(cfg Config, live Liveness, log *slog.Logger) (*Server, error) {
 			OnAuth:              s.onAuth,
 			OnAllocationCreated: s.onAllocationCreated,
 			OnAllocationDeleted: s.onAllocationDeleted,
+			OnChannelCreated:    s.onChannelCreated,
+			OnChannelDeleted:    s.onChannelDeleted,
 		},
 		ListenerConfigs: []pionturn.ListenerConfig{{
 			Listener:              s.handoff,
