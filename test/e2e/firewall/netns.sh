@@ -6,7 +6,7 @@
 #   pfw-b    $NET.12   participant B's Chromium
 #   root     $NET.254  on the bridge pfw-br: the test runner (node, playwright, page server, proxy)
 #
-# NET is PFW_NET, by default 203.0.113 (TEST-NET-3). Not a private range on purpose: Chromium's
+# NET is PFW_NET (run.sh picks a TEST-NET /24 this machine does not need; alone, 203.0.113). Not a private range on purpose: Chromium's
 # WebRTC (libwebrtc VerifyCandidate) drops every remote candidate on port 80 or 443 whose address is
 # private (10/8, 172.16/12, 192.168/16, 100.64/10), so a server on 10.x announcing media on 443 is
 # unreachable except by peer-reflexive luck. PFW_NET=10.77.0 reproduces that.

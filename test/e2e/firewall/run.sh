@@ -5,7 +5,8 @@
 # runner has a 240 s budget and is killed at 330 s; the whole bed ends within 6 minutes.
 #
 #   PARLEY_BIN     the server binary (default: bin/parley of this checkout)
-#   PFW_NET        the bed's /24 as three octets (default 203.0.113; netns.sh says why not 10.x)
+#   PFW_NET        the bed's /24 as three octets (default: the first of 203.0.113, 198.51.100, 192.0.2
+#                  holding no registry, DNS, gateway or own address; netns.sh says why not 10.x)
 #   PFW_BUDGET_MS  the runner's time budget, at most (and by default) 240000
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -42,7 +43,29 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-echo "firewall bed: server $PARLEY_BIN"
+# The bed's /24 sits on a bridge in the root namespace, so it shadows any real host in it. Sandboxes
+# and CI machines may reach their package registries through TEST-NET addresses (203.0.113.x was seen
+# here): taking that /24 would cut go, npm and apt off for as long as the bed runs. So, unless
+# PFW_NET is given, take the first public-looking candidate that holds no address this machine needs.
+needed_addrs() {
+  local h
+  for h in proxy.golang.org sum.golang.org registry.npmjs.org deb.debian.org; do
+    getent ahostsv4 "$h" 2>/dev/null | awk '{print $1}'
+  done
+  awk '$1 == "nameserver" {print $2}' /etc/resolv.conf 2>/dev/null
+  ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "via") print $(i+1)}'
+  ip -4 -o addr show 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}'
+}
+if [ -z "${PFW_NET:-}" ]; then
+  taken=$(needed_addrs | awk -F. 'NF == 4 {print $1"."$2"."$3}' | sort -u)
+  for cand in 203.0.113 198.51.100 192.0.2; do
+    if ! grep -qx "$cand" <<<"$taken"; then PFW_NET=$cand; break; fi
+  done
+  [ -n "${PFW_NET:-}" ] || fail "every candidate /24 for the bed holds an address this machine needs; set PFW_NET"
+fi
+export PFW_NET
+
+echo "firewall bed: server $PARLEY_BIN, network $PFW_NET.0/24"
 "$here/netns.sh" up || fail "could not build the namespaces"
 mkdir -p output
 rm -f output/results.json output/results.md
