@@ -81,8 +81,8 @@ clearTimeout(deadline);
 
 const kept = results.filter((r) => r.round > 0);
 const median = (v) => pct(v, 50);
-const sh = (c) => { try { return execSync(c, { encoding: 'utf8' }).trim(); } catch { return '?'; } };
-const machine = { git: `parley ${sh('git describe --always --dirty')}`, go: sh('go env GOVERSION'), kernel: sh('uname -r'),
+const sh = (c) => { try { return execSync(c, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { return '?'; } };
+const machine = { git: `parley ${sh('git describe --always --dirty')}`, go: sh('go env GOVERSION').replace(/^go/, ''), kernel: sh('uname -r'),
   cpu: `${cpus()[0]?.model} × ${cpus().length}`, chromium: sh('/usr/bin/chromium --version'), sdk: 'openvidu-browser 2.32.2' };
 let md = `### time to first frame: publisher first, then ${joins} sequential subscriber joins\n\n`;
 if (process.env.CMDLINE) md += `\`${process.env.CMDLINE}\`\n\n`;

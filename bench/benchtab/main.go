@@ -48,6 +48,7 @@ type summary struct {
 	LoadCPU     float64 `json:"load_cpu_median"`
 	Skipped     uint64  `json:"frames_skipped_by_load_max"`
 	Live        string  `json:"tracks_live"`
+	Complete    bool    `json:"complete"` // every round delivered every track
 }
 
 func main() {
@@ -146,7 +147,8 @@ func summarise(runs []run) []summary {
 			}
 			return (v[len(v)/2-1] + v[len(v)/2]) / 2
 		}
-		s := summary{Scenario: k.scenario, Server: k.server, Step: k.step, Subscribers: rs[0].Subscribers, Rounds: len(rs),
+		s := summary{Scenario: k.scenario, Server: k.server, Step: k.step, Rounds: len(rs),
+			Subscribers: int(med(func(r loadgen.Row) float64 { return float64(r.Subscribers) })),
 			UsPerPacket: med(func(r loadgen.Row) float64 { return r.UsPerPacket }),
 			ServerCPU:   med(func(r loadgen.Row) float64 { return r.ServerCPU }),
 			PPS:         med(func(r loadgen.Row) float64 { return r.PPS }),
@@ -159,7 +161,9 @@ func summarise(runs []run) []summary {
 			LoadCPU:     med(func(r loadgen.Row) float64 { return r.LoadCPU }),
 		}
 		minLive := rs[0].TracksLive
+		s.Complete = true
 		for _, r := range rs {
+			s.Complete = s.Complete && r.TracksLive == r.Subscriptions && r.JoinErrors == 0
 			s.LossMax = max(s.LossMax, r.LossPct)
 			s.Skipped = max(s.Skipped, r.SkippedFrames)
 			minLive = min(minLive, r.TracksLive)
@@ -171,7 +175,8 @@ func summarise(runs []run) []summary {
 }
 
 // ratios compares every other server with parley, step by step: their µs per packet over ours
-// (above 1 means we spend less).
+// (above 1 means we spend less). A step where either side lost joins or tracks, or more than
+// 0.5 % of packets, is shown but not compared: the servers did not carry the same load.
 func ratios(sums []summary) string {
 	var b strings.Builder
 	for _, s := range sums {
@@ -184,6 +189,10 @@ func ratios(sums []summary) string {
 		}
 		if b.Len() == 0 {
 			b.WriteString("| scenario | subs | µs/pkt " + s.Server + " ÷ parley |\n|---|---|---|\n")
+		}
+		if !s.Complete || !sums[i].Complete || s.LossPct > 0.5 || sums[i].LossPct > 0.5 {
+			fmt.Fprintf(&b, "| %s | %d | not comparable: joins or tracks missing, or loss > 0.5 %% |\n", s.Scenario, sums[i].Subscribers)
+			continue
 		}
 		fmt.Fprintf(&b, "| %s | %d | %.2f |\n", s.Scenario, s.Subscribers, s.UsPerPacket/sums[i].UsPerPacket)
 	}

@@ -480,10 +480,10 @@ func (p *ovParticipant) publish(ctx context.Context, tracks []*webrtc.TrackLocal
 		}
 	}
 	offer, err := peer.pc.CreateOffer(nil)
-	if err != nil {
-		return err
+	if err == nil {
+		err = peer.pc.SetLocalDescription(offer)
 	}
-	if err := peer.pc.SetLocalDescription(offer); err != nil {
+	if err != nil {
 		return err
 	}
 	params := map[string]any{"sdpOffer": offer.SDP, "doLoopback": false, "hasAudio": hasAudio, "hasVideo": hasVideo,
@@ -492,19 +492,7 @@ func (p *ovParticipant) publish(ctx context.Context, tracks []*webrtc.TrackLocal
 		params["typeOfVideo"] = "CAMERA"
 		params["videoDimensions"] = `{"width":640,"height":480}`
 	}
-	ch, err := p.rpc.send(ctx, "publishVideo", params)
-	if err != nil {
-		return fmt.Errorf("publishVideo: %w", err)
-	}
-	release()
-	var r struct {
-		SdpAnswer string `json:"sdpAnswer"`
-		ID        string `json:"id"`
-	}
-	if err := wait(ctx, "publishVideo", ch, &r); err != nil {
-		return err
-	}
-	return peer.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.SdpAnswer})
+	return p.exchange(ctx, release, "publishVideo", params, peer)
 }
 
 // drainRTCP reads a sender's RTCP so pion's interceptors (NACK responder) run; publishers loop
@@ -561,18 +549,13 @@ func (p *ovParticipant) subscribe(ctx context.Context, owner string, s streamInf
 			return err
 		}
 		ans, err := pc.CreateAnswer(nil)
+		if err == nil {
+			err = pc.SetLocalDescription(ans)
+		}
 		if err != nil {
 			return err
 		}
-		if err := pc.SetLocalDescription(ans); err != nil {
-			return err
-		}
-		ch, err := p.rpc.send(ctx, "receiveVideoFrom", map[string]any{"sender": s.ID, "sdpAnswer": ans.SDP})
-		if err != nil {
-			return err
-		}
-		release()
-		return wait(ctx, "receiveVideoFrom", ch, nil)
+		return p.exchange(ctx, release, "receiveVideoFrom", map[string]any{"sender": s.ID, "sdpAnswer": ans.SDP}, nil)
 	}
 	for _, k := range []struct {
 		has  bool
@@ -586,21 +569,27 @@ func (p *ovParticipant) subscribe(ctx context.Context, owner string, s streamInf
 		}
 	}
 	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
 	if err != nil {
 		return err
 	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		return err
-	}
-	ch, err := p.rpc.send(ctx, "receiveVideoFrom", map[string]any{"sender": s.ID, "sdpOffer": offer.SDP})
+	return p.exchange(ctx, release, "receiveVideoFrom", map[string]any{"sender": s.ID, "sdpOffer": offer.SDP}, peer)
+}
+
+// exchange sends the request carrying our SDP, lets the queued candidates follow it, and, when
+// peer is given, applies the answer in the reply.
+func (p *ovParticipant) exchange(ctx context.Context, release func(), method string, params map[string]any, peer *ovPeer) error {
+	ch, err := p.rpc.send(ctx, method, params)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", method, err)
 	}
 	release()
 	var r struct {
 		SdpAnswer string `json:"sdpAnswer"`
 	}
-	if err := wait(ctx, "receiveVideoFrom", ch, &r); err != nil {
+	if err := wait(ctx, method, ch, &r); err != nil || peer == nil {
 		return err
 	}
 	return peer.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: r.SdpAnswer})
