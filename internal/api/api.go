@@ -720,10 +720,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sid, err := b.str("session", "")
-	if err == nil && sid == "" {
-		err = errors.New(`"session" is required`)
-	}
+	sid, err := b.required("session")
 	if err != nil {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -752,10 +749,7 @@ func (a *API) signal(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sid, err := b.str("session", "")
-	if err == nil && sid == "" {
-		err = errors.New(`"session" is required`)
-	}
+	sid, err := b.required("session")
 	var typ, data string
 	var to []string
 	if err == nil {

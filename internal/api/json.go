@@ -44,6 +44,15 @@ func (b body) str(key, def string) (string, error) {
 	return s, nil
 }
 
+// required reads a string that must be present and non-empty.
+func (b body) required(key string) (string, error) {
+	s, err := b.str(key, "")
+	if err == nil && s == "" {
+		err = fmt.Errorf("%q is required", key)
+	}
+	return s, err
+}
+
 func (b body) enum(key, def string, allowed ...string) (string, error) {
 	s, err := b.str(key, def)
 	if err != nil {

@@ -131,10 +131,7 @@ func (a *API) startRecording(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sid, err := b.str("session", "")
-	if err == nil && sid == "" {
-		err = errors.New(`"session" is required`)
-	}
+	sid, err := b.required("session")
 	if err != nil {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return

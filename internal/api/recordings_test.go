@@ -3,6 +3,7 @@ package api_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -27,7 +28,10 @@ func recEnv(t *testing.T, public bool) (*env, *recording.Recorder) {
 		t.Fatal(err)
 	}
 	m.Listen(rec.Listen)
-	go func() { _ = rec.Run(t.Context()) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rec.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done }) // before the folder is removed: Run waits for its files
 	cfg := testConfig()
 	cfg.Recordings, cfg.RecordingPublicAccess = rec, public
 	a := api.New(cfg, m, log)

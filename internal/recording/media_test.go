@@ -1,6 +1,8 @@
 package recording
 
 import (
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -10,16 +12,35 @@ import (
 
 type testMedia struct{ testmedia.Media }
 
+var (
+	mediaOnce sync.Once
+	media     testmedia.Media
+	mediaErr  error
+)
+
+// makeMedia returns real media of at least seconds (10 at most), encoded once per test binary:
+// encoding is the slow part of these tests on a busy machine.
 func makeMedia(t testing.TB, seconds int) testMedia {
 	t.Helper()
 	if tool := testmedia.Missing(); tool != "" {
 		t.Skipf("%s not installed (scripts/install-test-deps.sh installs it)", tool)
 	}
-	m, err := testmedia.Make(t.TempDir(), seconds)
-	if err != nil {
-		t.Fatal(err)
+	if seconds > 10 {
+		t.Fatalf("makeMedia: %d s asked, 10 at most", seconds)
 	}
-	return testMedia{m}
+	mediaOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-recording-media-")
+		if err != nil {
+			mediaErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		media, mediaErr = testmedia.Make(dir, 10)
+	})
+	if mediaErr != nil {
+		t.Fatal(mediaErr)
+	}
+	return testMedia{media}
 }
 
 // feed sends the media through the taps in timestamp order, waiting (on the queue's length, not on

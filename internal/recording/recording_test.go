@@ -2,8 +2,10 @@ package recording
 
 import (
 	"archive/zip"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parley/parley/internal/recording/testmedia"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 )
@@ -169,6 +172,15 @@ func (h *harness) newRecorder() *Recorder {
 		h.t.Fatal(err)
 	}
 	return r
+}
+
+// run runs the recorder's event loop until the test ends, and waits for it (and so for every
+// file it writes) before the test's folders are removed.
+func (h *harness) run() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = h.r.Run(ctx) }()
+	h.t.Cleanup(func() { cancel(); <-done })
 }
 
 func (h *harness) stream(id session.StreamID, conn session.ConnectionID, record bool) session.RecordableStream {
@@ -343,9 +355,10 @@ func TestRestartMarksUnfinishedFailed(t *testing.T) {
 	}
 	h.sources["str_CAM_Cccc_con_C"].feed(t, m, 0, 2*time.Second)
 	track := filepath.Join(h.dir, "ses_C", "str_CAM_Cccc_con_C.webm")
-	waitUntil(t, "media flushed to disk", func() bool {
-		fi, err := os.Stat(track)
-		return err == nil && fi.Size() > 20<<10
+	waitUntil(t, "a second of media on disk", func() bool {
+		p, err := testmedia.ProbeFile(track)
+		_, vf := p.Stream("video")
+		return err == nil && vf >= 20 && p.Duration() >= 1
 	})
 	// Snapshot the folder as the killed process left it, then read it with a fresh recorder.
 	crashed := t.TempDir()
@@ -363,7 +376,7 @@ func TestRestartMarksUnfinishedFailed(t *testing.T) {
 		t.Fatalf("list after restart: %+v", l)
 	}
 	p := ffprobe(t, filepath.Join(crashed, "ses_C", "str_CAM_Cccc_con_C.webm"))
-	if vc, vf := p.Stream("video"); vc != "vp8" || vf < 30 {
+	if vc, vf := p.Stream("video"); vc != "vp8" || vf < 20 || p.Duration() < 1 {
 		t.Fatalf("kept track after the crash: %+v", p)
 	}
 	if err := r2.Delete("ses_C"); err != nil {
@@ -406,14 +419,13 @@ func TestFullDiskFailsTheRecording(t *testing.T) {
 	if _, err := h.r.Start("ses_D", individual); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = h.r.Run(t.Context()) }()
+	h.run()
 	h.sources["str_CAM_Dddd_con_D"].feed(t, m, 0, 2*time.Second)
-	waitUntil(t, "the recording to fail", func() bool {
-		info, _ := h.r.Get("ses_D")
-		return info.Status == session.RecordingFailed
+	waitUntil(t, "the model to be told the recording failed", func() bool {
+		return slices.Equal(h.s.seen(), []string{"started", "failed"})
 	})
-	if got := h.s.seen(); !slices.Equal(got, []string{"started", "failed"}) {
-		t.Fatalf("statuses: %v", got)
+	if info, _ := h.r.Get("ses_D"); info.Status != session.RecordingFailed {
+		t.Fatalf("recording after the full disk: %+v", info)
 	}
 	b, _ := os.ReadFile(filepath.Join(h.dir, "ses_D", metaPrefix+"ses_D"))
 	var d diskRecording
@@ -435,35 +447,20 @@ func TestEventsDriveRecording(t *testing.T) {
 	tg := h.s.add("ses_E", 1, a)
 	tg.Props.RecordingMode = "ALWAYS"
 	tg.Props.DefaultRecording = individual
-	go func() { _ = h.r.Run(t.Context()) }()
+	h.run()
 
 	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_E", Stream: a.ID})
 	waitUntil(t, "ALWAYS to start a recording", func() bool {
 		_, err := h.r.Get("ses_E")
 		return err == nil
 	})
-	waitUntil(t, "the stream to be tapped", func() bool {
-		src := h.sources[a.ID]
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		return len(src.taps) == 2
-	})
+	h.waitTaps(a.ID, 2)
 	h.sources[a.ID].feed(t, m, 0, time.Second)
 	// Unpublished, then published again under the same id: a second file.
 	h.r.Listen(session.Event{Kind: session.WebRTCConnectionDestroyed, Session: "ses_E", Stream: a.ID})
-	waitUntil(t, "the stream's file to close", func() bool {
-		src := h.sources[a.ID]
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		return len(src.taps) == 0
-	})
+	h.waitTaps(a.ID, 0)
 	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_E", Stream: a.ID})
-	waitUntil(t, "the re-published stream to be tapped", func() bool {
-		src := h.sources[a.ID]
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		return len(src.taps) == 2
-	})
+	h.waitTaps(a.ID, 2)
 	h.sources[a.ID].feed(t, m, 0, time.Second)
 	waitUntil(t, "the second file", func() bool {
 		_, err := os.Stat(filepath.Join(h.dir, "ses_E", "str_CAM_Eeee_con_E-1.webm"))
@@ -500,6 +497,17 @@ func TestEventsDriveRecording(t *testing.T) {
 		}
 		t.Fatalf("zip: %v, want json and two webm", n)
 	}
+}
+
+// waitTaps waits until stream id has n taps attached (2: recorded, 0: its file closed).
+func (h *harness) waitTaps(id session.StreamID, n int) {
+	h.t.Helper()
+	waitUntil(h.t, fmt.Sprintf("%d taps on %s", n, id), func() bool {
+		src := h.sources[id]
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return len(src.taps) == n
+	})
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {

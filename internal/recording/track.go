@@ -211,13 +211,16 @@ func (w *streamWriter) run() {
 			}
 		}
 	}
+	take := func(p packet) {
+		if !failed {
+			w.handle(p)
+		}
+		bufPool.Put(p.buf)
+	}
 	for {
 		select {
 		case p := <-w.in:
-			if !failed {
-				w.handle(p)
-			}
-			bufPool.Put(p.buf)
+			take(p)
 		case <-tick.C:
 			if w.firstMs >= 0 {
 				w.file.SetDuration(float64(w.endMs - w.firstMs))
@@ -226,17 +229,8 @@ func (w *streamWriter) run() {
 			}
 			check()
 		case <-w.stop:
-			for {
-				select {
-				case p := <-w.in:
-					if !failed {
-						w.handle(p)
-					}
-					bufPool.Put(p.buf)
-					continue
-				default:
-				}
-				break
+			for len(w.in) > 0 { // the taps no longer queue: drain what they left
+				take(<-w.in)
 			}
 			if !failed {
 				for k, ks := range w.kinds {

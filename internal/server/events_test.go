@@ -118,14 +118,7 @@ func twoPersonCall(t *testing.T, base, sid string, during func(alice, bob *rpcCl
 	aj := alice.result("joinRoom", map[string]any{"token": tokens[0], "session": sid, "platform": "Chrome 120 on Linux", "metadata": `{"clientData":"alice"}`})
 	ids.alice = aj["id"].(string)
 	turnSecrets(aj)
-	pub := newPeer(t)
-	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
-	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
-	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
-		if _, err := pub.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub, video, audio := newAVPublisher(t)
 	pr := alice.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
 		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
 	ids.stream = pr["id"].(string)
@@ -412,16 +405,10 @@ func TestEventsOfATwoPersonCall(t *testing.T) {
 // restList GETs a JSON array of strings with the REST credentials.
 func restList(t *testing.T, url string) (int, []string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url, nil)
-	req.SetBasicAuth("OPENVIDUAPP", "MY_SECRET")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	status, b := getAuthed(t, url)
 	var out []string
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	_ = json.Unmarshal(b, &out)
+	return status, out
 }
 
 // TestWebhookReceiverDownThenUp: the receiver answers 503 for 5 s, through the whole call; once it

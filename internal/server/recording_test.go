@@ -15,27 +15,41 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/recording/testmedia"
 )
 
-func recordingMedia(t *testing.T, seconds int) testmedia.Media {
+var (
+	mediaOnce sync.Once
+	media     testmedia.Media
+	mediaErr  error
+)
+
+// recordingMedia is 10 s of real VP8 and Opus, encoded once per test binary.
+func recordingMedia(t *testing.T) testmedia.Media {
 	t.Helper()
 	if tool := testmedia.Missing(); tool != "" {
 		t.Skipf("%s not installed (scripts/install-test-deps.sh installs it)", tool)
 	}
-	m, err := testmedia.Make(t.TempDir(), seconds)
-	if err != nil {
-		t.Fatal(err)
+	mediaOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-server-media-")
+		if err != nil {
+			mediaErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		media, mediaErr = testmedia.Make(dir, 10)
+	})
+	if mediaErr != nil {
+		t.Fatal(mediaErr)
 	}
-	return m
+	return media
 }
 
 // player publishes real VP8 and Opus from a pion peer at the pace a camera would.
@@ -48,14 +62,7 @@ type player struct {
 
 func publishReal(t *testing.T, c *rpcClient, m testmedia.Media) *player {
 	t.Helper()
-	p := newPeer(t)
-	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
-	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
-	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
-		if _, err := p.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	p, video, audio := newAVPublisher(t)
 	r := c.result("publishVideo", map[string]any{"sdpOffer": p.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
 		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":320,"height":240}`})
 	p.answer(t, r["sdpAnswer"].(string))
@@ -96,7 +103,8 @@ func (p *player) waitPlayed(t *testing.T, ms int64) {
 	waitFor(t, "media to be played", func() bool { return p.played.Load() >= target })
 }
 
-func getJSON(t *testing.T, url string) (int, []byte) {
+// getAuthed GETs url with the REST credentials and returns the status and the body.
+func getAuthed(t *testing.T, url string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("GET", url, nil)
 	req.SetBasicAuth("OPENVIDUAPP", "MY_SECRET")
@@ -129,7 +137,7 @@ func waitReady(t *testing.T, api, id string) map[string]any {
 // TestIndividualRecordingThroughTheSFU records a call of pion peers publishing real VP8 and Opus:
 // one from the start, one that joins late and leaves early, one whose connection has record:false.
 func TestIndividualRecordingThroughTheSFU(t *testing.T) {
-	m := recordingMedia(t, 10)
+	m := recordingMedia(t)
 	dir := t.TempDir()
 	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir)
 	api := base + "/openvidu/api"
@@ -187,7 +195,7 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 		t.Errorf("duration %.2f s, wall-clock %.2f s", d, wall)
 	}
 
-	status, zb := getJSON(t, base+"/openvidu/recordings/rec-sfu/call.zip")
+	status, zb := getAuthed(t, base+"/openvidu/recordings/rec-sfu/call.zip")
 	if status != 200 {
 		t.Fatalf("download: %d", status)
 	}
@@ -254,7 +262,7 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 // TestAlwaysRecordingStopsAfterTheLastLeaves: a recordingMode ALWAYS session is recorded from its
 // first publish and kept for OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT after its last participant left.
 func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
-	m := recordingMedia(t, 5)
+	m := recordingMedia(t)
 	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir(), "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "1")
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "always", "recordingMode": "ALWAYS",
@@ -280,7 +288,7 @@ func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
 
 // TestComposedRecordingThroughTheSFU mixes a recorded call with the ffmpeg composer.
 func TestComposedRecordingThroughTheSFU(t *testing.T) {
-	m := recordingMedia(t, 6)
+	m := recordingMedia(t)
 	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir())
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "mix"}); st != 200 {
@@ -297,7 +305,7 @@ func TestComposedRecordingThroughTheSFU(t *testing.T) {
 		t.Fatal(st)
 	}
 	rec := waitReady(t, api, "mix")
-	status, b := getJSON(t, base+"/openvidu/recordings/mix/mix.mp4")
+	status, b := getAuthed(t, base+"/openvidu/recordings/mix/mix.mp4")
 	if status != 200 || int64(len(b)) != int64(rec["size"].(float64)) {
 		t.Fatalf("download: %d, %d bytes for %v", status, len(b), rec["size"])
 	}
@@ -310,7 +318,7 @@ func TestComposedRecordingThroughTheSFU(t *testing.T) {
 	if vc, vf := pr.Stream("video"); vc != "h264" || vf < 15 {
 		t.Fatalf("composed: %+v", pr)
 	}
-	if status, _ := getJSON(t, base+"/openvidu/recordings/mix/mix.jpg"); status != 200 {
+	if status, _ := getAuthed(t, base+"/openvidu/recordings/mix/mix.jpg"); status != 200 {
 		t.Errorf("thumbnail: %d", status)
 	}
 }
@@ -370,7 +378,7 @@ func startChild(t *testing.T, dir string) (*exec.Cmd, string) {
 // TestRecordingSurvivesKill9 kills a recording Parley with SIGKILL and starts another on the same
 // folder: the recording is listed as failed, and its track file plays up to about the last second.
 func TestRecordingSurvivesKill9(t *testing.T) {
-	m := recordingMedia(t, 10)
+	m := recordingMedia(t)
 	dir := t.TempDir()
 	child, base := startChild(t, dir)
 	api := base + "/openvidu/api"

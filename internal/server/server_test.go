@@ -227,6 +227,20 @@ func newPeer(t *testing.T) *peer {
 	return p
 }
 
+// newAVPublisher is a peer sending one Opus and one VP8 track, as a camera publisher does.
+func newAVPublisher(t *testing.T) (p *peer, video, audio *webrtc.TrackLocalStaticRTP) {
+	t.Helper()
+	p = newPeer(t)
+	video, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	audio, _ = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
+		if _, err := p.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, video, audio
+}
+
 // offer creates a complete (non-trickle) offer.
 func (p *peer) offer(t *testing.T) string {
 	t.Helper()
@@ -310,14 +324,7 @@ func TestPublishSubscribeMedia(t *testing.T) {
 	aliceID := aj["id"].(string)
 
 	// Alice publishes audio and video.
-	pub := newPeer(t)
-	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
-	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
-	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
-		if _, err := pub.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	pub, video, audio := newAVPublisher(t)
 	pr := alice.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
 		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
 	streamID := pr["id"].(string)
