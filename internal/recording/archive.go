@@ -2,7 +2,6 @@ package recording
 
 import (
 	"archive/zip"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,7 +219,7 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 	}
 	defer logf.Close()
 	job.Log = logf
-	ctx := context.Background()
+	ctx := r.finalCtx
 	if err := r.cfg.Composer.Run(ctx, job); err != nil {
 		return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
 	}

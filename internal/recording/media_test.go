@@ -49,6 +49,8 @@ func (m testMedia) feed(w *streamWriter, from, to time.Duration) {
 	m.feedTaps(&tap{w: w, kind: kindVideo}, &tap{w: w, kind: kindAudio}, w, from, to)
 }
 
+// feedTaps sends media to the taps. With a writer that has a test clock, packets arrive at their
+// media time, as at a camera's pace, however fast the test feeds them.
 func (m testMedia) feedTaps(vt, at sfu.Tap, w *streamWriter, from, to time.Duration) {
 	vi, ai := int(from/testmedia.FrameInterval), int(from/testmedia.AudioInterval)
 	for {
@@ -62,11 +64,17 @@ func (m testMedia) feedTaps(vt, at sfu.Tap, w *streamWriter, from, to time.Durat
 			time.Sleep(time.Millisecond) // back-pressure for the test only: the SFU never waits
 		}
 		if vMore && (vAt <= aAt || !aMore) {
+			if w.testClock != nil {
+				w.testClock.Store(int64(vAt))
+			}
 			for _, p := range m.Video[vi] {
 				vt.WriteRTP(p)
 			}
 			vi++
 		} else {
+			if w.testClock != nil {
+				w.testClock.Store(int64(aAt))
+			}
 			at.WriteRTP(m.Audio[ai])
 			ai++
 		}

@@ -114,7 +114,14 @@ type Recorder struct {
 	wake   chan struct{}
 	finals sync.WaitGroup // finalisations in progress
 	closed bool           // Run has ended: nothing new starts
+	// finalCtx bounds the finalisations (ffmpeg mixes); cancelled when shutdown has waited long enough.
+	finalCtx    context.Context
+	cancelFinal context.CancelFunc
 }
+
+// shutdownWait is how long Run's end waits for files to be final (a composed mix may take
+// minutes) before it cancels the mixes: those recordings are left failed, their tracks kept.
+const shutdownWait = 30 * time.Second
 
 // rec is one recording. info and errText are guarded by Recorder.mu; streams by its own mu.
 type rec struct {
@@ -160,6 +167,7 @@ func New(cfg Config, s Sessions, log *slog.Logger) (*Recorder, error) {
 	}
 	r := &Recorder{cfg: cfg, s: s, log: log, recs: map[string]*rec{}, active: map[session.SessionID]*rec{},
 		autostop: map[session.SessionID]*time.Timer{}, wake: make(chan struct{}, 1)}
+	r.finalCtx, r.cancelFinal = context.WithCancel(context.Background())
 	found, errs := loadAll(cfg.Path)
 	for _, err := range errs {
 		log.Warn("recording folder skipped", "error", err)
@@ -584,7 +592,16 @@ func (r *Recorder) Run(ctx context.Context) error {
 			for _, id := range ids {
 				_, _ = r.stop(id, "openviduServerStopped", false)
 			}
-			r.finals.Wait()
+			done := make(chan struct{})
+			go func() { r.finals.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(shutdownWait):
+				r.log.Warn("shutdown: recordings still being finalised are cancelled", "waited", shutdownWait)
+				r.cancelFinal()
+				<-done
+			}
+			r.cancelFinal()
 			return nil
 		}
 	}

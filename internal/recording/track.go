@@ -23,6 +23,11 @@ import (
 // goroutine that feeds it must never wait for a disk.
 const queueLen = 1024
 
+// maxClockDrift is how far a frame's RTP time may be from its arrival before the RTP clock is taken
+// to have jumped: well above jitter and the sample builders' delay, well below any real gap's
+// error.
+const maxClockDrift = 5 * time.Second
+
 const (
 	kindAudio = iota
 	kindVideo
@@ -58,11 +63,19 @@ func (t *tap) WriteRTP(p *rtp.Packet) {
 		return
 	}
 	select {
-	case w.in <- packet{kind: t.kind, at: time.Since(w.start), n: n, buf: b}:
+	case w.in <- packet{kind: t.kind, at: w.now(), n: n, buf: b}:
 	default:
 		bufPool.Put(b)
 		w.drops.Add(1)
 	}
+}
+
+// now is a packet's arrival time, since the writer started (monotonic clock).
+func (w *streamWriter) now() time.Duration {
+	if c := w.testClock; c != nil {
+		return time.Duration(c.Load())
+	}
+	return time.Since(w.start)
 }
 
 // trackSpec says what one stream's file holds.
@@ -80,8 +93,11 @@ type kindState struct {
 	clock    int64
 	out      webm.BlockWriteCloser
 	codec    string
+	newSB    func() *samplebuilder.SampleBuilder
 	seen     bool          // a packet arrived: firstAt and ref are set
-	firstAt  time.Duration // arrival of the first packet
+	ssrc     uint32        // the RTP source the clock follows
+	firstAt  time.Duration // arrival of the first packet of ssrc
+	lastAt   time.Duration // arrival of the latest packet
 	ref      uint32        // RTP timestamp the unwrapped count is relative to
 	unwrap   int64         // ticks from the first packet's timestamp to ref
 	needKey  bool          // video: wait for a keyframe before writing
@@ -105,6 +121,8 @@ type streamWriter struct {
 	onFail func(error)           // told once, from the writer goroutine, when the file cannot be written
 	pli    func()                // asks the publisher for a keyframe
 	fatal  atomic.Pointer[error] // a muxer error
+	// testClock, when set, is the arrival time of packets instead of the real clock.
+	testClock *atomic.Int64
 
 	// Set by the goroutine, read after done is closed.
 	err            error
@@ -145,8 +163,9 @@ func newStreamWriter(path string, spec trackSpec, newFile func(string) (*syncFil
 		main = n
 		// maxLate in packets: a keyframe of 1 Mbit/s video is ~100 packets; 512 tolerates reordering
 		// without holding more than a fraction of a second in normal flow.
-		w.kinds[kindVideo] = &kindState{sb: samplebuilder.New(512, dep, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond)),
-			clock: 90000, codec: spec.videoCodec, needKey: true}
+		w.kinds[kindVideo] = &kindState{newSB: func() *samplebuilder.SampleBuilder {
+			return samplebuilder.New(512, dep, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond))
+		}, clock: 90000, codec: spec.videoCodec, needKey: true}
 	}
 	if spec.audio {
 		n := uint64(len(tracks) + 1)
@@ -156,8 +175,14 @@ func newStreamWriter(path string, spec trackSpec, newFile func(string) (*syncFil
 		if main == 0 {
 			main = n
 		}
-		w.kinds[kindAudio] = &kindState{sb: samplebuilder.New(64, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(300*time.Millisecond)),
-			clock: 48000, codec: "opus"}
+		w.kinds[kindAudio] = &kindState{newSB: func() *samplebuilder.SampleBuilder {
+			return samplebuilder.New(64, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(300*time.Millisecond))
+		}, clock: 48000, codec: "opus"}
+	}
+	for _, ks := range w.kinds {
+		if ks != nil {
+			ks.sb = ks.newSB()
+		}
 	}
 	info := *webm.DefaultSegmentInfo
 	info.MuxingApp, info.WritingApp = "parley", "parley"
@@ -260,9 +285,20 @@ func (w *streamWriter) handle(p packet) {
 	if err := pkt.Unmarshal(bytes.Clone(p.buf[:p.n])); err != nil {
 		return
 	}
-	if !ks.seen {
-		ks.seen, ks.firstAt, ks.ref = true, p.at, pkt.Timestamp
+	if ks.seen && pkt.SSRC != ks.ssrc {
+		// A new RTP source (the publisher renegotiated, reconnectStream): its sequence numbers and
+		// timestamps start anew. Finish the old one's frames, then restart the clock here.
+		ks.sb.Flush()
+		w.pop(p.kind, ks)
+		ks.sb, ks.seen = ks.newSB(), false
+		if p.kind == kindVideo {
+			ks.needKey = true
+		}
 	}
+	if !ks.seen {
+		ks.seen, ks.ssrc, ks.firstAt, ks.ref, ks.unwrap = true, pkt.SSRC, p.at, pkt.Timestamp, 0
+	}
+	ks.lastAt = p.at
 	ks.sb.Push(pkt)
 	w.pop(p.kind, ks)
 }
@@ -278,7 +314,13 @@ func (w *streamWriter) pop(kind uint8, ks *kindState) {
 		}
 		ks.unwrap += int64(int32(s.PacketTimestamp - ks.ref))
 		ks.ref = s.PacketTimestamp
-		ms := (ks.firstAt + time.Duration(ks.unwrap*int64(time.Second)/ks.clock)).Milliseconds()
+		at := ks.firstAt + time.Duration(ks.unwrap*int64(time.Second)/ks.clock)
+		if d := at - ks.lastAt; d > maxClockDrift || d < -maxClockDrift {
+			// The RTP clock jumped (a sender restarting its timestamps): follow the arrival time.
+			ks.firstAt -= d
+			at -= d
+		}
+		ms := at.Milliseconds()
 		key := true
 		if kind == kindVideo {
 			if s.PrevDroppedPackets > 0 && ks.anyFrame {

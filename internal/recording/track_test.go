@@ -4,8 +4,11 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 func newTestWriter(t *testing.T, path string) *streamWriter {
@@ -77,5 +80,48 @@ func TestWriterCutShortIsReadable(t *testing.T) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond) // polling the file, not synchronising on time
+	}
+}
+
+// TestWriterFollowsANewSource: a publisher that renegotiates sends from a new SSRC with new
+// sequence numbers and timestamps; the file goes on where it was instead of jumping hours.
+func TestWriterFollowsANewSource(t *testing.T) {
+	m := makeMedia(t, 4)
+	path := filepath.Join(t.TempDir(), "renegotiated.webm")
+	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP8", width: 320, height: 240}, createSyncFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.testClock = new(atomic.Int64)
+	go w.run()
+	m.feed(w, 0, 2*time.Second)
+	// The same media from 2 s on, as a new source: other SSRCs, sequence numbers and clock bases.
+	moved := testMedia{}
+	shift := func(p *rtp.Packet, seq uint16, ts uint32) *rtp.Packet {
+		c := p.Clone()
+		c.SSRC, c.SequenceNumber, c.Timestamp = p.SSRC+7, p.SequenceNumber+seq, p.Timestamp+ts
+		return c
+	}
+	for _, f := range m.Video {
+		var nf []*rtp.Packet
+		for _, p := range f {
+			nf = append(nf, shift(p, 20000, 0x7000_0000))
+		}
+		moved.Video = append(moved.Video, nf)
+	}
+	for _, p := range m.Audio {
+		moved.Audio = append(moved.Audio, shift(p, 30000, 0x9000_0000))
+	}
+	moved.feed(w, 2*time.Second, 4*time.Second)
+	w.close()
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	p := ffprobe(t, path)
+	t.Logf("probe: %+v", p)
+	_, vf := p.Stream("video")
+	_, af := p.Stream("audio")
+	if d := p.Duration(); d < 3 || d > 5 || vf < 80 || af < 150 {
+		t.Fatalf("after a new source: %.2f s, %d video and %d audio frames, want about 4 s, 120 and 200", d, vf, af)
 	}
 }
