@@ -120,10 +120,11 @@ func Build(cfg *config.Config) Report {
 	return r
 }
 
-// PrivateLowPorts warns about announced media addresses that Chromium will not use: it refuses
+// PrivateLowPorts warns about announced media addresses that Chromium will not use: it drops
 // remote ICE candidates on ports below 1024 at private addresses (found by the firewall test bed
-// with Chromium 156: "Invalid candidate"). A participant then sees only themselves, TURN included,
-// since the relay too must reach our candidate. udpPort is the media port, tcpPort the ICE-TCP one.
+// with Chromium 156: "Invalid candidate"; PFW_NET=10.77.0 shows it). Media then flows only if our
+// own checks reach the browser and it learns us as peer-reflexive; never through TURN, whose relay
+// must send to our candidate. udpPort is the media port, tcpPort the ICE-TCP one.
 func PrivateLowPorts(announced []netip.Addr, udpPort, tcpPort int) []string {
 	if udpPort >= 1024 && tcpPort >= 1024 {
 		return nil
@@ -135,11 +136,11 @@ func PrivateLowPorts(announced []netip.Addr, udpPort, tcpPort int) []string {
 		}
 		switch {
 		case udpPort < 1024:
-			out = append(out, fmt.Sprintf("media address %s is private and the media port UDP %d is below 1024: Chromium refuses such ICE candidates, "+
-				"so Chrome and Edge users get no media at all (not even through TURN). Set PARLEY_MEDIA_PORT to 1024 or above, "+
-				"or announce a public address with PARLEY_MEDIA_ANNOUNCE_IPS.", a, udpPort))
+			out = append(out, fmt.Sprintf("media address %s is private and the media port UDP %d is below 1024: Chromium drops such ICE candidates, "+
+				"so Chrome and Edge users get media only when this server's own checks reach them directly (no NAT or firewall between), "+
+				"never through TURN or ICE-TCP. Set PARLEY_MEDIA_PORT to 1024 or above, or announce a public address with PARLEY_MEDIA_ANNOUNCE_IPS.", a, udpPort))
 		default:
-			out = append(out, fmt.Sprintf("media address %s is private and ICE-TCP shares TCP %d, below 1024: Chromium refuses those ICE-TCP candidates, "+
+			out = append(out, fmt.Sprintf("media address %s is private and ICE-TCP shares TCP %d, below 1024: Chromium drops those ICE-TCP candidates, "+
 				"so Chrome and Edge users without UDP get media only through TURN. Announce a public address with PARLEY_MEDIA_ANNOUNCE_IPS "+
 				"if browsers reach this server through one.", a, tcpPort))
 		}

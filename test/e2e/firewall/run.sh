@@ -27,7 +27,9 @@ if [ ! -d ../node_modules/playwright-core ] || [ ! -d ../node_modules/openvidu-b
 fi
 
 # One bed at a time on a machine: the namespaces and addresses are fixed.
-exec 9>/run/lock/pfw-firewall-bed.lock 2>/dev/null || exec 9>/tmp/pfw-firewall-bed.lock
+# (The braces keep 2>/dev/null to this line: on exec itself it would silence the script's stderr,
+# its FAIL messages included, for good.)
+{ exec 9>/run/lock/pfw-firewall-bed.lock; } 2>/dev/null || exec 9>/tmp/pfw-firewall-bed.lock
 flock -w 10 9 || fail "another firewall bed is running on this machine (lock /run/lock/pfw-firewall-bed.lock)"
 
 runner=
