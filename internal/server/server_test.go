@@ -39,13 +39,19 @@ func startServerLog(t *testing.T, log *slog.Logger, overrides ...string) (*Serve
 	for i := 0; i+1 < len(overrides); i += 2 {
 		env[overrides[i]] = overrides[i+1]
 	}
-	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
+	var s *Server
+	for attempt := 1; ; attempt++ {
+		cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The media port follows the TCP port the kernel picked; another process on this shared
+		// machine may hold that number on UDP. Then pick again.
+		if s, err = New(cfg, log); err == nil {
+			break
+		} else if attempt >= 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
