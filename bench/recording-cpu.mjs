@@ -44,19 +44,21 @@ try {
   await waitDecoding(ps[1], [ps[0].id]);
   await sleep(5000); // past the browsers' bandwidth ramp-up
   const pid = parley.proc.pid;
-  const without = [], withRec = [];
+  const without = [], withRec = [], kbps = [];
   for (let r = 0; r < ROUNDS; r++) {
     without.push(await window(pid));
     const rec = await parley.ov.startRecording('cpu', { outputMode: 'INDIVIDUAL', name: `r${r}` });
     withRec.push(await window(pid));
     await parley.ov.stopRecording(rec.id);
-    await poll('recording ready', async () => (await parley.ov.getRecording(rec.id)).status === 'ready', { timeout: 60000 });
-    console.log(`round ${r + 1}: parley ${(100 * without[r]).toFixed(1)} % of a core without, ${(100 * withRec[r]).toFixed(1)} % with an INDIVIDUAL recording`);
+    const done = await poll('recording ready', async () => { const x = await parley.ov.getRecording(rec.id); return x.status === 'ready' && x; }, { timeout: 60000 });
+    kbps.push((8 * done.size) / done.duration / 1000 / 2);
+    console.log(`round ${r + 1}: parley ${(100 * without[r]).toFixed(1)} % of a core without, ${(100 * withRec[r]).toFixed(1)} % with an INDIVIDUAL recording ` +
+      `(${kbps[r].toFixed(0)} kbps written per stream)`);
   }
   const perStream = without.map((w, i) => (withRec[i] - w) / 2);
   console.log(`median over ${ROUNDS} rounds of ${WINDOW_S} s: call ${(100 * median(without)).toFixed(1)} % of a core, ` +
     `with recording ${(100 * median(withRec)).toFixed(1)} %, recording cost per stream ${(100 * median(perStream)).toFixed(2)} % of a core ` +
-    `(${(1000 * median(perStream)).toFixed(1)} ms CPU per second of stream)`);
+    `(${(1000 * median(perStream)).toFixed(1)} ms CPU per second of stream, streams of ${median(kbps).toFixed(0)} kbps)`);
 } finally {
   await browser.close();
   await pages.close();

@@ -183,7 +183,7 @@ func ffmpegArgs(j Job, inputs []input, out string) []string {
 		// A browser changes resolution mid-call; by default ffmpeg would then rebuild the whole
 		// graph, restarting the black background's clock and the mix. Every per-track filter
 		// below accepts frames of a new size instead.
-		args = append(args, "-reinit_filter", "0", "-i", in.path)
+		args = append(args, "-reinit_filter", "0", "-i", fileURL(in.path))
 	}
 	args = append(args, "-filter_complex", filterGraph(j, inputs))
 	secs := seconds(j.Duration)
@@ -193,10 +193,10 @@ func ffmpegArgs(j Job, inputs []input, out string) []string {
 		if j.HasAudio {
 			args = append(args, "-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000")
 		}
-		args = append(args, "-movflags", "+faststart", "-t", secs, "-f", "mp4", out)
+		args = append(args, "-movflags", "+faststart", "-t", secs, "-f", "mp4", fileURL(out))
 	} else {
 		args = append(args, "-map", "[aout]", "-c:a", "libopus", "-b:a", "96k",
-			"-t", secs, "-f", "webm", out)
+			"-t", secs, "-f", "webm", fileURL(out))
 	}
 	return args
 }
@@ -263,22 +263,34 @@ func filterGraph(j Job, inputs []input) string {
 	return strings.Join(g, ";")
 }
 
+// fileURL makes ffmpeg read or write path as a local file whatever it looks like: a name such
+// as "http://…", "concat:…" or "-x" would otherwise pick another protocol or read as an option.
+func fileURL(path string) string { return "file:" + path }
+
 // seconds formats d for ffmpeg options and expressions.
 func seconds(d time.Duration) string { return fmt.Sprintf("%.6f", d.Seconds()) }
 
 // samples is d at 48 kHz.
 func samples(d time.Duration) int64 { return int64(d) * 48000 / int64(time.Second) }
 
-// lockedWriter lets ffmpeg's stdout and stderr copiers share the caller's writer.
+// lockedWriter lets ffmpeg's stdout and stderr copiers share the caller's writer. It never
+// fails: a log that cannot be written (full disk) must not kill ffmpeg with a broken pipe, so
+// after the first error the rest of the log is dropped.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	broken bool
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if !l.broken {
+		if _, err := l.w.Write(p); err != nil {
+			l.broken = true
+		}
+	}
+	return len(p), nil
 }
 
 // tailBuffer keeps the last max bytes written, for the error message of a failed run.

@@ -395,3 +395,27 @@ func TestComposeSevenTracksGrid(t *testing.T) {
 	want["black2"] = rect{230, 130, 60, 40} // bottom-right, unused
 	expectTiles(t, out, time.Second, 300, outH, want)
 }
+
+type failingWriter struct{}
+
+func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// A log that cannot be written costs the log, not the recording; a track named like an ffmpeg
+// protocol is read as the file it is.
+func TestComposeFailingLogAndProtocolLikeName(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	red := makeTrack(t, dir, "red", trackSpec{colour: "red", tone: 440, length: 2 * time.Second})
+	// A relative name that looks like an ffmpeg protocol is still read as a file.
+	t.Chdir(dir)
+	if err := os.Rename(red, filepath.Join(dir, "concat:red.webm")); err != nil {
+		t.Fatal(err)
+	}
+	j := job(filepath.Join(dir, "out.mp4"), 2*time.Second, Track{Path: "concat:red.webm", HasAudio: true, HasVideo: true})
+	j.Log = failingWriter{}
+	if err := Run(testCtx(t, time.Minute), j); err != nil {
+		t.Fatalf("Run with a failing log: %v", err)
+	}
+	checkDuration(t, probeOut(t, j.Out), 2*time.Second)
+	expectTiles(t, j.Out, time.Second, outW, outH, map[string]rect{"red": {60, 20, 200, 140}})
+}

@@ -39,7 +39,7 @@ func probe(ctx context.Context, path string) (probed, error) {
 	var p probed
 	out, err := runQuiet(ctx, "ffprobe", "-v", "error",
 		"-show_entries", "stream=codec_type,pix_fmt,width,sample_rate,channels:format=duration",
-		"-of", "default=noprint_wrappers=0", path)
+		"-of", "default=noprint_wrappers=0", fileURL(path))
 	if err != nil {
 		return p, err
 	}
@@ -114,8 +114,8 @@ func Thumbnail(ctx context.Context, video, jpg string) error {
 	tmp := filepath.Join(filepath.Dir(jpg), "."+filepath.Base(jpg)+".part")
 	// -ss before -i seeks to the keyframe before, then decodes up to the exact time.
 	_, err = runQuiet(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-		"-ss", seconds(p.duration/2), "-i", video, "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3",
-		"-f", "mjpeg", tmp)
+		"-ss", seconds(p.duration/2), "-i", fileURL(video), "-frames:v", "1", "-c:v", "mjpeg", "-q:v", "3",
+		"-f", "mjpeg", fileURL(tmp))
 	if err == nil {
 		if fi, serr := os.Stat(tmp); serr != nil || fi.Size() == 0 {
 			err = errors.New("ffmpeg wrote no frame")
