@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,10 +36,17 @@ func main() {
 	var firstErr atomic.Value
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range *workers {
+	for i := range *workers {
+		// Each worker dials from its own loopback address: the client closes first, so its
+		// side keeps TIME_WAIT, and thousands of connections a second from one address would
+		// run out of ephemeral ports within a few runs.
+		local := &net.TCPAddr{IP: net.IPv4(127, 77, byte(i>>8), byte(i&0xff)+1)}
+		if !strings.HasPrefix(*server, "127.") {
+			local = nil
+		}
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if err := allocateOnce(ctx, *server, *user, *pass); err != nil {
+				if err := allocateOnce(ctx, *server, *user, *pass, local); err != nil {
 					if ctx.Err() != nil {
 						return // cut short by the deadline: not a failure
 					}
@@ -63,8 +71,11 @@ var quiet = logging.NewDefaultLoggerFactory()
 
 func init() { quiet.DefaultLogLevel = logging.LogLevelDisabled }
 
-func allocateOnce(ctx context.Context, server, user, pass string) error {
+func allocateOnce(ctx context.Context, server, user, pass string, local *net.TCPAddr) error {
 	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != nil {
+		d.LocalAddr = local
+	}
 	conn, err := d.DialContext(ctx, "tcp", server)
 	if err != nil {
 		return err
