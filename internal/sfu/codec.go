@@ -73,6 +73,9 @@ func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecPar
 		}
 		for _, c := range videoCodecs {
 			if strings.EqualFold(c.MimeType, "video/"+name) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, fmtp) {
+				// The offer's payload type, not ours: H.264 profiles get different numbers in every
+				// browser, and answering with ours can name another of the offer's profiles.
+				c.PayloadType = webrtc.PayloadType(pt)
 				return c, nil
 			}
 		}

@@ -259,19 +259,28 @@ func TestForcedCodec(t *testing.T) {
 			if _, err := b.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 				t.Fatal(err)
 			}
-			pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: b.offer(t), VideoCodec: want})
+			offer := b.offer(t)
+			pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: offer, VideoCodec: want})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer pub.Close()
 			var names []string
+			pt := ""
 			for _, line := range strings.Split(ans, "\n") {
 				if strings.HasPrefix(line, "a=rtpmap:") {
 					names = append(names, strings.Fields(line)[1])
+					pt = strings.Fields(strings.TrimPrefix(line, "a=rtpmap:"))[0]
 				}
 			}
 			if len(names) != 1 || !strings.HasPrefix(names[0], want+"/") {
 				t.Fatalf("answer codecs %v, want only %s", names, want)
+			}
+			// The answer's payload type names the same codec in the offer: the publisher sends with
+			// the offer's numbering (H.264 has several profiles, numbered differently by each browser).
+			if f, o := fmtpOf(ans, pt), fmtpOf(offer, pt); !strings.Contains(offer, "a=rtpmap:"+pt+" "+names[0]) ||
+				!fmtpCompatible("video/"+want, f, o) {
+				t.Fatalf("answer payload type %s is %q, the offer's %s is %q", pt, f, pt, o)
 			}
 		})
 	}
@@ -390,4 +399,14 @@ func TestPathReported(t *testing.T) {
 			t.Errorf("%s path %+v", c.name, p)
 		}
 	}
+}
+
+// fmtpOf returns the fmtp parameters of payload type pt in sdp.
+func fmtpOf(sdp, pt string) string {
+	for _, line := range strings.Split(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=fmtp:"+pt+" "); ok {
+			return v
+		}
+	}
+	return ""
 }
