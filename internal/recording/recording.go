@@ -309,10 +309,13 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 	if !e.audio && !e.video {
 		return // nothing of what this recording records (an audio-only stream in a video-only recording)
 	}
-	base := string(rs.ID)
-	e.file = base + ".webm"
+	base, ext := string(rs.ID), ".webm"
+	if spec.videoCodec == "H264" {
+		ext = ".mkv" // WebM has no H.264; Matroska does (what OpenVidu's mediasoup recorder writes)
+	}
+	e.file = base + ext
 	for n := 1; x.names[e.file]; n++ {
-		e.file = base + "-" + strconv.Itoa(n) + ".webm" // a re-published stream (protocol note §10.4)
+		e.file = base + "-" + strconv.Itoa(n) + ext // a re-published stream (protocol note §10.4)
 	}
 	x.names[e.file] = true
 	w, err := newStreamWriter(filepath.Join(x.work, e.file), spec, r.cfg.createFile)

@@ -92,6 +92,7 @@ type kindState struct {
 	sb       *samplebuilder.SampleBuilder
 	clock    int64
 	out      webm.BlockWriteCloser
+	track    int // index in streamWriter.tracks
 	codec    string
 	newSB    func() *samplebuilder.SampleBuilder
 	seen     bool          // a packet arrived: firstAt and ref are set
@@ -116,11 +117,16 @@ type streamWriter struct {
 	closing atomic.Bool
 	drops   atomic.Uint64
 
-	file   *syncFile
-	kinds  [2]*kindState
-	onFail func(error)           // told once, from the writer goroutine, when the file cannot be written
-	pli    func()                // asks the publisher for a keyframe
-	fatal  atomic.Pointer[error] // a muxer error
+	file     *syncFile
+	kinds    [2]*kindState
+	tracks   []webm.TrackEntry
+	main     uint64 // the track clusters start on
+	matroska bool   // H.264: a .mkv whose header waits for the first keyframe
+	open     bool   // the header is written
+	held     []heldFrame
+	onFail   func(error)           // told once, from the writer goroutine, when the file cannot be written
+	pli      func()                // asks the publisher for a keyframe
+	fatal    atomic.Pointer[error] // a muxer error
 	// testClock, when set, is the arrival time of packets instead of the real clock.
 	testClock *atomic.Int64
 
@@ -150,65 +156,165 @@ func newStreamWriter(path string, spec trackSpec, newFile func(string) (*syncFil
 	}
 	w := &streamWriter{path: path, start: time.Now(), in: make(chan packet, queueLen), stop: make(chan struct{}),
 		done: make(chan struct{}), file: f, firstMs: -1}
-	var tracks []webm.TrackEntry
-	main := uint64(0)
 	if spec.video {
 		codecID, dep := "V_VP8", rtp.Depacketizer(&codecs.VP8Packet{})
-		if spec.videoCodec == "VP9" {
+		switch spec.videoCodec {
+		case "VP9":
 			codecID, dep = "V_VP9", &codecs.VP9Packet{}
+		case "H264":
+			// Matroska's AVC: length-prefixed NAL units, SPS and PPS in CodecPrivate (avcC), which
+			// the first keyframe brings: the header waits for it (openMuxer).
+			codecID, dep, w.matroska = "V_MPEG4/ISO/AVC", &codecs.H264Packet{IsAVC: true}, true
 		}
-		n := uint64(len(tracks) + 1)
-		tracks = append(tracks, webm.TrackEntry{Name: "Video", TrackNumber: n, TrackUID: n, CodecID: codecID, TrackType: 1,
+		n := uint64(len(w.tracks) + 1)
+		w.tracks = append(w.tracks, webm.TrackEntry{Name: "Video", TrackNumber: n, TrackUID: n, CodecID: codecID, TrackType: 1,
 			Video: &webm.Video{PixelWidth: uint64(spec.width), PixelHeight: uint64(spec.height)}})
-		main = n
+		w.main = n
 		// maxLate in packets: a keyframe of 1 Mbit/s video is ~100 packets; 512 tolerates reordering
 		// without holding more than a fraction of a second in normal flow.
 		w.kinds[kindVideo] = &kindState{newSB: func() *samplebuilder.SampleBuilder {
 			return samplebuilder.New(512, dep, 90000, samplebuilder.WithMaxTimeDelay(500*time.Millisecond))
-		}, clock: 90000, codec: spec.videoCodec, needKey: true}
+		}, clock: 90000, codec: spec.videoCodec, needKey: true, track: len(w.tracks) - 1}
 	}
 	if spec.audio {
-		n := uint64(len(tracks) + 1)
-		tracks = append(tracks, webm.TrackEntry{Name: "Audio", TrackNumber: n, TrackUID: n, CodecID: "A_OPUS", TrackType: 2,
+		n := uint64(len(w.tracks) + 1)
+		w.tracks = append(w.tracks, webm.TrackEntry{Name: "Audio", TrackNumber: n, TrackUID: n, CodecID: "A_OPUS", TrackType: 2,
 			CodecPrivate: opusHead(), CodecDelay: 6500000, SeekPreRoll: 80000000,
 			Audio: &webm.Audio{SamplingFrequency: 48000, Channels: 2}})
-		if main == 0 {
-			main = n
+		if w.main == 0 {
+			w.main = n
 		}
 		w.kinds[kindAudio] = &kindState{newSB: func() *samplebuilder.SampleBuilder {
 			return samplebuilder.New(64, &codecs.OpusPacket{}, 48000, samplebuilder.WithMaxTimeDelay(300*time.Millisecond))
-		}, clock: 48000, codec: "opus"}
+		}, clock: 48000, codec: "opus", track: len(w.tracks) - 1}
 	}
 	for _, ks := range w.kinds {
 		if ks != nil {
 			ks.sb = ks.newSB()
 		}
 	}
+	if !w.matroska {
+		if err := w.openMuxer(); err != nil {
+			_ = f.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// openMuxer writes the header and starts the muxer; frames held until then are written.
+func (w *streamWriter) openMuxer() error {
 	info := *webm.DefaultSegmentInfo
 	info.MuxingApp, info.WritingApp = "parley", "parley"
-	ws, err := webm.NewSimpleBlockWriter(f, tracks,
+	opts := []mkvcore.BlockWriterOption{
 		mkvcore.WithSegmentInfo(&info),
 		// SeekHead and Cues make a finished file seekable and give it a Duration; the Segment and
 		// Clusters stay of unknown size, so a file cut short by a crash still plays to its end.
-		mkvcore.WithSeekHead(true), mkvcore.WithCues(16<<10),
-		mkvcore.WithMinMaxClusterDuration(main, 1000, 5000),
+		mkvcore.WithSeekHead(true), mkvcore.WithCues(16 << 10),
+		mkvcore.WithMinMaxClusterDuration(w.main, 1000, 5000),
 		mkvcore.WithOnFatalHandler(func(err error) { w.fatal.Store(&err) }),
 		mkvcore.WithOnErrorHandler(func(error) {}), // frames too old for their cluster: dropped
-	)
+	}
+	if w.matroska {
+		h := *webm.DefaultEBMLHeader
+		h.DocType = "matroska"
+		opts = append(opts, mkvcore.WithEBMLHeader(&h))
+	}
+	ws, err := webm.NewSimpleBlockWriter(w.file, w.tracks, opts...)
 	if err != nil {
-		_ = f.Close()
-		return nil, err
+		return err
 	}
-	// Track numbers follow the order above: video first.
-	i := 0
-	if spec.video {
-		w.kinds[kindVideo].out = ws[0]
-		i = 1
+	for _, ks := range w.kinds {
+		if ks != nil {
+			ks.out = ws[ks.track]
+		}
 	}
-	if spec.audio {
-		w.kinds[kindAudio].out = ws[i]
+	w.open = true
+	for _, f := range w.held {
+		_, _ = w.kinds[f.kind].out.Write(f.key, f.ms, f.data)
 	}
-	return w, nil
+	w.held = nil
+	return nil
+}
+
+// heldFrame waits for the header of an H.264 file.
+type heldFrame struct {
+	kind uint8
+	key  bool
+	ms   int64
+	data []byte
+}
+
+// maxHeld bounds the frames kept before an H.264 file's first keyframe (10 s of audio).
+const maxHeld = 500
+
+// write hands one frame to the muxer, or holds it until the header can be written.
+func (w *streamWriter) write(kind uint8, key bool, ms int64, data []byte) {
+	if !w.open {
+		if kind == kindVideo {
+			sps, pps := h264ParameterSets(data)
+			if sps == nil || pps == nil {
+				return // a keyframe without its parameter sets cannot start the file
+			}
+			w.tracks[w.kinds[kindVideo].track].CodecPrivate = avcC(sps, pps)
+			if err := w.openMuxer(); err != nil {
+				w.fatal.Store(&err)
+				return
+			}
+		} else {
+			if len(w.held) == maxHeld {
+				w.held = w.held[1:]
+			}
+			w.held = append(w.held, heldFrame{kind, key, ms, data})
+			return
+		}
+	}
+	_, _ = w.kinds[kind].out.Write(key, ms, data)
+}
+
+// h264NALs calls f for each NAL unit of a length-prefixed (AVC) access unit.
+func h264NALs(b []byte, f func(nal []byte)) {
+	for len(b) >= 4 {
+		n := int(binary.BigEndian.Uint32(b))
+		b = b[4:]
+		if n <= 0 || n > len(b) {
+			return
+		}
+		f(b[:n])
+		b = b[n:]
+	}
+}
+
+func h264ParameterSets(b []byte) (sps, pps []byte) {
+	h264NALs(b, func(nal []byte) {
+		switch nal[0] & 0x1f {
+		case 7:
+			if sps == nil {
+				sps = nal
+			}
+		case 8:
+			if pps == nil {
+				pps = nal
+			}
+		}
+	})
+	return sps, pps
+}
+
+// avcC is the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) of one SPS and one PPS,
+// with 4-byte NAL lengths:
+//
+//	version=1 | profile | compat | level | 0xFF (lengthSize-1=3) | 0xE1 (1 SPS) | len | SPS | 1 | len | PPS
+func avcC(sps, pps []byte) []byte {
+	if len(sps) < 4 {
+		return nil
+	}
+	b := []byte{1, sps[1], sps[2], sps[3], 0xFF, 0xE1}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(sps)))
+	b = append(b, sps...)
+	b = append(b, 1)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(pps)))
+	return append(b, pps...)
 }
 
 // run writes until stop, then drains, finalises the file and closes done.
@@ -265,10 +371,19 @@ func (w *streamWriter) run() {
 					}
 				}
 			}
+			if !w.open && !failed {
+				// No keyframe ever came: write what there is (the audio) with an empty avcC.
+				if err := w.openMuxer(); err != nil {
+					w.fatal.Store(&err)
+				}
+			}
 			for _, ks := range w.kinds {
-				if ks != nil {
+				if ks != nil && ks.out != nil {
 					_ = ks.out.Close()
 				}
+			}
+			if !w.open {
+				_ = w.file.Close()
 			}
 			check()
 			return
@@ -341,7 +456,7 @@ func (w *streamWriter) pop(kind uint8, ks *kindState) {
 		ks.lastMs = ms
 		ks.anyFrame = true
 		ks.frames++
-		_, _ = ks.out.Write(key, ms, s.Data)
+		w.write(kind, key, ms, s.Data)
 		if w.firstMs < 0 || ms < w.firstMs {
 			w.firstMs = ms
 		}
@@ -352,12 +467,16 @@ func (w *streamWriter) pop(kind uint8, ks *kindState) {
 }
 
 // isKeyframe reads the codec's frame header: VP8's P bit (RFC 6386 §9.1), VP9's frame_type in the
-// uncompressed header (VP9 bitstream spec §6.2).
+// uncompressed header (VP9 bitstream spec §6.2), an H.264 IDR slice (NAL type 5).
 func isKeyframe(codec string, b []byte) bool {
 	if len(b) == 0 {
 		return false
 	}
 	switch codec {
+	case "H264":
+		key := false
+		h264NALs(b, func(nal []byte) { key = key || nal[0]&0x1f == 5 })
+		return key
 	case "VP9":
 		// frame_marker(2) profile_low(1) profile_high(1) [reserved_zero(1) if profile 3]
 		// show_existing_frame(1) frame_type(1)
@@ -403,6 +522,8 @@ func videoCodecOf(mime string) (string, error) {
 		return "VP8", nil
 	case "video/vp9":
 		return "VP9", nil
+	case "video/h264":
+		return "H264", nil
 	}
-	return "", fmt.Errorf("video codec %s cannot be recorded (VP8 and VP9 can)", mime)
+	return "", fmt.Errorf("video codec %s cannot be recorded (VP8, VP9 and H.264 can)", mime)
 }

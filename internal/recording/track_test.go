@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/parley/parley/internal/recording/testmedia"
 )
 
 func newTestWriter(t *testing.T, path string) *streamWriter {
@@ -123,5 +125,65 @@ func TestWriterFollowsANewSource(t *testing.T) {
 	_, af := p.Stream("audio")
 	if d := p.Duration(); d < 3 || d > 5 || vf < 80 || af < 150 {
 		t.Fatalf("after a new source: %.2f s, %d video and %d audio frames, want about 4 s, 120 and 200", d, vf, af)
+	}
+}
+
+// TestWriterH264 records H.264 (and Opus) into Matroska: the header waits for the first keyframe's
+// SPS and PPS, the audio before it is kept.
+func TestWriterH264(t *testing.T) {
+	m := makeMedia(t, 3)
+	video, err := testmedia.MakeH264(t.TempDir(), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Video = video
+	path := filepath.Join(t.TempDir(), "str_CAM_h264.mkv")
+	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "H264", width: 320, height: 240}, createSyncFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.testClock = new(atomic.Int64)
+	go w.run()
+	// The first half second of video is lost, as if the recording began between keyframes.
+	vt, at := &tap{w: w, kind: kindVideo}, &tap{w: w, kind: kindAudio}
+	skip := testMedia{m.Media}
+	skip.Video = append(make([][]*rtp.Packet, 0, len(m.Video)), m.Video...)
+	for i := range 15 {
+		skip.Video[i] = nil
+	}
+	skip.feedTaps(vt, at, w, 0, 3*time.Second)
+	w.close()
+	if w.err != nil {
+		t.Fatal(w.err)
+	}
+	p := ffprobe(t, path)
+	t.Logf("probe: %+v", p)
+	vc, vf := p.Stream("video")
+	ac, af := p.Stream("audio")
+	if vc != "h264" || ac != "opus" || vf < 55 || af < 140 {
+		t.Fatalf("h264 file: video %s %d frames, audio %s %d frames; want about 60 and 150", vc, vf, ac, af)
+	}
+}
+
+func TestWriterVP9(t *testing.T) {
+	m := makeMedia(t, 2)
+	vp9, err := testmedia.MakeWith(t.TempDir(), 2, "VP9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Video = vp9.Video
+	path := filepath.Join(t.TempDir(), "vp9.webm")
+	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP9", width: 320, height: 240}, createSyncFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.testClock = new(atomic.Int64)
+	go w.run()
+	m.feed(w, 0, 2*time.Second)
+	w.close()
+	p := ffprobe(t, path)
+	t.Logf("probe: %+v", p)
+	if vc, vf := p.Stream("video"); vc != "vp9" || vf < 55 {
+		t.Fatalf("vp9 file: %+v", p)
 	}
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"archive/zip"
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/recording/testmedia"
@@ -63,6 +66,11 @@ type player struct {
 func publishReal(t *testing.T, c *rpcClient, m testmedia.Media) *player {
 	t.Helper()
 	p, video, audio := newAVPublisher(t)
+	return publishTracks(t, c, p, video, audio, m)
+}
+
+func publishTracks(t *testing.T, c *rpcClient, p *peer, video, audio *webrtc.TrackLocalStaticRTP, m testmedia.Media) *player {
+	t.Helper()
 	r := c.result("publishVideo", map[string]any{"sdpOffer": p.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
 		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":320,"height":240}`})
 	p.answer(t, r["sdpAnswer"].(string))
@@ -422,4 +430,71 @@ func TestRecordingSurvivesKill9(t *testing.T) {
 	if st, _ := rest(t, "DELETE", base2+"/openvidu/api/recordings/crash", nil); st != 204 {
 		t.Fatalf("delete the failed recording: %d", st)
 	}
+}
+
+// TestH264RecordingThroughTheSFU: a session forced to H.264 is recorded into Matroska.
+func TestH264RecordingThroughTheSFU(t *testing.T) {
+	m := recordingMedia(t)
+	h264, err := testmedia.MakeH264(t.TempDir(), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Video = h264
+	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir())
+	api := base + "/openvidu/api"
+	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "avc", "forcedVideoCodec": "H264"}); st != 200 {
+		t.Fatal(st)
+	}
+	alice, _ := join(t, base, "avc", "PUBLISHER")
+	pc := newPeer(t)
+	video, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f"}, "video", "cam")
+	audio, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "cam")
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{audio, video} {
+		if _, err := pc.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := publishTracks(t, alice, pc, video, audio, m)
+	if st, r := rest(t, "POST", api+"/recordings/start", map[string]any{"session": "avc", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start: %d %v", st, r)
+	}
+	p.waitPlayed(t, 2500)
+	if st, _ := rest(t, "POST", api+"/recordings/stop/avc", nil); st != 200 {
+		t.Fatal(st)
+	}
+	waitReady(t, api, "avc")
+	status, zb := getAuthed(t, base+"/openvidu/recordings/avc/avc.zip")
+	if status != 200 {
+		t.Fatalf("download: %d", status)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(zb), int64(len(zb)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range zr.File {
+		if filepath.Ext(f.Name) == ".json" {
+			continue
+		}
+		if f.Name != p.stream+".mkv" {
+			t.Fatalf("zip holds %s, want %s.mkv", f.Name, p.stream)
+		}
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		path := filepath.Join(t.TempDir(), f.Name)
+		_ = os.WriteFile(path, b, 0o644)
+		pr, err := testmedia.ProbeFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc, vf := pr.Stream("video")
+		ac, af := pr.Stream("audio")
+		t.Logf("%s: %s %d frames, %s %d frames, %s s", f.Name, vc, vf, ac, af, pr.Format.Duration)
+		if vc != "h264" || ac != "opus" || vf < 20 || af < 80 {
+			t.Fatalf("h264 recording: %+v", pr)
+		}
+		return
+	}
+	t.Fatal("no track file in the zip")
 }

@@ -3,6 +3,7 @@
 package testmedia
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
@@ -45,7 +47,10 @@ func Missing() string {
 
 // Make encodes seconds of 320x240 VP8 (a keyframe a second) and 48 kHz Opus into dir and
 // packetises them.
-func Make(dir string, seconds int) (Media, error) {
+func Make(dir string, seconds int) (Media, error) { return MakeWith(dir, seconds, "VP8") }
+
+// MakeWith is Make with VP8 or VP9 video.
+func MakeWith(dir string, seconds int, videoCodec string) (Media, error) {
 	var m Media
 	ivf, ogg := filepath.Join(dir, "v.ivf"), filepath.Join(dir, "a.ogg")
 	d := strconv.Itoa(seconds)
@@ -55,7 +60,11 @@ func Make(dir string, seconds int) (Media, error) {
 		}
 		return nil
 	}
-	if err := run("-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", d, "-c:v", "libvpx", "-g", "30", "-deadline", "realtime", "-b:v", "300k", ivf); err != nil {
+	encoder, payloader := "libvpx", rtp.Payloader(&codecs.VP8Payloader{EnablePictureID: true})
+	if videoCodec == "VP9" {
+		encoder, payloader = "libvpx-vp9", &codecs.VP9Payloader{}
+	}
+	if err := run("-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", d, "-c:v", encoder, "-g", "30", "-deadline", "realtime", "-b:v", "300k", ivf); err != nil {
 		return m, err
 	}
 	// One Opus packet per Ogg page, so each page is one 20 ms RTP packet.
@@ -71,7 +80,7 @@ func Make(dir string, seconds int) (Media, error) {
 	if err != nil {
 		return m, err
 	}
-	vp := rtp.NewPacketizer(1200, 96, 1111, &codecs.VP8Payloader{EnablePictureID: true}, rtp.NewRandomSequencer(), 90000)
+	vp := rtp.NewPacketizer(1200, 96, 1111, payloader, rtp.NewRandomSequencer(), 90000)
 	for {
 		frame, _, err := ir.ParseNextFrame()
 		if errors.Is(err, io.EOF) {
@@ -99,6 +108,9 @@ func Make(dir string, seconds int) (Media, error) {
 		}
 		if err != nil {
 			return m, err
+		}
+		if bytes.HasPrefix(page, []byte("OpusHead")) || bytes.HasPrefix(page, []byte("OpusTags")) {
+			continue // the Ogg stream's headers, not audio
 		}
 		m.Audio = append(m.Audio, ap.Packetize(page, 960)...)
 	}
@@ -150,4 +162,42 @@ func ProbeFile(path string) (Probe, error) {
 		return p, fmt.Errorf("ffprobe output: %v\n%s", err, out)
 	}
 	return p, nil
+}
+
+// MakeH264 encodes seconds of 320x240 H.264 (constrained baseline, no B-frames, a keyframe a
+// second, as browsers send it) and packetises it; each element is one frame's packets.
+func MakeH264(dir string, seconds int) ([][]*rtp.Packet, error) {
+	raw := filepath.Join(dir, "v.h264")
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30", "-t", strconv.Itoa(seconds),
+		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p", "-f", "h264", raw).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("ffmpeg: %v\n%s", err, out)
+	}
+	f, err := os.Open(raw)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r, err := h264reader.NewReader(f)
+	if err != nil {
+		return nil, err
+	}
+	p := rtp.NewPacketizer(1200, 102, 3333, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	var frames [][]*rtp.Packet
+	var au []byte
+	for {
+		nal, err := r.NextNAL()
+		if errors.Is(err, io.EOF) {
+			return frames, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		au = append(au, 0, 0, 0, 1)
+		au = append(au, nal.Data...)
+		// One slice per frame: a coded slice ends the access unit.
+		if t := nal.UnitType; t == h264reader.NalUnitTypeCodedSliceNonIdr || t == h264reader.NalUnitTypeCodedSliceIdr {
+			frames = append(frames, p.Packetize(au, 3000))
+			au = nil
+		}
+	}
 }
