@@ -271,7 +271,9 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 // first publish and kept for OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT after its last participant left.
 func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
 	m := recordingMedia(t)
-	_, base := startServer(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir(), "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "1")
+	hooks := newHookReceiver(t)
+	_, base := startServer(t, webhookEnv(hooks.srv.URL, t.TempDir(), "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir(),
+		"OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "1")...)
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "always", "recordingMode": "ALWAYS",
 		"defaultRecordingProperties": map[string]any{"outputMode": "INDIVIDUAL", "name": "auto"}}); st != 200 {
@@ -291,6 +293,25 @@ func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
 	}
 	if rec["size"].(float64) <= 0 || rec["duration"].(float64) < 0.8 {
 		t.Fatalf("recording: %v", rec)
+	}
+	// Webhooks: recordingStatusChanged started, stopped (automaticStop), ready, with OpenVidu's
+	// field sets, and the session destroyed by the automatic stop.
+	var statuses []string
+	waitFor(t, "the recording's webhooks", func() bool {
+		statuses = statuses[:0]
+		destroyed := ""
+		for _, b := range hooks.received() {
+			switch b["event"] {
+			case "recordingStatusChanged":
+				statuses = append(statuses, fmt.Sprint(b["status"], "/", b["reason"], "/", len(b)-1))
+			case "sessionDestroyed":
+				destroyed = fmt.Sprint(b["reason"])
+			}
+		}
+		return len(statuses) == 3 && destroyed == "automaticStop"
+	})
+	if want := []string{"started/<nil>/12", "stopped/automaticStop/13", "ready/automaticStop/13"}; !slices.Equal(statuses, want) {
+		t.Fatalf("recordingStatusChanged webhooks %v, want %v", statuses, want)
 	}
 }
 
