@@ -119,7 +119,11 @@ func Run(ctx context.Context, j Job) error {
 			fmt.Fprintf(log, "compose: track %d (%s) left out: %v\n", i, t.Path, err)
 			continue
 		}
-		in := input{path: t.Path, offset: t.Offset,
+		end := j.Duration // a file that does not say how long it is runs to the end
+		if p.duration > 0 {
+			end = t.Offset + p.duration
+		}
+		in := input{path: t.Path, offset: t.Offset, end: end,
 			video: j.HasVideo && t.HasVideo && p.video, audio: j.HasAudio && t.HasAudio && p.audio,
 			mono: p.channels == 1}
 		if !in.video && !in.audio {
@@ -160,7 +164,7 @@ func Run(ctx context.Context, j Job) error {
 // input is a track as it goes into the graph: only the kinds that are there and wanted.
 type input struct {
 	path         string
-	offset       time.Duration
+	offset, end  time.Duration // when the track starts and ends in the recording
 	video, audio bool
 	mono         bool // the audio has one channel
 }
@@ -214,9 +218,10 @@ func filterGraph(j Job, inputs []input) string {
 				vids = append(vids, i)
 			}
 		}
-		tiles := bestFit(len(vids), w, h)
+		slot, n := assignTiles(inputs, vids)
+		tiles := bestFit(n, w, h)
 		for k, i := range vids {
-			tl := tiles[k]
+			tl := tiles[slot[k]]
 			// setpts moves the track to its offset (ffmpeg already starts each file at 0);
 			// scale+pad letterbox it into its tile, both re-evaluated when the frame size changes.
 			g = append(g, fmt.Sprintf("[%d:v:0]setpts=PTS+%s/TB,"+

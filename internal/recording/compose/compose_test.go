@@ -419,3 +419,21 @@ func TestComposeFailingLogAndProtocolLikeName(t *testing.T) {
 	checkDuration(t, probeOut(t, j.Out), 2*time.Second)
 	expectTiles(t, j.Out, time.Second, outW, outH, map[string]rect{"red": {60, 20, 200, 140}})
 }
+
+// Red leaves at 2 s and blue joins at 2.5 s: blue takes red's tile, the grid stays two wide.
+func TestComposeJoinerTakesLeaversTile(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	red := makeTrack(t, dir, "red", trackSpec{colour: "red", length: 2 * time.Second})
+	green := makeTrack(t, dir, "green", trackSpec{colour: "green", length: 3 * time.Second})
+	blue := makeTrack(t, dir, "blue", trackSpec{colour: "blue", length: 1500 * time.Millisecond})
+	out := filepath.Join(dir, "out.mp4")
+	run(t, job(out, 4*time.Second,
+		Track{Path: red, HasVideo: true},
+		Track{Path: blue, Offset: 2500 * time.Millisecond, HasVideo: true},
+		Track{Path: green, Offset: time.Second, HasVideo: true}))
+	left, right := rect{0, 30, 160, 120}, rect{160, 30, 160, 120}
+	expectTiles(t, out, 1500*time.Millisecond, outW, outH, map[string]rect{"red": inner(left), "green": inner(right)})
+	expectTiles(t, out, 2200*time.Millisecond, outW, outH, map[string]rect{"black": inner(left), "green": inner(right)})
+	expectTiles(t, out, 3200*time.Millisecond, outW, outH, map[string]rect{"blue": inner(left), "green": inner(right)})
+}

@@ -13,7 +13,9 @@
 //	track i audio: fill gaps (aresample) → delay by Offset (adelay) ─┘
 //
 // Each track is placed at its true start: before its Offset its tile is black and its audio
-// silent, and after it ends its tile goes black again (overlay eof_action=pass). Inputs are read
+// silent, and after it ends its tile goes black again (overlay eof_action=pass) until a track
+// that starts later takes it, so the grid has as many tiles as there were videos at once, not
+// as many as there were streams (assignTiles). Inputs are read
 // with -reinit_filter 0 and every per-track filter copes with frames changing size (browsers
 // change resolution mid-call), so a resolution change never rebuilds the graph and restarts the
 // clock. Audio is summed, not averaged (amix normalize=0), so a speaker keeps their level however

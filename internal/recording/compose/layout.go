@@ -1,6 +1,11 @@
 package compose
 
-import "math"
+import (
+	"cmp"
+	"math"
+	"slices"
+	"time"
+)
 
 // rect is a tile of the output frame, in pixels.
 type rect struct{ X, Y, W, H int }
@@ -30,3 +35,34 @@ func bestFit(n, w, h int) []rect {
 
 // even rounds down to an even number.
 func even(v int) int { return v &^ 1 }
+
+// tileReuseSlack is how much two tracks may seem to overlap and still share a tile: file
+// durations are rounded and a republished stream's first frame can precede the old one's last.
+const tileReuseSlack = 500 * time.Millisecond
+
+// assignTiles gives each video input (vids indexes inputs) a tile, reusing the tile of a track
+// that has ended for one that starts later, so someone who leaves frees a place for someone who
+// joins and a stream published again takes the place it had: the grid has as many tiles as
+// there were videos at the same time, not as many as there were streams. Tiles go to tracks in
+// order of start, each to the lowest free tile; slot[k] is vids[k]'s tile, n the tile count.
+func assignTiles(inputs []input, vids []int) (slot []int, n int) {
+	order := make([]int, len(vids))
+	for k := range order {
+		order[k] = k
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return cmp.Compare(inputs[vids[a]].offset, inputs[vids[b]].offset)
+	})
+	slot = make([]int, len(vids))
+	var freeAt []time.Duration // per tile, when its last track ends
+	for _, k := range order {
+		in := inputs[vids[k]]
+		t := slices.IndexFunc(freeAt, func(end time.Duration) bool { return end <= in.offset+tileReuseSlack })
+		if t < 0 {
+			t = len(freeAt)
+			freeAt = append(freeAt, 0)
+		}
+		slot[k], freeAt[t] = t, max(in.end, in.offset)
+	}
+	return slot, len(freeAt)
+}

@@ -3,6 +3,7 @@ package compose
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 func TestBestFit(t *testing.T) {
@@ -49,5 +50,36 @@ func TestBestFitInsideFrame(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestAssignTiles(t *testing.T) {
+	s := time.Second
+	tests := []struct {
+		name   string
+		spans  [][2]time.Duration // offset, end
+		want   []int
+		nTiles int
+	}{
+		{"all at once", [][2]time.Duration{{0, 10 * s}, {0, 10 * s}, {0, 10 * s}}, []int{0, 1, 2}, 3},
+		{"one after the other", [][2]time.Duration{{0, 3 * s}, {3 * s, 6 * s}, {6 * s, 9 * s}}, []int{0, 0, 0}, 1},
+		{"a leaver's tile goes to the next joiner", [][2]time.Duration{{0, 4 * s}, {s, 10 * s}, {5 * s, 10 * s}}, []int{0, 1, 0}, 2},
+		{"listed out of order", [][2]time.Duration{{5 * s, 10 * s}, {0, 4 * s}, {s, 10 * s}}, []int{0, 0, 1}, 2},
+		{"republished a moment early", [][2]time.Duration{{0, 4 * s}, {4*s - 200*time.Millisecond, 10 * s}}, []int{0, 0}, 1},
+		{"real overlap", [][2]time.Duration{{0, 4 * s}, {3 * s, 10 * s}}, []int{0, 1}, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var inputs []input
+			var vids []int
+			for i, sp := range tt.spans {
+				inputs = append(inputs, input{offset: sp[0], end: sp[1], video: true})
+				vids = append(vids, i)
+			}
+			slot, n := assignTiles(inputs, vids)
+			if fmt.Sprint(slot) != fmt.Sprint(tt.want) || n != tt.nTiles {
+				t.Errorf("assignTiles = %v, %d tiles; want %v, %d", slot, n, tt.want, tt.nTiles)
+			}
+		})
 	}
 }
