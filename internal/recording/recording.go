@@ -385,6 +385,9 @@ func (r *Recorder) Stop(id string) (session.RecordingInfo, error) {
 }
 
 func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, error) {
+	// The recording ends when the stop is asked for: closing the files can take seconds on a
+	// busy machine, and counting them would pad a COMPOSED mix with black and silence.
+	stoppedAt := time.Now()
 	r.mu.Lock()
 	x := r.recs[id]
 	switch {
@@ -405,7 +408,7 @@ func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, er
 
 	x.closeAll()
 	r.mu.Lock()
-	x.info.Duration = time.Since(x.info.CreatedAt).Seconds()
+	x.info.Duration = stoppedAt.Sub(x.info.CreatedAt).Seconds()
 	info := x.info
 	r.mu.Unlock()
 	r.save(x)
@@ -442,6 +445,7 @@ func (r *Recorder) release(x *rec) {
 // fail ends a recording that cannot go on (a write error: full disk, removed folder), keeping its
 // files. It runs on the event loop.
 func (r *Recorder) fail(x *rec, cause error) {
+	failedAt := time.Now() // as in stop: the closing time is not recorded time
 	r.mu.Lock()
 	if x.info.Status != session.RecordingStarted && x.info.Status != session.RecordingStarting {
 		r.mu.Unlock()
@@ -452,7 +456,7 @@ func (r *Recorder) fail(x *rec, cause error) {
 	r.mu.Unlock()
 	x.closeAll()
 	r.mu.Lock()
-	x.info.Duration = time.Since(x.info.CreatedAt).Seconds()
+	x.info.Duration = failedAt.Sub(x.info.CreatedAt).Seconds()
 	x.info.Size = dirSize(x.work)
 	info := x.info
 	r.mu.Unlock()
