@@ -73,6 +73,8 @@ describe('the video call app', () => {
     assert.equal(link, `${srv.url}/?room=design-review`);
     // Bob is on a phone-sized screen: the layout must hold there too.
     const bob = await open(link.slice(srv.url.length), { width: 390, height: 844 });
+    // The lobby fills the room name from the link when the app starts, not when the page loads.
+    await bob.page.waitForSelector('#lobby-view:not([hidden])');
     assert.equal(await bob.page.inputValue('#room'), 'design-review', 'the invite link fills the room name');
     await lobbyJoin(bob.page, { name: 'Bob' });
 
