@@ -109,7 +109,9 @@ func NewOpenVidu(o OpenViduOptions) (*OpenVidu, error) {
 	}
 	subReg := &interceptor.Registry{}
 	subReg.Add(&t.fb)
-	gen, err := nack.NewGeneratorInterceptor()
+	// A browser asks for a lost packet at most 10 times (libwebrtc's kMaxNackRetries); pion's
+	// default, unbounded, turns a burst of loss on a starved generator into a NACK storm.
+	gen, err := nack.NewGeneratorInterceptor(nack.GeneratorMaxNacksPerPacket(10))
 	if err != nil {
 		return nil, err
 	}
@@ -537,7 +539,10 @@ func (p *ovParticipant) subscribe(ctx context.Context, owner string, s streamInf
 			return pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
 		}})
 	})
-	if p.mediaMode == "mediasoup" {
+	p.mu.Lock()
+	serverOffers := p.mediaMode == "mediasoup"
+	p.mu.Unlock()
+	if serverOffers {
 		// Server-offer mode (protocol note §6.1): the server offers, the client answers.
 		var r struct {
 			SdpOffer string `json:"sdpOffer"`
