@@ -14,7 +14,6 @@ package recording
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -195,9 +194,6 @@ func New(cfg Config, s Sessions, log *slog.Logger) (*Recorder, error) {
 func errorf(kind session.Kind, format string, args ...any) error {
 	return &session.Error{Kind: kind, Code: session.CodeGeneric, Msg: fmt.Sprintf(format, args...)}
 }
-
-// ErrUnprocessable marks start properties that are well-formed but out of range (HTTP 422).
-var ErrUnprocessable = errors.New("unprocessable recording properties")
 
 // Start begins recording session sid (POST /recordings/start, or a recordingMode ALWAYS session's
 // first publisher).
