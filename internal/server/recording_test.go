@@ -330,8 +330,22 @@ func TestComposedRecordingThroughTheSFU(t *testing.T) {
 		t.Fatalf("start: %d %v", st, r)
 	}
 	p.waitPlayed(t, 2000)
-	if st, _ := rest(t, "POST", api+"/recordings/stop/mix", nil); st != 200 {
-		t.Fatal(st)
+	// Closing the session stops the recording, and its participants hear it before they are evicted.
+	if st, _ := rest(t, "DELETE", api+"/sessions/mix", nil); st != 204 {
+		t.Fatalf("close session: %d", st)
+	}
+	alice.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "mix" && n["reason"] == "sessionClosedByServer" })
+	alice.waitNote("participantEvicted", nil)
+	alice.mu.Lock()
+	var order []string
+	for _, n := range alice.notes {
+		if m := n["method"].(string); m == "recordingStopped" || m == "participantEvicted" {
+			order = append(order, m)
+		}
+	}
+	alice.mu.Unlock()
+	if !slices.Equal(order, []string{"recordingStopped", "participantEvicted"}) {
+		t.Fatalf("notifications %v, want recordingStopped before participantEvicted", order)
 	}
 	rec := waitReady(t, api, "mix")
 	status, b := getAuthed(t, base+"/openvidu/recordings/mix/mix.mp4")

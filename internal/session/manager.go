@@ -204,6 +204,13 @@ func (m *Manager) CloseSession(id SessionID) error {
 }
 
 func (m *Manager) closeSession(s *session, reason string) (cleanup []func()) {
+	if r := s.recording; r != nil {
+		// OpenVidu stops the recording before it evicts anyone, so participants hear
+		// recordingStopped first. The recorder learns of it from SessionDestroyed and reports the
+		// statuses to listeners (webhooks) itself.
+		ri := &RecordingInfo{ID: r.id, Name: r.name, Session: s.id, SessionCreatedAt: s.createdAt, Status: RecordingStopped, Reason: reason}
+		m.notify(Event{Kind: RecordingStatusChanged, Session: s.id, Reason: reason, Recording: ri}, m.recordingAudience(s)...)
+	}
 	for _, id := range slices.Clone(s.order) {
 		if c := s.conns[id]; c != nil && c.active {
 			cleanup = append(cleanup, m.remove(c, reason, true, false)...)
