@@ -57,13 +57,14 @@ alloc_round() { # → "allocs_per_s µs_per_alloc failures"
   local c0 c1 res n
   c0=$(cpu "$SRV")
   res=$(taskset -c 1 ./bin/turnalloc -server 127.0.0.1:$PORT -u "$USER" -w "$PASS" \
-    -workers "$AWORKERS" -duration "${ASECS}s" 2>/dev/null)
+    -workers "$AWORKERS" -duration "${ASECS}s" 2>>"$OUT/turnalloc.err")
   c1=$(cpu "$SRV")
   n=$(echo "$res" | awk '{print $2}')
   echo "$res" | awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$n" '{printf "%s %.0f %s", $8, t/hz*1e6/(n>0?n:1), $4}'
 }
 
 ROWS=()
+: > "$OUT/turnalloc.err" # first error of each allocation round, if any
 for r in $(seq 0 "$ROUNDS"); do
   for s in coturn parley; do
     start_server $s
