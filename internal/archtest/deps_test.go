@@ -54,8 +54,8 @@ var rules = map[string]rule{
 		why: "the ffmpeg mixer takes file names and knows nothing of sessions or media"},
 	// Tools: they measure a server from outside, through its public protocol only.
 	"loadgen": {only: []string{}, why: "the load generator speaks only the public wire protocol, so it measures any OpenVidu 2 server the same way"},
-	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr"}, denyDeps: []string{"api", "signaling", "edge", "server", "app"}, noPion: true, pionDirect: true,
-		why: "metrics listen to session events and read the Stats of the layers below; signaling reports errors through a func"},
+	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr", "recording"}, denyDeps: []string{"api", "signaling", "edge", "server", "app"}, noPion: true, pionDirect: true,
+		why: "metrics listen to session events and read the Stats of the layers below and of recording; signaling reports errors through a func"},
 }
 
 type pkg struct {

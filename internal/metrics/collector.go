@@ -37,12 +37,17 @@ var (
 	dHookLatency    = desc("parley_webhook_delivery_latency_seconds", "Time from an event to the endpoint's acceptance of it, retries included.")
 	dCDRWritten     = desc("parley_cdr_written_total", "Call detail record lines written.")
 	dCDRDropped     = desc("parley_cdr_dropped_total", "Call detail record lines lost (full queue or failed write).")
+	dRecordings     = desc("parley_recordings", "Recordings in progress.")
+	dRecStreams     = desc("parley_recording_streams", "Stream files being written by recordings.")
+	dRecDropped     = desc("parley_recording_dropped_packets_total", "RTP packets a recording writer could not keep up with (its file has a gap).")
+	dRecFailed      = desc("parley_recordings_failed_total", "Recordings that ended failed (write error such as a full disk, failed mix).")
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dSessions, dPeerConns, dPackets, dBytes, dWriteErrors, dNACKs, dRetransmitted, dPLIs, dLost,
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
-		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped} {
+		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped,
+		dRecordings, dRecStreams, dRecDropped, dRecFailed} {
 		ch <- d
 	}
 }
@@ -102,6 +107,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		s := c.src.CDR()
 		counter(dCDRWritten, s.Written)
 		counter(dCDRDropped, s.Dropped)
+	}
+	if c.src.Recording != nil {
+		s := c.src.Recording()
+		gauge(dRecordings, float64(s.Active))
+		gauge(dRecStreams, float64(s.Streams))
+		counter(dRecDropped, s.Dropped)
+		counter(dRecFailed, s.Failed)
 	}
 }
 

@@ -4,7 +4,7 @@
 // scrape time, signaling errors by JSON-RPC code, and the Go runtime and process.
 //
 // It is the only package that imports the Prometheus client. It listens to session events, reads
-// the Stats of sfu, turn, webhook and cdr, and never imports api, signaling or edge: signaling
+// the Stats of sfu, turn, webhook, cdr and recording, and never imports api, signaling or edge: signaling
 // reports its errors through a func the composition root wires to SignalingError.
 package metrics
 
@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley/parley/internal/cdr"
+	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/turn"
@@ -36,6 +37,8 @@ type Sources struct {
 	TURN     func() turn.Stats
 	Webhook  func() webhook.Stats
 	CDR      func() cdr.Stats
+	// Recording is nil unless OPENVIDU_RECORDING=true.
+	Recording func() recording.Stats
 }
 
 // Metrics holds the registry. Listen and SignalingError are safe from any goroutine and never

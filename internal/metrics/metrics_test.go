@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/cdr"
+	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/turn"
@@ -48,8 +49,9 @@ func TestExposition(t *testing.T) {
 		TURN: func() turn.Stats {
 			return turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
 		},
-		Webhook: func() webhook.Stats { return hook },
-		CDR:     func() cdr.Stats { return cdr.Stats{Written: 9} },
+		Webhook:   func() webhook.Stats { return hook },
+		CDR:       func() cdr.Stats { return cdr.Stats{Written: 9} },
+		Recording: func() recording.Stats { return recording.Stats{Active: 1, Streams: 2, Dropped: 7, Failed: 1} },
 	}, slog.New(slog.DiscardHandler))
 	if err := m.Bind("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -99,6 +101,10 @@ func TestExposition(t *testing.T) {
 		"parley_webhook_delivery_latency_seconds_sum":            "2",
 		"parley_webhook_delivery_latency_seconds_count":          "4",
 		"parley_cdr_written_total":                               "9",
+		"parley_recordings":                                      "1",
+		"parley_recording_streams":                               "2",
+		"parley_recording_dropped_packets_total":                 "7",
+		"parley_recordings_failed_total":                         "1",
 		"go_goroutines":                                          "",
 		"process_open_fds":                                       "",
 	}

@@ -64,6 +64,7 @@ func (r *Recorder) finalise(x *rec) {
 	}()
 	r.mu.Lock()
 	if err != nil {
+		r.failed.Add(1)
 		x.info.Status, x.errText = session.RecordingFailed, err.Error()
 		x.info.Size = dirSize(x.work)
 	} else {

@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -113,6 +114,8 @@ type Recorder struct {
 	wake   chan struct{}
 	finals sync.WaitGroup // finalisations in progress
 	closed bool           // Run has ended: nothing new starts
+	// Counters for Stats (metrics): packets dropped by writers that closed, recordings failed.
+	dropped, failed atomic.Uint64
 	// finalCtx bounds the finalisations (ffmpeg mixes); cancelled when shutdown has waited long enough.
 	finalCtx    context.Context
 	cancelFinal context.CancelFunc
@@ -134,6 +137,7 @@ type rec struct {
 	streams map[session.StreamID]*streamEntry
 	done    []*streamEntry // closed writers, in closing order
 	names   map[string]bool
+	dropped *atomic.Uint64 // the recorder's counter
 }
 
 type streamEntry struct {
@@ -237,7 +241,7 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 	p.Name = name
 	x := &rec{info: session.RecordingInfo{ID: id, Name: name, Session: sid, SessionCreatedAt: t.CreatedAt, CreatedAt: time.Now(),
 		Props: p, Status: session.RecordingStarting}, dir: filepath.Join(r.cfg.Path, id), final: make(chan struct{}),
-		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}}
+		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}, dropped: &r.dropped}
 	x.work = x.dir
 	if composed(p) {
 		x.work = filepath.Join(x.dir, "tracks")
@@ -354,6 +358,9 @@ func (x *rec) closeStream(e *streamEntry) {
 	e.writeErr = e.w.err
 	x.done = append(x.done, e)
 	if d := e.w.drops.Load(); d > 0 {
+		if x.dropped != nil {
+			x.dropped.Add(d)
+		}
 		// The writer fell behind the disk: the file has gaps, which the log must say.
 		e.log.Warn("recording dropped packets", "file", e.file, "dropped", d)
 	}
@@ -449,6 +456,7 @@ func (r *Recorder) fail(x *rec, cause error) {
 	}
 	x.info.Status, x.info.Reason, x.errText = session.RecordingFailed, "recordingStoppedByServer", cause.Error()
 	r.release(x)
+	r.failed.Add(1)
 	r.mu.Unlock()
 	x.closeAll()
 	r.mu.Lock()
@@ -551,6 +559,36 @@ func (r *Recorder) File(id, name string) (string, error) {
 		return "", errorf(session.KindNotFound, "no such recording file")
 	}
 	return p, nil
+}
+
+// Stats are the recorder's counters, read by metrics at scrape time.
+type Stats struct {
+	Active  int    // recordings in progress
+	Streams int    // stream files being written
+	Dropped uint64 // packets writers could not keep up with, since start
+	Failed  uint64 // recordings that ended failed (write errors, failed mixes), since start
+}
+
+// Stats reads the counters.
+func (r *Recorder) Stats() Stats {
+	r.mu.Lock()
+	active := make([]*rec, 0, len(r.active))
+	for _, x := range r.active {
+		active = append(active, x)
+	}
+	r.mu.Unlock()
+	st := Stats{Active: len(active), Dropped: r.dropped.Load(), Failed: r.failed.Load()}
+	for _, x := range active {
+		x.mu.Lock()
+		for _, e := range x.streams {
+			if !e.closed {
+				st.Streams++
+				st.Dropped += e.w.drops.Load()
+			}
+		}
+		x.mu.Unlock()
+	}
+	return st
 }
 
 // ---- events ----

@@ -252,6 +252,9 @@ func TestIndividualLifecycle(t *testing.T) {
 	if len(h.sources["str_CAM_Bbbb_con_B"].taps) != 0 {
 		t.Fatal("a record:false connection was tapped")
 	}
+	if st := h.r.Stats(); st.Active != 1 || st.Streams != 1 {
+		t.Fatalf("stats while recording: %+v", st)
+	}
 	h.sources["str_CAM_Aaaa_con_A"].feed(t, m, 0, 2*time.Second)
 	if err := h.r.Delete("ses_A"); kindOf(err) != session.KindConflict {
 		t.Fatalf("delete while recording: %v, want conflict", err)
@@ -432,6 +435,9 @@ func TestFullDiskFailsTheRecording(t *testing.T) {
 	_ = json.Unmarshal(b, &d)
 	if d.Status != "failed" || !strings.Contains(d.Error, "no space left") {
 		t.Fatalf("metadata after the full disk: %+v", d)
+	}
+	if st := h.r.Stats(); st.Failed != 1 || st.Active != 0 || st.Streams != 0 {
+		t.Fatalf("stats after the failure: %+v", st)
 	}
 	if _, err := h.r.Stop("ses_D"); kindOf(err) != session.KindConflict {
 		t.Fatalf("stop of a failed recording: %v", err)

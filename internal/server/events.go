@@ -34,6 +34,9 @@ func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error,
 	if s.turn != nil {
 		src.TURN = s.turn.Stats
 	}
+	if s.recorder != nil {
+		src.Recording = s.recorder.Stats
+	}
 	if cfg.Webhook.Enabled {
 		key := []byte(cfg.Webhook.Secret)
 		if len(key) == 0 {
