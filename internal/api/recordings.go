@@ -65,7 +65,7 @@ func startProperties(b body, def session.RecordingProperties) (session.Recording
 	}
 	if name != "" {
 		if !recordingNameRE.MatchString(name) {
-			return p, http.StatusUnprocessableEntity, errors.New(`"name" may contain only letters, digits, '_', '-' and '~'`)
+			return bad(errors.New(`"name" may contain only letters, digits, '_', '-' and '~'`)) // 400, as the reference
 		}
 		p.Name = name
 	}
@@ -92,7 +92,11 @@ func startProperties(b body, def session.RecordingProperties) (session.Recording
 		return bad(err)
 	}
 	p.FrameRate = int(fr)
-	if p.ShmSize, err = b.integer("shmSize", max(def.ShmSize, 536870912)); err != nil {
+	shm := def.ShmSize
+	if shm == 0 {
+		shm = 536870912
+	}
+	if p.ShmSize, err = b.integer("shmSize", shm); err != nil {
 		return bad(err)
 	}
 	if p.IgnoreFailedStreams, err = b.boolean("ignoreFailedStreams", def.IgnoreFailedStreams); err != nil {

@@ -60,7 +60,7 @@ func TestRecordingEndpoints(t *testing.T) {
 		{"nothing to record", `{"session":"rec","hasAudio":false,"hasVideo":false}`, 422},
 		{"resolution out of range", `{"session":"rec","outputMode":"COMPOSED","resolution":"99x2000"}`, 422},
 		{"frame rate out of range", `{"session":"rec","outputMode":"COMPOSED","frameRate":121}`, 422},
-		{"bad name", `{"session":"rec","name":"a b"}`, 422},
+		{"bad name", `{"session":"rec","name":"a b"}`, 400},
 		{"nobody connected", `{"session":"rec"}`, 406},
 	} {
 		t.Run(tc.name, func(t *testing.T) { e.mustStatus(tc.want, "POST", p+"/start", tc.body) })
