@@ -54,6 +54,19 @@ test('two participants see and hear each other, signal, and show in REST', async
     assert.equal(c.subscribers.length, 1, `${c.connectionId} subscribes to the other`);
   }
   for (const p of [a, b]) assert.deepEqual(p.consoleErrors.filter((e) => !/favicon/.test(e)), [], `console errors on ${p.id}`);
+
+  // SRTP with AEAD-AES-128-GCM on every PeerConnection, publisher and subscriber: about five
+  // times cheaper per forwarded packet than Chromium's own choice (AES-CM + HMAC-SHA1), which it
+  // makes whenever it is the DTLS server.
+  for (const p of [a, b]) {
+    const ciphers = await p.page.evaluate(async () => {
+      const pcs = [window.publisher, ...window.subscribers].map((x) => x.stream.getRTCPeerConnection());
+      const out = [];
+      for (const pc of pcs) (await pc.getStats()).forEach((st) => { if (st.type === 'transport') out.push(st.srtpCipher); });
+      return out;
+    });
+    assert.deepEqual(ciphers, ['SRTP_AEAD_AES_128_GCM', 'SRTP_AEAD_AES_128_GCM'], `SRTP ciphers on ${p.id}`);
+  }
 });
 
 test('REST forceUnpublish and forceDisconnect give the right events and reasons on both sides', async () => {
