@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/dtls/v3"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
@@ -29,7 +30,8 @@ import (
 //	go test -run '^$' -bench Fanout -benchtime 1x ./internal/sfu
 //	SFU_BENCH_SUBS=100 SFU_BENCH_SECONDS=10 SFU_BENCH_LOAD_CPUS=1 taskset -c 0 go test ...
 //
-// SFU_BENCH_PPS overrides the packet rate (video 200, audio 50). SFU_BENCH_LOAD_CPUS pins the load process (taskset -c), SFU_BENCH_CPUPROFILE=<path> writes a
+// SFU_BENCH_CHROMIUM_SRTP=1 gives the peers Chromium's SRTP preferences (see
+// TestSRTPIsGCMWithChromiumPreferences). SFU_BENCH_PPS overrides the packet rate (video 200, audio 50). SFU_BENCH_LOAD_CPUS pins the load process (taskset -c), SFU_BENCH_CPUPROFILE=<path> writes a
 // CPU profile of the measurement window to <path>.video and <path>.audio.
 //
 // Reported: µs of server CPU per forwarded RTP packet (the headline of issue 7), loss seen by the
@@ -215,6 +217,10 @@ func runLoad(kind string, stdin io.Reader, stdout io.Writer) int {
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	if os.Getenv("SFU_BENCH_CHROMIUM_SRTP") != "" {
+		// Chromium's order when it is the DTLS server: AES-CM + HMAC-SHA1 before GCM.
+		se.SetSRTPProtectionProfiles(dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AEAD_AES_128_GCM)
+	}
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
 	offer := func(pc *webrtc.PeerConnection) (string, error) {
 		o, err := pc.CreateOffer(nil)
