@@ -1,8 +1,6 @@
 package recording
 
 import (
-	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,14 +10,7 @@ import (
 
 type testMedia struct{ testmedia.Media }
 
-var (
-	mediaOnce sync.Once
-	media     testmedia.Media
-	mediaErr  error
-)
-
-// makeMedia returns real media of at least seconds (10 at most), encoded once per test binary:
-// encoding is the slow part of these tests on a busy machine.
+// makeMedia returns real media of at least seconds (10 at most), shared by the package's tests.
 func makeMedia(t testing.TB, seconds int) testMedia {
 	t.Helper()
 	if tool := testmedia.Missing(); tool != "" {
@@ -28,19 +19,11 @@ func makeMedia(t testing.TB, seconds int) testMedia {
 	if seconds > 10 {
 		t.Fatalf("makeMedia: %d s asked, 10 at most", seconds)
 	}
-	mediaOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "parley-recording-media-")
-		if err != nil {
-			mediaErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		media, mediaErr = testmedia.Make(dir, 10)
-	})
-	if mediaErr != nil {
-		t.Fatal(mediaErr)
+	m, err := testmedia.Shared()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return testMedia{media}
+	return testMedia{m}
 }
 
 // feed sends the media through the taps in timestamp order, waiting (on the queue's length, not on

@@ -103,11 +103,11 @@ type kindState struct {
 	unwrap   int64         // ticks from the first packet's timestamp to ref
 	needKey  bool          // video: wait for a keyframe before writing
 	lastMs   int64
-	frames   uint64
 	anyFrame bool
 }
 
-// streamWriter writes one stream's audio and video to one WebM file, on its own goroutine.
+// streamWriter writes one stream's audio and video to one WebM (or, for H.264, Matroska) file, on
+// its own goroutine.
 type streamWriter struct {
 	path    string
 	start   time.Time // when the writer was created; frame times count from here
@@ -135,12 +135,14 @@ type streamWriter struct {
 	firstMs, endMs int64 // media times written, ms since start; firstMs < 0 until a frame is written
 }
 
+// opusHead is the Opus identification header (RFC 7845 §5.1) Matroska wants as CodecPrivate:
+// stereo, 48 kHz, a pre-skip of 312 samples to match the track's CodecDelay of 6.5 ms.
 func opusHead() []byte {
 	h := make([]byte, 19)
 	copy(h, "OpusHead")
 	h[8] = 1 // version
 	h[9] = 2 // channels
-	binary.LittleEndian.PutUint16(h[10:], 0)
+	binary.LittleEndian.PutUint16(h[10:], 312)
 	binary.LittleEndian.PutUint32(h[12:], 48000)
 	return h
 }
@@ -455,7 +457,6 @@ func (w *streamWriter) pop(kind uint8, ks *kindState) {
 		}
 		ks.lastMs = ms
 		ks.anyFrame = true
-		ks.frames++
 		w.write(kind, key, ms, s.Data)
 		if w.firstMs < 0 || ms < w.firstMs {
 			w.firstMs = ms

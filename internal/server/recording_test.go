@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -28,31 +27,17 @@ import (
 	"github.com/parley/parley/internal/recording/testmedia"
 )
 
-var (
-	mediaOnce sync.Once
-	media     testmedia.Media
-	mediaErr  error
-)
-
 // recordingMedia is 10 s of real VP8 and Opus, encoded once per test binary.
 func recordingMedia(t *testing.T) testmedia.Media {
 	t.Helper()
 	if tool := testmedia.Missing(); tool != "" {
 		t.Skipf("%s not installed (scripts/install-test-deps.sh installs it)", tool)
 	}
-	mediaOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "parley-server-media-")
-		if err != nil {
-			mediaErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		media, mediaErr = testmedia.Make(dir, 10)
-	})
-	if mediaErr != nil {
-		t.Fatal(mediaErr)
+	m, err := testmedia.Shared()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return media
+	return m
 }
 
 // player publishes real VP8 and Opus from a pion peer at the pace a camera would.

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/pion/rtp"
@@ -200,4 +201,25 @@ func MakeH264(dir string, seconds int) ([][]*rtp.Packet, error) {
 			au = nil
 		}
 	}
+}
+
+var (
+	sharedOnce sync.Once
+	shared     Media
+	sharedErr  error
+)
+
+// Shared is 10 s of Make's media, encoded once per process: encoding is the slow part of the tests
+// that use it on a busy machine. Callers must not modify the packets.
+func Shared() (Media, error) {
+	sharedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "parley-testmedia-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		shared, sharedErr = Make(dir, 10)
+	})
+	return shared, sharedErr
 }
