@@ -30,6 +30,7 @@ import (
 //	go test -run '^$' -bench Fanout -benchtime 1x ./internal/sfu
 //	SFU_BENCH_SUBS=100 SFU_BENCH_SECONDS=10 SFU_BENCH_LOAD_CPUS=1 taskset -c 0 go test ...
 //
+// SFU_BENCH_MEMPROFILE=<path> writes a heap profile once everyone has joined.
 // SFU_BENCH_CHROMIUM_SRTP=1 gives the peers Chromium's SRTP preferences (see
 // TestSRTPIsGCMWithChromiumPreferences). SFU_BENCH_PPS overrides the packet rate (video 200, audio 50). SFU_BENCH_LOAD_CPUS pins the load process (taskset -c), SFU_BENCH_CPUPROFILE=<path> writes a
 // CPU profile of the measurement window to <path>.video and <path>.audio.
@@ -140,6 +141,12 @@ func benchFanout(b *testing.B, kind string, pubs, subs int) {
 	}()
 	recv("ready")
 	heap1, rss1 := memNow()
+	if path := os.Getenv("SFU_BENCH_MEMPROFILE"); path != "" { // what the subscribers hold
+		if f, err := os.Create(path + "." + kind); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
 
 	// Warm up past the joins (DTLS, keyframe requests), then measure a window.
 	time.Sleep(time.Second) // lets the joins' work finish before the window; not synchronisation
