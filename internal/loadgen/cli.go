@@ -48,7 +48,7 @@ func (c *CLI) Register(fs *flag.FlagSet, defaultURL string) {
 	fs.IntVar(&c.cfg.Media.GOP, "gop", 0, "frames between keyframes (default: one second)")
 	fs.StringVar(&c.cfg.Media.Dir, "media-dir", "", "cache of the generated media files (default: the user cache dir)")
 	fs.Float64Var(&c.cfg.Ramp, "ramp", 10, "joins per second")
-	fs.DurationVar(&c.cfg.Warmup, "warmup", 5*time.Second, "settling time of each step before its measurement")
+	fs.DurationVar(&c.cfg.Warmup, "warmup", 5*time.Second, "settling time of each step before its measurement (up to 3x while tracks are still starting)")
 	fs.DurationVar(&c.cfg.Window, "window", 10*time.Second, "measurement window of each step")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Minute, "hard limit on the whole run")
 	fs.IntVar(&c.cfg.MaxParticipants, "max-participants", 2000, "refuse scenarios with more participants")

@@ -41,7 +41,8 @@ type Config struct {
 	MeetingSize int
 	// Ramp is joins started per second.
 	Ramp float64
-	// Warmup is how long each step runs before its measurement window; Window is that window.
+	// Warmup is how long each step runs before its measurement window (up to three times as long
+	// while some expected track has not started); Window is that window.
 	Warmup, Window time.Duration
 	// MaxParticipants bounds the whole run.
 	MaxParticipants int
@@ -416,18 +417,24 @@ func (r *runner) grow(n int) error {
 	return nil
 }
 
-// wait lets the step settle, printing progress.
+// wait lets the step settle for d, and up to 2·d longer while some expected track has not
+// delivered yet (a slow DTLS handshake), so the window measures the whole load when it can.
 func (r *runner) wait(d time.Duration, step, n int) {
-	end := time.Now().Add(d)
-	tick := time.NewTicker(time.Second)
+	start := time.Now()
+	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
-	for time.Now().Before(end) {
+	for {
+		live, want := r.liveTracks(), r.expectedTracks(n)
+		since := time.Since(start)
+		if since >= 3*d || (since >= d && live >= want) {
+			return
+		}
+		r.log.status("step %d (%d): warming up, %d/%d tracks delivering", step+1, n, live, want)
 		select {
 		case <-r.ctx.Done():
 			return
 		case <-tick.C:
 		}
-		r.log.status("step %d (%d): warming up, %d/%d tracks delivering, %ds left", step+1, n, r.liveTracks(), r.expectedTracks(n), int(time.Until(end).Seconds()))
 	}
 }
 
