@@ -437,3 +437,19 @@ func TestComposeJoinerTakesLeaversTile(t *testing.T) {
 	expectTiles(t, out, 2200*time.Millisecond, outW, outH, map[string]rect{"black": inner(left), "green": inner(right)})
 	expectTiles(t, out, 3200*time.Millisecond, outW, outH, map[string]rect{"blue": inner(left), "green": inner(right)})
 }
+
+// The writer stores VP8 and VP9 in WebM and H.264 in Matroska; all three mix alike.
+func TestComposeEveryRecordedCodec(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	vp8 := makeTrack(t, dir, "vp8", trackSpec{colour: "red", tone: 440, length: 2 * time.Second})
+	vp9 := makeTrack(t, dir, "vp9", trackSpec{colour: "green", tone: 440, length: 2 * time.Second, codec: "vp9"})
+	h264 := makeTrack(t, dir, "h264", trackSpec{colour: "blue", tone: 440, length: 2 * time.Second, codec: "h264"})
+	out := filepath.Join(dir, "out.mp4")
+	run(t, job(out, 2*time.Second,
+		Track{Path: vp8, HasAudio: true, HasVideo: true},
+		Track{Path: vp9, HasAudio: true, HasVideo: true},
+		Track{Path: h264, HasAudio: true, HasVideo: true}))
+	expectTiles(t, out, time.Second, outW, outH, map[string]rect{
+		"red": inner(rect{20, 0, 120, 90}), "green": inner(rect{180, 0, 120, 90}), "blue": inner(rect{100, 90, 120, 90})})
+}

@@ -47,11 +47,15 @@ type trackSpec struct {
 	fps    int
 	tone   int // Hz; 0 for no audio
 	length time.Duration
+	codec  string // "" (VP8 in WebM), "vp9" (WebM) or "h264" (Matroska, as the writer stores H.264)
 }
 
 func makeTrack(tb testing.TB, dir, name string, s trackSpec) string {
 	tb.Helper()
 	path := filepath.Join(dir, name+".webm")
+	if s.codec == "h264" {
+		path = filepath.Join(dir, name+".mkv")
+	}
 	secs := seconds(s.length)
 	args := []string{"-hide_banner", "-loglevel", "error", "-y"}
 	if s.colour != "" {
@@ -68,7 +72,13 @@ func makeTrack(tb testing.TB, dir, name string, s trackSpec) string {
 	if s.tone != 0 {
 		args = append(args, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000:duration=%s", s.tone, secs))
 	}
-	if s.colour != "" {
+	switch {
+	case s.colour == "":
+	case s.codec == "vp9":
+		args = append(args, "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k")
+	case s.codec == "h264":
+		args = append(args, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p")
+	default:
 		args = append(args, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k")
 	}
 	if s.tone != 0 {
