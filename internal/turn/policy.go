@@ -70,8 +70,13 @@ func newPeerPolicy(media []netip.AddrPort, aliases map[netip.AddrPort]netip.Addr
 		if i < 0 {
 			return nil, fmt.Errorf("turn: MediaAliases %s → %s: target is not one of MediaAddrs", announced, local)
 		}
-		if slices.ContainsFunc(p.named, func(n namedPeer) bool { return n.addr == announced }) {
-			return nil, fmt.Errorf("turn: MediaAliases %s: already a media address or alias", announced)
+		// An alias naming a media address for itself (announce and listen IPs both 127.0.0.1, say)
+		// adds nothing; only one name for two different sockets is a contradiction.
+		if j := slices.IndexFunc(p.named, func(n namedPeer) bool { return n.addr == announced }); j >= 0 {
+			if p.named[j].local == i {
+				continue
+			}
+			return nil, fmt.Errorf("turn: MediaAliases %s: already the name of media address %s", announced, p.locals[p.named[j].local])
 		}
 		p.add(announced, i)
 	}

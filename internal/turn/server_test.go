@@ -465,6 +465,9 @@ func TestConfigErrors(t *testing.T) {
 		{"alias to nowhere", Config{RelayIP: relayIP, MediaAddrs: []netip.AddrPort{good},
 			MediaAliases: map[netip.AddrPort]netip.AddrPort{netip.MustParseAddrPort("203.0.113.5:443"): netip.MustParseAddrPort("192.0.2.3:443")}},
 			[]string{"not one of MediaAddrs"}},
+		{"one name for two media addresses", Config{RelayIP: relayIP, MediaAddrs: []netip.AddrPort{good, netip.MustParseAddrPort("192.0.2.3:443")},
+			MediaAliases: map[netip.AddrPort]netip.AddrPort{netip.MustParseAddrPort("192.0.2.3:443"): good}},
+			[]string{"already the name of media address 192.0.2.3:443"}},
 		{"negative quota", Config{RelayIP: relayIP, MediaAddrs: []netip.AddrPort{good}, MaxAllocations: -1},
 			[]string{"MaxAllocations -1"}},
 		{"bad UDP address", Config{RelayIP: relayIP, MediaAddrs: []netip.AddrPort{good}, UDPAddr: "nowhere:x"},
@@ -486,6 +489,13 @@ func TestConfigErrors(t *testing.T) {
 	if _, err := New(Config{RelayIP: relayIP, MediaAddrs: []netip.AddrPort{good}}, nil, nil); err == nil {
 		t.Error("New accepted a nil Liveness")
 	}
+	// Announcing the address the media socket listens on (both set to 127.0.0.1) is an alias of a
+	// media address to itself: redundant, not an error.
+	s, err := New(Config{RelayIP: relayIP, MediaAddrs: []netip.AddrPort{good}, MediaAliases: map[netip.AddrPort]netip.AddrPort{good: good}}, &fakeLive{}, nil)
+	if err != nil {
+		t.Fatalf("an alias of a media address to itself: %v", err)
+	}
+	_ = s.Close()
 }
 
 // TestUDPErrorRateLimit: over TURN/UDP, where source addresses are unverified, one source gets at
