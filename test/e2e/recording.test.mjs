@@ -266,48 +266,57 @@ for (const mode of ['INDIVIDUAL', 'COMPOSED']) {
   });
 }
 
-// kill -9 in the middle of a recording: after a restart on the same recording path the recording
-// is listed as failed and its stream files are readable up to the kill.
-test('kill -9 during a recording: listed as failed after restart, files readable', async () => {
+// kill -9 in the middle of recordings: after a restart on the same recording path they are listed
+// as failed and their stream files are readable up to the kill — an INDIVIDUAL recording of a
+// two-person call and, in another session, a COMPOSED one, whose tracks wait in <id>/tracks/.
+test('kill -9 during recordings: listed as failed after restart, files readable', async () => {
   const path = join(scratch, 'kill');
   const env = { ...recEnv, OPENVIDU_RECORDING_PATH: path };
-  let srv = await startParley('recording-kill', env);
+  const srv = await startParley('recording-kill', env);
   let restarted;
   try {
-    const session = await srv.ov.createSession({ customSessionId: 'rec-kill' });
-    const enterOn = async (name) => {
+    const enterOn = async (session, name) => {
       const conn = await session.createConnection();
       const p = await openParticipant(browser, pages.url, conn.token, { name });
       opened.push(p);
       return p;
     };
-    const a = await enterOn('alice');
-    const b = await enterOn('bob');
+    const two = await srv.ov.createSession({ customSessionId: 'rec-kill' });
+    const solo = await srv.ov.createSession({ customSessionId: 'rec-kill-composed' });
+    const a = await enterOn(two, 'alice');
+    const b = await enterOn(two, 'bob');
+    await enterOn(solo, 'carol');
     await waitDecoding(a, [b.id]);
-    const rec = await srv.ov.startRecording('rec-kill', { outputMode: 'INDIVIDUAL', name: 'killed' });
-    // Let both stream files grow past a few seconds of media before the kill.
+    const recs = [
+      { rec: await srv.ov.startRecording('rec-kill', { outputMode: 'INDIVIDUAL', name: 'killed' }), streams: 2 },
+      { rec: await srv.ov.startRecording('rec-kill-composed', { outputMode: 'COMPOSED', name: 'killed' }), streams: 1 },
+    ];
+    // Let every stream file grow past a few seconds of media before the kill.
     const webmsUnder = (dir) => readdirSync(dir, { recursive: true }).filter((f) => /\.(webm|mkv)$/.test(f)).map((f) => join(dir, f));
-    await poll('two stream files with 3 s of media', () => {
+    await poll('every stream file with 3 s of media', () => recs.every(({ rec, streams }) => {
       const files = webmsUnder(join(path, rec.id));
-      return files.length === 2 && files.every((f) => statSync(f).size > 150000) && Date.now() - rec.createdAt > 3000 && files;
-    }, { timeout: 20000 });
+      return files.length === streams && files.every((f) => statSync(f).size > 150000) && Date.now() - rec.createdAt > 3000;
+    }), { timeout: 20000 });
     const killed = new Promise((r) => srv.proc.on('exit', r));
     srv.proc.kill('SIGKILL');
     await killed;
     const killedAt = Date.now();
 
     restarted = await startParley('recording-kill-restart', env);
-    const got = await restarted.ov.getRecording(rec.id);
-    assert.equal(got.status, 'failed', 'a recording cut by a crash is failed');
-    assert.ok((await restarted.ov.listRecordings()).some((r) => r.id === rec.id && r.status === 'failed'), 'listed as failed');
-    const files = webmsUnder(join(path, rec.id));
-    assert.equal(files.length, 2, `both stream files kept: ${files}`);
-    for (const f of files) {
-      const info = await probe(f);
-      assert.equal(info.video?.codec_name, 'vp8', `${f}: video readable`);
-      assert.equal(info.audio?.codec_name, 'opus', `${f}: audio readable`);
-      const secs = (killedAt - rec.createdAt) / 1000;
-      assert.ok(Number(info.video.nb_read_packets) >= 5 * (secs - 1.5), `${f}: ${info.video.nb_read_packets} frames for ${secs} s recorded`);
+    const listed = await restarted.ov.listRecordings();
+    for (const { rec, streams } of recs) {
+      const got = await restarted.ov.getRecording(rec.id);
+      assert.equal(got.status, 'failed', `${rec.id}: a recording cut by a crash is failed`);
+      assert.ok(listed.some((r) => r.id === rec.id && r.status === 'failed'), `${rec.id} listed as failed`);
+      const files = webmsUnder(join(path, rec.id));
+      assert.equal(files.length, streams, `${rec.id}: every stream file kept: ${files}`);
+      for (const f of files) {
+        const info = await probe(f);
+        assert.equal(info.video?.codec_name, 'vp8', `${f}: video readable`);
+        assert.equal(info.audio?.codec_name, 'opus', `${f}: audio readable`);
+        const secs = (killedAt - rec.createdAt) / 1000;
+        assert.ok(Number(info.video.nb_read_packets) >= 5 * (secs - 1.5), `${f}: ${info.video.nb_read_packets} frames for ${secs} s recorded`);
+      }
     }
   } finally {
     if (srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGKILL');
