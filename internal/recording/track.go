@@ -23,6 +23,10 @@ import (
 // goroutine that feeds it must never wait for a disk.
 const queueLen = 1024
 
+// maxSeqJump is the largest sequence number step (forward or back) fed to a sample builder as is;
+// beyond it the builder starts afresh. A second of 2 Mbit/s video is about 200 packets.
+const maxSeqJump = 1000
+
 // maxClockDrift is how far a frame's RTP time may be from its arrival before the RTP clock is taken
 // to have jumped: well above jitter and the sample builders' delay, well below any real gap's
 // error.
@@ -100,6 +104,7 @@ type kindState struct {
 	firstAt  time.Duration // arrival of the first packet of ssrc
 	lastAt   time.Duration // arrival of the latest packet
 	ref      uint32        // RTP timestamp the unwrapped count is relative to
+	lastSeq  uint16        // newest sequence number pushed
 	unwrap   int64         // ticks from the first packet's timestamp to ref
 	needKey  bool          // video: wait for a keyframe before writing
 	lastMs   int64
@@ -365,14 +370,8 @@ func (w *streamWriter) run() {
 			for len(w.in) > 0 { // the taps no longer queue: drain what they left
 				take(<-w.in)
 			}
-			if !failed {
-				for k, ks := range w.kinds {
-					if ks != nil {
-						ks.sb.Flush()
-						w.pop(uint8(k), ks)
-					}
-				}
-			}
+			// No sample builder Flush: it only adds the last partial frame, and on a wide buffer its
+			// purge loop can take seconds (see maxSeqJump), during which the stop would wait.
 			if !w.open && !failed {
 				// No keyframe ever came: write what there is (the audio) with an empty avcC.
 				if err := w.openMuxer(); err != nil {
@@ -404,16 +403,27 @@ func (w *streamWriter) handle(p packet) {
 	}
 	if ks.seen && pkt.SSRC != ks.ssrc {
 		// A new RTP source (the publisher renegotiated, reconnectStream): its sequence numbers and
-		// timestamps start anew. Finish the old one's frames, then restart the clock here.
-		ks.sb.Flush()
-		w.pop(p.kind, ks)
+		// timestamps start anew, so the clock restarts here. The old source's last partial frame
+		// is dropped rather than flushed (see maxSeqJump).
 		ks.sb, ks.seen = ks.newSB(), false
 		if p.kind == kindVideo {
 			ks.needKey = true
 		}
 	}
 	if !ks.seen {
-		ks.seen, ks.ssrc, ks.firstAt, ks.ref, ks.unwrap = true, pkt.SSRC, p.at, pkt.Timestamp, 0
+		ks.seen, ks.ssrc, ks.firstAt, ks.ref, ks.unwrap, ks.lastSeq = true, pkt.SSRC, p.at, pkt.Timestamp, 0, pkt.SequenceNumber
+	}
+	if d := int16(pkt.SequenceNumber - ks.lastSeq); d > maxSeqJump || d < -maxSeqJump {
+		// The sample builder's buffer spans the sequence numbers it holds and its purge rescans
+		// that span for each one it drops: a jump far ahead or back would cost it seconds of CPU
+		// (seen with Chrome's H.264). Start it afresh instead; video waits for a keyframe.
+		ks.sb = ks.newSB()
+		if p.kind == kindVideo {
+			ks.needKey = true
+		}
+		ks.lastSeq = pkt.SequenceNumber
+	} else if d > 0 {
+		ks.lastSeq = pkt.SequenceNumber
 	}
 	ks.lastAt = p.at
 	ks.sb.Push(pkt)

@@ -85,6 +85,43 @@ func TestWriterCutShortIsReadable(t *testing.T) {
 	}
 }
 
+// TestWriterSequenceJump: a sequence number jump within one source (a sender restarting its
+// counter) restarts the sample builders instead of stalling them; the media after it is kept.
+func TestWriterSequenceJump(t *testing.T) {
+	m := makeMedia(t, 4)
+	path := filepath.Join(t.TempDir(), "jump.webm")
+	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP8", width: 320, height: 240}, createSyncFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.testClock = new(atomic.Int64)
+	go w.run()
+	m.feed(w, 0, 2*time.Second)
+	jumped := testMedia{}
+	for _, f := range m.Video {
+		var nf []*rtp.Packet
+		for _, p := range f {
+			c := p.Clone()
+			c.SequenceNumber += 30000
+			nf = append(nf, c)
+		}
+		jumped.Video = append(jumped.Video, nf)
+	}
+	for _, p := range m.Audio {
+		c := p.Clone()
+		c.SequenceNumber -= 20000
+		jumped.Audio = append(jumped.Audio, c)
+	}
+	jumped.feed(w, 2*time.Second, 4*time.Second)
+	w.close()
+	p := ffprobe(t, path)
+	_, vf := p.Stream("video")
+	_, af := p.Stream("audio")
+	if d := p.Duration(); d < 3.5 || vf < 80 || af < 180 {
+		t.Fatalf("after a sequence jump: %.2f s, %d video and %d audio frames, want about 4 s, 120 and 200", d, vf, af)
+	}
+}
+
 // TestWriterFollowsANewSource: a publisher that renegotiates sends from a new SSRC with new
 // sequence numbers and timestamps; the file goes on where it was instead of jumping hours.
 func TestWriterFollowsANewSource(t *testing.T) {
