@@ -376,6 +376,15 @@ func (x *rec) closeAll() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	// Detach every tap first, so all files end at this moment even if one writer is slow to drain.
+	for _, id := range ids {
+		if e := x.streams[id]; !e.closed {
+			e.w.closing.Store(true)
+			for _, rm := range e.removes {
+				rm()
+			}
+		}
+	}
 	for _, id := range ids {
 		x.closeStream(x.streams[id])
 	}
