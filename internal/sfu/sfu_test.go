@@ -35,7 +35,10 @@ type browser struct {
 	rtcp chan rtcp.Packet
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t *testing.T) *browser { t.Helper(); return newBrowserWith(t, nil) }
+
+// newBrowserWith lets mod change the browser's settings before its PeerConnection is made.
+func newBrowserWith(t *testing.T, mod func(*webrtc.SettingEngine)) *browser {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -47,6 +50,9 @@ func newBrowser(t *testing.T) *browser {
 	// The NACK test counts a retransmitted duplicate; a browser would never see one (it asks only for
 	// what it lacks), but SRTP replay protection would hide it from the test.
 	se.DisableSRTPReplayProtection(true)
+	if mod != nil {
+		mod(&se)
+	}
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -417,20 +423,10 @@ func fmtpOf(sdp, pt string) string {
 // because we answer as DTLS server and choose: about five times cheaper per forwarded packet.
 func TestSRTPIsGCMWithChromiumPreferences(t *testing.T) {
 	s := newTestSFU(t, Config{Port: 0})
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetSRTPProtectionProfiles(dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AEAD_AES_128_GCM)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	b := &browser{pc: pc}
+	b := newBrowserWith(t, func(se *webrtc.SettingEngine) {
+		se.SetSRTPProtectionProfiles(dtls.SRTP_AES128_CM_HMAC_SHA1_80, dtls.SRTP_AEAD_AES_128_GCM)
+	})
+	pc := b.pc
 	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}

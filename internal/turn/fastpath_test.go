@@ -3,6 +3,7 @@ package turn
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,19 @@ func channelFrame(ch uint16, data []byte) []byte {
 	return b
 }
 
+// boundClient is a TURN/TCP client with an allocation and channel 0x4000 bound to the media
+// address; it returns the relayed address too.
+func boundClient(t *testing.T, e *testEnv, conn string) (*rawClient, netip.AddrPort) {
+	t.Helper()
+	user, pass := e.srv.Credentials(conn)
+	c := dialRaw(t, e, user, pass)
+	relayAddr := c.mustAllocate()
+	if code := c.code(stun.MethodChannelBind, channelAttr(0x4000), peerAttr(e.mediaAddr())); code != 0 {
+		t.Fatalf("ChannelBind: %d", code)
+	}
+	return c, relayAddr
+}
+
 // TestChannelDataFraming drives the ChannelData fast path with the stream cut in awkward places:
 // several frames and a STUN indication in one write, a frame split byte by byte, odd lengths
 // (padding), a channel that was never bound. Everything must arrive in order and intact, in both
@@ -26,13 +40,8 @@ func channelFrame(ch uint16, data []byte) []byte {
 func TestChannelDataFraming(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	user, pass := e.srv.Credentials("con_Framing")
-	c := dialRaw(t, e, user, pass)
-	relayAddr := c.mustAllocate()
+	c, relayAddr := boundClient(t, e, "con_Framing")
 	const ch = 0x4000
-	if code := c.code(stun.MethodChannelBind, channelAttr(ch), peerAttr(e.mediaAddr())); code != 0 {
-		t.Fatalf("ChannelBind: %d", code)
-	}
 
 	send, err := stun.Build(stun.TransactionID, stun.NewType(stun.MethodSend, stun.ClassIndication),
 		peerAttr(e.mediaAddr()), stun.RawAttribute{Type: stun.AttrData, Value: []byte("two (send)")}, stun.Fingerprint)
@@ -84,13 +93,8 @@ func TestChannelDataFraming(t *testing.T) {
 func TestChannelGoneAfterDeallocate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
-	user, pass := e.srv.Credentials("con_Dealloc")
-	c := dialRaw(t, e, user, pass)
-	oldRelay := c.mustAllocate()
+	c, oldRelay := boundClient(t, e, "con_Dealloc")
 	const ch = 0x4000
-	if code := c.code(stun.MethodChannelBind, channelAttr(ch), peerAttr(e.mediaAddr())); code != 0 {
-		t.Fatalf("ChannelBind: %d", code)
-	}
 	c.sendChannel(ch, []byte("before"))
 	expectDatagram(t, e.media, "before")
 
