@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strings"
@@ -36,11 +37,14 @@ func main() {
 	var firstErr atomic.Value
 	start := time.Now()
 	var wg sync.WaitGroup
+	// A different 127.x per run, so that the TIME_WAIT of the previous runs (minutes of it)
+	// is never in the way.
+	net2 := byte(64 + rand.IntN(190))
 	for i := range *workers {
 		// Each worker dials from its own loopback address: the client closes first, so its
 		// side keeps TIME_WAIT, and thousands of connections a second from one address would
 		// run out of ephemeral ports within a few runs.
-		local := &net.TCPAddr{IP: net.IPv4(127, 77, byte(i>>8), byte(i&0xff)+1)}
+		local := &net.TCPAddr{IP: net.IPv4(127, net2, byte(i>>8), byte(i&0xff)+1)}
 		if !strings.HasPrefix(*server, "127.") {
 			local = nil
 		}
