@@ -36,7 +36,7 @@ function tiles(page) {
   return page.$$eval('#grid .tile', (els) => els.map((t) => {
     const v = t.querySelector('video');
     return {
-      name: t.dataset.name, kind: t.dataset.kind, local: t.classList.contains('local'), video: t.dataset.video, audio: t.dataset.audio,
+      name: t.dataset.name, kind: t.dataset.kind, local: t.classList.contains('local'), streamId: t.dataset.streamId || '', video: t.dataset.video, audio: t.dataset.audio,
       frames: Number(t.dataset.framesDecoded || 0), shown: v.getVideoPlaybackQuality?.().totalVideoFrames || 0,
       width: v.videoWidth, path: t.dataset.path || '', badge: t.querySelector('.path-badge').hidden ? '' : t.querySelector('.path-badge').textContent,
     };
@@ -179,7 +179,9 @@ describe('the video call app', () => {
     const sockets = [];
     await p.page.routeWebSocket(/\/openvidu\?/, (ws) => { sockets.push({ ws, server: ws.connectToServer() }); });
     await lobbyJoin(p.page, { name: 'Flaky' });
-    await until('the publisher to be up', async () => (await tiles(p.page)).some((t) => t.local) && sockets.length === 1);
+    // Up means published (the tile gets its stream id when session.publish resolves), not just the
+    // local tile drawn: a socket dropped mid-publish is a different story (the SDK loses the answer).
+    await until('the publisher to be up', async () => (await tiles(p.page)).some((t) => t.local && t.streamId) && sockets.length === 1);
     // Record every time the banner shows: the SDK reconnects within a moment on this machine.
     await p.page.evaluate(() => {
       window.bannerShown = 0;
