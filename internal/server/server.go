@@ -5,6 +5,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/parley/parley/internal/api"
@@ -47,7 +49,22 @@ type Server struct {
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
 // port and cfg is updated to the one bound.
-func New(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
+	// HTTPS_PORT=0 lets the kernel pick the TCP port and the media port follows it (tests,
+	// side-by-side runs); another process may hold that number on UDP, so pick again instead of
+	// failing. Fixed ports are never changed behind the operator's back.
+	kernelPicks := cfg.HTTPSPort == 0 && cfg.Media.Port == 0
+	for attempt := 1; ; attempt++ {
+		s, err := build(cfg, log)
+		if err == nil || !kernelPicks || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
+			return s, err
+		}
+		cfg.HTTPSPort, cfg.Media.Port = 0, 0
+	}
+}
+
+// build is New for one choice of ports.
+func build(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	s = &Server{cfg: cfg, log: log, revokes: make(chan session.ConnectionID, 4096)}
 	var closers []func() error
 	defer func() {

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,19 +41,13 @@ func startServerLog(t *testing.T, log *slog.Logger, overrides ...string) (*Serve
 	for i := 0; i+1 < len(overrides); i += 2 {
 		env[overrides[i]] = overrides[i+1]
 	}
-	var s *Server
-	for attempt := 1; ; attempt++ {
-		cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The media port follows the TCP port the kernel picked; another process on this shared
-		// machine may hold that number on UDP. Then pick again.
-		if s, err = New(cfg, log); err == nil {
-			break
-		} else if attempt >= 3 || !strings.Contains(err.Error(), "address already in use") {
-			t.Fatal(err)
-		}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -623,4 +619,30 @@ func TestJoinRoomIceServers(t *testing.T) {
 			t.Fatalf("customIceServers %v", ice)
 		}
 	})
+}
+
+// TestFixedPortTakenOnUDP: a media port the operator chose is never swapped for another when it
+// is taken (only kernel-picked ports are picked again): start-up fails and says which port.
+func TestFixedPortTakenOnUDP(t *testing.T) {
+	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	port := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
+	env := map[string]string{"HTTPS_PORT": "0", "PARLEY_MEDIA_PORT": port, "PARLEY_MEDIA_LISTEN_IPS": "127.0.0.1"}
+	cfg, err := config.Load("", func(k string) (string, bool) { v, ok := env[k]; return v, ok }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = s.Run(ctx)
+		t.Fatalf("started although udp/%s is taken", port)
+	}
+	if !strings.Contains(err.Error(), "udp/"+port) {
+		t.Fatalf("error %q does not name udp/%s", err, port)
+	}
 }
