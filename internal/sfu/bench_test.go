@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -79,7 +80,11 @@ func BenchmarkAudioRoom(b *testing.B) {
 
 func benchFanout(b *testing.B, kind string, pubs, subs int) {
 	window := time.Duration(envInt("SFU_BENCH_SECONDS", 5)) * time.Second
-	s, err := New(Config{Loopback: true}, slog.New(slog.DiscardHandler))
+	cfg := Config{Loopback: true}
+	if ip := os.Getenv("SFU_BENCH_LISTEN"); ip != "" {
+		cfg.ListenIPs = []netip.Addr{netip.MustParseAddr(ip)}
+	}
+	s, err := New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -121,7 +126,8 @@ func benchFanout(b *testing.B, kind string, pubs, subs int) {
 		_ = out.Encode(loadMsg{Kind: "answer", SDP: ans})
 	}
 
-	heap0, rss0 := memNow()
+	heap0, stack0, rss0 := memNow()
+	g0 := runtime.NumGoroutine()
 	var all []*Subscriber
 	for range subs {
 		for _, pub := range publishers {
@@ -140,10 +146,15 @@ func benchFanout(b *testing.B, kind string, pubs, subs int) {
 		}
 	}()
 	recv("ready")
-	heap1, rss1 := memNow()
+	heap1, stack1, rss1 := memNow()
+	g1 := runtime.NumGoroutine()
 	if path := os.Getenv("SFU_BENCH_MEMPROFILE"); path != "" { // what the subscribers hold
 		if f, err := os.Create(path + "." + kind); err == nil {
 			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+		if f, err := os.Create(path + "." + kind + ".goroutines"); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(f, 1)
 			_ = f.Close()
 		}
 	}
@@ -160,12 +171,15 @@ func benchFanout(b *testing.B, kind string, pubs, subs int) {
 		_ = pprof.StartCPUProfile(f)
 		defer f.Close()
 	}
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
 	st0, cpu0 := s.Stats(), cpuTime()
 	time.Sleep(window) // the measurement window itself
 	pprof.StopCPUProfile()
 	_ = out.Encode(loadMsg{Kind: "mark"})
 	c1 := recv("counts")
 	st1, cpu1 := s.Stats(), cpuTime()
+	runtime.ReadMemStats(&ms1)
 	_ = out.Encode(loadMsg{Kind: "stop"})
 
 	fwd := st1.PacketsOut - st0.PacketsOut
@@ -180,6 +194,10 @@ func benchFanout(b *testing.B, kind string, pubs, subs int) {
 	b.ReportMetric(100*(1-float64(got)/float64(sent*uint64(subs))), "%loss") // every subscriber gets every publisher
 	b.ReportMetric(float64(heap1-heap0)/float64(subs)/1024, "KiB-heap/sub")
 	b.ReportMetric(float64(rss1-rss0)/float64(subs)/1024, "KiB-rss/sub")
+	b.ReportMetric(float64(stack1-stack0)/float64(subs)/1024, "KiB-stack/sub")
+	b.ReportMetric(float64(g1-g0)/float64(subs*pubs), "goroutines/subscription")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/float64(fwd), "B-alloc/pkt")
+	b.ReportMetric(float64(ms1.NumGC-ms0.NumGC), "GCs")
 }
 
 // cpuTime is the process's user + system CPU time so far.
@@ -190,7 +208,7 @@ func cpuTime() time.Duration {
 }
 
 // memNow returns the heap in use after a GC, and the resident set size.
-func memNow() (heap, rss int64) {
+func memNow() (heap, stack, rss int64) {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -200,7 +218,7 @@ func memNow() (heap, rss int64) {
 			rss = res * int64(os.Getpagesize())
 		}
 	}
-	return int64(ms.HeapInuse), rss
+	return int64(ms.HeapInuse), int64(ms.StackInuse), rss
 }
 
 // runLoad is the child: it publishes P tracks of kind at a fixed rate and subscribes N peers to

@@ -23,6 +23,7 @@ import (
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/logging"
+	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/pionlog"
@@ -57,6 +58,11 @@ type SFU struct {
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
 	reg    registry
+	// net is the one interface table every ICE agent reads. Without it each PeerConnection lists
+	// the host's interfaces over netlink when it is created and keeps its own copy (≈ 7 KB each,
+	// and a netlink dump on every join); with our media on fixed muxes the table cannot matter
+	// after start-up anyway.
+	net *stdnet.Net
 }
 
 // gatherTimeout bounds the wait for our own candidates. With a UDP mux they are known locally and
@@ -96,6 +102,10 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		return nil, fmt.Errorf("bind media port udp/%d: %w", cfg.Port, err)
 	}
 	s := &SFU{cfg: cfg, log: log, udpMux: mux}
+	if s.net, err = stdnet.NewNet(); err != nil {
+		_ = mux.Close()
+		return nil, fmt.Errorf("list network interfaces: %w", err)
+	}
 	if cfg.TCPListener != nil {
 		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
 			Listener: cfg.TCPListener, Logger: pionLogger(log).NewLogger("tcpmux"),
@@ -163,6 +173,7 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogger(s.log)}
+	se.SetNet(s.net)
 	se.SetICEUDPMux(s.udpMux)
 	networks := []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
 	if s.tcpMux != nil {
