@@ -56,6 +56,34 @@ stop_parley() {
   wait "$PARLEY_PID" 2>/dev/null || true
 }
 
+# start_livekit, when LIVEKIT_BIN names a livekit-server the operator built (and LIVEKIT_ARGS its
+# flags, default "--dev"), starts it pinned to SERVER_CPU for one run, like Parley: a process that
+# lived through earlier rounds keeps their memory, so its RSS growth per track would read as zero.
+# Without LIVEKIT_BIN the server behind --peer is used as it runs, and only its CPU is comparable.
+start_livekit() {
+  LK_PID=
+  [ -n "${LIVEKIT_BIN:-}" ] || return 0
+  local hostport=${LK_URL#*://}; hostport=${hostport%%/*}
+  # shellcheck disable=SC2086 # LIVEKIT_ARGS is a list of flags
+  taskset -c "$SERVER_CPU" "$LIVEKIT_BIN" ${LIVEKIT_ARGS:---dev} >>"$OUT/livekit.log" 2>&1 &
+  LK_PID=$!
+  STARTED+=("$LK_PID")
+  local i
+  for i in $(seq 150); do
+    curl -s -o /dev/null "http://$hostport/" && return 0
+    kill -0 "$LK_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "livekit-server did not start; see $OUT/livekit.log" >&2
+  return 1
+}
+
+stop_livekit() {
+  [ -n "${LK_PID:-}" ] || return 0
+  kill "$LK_PID" 2>/dev/null || true
+  wait "$LK_PID" 2>/dev/null || true
+}
+
 # parse_peer reads --peer livekit=<ws-url>,<key>,<secret> into LK_URL, LK_KEY, LK_SECRET.
 parse_peer() {
   local kind=${1%%=*} rest=${1#*=}
@@ -78,8 +106,11 @@ load() {
         || { echo "parley-load failed, run not counted; see $OUT/$NAME.log" >&2; stop_parley; return 0; }
       stop_parley ;;
     livekit)
-      taskset -c "$LOAD_CPU" bin/livekit-load --url "$LK_URL" --api-key "$LK_KEY" --api-secret "$LK_SECRET" --json "$@" >"$file" 2>>"$OUT/$NAME.log" \
-        || { echo "livekit-load failed, run not counted; see $OUT/$NAME.log" >&2; return 0; } ;;
+      start_livekit
+      taskset -c "$LOAD_CPU" bin/livekit-load --url "$LK_URL" --api-key "$LK_KEY" --api-secret "$LK_SECRET" \
+        ${LK_PID:+--server-pid "$LK_PID"} --json "$@" >"$file" 2>>"$OUT/$NAME.log" \
+        || { echo "livekit-load failed, run not counted; see $OUT/$NAME.log" >&2; stop_livekit; return 0; }
+      stop_livekit ;;
   esac
   RUNS+=("$server:$round:$scenario=$file")
 }

@@ -254,6 +254,11 @@ type forwarder struct {
 	bytes   atomic.Uint64
 	lost    atomic.Uint64 // missing from the publisher's sequence (seqLoss)
 	plis    atomic.Uint64 // keyframe requests sent to the publisher
+
+	// The publisher's last RTP timestamp and its arrival (unix nanos), for the subscribers' sender
+	// reports: they carry the publisher's timestamps unchanged.
+	lastTS atomic.Uint32
+	lastAt atomic.Int64
 }
 
 func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *slog.Logger) *forwarder {
@@ -288,6 +293,8 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
 	f.packets.Add(1)
 	f.bytes.Add(uint64(len(raw)))
+	f.lastTS.Store(pkt.Timestamp)
+	f.lastAt.Store(time.Now().UnixNano())
 	if n := loss.update(pkt.SequenceNumber); n > 0 {
 		f.lost.Add(n)
 	}

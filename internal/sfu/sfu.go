@@ -15,6 +15,8 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -63,6 +65,10 @@ type SFU struct {
 	// and a netlink dump on every join); with our media on fixed muxes the table cannot matter
 	// after start-up anyway.
 	net *stdnet.Net
+
+	srNext    atomic.Uint32 // spreads subscribers over the sender-report slices
+	done      chan struct{} // closed by Close: stops the sender reports
+	closeOnce sync.Once
 }
 
 // gatherTimeout bounds the wait for our own candidates. With a UDP mux they are known locally and
@@ -101,7 +107,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind media port udp/%d: %w", cfg.Port, err)
 	}
-	s := &SFU{cfg: cfg, log: log, udpMux: mux}
+	s := &SFU{cfg: cfg, log: log, udpMux: mux, done: make(chan struct{})}
 	if s.net, err = stdnet.NewNet(); err != nil {
 		_ = mux.Close()
 		return nil, fmt.Errorf("list network interfaces: %w", err)
@@ -122,6 +128,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		_ = mux.Close()
 		return nil, err
 	}
+	go s.runSenderReports(s.done)
 	return s, nil
 }
 
@@ -138,6 +145,7 @@ func (s *SFU) LocalAddrs() []netip.AddrPort {
 
 // Close releases the media ports. PeerConnections must be closed first by their owners.
 func (s *SFU) Close() error {
+	s.closeOnce.Do(func() { close(s.done) })
 	if s.tcpMux != nil {
 		_ = s.tcpMux.Close()
 	}
@@ -145,8 +153,9 @@ func (s *SFU) Close() error {
 }
 
 // newAPI builds the pion stack for one direction. Publishers get a NACK generator and receiver
-// reports; subscribers get sender reports only, because their NACKs are answered from the
-// publisher's shared retransmission buffer (forwarder.ring), not from a copy per subscriber.
+// reports; subscribers get no interceptor: their NACKs are answered from the publisher's shared
+// retransmission buffer (forwarder.ring), not from a copy per subscriber, and their sender reports
+// come from runSenderReports.
 func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
@@ -164,12 +173,6 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 		}
 		reg.Add(gen)
 		reg.Add(rr)
-	} else {
-		sr, err := report.NewSenderInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		reg.Add(sr)
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogger(s.log)}

@@ -304,10 +304,36 @@ func TestForcedCodec(t *testing.T) {
 	})
 }
 
-// TestForwardingAllocations asserts the steady-state fan-out path allocates nothing of its own.
+// headerSink is a subscriber's write stream that keeps the last header it was given.
+type headerSink struct {
+	last  rtp.Header
+	n     int
+	bytes int
+}
+
+func (w *headerSink) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.last, w.n, w.bytes = *h, w.n+1, w.bytes+len(payload)
+	return len(payload), nil
+}
+
+func (w *headerSink) Write(b []byte) (int, error) { return len(b), nil }
+
+// TestForwardingAllocations asserts the steady-state fan-out path, down to the subscriber's write
+// stream, allocates nothing of its own, and that each subscriber gets its own SSRC and payload type.
 func TestForwardingAllocations(t *testing.T) {
 	f := newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, slog.New(slog.DiscardHandler))
-	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1}, Payload: make([]byte, 1000)}).Marshal()
+	var sinks [2]headerSink
+	for i := range sinks {
+		tr, err := newBoundTrack(f.codec, "video", "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.out.Store(&binding{id: "b", ssrc: uint32(1000 + i), pt: uint8(96 + i), stream: &sinks[i]})
+		f.attach(&downTrack{fwd: f, track: tr})
+	}
+	unbound, _ := newBoundTrack(f.codec, "video", "s") // not negotiated yet: counted as an error, not sent
+	f.attach(&downTrack{fwd: f, track: unbound})
+	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, SSRC: 7, PayloadType: 120}, Payload: make([]byte, 1000)}).Marshal()
 	var pkt rtp.Packet
 	var loss seqLoss
 	allocs := testing.AllocsPerRun(1000, func() {
@@ -318,6 +344,11 @@ func TestForwardingAllocations(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per forwarded packet, want 0", allocs)
+	}
+	for i, w := range sinks {
+		if w.n < 1000 || w.bytes != w.n*1000 || w.last.SSRC != uint32(1000+i) || w.last.PayloadType != uint8(96+i) || w.last.SequenceNumber != 1 {
+			t.Fatalf("subscriber %d got %d packets (%d bytes), last header %+v", i, w.n, w.bytes, w.last)
+		}
 	}
 }
 
@@ -451,5 +482,78 @@ func TestSRTPIsGCMWithChromiumPreferences(t *testing.T) {
 	})
 	if cipher != "SRTP_AEAD_AES_128_GCM" {
 		t.Fatalf("SRTP profile %s, want SRTP_AEAD_AES_128_GCM", cipher)
+	}
+}
+
+// TestSenderReportsToSubscriber: a subscriber gets sender reports for its track, with its own SSRC,
+// what it was sent, and an RTP clock that follows the publisher's.
+func TestSenderReportsToSubscriber(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	_, track, _, subB, _, _ := setup(t, s)
+	reports := make(chan *rtcp.SenderReport, 16)
+	go func() {
+		rcv := subB.pc.GetReceivers()[0]
+		for {
+			pkts, _, err := rcv.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if sr, ok := p.(*rtcp.SenderReport); ok {
+					select {
+					case reports <- sr:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	defer close(stop)
+	var last atomic.Uint32
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				send(track, seq)
+				last.Store(uint32(seq))
+			}
+		}
+	}()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case sr := <-reports:
+			if sr.PacketCount == 0 {
+				continue
+			}
+			if ssrc := subB.ssrc.Load(); sr.SSRC != ssrc {
+				t.Fatalf("report for SSRC %d, the subscriber's track is %d", sr.SSRC, ssrc)
+			}
+			if sr.OctetCount != 4*sr.PacketCount { // send() writes 4-byte payloads
+				t.Fatalf("%d octets for %d packets", sr.OctetCount, sr.PacketCount)
+			}
+			// send() stamps packet n with n*3000; the report's clock may run up to a tick ahead.
+			if rt, hi, lo := int64(sr.RTPTime), int64(last.Load())*3000+90000, int64(sr.PacketCount)*3000-90000; rt == 0 || rt > hi || rt < lo {
+				t.Fatalf("RTP time %d after %d packets (last sent %d)", sr.RTPTime, sr.PacketCount, last.Load()*3000)
+			}
+			if d := time.Since(time.Unix(int64(sr.NTPTime>>32)-2208988800, 0)); d < -2*time.Second || d > 2*time.Second {
+				t.Fatalf("NTP time %x is %v away from now", sr.NTPTime, d)
+			}
+			return
+		case <-deadline:
+			t.Fatal("no sender report reached the subscriber")
+		}
+	}
+}
+
+func TestNTPTime(t *testing.T) {
+	if got, want := ntpTime(time.Unix(0, 0)), uint64(2208988800)<<32; got != want {
+		t.Fatalf("unix epoch: %x, want %x", got, want)
+	}
+	if got, want := ntpTime(time.Unix(1, 5e8)), (uint64(2208988801)<<32)|1<<31; got != want {
+		t.Fatalf("1.5 s: %x, want %x", got, want)
 	}
 }

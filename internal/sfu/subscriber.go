@@ -31,35 +31,44 @@ type Subscriber struct {
 	sfu   *SFU
 	pc    *webrtc.PeerConnection
 	downs []*downTrack
-	wg    sync.WaitGroup
-	once  sync.Once
+	// srSlice is the tenth of each second in which this subscriber's sender reports go out.
+	srSlice uint32
+	wg      sync.WaitGroup
+	once    sync.Once
 }
 
 // downTrack is one forwarded track of one subscriber.
 type downTrack struct {
-	fwd    *forwarder
-	track  *webrtc.TrackLocalStaticRTP // nil for a tap
-	tap    Tap
-	sent   atomic.Uint64
-	bytes  atomic.Uint64
-	errs   atomic.Uint64 // writes that failed (not yet connected, closed)
-	nacks  atomic.Uint64 // sequence numbers the subscriber asked for again
-	resent atomic.Uint64 // of those, found in the buffer and sent
-	lost   atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
+	fwd     *forwarder
+	track   *boundTrack // nil for a tap
+	tap     Tap
+	hdr     rtp.Header // scratch for the forwarder's writes; only its read loop touches it
+	sent    atomic.Uint64
+	bytes   atomic.Uint64
+	payload atomic.Uint64 // payload octets, for sender reports
+	errs    atomic.Uint64 // writes that failed (not yet connected, closed)
+	nacks   atomic.Uint64 // sequence numbers the subscriber asked for again
+	resent  atomic.Uint64 // of those, found in the buffer and sent
+	lost    atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
 }
 
 // write sends one packet. The network write happens with no lock held; pion's UDP path does not
 // block on a slow receiver, so one subscriber cannot stall the publisher's read loop.
-func (d *downTrack) write(p *rtp.Packet) {
+func (d *downTrack) write(p *rtp.Packet) { d.writeWith(&d.hdr, p) }
+
+// writeWith is write with the caller's scratch header: a goroutine other than the forwarder's (the
+// NACK answers) brings its own.
+func (d *downTrack) writeWith(h *rtp.Header, p *rtp.Packet) {
 	if d.tap != nil {
 		d.tap.WriteRTP(p)
 		return
 	}
-	if err := d.track.WriteRTP(p); err != nil {
+	if !d.track.write(h, p) {
 		d.errs.Add(1)
 		return
 	}
 	d.sent.Add(1)
+	d.payload.Add(uint64(len(p.Payload)))
 	d.bytes.Add(uint64(p.Header.MarshalSize() + len(p.Payload)))
 }
 
@@ -75,14 +84,14 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 	if err != nil {
 		return nil, "", err
 	}
-	sub := &Subscriber{sfu: s, pc: pc}
+	sub := &Subscriber{sfu: s, pc: pc, srSlice: s.srNext.Add(1) % srSlices}
 	fail := func(err error) (*Subscriber, string, error) { sub.Close(); return nil, "", err }
 	var senders []*webrtc.RTPSender
 	for _, f := range []*forwarder{audio, video} {
 		if f == nil {
 			continue
 		}
-		tr, err := webrtc.NewTrackLocalStaticRTP(f.codec, f.kind.String(), req.StreamID)
+		tr, err := newBoundTrack(f.codec, f.kind.String(), req.StreamID)
 		if err != nil {
 			return fail(err)
 		}
@@ -127,6 +136,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 	defer sub.wg.Done()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var hdr rtp.Header
 	var ssrc uint32
 	if enc := snd.GetParameters().Encodings; len(enc) > 0 {
 		ssrc = uint32(enc[0].SSRC)
@@ -154,7 +164,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 						n, ok := d.fwd.ring.get(seq, buf)
 						if ok && pkt.Unmarshal(buf[:n]) == nil {
 							d.resent.Add(1)
-							d.write(&pkt)
+							d.writeWith(&hdr, &pkt)
 						}
 					}
 				}
