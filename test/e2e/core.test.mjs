@@ -67,6 +67,28 @@ test('two participants see and hear each other, signal, and show in REST', async
     });
     assert.deepEqual(ciphers, ['SRTP_AEAD_AES_128_GCM', 'SRTP_AEAD_AES_128_GCM'], `SRTP ciphers on ${p.id}`);
   }
+
+  // The SFU's RTCP sender reports reach the subscriber (Chromium uses them for lip sync and shows
+  // them as remote-outbound-rtp): one per kind, counting what was sent, on the track's own SSRC.
+  for (const p of [a, b]) {
+    const remote = await p.page.evaluate(async () => {
+      const pc = window.subscribers[0].stream.getRTCPeerConnection();
+      for (const until = Date.now() + 10000; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
+        const inbound = {}, out = {};
+        (await pc.getStats()).forEach((st) => {
+          if (st.type === 'inbound-rtp') inbound[st.kind] = st;
+          if (st.type === 'remote-outbound-rtp') out[st.kind] = st;
+        });
+        const ready = ['audio', 'video'].every((k) => out[k] && out[k].reportsSent > 0 && out[k].packetsSent > 0);
+        if (ready) {
+          return ['audio', 'video'].map((k) => ({ kind: k, same: out[k].ssrc === inbound[k].ssrc, sent: out[k].packetsSent, got: inbound[k].packetsReceived }));
+        }
+      }
+      return null;
+    });
+    assert.ok(remote, `no sender reports on ${p.id}'s subscriber`);
+    for (const r of remote) assert.ok(r.same && r.sent > 0 && r.got > 0, `sender report for ${r.kind} on ${p.id}: ${JSON.stringify(r)}`);
+  }
 });
 
 test('REST forceUnpublish and forceDisconnect give the right events and reasons on both sides', async () => {
