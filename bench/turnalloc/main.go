@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -50,12 +51,16 @@ func main() {
 		}
 		wg.Go(func() {
 			for ctx.Err() == nil {
+				t0 := time.Now()
 				if err := allocateOnce(ctx, *server, *user, *pass, local); err != nil {
 					if ctx.Err() != nil {
 						return // cut short by the deadline: not a failure
 					}
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err.Error())
+					kindsMu.Lock()
+					kinds[errKind(err)+" after "+time.Since(t0).Round(time.Second).String()]++
+					kindsMu.Unlock()
 					continue
 				}
 				ok.Add(1)
@@ -66,8 +71,22 @@ func main() {
 	secs := time.Since(start).Seconds()
 	fmt.Printf("allocations %d failures %d seconds %.2f allocs/s %.0f\n", ok.Load(), failed.Load(), secs, float64(ok.Load())/secs)
 	if e := firstErr.Load(); e != nil {
-		fmt.Fprintln(os.Stderr, "first error:", e)
+		fmt.Fprintln(os.Stderr, "first error:", e, "· failures by kind:", kinds)
 	}
+}
+
+var (
+	kindsMu sync.Mutex
+	kinds   = map[string]int{}
+)
+
+// errKind names a failure without its addresses, so that failures can be counted by cause.
+func errKind(err error) string {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Op + ": " + op.Err.Error()
+	}
+	return err.Error()
 }
 
 // quiet keeps pion's client from logging the deallocations it does not wait for.
