@@ -2,7 +2,9 @@ package sfu
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -556,4 +558,46 @@ func TestNTPTime(t *testing.T) {
 	if got, want := ntpTime(time.Unix(1, 5e8)), (uint64(2208988801)<<32)|1<<31; got != want {
 		t.Fatalf("1.5 s: %x, want %x", got, want)
 	}
+}
+
+// TestSubscriptionsLeaveNothingBehind: subscriptions that come and go, each after receiving media,
+// leave no goroutine and no registry entry behind (with 10 PeerConnections per subscriber in an
+// audio room, a leak per subscription would be the server's memory).
+func TestSubscriptionsLeaveNothingBehind(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	_, track, _, first, pub, _ := setup(t, s)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				send(track, seq)
+			}
+		}
+	}()
+	eventually(t, "the first subscriber receiving", func() bool { return first.received() > 5 })
+	base := runtime.NumGoroutine()
+	for i := range 10 {
+		b := newBrowser(t)
+		if _, err := b.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+		sub, ans, err := s.Subscribe(context.Background(), pub, SubscribeRequest{Offer: b.offer(t), StreamID: "s"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.answer(t, ans)
+		eventually(t, fmt.Sprintf("subscriber %d receiving", i), func() bool { return b.received() > 5 })
+		sub.Close()
+		_ = b.pc.Close()
+	}
+	if st := s.Stats(); st.Subscribers != 1 {
+		t.Fatalf("%d subscribers registered after the others left, want 1", st.Subscribers)
+	}
+	// pion ends a closed PeerConnection's goroutines asynchronously; a few stragglers are allowed,
+	// ten subscriptions' worth (≈ 14 each on our side alone) are not.
+	eventually(t, "goroutines back to where they were", func() bool { return runtime.NumGoroutine() <= base+5 })
 }
