@@ -41,19 +41,27 @@ start_parley() {
   PARLEY_PID=$!
   STARTED+=("$PARLEY_PID")
   PARLEY_URL=http://127.0.0.1:$port
-  local i
+  await_up parley "$PARLEY_PID" -f -u OPENVIDUAPP:MY_SECRET "$PARLEY_URL/openvidu/api/config"
+}
+
+stop_parley() { stop_pid "$PARLEY_PID"; }
+
+# await_up NAME PID CURL-ARGS… polls with curl until the server answers (15 s at most), failing
+# early if its process has gone; its log is $OUT/NAME.log.
+await_up() {
+  local name=$1 pid=$2 i; shift 2
   for i in $(seq 150); do
-    curl -sf -o /dev/null -u OPENVIDUAPP:MY_SECRET "$PARLEY_URL/openvidu/api/config" && return 0
-    kill -0 "$PARLEY_PID" 2>/dev/null || break
+    curl -s -o /dev/null "$@" && return 0
+    kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
-  echo "parley did not start; see $OUT/parley.log" >&2
+  echo "$name did not start; see $OUT/$name.log" >&2
   return 1
 }
 
-stop_parley() {
-  kill "$PARLEY_PID" 2>/dev/null || true
-  wait "$PARLEY_PID" 2>/dev/null || true
+stop_pid() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
 }
 
 # start_livekit, when LIVEKIT_BIN names a livekit-server the operator built (and LIVEKIT_ARGS its
@@ -68,21 +76,10 @@ start_livekit() {
   taskset -c "$SERVER_CPU" "$LIVEKIT_BIN" ${LIVEKIT_ARGS:---dev} >>"$OUT/livekit.log" 2>&1 &
   LK_PID=$!
   STARTED+=("$LK_PID")
-  local i
-  for i in $(seq 150); do
-    curl -s -o /dev/null "http://$hostport/" && return 0
-    kill -0 "$LK_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "livekit-server did not start; see $OUT/livekit.log" >&2
-  return 1
+  await_up livekit "$LK_PID" "http://$hostport/"
 }
 
-stop_livekit() {
-  [ -n "${LK_PID:-}" ] || return 0
-  kill "$LK_PID" 2>/dev/null || true
-  wait "$LK_PID" 2>/dev/null || true
-}
+stop_livekit() { [ -z "${LK_PID:-}" ] || stop_pid "$LK_PID"; }
 
 # parse_peer reads --peer livekit=<ws-url>,<key>,<secret> into LK_URL, LK_KEY, LK_SECRET.
 parse_peer() {

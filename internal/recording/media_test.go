@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
+
 	"github.com/parley/parley/internal/recording/testmedia"
 	"github.com/parley/parley/internal/sfu"
 )
@@ -24,6 +26,25 @@ func makeMedia(t testing.TB, seconds int) testMedia {
 		t.Fatal(err)
 	}
 	return testMedia{m}
+}
+
+// mapped returns a copy of the media with video and audio applied to a clone of each packet.
+func (m testMedia) mapped(video, audio func(*rtp.Packet)) testMedia {
+	var out testMedia
+	for _, f := range m.Video {
+		nf := make([]*rtp.Packet, len(f))
+		for i, p := range f {
+			nf[i] = p.Clone()
+			video(nf[i])
+		}
+		out.Video = append(out.Video, nf)
+	}
+	for _, p := range m.Audio {
+		c := p.Clone()
+		audio(c)
+		out.Audio = append(out.Audio, c)
+	}
+	return out
 }
 
 // feed sends the media through the taps in timestamp order, waiting (on the queue's length, not on

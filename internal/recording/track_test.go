@@ -15,10 +15,22 @@ import (
 
 func newTestWriter(t *testing.T, path string) *streamWriter {
 	t.Helper()
+	return startTestWriter(t, path, nil)
+}
+
+// newClockedTestWriter is newTestWriter with a test clock: packets arrive at their media time.
+func newClockedTestWriter(t *testing.T, path string) *streamWriter {
+	t.Helper()
+	return startTestWriter(t, path, new(atomic.Int64))
+}
+
+func startTestWriter(t *testing.T, path string, clock *atomic.Int64) *streamWriter {
+	t.Helper()
 	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP8", width: 320, height: 240}, createSyncFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.testClock = clock
 	go w.run()
 	return w
 }
@@ -90,28 +102,9 @@ func TestWriterCutShortIsReadable(t *testing.T) {
 func TestWriterSequenceJump(t *testing.T) {
 	m := makeMedia(t, 4)
 	path := filepath.Join(t.TempDir(), "jump.webm")
-	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP8", width: 320, height: 240}, createSyncFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.testClock = new(atomic.Int64)
-	go w.run()
+	w := newClockedTestWriter(t, path)
 	m.feed(w, 0, 2*time.Second)
-	jumped := testMedia{}
-	for _, f := range m.Video {
-		var nf []*rtp.Packet
-		for _, p := range f {
-			c := p.Clone()
-			c.SequenceNumber += 30000
-			nf = append(nf, c)
-		}
-		jumped.Video = append(jumped.Video, nf)
-	}
-	for _, p := range m.Audio {
-		c := p.Clone()
-		c.SequenceNumber -= 20000
-		jumped.Audio = append(jumped.Audio, c)
-	}
+	jumped := m.mapped(func(c *rtp.Packet) { c.SequenceNumber += 30000 }, func(c *rtp.Packet) { c.SequenceNumber -= 20000 })
 	jumped.feed(w, 2*time.Second, 4*time.Second)
 	w.close()
 	p := ffprobe(t, path)
@@ -127,30 +120,15 @@ func TestWriterSequenceJump(t *testing.T) {
 func TestWriterFollowsANewSource(t *testing.T) {
 	m := makeMedia(t, 4)
 	path := filepath.Join(t.TempDir(), "renegotiated.webm")
-	w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP8", width: 320, height: 240}, createSyncFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.testClock = new(atomic.Int64)
-	go w.run()
+	w := newClockedTestWriter(t, path)
 	m.feed(w, 0, 2*time.Second)
 	// The same media from 2 s on, as a new source: other SSRCs, sequence numbers and clock bases.
-	moved := testMedia{}
-	shift := func(p *rtp.Packet, seq uint16, ts uint32) *rtp.Packet {
-		c := p.Clone()
-		c.SSRC, c.SequenceNumber, c.Timestamp = p.SSRC+7, p.SequenceNumber+seq, p.Timestamp+ts
-		return c
-	}
-	for _, f := range m.Video {
-		var nf []*rtp.Packet
-		for _, p := range f {
-			nf = append(nf, shift(p, 20000, 0x7000_0000))
+	shift := func(seq uint16, ts uint32) func(*rtp.Packet) {
+		return func(c *rtp.Packet) {
+			c.SSRC, c.SequenceNumber, c.Timestamp = c.SSRC+7, c.SequenceNumber+seq, c.Timestamp+ts
 		}
-		moved.Video = append(moved.Video, nf)
 	}
-	for _, p := range m.Audio {
-		moved.Audio = append(moved.Audio, shift(p, 30000, 0x9000_0000))
-	}
+	moved := m.mapped(shift(20000, 0x7000_0000), shift(30000, 0x9000_0000))
 	moved.feed(w, 2*time.Second, 4*time.Second)
 	w.close()
 	if w.err != nil {

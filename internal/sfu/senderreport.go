@@ -21,14 +21,14 @@ const (
 )
 
 // runSenderReports sends each subscriber's reports, one slice of the subscribers per tick, until
-// done is closed.
-func (s *SFU) runSenderReports(done <-chan struct{}) {
+// the SFU is closed.
+func (s *SFU) runSenderReports() {
 	t := time.NewTicker(srInterval / srSlices)
 	defer t.Stop()
 	var due []*Subscriber
 	for tick := uint32(0); ; tick = (tick + 1) % srSlices {
 		select {
-		case <-done:
+		case <-s.done:
 			return
 		case <-t.C:
 		}
@@ -64,10 +64,7 @@ func (sub *Subscriber) sendReports(now time.Time) {
 // senderReport describes what d has sent so far, its RTP clock extrapolated from the publisher's
 // last packet to now (RFC 3550 6.4.1).
 func (d *downTrack) senderReport(now time.Time) (*rtcp.SenderReport, bool) {
-	if d.track == nil {
-		return nil, false
-	}
-	b := d.track.out.Load()
+	b := d.track.out.Load() // a subscriber's down-tracks always have one; taps are not among them
 	sent := d.sent.Load()
 	at := d.fwd.lastAt.Load()
 	if b == nil || sent == 0 || at == 0 {

@@ -128,7 +128,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		_ = mux.Close()
 		return nil, err
 	}
-	go s.runSenderReports(s.done)
+	go s.runSenderReports()
 	return s, nil
 }
 

@@ -171,6 +171,25 @@ func send(track *webrtc.TrackLocalStaticRTP, seq uint16) {
 	_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: []byte{0x10, 1, 2, 3}})
 }
 
+// stream sends a packet every 5 ms until the test ends and returns the last sequence number sent.
+func stream(t *testing.T, track *webrtc.TrackLocalStaticRTP) *atomic.Uint32 {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	last := new(atomic.Uint32)
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				send(track, seq)
+				last.Store(uint32(seq))
+			}
+		}
+	}()
+	return last
+}
+
 // waitRTCP returns the first RTCP packet the publisher receives that matches.
 func waitRTCP(t *testing.T, b *browser, what string, match func(rtcp.Packet) bool) rtcp.Packet {
 	t.Helper()
@@ -191,36 +210,14 @@ func waitRTCP(t *testing.T, b *browser, what string, match func(rtcp.Packet) boo
 func TestKeyframeRequestedWhenSubscriberConnects(t *testing.T) {
 	s := newTestSFU(t, Config{Port: 0})
 	pubB, track, _, _, _, _ := setup(t, s)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				send(track, seq)
-			}
-		}
-	}()
+	stream(t, track)
 	waitRTCP(t, pubB, "a PLI", func(p rtcp.Packet) bool { _, ok := p.(*rtcp.PictureLossIndication); return ok })
 }
 
 func TestREMBCapsPublisher(t *testing.T) {
 	s := newTestSFU(t, Config{Port: 0, MaxRecvBandwidth: 600})
 	pubB, track, _, _, _, _ := setup(t, s)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				send(track, seq)
-			}
-		}
-	}()
+	stream(t, track)
 	p := waitRTCP(t, pubB, "a REMB", func(p rtcp.Packet) bool { _, ok := p.(*rtcp.ReceiverEstimatedMaximumBitrate); return ok })
 	if got := p.(*rtcp.ReceiverEstimatedMaximumBitrate).Bitrate; got != 600_000 {
 		t.Fatalf("REMB %v bps, want 600000", got)
@@ -510,20 +507,7 @@ func TestSenderReportsToSubscriber(t *testing.T) {
 			}
 		}
 	}()
-	stop := make(chan struct{})
-	defer close(stop)
-	var last atomic.Uint32
-	go func() {
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				send(track, seq)
-				last.Store(uint32(seq))
-			}
-		}
-	}()
+	last := stream(t, track)
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
@@ -566,18 +550,7 @@ func TestNTPTime(t *testing.T) {
 func TestSubscriptionsLeaveNothingBehind(t *testing.T) {
 	s := newTestSFU(t, Config{Port: 0})
 	_, track, _, first, pub, _ := setup(t, s)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				send(track, seq)
-			}
-		}
-	}()
+	stream(t, track)
 	eventually(t, "the first subscriber receiving", func() bool { return first.received() > 5 })
 	base := runtime.NumGoroutine()
 	for i := range 10 {
