@@ -21,7 +21,10 @@ type rpcSession struct {
 	sock  *socket // nil while waiting for a reconnection
 	part  *session.Connection
 	grace *time.Timer
-	dead  bool
+	// dead: forgotten by the handler; `connect` can no longer re-attach it.
+	dead bool
+	// stopped: the handler is shutting down; a dropped socket arms no grace timer.
+	stopped bool
 }
 
 // Notify translates a model event into the OpenVidu notification and queues it (session.Sink).
@@ -78,13 +81,16 @@ func (r *rpcSession) attach(sock *socket) bool {
 // before it is evicted with networkDisconnect.
 func (r *rpcSession) detach(sock *socket) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.sock != sock {
+		r.mu.Unlock()
 		return // already re-attached elsewhere
 	}
 	r.sock = nil
-	if r.part == nil || r.dead {
-		r.forgetLocked()
+	if r.part == nil || r.dead || r.stopped {
+		r.dead = true
+		r.hookForget()
+		r.mu.Unlock()
+		r.h.forget(r)
 		return
 	}
 	part := r.part
@@ -94,33 +100,45 @@ func (r *rpcSession) detach(sock *socket) {
 			r.mu.Unlock()
 			return
 		}
-		r.forgetLocked()
+		r.dead = true
+		r.hookForget()
 		r.mu.Unlock()
+		r.h.forget(r)
 		r.h.log.Info("participant did not reconnect in time", "connection", part.ID(), "rpc", r.id)
 		r.h.m.Evict(part, "networkDisconnect")
 	})
+	r.mu.Unlock()
 }
 
 // discard drops a session that was replaced by a reconnection before it joined anything.
 func (r *rpcSession) discard() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.sock = nil
-	if r.part == nil {
-		r.forgetLocked()
+	if r.part != nil {
+		r.mu.Unlock()
+		return
+	}
+	r.dead = true
+	r.hookForget()
+	r.mu.Unlock()
+	r.h.forget(r)
+}
+
+// hookForget runs the test hook, if any, at the point where the session is dead but still held
+// under r.mu: the moment a lock inversion with Handler.Shutdown would bite.
+func (r *rpcSession) hookForget() {
+	if f := r.h.testHooks.forgetting; f != nil {
+		f()
 	}
 }
 
-func (r *rpcSession) forgetLocked() {
-	r.dead = true
-	r.h.mu.Lock()
-	delete(r.h.rpcs, r.id)
-	r.h.mu.Unlock()
-}
-
+// stopGrace cancels a pending eviction and keeps detach from arming a new one: the handler is
+// shutting down and the model has already evicted everyone. Called with Handler.mu held, which
+// comes before rpcSession.mu (locksordering.txt).
 func (r *rpcSession) stopGrace() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.stopped = true
 	if r.grace != nil {
 		r.grace.Stop()
 	}

@@ -4,6 +4,8 @@
 // It owns sockets, JSON-RPC sessions (which outlive a socket for the reconnection grace period), the
 // ping watchdog, and the translation of model events into OpenVidu notifications. It must not import
 // api or edge, and never touches pion: media goes through the session model.
+//
+// Locks: Handler.mu, then rpcSession.mu, then socket.mu; see locksordering.txt.
 package signaling
 
 import (
@@ -51,6 +53,14 @@ type Handler struct {
 	sockets map[*socket]struct{}
 	wg      sync.WaitGroup
 	closed  bool
+
+	// testHooks are nil in production; tests use them to force interleavings.
+	testHooks struct {
+		// shutdownLocked runs inside Shutdown with Handler.mu held, before any rpcSession.mu.
+		shutdownLocked func()
+		// forgetting runs with rpcSession.mu held when a session is about to be forgotten.
+		forgetting func()
+	}
 }
 
 // New returns a Handler serving participants of m.
@@ -109,6 +119,9 @@ func (h *Handler) Shutdown(ctx context.Context) {
 	socks := make([]*socket, 0, len(h.sockets))
 	for s := range h.sockets {
 		socks = append(socks, s)
+	}
+	if f := h.testHooks.shutdownLocked; f != nil {
+		f()
 	}
 	for _, r := range h.rpcs {
 		r.stopGrace()
@@ -278,6 +291,16 @@ func (h *Handler) newRPC(sock *socket) *rpcSession {
 	h.rpcs[r.id] = r
 	h.mu.Unlock()
 	return r
+}
+
+// forget drops r from the sessions `connect` can find. The caller must not hold r.mu: Handler.mu
+// comes first (locksordering.txt).
+func (h *Handler) forget(r *rpcSession) {
+	h.mu.Lock()
+	if h.rpcs[r.id] == r {
+		delete(h.rpcs, r.id)
+	}
+	h.mu.Unlock()
 }
 
 // reconnect handles `connect` (protocol note §1.4): re-attach a live JSON-RPC session, identified by
