@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -51,8 +52,10 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 // per stream, and per session when forced.
 func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecParameters, error) {
 	for _, f := range md.MediaName.Formats {
-		var pt uint8
-		if _, err := fmt.Sscan(f, &pt); err != nil {
+		// A payload type is 7 bits written in decimal (RFC 3550 §5.1, RFC 4566 §5.14); Sscan would
+		// also read "96abc" or "0x60" as 96 and answer for a format the offer does not have.
+		pt, err := strconv.ParseUint(f, 10, 7)
+		if err != nil {
 			continue
 		}
 		name, fmtp := "", ""
