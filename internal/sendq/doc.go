@@ -8,9 +8,10 @@
 //
 //   - Write copies one whole frame into the queue and never blocks. One writer goroutine per queue
 //     drains it to the connection, several frames per write.
-//   - A frame older than MaxAge when the writer reaches it is dropped whole (reason stale); when
-//     MaxBytes would be exceeded the oldest frames are dropped whole (reason full). Dropping whole
-//     frames keeps the far end's framing valid: it only ever sees complete frames, in order.
+//   - A frame older than MaxAge, when the writer reaches it or a newer frame arrives, is dropped
+//     whole (reason stale); when MaxBytes would be exceeded the oldest frames are dropped whole
+//     (reason full). Dropping whole frames keeps the far end's framing valid: it only ever sees
+//     complete frames, in order.
 //   - The kernel keeps at most UnsentBytes of not-yet-sent bytes (TCP_NOTSENT_LOWAT), so what
 //     waits, waits here, where its age is checked, instead of in an unbounded socket buffer.
 //

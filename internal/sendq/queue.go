@@ -204,6 +204,9 @@ func (q *Queue) WriteKind(p []byte, kind Kind) (int, error) {
 		}
 		return 0, err
 	}
+	// What has grown stale goes now too, not only when the writer reaches it: while the writer
+	// hangs on a stalled peer the queue still holds only what is worth sending.
+	q.dropStale(at)
 	for q.used+n > len(q.ring) {
 		if len(q.ring) < q.cfg.MaxBytes {
 			q.growRing(q.used + n)
@@ -292,6 +295,13 @@ func (q *Queue) pop() frame {
 	return f
 }
 
+// dropStale drops the frames older than MaxAge at now. q.mu is held.
+func (q *Queue) dropStale(now time.Duration) {
+	for q.fcount > 0 && now-q.frames[q.fhead].at > q.cfg.MaxAge {
+		q.dropOldest(cStale)
+	}
+}
+
 // dropOldest drops the oldest frame for reason (cStale or cFull). q.mu is held and fcount > 0.
 func (q *Queue) dropOldest(reason int) {
 	f := q.pop()
@@ -329,10 +339,7 @@ func (q *Queue) run() {
 			q.mu.Unlock()
 			return
 		}
-		now := q.cfg.now()
-		for q.fcount > 0 && now-q.frames[q.fhead].at > q.cfg.MaxAge {
-			q.dropOldest(cStale)
-		}
+		q.dropStale(q.cfg.now())
 		b, frames := q.scratch[:0], 0
 		for q.fcount > 0 {
 			n := q.frames[q.fhead].n

@@ -29,6 +29,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/pionlog"
+	"github.com/parley/parley/internal/sendq"
 )
 
 // Config is what the SFU needs from the configuration.
@@ -57,6 +58,7 @@ type SFU struct {
 	log    *slog.Logger
 	udpMux *ice.MultiUDPMuxDefault
 	tcpMux *ice.TCPMuxDefault
+	tcpQ   sendq.Counters // totals of the ICE-TCP send queues (icetcp.go)
 	pubAPI *webrtc.API
 	subAPI *webrtc.API
 	reg    registry
@@ -114,11 +116,13 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 	}
 	if cfg.TCPListener != nil {
 		s.tcpMux = ice.NewTCPMuxDefault(ice.TCPMuxParams{
-			Listener: cfg.TCPListener, Logger: pionLogger(log).NewLogger("tcpmux"),
+			// Writes go to a send queue per connection (icetcp.go), which never blocks and drops
+			// whole packets older than a few hundred ms: a subscriber on a slow TCP path loses
+			// packets instead of falling seconds behind or blocking the publisher's fan-out. So
+			// pion gets no write buffer of its own (0), which would hold megabytes.
+			Listener:       queuedListener{cfg.TCPListener, &s.tcpQ},
+			Logger:         pionLogger(log).NewLogger("tcpmux"),
 			ReadBufferSize: 64,
-			// Writes go to a buffer, dropped when it is full: a subscriber on a slow TCP path loses
-			// packets (and NACKs them) instead of blocking the publisher's fan-out.
-			WriteBufferSize: 4 << 20,
 		})
 	}
 	if s.pubAPI, err = s.newAPI(true); err == nil {

@@ -1,13 +1,18 @@
 package sfu
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/parley/parley/internal/sendq"
+)
 
 // Stats are the SFU's counters since start (gauges: Publishers, Subscribers).
 type Stats struct {
 	Publishers, Subscribers int
 	// PacketsIn and BytesIn were received from publishers.
 	PacketsIn, BytesIn uint64
-	// PacketsOut and BytesOut were sent to subscribers (retransmissions included).
+	// PacketsOut and BytesOut were sent to subscribers (retransmissions included); over ICE-TCP,
+	// packets the send queue dropped are not counted (their bytes to within SRTP's tag size).
 	PacketsOut, BytesOut uint64
 	// WriteErrors are packets that could not be sent to a subscriber (not yet connected, gone).
 	WriteErrors uint64
@@ -22,6 +27,9 @@ type Stats struct {
 	// LostOut are packets lost on the way to subscribers, as their RTCP receiver reports say
 	// (cumulative per subscription, after retransmissions).
 	LostOut uint64
+	// ICETCP counts the frames (RTP, RTCP, DTLS, STUN) of every ICE-TCP connection: sent, and
+	// dropped by its send queue as stale or over its bound; MediaDropped are the RTP packets.
+	ICETCP sendq.Stats
 }
 
 // registry tracks live publishers and subscribers, and the totals of closed ones, so Stats can sum
@@ -72,6 +80,7 @@ func (s *SFU) Stats() Stats {
 	for sub := range s.reg.subs {
 		sub.addTo(&st)
 	}
+	st.subtractDropped(s.tcpQ.Stats())
 	return st
 }
 

@@ -1,0 +1,59 @@
+package sfu
+
+import (
+	"net"
+
+	"github.com/parley/parley/internal/sendq"
+)
+
+// ICE-TCP sending. pion's TCPMux writes each packet as one RFC 4571 frame (length and datagram in
+// a single Write, tcp_mux.go writeStreamingPacket). With TCPMuxParams.WriteBufferSize 0 it
+// writes straight to the connection and would block the forwarding goroutine on a slow peer;
+// with a buffer it queues megabytes (seconds of media at a weak link's rate) and reports a packet
+// it drops as written. So pion writes without a buffer, to a connection whose Write is a
+// sendq: bounded in bytes and in age, never blocking, and counting what it drops.
+
+// queuedListener hands pion's TCPMux its connections with a send queue in front of their writes.
+type queuedListener struct {
+	net.Listener
+	totals *sendq.Counters
+}
+
+// Accept implements net.Listener.
+func (l queuedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return iceTCPConn{sendq.NewConn(c, sendq.Config{Totals: l.totals})}, nil
+}
+
+// iceTCPConn tells the queue which frames are RTP, so that Stats can take dropped packets out of
+// what subscribers were sent.
+type iceTCPConn struct{ *sendq.Conn }
+
+// Write implements net.Conn: p is one RFC 4571 frame.
+func (c iceTCPConn) Write(p []byte) (int, error) { return c.WriteKind(p, frameKind(p)) }
+
+// frameKind classifies an RFC 4571 frame: RTP (version 2, RFC 7983) and not RTCP (packet types
+// 192–223, RFC 5761 §4) is media; STUN, DTLS and RTCP are control.
+func frameKind(p []byte) sendq.Kind {
+	if len(p) >= 4 && p[2]>>6 == 2 && (p[3] < 192 || p[3] > 223) {
+		return sendq.Media
+	}
+	return sendq.Control
+}
+
+// srtpOverhead is what SRTP adds to each RTP packet with the AEAD-GCM profile we prefer (its
+// tag); BytesOut counts packets before protection.
+const srtpOverhead = 16
+
+// subtractDropped takes the RTP packets that ICE-TCP queues dropped out of what Stats says was
+// sent: the forwarding path counted them when it handed them to pion.
+func (st *Stats) subtractDropped(q sendq.Stats) {
+	st.ICETCP = q
+	frames := q.MediaDropped.Frames
+	bytes := q.MediaDropped.Bytes - min(q.MediaDropped.Bytes, frames*(2+srtpOverhead))
+	st.PacketsOut -= min(st.PacketsOut, frames)
+	st.BytesOut -= min(st.BytesOut, bytes)
+}
