@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/webhook"
 )
 
@@ -23,6 +24,11 @@ var (
 	dNACKs          = desc("parley_rtcp_nacks_total", "Packets subscribers asked for again (NACKed sequence numbers).")
 	dRetransmitted  = desc("parley_rtp_retransmitted_packets_total", "NACKed packets still buffered and sent again.")
 	dPLIs           = desc("parley_rtcp_plis_total", "Keyframe requests (PLI) sent to publishers.")
+	dRtxSkipped     = desc("parley_rtp_retransmit_skipped_total", "NACKed packets not sent again, by reason: stale (from before the subscriber's video pause), repeat (already sent again within the round trip), old (over a second), missing (no longer buffered), budget (over the subscriber's retransmission budget).", "reason")
+	dVideoPauses    = desc("parley_subscriber_video_pauses_total", "Subscriptions whose link could not carry the video: they got audio only until it fitted again.")
+	dVideoResumes   = desc("parley_subscriber_video_resumes_total", "Paused subscriptions that got video again.")
+	dCongDropped    = desc("parley_rtp_congestion_dropped_packets_total", "Video packets not sent to paused subscriptions (whole frames, up to the next keyframe).")
+	dPLIsFiltered   = desc("parley_rtcp_plis_filtered_total", "Subscribers' keyframe requests not passed on to the publisher because their link was congested.")
 	dLost           = desc("parley_rtp_packets_lost_total", "RTP packets lost: in = missing from the publishers' sequences when they reached the SFU, out = lost on the way to subscribers as their RTCP receiver reports say.", "direction")
 	dTURNAllocs     = desc("parley_turn_allocations", "Live TURN relay allocations.")
 	dTURNAllocTotal = desc("parley_turn_allocations_total", "TURN allocations ever created.")
@@ -45,6 +51,7 @@ var (
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dSessions, dPeerConns, dPackets, dBytes, dWriteErrors, dNACKs, dRetransmitted, dPLIs, dLost,
+		dRtxSkipped, dVideoPauses, dVideoResumes, dCongDropped, dPLIsFiltered,
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
 		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped,
 		dRecordings, dRecStreams, dRecDropped, dRecFailed} {
@@ -76,6 +83,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dPLIs, s.KeyframeRequests)
 		counter(dLost, s.LostIn, "in")
 		counter(dLost, s.LostOut, "out")
+		for i, n := range s.RetransmitSkipped {
+			counter(dRtxSkipped, n, sfu.RetransmitSkipReasons[i])
+		}
+		counter(dVideoPauses, s.VideoPauses)
+		counter(dVideoResumes, s.VideoResumes)
+		counter(dCongDropped, s.CongestionDropped)
+		counter(dPLIsFiltered, s.KeyframeRequestsFiltered)
 	}
 	if c.src.TURN != nil {
 		s := c.src.TURN()

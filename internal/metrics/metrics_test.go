@@ -44,7 +44,8 @@ func TestExposition(t *testing.T) {
 	m := New(Sources{
 		Sessions: func() int { return 2 },
 		SFU: func() sfu.Stats {
-			return sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1, LostIn: 4, LostOut: 6}
+			return sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1, LostIn: 4, LostOut: 6,
+				RetransmitSkipped: [5]uint64{0, 0, 0, 0, 11}, VideoPauses: 2, KeyframeRequestsFiltered: 5}
 		},
 		TURN: func() turn.Stats {
 			return turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
@@ -90,6 +91,9 @@ func TestExposition(t *testing.T) {
 		"parley_rtcp_nacks_total":                                "3",
 		"parley_rtp_retransmitted_packets_total":                 "2",
 		"parley_rtcp_plis_total":                                 "1",
+		`parley_rtp_retransmit_skipped_total{reason="budget"}`:   "11",
+		"parley_subscriber_video_pauses_total":                   "2",
+		"parley_rtcp_plis_filtered_total":                        "5",
 		`parley_rtp_packets_lost_total{direction="in"}`:          "4",
 		`parley_rtp_packets_lost_total{direction="out"}`:         "6",
 		"parley_turn_allocations":                                "1",

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -79,6 +80,10 @@ func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecPar
 				// The offer's payload type, not ours: H.264 profiles get different numbers in every
 				// browser, and answering with ours can name another of the offer's profiles.
 				c.PayloadType = webrtc.PayloadType(pt)
+				// Publishers also get transport-wide congestion control feedback, so the browser
+				// fits its video to its own uplink (pion's answer keeps only the feedback both the
+				// preference and the media engine list).
+				c.RTCPFeedback = append(slices.Clip(c.RTCPFeedback), webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC})
 				return c, nil
 			}
 		}

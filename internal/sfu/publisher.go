@@ -122,7 +122,7 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 		}
 		f.ssrc.Store(uint32(tr.SSRC()))
 		f.pc.Store(pc)
-		f.requestKeyframe() // subscribers may already be waiting
+		f.requestKeyframe(true) // subscribers may already be waiting
 		p.wg.Add(1)
 		defer p.wg.Done()
 		f.run(tr)
@@ -227,10 +227,6 @@ func (p *Publisher) remb() {
 	}
 }
 
-// keyframeInterval throttles keyframe requests to a publisher: each costs it a large frame, and a
-// burst of joiners should not turn into a burst of keyframes.
-const keyframeInterval = 300 * time.Millisecond
-
 // forwarder fans one incoming track out to its subscribers.
 type forwarder struct {
 	kind  webrtc.RTPCodecType
@@ -244,9 +240,10 @@ type forwarder struct {
 	subs   atomic.Pointer[[]*downTrack] // copy-on-write: the read loop never locks
 
 	ring *ring // retransmission buffer shared by all subscribers (video only)
+	// ckind is the codec as an int, for keyframe detection on the hot path (codecOther for audio).
+	ckind int
 
-	lastPLI    atomic.Int64 // unix nanos of the last keyframe request sent
-	plipending atomic.Bool  // a deferred request is scheduled
+	kf keyframeRequests
 
 	// Counters are per forwarder so publishers on different cores never share a cache line;
 	// SFU.Stats sums them.
@@ -263,6 +260,9 @@ type forwarder struct {
 
 func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *slog.Logger) *forwarder {
 	f := &forwarder{kind: kind, codec: c, log: log}
+	if kind == webrtc.RTPCodecTypeVideo {
+		f.ckind = codecKind(c.MimeType)
+	}
 	empty := []*downTrack{}
 	f.subs.Store(&empty)
 	if kind == webrtc.RTPCodecTypeVideo {
@@ -293,16 +293,18 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
 	f.packets.Add(1)
 	f.bytes.Add(uint64(len(raw)))
+	now := time.Now().UnixNano()
 	f.lastTS.Store(pkt.Timestamp)
-	f.lastAt.Store(time.Now().UnixNano())
+	f.lastAt.Store(now)
 	if n := loss.update(pkt.SequenceNumber); n > 0 {
 		f.lost.Add(n)
 	}
 	if f.ring != nil {
-		f.ring.put(pkt.SequenceNumber, raw)
+		f.ring.put(pkt.SequenceNumber, raw, now)
 	}
+	key := f.ckind != codecOther && isKeyframeStart(f.ckind, pkt.Payload)
 	for _, d := range *f.subs.Load() {
-		d.write(pkt)
+		d.write(pkt, key)
 	}
 }
 
@@ -363,41 +365,13 @@ func (f *forwarder) detach(d *downTrack) {
 	f.subs.Store(&next)
 }
 
-// requestKeyframe asks the publisher for a keyframe, at most once per keyframeInterval; a request
-// inside the interval is deferred to its end rather than dropped, so a late joiner is never left
-// waiting for the publisher's periodic keyframe.
-func (f *forwarder) requestKeyframe() {
-	if f.kind != webrtc.RTPCodecTypeVideo {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := f.lastPLI.Load()
-	if wait := time.Duration(last + int64(keyframeInterval) - now); wait > 0 {
-		if f.plipending.CompareAndSwap(false, true) {
-			time.AfterFunc(wait, func() {
-				f.plipending.Store(false)
-				f.requestKeyframe()
-			})
-		}
-		return
-	}
-	if !f.lastPLI.CompareAndSwap(last, now) {
-		return
-	}
-	ssrc, pc := f.ssrc.Load(), f.pc.Load()
-	if ssrc == 0 || pc == nil {
-		return
-	}
-	f.plis.Add(1)
-	_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-}
-
 // ringSize packets of history (about 2–5 s of 1 Mbit/s video) answer subscriber NACKs.
 const ringSize = 512
 
 type ringSlot struct {
 	seq uint16
 	n   int
+	at  int64 // arrival, unix nanos: too old a packet is not worth sending again
 	buf [1500]byte
 }
 
@@ -409,22 +383,22 @@ type ring struct {
 
 func newRing() *ring { return &ring{} }
 
-func (r *ring) put(seq uint16, b []byte) {
+func (r *ring) put(seq uint16, b []byte, at int64) {
 	s := &r.slots[seq%ringSize]
 	r.mu.Lock()
-	s.seq, s.n = seq, copy(s.buf[:], b)
+	s.seq, s.n, s.at = seq, copy(s.buf[:], b), at
 	r.mu.Unlock()
 }
 
-// get copies packet seq into dst and reports whether it was still buffered.
-func (r *ring) get(seq uint16, dst []byte) (int, bool) {
+// get copies packet seq into dst and reports its arrival time and whether it was still buffered.
+func (r *ring) get(seq uint16, dst []byte) (int, int64, bool) {
 	s := &r.slots[seq%ringSize]
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s.n == 0 || s.seq != seq {
-		return 0, false
+		return 0, 0, false
 	}
-	return copy(dst, s.buf[:s.n]), true
+	return copy(dst, s.buf[:s.n]), s.at, true
 }
 
 // Tap receives a copy of every RTP packet a publisher sends, on the forwarding goroutine: it must
@@ -447,7 +421,7 @@ func (p *Publisher) AddTap(kind string, t Tap) (remove func()) {
 	}
 	d := &downTrack{fwd: f, tap: t}
 	f.attach(d)
-	f.requestKeyframe()
+	f.requestKeyframe(true)
 	return func() { f.detach(d) }
 }
 
@@ -472,6 +446,6 @@ func (p *Publisher) RequestKeyframe() {
 	f := p.video
 	p.mu.Unlock()
 	if f != nil {
-		f.requestKeyframe()
+		f.requestKeyframe(true)
 	}
 }

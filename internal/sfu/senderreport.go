@@ -43,6 +43,7 @@ func (s *SFU) runSenderReports() {
 		now := time.Now()
 		for _, sub := range due {
 			sub.sendReports(now)
+			sub.adapt(now)
 		}
 		clear(due) // let closed subscribers go
 	}

@@ -24,7 +24,9 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/webrtc/v4"
 
@@ -177,6 +179,19 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 		}
 		reg.Add(gen)
 		reg.Add(rr)
+		// Transport-wide congestion control feedback (video): Chrome's send-side estimator then
+		// follows the publisher's real uplink instead of only loss, up to our REMB cap. Not for
+		// subscribers: there Chrome would stop sending REMB and expect transport-wide sequence
+		// numbers on everything we forward.
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTPCodecTypeVideo)
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+		tw, err := twcc.NewSenderInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		reg.Add(tw)
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionLogger(s.log)}

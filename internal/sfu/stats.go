@@ -30,6 +30,15 @@ type Stats struct {
 	// ICETCP counts the frames (RTP, RTCP, DTLS, STUN) of every ICE-TCP connection: sent, and
 	// dropped by its send queue as stale or over its bound; MediaDropped are the RTP packets.
 	ICETCP sendq.Stats
+	// RetransmitSkipped are requested packets not sent again, by reason (RetransmitSkipReasons).
+	RetransmitSkipped [rtxSkipReasons]uint64
+	// VideoPauses and VideoResumes count subscriptions whose link could not carry the video and
+	// got audio only, and their returns to video; CongestionDropped are the video packets not sent
+	// to them meanwhile.
+	VideoPauses, VideoResumes, CongestionDropped uint64
+	// KeyframeRequestsFiltered are subscribers' PLI/FIR not passed on to the publisher because
+	// their link was congested.
+	KeyframeRequestsFiltered uint64
 }
 
 // registry tracks live publishers and subscribers, and the totals of closed ones, so Stats can sum
@@ -99,7 +108,16 @@ func (p *Publisher) addTo(st *Stats) {
 }
 
 func (sub *Subscriber) addTo(st *Stats) {
+	st.VideoPauses += sub.cc.pauses.Load()
+	st.VideoResumes += sub.cc.resumes.Load()
 	for _, d := range sub.downs {
+		for i := range st.RetransmitSkipped {
+			st.RetransmitSkipped[i] += d.rtx.skipped[i].Load()
+		}
+		st.KeyframeRequestsFiltered += d.plisCut.Load()
+		if d.gate != nil {
+			st.CongestionDropped += d.gate.dropped.Load()
+		}
 		st.PacketsOut += d.sent.Load()
 		st.BytesOut += d.bytes.Load()
 		st.WriteErrors += d.errs.Load()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -30,18 +31,27 @@ type SubscribeRequest struct {
 type Subscriber struct {
 	sfu   *SFU
 	pc    *webrtc.PeerConnection
+	log   *slog.Logger
 	downs []*downTrack
 	// srSlice is the tenth of each second in which this subscriber's sender reports go out.
 	srSlice uint32
-	wg      sync.WaitGroup
-	once    sync.Once
+	// cc is the subscription's down-path state (congestion.go), updated with its sender reports.
+	cc   *congestion
+	wg   sync.WaitGroup
+	once sync.Once
 }
 
 // downTrack is one forwarded track of one subscriber.
 type downTrack struct {
-	fwd     *forwarder
-	track   *boundTrack // nil for a tap
-	tap     Tap
+	fwd   *forwarder
+	track *boundTrack // nil for a tap
+	tap   Tap
+	// cc is the subscription's congestion state, shared by its down-tracks (nil for a tap); gate
+	// applies it to video (nil for audio and taps).
+	cc   *congestion
+	gate *videoGate
+	rtx  retransmitter // used only by the down-track's RTCP reader
+
 	hdr     rtp.Header // scratch for the forwarder's writes; only its read loop touches it
 	sent    atomic.Uint64
 	bytes   atomic.Uint64
@@ -50,20 +60,31 @@ type downTrack struct {
 	nacks   atomic.Uint64 // sequence numbers the subscriber asked for again
 	resent  atomic.Uint64 // of those, found in the buffer and sent
 	lost    atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
+	plisCut atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
 }
 
-// write sends one packet. The network write happens with no lock held; pion's UDP path does not
-// block on a slow receiver, so one subscriber cannot stall the publisher's read loop.
-func (d *downTrack) write(p *rtp.Packet) { d.writeWith(&d.hdr, p) }
-
-// writeWith is write with the caller's scratch header: a goroutine other than the forwarder's (the
-// NACK answers) brings its own.
-func (d *downTrack) writeWith(h *rtp.Header, p *rtp.Packet) {
+// write forwards one packet of the publisher (key: it starts a keyframe). The network write happens
+// with no lock held, and no transport blocks on a slow receiver (UDP; TCP through a bounded queue),
+// so one subscriber cannot stall the publisher's read loop.
+func (d *downTrack) write(p *rtp.Packet, key bool) {
 	if d.tap != nil {
 		d.tap.WriteRTP(p)
 		return
 	}
-	if !d.track.write(h, p) {
+	seq := p.SequenceNumber
+	if d.gate != nil {
+		var ok bool
+		if seq, ok = d.gate.admit(seq, p.Timestamp, key, d.cc.pause.Load()); !ok {
+			return
+		}
+	}
+	d.send(&d.hdr, p, seq)
+}
+
+// send writes p as outgoing sequence number seq with the caller's scratch header: a goroutine
+// other than the forwarder's (the NACK answers) brings its own.
+func (d *downTrack) send(h *rtp.Header, p *rtp.Packet, seq uint16) {
+	if !d.track.write(h, p, seq) {
 		d.errs.Add(1)
 		return
 	}
@@ -84,7 +105,11 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 	if err != nil {
 		return nil, "", err
 	}
-	sub := &Subscriber{sfu: s, pc: pc, srSlice: s.srNext.Add(1) % srSlices}
+	log := req.Log
+	if log == nil {
+		log = s.log
+	}
+	sub := &Subscriber{sfu: s, pc: pc, log: log, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{}}
 	fail := func(err error) (*Subscriber, string, error) { sub.Close(); return nil, "", err }
 	var senders []*webrtc.RTPSender
 	for _, f := range []*forwarder{audio, video} {
@@ -100,7 +125,11 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 			return fail(err)
 		}
 		senders = append(senders, snd)
-		sub.downs = append(sub.downs, &downTrack{fwd: f, track: tr})
+		d := &downTrack{fwd: f, track: tr, cc: sub.cc}
+		if f.kind == webrtc.RTPCodecTypeVideo {
+			d.gate = &videoGate{}
+		}
+		sub.downs = append(sub.downs, d)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.Offer}); err != nil {
 		return fail(fmt.Errorf("%w: %v", ErrSDP, err))
@@ -109,7 +138,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 		if st == webrtc.PeerConnectionStateConnected {
 			// Video starts at once instead of at the publisher's next periodic keyframe.
 			for _, d := range sub.downs {
-				d.fwd.requestKeyframe()
+				d.fwd.requestKeyframe(true)
 			}
 		}
 		if req.OnState != nil {
@@ -130,13 +159,11 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 	return sub, ans, nil
 }
 
-// readRTCP serves the subscriber's feedback: NACKs from the shared retransmission buffer (the loss of
-// one subscriber never reaches the publisher), PLI/FIR as throttled keyframe requests.
+// readRTCP serves the subscriber's feedback: NACKs from the shared retransmission buffer within
+// the subscriber's budget (the loss of one subscriber never reaches the publisher), PLI/FIR as
+// keyframe requests unless its link is congested, receiver reports into its congestion state.
 func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 	defer sub.wg.Done()
-	buf := make([]byte, 1500)
-	var pkt rtp.Packet
-	var hdr rtp.Header
 	var ssrc uint32
 	if enc := snd.GetParameters().Encodings; len(enc) > 0 {
 		ssrc = uint32(enc[0].SSRC)
@@ -146,28 +173,44 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 		if err != nil {
 			return
 		}
+		now := time.Now()
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.ReceiverReport:
-				d.reportLoss(ssrc, p.Reports)
+				d.onReports(ssrc, p.Reports, now)
 			case *rtcp.SenderReport: // a subscriber that also sends puts its reports here
-				d.reportLoss(ssrc, p.Reports)
+				d.onReports(ssrc, p.Reports, now)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.fwd.requestKeyframe()
+				if d.cc.allowPLI(now) {
+					d.fwd.requestKeyframe(false)
+				} else {
+					d.plisCut.Add(1)
+				}
 			case *rtcp.TransportLayerNack:
-				if d.fwd.ring == nil {
-					continue
-				}
-				for _, pair := range p.Nacks {
-					for _, seq := range pair.PacketList() {
-						d.nacks.Add(1)
-						n, ok := d.fwd.ring.get(seq, buf)
-						if ok && pkt.Unmarshal(buf[:n]) == nil {
-							d.resent.Add(1)
-							d.writeWith(&hdr, &pkt)
-						}
-					}
-				}
+				d.retransmit(p, now)
+			}
+		}
+	}
+}
+
+// onReports takes the reception reports about our stream: cumulative loss for the counters, and for
+// video the fraction lost and the round trip for the congestion state.
+func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now time.Time) {
+	d.reportLoss(ssrc, reports)
+	if d.gate == nil {
+		return
+	}
+	for _, r := range reports {
+		if r.SSRC != ssrc {
+			continue
+		}
+		d.cc.fraction.Store(uint32(r.FractionLost))
+		d.cc.reportAt.Store(now.UnixNano())
+		if r.LastSenderReport != 0 {
+			// RFC 3550 6.4.1: now − LSR − DLSR, in 1/65536 s, from the middle 32 bits of NTP time.
+			mid := uint32(ntpTime(now) >> 16)
+			if rtt := mid - r.LastSenderReport - r.Delay; rtt < 1<<20 { // under 16 s: not garbage
+				d.cc.rtt.Store(int64(rtt) * int64(time.Second) >> 16)
 			}
 		}
 	}

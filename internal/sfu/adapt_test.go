@@ -1,0 +1,424 @@
+package sfu
+
+import (
+	"strings"
+
+	"context"
+	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+var t0 = time.Unix(1_800_000_000, 0)
+
+// TestKeyframeLimiter: repair requests from any number of subscribers reach the publisher at most
+// once a second, deferred rather than dropped; a prompt request (a new subscriber) goes out within
+// the short gap.
+func TestKeyframeLimiter(t *testing.T) {
+	var l keyframeLimiter
+	if send, _ := l.request(t0, false); !send {
+		t.Fatal("the first request was held back")
+	}
+	var due time.Time
+	sent := 1
+	// 50 subscribers ask every 20 ms for three seconds.
+	for ms := 20; ms <= 3000; ms += 20 {
+		now := t0.Add(time.Duration(ms) * time.Millisecond)
+		if !due.IsZero() && !now.Before(due) {
+			if l.fire(due, due) {
+				sent++
+			}
+			due = time.Time{}
+		}
+		for range 50 {
+			send, d := l.request(now, false)
+			if send {
+				sent++
+			}
+			if !d.IsZero() {
+				due = d
+			}
+		}
+	}
+	if sent < 3 || sent > 4 {
+		t.Fatalf("%d keyframe requests reached the publisher in 3 s of requests from 50 subscribers, want 3–4", sent)
+	}
+	// A subscriber joining 400 ms after the last request gets its keyframe now, not at the 1-s mark.
+	var j keyframeLimiter
+	j.request(t0, false)
+	if send, _ := j.request(t0.Add(400*time.Millisecond), true); !send {
+		t.Fatal("a new subscriber's request waited for the repair gap")
+	}
+	// Inside the short gap it is deferred, and a deferral that a later send answered does not fire.
+	_, d := j.request(t0.Add(500*time.Millisecond), true)
+	if d.IsZero() {
+		t.Fatal("a request inside the gap was neither sent nor deferred")
+	}
+	if send, _ := j.request(t0.Add(2*time.Second), false); !send {
+		t.Fatal("a request after the gap was held")
+	}
+	if j.fire(d, d) {
+		t.Fatal("a deferred request fired although a later keyframe answered it")
+	}
+}
+
+func TestKeyframeDetection(t *testing.T) {
+	cases := []struct {
+		name  string
+		codec int
+		p     []byte
+		want  bool
+	}{
+		{"vp8 key, no extension", codecVP8, []byte{0x10, 0x00}, true},
+		{"vp8 delta", codecVP8, []byte{0x10, 0x01}, false},
+		{"vp8 key, 15-bit picture id, tl0, tid", codecVP8, []byte{0x90, 0xE0, 0x80, 0x01, 0x05, 0x20, 0x00}, true},
+		{"vp8 delta, 7-bit picture id", codecVP8, []byte{0x90, 0x80, 0x01, 0x01}, false},
+		{"vp8 continuation", codecVP8, []byte{0x00, 0x00}, false},
+		{"vp8 truncated", codecVP8, []byte{0x90, 0x80}, false},
+		{"vp9 key", codecVP9, []byte{0x08}, true},
+		{"vp9 key with picture id, layer 0", codecVP9, []byte{0xA8, 0x81, 0x01, 0x00}, true},
+		{"vp9 spatial layer 1", codecVP9, []byte{0xA8, 0x81, 0x01, 0x02}, false},
+		{"vp9 inter frame", codecVP9, []byte{0xC8}, false},
+		{"vp9 middle of frame", codecVP9, []byte{0x80, 0x01}, false},
+		{"h264 idr", codecH264, []byte{0x65}, true},
+		{"h264 non-idr", codecH264, []byte{0x41}, false},
+		{"h264 stap-a sps+pps", codecH264, []byte{0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xCE}, true},
+		{"h264 stap-a truncated", codecH264, []byte{0x78, 0x00, 0x09, 0x41}, false},
+		{"h264 fu-a idr start", codecH264, []byte{0x7C, 0x85}, true},
+		{"h264 fu-a idr middle", codecH264, []byte{0x7C, 0x05}, false},
+		{"audio", codecOther, []byte{0x10, 0x00}, false},
+		{"empty", codecVP8, nil, false},
+	}
+	for _, c := range cases {
+		if got := isKeyframeStart(c.codec, c.p); got != c.want {
+			t.Errorf("%s: keyframe %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func FuzzKeyframeDetection(f *testing.F) {
+	f.Add(0, []byte{0x90, 0xE0, 0x80, 0x01, 0x05, 0x20, 0x00})
+	f.Add(2, []byte{0x78, 0x00, 0x02, 0x67, 0x42})
+	f.Fuzz(func(t *testing.T, codec int, p []byte) {
+		isKeyframeStart(codecVP8+((codec%3)+3)%3, p) // must not panic on any payload
+	})
+}
+
+// ccRun feeds tick one second at a time: the publisher sends srcBps, the subscriber's link takes
+// linkBps (what we send above it is lost), and reports come every second.
+type ccRun struct {
+	c         congestion
+	now       time.Time
+	sent, src uint64
+	pauses    int
+	resumes   int
+}
+
+func (r *ccRun) second(srcBps, linkBps float64, rtt time.Duration) ccDecision {
+	r.now = r.now.Add(time.Second)
+	audio := 40e3
+	send := srcBps
+	if r.c.pause.Load() {
+		send = audio
+	}
+	loss := 0.0
+	if send > linkBps {
+		loss = 1 - linkBps/send
+	}
+	r.sent += uint64(send / 8)
+	r.src += uint64(srcBps / 8)
+	d := r.c.tick(ccInput{now: r.now, sent: r.sent, src: r.src, fraction: uint32(loss * 256), reportAt: r.now.UnixNano(), rtt: rtt, videoCarry: true})
+	if d.pause {
+		r.c.pause.Store(true)
+		r.pauses++
+	}
+	if d.resume {
+		r.c.pause.Store(false)
+		r.resumes++
+	}
+	return d
+}
+
+// TestCongestionPausesAWeakLink: a 150 kbit/s subscriber of a 600 kbit/s stream gets audio only
+// within two reports and is not flooded again more than rarely; its retransmission budget shrinks
+// to the floor.
+func TestCongestionPausesAWeakLink(t *testing.T) {
+	r := &ccRun{now: t0}
+	r.c.tick(ccInput{now: t0})
+	var sent0 uint64
+	for i := range 120 {
+		d := r.second(600e3, 150e3, 0)
+		if i == 1 && !r.c.pause.Load() {
+			t.Fatalf("video still flowing after two seconds at 75 %% loss (estimate %.0f)", r.c.estimate())
+		}
+		if i == 1 {
+			sent0 = r.sent
+		}
+		if r.c.pause.Load() && d.rtxBudget > rtxBudgetFloor {
+			t.Fatalf("paused subscriber gets %d bytes/s of retransmissions", d.rtxBudget)
+		}
+	}
+	avg := float64(r.sent-sent0) * 8 / 118
+	if avg > 1.25*150e3 {
+		t.Fatalf("average %.0f bit/s sent to a 150 kbit/s link over two minutes (%d resume attempts), want ≤ 1.25×", avg, r.resumes)
+	}
+	if r.resumes > 8 {
+		t.Fatalf("%d attempts to resume in two minutes on a link that never fits", r.resumes)
+	}
+}
+
+// TestCongestionKeepsRandomLoss: 5 % and 15 % random loss (Wi-Fi) keep the video flowing; a
+// publisher ramping from 300 kbit/s to 1.5 Mbit/s on a clean link never pauses anyone.
+func TestCongestionKeepsRandomLoss(t *testing.T) {
+	for _, loss := range []float64{0.05, 0.15} {
+		r := &ccRun{now: t0}
+		r.c.tick(ccInput{now: t0})
+		for range 60 {
+			r.now = r.now.Add(time.Second)
+			r.sent += 600e3 / 8
+			r.src += 600e3 / 8
+			d := r.c.tick(ccInput{now: r.now, sent: r.sent, src: r.src, fraction: uint32(loss * 256), reportAt: r.now.UnixNano(), videoCarry: true})
+			if d.pause {
+				t.Fatalf("%.0f %% random loss paused the video", loss*100)
+			}
+		}
+	}
+	r := &ccRun{now: t0}
+	r.c.tick(ccInput{now: t0})
+	for i := range 30 {
+		rate := min(300e3*(1+float64(i)), 1.5e6)
+		if i == 2 { // one lossy report early on sets an estimate well under what comes later
+			r.now = r.now.Add(time.Second)
+			r.sent += uint64(rate / 8)
+			r.src += uint64(rate / 8)
+			r.c.tick(ccInput{now: r.now, sent: r.sent, src: r.src, fraction: 40, reportAt: r.now.UnixNano(), videoCarry: true})
+			continue
+		}
+		if r.second(rate, 10e6, 0); r.pauses > 0 {
+			t.Fatalf("a clean link was paused when the publisher ramped to %.0f bit/s", rate)
+		}
+	}
+}
+
+// TestCongestionRecovers: when the link is freed the video comes back, and a standing queue (a
+// TCP path: nothing lost, everything late) pauses it like loss does.
+func TestCongestionRecovers(t *testing.T) {
+	r := &ccRun{now: t0}
+	r.c.tick(ccInput{now: t0})
+	for range 10 {
+		r.second(600e3, 150e3, 0)
+	}
+	if !r.c.pause.Load() {
+		t.Fatal("not paused on a weak link")
+	}
+	for range 30 {
+		r.second(600e3, 10e6, 0)
+	}
+	if r.c.pause.Load() {
+		t.Fatalf("still paused 30 s after the link was freed (estimate %.0f)", r.c.estimate())
+	}
+	q := &ccRun{now: t0}
+	q.c.tick(ccInput{now: t0})
+	for range 3 {
+		q.second(600e3, 10e6, 3*time.Second)
+	}
+	if !q.c.pause.Load() {
+		t.Fatal("a 3-s standing queue did not pause the video")
+	}
+}
+
+// TestVideoGate: pausing stops at a frame boundary, resuming starts at a keyframe, and the
+// subscriber sees one continuous sequence; NACKs from before the pause are not answered.
+func TestVideoGate(t *testing.T) {
+	var g videoGate
+	type pk struct {
+		seq      uint16
+		ts       uint32
+		key      bool
+		pause    bool
+		wantOut  uint16
+		wantSent bool
+	}
+	steps := []pk{
+		{100, 1, true, false, 100, true},
+		{101, 1, false, false, 101, true},
+		{102, 2, false, true, 102, false}, // pause takes effect at the new frame
+		{103, 2, false, true, 0, false},
+		{104, 3, false, false, 0, false}, // unpaused, but not a keyframe: still dropping
+		{105, 4, true, false, 102, true}, // keyframe: continues right after 101
+		{106, 4, false, true, 103, true}, // pause asked mid-frame: the frame is finished
+		{107, 5, false, true, 0, false},
+	}
+	for i, s := range steps {
+		out, ok := g.admit(s.seq, s.ts, s.key, s.pause)
+		if ok != s.wantSent || (ok && out != s.wantOut) {
+			t.Fatalf("step %d (seq %d): sent %v as %d, want %v as %d", i, s.seq, ok, out, s.wantSent, s.wantOut)
+		}
+	}
+	if _, ok := g.nackable(103); ok {
+		t.Fatal("a NACK while paused would be answered")
+	}
+	var h videoGate
+	h.admit(10, 1, true, false)
+	h.admit(11, 2, false, true)
+	h.admit(12, 3, true, false)
+	if _, ok := h.nackable(9); ok {
+		t.Fatal("a NACK from before the pause would be answered")
+	}
+	if in, ok := h.nackable(11); !ok || in != 12 {
+		t.Fatalf("NACK for outgoing 11 maps to %d (%v), want publisher's 12", in, ok)
+	}
+}
+
+// TestRetransmissionBudget: a subscriber that asks for the same packets over and over, as Chrome
+// does on a link that cannot take them, gets each at most once per round trip and never more
+// bytes than its budget; nothing older than a player waits for is sent.
+func TestRetransmissionBudget(t *testing.T) {
+	f := newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, nil)
+	tr, err := newBoundTrack(f.codec, "video", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink headerSink
+	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &sink})
+	d := &downTrack{fwd: f, track: tr, cc: &congestion{}, gate: &videoGate{}}
+	now := time.Now()
+	for seq := uint16(0); seq < 100; seq++ {
+		raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq}, Payload: make([]byte, 1000)}).Marshal()
+		f.ring.put(seq, raw, now.UnixNano())
+	}
+	d.cc.rtxBudget.Store(10 * 1012)
+	all := &rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 0, LostPackets: 0xFFFF}, {PacketID: 17, LostPackets: 0xFFFF}, {PacketID: 34, LostPackets: 0xFFFF}}}
+	for i := range 20 { // twenty NACKs of 51 packets within 20 ms
+		d.retransmit(all, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	if sink.n != 10 {
+		t.Fatalf("%d packets sent again for a 10-packet budget", sink.n)
+	}
+	if d.rtx.skipped[rtxSkipRepeat].Load() == 0 || d.rtx.skipped[rtxSkipBudget].Load() == 0 {
+		t.Fatalf("skips by reason: %v %v", d.rtx.skipped[rtxSkipRepeat].Load(), d.rtx.skipped[rtxSkipBudget].Load())
+	}
+	// A round trip later, with budget again, the same packets may go once more.
+	d.cc.rtxBudget.Store(1 << 20)
+	before := sink.n
+	d.retransmit(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 0}}}, now.Add(200*time.Millisecond))
+	d.retransmit(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 0}}}, now.Add(210*time.Millisecond))
+	if sink.n != before+1 {
+		t.Fatalf("%d copies of one packet within one round trip", sink.n-before)
+	}
+	// Too old to be played.
+	d.retransmit(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: 50}}}, now.Add(2*time.Second))
+	if sink.n != before+1 || d.rtx.skipped[rtxSkipOld].Load() != 1 {
+		t.Fatal("a packet older than a second was sent again")
+	}
+}
+
+// TestWeakSubscriberPausedNotOthers: with pion peers, a subscriber whose receiver reports say it
+// loses most of the video gets no more video (its audio would go on) and its keyframe requests stop
+// reaching the publisher, while a second subscriber keeps receiving everything.
+func TestWeakSubscriberPausedNotOthers(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	pubB, track, _, weakB, pub, weak := setup(t, s)
+	strongB := newBrowser(t)
+	if _, err := strongB.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	strong, ans, err := s.Subscribe(context.Background(), pub, SubscribeRequest{Offer: strongB.offer(t), StreamID: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(strong.Close)
+	strongB.answer(t, ans)
+	stream(t, track)
+	eventually(t, "both subscribers receiving", func() bool {
+		return weakB.received() > 10 && strongB.received() > 10 && weakB.ssrc.Load() != 0
+	})
+	// The weak subscriber reports 75 % loss until its video stops.
+	eventually(t, "the weak subscriber's video paused", func() bool {
+		rr := &rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: weakB.ssrc.Load(), FractionLost: 192}}}
+		_ = weakB.pc.WriteRTCP([]rtcp.Packet{rr})
+		return weak.cc.pause.Load()
+	})
+	// Once the pause has taken effect at a frame boundary, nothing more reaches it while the strong
+	// one goes on.
+	eventually(t, "the pause taking effect", func() bool { return weak.downs[0].gate.dropped.Load() > 0 })
+	weakNow, strongNow := weakB.received(), strongB.received()
+	eventually(t, "the strong subscriber receiving on", func() bool { return strongB.received() > strongNow+50 })
+	if got := weakB.received(); got > weakNow+1 {
+		t.Fatalf("the paused subscriber got %d more packets", got-weakNow)
+	}
+	// Its PLIs no longer reach the publisher.
+	for len(pubB.rtcp) > 0 {
+		<-pubB.rtcp
+	}
+	before := pub.video.plis.Load()
+	for range 20 {
+		_ = weakB.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: weakB.ssrc.Load()}})
+	}
+	eventually(t, "the PLIs read", func() bool { return weak.downs[0].plisCut.Load() >= 20 })
+	if got := pub.video.plis.Load(); got != before {
+		t.Fatalf("%d keyframe requests of a paused subscriber reached the publisher", got-before)
+	}
+	if st := s.Stats(); st.VideoPauses != 1 || st.CongestionDropped == 0 || st.KeyframeRequestsFiltered < 20 {
+		t.Fatalf("stats do not show the pause: %+v", st)
+	}
+}
+
+// TestPublisherGetsTransportCC: the publisher's answer negotiates transport-wide congestion control
+// and the SFU sends it that feedback, so the browser's rate follows its uplink.
+func TestPublisherGetsTransportCC(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTPCodecTypeVideo)
+	reg := &interceptor.Registry{}
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, reg); err != nil { // as Chrome does
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	pubB := &browser{pc: pc, seqs: map[uint16]int{}, rtcp: make(chan rtcp.Packet, 1024)}
+	track, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	tr, err := pubB.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			pkts, _, err := tr.Sender().ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				select {
+				case pubB.rtcp <- p:
+				default:
+				}
+			}
+		}
+	}()
+	pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: pubB.offer(t), VideoCodec: CodecVP8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pub.Close)
+	if !strings.Contains(ans, "transport-cc") || !strings.Contains(ans, sdp.TransportCCURI) {
+		t.Fatalf("answer without transport-cc:\n%s", ans)
+	}
+	pubB.answer(t, ans)
+	stream(t, track)
+	waitRTCP(t, pubB, "transport-wide feedback", func(p rtcp.Packet) bool { _, ok := p.(*rtcp.TransportLayerCC); return ok })
+}

@@ -1,0 +1,281 @@
+package sfu
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Every subscription owns its down path: what its link takes is estimated from its own feedback,
+// and when the stream does not fit, this subscriber's video is paused at a frame boundary and
+// resumed at a keyframe, with its audio untouched. Nothing here reaches the publisher or another
+// subscriber: the publisher's rate follows its own uplink (TWCC, capped by REMB), as the other
+// subscribers deserve, and a weak subscriber's keyframe requests are filtered.
+//
+// The estimate is loss-based, as libwebrtc's sender side is when it has nothing better: a receiver
+// report with more than 10 % loss sets it to what we sent times (1 − loss/2) (or times (1 − loss)
+// beyond 50 %, where the loss is the link's capacity showing), under 2 % loss it grows 8 % a
+// second. Random loss of 5–15 % (Wi-Fi) keeps the estimate near the stream's rate and the video
+// flowing, repaired by retransmission; a link that carries a quarter of the stream loses three
+// quarters of it and pauses at once. The state is updated once a second per subscription from the
+// sender-report goroutine; the forwarder's hot path reads one atomic.
+const (
+	ccHighLoss     = 0.10 // above: the estimate follows what got through
+	ccLowLoss      = 0.02 // below: the estimate may grow
+	ccGrowth       = 1.08 // per second, under low loss
+	ccPauseBelow   = 0.80 // pause video when the estimate is under this share of what the stream needs
+	ccReportMaxAge = 3 * time.Second
+	ccMaxRTT       = time.Second // a round trip beyond this is a standing queue, not distance
+	ccEstimateCap  = 2e6         // bps an estimate may reach above twice the stream's rate
+	// ccBackoffMin/Max space out attempts to resume video on a link that could not take it, so a
+	// paused subscriber does not flood its link every few seconds.
+	ccBackoffMin = 2 * time.Second
+	ccBackoffMax = 30 * time.Second
+	// ccStable is how long resumed video must run before the backoff starts again from its minimum.
+	ccStable = 20 * time.Second
+	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
+	// they pass at most this often; healthy ones pass every request (merged per publisher).
+	lossyPLIGap = 3 * time.Second
+)
+
+// congestion is one subscription's down-path state.
+type congestion struct {
+	// Set by the RTCP reader of the video down-track.
+	fraction atomic.Uint32 // last RTCP fraction lost of our video (0–255)
+	reportAt atomic.Int64  // unix nanos of that report
+	rtt      atomic.Int64  // nanoseconds; 0 until a receiver report answers one of our sender reports
+
+	// pause is the wanted video state, read by the forwarder, which applies it at a frame boundary.
+	pause atomic.Bool
+	// rtxBudget is how many bytes of retransmissions may still be sent in this second.
+	rtxBudget atomic.Int64
+	// pliOK is when this subscriber's next keyframe request may pass (unix nanos).
+	pliOK atomic.Int64
+
+	pauses, resumes atomic.Uint64
+
+	// Owned by tick (the sender-report goroutine).
+	est        float64 // bits per second; 0 = no evidence of a limit yet
+	lastAt     time.Time
+	lastSent   uint64 // bytes sent to the subscriber at lastAt (media and retransmissions)
+	lastSrc    uint64 // bytes the publisher sent us at lastAt (what the stream needs)
+	resumeAt   time.Time
+	resumedAt  time.Time
+	backoff    time.Duration
+	lastReport int64
+}
+
+// ccInput is what one tick sees: bytes sent to the subscriber, bytes the publisher's tracks
+// carried, and the subscriber's latest report.
+type ccInput struct {
+	now        time.Time
+	sent, src  uint64
+	fraction   uint32 // 0–255
+	reportAt   int64  // unix nanos; 0 if none
+	rtt        time.Duration
+	videoCarry bool // the subscription has video to pause
+}
+
+// ccDecision is what a tick decided.
+type ccDecision struct {
+	pause, resume bool
+	rtxBudget     int64
+}
+
+// tick updates the estimate from one interval and decides the video state and the coming second's
+// retransmission budget.
+func (c *congestion) tick(in ccInput) ccDecision {
+	var d ccDecision
+	if c.lastAt.IsZero() {
+		c.lastAt, c.lastSent, c.lastSrc = in.now, in.sent, in.src
+		d.rtxBudget = rtxBudgetFloor
+		return d
+	}
+	dt := in.now.Sub(c.lastAt).Seconds()
+	if dt <= 0 {
+		return d
+	}
+	sentRate := float64(in.sent-c.lastSent) * 8 / dt
+	need := float64(in.src-c.lastSrc) * 8 / dt
+	c.lastAt, c.lastSent, c.lastSrc = in.now, in.sent, in.src
+	paused := c.pause.Load()
+
+	fresh := in.reportAt != 0 && in.reportAt != c.lastReport && in.now.Sub(time.Unix(0, in.reportAt)) < ccReportMaxAge
+	if fresh {
+		c.lastReport = in.reportAt
+		loss := float64(in.fraction) / 256
+		switch {
+		case paused:
+			if loss < ccLowLoss && c.est > 0 {
+				c.est *= growth(dt)
+			}
+		case loss > 0.5:
+			c.est = sentRate * (1 - loss)
+		case loss > ccHighLoss:
+			c.est = sentRate * (1 - loss/2)
+		case in.rtt > ccMaxRTT:
+			// Nothing lost but everything late: a queue in front of the subscriber (TCP, TURN/TCP,
+			// a bufferbloated router) holds more than a second. Our sender reports wait in the same
+			// queue, so the report's round trip measures it.
+			c.est = sentRate * 0.5
+		case loss < ccLowLoss:
+			// What got through is a lower bound of the link, so a publisher ramping up does not
+			// outrun an estimate that only grows 8 % a second.
+			c.est = max(c.est, sentRate) * growth(dt)
+		default:
+			c.est = max(c.est, sentRate*(1-loss))
+		}
+	} else if paused && c.est > 0 {
+		c.est *= growth(dt) // audio alone gives no evidence either way; time is the probe
+	}
+	if c.est > 0 {
+		c.est = min(c.est, max(2*need, ccEstimateCap)) // keep growth bounded on a clean link
+	}
+
+	switch {
+	case in.videoCarry && !paused && c.est > 0 && c.est < ccPauseBelow*need:
+		d.pause = true
+		if c.backoff == 0 || in.now.Sub(c.resumedAt) > ccStable {
+			c.backoff = ccBackoffMin
+		} else {
+			c.backoff = min(2*c.backoff, ccBackoffMax)
+		}
+		c.resumeAt = in.now.Add(c.backoff)
+	case paused && !in.now.Before(c.resumeAt) && c.est >= need:
+		d.resume = true
+		c.resumedAt = in.now
+	}
+
+	// Retransmissions take what the estimate leaves above the media; unknown, half the media
+	// rate. A floor keeps a lossy but otherwise fine link repairable.
+	media := sentRate
+	if c.pause.Load() || d.pause {
+		d.rtxBudget = rtxBudgetFloor // nothing from before the pause is sent again anyway
+		return d
+	}
+	if c.est > 0 {
+		d.rtxBudget = int64((c.est - media) / 8)
+	} else {
+		d.rtxBudget = int64(media / 16)
+	}
+	d.rtxBudget = max(d.rtxBudget, rtxBudgetFloor, int64(media/80))
+	return d
+}
+
+// rtxBudgetFloor is the retransmission allowance a second never goes under: about ten packets.
+const rtxBudgetFloor = 12 << 10
+
+func growth(dt float64) float64 {
+	g := 1.0
+	for range int(dt + 0.5) {
+		g *= ccGrowth
+	}
+	return max(g, 1)
+}
+
+// estimate returns the current estimate in bits per second (0 = unknown); for tests and stats.
+func (c *congestion) estimate() float64 { return c.est }
+
+// lossy reports whether the latest report shows more loss than retransmission should repair.
+func (c *congestion) lossy(now time.Time) bool {
+	at := c.reportAt.Load()
+	return at != 0 && now.Sub(time.Unix(0, at)) < ccReportMaxAge && float64(c.fraction.Load())/256 > ccHighLoss
+}
+
+// allowPLI decides whether a keyframe request from this subscriber goes on to the publisher: never
+// while its video is paused (a keyframe is asked for when it resumes), at most every lossyPLIGap
+// while its link is lossy, otherwise always (the forwarder merges them).
+func (c *congestion) allowPLI(now time.Time) bool {
+	if c.pause.Load() {
+		return false
+	}
+	if !c.lossy(now) {
+		return true
+	}
+	next := c.pliOK.Load()
+	if now.UnixNano() < next {
+		return false
+	}
+	return c.pliOK.CompareAndSwap(next, now.Add(lossyPLIGap).UnixNano())
+}
+
+// videoGate drops one subscriber's video at frame boundaries while its congestion state says pause,
+// and lets it through again from a keyframe. It also rewrites sequence numbers so that what the
+// subscriber gets is one continuous sequence: a hole would make it ask for packets we chose not to
+// send. Owned by the forwarder goroutine, except the atomics the RTCP reader reads.
+type videoGate struct {
+	dropping bool
+	started  bool
+	lastTS   uint32
+	// offset is subtracted from the publisher's sequence numbers (dropped packets so far).
+	offset atomic.Uint32
+	// validFrom is the first outgoing sequence number NACKs may ask for, +1 (0: any): packets
+	// sent before a pause are of no use once the decoder restarts from a keyframe.
+	validFrom atomic.Uint32
+	dropped   atomic.Uint64
+}
+
+// admit decides for one packet: forward (with the returned outgoing sequence number) or drop.
+func (g *videoGate) admit(seq uint16, ts uint32, key bool, pause bool) (uint16, bool) {
+	newFrame := !g.started || ts != g.lastTS
+	g.started = true
+	g.lastTS = ts
+	switch {
+	case g.dropping && key && newFrame && !pause:
+		g.dropping = false
+		out := seq - uint16(g.offset.Load())
+		g.validFrom.Store(uint32(out) + 1)
+		return out, true
+	case g.dropping || (pause && newFrame):
+		if !g.dropping {
+			g.dropping = true
+			g.validFrom.Store(1 << 17) // nothing sent so far is worth sending again
+		}
+		g.offset.Add(1)
+		g.dropped.Add(1)
+		return 0, false
+	}
+	return seq - uint16(g.offset.Load()), true
+}
+
+// nackable maps a sequence number the subscriber asks for back to the publisher's, or reports that
+// it is not worth sending (before the last resume, or while dropping).
+func (g *videoGate) nackable(out uint16) (uint16, bool) {
+	v := g.validFrom.Load()
+	switch {
+	case v == 0:
+	case v > 1<<16:
+		return 0, false
+	case out-uint16(v-1) >= 0x8000:
+		return 0, false
+	}
+	return out + uint16(g.offset.Load()), true
+}
+
+// adapt runs the subscription's congestion tick (once a second, from the sender-report goroutine)
+// and applies what it decided.
+func (sub *Subscriber) adapt(now time.Time) {
+	in := ccInput{now: now, fraction: sub.cc.fraction.Load(), reportAt: sub.cc.reportAt.Load(), rtt: time.Duration(sub.cc.rtt.Load())}
+	var video *downTrack
+	for _, d := range sub.downs {
+		in.sent += d.bytes.Load()
+		in.src += d.fwd.bytes.Load()
+		if d.gate != nil {
+			video = d
+		}
+	}
+	in.videoCarry = video != nil
+	dec := sub.cc.tick(in)
+	sub.cc.rtxBudget.Store(dec.rtxBudget)
+	switch {
+	case dec.pause:
+		sub.cc.pause.Store(true)
+		sub.cc.pauses.Add(1)
+		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on",
+			"estimate_kbps", int(sub.cc.est/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds())
+	case dec.resume:
+		sub.cc.pause.Store(false)
+		sub.cc.resumes.Add(1)
+		sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000))
+		video.fwd.requestKeyframe(false) // the gate lets video through again from a keyframe
+	}
+}
