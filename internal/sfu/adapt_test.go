@@ -255,7 +255,8 @@ func TestVideoGate(t *testing.T) {
 		{107, 5, false, true, 0, false},
 	}
 	for i, s := range steps {
-		out, ok := g.admit(s.seq, s.ts, s.key, s.pause)
+		g.pause.Store(s.pause)
+		out, ok := g.pass(s.seq, s.ts, s.key)
 		if ok != s.wantSent || (ok && out != s.wantOut) {
 			t.Fatalf("step %d (seq %d): sent %v as %d, want %v as %d", i, s.seq, ok, out, s.wantSent, s.wantOut)
 		}
@@ -264,9 +265,11 @@ func TestVideoGate(t *testing.T) {
 		t.Fatal("a NACK while paused would be answered")
 	}
 	var h videoGate
-	h.admit(10, 1, true, false)
-	h.admit(11, 2, false, true)
-	h.admit(12, 3, true, false)
+	h.pass(10, 1, true)
+	h.pause.Store(true)
+	h.pass(11, 2, false)
+	h.pause.Store(false)
+	h.pass(12, 3, true)
 	if _, ok := h.nackable(9); ok {
 		t.Fatal("a NACK from before the pause would be answered")
 	}
@@ -286,7 +289,7 @@ func TestRetransmissionBudget(t *testing.T) {
 	}
 	var sink headerSink
 	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &sink})
-	d := &downTrack{fwd: f, track: tr, cc: &congestion{}, gate: &videoGate{}}
+	d := &downTrack{fwd: f, track: tr, cc: &congestion{}, gated: true}
 	now := time.Now()
 	for seq := uint16(0); seq < 100; seq++ {
 		raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq}, Payload: make([]byte, 1000)}).Marshal()

@@ -204,8 +204,11 @@ func (c *congestion) allowPLI(now time.Time) bool {
 // send. Owned by the forwarder goroutine, except the atomics the RTCP reader reads.
 type videoGate struct {
 	dropping bool
-	started  bool
-	lastTS   uint32
+	lastTS   uint32 // of the last packet seen: a different one starts a new frame
+	off      uint16 // the forwarder's copy of offset
+	// pause mirrors the subscription's congestion.pause here, in the down-track's own memory, so
+	// the hot path reads no other cache line.
+	pause atomic.Bool
 	// offset is subtracted from the publisher's sequence numbers (dropped packets so far).
 	offset atomic.Uint32
 	// validFrom is the first outgoing sequence number NACKs may ask for, +1 (0: any): packets
@@ -214,15 +217,16 @@ type videoGate struct {
 	dropped   atomic.Uint64
 }
 
-// admit decides for one packet: forward (with the returned outgoing sequence number) or drop.
-func (g *videoGate) admit(seq uint16, ts uint32, key bool, pause bool) (uint16, bool) {
-	newFrame := !g.started || ts != g.lastTS
-	g.started = true
-	g.lastTS = ts
+// admit decides for one packet while the gate is dropping or asked to pause: forward (with the
+// returned outgoing sequence number) or drop. The caller records ts as lastTS afterwards; the
+// common case (flowing, no pause) never calls it.
+func (g *videoGate) admit(seq uint16, ts uint32, key bool) (uint16, bool) {
+	newFrame := ts != g.lastTS
+	pause := g.pause.Load()
 	switch {
 	case g.dropping && key && newFrame && !pause:
 		g.dropping = false
-		out := seq - uint16(g.offset.Load())
+		out := seq - g.off
 		g.validFrom.Store(uint32(out) + 1)
 		return out, true
 	case g.dropping || (pause && newFrame):
@@ -230,11 +234,22 @@ func (g *videoGate) admit(seq uint16, ts uint32, key bool, pause bool) (uint16, 
 			g.dropping = true
 			g.validFrom.Store(1 << 17) // nothing sent so far is worth sending again
 		}
-		g.offset.Add(1)
+		g.off++
+		g.offset.Store(uint32(g.off))
 		g.dropped.Add(1)
 		return 0, false
 	}
-	return seq - uint16(g.offset.Load()), true
+	return seq - g.off, true
+}
+
+// pass is the forwarder's path through the gate for one packet (what write does inline).
+func (g *videoGate) pass(seq uint16, ts uint32, key bool) (uint16, bool) {
+	out, ok := seq-g.off, true
+	if g.dropping || g.pause.Load() {
+		out, ok = g.admit(seq, ts, key)
+	}
+	g.lastTS = ts
+	return out, ok
 }
 
 // nackable maps a sequence number the subscriber asks for back to the publisher's, or reports that
@@ -259,7 +274,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 	for _, d := range sub.downs {
 		in.sent += d.bytes.Load()
 		in.src += d.fwd.bytes.Load()
-		if d.gate != nil {
+		if d.gated {
 			video = d
 		}
 	}
@@ -269,11 +284,13 @@ func (sub *Subscriber) adapt(now time.Time) {
 	switch {
 	case dec.pause:
 		sub.cc.pause.Store(true)
+		video.gate.pause.Store(true)
 		sub.cc.pauses.Add(1)
 		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on",
 			"estimate_kbps", int(sub.cc.est/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds())
 	case dec.resume:
 		sub.cc.pause.Store(false)
+		video.gate.pause.Store(false)
 		sub.cc.resumes.Add(1)
 		sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000))
 		video.fwd.requestKeyframe(false) // the gate lets video through again from a keyframe

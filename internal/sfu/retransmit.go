@@ -72,7 +72,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 		for _, out := range pair.PacketList() {
 			d.nacks.Add(1)
 			in, ok := out, true
-			if d.gate != nil {
+			if d.gated {
 				in, ok = d.gate.nackable(out)
 			}
 			if !ok {

@@ -328,7 +328,7 @@ func TestForwardingAllocations(t *testing.T) {
 			t.Fatal(err)
 		}
 		tr.out.Store(&binding{id: "b", ssrc: uint32(1000 + i), pt: uint8(96 + i), stream: &sinks[i]})
-		f.attach(&downTrack{fwd: f, track: tr, cc: &congestion{}, gate: &videoGate{}})
+		f.attach(&downTrack{fwd: f, track: tr, cc: &congestion{}, gated: true})
 	}
 	unbound, _ := newBoundTrack(f.codec, "video", "s") // not negotiated yet: counted as an error, not sent
 	f.attach(&downTrack{fwd: f, track: unbound})

@@ -115,7 +115,7 @@ func (sub *Subscriber) addTo(st *Stats) {
 			st.RetransmitSkipped[i] += d.rtx.skipped[i].Load()
 		}
 		st.KeyframeRequestsFiltered += d.plisCut.Load()
-		if d.gate != nil {
+		if d.gated {
 			st.CongestionDropped += d.gate.dropped.Load()
 		}
 		st.PacketsOut += d.sent.Load()

@@ -47,10 +47,11 @@ type downTrack struct {
 	track *boundTrack // nil for a tap
 	tap   Tap
 	// cc is the subscription's congestion state, shared by its down-tracks (nil for a tap); gate
-	// applies it to video (nil for audio and taps).
-	cc   *congestion
-	gate *videoGate
-	rtx  retransmitter // used only by the down-track's RTCP reader
+	// applies it to video (gated: a subscriber's video down-track; audio and taps pass ungated).
+	cc    *congestion
+	gate  videoGate
+	gated bool
+	rtx   retransmitter // used only by the down-track's RTCP reader
 
 	hdr     rtp.Header // scratch for the forwarder's writes; only its read loop touches it
 	sent    atomic.Uint64
@@ -72,13 +73,26 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 		return
 	}
 	seq := p.SequenceNumber
-	if d.gate != nil {
-		var ok bool
-		if seq, ok = d.gate.admit(seq, p.Timestamp, key, d.cc.pause.Load()); !ok {
-			return
+	if d.gated {
+		g := &d.gate
+		if g.dropping || g.pause.Load() {
+			var ok bool
+			if seq, ok = g.admit(seq, p.Timestamp, key); !ok {
+				return
+			}
+		} else {
+			seq -= g.off
 		}
+		g.lastTS = p.Timestamp
 	}
-	d.send(&d.hdr, p, seq)
+	// send, by hand: this is the per-subscriber cost of every forwarded packet.
+	if !d.track.write(&d.hdr, p, seq) {
+		d.errs.Add(1)
+		return
+	}
+	d.sent.Add(1)
+	d.payload.Add(uint64(len(p.Payload)))
+	d.bytes.Add(uint64(p.Header.MarshalSize() + len(p.Payload)))
 }
 
 // send writes p as outgoing sequence number seq with the caller's scratch header: a goroutine
@@ -127,7 +141,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 		senders = append(senders, snd)
 		d := &downTrack{fwd: f, track: tr, cc: sub.cc}
 		if f.kind == webrtc.RTPCodecTypeVideo {
-			d.gate = &videoGate{}
+			d.gated = true
 		}
 		sub.downs = append(sub.downs, d)
 	}
@@ -197,7 +211,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 // video the fraction lost and the round trip for the congestion state.
 func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now time.Time) {
 	d.reportLoss(ssrc, reports)
-	if d.gate == nil {
+	if !d.gated {
 		return
 	}
 	for _, r := range reports {
