@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The weak-network matrix (bench/weaknet.mjs on the bed of test/e2e/weaknet): one publisher (coded
+# canvas 640x480 + fake microphone), two unshaped subscribers and one weak subscriber whose downlink
+# is shaped with tc tbf, over UDP, ICE-TCP and TURN/TCP, in stock openvidu-browser 2.32.2 in Chromium.
+# Writes bench/results/weaknet.{md,json}. Needs root.
+#
+# usage: bench/weaknet.sh [--rounds 2] [--cells udp:150,ice-tcp:300,turn-tcp:150:5,…] [--phases 10,30,10]
+#                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--name weaknet]
+#   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp; phases are the seconds
+#   alone / shaped / freed.
+#
+# LiveKit side by side: LIVEKIT_BIN=/path/to/livekit-server (v1.13.5, built as
+# ../shared/reference/perf-anchors.md §1.4 says; never committed) adds, every round, the cells of
+# LIVEKIT_CELLS (default udp:300,udp:600) against it with livekit-client (bench/livekit-client,
+# pinned) in the same Chromium, same shaping; rounds alternate which server goes first.
+set -euo pipefail
+CMDLINE="bench/weaknet.sh $*"
+cd "$(dirname "$0")/.."
+ROUNDS=2 CELLS= PHASES=10,30,10 PARLEY_ENV= NAME=weaknet
+while (($#)); do
+  case $1 in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --cells) CELLS=$2; shift 2 ;;
+    --phases) PHASES=$2; shift 2 ;;
+    --env) PARLEY_ENV=$2; shift 2 ;;
+    --name) NAME=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+skip() { echo "SKIP weak-network bench: $*"; exit 0; }
+fail() { echo "FAIL weak-network bench: $*" >&2; exit 1; }
+[ -n "${SKIP_BUILD:-}" ] || make build >/dev/null
+mkdir -p bench/results
+if [ -n "${LIVEKIT_BIN:-}" ] && [ -z "${LIVEKIT_CLIENT:-}" ]; then
+  (cd bench/livekit-client && { [ -d node_modules/livekit-client ] || npm ci --no-audit --no-fund --loglevel=error; })
+  export LIVEKIT_CLIENT=$PWD/bench/livekit-client/node_modules/livekit-client/dist/livekit-client.umd.js
+fi
+source test/e2e/weaknet/common.sh
+# Unpinned by default: three Chromiums encoding and decoding 640x480 starve on one shared CPU, and a
+# starved browser's freezes would be read as the server's. SERVER_CPU / LOAD_CPU pin like the other
+# benchmarks.
+PWN_SERVER_CPU=${SERVER_CPU:-} PWN_LOAD_CPU=${LOAD_CPU:-} ROUNDS=$ROUNDS CELLS=$CELLS PHASES=$PHASES PARLEY_ENV=$PARLEY_ENV \
+  OUT="bench/results/$NAME" CMDLINE="$CMDLINE" timeout -k 10 3600 node bench/weaknet.mjs &
+pwn_runner=$!
+status=0
+wait "$pwn_runner" || status=$?
+pwn_runner=
+exit "$status"

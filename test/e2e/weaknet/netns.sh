@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The weak-network bed's network: four namespaces on one bridge, the weak subscriber's shaping and
+# transport firewall, and the byte counter of what the server sends it.
+#
+#   pwn-srv   $NET.1    parley in production mode (TCP 443: HTTPS, WSS, TURN/TCP, ICE-TCP; UDP 443 media)
+#   pwn-pub   $NET.11   the publisher's Chromium
+#   pwn-ok    $NET.12   the unshaped subscribers' Chromium (two pages)
+#   pwn-weak  $NET.13   the weak subscriber's Chromium; its downlink (veth pwn-weak-h) is shaped
+#   root      $NET.254  on the bridge pwn-br: the runner (node, playwright, page server)
+#
+# NET is PWN_NET (run.sh picks a /24 this machine does not need, by default in 198.18.0.0/15, the
+# benchmarking range: not private to Chromium, and not one of the firewall bed's TEST-NETs).
+#
+# usage: netns.sh up                 build it (tears down any earlier copy first)
+#        netns.sh down               kill what runs in the namespaces, delete them and the bridge
+#        netns.sh shape KBIT         tc tbf on the weak subscriber's downlink at KBIT kbit/s
+#        netns.sh unshape            remove the shaping (the link is freed)
+#        netns.sh loss PERCENT       drop PERCENT % of the weak subscriber's incoming packets at random (0: none)
+#        netns.sh transport T        what the weak subscriber may use: udp (everything), tcp (no UDP to the server)
+#        netns.sh bytes              bytes the server has sent the weak subscriber (iptables counter in pwn-srv)
+#        netns.sh show               print addresses, qdiscs and rules
+#
+# Everything this script touches carries the pwn prefix; nothing else on the host changes.
+set -euo pipefail
+
+PREFIX=pwn
+BR=$PREFIX-br
+SRV_NS=$PREFIX-srv
+WEAK_NS=$PREFIX-weak
+NS=("$SRV_NS" "$PREFIX-pub" "$PREFIX-ok" "$WEAK_NS")
+NET=${PWN_NET:-198.18.99}
+[[ $NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "netns.sh: PWN_NET must be the first three octets of a /24, e.g. 198.18.99" >&2; exit 2; }
+IPS=("$NET.1" "$NET.11" "$NET.12" "$NET.13")
+RUNNER=$NET.254
+SRV=$NET.1
+WEAK=$NET.13
+WEAK_VETH=$WEAK_NS-h
+
+have_ns() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
+
+# kill_ns ends every process still running inside one of our namespaces (parley, chromium).
+kill_ns() {
+  local ns=$1 pids
+  have_ns "$ns" || return 0
+  pids=$(ip netns pids "$ns" 2>/dev/null || true)
+  [ -n "$pids" ] || return 0
+  # shellcheck disable=SC2086
+  kill -TERM $pids 2>/dev/null || true
+  for _ in $(seq 1 30); do
+    pids=$(ip netns pids "$ns" 2>/dev/null || true)
+    [ -n "$pids" ] || return 0
+    sleep 0.1
+  done
+  # shellcheck disable=SC2086
+  kill -KILL $pids 2>/dev/null || true
+}
+
+down() {
+  for ns in "${NS[@]}"; do
+    kill_ns "$ns"
+    ip netns del "$ns" 2>/dev/null || true
+    ip link del "$ns-h" 2>/dev/null || true
+  done
+  ip link del "$BR" 2>/dev/null || true
+  while iptables -w -D FORWARD -i "$BR" -o "$BR" -m comment --comment "$PREFIX bed" -j ACCEPT 2>/dev/null; do :; done
+}
+
+up() {
+  down
+  if [ -n "$(ip -o addr show to "$NET.0/24")" ]; then
+    echo "netns.sh: $NET.0/24 is already in use on this host; choose another PWN_NET" >&2
+    return 1
+  fi
+  trap 'echo "netns.sh: setup failed, tearing down" >&2; down' ERR
+  ip link add "$BR" type bridge
+  ip addr add "$RUNNER/24" dev "$BR"
+  ip link set "$BR" up
+  for i in "${!NS[@]}"; do
+    local ns=${NS[$i]}
+    ip netns add "$ns"
+    ip link add "$ns-h" type veth peer name eth0 netns "$ns"
+    ip link set "$ns-h" master "$BR" up
+    ip -n "$ns" addr add "${IPS[$i]}/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" link set lo up
+  done
+  if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" = 1 ]; then
+    iptables -w -I FORWARD -i "$BR" -o "$BR" -m comment --comment "$PREFIX bed" -j ACCEPT
+  fi
+  # Count what the server sends the weak subscriber (media, TURN, ICE-TCP and signalling alike).
+  ip netns exec "$SRV_NS" iptables -w -A OUTPUT -d "$WEAK" -m comment --comment "$PREFIX to weak" -j ACCEPT
+  transport udp
+  trap - ERR
+}
+
+# shape puts a token bucket on the bridge side of the weak subscriber's veth: everything toward it
+# (the server's media and signalling) leaves at most KBIT kbit/s. burst 4 KiB (a few packets) and a
+# queue of 200 ms, like a slow access link with a modest buffer.
+shape() {
+  local kbit=$1
+  [[ $kbit =~ ^[0-9]+$ ]] && [ "$kbit" -gt 0 ] || { echo "netns.sh: shape needs a rate in kbit/s" >&2; return 2; }
+  tc qdisc replace dev "$WEAK_VETH" root tbf rate "${kbit}kbit" burst 4kb latency 200ms
+}
+
+unshape() { tc qdisc del dev "$WEAK_VETH" root 2>/dev/null || true; }
+
+# loss drops PERCENT % of what reaches the weak subscriber, at random (no netem on this kernel).
+loss() {
+  local pct=$1 ipt=(ip netns exec "$WEAK_NS" iptables -w) rule p
+  [[ $pct =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "netns.sh: loss needs a percentage" >&2; return 2; }
+  # Remove the earlier loss rule, whatever its probability.
+  while rule=$("${ipt[@]}" -S INPUT | grep -m1 -- "$PREFIX loss"); do
+    eval "${ipt[*]} ${rule/-A /-D }"
+  done
+  [ "$pct" = 0 ] && return 0
+  p=$(awk -v x="$pct" 'BEGIN { printf "%.4f", x / 100 }')
+  "${ipt[@]}" -I INPUT -s "$SRV" -m comment --comment "$PREFIX loss" -m statistic --mode random --probability "$p" -j DROP
+}
+
+# transport restricts the weak subscriber's own namespace: udp allows everything; tcp drops every
+# UDP datagram to the server, so only ICE-TCP or TURN/TCP can carry media (the page chooses which
+# by the ICE servers it gives its peer connections).
+transport() {
+  local ipt=(ip netns exec "$WEAK_NS" iptables -w)
+  "${ipt[@]}" -D OUTPUT -p udp -d "$SRV" -m comment --comment "$PREFIX no udp" -j DROP 2>/dev/null || true
+  case $1 in
+    udp) ;;
+    tcp) "${ipt[@]}" -A OUTPUT -p udp -d "$SRV" -m comment --comment "$PREFIX no udp" -j DROP ;;
+    *) echo "netns.sh: unknown transport '$1' (udp|tcp)" >&2; return 2 ;;
+  esac
+}
+
+bytes() {
+  ip netns exec "$SRV_NS" iptables -w -L OUTPUT -v -x -n | awk -v d="$WEAK" '$0 ~ /pwn to weak/ && $9 == d {print $2; exit}'
+}
+
+show() {
+  for ns in "${NS[@]}"; do
+    have_ns "$ns" || { echo "$ns: absent"; continue; }
+    echo "== $ns: $(ip -n "$ns" -4 -o addr show dev eth0 | awk '{print $4}')"
+    ip netns exec "$ns" iptables -w -S
+  done
+  tc -s qdisc show dev "$WEAK_VETH"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  shape) [ $# = 2 ] || { echo "usage: $0 shape KBIT" >&2; exit 2; }; shape "$2" ;;
+  unshape) unshape ;;
+  loss) [ $# = 2 ] || { echo "usage: $0 loss PERCENT" >&2; exit 2; }; loss "$2" ;;
+  transport) [ $# = 2 ] || { echo "usage: $0 transport udp|tcp" >&2; exit 2; }; transport "$2" ;;
+  bytes) bytes ;;
+  show) show ;;
+  *) echo "usage: $0 up | down | shape KBIT | unshape | loss PERCENT | transport udp|tcp | bytes | show" >&2; exit 2 ;;
+esac
