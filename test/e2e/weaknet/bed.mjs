@@ -209,9 +209,10 @@ export const TRANSPORTS = {
 };
 
 async function openPage(browser, url, transport, name) {
-  const context = await within(10000, browser.newContext(), 'new browser context');
+  // Generous deadlines: on a loaded machine a fresh renderer can take seconds to start.
+  const context = await within(30000, browser.newContext(), 'new browser context');
   if (transport) await context.addInitScript((t) => { window.pwnTransport = t; }, transport);
-  const page = await within(10000, context.newPage(), 'new page');
+  const page = await within(30000, context.newPage(), 'new page');
   const problems = [];
   page.on('pageerror', (e) => problems.push(String(e)));
   await page.goto(url, { timeout: 15000 });
@@ -298,16 +299,19 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
     delete cell.weakJoin;
 
     cell.raw = {};
-    for (const p of open) cell.raw[p.name] = { ...(await results(p).catch((e) => ({ error: e.message }))), problems: p.problems };
+    const t0 = Date.now();
+    const got = await Promise.all(open.map((p) => results(p).catch((e) => ({ error: e.message }))));
+    open.forEach((p, i) => { cell.raw[p.name] = { ...got[i], problems: p.problems }; if (got[i].error) cell.notes.push(`${p.name}: ${got[i].error}`); });
+    log(`  results in ${Date.now() - t0} ms`);
     cell.summary = summarise(cell);
     return cell;
   } finally {
     netns('unshape');
     netns('loss', 0);
-    for (const p of open.reverse()) {
+    await Promise.all(open.reverse().map(async (p) => {
       await within(5000, p.page.evaluate(() => window.pwn.leave()), 'leave').catch(() => {});
-      await within(5000, p.context.close(), 'context close').catch(() => {});
-    }
+      await within(10000, p.context.close(), 'context close').catch(() => {});
+    }));
     if (session) await within(5000, session.close(), 'session close').catch(() => {});
   }
 }
@@ -391,7 +395,7 @@ export function summarise(cell) {
     const alone = subscriberWindow(raw[name], ...A), shaped = subscriberWindow(raw[name], ...Bfull);
     out.others[name] = { alone, shaped, kbpsRatio: alone.kbps ? round(shaped.kbps / alone.kbps, 3) : null };
   }
-  out.othersKbpsRatio = median(Object.values(out.others).map((o) => o.kbpsRatio));
+  out.othersKbpsRatio = round(median(Object.values(out.others).map((o) => o.kbpsRatio)), 3);
   out.othersLatencyP50 = median(Object.values(out.others).map((o) => o.shaped.latencyP50));
   out.othersLossShaped = Math.max(...Object.values(out.others).map((o) => o.shaped.loss ?? 0));
   if (cell.withWeak) {

@@ -2,7 +2,7 @@
 # The weak-network bed in make test (see README.md): builds the namespaces, runs weaknet.test.mjs
 # (a weak subscriber at 150 kbit/s over UDP, ICE-TCP and TURN/TCP next to two unshaped ones),
 # writes output/results.{json,md}, and always tears everything down. Needs root; without root or
-# network namespaces it prints SKIP and exits 0. Bounded: the runner is killed after 400 s.
+# network namespaces it prints SKIP and exits 0. Bounded: the runner is killed after 600 s.
 #
 #   PARLEY_BIN  the server binary (default: bin/parley of this checkout)
 #   PWN_NET     the bed's /24 as three octets (default: the first of 198.18.99, 198.19.99,
@@ -18,7 +18,7 @@ rm -f output/results.json output/results.md
 source ./common.sh
 echo "weak-network bed: server $PARLEY_BIN, network $PWN_NET.0/24"
 
-NODE_TLS_REJECT_UNAUTHORIZED=0 timeout -k 10 400 node --test --test-concurrency=1 --test-reporter=spec weaknet.test.mjs &
+NODE_TLS_REJECT_UNAUTHORIZED=0 timeout -k 10 600 node --test --test-concurrency=1 --test-reporter=spec weaknet.test.mjs &
 pwn_runner=$!
 status=0
 wait "$pwn_runner" || status=$?
@@ -27,5 +27,5 @@ if [ -f output/results.md ]; then
   echo
   cat output/results.md
 fi
-[ "$status" = 124 ] && echo "FAIL weak-network bed: the runner overran its 400 s limit and was killed" >&2
+[ "$status" = 124 ] && echo "FAIL weak-network bed: the runner overran its 600 s limit and was killed" >&2
 exit "$status"
