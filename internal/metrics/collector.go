@@ -46,6 +46,8 @@ var (
 	dRecordings     = desc("parley_recordings", "Recordings in progress.")
 	dRecStreams     = desc("parley_recording_streams", "Stream files being written by recordings.")
 	dRecDropped     = desc("parley_recording_dropped_packets_total", "RTP packets a recording writer could not keep up with (its file has a gap).")
+	dSendQSent      = desc("parley_send_queue_sent_total", "Frames written to peers reached over TCP (ice_tcp; turn_tcp = TURN over TCP or TLS) through their send queues.", "transport")
+	dSendQDropped   = desc("parley_send_queue_dropped_total", "Frames toward peers reached over TCP dropped whole instead of sent late, by transport and reason (stale: waited longer than the age limit; full: over the byte bound).", "transport", "reason")
 	dRecFailed      = desc("parley_recordings_failed_total", "Recordings that ended failed (write error such as a full disk, failed mix).")
 )
 
@@ -54,7 +56,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		dRtxSkipped, dVideoPauses, dVideoResumes, dCongDropped, dPLIsFiltered,
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
 		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped,
-		dRecordings, dRecStreams, dRecDropped, dRecFailed} {
+		dRecordings, dRecStreams, dRecDropped, dRecFailed, dSendQSent, dSendQDropped} {
 		ch <- d
 	}
 }
@@ -90,6 +92,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dVideoResumes, s.VideoResumes)
 		counter(dCongDropped, s.CongestionDropped)
 		counter(dPLIsFiltered, s.KeyframeRequestsFiltered)
+		counter(dSendQSent, s.ICETCP.Sent.Frames, "ice_tcp")
+		counter(dSendQDropped, s.ICETCP.Stale.Frames, "ice_tcp", "stale")
+		counter(dSendQDropped, s.ICETCP.Full.Frames, "ice_tcp", "full")
 	}
 	if c.src.TURN != nil {
 		s := c.src.TURN()
@@ -104,6 +109,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dTURNRefused, s.QuotaRejections, "quota")
 		counter(dTURNRefused, s.TCPRelayRefusals, "tcp_relay")
 		counter(dTURNRefused, s.DroppedForbidden, "forbidden_peer")
+		counter(dSendQSent, s.ClientQueue.Sent.Frames, "turn_tcp")
+		counter(dSendQDropped, s.ClientQueue.Stale.Frames, "turn_tcp", "stale")
+		counter(dSendQDropped, s.ClientQueue.Full.Frames, "turn_tcp", "full")
 	}
 	if c.src.Webhook != nil {
 		s := c.src.Webhook()

@@ -44,11 +44,15 @@ func TestExposition(t *testing.T) {
 	m := New(Sources{
 		Sessions: func() int { return 2 },
 		SFU: func() sfu.Stats {
-			return sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1, LostIn: 4, LostOut: 6,
+			st := sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1, LostIn: 4, LostOut: 6,
 				RetransmitSkipped: [5]uint64{0, 0, 0, 0, 11}, VideoPauses: 2, KeyframeRequestsFiltered: 5}
+			st.ICETCP.Sent.Frames, st.ICETCP.Stale.Frames, st.ICETCP.Full.Frames = 30, 8, 1
+			return st
 		},
 		TURN: func() turn.Stats {
-			return turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
+			st := turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
+			st.ClientQueue.Stale.Frames = 12
+			return st
 		},
 		Webhook:   func() webhook.Stats { return hook },
 		CDR:       func() cdr.Stats { return cdr.Stats{Written: 9} },
@@ -112,6 +116,12 @@ func TestExposition(t *testing.T) {
 		"go_goroutines":                                          "",
 		"process_open_fds":                                       "",
 	}
+	// The send queues toward TCP peers.
+	want[`parley_send_queue_sent_total{transport="ice_tcp"}`] = "30"
+	want[`parley_send_queue_dropped_total{reason="stale",transport="ice_tcp"}`] = "8"
+	want[`parley_send_queue_dropped_total{reason="full",transport="ice_tcp"}`] = "1"
+	want[`parley_send_queue_dropped_total{reason="stale",transport="turn_tcp"}`] = "12"
+	want[`parley_send_queue_dropped_total{reason="full",transport="turn_tcp"}`] = "0"
 	for k, v := range want {
 		g, ok := got[k]
 		if !ok || (v != "" && g != v) {

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // handoffListener is the net.Listener pion's ListenerConfig reads from. The edge owns the real
@@ -68,7 +70,11 @@ func (handoffAddr) String() string  { return "turn-handoff" }
 // connection: RFC 6062 §4.1 ties the allocation's 5-tuple to it), and so that a connection that
 // never gets an allocation is closed after IdleTimeout.
 type tcpConn struct {
+	// Conn is out: writes (pion's and the fast path's) go through a send queue, so a client that
+	// reads slowly never blocks the allocation's relay loop or pion's read loop, and gets recent
+	// datagrams rather than a backlog.
 	net.Conn
+	out  *sendq.Conn
 	srv  *Server
 	key  string      // five-tuple key, see fiveTupleKey
 	idle *time.Timer // closes the conn while it holds no allocation; set and stopped under srv.mu
@@ -114,13 +120,14 @@ func fiveTupleKey(client, server net.Addr) string {
 // the allocation. If the edge peeked bytes, c must replay them (a reader that returns the peeked
 // bytes first).
 func (s *Server) HandleConn(c net.Conn) {
-	tc := &tcpConn{Conn: c, srv: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr())}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		_ = c.Close()
 		return
 	}
+	out := sendq.NewConn(c, sendq.Config{Totals: &s.clientQ})
+	tc := &tcpConn{Conn: out, out: out, srv: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr())}
 	tc.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { _ = tc.Close() })
 	if old := s.tcp[tc.key]; old != nil {
 		// Two live connections with one 5-tuple cannot happen with real sockets; if a broken

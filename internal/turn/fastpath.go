@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // The ChannelData fast path. pion/turn handles every relayed datagram with a few heap
@@ -12,8 +14,9 @@ import (
 // TURN/TCP and TURN/TLS (what browsers behind firewalls use) we relay bound channels ourselves,
 // in both directions, on the goroutines pion already runs: the connection's read loop (client →
 // SFU, inside tcpConn.Read) and the allocation's relay loop (SFU → client, inside
-// relayConn.ReadFrom). Everything else (STUN requests, Send and Data indications, channels we do
-// not know) still goes to pion untouched.
+// relayConn.ReadFrom, writing to the connection's send queue, which never blocks). Everything
+// else (STUN requests, Send and Data indications, channels we do not know) still goes to pion
+// untouched.
 //
 // The channel table is a mirror of pion's, kept by pion's own OnChannelCreated and
 // OnChannelDeleted events, so expiry, refresh and deallocation stay pion's decisions. pion
@@ -158,9 +161,9 @@ func (rc *relayConn) relayToClient(n int, named int32) bool {
 	end := channelDataHeader + n
 	padded := channelDataHeader + (n+3)&^3
 	clear(b[end:padded])
-	// A failed write (the client went away) is what pion would log and ignore too; the
-	// allocation ends when the connection's read loop does.
-	_, _ = tc.Conn.Write(b[:padded])
+	// The queue copies the frame and never blocks. A failed write (the client went away) is what
+	// pion would log and ignore too; the allocation ends when the connection's read loop does.
+	_, _ = tc.out.WriteKind(b[:padded], sendq.Media)
 	return true
 }
 

@@ -189,7 +189,12 @@ type relayed struct {
 
 func dialRaw(t testing.TB, e *testEnv, user, pass string) *rawClient {
 	t.Helper()
-	conn := e.dial(t)
+	return rawClientOn(t, e.dial(t), user, pass)
+}
+
+// rawClientOn is dialRaw on a connection the caller dialled.
+func rawClientOn(t testing.TB, conn net.Conn, user, pass string) *rawClient {
+	t.Helper()
 	c := &rawClient{
 		t: t, conn: conn, pc: pionturn.NewSTUNConn(conn), user: user, pass: pass,
 		pending: map[[stun.TransactionIDSize]byte]chan *stun.Message{},

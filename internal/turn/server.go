@@ -12,6 +12,8 @@ import (
 	"time"
 
 	pionturn "github.com/pion/turn/v5"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // Liveness tells the TURN server whether a connection may still use its credentials. The session
@@ -58,6 +60,7 @@ type Server struct {
 	revocations      atomic.Uint64
 
 	udpErrorsSuppressed atomic.Uint64
+	clientQ             sendq.Counters // totals of the TCP/TLS client send queues
 
 	closeOnce sync.Once
 	closeErr  error
@@ -324,7 +327,8 @@ type Stats struct {
 	AllocationsTotal uint64
 	// ToPeerPackets and ToPeerBytes count datagrams relayed from clients to the SFU.
 	ToPeerPackets, ToPeerBytes uint64
-	// FromPeerPackets and FromPeerBytes count datagrams relayed from the SFU to clients.
+	// FromPeerPackets and FromPeerBytes count datagrams relayed from the SFU to clients; over
+	// TCP/TLS, not those the client's send queue dropped (their bytes to within padding).
 	FromPeerPackets, FromPeerBytes uint64
 	// DroppedForbidden counts datagrams the relay allow-list dropped, in either direction.
 	DroppedForbidden uint64
@@ -341,6 +345,10 @@ type Stats struct {
 	// UDPErrorsSuppressed counts STUN error responses (mostly 401s) not sent on TURN/UDP because
 	// their destination exceeded its rate (see udpGuard): a sign of reflection attempts.
 	UDPErrorsSuppressed uint64
+	// ClientQueue counts the frames written to TURN/TCP and TURN/TLS clients: sent, and dropped
+	// by the connection's send queue as stale or over its bound; MediaDropped are relayed
+	// datagrams (ChannelData of the fast path).
+	ClientQueue sendq.Stats
 }
 
 // Stats returns a snapshot of the counters. A datagram relayed while its allocation closes may be
@@ -366,6 +374,11 @@ func (s *Server) Stats() Stats {
 	st.TCPRelayRefusals = s.tcpRelayRefusals.Load()
 	st.Revocations = s.revocations.Load()
 	st.UDPErrorsSuppressed = s.udpErrorsSuppressed.Load()
+	st.ClientQueue = s.clientQ.Stats()
+	// A dropped datagram was counted when read from the peer, but never reached the client.
+	drop := st.ClientQueue.MediaDropped
+	st.FromPeerPackets -= min(st.FromPeerPackets, drop.Frames)
+	st.FromPeerBytes -= min(st.FromPeerBytes, drop.Bytes-min(drop.Bytes, channelDataHeader*drop.Frames))
 	return st
 }
 
