@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // Config is everything New needs. The config package maps environment variables onto it; this
@@ -63,6 +65,10 @@ type Config struct {
 	// IdleTimeout closes a TURN/TCP or TURN/TLS connection that holds no allocation for this long
 	// (a peer that connects and never authenticates). Default 30s.
 	IdleTimeout time.Duration
+
+	// clientQueue bounds what waits to be written to each TURN/TCP or TURN/TLS client; the zero
+	// value is sendq's defaults (tests change it).
+	clientQueue sendq.Config
 }
 
 // Defaults applied by New for zero fields.

@@ -126,7 +126,9 @@ func (s *Server) HandleConn(c net.Conn) {
 		_ = c.Close()
 		return
 	}
-	out := sendq.NewConn(c, sendq.Config{Totals: &s.clientQ})
+	qc := s.cfg.clientQueue
+	qc.Totals = &s.clientQ
+	out := sendq.NewConn(c, qc)
 	tc := &tcpConn{Conn: out, out: out, srv: s, key: fiveTupleKey(c.RemoteAddr(), c.LocalAddr())}
 	tc.idle = time.AfterFunc(s.cfg.IdleTimeout, func() { _ = tc.Close() })
 	if old := s.tcp[tc.key]; old != nil {
