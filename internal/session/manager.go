@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -683,7 +684,8 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 			}
 			log.Debug("subscriber state", "state", st)
 		},
-		OnPath: func(p sfu.Path) { m.mediaPath(owner, sid, c.id, p, log) }})
+		OnPath:        func(p sfu.Path) { m.mediaPath(owner, sid, c.id, p, log) },
+		OnVideoPaused: func(paused bool) { m.videoPaused(owner, sid, c, paused) }})
 	created.Store(sub)
 	if err != nil {
 		return "", mediaError(err)
@@ -701,6 +703,25 @@ func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		Time: ns.createdAt, Media: owner.stream.mediaSnapshot()})
 	log.Info("subscribed")
 	return answer, nil
+}
+
+// ReasonNetworkConstrained is the streamPropertyChanged reason with which one subscriber learns
+// that the SFU paused (videoActive false) or resumed (true) its copy of a stream's video because
+// its own link cannot carry it. Nobody else is told: the publisher and the others are unaffected.
+const ReasonNetworkConstrained = "networkConstrained"
+
+// videoPaused tells subscriber c that its copy of stream sid's video stopped or started again (sfu
+// OnVideoPaused). openvidu-browser sees the stream's videoActive change, as when the publisher
+// turns its camera off, so an application shows the same placeholder; the reason tells them apart.
+// Nothing is said while the publisher's own video is off.
+func (m *Manager) videoPaused(owner *Connection, sid StreamID, c *Connection, paused bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || !owner.stream.media.VideoActive {
+		return
+	}
+	m.notify(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: owner.id, Stream: sid,
+		Property: &PropertyChange{Property: "videoActive", NewValue: strconv.FormatBool(!paused), Reason: ReasonNetworkConstrained}}, c)
 }
 
 // mediaConnected records the candidate pair of a publisher (subscriber empty) or subscription once

@@ -288,11 +288,17 @@ func (sub *Subscriber) adapt(now time.Time) {
 		sub.cc.pauses.Add(1)
 		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on",
 			"estimate_kbps", int(sub.cc.est/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds())
+		if sub.onPaused != nil {
+			sub.onPaused(true)
+		}
 	case dec.resume:
 		sub.cc.pause.Store(false)
 		video.gate.pause.Store(false)
 		sub.cc.resumes.Add(1)
 		sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000))
+		if sub.onPaused != nil {
+			sub.onPaused(false)
+		}
 		video.fwd.requestKeyframe(false) // the gate lets video through again from a keyframe
 	}
 }

@@ -25,6 +25,10 @@ type SubscribeRequest struct {
 	OnState func(state string)
 	// OnPath is told each candidate pair ICE selects (see PublishRequest.OnPath).
 	OnPath func(Path)
+	// OnVideoPaused is told when this subscription's video is paused because its link cannot
+	// carry it (true), and when it flows again (false). Optional; it runs on the SFU's report
+	// goroutine and must return quickly.
+	OnVideoPaused func(paused bool)
 }
 
 // Subscriber is one subscription: a PeerConnection carrying one publisher's tracks to one browser.
@@ -33,6 +37,8 @@ type Subscriber struct {
 	pc    *webrtc.PeerConnection
 	log   *slog.Logger
 	downs []*downTrack
+	// onPaused is SubscribeRequest.OnVideoPaused.
+	onPaused func(bool)
 	// srSlice is the tenth of each second in which this subscriber's sender reports go out.
 	srSlice uint32
 	// cc is the subscription's down-path state (congestion.go), updated with its sender reports.
@@ -123,7 +129,7 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 	if log == nil {
 		log = s.log
 	}
-	sub := &Subscriber{sfu: s, pc: pc, log: log, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{}}
+	sub := &Subscriber{sfu: s, pc: pc, log: log, onPaused: req.OnVideoPaused, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{}}
 	fail := func(err error) (*Subscriber, string, error) { sub.Close(); return nil, "", err }
 	var senders []*webrtc.RTPSender
 	for _, f := range []*forwarder{audio, video} {

@@ -146,6 +146,8 @@ export class Room {
       if (t && !t.classList.contains('local')) {
         if (e.changedProperty === 'audioActive') this.setTileState(t, { audio: e.newValue });
         if (e.changedProperty === 'videoActive') this.setTileState(t, { video: e.newValue });
+        // The server paused this stream's video for us alone: our link cannot carry it.
+        if (e.changedProperty === 'videoActive' && e.reason === 'networkConstrained') this.constrained(t, !e.newValue);
       }
       this.renderPeople();
     });
@@ -240,6 +242,12 @@ export class Room {
       tile.querySelector('.mic-state').hidden = !!audio || tile.classList.contains('screen');
     }
     if (video !== undefined) tile.dataset.video = video ? 'on' : 'off';
+  }
+
+  constrained(tile, on) {
+    const st = tile.querySelector('.tile-status');
+    st.textContent = 'Video paused: your connection is too slow for it right now. You still hear them; video comes back by itself.';
+    st.hidden = !on;
   }
 
   stalled(tile, on) {
