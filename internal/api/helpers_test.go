@@ -133,7 +133,7 @@ func (e *env) connection(sid, body string) map[string]any {
 }
 
 // join makes a REST connection an active participant, as joinRoom would, and returns its sink.
-func (e *env) join(sid string, conn map[string]any, info session.JoinInfo) (*session.Connection, *sink) {
+func (e *env) join(sid string, conn map[string]any, info session.JoinInfo) (*session.Participant, *sink) {
 	e.t.Helper()
 	s := &sink{}
 	c, _, err := e.m.Join(session.SessionID(sid), conn["token"].(string), info, s)

@@ -80,14 +80,14 @@ func TestPublishersAndSubscribers(t *testing.T) {
 	pub, pubSink := e.join("S", pubConn, session.JoinInfo{Metadata: "pub", Platform: "Chrome", IP: "127.0.0.1"})
 	sub, subSink := e.join("S", subConn, session.JoinInfo{Metadata: "sub", Platform: "Firefox", IP: "127.0.0.1"})
 
-	st, _, err := e.m.Publish(ctx, pub, session.PublishParams{Offer: offer(t, webrtc.RTPTransceiverDirectionSendonly), Media: session.MediaOptions{
+	st, _, err := pub.Publish(ctx, session.PublishParams{Offer: offer(t, webrtc.RTPTransceiverDirectionSendonly), Media: session.MediaOptions{
 		HasAudio: true, HasVideo: true, AudioActive: true, VideoActive: true, TypeOfVideo: "CAMERA", FrameRate: 30,
 		VideoDimensions: `{"width":640,"height":480}`,
 	}})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if _, err := e.m.Subscribe(ctx, sub, st.ID, offer(t, webrtc.RTPTransceiverDirectionRecvonly)); err != nil {
+	if _, err := sub.Subscribe(ctx, st.ID, offer(t, webrtc.RTPTransceiverDirectionRecvonly)); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	pubPath := "/openvidu/api/sessions/S/connection/" + pubConn["id"].(string)

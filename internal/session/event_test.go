@@ -26,7 +26,7 @@ func TestEventsCarryRecordFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.t = clk.t.Add(3 * time.Second)
-	m.Leave(c)
+	c.Leave()
 
 	mu.Lock()
 	defer mu.Unlock()

@@ -370,7 +370,7 @@ func (m *Manager) activeConns(s *session, except *Connection) []*Connection {
 
 // Join consumes a token and makes its connection an active participant whose notifications go to
 // sink. The token is matched as the exact string REST returned (protocol note §3.2).
-func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Connection, JoinResult, error) {
+func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Participant, JoinResult, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := m.sessions[id]
@@ -408,7 +408,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Conn
 		res.RecordingID, res.RecordingName = s.recording.id, s.recording.name
 	}
 	m.log.Info("participant joined", "session", s.id, "connection", c.id, "ip", j.IP)
-	return c, res, nil
+	return &Participant{m: m, c: c}, res, nil
 }
 
 // usable checks that c is still an active participant. Caller holds m.mu.
@@ -419,14 +419,9 @@ func usable(c *Connection) error {
 	return nil
 }
 
-// Leave removes a participant that asked to leave (leaveRoom): others get participantLeft/disconnect.
-func (m *Manager) Leave(c *Connection) {
-	m.Evict(c, "disconnect")
-}
-
 // Evict removes a participant for reason. Reasons other than "disconnect" are forced removals: every
 // participant, the evicted one included, also gets participantEvicted.
-func (m *Manager) Evict(c *Connection, reason string) {
+func (m *Manager) evict(c *Connection, reason string) {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -546,7 +541,7 @@ type PublishParams struct {
 }
 
 // Publish negotiates c's stream and announces it to the other participants.
-func (m *Manager) Publish(ctx context.Context, c *Connection, p PublishParams) (StreamInfo, string, error) {
+func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (StreamInfo, string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
 		m.mu.Unlock()
@@ -636,7 +631,7 @@ func (m *Manager) flushCandidates(c *Connection, endpoint string, add func(sfu.C
 }
 
 // Unpublish stops c's own stream (unpublishVideo).
-func (m *Manager) Unpublish(c *Connection) error {
+func (m *Manager) stopPublishing(c *Connection) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -652,7 +647,7 @@ func (m *Manager) Unpublish(c *Connection) error {
 }
 
 // Subscribe negotiates a subscription of c to stream sid (receiveVideoFrom, client offer).
-func (m *Manager) Subscribe(ctx context.Context, c *Connection, sid StreamID, offer string) (string, error) {
+func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, offer string) (string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
 		m.mu.Unlock()
@@ -764,7 +759,7 @@ func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber Connect
 
 // Unsubscribe ends c's subscription to the stream of publisher (unsubscribeFromVideo sends the
 // publisher's connection id, not a stream id).
-func (m *Manager) Unsubscribe(c *Connection, publisher ConnectionID) error {
+func (m *Manager) unsubscribe(c *Connection, publisher ConnectionID) error {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
 		m.mu.Unlock()
@@ -786,7 +781,7 @@ func (m *Manager) Unsubscribe(c *Connection, publisher ConnectionID) error {
 
 // AddCandidate routes a browser candidate: endpointName is c's own id for its publisher connection,
 // or the publisher's id for a subscription. Candidates for endpoints not negotiated yet are kept.
-func (m *Manager) AddCandidate(c *Connection, endpoint string, cand sfu.Candidate) error {
+func (m *Manager) addCandidate(c *Connection, endpoint string, cand sfu.Candidate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := usable(c); err != nil {
@@ -854,7 +849,7 @@ func (m *Manager) SendSignal(id SessionID, from *Connection, to []ConnectionID, 
 
 // ChangeStreamProperty records a property change of c's stream and tells the others. newValue is the
 // JSON text the client sent.
-func (m *Manager) ChangeStreamProperty(c *Connection, property, newValue, reason string) error {
+func (m *Manager) changeStreamProperty(c *Connection, property, newValue, reason string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := usable(c); err != nil {
@@ -881,7 +876,7 @@ func (m *Manager) ChangeStreamProperty(c *Connection, property, newValue, reason
 }
 
 // ForceDisconnect evicts target on behalf of moderator by (reason forceDisconnectByUser).
-func (m *Manager) ForceDisconnect(by *Connection, target ConnectionID) error {
+func (m *Manager) forceDisconnect(by *Connection, target ConnectionID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -898,7 +893,7 @@ func (m *Manager) ForceDisconnect(by *Connection, target ConnectionID) error {
 }
 
 // ForceUnpublish stops stream sid on behalf of moderator by (reason forceUnpublishByUser).
-func (m *Manager) ForceUnpublish(by *Connection, sid StreamID) error {
+func (m *Manager) forceUnpublish(by *Connection, sid StreamID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -926,7 +921,7 @@ func (m *Manager) moderator(c *Connection) error {
 
 // ReconnectPublisher renegotiates c's stream on a new PeerConnection (reconnectStream); subscribers
 // stay attached and nobody is notified.
-func (m *Manager) ReconnectPublisher(ctx context.Context, c *Connection, offer string) (StreamInfo, string, error) {
+func (m *Manager) reconnectPublisher(ctx context.Context, c *Connection, offer string) (StreamInfo, string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
 		m.mu.Unlock()

@@ -48,7 +48,7 @@ func newTestManager(t *testing.T) (*Manager, *clock) {
 	return m, c
 }
 
-func mustJoin(t *testing.T, m *Manager, sid SessionID, o ConnectionOptions, metadata string) (*Connection, *recorder, JoinResult) {
+func mustJoin(t *testing.T, m *Manager, sid SessionID, o ConnectionOptions, metadata string) (*Participant, *recorder, JoinResult) {
 	t.Helper()
 	ci, err := m.CreateConnection(sid, o)
 	if err != nil {
@@ -114,11 +114,11 @@ func TestLastParticipantLeavingDestroysSession(t *testing.T) {
 	a, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	b, recB, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	pending, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
-	m.Leave(a)
+	a.Leave()
 	if got := recB.kinds(); !slices.Equal(got, []EventKind{ParticipantLeft}) {
 		t.Fatalf("b heard %v, want [participantLeft]", got)
 	}
-	m.Leave(b)
+	b.Leave()
 	if _, err := m.Session("s", true); kindOf(err) != KindNotFound {
 		t.Fatalf("session after the last participant left: %v", err)
 	}
@@ -136,13 +136,13 @@ func TestSignals(t *testing.T) {
 	a, recA, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	b, recB, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	recA.events, recB.events = nil, nil
-	if err := m.SendSignal("", a, nil, "signal:chat", "hi"); err != nil {
+	if err := a.Signal(nil, "signal:chat", "hi"); err != nil {
 		t.Fatal(err)
 	}
 	if len(recA.events) != 1 || len(recB.events) != 1 || recB.events[0].Signal.From != a.ID() {
 		t.Fatalf("broadcast must reach everyone, sender included: a=%v b=%v", recA.events, recB.events)
 	}
-	if err := m.SendSignal("", a, []ConnectionID{b.ID(), "con_nobody"}, "signal", "x"); kindOf(err) != KindNotAcceptable {
+	if err := a.Signal([]ConnectionID{b.ID(), "con_nobody"}, "signal", "x"); kindOf(err) != KindNotAcceptable {
 		t.Fatalf("unknown recipient: want not acceptable, got %v", err)
 	}
 	if len(recB.events) != 1 {
@@ -156,11 +156,11 @@ func TestForcedRemovalNotifiesEvictedToo(t *testing.T) {
 	mod, recMod, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RoleModerator}, "")
 	pub, recPub, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	_, _, _ = mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
-	if err := m.ForceDisconnect(pub, mod.ID()); kindOf(err) != KindUnauthorized {
+	if err := pub.ForceDisconnect(mod.ID()); kindOf(err) != KindUnauthorized {
 		t.Fatalf("publisher forcing: want unauthorized, got %v", err)
 	}
 	recMod.events = nil
-	if err := m.ForceDisconnect(mod, pub.ID()); err != nil {
+	if err := mod.ForceDisconnect(pub.ID()); err != nil {
 		t.Fatal(err)
 	}
 	if got := recMod.kinds(); !slices.Equal(got, []EventKind{ParticipantLeft, ParticipantEvicted}) {
@@ -211,7 +211,8 @@ func TestMediaPathFollowsICE(t *testing.T) {
 	if _, err := m.CreateSession(Properties{CustomSessionID: "paths"}); err != nil {
 		t.Fatal(err)
 	}
-	c, _, _ := mustJoin(t, m, "paths", ConnectionOptions{Role: RolePublisher}, "")
+	p, _, _ := mustJoin(t, m, "paths", ConnectionOptions{Role: RolePublisher}, "")
+	c := p.c
 	sid := newStreamID("CAMERA", true, c.id)
 	m.mu.Lock()
 	c.stream = &stream{id: sid}

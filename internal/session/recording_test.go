@@ -43,7 +43,7 @@ func TestRecordedSessionOutlivesItsParticipants(t *testing.T) {
 		t.Fatal("session not shown as recording")
 	}
 	for _, c := range m.activeConnsOf("rec") {
-		m.Leave(c)
+		m.evict(c, "disconnect")
 	}
 	clk.t = clk.t.Add(2 * time.Hour)
 	m.CollectGarbage()

@@ -1,45 +1,81 @@
 package signaling
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/parley/parley/internal/session"
 )
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 const testSession = "ses_Test"
 
-func newTestModel(t *testing.T) *session.Manager {
-	t.Helper()
-	m := session.NewManager(session.Options{WebSocketURL: "ws://test/openvidu"})
-	if _, err := m.CreateSession(session.Properties{CustomSessionID: testSession}); err != nil {
-		t.Fatal(err)
-	}
-	return m
+// testServer is a Handler on a fake model behind a real HTTP server.
+type testServer struct {
+	h   *Handler
+	m   *fakeModel
+	url string
 }
 
-func newToken(t *testing.T, m *session.Manager) string {
+func newTestServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
-	c, err := m.CreateConnection(testSession, session.ConnectionOptions{Role: session.RolePublisher})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.Token
+	return newTestServerOn(t, cfg, nil)
 }
 
-func joinDirect(t *testing.T, m *session.Manager, r *rpcSession) *session.Connection {
+// newTestServerOn is newTestServer whose listener, when wrap is set, is wrap's.
+func newTestServerOn(t testing.TB, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
-	c, _, err := m.Join(testSession, newToken(t, m), session.JoinInfo{}, r)
-	if err != nil {
-		t.Fatal(err)
+	if cfg.PingTimeout == 0 {
+		cfg.PingTimeout = time.Hour
 	}
-	return c
+	if cfg.ReconnectGrace == 0 {
+		cfg.ReconnectGrace = time.Hour
+	}
+	m := newFakeModel()
+	h := New(cfg, m, slog.New(slog.DiscardHandler))
+	srv := httptest.NewUnstartedServer(h)
+	if wrap != nil {
+		srv.Listener = wrap(srv.Listener)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		h.Shutdown(context.Background())
+		srv.Close()
+	})
+	return &testServer{h: h, m: m, url: srv.URL}
+}
+
+// joined dials and joins; the fake model accepts any token.
+func (s *testServer) joined(t *testing.T) (*testClient, map[string]any) {
+	t.Helper()
+	c := dialTest(t, s.url)
+	res := c.result("joinRoom", map[string]any{"token": "tok", "session": testSession})
+	s.m.takeCalls()
+	return c, res
+}
+
+func dialWS(base string) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1), nil)
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(maxFrame)
+	return ws, nil
 }
 
 // testClient speaks JSON-RPC to a Handler over a real WebSocket, as the SDK does.
@@ -51,7 +87,8 @@ type testClient struct {
 
 	mu      sync.Mutex
 	pending map[int64]chan map[string]any
-	notes   []map[string]any
+	notes   [][]byte
+	noteCh  chan struct{}
 }
 
 func dialTest(t *testing.T, url string) *testClient {
@@ -60,7 +97,7 @@ func dialTest(t *testing.T, url string) *testClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &testClient{t: t, ws: ws, pending: map[int64]chan map[string]any{}, closed: make(chan struct{})}
+	c := &testClient{t: t, ws: ws, pending: map[int64]chan map[string]any{}, closed: make(chan struct{}), noteCh: make(chan struct{}, 1)}
 	go c.read()
 	t.Cleanup(func() { _ = ws.CloseNow() })
 	return c
@@ -81,9 +118,21 @@ func (c *testClient) read() {
 		if id, ok := m["id"].(float64); ok && c.pending[int64(id)] != nil {
 			c.pending[int64(id)] <- m
 		} else {
-			c.notes = append(c.notes, m)
+			c.notes = append(c.notes, data)
+			select {
+			case c.noteCh <- struct{}{}:
+			default:
+			}
 		}
 		c.mu.Unlock()
+	}
+}
+
+// send writes one frame as it is.
+func (c *testClient) send(frame string) {
+	c.t.Helper()
+	if err := c.ws.Write(context.Background(), websocket.MessageText, []byte(frame)); err != nil {
+		c.t.Fatal(err)
 	}
 }
 
@@ -100,9 +149,7 @@ func (c *testClient) call(method string, params any) map[string]any {
 		frame["params"] = params
 	}
 	b, _ := json.Marshal(frame)
-	if err := c.ws.Write(context.Background(), websocket.MessageText, b); err != nil {
-		c.t.Fatal(err)
-	}
+	c.send(string(b))
 	select {
 	case m := <-ch:
 		return m
@@ -122,12 +169,56 @@ func (c *testClient) result(method string, params any) map[string]any {
 	return r
 }
 
+// nextNote waits for the next notification frame.
+func (c *testClient) nextNote() []byte {
+	c.t.Helper()
+	for {
+		c.mu.Lock()
+		if len(c.notes) > 0 {
+			n := c.notes[0]
+			c.notes = c.notes[1:]
+			c.mu.Unlock()
+			return n
+		}
+		c.mu.Unlock()
+		select {
+		case <-c.noteCh:
+		case <-c.closed:
+			c.t.Fatal("socket closed while waiting for a notification")
+		}
+	}
+}
+
 // waitClosed waits until the server has closed the socket.
 func (c *testClient) waitClosed() {
 	c.t.Helper()
-	select {
-	case <-c.closed:
-	case <-time.After(30 * time.Second):
-		c.t.Fatal("server never closed the socket")
+	<-c.closed
+}
+
+// golden compares JSON text with testdata/name.golden, keeping its key order (the wire's).
+func golden(t *testing.T, name string, wire []byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, wire, "", "  "); err != nil {
+		t.Fatalf("%s: not JSON: %q", name, wire)
+	}
+	buf.WriteByte('\n')
+	got := buf.Bytes()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from %s (go test -update rewrites it):\n--- got\n%s--- want\n%s", name, path, got, want)
 	}
 }

@@ -44,10 +44,6 @@ const (
 	codeReconnection = 40007
 )
 
-// result is a method's reply. Kurento injects the JSON-RPC session id into every result object; the
-// SDK keeps the joinRoom one for `connect` after a socket drop (protocol note §0.2).
-type result map[string]any
-
 // errorOf maps a model error to its JSON-RPC form: the OpenVidu code travels in the error itself.
 func errorOf(err error) *rpcError {
 	var se *session.Error

@@ -3,8 +3,6 @@ package signaling
 import (
 	"context"
 	"log/slog"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -29,17 +27,13 @@ func TestShutdownLockOrder(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := New(Config{ReconnectGrace: 0, PingTimeout: time.Hour}, newTestModel(t), slog.New(slog.DiscardHandler))
+			m := newFakeModel()
+			m.evicted = make(chan session.ConnectionID, 1)
+			h := New(Config{ReconnectGrace: 0, PingTimeout: time.Hour}, m, slog.New(slog.DiscardHandler))
 			sock := &socket{out: make(chan []byte, outQueue)}
 			r := h.newRPC(sock)
-			evicted := make(chan struct{})
 			if tc.joined {
-				r.part = joinDirect(t, h.m, r)
-				h.m.Listen(func(e session.Event) {
-					if e.Kind == session.ParticipantLeft {
-						close(evicted)
-					}
-				})
+				r.part = &fakeParticipant{f: m, id: "con_Joined"}
 			}
 			forgetting, shutdownLocked := make(chan struct{}), make(chan struct{})
 			h.testHooks.forgetting = func() {
@@ -56,7 +50,7 @@ func TestShutdownLockOrder(t *testing.T) {
 			<-shut
 			<-forgot
 			if tc.joined {
-				<-evicted // the grace timer's goroutine forgets the session, then evicts
+				<-m.evicted // the grace timer's goroutine forgets the session, then evicts
 			}
 			h.mu.Lock()
 			defer h.mu.Unlock()
@@ -71,18 +65,16 @@ func TestShutdownLockOrder(t *testing.T) {
 // fire and a participant reconnects. Run it with -race -count 1000: every interleaving must end with
 // Shutdown returning and every socket closed.
 func TestShutdownRacesDropsAndGraceTimers(t *testing.T) {
-	m := newTestModel(t)
-	// A grace of zero fires the eviction timers while Shutdown runs.
-	h := New(Config{ReconnectGrace: 0, PingTimeout: time.Hour}, m, slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	// A grace of a nanosecond fires the eviction timers while Shutdown runs.
+	s := newTestServer(t, Config{ReconnectGrace: time.Nanosecond})
+	h := s.h
 
 	const n = 6
 	clients := make([]*testClient, n)
 	ids := make([]string, n)
 	for i := range clients {
-		clients[i] = dialTest(t, srv.URL)
-		res := clients[i].result("joinRoom", map[string]any{"token": newToken(t, m), "session": testSession})
+		var res map[string]any
+		clients[i], res = s.joined(t)
 		ids[i], _ = res["sessionId"].(string)
 	}
 
@@ -91,7 +83,7 @@ func TestShutdownRacesDropsAndGraceTimers(t *testing.T) {
 		wg.Go(func() { _ = clients[i].ws.CloseNow() })
 	}
 	wg.Go(func() { // one participant reconnects on a new socket
-		c, err := dialWS(srv.URL)
+		c, err := dialWS(s.url)
 		if err != nil {
 			return // the handler already refuses new sockets
 		}
@@ -117,13 +109,3 @@ func TestShutdownRacesDropsAndGraceTimers(t *testing.T) {
 	}
 }
 
-func dialWS(base string) (*websocket.Conn, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ws, _, err := websocket.Dial(ctx, strings.Replace(base, "http", "ws", 1), nil)
-	if err != nil {
-		return nil, err
-	}
-	ws.SetReadLimit(maxFrame)
-	return ws, nil
-}

@@ -45,7 +45,7 @@ type Config struct {
 // Handler serves the /openvidu WebSocket.
 type Handler struct {
 	cfg Config
-	m   *session.Manager
+	m   Model
 	log *slog.Logger
 
 	mu      sync.Mutex
@@ -63,8 +63,8 @@ type Handler struct {
 	}
 }
 
-// New returns a Handler serving participants of m.
-func New(cfg Config, m *session.Manager, log *slog.Logger) *Handler {
+// New returns a Handler serving participants of m (FromManager adapts the session model).
+func New(cfg Config, m Model, log *slog.Logger) *Handler {
 	return &Handler{cfg: cfg, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{}}
 }
 
@@ -149,6 +149,9 @@ type socket struct {
 
 	mu     sync.Mutex
 	closed bool
+	// overflowed: closed because outQueue filled; the writer drops what is queued and closes with
+	// the reason instead of draining.
+	overflowed bool
 }
 
 // send queues a frame; a client too slow to drain outQueue frames is disconnected (it will
@@ -162,9 +165,8 @@ func (s *socket) send(b []byte) {
 	select {
 	case s.out <- b:
 	default:
-		s.closed = true
+		s.closed, s.overflowed = true, true
 		close(s.out)
-		go s.ws.Close(websocket.StatusPolicyViolation, "slow consumer: notifications overflowed")
 	}
 }
 
@@ -178,8 +180,22 @@ func (s *socket) finish() {
 	}
 }
 
+func (s *socket) isOverflowed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overflowed
+}
+
+// writeLoop writes queued frames in order. It is the only writer of data frames, so the close it
+// sends comes after them.
 func (s *socket) writeLoop(ctx context.Context) {
 	for b := range s.out {
+		if s.isOverflowed() {
+			for range s.out { // drop the rest: the client is gone for us
+			}
+			_ = s.ws.Close(websocket.StatusPolicyViolation, "slow consumer: notifications overflowed")
+			return
+		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.ws.Write(wctx, websocket.MessageText, b)
 		cancel()
@@ -241,7 +257,7 @@ func (h *Handler) handleFrame(ctx context.Context, rpc *rpcSession, sock *socket
 	switch req.Method {
 	case "ping":
 		watchdog.Reset(h.cfg.PingTimeout)
-		sock.send(mustJSON(response{ID: req.ID, JSONRPC: "2.0", Result: result{"value": "pong"}}))
+		sock.send(mustJSON(response{ID: req.ID, JSONRPC: "2.0", Result: &valueResult{Value: "pong"}}))
 		return rpc
 	case "connect":
 		next, res, err := h.reconnect(rpc, sock, req.Params)
@@ -261,9 +277,9 @@ func (h *Handler) reply(sock *socket, req request, rpc *rpcSession, res result, 
 		h.log.Info("rpc error", append(rpc.logIDs(), "method", req.Method, "code", resp.Error.Code, "error", resp.Error.Message)...)
 	} else {
 		if res == nil {
-			res = result{}
+			res = &emptyResult{}
 		}
-		res["sessionId"] = rpc.id
+		res.setSessionID(rpc.id)
 		resp.Result = res
 	}
 	sock.send(mustJSON(resp))
@@ -273,15 +289,6 @@ func (h *Handler) countError(code int) {
 	if h.cfg.OnError != nil {
 		h.cfg.OnError(code)
 	}
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only our own types are marshalled here; failing means a programming error.
-		panic(err)
-	}
-	return b
 }
 
 // newRPC registers a fresh JSON-RPC session bound to sock.
@@ -315,7 +322,7 @@ func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessag
 		}
 	}
 	if p.SessionID == "" || p.SessionID == cur.id {
-		return cur, result{"value": "OK"}, nil
+		return cur, &valueResult{Value: "OK"}, nil
 	}
 	h.mu.Lock()
 	old := h.rpcs[p.SessionID]
@@ -325,5 +332,5 @@ func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessag
 	}
 	cur.discard()
 	h.log.Info("participant reconnected", old.logIDs()...)
-	return old, result{"value": "reconnection successful"}, nil
+	return old, &valueResult{Value: "reconnection successful"}, nil
 }

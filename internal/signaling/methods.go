@@ -1,0 +1,379 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+	"strings"
+
+	"github.com/parley/parley/internal/session"
+)
+
+// call runs one method. Everything but joinRoom and echo (and ping/connect, handled earlier) needs a
+// joined participant (OpenVidu error 803 otherwise).
+func (r *rpcSession) call(ctx context.Context, method string, params json.RawMessage) (result, error) {
+	if len(params) == 0 || string(params) == "null" {
+		params = json.RawMessage("{}")
+	}
+	switch method {
+	case "joinRoom":
+		return r.joinRoom(params)
+	case "echo":
+		return &emptyResult{}, nil
+	}
+	h, known := methods[method]
+	if !known {
+		return nil, &rpcError{Code: codeMethodNotFound, Message: "unknown method " + method}
+	}
+	part := r.participant()
+	if part == nil {
+		return nil, &rpcError{Code: session.CodeTransportError, Message: "No connection found for this socket. Method 'Session.connect()' must be the first operation called"}
+	}
+	return h(ctx, r, part, params)
+}
+
+type method func(ctx context.Context, r *rpcSession, p Participant, params json.RawMessage) (result, error)
+
+var methods map[string]method
+
+func init() {
+	notSupportedFilter := func(context.Context, *rpcSession, Participant, json.RawMessage) (result, error) {
+		return nil, &rpcError{Code: session.CodeFilterNotApplied, Message: "filters are not supported: Parley has no media pipeline to apply them"}
+	}
+	notEnabled := func(context.Context, *rpcSession, Participant, json.RawMessage) (result, error) {
+		return nil, &rpcError{Code: session.CodeServiceNotEnabled, Message: "speech to text is not available in Parley"}
+	}
+	methods = map[string]method{
+		"publishVideo":            publishVideo,
+		"unpublishVideo":          unpublishVideo,
+		"receiveVideoFrom":        receiveVideoFrom,
+		"prepareReceiveVideoFrom": prepareReceiveVideoFrom,
+		"unsubscribeFromVideo":    unsubscribeFromVideo,
+		"onIceCandidate":          onIceCandidate,
+		"leaveRoom":               leaveRoom,
+		"sendMessage":             sendMessage,
+		"streamPropertyChanged":   streamPropertyChanged,
+		// videoData reports the SDK's speaking/video state for OpenVidu PRO's monitoring: ignored.
+		"videoData": func(context.Context, *rpcSession, Participant, json.RawMessage) (result, error) {
+			return &emptyResult{}, nil
+		},
+		"reconnectStream":             reconnectStream,
+		"forceDisconnect":             forceDisconnect,
+		"forceUnpublish":              forceUnpublish,
+		"applyFilter":                 notSupportedFilter,
+		"removeFilter":                notSupportedFilter,
+		"execFilterMethod":            notSupportedFilter,
+		"addFilterEventListener":      notSupportedFilter,
+		"removeFilterEventListener":   notSupportedFilter,
+		"subscribeToSpeechToText":     notEnabled,
+		"unsubscribeFromSpeechToText": notEnabled,
+	}
+}
+
+func decode(method string, params json.RawMessage, v any) error {
+	if err := json.Unmarshal(params, v); err != nil {
+		return invalidParams(method, err)
+	}
+	return nil
+}
+
+// joinRoom consumes the token and answers with everything the SDK needs (protocol note §3.2).
+func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
+	var p struct {
+		Token    string `json:"token"`
+		Session  string `json:"session"`
+		Platform string `json:"platform"`
+		Metadata string `json:"metadata"`
+		Secret   string `json:"secret"`
+		Recorder bool   `json:"recorder"`
+	}
+	if err := decode("joinRoom", params, &p); err != nil {
+		return nil, err
+	}
+	if p.Token == "" {
+		return nil, missing("joinRoom", "token")
+	}
+	if r.participant() != nil {
+		return nil, &rpcError{Code: 104, Message: "this socket has already joined a session"}
+	}
+	sid := p.Session
+	if sid == "" {
+		sid = sessionFromToken(p.Token)
+	}
+	if p.Secret != "" {
+		// OpenVidu lets a holder of the REST secret mint a token inside the socket (its recorder path).
+		// Parley records internally and never needs it; accepting the master secret here would put it
+		// on the wire of every client that copies the pattern.
+		return nil, &rpcError{Code: session.CodeUserUnauthorized, Message: "Unable to join session " + sid + ". Joining with the server secret is not supported; create a connection through the REST API"}
+	}
+	r.mu.Lock()
+	sock := r.sock
+	r.mu.Unlock()
+	ip := ""
+	if sock != nil {
+		ip = sock.ip
+	}
+	part, res, err := r.h.m.Join(session.SessionID(sid), p.Token, session.JoinInfo{Metadata: p.Metadata, Platform: p.Platform, IP: ip}, r)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.part = part
+	r.mu.Unlock()
+	ice := res.IceServers
+	if r.h.cfg.IceServers != nil {
+		ice = r.h.cfg.IceServers(part.ID(), res.IceServers)
+	}
+	return joinResultOf(r.id, res, ice), nil
+}
+
+// sessionFromToken reads sessionId from a token URL, for clients that omit the session param.
+func sessionFromToken(token string) string {
+	u, err := url.Parse(token)
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get("sessionId")
+}
+
+func turnHostPort(u string) (string, int, bool) {
+	rest := u[strings.Index(u, ":")+1:]
+	rest, _, _ = strings.Cut(rest, "?")
+	i := strings.LastIndex(rest, ":")
+	if i < 0 {
+		return rest, 3478, true
+	}
+	port := 0
+	for _, ch := range rest[i+1:] {
+		if ch < '0' || ch > '9' {
+			return "", 0, false
+		}
+		port = port*10 + int(ch-'0')
+	}
+	return strings.Trim(rest[:i], "[]"), port, true
+}
+
+func publishVideo(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		SDPOffer        string           `json:"sdpOffer"`
+		DoLoopback      bool             `json:"doLoopback"`
+		HasAudio        bool             `json:"hasAudio"`
+		HasVideo        bool             `json:"hasVideo"`
+		AudioActive     *bool            `json:"audioActive"`
+		VideoActive     *bool            `json:"videoActive"`
+		TypeOfVideo     string           `json:"typeOfVideo"`
+		FrameRate       *float64         `json:"frameRate"`
+		VideoDimensions string           `json:"videoDimensions"`
+		Filter          *json.RawMessage `json:"filter"`
+	}
+	if err := decode("publishVideo", params, &p); err != nil {
+		return nil, err
+	}
+	if p.SDPOffer == "" {
+		return nil, missing("publishVideo", "sdpOffer")
+	}
+	if p.DoLoopback {
+		return nil, &rpcError{Code: session.CodeMediaEndpointError, Message: "publisher loopback (subscribeToRemote) is not supported"}
+	}
+	if p.Filter != nil && string(*p.Filter) != "null" && string(*p.Filter) != "{}" {
+		return nil, &rpcError{Code: session.CodeFilterNotApplied, Message: "filters are not supported: Parley has no media pipeline to apply them"}
+	}
+	md := session.MediaOptions{HasAudio: p.HasAudio, HasVideo: p.HasVideo, AudioActive: p.HasAudio, VideoActive: p.HasVideo,
+		TypeOfVideo: p.TypeOfVideo, FrameRate: -1, VideoDimensions: p.VideoDimensions}
+	if p.AudioActive != nil {
+		md.AudioActive = *p.AudioActive
+	}
+	if p.VideoActive != nil {
+		md.VideoActive = *p.VideoActive
+	}
+	if p.FrameRate != nil {
+		md.FrameRate = *p.FrameRate
+	}
+	if md.HasVideo && md.TypeOfVideo == "" {
+		md.TypeOfVideo = "CAMERA"
+	}
+	st, answer, err := part.Publish(ctx, session.PublishParams{Offer: p.SDPOffer, Media: md})
+	if err != nil {
+		return nil, err
+	}
+	return &publishResult{SDPAnswer: answer, ID: st.ID, CreatedAt: st.CreatedAt.UnixMilli()}, nil
+}
+
+func unpublishVideo(_ context.Context, _ *rpcSession, part Participant, _ json.RawMessage) (result, error) {
+	return empty(part.Unpublish())
+}
+
+// empty is the `{}` result of a method that succeeded when err is nil.
+func empty(err error) (result, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &emptyResult{}, nil
+}
+
+func receiveVideoFrom(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		Sender    string `json:"sender"`
+		SDPOffer  string `json:"sdpOffer"`
+		SDPAnswer string `json:"sdpAnswer"`
+	}
+	if err := decode("receiveVideoFrom", params, &p); err != nil {
+		return nil, err
+	}
+	if p.Sender == "" {
+		return nil, missing("receiveVideoFrom", "sender")
+	}
+	if p.SDPOffer == "" {
+		if p.SDPAnswer != "" {
+			return nil, &rpcError{Code: session.CodeMediaSDPError, Message: "server-offer subscriptions are not used: joinRoom reports mediaServer kurento, so send sdpOffer"}
+		}
+		return nil, missing("receiveVideoFrom", "sdpOffer")
+	}
+	answer, err := part.Subscribe(ctx, session.StreamID(p.Sender), p.SDPOffer)
+	if err != nil {
+		return nil, err
+	}
+	return &answerResult{SDPAnswer: answer}, nil
+}
+
+func prepareReceiveVideoFrom(context.Context, *rpcSession, Participant, json.RawMessage) (result, error) {
+	return nil, &rpcError{Code: session.CodeMediaSDPError, Message: "server-offer subscriptions are not used: joinRoom reports mediaServer kurento, so send receiveVideoFrom with sdpOffer"}
+}
+
+func unsubscribeFromVideo(_ context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		Sender string `json:"sender"`
+	}
+	if err := decode("unsubscribeFromVideo", params, &p); err != nil {
+		return nil, err
+	}
+	if p.Sender == "" {
+		return nil, missing("unsubscribeFromVideo", "sender")
+	}
+	// The SDK sends the publisher's connection id here; accept a stream id too.
+	sender := session.ConnectionID(p.Sender)
+	if strings.HasPrefix(p.Sender, "str_") {
+		sender = session.StreamID(p.Sender).Owner()
+	}
+	return empty(part.Unsubscribe(sender))
+}
+
+func onIceCandidate(_ context.Context, r *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		EndpointName  string  `json:"endpointName"`
+		Candidate     string  `json:"candidate"`
+		SDPMid        *string `json:"sdpMid"`
+		SDPMLineIndex *uint16 `json:"sdpMLineIndex"`
+	}
+	if err := decode("onIceCandidate", params, &p); err != nil {
+		return nil, err
+	}
+	// Lenient by design: an error reply makes the SDK raise ICE_CANDIDATE_ERROR for a candidate that
+	// simply was not useful (protocol note §3.7).
+	if err := part.AddCandidate(p.EndpointName, session.Candidate{Candidate: p.Candidate, SDPMid: p.SDPMid, SDPMLineIndex: p.SDPMLineIndex}); err != nil {
+		r.h.log.Debug("candidate not applied", "connection", part.ID(), "error", err)
+	}
+	return &emptyResult{}, nil
+}
+
+func leaveRoom(_ context.Context, r *rpcSession, part Participant, _ json.RawMessage) (result, error) {
+	part.Leave()
+	r.mu.Lock()
+	r.part = nil
+	r.mu.Unlock()
+	return &emptyResult{}, nil
+}
+
+func sendMessage(_ context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		Message string `json:"message"`
+	}
+	if err := decode("sendMessage", params, &p); err != nil {
+		return nil, err
+	}
+	var msg struct {
+		To   []*string `json:"to"`
+		Data string    `json:"data"`
+		Type string    `json:"type"`
+	}
+	if err := json.Unmarshal([]byte(p.Message), &msg); err != nil {
+		return nil, &rpcError{Code: session.CodeSignalFormat, Message: "signal message must be a JSON object with to, data and type: " + err.Error()}
+	}
+	to := make([]session.ConnectionID, 0, len(msg.To))
+	for _, t := range msg.To {
+		if t == nil {
+			return nil, &rpcError{Code: session.CodeSignalTo, Message: "signal recipient list contains null"}
+		}
+		to = append(to, session.ConnectionID(*t))
+	}
+	return empty(part.Signal(to, msg.Type, msg.Data))
+}
+
+func streamPropertyChanged(_ context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		Property string          `json:"property"`
+		NewValue json.RawMessage `json:"newValue"`
+		Reason   string          `json:"reason"`
+	}
+	if err := decode("streamPropertyChanged", params, &p); err != nil {
+		return nil, err
+	}
+	if p.Property == "" {
+		return nil, missing("streamPropertyChanged", "property")
+	}
+	return empty(part.ChangeStreamProperty(p.Property, string(p.NewValue), p.Reason))
+}
+
+func reconnectStream(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		Stream    string `json:"stream"`
+		SDPOffer  string `json:"sdpOffer"`
+		SDPString string `json:"sdpString"`
+	}
+	if err := decode("reconnectStream", params, &p); err != nil {
+		return nil, err
+	}
+	if p.Stream == "" {
+		return nil, missing("reconnectStream", "stream")
+	}
+	sid := session.StreamID(p.Stream)
+	if sid.Owner() == part.ID() {
+		offer := p.SDPString
+		if offer == "" {
+			offer = p.SDPOffer
+		}
+		st, answer, err := part.ReconnectPublisher(ctx, offer)
+		if err != nil {
+			return nil, err
+		}
+		return &publishResult{SDPAnswer: answer, ID: st.ID, CreatedAt: st.CreatedAt.UnixMilli()}, nil
+	}
+	if p.SDPOffer == "" {
+		return nil, missing("reconnectStream", "sdpOffer")
+	}
+	answer, err := part.Subscribe(ctx, sid, p.SDPOffer)
+	if err != nil {
+		return nil, err
+	}
+	return &answerResult{SDPAnswer: answer}, nil
+}
+
+func forceDisconnect(_ context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		ConnectionID string `json:"connectionId"`
+	}
+	if err := decode("forceDisconnect", params, &p); err != nil {
+		return nil, err
+	}
+	return empty(part.ForceDisconnect(session.ConnectionID(p.ConnectionID)))
+}
+
+func forceUnpublish(_ context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		StreamID string `json:"streamId"`
+	}
+	if err := decode("forceUnpublish", params, &p); err != nil {
+		return nil, err
+	}
+	return empty(part.ForceUnpublish(session.StreamID(p.StreamID)))
+}
