@@ -85,7 +85,7 @@ type fakeParticipant struct {
 	sess session.SessionID
 }
 
-func (p *fakeParticipant) ID() session.ConnectionID    { return p.id }
+func (p *fakeParticipant) ID() session.ConnectionID   { return p.id }
 func (p *fakeParticipant) Session() session.SessionID { return p.sess }
 
 func (p *fakeParticipant) Leave() { p.gone("Leave") }

@@ -15,7 +15,9 @@ import (
 func TestMethods(t *testing.T) {
 	t.Parallel()
 	const self = "con_Fake000001" // the fake's first participant
-	modelErr := func(code int) error { return &session.Error{Kind: session.KindNotAcceptable, Code: code, Msg: "model says no"} }
+	modelErr := func(code int) error {
+		return &session.Error{Kind: session.KindNotAcceptable, Code: code, Msg: "model says no"}
+	}
 	cases := []struct {
 		name   string
 		joined bool
@@ -52,7 +54,7 @@ func TestMethods(t *testing.T) {
 		{name: "publishVideo", joined: true, method: "publishVideo",
 			params: `{"sdpOffer":"v=0 offer","doLoopback":false,"hasAudio":true,"hasVideo":true,"audioActive":true,"videoActive":false,"typeOfVideo":"SCREEN","frameRate":30,"videoDimensions":"{\"width\":640,\"height\":480}"}`,
 			result: `{"sdpAnswer":"answer to v=0 offer","id":"str_CAM_Fake_` + self + `","createdAt":1700000000000}`,
-			calls: []string{`Publish offer="v=0 offer" media={HasAudio:true HasVideo:true AudioActive:true VideoActive:false TypeOfVideo:SCREEN FrameRate:30 VideoDimensions:{"width":640,"height":480}}`}},
+			calls:  []string{`Publish offer="v=0 offer" media={HasAudio:true HasVideo:true AudioActive:true VideoActive:false TypeOfVideo:SCREEN FrameRate:30 VideoDimensions:{"width":640,"height":480}}`}},
 		{name: "publishVideo defaults", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","hasVideo":true,"filter":{}}`,
 			result: `{"sdpAnswer":"answer to o","id":"str_CAM_Fake_` + self + `","createdAt":1700000000000}`,
 			calls:  []string{`Publish offer="o" media={HasAudio:false HasVideo:true AudioActive:false VideoActive:true TypeOfVideo:CAMERA FrameRate:-1 VideoDimensions:}`}},

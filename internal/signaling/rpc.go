@@ -138,4 +138,3 @@ func (r *rpcSession) stopGrace() {
 		r.grace.Stop()
 	}
 }
-

@@ -108,4 +108,3 @@ func TestShutdownRacesDropsAndGraceTimers(t *testing.T) {
 		t.Errorf("%d sockets still registered after Shutdown", len(h.sockets))
 	}
 }
-
