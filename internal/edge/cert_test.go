@@ -259,7 +259,7 @@ func TestSlowCertificate(t *testing.T) {
 	if err := c.Handshake(); err == nil {
 		t.Fatal("handshake succeeded without a certificate")
 	}
-	// With one slot, this request is accepted only once the handshake above has let go.
+	// The one slot the handshake held serves the next client.
 	resp, _ := httpGet(t, dial(t, e.addr))
 	if resp.StatusCode != http.StatusBadRequest { // plain HTTP on a TLS port
 		t.Errorf("status %d", resp.StatusCode)

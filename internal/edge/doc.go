@@ -12,8 +12,11 @@
 //	RFC 4571 length + STUN (offset 6)   ICE-TCP, passive candidates  ICETCPListener (pion TCPMux)
 //	anything else                       HTTP (dev mode) or garbage   Config.HTTP (garbage: 400)
 //
-// Sniffing has a deadline and a bound on how many connections are sniffed at once, so a peer
-// that sends nothing or garbage costs one slot for at most SniffTimeout and harms nobody else.
+// Sniffing has deadlines (FirstByteTimeout for a silent peer, SniffTimeout for the rest) and
+// bounds on how many connections are sniffed at once, per source address and in all. Accepting
+// never waits for a slot: a full source, or the source holding the most when the port is full,
+// loses its oldest connection to the newcomer, so peers that send nothing or garbage displace
+// only each other and a newcomer from elsewhere is sniffed at once.
 // Peeked bytes are replayed to whoever gets the connection, whose addresses stay the real ones.
 //
 // The package also makes the TLS configuration for the port (TLSConfig: self-signed,

@@ -30,7 +30,9 @@ const (
 // Defaults for the zero values of Config.
 const (
 	DefaultSniffTimeout     = 5 * time.Second
+	DefaultFirstByteTimeout = 3 * time.Second
 	DefaultMaxPendingSniffs = 1024
+	DefaultMaxPendingPerIP  = 64
 	DefaultShutdownTimeout  = 5 * time.Second
 )
 
@@ -54,10 +56,21 @@ type Config struct {
 	// first bytes inside TLS. A peer that has not said enough by then is dropped. Default
 	// DefaultSniffTimeout.
 	SniffTimeout time.Duration
-	// MaxPendingSniffs bounds the connections being sniffed at once; the edge stops accepting
-	// (the kernel queues new connections) until one is handed over or dropped, which happens
-	// within SniffTimeout. Default DefaultMaxPendingSniffs.
+	// FirstByteTimeout bounds the wait for a connection's first byte, within SniffTimeout.
+	// Every protocol on the port starts with the client speaking right after the TCP
+	// handshake; 3 s covers a lost first segment resent after TCP's initial 1 s timeout. A
+	// silent peer gives up its slot this quickly. Default DefaultFirstByteTimeout.
+	FirstByteTimeout time.Duration
+	// MaxPendingSniffs bounds the connections being sniffed at once. Accepting never waits:
+	// when the bound is reached, the oldest connection of the source holding the most is
+	// dropped for the newcomer, so idle connections from a few addresses cannot delay anyone
+	// else. Default DefaultMaxPendingSniffs.
 	MaxPendingSniffs int
+	// MaxPendingPerIP bounds the connections being sniffed at once from one IPv4 address or
+	// IPv6 /64; past it, that source's oldest is dropped. A browser has a handful of
+	// connections in their first round trip; a NAT with many users rarely more than a few at
+	// the same instant. Default DefaultMaxPendingPerIP.
+	MaxPendingPerIP int
 	// ShutdownTimeout bounds the graceful HTTP shutdown in Run; after it, remaining HTTP
 	// connections are closed. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -73,14 +86,13 @@ type Server struct {
 	httpLn  *handoffListener
 	iceLn   *handoffListener
 	http    *http.Server
-	slots   chan struct{}   // one per connection between accept and hand-off
 	stopCtx context.Context // canceled when Run starts shutting down; parent of handshakes
 	stop    context.CancelFunc
 	started atomic.Bool
 	wg      sync.WaitGroup // serveConn goroutines
 
 	mu      sync.Mutex
-	pending map[net.Conn]struct{} // accepted, not yet handed over; closed on shutdown
+	pending *pendingSet // accepted, not yet handed over; closed on shutdown
 	closing bool
 
 	stats counters
@@ -95,9 +107,16 @@ func NewServer(ln net.Listener, cfg Config, log *slog.Logger) (*Server, error) {
 	if cfg.SniffTimeout <= 0 {
 		cfg.SniffTimeout = DefaultSniffTimeout
 	}
+	if cfg.FirstByteTimeout <= 0 {
+		cfg.FirstByteTimeout = DefaultFirstByteTimeout
+	}
 	if cfg.MaxPendingSniffs <= 0 {
 		cfg.MaxPendingSniffs = DefaultMaxPendingSniffs
 	}
+	if cfg.MaxPendingPerIP <= 0 {
+		cfg.MaxPendingPerIP = DefaultMaxPendingPerIP
+	}
+	cfg.MaxPendingPerIP = min(cfg.MaxPendingPerIP, cfg.MaxPendingSniffs)
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -108,8 +127,7 @@ func NewServer(ln net.Listener, cfg Config, log *slog.Logger) (*Server, error) {
 		ln:      ln,
 		httpLn:  newHandoffListener(ln.Addr()),
 		iceLn:   newHandoffListener(ln.Addr()),
-		slots:   make(chan struct{}, cfg.MaxPendingSniffs),
-		pending: make(map[net.Conn]struct{}),
+		pending: newPendingSet(cfg.MaxPendingSniffs, cfg.MaxPendingPerIP),
 	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.http = &http.Server{
@@ -198,21 +216,14 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// acceptLoop accepts until the listener closes. A slot is taken before Accept, so with
-// MaxPendingSniffs connections in their sniff the edge stops accepting rather than piling up
-// goroutines; a slot frees within SniffTimeout, so a flood of silent peers delays newcomers by
-// at most that, and never makes the edge fail.
+// acceptLoop accepts until the listener closes. It never waits for a sniff slot: track makes
+// room by dropping the oldest connection of the source that holds the most, so a flood of
+// silent peers costs its own connections, never a newcomer's wait in the kernel's queue.
 func (s *Server) acceptLoop() error {
 	var delay time.Duration
 	for {
-		select {
-		case s.slots <- struct{}{}:
-		case <-s.stopCtx.Done():
-			return nil
-		}
 		c, err := s.ln.Accept()
 		if err != nil {
-			<-s.slots
 			select {
 			case <-s.stopCtx.Done():
 				return nil
@@ -238,7 +249,6 @@ func (s *Server) acceptLoop() error {
 		delay = 0
 		s.stats.accepted.Add(1)
 		if !s.track(c) {
-			<-s.slots
 			_ = c.Close()
 			return nil
 		}
@@ -247,24 +257,29 @@ func (s *Server) acceptLoop() error {
 	}
 }
 
-// track records c as being sniffed, unless shutdown has begun.
+// track records c as being sniffed, unless shutdown has begun, and drops the connection it
+// displaces, if any.
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closing {
+		s.mu.Unlock()
 		return false
 	}
-	s.pending[c] = struct{}{}
+	evicted := s.pending.add(c)
+	s.mu.Unlock()
+	if evicted != nil {
+		s.stats.drop(dropEvicted)
+		_ = evicted.Close() // its serveConn sees the read fail and finds it untracked
+	}
 	return true
 }
 
-// untrack reports whether c was still ours (shutdown closes pending conns and forgets them).
+// untrack reports whether c was still ours (eviction and shutdown close pending conns and
+// forget them).
 func (s *Server) untrack(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.pending[c]
-	delete(s.pending, c)
-	return ok
+	return s.pending.remove(c)
 }
 
 // closePending closes the connections still being sniffed, so that shutdown does not wait up to
@@ -272,19 +287,17 @@ func (s *Server) untrack(c net.Conn) bool {
 func (s *Server) closePending() {
 	s.mu.Lock()
 	s.closing = true
-	conns := s.pending
-	s.pending = map[net.Conn]struct{}{}
+	conns := s.pending.takeAll()
 	s.mu.Unlock()
-	for c := range conns {
+	for _, c := range conns {
 		s.stats.drop(dropShutdown)
 		_ = c.Close()
 	}
 }
 
-// serveConn sniffs raw and hands it over, or drops it. It holds a slot throughout.
+// serveConn sniffs raw and hands it over, or drops it.
 func (s *Server) serveConn(raw net.Conn) {
 	defer s.wg.Done()
-	defer func() { <-s.slots }()
 
 	c, k, why, err := s.sniff(raw)
 	if !s.untrack(raw) {
@@ -321,11 +334,18 @@ func (s *Server) serveConn(raw net.Conn) {
 func (s *Server) sniff(raw net.Conn) (net.Conn, kind, dropReason, error) {
 	// One deadline for reads and writes covers the whole sniff, TLS handshake included: a peer
 	// that stops reading mid-handshake is cut as surely as one that stops writing.
-	deadline := time.Now().Add(s.cfg.SniffTimeout)
-	if err := raw.SetDeadline(deadline); err != nil {
+	now := time.Now()
+	deadline := now.Add(s.cfg.SniffTimeout)
+	if err := raw.SetDeadline(idleDeadline(now, s.cfg.FirstByteTimeout, s.cfg.SniffTimeout)); err != nil {
 		return nil, 0, dropRead, err
 	}
 	br := bufio.NewReaderSize(raw, peekBufSize)
+	if _, err := br.Peek(1); err != nil {
+		return nil, 0, readDropReason(err), err
+	}
+	if err := raw.SetDeadline(deadline); err != nil {
+		return nil, 0, dropRead, err
+	}
 	k, err := peekKind(br, classify)
 	if err != nil {
 		return nil, 0, readDropReason(err), err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -304,18 +305,19 @@ func portOf(addr string) string {
 	return p
 }
 
+// waitClosed waits for the edge to close c. The edge may say something first (a TLS alert).
+func waitClosed(t *testing.T, c net.Conn) {
+	t.Helper()
+	if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("connection not closed: %v", err)
+	}
+}
+
 // TestDrops checks the connections that reach no handler, and that they are counted.
 func TestDrops(t *testing.T) {
 	t.Parallel()
 	tlsCfg, pool := selfSigned(t)
 
-	waitClosed := func(t *testing.T, c net.Conn) {
-		t.Helper()
-		// The edge may say something first (a TLS alert); then it must close.
-		if _, err := io.Copy(io.Discard, c); errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Fatalf("connection not closed: %v", err)
-		}
-	}
 	t.Run("tls in dev mode", func(t *testing.T) {
 		t.Parallel()
 		e := startEdge(t, Config{}, false)
@@ -405,19 +407,111 @@ func TestSilentPeer(t *testing.T) {
 	}
 }
 
-// TestMaxPendingSniffs: with one slot held by a silent peer, the next client waits for it to be
-// dropped (accepting pauses) and is then served, not refused.
+// TestMaxPendingSniffs: with the only slot held by a silent peer, the next client is served at
+// once and the silent peer, the oldest, is the one dropped.
 func TestMaxPendingSniffs(t *testing.T) {
 	t.Parallel()
-	e := startEdge(t, Config{SniffTimeout: 300 * time.Millisecond, MaxPendingSniffs: 1}, false)
-	_ = dial(t, e.addr)
+	e := startEdge(t, Config{SniffTimeout: time.Minute, MaxPendingSniffs: 1}, false)
+	silent := dial(t, e.addr)
 	waitFor(t, "the silent peer to be accepted", func() bool { return e.Stats().Accepted == 1 })
 	resp, _ := httpGet(t, dial(t, e.addr))
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
+	waitClosed(t, silent)
+	if s := e.Stats(); s.DropEvicted != 1 || s.DropTimeout != 0 {
+		t.Errorf("stats %+v, want the silent peer evicted", s)
+	}
+}
+
+// dialFrom dials addr from a chosen loopback address, which the edge counts as another source.
+func dialFrom(t *testing.T, from, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: testTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	return c
+}
+
+func (e *testEdge) pendingFrom(src string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.pending.bySource[netip.MustParsePrefix(src+"/32")])
+}
+
+// TestIdleFloodFromOneSource: many silent connections from one address hold at most the
+// per-address share of the sniff slots, and however many they are, a client from another
+// address is classified and served; the flood only ever displaces its own connections.
+func TestIdleFloodFromOneSource(t *testing.T) {
+	t.Parallel()
+	const perIP, flood = 4, 40
+	e := startEdge(t, Config{SniffTimeout: time.Minute, MaxPendingSniffs: 8, MaxPendingPerIP: perIP}, false)
+	idle := make([]net.Conn, flood)
+	for i := range idle {
+		idle[i] = dialFrom(t, "127.0.0.1", e.addr)
+	}
+	waitFor(t, "the flood to be accepted", func() bool { return e.Stats().Accepted == flood })
+	if n := e.pendingFrom("127.0.0.1"); n != perIP {
+		t.Errorf("%d connections from one address in their sniff, want the cap %d", n, perIP)
+	}
+	for _, c := range idle[:flood-perIP] {
+		waitClosed(t, c)
+	}
+	resp, body := httpGet(t, dialFrom(t, "127.0.0.2", e.addr))
+	if resp.StatusCode != 200 || body != "hello plain" {
+		t.Fatalf("client from another address got %d %q", resp.StatusCode, body)
+	}
+	if s := e.Stats(); s.DropEvicted != flood-perIP || s.HTTP != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestFullPortEvictsLargestSource: with every slot held by silent connections of one address
+// (its cap as large as the port's), a newcomer from another address takes the oldest's slot,
+// and the newcomer's own earlier connection is not the one dropped.
+func TestFullPortEvictsLargestSource(t *testing.T) {
+	t.Parallel()
+	const slots = 4
+	e := startEdge(t, Config{SniffTimeout: time.Minute, MaxPendingSniffs: slots, MaxPendingPerIP: slots}, false)
+	dialFrom(t, "127.0.0.3", e.addr) // silent too, but a source of one
+	var idle []net.Conn
+	for range slots - 1 {
+		idle = append(idle, dialFrom(t, "127.0.0.1", e.addr))
+	}
+	waitFor(t, "all slots held", func() bool { return e.Stats().Accepted == slots })
+	resp, _ := httpGet(t, dialFrom(t, "127.0.0.2", e.addr))
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	waitClosed(t, idle[0])
+	if n := e.pendingFrom("127.0.0.3"); n != 1 {
+		t.Errorf("the single connection of another source was dropped (%d left)", n)
+	}
+	if s := e.Stats(); s.DropEvicted != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestFirstByteTimeout: a connection that sends nothing gives up its slot at FirstByteTimeout,
+// while one that has started talking keeps the whole SniffTimeout.
+func TestFirstByteTimeout(t *testing.T) {
+	t.Parallel()
+	e := startEdge(t, Config{SniffTimeout: time.Minute, FirstByteTimeout: 100 * time.Millisecond}, false)
+	talking := dialFrom(t, "127.0.0.2", e.addr)
+	if _, err := talking.Write(httpGetMsg[:1]); err != nil {
+		t.Fatal(err)
+	}
+	silent := dialFrom(t, "127.0.0.1", e.addr)
+	waitClosed(t, silent)
 	if s := e.Stats(); s.DropTimeout != 1 {
-		t.Errorf("second client served while the only slot was held: %+v", s)
+		t.Errorf("stats %+v", s)
+	}
+	if n := e.pendingFrom("127.0.0.2"); n != 1 {
+		t.Errorf("the talking connection was dropped with the silent one")
 	}
 }
 

@@ -15,12 +15,13 @@ const (
 	dropHandoff                 // the HTTP server or ICE-TCP listener did not accept in time
 	dropShutdown                // still being sniffed when Run shut down
 	dropACMEDone                // TLS-ALPN-01 challenge answered; not an error
+	dropEvicted                 // displaced by a newer connection while its source or the port was full
 	numDropReasons
 )
 
 func (r dropReason) String() string {
 	return [...]string{"none", "timeout", "read", "tls-disabled", "tls-handshake", "turn-disabled",
-		"handoff", "shutdown", "acme-challenge", "invalid"}[min(r, numDropReasons)]
+		"handoff", "shutdown", "acme-challenge", "evicted", "invalid"}[min(r, numDropReasons)]
 }
 
 // Stats counts what the edge did with the connections it accepted, for metrics and tests. A
@@ -41,6 +42,7 @@ type Stats struct {
 	DropTURNDisabled uint64 // TURN first bytes while no TURN handler is configured
 	DropHandoff      uint64 // the HTTP server or ICE-TCP listener took no connection in time
 	DropShutdown     uint64 // still being sniffed at shutdown
+	DropEvicted      uint64 // displaced while its source or the port had the most connections in their sniff
 }
 
 type counters struct {
@@ -63,5 +65,6 @@ func (s *Server) Stats() Stats {
 		DropTURNDisabled: c.drops[dropNoTURN].Load(),
 		DropHandoff:      c.drops[dropHandoff].Load(),
 		DropShutdown:     c.drops[dropShutdown].Load(),
+		DropEvicted:      c.drops[dropEvicted].Load(),
 	}
 }
