@@ -261,9 +261,9 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
       await within(20000, join(p, name), `${name} to connect`);
     }
     await poll('the unshaped subscribers to decode video and audio', async () => {
-      const ok = await Promise.all(others.map((p) => within(5000, p.page.evaluate(() => window.pwn.decoding()), 'decoding')));
+      const ok = await Promise.all(others.map((p) => within(15000, p.page.evaluate(() => window.pwn.decoding()), 'decoding').catch(() => false)));
       return ok.every(Boolean);
-    }, { timeout: 30000, interval: 250 });
+    }, { timeout: 45000, interval: 250 });
     // Chrome's send-side estimate ramps the publisher up over its first seconds: let it settle, so
     // that "alone" is the others' steady state and not a ramp the weak subscriber would be blamed for.
     await sleep(phases.warm ?? 5000);

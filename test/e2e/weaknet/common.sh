@@ -15,7 +15,10 @@ fi
 
 # One bed at a time on a machine: the namespaces and addresses are fixed.
 { exec 8>/run/lock/pwn-weaknet-bed.lock; } 2>/dev/null || exec 8>/tmp/pwn-weaknet-bed.lock
-flock -w 10 8 || fail "another weak-network bed is running on this machine (lock /run/lock/pwn-weaknet-bed.lock)"
+if ! flock -n 8; then
+  echo "weak-network bed: another bed or bench holds the lock; waiting up to ${PWN_LOCK_WAIT:-600} s"
+  flock -w "${PWN_LOCK_WAIT:-600}" 8 || fail "another weak-network bed is running on this machine (lock /run/lock/pwn-weaknet-bed.lock)"
+fi
 
 # The bed's /24 sits on a bridge in the root namespace and shadows any real host in it, so take one
 # no registry, DNS server, gateway or own address of this machine is in (a sandbox may reach its
