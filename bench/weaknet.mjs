@@ -15,7 +15,7 @@ const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
 const OUT = process.env.OUT || join(repoRoot, 'bench/results/weaknet');
 const ROUNDS = Number(process.env.ROUNDS || 2);
 const CELLS = (process.env.CELLS || 'udp:150,udp:300,udp:600,ice-tcp:150,ice-tcp:300,ice-tcp:600,turn-tcp:150,turn-tcp:300,turn-tcp:600')
-  .split(',').map((c) => { const [transport, kbit, loss] = c.split(':'); return { transport, kbit: Number(kbit), lossPct: Number(loss || 0) }; });
+  .split(',').filter((c) => c !== 'none').map((c) => { const [transport, kbit, loss] = c.split(':'); return { transport, kbit: Number(kbit), lossPct: Number(loss || 0) }; });
 // LiveKit side by side when the operator gives a livekit-server binary and livekit-client's UMD bundle.
 const LIVEKIT_BIN = process.env.LIVEKIT_BIN || '';
 const LIVEKIT_CLIENT = process.env.LIVEKIT_CLIENT || '';
@@ -35,7 +35,7 @@ const env = {
 
 const runs = [];
 const pages = await startPages({ livekitClient: LIVEKIT_BIN ? LIVEKIT_CLIENT : undefined });
-if (LIVEKIT_BIN) env.livekit = sh(LIVEKIT_BIN, ['--version']);
+if (LIVEKIT_BIN) env.livekit = (sh(LIVEKIT_BIN, ['--version']) || '').replace('livekit-server version ', 'v');
 
 // playRound runs cells against one fresh server process and fresh browsers.
 async function playRound(round, sfu, cells) {
@@ -67,7 +67,7 @@ async function playRound(round, sfu, cells) {
 try {
   for (let round = 1; round <= ROUNDS; round++) {
     // Alternate: cells forward then backward; with LiveKit, parley first then LiveKit first.
-    const plan = [['parley', CELLS]];
+    const plan = CELLS.length ? [['parley', CELLS]] : [];
     if (LIVEKIT_BIN) plan.push(['livekit', LK_CELLS]);
     for (const [sfu, cells] of round % 2 ? plan : [...plan].reverse()) await playRound(round, sfu, round % 2 ? cells : [...cells].reverse());
   }

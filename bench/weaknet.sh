@@ -7,7 +7,7 @@
 # usage: bench/weaknet.sh [--rounds 2] [--cells udp:150,ice-tcp:300,turn-tcp:150:5,…] [--phases 10,30,10]
 #                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--name weaknet]
 #   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp; phases are the seconds
-#   alone / shaped / freed.
+#   alone / shaped / freed; --cells none runs no parley cell (with LIVEKIT_BIN: LiveKit alone).
 #
 # LiveKit side by side: LIVEKIT_BIN=/path/to/livekit-server (v1.13.5, built as
 # ../shared/reference/perf-anchors.md §1.4 says; never committed) adds, every round, the cells of
