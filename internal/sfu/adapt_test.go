@@ -425,3 +425,22 @@ func TestPublisherGetsTransportCC(t *testing.T) {
 	stream(t, track)
 	waitRTCP(t, pubB, "transport-wide feedback", func(p rtcp.Packet) bool { _, ok := p.(*rtcp.TransportLayerCC); return ok })
 }
+
+// TestCongestionDoesNotResumeIntoADip: a paused subscriber is not resumed because the publisher's
+// rate dipped for a few seconds (a static picture, a busy encoder): its video would come back only
+// to flood the link at the next keyframe.
+func TestCongestionDoesNotResumeIntoADip(t *testing.T) {
+	r := &ccRun{now: t0}
+	r.c.tick(ccInput{now: t0})
+	for range 5 {
+		r.second(600e3, 150e3, 0)
+	}
+	if !r.c.pause.Load() {
+		t.Fatal("not paused on a weak link")
+	}
+	for range 4 {
+		if r.second(100e3, 150e3, 0); !r.c.pause.Load() {
+			t.Fatalf("resumed during a 4-s dip of the publisher to 100 kbit/s (estimate %.0f, need %.0f)", r.c.estimate(), r.c.need)
+		}
+	}
+}

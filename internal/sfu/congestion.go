@@ -23,6 +23,7 @@ const (
 	ccLowLoss      = 0.02 // below: the estimate may grow
 	ccGrowth       = 1.08 // per second, under low loss
 	ccPauseBelow   = 0.80 // pause video when the estimate is under this share of what the stream needs
+	ccResumeAbove  = 1.10 // resume it when the estimate is this share above it
 	ccReportMaxAge = 3 * time.Second
 	ccMaxRTT       = time.Second // a round trip beyond this is a standing queue, not distance
 	ccEstimateCap  = 2e6         // bps an estimate may reach above twice the stream's rate
@@ -56,8 +57,9 @@ type congestion struct {
 	// Owned by tick (the sender-report goroutine).
 	est        float64 // bits per second; 0 = no evidence of a limit yet
 	lastAt     time.Time
-	lastSent   uint64 // bytes sent to the subscriber at lastAt (media and retransmissions)
-	lastSrc    uint64 // bytes the publisher sent us at lastAt (what the stream needs)
+	lastSent   uint64  // bytes sent to the subscriber at lastAt (media and retransmissions)
+	lastSrc    uint64  // bytes the publisher sent us at lastAt
+	need       float64 // bits per second the stream needs (recent peak, decaying)
 	resumeAt   time.Time
 	resumedAt  time.Time
 	backoff    time.Duration
@@ -95,7 +97,11 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		return d
 	}
 	sentRate := float64(in.sent-c.lastSent) * 8 / dt
-	need := float64(in.src-c.lastSrc) * 8 / dt
+	// What the stream needs is its recent peak, decaying 10 % a second: a publisher's rate
+	// swings (keyframes, a busy encoder), and resuming into a dip only to pause at the next
+	// keyframe would flood the link for nothing.
+	need := max(float64(in.src-c.lastSrc)*8/dt, c.need*0.9)
+	c.need = need
 	c.lastAt, c.lastSent, c.lastSrc = in.now, in.sent, in.src
 	paused := c.pause.Load()
 
@@ -140,7 +146,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			c.backoff = min(2*c.backoff, ccBackoffMax)
 		}
 		c.resumeAt = in.now.Add(c.backoff)
-	case paused && !in.now.Before(c.resumeAt) && c.est >= need:
+	case paused && !in.now.Before(c.resumeAt) && c.est >= ccResumeAbove*need:
 		d.resume = true
 		c.resumedAt = in.now
 	}
@@ -287,7 +293,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 		video.gate.pause.Store(true)
 		sub.cc.pauses.Add(1)
 		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on",
-			"estimate_kbps", int(sub.cc.est/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds())
+			"estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds())
 		if sub.onPaused != nil {
 			sub.onPaused(true)
 		}
@@ -295,7 +301,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 		sub.cc.pause.Store(false)
 		video.gate.pause.Store(false)
 		sub.cc.resumes.Add(1)
-		sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000))
+		sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000))
 		if sub.onPaused != nil {
 			sub.onPaused(false)
 		}
