@@ -167,6 +167,10 @@ type MediaConfig struct {
 	MaxSendBandwidth int
 	// MinSendBandwidth is OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH in kbps (default 300).
 	MinSendBandwidth int
+	// Simulcast is OPENVIDU_WEBRTC_SIMULCAST (default false): joinRoom reports mediaServer
+	// "mediasoup" with videoSimulcast, so the stock client publishes simulcast layers and takes
+	// its subscriptions from server offers, as OpenVidu's mediasoup edition did.
+	Simulcast bool
 }
 
 // PublicURL is the base URL clients use, with a trailing slash (OpenVidu's openvidu-publicurl).
@@ -416,6 +420,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	m.MinRecvBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH", 300, 0, 1<<20)
 	m.MaxSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH", 1000, 0, 1<<20)
 	m.MinSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", 300, 0, 1<<20)
+	m.Simulcast = boolean("OPENVIDU_WEBRTC_SIMULCAST", false)
 
 	// Cross-field rules.
 	switch {

@@ -147,7 +147,7 @@ func build(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	}
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
-		OnError: s.signalingError,
+		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast,
 	}, signaling.FromManager(s.manager), log.With("component", "signaling"))
 	apiCfg := api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,

@@ -35,6 +35,9 @@ import (
 type Media interface {
 	Publish(ctx context.Context, req sfu.PublishRequest) (*sfu.Publisher, string, error)
 	Subscribe(ctx context.Context, pub *sfu.Publisher, req sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
+	// SubscribeOffer is Subscribe with our offer instead of the browser's (mediasoup mode); the
+	// answer goes to the Subscriber's SetAnswer.
+	SubscribeOffer(ctx context.Context, pub *sfu.Publisher, req sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
 }
 
 // Options configure a Manager.
@@ -646,8 +649,30 @@ func (m *Manager) stopPublishing(c *Connection) error {
 	return nil
 }
 
+type subscribeFunc func(context.Context, *sfu.Publisher, sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
+
+// answerSubscribe applies the browser's answer to the offer of a server-offered subscription.
+func (m *Manager) answerSubscribe(c *Connection, sid StreamID, answer string) error {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	sub := c.subs[sid.Owner()]
+	if sub == nil || sub.stream != sid {
+		m.mu.Unlock()
+		return errorf(KindNotFound, CodeUserNotFound, "no subscription to %s is waiting for an answer: send prepareReceiveVideoFrom first", sid)
+	}
+	s := sub.sub
+	m.mu.Unlock()
+	if err := s.SetAnswer(answer); err != nil {
+		return mediaError(err)
+	}
+	return nil
+}
+
 // Subscribe negotiates a subscription of c to stream sid (receiveVideoFrom, client offer).
-func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, offer string) (string, error) {
+func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, offer string, negotiate subscribeFunc) (string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
 		m.mu.Unlock()
@@ -672,7 +697,7 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 	}
 
 	var created atomic.Pointer[sfu.Subscriber]
-	sub, answer, err := m.opts.Media.Subscribe(ctx, pub, sfu.SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
+	sub, answer, err := negotiate(ctx, pub, sfu.SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
 		OnState: func(st string) {
 			if sub := created.Load(); sub != nil && st == "connected" {
 				m.mediaConnected(owner, sid, c.id, sub.Path(), log)

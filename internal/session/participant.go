@@ -47,7 +47,20 @@ func (p *Participant) ChangeStreamProperty(property, newValue, reason string) er
 // Subscribe negotiates a subscription to stream sid with the client's offer (receiveVideoFrom) and
 // returns the answer. A second subscription to the same publisher replaces the first.
 func (p *Participant) Subscribe(ctx context.Context, sid StreamID, offer string) (string, error) {
-	return p.m.subscribe(ctx, p.c, sid, offer)
+	return p.m.subscribe(ctx, p.c, sid, offer, p.m.opts.Media.Subscribe)
+}
+
+// PrepareSubscribe starts a subscription to stream sid with our offer, which it returns
+// (prepareReceiveVideoFrom, mediasoup mode); AnswerSubscribe completes it. Until then it is the
+// participant's subscription to that stream: a new one replaces it, unpublishing or leaving ends it.
+func (p *Participant) PrepareSubscribe(ctx context.Context, sid StreamID) (string, error) {
+	return p.m.subscribe(ctx, p.c, sid, "", p.m.opts.Media.SubscribeOffer)
+}
+
+// AnswerSubscribe applies the browser's answer to PrepareSubscribe's offer (receiveVideoFrom with
+// sdpAnswer, or reconnectStream with sdpString).
+func (p *Participant) AnswerSubscribe(sid StreamID, answer string) error {
+	return p.m.answerSubscribe(p.c, sid, answer)
 }
 
 // Unsubscribe ends the subscription to the stream of publisher (unsubscribeFromVideo sends the

@@ -279,13 +279,16 @@ func (sub *Subscriber) adapt(now time.Time) {
 	var video *downTrack
 	for _, d := range sub.downs {
 		in.sent += d.bytes.Load()
-		in.src += d.fwd.bytes.Load()
+		in.src += d.srcBytes()
 		if d.gated {
 			video = d
 		}
 	}
 	in.videoCarry = video != nil
 	dec := sub.cc.tick(in)
+	if video != nil && video.sc != nil {
+		video.sc.fit(now, sub.cc.est)
+	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
 	switch {
 	case dec.pause:
@@ -305,6 +308,6 @@ func (sub *Subscriber) adapt(now time.Time) {
 		if sub.onPaused != nil {
 			sub.onPaused(false)
 		}
-		video.fwd.requestKeyframe(false) // the gate lets video through again from a keyframe
+		video.requestKeyframe(false) // the gate lets video through again from a keyframe
 	}
 }

@@ -44,8 +44,11 @@ type Publisher struct {
 	closed bool
 
 	audio, video *forwarder // nil when the offer has no such m-line
-	wg           sync.WaitGroup
-	stop         chan struct{}
+	// layers are the simulcast video's forwarders, lowest first (video is the top one); nil
+	// without simulcast.
+	layers []*forwarder
+	wg     sync.WaitGroup
+	stop   chan struct{}
 }
 
 // Publish creates the PeerConnection for a browser's publisher offer and returns our answer.
@@ -83,6 +86,7 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 		return fail(fmt.Errorf("%w: %v", ErrSDP, err))
 	}
 	var audio, video *forwarder
+	var layers []*forwarder // simulcast video, lowest first
 	for _, t := range pc.GetTransceivers() {
 		mid := t.Mid()
 		var md *sdp.MediaDescription
@@ -101,7 +105,12 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
 				return fail(fmt.Errorf("%w: %v", ErrSDP, err))
 			}
-			video = p.forwarderFor(webrtc.RTPCodecTypeVideo, c.RTPCodecCapability)
+			if rids := offeredRIDs(md); len(rids) > 0 {
+				layers = p.layersFor(rids, c.RTPCodecCapability)
+				video = layers[len(layers)-1]
+			} else {
+				video = p.forwarderFor(webrtc.RTPCodecTypeVideo, c.RTPCodecCapability)
+			}
 		case t.Kind() == webrtc.RTPCodecTypeAudio && audio == nil:
 			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{opus}); err != nil {
 				return fail(fmt.Errorf("%w: the offer has no Opus audio", ErrSDP))
@@ -115,7 +124,7 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		f := audio
 		if tr.Kind() == webrtc.RTPCodecTypeVideo {
-			f = video
+			f = layerOf(layers, tr.RID(), video)
 		}
 		if f == nil {
 			return
@@ -140,7 +149,7 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	p.mu.Lock()
 	old, closed := p.pc, p.closed
 	if !closed {
-		p.pc, p.audio, p.video = pc, audio, video
+		p.pc, p.audio, p.video, p.layers = pc, audio, video, layers
 	}
 	p.mu.Unlock()
 	if closed {
@@ -217,13 +226,11 @@ func (p *Publisher) remb() {
 			return
 		case <-t.C:
 		}
-		f := p.video
-		ssrc := f.ssrc.Load()
-		pc := f.pc.Load()
-		if ssrc == 0 || pc == nil {
+		ssrcs, pc := p.videoSSRCs()
+		if len(ssrcs) == 0 || pc == nil {
 			continue
 		}
-		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: []uint32{ssrc}}})
+		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: ssrcs}})
 	}
 }
 
@@ -232,6 +239,7 @@ type forwarder struct {
 	kind  webrtc.RTPCodecType
 	codec webrtc.RTPCodecCapability
 	log   *slog.Logger
+	rid   string // the simulcast layer it carries, "" without simulcast
 
 	ssrc atomic.Uint32                         // publisher's SSRC, for PLI and REMB
 	pc   atomic.Pointer[webrtc.PeerConnection] // where keyframe requests go
@@ -420,9 +428,12 @@ func (p *Publisher) AddTap(kind string, t Tap) (remove func()) {
 		return nil
 	}
 	d := &downTrack{fwd: f, tap: t}
-	f.attach(d)
-	f.requestKeyframe(true)
-	return func() { f.detach(d) }
+	if layers := p.simulcastLayers(f); len(layers) > 1 {
+		d.sc = newSimulcast(d, layers) // the best layer being sent, whatever the subscribers take
+	}
+	d.attach()
+	d.requestKeyframe(true)
+	return d.detach
 }
 
 // Codec returns the codec of the stream's track of kind ("audio" or "video"); ok is false when the

@@ -84,7 +84,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 				r.skipped[rtxSkipRepeat].Add(1)
 				continue
 			}
-			n, at, ok := d.fwd.ring.get(in, r.buf)
+			n, at, ok := d.stored(in, r.buf)
 			switch {
 			case !ok:
 				r.skipped[rtxSkipMissing].Add(1)

@@ -67,12 +67,12 @@ func (sub *Subscriber) sendReports(now time.Time) {
 func (d *downTrack) senderReport(now time.Time) (*rtcp.SenderReport, bool) {
 	b := d.track.out.Load() // a subscriber's down-tracks always have one; taps are not among them
 	sent := d.sent.Load()
-	at := d.fwd.lastAt.Load()
+	ts, at := d.clock()
 	if b == nil || sent == 0 || at == 0 {
 		return nil, false
 	}
 	elapsed := now.Sub(time.Unix(0, at))
-	rtpTime := d.fwd.lastTS.Load() + uint32(elapsed.Seconds()*float64(d.fwd.codec.ClockRate))
+	rtpTime := ts + uint32(elapsed.Seconds()*float64(d.fwd.codec.ClockRate))
 	return &rtcp.SenderReport{
 		SSRC:        b.ssrc,
 		NTPTime:     ntpTime(now),

@@ -169,6 +169,11 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 	}
 	reg := &interceptor.Registry{}
 	if publisher {
+		// mid and rid header extensions: how the layers of a simulcast video are told apart
+		// (RFC 8852); without them pion cannot match the layers' SSRCs to the offer's rids.
+		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+			return nil, err
+		}
 		gen, err := nack.NewGeneratorInterceptor()
 		if err != nil {
 			return nil, err

@@ -45,6 +45,12 @@ type Subscriber struct {
 	cc   *congestion
 	wg   sync.WaitGroup
 	once sync.Once
+
+	// answered is set once the PeerConnection has both descriptions; until then (server offer,
+	// see SubscribeOffer) the browser's candidates wait in early.
+	answered atomic.Bool
+	earlyMu  sync.Mutex
+	early    []Candidate
 }
 
 // downTrack is one forwarded track of one subscriber.
@@ -68,6 +74,8 @@ type downTrack struct {
 	resent  atomic.Uint64 // of those, found in the buffer and sent
 	lost    atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
 	plisCut atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
+
+	sc *simulcast // set when the publisher sends simulcast layers (simulcast.go)
 }
 
 // write forwards one packet of the publisher (key: it starts a keyframe). The network write happens
@@ -115,22 +123,41 @@ func (d *downTrack) send(h *rtp.Header, p *rtp.Packet, seq uint16) {
 
 // Subscribe creates a PeerConnection for a browser's recvonly offer carrying pub's tracks.
 func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeRequest) (*Subscriber, string, error) {
+	sub, senders, err := s.newSubscriber(pub, req, false)
+	if err != nil {
+		return nil, "", err
+	}
+	fail := func(err error) (*Subscriber, string, error) { sub.Close(); return nil, "", err }
+	if err := sub.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.Offer}); err != nil {
+		return fail(fmt.Errorf("%w: %v", ErrSDP, err))
+	}
+	sub.answered.Store(true)
+	ans, err := answer(ctx, sub.pc)
+	if err != nil {
+		return fail(err)
+	}
+	sub.start(senders)
+	return sub, ans, nil
+}
+
+// newSubscriber makes the PeerConnection of a subscription with one track per publisher track (as
+// sendonly transceivers when we are to offer) and its state callbacks; start attaches it.
+func (s *SFU) newSubscriber(pub *Publisher, req SubscribeRequest, offering bool) (*Subscriber, []*webrtc.RTPSender, error) {
 	pub.mu.Lock()
-	audio, video, closed := pub.audio, pub.video, pub.closed
+	audio, video, layers, closed := pub.audio, pub.video, pub.layers, pub.closed
 	pub.mu.Unlock()
 	if closed {
-		return nil, "", errors.New("publisher closed")
+		return nil, nil, errors.New("publisher closed")
 	}
 	pc, err := s.subAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	log := req.Log
 	if log == nil {
 		log = s.log
 	}
 	sub := &Subscriber{sfu: s, pc: pc, log: log, onPaused: req.OnVideoPaused, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{}}
-	fail := func(err error) (*Subscriber, string, error) { sub.Close(); return nil, "", err }
 	var senders []*webrtc.RTPSender
 	for _, f := range []*forwarder{audio, video} {
 		if f == nil {
@@ -138,27 +165,37 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 		}
 		tr, err := newBoundTrack(f.codec, f.kind.String(), req.StreamID)
 		if err != nil {
-			return fail(err)
+			sub.Close()
+			return nil, nil, err
 		}
-		snd, err := pc.AddTrack(tr)
+		var snd *webrtc.RTPSender
+		if offering {
+			var t *webrtc.RTPTransceiver
+			if t, err = pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err == nil {
+				snd = t.Sender()
+			}
+		} else {
+			snd, err = pc.AddTrack(tr)
+		}
 		if err != nil {
-			return fail(err)
+			sub.Close()
+			return nil, nil, err
 		}
 		senders = append(senders, snd)
 		d := &downTrack{fwd: f, track: tr, cc: sub.cc}
 		if f.kind == webrtc.RTPCodecTypeVideo {
 			d.gated = true
+			if f == video && len(layers) > 1 {
+				d.sc = newSimulcast(d, layers) // it rewrites sequence numbers itself; the gate stays unused
+			}
 		}
 		sub.downs = append(sub.downs, d)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: req.Offer}); err != nil {
-		return fail(fmt.Errorf("%w: %v", ErrSDP, err))
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			// Video starts at once instead of at the publisher's next periodic keyframe.
 			for _, d := range sub.downs {
-				d.fwd.requestKeyframe(true)
+				d.requestKeyframe(true)
 			}
 		}
 		if req.OnState != nil {
@@ -166,17 +203,17 @@ func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeReques
 		}
 	})
 	watchPath(pc, req.OnPath)
-	ans, err := answer(ctx, pc)
-	if err != nil {
-		return fail(err)
-	}
-	s.track(nil, sub)
+	return sub, senders, nil
+}
+
+// start attaches a negotiated subscription to its publisher and serves its feedback.
+func (sub *Subscriber) start(senders []*webrtc.RTPSender) {
+	sub.sfu.track(nil, sub)
 	for i, d := range sub.downs {
-		d.fwd.attach(d)
+		d.attach()
 		sub.wg.Add(1)
 		go sub.readRTCP(senders[i], d)
 	}
-	return sub, ans, nil
 }
 
 // readRTCP serves the subscriber's feedback: NACKs from the shared retransmission buffer within
@@ -202,7 +239,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 				d.onReports(ssrc, p.Reports, now)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				if d.cc.allowPLI(now) {
-					d.fwd.requestKeyframe(false)
+					d.requestKeyframe(false)
 				} else {
 					d.plisCut.Add(1)
 				}
@@ -252,8 +289,13 @@ func (d *downTrack) reportLoss(ssrc uint32, reports []rtcp.ReceptionReport) {
 	}
 }
 
-// AddCandidate applies a browser candidate.
-func (sub *Subscriber) AddCandidate(c Candidate) error { return addCandidate(sub.pc, c) }
+// AddCandidate applies a browser candidate; before the browser's answer to our offer it is kept.
+func (sub *Subscriber) AddCandidate(c Candidate) error {
+	if !sub.answered.Load() && sub.keepCandidate(c) {
+		return nil
+	}
+	return addCandidate(sub.pc, c)
+}
 
 // Sent reports the RTP packets forwarded to this subscriber so far.
 func (sub *Subscriber) Sent() uint64 {
@@ -268,7 +310,7 @@ func (sub *Subscriber) Sent() uint64 {
 func (sub *Subscriber) Close() {
 	sub.once.Do(func() {
 		for _, d := range sub.downs {
-			d.fwd.detach(d)
+			d.detach()
 		}
 		_ = sub.pc.Close()
 		sub.wg.Wait()

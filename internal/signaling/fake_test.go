@@ -130,6 +130,17 @@ func (p *fakeParticipant) Subscribe(_ context.Context, sid session.StreamID, off
 	return "answer to " + offer, nil
 }
 
+func (p *fakeParticipant) PrepareSubscribe(_ context.Context, sid session.StreamID) (string, error) {
+	if err := p.f.record("PrepareSubscribe %s", sid); err != nil {
+		return "", err
+	}
+	return "offer for " + string(sid), nil
+}
+
+func (p *fakeParticipant) AnswerSubscribe(sid session.StreamID, answer string) error {
+	return p.f.record("AnswerSubscribe %s answer=%q", sid, answer)
+}
+
 func (p *fakeParticipant) Unsubscribe(publisher session.ConnectionID) error {
 	return p.f.record("Unsubscribe %s", publisher)
 }

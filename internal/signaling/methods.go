@@ -124,7 +124,7 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 	if r.h.cfg.IceServers != nil {
 		ice = r.h.cfg.IceServers(part.ID(), res.IceServers)
 	}
-	return joinResultOf(r.id, res, ice), nil
+	return joinResultOf(r.id, res, ice, r.h.cfg.Simulcast), nil
 }
 
 // sessionFromToken reads sessionId from a token URL, for clients that omit the session param.
@@ -224,8 +224,8 @@ func receiveVideoFrom(ctx context.Context, _ *rpcSession, part Participant, para
 		return nil, missing("receiveVideoFrom", "sender")
 	}
 	if p.SDPOffer == "" {
-		if p.SDPAnswer != "" {
-			return nil, &rpcError{Code: session.CodeMediaSDPError, Message: "server-offer subscriptions are not used: joinRoom reports mediaServer kurento, so send sdpOffer"}
+		if p.SDPAnswer != "" { // the answer to prepareReceiveVideoFrom's offer
+			return empty(part.AnswerSubscribe(session.StreamID(p.Sender), p.SDPAnswer))
 		}
 		return nil, missing("receiveVideoFrom", "sdpOffer")
 	}
@@ -236,8 +236,25 @@ func receiveVideoFrom(ctx context.Context, _ *rpcSession, part Participant, para
 	return &answerResult{SDPAnswer: answer}, nil
 }
 
-func prepareReceiveVideoFrom(context.Context, *rpcSession, Participant, json.RawMessage) (result, error) {
-	return nil, &rpcError{Code: session.CodeMediaSDPError, Message: "server-offer subscriptions are not used: joinRoom reports mediaServer kurento, so send receiveVideoFrom with sdpOffer"}
+// prepareReceiveVideoFrom starts a subscription whose offer is ours (mediasoup mode, protocol note
+// §3.5); the client answers in receiveVideoFrom, or in reconnectStream when reconnect is set. Both
+// subscription shapes are accepted whatever joinRoom said, as OpenVidu does.
+func prepareReceiveVideoFrom(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
+	var p struct {
+		Sender    string `json:"sender"`
+		Reconnect bool   `json:"reconnect"`
+	}
+	if err := decode("prepareReceiveVideoFrom", params, &p); err != nil {
+		return nil, err
+	}
+	if p.Sender == "" {
+		return nil, missing("prepareReceiveVideoFrom", "sender")
+	}
+	offer, err := part.PrepareSubscribe(ctx, session.StreamID(p.Sender))
+	if err != nil {
+		return nil, err
+	}
+	return &offerResult{SDPOffer: offer}, nil
 }
 
 func unsubscribeFromVideo(_ context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
@@ -349,6 +366,9 @@ func reconnectStream(ctx context.Context, _ *rpcSession, part Participant, param
 		return &publishResult{SDPAnswer: answer, ID: st.ID, CreatedAt: st.CreatedAt.UnixMilli()}, nil
 	}
 	if p.SDPOffer == "" {
+		if p.SDPString != "" { // mediasoup mode: the answer to prepareReceiveVideoFrom{reconnect}
+			return empty(part.AnswerSubscribe(sid, p.SDPString))
+		}
 		return nil, missing("reconnectStream", "sdpOffer")
 	}
 	answer, err := part.Subscribe(ctx, sid, p.SDPOffer)

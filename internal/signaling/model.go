@@ -40,6 +40,9 @@ type Publisher interface {
 // Subscriber is what a participant does with other participants' streams.
 type Subscriber interface {
 	Subscribe(ctx context.Context, sid session.StreamID, offer string) (string, error)
+	// PrepareSubscribe and AnswerSubscribe are a subscription whose offer is ours (mediasoup mode).
+	PrepareSubscribe(ctx context.Context, sid session.StreamID) (offer string, err error)
+	AnswerSubscribe(sid session.StreamID, answer string) error
 	Unsubscribe(publisher session.ConnectionID) error
 	// AddCandidate hands over a browser's ICE candidate for endpoint (its own connection id for its
 	// stream, the publisher's for a subscription).

@@ -40,6 +40,9 @@ type Config struct {
 	// OnError, optional, is told the code of every JSON-RPC error answer (metrics count them). It
 	// runs on the socket's reader and must not block.
 	OnError func(code int)
+	// Simulcast makes joinRoom report mediaServer "mediasoup" and videoSimulcast (protocol note
+	// §6.1): the stock client then publishes simulcast layers and subscribes with server offers.
+	Simulcast bool
 }
 
 // Handler serves the /openvidu WebSocket.

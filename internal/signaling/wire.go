@@ -44,6 +44,12 @@ type answerResult struct {
 	rpcSessionID
 }
 
+// offerResult answers prepareReceiveVideoFrom: our offer (mediasoup mode).
+type offerResult struct {
+	SDPOffer string `json:"sdpOffer"`
+	rpcSessionID
+}
+
 // joinResult is joinRoom's answer (protocol note §3.2).
 type joinResult struct {
 	ID               session.ConnectionID `json:"id"`
@@ -111,7 +117,9 @@ func streamOf(s session.StreamInfo) streamJSON {
 }
 
 // joinResultOf builds joinRoom's answer for participant p of JSON-RPC session rpcID.
-func joinResultOf(rpcID string, res session.JoinResult, ice []session.IceServer) *joinResult {
+// With simulcast it reports mediaServer "mediasoup" and videoSimulcast (protocol note §6.1): the
+// stock client then publishes simulcast layers and subscribes to server offers.
+func joinResultOf(rpcID string, res session.JoinResult, ice []session.IceServer, simulcast bool) *joinResult {
 	out := &joinResult{
 		ID:               res.Self.ID,
 		FinalUserID:      strings.ToUpper(rpcID[:16]),
@@ -121,9 +129,13 @@ func joinResultOf(rpcID string, res session.JoinResult, ice []session.IceServer)
 		Session:          res.Session,
 		Version:          Version,
 		MediaServer:      "kurento", // client offers subscriptions (protocol note §6.1)
+		VideoSimulcast:   simulcast,
 		Role:             res.Role,
 		Record:           res.Record,
 		CustomIceServers: make([]iceServerJSON, 0, len(ice)),
+	}
+	if simulcast {
+		out.MediaServer = "mediasoup" // server offers subscriptions (prepareReceiveVideoFrom)
 	}
 	if res.RecordingID != "" {
 		out.RecordingID, out.RecordingName = ptr(res.RecordingID), ptr(res.RecordingName)
