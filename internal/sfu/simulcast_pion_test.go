@@ -89,6 +89,11 @@ func (d *decoded) add(p *rtp.Packet) {
 	d.mu.Unlock()
 }
 
+// tapFunc adapts a func to Tap.
+type tapFunc func(*rtp.Packet)
+
+func (f tapFunc) WriteRTP(p *rtp.Packet) { f(p) }
+
 func (d *decoded) layers() []byte {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -161,6 +166,13 @@ func TestSimulcastThroughPion(t *testing.T) {
 	if err := sub.SetAnswer(subB.pc.LocalDescription().SDP); err == nil {
 		t.Fatal("a second answer was accepted")
 	}
+	// A recording's tap takes the best layer sent, whatever the subscriber is switched to.
+	var rec decoded
+	remove := pub.AddTap("video", tapFunc(rec.add))
+	if remove == nil {
+		t.Fatal("no video to tap")
+	}
+	defer remove()
 	video := sub.downs[len(sub.downs)-1]
 	if video.sc == nil {
 		t.Fatal("the subscriber's video is not a simulcast down-track")
@@ -225,4 +237,12 @@ func TestSimulcastThroughPion(t *testing.T) {
 	// the keyframe asked for when it connected.
 	first := slices.IndexFunc(got, func(r received) bool { return r.key })
 	checkContinuous(t, got[first:])
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	// It may start on a layer that arrived first, then only goes up, to the top.
+	if l := layersOf(rec.got); l[len(l)-1] != 2 || !slices.IsSorted(l) {
+		t.Fatalf("the recording tap got layers %v, want them going up to the top one only", l)
+	}
+	checkContinuous(t, rec.got)
 }
