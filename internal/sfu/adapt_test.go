@@ -444,3 +444,54 @@ func TestCongestionDoesNotResumeIntoADip(t *testing.T) {
 		}
 	}
 }
+
+// TestCongestionTriesHigherRatesLessAndLessOften: a subscriber whose link (300 kbit/s) carries a
+// 150 kbit/s layer but not the 450 kbit/s one is moved up to try it less and less often (each try
+// costs it a keyframe and a burst of loss), and reaches the high layer soon after the link is
+// freed.
+func TestCongestionTriesHigherRatesLessAndLessOften(t *testing.T) {
+	r := &ccRun{now: t0}
+	r.c.tick(ccInput{now: t0})
+	const low, high = 150e3, 450e3
+	rate := func() float64 {
+		if r.c.estimate() == 0 || r.c.estimate() >= high {
+			return high
+		}
+		return low
+	}
+	tries, up := 0, false
+	for range 120 {
+		s := rate()
+		if s == high && !up {
+			tries++
+		}
+		up = s == high
+		loss := 0.0
+		if s > 300e3 {
+			loss = 1 - 300e3/s
+		}
+		r.now = r.now.Add(time.Second)
+		r.sent += uint64(s / 8)
+		r.src += uint64(low / 8) // the layer the subscription cannot go under
+		r.c.tick(ccInput{now: r.now, sent: r.sent, src: r.src, fraction: uint32(loss * 256), reportAt: r.now.UnixNano(), videoCarry: true})
+	}
+	if tries > 10 {
+		t.Fatalf("%d tries of a layer the link cannot carry in two minutes", tries)
+	}
+	freed := 0
+	for i := range 40 {
+		s := rate()
+		r.now = r.now.Add(time.Second)
+		r.sent += uint64(s / 8)
+		r.src += uint64(low / 8)
+		r.c.tick(ccInput{now: r.now, sent: r.sent, src: r.src, reportAt: r.now.UnixNano(), videoCarry: true})
+		if rate() == high {
+			freed = i + 1
+			break
+		}
+	}
+	if freed == 0 || freed > 20 {
+		t.Fatalf("the high layer came back %d s after the link was freed (0: not within 40 s)", freed)
+	}
+	t.Logf("%d tries in 120 s; back up %d s after the link was freed", tries, freed)
+}

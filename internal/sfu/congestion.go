@@ -13,15 +13,19 @@ import (
 //
 // The estimate is loss-based, as libwebrtc's sender side is when it has nothing better: a receiver
 // report with more than 10 % loss sets it to what we sent times (1 − loss/2) (or times (1 − loss)
-// beyond 50 %, where the loss is the link's capacity showing), under 2 % loss it grows 8 % a
-// second. Random loss of 5–15 % (Wi-Fi) keeps the estimate near the stream's rate and the video
+// beyond 50 %, where the loss is the link's capacity showing), under 2 % loss it grows 12 % a
+// second, except during a hold after each cut (2 s, doubling to 16 s while cuts keep coming), so a
+// link that refuses a higher rate is offered it less and less often. Random loss of 5–15 % (Wi-Fi) keeps the estimate near the stream's rate and the video
 // flowing, repaired by retransmission; a link that carries a quarter of the stream loses three
 // quarters of it and pauses at once. The state is updated once a second per subscription from the
 // sender-report goroutine; the forwarder's hot path reads one atomic.
 const (
-	ccHighLoss     = 0.10 // above: the estimate follows what got through
-	ccLowLoss      = 0.02 // below: the estimate may grow
-	ccGrowth       = 1.08 // per second, under low loss
+	ccHighLoss = 0.10 // above: the estimate follows what got through
+	ccLowLoss  = 0.02 // below: the estimate may grow
+	ccGrowth   = 1.12 // per second, under low loss and outside a hold
+	// ccHoldMin/Max bound the hold on growth after a cut (see cut).
+	ccHoldMin      = 2 * time.Second
+	ccHoldMax      = 16 * time.Second
 	ccPauseBelow   = 0.80 // pause video when the estimate is under this share of what the stream needs
 	ccResumeAbove  = 1.10 // resume it when the estimate is this share above it
 	ccReportMaxAge = 3 * time.Second
@@ -64,6 +68,8 @@ type congestion struct {
 	resumedAt  time.Time
 	backoff    time.Duration
 	lastReport int64
+	hold       time.Duration
+	holdUntil  time.Time
 }
 
 // ccInput is what one tick sees: bytes sent to the subscriber, bytes the publisher's tracks
@@ -109,28 +115,35 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	if fresh {
 		c.lastReport = in.reportAt
 		loss := float64(in.fraction) / 256
+		grow := growth(dt)
+		if in.now.Before(c.holdUntil) {
+			grow = 1 // right after a cut the link has just shown its limit
+		}
 		switch {
 		case paused:
 			if loss < ccLowLoss && c.est > 0 {
-				c.est *= growth(dt)
+				c.est *= grow
 			}
 		case loss > 0.5:
 			c.est = sentRate * (1 - loss)
+			c.cut(in.now)
 		case loss > ccHighLoss:
 			c.est = sentRate * (1 - loss/2)
+			c.cut(in.now)
 		case in.rtt > ccMaxRTT:
 			// Nothing lost but everything late: a queue in front of the subscriber (TCP, TURN/TCP,
 			// a bufferbloated router) holds more than a second. Our sender reports wait in the same
 			// queue, so the report's round trip measures it.
 			c.est = sentRate * 0.5
+			c.cut(in.now)
 		case loss < ccLowLoss:
 			// What got through is a lower bound of the link, so a publisher ramping up does not
-			// outrun an estimate that only grows 8 % a second.
-			c.est = max(c.est, sentRate) * growth(dt)
+			// outrun an estimate that grows only a few per cent a second.
+			c.est = max(c.est, sentRate) * grow
 		default:
 			c.est = max(c.est, sentRate*(1-loss))
 		}
-	} else if paused && c.est > 0 {
+	} else if paused && c.est > 0 && !in.now.Before(c.holdUntil) {
 		c.est *= growth(dt) // audio alone gives no evidence either way; time is the probe
 	}
 	if c.est > 0 {
@@ -165,6 +178,21 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	}
 	d.rtxBudget = max(d.rtxBudget, rtxBudgetFloor, int64(media/80))
 	return d
+}
+
+// cut starts a hold on growth after the estimate was cut: 2 s, doubled up to ccHoldMax when the
+// previous hold ended less than ccStable ago. A link that keeps refusing a higher rate (a layer up,
+// video back) is then tried less and less often instead of every few seconds.
+func (c *congestion) cut(now time.Time) {
+	switch {
+	case now.Before(c.holdUntil):
+		return // the same congestion, still being reported
+	case c.hold == 0 || now.Sub(c.holdUntil) > ccStable:
+		c.hold = ccHoldMin
+	default:
+		c.hold = min(2*c.hold, ccHoldMax)
+	}
+	c.holdUntil = now.Add(c.hold)
 }
 
 // rtxBudgetFloor is the retransmission allowance a second never goes under: about ten packets.
