@@ -1,6 +1,7 @@
 package sendq
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -26,6 +27,9 @@ func NewConn(c net.Conn, cfg Config) *Conn {
 	if cfg.UnsentBytes > 0 {
 		_ = limitUnsent(c, cfg.UnsentBytes) // best effort: without it only the kernel's own buffer grows
 	}
+	if overTLS(c) {
+		cfg.FramePerWrite = true
+	}
 	return &Conn{Conn: c, q: New(c, cfg)}
 }
 
@@ -49,6 +53,20 @@ func (c *Conn) Close() error {
 		c.q.Close()
 	})
 	return c.closeErr
+}
+
+// overTLS reports whether c is, or wraps (through NetConn), a TLS connection.
+func overTLS(c net.Conn) bool {
+	for {
+		if _, ok := c.(*tls.Conn); ok {
+			return true
+		}
+		u, ok := c.(interface{ NetConn() net.Conn })
+		if !ok {
+			return false
+		}
+		c = u.NetConn()
+	}
 }
 
 var errNoSocket = errors.New("sendq: no socket under the connection")

@@ -20,13 +20,13 @@ const (
 	// connection (one stream, OpenVidu's model) carries, so on a real link the age limit is the one
 	// that binds; the byte bound caps the memory a peer can make us hold (grown only as used).
 	DefaultMaxBytes = 256 << 10
-	// DefaultUnsentBytes is the kernel's budget of unsent bytes per socket (TCP_NOTSENT_LOWAT):
-	// 4 KiB is ~0.2 s at 150 kbit/s, and three full-size RTP packets, enough to keep a fast link busy
-	// between two wake-ups of the writer.
-	DefaultUnsentBytes = 4 << 10
+	// DefaultUnsentBytes is the kernel's budget of unsent bytes per socket (TCP_NOTSENT_LOWAT).
+	// With the writer's batch on top, at most ~4 KiB wait in the kernel: 0.2 s at 150 kbit/s,
+	// while on a fast link 2 KiB still spares the writer a wake-up per packet.
+	DefaultUnsentBytes = 2 << 10
 	// batchBytes is what the writer hands the connection per call (at least one frame): several
-	// frames per system call, but little enough that what it commits is still bounded.
-	batchBytes = 4 << 10
+	// small frames per system call, but little enough that what it commits stays bounded.
+	batchBytes = 2 << 10
 	// minRing is the ring's first size; it doubles up to MaxBytes as the backlog needs.
 	minRing = 8 << 10
 	// minFrames is the frame table's first size; it doubles up to maxFrames(MaxBytes).
@@ -40,26 +40,44 @@ var (
 	ErrTooLarge = errors.New("sendq: frame larger than the queue")
 )
 
-// Kind tells the counters what a frame carries, so that an owner can subtract dropped media from
-// what it counted as sent. The queue treats every kind alike.
+// Kind says what a frame carries. Control and Audio frames go first: they are small and few, and
+// what a participant on a weak link needs most (the connection's own signalling, then sound);
+// Video takes the rest of the link. Within a kind, frames keep their order. Audio and Video are
+// media: their drops are counted in MediaDropped too, so an owner can take them out of what it
+// counted as sent.
 type Kind uint8
 
 const (
 	// Control is anything but media: STUN, DTLS, RTCP, TURN control messages.
 	Control Kind = iota
-	// Media is an RTP packet.
-	Media
+	// Audio is a media packet that goes before video (callers pass audio-sized RTP).
+	Audio
+	// Video is any other media packet.
+	Video
 )
+
+// lanes: Control and Audio share the first, Video has the second.
+func (k Kind) lane() int {
+	if k == Video {
+		return 1
+	}
+	return 0
+}
 
 // Config sets a queue's bounds. Zero values take the defaults above.
 type Config struct {
 	// MaxAge is how long a frame may wait in the queue before it is dropped instead of sent.
 	MaxAge time.Duration
-	// MaxBytes bounds the queued bytes; also the largest frame accepted.
+	// MaxBytes bounds the queued video bytes, and a quarter of it (at least 8 KiB) the others;
+	// also the largest frame accepted.
 	MaxBytes int
 	// UnsentBytes is the TCP_NOTSENT_LOWAT set on the connection (NewConn only); negative leaves
 	// the socket alone.
 	UnsentBytes int
+	// FramePerWrite writes each frame on its own instead of several per call. NewConn sets it
+	// over TLS, where a write is a record: coturn's TURN client, for one, reads one message per
+	// record and loses the others (browsers parse the stream and do not care).
+	FramePerWrite bool
 	// Totals, when set, counts this queue's frames too, so an owner of many queues can keep
 	// totals that outlive them.
 	Totals *Counters
@@ -98,7 +116,7 @@ type Stats struct {
 	// Stale were dropped because they waited longer than MaxAge; Full because newer frames needed
 	// the room (MaxBytes) or were larger than the queue.
 	Stale, Full Count
-	// MediaDropped are the frames of kind Media among Stale and Full.
+	// MediaDropped are the frames of kind Audio or Video among Stale and Full.
 	MediaDropped Count
 	// Queued is what waits now (a queue's own Stats only).
 	Queued Count
@@ -140,30 +158,36 @@ func (c *Counters) Stats() Stats {
 	return Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load()}
 }
 
-// frame is one queued frame: n bytes at off in the ring, queued at time at.
+// frame is one queued frame: n bytes at off in its lane's ring, queued at time at.
 type frame struct {
 	off, n int
 	at     time.Duration
 	kind   Kind
 }
 
-// Queue is a bounded, time-limited FIFO of whole frames in front of one writer. Write may be
-// called from any number of goroutines; frames leave in the order their Writes returned.
-type Queue struct {
-	w   io.Writer
-	cfg Config
-
-	mu   sync.Mutex
-	cond sync.Cond // the writer waits on it for frames
-	// ring[head:] then ring[:…] holds used bytes of frames, back to back, oldest first; frames is
-	// a ring of their descriptors, fcount of them from fhead.
+// lane is a FIFO of whole frames: ring[head:] then ring[:…] holds used bytes of frames, back to
+// back, oldest first; frames is a ring of their descriptors, fcount of them from fhead.
+type lane struct {
 	ring          []byte
 	head, used    int
 	frames        []frame
 	fhead, fcount int
-	waiting       bool  // the writer waits on cond
-	closed        bool  // Close was called
-	err           error // the connection's write error; the writer has ended
+	maxBytes      int
+}
+
+// Queue is a bounded, time-limited queue of whole frames in front of one writer. Write may be
+// called from any number of goroutines; frames of one lane (see Kind) leave in the order their
+// Writes returned.
+type Queue struct {
+	w   io.Writer
+	cfg Config
+
+	mu      sync.Mutex
+	cond    sync.Cond // the writer waits on it for frames
+	lanes   [2]lane
+	waiting bool  // the writer waits on cond
+	closed  bool  // Close was called
+	err     error // the connection's write error; the writer has ended
 
 	scratch []byte // the writer's batch; only the writer touches it
 	own     Counters
@@ -175,6 +199,10 @@ type Queue struct {
 func New(w io.Writer, cfg Config) *Queue {
 	q := &Queue{w: w, cfg: cfg.withDefaults(), done: make(chan struct{})}
 	q.cond.L = &q.mu
+	// The first lane carries little (control messages, audio): a quarter of the bound is
+	// seconds of it.
+	q.lanes[0].maxBytes = max(q.cfg.MaxBytes/4, min(q.cfg.MaxBytes, minRing))
+	q.lanes[1].maxBytes = q.cfg.MaxBytes
 	go q.run()
 	return q
 }
@@ -184,10 +212,11 @@ func (q *Queue) Write(p []byte) (int, error) { return q.WriteKind(p, Control) }
 
 // WriteKind queues a copy of p, one whole frame, and returns at once: len(p), or the writer's
 // error once the connection has failed, ErrClosed after Close, or ErrTooLarge. To make room it
-// drops the oldest frames.
+// drops the oldest frames of the same lane.
 func (q *Queue) WriteKind(p []byte, kind Kind) (int, error) {
 	n := len(p)
-	if n > q.cfg.MaxBytes {
+	l := &q.lanes[kind.lane()]
+	if n > l.maxBytes {
 		q.dropped(cFull, kind, n)
 		return 0, ErrTooLarge
 	}
@@ -206,35 +235,22 @@ func (q *Queue) WriteKind(p []byte, kind Kind) (int, error) {
 	}
 	// What has grown stale goes now too, not only when the writer reaches it: while the writer
 	// hangs on a stalled peer the queue still holds only what is worth sending.
-	q.dropStale(at)
-	for q.used+n > len(q.ring) {
-		if len(q.ring) < q.cfg.MaxBytes {
-			q.growRing(q.used + n)
+	q.dropStale(l, at)
+	for l.used+n > len(l.ring) {
+		if len(l.ring) < l.maxBytes {
+			l.growRing(l.used + n)
 		} else {
-			q.dropOldest(cFull)
+			q.dropOldest(l, cFull)
 		}
 	}
-	if q.fcount == len(q.frames) {
-		if len(q.frames) < maxFrames(q.cfg.MaxBytes) {
-			q.growFrames()
+	if l.fcount == len(l.frames) {
+		if len(l.frames) < maxFrames(l.maxBytes) {
+			l.growFrames()
 		} else {
-			q.dropOldest(cFull)
+			q.dropOldest(l, cFull)
 		}
 	}
-	off := q.head + q.used
-	if off >= len(q.ring) {
-		off -= len(q.ring)
-	}
-	if c := copy(q.ring[off:], p); c < n {
-		copy(q.ring, p[c:])
-	}
-	i := q.fhead + q.fcount
-	if i >= len(q.frames) {
-		i -= len(q.frames)
-	}
-	q.frames[i] = frame{off: off, n: n, at: at, kind: kind}
-	q.fcount++
-	q.used += n
+	l.push(p, at, kind)
 	if q.waiting {
 		q.cond.Signal()
 	}
@@ -242,75 +258,104 @@ func (q *Queue) WriteKind(p []byte, kind Kind) (int, error) {
 	return n, nil
 }
 
-// maxFrames bounds the frame table: one descriptor per 64 bytes of MaxBytes (RTP packets are
-// rarely smaller), at least minFrames.
+// maxFrames bounds a frame table: one descriptor per 64 bytes of the lane's bound (RTP packets
+// are rarely smaller), at least minFrames.
 func maxFrames(maxBytes int) int { return max(minFrames, maxBytes/64) }
 
-// growRing makes the ring at least need bytes (at most MaxBytes), oldest frame first.
-func (q *Queue) growRing(need int) {
-	size := max(minRing, len(q.ring))
+// push appends a frame; the caller made room.
+func (l *lane) push(p []byte, at time.Duration, kind Kind) {
+	n := len(p)
+	off := l.head + l.used
+	if off >= len(l.ring) {
+		off -= len(l.ring)
+	}
+	if c := copy(l.ring[off:], p); c < n {
+		copy(l.ring, p[c:])
+	}
+	i := l.fhead + l.fcount
+	if i >= len(l.frames) {
+		i -= len(l.frames)
+	}
+	l.frames[i] = frame{off: off, n: n, at: at, kind: kind}
+	l.fcount++
+	l.used += n
+}
+
+// growRing makes the ring at least need bytes (at most maxBytes), oldest frame first.
+func (l *lane) growRing(need int) {
+	size := max(minRing, len(l.ring))
 	for size < need {
 		size *= 2
 	}
-	size = min(size, q.cfg.MaxBytes)
+	size = min(size, l.maxBytes)
 	ring := make([]byte, size)
-	if q.used > 0 {
-		c := copy(ring, q.ring[q.head:min(len(q.ring), q.head+q.used)])
-		copy(ring[c:], q.ring[:q.used-c])
+	if l.used > 0 {
+		c := copy(ring, l.ring[l.head:min(len(l.ring), l.head+l.used)])
+		copy(ring[c:], l.ring[:l.used-c])
 	}
 	off := 0
-	for k := range q.fcount {
-		f := &q.frames[(q.fhead+k)%len(q.frames)]
+	for k := range l.fcount {
+		f := &l.frames[(l.fhead+k)%len(l.frames)]
 		f.off = off
 		off += f.n
 	}
-	q.ring, q.head = ring, 0
+	l.ring, l.head = ring, 0
 }
 
 // growFrames doubles the frame table, oldest first.
-func (q *Queue) growFrames() {
-	frames := make([]frame, min(max(minFrames, 2*len(q.frames)), maxFrames(q.cfg.MaxBytes)))
-	for k := range q.fcount {
-		frames[k] = q.frames[(q.fhead+k)%len(q.frames)]
+func (l *lane) growFrames() {
+	frames := make([]frame, min(max(minFrames, 2*len(l.frames)), maxFrames(l.maxBytes)))
+	for k := range l.fcount {
+		frames[k] = l.frames[(l.fhead+k)%len(l.frames)]
 	}
-	q.frames, q.fhead = frames, 0
+	l.frames, l.fhead = frames, 0
 }
 
-// pop removes the oldest frame and returns it. q.mu is held and fcount > 0.
-func (q *Queue) pop() frame {
-	f := q.frames[q.fhead]
-	q.fhead++
-	if q.fhead == len(q.frames) {
-		q.fhead = 0
+// pop removes the oldest frame and returns it; fcount > 0.
+func (l *lane) pop() frame {
+	f := l.frames[l.fhead]
+	l.fhead++
+	if l.fhead == len(l.frames) {
+		l.fhead = 0
 	}
-	q.fcount--
-	q.head += f.n
-	if q.head >= len(q.ring) {
-		q.head -= len(q.ring)
+	l.fcount--
+	l.head += f.n
+	if l.head >= len(l.ring) {
+		l.head -= len(l.ring)
 	}
-	q.used -= f.n
-	if q.used == 0 {
-		q.head = 0 // keeps the next frames contiguous
+	l.used -= f.n
+	if l.used == 0 {
+		l.head = 0 // keeps the next frames contiguous
 	}
 	return f
 }
 
-// dropStale drops the frames older than MaxAge at now. q.mu is held.
-func (q *Queue) dropStale(now time.Duration) {
-	for q.fcount > 0 && now-q.frames[q.fhead].at > q.cfg.MaxAge {
-		q.dropOldest(cStale)
+// appendFrame appends f's bytes, which may wrap around the ring, to b.
+func (l *lane) appendFrame(b []byte, f frame) []byte {
+	end := f.off + f.n
+	if end <= len(l.ring) {
+		return append(b, l.ring[f.off:end]...)
+	}
+	b = append(b, l.ring[f.off:]...)
+	return append(b, l.ring[:end-len(l.ring)]...)
+}
+
+// dropStale drops the frames of l older than MaxAge at now. q.mu is held.
+func (q *Queue) dropStale(l *lane, now time.Duration) {
+	for l.fcount > 0 && now-l.frames[l.fhead].at > q.cfg.MaxAge {
+		q.dropOldest(l, cStale)
 	}
 }
 
-// dropOldest drops the oldest frame for reason (cStale or cFull). q.mu is held and fcount > 0.
-func (q *Queue) dropOldest(reason int) {
-	f := q.pop()
+// dropOldest drops the oldest frame of l for reason (cStale or cFull). q.mu is held; fcount > 0.
+func (q *Queue) dropOldest(l *lane, reason int) {
+	f := l.pop()
 	q.dropped(reason, f.kind, f.n)
 }
 
 func (q *Queue) dropped(reason int, kind Kind, n int) {
 	q.count(reason, 1, n)
-	if kind == Media {
+	if kind != Control {
 		q.count(cMedia, 1, n)
 	}
 }
@@ -323,14 +368,17 @@ func (q *Queue) count(i, frames, bytes int) {
 	}
 }
 
-// run is the writer: it drops what has grown stale, then writes the next batch of frames, until
-// Close or a write error.
+// queued is the number of frames waiting. q.mu is held.
+func (q *Queue) queued() int { return q.lanes[0].fcount + q.lanes[1].fcount }
+
+// run is the writer: it drops what has grown stale, then writes the next batch of frames (the
+// first lane's before the second's), until Close or a write error.
 func (q *Queue) run() {
 	defer close(q.done)
 	q.scratch = make([]byte, 0, batchBytes)
 	for {
 		q.mu.Lock()
-		for q.fcount == 0 && !q.closed {
+		for q.queued() == 0 && !q.closed {
 			q.waiting = true
 			q.cond.Wait()
 			q.waiting = false
@@ -339,26 +387,23 @@ func (q *Queue) run() {
 			q.mu.Unlock()
 			return
 		}
-		q.dropStale(q.cfg.now())
+		now := q.cfg.now()
 		b, frames := q.scratch[:0], 0
-		for q.fcount > 0 {
-			n := q.frames[q.fhead].n
-			if len(b) > 0 && len(b)+n > batchBytes {
-				break
+		for i := range q.lanes {
+			l := &q.lanes[i]
+			q.dropStale(l, now)
+			for l.fcount > 0 {
+				n := l.frames[l.fhead].n
+				if len(b) > 0 && (len(b)+n > batchBytes || q.cfg.FramePerWrite) {
+					break
+				}
+				if n > cap(b) { // a frame larger than any so far: the only allocation after start
+					b = make([]byte, 0, n)
+					q.scratch = b
+				}
+				b = l.appendFrame(b, l.pop())
+				frames++
 			}
-			if n > cap(b) { // a frame larger than any so far: the only allocation after start
-				b = make([]byte, 0, n)
-				q.scratch = b
-			}
-			f := q.pop()
-			end := f.off + f.n
-			if end <= len(q.ring) {
-				b = append(b, q.ring[f.off:end]...)
-			} else {
-				b = append(b, q.ring[f.off:]...)
-				b = append(b, q.ring[:end-len(q.ring)]...)
-			}
-			frames++
 		}
 		q.mu.Unlock()
 		if frames == 0 {
@@ -367,8 +412,10 @@ func (q *Queue) run() {
 		if _, err := q.w.Write(b); err != nil {
 			q.mu.Lock()
 			q.err = err
-			for q.fcount > 0 {
-				q.pop() // never to be sent; not counted as dropped: the connection is gone
+			for i := range q.lanes {
+				for q.lanes[i].fcount > 0 {
+					q.lanes[i].pop() // never to be sent; not counted as dropped: the connection is gone
+				}
 			}
 			q.mu.Unlock()
 			return
@@ -381,7 +428,7 @@ func (q *Queue) run() {
 func (q *Queue) Stats() Stats {
 	st := q.own.Stats()
 	q.mu.Lock()
-	st.Queued = Count{uint64(q.fcount), uint64(q.used)}
+	st.Queued = Count{uint64(q.queued()), uint64(q.lanes[0].used + q.lanes[1].used)}
 	q.mu.Unlock()
 	return st
 }

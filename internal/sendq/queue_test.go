@@ -1,6 +1,7 @@
 package sendq
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -142,9 +143,9 @@ func TestStaleFramesDroppedWholeAndCounted(t *testing.T) {
 	<-g.entered
 	// Frames 2–4 wait behind the stalled write for a second; 3 and 4 are media.
 	_, _ = q.Write(framed(2, 100))
-	_, _ = q.WriteKind(framed(3, 1200), Media)
+	_, _ = q.WriteKind(framed(3, 1200), Video)
 	clk.step(100 * time.Millisecond)
-	_, _ = q.WriteKind(framed(4, 1200), Media)
+	_, _ = q.WriteKind(framed(4, 1200), Video)
 	clk.step(900 * time.Millisecond)
 	_, _ = q.Write(framed(5, 300))
 	clk.step(300 * time.Millisecond) // exactly MaxAge: still sent
@@ -160,10 +161,80 @@ func TestStaleFramesDroppedWholeAndCounted(t *testing.T) {
 	}
 }
 
+// TestAudioAndControlGoFirst: on a link that cannot take everything, audio and control frames
+// are written before the video queued ahead of them, and video filling its bound never pushes
+// them out.
+func TestAudioAndControlGoFirst(t *testing.T) {
+	goroutineLeakCheck(t)
+	g := newGate()
+	q, _ := newTestQueue(t, g, Config{MaxBytes: 8 << 10})
+	_, _ = q.WriteKind(framed(0, 100), Video)
+	<-g.entered                              // the link is busy
+	for seq := uint32(1); seq <= 40; seq++ { // 40 KB of video into an 8 KiB bound
+		_, _ = q.WriteKind(framed(seq, 1000), Video)
+		if seq == 20 {
+			_, _ = q.WriteKind(framed(100, 80), Audio)
+			_, _ = q.Write(framed(200, 40))
+		}
+	}
+	g.release <- struct{}{}
+	got := wholeFrames(t, <-g.entered)
+	if len(got) < 3 || got[0] != 100 || got[1] != 200 || got[2] <= 20 {
+		t.Fatalf("first batch after the stall: %v, want audio 100, control 200, then the newest video", got)
+	}
+	for i := 3; i < len(got); i++ {
+		if got[i] != got[i-1]+1 {
+			t.Fatalf("video out of order: %v", got)
+		}
+	}
+	g.release <- struct{}{}
+	for q.Stats().Queued.Frames > 0 {
+		<-g.entered
+		g.release <- struct{}{}
+	}
+	q.Close()
+	if st := q.Stats(); st.Full.Frames == 0 || st.MediaDropped != st.Full {
+		t.Fatalf("stats %+v: only video dropped, for the bound", st)
+	}
+}
+
+// TestOneFramePerWriteOverTLS: over TLS every frame is a write (a record) of its own.
+func TestOneFramePerWriteOverTLS(t *testing.T) {
+	goroutineLeakCheck(t)
+	a, b := net.Pipe()
+	defer b.Close()
+	c := NewConn(tls.Client(a, &tls.Config{}), Config{})
+	if !c.q.cfg.FramePerWrite {
+		t.Fatal("a TLS connection batches frames")
+	}
+	c.Close()
+	if plain := NewConn(a, Config{}); plain.q.cfg.FramePerWrite {
+		t.Fatal("a plain connection writes frame by frame")
+	} else {
+		plain.Close()
+	}
+
+	g := newGate()
+	q, _ := newTestQueue(t, g, Config{FramePerWrite: true})
+	_, _ = q.Write(framed(0, 10))
+	<-g.entered
+	for seq := uint32(1); seq <= 3; seq++ {
+		_, _ = q.Write(framed(seq, 10))
+	}
+	for seq := uint32(1); seq <= 3; seq++ {
+		g.release <- struct{}{}
+		if got := wholeFrames(t, <-g.entered); len(got) != 1 || got[0] != seq {
+			t.Fatalf("write %d carried %v", seq, got)
+		}
+	}
+	g.release <- struct{}{}
+	q.Close()
+}
+
 func TestTooLargeFrameRefusedAndCounted(t *testing.T) {
 	q, _ := newTestQueue(t, io.Discard, Config{MaxBytes: 1000})
 	defer q.Close()
-	if _, err := q.WriteKind(make([]byte, 1001), Media); !errors.Is(err, ErrTooLarge) {
+	if _, err := q.WriteKind(make([]byte, 1001), Video); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized frame: %v", err)
 	}
 	if st := q.Stats(); st.Full != (Count{1, 1001}) || st.MediaDropped != (Count{1, 1001}) {
@@ -247,7 +318,7 @@ func TestSlowPeerDecodesOnlyWholeFrames(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWriter {
 				seq := uint32(w)<<24 | uint32(i)
-				if _, err := c.WriteKind(framed(seq, 200+(i*37)%1100), Media); err != nil {
+				if _, err := c.WriteKind(framed(seq, 200+(i*37)%1100), Video); err != nil {
 					t.Errorf("write: %v", err)
 					return
 				}
@@ -256,7 +327,7 @@ func TestSlowPeerDecodesOnlyWholeFrames(t *testing.T) {
 	}
 	wg.Wait() // the peer has not read a byte: every Write returned regardless
 	const end = writers << 24
-	if _, err := c.Write(framed(end, 10)); err != nil {
+	if _, err := c.WriteKind(framed(end, 10), Video); err != nil {
 		t.Fatal(err)
 	}
 
@@ -303,7 +374,7 @@ func TestWriteAllocatesNothing(t *testing.T) {
 	for range 1000 { // let the ring and the writer's batch reach their size
 		_, _ = q.Write(p)
 	}
-	if n := testing.AllocsPerRun(1000, func() { _, _ = q.WriteKind(p, Media) }); n != 0 {
+	if n := testing.AllocsPerRun(1000, func() { _, _ = q.WriteKind(p, Video) }); n != 0 {
 		t.Fatalf("%v allocations per Write", n)
 	}
 }
@@ -317,7 +388,7 @@ func BenchmarkWrite(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	for b.Loop() {
-		_, _ = q.WriteKind(p, Media)
+		_, _ = q.WriteKind(p, Video)
 	}
 }
 
@@ -330,7 +401,7 @@ func BenchmarkWriteParallel(b *testing.B) {
 	b.SetBytes(int64(len(p)))
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			_, _ = q.WriteKind(p, Media)
+			_, _ = q.WriteKind(p, Video)
 		}
 	})
 }

@@ -36,13 +36,22 @@ type iceTCPConn struct{ *sendq.Conn }
 func (c iceTCPConn) Write(p []byte) (int, error) { return c.WriteKind(p, frameKind(p)) }
 
 // frameKind classifies an RFC 4571 frame: RTP (version 2, RFC 7983) and not RTCP (packet types
-// 192–223, RFC 5761 §4) is media; STUN, DTLS and RTCP are control.
+// 192–223, RFC 5761 §4) is media, audio-sized packets first; STUN, DTLS and RTCP are control.
 func frameKind(p []byte) sendq.Kind {
-	if len(p) >= 4 && p[2]>>6 == 2 && (p[3] < 192 || p[3] > 223) {
-		return sendq.Media
+	if len(p) < 4 || p[2]>>6 != 2 || p[3] >= 192 && p[3] <= 223 {
+		return sendq.Control
 	}
-	return sendq.Control
+	if len(p) <= audioSized {
+		return sendq.Audio
+	}
+	return sendq.Video
 }
+
+// audioSized is the largest RFC 4571 frame sent ahead of video: an Opus packet at what browsers
+// send (20 ms at up to ~64 kbit/s: 160 bytes) with its RTP header, extensions and SRTP tag.
+// Payload types are the browser's choice per connection, so size is what the queue can tell by;
+// the few small video packets (a frame's tail) that go first with audio cost nothing.
+const audioSized = 2 + 300
 
 // srtpOverhead is what SRTP adds to each RTP packet with the AEAD-GCM profile we prefer (its
 // tag); BytesOut counts packets before protection.

@@ -32,6 +32,10 @@ const (
 	// tcpReadBuffer is the per-connection buffer that frames are cut from: a few frames, so
 	// that one read syscall can deliver a burst.
 	tcpReadBuffer = 8 << 10
+	// audioSized is the largest ChannelData frame the client's send queue takes ahead of video:
+	// an Opus packet at what browsers send, as SRTP, framed. Sound goes first on a weak link; the
+	// few small video packets that go with it cost nothing.
+	audioSized = channelDataHeader + 300
 	// frameInvalid is what frameSize returns for bytes that are neither STUN nor ChannelData.
 	frameInvalid = -1
 )
@@ -163,7 +167,11 @@ func (rc *relayConn) relayToClient(n int, named int32) bool {
 	clear(b[end:padded])
 	// The queue copies the frame and never blocks. A failed write (the client went away) is what
 	// pion would log and ignore too; the allocation ends when the connection's read loop does.
-	_, _ = tc.out.WriteKind(b[:padded], sendq.Media)
+	kind := sendq.Video
+	if padded <= audioSized {
+		kind = sendq.Audio
+	}
+	_, _ = tc.out.WriteKind(b[:padded], kind)
 	return true
 }
 
