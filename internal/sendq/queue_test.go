@@ -19,14 +19,25 @@ import (
 type gate struct {
 	entered chan []byte
 	release chan struct{}
+	stop    chan struct{} // closed: writes fail, as on a closed connection
 }
 
-func newGate() *gate { return &gate{entered: make(chan []byte), release: make(chan struct{})} }
+func newGate() *gate {
+	return &gate{entered: make(chan []byte), release: make(chan struct{}), stop: make(chan struct{})}
+}
 
 func (g *gate) Write(p []byte) (int, error) {
-	g.entered <- append([]byte(nil), p...)
-	<-g.release
-	return len(p), nil
+	select {
+	case g.entered <- append([]byte(nil), p...):
+	case <-g.stop:
+		return 0, net.ErrClosed
+	}
+	select {
+	case <-g.release:
+		return len(p), nil
+	case <-g.stop:
+		return 0, net.ErrClosed
+	}
 }
 
 // clock is a hand-stepped clock.
@@ -187,11 +198,7 @@ func TestAudioAndControlGoFirst(t *testing.T) {
 			t.Fatalf("video out of order: %v", got)
 		}
 	}
-	g.release <- struct{}{}
-	for q.Stats().Queued.Frames > 0 {
-		<-g.entered
-		g.release <- struct{}{}
-	}
+	close(g.stop) // the connection closes
 	q.Close()
 	if st := q.Stats(); st.Full.Frames == 0 || st.MediaDropped != st.Full {
 		t.Fatalf("stats %+v: only video dropped, for the bound", st)
