@@ -4,71 +4,55 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
-	"net/netip"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/session"
-	"github.com/parley/parley/internal/sfu"
 )
 
-// newMediaEnv is newEnv with a real SFU on loopback, for the REST views of publishers and
-// subscribers and for DELETE /stream. Only the test imports sfu and pion; the package does not.
+// newMediaEnv is newEnv with fake media under the model, for the REST views of publishers and
+// subscribers and for DELETE /stream.
 func newMediaEnv(t *testing.T) *env {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	media, err := sfu.New(sfu.Config{Port: 0, Loopback: true, ListenIPs: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}, log)
-	if err != nil {
-		t.Fatalf("sfu: %v", err)
-	}
-	m := session.NewManager(session.Options{WebSocketURL: wsURL, Media: media, Log: log})
+	m := session.NewManager(session.Options{WebSocketURL: wsURL, Media: fakeMedia{}, Log: log})
 	srv := httptest.NewServer(api.New(testConfig(), m, log))
 	t.Cleanup(func() {
 		srv.Close()
-		m.Shutdown() // closes the server-side PeerConnections before their socket
-		_ = media.Close()
+		m.Shutdown()
 	})
 	return &env{t: t, srv: srv, m: m, logs: logs}
 }
 
-// offer returns a browser-like offer: sendonly VP8 + Opus to publish, or recvonly to subscribe.
-// Nobody applies our answer, so ICE never connects and connectionPath stays null.
-func offer(t *testing.T, dir webrtc.RTPTransceiverDirection) string {
-	t.Helper()
-	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	for _, c := range []webrtc.RTPCodecCapability{{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, {MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}} {
-		if dir == webrtc.RTPTransceiverDirectionSendonly {
-			tr, err := webrtc.NewTrackLocalStaticSample(c, c.MimeType, "browser")
-			if err == nil {
-				_, err = pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: dir})
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		kind := webrtc.RTPCodecTypeAudio
-		if c.MimeType == webrtc.MimeTypeVP8 {
-			kind = webrtc.RTPCodecTypeVideo
-		}
-		if _, err := pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o.SDP
+// fakeMedia answers every offer; its connections never connect, so connectionPath stays null.
+type fakeMedia struct{}
+
+func (fakeMedia) Publish(context.Context, session.PublishRequest) (session.PublishedMedia, string, error) {
+	return fakeConn{}, "answer", nil
 }
+
+func (fakeMedia) Subscribe(context.Context, session.PublishedMedia, session.SubscribeRequest) (session.SubscribedMedia, string, error) {
+	return fakeConn{}, "answer", nil
+}
+
+func (fakeMedia) SubscribeOffer(context.Context, session.PublishedMedia, session.SubscribeRequest) (session.SubscribedMedia, string, error) {
+	return fakeConn{}, "offer", nil
+}
+
+type fakeConn struct{}
+
+func (fakeConn) SetAnswer(string) error { return nil }
+
+func (fakeConn) Tracks() (audio, video bool)                         { return true, true }
+func (fakeConn) AddCandidate(session.Candidate) error                { return nil }
+func (fakeConn) Renegotiate(context.Context, string) (string, error) { return "answer", nil }
+func (fakeConn) Path() session.MediaPath                             { return session.MediaPath{} }
+func (fakeConn) Close()                                              {}
+
+// offer stands for a browser's offer: sendonly VP8 + Opus to publish, or recvonly to subscribe.
+func offer(_ *testing.T, dir string) string { return "v=0 " + dir }
 
 func TestPublishersAndSubscribers(t *testing.T) {
 	t.Parallel()
@@ -80,14 +64,14 @@ func TestPublishersAndSubscribers(t *testing.T) {
 	pub, pubSink := e.join("S", pubConn, session.JoinInfo{Metadata: "pub", Platform: "Chrome", IP: "127.0.0.1"})
 	sub, subSink := e.join("S", subConn, session.JoinInfo{Metadata: "sub", Platform: "Firefox", IP: "127.0.0.1"})
 
-	st, _, err := pub.Publish(ctx, session.PublishParams{Offer: offer(t, webrtc.RTPTransceiverDirectionSendonly), Media: session.MediaOptions{
+	st, _, err := pub.Publish(ctx, session.PublishParams{Offer: offer(t, "sendonly"), Media: session.MediaOptions{
 		HasAudio: true, HasVideo: true, AudioActive: true, VideoActive: true, TypeOfVideo: "CAMERA", FrameRate: 30,
 		VideoDimensions: `{"width":640,"height":480}`,
 	}})
 	if err != nil {
 		t.Fatalf("publish: %v", err)
 	}
-	if _, err := sub.Subscribe(ctx, st.ID, offer(t, webrtc.RTPTransceiverDirectionRecvonly)); err != nil {
+	if _, err := sub.Subscribe(ctx, st.ID, offer(t, "recvonly")); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	pubPath := "/openvidu/api/sessions/S/connection/" + pubConn["id"].(string)

@@ -92,10 +92,9 @@ type source interface {
 var _ source = (*sfu.Publisher)(nil)
 
 func publisherOf(rs session.RecordableStream) source {
-	if rs.Publisher == nil {
-		return nil
-	}
-	return rs.Publisher
+	// The wiring's handle embeds the SFU's publisher, taps and all.
+	src, _ := rs.Publisher.(source)
+	return src
 }
 
 // Recorder runs every recording of this node.

@@ -99,6 +99,15 @@ func (f *fakeSessions) seen() []string {
 	return out
 }
 
+// noMedia is a published stream's handle in the model; the recorder's sources come from elsewhere.
+type noMedia struct{}
+
+func (noMedia) Tracks() (audio, video bool)                         { return true, true }
+func (noMedia) AddCandidate(session.Candidate) error                { return nil }
+func (noMedia) Renegotiate(context.Context, string) (string, error) { return "", nil }
+func (noMedia) Path() session.MediaPath                             { return session.MediaPath{} }
+func (noMedia) Close()                                              {}
+
 // fakeSource stands in for an SFU publisher: the test pushes packets into the taps it was given.
 type fakeSource struct {
 	mu   sync.Mutex
@@ -187,7 +196,7 @@ func (h *harness) stream(id session.StreamID, conn session.ConnectionID, record 
 	h.sources[id] = &fakeSource{taps: map[string]sfu.Tap{}}
 	return session.RecordableStream{ID: id, Connection: conn, Record: record, ServerData: "UserA",
 		Media:     session.MediaOptions{HasAudio: true, HasVideo: true, TypeOfVideo: "CAMERA", VideoDimensions: `{"width":320,"height":240}`},
-		Publisher: &sfu.Publisher{}} // only non-nil: sources come from h.sources
+		Publisher: noMedia{}} // only non-nil: sources come from h.sources
 }
 
 func kindOf(err error) session.Kind {

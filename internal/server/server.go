@@ -127,7 +127,7 @@ func build(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	closers = append(closers, s.media.Close)
 	warnPrivateLowPorts(announce, replace, s.media.LocalAddrs(), cfg, log)
 	s.manager = session.NewManager(session.Options{
-		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: s.media, Log: log.With("component", "session"),
+		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: sessionMedia{s.media}, Log: log.With("component", "session"),
 		DescribePath: s.describePath,
 	})
 	if cfg.TURN.Enabled {
@@ -238,7 +238,7 @@ func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
 }
 
 // describePath marks candidate pairs whose remote end is one of our TURN relays.
-func (s *Server) describePath(p sfu.Path) sfu.Path {
+func (s *Server) describePath(p session.MediaPath) session.MediaPath {
 	if s.turn == nil {
 		return p
 	}

@@ -28,17 +28,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/config"
-	"github.com/parley/parley/internal/sfu"
 )
-
-// Media is what the model needs from the SFU.
-type Media interface {
-	Publish(ctx context.Context, req sfu.PublishRequest) (*sfu.Publisher, string, error)
-	Subscribe(ctx context.Context, pub *sfu.Publisher, req sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
-	// SubscribeOffer is Subscribe with our offer instead of the browser's (mediasoup mode); the
-	// answer goes to the Subscriber's SetAnswer.
-	SubscribeOffer(ctx context.Context, pub *sfu.Publisher, req sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
-}
 
 // Options configure a Manager.
 type Options struct {
@@ -51,7 +41,7 @@ type Options struct {
 	Now func() time.Time
 	// DescribePath, optional, completes a candidate pair with what only the caller knows (whether the
 	// remote address is one of our TURN relays).
-	DescribePath func(sfu.Path) sfu.Path
+	DescribePath func(MediaPath) MediaPath
 }
 
 // Manager owns every session of this node.
@@ -398,7 +388,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Part
 	c.active, c.activeAt = true, m.opts.Now()
 	c.clientData, c.platform, c.ip, c.sink = j.Metadata, j.Platform, j.IP, sink
 	c.subs = map[ConnectionID]*subscription{}
-	c.pendingCands = map[string][]sfu.Candidate{}
+	c.pendingCands = map[string][]Candidate{}
 	s.everJoined = true
 
 	self := c.participantInfo()
@@ -564,16 +554,18 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
 	m.mu.Unlock()
 
-	var created atomic.Pointer[sfu.Publisher]
-	pub, answer, err := m.opts.Media.Publish(ctx, sfu.PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
+	var created atomic.Pointer[PublishedMedia]
+	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
 		OnState: func(st string) {
 			if pub := created.Load(); pub != nil && st == "connected" {
-				m.mediaConnected(c, sid, "", pub.Path(), log)
+				m.mediaConnected(c, sid, "", (*pub).Path(), log)
 			}
 			log.Debug("publisher state", "state", st)
 		},
-		OnPath: func(p sfu.Path) { m.mediaPath(c, sid, "", p, log) }})
-	created.Store(pub)
+		OnPath: func(p MediaPath) { m.mediaPath(c, sid, "", p, log) }})
+	if err == nil {
+		created.Store(&pub)
+	}
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -585,8 +577,9 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 		go pub.Close()
 		return StreamInfo{}, "", errorf(KindNotFound, CodeUserNotFound, "participant left while publishing")
 	}
-	p.Media.HasAudio = p.Media.HasAudio && pub.HasAudio()
-	p.Media.HasVideo = p.Media.HasVideo && pub.HasVideo()
+	hasAudio, hasVideo := pub.Tracks()
+	p.Media.HasAudio = p.Media.HasAudio && hasAudio
+	p.Media.HasVideo = p.Media.HasVideo && hasVideo
 	c.stream = &stream{id: sid, createdAt: m.opts.Now(), media: p.Media, pub: pub}
 	m.flushCandidates(c, string(c.id), pub.AddCandidate)
 	si := c.stream.info()
@@ -607,17 +600,17 @@ func resolveCodec(session, global string) string {
 	case "VP8", "VP9", "H264":
 		return v
 	case "NONE":
-		return sfu.CodecAny
+		return CodecAny
 	default:
-		return sfu.CodecVP8
+		return CodecVP8
 	}
 }
 
 func mediaError(err error) error {
 	switch {
-	case errors.Is(err, sfu.ErrCodec):
+	case errors.Is(err, ErrMediaCodec):
 		return errorf(KindInvalid, CodeForcedCodec, "%v", err)
-	case errors.Is(err, sfu.ErrSDP):
+	case errors.Is(err, ErrMediaSDP):
 		return errorf(KindInvalid, CodeMediaSDPError, "%v", err)
 	default:
 		return errorf(KindInternal, CodeMediaEndpointError, "media error: %v", err)
@@ -626,7 +619,7 @@ func mediaError(err error) error {
 
 // flushCandidates applies candidates buffered for endpoint. Caller holds m.mu; AddICECandidate only
 // queues inside pion, it never blocks on the network.
-func (m *Manager) flushCandidates(c *Connection, endpoint string, add func(sfu.Candidate) error) {
+func (m *Manager) flushCandidates(c *Connection, endpoint string, add func(Candidate) error) {
 	for _, cand := range c.pendingCands[endpoint] {
 		_ = add(cand)
 	}
@@ -649,7 +642,7 @@ func (m *Manager) stopPublishing(c *Connection) error {
 	return nil
 }
 
-type subscribeFunc func(context.Context, *sfu.Publisher, sfu.SubscribeRequest) (*sfu.Subscriber, string, error)
+type subscribeFunc func(context.Context, PublishedMedia, SubscribeRequest) (SubscribedMedia, string, error)
 
 // answerSubscribe applies the browser's answer to the offer of a server-offered subscription.
 func (m *Manager) answerSubscribe(c *Connection, sid StreamID, answer string) error {
@@ -696,20 +689,20 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		old.sub.Close()
 	}
 
-	var created atomic.Pointer[sfu.Subscriber]
-	sub, answer, err := negotiate(ctx, pub, sfu.SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
+	var created atomic.Pointer[SubscribedMedia]
+	sub, answer, err := negotiate(ctx, pub, SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
 		OnState: func(st string) {
 			if sub := created.Load(); sub != nil && st == "connected" {
-				m.mediaConnected(owner, sid, c.id, sub.Path(), log)
+				m.mediaConnected(owner, sid, c.id, (*sub).Path(), log)
 			}
 			log.Debug("subscriber state", "state", st)
 		},
-		OnPath:        func(p sfu.Path) { m.mediaPath(owner, sid, c.id, p, log) },
+		OnPath:        func(p MediaPath) { m.mediaPath(owner, sid, c.id, p, log) },
 		OnVideoPaused: func(paused bool) { m.videoPaused(owner, sid, c, paused) }})
-	created.Store(sub)
 	if err != nil {
 		return "", mediaError(err)
 	}
+	created.Store(&sub)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || c.subs[owner.id] != nil {
@@ -746,22 +739,22 @@ func (m *Manager) videoPaused(owner *Connection, sid StreamID, c *Connection, pa
 
 // mediaConnected records the candidate pair of a publisher (subscriber empty) or subscription once
 // ICE and DTLS are up, and logs it: the first thing to look at when someone sees only themselves.
-func (m *Manager) mediaConnected(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger) {
+func (m *Manager) mediaConnected(owner *Connection, sid StreamID, subscriber ConnectionID, path MediaPath, log *slog.Logger) {
 	m.recordPath(owner, sid, subscriber, path, log, true)
 }
 
 // mediaPath records a pair ICE selected (sfu OnPath). Browsers move after connecting, e.g. from a
 // TURN relay to ICE-TCP once that check succeeds; REST's connectionPath and the log follow.
-func (m *Manager) mediaPath(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger) {
+func (m *Manager) mediaPath(owner *Connection, sid StreamID, subscriber ConnectionID, path MediaPath, log *slog.Logger) {
 	m.recordPath(owner, sid, subscriber, path, log, false)
 }
 
-func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber ConnectionID, path sfu.Path, log *slog.Logger, connected bool) {
+func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber ConnectionID, path MediaPath, log *slog.Logger, connected bool) {
 	if m.opts.DescribePath != nil {
 		path = m.opts.DescribePath(path)
 	}
 	m.mu.Lock()
-	var at *sfu.Path
+	var at *MediaPath
 	if subscriber == "" {
 		if owner.stream != nil && owner.stream.id == sid {
 			at = &owner.stream.path
@@ -769,7 +762,7 @@ func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber Connect
 	} else if c := owner.sess.conns[subscriber]; c != nil && c.subs[owner.id] != nil && c.subs[owner.id].stream == sid {
 		at = &c.subs[owner.id].path
 	}
-	var was sfu.Path
+	var was MediaPath
 	if at != nil {
 		was, *at = *at, path
 	}
@@ -806,13 +799,13 @@ func (m *Manager) unsubscribe(c *Connection, publisher ConnectionID) error {
 
 // AddCandidate routes a browser candidate: endpointName is c's own id for its publisher connection,
 // or the publisher's id for a subscription. Candidates for endpoints not negotiated yet are kept.
-func (m *Manager) addCandidate(c *Connection, endpoint string, cand sfu.Candidate) error {
+func (m *Manager) addCandidate(c *Connection, endpoint string, cand Candidate) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := usable(c); err != nil {
 		return err
 	}
-	var add func(sfu.Candidate) error
+	var add func(Candidate) error
 	if endpoint == string(c.id) && c.stream != nil {
 		add = c.stream.pub.AddCandidate
 	} else if sub := c.subs[ConnectionID(endpoint)]; sub != nil {

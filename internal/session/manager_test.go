@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/config"
-	"github.com/parley/parley/internal/sfu"
 )
 
 // recorder is a Sink that keeps what it was told.
@@ -206,7 +205,7 @@ func TestStreamIDOwner(t *testing.T) {
 func TestMediaPathFollowsICE(t *testing.T) {
 	var logs bytes.Buffer
 	m, _ := newTestManager(t)
-	m.opts.DescribePath = func(p sfu.Path) sfu.Path { p.ViaTURN = p.RemoteType == "relay"; return p }
+	m.opts.DescribePath = func(p MediaPath) MediaPath { p.ViaTURN = p.RemoteType == "relay"; return p }
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	if _, err := m.CreateSession(Properties{CustomSessionID: "paths"}); err != nil {
 		t.Fatal(err)
@@ -217,10 +216,10 @@ func TestMediaPathFollowsICE(t *testing.T) {
 	m.mu.Lock()
 	c.stream = &stream{id: sid}
 	m.mu.Unlock()
-	relay := sfu.Path{Protocol: "udp", LocalType: "host", RemoteType: "relay", Local: "203.0.113.1:443", Remote: "203.0.113.1:50000"}
-	tcp := sfu.Path{Protocol: "tcp", LocalType: "host", RemoteType: "prflx", Local: "203.0.113.1:443", Remote: "198.51.100.7:61000"}
+	relay := MediaPath{Protocol: "udp", LocalType: "host", RemoteType: "relay", Local: "203.0.113.1:443", Remote: "203.0.113.1:50000"}
+	tcp := MediaPath{Protocol: "tcp", LocalType: "host", RemoteType: "prflx", Local: "203.0.113.1:443", Remote: "198.51.100.7:61000"}
 
-	path := func() sfu.Path {
+	path := func() MediaPath {
 		ci, err := m.Connection("paths", c.id)
 		if err != nil || len(ci.Publishers) != 1 {
 			t.Fatalf("connection %+v, %v", ci, err)

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/parley/parley/internal/sfu"
 )
 
 // Role is a connection's capability set (OpenVidu OpenViduRole).
@@ -110,26 +108,20 @@ type ConnectionInfo struct {
 	Subscribers []SubscriptionInfo
 }
 
-// Candidate is a browser's ICE candidate (see sfu.Candidate).
-type Candidate = sfu.Candidate
-
-// MediaPath is the ICE candidate pair carrying a media connection (see sfu.Path).
-type MediaPath = sfu.Path
-
 // StreamInfo is a snapshot of a published stream.
 type StreamInfo struct {
 	ID        StreamID
 	CreatedAt time.Time
 	Media     MediaOptions
 	// Path is the candidate pair carrying it (zero until connected).
-	Path sfu.Path
+	Path MediaPath
 }
 
 // SubscriptionInfo is a snapshot of one subscription of a connection.
 type SubscriptionInfo struct {
 	Stream    StreamID
 	CreatedAt time.Time
-	Path      sfu.Path
+	Path      MediaPath
 }
 
 // ParticipantInfo is how a participant is announced to others (participantJoined, joinRoom value).
@@ -194,7 +186,7 @@ type Connection struct {
 	publishing bool // a publish is being negotiated
 	subs       map[ConnectionID]*subscription
 	// pendingCands holds candidates that arrived before their endpoint existed, by endpointName.
-	pendingCands map[string][]sfu.Candidate
+	pendingCands map[string][]Candidate
 }
 
 // ID returns the connection id.
@@ -207,15 +199,15 @@ type stream struct {
 	id        StreamID
 	createdAt time.Time
 	media     MediaOptions
-	pub       *sfu.Publisher
-	path      sfu.Path
+	pub       PublishedMedia
+	path      MediaPath
 }
 
 type subscription struct {
 	stream    StreamID
 	createdAt time.Time
-	sub       *sfu.Subscriber
-	path      sfu.Path
+	sub       SubscribedMedia
+	path      MediaPath
 	// src is the publisher's stream, whose media options the subscription's events report.
 	src *stream
 }

@@ -3,8 +3,6 @@ package session
 import (
 	"slices"
 	"time"
-
-	"github.com/parley/parley/internal/sfu"
 )
 
 // Recording statuses (protocol note §10.1).
@@ -47,7 +45,7 @@ type RecordableStream struct {
 	ServerData string
 	Media      MediaOptions
 	CreatedAt  time.Time
-	Publisher  *sfu.Publisher
+	Publisher  PublishedMedia
 }
 
 // RecordingTarget is a session as a recorder sees it when starting or autostopping.
