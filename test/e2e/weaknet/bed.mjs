@@ -215,7 +215,7 @@ async function openPage(browser, url, transport, name) {
   const page = await within(30000, context.newPage(), 'new page');
   const problems = [];
   page.on('pageerror', (e) => problems.push(String(e)));
-  await page.goto(url, { timeout: 15000 });
+  await page.goto(url, { timeout: 30000 });
   return { name, context, page, problems };
 }
 
