@@ -359,3 +359,84 @@ func TestRTPPayloadOffset(t *testing.T) {
 		t.Fatalf("offset %d of %d", off, len(raw))
 	}
 }
+
+// TestSimulcastH264: with H.264 (forced codec) only sequence numbers and timestamps are rewritten,
+// and a switch happens at the packet carrying the SPS that starts a keyframe.
+func TestSimulcastH264(t *testing.T) {
+	var fs []*forwarder
+	seqs := []uint16{100, 40000}
+	tss := []uint32{5, 3000000000}
+	var loss [2]seqLoss
+	for range 2 {
+		fs = append(fs, newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, slog.New(slog.DiscardHandler)))
+	}
+	type got struct {
+		seq   uint16
+		ts    uint32
+		layer byte
+		key   bool
+	}
+	var mu sync.Mutex
+	var out []got
+	tr, _ := newBoundTrack(fs[0].codec, "video", "s")
+	tr.out.Store(&binding{id: "b", ssrc: 9, pt: 102, stream: writerFunc(func(h *rtp.Header, b []byte) {
+		mu.Lock()
+		out = append(out, got{h.SequenceNumber, h.Timestamp, b[len(b)-1], isKeyframeStart(codecH264, b)})
+		mu.Unlock()
+	})})
+	d := &downTrack{fwd: fs[1], track: tr}
+	d.sc = newSimulcast(d, fs)
+	d.attach()
+	defer d.detach()
+	for _, f := range fs {
+		f.lastAt.Store(time.Now().UnixNano())
+	}
+	var pkt rtp.Packet
+	for fr := range 40 {
+		if fr == 20 {
+			d.setMaxLayer(0)
+		}
+		for i, f := range fs {
+			key := fr%10 == 4*i+1
+			payloads := [][]byte{{0x41, 0x9a, byte(i)}} // a non-IDR slice
+			if key {
+				payloads = [][]byte{{24, 0, 2, 0x67, 0x42, 0, 1, 0x68, byte(i)}, {0x7c, 0x85, byte(i)}, {0x7c, 0x45, byte(i)}} // STAP-A(SPS, PPS), FU-A IDR
+			}
+			for j, pl := range payloads {
+				raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seqs[i], Timestamp: tss[i], Marker: j == len(payloads)-1}, Payload: pl}).Marshal()
+				if err := pkt.Unmarshal(raw); err != nil {
+					t.Fatal(err)
+				}
+				f.forward(&pkt, raw, &loss[i])
+				seqs[i]++
+			}
+			tss[i] += 3000
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(out) == 0 || !out[0].key || out[0].layer != 1 {
+		t.Fatalf("first packet forwarded: %+v", out)
+	}
+	var layers []byte
+	for i, p := range out {
+		if len(layers) == 0 || layers[len(layers)-1] != p.layer {
+			if !p.key {
+				t.Fatalf("switch to layer %d at packet %d, which is no keyframe start", p.layer, i)
+			}
+			layers = append(layers, p.layer)
+		}
+		if i > 0 && (p.seq != out[i-1].seq+1 || int32(p.ts-out[i-1].ts) < 0 || p.ts-out[i-1].ts > 90000) {
+			t.Fatalf("discontinuity at packet %d: %+v after %+v", i, p, out[i-1])
+		}
+	}
+	if !slices.Equal(layers, []byte{1, 0}) {
+		t.Fatalf("layers %v, want [1 0]", layers)
+	}
+}
+
+// writerFunc is a subscriber's write stream made of a func.
+type writerFunc func(h *rtp.Header, payload []byte)
+
+func (f writerFunc) WriteRTP(h *rtp.Header, b []byte) (int, error) { f(h, b); return len(b), nil }
+func (f writerFunc) Write(b []byte) (int, error)                   { return len(b), nil }
