@@ -1,7 +1,9 @@
 package sfu
 
 import (
+	"context"
 	"encoding/binary"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,7 +205,11 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 			}
 			return
 		}
+		from := cur
 		sc.switchTo(l, p, pic, now)
+		if log := sc.layers[l].log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid) // rare: at keyframes, when the choice changed
+		}
 	case l == cur:
 		if int16(p.SequenceNumber-sc.startSeq) < 0 {
 			sc.mu.Unlock() // older than the keyframe we switched at: the decoder cannot use it
@@ -351,10 +357,21 @@ func (sc *simulcast) fit(now time.Time, est float64) {
 		sc.fitBytes[i] = b
 	}
 	sc.fitAt = now
-	l := len(sc.layers) - 1
+	top, cur := len(sc.layers)-1, int(sc.fitMax.Load())
+	l := top
 	if est > 0 {
-		for l > 0 && !(sc.rate[l] > 0 && sc.rate[l] <= est) {
-			l--
+		// A layer above the current one must fit entirely; the current one and those under it
+		// are kept until the estimate falls under ccPauseBelow of their rate, as the pause is:
+		// a layer's rate swings by a keyframe or a ramp-up from one second to the next, and each
+		// switch costs a keyframe.
+		for l = top; l > 0; l-- {
+			need := sc.rate[l]
+			if l <= cur {
+				need *= ccPauseBelow
+			}
+			if sc.rate[l] > 0 && need <= est {
+				break
+			}
 		}
 	}
 	sc.fitMax.Store(int32(l))

@@ -440,3 +440,40 @@ type writerFunc func(h *rtp.Header, payload []byte)
 
 func (f writerFunc) WriteRTP(h *rtp.Header, b []byte) (int, error) { f(h, b); return len(b), nil }
 func (f writerFunc) Write(b []byte) (int, error)                   { return len(b), nil }
+
+// TestSimulcastFit: the layer a subscriber's estimate carries, with room to stay on a layer whose
+// rate swings, and no limit while nothing is known.
+func TestSimulcastFit(t *testing.T) {
+	layers := newVP8Layers(3)
+	fs := []*forwarder{layers[0].f, layers[1].f, layers[2].f}
+	d := &downTrack{fwd: fs[2]}
+	sc := newSimulcast(d, fs)
+	now := time.Now()
+	rates := []uint64{150e3, 500e3, 1500e3} // bits per second of each layer
+	second := func(est float64) int32 {
+		now = now.Add(time.Second)
+		for i, f := range fs {
+			f.bytes.Add(rates[i] / 8)
+		}
+		sc.fit(now, est)
+		return sc.fitMax.Load()
+	}
+	for _, step := range []struct {
+		est  float64
+		want int32
+	}{
+		{0, 2},      // first interval: no rates yet, no estimate
+		{0, 2},      // unknown estimate: no limit
+		{1300e3, 2}, // the top layer swings above the estimate by less than the margin: kept
+		{1100e3, 1}, // clearly too much: down to what fits
+		{1400e3, 1}, // going up needs the whole rate
+		{1600e3, 2}, // it fits
+		{100e3, 0},  // nothing fits: the lowest (the congestion state pauses if need be)
+		{450e3, 0},  // under the middle layer's rate
+		{600e3, 1},
+	} {
+		if got := second(step.est); got != step.want {
+			t.Fatalf("estimate %.0f: layer %d, want %d", step.est, got, step.want)
+		}
+	}
+}

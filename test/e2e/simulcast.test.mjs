@@ -64,7 +64,7 @@ async function inboundVideo(p) {
   });
 }
 
-test('the stock client publishes rid layers and its subscriber decodes them through a server offer', async (t) => {
+test('the stock client publishes rid layers, its subscriber decodes them through a server offer, and both reconnect', async (t) => {
   const session = await parley.ov.createSession({ customSessionId: 'simulcast' });
   const enter = async (name) => {
     const conn = await session.createConnection({});
@@ -96,6 +96,17 @@ test('the stock client publishes rid layers and its subscriber decodes them thro
   t.diagnostic(`publisher layers ${JSON.stringify(await outboundLayers(alice))}; subscriber ${JSON.stringify(later)}`);
   assert.ok(later.frameWidth > 0, `decoded width ${later.frameWidth}`);
   assert.ok(later.frameWidth <= 960, `decoded width ${later.frameWidth}`);
+
+  // reconnectStream in this mode: the subscriber asks for a new server offer
+  // (prepareReceiveVideoFrom{reconnect}) and answers in reconnectStream's sdpString; the publisher
+  // offers its layers again. Video flows on the new PeerConnections.
+  await bob.page.evaluate(() => window.subscribers[0].stream.reconnect());
+  await poll('the reconnected subscription to decode', async () => (await inboundVideo(bob))?.framesDecoded > 30, { timeout: 30000 });
+  await alice.page.evaluate(() => window.publisher.stream.reconnect());
+  const before = (await inboundVideo(bob)).framesDecoded;
+  await poll('video from the reconnected publisher', async () => (await inboundVideo(bob)).framesDecoded > before + 30, { timeout: 30000 });
+  await poll('the reconnected publisher to send two or three rid layers', async () =>
+    Object.entries(await outboundLayers(alice)).filter(([rid, s]) => rid.startsWith('rdiv') && s.bytesSent > 0).length >= 2, { timeout: 30000 });
 
   // The subscription is a PeerConnection whose offer came from the server: REST shows it.
   await session.fetch();
