@@ -116,9 +116,9 @@ type TURNConfig struct {
 	// UDPPort is PARLEY_TURN_UDP_PORT (default 0 = off; OpenVidu used 3478). TURN over UDP is only
 	// useful where UDP reaches us but not our media port.
 	UDPPort int
-	// MaxAllocationsPerConnection is PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION (default 100: a browser
-	// takes about two per PeerConnection per TURN URL, and OpenVidu opens one per publish and per
-	// subscription).
+	// MaxAllocationsPerConnection is PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION (default 100), the
+	// ceiling of a participant's TURN allocations; the bound in force is 6 per PeerConnection it
+	// has (one per publish and per subscription) plus 12 (internal/turn/share.go).
 	MaxAllocationsPerConnection int
 	// MaxAllocations is PARLEY_TURN_MAX_ALLOCATIONS (default 1000) for this node.
 	MaxAllocations int

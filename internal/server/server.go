@@ -234,7 +234,7 @@ func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
 	return turn.New(turn.Config{
 		MediaAddrs: media, MediaAliases: aliases, RelayIP: relayIP, RelayIP6: relayIP6, UDPAddr: udp,
 		MaxAllocationsPerConnection: s.cfg.TURN.MaxAllocationsPerConnection, MaxAllocations: s.cfg.TURN.MaxAllocations,
-	}, turn.LivenessFunc(s.manager.Alive), s.log.With("component", "turn"))
+	}, s.manager, s.log.With("component", "turn"))
 }
 
 // describePath marks candidate pairs whose remote end is one of our TURN relays.
@@ -317,8 +317,10 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = s.app.Run(bg) }()
 	if s.turn != nil {
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); s.revokeLoop(bg) }()
+		// The sweep behind Revoke: participants the model lost without telling us.
+		go func() { defer wg.Done(); _ = s.turn.Run(bg) }()
 	}
 	var portErr chan error
 	if s.httpPort != nil {

@@ -971,6 +971,27 @@ func (m *Manager) Alive(cid string) bool {
 	return false
 }
 
+// Footprint reports a participant's session and its PeerConnections (one per publish, one per
+// subscription, those being negotiated included), or -1 if it is not active; the TURN server
+// sizes a participant's relay allocations by them.
+func (m *Manager) Footprint(cid string) (string, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range m.sessions {
+		if c := s.conns[ConnectionID(cid)]; c != nil {
+			if !c.active || c.gone {
+				break
+			}
+			n := len(c.subs)
+			if c.stream != nil || c.publishing {
+				n++
+			}
+			return string(s.id), n
+		}
+	}
+	return "", -1
+}
+
 // Run collects sessions nobody joined (OPENVIDU_SESSIONS_GARBAGE_*) until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	if m.opts.Config.GarbageInterval <= 0 {

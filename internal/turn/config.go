@@ -49,12 +49,19 @@ type Config struct {
 	// browsers that reach the TURN server over IPv6 ask for an IPv6 relay, and would get none.
 	RelayIP6 netip.Addr
 
-	// MaxAllocationsPerConnection bounds the allocations one credential may hold at once.
-	// Default 10. Browsers make about two per PeerConnection per TURN URL, and OpenVidu uses one
-	// PeerConnection per publish and per subscription, so raise it for large rooms.
+	// MaxAllocationsPerConnection bounds the allocations one credential may hold at once,
+	// whatever its PeerConnections. Default 100. With a Liveness that implements Footprint,
+	// the bound in force is lower: AllocationsPerPeerConnection for each PeerConnection the
+	// participant has, plus two (share.go).
 	MaxAllocationsPerConnection int
 
-	// MaxAllocations bounds allocations (and so relay sockets) on this node. Default 1000.
+	// AllocationsPerPeerConnection is what one PeerConnection of a browser may hold: one relay
+	// per TURN URL (turns:, turn: over TCP, turn: over UDP) and local address family (IPv4,
+	// IPv6). Default 6.
+	AllocationsPerPeerConnection int
+
+	// MaxAllocations bounds allocations (and so relay sockets) on this node. Default 1000. Past
+	// half of it, no session or source address may grow beyond its fair share (share.go).
 	MaxAllocations int
 
 	// UDPAddr is the optional TURN/UDP listen address (e.g. ":3478"). Empty disables TURN/UDP:
@@ -73,11 +80,12 @@ type Config struct {
 
 // Defaults applied by New for zero fields.
 const (
-	DefaultRealm                       = "parley"
-	DefaultCredentialTTL               = 24 * time.Hour
-	DefaultMaxAllocationsPerConnection = 10
-	DefaultMaxAllocations              = 1000
-	DefaultIdleTimeout                 = 30 * time.Second
+	DefaultRealm                        = "parley"
+	DefaultCredentialTTL                = 24 * time.Hour
+	DefaultMaxAllocationsPerConnection  = 100
+	DefaultAllocationsPerPeerConnection = 6
+	DefaultMaxAllocations               = 1000
+	DefaultIdleTimeout                  = 30 * time.Second
 
 	minSecretLen = 16 // 128 bits
 )
@@ -92,6 +100,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxAllocationsPerConnection == 0 {
 		c.MaxAllocationsPerConnection = DefaultMaxAllocationsPerConnection
+	}
+	if c.AllocationsPerPeerConnection == 0 {
+		c.AllocationsPerPeerConnection = DefaultAllocationsPerPeerConnection
 	}
 	if c.MaxAllocations == 0 {
 		c.MaxAllocations = DefaultMaxAllocations

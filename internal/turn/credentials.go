@@ -114,6 +114,7 @@ func (s *Server) credentialsUntil(connectionID string, expiry time.Time) (string
 			handle: newHandle(),
 			relays: map[*relayConn]struct{}{},
 			tcp:    map[*tcpConn]struct{}{},
+			limit:  s.cfg.MaxAllocationsPerConnection,
 		}
 		s.conns[connectionID] = st
 		s.handles[st.handle] = st

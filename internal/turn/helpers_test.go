@@ -89,6 +89,12 @@ func newEnv(t testing.TB, mod func(*Config)) *testEnv { return newEnvWith(t, mod
 // newEnvWith starts a server whose TCP listener is TLS when tlsConf is set.
 func newEnvWith(t testing.TB, mod func(*Config), tlsConf *tls.Config) *testEnv {
 	t.Helper()
+	return newEnvLive(t, mod, tlsConf, nil)
+}
+
+// newEnvLive is newEnvWith with a Liveness of the test's own instead of e.live.
+func newEnvLive(t testing.TB, mod func(*Config), tlsConf *tls.Config, live Liveness) *testEnv {
+	t.Helper()
 	media, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(mediaIP, 0)))
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +108,10 @@ func newEnvWith(t testing.TB, mod func(*Config), tlsConf *tls.Config) *testEnv {
 	if mod != nil {
 		mod(&cfg)
 	}
-	e.srv, err = New(cfg, e.live, testLogger(t))
+	if live == nil {
+		live = e.live
+	}
+	e.srv, err = New(cfg, live, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

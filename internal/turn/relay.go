@@ -232,7 +232,7 @@ func (g relayGenerator) allocate(c pionturn.AllocateListenerConfig) (net.PacketC
 	if st == nil {
 		return nil, nil, errNoCredential
 	}
-	if !s.quotaOKLocked(st) {
+	if !s.shareOKLocked(st) {
 		s.quotaRejections.Add(1)
 		return nil, nil, errQuota
 	}
@@ -244,6 +244,7 @@ func (g relayGenerator) allocate(c pionturn.AllocateListenerConfig) (net.PacketC
 	rc := newRelayConn(pc, s.policy, s, st)
 	st.relays[rc] = struct{}{}
 	s.relays[rc] = struct{}{}
+	s.countLocked(st, 1)
 	s.relayByAddr[rc.addr] = rc
 	s.allocationsTotal.Add(1)
 	return rc, pc.LocalAddr(), nil
@@ -262,22 +263,27 @@ func (g relayGenerator) AllocateConn(pionturn.AllocateConnConfig) (net.Conn, err
 	return nil, errTCPRelay
 }
 
-// quotaOKLocked reports whether st may hold one more allocation. s.mu must be held.
-func (s *Server) quotaOKLocked(st *connState) bool {
-	return len(st.relays) < s.cfg.MaxAllocationsPerConnection && len(s.relays) < s.cfg.MaxAllocations
-}
-
 // quota is pion's QuotaHandler: checked before the relay is allocated, so that an over-quota
 // Allocate gets the proper 486 (Allocation Quota Reached). relayGenerator checks again under the
 // lock, since two Allocates may pass here together.
-func (s *Server) quota(userID, _ string, _ net.Addr) bool {
+func (s *Server) quota(userID, _ string, src net.Addr) bool {
+	session, pcs := "", -1
+	if fp, ok := s.live.(Footprint); ok {
+		session, pcs = fp.Footprint(userID) // outside our lock, as Liveness
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.conns[userID]
 	if st == nil {
 		return true // relayGenerator refuses it with errNoCredential
 	}
-	if s.quotaOKLocked(st) {
+	st.limit = s.credentialLimit(pcs)
+	if len(st.relays) == 0 {
+		// A credential's allocations count against the session and address it first
+		// allocated from; regrouping one with relays would unbalance the counts.
+		st.session, st.source = session, sourceOf(src)
+	}
+	if s.shareOKLocked(st) {
 		return true
 	}
 	s.quotaRejections.Add(1)
@@ -294,6 +300,7 @@ func (s *Server) releaseRelay(rc *relayConn) {
 	delete(s.relays, rc)
 	delete(s.relayByAddr, rc.addr)
 	delete(rc.owner.relays, rc)
+	s.countLocked(rc.owner, -1)
 	rc.client.Store(nil)
 	s.done.toPeerPackets += rc.toPeerPackets.Load()
 	s.done.toPeerBytes += rc.toPeerBytes.Load()

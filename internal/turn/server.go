@@ -51,6 +51,7 @@ type Server struct {
 	// relayByAddr finds a relay by its relayed address, for pion's channel events.
 	relayByAddr map[netip.AddrPort]*relayConn
 	tcp         map[string]*tcpConn // fiveTupleKey → client connection
+	groups      groupCounts         // allocations per session and source, for shares
 	done        relayTotals         // counters of relays already closed
 
 	allocationsTotal atomic.Uint64
@@ -73,6 +74,11 @@ type connState struct {
 	handle string
 	relays map[*relayConn]struct{}
 	tcp    map[*tcpConn]struct{}
+	// limit, session and source size the credential's share (share.go); set by quota before
+	// each Allocate, session and source only while it holds no allocation.
+	limit   int
+	session string
+	source  netip.Prefix
 }
 
 type relayTotals struct {
@@ -104,6 +110,7 @@ func New(cfg Config, live Liveness, log *slog.Logger) (*Server, error) {
 		handles: map[string]*connState{},
 		relays:  map[*relayConn]struct{}{},
 		tcp:     map[string]*tcpConn{},
+		groups:  groupCounts{bySession: map[string]int{}, bySource: map[netip.Prefix]int{}},
 
 		relayByAddr: map[netip.AddrPort]*relayConn{},
 	}

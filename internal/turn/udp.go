@@ -13,7 +13,12 @@ import (
 // that triggers them, at a victim: a reflector (coturn added the same limit in 4.14.0, #1957).
 // Legitimate clients lose nothing: STUN retransmits a request whose answer was dropped.
 //
-// Only error responses are inspected; relayed data (ChannelData, Data indications) and success
+// Binding success responses share the same budget: an unauthenticated Binding request of 20
+// bytes is answered with 32 to 52 (XOR-MAPPED-ADDRESS, FINGERPRINT), so unlimited it would be a
+// twofold reflector too; TURN clients need none of them (browsers send Binding requests to
+// stun: URLs, and over the media port for ICE).
+//
+// Only error and Binding success responses are inspected; relayed data (ChannelData, Data indications) and success
 // responses pass after a two-byte check, with no lock.
 type udpGuard struct {
 	net.PacketConn
@@ -25,7 +30,7 @@ type udpGuard struct {
 }
 
 const (
-	udpErrorBurst    = 20          // error responses per source IP per window
+	udpErrorBurst    = 20          // error and Binding responses per source IP per window
 	udpErrorWindow   = time.Second // window length
 	udpGuardMaxPeers = 1 << 16     // bound on the map; beyond it, new sources share one budget
 )
@@ -50,9 +55,12 @@ func isSTUNError(b []byte) bool {
 	return len(b) >= 20 && b[0]&0xC0 == 0 && b[0]&0x01 != 0 && b[1]&0x10 != 0
 }
 
+// isBindingSuccess reports whether b starts a Binding success response (type 0x0101).
+func isBindingSuccess(b []byte) bool { return len(b) >= 20 && b[0] == 0x01 && b[1] == 0x01 }
+
 // WriteTo implements net.PacketConn.
 func (g *udpGuard) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if isSTUNError(p) && !g.allow(addr) {
+	if (isSTUNError(p) || isBindingSuccess(p)) && !g.allow(addr) {
 		g.suppressed()
 		return len(p), nil // pretend it was sent: pion would only log the error
 	}
