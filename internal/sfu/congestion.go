@@ -20,9 +20,10 @@ import (
 // quarters of it and pauses at once. The state is updated once a second per subscription from the
 // sender-report goroutine; the forwarder's hot path reads one atomic.
 const (
-	ccHighLoss = 0.10 // above: the estimate follows what got through
-	ccLowLoss  = 0.02 // below: the estimate may grow
-	ccGrowth   = 1.12 // per second, under low loss and outside a hold
+	ccHighLoss     = 0.10 // above: the estimate follows what got through
+	ccLowLoss      = 0.02 // below: the estimate may grow
+	ccGrowth       = 1.12 // per second, under low loss and outside a hold
+	ccPausedGrowth = 1.5  // per second while the video is paused (see pausedGrowth)
 	// ccHoldMin/Max bound the hold on growth after a cut (see cut).
 	ccHoldMin      = 2 * time.Second
 	ccHoldMax      = 16 * time.Second
@@ -121,8 +122,8 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		}
 		switch {
 		case paused:
-			if loss < ccLowLoss && c.est > 0 {
-				c.est *= grow
+			if loss < ccLowLoss && c.est > 0 && !in.now.Before(c.holdUntil) {
+				c.est *= pausedGrowth(dt)
 			}
 		case loss > 0.5:
 			c.est = sentRate * (1 - loss)
@@ -144,7 +145,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			c.est = max(c.est, sentRate*(1-loss))
 		}
 	} else if paused && c.est > 0 && !in.now.Before(c.holdUntil) {
-		c.est *= growth(dt) // audio alone gives no evidence either way; time is the probe
+		c.est *= pausedGrowth(dt)
 	}
 	if c.est > 0 {
 		c.est = min(c.est, max(2*need, ccEstimateCap)) // keep growth bounded on a clean link
@@ -197,6 +198,18 @@ func (c *congestion) cut(now time.Time) {
 
 // rtxBudgetFloor is the retransmission allowance a second never goes under: about ten packets.
 const rtxBudgetFloor = 12 << 10
+
+// pausedGrowth is the estimate's growth while the video is paused. Audio alone says nothing of
+// the link's room, so time is the only probe: the estimate climbs fast and the resume backoff
+// (2 s doubling to 30 s) is what spaces the tries, so a freed link gets its video back at the next
+// try instead of after a slow climb.
+func pausedGrowth(dt float64) float64 {
+	g := 1.0
+	for range int(dt + 0.5) {
+		g *= ccPausedGrowth
+	}
+	return max(g, 1)
+}
 
 func growth(dt float64) float64 {
 	g := 1.0
