@@ -403,20 +403,7 @@ func TestPublisherGetsTransportCC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		for {
-			pkts, _, err := tr.Sender().ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				select {
-				case pubB.rtcp <- p:
-				default:
-				}
-			}
-		}
-	}()
+	go pubB.collectRTCP(tr.Sender())
 	pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: pubB.offer(t), VideoCodec: CodecVP8})
 	if err != nil {
 		t.Fatal(err)

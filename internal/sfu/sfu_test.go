@@ -133,20 +133,7 @@ func setup(t *testing.T, s *SFU) (pubB *browser, track *webrtc.TrackLocalStaticR
 		t.Fatal(err)
 	}
 	sender = tr.Sender()
-	go func() {
-		for {
-			pkts, _, err := sender.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				select {
-				case pubB.rtcp <- p:
-				default:
-				}
-			}
-		}
-	}()
+	go pubB.collectRTCP(sender)
 	pub, ans, err := s.Publish(context.Background(), PublishRequest{Offer: pubB.offer(t), VideoCodec: CodecVP8})
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +152,23 @@ func setup(t *testing.T, s *SFU) (pubB *browser, track *webrtc.TrackLocalStaticR
 	t.Cleanup(sub.Close)
 	subB.answer(t, ans)
 	return
+}
+
+// collectRTCP keeps what the SFU sends back to b's sender (PLI, REMB, transport-wide feedback)
+// in b.rtcp until the sender closes.
+func (b *browser) collectRTCP(sender *webrtc.RTPSender) {
+	for {
+		pkts, _, err := sender.ReadRTCP()
+		if err != nil {
+			return
+		}
+		for _, p := range pkts {
+			select {
+			case b.rtcp <- p:
+			default:
+			}
+		}
+	}
 }
 
 func send(track *webrtc.TrackLocalStaticRTP, seq uint16) {
