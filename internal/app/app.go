@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -70,7 +71,8 @@ type App struct {
 	log   *slog.Logger
 	now   func() time.Time
 	key   []byte
-	limit *limiter
+	limit *limiter[netip.Prefix]
+	guess guesses
 	files *static
 
 	// mu makes a room's seat count and the token it then issues one step, so two people racing for
@@ -96,7 +98,8 @@ func New(cfg Config, rooms Rooms, log *slog.Logger) *App {
 	}
 	a := &App{
 		cfg: cfg, rooms: rooms, log: log, now: cfg.Now, key: cookieKey(cfg.Secret),
-		limit: newLimiter(cfg.Rate, cfg.Burst, 1<<16, cfg.Now),
+		limit: newLimiter[netip.Prefix](cfg.Rate, cfg.Burst, 1<<16, cfg.Now),
+		guess: newGuesses(cfg.Now),
 		files: newStatic(cfg.Files, log),
 		tests: map[session.SessionID]time.Time{},
 	}
@@ -151,6 +154,8 @@ func (a *App) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			a.limit.sweep()
+			a.guess.byAddr.sweep()
+			a.guess.byUser.sweep()
 			a.sweepTests()
 		}
 	}
@@ -255,9 +260,17 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "bad_request", "The login request was malformed.")
 		return
 	}
-	if len(a.cfg.Users) == 0 || !a.checkPassword(req.User, req.Password) {
-		// A failure costs four more tokens: guessing passwords runs at a fifth of the join rate.
-		a.limit.allow(clientKey(r), 4)
+	ok, wait := false, time.Duration(0)
+	if len(a.cfg.Users) > 0 {
+		ok, wait = a.passwordOK(r, req.User, req.Password)
+	}
+	if wait > 0 {
+		secs := int(wait/time.Second) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		fail(w, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("Too many failed sign-ins. Try again in %d seconds.", secs))
+		return
+	}
+	if !ok {
 		fail(w, http.StatusUnauthorized, "bad_login", "That user name and password do not match. Check them and try again.")
 		return
 	}

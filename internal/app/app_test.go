@@ -2,6 +2,7 @@ package app
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -452,5 +453,53 @@ func TestReserved(t *testing.T) {
 		if got := reserved(p); got != want {
 			t.Errorf("reserved(%q) = %v, want %v", p, got, want)
 		}
+	}
+}
+
+// TestPasswordGuessing: HTTP Basic on /app/api/config and the login form share one limiter per
+// address and per user name; once an address has used its failures, even the right password
+// is not checked from it (the answer says nothing), while another address still signs in, and
+// a script sending the right password on every request is never limited.
+func TestPasswordGuessing(t *testing.T) {
+	users := map[string]string{"ann": "s3cret", "bob": "hunter2"}
+	f := newFixture(t, func(c *Config) { c.Private = true; c.Users = users })
+	right := func(r *http.Request) { r.SetBasicAuth("bob", "hunter2") }
+	for range 3 * guessAddrBurst { // a script: always the right password
+		if r := f.do(t, "GET", "/app/api/config", nil, right); r.body["user"] != "bob" {
+			t.Fatalf("right password refused: %s", r.raw)
+		}
+	}
+	for i := range guessAddrBurst {
+		guess := func(r *http.Request) { r.SetBasicAuth("bob", fmt.Sprintf("guess%d", i)) }
+		if r := f.do(t, "GET", "/app/api/config", nil, guess); r.body["user"] != "" {
+			t.Fatalf("wrong password accepted: %s", r.raw)
+		}
+	}
+	if r := f.do(t, "GET", "/app/api/config", nil, right); r.body["user"] != "" {
+		t.Fatalf("the right password was checked after %d failures from one address: %s", guessAddrBurst, r.raw)
+	}
+	if r := f.do(t, "POST", "/app/api/login", map[string]any{"user": "bob", "password": "hunter2"}); r.code != http.StatusTooManyRequests {
+		t.Fatalf("login form after the Basic failures: %d %s", r.code, r.raw)
+	}
+	other := func(r *http.Request) { r.RemoteAddr = "198.51.100.7:4000"; right(r) }
+	if r := f.do(t, "GET", "/app/api/config", nil, other); r.body["user"] != "bob" {
+		t.Fatalf("another address was limited: %s", r.raw)
+	}
+	// The limit is per user name too: many addresses guessing one name run out together.
+	for i := range guessUserBurst {
+		addr := func(r *http.Request) {
+			r.RemoteAddr = fmt.Sprintf("203.0.113.%d:1", i+1)
+			r.SetBasicAuth("ann", "wrong")
+		}
+		f.do(t, "GET", "/app/api/config", nil, addr)
+	}
+	fresh := func(r *http.Request) { r.RemoteAddr = "203.0.113.200:1"; r.SetBasicAuth("ann", "s3cret") }
+	if r := f.do(t, "GET", "/app/api/config", nil, fresh); r.body["user"] != "" {
+		t.Fatalf("ann's password checked after %d failures on her name: %s", guessUserBurst, r.raw)
+	}
+	// Time refills the buckets.
+	f.clock.add(time.Hour)
+	if r := f.do(t, "GET", "/app/api/config", nil, right); r.body["user"] != "bob" {
+		t.Fatalf("still limited an hour later: %s", r.raw)
 	}
 }

@@ -50,8 +50,10 @@ func (a *App) checkPassword(user, pass string) bool {
 // user returns who the request is logged in as: the cookie, or HTTP Basic credentials for scripts
 // (curl -u). Empty: nobody.
 func (a *App) user(r *http.Request) string {
-	if u, p, ok := r.BasicAuth(); ok && a.checkPassword(u, p) {
-		return u
+	if u, p, ok := r.BasicAuth(); ok {
+		if good, _ := a.passwordOK(r, u, p); good {
+			return u
+		}
 	}
 	c, err := r.Cookie(cookieName)
 	if err != nil {

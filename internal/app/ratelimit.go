@@ -11,14 +11,14 @@ import (
 // limiter is a token bucket per client address. Every room join, test session and login costs
 // tokens; a person clicking around never notices, a script creating sessions in a loop is slowed to
 // the refill rate.
-type limiter struct {
+type limiter[K comparable] struct {
 	rate  float64 // tokens per second
 	burst float64
 	max   int // buckets kept at most: beyond it new addresses are refused until a sweep frees room
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[netip.Prefix]*bucket
+	buckets map[K]*bucket
 }
 
 type bucket struct {
@@ -26,12 +26,12 @@ type bucket struct {
 	last   time.Time
 }
 
-func newLimiter(rate, burst float64, max int, now func() time.Time) *limiter {
-	return &limiter{rate: rate, burst: burst, max: max, now: now, buckets: map[netip.Prefix]*bucket{}}
+func newLimiter[K comparable](rate, burst float64, max int, now func() time.Time) *limiter[K] {
+	return &limiter[K]{rate: rate, burst: burst, max: max, now: now, buckets: map[K]*bucket{}}
 }
 
 // allow takes cost tokens from key's bucket. When it cannot, it says how long until it could.
-func (l *limiter) allow(key netip.Prefix, cost float64) (bool, time.Duration) {
+func (l *limiter[K]) allow(key K, cost float64) (bool, time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -56,14 +56,23 @@ func (l *limiter) allow(key netip.Prefix, cost float64) (bool, time.Duration) {
 	return true, 0
 }
 
+// refund gives back tokens taken by allow, up to the burst.
+func (l *limiter[K]) refund(key K, n float64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[key]; b != nil {
+		b.tokens = min(l.burst, b.tokens+n)
+	}
+}
+
 // sweep forgets buckets that have refilled: they hold no information a new bucket would not.
-func (l *limiter) sweep() {
+func (l *limiter[K]) sweep() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.sweepLocked(l.now())
 }
 
-func (l *limiter) sweepLocked(now time.Time) {
+func (l *limiter[K]) sweepLocked(now time.Time) {
 	for k, b := range l.buckets {
 		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
 			delete(l.buckets, k)
@@ -89,4 +98,51 @@ func clientKey(r *http.Request) netip.Prefix {
 	}
 	p, _ := a.Prefix(64)
 	return p
+}
+
+// Password guessing. Every path that checks a password (the login form, HTTP Basic on any app
+// request, /app/api/config included) goes through passwordOK: a failure costs a token of the
+// client's address and one of the user name tried, and with either bucket empty the password is
+// not even checked, so the answer says nothing. Per address: 5 at once, then one per 30 s (2,000
+// guesses take 16 hours); per user name, from any number of addresses: 20, then one per 10 s
+// (5.5 hours). A user whose name is being guessed keeps working with the cookie of an earlier
+// login.
+const (
+	guessAddrRate, guessAddrBurst = 1.0 / 30, 5
+	guessUserRate, guessUserBurst = 1.0 / 10, 20
+	guessBuckets                  = 1 << 14
+)
+
+// guesses holds the two password-failure limiters.
+type guesses struct {
+	byAddr *limiter[netip.Prefix]
+	byUser *limiter[string]
+}
+
+func newGuesses(now func() time.Time) guesses {
+	return guesses{
+		byAddr: newLimiter[netip.Prefix](guessAddrRate, guessAddrBurst, guessBuckets, now),
+		byUser: newLimiter[string](guessUserRate, guessUserBurst, guessBuckets, now),
+	}
+}
+
+// passwordOK checks user and pass for the request's address. limited reports a refusal by the
+// limiter (the password was not checked), with the wait.
+func (a *App) passwordOK(r *http.Request, user, pass string) (ok bool, limited time.Duration) {
+	addr := clientKey(r)
+	// Every check takes its token up front, so concurrent guesses cannot outrun the bucket; a
+	// right password gives them back (scripts using HTTP Basic on every request pay nothing).
+	if okA, wait := a.guess.byAddr.allow(addr, 1); !okA {
+		return false, wait
+	}
+	if okU, wait := a.guess.byUser.allow(user, 1); !okU {
+		a.guess.byAddr.refund(addr, 1)
+		return false, wait
+	}
+	if a.checkPassword(user, pass) {
+		a.guess.byAddr.refund(addr, 1)
+		a.guess.byUser.refund(user, 1)
+		return true, 0
+	}
+	return false, 0
 }
