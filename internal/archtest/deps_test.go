@@ -27,13 +27,14 @@ type rule struct {
 }
 
 var rules = map[string]rule{
-	"config":  {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
-	"ports":   {only: []string{"config"}, noPion: true, why: "ports reads the configuration only"},
-	"edge":    {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
-	"turn":    {only: []string{"pionlog", "sendq"}, why: "turn reports up through the Liveness interface only"},
-	"sfu":     {only: []string{"pionlog", "sendq"}, why: "sfu reports up through the funcs its callers pass in"},
-	"sendq":   {only: []string{}, noPion: true, why: "the send queue writes frames to a net.Conn and knows nothing of what they carry"},
-	"pionlog": {only: []string{}, why: "pionlog adapts pion's logger to slog and knows nothing of Parley"},
+	"config":    {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
+	"ports":     {only: []string{"config", "mediaaddr"}, noPion: true, why: "ports reads the configuration and the media addresses only"},
+	"mediaaddr": {only: []string{}, noPion: true, why: "the choice of media addresses reads the kernel only, so the SFU and `parley ports` share it"},
+	"edge":      {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
+	"turn":      {only: []string{"pionlog", "sendq"}, why: "turn reports up through the Liveness interface only"},
+	"sfu":       {only: []string{"pionlog", "sendq", "mediaaddr"}, why: "sfu reports up through the funcs its callers pass in"},
+	"sendq":     {only: []string{}, noPion: true, why: "the send queue writes frames to a net.Conn and knows nothing of what they carry"},
+	"pionlog":   {only: []string{}, why: "pionlog adapts pion's logger to slog and knows nothing of Parley"},
 	"session": {only: []string{"config"}, noPion: true,
 		why: "the model drives media through interfaces of its own, which the wiring adapts the SFU to; it never reaches back up"},
 	"api": {only: []string{"session", "config"}, denyDeps: []string{"signaling", "edge", "server", "app", "turn", "sfu"}, noPion: true,

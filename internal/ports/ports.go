@@ -2,8 +2,9 @@
 // for before it opens a firewall: every port Parley listens on or dials, who talks to it, why, and
 // how it is authenticated, plus a Mermaid diagram of the flows.
 //
-// It reads config only and imports no other Parley package, so `parley ports` and the server agree
-// by construction: both derive their sockets from the same config.Config.
+// It reads config, and mediaaddr for the media port's addresses, and imports no other Parley
+// package, so `parley ports` and the server agree by construction: both derive their sockets from
+// the same config.Config and the same choice of addresses.
 package ports
 
 import (
@@ -17,6 +18,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/mediaaddr"
 )
 
 // Row is one line of the matrix.
@@ -37,9 +39,20 @@ type Report struct {
 	Notes []string `json:"notes"`
 }
 
-// Build derives the report from cfg.
+// Build derives the report from cfg and this host's addresses now.
 func Build(cfg *config.Config) Report {
+	addrs, err := mediaaddr.List()
+	r := build(cfg, addrs)
+	if err != nil {
+		r.Notes = append(r.Notes, "WARNING: this host's addresses could not be read ("+err.Error()+"): the media row shows no address")
+	}
+	return r
+}
+
+// build is Build for the host addresses given.
+func build(cfg *config.Config, addrs []mediaaddr.Addr) Report {
 	r := Report{Mode: "production"}
+	var mediaNotes []string
 	bind := "all interfaces"
 	if cfg.Dev {
 		r.Mode = "dev"
@@ -63,7 +76,7 @@ func Build(cfg *config.Config) Report {
 	r.Rows = append(r.Rows,
 		Row{tcp, "TCP", "inbound", bind, "browsers without UDP", "ICE-TCP media (RFC 4571, passive candidates)",
 			"ICE credentials exchanged over the authenticated signaling; media encrypted with DTLS-SRTP"},
-		Row{fmt.Sprint(cfg.Media.Port), "UDP", "inbound", mediaBind(cfg), "browsers",
+		Row{fmt.Sprint(cfg.Media.Port), "UDP", "inbound", mediaBind(cfg, addrs, &mediaNotes), "browsers",
 			"all WebRTC media (ICE, DTLS-SRTP), one socket for every peer connection",
 			"ICE credentials per peer connection; unknown senders dropped; media encrypted with DTLS-SRTP"})
 	if cfg.TURN.Enabled && cfg.TURN.UDPPort != 0 {
@@ -108,6 +121,7 @@ func Build(cfg *config.Config) Report {
 	for _, w := range PrivateLowPorts(announced(cfg, LocalAddrs()), cfg.Media.Port, cfg.HTTPSPort) {
 		r.Notes = append(r.Notes, "WARNING: "+w)
 	}
+	r.Notes = append(r.Notes, mediaNotes...)
 	if cfg.TURN.Enabled {
 		r.Notes = append(r.Notes, "TURN relay sockets are ephemeral UDP ports on the media address; they exchange packets only with Parley's own media port, so they need no firewall opening and cannot reach anything else (loopback, metadata, private neighbours are refused).")
 	}
@@ -196,18 +210,37 @@ func isLoopbackHost(host string) bool {
 	return err == nil && a.IsLoopback()
 }
 
-func mediaBind(cfg *config.Config) string {
-	if len(cfg.Media.ListenIPs) == 0 {
-		if cfg.Dev {
-			return "every interface, loopback included"
+// mediaBind says where the media port is bound: on the addresses the operator listed, or on the
+// ones the server's own rule (mediaaddr.Select) takes from this host now; the addresses it skips
+// get a note per reason.
+func mediaBind(cfg *config.Config, addrs []mediaaddr.Addr, notes *[]string) string {
+	if len(cfg.Media.ListenIPs) > 0 {
+		var s []string
+		for _, ip := range cfg.Media.ListenIPs {
+			s = append(s, ip.String())
 		}
-		return "every interface"
+		return strings.Join(s, ", ") + " (PARLEY_MEDIA_LISTEN_IPS)"
 	}
-	var s []string
-	for _, ip := range cfg.Media.ListenIPs {
-		s = append(s, ip.String())
+	bind, skipped := mediaaddr.Select(addrs, mediaaddr.Policy{Loopback: cfg.Dev})
+	var reasons []string
+	byReason := map[string][]string{}
+	for _, sk := range skipped {
+		if _, ok := byReason[sk.Reason]; !ok {
+			reasons = append(reasons, sk.Reason)
+		}
+		byReason[sk.Reason] = append(byReason[sk.Reason], fmt.Sprintf("%s (%s)", sk.Addr.IP, sk.Addr.Interface))
 	}
-	return strings.Join(s, ", ")
+	for _, why := range reasons {
+		*notes = append(*notes, fmt.Sprintf("media port not bound on %s: %s", strings.Join(byReason[why], ", "), why))
+	}
+	if len(bind) == 0 {
+		return "no usable address yet (bound on each as it appears)"
+	}
+	s := make([]string, len(bind))
+	for i, ip := range bind {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ", ") + " (every usable address; followed as addresses come and go)"
 }
 
 func hostOf(u string) string {

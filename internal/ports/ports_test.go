@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/mediaaddr"
 )
 
 func load(t *testing.T, kv ...string) *config.Config {
@@ -126,5 +127,31 @@ func TestReportWarnsForAPrivateAnnouncedAddress(t *testing.T) {
 		if strings.HasPrefix(n, "WARNING") {
 			t.Errorf("public address, yet %q", n)
 		}
+	}
+}
+
+// TestMediaBindShowsChosenAddresses: the media row lists the addresses the server binds, and a
+// note says why each other one is not bound.
+func TestMediaBindShowsChosenAddresses(t *testing.T) {
+	host := []mediaaddr.Addr{
+		{IP: netip.MustParseAddr("127.0.0.1"), Interface: "lo", Up: true, Loopback: true},
+		{IP: netip.MustParseAddr("192.0.2.10"), Interface: "eth0", Up: true},
+		{IP: netip.MustParseAddr("2001:db8::5"), Interface: "eth0", Up: true, Tentative: true},
+		{IP: netip.MustParseAddr("fe80::1%eth0"), Interface: "eth0", Up: true},
+	}
+	r := build(load(t, production...), host)
+	m, ok := row(r, "all WebRTC media")
+	if !ok || !strings.HasPrefix(m.Bind, "192.0.2.10 (every usable address") {
+		t.Errorf("media row bind = %q, want 192.0.2.10 only", m.Bind)
+	}
+	notes := strings.Join(r.Notes, "\n")
+	for _, want := range []string{"2001:db8::5 (eth0): tentative", "fe80::1%eth0 (eth0): link-local", "127.0.0.1 (lo): loopback"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	r = build(load(t, append(production, "PARLEY_MEDIA_LISTEN_IPS", "192.0.2.10")...), host)
+	if m, _ := row(r, "all WebRTC media"); m.Bind != "192.0.2.10 (PARLEY_MEDIA_LISTEN_IPS)" {
+		t.Errorf("with PARLEY_MEDIA_LISTEN_IPS the media row bind = %q", m.Bind)
 	}
 }

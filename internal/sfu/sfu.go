@@ -38,7 +38,8 @@ import (
 type Config struct {
 	// Port is the one UDP port shared by every PeerConnection.
 	Port int
-	// ListenIPs restricts the interfaces the port is bound on; empty means every up interface.
+	// ListenIPs are the addresses the port is bound on, each one or New fails. Empty means every
+	// usable address of the host (mediaaddr.Select), followed as addresses come and go.
 	ListenIPs []netip.Addr
 	// AnnounceIPs are written into our candidates (1:1 NAT): instead of the interface addresses when
 	// AnnounceReplace, else in addition to them. Empty means the interface addresses only.
@@ -58,7 +59,7 @@ type Config struct {
 type SFU struct {
 	cfg    Config
 	log    *slog.Logger
-	udpMux *ice.MultiUDPMuxDefault
+	udpMux *udpMuxSet
 	tcpMux *ice.TCPMuxDefault
 	tcpQ   sendq.Counters // totals of the ICE-TCP send queues (icetcp.go)
 	pubAPI *webrtc.API
@@ -69,6 +70,10 @@ type SFU struct {
 	// and a netlink dump on every join); with our media on fixed muxes the table cannot matter
 	// after start-up anyway.
 	net *stdnet.Net
+
+	stopWatch context.CancelFunc    // ends watchAddrs; nil with PARLEY_MEDIA_LISTEN_IPS
+	skipped   map[netip.Addr]string // owned by syncAddrs: addresses not bound, and why
+	wg        sync.WaitGroup        // watchAddrs
 
 	srNext    atomic.Uint32 // spreads subscribers over the sender-report slices
 	done      chan struct{} // closed by Close: stops the sender reports
@@ -81,37 +86,14 @@ const gatherTimeout = 2 * time.Second
 
 // New binds the media port and prepares the WebRTC stacks.
 func New(cfg Config, log *slog.Logger) (*SFU, error) {
-	opts := []ice.UDPMuxFromPortOption{
-		ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4, ice.NetworkTypeUDP6),
-		ice.UDPMuxFromPortWithReadBufferSize(4 << 20),
-		ice.UDPMuxFromPortWithWriteBufferSize(4 << 20),
-		ice.UDPMuxFromPortWithLogger(pionLogger(log).NewLogger("udpmux")),
-	}
-	if cfg.Loopback {
-		opts = append(opts, ice.UDPMuxFromPortWithLoopback())
-	}
-	if len(cfg.ListenIPs) > 0 {
-		allowed := cfg.ListenIPs
-		opts = append(opts, ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool {
-			a, ok := netip.AddrFromSlice(ip)
-			for _, want := range allowed {
-				if ok && a.Unmap() == want.Unmap() {
-					return true
-				}
-			}
-			return false
-		}))
-	} else {
-		// Docker/bridge interfaces are never how a participant reaches us and only add dead candidates.
-		opts = append(opts, ice.UDPMuxFromPortWithInterfaceFilter(func(name string) bool {
-			return !strings.HasPrefix(name, "docker") && !strings.HasPrefix(name, "br-") && !strings.HasPrefix(name, "veth")
-		}))
-	}
-	mux, err := ice.NewMultiUDPMuxFromPort(cfg.Port, opts...)
+	s := &SFU{cfg: cfg, log: log, udpMux: newUDPMuxSet(cfg.Port, pionLogger(log).NewLogger("udpmux")),
+		skipped: map[netip.Addr]string{}, done: make(chan struct{})}
+	err := s.bindMedia()
 	if err != nil {
-		return nil, fmt.Errorf("bind media port udp/%d: %w", cfg.Port, err)
+		_ = s.udpMux.Close()
+		return nil, err
 	}
-	s := &SFU{cfg: cfg, log: log, udpMux: mux, done: make(chan struct{})}
+	mux := s.udpMux
 	if s.net, err = stdnet.NewNet(); err != nil {
 		_ = mux.Close()
 		return nil, fmt.Errorf("list network interfaces: %w", err)
@@ -135,6 +117,12 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 		return nil, err
 	}
 	go s.runSenderReports()
+	if len(cfg.ListenIPs) == 0 { // addresses the operator listed are fixed; the others follow the host
+		ctx, cancel := context.WithCancel(context.Background())
+		s.stopWatch = cancel
+		s.wg.Add(1)
+		go s.watchAddrs(ctx)
+	}
 	return s, nil
 }
 
@@ -152,6 +140,10 @@ func (s *SFU) LocalAddrs() []netip.AddrPort {
 // Close releases the media ports. PeerConnections must be closed first by their owners.
 func (s *SFU) Close() error {
 	s.closeOnce.Do(func() { close(s.done) })
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	s.wg.Wait()
 	if s.tcpMux != nil {
 		_ = s.tcpMux.Close()
 	}
