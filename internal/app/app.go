@@ -43,6 +43,9 @@ type Config struct {
 	Files fs.FS
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
+	// ClientAddr, optional, is the client's address behind a request (clientip.Resolver: forwarding
+	// headers only from trusted proxies). Without it the TCP peer is the client.
+	ClientAddr func(r *http.Request) netip.Addr
 	// Rate and Burst tune the per-address limit on POSTs to /app/api/ (default 1 per second, burst
 	// 20: a room of people behind one NAT joining at once fits in the burst).
 	Rate, Burst float64
@@ -190,7 +193,7 @@ func (a *App) post(auth bool, h func(http.ResponseWriter, *http.Request)) http.H
 			fail(w, http.StatusUnsupportedMediaType, "bad_request", "Send a JSON body (Content-Type: application/json).")
 			return
 		}
-		if ok, wait := a.limit.allow(clientKey(r), 1); !ok {
+		if ok, wait := a.limit.allow(a.clientKey(r), 1); !ok {
 			secs := int(wait/time.Second) + 1
 			w.Header().Set("Retry-After", strconv.Itoa(secs))
 			fail(w, http.StatusTooManyRequests, "rate_limited", fmt.Sprintf("Too many requests from your address. Try again in %d seconds.", secs))
@@ -275,7 +278,7 @@ func (a *App) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.setLogin(w, req.User)
-	a.log.Info("app login", "user", req.User, "remote", clientKey(r).Addr())
+	a.log.Info("app login", "user", req.User, "remote", a.clientKey(r).Addr())
 	w.WriteHeader(http.StatusNoContent)
 }
 

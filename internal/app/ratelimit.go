@@ -80,9 +80,18 @@ func (l *limiter[K]) sweepLocked(now time.Time) {
 	}
 }
 
-// clientKey is the address a request is charged to: the TCP peer, never a header, because Parley is
-// the edge and anyone can write X-Forwarded-For. IPv6 clients are grouped by /64, the block one
-// subscriber usually gets, so rotating addresses inside it does not escape the limit.
+// clientKey is the address a request is charged to: Config.ClientAddr's answer (which believes
+// forwarding headers only from the operator's proxies), else the TCP peer.
+func (a *App) clientKey(r *http.Request) netip.Prefix {
+	if a.cfg.ClientAddr != nil {
+		return keyOf(a.cfg.ClientAddr(r))
+	}
+	return clientKey(r)
+}
+
+// clientKey is the address a request is charged to when nothing says otherwise: the TCP peer, never
+// a header, because anyone can write X-Forwarded-For. IPv6 clients are grouped by /64, the block
+// one subscriber usually gets, so rotating addresses inside it does not escape the limit.
 func clientKey(r *http.Request) netip.Prefix {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
@@ -90,6 +99,13 @@ func clientKey(r *http.Request) netip.Prefix {
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
+		return netip.Prefix{}
+	}
+	return keyOf(a)
+}
+
+func keyOf(a netip.Addr) netip.Prefix {
+	if !a.IsValid() {
 		return netip.Prefix{}
 	}
 	a = a.Unmap().WithZone("")
@@ -129,7 +145,7 @@ func newGuesses(now func() time.Time) guesses {
 // passwordOK checks user and pass for the request's address. limited reports a refusal by the
 // limiter (the password was not checked), with the wait.
 func (a *App) passwordOK(r *http.Request, user, pass string) (ok bool, limited time.Duration) {
-	addr := clientKey(r)
+	addr := a.clientKey(r)
 	// Every check takes its token up front, so concurrent guesses cannot outrun the bucket; a
 	// right password gives them back (scripts using HTTP Basic on every request pay nothing).
 	if okA, wait := a.guess.byAddr.allow(addr, 1); !okA {

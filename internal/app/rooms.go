@@ -112,7 +112,7 @@ func (a *App) join(w http.ResponseWriter, r *http.Request) {
 			modelError(w, err)
 			return
 		}
-		a.log.Info("app room created", "session", sid, "remote", clientKey(r).Addr())
+		a.log.Info("app room created", "session", sid, "remote", a.clientKey(r).Addr())
 	case errors.As(err, &se) && se.Kind == session.KindNotFound:
 		fail(w, http.StatusConflict, "room_closed", "This meeting has ended, so there is nothing to share your screen into.")
 		return

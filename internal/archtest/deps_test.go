@@ -29,6 +29,7 @@ type rule struct {
 var rules = map[string]rule{
 	"config":    {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
 	"ports":     {only: []string{"config", "mediaaddr"}, noPion: true, why: "ports reads the configuration and the media addresses only"},
+	"clientip":  {only: []string{}, noPion: true, why: "who is behind a request is decided from the request and the trusted list alone"},
 	"mediaaddr": {only: []string{}, noPion: true, why: "the choice of media addresses reads the kernel only, so the SFU and `parley ports` share it"},
 	"edge":      {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
 	"turn":      {only: []string{"pionlog", "sendq"}, why: "turn reports up through the Liveness interface only"},

@@ -48,6 +48,11 @@ type Config struct {
 	// IceServers is OPENVIDU_WEBRTC_ICE_SERVERS: external STUN/TURN servers sent to every client
 	// besides the embedded TURN.
 	IceServers []IceServer
+	// TrustedProxies is PARLEY_TRUSTED_PROXIES: the reverse proxies (CIDRs or addresses, comma
+	// separated; "none" for none) whose X-Forwarded-For and X-Real-IP name the participant's
+	// address. Default loopback (127.0.0.0/8, ::1): a proxy on this machine. From any other peer
+	// the headers are ignored.
+	TrustedProxies []netip.Prefix
 
 	Session SessionConfig
 	Media   MediaConfig
@@ -280,6 +285,7 @@ var known = []string{
 	"PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", "PARLEY_TURN_MAX_ALLOCATIONS",
 	"PARLEY_APP_PRIVATE", "PARLEY_APP_USERS", "PARLEY_APP_UPSTREAM", "PARLEY_APP_MAX_PARTICIPANTS",
 	"PARLEY_WEBHOOK_SECRET", "PARLEY_WEBHOOK_RETRY_TIMEOUT", "PARLEY_METRICS_ADDR",
+	"PARLEY_TRUSTED_PROXIES",
 }
 
 var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -372,6 +378,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 			bad = append(bad, "OPENVIDU_WEBRTC_ICE_SERVERS is invalid: "+err.Error())
 		}
 	}
+	c.TrustedProxies = prefixes("PARLEY_TRUSTED_PROXIES", str("PARLEY_TRUSTED_PROXIES", "127.0.0.0/8,::1/128"), &bad)
 	c.TLS = TLSConfig{
 		Type:          c.CertificateType,
 		CertFile:      str("PARLEY_CERT_FILE", "owncert/certificate.cert"),
@@ -458,6 +465,31 @@ func parse(get Lookup, names []string) (*Config, error) {
 		return nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(slices.Compact(bad), "\n  "))
 	}
 	return c, nil
+}
+
+// prefixes reads a comma-separated list of CIDRs or addresses (an address is its own /32 or /128);
+// "none" is the empty list.
+func prefixes(name, v string, bad *problems) []netip.Prefix {
+	out := []netip.Prefix{}
+	if strings.TrimSpace(v) == "none" {
+		return out
+	}
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				bad.add(name, v, `a comma-separated list of CIDRs or IP addresses, or "none"`)
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 var hostRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?$`)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -387,5 +388,23 @@ func TestErrorsDoNotEchoSecrets(t *testing.T) {
 				t.Errorf("error echoes %q:\n%s", tc.secret, msg)
 			}
 		})
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ value, want string }{
+		{"", "[127.0.0.0/8 ::1/128]"},
+		{"10.0.0.0/8, 192.0.2.7,2001:db8::/32", "[10.0.0.0/8 192.0.2.7/32 2001:db8::/32]"},
+		{"10.1.2.3/8", "[10.0.0.0/8]"},
+		{"none", "[]"},
+	} {
+		c := mustLoad(t, "", "PARLEY_TRUSTED_PROXIES", tc.value)
+		if got := fmt.Sprint(c.TrustedProxies); got != tc.want {
+			t.Errorf("PARLEY_TRUSTED_PROXIES=%q → %s, want %s", tc.value, got, tc.want)
+		}
+	}
+	if err := loadErr(t, "PARLEY_TRUSTED_PROXIES", "proxy.example.com"); !strings.Contains(err, "PARLEY_TRUSTED_PROXIES") {
+		t.Errorf("a host name: %v, want an error naming the setting", err)
 	}
 }

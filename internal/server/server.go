@@ -18,6 +18,7 @@ import (
 
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/app"
+	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/ports"
@@ -145,9 +146,10 @@ func build(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 			}
 		})
 	}
+	clients := clientip.New(cfg.TrustedProxies) // PARLEY_TRUSTED_PROXIES
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
-		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast,
+		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast, ClientIP: clients.String,
 	}, signaling.FromManager(s.manager), log.With("component", "signaling"))
 	apiCfg := api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,
@@ -179,6 +181,7 @@ func build(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
 	// The built-in app, /test and /app/api/; / is the customer's application with PARLEY_APP_UPSTREAM.
 	s.app = app.New(app.Config{
 		AppConfig: cfg.App, Dev: cfg.Dev, Secret: cfg.Secret, Files: web.Files(), SelfSigned: !cfg.Dev && cfg.TLS.Type == "selfsigned",
+		ClientAddr: clients.Addr,
 	}, s.manager, log.With("component", "app"))
 	var upstream http.Handler
 	if cfg.App.Upstream != "" {

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +36,9 @@ type Config struct {
 	// its connection (possibly none). It must never return an empty list: the SDK then falls back
 	// to public STUN servers.
 	IceServers func(c session.ConnectionID, configured []session.IceServer) []session.IceServer
+	// ClientIP, optional, is the participant's address behind a request (clientip.Resolver: headers
+	// only from trusted proxies). Without it the socket's peer is the participant.
+	ClientIP func(r *http.Request) string
 	// OnError, optional, is told the code of every JSON-RPC error answer (metrics count them). It
 	// runs on the socket's reader and must not block.
 	OnError func(code int)
@@ -88,7 +90,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept already wrote the HTTP error
 	}
 	ws.SetReadLimit(maxFrame)
-	sock := &socket{ws: ws, out: make(chan []byte, outQueue), ip: clientIP(r)}
+	sock := &socket{ws: ws, out: make(chan []byte, outQueue), ip: h.clientIP(r)}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -102,10 +104,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.serve(r.Context(), sock)
 }
 
-// clientIP is X-Real-IP when a proxy set it (as the reference reports), else the socket peer.
-func clientIP(r *http.Request) string {
-	if ip := strings.TrimSpace(r.Header.Get("X-Real-IP")); ip != "" {
-		return ip
+// clientIP is the participant's address as Config.ClientIP says, else the socket's peer: a header
+// anyone can write is never believed here.
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.cfg.ClientIP != nil {
+		return h.cfg.ClientIP(r)
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
