@@ -30,6 +30,7 @@ var rules = map[string]rule{
 	"config":    {only: []string{}, noPion: true, why: "config is read by everything and imports nothing of ours"},
 	"ports":     {only: []string{"config", "mediaaddr"}, noPion: true, why: "ports reads the configuration and the media addresses only"},
 	"clientip":  {only: []string{}, noPion: true, why: "who is behind a request is decided from the request and the trusted list alone"},
+	"poll":      {only: []string{}, noPion: true, why: "the tests' wait-for-a-condition helper; it must not link testing into anything"},
 	"mediaaddr": {only: []string{}, noPion: true, why: "the choice of media addresses reads the kernel only, so the SFU and `parley ports` share it"},
 	"edge":      {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
 	"turn":      {only: []string{"pionlog", "sendq"}, why: "turn reports up through the Liveness interface only"},
@@ -57,8 +58,8 @@ var rules = map[string]rule{
 		why: "the ffmpeg mixer takes file names and knows nothing of sessions or media"},
 	// Tools: they measure a server from outside, through its public protocol only.
 	"loadgen": {only: []string{}, why: "the load generator speaks only the public wire protocol, so it measures any OpenVidu 2 server the same way"},
-	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr", "recording"}, denyDeps: []string{"api", "signaling", "edge", "server", "app"}, noPion: true, pionDirect: true,
-		why: "metrics listen to session events and read the Stats of the layers below and of recording; signaling reports errors through a func"},
+	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr", "recording", "edge"}, denyDeps: []string{"api", "signaling", "server", "app"}, noPion: true, pionDirect: true,
+		why: "metrics listen to session events and read the Stats of the layers below, of recording and of the edge (a leaf); signaling reports errors through a func"},
 }
 
 type pkg struct {

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 // testTimeout bounds every wait in these tests; nothing should come close to it.
@@ -518,14 +520,7 @@ func TestFirstByteTimeout(t *testing.T) {
 // waitFor polls cond until it holds or testTimeout passes, then says what was missing.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond) // a poll interval, not synchronisation
-	}
+	poll.Until(t, testTimeout, what, cond)
 }
 
 // TestPeekKindSplitReads classifies every real first message fed one byte per read.

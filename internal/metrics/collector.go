@@ -48,6 +48,10 @@ var (
 	dRecDropped     = desc("parley_recording_dropped_packets_total", "RTP packets a recording writer could not keep up with (its file has a gap).")
 	dSendQSent      = desc("parley_send_queue_sent_total", "Frames written to peers reached over TCP (ice_tcp; turn_tcp = TURN over TCP or TLS) through their send queues.", "transport")
 	dSendQDropped   = desc("parley_send_queue_dropped_total", "Frames toward peers reached over TCP dropped whole instead of sent late, by transport and reason (stale: waited longer than the age limit; full: over the byte bound).", "transport", "reason")
+	dEdgeAccepted   = desc("parley_edge_accepted_connections_total", "Connections accepted on the shared TCP port.")
+	dEdgeHanded     = desc("parley_edge_handed_connections_total", "Connections the shared port handed over, by protocol (http, turn, ice_tcp).", "protocol")
+	dEdgeTLS        = desc("parley_edge_tls_handshakes_total", "TLS handshakes completed on the shared port (ACME TLS-ALPN-01 challenges as acme).", "kind")
+	dEdgeDropped    = desc("parley_edge_dropped_connections_total", "Connections the shared port closed before any handler got them, by reason: timeout (said too little in time), read (closed early), tls_disabled, tls_handshake, turn_disabled, handoff (no handler took it in time), shutdown.", "reason")
 	dRecFailed      = desc("parley_recordings_failed_total", "Recordings that ended failed (write error such as a full disk, failed mix).")
 )
 
@@ -56,7 +60,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		dRtxSkipped, dVideoPauses, dVideoResumes, dCongDropped, dPLIsFiltered,
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
 		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped,
-		dRecordings, dRecStreams, dRecDropped, dRecFailed, dSendQSent, dSendQDropped} {
+		dRecordings, dRecStreams, dRecDropped, dRecFailed, dSendQSent, dSendQDropped, dEdgeAccepted, dEdgeHanded, dEdgeTLS, dEdgeDropped} {
 		ch <- d
 	}
 }
@@ -129,6 +133,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		s := c.src.CDR()
 		counter(dCDRWritten, s.Written)
 		counter(dCDRDropped, s.Dropped)
+	}
+	if c.src.Edge != nil {
+		s := c.src.Edge()
+		counter(dEdgeAccepted, s.Accepted)
+		counter(dEdgeHanded, s.HTTP, "http")
+		counter(dEdgeHanded, s.TURN, "turn")
+		counter(dEdgeHanded, s.ICETCP, "ice_tcp")
+		counter(dEdgeTLS, s.TLS, "connection")
+		counter(dEdgeTLS, s.ACME, "acme")
+		counter(dEdgeDropped, s.DropTimeout, "timeout")
+		counter(dEdgeDropped, s.DropRead, "read")
+		counter(dEdgeDropped, s.DropTLSDisabled, "tls_disabled")
+		counter(dEdgeDropped, s.DropTLSHandshake, "tls_handshake")
+		counter(dEdgeDropped, s.DropTURNDisabled, "turn_disabled")
+		counter(dEdgeDropped, s.DropHandoff, "handoff")
+		counter(dEdgeDropped, s.DropShutdown, "shutdown")
 	}
 	if c.src.Recording != nil {
 		s := c.src.Recording()

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/parley/parley/internal/cdr"
+	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
@@ -39,6 +40,8 @@ type Sources struct {
 	CDR      func() cdr.Stats
 	// Recording is nil unless OPENVIDU_RECORDING=true.
 	Recording func() recording.Stats
+	// Edge counts the shared TCP port's connections: handed over, or dropped and why.
+	Edge func() edge.Stats
 }
 
 // Metrics holds the registry. Listen and SignalingError are safe from any goroutine and never

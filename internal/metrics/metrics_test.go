@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/cdr"
+	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
@@ -167,6 +168,39 @@ func TestDashboardQueriesExist(t *testing.T) {
 	for _, name := range used {
 		if base := strings.TrimSuffix(strings.TrimSuffix(name, "_sum"), "_count"); !exported[base] {
 			t.Errorf("the dashboard queries %s, which is not exported", name)
+		}
+	}
+}
+
+// TestEdgeDrops: the shared port's counters, drops by reason above all, reach /metrics.
+func TestEdgeDrops(t *testing.T) {
+	m := New(Sources{Edge: func() edge.Stats {
+		return edge.Stats{Accepted: 12, HTTP: 5, TURN: 2, ICETCP: 1, TLS: 4, DropTimeout: 3, DropTLSHandshake: 1}
+	}}, slog.New(slog.DiscardHandler))
+	if err := m.Bind("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	got := scrape(t, m.Addr().String())
+	for k, v := range map[string]string{
+		"parley_edge_accepted_connections_total":                        "12",
+		`parley_edge_handed_connections_total{protocol="http"}`:         "5",
+		`parley_edge_handed_connections_total{protocol="ice_tcp"}`:      "1",
+		`parley_edge_tls_handshakes_total{kind="connection"}`:           "4",
+		`parley_edge_dropped_connections_total{reason="timeout"}`:       "3",
+		`parley_edge_dropped_connections_total{reason="tls_handshake"}`: "1",
+		`parley_edge_dropped_connections_total{reason="turn_disabled"}`: "0",
+	} {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %s", k, got[k], v)
 		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/parley/parley/internal/poll"
 	"github.com/parley/parley/internal/recording/testmedia"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
@@ -527,13 +528,7 @@ func (h *harness) waitTaps(id session.StreamID, n int) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, not synchronising on time
-	}
+	poll.Until(t, 15*time.Second, what, cond)
 }
 
 func copyDir(t *testing.T, from, to string) {

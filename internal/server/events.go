@@ -30,7 +30,7 @@ type eventSinks struct {
 // routes GET /openvidu/cdr. The returned func releases what was bound if New fails later.
 func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error, error) {
 	cfg, e := s.cfg, &s.events
-	src := metrics.Sources{Sessions: s.manager.SessionCount, SFU: s.media.Stats}
+	src := metrics.Sources{Sessions: s.manager.SessionCount, SFU: s.media.Stats, Edge: s.edge.Stats}
 	if s.turn != nil {
 		src.TURN = s.turn.Stats
 	}

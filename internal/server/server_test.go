@@ -22,6 +22,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/poll"
 )
 
 // startServer runs an in-process Parley in dev mode on kernel-chosen ports.
@@ -286,13 +287,7 @@ func publishMedia(ctx context.Context, video, audio *webrtc.TrackLocalStaticRTP)
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, not synchronising on time
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 // TestPublishSubscribeMedia drives two participants through REST and JSON-RPC with real pion peers

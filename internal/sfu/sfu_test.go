@@ -15,6 +15,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 func newTestSFU(t *testing.T, cfg Config) *SFU {
@@ -114,13 +116,7 @@ func (b *browser) received() int {
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition, not synchronising on time
-	}
+	poll.Until(t, 10*time.Second, what, cond)
 }
 
 // setup publishes a VP8 track from a fake browser and subscribes another one to it.

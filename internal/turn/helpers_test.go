@@ -17,6 +17,8 @@ import (
 
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 // The test topology uses two loopback addresses (Linux routes all of 127/8 to lo, no setup
@@ -140,14 +142,7 @@ func newEnvLive(t testing.TB, mod func(*Config), tlsConf *tls.Config, live Liven
 // eventually polls cond until it holds or the deadline passes, then fails with what is missing.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", within, what)
-		}
-		runtime.Gosched()
-		time.Sleep(time.Millisecond) // poll interval, not synchronisation
-	}
+	poll.Until(t, within, what, cond)
 }
 
 // pionClient dials TURN/TCP and returns a pion TURN client (the library's own client, as a
