@@ -22,9 +22,14 @@ type Error struct {
 	Kind Kind
 	Code int
 	Msg  string
+	// Err, when set, is what failed underneath (a media error); Msg already tells it.
+	Err error
 }
 
 func (e *Error) Error() string { return e.Msg }
+
+// Unwrap returns the cause, so errors.Is sees through the model's error.
+func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(kind Kind, code int, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: code, Msg: fmt.Sprintf(format, args...)}

@@ -49,8 +49,10 @@ type Manager struct {
 	opts Options
 	log  *slog.Logger
 
-	mu        sync.Mutex
-	sessions  map[SessionID]*session
+	mu       sync.Mutex
+	sessions map[SessionID]*session
+	// conns indexes every connection of every session by id, for Alive.
+	conns     map[ConnectionID]*Connection
 	listeners []Listener
 	closing   bool
 }
@@ -63,7 +65,7 @@ func NewManager(opts Options) *Manager {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}}
+	return &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}, conns: map[ConnectionID]*Connection{}}
 }
 
 // Listen registers a listener for every event. Register before serving.
@@ -193,7 +195,7 @@ func (m *Manager) CloseSession(id SessionID) error {
 	if err != nil {
 		return err
 	}
-	cleanup = m.closeSession(s, "sessionClosedByServer")
+	cleanup = m.closeSession(s, ReasonSessionClosedByServer)
 	return nil
 }
 
@@ -207,7 +209,7 @@ func (m *Manager) closeSession(s *session, reason string) (cleanup []func()) {
 	}
 	for _, id := range slices.Clone(s.order) {
 		if c := s.conns[id]; c != nil && c.active {
-			cleanup = append(cleanup, m.remove(c, reason, true, false)...)
+			cleanup = append(cleanup, m.remove(c, reason, evicted)...)
 		}
 	}
 	m.destroy(s, reason)
@@ -219,13 +221,19 @@ func (m *Manager) destroy(s *session, reason string) {
 	if m.sessions[s.id] != s {
 		return
 	}
-	delete(m.sessions, s.id)
-	for _, c := range s.conns {
-		c.gone = true
-	}
+	m.dropSession(s)
 	// The session is already forgotten, so emit cannot look its creation up.
 	m.emit(Event{Kind: SessionDestroyed, Session: s.id, Reason: reason, SessionCreatedAt: s.createdAt, Started: s.createdAt})
 	m.log.Info("session destroyed", "session", s.id, "reason", reason)
+}
+
+// dropSession forgets s and its connections, pending tokens included. Caller holds m.mu.
+func (m *Manager) dropSession(s *session) {
+	delete(m.sessions, s.id)
+	for id, c := range s.conns {
+		c.gone = true
+		delete(m.conns, id)
+	}
 }
 
 // ---- connections (REST) ----
@@ -242,7 +250,7 @@ func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (Connectio
 		return ConnectionInfo{}, err
 	}
 	cid := newConnectionID()
-	for s.conns[cid] != nil {
+	for m.conns[cid] != nil { // unique on the node: Alive and TURN credentials name it alone
 		cid = newConnectionID()
 	}
 	c := &Connection{
@@ -250,6 +258,7 @@ func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (Connectio
 		token: m.opts.WebSocketURL + "?sessionId=" + string(s.id) + "&token=" + newTokenValue(),
 	}
 	s.conns[cid] = c
+	m.conns[cid] = c
 	s.order = append(s.order, cid)
 	return c.info(), nil
 }
@@ -316,7 +325,7 @@ func (m *Manager) DeleteConnection(id SessionID, cid ConnectionID) error {
 		m.forget(c)
 		return nil
 	}
-	cleanup = m.remove(c, "forceDisconnectByServer", true, true)
+	cleanup = m.remove(c, ReasonForceDisconnectByServer, evicted|destroyIfLast)
 	return nil
 }
 
@@ -325,6 +334,7 @@ func (m *Manager) forget(c *Connection) {
 	s := c.sess
 	c.gone = true
 	delete(s.conns, c.id)
+	delete(m.conns, c.id)
 	if i := slices.Index(s.order, c.id); i >= 0 {
 		s.order = slices.Delete(s.order, i, i+1)
 	}
@@ -345,7 +355,7 @@ func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
 	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
 		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
 	}
-	cleanup = m.unpublish(c, "forceUnpublishByServer", true)
+	cleanup = m.unpublish(c, ReasonForceUnpublishByServer, ownerToo)
 	return nil
 }
 
@@ -412,7 +422,7 @@ func usable(c *Connection) error {
 	return nil
 }
 
-// Evict removes a participant for reason. Reasons other than "disconnect" are forced removals: every
+// Evict removes a participant for reason. Reasons other than ReasonDisconnect are forced removals: every
 // participant, the evicted one included, also gets participantEvicted.
 func (m *Manager) evict(c *Connection, reason string) {
 	var cleanup []func()
@@ -422,25 +432,39 @@ func (m *Manager) evict(c *Connection, reason string) {
 	if usable(c) != nil {
 		return
 	}
-	cleanup = m.remove(c, reason, reason != "disconnect", true)
+	how := destroyIfLast
+	if reason != ReasonDisconnect {
+		how |= evicted
+	}
+	cleanup = m.remove(c, reason, how)
 }
 
-// remove takes a participant out of its session. With lastLeaves, a session left empty is destroyed
+// removal says how a participant goes.
+type removal uint8
+
+const (
+	// evicted: a forced removal; everyone, the participant included, also gets participantEvicted.
+	evicted removal = 1 << iota
+	// destroyIfLast: a session left empty is destroyed (lastParticipantLeft).
+	destroyIfLast
+)
+
+// remove takes a participant out of its session. With destroyIfLast, a session left empty is destroyed
 // (reason lastParticipantLeft). Caller holds m.mu; the returned funcs close media after unlocking.
-func (m *Manager) remove(c *Connection, reason string, forced, lastLeaves bool) (cleanup []func()) {
+func (m *Manager) remove(c *Connection, reason string, how removal) (cleanup []func()) {
 	s := c.sess
 	cleanup = m.dropMedia(c, reason)
 	others := m.activeConns(s, c)
 	m.forget(c)
 	m.emit(Event{Kind: ParticipantLeft, Session: s.id, Connection: c.id, Reason: reason, Started: c.activeAt, Client: c.clientInfo()}, others...)
-	if forced {
+	if how&evicted != 0 {
 		m.notify(Event{Kind: ParticipantEvicted, Session: s.id, Connection: c.id, Reason: reason}, append(others, c)...)
 	}
 	m.log.Info("participant left", "session", s.id, "connection", c.id, "reason", reason)
 	// A recorded session outlives its last participant: the recorder stops after
 	// OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT and then closes it (CloseIfEmpty), as OpenVidu does.
-	if lastLeaves && len(others) == 0 && s.recording == nil {
-		m.destroy(s, "lastParticipantLeft")
+	if how&destroyIfLast != 0 && len(others) == 0 && s.recording == nil {
+		m.destroy(s, ReasonLastParticipantLeft)
 	}
 	return cleanup
 }
@@ -510,11 +534,19 @@ func (m *Manager) endSubscriptionsTo(c *Connection, st *stream, reason string) (
 	return cleanup
 }
 
-// unpublish stops c's stream and tells the others (and, when toOwner, c itself).
-func (m *Manager) unpublish(c *Connection, reason string, toOwner bool) (cleanup []func()) {
+// audience says who hears of an unpublish besides the other participants.
+type audience bool
+
+const (
+	othersOnly audience = false
+	ownerToo   audience = true // a forced unpublish: the owner learns of it too
+)
+
+// unpublish stops c's stream and tells the others (and, with ownerToo, c itself).
+func (m *Manager) unpublish(c *Connection, reason string, who audience) (cleanup []func()) {
 	cleanup = m.releaseStream(c, reason)
 	to := m.activeConns(c.sess, c)
-	if toOwner {
+	if who == ownerToo {
 		to = append(to, c)
 	}
 	m.emit(Event{Kind: StreamUnpublished, Session: c.sess.id, Connection: c.id, Reason: reason}, to...)
@@ -567,6 +599,8 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 		created.Store(&pub)
 	}
 
+	var cleanup []func()
+	defer func() { run(cleanup) }() // after the unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c.publishing = false
@@ -574,7 +608,7 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 		return StreamInfo{}, "", mediaError(err)
 	}
 	if usable(c) != nil {
-		go pub.Close()
+		cleanup = append(cleanup, pub.Close)
 		return StreamInfo{}, "", errorf(KindNotFound, CodeUserNotFound, "participant left while publishing")
 	}
 	hasAudio, hasVideo := pub.Tracks()
@@ -607,14 +641,17 @@ func resolveCodec(session, global string) string {
 }
 
 func mediaError(err error) error {
+	var e *Error
 	switch {
 	case errors.Is(err, ErrMediaCodec):
-		return errorf(KindInvalid, CodeForcedCodec, "%v", err)
+		e = errorf(KindInvalid, CodeForcedCodec, "%v", err)
 	case errors.Is(err, ErrMediaSDP):
-		return errorf(KindInvalid, CodeMediaSDPError, "%v", err)
+		e = errorf(KindInvalid, CodeMediaSDPError, "%v", err)
 	default:
-		return errorf(KindInternal, CodeMediaEndpointError, "media error: %v", err)
+		e = errorf(KindInternal, CodeMediaEndpointError, "media error: %v", err)
 	}
+	e.Err = err
+	return e
 }
 
 // flushCandidates applies candidates buffered for endpoint. Caller holds m.mu; AddICECandidate only
@@ -638,7 +675,7 @@ func (m *Manager) stopPublishing(c *Connection) error {
 	if c.stream == nil {
 		return errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
 	}
-	cleanup = m.unpublish(c, "unpublish", false)
+	cleanup = m.unpublish(c, ReasonUnpublish, othersOnly)
 	return nil
 }
 
@@ -682,7 +719,12 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 	}
 	pub := owner.stream.pub
 	old := c.subs[owner.id]
-	delete(c.subs, owner.id) // a re-subscription replaces the old one
+	if old != nil {
+		// A re-subscription (the browser reconnected) replaces the old one, which ends like any other.
+		delete(c.subs, owner.id)
+		m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: owner.id, Stream: old.stream, Subscriber: c.id,
+			Reason: ReasonUnsubscribe, Started: old.createdAt, Media: old.src.mediaSnapshot()})
+	}
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
 	m.mu.Unlock()
 	if old != nil {
@@ -703,10 +745,12 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		return "", mediaError(err)
 	}
 	created.Store(&sub)
+	var cleanup []func()
+	defer func() { run(cleanup) }() // after the unlock below
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || c.subs[owner.id] != nil {
-		go sub.Close()
+		cleanup = append(cleanup, sub.Close)
 		return "", errorf(KindNotFound, CodeUserNotFound, "stream %s went away while subscribing", sid)
 	}
 	ns := &subscription{stream: sid, createdAt: m.opts.Now(), sub: sub, src: owner.stream}
@@ -789,10 +833,10 @@ func (m *Manager) unsubscribe(c *Connection, publisher ConnectionID) error {
 		return errorf(KindNotFound, CodeUserNotFound, "not subscribed to %s", publisher)
 	}
 	delete(c.subs, publisher)
-	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: "unsubscribe",
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: ReasonUnsubscribe,
 		Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
 	m.mu.Unlock()
-	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", "unsubscribe")
+	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", ReasonUnsubscribe)
 	sub.sub.Close()
 	return nil
 }
@@ -883,10 +927,13 @@ func (m *Manager) changeStreamProperty(c *Connection, property, newValue, reason
 	case "videoActive":
 		md.VideoActive = strings.TrimSpace(newValue) == "true"
 	case "videoDimensions":
+		// The SDK sends the JSON text of a string holding a JSON object: "{\"width\":…}".
 		var dims string
-		if json.Unmarshal([]byte(newValue), &dims) == nil {
-			md.VideoDimensions = dims
+		var obj map[string]any
+		if json.Unmarshal([]byte(newValue), &dims) != nil || json.Unmarshal([]byte(dims), &obj) != nil {
+			return errorf(KindInvalid, CodeGeneric, "videoDimensions %.64q is not a JSON object in a string", newValue)
 		}
+		md.VideoDimensions = dims
 	}
 	m.emit(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: c.id, Stream: c.stream.id,
 		Property: &PropertyChange{Property: property, NewValue: newValue, Reason: reason}}, m.activeConns(c.sess, c)...)
@@ -906,7 +953,7 @@ func (m *Manager) forceDisconnect(by *Connection, target ConnectionID) error {
 	if c == nil || !c.active {
 		return errorf(KindNotFound, CodeUserNotFound, "connection %s not found", target)
 	}
-	cleanup = m.remove(c, "forceDisconnectByUser", true, true)
+	cleanup = m.remove(c, ReasonForceDisconnectByUser, evicted|destroyIfLast)
 	return nil
 }
 
@@ -923,7 +970,7 @@ func (m *Manager) forceUnpublish(by *Connection, sid StreamID) error {
 	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
 		return errorf(KindNotFound, CodeUserNotFound, "stream %s not found", sid)
 	}
-	cleanup = m.unpublish(c, "forceUnpublishByUser", true)
+	cleanup = m.unpublish(c, ReasonForceUnpublishByUser, ownerToo)
 	return nil
 }
 
@@ -963,12 +1010,8 @@ func (m *Manager) reconnectPublisher(ctx context.Context, c *Connection, offer s
 func (m *Manager) Alive(cid string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, s := range m.sessions {
-		if c := s.conns[ConnectionID(cid)]; c != nil {
-			return c.active && !c.gone
-		}
-	}
-	return false
+	c := m.conns[ConnectionID(cid)]
+	return c != nil && c.active && !c.gone
 }
 
 // Footprint reports a participant's session and its PeerConnections (one per publish, one per
@@ -1018,10 +1061,7 @@ func (m *Manager) CollectGarbage() {
 	now := m.opts.Now()
 	for id, s := range m.sessions {
 		if len(m.activeConns(s, nil)) == 0 && s.recording == nil && now.Sub(s.createdAt) >= m.opts.Config.GarbageThreshold {
-			delete(m.sessions, id)
-			for _, c := range s.conns {
-				c.gone = true
-			}
+			m.dropSession(s)
 			m.log.Info("session garbage-collected", "session", id)
 		}
 	}
@@ -1033,7 +1073,7 @@ func (m *Manager) Shutdown() {
 	m.mu.Lock()
 	m.closing = true
 	for _, s := range m.sessions {
-		cleanup = append(cleanup, m.closeSession(s, "openviduServerStopped")...)
+		cleanup = append(cleanup, m.closeSession(s, ReasonServerStopped)...)
 	}
 	m.mu.Unlock()
 	run(cleanup)

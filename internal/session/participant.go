@@ -18,9 +18,9 @@ func (p *Participant) Session() SessionID { return p.c.sess.id }
 
 // Leave removes a participant that asked to leave (leaveRoom): the others get participantLeft with
 // reason disconnect.
-func (p *Participant) Leave() { p.m.evict(p.c, "disconnect") }
+func (p *Participant) Leave() { p.m.evict(p.c, ReasonDisconnect) }
 
-// Evict removes the participant for reason. Reasons other than "disconnect" are forced removals:
+// Evict removes the participant for reason. Reasons other than ReasonDisconnect are forced removals:
 // every participant, the evicted one included, also gets participantEvicted.
 func (p *Participant) Evict(reason string) { p.m.evict(p.c, reason) }
 

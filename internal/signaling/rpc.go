@@ -100,7 +100,7 @@ func (r *rpcSession) detach(sock *socket) {
 		r.mu.Unlock()
 		r.h.forget(r)
 		r.h.log.Info("participant did not reconnect in time", "connection", part.ID(), "rpc", r.id)
-		part.Evict("networkDisconnect")
+		part.Evict(session.ReasonNetworkDisconnect)
 	})
 	r.mu.Unlock()
 }
