@@ -1,0 +1,304 @@
+package session
+
+import (
+	"slices"
+	"strings"
+)
+
+// Sessions and connections as the REST API manages them.
+
+// CreateSession creates a session; a taken customSessionId is a KindConflict error.
+func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return SessionInfo{}, errorf(KindNotAcceptable, CodeRoomClosed, "server is shutting down")
+	}
+	id := SessionID(p.CustomSessionID)
+	if id == "" {
+		for id == "" || m.sessions[id] != nil {
+			id = newSessionID()
+		}
+	} else if m.sessions[id] != nil {
+		return SessionInfo{}, errorf(KindConflict, CodeGeneric, "session %s already exists", id)
+	}
+	s := &session{id: id, createdAt: m.opts.Now(), props: p, conns: map[ConnectionID]*Connection{}}
+	m.sessions[id] = s
+	m.emit(Event{Kind: SessionCreated, Session: id, Time: s.createdAt})
+	m.log.Info("session created", "session", id)
+	return m.sessionInfo(s, false), nil
+}
+
+func (m *Manager) sessionInfo(s *session, pending bool) SessionInfo {
+	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}, Recording: s.recording != nil}
+	for _, id := range s.order {
+		c := s.conns[id]
+		if c.active || pending {
+			si.Connections = append(si.Connections, c.info())
+		}
+	}
+	return si
+}
+
+func (m *Manager) lookup(id SessionID) (*session, error) {
+	s := m.sessions[id]
+	if s == nil {
+		return nil, errorf(KindNotFound, CodeRoomNotFound, "session %s cannot be found", id)
+	}
+	return s, nil
+}
+
+// Session returns a snapshot; pending includes connections nobody has joined with yet.
+func (m *Manager) Session(id SessionID, pending bool) (SessionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return SessionInfo{}, err
+	}
+	return m.sessionInfo(s, pending), nil
+}
+
+// Sessions returns snapshots of every session, oldest first.
+func (m *Manager) Sessions(pending bool) []SessionInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]SessionInfo, 0, len(m.sessions))
+	for _, s := range m.sessions {
+		out = append(out, m.sessionInfo(s, pending))
+	}
+	slices.SortFunc(out, func(a, b SessionInfo) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(string(a.ID), string(b.ID))
+	})
+	return out
+}
+
+// SessionCount is the number of sessions, for metrics: garbage collection removes sessions without
+// an event, so a count kept from events would drift.
+func (m *Manager) SessionCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions)
+}
+
+// CloseSession evicts everyone with reason sessionClosedByServer and destroys the session.
+func (m *Manager) CloseSession(id SessionID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	cleanup = m.closeSession(s, ReasonSessionClosedByServer)
+	return nil
+}
+
+func (m *Manager) closeSession(s *session, reason string) (cleanup []func()) {
+	if r := s.recording; r != nil {
+		// OpenVidu stops the recording before it evicts anyone, so participants hear
+		// recordingStopped first. The recorder learns of it from SessionDestroyed and reports the
+		// statuses to listeners (webhooks) itself.
+		ri := &RecordingInfo{ID: r.id, Name: r.name, Session: s.id, SessionCreatedAt: s.createdAt, Status: RecordingStopped, Reason: reason}
+		m.notify(Event{Kind: RecordingStatusChanged, Session: s.id, Reason: reason, Recording: ri}, m.recordingAudience(s)...)
+	}
+	for _, id := range slices.Clone(s.order) {
+		if c := s.conns[id]; c != nil && c.active {
+			cleanup = append(cleanup, m.remove(c, reason, evicted)...)
+		}
+	}
+	m.destroy(s, reason)
+	return cleanup
+}
+
+// destroy forgets a session; its pending tokens die with it. Caller holds m.mu.
+func (m *Manager) destroy(s *session, reason string) {
+	if m.sessions[s.id] != s {
+		return
+	}
+	m.dropSession(s)
+	// The session is already forgotten, so emit cannot look its creation up.
+	m.emit(Event{Kind: SessionDestroyed, Session: s.id, Reason: reason, SessionCreatedAt: s.createdAt, Started: s.createdAt})
+	m.log.Info("session destroyed", "session", s.id, "reason", reason)
+}
+
+// dropSession forgets s and its connections, pending tokens included. Caller holds m.mu.
+func (m *Manager) dropSession(s *session) {
+	delete(m.sessions, s.id)
+	for id, c := range s.conns {
+		c.gone = true
+		delete(m.conns, id)
+	}
+}
+
+// ---- connections (REST) ----
+
+// CreateConnection creates a pending connection with a fresh single-use token.
+func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (ConnectionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closing {
+		return ConnectionInfo{}, errorf(KindNotAcceptable, CodeRoomClosed, "server is shutting down")
+	}
+	s, err := m.lookup(id)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	cid := newConnectionID()
+	for m.conns[cid] != nil { // unique on the node: Alive and TURN credentials name it alone
+		cid = newConnectionID()
+	}
+	c := &Connection{
+		id: cid, sess: s, opts: o, createdAt: m.opts.Now(),
+		token: m.opts.WebSocketURL + "?sessionId=" + string(s.id) + "&token=" + newTokenValue(),
+	}
+	s.conns[cid] = c
+	m.conns[cid] = c
+	s.order = append(s.order, cid)
+	return c.info(), nil
+}
+
+// Connections lists a session's connections.
+func (m *Manager) Connections(id SessionID, pending bool) ([]ConnectionInfo, error) {
+	si, err := m.Session(id, pending)
+	return si.Connections, err
+}
+
+// Connection returns one connection, pending or active.
+func (m *Manager) Connection(id SessionID, cid ConnectionID) (ConnectionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	return c.info(), nil
+}
+
+func (m *Manager) connection(id SessionID, cid ConnectionID) (*Connection, error) {
+	s, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	c := s.conns[cid]
+	if c == nil {
+		return nil, errorf(KindNotFound, CodeUserNotFound, "connection %s not found in session %s", cid, id)
+	}
+	return c, nil
+}
+
+// UpdateConnection changes role and/or record of a connection (OpenVidu PRO's PATCH, kept because it
+// is cheap). The new role applies to the participant's next action.
+func (m *Manager) UpdateConnection(id SessionID, cid ConnectionID, role *Role, record *bool) (ConnectionInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return ConnectionInfo{}, err
+	}
+	if role != nil {
+		c.opts.Role = *role
+	}
+	if record != nil {
+		c.opts.Record = *record
+	}
+	return c.info(), nil
+}
+
+// DeleteConnection evicts an active participant (forceDisconnectByServer) or invalidates a pending
+// token.
+func (m *Manager) DeleteConnection(id SessionID, cid ConnectionID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return err
+	}
+	if !c.active {
+		m.forget(c)
+		return nil
+	}
+	cleanup = m.remove(c, ReasonForceDisconnectByServer, evicted|destroyIfLast)
+	return nil
+}
+
+// forget drops a connection from its session. Caller holds m.mu.
+func (m *Manager) forget(c *Connection) {
+	s := c.sess
+	c.gone = true
+	delete(s.conns, c.id)
+	delete(m.conns, c.id)
+	if i := slices.Index(s.order, c.id); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
+
+// ForceUnpublishByServer stops a stream (REST DELETE stream): everyone, owner included, gets
+// participantUnpublished with reason forceUnpublishByServer.
+func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	c := s.conns[sid.Owner()]
+	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
+		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
+	}
+	cleanup = m.unpublish(c, ReasonForceUnpublishByServer, ownerToo)
+	return nil
+}
+
+// SendSignal delivers an application signal. from is nil for REST signals. With no recipients the
+// signal goes to every participant (the sender included); unknown recipients fail the whole signal.
+func (m *Manager) SendSignal(id SessionID, from *Connection, to []ConnectionID, typ, data string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var s *session
+	if from != nil {
+		if err := usable(from); err != nil {
+			return err
+		}
+		s = from.sess
+	} else {
+		var err error
+		if s, err = m.lookup(id); err != nil {
+			return err
+		}
+	}
+	var recipients []*Connection
+	if len(to) == 0 {
+		recipients = m.activeConns(s, nil)
+		if len(recipients) == 0 {
+			return errorf(KindNotAcceptable, CodeSignalTo, "session %s has no participants", s.id)
+		}
+	} else {
+		for _, t := range to {
+			c := s.conns[t]
+			if c == nil || !c.active {
+				return errorf(KindNotAcceptable, CodeSignalTo, "signal recipient %q is not a participant of session %s", t, s.id)
+			}
+			if !slices.Contains(recipients, c) {
+				recipients = append(recipients, c)
+			}
+		}
+	}
+	sig := &Signal{Type: typ, Data: data}
+	for _, r := range recipients {
+		sig.To = append(sig.To, r.id)
+	}
+	if from != nil {
+		sig.From = from.id
+	}
+	m.emit(Event{Kind: SignalSent, Session: s.id, Connection: sig.From, Signal: sig}, recipients...)
+	return nil
+}

@@ -1,0 +1,415 @@
+package session
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// Streams and subscriptions: what a participant negotiates with the media layer, and the
+// operations on them.
+
+// PublishParams is a publishVideo request.
+type PublishParams struct {
+	Offer string
+	Media MediaOptions
+}
+
+// Publish negotiates c's stream and announces it to the other participants.
+func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (StreamInfo, string, error) {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return StreamInfo{}, "", err
+	}
+	if !c.opts.Role.CanPublish() {
+		m.mu.Unlock()
+		return StreamInfo{}, "", errorf(KindUnauthorized, CodeUserUnauthorized, "Unable to publish video. The user does not have a valid token")
+	}
+	if c.stream != nil || c.publishing {
+		m.mu.Unlock()
+		return StreamInfo{}, "", errorf(KindConflict, CodeUserAlreadyStreams, "connection %s is already publishing", c.id)
+	}
+	c.publishing = true
+	sid := newStreamID(p.Media.TypeOfVideo, p.Media.HasVideo, c.id)
+	codec := resolveCodec(c.sess.props.ForcedVideoCodec, m.opts.Config.ForcedVideoCodec)
+	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
+	m.mu.Unlock()
+
+	var created atomic.Pointer[PublishedMedia]
+	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
+		OnState: func(st string) {
+			if pub := created.Load(); pub != nil && st == "connected" {
+				m.mediaConnected(c, sid, "", (*pub).Path(), log)
+			}
+			log.Debug("publisher state", "state", st)
+		},
+		OnPath: func(p MediaPath) { m.mediaPath(c, sid, "", p, log) }})
+	if err == nil {
+		created.Store(&pub)
+	}
+
+	var cleanup []func()
+	defer func() { run(cleanup) }() // after the unlock below
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c.publishing = false
+	if err != nil {
+		return StreamInfo{}, "", mediaError(err)
+	}
+	if usable(c) != nil {
+		cleanup = append(cleanup, pub.Close)
+		return StreamInfo{}, "", errorf(KindNotFound, CodeUserNotFound, "participant left while publishing")
+	}
+	hasAudio, hasVideo := pub.Tracks()
+	p.Media.HasAudio = p.Media.HasAudio && hasAudio
+	p.Media.HasVideo = p.Media.HasVideo && hasVideo
+	c.stream = &stream{id: sid, createdAt: m.opts.Now(), media: p.Media, pub: pub}
+	m.flushCandidates(c, string(c.id), pub.AddCandidate)
+	si := c.stream.info()
+	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: c.id, Stream: sid, Time: c.stream.createdAt, Media: c.stream.mediaSnapshot()})
+	m.emit(Event{Kind: StreamPublished, Session: c.sess.id, Connection: c.id, Stream: sid, StreamInfo: &si}, m.activeConns(c.sess, c)...)
+	log.Info("stream published", "codec", codec)
+	return si, answer, nil
+}
+
+// resolveCodec maps OpenVidu's forcedVideoCodec to the SFU's choice: MEDIA_SERVER_PREFERRED means VP8
+// (what Kurento resolved it to), NONE means whatever the publisher offers first.
+func resolveCodec(session, global string) string {
+	v := session
+	if v == "" {
+		v = global
+	}
+	switch v {
+	case "VP8", "VP9", "H264":
+		return v
+	case "NONE":
+		return CodecAny
+	default:
+		return CodecVP8
+	}
+}
+
+func mediaError(err error) error {
+	var e *Error
+	switch {
+	case errors.Is(err, ErrMediaCodec):
+		e = errorf(KindInvalid, CodeForcedCodec, "%v", err)
+	case errors.Is(err, ErrMediaSDP):
+		e = errorf(KindInvalid, CodeMediaSDPError, "%v", err)
+	default:
+		e = errorf(KindInternal, CodeMediaEndpointError, "media error: %v", err)
+	}
+	e.Err = err
+	return e
+}
+
+// flushCandidates applies candidates buffered for endpoint. Caller holds m.mu; AddICECandidate only
+// queues inside pion, it never blocks on the network.
+func (m *Manager) flushCandidates(c *Connection, endpoint string, add func(Candidate) error) {
+	for _, cand := range c.pendingCands[endpoint] {
+		_ = add(cand)
+	}
+	delete(c.pendingCands, endpoint)
+}
+
+// Unpublish stops c's own stream (unpublishVideo).
+func (m *Manager) stopPublishing(c *Connection) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := usable(c); err != nil {
+		return err
+	}
+	if c.stream == nil {
+		return errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
+	}
+	cleanup = m.unpublish(c, ReasonUnpublish, othersOnly)
+	return nil
+}
+
+type subscribeFunc func(context.Context, PublishedMedia, SubscribeRequest) (SubscribedMedia, string, error)
+
+// answerSubscribe applies the browser's answer to the offer of a server-offered subscription.
+func (m *Manager) answerSubscribe(c *Connection, sid StreamID, answer string) error {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	sub := c.subs[sid.Owner()]
+	if sub == nil || sub.stream != sid {
+		m.mu.Unlock()
+		return errorf(KindNotFound, CodeUserNotFound, "no subscription to %s is waiting for an answer: send prepareReceiveVideoFrom first", sid)
+	}
+	s := sub.sub
+	m.mu.Unlock()
+	if err := s.SetAnswer(answer); err != nil {
+		return mediaError(err)
+	}
+	return nil
+}
+
+// Subscribe negotiates a subscription of c to stream sid (receiveVideoFrom, client offer).
+func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, offer string, negotiate subscribeFunc) (string, error) {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return "", err
+	}
+	owner := c.sess.conns[sid.Owner()]
+	if owner == nil || !owner.active {
+		m.mu.Unlock()
+		return "", errorf(KindNotFound, CodeUserNotFound, "participant %s not found", sid.Owner())
+	}
+	if owner.stream == nil || owner.stream.id != sid {
+		m.mu.Unlock()
+		return "", errorf(KindNotAcceptable, CodeUserNotStreaming, "participant %s is not publishing stream %s", owner.id, sid)
+	}
+	pub := owner.stream.pub
+	old := c.subs[owner.id]
+	if old != nil {
+		// A re-subscription (the browser reconnected) replaces the old one, which ends like any other.
+		delete(c.subs, owner.id)
+		m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: owner.id, Stream: old.stream, Subscriber: c.id,
+			Reason: ReasonUnsubscribe, Started: old.createdAt, Media: old.src.mediaSnapshot()})
+	}
+	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
+	m.mu.Unlock()
+	if old != nil {
+		old.sub.Close()
+	}
+
+	var created atomic.Pointer[SubscribedMedia]
+	sub, answer, err := negotiate(ctx, pub, SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
+		OnState: func(st string) {
+			if sub := created.Load(); sub != nil && st == "connected" {
+				m.mediaConnected(owner, sid, c.id, (*sub).Path(), log)
+			}
+			log.Debug("subscriber state", "state", st)
+		},
+		OnPath:        func(p MediaPath) { m.mediaPath(owner, sid, c.id, p, log) },
+		OnVideoPaused: func(paused bool) { m.videoPaused(owner, sid, c, paused) }})
+	if err != nil {
+		return "", mediaError(err)
+	}
+	created.Store(&sub)
+	var cleanup []func()
+	defer func() { run(cleanup) }() // after the unlock below
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || c.subs[owner.id] != nil {
+		cleanup = append(cleanup, sub.Close)
+		return "", errorf(KindNotFound, CodeUserNotFound, "stream %s went away while subscribing", sid)
+	}
+	ns := &subscription{stream: sid, createdAt: m.opts.Now(), sub: sub, src: owner.stream}
+	c.subs[owner.id] = ns
+	m.flushCandidates(c, string(owner.id), sub.AddCandidate)
+	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: owner.id, Stream: sid, Subscriber: c.id,
+		Time: ns.createdAt, Media: owner.stream.mediaSnapshot()})
+	log.Info("subscribed")
+	return answer, nil
+}
+
+// ReasonNetworkConstrained is the streamPropertyChanged reason with which one subscriber learns
+// that the SFU paused (videoActive false) or resumed (true) its copy of a stream's video because
+// its own link cannot carry it. Nobody else is told: the publisher and the others are unaffected.
+const ReasonNetworkConstrained = "networkConstrained"
+
+// videoPaused tells subscriber c that its copy of stream sid's video stopped or started again (sfu
+// OnVideoPaused). openvidu-browser sees the stream's videoActive change, as when the publisher
+// turns its camera off, so an application shows the same placeholder; the reason tells them apart.
+// Nothing is said while the publisher's own video is off.
+func (m *Manager) videoPaused(owner *Connection, sid StreamID, c *Connection, paused bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || !owner.stream.media.VideoActive {
+		return
+	}
+	m.notify(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: owner.id, Stream: sid,
+		Property: &PropertyChange{Property: "videoActive", NewValue: strconv.FormatBool(!paused), Reason: ReasonNetworkConstrained}}, c)
+}
+
+// mediaConnected records the candidate pair of a publisher (subscriber empty) or subscription once
+// ICE and DTLS are up, and logs it: the first thing to look at when someone sees only themselves.
+func (m *Manager) mediaConnected(owner *Connection, sid StreamID, subscriber ConnectionID, path MediaPath, log *slog.Logger) {
+	m.recordPath(owner, sid, subscriber, path, log, true)
+}
+
+// mediaPath records a pair ICE selected (sfu OnPath). Browsers move after connecting, e.g. from a
+// TURN relay to ICE-TCP once that check succeeds; REST's connectionPath and the log follow.
+func (m *Manager) mediaPath(owner *Connection, sid StreamID, subscriber ConnectionID, path MediaPath, log *slog.Logger) {
+	m.recordPath(owner, sid, subscriber, path, log, false)
+}
+
+func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber ConnectionID, path MediaPath, log *slog.Logger, connected bool) {
+	if m.opts.DescribePath != nil {
+		path = m.opts.DescribePath(path)
+	}
+	m.mu.Lock()
+	var at *MediaPath
+	if subscriber == "" {
+		if owner.stream != nil && owner.stream.id == sid {
+			at = &owner.stream.path
+		}
+	} else if c := owner.sess.conns[subscriber]; c != nil && c.subs[owner.id] != nil && c.subs[owner.id].stream == sid {
+		at = &c.subs[owner.id].path
+	}
+	var was MediaPath
+	if at != nil {
+		was, *at = *at, path
+	}
+	m.mu.Unlock()
+	switch {
+	case connected:
+		log.Info("media connected", "path", path.String())
+	case at != nil && was.Protocol != "" && was != path:
+		log.Info("media path changed", "path", path.String(), "was", was.String())
+	}
+}
+
+// Unsubscribe ends c's subscription to the stream of publisher (unsubscribeFromVideo sends the
+// publisher's connection id, not a stream id).
+func (m *Manager) unsubscribe(c *Connection, publisher ConnectionID) error {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	sub := c.subs[publisher]
+	if sub == nil {
+		m.mu.Unlock()
+		return errorf(KindNotFound, CodeUserNotFound, "not subscribed to %s", publisher)
+	}
+	delete(c.subs, publisher)
+	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: ReasonUnsubscribe,
+		Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
+	m.mu.Unlock()
+	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", ReasonUnsubscribe)
+	sub.sub.Close()
+	return nil
+}
+
+// AddCandidate routes a browser candidate: endpointName is c's own id for its publisher connection,
+// or the publisher's id for a subscription. Candidates for endpoints not negotiated yet are kept.
+func (m *Manager) addCandidate(c *Connection, endpoint string, cand Candidate) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := usable(c); err != nil {
+		return err
+	}
+	var add func(Candidate) error
+	if endpoint == string(c.id) && c.stream != nil {
+		add = c.stream.pub.AddCandidate
+	} else if sub := c.subs[ConnectionID(endpoint)]; sub != nil {
+		add = sub.sub.AddCandidate
+	}
+	if add == nil {
+		if len(c.pendingCands[endpoint]) < 64 && len(c.pendingCands) < 64 { // bounded: a client cannot grow it forever
+			c.pendingCands[endpoint] = append(c.pendingCands[endpoint], cand)
+		}
+		return nil
+	}
+	return add(cand)
+}
+
+// ChangeStreamProperty records a property change of c's stream and tells the others. newValue is the
+// JSON text the client sent.
+func (m *Manager) changeStreamProperty(c *Connection, property, newValue, reason string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := usable(c); err != nil {
+		return err
+	}
+	if c.stream == nil {
+		return errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
+	}
+	md := &c.stream.media
+	switch property {
+	case "audioActive":
+		md.AudioActive = strings.TrimSpace(newValue) == "true"
+	case "videoActive":
+		md.VideoActive = strings.TrimSpace(newValue) == "true"
+	case "videoDimensions":
+		// The SDK sends the JSON text of a string holding a JSON object: "{\"width\":…}".
+		var dims string
+		var obj map[string]any
+		if json.Unmarshal([]byte(newValue), &dims) != nil || json.Unmarshal([]byte(dims), &obj) != nil {
+			return errorf(KindInvalid, CodeGeneric, "videoDimensions %.64q is not a JSON object in a string", newValue)
+		}
+		md.VideoDimensions = dims
+	}
+	m.emit(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: c.id, Stream: c.stream.id,
+		Property: &PropertyChange{Property: property, NewValue: newValue, Reason: reason}}, m.activeConns(c.sess, c)...)
+	return nil
+}
+
+// ForceDisconnect evicts target on behalf of moderator by (reason forceDisconnectByUser).
+func (m *Manager) forceDisconnect(by *Connection, target ConnectionID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.moderator(by); err != nil {
+		return err
+	}
+	c := by.sess.conns[target]
+	if c == nil || !c.active {
+		return errorf(KindNotFound, CodeUserNotFound, "connection %s not found", target)
+	}
+	cleanup = m.remove(c, ReasonForceDisconnectByUser, evicted|destroyIfLast)
+	return nil
+}
+
+// ForceUnpublish stops stream sid on behalf of moderator by (reason forceUnpublishByUser).
+func (m *Manager) forceUnpublish(by *Connection, sid StreamID) error {
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.moderator(by); err != nil {
+		return err
+	}
+	c := by.sess.conns[sid.Owner()]
+	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
+		return errorf(KindNotFound, CodeUserNotFound, "stream %s not found", sid)
+	}
+	cleanup = m.unpublish(c, ReasonForceUnpublishByUser, ownerToo)
+	return nil
+}
+
+func (m *Manager) moderator(c *Connection) error {
+	if err := usable(c); err != nil {
+		return err
+	}
+	if c.opts.Role != RoleModerator {
+		return errorf(KindUnauthorized, CodeUserUnauthorized, "only a MODERATOR may do that")
+	}
+	return nil
+}
+
+// ReconnectPublisher renegotiates c's stream on a new PeerConnection (reconnectStream); subscribers
+// stay attached and nobody is notified.
+func (m *Manager) reconnectPublisher(ctx context.Context, c *Connection, offer string) (StreamInfo, string, error) {
+	m.mu.Lock()
+	if err := usable(c); err != nil {
+		m.mu.Unlock()
+		return StreamInfo{}, "", err
+	}
+	if c.stream == nil {
+		m.mu.Unlock()
+		return StreamInfo{}, "", errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
+	}
+	st := c.stream
+	m.mu.Unlock()
+	answer, err := st.pub.Renegotiate(ctx, offer)
+	if err != nil {
+		return StreamInfo{}, "", mediaError(err)
+	}
+	return st.info(), answer, nil
+}
