@@ -49,6 +49,9 @@ var ErrAnswered = fmt.Errorf("%w: the subscription is already answered", ErrSDP)
 // SetAnswer applies the browser's answer to our offer (SubscribeOffer) and the candidates it sent
 // before it.
 func (sub *Subscriber) SetAnswer(answer string) error {
+	if err := checkSDP(answer); err != nil {
+		return err
+	}
 	sub.earlyMu.Lock()
 	defer sub.earlyMu.Unlock()
 	if sub.answered.Load() {

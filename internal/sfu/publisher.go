@@ -53,6 +53,9 @@ type Publisher struct {
 
 // Publish creates the PeerConnection for a browser's publisher offer and returns our answer.
 func (s *SFU) Publish(ctx context.Context, req PublishRequest) (*Publisher, string, error) {
+	if err := checkSDP(req.Offer); err != nil {
+		return nil, "", err
+	}
 	log := req.Log
 	if log == nil {
 		log = s.log
@@ -178,6 +181,9 @@ func (p *Publisher) forwarderFor(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapa
 // Renegotiate replaces the PeerConnection with one for a new offer (OpenVidu reconnectStream) and
 // keeps every subscriber attached.
 func (p *Publisher) Renegotiate(ctx context.Context, offer string) (string, error) {
+	if err := checkSDP(offer); err != nil {
+		return "", err
+	}
 	return p.negotiate(ctx, offer)
 }
 

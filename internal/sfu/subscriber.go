@@ -123,6 +123,9 @@ func (d *downTrack) send(h *rtp.Header, p *rtp.Packet, seq uint16) {
 
 // Subscribe creates a PeerConnection for a browser's recvonly offer carrying pub's tracks.
 func (s *SFU) Subscribe(ctx context.Context, pub *Publisher, req SubscribeRequest) (*Subscriber, string, error) {
+	if err := checkSDP(req.Offer); err != nil {
+		return nil, "", err
+	}
 	sub, senders, err := s.newSubscriber(pub, req, false)
 	if err != nil {
 		return nil, "", err
