@@ -25,7 +25,7 @@ type rpcSession struct {
 
 // Notify translates a model event into the OpenVidu notification and queues it (session.Sink).
 func (r *rpcSession) Notify(e session.Event) {
-	b := encodeNotification(e)
+	b := r.h.notes.encode(e)
 	if b == nil {
 		return
 	}

@@ -59,6 +59,8 @@ type Handler struct {
 	wg      sync.WaitGroup
 	closed  bool
 
+	notes noteCache
+
 	// testHooks are nil in production; tests use them to force interleavings.
 	testHooks struct {
 		// shutdownLocked runs inside Shutdown with Handler.mu held, before any rpcSession.mu.

@@ -3,6 +3,7 @@ package signaling
 import (
 	"encoding/json"
 	"strings"
+	"sync"
 
 	"github.com/parley/parley/internal/session"
 )
@@ -235,6 +236,27 @@ func notificationOf(e session.Event) (method string, params any) {
 		return "sendMessage", sendMessageJSON{Data: e.Signal.Data, Type: e.Signal.Type, From: e.Signal.From}
 	}
 	return "", nil
+}
+
+// noteCache encodes each event once however many participants it goes to: the model hands one
+// event to every recipient's Notify in a row, under its lock, so the last encoding is the one the
+// next recipient needs. Two events that compare equal encode alike, so a stale hit is impossible.
+type noteCache struct {
+	mu      sync.Mutex // a leaf: nothing else is taken while holding it
+	last    session.Event
+	frame   []byte
+	encodes int // for tests
+}
+
+func (c *noteCache) encode(e session.Event) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.frame != nil && c.last == e {
+		return c.frame
+	}
+	c.encodes++
+	c.last, c.frame = e, encodeNotification(e)
+	return c.frame
 }
 
 // encodeNotification is the frame of event e, or nil when participants are not told about it.

@@ -100,3 +100,30 @@ func TestNotificationsGolden(t *testing.T) {
 		golden(t, "notification_"+ev.name, c.nextNote())
 	}
 }
+
+// TestNotificationEncodedOnce: an event for many participants is marshalled once, not once per
+// recipient under the model's lock.
+func TestNotificationEncodedOnce(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{})
+	var clients []*testClient
+	for range 3 {
+		c, _ := s.joined(t)
+		clients = append(clients, c)
+	}
+	bob := session.ParticipantInfo{ID: "con_Bob", CreatedAt: fakeEpoch, Metadata: "bob"}
+	e := session.Event{Kind: session.ParticipantJoined, Connection: "con_Bob", Participant: &bob}
+	for _, id := range []session.ConnectionID{"con_Fake000001", "con_Fake000002", "con_Fake000003"} {
+		s.m.notify(id, e)
+	}
+	for _, c := range clients {
+		if n := string(c.nextNote()); !strings.Contains(n, `"participantJoined"`) {
+			t.Fatalf("got %s", n)
+		}
+	}
+	s.h.notes.mu.Lock()
+	defer s.h.notes.mu.Unlock()
+	if s.h.notes.encodes != 1 {
+		t.Fatalf("%d encodings for one event to three participants, want 1", s.h.notes.encodes)
+	}
+}
