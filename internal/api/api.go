@@ -239,8 +239,6 @@ func queryBool(r *http.Request, key string, def bool) bool {
 	return def
 }
 
-// ---- sessions ----
-
 func (a *API) config(w http.ResponseWriter, r *http.Request) {
 	v := a.cfg.ConfigJSON
 	if v == nil {

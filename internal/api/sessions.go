@@ -212,8 +212,6 @@ func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// ---- connections ----
-
 func (a *API) deleteStream(w http.ResponseWriter, r *http.Request) {
 	id, ok := a.sessionOr400(w, r)
 	if !ok {
@@ -257,5 +255,3 @@ func (a *API) signal(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 }
-
-// ---- config, health, recordings ----
