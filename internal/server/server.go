@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/app"
 	"github.com/parley/parley/internal/clientip"
@@ -49,7 +51,8 @@ type Server struct {
 }
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
-// port and cfg is updated to the one bound.
+// port; the server then runs with a copy of cfg that holds the port bound. cfg itself, validated
+// by config.Load, is never changed.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	// HTTPS_PORT=0 lets the kernel pick the TCP port and the media port follows it (tests,
 	// side-by-side runs); another process may hold that number on UDP, so pick again instead of
@@ -60,12 +63,15 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 		if err == nil || !kernelPicks || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
 			return s, err
 		}
-		cfg.HTTPSPort, cfg.Media.Port = 0, 0
 	}
 }
 
 // build is New for one choice of ports.
-func build(cfg *config.Config, log *slog.Logger) (s *Server, err error) {
+func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
+	// The effective configuration: the operator's, with the ports the kernel picked filled in
+	// below. Only this copy changes.
+	effective := *validated
+	cfg := &effective
 	s = &Server{cfg: cfg, log: log, revokes: make(chan session.ConnectionID, 4096)}
 	var closers []func() error
 	defer func() {
@@ -302,71 +308,162 @@ func (s *Server) iceServers(id session.ConnectionID, configured []session.IceSer
 	return out
 }
 
-// Run serves until ctx ends, then shuts down in order: participants are told and evicted, sockets
-// flushed and closed, the edge stops accepting, TURN and media are released.
-func (s *Server) Run(ctx context.Context) error {
-	bg, stopBG := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	s.startEventSinks()
-	recCtx, stopRec := context.WithCancel(context.Background())
-	recDone := make(chan struct{})
-	if s.recorder != nil {
-		go func() { defer close(recDone); _ = s.recorder.Run(recCtx) }()
-	} else {
-		close(recDone)
-	}
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = s.manager.Run(bg) }()
-	wg.Add(1)
-	go func() { defer wg.Done(); _ = s.app.Run(bg) }()
-	if s.turn != nil {
-		wg.Add(2)
-		go func() { defer wg.Done(); s.revokeLoop(bg) }()
-		// The sweep behind Revoke: participants the model lost without telling us.
-		go func() { defer wg.Done(); _ = s.turn.Run(bg) }()
-	}
-	var portErr chan error
-	if s.httpPort != nil {
-		portErr = make(chan error, 1)
-		go func() { portErr <- s.httpPort.Serve(s.httpLn) }()
-	}
-	s.log.Info("parley serving", "url", s.cfg.PublicURL(), "media_udp_port", s.cfg.Media.Port, "dev", s.cfg.Dev, "turn", s.turn != nil)
-	edgeCtx, stopEdge := context.WithCancel(context.Background())
-	edgeDone := make(chan error, 1)
-	go func() { edgeDone <- s.edge.Run(edgeCtx) }()
+// Shutdown phase budgets. Each phase's timeout names the phase (context.Cause), so an error says
+// which step overran; a later phase still runs.
+const (
+	// stopAcceptingTimeout covers the edge's graceful HTTP shutdown (in-flight REST calls).
+	stopAcceptingTimeout = 10 * time.Second
+	// tellParticipantsTimeout bounds flushing the last notifications to every socket.
+	tellParticipantsTimeout = 5 * time.Second
+	// drainRecordingsTimeout is above the recorder's own bound on finalising files.
+	drainRecordingsTimeout = 60 * time.Second
+)
 
-	var err error
+// Run serves until ctx ends or a component fails, then shuts down in the order of design.md:
+// stop accepting (the edge closes the port; open WebSockets stay), tell participants (every one
+// is evicted with openviduServerStopped and its socket flushed and closed), drain recordings
+// (their files are finalised), close (background loops, TURN, media, then the event sinks,
+// which saw every event of the evictions). Each phase has a timeout with a cause. Every
+// component's error is returned, joined; a component that stops on its own starts the shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	var (
+		g       errgroup.Group
+		errMu   sync.Mutex
+		errs    []error
+		failed  = make(chan struct{})
+		failOne sync.Once
+	)
+	report := func(err error) {
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+	}
+	// start runs f until its own ctx ends; returning before that starts the shutdown.
+	start := func(name string, f func(context.Context) error) (stop context.CancelFunc, done <-chan struct{}) {
+		cctx, cancel := context.WithCancel(context.Background())
+		d := make(chan struct{})
+		g.Go(func() error {
+			defer close(d)
+			err := f(cctx)
+			if cctx.Err() == nil {
+				failOne.Do(func() { close(failed) })
+				if err == nil {
+					err = errors.New("stopped on its own")
+				}
+			}
+			if err != nil {
+				err = fmt.Errorf("%s: %w", name, err)
+				report(err)
+			}
+			return err
+		})
+		return cancel, d
+	}
+
+	s.startEventSinks()
+	stopRec, recDone := start("recording", func(ctx context.Context) error {
+		if s.recorder == nil {
+			<-ctx.Done()
+			return nil
+		}
+		return s.recorder.Run(ctx)
+	})
+	stopModel, _ := start("session model", s.manager.Run)
+	stopApp, _ := start("app", s.app.Run)
+	stopTURN, _ := start("turn", func(ctx context.Context) error {
+		if s.turn == nil {
+			<-ctx.Done()
+			return nil
+		}
+		var tg errgroup.Group
+		tg.Go(func() error { s.revokeLoop(ctx); return nil })
+		// The sweep behind Revoke (participants the model lost without telling us); it closes
+		// TURN when ctx ends.
+		tg.Go(func() error { return s.turn.Run(ctx) })
+		return tg.Wait()
+	})
+	stopPort, portDone := start("http port", func(ctx context.Context) error {
+		if s.httpPort == nil {
+			<-ctx.Done()
+			return nil
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- s.httpPort.Serve(s.httpLn) }()
+		select {
+		case err := <-errc:
+			return err
+		case <-ctx.Done():
+		}
+		sctx, cancel := context.WithTimeoutCause(context.Background(), stopAcceptingTimeout,
+			errors.New("shutdown: HTTP_PORT did not finish its requests in time"))
+		defer cancel()
+		err := s.httpPort.Shutdown(sctx)
+		if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+			err = e
+		}
+		if err != nil {
+			return fmt.Errorf("%w (%w)", err, context.Cause(sctx))
+		}
+		return nil
+	})
+	stopEdge, edgeDone := start("edge", s.edge.Run)
+	s.log.Info("parley serving", "url", s.cfg.PublicURL(), "media_udp_port", s.cfg.Media.Port, "dev", s.cfg.Dev, "turn", s.turn != nil)
+
 	select {
 	case <-ctx.Done():
-	case err = <-edgeDone:
-		edgeDone <- err
+	case <-failed:
 	}
 	s.log.Info("shutting down")
+
+	// wait waits for done within the phase's budget; past it the phase's cause is reported and the
+	// next phase begins (the group still waits for every goroutine at the end).
+	wait := func(pctx context.Context, done ...<-chan struct{}) {
+		for _, d := range done {
+			select {
+			case <-d:
+			case <-pctx.Done():
+				report(context.Cause(pctx))
+				return
+			}
+		}
+	}
+	phase := func(d time.Duration, cause string) (context.Context, context.CancelFunc) {
+		return context.WithTimeoutCause(context.Background(), d, errors.New("shutdown: "+cause))
+	}
+
+	// 1. Stop accepting: no new connection or request; open WebSockets stay with their handlers.
+	pctx, cancel := phase(stopAcceptingTimeout+time.Second, "stopping accepting took too long")
+	stopEdge()
+	stopPort()
+	wait(pctx, edgeDone, portDone)
+	cancel()
+
+	// 2. Tell participants: evictions (openviduServerStopped, recordings stopped), then every
+	// socket flushed and closed.
+	pctx, cancel = phase(tellParticipantsTimeout, "participants were not all told in time")
 	s.manager.Shutdown()
-	// The evictions stopped every recording (openviduServerStopped); wait for their files.
-	stopRec()
-	<-recDone
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	s.sig.Shutdown(sctx)
-	if s.httpPort != nil {
-		_ = s.httpPort.Shutdown(sctx)
-		<-portErr
+	s.sig.Shutdown(pctx)
+	if pctx.Err() != nil {
+		report(context.Cause(pctx))
 	}
 	cancel()
-	stopEdge()
-	if e := <-edgeDone; err == nil {
-		err = e
+
+	// 3. Drain recordings: the evictions stopped them; their files are finalised.
+	pctx, cancel = phase(drainRecordingsTimeout, "recordings were not finalised in time")
+	stopRec()
+	wait(pctx, recDone)
+	cancel()
+
+	// 4. Close: background loops, TURN, media; the event sinks last.
+	stopModel()
+	stopApp()
+	stopTURN()
+	_ = g.Wait() // every error is in errs already
+	if err := s.media.Close(); err != nil {
+		report(fmt.Errorf("media: %w", err))
 	}
-	stopBG()
-	wg.Wait()
-	if s.turn != nil {
-		_ = s.turn.Close()
-	}
-	if e := s.media.Close(); err == nil {
-		err = e
-	}
-	s.stopEventSinks() // last: the evictions above emitted the final events
-	return err
+	s.stopEventSinks()
+	return errors.Join(errs...)
 }
 
 // revokeLoop ends the TURN credentials of participants that left, off the model's lock.
