@@ -9,6 +9,13 @@ import { SpeakingDetector, stopStream } from './media.js';
 import { formatKbps, InboundMeter } from './stats.js';
 import { $, avatarColor, copyText, initials, parseConnData, sdk, toast } from './ui.js';
 
+// What the chat shows: messages of at most MAX_CHAT characters (what our form sends), names of
+// MAX_NAME, the newest MAX_CHAT_LOG messages.
+const MAX_CHAT = 1000;
+const MAX_NAME = 64;
+const MAX_CHAT_LOG = 200;
+const clip = (s, n) => (s.length > n ? `${s.slice(0, n)}…` : s);
+
 /** How long a remote tile may wait for its first frame before we tell the person why. */
 const STALL_MS = 15000;
 const STATS_EVERY_MS = 2000;
@@ -420,7 +427,7 @@ export class Room {
     if (!text || !this.session) return;
     // Sent to everyone including ourselves: the server's echo is what we display, so a message we
     // see is a message the others got.
-    this.session.signal({ type: 'chat', data: text.slice(0, 1000) }).catch(() => toast('Your message could not be sent. Check your connection.'));
+    this.session.signal({ type: 'chat', data: text.slice(0, MAX_CHAT) }).catch(() => toast('Your message could not be sent. Check your connection.'));
     input.value = '';
   }
 
@@ -432,7 +439,7 @@ export class Room {
     if (mine) li.classList.add('mine');
     const who = document.createElement('span');
     who.className = 'who';
-    who.textContent = mine ? 'You' : parseConnData(e.from?.data).name;
+    who.textContent = mine ? 'You' : clip(parseConnData(e.from?.data).name, MAX_NAME);
     const time = document.createElement('time');
     const now = new Date();
     time.dateTime = now.toISOString();
@@ -440,9 +447,12 @@ export class Room {
     who.append(time);
     const text = document.createElement('span');
     text.className = 'text';
-    text.textContent = String(e.data ?? '');
+    // Clipped as our own form clips what it sends: a hostile client can signal up to the
+    // server's limit, and laying out 200,000 characters froze pages long enough to be evicted.
+    text.textContent = clip(String(e.data ?? ''), MAX_CHAT);
     li.append(who, text);
     log.append(li);
+    while (log.children.length > MAX_CHAT_LOG) log.firstElementChild.remove();
     log.scrollTop = log.scrollHeight;
     if (this.panel !== 'chat' && !mine) {
       this.unread++;
