@@ -105,6 +105,7 @@ func serve() error {
 		return err
 	}
 	log := newLogger(cfg)
+	server.SetMemoryLimit(cfg.MemoryLimitMiB, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.New(cfg, log)

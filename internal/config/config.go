@@ -41,6 +41,9 @@ type Config struct {
 	SupportDeprecatedAPI bool
 	// LogLevel is PARLEY_LOG_LEVEL: debug, info (default), warn or error.
 	LogLevel string
+	// MemoryLimitMiB is PARLEY_MEMORY_LIMIT in MiB: the Go runtime's soft memory limit. Default
+	// 0: 80 % of the cgroup's memory.max, else of the machine's RAM; GOMEMLIMIT, when set, wins.
+	MemoryLimitMiB int
 
 	// DataDir is PARLEY_DATA_DIR: where state that must survive restarts lives (the self-signed
 	// certificate, the ACME cache). Default /var/lib/parley, or .parley in dev mode.
@@ -285,6 +288,7 @@ var known = []string{
 	"PARLEY_TURN_MAX_ALLOCATIONS_PER_CONNECTION", "PARLEY_TURN_MAX_ALLOCATIONS",
 	"PARLEY_APP_PRIVATE", "PARLEY_APP_USERS", "PARLEY_APP_UPSTREAM", "PARLEY_APP_MAX_PARTICIPANTS",
 	"PARLEY_WEBHOOK_SECRET", "PARLEY_WEBHOOK_RETRY_TIMEOUT", "PARLEY_METRICS_ADDR",
+	"PARLEY_MEMORY_LIMIT",
 	"PARLEY_TRUSTED_PROXIES",
 }
 
@@ -367,6 +371,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	c.CertificateType = oneOf("CERTIFICATE_TYPE", "selfsigned", "selfsigned", "owncert", "letsencrypt")
 	c.SupportDeprecatedAPI = boolean("SUPPORT_DEPRECATED_API", true)
 	c.LogLevel = oneOf("PARLEY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
+	c.MemoryLimitMiB = num("PARLEY_MEMORY_LIMIT", 0, 0, 1<<24)
 	defData := "/var/lib/parley"
 	if c.Dev {
 		defData = ".parley"
