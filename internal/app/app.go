@@ -61,6 +61,9 @@ const (
 	testTTL = 2 * time.Minute
 	// maxTests bounds concurrent test sessions on this node.
 	maxTests = 20
+	// maxTestsPerAddr bounds them per address (IPv4, IPv6 /64): a person runs a device and a
+	// network test, and one address must not make /test busy for everyone.
+	maxTestsPerAddr = 2
 	// maxBody bounds a JSON request body.
 	maxBody = 4 << 10
 	// sweepEvery is how often Run closes expired test sessions and forgets idle rate buckets.
@@ -82,7 +85,7 @@ type App struct {
 	// the last seat cannot both get it. Lock order: mu, then the model's own lock (the model never
 	// calls us back).
 	mu    sync.Mutex
-	tests map[session.SessionID]time.Time // test session → when it is closed
+	tests map[session.SessionID]testEntry
 }
 
 // New returns the app; call Routes to serve it and Run to expire test sessions.
@@ -104,7 +107,7 @@ func New(cfg Config, rooms Rooms, log *slog.Logger) *App {
 		limit: newLimiter[netip.Prefix](cfg.Rate, cfg.Burst, 1<<16, cfg.Now),
 		guess: newGuesses(cfg.Now),
 		files: newStatic(cfg.Files, log),
-		tests: map[session.SessionID]time.Time{},
+		tests: map[session.SessionID]testEntry{},
 	}
 	if cfg.Private && len(cfg.Users) == 0 {
 		log.Warn("the built-in app is private and has no users: nobody can join rooms or run /test; set PARLEY_APP_USERS=user:password (or PARLEY_APP_PRIVATE=false for open rooms)")

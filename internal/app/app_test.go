@@ -370,12 +370,20 @@ func TestDeviceAndNetworkTests(t *testing.T) {
 	if r.code != 200 || r.body["token"] == "" {
 		t.Fatalf("network test: %d %s", r.code, r.raw)
 	}
-	for range maxTests - 1 {
-		if r := f.do(t, "POST", "/app/api/test/network", map[string]any{}); r.code != 200 {
+	if r := f.do(t, "POST", "/app/api/test/network", map[string]any{}); r.code != 200 {
+		t.Fatalf("second test from one address: %d %s", r.code, r.raw)
+	}
+	if r := f.do(t, "POST", "/app/api/test/network", map[string]any{}); r.code != http.StatusTooManyRequests {
+		t.Fatalf("third test from one address: %d %s", r.code, r.raw)
+	}
+	for i := range maxTests - maxTestsPerAddr {
+		from := func(r *http.Request) { r.RemoteAddr = fmt.Sprintf("198.51.100.%d:1", i+1) }
+		if r := f.do(t, "POST", "/app/api/test/network", map[string]any{}, from); r.code != 200 {
 			t.Fatalf("network test: %d %s", r.code, r.raw)
 		}
 	}
-	if r := f.do(t, "POST", "/app/api/test/network", map[string]any{}); r.code != http.StatusServiceUnavailable || r.body["error"] != "busy" {
+	other := func(r *http.Request) { r.RemoteAddr = "203.0.113.1:1" }
+	if r := f.do(t, "POST", "/app/api/test/network", map[string]any{}, other); r.code != http.StatusServiceUnavailable || r.body["error"] != "busy" {
 		t.Fatalf("beyond maxTests: %d %s", r.code, r.raw)
 	}
 	// Sessions nobody joined are collected by the model; the sweep then forgets them.

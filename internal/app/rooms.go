@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -184,6 +186,12 @@ func (a *App) networkTest(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// testEntry is a running test session: when it is closed, and the address that asked for it.
+type testEntry struct {
+	deadline time.Time
+	addr     netip.Prefix
+}
+
 // newTest creates a private session nobody else can find (a random id, never listed by the app)
 // with one token per role, closed by Run after testTTL.
 func (a *App) newTest(w http.ResponseWriter, r *http.Request, roles []session.Role) ([]string, bool) {
@@ -194,6 +202,16 @@ func (a *App) newTest(w http.ResponseWriter, r *http.Request, roles []session.Ro
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	addr, mine := clientKey(r), 0
+	for _, te := range a.tests {
+		if te.addr == addr {
+			mine++
+		}
+	}
+	if mine >= maxTestsPerAddr {
+		fail(w, http.StatusTooManyRequests, "rate_limited", "You already have tests running. Finish them or try again in two minutes.")
+		return nil, false
+	}
 	if len(a.tests) >= maxTests {
 		fail(w, http.StatusServiceUnavailable, "busy", "Too many people are testing right now. Try again in a minute.")
 		return nil, false
@@ -203,7 +221,7 @@ func (a *App) newTest(w http.ResponseWriter, r *http.Request, roles []session.Ro
 		modelError(w, err)
 		return nil, false
 	}
-	a.tests[sid] = a.now().Add(testTTL)
+	a.tests[sid] = testEntry{deadline: a.now().Add(testTTL), addr: addr}
 	data, _ := json.Marshal(connData{ClientData: "device test"})
 	var toks []string
 	for _, role := range roles {
@@ -223,12 +241,12 @@ func (a *App) sweepTests() {
 	now := a.now()
 	var expired []session.SessionID
 	a.mu.Lock()
-	for sid, deadline := range a.tests {
+	for sid, te := range a.tests {
 		_, err := a.rooms.Session(sid, false)
 		switch {
 		case err != nil:
 			delete(a.tests, sid)
-		case now.After(deadline):
+		case now.After(te.deadline):
 			delete(a.tests, sid)
 			expired = append(expired, sid)
 		}
