@@ -260,8 +260,21 @@ func (w *Writer) Files() ([]string, error) {
 	return names, err
 }
 
+// Handler is GET /openvidu/cdr for requests authorized says carry the REST credentials; others get
+// 401 with OpenVidu's Basic challenge.
+func (w *Writer) Handler(authorized func(*http.Request) bool) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if !authorized(r) {
+			rw.Header().Set("WWW-Authenticate", `Basic realm="OpenVidu"`)
+			http.Error(rw, "wrong or missing credentials", http.StatusUnauthorized)
+			return
+		}
+		w.ServeHTTP(rw, r)
+	})
+}
+
 // ServeHTTP answers GET /openvidu/cdr with the JSON array of file names, as OpenVidu does. The
-// caller authenticates the request.
+// caller authenticates the request (Handler).
 func (w *Writer) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	names, err := w.Files()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -154,5 +155,25 @@ func TestUnwritableDirectory(t *testing.T) {
 	}
 	if _, err := New(Config{Dir: filepath.Join(f, "cdr")}, slog.New(slog.DiscardHandler)); err == nil {
 		t.Fatal("a CDR path under a file must fail at start-up")
+	}
+}
+
+// TestHandlerAsksForCredentials: GET /openvidu/cdr without the REST credentials is 401 with
+// OpenVidu's Basic challenge and lists nothing; with them it lists the files.
+func TestHandlerAsksForCredentials(t *testing.T) {
+	w, stop := start(t, Config{Dir: t.TempDir()})
+	stop()
+	h := w.Handler(func(r *http.Request) bool { return r.Header.Get("Authorization") == "Basic ok" })
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/openvidu/cdr", nil))
+	if rec.Code != http.StatusUnauthorized || rec.Header().Get("WWW-Authenticate") != `Basic realm="OpenVidu"` || strings.Contains(rec.Body.String(), "[") {
+		t.Fatalf("without credentials: %d %q %q", rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+	}
+	rec = httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/openvidu/cdr", nil)
+	req.Header.Set("Authorization", "Basic ok")
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "[]" {
+		t.Fatalf("with credentials: %d %q", rec.Code, rec.Body)
 	}
 }

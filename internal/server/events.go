@@ -61,14 +61,7 @@ func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error,
 		}
 		src.CDR = e.cdr.Stats
 		s.manager.Listen(e.cdr.Listen)
-		mux.Handle("GET /openvidu/cdr", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if !rest.Authorized(r) {
-				w.Header().Set("WWW-Authenticate", `Basic realm="OpenVidu"`)
-				http.Error(w, "wrong or missing credentials", http.StatusUnauthorized)
-				return
-			}
-			e.cdr.ServeHTTP(w, r)
-		}))
+		mux.Handle("GET /openvidu/cdr", e.cdr.Handler(rest.Authorized))
 	}
 	e.metrics = metrics.New(src, s.log.With("component", "metrics"))
 	s.manager.Listen(e.metrics.Listen)
