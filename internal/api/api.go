@@ -74,7 +74,7 @@ var videoCodecs = []string{"MEDIA_SERVER_PREFERRED", "NONE", "VP8", "VP9", "H264
 // API is the REST handler.
 type API struct {
 	cfg  Config
-	m    *session.Manager
+	m    Model
 	log  *slog.Logger
 	mux  *http.ServeMux
 	user [32]byte
@@ -89,7 +89,7 @@ type API struct {
 const maxBody = 64 << 10
 
 // New returns the REST handler for m.
-func New(cfg Config, m *session.Manager, log *slog.Logger) *API {
+func New(cfg Config, m Model, log *slog.Logger) *API {
 	a := &API{cfg: cfg, m: m, log: log, mux: http.NewServeMux()}
 	a.defCodec, a.defTranscoding = cfg.sessionDefaults()
 	a.user = sha256.Sum256([]byte("OPENVIDUAPP"))
