@@ -9,7 +9,6 @@ import (
 
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/cdr"
-	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/metrics"
 	"github.com/parley/parley/internal/webhook"
 )
@@ -114,24 +113,4 @@ func (s *Server) startEventSinks() {
 func (s *Server) stopEventSinks() {
 	s.events.cancel()
 	s.events.wg.Wait()
-}
-
-// eventsConfigJSON adds the webhook and CDR entries of GET /openvidu/api/config (protocol note
-// §12.3). Header values are replaced: they are usually credentials, and the body is shown in
-// dashboards and support tickets.
-func eventsConfigJSON(m map[string]any, c *config.Config) {
-	m["OPENVIDU_CDR"] = c.CDR.Enabled
-	if c.CDR.Enabled {
-		m["OPENVIDU_CDR_PATH"] = c.CDR.Path
-	}
-	m["OPENVIDU_WEBHOOK"] = c.Webhook.Enabled
-	if c.Webhook.Enabled {
-		headers := make([]string, 0, len(c.Webhook.Headers))
-		for _, h := range c.Webhook.Headers {
-			headers = append(headers, h.Name+": <redacted>")
-		}
-		m["OPENVIDU_WEBHOOK_ENDPOINT"] = c.Webhook.Endpoint
-		m["OPENVIDU_WEBHOOK_HEADERS"] = headers
-		m["OPENVIDU_WEBHOOK_EVENTS"] = c.Webhook.Events
-	}
 }

@@ -159,7 +159,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	}, signaling.FromManager(s.manager), log.With("component", "signaling"))
 	apiCfg := api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,
-		SupportDeprecatedAPI: cfg.SupportDeprecatedAPI, ConfigJSON: configJSON(cfg),
+		SupportDeprecatedAPI: cfg.SupportDeprecatedAPI, ConfigJSON: api.ConfigJSON(cfg),
 		ForcedVideoCodec: cfg.Session.ForcedVideoCodec, AllowTranscoding: cfg.Session.AllowTranscoding,
 		RecordingPublicAccess: cfg.Recording.PublicAccess, RecordingPath: cfg.Recording.Path,
 	}
@@ -476,30 +476,4 @@ func (s *Server) revokeLoop(ctx context.Context) {
 			s.turn.Revoke(string(id))
 		}
 	}
-}
-
-func configJSON(c *config.Config) map[string]any {
-	m := map[string]any{
-		"VERSION": api.Version, "DOMAIN_OR_PUBLIC_IP": c.Domain, "HTTPS_PORT": c.HTTPSPort,
-		"OPENVIDU_PUBLICURL":                        c.PublicURL(),
-		"OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH": c.Media.MaxRecvBandwidth,
-		"OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH": c.Media.MinRecvBandwidth,
-		"OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH": c.Media.MaxSendBandwidth,
-		"OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH": c.Media.MinSendBandwidth,
-		"OPENVIDU_STREAMS_FORCED_VIDEO_CODEC":       c.Session.ForcedVideoCodec,
-		"OPENVIDU_STREAMS_ALLOW_TRANSCODING":        c.Session.AllowTranscoding,
-		"OPENVIDU_WEBRTC_SIMULCAST":                 false,
-		"OPENVIDU_SESSIONS_GARBAGE_INTERVAL":        int(c.Session.GarbageInterval / time.Second),
-		"OPENVIDU_SESSIONS_GARBAGE_THRESHOLD":       int(c.Session.GarbageThreshold / time.Second),
-		"OPENVIDU_RECORDING":                        c.Recording.Enabled,
-	}
-	if c.Recording.Enabled {
-		m["OPENVIDU_RECORDING_PATH"] = c.Recording.Path
-		m["OPENVIDU_RECORDING_PUBLIC_ACCESS"] = c.Recording.PublicAccess
-		m["OPENVIDU_RECORDING_NOTIFICATION"] = c.Session.RecordingNotification
-		m["OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT"] = int(c.Recording.AutostopTimeout / time.Second)
-		m["OPENVIDU_RECORDING_VERSION"] = api.Version
-	}
-	eventsConfigJSON(m, c)
-	return m
 }
