@@ -23,6 +23,16 @@ type Track struct {
 	// HasAudio and HasVideo say which kinds the stream carries; a kind the file turns out not to
 	// hold is left out.
 	HasAudio, HasVideo bool
+	// Length is how long the file is, for a Segment (0: it runs past the window). Run probes the
+	// file instead.
+	Length time.Duration
+	// Stream, for a Segment, names the stream a file is a part of: parts of one stream share a
+	// tile. Empty: the file is a stream of its own.
+	Stream string
+	// Since and Until, for a Segment, bound when the part is its stream's (0: no bound): the
+	// parts of a long call overlap a little, each taking over from the one before at a segment's
+	// start.
+	Since, Until time.Duration
 }
 
 // Job is one composition.
@@ -144,7 +154,7 @@ func Run(ctx context.Context, j Job) error {
 	err := cmd.Start()
 	if err == nil {
 		// Mixing is batch work on the machine that forwards live calls: let them go first.
-		lowerPriority(cmd.Process.Pid)
+		lowerPriority(cmd.Process.Pid, mixNice)
 		err = cmd.Wait()
 	}
 	if err != nil {

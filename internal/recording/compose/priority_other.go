@@ -2,5 +2,10 @@
 
 package compose
 
+const mixNice = 10
+
+// LiveNice is the niceness for segments mixed while the call goes on (unused here).
+const LiveNice = 19
+
 // lowerPriority is a no-op where there is no setpriority.
-func lowerPriority(int) {}
+func lowerPriority(int, int) {}
