@@ -202,6 +202,16 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 	if _, err := fmt.Sscanf(strings.ToLower(p.Resolution), "%dx%d", &w, &h); err != nil {
 		w, h = 1280, 720
 	}
+	if x.live != nil {
+		if len(entries) == 0 {
+			x.live.halt()
+			return errors.New("nothing was published during the recording")
+		}
+		if err := r.finishLive(x, x.live, time.Duration(info.Duration*float64(time.Second)), out); err != nil {
+			return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
+		}
+		return r.composed(x, info, out, size)
+	}
 	job := ComposeJob{Out: out, Width: w, Height: h, FrameRate: p.FrameRate, HasAudio: p.HasAudio, HasVideo: p.HasVideo,
 		Duration: time.Duration(info.Duration * float64(time.Second))}
 	if job.FrameRate <= 0 {
@@ -224,6 +234,13 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 	if err := r.cfg.Composer.Run(ctx, job); err != nil {
 		return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
 	}
+	return r.composed(x, info, out, size)
+}
+
+// composed finishes a mixed recording: its size, the thumbnail, the working folders removed.
+func (r *Recorder) composed(x *rec, info session.RecordingInfo, out string, size *int64) error {
+	p := info.Props
+	ctx := r.finalCtx
 	fi, err := os.Stat(out)
 	if err != nil {
 		return err
@@ -235,5 +252,6 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 		}
 	}
 	_ = os.RemoveAll(x.work)
+	_ = os.RemoveAll(filepath.Join(x.dir, "segments"))
 	return nil
 }

@@ -74,6 +74,11 @@ type Config struct {
 	// StopWait is how long Stop waits for the files to be final before answering "stopped"
 	// instead of "ready" (default 20 s).
 	StopWait time.Duration
+	// Segment is the length of the segments a COMPOSED recording is mixed in while it goes on
+	// (rounded to whole frames; 0: 10 s).
+	Segment time.Duration
+	// now is the clock; tests replace it to run recordings on media time.
+	now func() time.Time
 	// createFile opens a track file; tests replace it to fail writes.
 	createFile func(string) (*syncFile, error)
 	// sourceOf gives a stream's media; tests replace it to feed files without an SFU.
@@ -132,8 +137,10 @@ type rec struct {
 	work    string // where the per-stream files go: dir, or dir/tracks for COMPOSED
 	final   chan struct{}
 
+	live    *liveMix // COMPOSED with video: the mixing during the call; set at start
 	mu      sync.Mutex
 	streams map[session.StreamID]*streamEntry
+	all     []*streamEntry // every writer, in order of start
 	done    []*streamEntry // closed writers, in closing order
 	names   map[string]bool
 	dropped *atomic.Uint64 // the recorder's counter
@@ -157,6 +164,9 @@ type streamEntry struct {
 func New(cfg Config, s Sessions, log *slog.Logger) (*Recorder, error) {
 	if cfg.StopWait == 0 {
 		cfg.StopWait = 20 * time.Second
+	}
+	if cfg.now == nil {
+		cfg.now = time.Now
 	}
 	if cfg.createFile == nil {
 		cfg.createFile = createSyncFile
@@ -238,7 +248,7 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 		name = id
 	}
 	p.Name = name
-	x := &rec{info: session.RecordingInfo{ID: id, Name: name, Session: sid, SessionCreatedAt: t.CreatedAt, CreatedAt: time.Now(),
+	x := &rec{info: session.RecordingInfo{ID: id, Name: name, Session: sid, SessionCreatedAt: t.CreatedAt, CreatedAt: r.now(),
 		Props: p, Status: session.RecordingStarting}, dir: filepath.Join(r.cfg.Path, id), final: make(chan struct{}),
 		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}, dropped: &r.dropped}
 	x.work = x.dir
@@ -261,6 +271,7 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 	if err := saveMeta(x.dir, toDisk(x.info, "")); err != nil {
 		r.log.Warn("cannot update recording metadata", "recording", id, "error", err)
 	}
+	r.startLive(x)
 	r.log.Info("recording started", "recording", id, "session", sid, "outputMode", p.OutputMode)
 	for _, rs := range t.Streams {
 		r.addStream(x, rs)
@@ -323,7 +334,13 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 		r.enqueue(func() { r.fail(x, fmt.Errorf("stream %s: %w", rs.ID, err)) })
 		return
 	}
+	if r.cfg.now != nil {
+		w.start, w.clock = r.now(), r.cfg.now
+	}
 	e.w, e.offset, e.log = w, w.start.Sub(x.info.CreatedAt), log
+	if x.live != nil {
+		w.inParts(x.live.seg, e.offset)
+	}
 	w.pli = src.RequestKeyframe
 	w.onFail = func(err error) {
 		log.Error("recording write failed", "error", err)
@@ -340,6 +357,7 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 		}
 	}
 	x.streams[rs.ID] = e
+	x.all = append(x.all, e)
 	go w.run()
 	log.Info("recording stream", "file", e.file, "audio", e.audio, "video", e.video)
 }
@@ -398,7 +416,7 @@ func (r *Recorder) Stop(id string) (session.RecordingInfo, error) {
 func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, error) {
 	// The recording ends when the stop is asked for: closing the files can take seconds on a
 	// busy machine, and counting them would pad a COMPOSED mix with black and silence.
-	stoppedAt := time.Now()
+	stoppedAt := r.now()
 	r.mu.Lock()
 	x := r.recs[id]
 	switch {
@@ -431,7 +449,9 @@ func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, er
 		defer r.finals.Done()
 		r.finalise(x)
 	}()
-	if wait {
+	if wait && !composed(info.Props) {
+		// INDIVIDUAL: the zip takes a moment, and the answer can say ready. COMPOSED answers
+		// stopped at once, as OpenVidu does; recordingStatusChanged says when it is ready.
 		select {
 		case <-x.final:
 		case <-time.After(r.cfg.StopWait):
@@ -456,7 +476,7 @@ func (r *Recorder) release(x *rec) {
 // fail ends a recording that cannot go on (a write error: full disk, removed folder), keeping its
 // files. It runs on the event loop.
 func (r *Recorder) fail(x *rec, cause error) {
-	failedAt := time.Now() // as in stop: the closing time is not recorded time
+	failedAt := r.now() // as in stop: the closing time is not recorded time
 	r.mu.Lock()
 	if x.info.Status != session.RecordingStarted && x.info.Status != session.RecordingStarting {
 		r.mu.Unlock()
@@ -467,6 +487,9 @@ func (r *Recorder) fail(x *rec, cause error) {
 	r.failed.Add(1)
 	r.mu.Unlock()
 	x.closeAll()
+	if x.live != nil {
+		x.live.halt()
+	}
 	r.mu.Lock()
 	x.info.Duration = failedAt.Sub(x.info.CreatedAt).Seconds()
 	x.info.Size = dirSize(x.work)
@@ -568,6 +591,9 @@ func (r *Recorder) File(id, name string) (string, error) {
 	}
 	return p, nil
 }
+
+// now is the recorder's clock.
+func (r *Recorder) now() time.Time { return r.cfg.now() }
 
 // Stats are the recorder's counters, read by metrics at scrape time.
 type Stats struct {

@@ -79,6 +79,9 @@ func (w *streamWriter) now() time.Duration {
 	if c := w.testClock; c != nil {
 		return time.Duration(c.Load())
 	}
+	if w.clock != nil {
+		return w.clock().Sub(w.start)
+	}
 	return time.Since(w.start)
 }
 
@@ -134,6 +137,9 @@ type streamWriter struct {
 	fatal    atomic.Pointer[error] // a muxer error
 	// testClock, when set, is the arrival time of packets instead of the real clock.
 	testClock *atomic.Int64
+	clock     func() time.Time // the recorder's clock, when not the real one
+	newFile   func(string) (*syncFile, error)
+	pw        partWriter // COMPOSED: the stream in parts
 
 	// Set by the goroutine, read after done is closed.
 	err            error
@@ -162,7 +168,9 @@ func newStreamWriter(path string, spec trackSpec, newFile func(string) (*syncFil
 		return nil, err
 	}
 	w := &streamWriter{path: path, start: time.Now(), in: make(chan packet, queueLen), stop: make(chan struct{}),
-		done: make(chan struct{}), file: f, firstMs: -1}
+		done: make(chan struct{}), file: f, firstMs: -1, newFile: newFile}
+	w.pw.parts = []part{{path: path, firstMs: -1}}
+	w.pw.flushedMs.Store(-1)
 	if spec.video {
 		codecID, dep := "V_VP8", rtp.Depacketizer(&codecs.VP8Packet{})
 		switch spec.videoCodec {
@@ -239,6 +247,7 @@ func (w *streamWriter) openMuxer() error {
 	w.open = true
 	for _, f := range w.held {
 		_, _ = w.kinds[f.kind].out.Write(f.key, f.ms, f.data)
+		w.afterWrite(f.kind, f.key, f.ms, f.data)
 	}
 	w.held = nil
 	return nil
@@ -257,6 +266,7 @@ const maxHeld = 500
 
 // write hands one frame to the muxer, or holds it until the header can be written.
 func (w *streamWriter) write(kind uint8, key bool, ms int64, data []byte) {
+	w.beforeWrite(kind, key, ms)
 	if !w.open {
 		if kind == kindVideo {
 			sps, pps := h264ParameterSets(data)
@@ -277,6 +287,7 @@ func (w *streamWriter) write(kind uint8, key bool, ms int64, data []byte) {
 		}
 	}
 	_, _ = w.kinds[kind].out.Write(key, ms, data)
+	w.afterWrite(kind, key, ms, data)
 }
 
 // h264NALs calls f for each NAL unit of a length-prefixed (AVC) access unit.
@@ -360,10 +371,14 @@ func (w *streamWriter) run() {
 		case p := <-w.in:
 			take(p)
 		case <-tick.C:
-			if w.firstMs >= 0 {
-				w.file.SetDuration(float64(w.endMs - w.firstMs))
+			if cur := w.currentPart(); cur.firstMs >= 0 {
+				w.file.SetDuration(float64(cur.endMs - cur.firstMs))
+				w.pw.flushedMs.Store(cur.endMs)
 			} else {
 				w.file.Flush()
+			}
+			if w.pw.rotating && w.pli != nil && w.kinds[kindVideo] != nil {
+				w.pli() // the keyframe for the next part has not come yet: ask again
 			}
 			check()
 		case <-w.stop:
@@ -378,6 +393,7 @@ func (w *streamWriter) run() {
 					w.fatal.Store(&err)
 				}
 			}
+			w.closePrev()
 			for _, ks := range w.kinds {
 				if ks != nil && ks.out != nil {
 					_ = ks.out.Close()
@@ -386,6 +402,7 @@ func (w *streamWriter) run() {
 			if !w.open {
 				_ = w.file.Close()
 			}
+			w.updatePart(func(p *part) { p.closed = true })
 			check()
 			return
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/recording/compose"
@@ -24,4 +25,26 @@ func (composer) Run(ctx context.Context, j recording.ComposeJob) error {
 
 func (composer) Thumbnail(ctx context.Context, video, jpg string) error {
 	return compose.Thumbnail(ctx, video, jpg)
+}
+
+var _ recording.SegmentComposer = composer{}
+
+func (composer) SegmentLength(want time.Duration, fps int) time.Duration {
+	return compose.SegmentLength(want, fps)
+}
+
+func (composer) LiveNice() int { return compose.LiveNice }
+
+func (composer) MixSegment(ctx context.Context, j recording.SegmentJob) error {
+	s := compose.Segment{Video: j.Video, Audio: j.Audio, From: j.From, Length: j.Length, Width: j.Width,
+		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Log: j.Log}
+	for _, t := range j.Tracks {
+		s.Tracks = append(s.Tracks, compose.Track{Path: t.Path, Offset: t.Offset, Length: t.Length, Since: t.Since,
+			Until: t.Until, HasAudio: t.HasAudio, HasVideo: t.HasVideo, Stream: t.Stream})
+	}
+	return compose.MixSegment(ctx, s)
+}
+
+func (composer) Join(ctx context.Context, j recording.JoinJob) error {
+	return compose.Join(ctx, compose.JoinJob{Videos: j.Videos, Audios: j.Audios, Out: j.Out, Log: j.Log})
 }
