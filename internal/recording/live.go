@@ -255,8 +255,10 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out string) 
 	if lm.logf != nil {
 		j.Log = lm.logf
 		defer lm.logf.Close()
+		fmt.Fprintf(lm.logf, "composed recording: joining %d segments: %d mixed during the call, %d after stop (the last %.2f s of %.2f s)\n",
+			len(j.Videos), lm.live, lm.after, (d - from).Seconds(), d.Seconds())
 	}
 	r.log.Info("composed recording: joining", "recording", x.info.ID, "segments", len(j.Videos),
-		"mixedDuringCall", lm.live, "mixedAfterStop", lm.after)
+		"mixedDuringCall", lm.live, "mixedAfterStop", lm.after, "leftAtStop", (d - from).Seconds())
 	return lm.c.Join(r.finalCtx, j)
 }

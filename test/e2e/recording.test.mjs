@@ -18,6 +18,8 @@ const recPath = join(scratch, 'recordings');
 const recEnv = { OPENVIDU_RECORDING: 'true', OPENVIDU_RECORDING_PATH: recPath, OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT: '0' };
 // Recordings are short so the suite stays near its three-minute budget on a shared machine.
 const RECORD_MS = 6000;
+// The COMPOSED recording mixed during the call lasts a few of its 10.24 s segments.
+const LONG_MS = 32000;
 
 let parley, pages, browser;
 const opened = [];
@@ -204,6 +206,30 @@ test('INDIVIDUAL and COMPOSED recordings of a two-person call, with recordingSta
   assert.ok(!(await ov.listRecordings()).some((r) => r.id === ind.rec.id));
 });
 
+// A COMPOSED recording longer than a few segments is mixed while the call goes on (10.24 s
+// segments at 25 fps) and joined at stop: the MP4 lasts the call and both tiles are lit on
+// either side of every join. How much was mixed during the call and after stop is in parley's log.
+test('COMPOSED of a longer call: mixed during the call, joined at stop', async () => {
+  const ov = parley.ov;
+  const session = await ov.createSession({ customSessionId: 'rec-long' });
+  const a = await enter(session, 'alice');
+  const b = await enter(session, 'bob');
+  await waitDecoding(a, [b.id]);
+  await waitDecoding(b, [a.id]);
+  const long = await record(ov, 'rec-long', { outputMode: 'COMPOSED', name: 'long', resolution: '640x360', frameRate: 25 }, LONG_MS);
+  const mp4 = join(recPath, long.rec.id, 'long.mp4');
+  const info = await probe(mp4);
+  checkAV(mp4, info, long.wallMs, { vcodec: 'h264', acodec: 'aac', minFps: 24 });
+  assert.ok(await peakDb(mp4) > -50, `${mp4}: the fake microphone's beeps are heard`);
+  for (const t of [5, 10.2, 10.3, 20.4, 20.5, info.duration - 1]) {
+    const tiles = await tilesAt(mp4, t);
+    assert.ok(tiles.left && tiles.right, `at ${t} s both tiles show a picture: ${JSON.stringify(tiles)}`);
+  }
+  const log = readFileSync(parley.logPath, 'utf8').split('\n').find((l) => l.includes('composed recording: joining') && l.includes(long.rec.id));
+  assert.ok(log, 'the join is logged');
+  console.log(`# ${log}`);
+});
+
 // A joins, B comes 2 s into the recording, A leaves a few seconds later: both modes place each
 // stream at the time it really started and ended.
 for (const mode of ['INDIVIDUAL', 'COMPOSED']) {
@@ -308,15 +334,20 @@ test('kill -9 during recordings: listed as failed after restart, files readable'
       const got = await restarted.ov.getRecording(rec.id);
       assert.equal(got.status, 'failed', `${rec.id}: a recording cut by a crash is failed`);
       assert.ok(listed.some((r) => r.id === rec.id && r.status === 'failed'), `${rec.id} listed as failed`);
+      // A COMPOSED recording writes each stream in parts (<stream>.webm, <stream>.1.webm, …, one
+      // per segment of its live mix): every part is readable, and together they hold the time.
       const files = webmsUnder(join(path, rec.id));
-      assert.equal(files.length, streams, `${rec.id}: every stream file kept: ${files}`);
+      const stream = (f) => f.replace(/(\.\d+)?\.(webm|mkv)$/, '');
+      assert.equal(new Set(files.map(stream)).size, streams, `${rec.id}: every stream file kept: ${files}`);
+      const frames = new Map();
       for (const f of files) {
         const info = await probe(f);
         assert.equal(info.video?.codec_name, 'vp8', `${f}: video readable`);
         assert.equal(info.audio?.codec_name, 'opus', `${f}: audio readable`);
-        const secs = (killedAt - rec.createdAt) / 1000;
-        assert.ok(Number(info.video.nb_read_packets) >= 5 * (secs - 1.5), `${f}: ${info.video.nb_read_packets} frames for ${secs} s recorded`);
+        frames.set(stream(f), (frames.get(stream(f)) || 0) + Number(info.video.nb_read_packets));
       }
+      const secs = (killedAt - rec.createdAt) / 1000;
+      for (const [f, n] of frames) assert.ok(n >= 5 * (secs - 1.5), `${f}: ${n} frames for ${secs} s recorded`);
     }
   } finally {
     if (srv.proc.exitCode === null && srv.proc.signalCode === null) srv.proc.kill('SIGKILL');

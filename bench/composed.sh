@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# COMPOSED recordings ready at stop (issue 15): a two-person meeting of parley-load media (both
+# publish VP8 640x480 + Opus and subscribe to each other) is recorded COMPOSED at 1280x720/25 for
+# CALL seconds, then stopped. Reported per run: stop -> ready (wall), the mixing CPU per second of
+# call (user+system of parley's finished children, i.e. every ffmpeg, from start to ready: CPU
+# seconds are steadier than wall time on a shared machine), and from parley's log how many
+# segments were mixed during the call and after the stop. Medians over the runs at the end.
+#
+# usage: bench/composed.sh [--call 3600] [--runs 3]
+CMDLINE="bench/composed.sh $*"
+source "$(dirname "$0")/lib.sh"
+NAME=composed CALL=3600 RUNS_N=3
+while (($#)); do
+  case $1 in
+    --call) CALL=$2; shift 2 ;;
+    --runs) RUNS_N=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+bench_build
+TICKS=$(getconf CLK_TCK)
+AUTH=(-s -u OPENVIDUAPP:MY_SECRET)
+# children_cpu PID: user+system seconds of the process's waited-for children (fields 16, 17).
+children_cpu() { awk -v t="$TICKS" '{sub(/.*\) /, ""); print ($14 + $15) / t}' "/proc/$1/stat"; }
+now() { date +%s.%N; }
+results=()
+for run in $(seq "$RUNS_N"); do
+  rec_dir=$(mktemp -d /tmp/parley-bench-composed-XXXX)
+  export OPENVIDU_RECORDING=true OPENVIDU_RECORDING_PATH=$rec_dir OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT=600
+  : >"$OUT/parley.log"
+  start_parley
+  prefix=rec$run$$
+  taskset -c "$LOAD_CPU" bin/parley-load --url "$PARLEY_URL" --server-pid "$PARLEY_PID" --mode meeting --meeting 2 \
+    --rooms 1 --room-prefix "$prefix" --warmup 5s --window "$((CALL + 60))s" --duration "$((CALL + 600))s" --json \
+    >"$OUT/$NAME-load-r$run.json" 2>>"$OUT/$NAME.log" &
+  LOAD_PID=$!
+  STARTED+=("$LOAD_PID")
+  session=
+  for _ in $(seq 300); do
+    session=$(curl "${AUTH[@]}" "$PARLEY_URL/openvidu/api/sessions" | python3 -c '
+import json,sys
+for s in json.load(sys.stdin).get("content", []):
+    pubs = sum(len(c.get("publishers") or []) for c in s["connections"]["content"])
+    if s["sessionId"].startswith(sys.argv[1]) and pubs >= 2: print(s["sessionId"]); break' "$prefix" || true)
+    [ -n "$session" ] && break
+    sleep 0.2
+  done
+  [ -n "$session" ] || { echo "run $run: no two-publisher session; see $OUT/$NAME.log" >&2; stop_pid "$LOAD_PID"; stop_parley; continue; }
+  cpu0=$(children_cpu "$PARLEY_PID")
+  id=$(curl "${AUTH[@]}" -H 'Content-Type: application/json' -d "{\"session\":\"$session\",\"outputMode\":\"COMPOSED\",\"name\":\"bench\"}" \
+    "$PARLEY_URL/openvidu/api/recordings/start" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  sleep "$CALL"
+  t_stop=$(now)
+  status=$(curl "${AUTH[@]}" -X POST "$PARLEY_URL/openvidu/api/recordings/stop/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  t_answer=$(now)
+  while :; do
+    st=$(curl "${AUTH[@]}" "$PARLEY_URL/openvidu/api/recordings/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    [ "$st" = ready ] || [ "$st" = failed ] && break
+    sleep 0.1
+  done
+  t_ready=$(now)
+  cpu1=$(children_cpu "$PARLEY_PID")
+  joined=$(grep -o 'composed recording: joining.*' "$rec_dir/$id/.compose.log" | tail -1)
+  dur=$(curl "${AUTH[@]}" "$PARLEY_URL/openvidu/api/recordings/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["duration"])')
+  stop_pid "$LOAD_PID"
+  stop_parley
+  line=$(python3 -c "
+import sys
+call, stop, ans, ready, c0, c1 = map(float, sys.argv[1:7])
+print(f'{ready-stop:.2f} {(c1-c0)/call:.3f} {ans-stop:.3f}')" "$dur" "$t_stop" "$t_answer" "$t_ready" "$cpu0" "$cpu1")
+  read -r to_ready cpu_per_s answer <<<"$line"
+  echo "run $run: call ${dur} s, stop answered '$status' in ${answer} s, $st ${to_ready} s after stop, mixing ${cpu_per_s} CPU-s per s of call; ${joined#composed recording: joining}" >&2
+  results+=("$to_ready $cpu_per_s")
+  rm -rf "$rec_dir"
+done
+printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+rows = [list(map(float, l.split())) for l in sys.stdin if l.strip()]
+if rows:
+    print(f"median of {len(rows)} runs: ready {statistics.median(r[0] for r in rows):.2f} s after stop, "
+          f"mixing {statistics.median(r[1] for r in rows):.3f} CPU-s per s of call")'
+echo "($CMDLINE)"
