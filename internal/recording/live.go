@@ -19,6 +19,7 @@ type SegmentJob struct {
 	From, Length             time.Duration
 	Width, Height, FrameRate int
 	Nice                     int // 0: the composer's default for work after the call
+	Threads                  int // 0: as many as ffmpeg likes
 	Log                      io.Writer
 }
 
@@ -141,7 +142,7 @@ func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 			return // what is left is mixed at stop, in one piece
 		default:
 		}
-		if err := r.mixSegment(x, lm, k, from, lm.seg, lm.c.LiveNice()); err != nil {
+		if err := r.mixSegment(x, lm, k, from, lm.seg, lm.c.LiveNice(), 1); err != nil {
 			if r.finalCtx.Err() == nil {
 				r.log.Warn("live mix failed: the rest is mixed at stop", "recording", x.info.ID, "segment", k, "error", err)
 			}
@@ -178,8 +179,8 @@ func (r *Recorder) segmentDue(x *rec, to time.Duration) bool {
 }
 
 // mixSegment mixes [from, from+length) into the segments folder.
-func (r *Recorder) mixSegment(x *rec, lm *liveMix, k int, from, length time.Duration, nice int) error {
-	j := SegmentJob{From: from, Length: length, Width: lm.w, Height: lm.h, FrameRate: lm.fps, Nice: nice,
+func (r *Recorder) mixSegment(x *rec, lm *liveMix, k int, from, length time.Duration, nice, threads int) error {
+	j := SegmentJob{From: from, Length: length, Width: lm.w, Height: lm.h, FrameRate: lm.fps, Nice: nice, Threads: threads,
 		Video: filepath.Join(lm.dir, fmt.Sprintf("%06d.mp4", k))}
 	if lm.audio {
 		j.Audio = filepath.Join(lm.dir, fmt.Sprintf("%06d.aac", k))
@@ -239,7 +240,7 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out string) 
 	from, k := lm.mixedTo, len(lm.videos)
 	lm.mu.Unlock()
 	if d-from >= time.Second/time.Duration(lm.fps) {
-		if err := r.mixSegment(x, lm, k, from, d-from, 0); err != nil {
+		if err := r.mixSegment(x, lm, k, from, d-from, 0, 0); err != nil {
 			return err
 		}
 		lm.mu.Lock()

@@ -37,7 +37,7 @@ func (ffmpegComposer) SegmentLength(want time.Duration, fps int) time.Duration {
 func (ffmpegComposer) LiveNice() int { return 10 }
 func (ffmpegComposer) MixSegment(ctx context.Context, j SegmentJob) error {
 	s := compose.Segment{Video: j.Video, Audio: j.Audio, From: j.From, Length: j.Length, Width: j.Width,
-		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Log: j.Log}
+		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Log: j.Log}
 	for _, t := range j.Tracks {
 		s.Tracks = append(s.Tracks, compose.Track{Path: t.Path, Offset: t.Offset, Length: t.Length, Since: t.Since,
 			Until: t.Until, HasAudio: t.HasAudio, HasVideo: t.HasVideo, Stream: t.Stream})

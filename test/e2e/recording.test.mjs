@@ -19,7 +19,7 @@ const recEnv = { OPENVIDU_RECORDING: 'true', OPENVIDU_RECORDING_PATH: recPath, O
 // Recordings are short so the suite stays near its three-minute budget on a shared machine.
 const RECORD_MS = 6000;
 // The COMPOSED recording mixed during the call lasts a few of its 10.24 s segments.
-const LONG_MS = 32000;
+const LONG_MS = 24000;
 
 let parley, pages, browser;
 const opened = [];
@@ -78,7 +78,7 @@ async function record(ov, sessionId, props, ms, during = async () => {}) {
     const r = await ov.getRecording(started.id);
     assert.notEqual(r.status, 'failed', `recording ${started.id} failed`);
     return r.status === 'ready' && r;
-  }, { timeout: 60000, interval: 300 });
+  }, { timeout: 120000, interval: 300 });
   return { rec: ready, wallMs, t0 };
 }
 

@@ -68,6 +68,9 @@ type Segment struct {
 	Width, Height, FrameRate int
 	// Nice is the niceness ffmpeg runs at (0: mixNice).
 	Nice int
+	// Threads bounds ffmpeg's threads (0: as many as it likes): 1 during the call, so the mix
+	// takes at most one core; all of them after stop, when the segment is awaited.
+	Threads int
 	// Log receives ffmpeg's command line and warnings; nil discards.
 	Log io.Writer
 }
@@ -79,9 +82,9 @@ const seekPreRoll = 200 * time.Millisecond
 // more bytes; every segment of a composition must use the same settings.
 const segmentPreset = "veryfast"
 
-// segmentVideoArgs are the encoder settings every segment shares. One thread: the live mix takes
-// at most one core, and every segment's stream parameters are alike.
-var segmentVideoArgs = []string{"-c:v", "libx264", "-preset", segmentPreset, "-threads", "1",
+// segmentVideoArgs are the encoder settings every segment shares (x264's thread count does not
+// change the stream's parameter sets).
+var segmentVideoArgs = []string{"-c:v", "libx264", "-preset", segmentPreset,
 	"-pix_fmt", "yuv420p", "-profile:v", "high", "-video_track_timescale", "90000"}
 
 func (s Segment) validate() error {
@@ -186,11 +189,17 @@ func MixSegment(ctx context.Context, s Segment) error {
 		// Read no further than the window's end (and a little more: the last frame's duration).
 		args = append(args, "-t", seconds(end-t0-shifts[k]+2*time.Second), "-reinit_filter", "0", "-i", fileURL(in.path))
 	}
-	args = append(args, "-filter_complex", segmentGraph(s, inputs, leads, shifts, untils, streams, t0), "-filter_complex_threads", "1")
+	args = append(args, "-filter_complex", segmentGraph(s, inputs, leads, shifts, untils, streams, t0))
+	if s.Threads > 0 {
+		args = append(args, "-filter_complex_threads", fmt.Sprint(s.Threads))
+	}
 	vtmp, atmp := partName(s.Video), partName(s.Audio)
 	if s.Video != "" {
 		args = append(args, "-map", "[vout]")
 		args = append(args, segmentVideoArgs...)
+		if s.Threads > 0 {
+			args = append(args, "-threads", fmt.Sprint(s.Threads))
+		}
 		args = append(args, "-r", fmt.Sprint(s.FrameRate), "-frames:v", fmt.Sprint(s.frames()), "-f", "mp4", fileURL(vtmp))
 	}
 	if s.Audio != "" {
