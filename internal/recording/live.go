@@ -203,12 +203,7 @@ func (r *Recorder) mixSegment(x *rec, lm *liveMix, k int, from, length time.Dura
 			if p.closed {
 				t.Length = time.Duration(p.endMs-p.firstMs)*time.Millisecond + 40*time.Millisecond
 			}
-			if p.since > 0 {
-				t.Since = ms(p.since)
-			}
-			if p.until > 0 {
-				t.Until = ms(p.until)
-			}
+			t.Since, t.Until = p.since, p.until
 			if t.Offset >= end || t.Length > 0 && t.Offset+t.Length <= from-time.Second || t.Until > 0 && t.Until <= from-time.Second {
 				continue
 			}

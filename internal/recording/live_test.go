@@ -146,8 +146,8 @@ func TestComposedMixedDuringTheCall(t *testing.T) {
 			t.Errorf("%s written in %d parts, want 3 (one per segment)", e.file, len(ps))
 		}
 		for i := 1; i < len(ps); i++ {
-			if ps[i].since != ps[i-1].until || e.offset+time.Duration(ps[i].since)*time.Millisecond != time.Duration(i)*3200*time.Millisecond {
-				t.Errorf("%s part %d takes over at %d ms (part before until %d ms), want the boundary", e.file, i, ps[i].since, ps[i-1].until)
+			if ps[i].since != ps[i-1].until || ps[i].since != time.Duration(i)*3200*time.Millisecond {
+				t.Errorf("%s part %d takes over at %v (part before until %v), want the boundary", e.file, i, ps[i].since, ps[i-1].until)
 			}
 		}
 	}

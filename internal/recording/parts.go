@@ -26,10 +26,10 @@ const (
 type part struct {
 	path           string
 	firstMs, endMs int64 // media written; firstMs < 0 while there is none
-	// since and until bound when the part is the stream's (until 0: open): a part takes over
-	// from the one before at the segment boundary it was started for (or at its first frame when
-	// the keyframe came late).
-	since, until int64
+	// since and until bound when the part is the stream's, in recording time (0: no bound): a part
+	// takes over from the one before at the segment boundary it was started for (or at its first
+	// frame when the keyframe came late). Exact, not in ms: they meet the segments' boundaries.
+	since, until time.Duration
 	audio, video bool // frames of that kind were written
 	closed       bool
 }
@@ -151,8 +151,8 @@ func (w *streamWriter) rotate(ms int64) {
 	w.file = f
 	w.open = false
 	pw.mu.Lock()
-	pw.parts[n-1].until = takeMs
-	pw.parts = append(pw.parts, part{path: partPath(w.path, n), firstMs: -1, since: takeMs})
+	pw.parts[n-1].until = takeover
+	pw.parts = append(pw.parts, part{path: partPath(w.path, n), firstMs: -1, since: takeover})
 	pw.mu.Unlock()
 	pw.flushedMs.Store(-1)
 	for pw.next <= at {
