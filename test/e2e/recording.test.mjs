@@ -209,7 +209,8 @@ test('INDIVIDUAL and COMPOSED recordings of a two-person call, with recordingSta
 // A COMPOSED recording longer than a few segments is mixed while the call goes on (10.24 s
 // segments at 25 fps) and joined at stop: the MP4 lasts the call and both tiles are lit on
 // either side of every join. How much was mixed during the call and after stop is in parley's log.
-test('COMPOSED of a longer call: mixed during the call, joined at stop', async () => {
+// It does not fit the suite's three-minute budget on a shared machine: LONG_COMPOSED=1 runs it.
+test('COMPOSED of a longer call: mixed during the call, joined at stop', { skip: !process.env.LONG_COMPOSED && 'LONG_COMPOSED=1 runs it' }, async () => {
   const ov = parley.ov;
   const session = await ov.createSession({ customSessionId: 'rec-long' });
   const a = await enter(session, 'alice');
