@@ -65,6 +65,8 @@ type liveMix struct {
 	audio   bool
 	stop    chan struct{} // closed when the recording stops
 	halted  sync.Once
+	ctx     context.Context // the live mixes\': cancelled at stop, when what is left is mixed at once
+	cancel  context.CancelFunc
 	exited  chan struct{}
 	mu      sync.Mutex
 	videos  []string
@@ -95,6 +97,7 @@ func (r *Recorder) startLive(x *rec) {
 		return
 	}
 	lm.logf, _ = os.Create(filepath.Join(x.dir, ".compose.log"))
+	lm.ctx, lm.cancel = context.WithCancel(r.finalCtx)
 	x.live = lm
 	go func() {
 		defer close(lm.exited)
@@ -142,8 +145,8 @@ func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 			return // what is left is mixed at stop, in one piece
 		default:
 		}
-		if err := r.mixSegment(x, lm, k, from, lm.seg, lm.c.LiveNice(), 1); err != nil {
-			if r.finalCtx.Err() == nil {
+		if err := r.mixSegment(lm.ctx, x, lm, k, from, lm.seg, lm.c.LiveNice(), 1); err != nil {
+			if lm.ctx.Err() == nil {
 				r.log.Warn("live mix failed: the rest is mixed at stop", "recording", x.info.ID, "segment", k, "error", err)
 			}
 			return
@@ -179,7 +182,7 @@ func (r *Recorder) segmentDue(x *rec, to time.Duration) bool {
 }
 
 // mixSegment mixes [from, from+length) into the segments folder.
-func (r *Recorder) mixSegment(x *rec, lm *liveMix, k int, from, length time.Duration, nice, threads int) error {
+func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, from, length time.Duration, nice, threads int) error {
 	j := SegmentJob{From: from, Length: length, Width: lm.w, Height: lm.h, FrameRate: lm.fps, Nice: nice, Threads: threads,
 		Video: filepath.Join(lm.dir, fmt.Sprintf("%06d.mp4", k))}
 	if lm.audio {
@@ -210,7 +213,7 @@ func (r *Recorder) mixSegment(x *rec, lm *liveMix, k int, from, length time.Dura
 			j.Tracks = append(j.Tracks, t)
 		}
 	}
-	if err := lm.c.MixSegment(r.finalCtx, j); err != nil {
+	if err := lm.c.MixSegment(ctx, j); err != nil {
 		return err
 	}
 	lm.mu.Lock()
@@ -224,18 +227,25 @@ func (r *Recorder) mixSegment(x *rec, lm *liveMix, k int, from, length time.Dura
 }
 
 // halt stops the live mixing (once).
-func (lm *liveMix) halt() { lm.halted.Do(func() { close(lm.stop) }) }
+// A segment being mixed at the live mix's low priority is abandoned: it is mixed again with the
+// rest, at once.
+func (lm *liveMix) halt() {
+	lm.halted.Do(func() {
+		close(lm.stop)
+		lm.cancel()
+	})
+}
 
 // finishLive stops the live mixing, mixes what is left of the call in one segment and joins the
 // segments into out. Runs after the files are closed.
 func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out string) error {
 	lm.halt()
-	<-lm.exited // a segment being mixed is finished: it is needed
+	<-lm.exited
 	lm.mu.Lock()
 	from, k := lm.mixedTo, len(lm.videos)
 	lm.mu.Unlock()
 	if d-from >= time.Second/time.Duration(lm.fps) {
-		if err := r.mixSegment(x, lm, k, from, d-from, 0, 0); err != nil {
+		if err := r.mixSegment(r.finalCtx, x, lm, k, from, d-from, 0, 0); err != nil {
 			return err
 		}
 		lm.mu.Lock()
