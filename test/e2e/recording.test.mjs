@@ -288,7 +288,11 @@ for (const mode of ['INDIVIDUAL', 'COMPOSED']) {
       const seen = JSON.stringify({ alone, both, after, bEnter: at(bEnter), bIn: at(bIn), aOut: at(aOut), aGone: at(aGone) });
       assert.ok(alone.left !== alone.right, `one tile lit before B joins: ${seen}`);
       assert.ok(both.left && both.right, `both tiles lit while both are on: ${seen}`);
-      assert.ok(after.left !== after.right && after.left === alone.right, `only B's tile lit after A left: ${seen}`);
+      // After A left: B in its tile, A's black, until the next segment (about 10 s), whose grid
+      // has B alone, filling the frame (its picture reaches the top rows the 2-tile grid leaves black).
+      const bInTile = after.left !== after.right && after.left === alone.right;
+      const bAlone = after.left && after.right && after.background > 20;
+      assert.ok(bInTile || bAlone, `only B lit after A left: ${seen}`);
     }
   });
 }
