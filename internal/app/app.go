@@ -61,9 +61,10 @@ const (
 	testTTL = 2 * time.Minute
 	// maxTests bounds concurrent test sessions on this node.
 	maxTests = 20
-	// maxTestsPerAddr bounds them per address (IPv4, IPv6 /64): a person runs a device and a
-	// network test, and one address must not make /test busy for everyone.
-	maxTestsPerAddr = 2
+	// maxTestsPerAddr bounds them per address (IPv4, IPv6 /64): a person runs the device test
+	// (one session) and the network test (one per probed transport, four), and one address must
+	// not make /test busy for everyone.
+	maxTestsPerAddr = 6
 	// maxBody bounds a JSON request body.
 	maxBody = 4 << 10
 	// sweepEvery is how often Run closes expired test sessions and forgets idle rate buckets.
