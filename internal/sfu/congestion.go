@@ -177,7 +177,10 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	} else {
 		d.rtxBudget = int64(media / 16)
 	}
-	d.rtxBudget = max(d.rtxBudget, rtxBudgetFloor, int64(media/80))
+	// Never more than a quarter of the media either: retransmissions are counted as received in
+	// the subscriber's loss fraction, so an unbounded share would hide the very loss that should
+	// cut the estimate (the weak-network bed saw 6× the link after a resume).
+	d.rtxBudget = max(min(d.rtxBudget, int64(media/32)), rtxBudgetFloor, int64(media/80))
 	return d
 }
 
