@@ -270,6 +270,10 @@ type forwarder struct {
 	// reports: they carry the publisher's timestamps unchanged.
 	lastTS atomic.Uint32
 	lastAt atomic.Int64
+	// gen counts the incoming tracks this forwarder has carried: a reconnectStream brings a new
+	// track with its own sequence numbers and timestamps, which a simulcast down-track must not
+	// take for a continuation of the old one.
+	gen atomic.Uint32
 }
 
 func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *slog.Logger) *forwarder {
@@ -291,6 +295,7 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	var loss seqLoss // per track: a renegotiated track starts its own sequence
+	f.gen.Add(1)
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {

@@ -73,6 +73,7 @@ type simulcast struct {
 	mu       sync.Mutex
 	started  bool   // something was forwarded: the offsets below continue a stream
 	startSeq uint16 // incoming sequence number of the keyframe the current layer began with
+	curGen   uint32 // the current layer's forwarder gen at that keyframe
 	seqOff   uint16
 	pidOff   uint16
 	tl0Off   uint8
@@ -192,6 +193,14 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 			ask, sc.askedAt = sc.layers[tgt], now
 		}
 	}
+	if c := sc.cur.Load(); c >= 0 && sc.layers[c].gen.Load() != sc.curGen {
+		// The publisher reconnected: the layer arrives on a new track whose numbering has nothing
+		// to do with the offsets in force. Start over at its next keyframe, continuing our output.
+		sc.cur.Store(-1)
+		if tgt >= 0 {
+			ask, sc.askedAt = sc.layers[tgt], now
+		}
+	}
 	cur := sc.cur.Load()
 	switch {
 	case l == tgt && l != cur:
@@ -287,6 +296,7 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 		sc.swaps.Add(1)
 	}
 	sc.startSeq = p.SequenceNumber
+	sc.curGen = sc.layers[l].gen.Load()
 	sc.cur.Store(l)
 	sc.history[sc.nhistory%switchHistory] = segment{startOut: p.SequenceNumber + sc.seqOff, layer: int8(l),
 		seqOff: sc.seqOff, tsOff: sc.tsOff.Load(), pidOff: sc.pidOff, tl0Off: sc.tl0Off}

@@ -477,3 +477,31 @@ func TestSimulcastFit(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulcastAcrossPublisherReconnect: after reconnectStream every layer arrives on a new track
+// with numbering of its own (here half the sequence space behind, which the old offsets would take
+// for packets older than the last keyframe). The subscriber's stream goes on from the new tracks'
+// next keyframe as one continuous stream.
+func TestSimulcastAcrossPublisherReconnect(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	simulcastSubscriber(t, layers, r)
+	run(layers, 0, 20, keyAt)
+	before := len(r.got)
+	for _, l := range layers {
+		l.f.gen.Add(1) // what forwarder.run does for a new track
+		l.loss = seqLoss{}
+		l.seq -= 30000
+		l.ts += 123456789
+		l.pid = (l.pid + 5000) & 0x7fff
+		l.tl0 += 77
+	}
+	run(layers, 20, 40, keyAt)
+	got := r.take()
+	checkContinuous(t, got)
+	// Layer 1's new track has keyframes at frames 25 and 35: frames 25–39 must reach the subscriber.
+	if after := len(got) - before; after != 2*15 {
+		t.Fatalf("%d packets forwarded after the reconnect, want %d", after, 2*15)
+	}
+}
