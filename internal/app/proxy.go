@@ -3,9 +3,9 @@ package app
 import (
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -26,10 +26,26 @@ func reserved(p string) bool {
 	return false
 }
 
+// Forwarded tells who asked and how, believing forwarding headers only from the operator's own
+// proxies (clientip.Resolver implements it).
+type Forwarded interface {
+	// Addr is the client's address (a trusted proxy's X-Forwarded-For / X-Real-IP, else the peer).
+	Addr(*http.Request) netip.Addr
+	// Proto is "https" or "http" as the client used it.
+	Proto(*http.Request) string
+	// Host is the host the client asked for.
+	Host(*http.Request) string
+	// FromTrusted reports whether the request's peer is one of the operator's proxies.
+	FromTrusted(*http.Request) bool
+}
+
 // NewProxy returns the reverse proxy to the customer's application at upstream (PARLEY_APP_UPSTREAM),
 // doing what nginx did in front of OpenVidu CE's app: WebSocket upgrades pass through,
 // X-Forwarded-For/-Proto/-Host and X-Real-IP say who asked and how, and the Host header is kept.
-func NewProxy(upstream string, log *slog.Logger) (http.Handler, error) {
+// Behind the organisation's own proxy those say what that proxy saw (fwd): X-Real-IP is the
+// participant, not the proxy, and X-Forwarded-For extends the proxy's chain; a client's own
+// headers never survive.
+func NewProxy(upstream string, fwd Forwarded, log *slog.Logger) (http.Handler, error) {
 	target, err := url.Parse(upstream)
 	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
 		return nil, fmt.Errorf("PARLEY_APP_UPSTREAM %q: want http://host:port", upstream)
@@ -45,8 +61,17 @@ func NewProxy(upstream string, log *slog.Logger) (http.Handler, error) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host // nginx's "proxy_set_header Host $host": apps build links from it
-			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
-				pr.Out.Header.Set("X-Real-IP", ip)
+			if fwd.FromTrusted(pr.In) {
+				// SetXForwarded wrote what our socket saw: the proxy's address, plain http, the
+				// proxy's Host. The proxy's own headers (Rewrite keeps them on In) say the truth.
+				if prior := strings.Join(pr.In.Header.Values("X-Forwarded-For"), ", "); prior != "" {
+					pr.Out.Header.Set("X-Forwarded-For", prior+", "+pr.Out.Header.Get("X-Forwarded-For"))
+				}
+				pr.Out.Header.Set("X-Forwarded-Proto", fwd.Proto(pr.In))
+				pr.Out.Header.Set("X-Forwarded-Host", fwd.Host(pr.In))
+			}
+			if ip := fwd.Addr(pr.In); ip.IsValid() {
+				pr.Out.Header.Set("X-Real-IP", ip.String())
 			}
 		},
 		Transport: tr,

@@ -66,6 +66,56 @@ func (r *Resolver) String(req *http.Request) string {
 	return req.RemoteAddr
 }
 
+// Proto is the scheme the client used: X-Forwarded-Proto ("http" or "https", the first hop's)
+// from a trusted peer, else https when the request came over TLS here.
+func (r *Resolver) Proto(req *http.Request) string {
+	if r.fromTrusted(req) {
+		first, _, _ := strings.Cut(req.Header.Get("X-Forwarded-Proto"), ",")
+		if p := strings.ToLower(strings.TrimSpace(first)); p == "http" || p == "https" {
+			return p
+		}
+	}
+	if req.TLS != nil {
+		return "https"
+	}
+	return "http"
+}
+
+// Host is the host the client asked for: X-Forwarded-Host (the first hop's) from a trusted peer,
+// else the request's Host. A forwarded value with characters no host[:port] has is ignored.
+func (r *Resolver) Host(req *http.Request) string {
+	if r.fromTrusted(req) {
+		first, _, _ := strings.Cut(req.Header.Get("X-Forwarded-Host"), ",")
+		if h := strings.TrimSpace(first); h != "" && plausibleHost(h) {
+			return h
+		}
+	}
+	return req.Host
+}
+
+// FromTrusted reports whether the request's peer is one of the operator's proxies.
+func (r *Resolver) FromTrusted(req *http.Request) bool { return r.fromTrusted(req) }
+
+func (r *Resolver) fromTrusted(req *http.Request) bool {
+	peer := peerAddr(req.RemoteAddr)
+	return peer.IsValid() && r.Trusted(peer)
+}
+
+// plausibleHost accepts what a host[:port] may hold: letters, digits, '.', '-', ':', and the
+// brackets of an IPv6 literal.
+func plausibleHost(h string) bool {
+	if len(h) > 260 {
+		return false
+	}
+	for _, c := range h {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:[]", c)
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // forwardedFor is every address in the X-Forwarded-For headers, in order; nil if any entry does not
 // parse, since the chain then cannot be followed.
 func forwardedFor(h http.Header) []netip.Addr {

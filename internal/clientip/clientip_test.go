@@ -53,3 +53,35 @@ func TestNoTrustedProxies(t *testing.T) {
 		t.Errorf("with no trusted proxy the header was believed: %s", got)
 	}
 }
+
+func TestProtoAndHost(t *testing.T) {
+	t.Parallel()
+	r := New([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	tests := []struct {
+		name, remote, proto, host, wantProto, wantHost string
+	}{
+		{"trusted proxy", "127.0.0.1:40000", "https", "meet.example.com", "https", "meet.example.com"},
+		{"trusted proxy, list", "127.0.0.1:40000", "https, http", "meet.example.com, inner", "https", "meet.example.com"},
+		{"trusted proxy, no headers", "127.0.0.1:40000", "", "", "http", "parley.internal:5443"},
+		{"trusted proxy, odd proto", "127.0.0.1:40000", "gopher", "bad/host", "http", "parley.internal:5443"},
+		{"untrusted peer", "198.51.100.7:5000", "https", "evil.example", "http", "parley.internal:5443"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", "http://parley.internal:5443/", nil)
+			req.RemoteAddr = tc.remote
+			if tc.proto != "" {
+				req.Header.Set("X-Forwarded-Proto", tc.proto)
+			}
+			if tc.host != "" {
+				req.Header.Set("X-Forwarded-Host", tc.host)
+			}
+			if got := r.Proto(req); got != tc.wantProto {
+				t.Errorf("Proto = %q, want %q", got, tc.wantProto)
+			}
+			if got := r.Host(req); got != tc.wantHost {
+				t.Errorf("Host = %q, want %q", got, tc.wantHost)
+			}
+		})
+	}
+}

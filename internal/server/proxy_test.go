@@ -78,7 +78,8 @@ func (c *customerApp) sawPaths() []string {
 
 func TestCustomerAppProxy(t *testing.T) {
 	up := newCustomerApp(t)
-	srv, base := startServer(t, "PARLEY_APP_UPSTREAM", up.URL)
+	// No trusted proxy: every forwarding header a client sends is its own lie.
+	srv, base := startServer(t, "PARLEY_APP_UPSTREAM", up.URL, "PARLEY_TRUSTED_PROXIES", "none")
 	host := srv.Addr().String()
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
@@ -186,6 +187,32 @@ func TestCustomerAppProxy(t *testing.T) {
 			t.Errorf("app config builtIn = %v with an upstream", cfg["builtIn"])
 		}
 	})
+}
+
+// TestCustomerAppProxyBehindTrustedProxy: behind the organisation's proxy (here: loopback, trusted
+// by default) the application hears what that proxy saw, the participant's address in X-Real-IP
+// above all, not the proxy's.
+func TestCustomerAppProxyBehindTrustedProxy(t *testing.T) {
+	up := newCustomerApp(t)
+	srv, base := startServer(t, "PARLEY_APP_UPSTREAM", up.URL)
+	req, _ := http.NewRequest("GET", base+"/shop", nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Host", "meet.example.com")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var s seen
+	if err := json.NewDecoder(res.Body).Decode(&s); err != nil {
+		t.Fatal(err)
+	}
+	want := seen{Method: "GET", Path: "/shop", Host: srv.Addr().String(),
+		XFF: "203.0.113.9, 127.0.0.1", XFProto: "https", XFHost: "meet.example.com", XRealIP: "203.0.113.9"}
+	if s != want {
+		t.Errorf("upstream saw\n %+v\nwant\n %+v", s, want)
+	}
 }
 
 func TestCustomerAppDown(t *testing.T) {

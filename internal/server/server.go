@@ -191,7 +191,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	}, s.manager, log.With("component", "app"))
 	var upstream http.Handler
 	if cfg.App.Upstream != "" {
-		if upstream, err = app.NewProxy(cfg.App.Upstream, log.With("component", "proxy")); err != nil {
+		if upstream, err = app.NewProxy(cfg.App.Upstream, clients, log.With("component", "proxy")); err != nil {
 			return nil, err
 		}
 	}
