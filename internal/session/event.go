@@ -37,8 +37,9 @@ var kindNames = map[EventKind]string{
 
 func (k EventKind) String() string { return kindNames[k] }
 
-// Event is the one type the session model emits. Per session, events are emitted in order while the
-// model's lock is held; sinks and listeners must therefore never block (queue and return).
+// Event is the one type the session model emits. Events are delivered in the order they happened,
+// after the model's lock is released, by one caller at a time; sinks and listeners must therefore
+// never block (queue and return), or they hold up every other event.
 type Event struct {
 	Kind    EventKind
 	Time    time.Time

@@ -4,13 +4,17 @@
 // It owns all of that state behind one lock and drives the SFU through the small Media interface. It
 // must not import api, signaling or edge (they call it) and knows nothing of HTTP or JSON-RPC.
 //
-// Event contract: every state change emits Events while the lock is held, so events of a session are
-// delivered in order. Each participant's Sink receives the events addressed to it (the OpenVidu
-// notifications); Listeners receive each event once. Neither may block: a signaling sink queues and
-// closes an overflowing client, a webhook listener queues and counts drops.
+// Event contract: every state change queues its Events while the lock is held, and they are
+// delivered after it is released, one caller at a time, in the order they were made (outbox.go), so
+// events of a session arrive in order and no sink or listener runs under the model's lock. Each
+// participant's Sink receives the events addressed to it (the OpenVidu notifications); Listeners
+// receive each event once. Either may call back into the Manager. Neither may block: a signaling
+// sink queues and closes an overflowing client, a webhook listener queues and counts drops. A call
+// may return before its events are delivered, when another caller is delivering.
 //
-// Lock order: Manager.mu is the only lock here. pion objects are never closed while holding it,
-// because closing fires pion callbacks that may call back into the model.
+// Lock order: Manager.mu is the only lock here. pion objects are never closed and events never
+// delivered while holding it, because closing fires pion callbacks and listeners may call back
+// into the model.
 package session
 
 import (
@@ -47,6 +51,10 @@ type Manager struct {
 	conns     map[ConnectionID]*Connection
 	listeners []Listener
 	closing   bool
+	// outbox holds events not delivered yet, in order; delivering is set while a caller delivers
+	// them (outbox.go).
+	outbox     []delivery
+	delivering bool
 }
 
 // NewManager returns an empty model.
@@ -63,11 +71,12 @@ func NewManager(opts Options) *Manager {
 // Listen registers a listener for every event. Register before serving.
 func (m *Manager) Listen(l Listener) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	m.listeners = append(m.listeners, l)
 }
 
-// emit delivers e to the sinks of to and to every listener. Caller holds m.mu.
+// emit queues e for the sinks of to and for every listener; it is delivered once m.mu is released
+// (outbox.go). Caller holds m.mu.
 func (m *Manager) emit(e Event, to ...*Connection) {
 	if e.Time.IsZero() {
 		e.Time = m.opts.Now()
@@ -77,25 +86,14 @@ func (m *Manager) emit(e Event, to ...*Connection) {
 			e.SessionCreatedAt = s.createdAt
 		}
 	}
-	for _, c := range to {
-		if c.sink != nil {
-			c.sink.Notify(e)
-		}
-	}
-	for _, l := range m.listeners {
-		l(e)
-	}
+	m.queue(e, false, to)
 }
 
-// notify delivers e to the sinks of to only (a notification that is not itself a new event, e.g.
+// notify queues e for the sinks of to only (a notification that is not itself a new event, e.g.
 // participantEvicted after participantLeft). Caller holds m.mu.
 func (m *Manager) notify(e Event, to ...*Connection) {
 	e.Time = m.opts.Now()
-	for _, c := range to {
-		if c.sink != nil {
-			c.sink.Notify(e)
-		}
-	}
+	m.queue(e, true, to)
 }
 
 // ---- sessions (REST) ----
@@ -104,7 +102,7 @@ func (m *Manager) notify(e Event, to ...*Connection) {
 // authenticated request).
 func (m *Manager) Alive(cid string) bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	c := m.conns[ConnectionID(cid)]
 	return c != nil && c.active && !c.gone
 }
@@ -114,7 +112,7 @@ func (m *Manager) Alive(cid string) bool {
 // sizes a participant's relay allocations by them.
 func (m *Manager) Footprint(cid string) (string, int) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	for _, s := range m.sessions {
 		if c := s.conns[ConnectionID(cid)]; c != nil {
 			if !c.active || c.gone {
@@ -152,7 +150,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // (OpenVidu sends no webhook for them either).
 func (m *Manager) CollectGarbage() {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	now := m.opts.Now()
 	for id, s := range m.sessions {
 		if len(m.activeConns(s, nil)) == 0 && s.recording == nil && now.Sub(s.createdAt) >= m.opts.Config.GarbageThreshold {
@@ -170,6 +168,6 @@ func (m *Manager) Shutdown() {
 	for _, s := range m.sessions {
 		cleanup = append(cleanup, m.closeSession(s, ReasonServerStopped)...)
 	}
-	m.mu.Unlock()
+	m.unlock()
 	run(cleanup)
 }

@@ -23,7 +23,7 @@ func (m *Manager) activeConns(s *session, except *Connection) []*Connection {
 // sink. The token is matched as the exact string REST returned (protocol note §3.2).
 func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Participant, JoinResult, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s := m.sessions[id]
 	if s == nil {
 		return nil, JoinResult{}, errorf(KindNotFound, CodeRoomNotFound, "Unable to join session %s. Session %s cannot be found", id, id)
@@ -76,7 +76,7 @@ func (m *Manager) evict(c *Connection, reason string) {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if usable(c) != nil {
 		return
 	}

@@ -67,7 +67,7 @@ type recordingState struct {
 // RecordingTarget snapshots a session for a recorder.
 func (m *Manager) RecordingTarget(id SessionID) (RecordingTarget, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, err := m.lookup(id)
 	if err != nil {
 		return RecordingTarget{}, err
@@ -88,7 +88,7 @@ func (m *Manager) RecordingTarget(id SessionID) (RecordingTarget, error) {
 // RecordableStream returns one published stream of a session; ok is false when it is gone.
 func (m *Manager) RecordableStream(id SessionID, sid StreamID) (RecordableStream, bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s := m.sessions[id]
 	if s == nil {
 		return RecordableStream{}, false
@@ -127,7 +127,7 @@ func (m *Manager) notifiedOfRecording(r Role) bool {
 // A session that is gone is fine: the event still goes to the listeners.
 func (m *Manager) RecordingStatus(r RecordingInfo) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s := m.sessions[r.Session]
 	if s != nil && !s.createdAt.Equal(r.SessionCreatedAt) {
 		s = nil // a newer session of the same custom id
@@ -164,7 +164,7 @@ func (m *Manager) CloseIfEmpty(id SessionID, reason string) {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s := m.sessions[id]
 	if s == nil || s.recording != nil || len(m.activeConns(s, nil)) > 0 {
 		return

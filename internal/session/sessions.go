@@ -10,7 +10,7 @@ import (
 // CreateSession creates a session; a taken customSessionId is a KindConflict error.
 func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closing {
 		return SessionInfo{}, errorf(KindNotAcceptable, CodeRoomClosed, "server is shutting down")
 	}
@@ -51,7 +51,7 @@ func (m *Manager) lookup(id SessionID) (*session, error) {
 // Session returns a snapshot; pending includes connections nobody has joined with yet.
 func (m *Manager) Session(id SessionID, pending bool) (SessionInfo, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, err := m.lookup(id)
 	if err != nil {
 		return SessionInfo{}, err
@@ -62,7 +62,7 @@ func (m *Manager) Session(id SessionID, pending bool) (SessionInfo, error) {
 // Sessions returns snapshots of every session, oldest first.
 func (m *Manager) Sessions(pending bool) []SessionInfo {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	out := make([]SessionInfo, 0, len(m.sessions))
 	for _, s := range m.sessions {
 		out = append(out, m.sessionInfo(s, pending))
@@ -80,7 +80,7 @@ func (m *Manager) Sessions(pending bool) []SessionInfo {
 // an event, so a count kept from events would drift.
 func (m *Manager) SessionCount() int {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	return len(m.sessions)
 }
 
@@ -89,7 +89,7 @@ func (m *Manager) CloseSession(id SessionID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, err := m.lookup(id)
 	if err != nil {
 		return err
@@ -140,7 +140,7 @@ func (m *Manager) dropSession(s *session) {
 // CreateConnection creates a pending connection with a fresh single-use token.
 func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (ConnectionInfo, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if m.closing {
 		return ConnectionInfo{}, errorf(KindNotAcceptable, CodeRoomClosed, "server is shutting down")
 	}
@@ -171,7 +171,7 @@ func (m *Manager) Connections(id SessionID, pending bool) ([]ConnectionInfo, err
 // Connection returns one connection, pending or active.
 func (m *Manager) Connection(id SessionID, cid ConnectionID) (ConnectionInfo, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	c, err := m.connection(id, cid)
 	if err != nil {
 		return ConnectionInfo{}, err
@@ -195,7 +195,7 @@ func (m *Manager) connection(id SessionID, cid ConnectionID) (*Connection, error
 // is cheap). The new role applies to the participant's next action.
 func (m *Manager) UpdateConnection(id SessionID, cid ConnectionID, role *Role, record *bool) (ConnectionInfo, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	c, err := m.connection(id, cid)
 	if err != nil {
 		return ConnectionInfo{}, err
@@ -215,7 +215,7 @@ func (m *Manager) DeleteConnection(id SessionID, cid ConnectionID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	c, err := m.connection(id, cid)
 	if err != nil {
 		return err
@@ -245,7 +245,7 @@ func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	s, err := m.lookup(id)
 	if err != nil {
 		return err
@@ -262,7 +262,7 @@ func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
 // signal goes to every participant (the sender included); unknown recipients fail the whole signal.
 func (m *Manager) SendSignal(id SessionID, from *Connection, to []ConnectionID, typ, data string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	var s *session
 	if from != nil {
 		if err := usable(from); err != nil {

@@ -23,22 +23,22 @@ type PublishParams struct {
 func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (StreamInfo, string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
-		m.mu.Unlock()
+		m.unlock()
 		return StreamInfo{}, "", err
 	}
 	if !c.opts.Role.CanPublish() {
-		m.mu.Unlock()
+		m.unlock()
 		return StreamInfo{}, "", errorf(KindUnauthorized, CodeUserUnauthorized, "Unable to publish video. The user does not have a valid token")
 	}
 	if c.stream != nil || c.publishing {
-		m.mu.Unlock()
+		m.unlock()
 		return StreamInfo{}, "", errorf(KindConflict, CodeUserAlreadyStreams, "connection %s is already publishing", c.id)
 	}
 	c.publishing = true
 	sid := newStreamID(p.Media.TypeOfVideo, p.Media.HasVideo, c.id)
 	codec := resolveCodec(c.sess.props.ForcedVideoCodec, m.opts.Config.ForcedVideoCodec)
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
-	m.mu.Unlock()
+	m.unlock()
 
 	var created atomic.Pointer[PublishedMedia]
 	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
@@ -56,7 +56,7 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 	var cleanup []func()
 	defer func() { run(cleanup) }() // after the unlock below
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	c.publishing = false
 	if err != nil {
 		return StreamInfo{}, "", mediaError(err)
@@ -122,7 +122,7 @@ func (m *Manager) stopPublishing(c *Connection) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := usable(c); err != nil {
 		return err
 	}
@@ -139,16 +139,16 @@ type subscribeFunc func(context.Context, PublishedMedia, SubscribeRequest) (Subs
 func (m *Manager) answerSubscribe(c *Connection, sid StreamID, answer string) error {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
-		m.mu.Unlock()
+		m.unlock()
 		return err
 	}
 	sub := c.subs[sid.Owner()]
 	if sub == nil || sub.stream != sid {
-		m.mu.Unlock()
+		m.unlock()
 		return errorf(KindNotFound, CodeUserNotFound, "no subscription to %s is waiting for an answer: send prepareReceiveVideoFrom first", sid)
 	}
 	s := sub.sub
-	m.mu.Unlock()
+	m.unlock()
 	if err := s.SetAnswer(answer); err != nil {
 		return mediaError(err)
 	}
@@ -159,16 +159,16 @@ func (m *Manager) answerSubscribe(c *Connection, sid StreamID, answer string) er
 func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, offer string, negotiate subscribeFunc) (string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
-		m.mu.Unlock()
+		m.unlock()
 		return "", err
 	}
 	owner := c.sess.conns[sid.Owner()]
 	if owner == nil || !owner.active {
-		m.mu.Unlock()
+		m.unlock()
 		return "", errorf(KindNotFound, CodeUserNotFound, "participant %s not found", sid.Owner())
 	}
 	if owner.stream == nil || owner.stream.id != sid {
-		m.mu.Unlock()
+		m.unlock()
 		return "", errorf(KindNotAcceptable, CodeUserNotStreaming, "participant %s is not publishing stream %s", owner.id, sid)
 	}
 	pub := owner.stream.pub
@@ -180,7 +180,7 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 			Reason: ReasonUnsubscribe, Started: old.createdAt, Media: old.src.mediaSnapshot()})
 	}
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
-	m.mu.Unlock()
+	m.unlock()
 	if old != nil {
 		old.sub.Close()
 	}
@@ -202,7 +202,7 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 	var cleanup []func()
 	defer func() { run(cleanup) }() // after the unlock below
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || c.subs[owner.id] != nil {
 		cleanup = append(cleanup, sub.Close)
 		return "", errorf(KindNotFound, CodeUserNotFound, "stream %s went away while subscribing", sid)
@@ -227,7 +227,7 @@ const ReasonNetworkConstrained = "networkConstrained"
 // Nothing is said while the publisher's own video is off.
 func (m *Manager) videoPaused(owner *Connection, sid StreamID, c *Connection, paused bool) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if usable(c) != nil || owner.gone || owner.stream == nil || owner.stream.id != sid || !owner.stream.media.VideoActive {
 		return
 	}
@@ -264,7 +264,7 @@ func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber Connect
 	if at != nil {
 		was, *at = *at, path
 	}
-	m.mu.Unlock()
+	m.unlock()
 	switch {
 	case connected:
 		log.Info("media connected", "path", path.String())
@@ -278,18 +278,18 @@ func (m *Manager) recordPath(owner *Connection, sid StreamID, subscriber Connect
 func (m *Manager) unsubscribe(c *Connection, publisher ConnectionID) error {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
-		m.mu.Unlock()
+		m.unlock()
 		return err
 	}
 	sub := c.subs[publisher]
 	if sub == nil {
-		m.mu.Unlock()
+		m.unlock()
 		return errorf(KindNotFound, CodeUserNotFound, "not subscribed to %s", publisher)
 	}
 	delete(c.subs, publisher)
 	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: publisher, Stream: sub.stream, Subscriber: c.id, Reason: ReasonUnsubscribe,
 		Started: sub.createdAt, Media: sub.src.mediaSnapshot()})
-	m.mu.Unlock()
+	m.unlock()
 	m.log.Info("unsubscribed", "session", c.sess.id, "connection", c.id, "stream", sub.stream, "reason", ReasonUnsubscribe)
 	sub.sub.Close()
 	return nil
@@ -299,7 +299,7 @@ func (m *Manager) unsubscribe(c *Connection, publisher ConnectionID) error {
 // or the publisher's id for a subscription. Candidates for endpoints not negotiated yet are kept.
 func (m *Manager) addCandidate(c *Connection, endpoint string, cand Candidate) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := usable(c); err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func (m *Manager) addCandidate(c *Connection, endpoint string, cand Candidate) e
 // JSON text the client sent.
 func (m *Manager) changeStreamProperty(c *Connection, property, newValue, reason string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := usable(c); err != nil {
 		return err
 	}
@@ -354,7 +354,7 @@ func (m *Manager) forceDisconnect(by *Connection, target ConnectionID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := m.moderator(by); err != nil {
 		return err
 	}
@@ -371,7 +371,7 @@ func (m *Manager) forceUnpublish(by *Connection, sid StreamID) error {
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if err := m.moderator(by); err != nil {
 		return err
 	}
@@ -398,15 +398,15 @@ func (m *Manager) moderator(c *Connection) error {
 func (m *Manager) reconnectPublisher(ctx context.Context, c *Connection, offer string) (StreamInfo, string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
-		m.mu.Unlock()
+		m.unlock()
 		return StreamInfo{}, "", err
 	}
 	if c.stream == nil {
-		m.mu.Unlock()
+		m.unlock()
 		return StreamInfo{}, "", errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
 	}
 	st := c.stream
-	m.mu.Unlock()
+	m.unlock()
 	answer, err := st.pub.Renegotiate(ctx, offer)
 	if err != nil {
 		return StreamInfo{}, "", mediaError(err)

@@ -1,0 +1,69 @@
+package session
+
+// Event delivery. State changes queue their events in the outbox while Manager.mu is held, in the
+// order they happen; whoever releases the lock with events queued delivers them after unlocking.
+// One caller delivers at a time, draining the queue until it is empty, so every sink and listener
+// sees events in the order the model made them (per session and overall), and none runs under the
+// model's lock: a listener may call back into the Manager (its events are queued behind the ones
+// being delivered and delivered by the same loop) and a slow one costs REST and TURN nothing.
+//
+// The price: a call may return before its events reached every sink, when another goroutine was
+// delivering at the time. Sinks and listeners queue and return, so that is brief.
+
+// delivery is one queued event and the sinks it is addressed to. Listeners get it unless sinksOnly.
+type delivery struct {
+	e         Event
+	to        []Sink
+	sinksOnly bool
+}
+
+// queue adds e for the sinks of to (and the listeners unless sinksOnly). Caller holds m.mu.
+func (m *Manager) queue(e Event, sinksOnly bool, to []*Connection) {
+	d := delivery{e: e, sinksOnly: sinksOnly}
+	for _, c := range to {
+		if c.sink != nil {
+			d.to = append(d.to, c.sink)
+		}
+	}
+	if len(d.to) == 0 && (sinksOnly || len(m.listeners) == 0) {
+		return
+	}
+	m.outbox = append(m.outbox, d)
+}
+
+// unlock releases m.mu and delivers what is queued, unless another caller is delivering already
+// (it will deliver ours too). Every m.mu.Lock in this package is paired with unlock.
+func (m *Manager) unlock() {
+	if m.delivering || len(m.outbox) == 0 {
+		m.mu.Unlock()
+		return
+	}
+	m.delivering = true
+	done := false
+	defer func() {
+		if !done { // a sink or listener panicked: let the next caller deliver what is left
+			m.mu.Lock()
+			m.delivering = false
+			m.mu.Unlock()
+		}
+	}()
+	for len(m.outbox) > 0 {
+		batch, listeners := m.outbox, m.listeners
+		m.outbox = nil
+		m.mu.Unlock()
+		for _, d := range batch {
+			for _, s := range d.to {
+				s.Notify(d.e)
+			}
+			if !d.sinksOnly {
+				for _, l := range listeners {
+					l(d.e)
+				}
+			}
+		}
+		m.mu.Lock()
+	}
+	m.delivering = false
+	done = true
+	m.mu.Unlock()
+}
