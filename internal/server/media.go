@@ -20,7 +20,7 @@ var (
 )
 
 func (m sessionMedia) Publish(ctx context.Context, req session.PublishRequest) (session.PublishedMedia, string, error) {
-	r := sfu.PublishRequest{Offer: req.Offer, VideoCodec: req.VideoCodec, Log: req.Log, OnState: req.OnState}
+	r := sfu.PublishRequest{Offer: req.Offer, VideoCodec: req.VideoCodec, Log: req.Log, OnState: req.OnState, MaxKbps: req.MaxKbps, MinKbps: req.MinKbps}
 	if req.OnPath != nil {
 		r.OnPath = func(p sfu.Path) { req.OnPath(session.MediaPath(p)) }
 	}
@@ -45,7 +45,7 @@ func (m sessionMedia) subscribe(ctx context.Context, pub session.PublishedMedia,
 	if !ok {
 		return nil, "", fmt.Errorf("publisher %T is not the SFU's", pub)
 	}
-	r := sfu.SubscribeRequest{Offer: req.Offer, StreamID: req.StreamID, Log: req.Log, OnState: req.OnState, OnVideoPaused: req.OnVideoPaused}
+	r := sfu.SubscribeRequest{Offer: req.Offer, StreamID: req.StreamID, Log: req.Log, OnState: req.OnState, OnVideoPaused: req.OnVideoPaused, MaxKbps: req.MaxKbps}
 	if req.OnPath != nil {
 		r.OnPath = func(p sfu.Path) { req.OnPath(session.MediaPath(p)) }
 	}

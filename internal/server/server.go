@@ -127,7 +127,8 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, ports.LocalAddrs(), cfg.Media.Port, log)
 	if s.media, err = sfu.New(sfu.Config{
 		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
-		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth, TCPListener: s.edge.ICETCPListener(),
+		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth,
+		MinRecvBandwidth: cfg.Media.MinRecvBandwidth, MaxSendBandwidth: cfg.Media.MaxSendBandwidth, TCPListener: s.edge.ICETCPListener(),
 	}, log.With("component", "sfu")); err != nil {
 		return nil, err
 	}

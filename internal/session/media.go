@@ -52,6 +52,9 @@ type PublishRequest struct {
 	// pair ICE selects. Both optional; they run on media goroutines and must return quickly.
 	OnState func(state string)
 	OnPath  func(MediaPath)
+	// MaxKbps and MinKbps are the connection's kurentoOptions videoMaxRecvBandwidth and
+	// videoMinRecvBandwidth; nil leaves the server's setting.
+	MaxKbps, MinKbps *int
 }
 
 // SubscribeRequest asks Media for a subscription connection.
@@ -65,6 +68,9 @@ type SubscribeRequest struct {
 	OnState       func(state string)
 	OnPath        func(MediaPath)
 	OnVideoPaused func(paused bool)
+	// MaxKbps is the subscribing connection's kurentoOptions videoMaxSendBandwidth; nil leaves the
+	// server's setting.
+	MaxKbps *int
 }
 
 // Video codecs a publisher may be forced to (OpenVidu's forcedVideoCodec).

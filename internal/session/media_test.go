@@ -16,11 +16,14 @@ type fakeMedia struct {
 	duringPub  func() // runs inside Publish, before it answers
 	duringSub  func()
 	publishErr error
+	pubReq     PublishRequest   // the last Publish request
+	subReq     SubscribeRequest // the last Subscribe request
 }
 
 type fakeConn struct{ m *fakeMedia }
 
-func (f *fakeMedia) Publish(context.Context, PublishRequest) (PublishedMedia, string, error) {
+func (f *fakeMedia) Publish(_ context.Context, r PublishRequest) (PublishedMedia, string, error) {
+	f.pubReq = r
 	if f.duringPub != nil {
 		f.duringPub()
 	}
@@ -30,7 +33,8 @@ func (f *fakeMedia) Publish(context.Context, PublishRequest) (PublishedMedia, st
 	return fakeConn{f}, "answer", nil
 }
 
-func (f *fakeMedia) Subscribe(context.Context, PublishedMedia, SubscribeRequest) (SubscribedMedia, string, error) {
+func (f *fakeMedia) Subscribe(_ context.Context, _ PublishedMedia, r SubscribeRequest) (SubscribedMedia, string, error) {
+	f.subReq = r
 	if f.duringSub != nil {
 		f.duringSub()
 	}
@@ -213,5 +217,36 @@ func TestAlive(t *testing.T) {
 	defer m.mu.Unlock()
 	if len(m.conns) != 0 {
 		t.Fatalf("index holds %d connections of closed sessions", len(m.conns))
+	}
+}
+
+// TestKurentoOptionsReachMedia: a connection's kurentoOptions bandwidths go with its publisher
+// (videoMax/MinRecvBandwidth) and its subscriptions (videoMaxSendBandwidth); a connection without
+// them leaves the server's settings (nil).
+func TestKurentoOptionsReachMedia(t *testing.T) {
+	m, f := newMediaManager(t)
+	maxRecv, minRecv, maxSend := 800, 200, 250
+	k := &KurentoOptions{VideoMaxRecvBandwidth: &maxRecv, VideoMinRecvBandwidth: &minRecv, VideoMaxSendBandwidth: &maxSend}
+	pub, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher, KurentoOptions: k}, "")
+	plain, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RoleSubscriber}, "")
+	st, _, err := pub.Publish(context.Background(), PublishParams{Offer: "o"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := f.pubReq; r.MaxKbps == nil || *r.MaxKbps != 800 || r.MinKbps == nil || *r.MinKbps != 200 {
+		t.Fatalf("publish request bandwidths %v %v, want 800 and 200", r.MaxKbps, r.MinKbps)
+	}
+	if _, err := plain.Subscribe(context.Background(), st.ID, "o"); err != nil {
+		t.Fatal(err)
+	}
+	if f.subReq.MaxKbps != nil {
+		t.Fatalf("a connection without kurentoOptions asked for %d kbps", *f.subReq.MaxKbps)
+	}
+	capped, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RoleSubscriber, KurentoOptions: k}, "")
+	if _, err := capped.Subscribe(context.Background(), st.ID, "o"); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.subReq; r.MaxKbps == nil || *r.MaxKbps != 250 {
+		t.Fatalf("subscribe request cap %v, want 250", r.MaxKbps)
 	}
 }

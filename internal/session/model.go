@@ -44,6 +44,7 @@ type Properties struct {
 }
 
 // KurentoOptions are per-connection bandwidth and filter settings; nil fields were not set.
+// The bandwidths are kbps, 0 meaning unconstrained, as in OpenVidu.
 type KurentoOptions struct {
 	VideoMaxRecvBandwidth *int
 	VideoMinRecvBandwidth *int
@@ -273,4 +274,12 @@ func (c *Connection) info() ConnectionInfo {
 		})
 	}
 	return ci
+}
+
+// bandwidths returns the connection's own kurentoOptions bandwidths (nil where not set).
+func (o ConnectionOptions) bandwidths() (maxRecv, minRecv, maxSend *int) {
+	if k := o.KurentoOptions; k != nil {
+		return k.VideoMaxRecvBandwidth, k.VideoMinRecvBandwidth, k.VideoMaxSendBandwidth
+	}
+	return nil, nil, nil
 }

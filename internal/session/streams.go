@@ -38,10 +38,11 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 	sid := newStreamID(p.Media.TypeOfVideo, p.Media.HasVideo, c.id)
 	codec := resolveCodec(c.sess.props.ForcedVideoCodec, m.opts.Config.ForcedVideoCodec)
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
+	maxKbps, minKbps, _ := c.opts.bandwidths()
 	m.unlock()
 
 	var created atomic.Pointer[PublishedMedia]
-	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log,
+	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log, MaxKbps: maxKbps, MinKbps: minKbps,
 		OnState: func(st string) {
 			if pub := created.Load(); pub != nil && st == "connected" {
 				m.mediaConnected(c, sid, "", (*pub).Path(), log)
@@ -180,13 +181,14 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 			Reason: ReasonUnsubscribe, Started: old.createdAt, Media: old.src.mediaSnapshot()})
 	}
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
+	_, _, maxKbps := c.opts.bandwidths()
 	m.unlock()
 	if old != nil {
 		old.sub.Close()
 	}
 
 	var created atomic.Pointer[SubscribedMedia]
-	sub, answer, err := negotiate(ctx, pub, SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log,
+	sub, answer, err := negotiate(ctx, pub, SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log, MaxKbps: maxKbps,
 		OnState: func(st string) {
 			if sub := created.Load(); sub != nil && st == "connected" {
 				m.mediaConnected(owner, sid, c.id, (*sub).Path(), log)

@@ -486,3 +486,39 @@ func TestCongestionTriesHigherRatesLessAndLessOften(t *testing.T) {
 	}
 	t.Logf("%d tries in 120 s; back up %d s after the link was freed", tries, freed)
 }
+
+// TestREMBFollowsSubscribersCaps: without simulcast, a subscription's videoMaxSendBandwidth lowers
+// the REMB its publisher gets, as Kurento did, never under the publisher's floor, and the cap goes
+// when the subscription does.
+func TestREMBFollowsSubscribersCaps(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0, MaxRecvBandwidth: 1000, MinRecvBandwidth: 300})
+	pubB, track, _, _, pub, _ := setup(t, s)
+	stream(t, track)
+	remb := func(bps float32) func(rtcp.Packet) bool {
+		return func(p rtcp.Packet) bool {
+			r, ok := p.(*rtcp.ReceiverEstimatedMaximumBitrate)
+			return ok && r.Bitrate == bps
+		}
+	}
+	waitRTCP(t, pubB, "the server's REMB of 1000 kbps", remb(1e6))
+	capped := func(kbps int) *Subscriber {
+		b := newBrowser(t)
+		if _, err := b.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+		sub, ans, err := s.Subscribe(context.Background(), pub, SubscribeRequest{Offer: b.offer(t), StreamID: "s", MaxKbps: &kbps})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sub.Close)
+		b.answer(t, ans)
+		return sub
+	}
+	low := capped(500)
+	waitRTCP(t, pubB, "a REMB of the capped subscriber's 500 kbps", remb(5e5))
+	lower := capped(100)
+	waitRTCP(t, pubB, "a REMB at the publisher's 300 kbps floor", remb(3e5))
+	lower.Close()
+	low.Close()
+	waitRTCP(t, pubB, "the server's REMB again once the capped subscribers left", remb(1e6))
+}

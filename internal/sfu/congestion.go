@@ -331,7 +331,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 	in.videoCarry = video != nil
 	dec := sub.cc.tick(in)
 	if video != nil && video.sc != nil {
-		video.sc.fit(now, sub.cc.est)
+		video.sc.fit(now, capped(sub.cc.est, float64(sub.maxBps)))
 	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
 	switch {
@@ -354,4 +354,17 @@ func (sub *Subscriber) adapt(now time.Time) {
 		}
 		video.requestKeyframe(false) // the gate lets video through again from a keyframe
 	}
+}
+
+// capped is the estimate est (0 = none known) under the subscription's cap (0 = none). The cap
+// chooses the layer only: the pause still follows the estimate, or a capped subscription whose
+// stream needs more than the cap could never resume.
+func capped(est, cap float64) float64 {
+	switch {
+	case cap <= 0:
+		return est
+	case est <= 0:
+		return cap
+	}
+	return min(est, cap)
 }

@@ -29,6 +29,9 @@ type PublishRequest struct {
 	// OnPath is told the candidate pair carrying the media each time ICE selects one (see
 	// watchPath). Optional; it runs on a pion goroutine and must return quickly.
 	OnPath func(Path)
+	// MaxKbps and MinKbps are the connection's own videoMaxRecvBandwidth and
+	// videoMinRecvBandwidth (OpenVidu kurentoOptions; 0 = unconstrained); nil takes Config's.
+	MaxKbps, MinKbps *int
 }
 
 // Publisher is one published stream: its PeerConnection and one forwarder per track kind.
@@ -38,6 +41,8 @@ type Publisher struct {
 	onState func(string)
 	onPath  func(Path)
 	codec   string
+	// maxBps and minBps bound the REMB sent to the publisher (0 = none): see PublishRequest.
+	maxBps, minBps float32
 
 	mu     sync.Mutex
 	pc     *webrtc.PeerConnection // replaced by Renegotiate
@@ -60,13 +65,14 @@ func (s *SFU) Publish(ctx context.Context, req PublishRequest) (*Publisher, stri
 	if log == nil {
 		log = s.log
 	}
-	p := &Publisher{sfu: s, log: log, onState: req.OnState, onPath: req.OnPath, codec: req.VideoCodec, stop: make(chan struct{})}
+	p := &Publisher{sfu: s, log: log, onState: req.OnState, onPath: req.OnPath, codec: req.VideoCodec, stop: make(chan struct{}),
+		maxBps: kbps(req.MaxKbps, s.cfg.MaxRecvBandwidth), minBps: kbps(req.MinKbps, s.cfg.MinRecvBandwidth)}
 	ans, err := p.negotiate(ctx, req.Offer)
 	if err != nil {
 		return nil, "", err
 	}
 	s.track(p, nil)
-	if p.video != nil && s.cfg.MaxRecvBandwidth > 0 {
+	if p.video != nil {
 		p.wg.Add(1)
 		go p.remb()
 	}
@@ -219,18 +225,22 @@ func (p *Publisher) Close() {
 	p.sfu.untrack(p, nil)
 }
 
-// remb tells the browser the most it may send: OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH. Without
-// any feedback Chrome would stay near its start bitrate; its own loss-based control still backs off.
+// remb tells the browser the most it may send (remBitrate), once a second. Without any feedback
+// Chrome would stay near its start bitrate; its own transport-cc and loss-based control still back
+// off under it.
 func (p *Publisher) remb() {
 	defer p.wg.Done()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	bps := float32(p.sfu.cfg.MaxRecvBandwidth) * 1000
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-t.C:
+		}
+		bps := p.remBitrate()
+		if bps <= 0 {
+			continue // unconstrained
 		}
 		ssrcs, pc := p.videoSSRCs()
 		if len(ssrcs) == 0 || pc == nil {
@@ -238,6 +248,42 @@ func (p *Publisher) remb() {
 		}
 		_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: ssrcs}})
 	}
+}
+
+// remBitrate is the REMB for the publisher in bps (0 = none): its videoMaxRecvBandwidth and,
+// without simulcast, the lowest videoMaxSendBandwidth of its subscribers, as Kurento did: an
+// application that caps what one connection is sent gets a stream that fits it, not a paused one.
+// Never under the publisher's videoMinRecvBandwidth on a subscriber's account. With simulcast, a
+// subscriber's cap picks its layer instead and the others keep the top one.
+func (p *Publisher) remBitrate() float32 {
+	p.mu.Lock()
+	video, simulcast := p.video, len(p.layers) > 1
+	p.mu.Unlock()
+	bps := p.maxBps
+	if video == nil || simulcast {
+		return bps
+	}
+	var subs float32
+	for _, d := range *video.subs.Load() {
+		if c := d.capBps(); c > 0 && (subs == 0 || c < subs) {
+			subs = c
+		}
+	}
+	if subs > 0 {
+		subs = max(subs, p.minBps)
+		if bps == 0 || subs < bps {
+			bps = subs
+		}
+	}
+	return bps
+}
+
+// kbps resolves a per-connection bandwidth (nil: the server's setting) to bps.
+func kbps(own *int, server int) float32 {
+	if own != nil {
+		return float32(*own) * 1000
+	}
+	return float32(server) * 1000
 }
 
 // forwarder fans one incoming track out to its subscribers.

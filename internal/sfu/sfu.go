@@ -47,8 +47,15 @@ type Config struct {
 	AnnounceReplace bool
 	// Loopback binds the port on loopback too and announces it (dev mode: everything is local).
 	Loopback bool
-	// MaxRecvBandwidth caps each publisher's video, in kbps (0 = no cap), through REMB.
+	// MaxRecvBandwidth caps each publisher's video, in kbps (0 = no cap), through REMB;
+	// MinRecvBandwidth is the floor of that REMB when subscribers' caps lower it (see
+	// PublishRequest). A publisher's own request overrides either.
 	MaxRecvBandwidth int
+	MinRecvBandwidth int
+	// MaxSendBandwidth caps the video each subscription is sent, in kbps (0 = no cap): the simulcast
+	// layer chosen for it, or, without simulcast, the publisher's REMB (OpenVidu's meaning). A
+	// subscription's own request overrides it.
+	MaxSendBandwidth int
 	// TCPListener, when set, carries ICE-TCP (RFC 4571 framing, passive candidates): the edge hands
 	// over the connections of the shared TCP port that start with framed STUN. Its Addr must be
 	// the real bound address, whose port our TCP candidates announce.

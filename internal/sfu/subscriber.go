@@ -29,6 +29,9 @@ type SubscribeRequest struct {
 	// carry it (true), and when it flows again (false). Optional; it runs on the SFU's report
 	// goroutine and must return quickly.
 	OnVideoPaused func(paused bool)
+	// MaxKbps is the connection's videoMaxSendBandwidth (OpenVidu kurentoOptions; 0 =
+	// unconstrained); nil takes Config.MaxSendBandwidth.
+	MaxKbps *int
 }
 
 // Subscriber is one subscription: a PeerConnection carrying one publisher's tracks to one browser.
@@ -42,9 +45,11 @@ type Subscriber struct {
 	// srSlice is the tenth of each second in which this subscriber's sender reports go out.
 	srSlice uint32
 	// cc is the subscription's down-path state (congestion.go), updated with its sender reports.
-	cc   *congestion
-	wg   sync.WaitGroup
-	once sync.Once
+	cc *congestion
+	// maxBps caps the video it is sent (0 = none): SubscribeRequest.MaxKbps.
+	maxBps float32
+	wg     sync.WaitGroup
+	once   sync.Once
 
 	// answered is set once the PeerConnection has both descriptions; until then (server offer,
 	// see SubscribeOffer) the browser's candidates wait in early.
@@ -76,6 +81,16 @@ type downTrack struct {
 	plisCut atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
 
 	sc *simulcast // set when the publisher sends simulcast layers (simulcast.go)
+	// sub is the subscription it belongs to (nil for a tap).
+	sub *Subscriber
+}
+
+// capBps is the most the subscription may be sent, in bps (0 = no cap).
+func (d *downTrack) capBps() float32 {
+	if d.sub == nil {
+		return 0
+	}
+	return d.sub.maxBps
 }
 
 // write forwards one packet of the publisher (key: it starts a keyframe). The network write happens
@@ -160,7 +175,8 @@ func (s *SFU) newSubscriber(pub *Publisher, req SubscribeRequest, offering bool)
 	if log == nil {
 		log = s.log
 	}
-	sub := &Subscriber{sfu: s, pc: pc, log: log, onPaused: req.OnVideoPaused, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{}}
+	sub := &Subscriber{sfu: s, pc: pc, log: log, onPaused: req.OnVideoPaused, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{},
+		maxBps: kbps(req.MaxKbps, s.cfg.MaxSendBandwidth)}
 	var senders []*webrtc.RTPSender
 	for _, f := range []*forwarder{audio, video} {
 		if f == nil {
@@ -185,7 +201,7 @@ func (s *SFU) newSubscriber(pub *Publisher, req SubscribeRequest, offering bool)
 			return nil, nil, err
 		}
 		senders = append(senders, snd)
-		d := &downTrack{fwd: f, track: tr, cc: sub.cc}
+		d := &downTrack{fwd: f, track: tr, cc: sub.cc, sub: sub}
 		if f.kind == webrtc.RTPCodecTypeVideo {
 			d.gated = true
 			if f == video && len(layers) > 1 {
