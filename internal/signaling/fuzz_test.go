@@ -13,8 +13,8 @@ import (
 	"github.com/coder/websocket"
 )
 
-// sdkFrames are frames as the stock openvidu-browser 2.32.2 sends them, one per method: the seed
-// corpus of the fuzzers.
+// sdkFrames are frames as the stock openvidu-browser 2.32.2 sends them, one per method, and as the
+// native samples send them: the seed corpus of the fuzzers.
 var sdkFrames = []string{
 	`{"id":0,"jsonrpc":"2.0","method":"ping","params":{"interval":5000}}`,
 	`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"ws://localhost:4443?sessionId=ses_A&token=tok_B","session":"ses_A","platform":"Chrome 120.0.0.0 on Linux 64-bit","sdkVersion":"2.32.2","metadata":"{\"clientData\":\"alice\"}","secret":"","recorder":false,"stt":false}}`,
@@ -36,6 +36,8 @@ var sdkFrames = []string{
 	`{"id":17,"jsonrpc":"2.0","method":"subscribeToSpeechToText","params":{"connectionId":"con_B","lang":"en-US"}}`,
 	`{"id":18,"jsonrpc":"2.0","method":"leaveRoom","params":{}}`,
 	`{"id":19,"jsonrpc":"2.0"}`,
+	// The native samples' string-typed params (native_test.go).
+	androidFrames[2], androidFrames[3], androidMediasoupFrames[1], iosFrames[1],
 	`{"id":`,
 	`[]`,
 	``,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"github.com/parley/parley/internal/session"
@@ -70,22 +72,15 @@ func init() {
 	}
 }
 
-func decode(method string, params json.RawMessage, v any) error {
-	if err := json.Unmarshal(params, v); err != nil {
-		return invalidParams(method, err)
-	}
-	return nil
-}
-
 // joinRoom consumes the token and answers with everything the SDK needs (protocol note §3.2).
 func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 	var p struct {
-		Token    string `json:"token"`
-		Session  string `json:"session"`
-		Platform string `json:"platform"`
-		Metadata string `json:"metadata"`
-		Secret   string `json:"secret"`
-		Recorder bool   `json:"recorder"`
+		Token    string   `json:"token"`
+		Session  string   `json:"session"`
+		Platform string   `json:"platform"`
+		Metadata string   `json:"metadata"`
+		Secret   string   `json:"secret"`
+		Recorder flexBool `json:"recorder"`
 	}
 	if err := decode("joinRoom", params, &p); err != nil {
 		return nil, err
@@ -101,10 +96,12 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 		sid = sessionFromToken(p.Token)
 	}
 	if p.Secret != "" {
-		// OpenVidu lets a holder of the REST secret mint a token inside the socket (its recorder path).
-		// Parley records internally and never needs it; accepting the master secret here would put it
-		// on the wire of every client that copies the pattern.
-		return nil, &rpcError{Code: session.CodeUserUnauthorized, Message: "Unable to join session " + sid + ". Joining with the server secret is not supported; create a connection through the REST API"}
+		// OpenVidu lets a holder of the REST secret mint a SUBSCRIBER token inside the socket (its
+		// recorder path) and ignores a secret that does not match. Parley never takes the secret
+		// as a credential here: the token alone decides, so a client that sends both (the iOS
+		// sample sends "MY_SECRET" with a REST token) joins with its token's role, and one that
+		// sends only the secret is refused like any invalid token.
+		r.h.log.Warn("joinRoom carried a server secret: ignored, the token decides", "rpc", r.id, "session", sid)
 	}
 	r.mu.Lock()
 	sock := r.sock
@@ -156,13 +153,13 @@ func turnHostPort(u string) (string, int, bool) {
 func publishVideo(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
 	var p struct {
 		SDPOffer        string           `json:"sdpOffer"`
-		DoLoopback      bool             `json:"doLoopback"`
-		HasAudio        bool             `json:"hasAudio"`
-		HasVideo        bool             `json:"hasVideo"`
-		AudioActive     *bool            `json:"audioActive"`
-		VideoActive     *bool            `json:"videoActive"`
+		DoLoopback      flexBool         `json:"doLoopback"`
+		HasAudio        flexBool         `json:"hasAudio"`
+		HasVideo        flexBool         `json:"hasVideo"`
+		AudioActive     *flexBool        `json:"audioActive"`
+		VideoActive     *flexBool        `json:"videoActive"`
 		TypeOfVideo     string           `json:"typeOfVideo"`
-		FrameRate       *float64         `json:"frameRate"`
+		FrameRate       *flexNumber      `json:"frameRate"`
 		VideoDimensions string           `json:"videoDimensions"`
 		Filter          *json.RawMessage `json:"filter"`
 	}
@@ -178,16 +175,16 @@ func publishVideo(ctx context.Context, _ *rpcSession, part Participant, params j
 	if p.Filter != nil && string(*p.Filter) != "null" && string(*p.Filter) != "{}" {
 		return nil, &rpcError{Code: session.CodeFilterNotApplied, Message: "filters are not supported: Parley has no media pipeline to apply them"}
 	}
-	md := session.MediaOptions{HasAudio: p.HasAudio, HasVideo: p.HasVideo, AudioActive: p.HasAudio, VideoActive: p.HasVideo,
+	md := session.MediaOptions{HasAudio: bool(p.HasAudio), HasVideo: bool(p.HasVideo), AudioActive: bool(p.HasAudio), VideoActive: bool(p.HasVideo),
 		TypeOfVideo: p.TypeOfVideo, FrameRate: -1, VideoDimensions: p.VideoDimensions}
 	if p.AudioActive != nil {
-		md.AudioActive = *p.AudioActive
+		md.AudioActive = bool(*p.AudioActive)
 	}
 	if p.VideoActive != nil {
-		md.VideoActive = *p.VideoActive
+		md.VideoActive = bool(*p.VideoActive)
 	}
 	if p.FrameRate != nil {
-		md.FrameRate = *p.FrameRate
+		md.FrameRate = float64(*p.FrameRate)
 	}
 	if md.HasVideo && md.TypeOfVideo == "" {
 		md.TypeOfVideo = "CAMERA"
@@ -241,8 +238,8 @@ func receiveVideoFrom(ctx context.Context, _ *rpcSession, part Participant, para
 // subscription shapes are accepted whatever joinRoom said, as OpenVidu does.
 func prepareReceiveVideoFrom(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {
 	var p struct {
-		Sender    string `json:"sender"`
-		Reconnect bool   `json:"reconnect"`
+		Sender    string   `json:"sender"`
+		Reconnect flexBool `json:"reconnect"`
 	}
 	if err := decode("prepareReceiveVideoFrom", params, &p); err != nil {
 		return nil, err
@@ -277,17 +274,22 @@ func unsubscribeFromVideo(_ context.Context, _ *rpcSession, part Participant, pa
 
 func onIceCandidate(_ context.Context, r *rpcSession, part Participant, params json.RawMessage) (result, error) {
 	var p struct {
-		EndpointName  string  `json:"endpointName"`
-		Candidate     string  `json:"candidate"`
-		SDPMid        *string `json:"sdpMid"`
-		SDPMLineIndex *uint16 `json:"sdpMLineIndex"`
+		EndpointName  string     `json:"endpointName"`
+		Candidate     string     `json:"candidate"`
+		SDPMid        *string    `json:"sdpMid"`
+		SDPMLineIndex *flexIndex `json:"sdpMLineIndex"`
 	}
 	if err := decode("onIceCandidate", params, &p); err != nil {
 		return nil, err
 	}
 	// Lenient by design: an error reply makes the SDK raise ICE_CANDIDATE_ERROR for a candidate that
 	// simply was not useful (protocol note §3.7).
-	if err := part.AddCandidate(p.EndpointName, session.Candidate{Candidate: p.Candidate, SDPMid: p.SDPMid, SDPMLineIndex: p.SDPMLineIndex}); err != nil {
+	c := session.Candidate{Candidate: p.Candidate, SDPMid: p.SDPMid}
+	if p.SDPMLineIndex != nil {
+		idx := uint16(*p.SDPMLineIndex)
+		c.SDPMLineIndex = &idx
+	}
+	if err := part.AddCandidate(p.EndpointName, c); err != nil {
 		r.h.log.Debug("candidate not applied", "connection", part.ID(), "error", err)
 	}
 	return &emptyResult{}, nil
@@ -338,7 +340,17 @@ func streamPropertyChanged(_ context.Context, _ *rpcSession, part Participant, p
 	if p.Property == "" {
 		return nil, missing("streamPropertyChanged", "property")
 	}
-	return empty(part.ChangeStreamProperty(p.Property, string(p.NewValue), p.Reason))
+	newValue := string(p.NewValue)
+	if (p.Property == "audioActive" || p.Property == "videoActive") && len(p.NewValue) > 0 {
+		// A native client's "false" becomes the browser's false: subscribers read the value's JSON
+		// text and compare it with "true"/"false".
+		var b flexBool
+		if b.UnmarshalJSON(p.NewValue) != nil {
+			return nil, &rpcError{Code: codeInvalidParams, Message: "invalid params for streamPropertyChanged: 'newValue' of " + p.Property + " must be " + takes(reflect.TypeFor[bool]()) + ", not " + shown(string(p.NewValue))}
+		}
+		newValue = strconv.FormatBool(bool(b))
+	}
+	return empty(part.ChangeStreamProperty(p.Property, newValue, p.Reason))
 }
 
 func reconnectStream(ctx context.Context, _ *rpcSession, part Participant, params json.RawMessage) (result, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parley/parley/internal/session"
@@ -45,7 +46,10 @@ func TestMethods(t *testing.T) {
 			calls: []string{`Join ses_T ws://h/openvidu?sessionId=ses_T&token=tok_X metadata="" platform=""`}},
 		{name: "joinRoom without token", method: "joinRoom", params: `{"session":"ses_A"}`, code: -32602},
 		{name: "joinRoom with malformed params", method: "joinRoom", params: `[1]`, code: -32602},
-		{name: "joinRoom with the secret", method: "joinRoom", params: `{"token":"tok","session":"ses_A","secret":"MY_SECRET"}`, code: 401},
+		{name: "joinRoom with the secret joins with the token", method: "joinRoom", params: `{"token":"tok","session":"ses_A","secret":"MY_SECRET","recorder":"false"}`,
+			calls: []string{`Join ses_A tok metadata="" platform=""`}},
+		{name: "joinRoom with the secret alone", method: "joinRoom", params: `{"session":"ses_A","secret":"MY_SECRET","recorder":true}`, code: -32602},
+		{name: "joinRoom with a malformed recorder", method: "joinRoom", params: `{"token":"tok","session":"ses_A","recorder":"no"}`, code: -32602},
 		{name: "joinRoom refused by the model", method: "joinRoom", params: `{"token":"tok","session":"ses_A"}`, fail: map[string]error{"Join": modelErr(202)}, code: 202,
 			calls: []string{`Join ses_A tok metadata="" platform=""`}},
 		{name: "joinRoom twice", joined: true, method: "joinRoom", params: `{"token":"tok2","session":"ses_A"}`, code: 104},
@@ -58,8 +62,18 @@ func TestMethods(t *testing.T) {
 		{name: "publishVideo defaults", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","hasVideo":true,"filter":{}}`,
 			result: `{"sdpAnswer":"answer to o","id":"str_CAM_Fake_` + self + `","createdAt":1700000000000}`,
 			calls:  []string{`Publish offer="o" media={HasAudio:false HasVideo:true AudioActive:false VideoActive:true TypeOfVideo:CAMERA FrameRate:-1 VideoDimensions:}`}},
+		{name: "publishVideo with strings for booleans and numbers", joined: true, method: "publishVideo",
+			params: `{"audioActive":"true","videoActive":"false","doLoopback":"false","frameRate":"29.97","hasAudio":"TRUE","hasVideo":"true","typeOfVideo":"CAMERA","videoDimensions":"{\"width\":320, \"height\":240}","sdpOffer":"o"}`,
+			result: `{"sdpAnswer":"answer to o","id":"str_CAM_Fake_` + self + `","createdAt":1700000000000}`,
+			calls:  []string{`Publish offer="o" media={HasAudio:true HasVideo:true AudioActive:true VideoActive:false TypeOfVideo:CAMERA FrameRate:29.97 VideoDimensions:{"width":320, "height":240}}`}},
+		{name: "publishVideo with a word for a boolean", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","hasVideo":"yes"}`, code: -32602},
+		{name: "publishVideo with a number for a boolean", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","audioActive":1}`, code: -32602},
+		{name: "publishVideo with a word for the frame rate", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","frameRate":"fast"}`, code: -32602},
+		{name: "publishVideo with an object for the frame rate", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","frameRate":{}}`, code: -32602},
+		{name: "publishVideo with an infinite frame rate", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","frameRate":"Inf"}`, code: -32602},
 		{name: "publishVideo without offer", joined: true, method: "publishVideo", params: `{"hasAudio":true}`, code: -32602},
 		{name: "publishVideo with loopback", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","doLoopback":true}`, code: 303},
+		{name: "publishVideo with loopback as a string", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","doLoopback":"true"}`, code: 303},
 		{name: "publishVideo with a filter", joined: true, method: "publishVideo", params: `{"sdpOffer":"o","filter":{"type":"GStreamerFilter"}}`, code: 406},
 		{name: "publishVideo with malformed params", joined: true, method: "publishVideo", params: `{"sdpOffer":1}`, code: -32602},
 		{name: "publishVideo refused by the model", joined: true, method: "publishVideo", params: `{"sdpOffer":"o"}`, fail: map[string]error{"Publish": modelErr(106)}, code: 106,
@@ -70,6 +84,9 @@ func TestMethods(t *testing.T) {
 			result: `{}`, calls: []string{`ChangeStreamProperty videoActive false reason="publishVideo"`}},
 		{name: "streamPropertyChanged keeps the value's JSON text", joined: true, method: "streamPropertyChanged", params: `{"property":"videoDimensions","newValue":"{\"width\":1,\"height\":2}","reason":"screenResized"}`,
 			result: `{}`, calls: []string{`ChangeStreamProperty videoDimensions "{\"width\":1,\"height\":2}" reason="screenResized"`}},
+		{name: "streamPropertyChanged with a string for a boolean", joined: true, method: "streamPropertyChanged", params: `{"streamId":"str_X","property":"audioActive","newValue":"False","reason":"publishAudio"}`,
+			result: `{}`, calls: []string{`ChangeStreamProperty audioActive false reason="publishAudio"`}},
+		{name: "streamPropertyChanged with a word for a boolean", joined: true, method: "streamPropertyChanged", params: `{"property":"videoActive","newValue":"off"}`, code: -32602},
 		{name: "streamPropertyChanged without property", joined: true, method: "streamPropertyChanged", params: `{"newValue":true}`, code: -32602},
 		{name: "reconnectStream of the own stream", joined: true, method: "reconnectStream", params: `{"stream":"str_CAM_Abcd_` + self + `","sdpString":"new offer","sdpOffer":"old"}`,
 			result: `{"sdpAnswer":"answer to new offer","id":"str_CAM_Fake_` + self + `","createdAt":1700000000000}`, calls: []string{`ReconnectPublisher offer="new offer"`}},
@@ -93,6 +110,9 @@ func TestMethods(t *testing.T) {
 			calls: []string{`Subscribe str_X_con_Y offer="o"`}},
 		{name: "prepareReceiveVideoFrom", joined: true, method: "prepareReceiveVideoFrom", params: `{"sender":"str_X_con_Y","reconnect":false}`,
 			result: `{"sdpOffer":"offer for str_X_con_Y"}`, calls: []string{`PrepareSubscribe str_X_con_Y`}},
+		{name: "prepareReceiveVideoFrom with a string for reconnect", joined: true, method: "prepareReceiveVideoFrom", params: `{"sender":"str_X_con_Y","reconnect":"false"}`,
+			result: `{"sdpOffer":"offer for str_X_con_Y"}`, calls: []string{`PrepareSubscribe str_X_con_Y`}},
+		{name: "prepareReceiveVideoFrom with a malformed reconnect", joined: true, method: "prepareReceiveVideoFrom", params: `{"sender":"str_X_con_Y","reconnect":[]}`, code: -32602},
 		{name: "prepareReceiveVideoFrom without sender", joined: true, method: "prepareReceiveVideoFrom", params: `{"reconnect":true}`, code: -32602},
 		{name: "unsubscribeFromVideo by connection id", joined: true, method: "unsubscribeFromVideo", params: `{"sender":"con_Other"}`, result: `{}`, calls: []string{"Unsubscribe con_Other"}},
 		{name: "unsubscribeFromVideo by stream id", joined: true, method: "unsubscribeFromVideo", params: `{"sender":"str_CAM_Abcd_con_Other"}`, result: `{}`, calls: []string{"Unsubscribe con_Other"}},
@@ -105,7 +125,12 @@ func TestMethods(t *testing.T) {
 			result: `{}`, calls: []string{`AddCandidate ` + self + ` "" mid=<nil> index=<nil>`}},
 		{name: "onIceCandidate the model cannot use is no error", joined: true, method: "onIceCandidate", params: `{"endpointName":"x","candidate":"junk"}`,
 			fail: map[string]error{"AddCandidate": errors.New("bad candidate")}, result: `{}`, calls: []string{`AddCandidate x "junk" mid=<nil> index=<nil>`}},
+		{name: "onIceCandidate with a string index", joined: true, method: "onIceCandidate", params: `{"endpointName":"con_Other","candidate":"candidate:1 1 udp 1 192.0.2.1 5000 typ host","sdpMid":"1","sdpMLineIndex":"1"}`,
+			result: `{}`, calls: []string{`AddCandidate con_Other "candidate:1 1 udp 1 192.0.2.1 5000 typ host" mid=1 index=1`}},
 		{name: "onIceCandidate with malformed params", joined: true, method: "onIceCandidate", params: `{"sdpMLineIndex":-1}`, code: -32602},
+		{name: "onIceCandidate with a negative string index", joined: true, method: "onIceCandidate", params: `{"candidate":"c","sdpMLineIndex":"-1"}`, code: -32602},
+		{name: "onIceCandidate with a fractional index", joined: true, method: "onIceCandidate", params: `{"candidate":"c","sdpMLineIndex":"0.5"}`, code: -32602},
+		{name: "onIceCandidate with a number for the mid", joined: true, method: "onIceCandidate", params: `{"candidate":"c","sdpMid":0}`, code: -32602},
 
 		// Messages and moderation.
 		{name: "sendMessage", joined: true, method: "sendMessage", params: `{"message":"{\"to\":[\"con_B\"],\"data\":\"hi\",\"type\":\"signal:chat\"}"}`,
@@ -205,5 +230,31 @@ func checkResponse(t *testing.T, resp map[string]any, want string, code int, rpc
 	if !reflect.DeepEqual(res, w) {
 		got, _ := json.Marshal(res)
 		t.Errorf("result %s, want %s", got, want)
+	}
+}
+
+// TestParamErrors: a param of the wrong shape is answered with -32602 naming the param and what it
+// takes, so that a native client's author sees what to fix.
+func TestParamErrors(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{})
+	c, _ := s.joined(t)
+	for _, tc := range []struct{ method, params, want string }{
+		{"publishVideo", `{"sdpOffer":"o","doLoopback":"yes"}`, `invalid params for publishVideo: 'doLoopback' must be a boolean (true, false, "true" or "false"), not "yes"`},
+		{"publishVideo", `{"sdpOffer":"o","frameRate":"30fps"}`, `invalid params for publishVideo: 'frameRate' must be a number (30 or "30"), not "30fps"`},
+		{"publishVideo", `{"sdpOffer":7}`, `invalid params for publishVideo: 'sdpOffer' must be a string, not a JSON number`},
+		{"publishVideo", `["o"]`, `invalid params for publishVideo: params must be a JSON object`},
+		{"onIceCandidate", `{"candidate":"c","sdpMLineIndex":"70000"}`, `invalid params for onIceCandidate: 'sdpMLineIndex' must be a whole number from 0 to 65535 (0 or "0"), not "70000"`},
+		{"streamPropertyChanged", `{"property":"audioActive","newValue":"` + strings.Repeat("x", 60) + `"}`,
+			`invalid params for streamPropertyChanged: 'newValue' of audioActive must be a boolean (true, false, "true" or "false"), not "` + strings.Repeat("x", 39) + `…`},
+	} {
+		resp := c.call(tc.method, json.RawMessage(tc.params))
+		e, _ := resp["error"].(map[string]any)
+		if code, _ := e["code"].(float64); code != -32602 || e["message"] != tc.want {
+			t.Errorf("%s %s:\n got %v %q\nwant -32602 %q", tc.method, tc.params, code, e["message"], tc.want)
+		}
+	}
+	if calls := s.m.takeCalls(); len(calls) != 0 {
+		t.Errorf("malformed params reached the model: %q", calls)
 	}
 }
