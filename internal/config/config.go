@@ -65,6 +65,8 @@ type Config struct {
 	Webhook WebhookConfig
 	CDR     CDRConfig
 	Metrics MetricsConfig
+	// Proxy is proxied mode (PARLEY_BEHIND_PROXY): behind the organisation's reverse proxy.
+	Proxy ProxyConfig
 	// Recording is what internal/recording needs.
 	Recording RecordingConfig
 }
@@ -290,6 +292,7 @@ var known = []string{
 	"PARLEY_WEBHOOK_SECRET", "PARLEY_WEBHOOK_RETRY_TIMEOUT", "PARLEY_METRICS_ADDR",
 	"PARLEY_MEMORY_LIMIT",
 	"PARLEY_TRUSTED_PROXIES",
+	"PARLEY_BEHIND_PROXY", "PARLEY_HTTP_ADDR", "PARLEY_MEDIA_TCP_PORT", "PARLEY_TURN_TLS_HOST",
 }
 
 var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -433,6 +436,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	m.MaxSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH", 1000, 0, 1<<20)
 	m.MinSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", 300, 0, 1<<20)
 	m.Simulcast = boolean("OPENVIDU_WEBRTC_SIMULCAST", false)
+	parseProxy(c, str, boolean, num, &bad)
 
 	// Cross-field rules.
 	switch {

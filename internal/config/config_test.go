@@ -408,3 +408,47 @@ func TestTrustedProxies(t *testing.T) {
 		t.Errorf("a host name: %v, want an error naming the setting", err)
 	}
 }
+
+func TestBehindProxy(t *testing.T) {
+	t.Parallel()
+	prod := []string{"DOMAIN_OR_PUBLIC_IP", "meet.example.com", "OPENVIDU_SECRET", prodSecret, "PARLEY_BEHIND_PROXY", "true"}
+	t.Run("defaults", func(t *testing.T) {
+		c := mustLoad(t, "", prod...)
+		p := c.Proxy
+		if !p.Enabled || p.HTTPAddr != "127.0.0.1:5443" || p.MediaTCPPort != 443 || p.TURNHost != "meet.example.com" || p.TURNPort != 443 {
+			t.Errorf("proxied defaults: %+v", p)
+		}
+		if c.PublicURL() != "https://meet.example.com/" || c.WebSocketURL() != "wss://meet.example.com/openvidu" {
+			t.Errorf("public URL %s, signaling %s", c.PublicURL(), c.WebSocketURL())
+		}
+	})
+	t.Run("media TCP port follows the UDP one; the turns: host defaults to port 443", func(t *testing.T) {
+		c := mustLoad(t, "", append(prod, "PARLEY_MEDIA_PORT", "10000", "PARLEY_TURN_TLS_HOST", "turn.example.com")...).Proxy
+		if c.MediaTCPPort != 10000 || c.TURNHost != "turn.example.com" || c.TURNPort != 443 {
+			t.Errorf("%+v", c)
+		}
+		c = mustLoad(t, "", append(prod, "PARLEY_MEDIA_TCP_PORT", "5349", "PARLEY_TURN_TLS_HOST", "turn.example.com:8443")...).Proxy
+		if c.MediaTCPPort != 5349 || c.TURNPort != 8443 {
+			t.Errorf("%+v", c)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"dev mode", []string{"PARLEY_BEHIND_PROXY", "true"}, "PARLEY_BEHIND_PROXY=true needs DOMAIN_OR_PUBLIC_IP"},
+		{"not a boolean", append(prod[:4:4], "PARLEY_BEHIND_PROXY", "nginx"), `PARLEY_BEHIND_PROXY="nginx" is invalid`},
+		{"no trusted proxy", append(prod, "PARLEY_TRUSTED_PROXIES", "none"), "needs PARLEY_TRUSTED_PROXIES"},
+		{"bad listen address", append(prod, "PARLEY_HTTP_ADDR", "5443"), `PARLEY_HTTP_ADDR="5443" is invalid`},
+		{"turns host with a scheme", append(prod, "PARLEY_TURN_TLS_HOST", "turns://turn.example.com"), "PARLEY_TURN_TLS_HOST"},
+		{"proxy settings without proxied mode", append(prod[:4:4], "PARLEY_HTTP_ADDR", "127.0.0.1:5443"), "PARLEY_HTTP_ADDR is only read with PARLEY_BEHIND_PROXY=true"},
+		{"letsencrypt for an IP", append(prod, "CERTIFICATE_TYPE", "letsencrypt", "LETSENCRYPT_EMAIL", "a@b.c", "PARLEY_TURN_TLS_HOST", "192.0.2.1"), "PARLEY_TURN_TLS_HOST must be a DNS name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := loadErr(t, tc.env...); !strings.Contains(err, tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -84,7 +84,11 @@ func warnPrivateLowPorts(announce []netip.Addr, replace bool, bound []netip.Addr
 			}
 		}
 	}
-	for _, w := range ports.PrivateLowPorts(addrs, cfg.Media.Port, cfg.HTTPSPort) {
+	iceTCP := cfg.HTTPSPort
+	if cfg.Proxy.Enabled {
+		iceTCP = cfg.Proxy.MediaTCPPort
+	}
+	for _, w := range ports.PrivateLowPorts(addrs, cfg.Media.Port, iceTCP) {
 		log.Warn(w)
 	}
 }

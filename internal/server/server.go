@@ -36,7 +36,9 @@ import (
 type Server struct {
 	cfg      *config.Config
 	log      *slog.Logger
-	ln       net.Listener
+	ln       net.Listener // where REST and signaling answer: the shared port, or PARLEY_HTTP_ADDR behind a proxy
+	edgeLn   net.Listener // the edge's port: ln, or PARLEY_MEDIA_TCP_PORT behind a proxy
+	web      *http.Server // behind a proxy: plain HTTP on ln; nil otherwise (the edge serves HTTP)
 	media    *sfu.SFU
 	manager  *session.Manager
 	sig      *signaling.Handler
@@ -58,6 +60,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	// side-by-side runs); another process may hold that number on UDP, so pick again instead of
 	// failing. Fixed ports are never changed behind the operator's back.
 	kernelPicks := cfg.HTTPSPort == 0 && cfg.Media.Port == 0
+	if cfg.Proxy.Enabled {
+		kernelPicks = cfg.Proxy.MediaTCPPort == 0 && cfg.Media.Port == 0
+	}
 	for attempt := 1; ; attempt++ {
 		s, err := build(cfg, log)
 		if err == nil || !kernelPicks || attempt == 5 || !errors.Is(err, syscall.EADDRINUSE) {
@@ -81,23 +86,40 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 			}
 		}
 	}()
-	host := ""
-	if cfg.Dev {
-		host = "127.0.0.1" // dev mode is for this machine only, like openvidu-dev's localhost URLs
-	}
-	if s.ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))); err != nil {
-		return nil, fmt.Errorf("listen on tcp/%d (HTTPS_PORT): %w", cfg.HTTPSPort, err)
-	}
-	closers = append(closers, s.ln.Close)
-	if cfg.HTTPSPort == 0 {
-		cfg.HTTPSPort = s.ln.Addr().(*net.TCPAddr).Port
-		if cfg.Media.Port == 0 {
-			cfg.Media.Port = cfg.HTTPSPort
+	if cfg.Proxy.Enabled {
+		if err = s.listenBehindProxy(cfg, &closers); err != nil {
+			return nil, err
+		}
+	} else {
+		host := ""
+		if cfg.Dev {
+			host = "127.0.0.1" // dev mode is for this machine only, like openvidu-dev's localhost URLs
+		}
+		if s.ln, err = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(cfg.HTTPSPort))); err != nil {
+			return nil, fmt.Errorf("listen on tcp/%d (HTTPS_PORT): %w", cfg.HTTPSPort, err)
+		}
+		closers = append(closers, s.ln.Close)
+		s.edgeLn = s.ln
+		if cfg.HTTPSPort == 0 {
+			cfg.HTTPSPort = s.ln.Addr().(*net.TCPAddr).Port
+			if cfg.Media.Port == 0 {
+				cfg.Media.Port = cfg.HTTPSPort
+			}
 		}
 	}
 
 	var tlsCfg *tls.Config
-	if !cfg.Dev {
+	switch {
+	case cfg.Proxy.Enabled && cfg.TURN.Enabled:
+		// The proxy has the web's certificate; ours is TURN over TLS's, for the turns: host name.
+		if tlsCfg, _, err = edge.TLSConfig(edge.CertConfig{
+			Type: cfg.TLS.Type, Domain: cfg.Proxy.TURNHost, Dir: cfg.DataDir, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			Email: cfg.TLS.Email, ACMEDirectoryURL: cfg.TLS.ACMEDirectory, HTTPSPort: cfg.Proxy.TURNPort,
+		}, log.With("component", "tls")); err != nil {
+			return nil, err
+		}
+	case cfg.Proxy.Enabled: // ICE-TCP only: no TLS on the media TCP port
+	case !cfg.Dev:
 		var portHandler http.Handler
 		tlsCfg, portHandler, err = edge.TLSConfig(edge.CertConfig{
 			Type: cfg.TLS.Type, Domain: cfg.Domain, Dir: cfg.DataDir, CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
@@ -116,11 +138,24 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	// Routes are registered once the handlers exist; the edge needs the mux now because the SFU
 	// needs the edge's ICE-TCP listener.
 	mux := http.NewServeMux()
+	clients := clientip.New(cfg.TrustedProxies) // PARLEY_TRUSTED_PROXIES
 	var turnHandler func(net.Conn)
 	if cfg.TURN.Enabled {
 		turnHandler = s.handleTURN // s.turn is built below, before the edge runs
 	}
-	if s.edge, err = edge.NewServer(s.ln, edge.Config{TLS: tlsCfg, HTTP: mux, TURN: turnHandler}, log.With("component", "edge")); err != nil {
+	edgeHTTP := http.Handler(mux)
+	if cfg.Proxy.Enabled {
+		// A browser sent to https://turn-host/ by mistake lands on the web, at the proxy.
+		edgeHTTP = http.RedirectHandler(cfg.PublicURL(), http.StatusFound)
+		s.web = &http.Server{
+			Handler:           proxyOnly(clients, cfg.PublicURL(), mux, log),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			// No ReadTimeout or WriteTimeout, as on the edge: signaling WebSockets live for hours.
+			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		}
+	}
+	if s.edge, err = edge.NewServer(s.edgeLn, edge.Config{TLS: tlsCfg, HTTP: edgeHTTP, TURN: turnHandler}, log.With("component", "edge")); err != nil {
 		return nil, err
 	}
 
@@ -153,7 +188,6 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 			}
 		})
 	}
-	clients := clientip.New(cfg.TrustedProxies) // PARLEY_TRUSTED_PROXIES
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
 		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast, ClientIP: clients.String,
@@ -261,8 +295,13 @@ func (s *Server) describePath(p session.MediaPath) session.MediaPath {
 // handleTURN takes the TURN/TCP and TURN/TLS connections the edge recognised.
 func (s *Server) handleTURN(c net.Conn) { s.turn.HandleConn(c) }
 
-// Addr is the TCP address the edge listens on.
+// Addr is the TCP address REST and signaling answer on: the shared port, or PARLEY_HTTP_ADDR
+// behind a proxy.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// EdgeAddr is the TCP address of the edge (TURN, ICE-TCP): the shared port, or
+// PARLEY_MEDIA_TCP_PORT behind a proxy.
+func (s *Server) EdgeAddr() net.Addr { return s.edgeLn.Addr() }
 
 // Manager exposes the session model (for tests and the TURN liveness check).
 func (s *Server) Manager() *session.Manager { return s.manager }
@@ -291,8 +330,13 @@ func (s *Server) iceServers(id session.ConnectionID, configured []session.IceSer
 	if s.turn != nil {
 		user, pass := s.turn.Credentials(string(id))
 		hp := net.JoinHostPort(host, strconv.Itoa(s.cfg.HTTPSPort))
+		tlsHP := hp
+		if s.cfg.Proxy.Enabled {
+			hp = net.JoinHostPort(host, strconv.Itoa(s.cfg.Proxy.MediaTCPPort))
+			tlsHP = net.JoinHostPort(s.cfg.Proxy.TURNHost, strconv.Itoa(s.cfg.Proxy.TURNPort))
+		}
 		if !s.cfg.Dev {
-			out = append(out, session.IceServer{URL: "turns:" + hp + "?transport=tcp", Username: user, Credential: pass})
+			out = append(out, session.IceServer{URL: "turns:" + tlsHP + "?transport=tcp", Username: user, Credential: pass})
 		}
 		out = append(out, session.IceServer{URL: "turn:" + hp + "?transport=tcp", Username: user, Credential: pass})
 		if s.cfg.TURN.UDPPort != 0 {
@@ -388,27 +432,22 @@ func (s *Server) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return nil
 		}
-		errc := make(chan error, 1)
-		go func() { errc <- s.httpPort.Serve(s.httpLn) }()
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
+		return serveUntil(ctx, s.httpPort, s.httpLn, "HTTP_PORT")
+	})
+	stopWeb, webDone := start("http", func(ctx context.Context) error {
+		if s.web == nil {
+			<-ctx.Done()
+			return nil
 		}
-		sctx, cancel := context.WithTimeoutCause(context.Background(), stopAcceptingTimeout,
-			errors.New("shutdown: HTTP_PORT did not finish its requests in time"))
-		defer cancel()
-		err := s.httpPort.Shutdown(sctx)
-		if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
-			err = e
-		}
-		if err != nil {
-			return fmt.Errorf("%w (%w)", err, context.Cause(sctx))
-		}
-		return nil
+		return serveUntil(ctx, s.web, s.ln, "PARLEY_HTTP_ADDR")
 	})
 	stopEdge, edgeDone := start("edge", s.edge.Run)
-	s.log.Info("parley serving", "url", s.cfg.PublicURL(), "media_udp_port", s.cfg.Media.Port, "dev", s.cfg.Dev, "turn", s.turn != nil)
+	if s.web != nil {
+		s.log.Info("parley serving behind a reverse proxy", "url", s.cfg.PublicURL(), "http_addr", s.ln.Addr().String(),
+			"media_tcp_port", s.cfg.Proxy.MediaTCPPort, "media_udp_port", s.cfg.Media.Port, "turn", s.turn != nil)
+	} else {
+		s.log.Info("parley serving", "url", s.cfg.PublicURL(), "media_udp_port", s.cfg.Media.Port, "dev", s.cfg.Dev, "turn", s.turn != nil)
+	}
 
 	select {
 	case <-ctx.Done():
@@ -436,7 +475,8 @@ func (s *Server) Run(ctx context.Context) error {
 	pctx, cancel := phase(stopAcceptingTimeout+time.Second, "stopping accepting took too long")
 	stopEdge()
 	stopPort()
-	wait(pctx, edgeDone, portDone)
+	stopWeb()
+	wait(pctx, edgeDone, portDone, webDone)
 	cancel()
 
 	// 2. Tell participants: evictions (openviduServerStopped, recordings stopped), then every
@@ -477,4 +517,28 @@ func (s *Server) revokeLoop(ctx context.Context) {
 			s.turn.Revoke(string(id))
 		}
 	}
+}
+
+// serveUntil serves hs on ln until ctx ends, then shuts it down gracefully within
+// stopAcceptingTimeout (hijacked connections, WebSockets, belong to their handlers). name is the
+// setting the port comes from, for the timeout's cause.
+func serveUntil(ctx context.Context, hs *http.Server, ln net.Listener, name string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeoutCause(context.Background(), stopAcceptingTimeout,
+		errors.New("shutdown: "+name+" did not finish its requests in time"))
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	if err != nil {
+		return fmt.Errorf("%w (%w)", err, context.Cause(sctx))
+	}
+	return nil
 }
