@@ -1,0 +1,188 @@
+// The proxied-mode bed (run.sh builds the namespaces and starts this file): HAProxy, configured
+// with deploy/proxy/haproxy.cfg as shipped, terminates TLS on TCP 443 in front of parley
+// (PARLEY_BEHIND_PROXY=true) and passes the TLS server name turn.parley.test through to parley's
+// TURN/TLS. Everything the participants do goes through https://parley.test/; media goes beside
+// the proxy (UDP 443 to parley), or, for a participant that can reach only TCP 443, through
+// TURN/TLS inside HAProxy's 443.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer } from 'node:http';
+import { readFileSync, writeFileSync, mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { within, poll, wrapperFor, removeWrappers, describePath, pathKind } from '../firewall/bed.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repoRoot = resolve(here, '../../..');
+const outputDir = join(here, 'output');
+mkdirSync(outputDir, { recursive: true });
+const require = createRequire(join(here, '..', 'package.json'));
+const { chromium } = require('playwright-core');
+const { OpenVidu } = require('openvidu-node-client');
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // HAProxy's certificate is self-signed
+
+const NET = process.env.PPX_NET || '198.51.100';
+const SERVER = `${NET}.1`;
+const RUNNER = `${NET}.254`;
+const ADDR = { A: `${NET}.11`, B: `${NET}.12` };
+const NS = { srv: 'ppx-srv', A: 'ppx-a', B: 'ppx-b' };
+const DOMAIN = 'parley.test';
+const TURN_HOST = 'turn.parley.test';
+const SECRET = 'proxied-bed-secret';
+const PAGE_PORT = 8078;
+const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
+const BASE = `https://${SERVER}`; // HAProxy's 443; no server name, so the web side of the split
+const auth = 'Basic ' + Buffer.from(`OPENVIDUAPP:${SECRET}`).toString('base64');
+
+const setCell = (ns, cell) => execFileSync(join(here, 'netns.sh'), ['cell', ns, cell], { stdio: 'inherit', timeout: 15000 });
+const tmp = mkdtempSync(join(tmpdir(), 'ppx-'));
+const procs = [];
+let pages;
+
+// startIn runs a command inside the server namespace with its own environment, logging to file.
+function startIn(name, argv, env) {
+  const log = createWriteStream(join(outputDir, `${name}.log`));
+  const proc = spawn('ip', ['netns', 'exec', NS.srv, ...argv], { env: { PATH: process.env.PATH, ...env }, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+  proc.stdout.pipe(log);
+  proc.stderr.pipe(log);
+  const p = { name, proc, exited: null };
+  proc.on('exit', (code, signal) => { p.exited = { code, signal }; });
+  procs.push(p);
+  return p;
+}
+
+async function rest(path, init = {}) {
+  const res = await fetch(BASE + path, { ...init, headers: { authorization: auth, ...(init.headers || {}) }, signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text() };
+}
+
+before(async () => {
+  const route = execFileSync('ip', ['route', 'get', SERVER], { encoding: 'utf8', timeout: 5000 });
+  assert.match(route, /\bdev ppx-br\b/, `the route to ${SERVER} must be the bed's bridge (run.sh builds it): ${route}`);
+
+  // HAProxy's certificate for the web name, and its configuration: the shipped file with the
+  // bed's names.
+  const key = join(tmp, 'web.key'), crt = join(tmp, 'web.crt'), pem = join(tmp, 'web.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
+    '-subj', `/CN=${DOMAIN}`, '-addext', `subjectAltName=DNS:${DOMAIN}`, '-keyout', key, '-out', crt], { stdio: 'ignore', timeout: 15000 });
+  writeFileSync(pem, readFileSync(crt, 'utf8') + readFileSync(key, 'utf8'));
+  let cfg = readFileSync(join(repoRoot, 'deploy/proxy/haproxy.cfg'), 'utf8');
+  const shipped = cfg;
+  cfg = cfg.replaceAll('/etc/haproxy/certs/meet.example.com.pem', pem).replaceAll('turn.example.com', TURN_HOST).replaceAll('meet.example.com', DOMAIN);
+  assert.notEqual(cfg, shipped, 'deploy/proxy/haproxy.cfg no longer has the names the bed replaces');
+  writeFileSync(join(tmp, 'haproxy.cfg'), cfg);
+  execFileSync('haproxy', ['-c', '-q', '-f', join(tmp, 'haproxy.cfg')], { stdio: 'inherit', timeout: 10000 });
+
+  startIn('haproxy', ['haproxy', '-db', '-f', join(tmp, 'haproxy.cfg')], {});
+  const parley = startIn('parley', [BIN, 'serve'], {
+    HOME: tmp, DOTENV_PATH: '', DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, CERTIFICATE_TYPE: 'selfsigned',
+    PARLEY_BEHIND_PROXY: 'true', PARLEY_MEDIA_PORT: '443', PARLEY_MEDIA_TCP_PORT: '5349', PARLEY_TURN_TLS_HOST: TURN_HOST,
+    PARLEY_DATA_DIR: join(tmp, 'data'), PARLEY_MEDIA_LISTEN_IPS: SERVER, PARLEY_LOG_LEVEL: 'debug', PARLEY_METRICS_ADDR: 'off',
+  });
+  await poll('parley to answer through HAProxy', async () => {
+    for (const p of procs) if (p.exited) throw new Error(`${p.name} exited at start-up (${JSON.stringify(p.exited)}); see output/${p.name}.log`);
+    try { return (await rest('/openvidu/api/config/openvidu-publicurl')).status === 200; } catch { return false; }
+  }, { timeout: 20000, interval: 200 });
+  assert.equal(parley.exited, null);
+
+  const sdk = readFileSync(require.resolve('openvidu-browser/static/js/openvidu-browser-2.32.2.min.js'));
+  const driver = readFileSync(join(here, '..', 'firewall', 'page.js'));
+  const html = '<!doctype html><html><head><meta charset="utf-8"><title>parley proxied bed</title></head><body>' +
+    '<script src="/page.js"></script><script src="/openvidu-browser.min.js"></script><div id="videos"></div></body></html>';
+  const server = createServer((req, res) => {
+    const path = req.url.split('?')[0];
+    if (path === '/openvidu-browser.min.js') { res.setHeader('content-type', 'text/javascript'); res.end(sdk); return; }
+    if (path === '/page.js') { res.setHeader('content-type', 'text/javascript'); res.end(driver); return; }
+    if (path === '/favicon.ico') { res.statusCode = 404; res.end(); return; }
+    res.setHeader('content-type', 'text/html');
+    res.end(html);
+  });
+  await new Promise((r, j) => { server.once('error', j); server.listen(PAGE_PORT, RUNNER, r); });
+  pages = { url: `http://${RUNNER}:${PAGE_PORT}/`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
+});
+
+after(async () => {
+  await pages?.close();
+  for (const p of procs.reverse()) {
+    if (p.exited) continue;
+    const done = new Promise((r) => p.proc.once('exit', r));
+    p.proc.kill('SIGTERM');
+    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+    if (!p.exited) p.proc.kill('SIGKILL');
+  }
+  removeWrappers();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+test('REST, the app and the public URL through HAProxy', async () => {
+  const url = await rest('/openvidu/api/config/openvidu-publicurl');
+  assert.equal(url.body, `https://${DOMAIN}/`, 'openvidu-publicurl names the proxy\'s URL, not 127.0.0.1:5443');
+  const app = await rest('/app/api/config');
+  assert.equal(app.status, 200, `the app's API through the proxy: ${app.status} ${app.body.slice(0, 200)}`);
+  const redirect = await fetch(`http://${SERVER}/openvidu/api/sessions`, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
+  assert.equal(redirect.status, 301, 'port 80 redirects');
+  assert.equal(redirect.headers.get('location'), `https://${SERVER}/openvidu/api/sessions`);
+});
+
+async function launch(ns) {
+  const args = [
+    '--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream', '--ignore-certificate-errors',
+    '--autoplay-policy=no-user-gesture-required', `--host-resolver-rules=MAP ${DOMAIN} ${SERVER}, MAP ${TURN_HOST} ${SERVER}`,
+    `--unsafely-treat-insecure-origin-as-secure=http://${RUNNER}:${PAGE_PORT}`,
+  ];
+  return chromium.launch({ executablePath: wrapperFor(ns), args, timeout: 40000 });
+}
+
+async function openParticipant(browser, session, name) {
+  const context = await within(30000, browser.newContext(), 'new browser context');
+  const page = await within(30000, context.newPage(), 'new page');
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  await page.goto(pages.url, { timeout: 30000 });
+  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+  assert.match(token, new RegExp(`^wss://${DOMAIN.replace('.', '\\.')}/openvidu\\?`), 'tokens name the public URL');
+  const id = await within(20000, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
+  return { name, page, id, problems };
+}
+
+test('A (open network) and B (only TCP 443) decode each other; B through TURN/TLS passed by SNI; REST shows their own addresses', async () => {
+  setCell(NS.A, 'open');
+  setCell(NS.B, 'tcp443');
+  const browsers = await Promise.all([launch(NS.A), launch(NS.B)]);
+  try {
+    const ov = new OpenVidu(BASE, SECRET);
+    const session = await within(5000, ov.createSession({}), 'createSession');
+    const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
+    const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
+    let last = {};
+    try {
+      await poll("A and B to decode each other's video", async () => {
+        last = { A: await report(a), B: await report(b) };
+        const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
+        return decodes(last.A, b.id) && decodes(last.B, a.id);
+      }, { timeout: 40000, interval: 250 });
+    } catch (e) {
+      const diag = { A: await a.page.evaluate(() => window.pfw.diagnose()).catch(String), B: await b.page.evaluate(() => window.pfw.diagnose()).catch(String) };
+      throw new Error(`${e.message}\nreports: ${JSON.stringify(last).slice(0, 3000)}\ndiagnose: ${JSON.stringify(diag).slice(0, 4000)}\npage errors: ${[...a.problems, ...b.problems]}`);
+    }
+    const subB = last.B.subscribers.find((s) => s.from === a.id);
+    const subA = last.A.subscribers.find((s) => s.from === b.id);
+    console.log(`# A ← ${describePath(subA.path)}; B ← ${describePath(subB.path)}`);
+    assert.equal(pathKind(subB.path), 'turn-tls', `B can reach only TCP 443: its media must come through TURN/TLS, got ${describePath(subB.path)}`);
+    assert.match(subB.path.url || '', new RegExp(`^turns:${TURN_HOST.replace('.', '\\.')}:443`), 'through the turns: host name HAProxy passes through');
+    assert.match(readFileSync(join(outputDir, 'haproxy.log'), 'utf8'), /parley_turn\/parley/, 'HAProxy routed a connection to parley_turn by server name');
+
+    const s = JSON.parse((await rest(`/openvidu/api/sessions/${session.sessionId}`)).body);
+    const ipOf = (id) => s.connections.content.find((c) => c.connectionId === id)?.ip;
+    assert.equal(ipOf(a.id), ADDR.A, "REST shows A's own address, not the proxy's");
+    assert.equal(ipOf(b.id), ADDR.B, "REST shows B's own address, not the proxy's");
+    await within(5000, session.close(), 'session close').catch(() => {});
+  } finally {
+    await Promise.all(browsers.map((br) => within(10000, br.close(), 'browser close').catch(() => {})));
+  }
+});
