@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,8 @@ type Publisher struct {
 	// layers are the simulcast video's forwarders, lowest first (video is the top one); nil
 	// without simulcast.
 	layers []*forwarder
+	// ingest are the loopback sockets of a publisher fed by Ingest instead of a PeerConnection.
+	ingest []*net.UDPConn
 	wg     sync.WaitGroup
 	stop   chan struct{}
 }
@@ -187,6 +190,9 @@ func (p *Publisher) forwarderFor(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapa
 // Renegotiate replaces the PeerConnection with one for a new offer (OpenVidu reconnectStream) and
 // keeps every subscriber attached.
 func (p *Publisher) Renegotiate(ctx context.Context, offer string) (string, error) {
+	if p.ingest != nil {
+		return "", fmt.Errorf("%w: an ingested stream has no PeerConnection", ErrSDP)
+	}
 	if err := checkSDP(offer); err != nil {
 		return "", err
 	}
@@ -198,6 +204,9 @@ func (p *Publisher) AddCandidate(c Candidate) error {
 	p.mu.Lock()
 	pc := p.pc
 	p.mu.Unlock()
+	if pc == nil {
+		return errors.New("an ingested stream takes no candidates")
+	}
 	return addCandidate(pc, c)
 }
 
@@ -220,6 +229,9 @@ func (p *Publisher) Close() {
 	close(p.stop)
 	if pc != nil {
 		_ = pc.Close()
+	}
+	for _, c := range p.ingest {
+		_ = c.Close()
 	}
 	p.wg.Wait()
 	p.sfu.untrack(p, nil)
