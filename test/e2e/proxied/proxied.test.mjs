@@ -1,14 +1,14 @@
-// The proxied-mode bed (run.sh builds the namespaces and starts this file): HAProxy, configured
-// with deploy/proxy/haproxy.cfg as shipped, terminates TLS on TCP 443 in front of parley
-// (PARLEY_BEHIND_PROXY=true) and passes the TLS server name turn.parley.test through to parley's
-// TURN/TLS. Everything the participants do goes through https://parley.test/; media goes beside
+// The proxied-mode bed (run.sh builds the namespaces and starts this file): HAProxy, then nginx
+// (when Debian's nginx and libnginx-mod-stream are installed), each configured with its file in
+// deploy/proxy/ as shipped, terminates TLS on TCP 443 in front of parley (PARLEY_BEHIND_PROXY=true)
+// and passes the TLS server name turn.parley.test through to parley's TURN/TLS. Everything the participants do goes through https://parley.test/; media goes beside
 // the proxy (UDP 443 to parley), or, for a participant that can reach only TCP 443, through
 // TURN/TLS inside HAProxy's 443.
-import { test, before, after } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
-import { readFileSync, writeFileSync, mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,34 +60,52 @@ async function rest(path, init = {}) {
   return { status: res.status, body: await res.text() };
 }
 
+// PROXIES: how each proxy runs from its shipped file. adapt replaces the file's names and paths
+// with the bed's; routedTURN tells from the proxy's log that turn.parley.test went to parley's
+// TURN/TLS by server name.
+const PROXIES = {
+  haproxy: {
+    file: 'haproxy.cfg',
+    available: () => commandExists('haproxy'),
+    adapt: (cfg, pem) => cfg.replaceAll('/etc/haproxy/certs/meet.example.com.pem', pem.pem),
+    check: (path) => ['haproxy', ['-c', '-q', '-f', path]],
+    argv: (path) => ['haproxy', '-db', '-f', path],
+    routedTURN: () => /parley_turn\/parley/.test(readLog('haproxy.log')),
+  },
+  nginx: {
+    file: 'nginx.conf',
+    available: () => commandExists('nginx') && existsSync('/usr/lib/nginx/modules/ngx_stream_module.so'),
+    adapt: (cfg, pem) => cfg.replaceAll('/etc/nginx/certs/meet.example.com.crt', pem.crt).replaceAll('/etc/nginx/certs/meet.example.com.key', pem.key)
+      .replaceAll('/run/nginx.pid', join(tmp, 'nginx.pid')).replaceAll('/var/log/nginx/', `${outputDir}/nginx-`),
+    check: (path) => ['nginx', ['-t', '-q', '-c', path, '-g', `error_log ${outputDir}/nginx-check.log;`]],
+    argv: (path) => ['nginx', '-c', path, '-g', 'daemon off;'],
+    routedTURN: () => new RegExp(`sni=${TURN_HOST.replaceAll('.', '\\.')} upstream=127\\.0\\.0\\.1:5350`).test(readLog('nginx-stream.log')),
+  },
+};
+const commandExists = (c) => { try { execFileSync('sh', ['-c', `command -v ${c}`], { stdio: 'ignore' }); return true; } catch { return false; } };
+const readLog = (name) => { try { return readFileSync(join(outputDir, name), 'utf8'); } catch { return ''; } };
+const pem = {};
+
 before(async () => {
   const route = execFileSync('ip', ['route', 'get', SERVER], { encoding: 'utf8', timeout: 5000 });
   assert.match(route, /\bdev ppx-br\b/, `the route to ${SERVER} must be the bed's bridge (run.sh builds it): ${route}`);
 
   // HAProxy's certificate for the web name, and its configuration: the shipped file with the
   // bed's names.
-  const key = join(tmp, 'web.key'), crt = join(tmp, 'web.crt'), pem = join(tmp, 'web.pem');
+  Object.assign(pem, { key: join(tmp, 'web.key'), crt: join(tmp, 'web.crt'), pem: join(tmp, 'web.pem') });
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-    '-subj', `/CN=${DOMAIN}`, '-addext', `subjectAltName=DNS:${DOMAIN}`, '-keyout', key, '-out', crt], { stdio: 'ignore', timeout: 15000 });
-  writeFileSync(pem, readFileSync(crt, 'utf8') + readFileSync(key, 'utf8'));
-  let cfg = readFileSync(join(repoRoot, 'deploy/proxy/haproxy.cfg'), 'utf8');
-  const shipped = cfg;
-  cfg = cfg.replaceAll('/etc/haproxy/certs/meet.example.com.pem', pem).replaceAll('turn.example.com', TURN_HOST).replaceAll('meet.example.com', DOMAIN);
-  assert.notEqual(cfg, shipped, 'deploy/proxy/haproxy.cfg no longer has the names the bed replaces');
-  writeFileSync(join(tmp, 'haproxy.cfg'), cfg);
-  execFileSync('haproxy', ['-c', '-q', '-f', join(tmp, 'haproxy.cfg')], { stdio: 'inherit', timeout: 10000 });
+    '-subj', `/CN=${DOMAIN}`, '-addext', `subjectAltName=DNS:${DOMAIN}`, '-keyout', pem.key, '-out', pem.crt], { stdio: 'ignore', timeout: 15000 });
+  writeFileSync(pem.pem, readFileSync(pem.crt, 'utf8') + readFileSync(pem.key, 'utf8'));
 
-  startIn('haproxy', ['haproxy', '-db', '-f', join(tmp, 'haproxy.cfg')], {});
   const parley = startIn('parley', [BIN, 'serve'], {
     HOME: tmp, DOTENV_PATH: '', DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, CERTIFICATE_TYPE: 'selfsigned',
     PARLEY_BEHIND_PROXY: 'true', PARLEY_MEDIA_PORT: '443', PARLEY_MEDIA_TCP_PORT: '5349', PARLEY_TURN_TLS_HOST: TURN_HOST,
     PARLEY_DATA_DIR: join(tmp, 'data'), PARLEY_MEDIA_LISTEN_IPS: SERVER, PARLEY_LOG_LEVEL: 'debug', PARLEY_METRICS_ADDR: 'off',
   });
-  await poll('parley to answer through HAProxy', async () => {
-    for (const p of procs) if (p.exited) throw new Error(`${p.name} exited at start-up (${JSON.stringify(p.exited)}); see output/${p.name}.log`);
-    try { return (await rest('/openvidu/api/config/openvidu-publicurl')).status === 200; } catch { return false; }
+  await poll('parley to listen on 127.0.0.1:5443', async () => {
+    if (parley.exited) throw new Error(`parley exited at start-up (${JSON.stringify(parley.exited)}); see output/parley.log`);
+    return /parley serving behind a reverse proxy/.test(readLog('parley.log'));
   }, { timeout: 20000, interval: 200 });
-  assert.equal(parley.exited, null);
 
   const sdk = readFileSync(require.resolve('openvidu-browser/static/js/openvidu-browser-2.32.2.min.js'));
   const driver = readFileSync(join(here, '..', 'firewall', 'page.js'));
@@ -105,27 +123,20 @@ before(async () => {
   pages = { url: `http://${RUNNER}:${PAGE_PORT}/`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) };
 });
 
+async function stop(p) {
+  if (p.exited) return;
+  const done = new Promise((r) => p.proc.once('exit', r));
+  p.proc.kill('SIGTERM');
+  await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+  if (!p.exited) p.proc.kill('SIGKILL');
+  await Promise.race([done, new Promise((r) => setTimeout(r, 2000))]);
+}
+
 after(async () => {
   await pages?.close();
-  for (const p of procs.reverse()) {
-    if (p.exited) continue;
-    const done = new Promise((r) => p.proc.once('exit', r));
-    p.proc.kill('SIGTERM');
-    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
-    if (!p.exited) p.proc.kill('SIGKILL');
-  }
+  for (const p of procs.reverse()) await stop(p);
   removeWrappers();
   rmSync(tmp, { recursive: true, force: true });
-});
-
-test('REST, the app and the public URL through HAProxy', async () => {
-  const url = await rest('/openvidu/api/config/openvidu-publicurl');
-  assert.equal(url.body, `https://${DOMAIN}/`, 'openvidu-publicurl names the proxy\'s URL, not 127.0.0.1:5443');
-  const app = await rest('/app/api/config');
-  assert.equal(app.status, 200, `the app's API through the proxy: ${app.status} ${app.body.slice(0, 200)}`);
-  const redirect = await fetch(`http://${SERVER}/openvidu/api/sessions`, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
-  assert.equal(redirect.status, 301, 'port 80 redirects');
-  assert.equal(redirect.headers.get('location'), `https://${SERVER}/openvidu/api/sessions`);
 });
 
 async function launch(ns) {
@@ -150,39 +161,70 @@ async function openParticipant(browser, session, name) {
   return { name, page, id, problems };
 }
 
-test('A (open network) and B (only TCP 443) decode each other; B through TURN/TLS passed by SNI; REST shows their own addresses', async () => {
-  setCell(NS.A, 'open');
-  setCell(NS.B, 'tcp443');
-  const browsers = await Promise.all([launch(NS.A), launch(NS.B)]);
-  try {
-    const ov = new OpenVidu(BASE, SECRET);
-    const session = await within(5000, ov.createSession({}), 'createSession');
-    const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
-    const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
-    let last = {};
-    try {
-      await poll("A and B to decode each other's video", async () => {
-        last = { A: await report(a), B: await report(b) };
-        const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
-        return decodes(last.A, b.id) && decodes(last.B, a.id);
-      }, { timeout: 40000, interval: 250 });
-    } catch (e) {
-      const diag = { A: await a.page.evaluate(() => window.pfw.diagnose()).catch(String), B: await b.page.evaluate(() => window.pfw.diagnose()).catch(String) };
-      throw new Error(`${e.message}\nreports: ${JSON.stringify(last).slice(0, 3000)}\ndiagnose: ${JSON.stringify(diag).slice(0, 4000)}\npage errors: ${[...a.problems, ...b.problems]}`);
-    }
-    const subB = last.B.subscribers.find((s) => s.from === a.id);
-    const subA = last.A.subscribers.find((s) => s.from === b.id);
-    console.log(`# A ← ${describePath(subA.path)}; B ← ${describePath(subB.path)}`);
-    assert.equal(pathKind(subB.path), 'turn-tls', `B can reach only TCP 443: its media must come through TURN/TLS, got ${describePath(subB.path)}`);
-    assert.match(subB.path.url || '', new RegExp(`^turns:${TURN_HOST.replace('.', '\\.')}:443`), 'through the turns: host name HAProxy passes through');
-    assert.match(readFileSync(join(outputDir, 'haproxy.log'), 'utf8'), /parley_turn\/parley/, 'HAProxy routed a connection to parley_turn by server name');
+for (const [name, proxy] of Object.entries(PROXIES)) {
+  describe(`behind ${name}`, { skip: !proxy.available() && `${name} is not installed` }, () => {
+    let proc;
+    before(async () => {
+      const shipped = readFileSync(join(repoRoot, 'deploy/proxy', proxy.file), 'utf8');
+      const cfg = proxy.adapt(shipped, pem).replaceAll('turn.example.com', TURN_HOST).replaceAll('meet.example.com', DOMAIN);
+      assert.ok(!/(meet|turn)\.example\.com/.test(cfg), `deploy/proxy/${proxy.file} has names the bed does not replace`);
+      const path = join(tmp, proxy.file);
+      writeFileSync(path, cfg);
+      const [cmd, args] = proxy.check(path);
+      execFileSync(cmd, args, { stdio: 'inherit', timeout: 10000 });
+      proc = startIn(name, proxy.argv(path), {});
+      await poll(`parley to answer through ${name}`, async () => {
+        if (proc.exited) throw new Error(`${name} exited at start-up (${JSON.stringify(proc.exited)}); see output/${name}.log`);
+        try { return (await rest('/openvidu/api/config/openvidu-publicurl')).status === 200; } catch { return false; }
+      }, { timeout: 20000, interval: 200 });
+    });
+    after(async () => { if (proc) await stop(proc); });
 
-    const s = JSON.parse((await rest(`/openvidu/api/sessions/${session.sessionId}`)).body);
-    const ipOf = (id) => s.connections.content.find((c) => c.connectionId === id)?.ip;
-    assert.equal(ipOf(a.id), ADDR.A, "REST shows A's own address, not the proxy's");
-    assert.equal(ipOf(b.id), ADDR.B, "REST shows B's own address, not the proxy's");
-    await within(5000, session.close(), 'session close').catch(() => {});
-  } finally {
-    await Promise.all(browsers.map((br) => within(10000, br.close(), 'browser close').catch(() => {})));
-  }
-});
+    test('REST, the app and the public URL through the proxy', async () => {
+      const url = await rest('/openvidu/api/config/openvidu-publicurl');
+      assert.equal(url.body, `https://${DOMAIN}/`, 'openvidu-publicurl names the proxy\'s URL, not 127.0.0.1:5443');
+      const app = await rest('/app/api/config');
+      assert.equal(app.status, 200, `the app's API through the proxy: ${app.status} ${app.body.slice(0, 200)}`);
+      const redirect = await fetch(`http://${SERVER}/openvidu/api/sessions`, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
+      assert.equal(redirect.status, 301, 'port 80 redirects');
+      assert.equal(redirect.headers.get('location'), `https://${SERVER}/openvidu/api/sessions`);
+    });
+
+    test('A (open network) and B (only TCP 443) decode each other; B through TURN/TLS passed by SNI; REST shows their own addresses', async () => {
+      setCell(NS.A, 'open');
+      setCell(NS.B, 'tcp443');
+      const browsers = await Promise.all([launch(NS.A), launch(NS.B)]);
+      try {
+        const ov = new OpenVidu(BASE, SECRET);
+        const session = await within(5000, ov.createSession({}), 'createSession');
+        const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
+        const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
+        let last = {};
+        try {
+          await poll("A and B to decode each other's video", async () => {
+            last = { A: await report(a), B: await report(b) };
+            const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
+            return decodes(last.A, b.id) && decodes(last.B, a.id);
+          }, { timeout: 40000, interval: 250 });
+        } catch (e) {
+          const diag = { A: await a.page.evaluate(() => window.pfw.diagnose()).catch(String), B: await b.page.evaluate(() => window.pfw.diagnose()).catch(String) };
+          throw new Error(`${e.message}\nreports: ${JSON.stringify(last).slice(0, 3000)}\ndiagnose: ${JSON.stringify(diag).slice(0, 4000)}\npage errors: ${[...a.problems, ...b.problems]}`);
+        }
+        const subB = last.B.subscribers.find((s) => s.from === a.id);
+        const subA = last.A.subscribers.find((s) => s.from === b.id);
+        console.log(`# A ← ${describePath(subA.path)}; B ← ${describePath(subB.path)}`);
+        assert.equal(pathKind(subB.path), 'turn-tls', `B can reach only TCP 443: its media must come through TURN/TLS, got ${describePath(subB.path)}`);
+        assert.match(subB.path.url || '', new RegExp(`^turns:${TURN_HOST.replace('.', '\\.')}:443`), 'through the turns: host name HAProxy passes through');
+        assert.ok(proxy.routedTURN(), `${name}'s log shows no connection for ${TURN_HOST} routed to parley's TURN/TLS`);
+
+        const s = JSON.parse((await rest(`/openvidu/api/sessions/${session.sessionId}`)).body);
+        const ipOf = (id) => s.connections.content.find((c) => c.connectionId === id)?.ip;
+        assert.equal(ipOf(a.id), ADDR.A, "REST shows A's own address, not the proxy's");
+        assert.equal(ipOf(b.id), ADDR.B, "REST shows B's own address, not the proxy's");
+        await within(5000, session.close(), 'session close').catch(() => {});
+      } finally {
+        await Promise.all(browsers.map((br) => within(10000, br.close(), 'browser close').catch(() => {})));
+      }
+    });
+  });
+}
