@@ -4,7 +4,8 @@
 # and what a legitimate user saw meanwhile. SERVER_BIN runs another build (e.g. an older
 # commit's) for a before/after; ATTACKS picks a subset.
 #
-# usage: bench/abuse.sh            (ATTACKS="idle …", N_<ATTACK>=size from the environment)
+# usage: bench/abuse.sh            (ATTACKS="idle prejoin …", N_<ATTACK>=size, ABUSE_ARGS="-sources 64"
+#                                  from the environment)
 source "$(dirname "$0")/lib.sh"
 ulimit -n "$(ulimit -Hn)" # 10,000 attacker connections and their server side
 bench_build
@@ -19,6 +20,6 @@ for a in ${ATTACKS:-idle}; do
   STARTED+=("$PARLEY_PID")
   await_up parley "$PARLEY_PID" -f -u OPENVIDUAPP:MY_SECRET "http://127.0.0.1:$port/openvidu/api/config"
   n_var=N_${a^^}
-  taskset -c "$LOAD_CPU" bin/abuse -addr "127.0.0.1:$port" -pid "$PARLEY_PID" ${!n_var:+-n ${!n_var}} "$a"
+  taskset -c "$LOAD_CPU" bin/abuse -addr "127.0.0.1:$port" -pid "$PARLEY_PID" ${!n_var:+-n ${!n_var}} ${ABUSE_ARGS:-} "$a"
   stop_pid "$PARLEY_PID"
 done

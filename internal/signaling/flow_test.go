@@ -93,13 +93,32 @@ func TestGraceRunsOut(t *testing.T) {
 	checkResponse(t, c2.call("connect", map[string]any{"sessionId": res["sessionId"]}), "", 40007, "", "connect")
 }
 
-// TestSlowConsumer: a client that stops reading is disconnected once outQueue notifications wait
-// for it, with a reason; the model never waits for it and another participant gets everything.
+// TestSlowConsumer: a client that stops reading is disconnected once QueueFrames notifications,
+// or QueueBytes bytes, wait for it, with a reason; the model never waits for it and another
+// participant gets everything.
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
+	cases := []struct {
+		name string
+		lim  Limits
+		data int // bytes of each signal
+		n    int // notifications sent, more than the queue (and the kernel's share) holds
+	}{
+		{"frames", Limits{}, 1024, 2 * DefaultLimits.QueueFrames},
+		{"bytes", Limits{QueueBytes: 64 << 10, QueueFrames: 1 << 20}, 8 << 10, 100},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testSlowConsumer(t, tc.lim, tc.data, tc.n)
+		})
+	}
+}
+
+func testSlowConsumer(t *testing.T, lim Limits, data, n int) {
 	// Small kernel buffers on both ends, so the queue, not the kernel, holds what the client
 	// does not read.
-	s := newTestServerOn(t, Config{}, func(l net.Listener) net.Listener { return smallBuffers{l} })
+	s := newTestServerOn(t, Config{Limits: lim}, func(l net.Listener) net.Listener { return smallBuffers{l} })
 	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 	}}
@@ -110,6 +129,7 @@ func TestSlowConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.CloseNow()
+	slow.SetReadLimit(1 << 20)
 	// The slow client joins, then stops reading.
 	if err := slow.Write(ctx, websocket.MessageText, []byte(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"t","session":"s"}}`)); err != nil {
 		t.Fatal(err)
@@ -119,8 +139,7 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	fast, _ := s.joined(t)
 
-	e := session.Event{Kind: session.SignalSent, Signal: &session.Signal{Type: "signal", Data: strings.Repeat("x", 1024)}}
-	const n = 2 * outQueue // with the kernel's share, more than the queue holds
+	e := session.Event{Kind: session.SignalSent, Signal: &session.Signal{Type: "signal", Data: strings.Repeat("x", data)}}
 	for range n {
 		s.m.notify("con_Fake000001", e) // returns at once: the model never waits for a client
 	}
@@ -137,10 +156,9 @@ func TestSlowConsumer(t *testing.T) {
 			}
 			break
 		}
-		read++
-	}
-	if read >= n {
-		t.Errorf("the slow client read all %d notifications: it was never cut off", read)
+		if read++; read == n {
+			t.Fatalf("the slow client read all %d notifications: it was never cut off", read)
+		}
 	}
 }
 

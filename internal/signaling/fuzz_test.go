@@ -177,8 +177,8 @@ func FuzzParams(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, method string, params []byte) {
 		h := New(Config{}, newFakeModel(), slog.New(slog.DiscardHandler))
-		fresh := h.newRPC(&socket{out: make(chan []byte, outQueue)})
-		joined := h.newRPC(&socket{out: make(chan []byte, outQueue)})
+		fresh := h.newRPC(newSocket(nil, "", DefaultLimits))
+		joined := h.newRPC(newSocket(nil, "", DefaultLimits))
 		joined.part = &fakeParticipant{f: newFakeModel(), id: "con_A"}
 		for _, r := range []*rpcSession{fresh, joined} {
 			for _, name := range append(names, method) {

@@ -74,7 +74,7 @@ func dialWS(base string) (*websocket.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	ws.SetReadLimit(maxFrame)
+	ws.SetReadLimit(1 << 20) // the client reads whatever the server sends
 	return ws, nil
 }
 

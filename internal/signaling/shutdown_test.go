@@ -30,7 +30,7 @@ func TestShutdownLockOrder(t *testing.T) {
 			m := newFakeModel()
 			m.evicted = make(chan session.ConnectionID, 1)
 			h := New(Config{ReconnectGrace: 0, PingTimeout: time.Hour}, m, slog.New(slog.DiscardHandler))
-			sock := &socket{out: make(chan []byte, outQueue)}
+			sock := newSocket(nil, "", DefaultLimits)
 			r := h.newRPC(sock)
 			if tc.joined {
 				r.part = &fakeParticipant{f: m, id: "con_Joined"}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -45,17 +46,21 @@ type Config struct {
 	// Simulcast makes joinRoom report mediaServer "mediasoup" and videoSimulcast (protocol note
 	// §6.1): the stock client then publishes simulcast layers and subscribes with server offers.
 	Simulcast bool
+	// Limits bound sockets, frames and queues; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Handler serves the /openvidu WebSocket.
 type Handler struct {
 	cfg Config
+	lim Limits
 	m   Model
 	log *slog.Logger
 
 	mu      sync.Mutex
 	rpcs    map[string]*rpcSession
 	sockets map[*socket]struct{}
+	preJoin *preJoinSet
 	wg      sync.WaitGroup
 	closed  bool
 
@@ -72,14 +77,10 @@ type Handler struct {
 
 // New returns a Handler serving participants of m (FromManager adapts the session model).
 func New(cfg Config, m Model, log *slog.Logger) *Handler {
-	return &Handler{cfg: cfg, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{}}
+	lim := cfg.Limits.withDefaults()
+	return &Handler{cfg: cfg, lim: lim, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{},
+		preJoin: newPreJoinSet(lim.PreJoinSockets, lim.PreJoinPerSource)}
 }
-
-// maxFrame bounds one JSON-RPC frame. SDP offers are 4–20 KB; the protocol note asks for ≥ 1 MB.
-const maxFrame = 1 << 20
-
-// outQueue bounds what we hold for a slow client before we drop it.
-const outQueue = 512
 
 // ServeHTTP upgrades the request and serves the socket until it closes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -91,8 +92,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // Accept already wrote the HTTP error
 	}
-	ws.SetReadLimit(maxFrame)
-	sock := &socket{ws: ws, out: make(chan []byte, outQueue), ip: h.clientIP(r)}
+	ws.SetReadLimit(h.lim.PreJoinFrame)
+	sock := newSocket(ws, h.clientIP(r), h.lim)
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -100,10 +101,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.sockets[sock] = struct{}{}
+	sock.deadline = time.AfterFunc(h.lim.JoinDeadline, func() { h.expire(sock) })
+	if old := h.preJoin.add(sock); old != nil {
+		old.kick("too many sockets not joined from this address")
+	}
 	h.wg.Add(1)
 	h.mu.Unlock()
 	defer h.wg.Done()
 	h.serve(r.Context(), sock)
+}
+
+// expire closes a socket that did not join in time, or that kick chose to make room.
+func (h *Handler) expire(s *socket) {
+	reason := s.kickReason()
+	if reason == "" {
+		reason = "no joinRoom in time"
+	}
+	h.log.Info("closing socket that has not joined", "remote", s.ip, "reason", reason)
+	_ = s.ws.Close(websocket.StatusPolicyViolation, reason)
+}
+
+// markJoined lifts a socket's pre-join bounds once its JSON-RPC session has a participant.
+func (h *Handler) markJoined(s *socket) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if s.joined {
+		return
+	}
+	s.joined = true
+	h.preJoin.remove(s)
+	s.deadline.Stop()
+	s.ws.SetReadLimit(h.lim.Frame)
 }
 
 // clientIP is the participant's address as Config.ClientIP says, else the socket's peer: a header
@@ -153,28 +181,53 @@ func (h *Handler) Shutdown(ctx context.Context) {
 type socket struct {
 	ws  *websocket.Conn
 	ip  string
-	out chan []byte
+	src netip.Prefix // what it counts against before it joins
+	lim Limits
+	// wake tells the writer that the queue changed (one pending wake-up is enough).
+	wake chan struct{}
+	// deadline closes the socket if it has not joined in time (or at once, after kick).
+	deadline *time.Timer
+	// joined: its session has had a participant; guarded by Handler.mu.
+	joined bool
 
 	mu     sync.Mutex
+	queue  [][]byte
+	queued int // bytes in queue
 	closed bool
-	// overflowed: closed because outQueue filled; the writer drops what is queued and closes with
-	// the reason instead of draining.
+	// overflowed: closed because the queue passed a bound; the writer drops what is queued and
+	// closes with the reason instead of draining.
 	overflowed bool
+	kicked     string // why kick closed it early
 }
 
-// send queues a frame; a client too slow to drain outQueue frames is disconnected (it will
-// reconnect and renegotiate) rather than allowed to hold memory or block the model.
+func newSocket(ws *websocket.Conn, ip string, lim Limits) *socket {
+	return &socket{ws: ws, ip: ip, src: sourceOf(ip), lim: lim, wake: make(chan struct{}, 1)}
+}
+
+// send queues a frame; a client too slow to drain the queue (Limits.QueueFrames frames or
+// Limits.QueueBytes bytes) is disconnected (it will reconnect and renegotiate) rather than
+// allowed to hold memory or block the model. Frames are shared between recipients, never
+// modified.
 func (s *socket) send(b []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	select {
-	case s.out <- b:
-	default:
+	if len(s.queue) >= s.lim.QueueFrames || (len(s.queue) > 0 && s.queued+len(b) > s.lim.QueueBytes) {
 		s.closed, s.overflowed = true, true
-		close(s.out)
+		s.queue, s.queued = nil, 0 // the client is gone for us: let the frames go now
+	} else {
+		s.queue = append(s.queue, b)
+		s.queued += len(b)
+	}
+	s.signal()
+}
+
+func (s *socket) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -182,39 +235,84 @@ func (s *socket) send(b []byte) {
 func (s *socket) finish() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.closed {
-		s.closed = true
-		close(s.out)
+	s.closed = true
+	s.signal()
+}
+
+// kick closes a socket that has not joined now, with reason, to make room for a newer one. The
+// close runs on the deadline timer's goroutine: it can take seconds against a peer that does
+// not answer.
+func (s *socket) kick(reason string) {
+	s.mu.Lock()
+	if s.kicked == "" {
+		s.kicked = reason
+	}
+	s.mu.Unlock()
+	s.deadline.Reset(0)
+}
+
+func (s *socket) kickReason() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.kicked
+}
+
+// next waits for the next frame to write. It returns nil when the writer must stop: the socket
+// finished with nothing left to send (overflowed false), or overflowed.
+func (s *socket) next() (b []byte, overflowed bool) {
+	for {
+		s.mu.Lock()
+		if s.overflowed {
+			s.mu.Unlock()
+			return nil, true
+		}
+		if len(s.queue) > 0 {
+			b = s.queue[0]
+			s.queue[0] = nil
+			s.queue = s.queue[1:]
+			s.queued -= len(b)
+			s.mu.Unlock()
+			return b, false
+		}
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-s.wake
 	}
 }
 
-func (s *socket) isOverflowed() bool {
+// abandon drops what is queued after a failed write and takes no more.
+func (s *socket) abandon() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.overflowed
+	s.closed = true
+	s.queue, s.queued = nil, 0
 }
 
 // writeLoop writes queued frames in order. It is the only writer of data frames, so the close it
 // sends comes after them.
 func (s *socket) writeLoop(ctx context.Context) {
-	for b := range s.out {
-		if s.isOverflowed() {
-			for range s.out { // drop the rest: the client is gone for us
-			}
+	for {
+		b, overflowed := s.next()
+		if overflowed {
 			_ = s.ws.Close(websocket.StatusPolicyViolation, "slow consumer: notifications overflowed")
+			return
+		}
+		if b == nil {
+			_ = s.ws.Close(websocket.StatusNormalClosure, "")
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := s.ws.Write(wctx, websocket.MessageText, b)
 		cancel()
 		if err != nil {
+			s.abandon()
 			_ = s.ws.CloseNow()
-			for range s.out { // drain so senders never block
-			}
 			return
 		}
 	}
-	_ = s.ws.Close(websocket.StatusNormalClosure, "")
 }
 
 // serve runs one socket: a writer goroutine, the ping watchdog, and the reader (this goroutine),
@@ -238,11 +336,16 @@ func (h *Handler) serve(ctx context.Context, sock *socket) {
 			break
 		}
 		rpc = h.handleFrame(ctx, rpc, sock, data, watchdog)
+		if !sock.joined && rpc.participant() != nil {
+			h.markJoined(sock)
+		}
 	}
 	sock.finish()
 	<-writerDone
 	h.mu.Lock()
 	delete(h.sockets, sock)
+	h.preJoin.remove(sock)
+	sock.deadline.Stop()
 	h.mu.Unlock()
 	rpc.detach(sock)
 }

@@ -1,0 +1,234 @@
+package signaling
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// rawClient is a socket from a chosen address (the test server's ClientIP reads X-Test-IP) that
+// the test reads itself, to see how the server closes it.
+type rawClient struct {
+	t  *testing.T
+	ws *websocket.Conn
+}
+
+func dialFrom(t *testing.T, url, ip string) *rawClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, strings.Replace(url, "http", "ws", 1), &websocket.DialOptions{HTTPHeader: http.Header{"X-Test-Ip": {ip}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(1 << 20)
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return &rawClient{t: t, ws: ws}
+}
+
+func testIP(r *http.Request) string { return r.Header.Get("X-Test-Ip") }
+
+// roundTrip sends frame and returns the next frame the server sends.
+func (c *rawClient) roundTrip(frame string) (map[string]any, error) {
+	if err := c.ws.Write(context.Background(), websocket.MessageText, []byte(frame)); err != nil {
+		return nil, err
+	}
+	_, data, err := c.ws.Read(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(data, &m)
+}
+
+// alive checks that the socket still answers a ping.
+func (c *rawClient) alive(name string) {
+	c.t.Helper()
+	m, err := c.roundTrip(`{"id":1,"jsonrpc":"2.0","method":"ping"}`)
+	if err != nil {
+		c.t.Fatalf("%s: closed: %v", name, err)
+	}
+	if r, _ := m["result"].(map[string]any); r["value"] != "pong" {
+		c.t.Fatalf("%s: ping answered %v", name, m)
+	}
+}
+
+func (c *rawClient) join() {
+	c.t.Helper()
+	m, err := c.roundTrip(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"tok","session":"ses_Test"}}`)
+	if err != nil || m["result"] == nil {
+		c.t.Fatalf("joinRoom: %v %v", m, err)
+	}
+}
+
+// closed reads until the server closes the socket and returns how.
+func (c *rawClient) closed() websocket.CloseError {
+	c.t.Helper()
+	for {
+		_, _, err := c.ws.Read(context.Background())
+		if err == nil {
+			continue
+		}
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) {
+			c.t.Fatalf("socket ended without a close frame: %v", err)
+		}
+		return ce
+	}
+}
+
+func frameOfSize(method string, n int) string {
+	head := `{"id":1,"jsonrpc":"2.0","method":"` + method + `","params":{"pad":"`
+	tail := `"}}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+}
+
+// TestFrameLimits: before joining a socket may send only small frames; once joined, up to the
+// larger limit; past either the server closes it with 1009.
+func TestFrameLimits(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{ClientIP: testIP})
+	lim := DefaultLimits
+
+	c := dialFrom(t, s.url, "192.0.2.1")
+	if _, err := c.roundTrip(frameOfSize("joinRoom", int(lim.PreJoinFrame))); err != nil {
+		t.Fatalf("a pre-join frame of exactly the limit: %v", err)
+	}
+	big := dialFrom(t, s.url, "192.0.2.1")
+	_ = big.ws.Write(context.Background(), websocket.MessageText, []byte(frameOfSize("joinRoom", int(lim.PreJoinFrame)+1)))
+	if ce := big.closed(); ce.Code != websocket.StatusMessageTooBig {
+		t.Errorf("a pre-join frame over the limit: closed with %v, want 1009", ce)
+	}
+
+	c.join()
+	if m, err := c.roundTrip(frameOfSize("echo", int(lim.Frame))); err != nil || m["result"] == nil {
+		t.Fatalf("a joined socket's frame of the joined limit: %v %v", m, err)
+	}
+	_ = c.ws.Write(context.Background(), websocket.MessageText, []byte(frameOfSize("echo", int(lim.Frame)+1)))
+	if ce := c.closed(); ce.Code != websocket.StatusMessageTooBig {
+		t.Errorf("a joined frame over the limit: closed with %v, want 1009", ce)
+	}
+}
+
+// TestJoinDeadline: a socket that has not joined is closed at the deadline with a reason; one
+// that joined, opened earlier, is still served after it.
+func TestJoinDeadline(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{ClientIP: testIP, Limits: Limits{JoinDeadline: 100 * time.Millisecond}})
+	joined := dialFrom(t, s.url, "192.0.2.1")
+	joined.join()
+	idle := dialFrom(t, s.url, "192.0.2.1") // opened later, so its deadline is the later one
+	idle.alive("the idle socket before its deadline")
+	if ce := idle.closed(); ce.Code != websocket.StatusPolicyViolation || ce.Reason == "" {
+		t.Errorf("idle socket closed with %v, want 1008 with a reason", ce)
+	}
+	joined.alive("the joined socket after the deadline")
+}
+
+// TestPreJoinCaps: past the per-address cap an address's oldest socket that has not joined is
+// closed, past the total cap the oldest of the address holding the most; joined sockets and
+// other addresses are not touched, and a newcomer always gets in.
+func TestPreJoinCaps(t *testing.T) {
+	t.Parallel()
+	t.Run("per address", func(t *testing.T) {
+		t.Parallel()
+		s := newTestServer(t, Config{ClientIP: testIP, Limits: Limits{PreJoinPerSource: 2}})
+		member := dialFrom(t, s.url, "192.0.2.1")
+		member.join() // joined sockets do not count
+		first := dialFrom(t, s.url, "192.0.2.1")
+		first.alive("first")
+		second := dialFrom(t, s.url, "192.0.2.1")
+		second.alive("second")
+		third := dialFrom(t, s.url, "192.0.2.1")
+		third.alive("third")
+		if ce := first.closed(); ce.Code != websocket.StatusPolicyViolation || !strings.Contains(ce.Reason, "address") {
+			t.Errorf("the address's oldest: closed with %v, want 1008 naming the address", ce)
+		}
+		other := dialFrom(t, s.url, "2001:db8:1:2::1")
+		sameBlock := dialFrom(t, s.url, "2001:db8:1:2::2")
+		sameBlock.alive("same /64")
+		other.alive("another address")
+		for name, c := range map[string]*rawClient{"member": member, "second": second, "third": third} {
+			c.alive(name)
+		}
+		if got := countPreJoin(s.h); got != 4 {
+			t.Errorf("%d sockets counted as not joined, want 4", got)
+		}
+	})
+	t.Run("total", func(t *testing.T) {
+		t.Parallel()
+		s := newTestServer(t, Config{ClientIP: testIP, Limits: Limits{PreJoinSockets: 3, PreJoinPerSource: 10}})
+		a1 := dialFrom(t, s.url, "192.0.2.1")
+		a1.alive("a1")
+		a2 := dialFrom(t, s.url, "192.0.2.1")
+		a2.alive("a2")
+		b := dialFrom(t, s.url, "192.0.2.2")
+		b.alive("b")
+		newcomer := dialFrom(t, s.url, "192.0.2.3")
+		newcomer.alive("newcomer")
+		if ce := a1.closed(); ce.Code != websocket.StatusPolicyViolation {
+			t.Errorf("the fullest address's oldest: closed with %v, want 1008", ce)
+		}
+		for name, c := range map[string]*rawClient{"a2": a2, "b": b} {
+			c.alive(name)
+		}
+	})
+}
+
+func countPreJoin(h *Handler) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.preJoin.n
+}
+
+// TestQueueBytes: what waits for one socket never passes QueueBytes (plus the one frame that
+// goes over it into an empty queue), and the socket is closed when a frame would pass it.
+func TestQueueBytes(t *testing.T) {
+	t.Parallel()
+	const queueBytes = 64 << 10
+	lim := Limits{QueueBytes: queueBytes, QueueFrames: 1 << 20}.withDefaults()
+
+	large := newSocket(nil, "", lim) // no writer: nothing leaves the queue
+	large.send(make([]byte, 2*queueBytes))
+	if sockClosed(large) {
+		t.Fatal("a frame larger than the bound, into an empty queue, closed the socket")
+	}
+	large.send([]byte("{}"))
+	if !sockClosed(large) {
+		t.Fatal("a frame behind one larger than the bound was queued")
+	}
+
+	s := newSocket(nil, "", lim)
+	frame := make([]byte, 4<<10)
+	sent := 0
+	for ; sent < 1000 && !sockClosed(s); sent++ {
+		if q := queuedBytes(s); q > queueBytes {
+			t.Fatalf("%d bytes queued, bound %d", q, queueBytes)
+		}
+		s.send(frame)
+	}
+	if want := queueBytes/len(frame) + 1; sent != want {
+		t.Errorf("closed after %d frames of %d bytes, want %d", sent, len(frame), want)
+	}
+	if q := queuedBytes(s); q != 0 {
+		t.Errorf("%d bytes still held after the close", q)
+	}
+}
+
+func sockClosed(s *socket) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+func queuedBytes(s *socket) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
