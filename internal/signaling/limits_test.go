@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -231,4 +234,81 @@ func queuedBytes(s *socket) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.queued
+}
+
+// lineCounter is a slog handler that keeps every line it is given.
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *lineCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (l *lineCounter) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *lineCounter) WithGroup(string) slog.Handler            { return l }
+func (l *lineCounter) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	r.Attrs(func(a slog.Attr) bool {
+		b.WriteString(" " + a.Key + "=" + a.Value.String())
+		return true
+	})
+	l.mu.Lock()
+	l.lines = append(l.lines, b.String())
+	l.mu.Unlock()
+	return nil
+}
+
+func (l *lineCounter) take() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.lines
+	l.lines = nil
+	return out
+}
+
+// TestPeerLogBounds: a socket sending a flood of bad requests with a huge method name causes a
+// few short log lines, not one long line per request; another socket's error is still logged,
+// with the count of what was left out; and a crowd of sockets cannot flood the log either.
+func TestPeerLogBounds(t *testing.T) {
+	t.Parallel()
+	logs := &lineCounter{}
+	m := newFakeModel()
+	h := New(Config{PingTimeout: time.Hour, ReconnectGrace: time.Hour}, m, slog.New(logs))
+	clock := time.Unix(1_700_000_000, 0)
+	h.now = func() time.Time { return clock } // the budgets never refill during the test
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() { h.Shutdown(context.Background()); srv.Close() })
+
+	flooder := dialTest(t, srv.URL)
+	method := strings.Repeat("m", 5000) // within the frame limit of a socket that has not joined
+	for range 200 {
+		flooder.call(method, nil)
+	}
+	lines := logs.take()
+	if len(lines) != socketLogBurst {
+		t.Errorf("200 bad requests from one socket: %d log lines, want %d", len(lines), socketLogBurst)
+	}
+	for _, l := range lines {
+		if len(l) > 1000 {
+			t.Errorf("a log line of %d bytes: %.200s…", len(l), l)
+		}
+	}
+	if m := flooder.call(method, nil); len(m["error"].(map[string]any)["message"].(string)) > 1000 {
+		t.Error("the error answer echoes the whole method name")
+	}
+
+	other := dialTest(t, srv.URL)
+	other.call("nonsense", nil)
+	lines = logs.take()
+	if len(lines) != 1 || !strings.Contains(lines[0], "nonsense") || !strings.Contains(lines[0], "suppressed=") {
+		t.Errorf("another socket's error: lines %q, want one naming it and the suppressed count", lines)
+	}
+
+	for range 2 * allLogBurst {
+		c := dialTest(t, srv.URL)
+		c.call("nonsense", nil)
+	}
+	if n := len(logs.take()); n >= allLogBurst {
+		t.Errorf("%d sockets with one bad request each: %d log lines, want fewer than %d", 2*allLogBurst, n, allLogBurst)
+	}
 }

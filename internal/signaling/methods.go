@@ -3,6 +3,7 @@ package signaling
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/url"
 	"reflect"
 	"strconv"
@@ -25,7 +26,7 @@ func (r *rpcSession) call(ctx context.Context, method string, params json.RawMes
 	}
 	h, known := methods[method]
 	if !known {
-		return nil, &rpcError{Code: codeMethodNotFound, Message: "unknown method " + method}
+		return nil, &rpcError{Code: codeMethodNotFound, Message: "unknown method " + clip(method)}
 	}
 	part := r.participant()
 	if part == nil {
@@ -101,7 +102,7 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 		// as a credential here: the token alone decides, so a client that sends both (the iOS
 		// sample sends "MY_SECRET" with a REST token) joins with its token's role, and one that
 		// sends only the secret is refused like any invalid token.
-		r.h.log.Warn("joinRoom carried a server secret: ignored, the token decides", "rpc", r.id, "session", sid)
+		r.h.peerLog(r.socket(), slog.LevelWarn, "joinRoom carried a server secret: ignored, the token decides", "rpc", r.id, "session", clip(sid))
 	}
 	r.mu.Lock()
 	sock := r.sock
@@ -290,7 +291,7 @@ func onIceCandidate(_ context.Context, r *rpcSession, part Participant, params j
 		c.SDPMLineIndex = &idx
 	}
 	if err := part.AddCandidate(p.EndpointName, c); err != nil {
-		r.h.log.Debug("candidate not applied", "connection", part.ID(), "error", err)
+		r.h.peerLog(r.socket(), slog.LevelDebug, "candidate not applied", "connection", part.ID(), "error", clip(err.Error()))
 	}
 	return &emptyResult{}, nil
 }

@@ -37,6 +37,13 @@ func (r *rpcSession) Notify(e session.Event) {
 	}
 }
 
+// socket is the session's current socket (nil while waiting for a reconnection).
+func (r *rpcSession) socket() *socket {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.sock
+}
+
 func (r *rpcSession) participant() Participant {
 	r.mu.Lock()
 	defer r.mu.Unlock()

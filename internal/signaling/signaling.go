@@ -65,6 +65,8 @@ type Handler struct {
 	closed  bool
 
 	notes noteCache
+	logs  *logBudget // lines all peers together may cause (peerlog.go)
+	now   func() time.Time
 
 	// testHooks are nil in production; tests use them to force interleavings.
 	testHooks struct {
@@ -79,7 +81,7 @@ type Handler struct {
 func New(cfg Config, m Model, log *slog.Logger) *Handler {
 	lim := cfg.Limits.withDefaults()
 	return &Handler{cfg: cfg, lim: lim, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{},
-		preJoin: newPreJoinSet(lim.PreJoinSockets, lim.PreJoinPerSource)}
+		preJoin: newPreJoinSet(lim.PreJoinSockets, lim.PreJoinPerSource), logs: newLogBudget(allLogBurst, allLogEvery), now: time.Now}
 }
 
 // ServeHTTP upgrades the request and serves the socket until it closes.
@@ -117,7 +119,7 @@ func (h *Handler) expire(s *socket) {
 	if reason == "" {
 		reason = "no joinRoom in time"
 	}
-	h.log.Info("closing socket that has not joined", "remote", s.ip, "reason", reason)
+	h.peerLog(nil, slog.LevelInfo, "closing socket that has not joined", "remote", s.ip, "reason", reason)
 	_ = s.ws.Close(websocket.StatusPolicyViolation, reason)
 }
 
@@ -189,6 +191,8 @@ type socket struct {
 	deadline *time.Timer
 	// joined: its session has had a participant; guarded by Handler.mu.
 	joined bool
+	// logs bounds the log lines this socket causes (peerlog.go).
+	logs *logBudget
 
 	mu     sync.Mutex
 	queue  [][]byte
@@ -201,7 +205,8 @@ type socket struct {
 }
 
 func newSocket(ws *websocket.Conn, ip string, lim Limits) *socket {
-	return &socket{ws: ws, ip: ip, src: sourceOf(ip), lim: lim, wake: make(chan struct{}, 1)}
+	return &socket{ws: ws, ip: ip, src: sourceOf(ip), lim: lim, wake: make(chan struct{}, 1),
+		logs: newLogBudget(socketLogBurst, socketLogEvery)}
 }
 
 // send queues a frame; a client too slow to drain the queue (Limits.QueueFrames frames or
@@ -325,7 +330,7 @@ func (h *Handler) serve(ctx context.Context, sock *socket) {
 
 	rpc := h.newRPC(sock)
 	watchdog := time.AfterFunc(h.cfg.PingTimeout, func() {
-		h.log.Info("no ping from client, closing socket", "remote", sock.ip)
+		h.peerLog(nil, slog.LevelInfo, "no ping from client, closing socket", "remote", sock.ip)
 		_ = sock.ws.Close(websocket.StatusPolicyViolation, "ping timeout")
 	})
 	defer watchdog.Stop()
@@ -385,7 +390,7 @@ func (h *Handler) reply(sock *socket, req request, rpc *rpcSession, res result, 
 	if err != nil {
 		resp.Error = errorOf(err)
 		h.countError(resp.Error.Code)
-		h.log.Info("rpc error", append(rpc.logIDs(), "method", req.Method, "code", resp.Error.Code, "error", resp.Error.Message)...)
+		h.peerLog(sock, slog.LevelInfo, "rpc error", append(rpc.logIDs(), "method", clip(req.Method), "code", resp.Error.Code, "error", clip(resp.Error.Message))...)
 	} else {
 		if res == nil {
 			res = &emptyResult{}
