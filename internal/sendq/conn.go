@@ -19,13 +19,18 @@ type Conn struct {
 
 var _ net.Conn = (*Conn)(nil)
 
-// NewConn puts a queue in front of c's writes and limits the unsent bytes c's socket keeps
-// (cfg.UnsentBytes), if a TCP socket can be found under c (through NetConn, as *tls.Conn and
-// the edge's connections offer it).
+// NewConn puts a queue in front of c's writes and, if a TCP socket can be found under c (through
+// NetConn, as *tls.Conn and the edge's connections offer it), limits the unsent bytes the socket
+// keeps (cfg.UnsentBytes) and the bytes in flight (cfg.InFlightDelay).
 func NewConn(c net.Conn, cfg Config) *Conn {
 	cfg = cfg.withDefaults()
-	if cfg.UnsentBytes > 0 {
-		_ = limitUnsent(c, cfg.UnsentBytes) // best effort: without it only the kernel's own buffer grows
+	if rc, err := rawConn(c); err == nil { // best effort: without it only the kernel's own buffer grows
+		if cfg.UnsentBytes > 0 {
+			_ = rc.Control(func(fd uintptr) { _ = setNotSentLowat(fd, cfg.UnsentBytes) })
+		}
+		if cfg.InFlightDelay > 0 && cfg.socket == nil {
+			cfg.socket = socketProgress(rc)
+		}
 	}
 	if overTLS(c) {
 		cfg.FramePerWrite = true
@@ -41,6 +46,14 @@ func (c *Conn) WriteKind(p []byte, k Kind) (int, error) { return c.q.WriteKind(p
 
 // Stats returns the queue's counters.
 func (c *Conn) Stats() Stats { return c.q.Stats() }
+
+// MediaDropped returns how many media frames the queue has dropped so far: one atomic load, for
+// a caller on a hot path.
+func (c *Conn) MediaDropped() uint64 { return c.q.own.c[cMedia].frames.Load() }
+
+// Delay returns how long the video frames written since the previous call waited. See
+// Queue.Delay.
+func (c *Conn) Delay() Delay { return c.q.Delay() }
 
 // NetConn returns the wrapped connection.
 func (c *Conn) NetConn() net.Conn { return c.Conn }
@@ -71,23 +84,15 @@ func overTLS(c net.Conn) bool {
 
 var errNoSocket = errors.New("sendq: no socket under the connection")
 
-// limitUnsent sets TCP_NOTSENT_LOWAT on the socket under c.
-func limitUnsent(c net.Conn, bytes int) error {
+// rawConn finds the socket under c.
+func rawConn(c net.Conn) (syscall.RawConn, error) {
 	for {
 		if sc, ok := c.(syscall.Conn); ok {
-			rc, err := sc.SyscallConn()
-			if err != nil {
-				return err
-			}
-			var serr error
-			if err := rc.Control(func(fd uintptr) { serr = setNotSentLowat(fd, bytes) }); err != nil {
-				return err
-			}
-			return serr
+			return sc.SyscallConn()
 		}
 		u, ok := c.(interface{ NetConn() net.Conn })
 		if !ok {
-			return errNoSocket
+			return nil, errNoSocket
 		}
 		c = u.NetConn()
 	}

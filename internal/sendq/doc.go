@@ -14,6 +14,12 @@
 //     complete frames, in order.
 //   - The kernel keeps at most UnsentBytes of not-yet-sent bytes (TCP_NOTSENT_LOWAT), so what
 //     waits, waits here, where its age is checked, instead of in an unbounded socket buffer.
+//   - Nor does it keep much more sent and unacknowledged than the link delivers in
+//     InFlightDelay beyond the round trip: the congestion window alone can hold seconds of media
+//     on a slow link (and BBR on a shallow token bucket retransmits a third of it). The writer
+//     reads the socket's progress (TCP_INFO) and holds back until the peer has caught up.
+//   - Delay tells a sender how long video waited here: a queue that never drains within a
+//     second is a link that cannot carry what is sent, TCP's equivalent of loss.
 //
 // Counters say what was sent and what was dropped, by reason. Steady-state Write makes no
 // allocation: frames are copied into a ring that grows (by doubling) only up to MaxBytes.

@@ -24,6 +24,25 @@ const (
 	// With the writer's batch on top, at most ~4 KiB wait in the kernel: 0.2 s at 150 kbit/s,
 	// while on a fast link 2 KiB still spares the writer a wake-up per packet.
 	DefaultUnsentBytes = 2 << 10
+	// DefaultInFlightDelay bounds how long the bytes the kernel holds for the peer (written and
+	// not yet acknowledged) may have been there, beyond the connection's minimum round trip.
+	// TCP_NOTSENT_LOWAT bounds only the unsent ones; the congestion window can hold seconds: on a
+	// 150 kbit/s token bucket BBR kept 56 KB (3 s) unacknowledged, a third of it retransmissions
+	// (weak-network bed, TURN/TCP). Past the bound the writer waits, and what waits, waits here,
+	// where its age is checked.
+	DefaultInFlightDelay = 100 * time.Millisecond
+	// DefaultMinInFlight is what the kernel may always hold, however old: two full-size packets.
+	DefaultMinInFlight = 3 << 10
+	// inFlightPoll is how often a writer held by the in-flight bound looks again: the kernel says
+	// nothing when acknowledgements arrive.
+	inFlightPoll = 5 * time.Millisecond
+	// ackLog is how many samples of the acknowledged byte count the writer keeps, one per
+	// inFlightPoll at most: ackLog × inFlightPoll (320 ms) is the longest window it measures the
+	// delivery rate over.
+	ackLog = 64
+	// writeLog is how many of the writer's recent writes it remembers (where each began in the
+	// socket's byte stream, and when), to tell how old the oldest unacknowledged byte is.
+	writeLog = 64
 	// batchBytes is what the writer hands the connection per call (at least one frame): several
 	// small frames per system call, but little enough that what it commits stays bounded.
 	batchBytes = 2 << 10
@@ -78,12 +97,33 @@ type Config struct {
 	// over TLS, where a write is a record: coturn's TURN client, for one, reads one message per
 	// record and loses the others (browsers parse the stream and do not care).
 	FramePerWrite bool
+	// InFlightDelay bounds how long written bytes may wait for the peer's acknowledgement beyond
+	// the minimum round trip before the writer holds back (see DefaultInFlightDelay); negative
+	// leaves the socket to TCP. Only for a TCP socket that NewConn finds (Linux).
+	InFlightDelay time.Duration
+	// MinInFlight is what the socket may hold unacknowledged regardless of age.
+	MinInFlight int
 	// Totals, when set, counts this queue's frames too, so an owner of many queues can keep
 	// totals that outlive them.
 	Totals *Counters
 
 	// now is the clock (tests step it by hand).
 	now func() time.Duration
+	// socket reads the TCP socket's progress; nil without one.
+	socket progressReader
+	// sleep waits while the writer is held (tests replace it).
+	sleep func(time.Duration)
+}
+
+// progressReader reads how far a TCP connection has got.
+type progressReader interface {
+	progress() (progress, bool)
+}
+
+// progress is a TCP socket's position: bytes written to it and acknowledged by the peer so far.
+type progress struct {
+	written, acked uint64
+	minRTT         time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -96,8 +136,17 @@ func (c Config) withDefaults() Config {
 	if c.UnsentBytes == 0 {
 		c.UnsentBytes = DefaultUnsentBytes
 	}
+	if c.InFlightDelay == 0 {
+		c.InFlightDelay = DefaultInFlightDelay
+	}
+	if c.MinInFlight <= 0 {
+		c.MinInFlight = DefaultMinInFlight
+	}
 	if c.now == nil {
 		c.now = monotonic
+	}
+	if c.sleep == nil {
+		c.sleep = time.Sleep
 	}
 	return c
 }
@@ -120,10 +169,13 @@ type Stats struct {
 	MediaDropped Count
 	// Queued is what waits now (a queue's own Stats only).
 	Queued Count
+	// Held counts the writer's waits because the socket had as much in flight as its bound.
+	Held uint64
 }
 
 // Add adds o's counters to s (not Queued).
 func (s *Stats) Add(o Stats) {
+	s.Held += o.Held
 	s.Sent.add(o.Sent)
 	s.Stale.add(o.Stale)
 	s.Full.add(o.Full)
@@ -133,7 +185,10 @@ func (s *Stats) Add(o Stats) {
 func (c *Count) add(o Count) { c.Frames += o.Frames; c.Bytes += o.Bytes }
 
 // Counters are totals that many queues may add to at once.
-type Counters struct{ c [nCounts]atomicCount }
+type Counters struct {
+	c    [nCounts]atomicCount
+	held atomic.Uint64
+}
 
 // The counters of a Counters, by index.
 const (
@@ -155,7 +210,7 @@ func (a *atomicCount) load() Count { return Count{a.frames.Load(), a.bytes.Load(
 
 // Stats returns a snapshot of the counters.
 func (c *Counters) Stats() Stats {
-	return Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load()}
+	return Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load(), Held: c.held.Load()}
 }
 
 // frame is one queued frame: n bytes at off in its lane's ring, queued at time at.
@@ -191,7 +246,15 @@ type Queue struct {
 
 	scratch []byte // the writer's batch; only the writer touches it
 	own     Counters
-	done    chan struct{} // closed when the writer returns
+	// writes is the writer's log of its recent writes, oldest first: wn of them from whead.
+	writes    [writeLog]write
+	whead, wn int
+	// acks samples the socket's acknowledged bytes, oldest first: an of them from ahead.
+	acks      [ackLog]write
+	ahead, an int
+	// delay is how long the video frames written since the last Delay waited; under mu.
+	delay Delay
+	done  chan struct{} // closed when the writer returns
 }
 
 // New starts a queue writing to w. Close must be called to stop its writer; if w.Write can block
@@ -387,6 +450,13 @@ func (q *Queue) run() {
 			q.mu.Unlock()
 			return
 		}
+		if q.cfg.socket != nil && q.cfg.InFlightDelay > 0 {
+			q.mu.Unlock()
+			if !q.roomInFlight() {
+				continue // waited: what is queued may have gone stale, or the queue closed
+			}
+			q.mu.Lock()
+		}
 		now := q.cfg.now()
 		b, frames := q.scratch[:0], 0
 		for i := range q.lanes {
@@ -401,7 +471,11 @@ func (q *Queue) run() {
 					b = make([]byte, 0, n)
 					q.scratch = b
 				}
-				b = l.appendFrame(b, l.pop())
+				f := l.pop()
+				if f.kind == Video {
+					q.delay.add(now - f.at)
+				}
+				b = l.appendFrame(b, f)
 				frames++
 			}
 		}
@@ -422,6 +496,103 @@ func (q *Queue) run() {
 		}
 		q.count(cSent, frames, len(b))
 	}
+}
+
+// write is one write of the writer: where it began in the socket's byte stream, and when.
+type write struct {
+	start uint64
+	at    time.Duration
+}
+
+// roomInFlight reports whether the socket may take another batch: what it holds unacknowledged
+// is under MinInFlight, or was written at most InFlightDelay beyond the minimum round trip ago.
+// Otherwise it waits a moment and reports false. Only the writer calls it.
+func (q *Queue) roomInFlight() bool {
+	p, ok := q.cfg.socket.progress()
+	if !ok {
+		return true
+	}
+	now := q.cfg.now()
+	// Forget the writes whose bytes are all acknowledged: the oldest remaining one holds the
+	// oldest unacknowledged byte.
+	for q.wn > 1 && q.writes[(q.whead+1)%writeLog].start <= p.acked {
+		q.whead = (q.whead + 1) % writeLog
+		q.wn--
+	}
+	out := p.written - min(p.acked, p.written)
+	if q.wn == 1 && out == 0 {
+		q.wn = 0
+	}
+	window := p.minRTT + q.cfg.InFlightDelay
+	if out >= uint64(q.cfg.MinInFlight) && (q.wn > 0 && now-q.writes[q.whead].at > window || out > q.ackedWithin(now, window, p.acked)) {
+		q.own.held.Add(1)
+		if t := q.cfg.Totals; t != nil {
+			t.held.Add(1)
+		}
+		q.cfg.sleep(inFlightPoll)
+		return false
+	}
+	// This batch begins at p.written. With the log full the last entry stands for this write too:
+	// its time is earlier, so the age the bound sees errs long, never short.
+	if q.wn < writeLog {
+		q.writes[(q.whead+q.wn)%writeLog] = write{start: p.written, at: now}
+		q.wn++
+	}
+	return true
+}
+
+// ackedWithin samples the socket's acknowledged bytes and returns how many were acknowledged in
+// the last window (scaled up from the longest window it has, and at least MinInFlight): what
+// the link delivers in the time the bytes in flight may take, so that a burst (a keyframe) does
+// not go into the kernel at once only because the bytes before it were young.
+func (q *Queue) ackedWithin(now, window time.Duration, acked uint64) uint64 {
+	if q.an == 0 || now-q.acks[(q.ahead+q.an-1)%ackLog].at >= inFlightPoll {
+		if q.an == ackLog {
+			q.ahead = (q.ahead + 1) % ackLog
+			q.an--
+		}
+		q.acks[(q.ahead+q.an)%ackLog] = write{start: acked, at: now}
+		q.an++
+	}
+	// The newest sample at least window old, else the oldest.
+	from := q.acks[q.ahead]
+	for i := q.an - 1; i >= 0; i-- {
+		if s := q.acks[(q.ahead+i)%ackLog]; now-s.at >= window {
+			from = s
+			break
+		}
+	}
+	d := acked - min(from.start, acked)
+	if span := now - from.at; span > 0 && span < window {
+		d = uint64(float64(d) * float64(window) / float64(span))
+	}
+	return max(d, uint64(q.cfg.MinInFlight))
+}
+
+// Delay is how long the video frames written in some interval waited in the queue.
+type Delay struct {
+	Frames   int
+	Min, Max time.Duration
+}
+
+func (d *Delay) add(w time.Duration) {
+	if d.Frames == 0 || w < d.Min {
+		d.Min = w
+	}
+	d.Max = max(d.Max, w)
+	d.Frames++
+}
+
+// Delay returns how long the video frames written since the previous call waited, and starts
+// over (audio and control go first: their wait says little). A sender reads it as a delay-based congestion signal: a queue whose shortest wait over
+// an interval stays high never drained in it (a standing queue: more media than the link
+// carries), while a keyframe's burst only raises the longest.
+func (q *Queue) Delay() Delay {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	d := q.delay
+	q.delay = Delay{}
+	return d
 }
 
 // Stats returns the queue's own counters and what it holds now.

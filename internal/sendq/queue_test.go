@@ -431,3 +431,115 @@ func goroutineLeakCheck(t *testing.T) {
 		}
 	})
 }
+
+// socket plays a TCP connection's kernel side for the in-flight bound: it counts what the writer
+// wrote and acknowledges what the test says.
+type socket struct {
+	mu             sync.Mutex
+	written, acked uint64
+	wrote          chan []byte
+}
+
+func (s *socket) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	s.written += uint64(len(p))
+	s.mu.Unlock()
+	s.wrote <- append([]byte(nil), p...)
+	return len(p), nil
+}
+
+func (s *socket) progress() (progress, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return progress{written: s.written, acked: s.acked, minRTT: 10 * time.Millisecond}, true
+}
+
+func (s *socket) ackAll() {
+	s.mu.Lock()
+	s.acked = s.written
+	s.mu.Unlock()
+}
+
+// TestInFlightBoundHoldsTheWriter: while the peer has not acknowledged what the kernel holds, and
+// that is more than the link delivered lately, the writer holds the next frames back in the queue,
+// where they go stale instead of waiting in the kernel; once acknowledged, the fresh ones go.
+func TestInFlightBoundHoldsTheWriter(t *testing.T) {
+	goroutineLeakCheck(t)
+	sock := &socket{wrote: make(chan []byte, 16)}
+	held, resume := make(chan struct{}), make(chan struct{})
+	c := &clock{}
+	q := New(sock, Config{MaxAge: 300 * time.Millisecond, MinInFlight: 1000, InFlightDelay: 100 * time.Millisecond,
+		now: c.now, socket: sock, sleep: func(time.Duration) { held <- struct{}{}; <-resume }})
+	_, _ = q.WriteKind(framed(1, 1500), Video)
+	if got := wholeFrames(t, <-sock.wrote); len(got) != 1 || got[0] != 1 {
+		t.Fatalf("first write carried %v", got)
+	}
+	// 1502 bytes unacknowledged and nothing acknowledged yet: frame 2 waits in the queue.
+	_, _ = q.WriteKind(framed(2, 1500), Video)
+	<-held
+	if st := q.Stats(); st.Queued.Frames != 1 || st.Held != 1 {
+		t.Fatalf("while held: %+v", st)
+	}
+	c.step(400 * time.Millisecond) // frame 2 is now older than MaxAge
+	sock.ackAll()
+	_, _ = q.WriteKind(framed(3, 500), Video)
+	close(resume)
+	if got := wholeFrames(t, <-sock.wrote); len(got) != 1 || got[0] != 3 {
+		t.Fatalf("after the acknowledgement the peer got %v, want only the fresh frame 3", got)
+	}
+	q.Close()
+	if st := q.Stats(); st.Stale.Frames != 1 || st.Sent.Frames != 2 || st.Held != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestInFlightBoundFollowsTheLink: on a link that acknowledges steadily, the writer keeps about
+// what the link delivers in the allowed delay in flight, not what the burst offers.
+func TestInFlightBoundFollowsTheLink(t *testing.T) {
+	c := &clock{}
+	sock := &socket{}
+	q := &Queue{cfg: Config{MinInFlight: 1000, InFlightDelay: 100 * time.Millisecond, now: c.now, socket: sock,
+		sleep: func(time.Duration) {}}.withDefaults()}
+	// 20 kB/s acknowledged for a second, 1 kB in flight each time: room.
+	for range 200 {
+		c.step(5 * time.Millisecond)
+		sock.written += 100
+		sock.acked = sock.written - 1000
+		if !q.roomInFlight() {
+			t.Fatalf("held with 1 kB in flight on a 20 kB/s link")
+		}
+	}
+	// A burst: 4 kB in flight where the link delivers 2.2 kB in 110 ms: held.
+	sock.written += 3000
+	if q.roomInFlight() {
+		t.Fatal("not held with twice what the link delivers in the bound in flight")
+	}
+}
+
+// TestDelayIsVideos: Delay reports how long the written video frames waited (audio goes first
+// and does not count), then starts over.
+func TestDelayIsVideos(t *testing.T) {
+	goroutineLeakCheck(t)
+	g := newGate()
+	q, clk := newTestQueue(t, g, Config{MaxAge: time.Second})
+	_, _ = q.Write(framed(0, 10))
+	<-g.entered
+	_, _ = q.WriteKind(framed(1, 1000), Video)
+	clk.step(50 * time.Millisecond)
+	_, _ = q.WriteKind(framed(2, 1000), Video)
+	_, _ = q.WriteKind(framed(3, 100), Audio)
+	clk.step(150 * time.Millisecond)
+	g.release <- struct{}{}
+	for n := 0; n < 3; {
+		n += len(wholeFrames(t, <-g.entered))
+		g.release <- struct{}{}
+	}
+	close(g.stop)
+	q.Close()
+	if d := q.Delay(); d != (Delay{Frames: 2, Min: 150 * time.Millisecond, Max: 200 * time.Millisecond}) {
+		t.Fatalf("delay %+v", d)
+	}
+	if d := q.Delay(); d != (Delay{}) {
+		t.Fatalf("second delay %+v, want none", d)
+	}
+}
