@@ -25,6 +25,7 @@ import (
 	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/ports"
 	"github.com/parley/parley/internal/recording"
+	"github.com/parley/parley/internal/sendq"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/signaling"
@@ -164,6 +165,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
 		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth,
 		MinRecvBandwidth: cfg.Media.MinRecvBandwidth, MaxSendBandwidth: cfg.Media.MaxSendBandwidth, TCPListener: s.edge.ICETCPListener(),
+		SendQueue: s.turnQueue,
 	}, log.With("component", "sfu")); err != nil {
 		return nil, err
 	}
@@ -290,6 +292,14 @@ func (s *Server) describePath(p session.MediaPath) session.MediaPath {
 		p.ViaTURN = true
 	}
 	return p
+}
+
+// turnQueue finds the send queue toward a TURN/TCP or TURN/TLS client by its relayed address.
+func (s *Server) turnQueue(relay netip.AddrPort) *sendq.Conn {
+	if s.turn == nil {
+		return nil
+	}
+	return s.turn.ClientQueue(relay)
 }
 
 // handleTURN takes the TURN/TCP and TURN/TLS connections the edge recognised.

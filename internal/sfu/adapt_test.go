@@ -234,6 +234,19 @@ func TestCongestionRecovers(t *testing.T) {
 	if !q.c.pause.Load() {
 		t.Fatal("a 3-s standing queue did not pause the video")
 	}
+	// A single late report (a browser starved of CPU) among timely ones pauses nothing.
+	s := &ccRun{now: t0}
+	s.c.tick(ccInput{now: t0})
+	for i := range 10 {
+		rtt := 30 * time.Millisecond
+		if i%3 == 1 {
+			rtt = 1500 * time.Millisecond
+		}
+		s.second(600e3, 10e6, rtt)
+	}
+	if s.pauses != 0 {
+		t.Fatal("isolated late reports paused the video")
+	}
 }
 
 // TestVideoGate: pausing stops at a frame boundary, resuming starts at a keyframe, and the

@@ -3,6 +3,8 @@ package sfu
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // Every subscription owns its down path: what its link takes is estimated from its own feedback,
@@ -38,6 +40,18 @@ const (
 	ccBackoffMax = 30 * time.Second
 	// ccStable is how long resumed video must run before the backoff starts again from its minimum.
 	ccStable = 20 * time.Second
+	// ccQueueDelay: over a TCP path (ICE-TCP, TURN/TCP, TURN/TLS) the link's limit shows as a
+	// send queue, not as loss. When media waited longer than this in it all through a tick (its
+	// shortest wait; a keyframe's burst only raises the longest), or the queue dropped media, the
+	// estimate follows what the queue got out.
+	ccQueueDelay = 100 * time.Millisecond
+	// ccProbeGap: while a subscription over TCP has its video paused, every other tick (this long
+	// after the last) the forwarder sends padding in place of its video, as many bytes as the video
+	// has: a probe that costs only this link (what it cannot take is dropped in its own queue; audio
+	// goes first), never the publisher a keyframe. If the queue kept up, video resumes, so a freed
+	// link has its video back within about two seconds, without resuming into a link that cannot
+	// take it.
+	ccProbeGap = time.Second
 	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
 	// they pass at most this often; healthy ones pass every request (merged per publisher).
 	lossyPLIGap = 3 * time.Second
@@ -71,6 +85,18 @@ type congestion struct {
 	lastReport int64
 	hold       time.Duration
 	holdUntil  time.Time
+	longRTT    int  // consecutive reports with a round trip over ccMaxRTT
+	probing    bool // the forwarder pads in place of the paused video this tick
+	// probeQ is the send queue a probe watches, and probeBase its media drops when the probe
+	// began: the forwarder ends the probe at the first drop (the link has answered), so a failed
+	// probe costs the link's audio a few hundred milliseconds, not the whole tick. Set before
+	// the gate's probe flag, read by the forwarder after it.
+	probeQ    atomic.Pointer[sendq.Conn]
+	probeBase atomic.Uint64
+	// The send queue's counters at lastAt, and whose they are (a new path starts over).
+	queue      *sendq.Conn
+	lastQSent  uint64
+	lastQDrops uint64
 }
 
 // ccInput is what one tick sees: bytes sent to the subscriber, bytes the publisher's tracks
@@ -82,11 +108,17 @@ type ccInput struct {
 	reportAt   int64  // unix nanos; 0 if none
 	rtt        time.Duration
 	videoCarry bool // the subscription has video to pause
+	// Over a TCP path, its send queue in the interval: bytes it wrote, media frames it dropped, and
+	// how long media waited in it.
+	queued       bool
+	qSent, qDrop uint64
+	qDelay       sendq.Delay
 }
 
 // ccDecision is what a tick decided.
 type ccDecision struct {
 	pause, resume bool
+	probe         bool // pad in place of the paused video (until the next decision)
 	rtxBudget     int64
 }
 
@@ -113,8 +145,19 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	paused := c.pause.Load()
 
 	fresh := in.reportAt != 0 && in.reportAt != c.lastReport && in.now.Sub(time.Unix(0, in.reportAt)) < ccReportMaxAge
+	queueFull := in.queued && (in.qDrop > 0 || in.qDelay.Frames > 0 && in.qDelay.Min > ccQueueDelay)
 	if fresh {
 		c.lastReport = in.reportAt
+		if in.rtt <= ccMaxRTT {
+			c.longRTT = 0
+		}
+	}
+	if queueFull && (!paused || c.probing) {
+		// The queue in front of a TCP path held media all through the tick or dropped some: the
+		// link took what the queue got out (everything on the connection, media or not).
+		c.est = float64(in.qSent) * 8 / dt
+		c.cut(in.now)
+	} else if fresh {
 		loss := float64(in.fraction) / 256
 		grow := growth(dt)
 		if in.now.Before(c.holdUntil) {
@@ -131,10 +174,16 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		case loss > ccHighLoss:
 			c.est = sentRate * (1 - loss/2)
 			c.cut(in.now)
-		case in.rtt > ccMaxRTT:
+		case in.rtt > ccMaxRTT && !in.queued && c.longRTT == 0:
+			// One late report is not yet a queue: a browser starved of CPU answers late too (the
+			// weak-network bed paused an unshaped subscriber for one 1.1-s round trip). Wait for the
+			// next report, without growing.
+			c.longRTT++
+		case in.rtt > ccMaxRTT && !in.queued:
 			// Nothing lost but everything late: a queue in front of the subscriber (TCP, TURN/TCP,
 			// a bufferbloated router) holds more than a second. Our sender reports wait in the same
-			// queue, so the report's round trip measures it.
+			// queue, so the report's round trip measures it. Over TCP our own queue says so first and
+			// better: there a long round trip is TCP repairing loss, which the queue's delay shows.
 			c.est = sentRate * 0.5
 			c.cut(in.now)
 		case loss < ccLowLoss:
@@ -151,6 +200,8 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		c.est = min(c.est, max(2*need, ccEstimateCap)) // keep growth bounded on a clean link
 	}
 
+	probed := c.probing
+	c.probing = false
 	switch {
 	case in.videoCarry && !paused && c.est > 0 && c.est < ccPauseBelow*need:
 		d.pause = true
@@ -160,6 +211,24 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			c.backoff = min(2*c.backoff, ccBackoffMax)
 		}
 		c.resumeAt = in.now.Add(c.backoff)
+		if in.queued {
+			c.resumeAt = in.now.Add(ccProbeGap)
+		}
+	case paused && in.queued && probed:
+		// The probe's verdict: the queue kept up with the video's bytes, or the link showed its
+		// rate (estimated above) and the next probe waits.
+		if !queueFull && float64(in.qSent)*8/dt >= ccPauseBelow*need {
+			c.est = max(c.est, ccResumeAbove*need)
+			d.resume = true
+			c.resumedAt = in.now
+		} else {
+			c.resumeAt = in.now.Add(ccProbeGap)
+		}
+	case paused && in.queued:
+		// Over TCP the queue, not the estimate's growth, says when video fits again.
+		if !in.now.Before(c.resumeAt) {
+			c.probing, d.probe = true, true
+		}
 	case paused && !in.now.Before(c.resumeAt) && c.est >= ccResumeAbove*need:
 		d.resume = true
 		c.resumedAt = in.now
@@ -259,6 +328,8 @@ type videoGate struct {
 	// pause mirrors the subscription's congestion.pause here, in the down-track's own memory, so
 	// the hot path reads no other cache line.
 	pause atomic.Bool
+	// probe asks for padding in place of the video dropped while paused (see ccProbeGap).
+	probe atomic.Bool
 	// offset is subtracted from the publisher's sequence numbers (dropped packets so far).
 	offset atomic.Uint32
 	// validFrom is the first outgoing sequence number NACKs may ask for, +1 (0: any): packets
@@ -329,18 +400,42 @@ func (sub *Subscriber) adapt(now time.Time) {
 		}
 	}
 	in.videoCarry = video != nil
+	q := sub.queue.Load()
+	if p := sub.path.Load(); q == nil && p != nil && p.Protocol == "udp" && sub.sfu.cfg.SendQueue != nil {
+		if q = sub.sfu.sendQueue(*p); q != nil {
+			sub.queue.CompareAndSwap(nil, q)
+		}
+	}
+	if q != nil {
+		in.queued = true
+		st := q.Stats()
+		in.qDelay = q.Delay()
+		if q != sub.cc.queue {
+			sub.cc.queue, sub.cc.lastQSent, sub.cc.lastQDrops = q, st.Sent.Bytes, st.MediaDropped.Frames
+		}
+		in.qSent, in.qDrop = st.Sent.Bytes-sub.cc.lastQSent, st.MediaDropped.Frames-sub.cc.lastQDrops
+		sub.cc.lastQSent, sub.cc.lastQDrops = st.Sent.Bytes, st.MediaDropped.Frames
+	}
 	dec := sub.cc.tick(in)
 	if video != nil && video.sc != nil {
 		video.sc.fit(now, capped(sub.cc.est, float64(sub.maxBps)))
 	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
+	if video != nil {
+		if dec.probe {
+			sub.cc.probeBase.Store(q.MediaDropped())
+			sub.cc.probeQ.Store(q)
+		}
+		video.gate.probe.Store(dec.probe)
+	}
 	switch {
 	case dec.pause:
 		sub.cc.pause.Store(true)
 		video.gate.pause.Store(true)
 		sub.cc.pauses.Add(1)
 		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on",
-			"estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds())
+			"estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds(),
+			"queue_drops", in.qDrop, "queue_wait_ms", in.qDelay.Min.Milliseconds())
 		if sub.onPaused != nil {
 			sub.onPaused(true)
 		}
@@ -352,7 +447,8 @@ func (sub *Subscriber) adapt(now time.Time) {
 		if sub.onPaused != nil {
 			sub.onPaused(false)
 		}
-		video.requestKeyframe(false) // the gate lets video through again from a keyframe
+		// The gate lets video through again from a keyframe; nothing is on screen until it comes.
+		video.requestKeyframe(true)
 	}
 }
 

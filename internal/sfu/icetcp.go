@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"net"
+	"net/netip"
+	"sync"
 
 	"github.com/parley/parley/internal/sendq"
 )
@@ -13,10 +15,12 @@ import (
 // it drops as written. So pion writes without a buffer, to a connection whose Write is a
 // sendq: bounded in bytes and in age, never blocking, and counting what it drops.
 
-// queuedListener hands pion's TCPMux its connections with a send queue in front of their writes.
+// queuedListener hands pion's TCPMux its connections with a send queue in front of their writes,
+// and keeps them by remote address so that a subscription carried by one finds its queue.
 type queuedListener struct {
 	net.Listener
 	totals *sendq.Counters
+	conns  *sync.Map // netip.AddrPort (unmapped) → *sendq.Conn
 }
 
 // Accept implements net.Listener.
@@ -25,23 +29,72 @@ func (l queuedListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return iceTCPConn{sendq.NewConn(c, sendq.Config{Totals: l.totals})}, nil
+	q := sendq.NewConn(c, sendq.Config{Totals: l.totals})
+	key := addrPortOf(c.RemoteAddr())
+	l.conns.Store(key, q)
+	return iceTCPConn{Conn: q, conns: l.conns, key: key}, nil
 }
 
 // iceTCPConn tells the queue which frames are RTP, so that Stats can take dropped packets out of
 // what subscribers were sent.
-type iceTCPConn struct{ *sendq.Conn }
+type iceTCPConn struct {
+	*sendq.Conn
+	conns *sync.Map
+	key   netip.AddrPort
+}
 
 // Write implements net.Conn: p is one RFC 4571 frame.
 func (c iceTCPConn) Write(p []byte) (int, error) { return c.WriteKind(p, frameKind(p)) }
 
+// Close implements net.Conn.
+func (c iceTCPConn) Close() error {
+	c.conns.CompareAndDelete(c.key, c.Conn)
+	return c.Conn.Close()
+}
+
+// addrPortOf is a's address and port, IPv4 unmapped; zero if a is not an IP address.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// sendQueue finds the send queue in front of the connection that carries a selected path: an
+// ICE-TCP connection of ours, or a TURN/TCP or TURN/TLS client's (Config.SendQueue); nil for
+// UDP, where nothing queues.
+func (s *SFU) sendQueue(p Path) *sendq.Conn {
+	ap, err := netip.ParseAddrPort(p.Remote)
+	if err != nil {
+		return nil
+	}
+	ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if p.Protocol == "tcp" {
+		if q, ok := s.tcpConns.Load(ap); ok {
+			return q.(*sendq.Conn)
+		}
+		return nil
+	}
+	if s.cfg.SendQueue != nil {
+		return s.cfg.SendQueue(ap)
+	}
+	return nil
+}
+
 // frameKind classifies an RFC 4571 frame: RTP (version 2, RFC 7983) and not RTCP (packet types
-// 192–223, RFC 5761 §4) is media, audio-sized packets first; STUN, DTLS and RTCP are control.
+// 192–223, RFC 5761 §4) is media, audio-sized packets first, except padded ones (probes, which
+// must queue like the video they stand for); STUN, DTLS and RTCP are control.
 func frameKind(p []byte) sendq.Kind {
 	if len(p) < 4 || p[2]>>6 != 2 || p[3] >= 192 && p[3] <= 223 {
 		return sendq.Control
 	}
-	if len(p) <= audioSized {
+	if len(p) <= audioSized && p[2]&0x20 == 0 {
 		return sendq.Audio
 	}
 	return sendq.Video

@@ -60,6 +60,10 @@ type Config struct {
 	// over the connections of the shared TCP port that start with framed STUN. Its Addr must be
 	// the real bound address, whose port our TCP candidates announce.
 	TCPListener net.Listener
+	// SendQueue, when set, returns the send queue toward the TURN/TCP or TURN/TLS client whose
+	// relayed address is remote, nil for any other address: a subscription relayed that way
+	// reads its queue's delay and drops as ICE-TCP's (congestion.go).
+	SendQueue func(remote netip.AddrPort) *sendq.Conn
 }
 
 // SFU owns the media socket and creates PeerConnections on it.
@@ -69,9 +73,11 @@ type SFU struct {
 	udpMux *udpMuxSet
 	tcpMux *ice.TCPMuxDefault
 	tcpQ   sendq.Counters // totals of the ICE-TCP send queues (icetcp.go)
-	pubAPI *webrtc.API
-	subAPI *webrtc.API
-	reg    registry
+	// tcpConns are the ICE-TCP connections by remote address (icetcp.go).
+	tcpConns sync.Map
+	pubAPI   *webrtc.API
+	subAPI   *webrtc.API
+	reg      registry
 	// net is the one interface table every ICE agent reads. Without it each PeerConnection lists
 	// the host's interfaces over netlink when it is created and keeps its own copy (≈ 7 KB each,
 	// and a netlink dump on every join); with our media on fixed muxes the table cannot matter
@@ -111,7 +117,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 			// whole packets older than a few hundred ms: a subscriber on a slow TCP path loses
 			// packets instead of falling seconds behind or blocking the publisher's fan-out. So
 			// pion gets no write buffer of its own (0), which would hold megabytes.
-			Listener:       queuedListener{cfg.TCPListener, &s.tcpQ},
+			Listener:       queuedListener{cfg.TCPListener, &s.tcpQ, &s.tcpConns},
 			Logger:         pionLogger(log).NewLogger("tcpmux"),
 			ReadBufferSize: 64,
 		})

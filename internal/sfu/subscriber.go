@@ -12,6 +12,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // SubscribeRequest asks for a subscription PeerConnection to a publisher.
@@ -48,8 +50,12 @@ type Subscriber struct {
 	cc *congestion
 	// maxBps caps the video it is sent (0 = none): SubscribeRequest.MaxKbps.
 	maxBps float32
-	wg     sync.WaitGroup
-	once   sync.Once
+	// queue is the send queue in front of the connection carrying the subscription (ICE-TCP,
+	// TURN/TCP, TURN/TLS), nil over UDP; set when ICE selects a path.
+	queue atomic.Pointer[sendq.Conn]
+	path  atomic.Pointer[Path] // the selected path, for a queue not found at first (TURN binds channels later)
+	wg    sync.WaitGroup
+	once  sync.Once
 
 	// answered is set once the PeerConnection has both descriptions; until then (server offer,
 	// see SubscribeOffer) the browser's candidates wait in early.
@@ -70,7 +76,9 @@ type downTrack struct {
 	gated bool
 	rtx   retransmitter // used only by the down-track's RTCP reader
 
-	hdr     rtp.Header // scratch for the forwarder's writes; only its read loop touches it
+	hdr     rtp.Header    // scratch for the forwarder's writes; only its read loop touches it
+	padding rtp.Packet    // scratch for pad; only the forwarder's read loop touches it
+	padded  atomic.Uint64 // padding-only packets sent as probes
 	sent    atomic.Uint64
 	bytes   atomic.Uint64
 	payload atomic.Uint64 // payload octets, for sender reports
@@ -107,6 +115,9 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 		if g.dropping || g.pause.Load() {
 			var ok bool
 			if seq, ok = g.admit(seq, p.Timestamp, key); !ok {
+				if g.probe.Load() {
+					d.pad(p)
+				}
 				return
 			}
 		} else {
@@ -122,6 +133,38 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 	d.sent.Add(1)
 	d.payload.Add(uint64(len(p.Payload)))
 	d.bytes.Add(uint64(p.Header.MarshalSize() + len(p.Payload)))
+}
+
+// padMax is the most padding one RTP packet carries (its last byte counts it).
+const padMax = 255
+
+// pad sends padding-only RTP packets, as many bytes as p's payload, in place of p, which the
+// gate has just dropped while the subscription's video is paused: the probe of ccProbeGap. They
+// take the outgoing sequence numbers from p's on, so the subscriber sees no gap (receivers take
+// padding-only packets as such: browsers' own bandwidth probes are made of them); the gate's
+// offset moves back by as many, and NACKs are not answered while paused anyway.
+func (d *downTrack) pad(p *rtp.Packet) {
+	g := &d.gate
+	n := len(p.Payload)
+	if n == 0 {
+		return
+	}
+	k := (n + padMax - 1) / padMax
+	out := p.SequenceNumber - g.off + 1 // admit counted p as dropped
+	pp := &d.padding
+	pp.Header = p.Header
+	pp.Marker, pp.Padding, pp.Payload = false, true, nil
+	for i := range k {
+		size := min(padMax, n-i*padMax)
+		pp.Header.PaddingSize = byte(size)
+		if !d.track.write(&d.hdr, pp, out+uint16(i)) {
+			d.errs.Add(1)
+		}
+		d.bytes.Add(uint64(pp.Header.MarshalSize() + size))
+	}
+	g.off -= uint16(k)
+	g.offset.Store(uint32(g.off))
+	d.padded.Add(uint64(k))
 }
 
 // send writes p as outgoing sequence number seq with the caller's scratch header: a goroutine
@@ -221,7 +264,13 @@ func (s *SFU) newSubscriber(pub *Publisher, req SubscribeRequest, offering bool)
 			req.OnState(st.String())
 		}
 	})
-	watchPath(pc, req.OnPath)
+	watchPath(pc, func(p Path) {
+		sub.path.Store(&p)
+		sub.queue.Store(s.sendQueue(p))
+		if req.OnPath != nil {
+			req.OnPath(p)
+		}
+	})
 	return sub, senders, nil
 }
 

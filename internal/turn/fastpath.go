@@ -168,7 +168,7 @@ func (rc *relayConn) relayToClient(n int, named int32) bool {
 	// The queue copies the frame and never blocks. A failed write (the client went away) is what
 	// pion would log and ignore too; the allocation ends when the connection's read loop does.
 	kind := sendq.Video
-	if padded <= audioSized {
+	if padded <= audioSized && b[channelDataHeader]&0x20 == 0 { // RTP padding: the SFU's probes, video's stand-in
 		kind = sendq.Audio
 	}
 	_, _ = tc.out.WriteKind(b[:padded], kind)

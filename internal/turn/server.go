@@ -389,6 +389,22 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// ClientQueue returns the send queue toward the TURN/TCP or TURN/TLS client of the allocation
+// whose relayed address is relay, once that client has bound a channel (browsers send media over
+// channels); nil otherwise, and for TURN/UDP clients.
+func (s *Server) ClientQueue(relay netip.AddrPort) *sendq.Conn {
+	s.mu.Lock()
+	rc := s.relayByAddr[unmapAddrPort(relay)]
+	s.mu.Unlock()
+	if rc == nil {
+		return nil
+	}
+	if tc := rc.client.Load(); tc != nil {
+		return tc.out
+	}
+	return nil
+}
+
 // IsRelayAddr reports whether addr is the relayed address of a live allocation: the SFU sees it as
 // the remote end of a participant who reaches us through TURN, which is worth telling apart from a
 // direct path when someone asks why their call is slow.
