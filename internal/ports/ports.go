@@ -53,6 +53,13 @@ func Build(cfg *config.Config) Report {
 func build(cfg *config.Config, addrs []mediaaddr.Addr) Report {
 	r := Report{Mode: "production"}
 	var mediaNotes []string
+	if cfg.Proxy.Enabled {
+		r.Mode = ModeBehindProxy
+		r.Rows = append(r.Rows, proxiedRows(cfg)...)
+		r.Rows = append(r.Rows, mediaRow(cfg, addrs, &mediaNotes))
+		r.Notes = append(r.Notes, proxiedNotes(cfg)...)
+		return r.finish(cfg, mediaNotes)
+	}
 	bind := "all interfaces"
 	if cfg.Dev {
 		r.Mode = "dev"
@@ -76,13 +83,7 @@ func build(cfg *config.Config, addrs []mediaaddr.Addr) Report {
 	r.Rows = append(r.Rows,
 		Row{tcp, "TCP", "inbound", bind, "browsers without UDP", "ICE-TCP media (RFC 4571, passive candidates)",
 			"ICE credentials exchanged over the authenticated signaling; media encrypted with DTLS-SRTP"},
-		Row{fmt.Sprint(cfg.Media.Port), "UDP", "inbound", mediaBind(cfg, addrs, &mediaNotes), "browsers",
-			"all WebRTC media (ICE, DTLS-SRTP), one socket for every peer connection",
-			"ICE credentials per peer connection; unknown senders dropped; media encrypted with DTLS-SRTP"})
-	if cfg.TURN.Enabled && cfg.TURN.UDPPort != 0 {
-		r.Rows = append(r.Rows, Row{fmt.Sprint(cfg.TURN.UDPPort), "UDP", "inbound", bind, "browsers",
-			"TURN over UDP (PARLEY_TURN_UDP_PORT)", "per-participant TURN credential"})
-	}
+		mediaRow(cfg, addrs, &mediaNotes))
 	if !cfg.Dev {
 		purpose := "redirect to HTTPS"
 		if cfg.TLS.Type == "letsencrypt" {
@@ -93,6 +94,27 @@ func build(cfg *config.Config, addrs []mediaaddr.Addr) Report {
 			r.Rows = append(r.Rows, Row{"443", "TCP", "outbound", "-", "ACME directory " + hostOf(cfg.TLS.ACMEDirectory),
 				"certificate issuance and renewal", "ACME account key"})
 		}
+	}
+	return r.finish(cfg, mediaNotes)
+}
+
+// mediaRow is the UDP media port.
+func mediaRow(cfg *config.Config, addrs []mediaaddr.Addr, notes *[]string) Row {
+	return Row{fmt.Sprint(cfg.Media.Port), "UDP", "inbound", mediaBind(cfg, addrs, notes), "browsers",
+		"all WebRTC media (ICE, DTLS-SRTP), one socket for every peer connection",
+		"ICE credentials per peer connection; unknown senders dropped; media encrypted with DTLS-SRTP"}
+}
+
+// finish adds what every mode shares: TURN over UDP, metrics, webhooks, external ICE servers and
+// the closing notes.
+func (r Report) finish(cfg *config.Config, mediaNotes []string) Report {
+	if cfg.TURN.Enabled && cfg.TURN.UDPPort != 0 {
+		bind := "all interfaces"
+		if cfg.Dev {
+			bind = "127.0.0.1 only"
+		}
+		r.Rows = append(r.Rows, Row{fmt.Sprint(cfg.TURN.UDPPort), "UDP", "inbound", bind, "browsers",
+			"TURN over UDP (PARLEY_TURN_UDP_PORT)", "per-participant TURN credential"})
 	}
 	if a := cfg.Metrics.Addr; a != "" {
 		host, port, _ := net.SplitHostPort(a)
@@ -118,7 +140,11 @@ func build(cfg *config.Config, addrs []mediaaddr.Addr) Report {
 		r.Rows = append(r.Rows, Row{"-", "-", "client-side", "-", s.URL,
 			"external ICE server given to browsers (OPENVIDU_WEBRTC_ICE_SERVERS); Parley itself never dials it", "its own credentials"})
 	}
-	for _, w := range PrivateLowPorts(announced(cfg, LocalAddrs()), cfg.Media.Port, cfg.HTTPSPort) {
+	iceTCP := cfg.HTTPSPort
+	if cfg.Proxy.Enabled {
+		iceTCP = cfg.Proxy.MediaTCPPort
+	}
+	for _, w := range PrivateLowPorts(announced(cfg, LocalAddrs()), cfg.Media.Port, iceTCP) {
 		r.Notes = append(r.Notes, "WARNING: "+w)
 	}
 	r.Notes = append(r.Notes, mediaNotes...)
@@ -278,6 +304,9 @@ func (r Report) WriteJSON(w io.Writer) error {
 
 // WriteMermaid prints a flowchart of the components and flows.
 func (r Report) WriteMermaid(w io.Writer) error {
+	if r.Mode == ModeBehindProxy {
+		return r.writeMermaidProxied(w)
+	}
 	var b strings.Builder
 	b.WriteString("```mermaid\nflowchart LR\n")
 	b.WriteString("  browser[\"Browser (openvidu-browser)\"]\n  backend[\"Application backend (openvidu-node-client)\"]\n")

@@ -155,3 +155,63 @@ func TestMediaBindShowsChosenAddresses(t *testing.T) {
 		t.Errorf("with PARLEY_MEDIA_LISTEN_IPS the media row bind = %q", m.Bind)
 	}
 }
+
+func TestProxiedLayout(t *testing.T) {
+	t.Parallel()
+	proxied := append(production[:len(production):len(production)], "PARLEY_BEHIND_PROXY", "true")
+	warnings := func(r Report) string {
+		var w []string
+		for _, n := range r.Notes {
+			if strings.HasPrefix(n, "WARNING") && !strings.Contains(n, "below 1024") { // the host's own addresses vary
+				w = append(w, n)
+			}
+		}
+		return strings.Join(w, "\n")
+	}
+	t.Run("SNI split: the proxy's 443 carries the web and TURN/TLS by name", func(t *testing.T) {
+		r := build(load(t, append(proxied, "PARLEY_MEDIA_TCP_PORT", "5349", "PARLEY_TURN_TLS_HOST", "turn.example.com")...), nil)
+		if r.Mode != ModeBehindProxy {
+			t.Errorf("mode %q", r.Mode)
+		}
+		want := map[string]string{
+			"HTTPS + WSS at https://meet.example.com/":  "443 TCP your reverse proxy",
+			"TURN over TLS to turn.example.com":         "443 TCP your reverse proxy",
+			"plain HTTP + WebSocket":                    "5443 TCP 127.0.0.1 only (loopback)",
+			"ICE-TCP media; TURN over TLS and over TCP": "5349 TCP all interfaces",
+			"all WebRTC media":                          "443 UDP no usable address yet (bound on each as it appears)",
+		}
+		for purpose, where := range want {
+			x, ok := row(r, purpose)
+			if got := x.Port + " " + x.Protocol + " " + x.Bind; !ok || got != where {
+				t.Errorf("%q: %q (found %v), want %q", purpose, got, ok, where)
+			}
+		}
+		if _, ok := row(r, "redirect"); ok {
+			t.Error("a row for HTTP_PORT: the proxy owns it")
+		}
+		if w := warnings(r); w != "" {
+			t.Errorf("warnings for a sound layout:\n%s", w)
+		}
+		var b strings.Builder
+		_ = r.WriteMermaid(&b)
+		if !strings.Contains(b.String(), `proxy -- "TLS passed through untouched" --> edge`) || !strings.Contains(b.String(), `proxy -- "TCP 5443: HTTP + WS, X-Forwarded-For" --> web`) {
+			t.Errorf("diagram misses the proxy's flows:\n%s", b.String())
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		env  []string
+		want string
+	}{
+		{"turns: at the web's own name and port", nil, "the turns: URL is meet.example.com:443, the web's own name and port"},
+		{"loopback listener, no loopback proxy", []string{"PARLEY_TRUSTED_PROXIES", "10.0.0.0/8", "PARLEY_MEDIA_TCP_PORT", "5349"}, "PARLEY_TRUSTED_PROXIES has no loopback address"},
+		{"everyone trusted", []string{"PARLEY_TRUSTED_PROXIES", "0.0.0.0/0", "PARLEY_HTTP_ADDR", ":5443", "PARLEY_MEDIA_TCP_PORT", "5349"}, "PARLEY_TRUSTED_PROXIES has 0.0.0.0/0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := build(load(t, append(proxied, tc.env...)...), nil)
+			if w := warnings(r); !strings.Contains(w, tc.want) {
+				t.Errorf("warnings %q do not say %q", w, tc.want)
+			}
+		})
+	}
+}
