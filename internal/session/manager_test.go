@@ -147,6 +147,25 @@ func TestSignals(t *testing.T) {
 	if len(recB.events) != 1 {
 		t.Fatal("a signal with an unknown recipient must reach nobody")
 	}
+	if err := a.Signal(nil, "signal:chat", strings.Repeat("x", MaxSignalData)); err != nil {
+		t.Fatalf("a signal of the largest size: %v", err)
+	}
+	for name, sig := range map[string][2]string{
+		"data": {"signal:chat", strings.Repeat("x", MaxSignalData+1)},
+		"type": {"signal:" + strings.Repeat("t", MaxSignalType), "x"},
+	} {
+		err := a.Signal(nil, sig[0], sig[1])
+		var se *Error
+		if !errors.As(err, &se) || se.Kind != KindInvalid || se.Code != CodeSignalFormat {
+			t.Errorf("a signal whose %s is too long: %v, want invalid with code %d", name, err, CodeSignalFormat)
+		}
+		if err = m.SendSignal("s", nil, nil, sig[0], sig[1]); kindOf(err) != KindInvalid {
+			t.Errorf("a REST signal whose %s is too long: %v, want invalid", name, err)
+		}
+	}
+	if len(recB.events) != 2 {
+		t.Errorf("b heard %d signals, want 2: one too long reached it", len(recB.events))
+	}
 }
 
 func TestForcedRemovalNotifiesEvictedToo(t *testing.T) {

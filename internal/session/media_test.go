@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +19,7 @@ type fakeMedia struct {
 	publishErr error
 	pubReq     PublishRequest   // the last Publish request
 	subReq     SubscribeRequest // the last Subscribe request
+	cands      atomic.Int32     // candidates applied to any connection
 }
 
 type fakeConn struct{ m *fakeMedia }
@@ -46,7 +48,7 @@ func (f *fakeMedia) SubscribeOffer(ctx context.Context, p PublishedMedia, r Subs
 }
 
 func (fakeConn) Tracks() (audio, video bool)                         { return true, true }
-func (fakeConn) AddCandidate(Candidate) error                        { return nil }
+func (c fakeConn) AddCandidate(Candidate) error                      { c.m.cands.Add(1); return nil }
 func (fakeConn) Renegotiate(context.Context, string) (string, error) { return "answer", nil }
 func (fakeConn) Path() MediaPath                                     { return MediaPath{} }
 func (fakeConn) SetAnswer(string) error                              { return nil }
@@ -248,5 +250,56 @@ func TestKurentoOptionsReachMedia(t *testing.T) {
 	}
 	if r := f.subReq; r.MaxKbps == nil || *r.MaxKbps != 250 {
 		t.Fatalf("subscribe request cap %v, want 250", r.MaxKbps)
+	}
+}
+
+// TestPendingCandidatesBounded: candidates sent before their endpoint exists are kept for it, at
+// most maxPendingCandidates and maxPendingBytes per participant, and applied when it appears;
+// what was applied no longer counts against the bound.
+func TestPendingCandidatesBounded(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		size int // bytes of each candidate
+	}{
+		{"count", 200},
+		{"bytes", 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, f := newMediaManager(t)
+			pub, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+			other, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+			cand := Candidate{Candidate: strings.Repeat("c", tc.size)}
+			own := string(pub.ID())
+			want := min(maxPendingCandidates, maxPendingBytes/(len(own)+tc.size))
+			for range 3 * maxPendingCandidates {
+				if err := pub.AddCandidate(own, cand); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, _, err := pub.Publish(context.Background(), PublishParams{Offer: "o"}); err != nil {
+				t.Fatal(err)
+			}
+			if n := int(f.cands.Swap(0)); n != want {
+				t.Errorf("%d candidates of %d bytes applied at publish, want %d (the bound)", n, tc.size, want)
+			}
+
+			// The publish took its candidates out of the budget: a subscription gets as many.
+			st, _, err := other.Publish(context.Background(), PublishParams{Offer: "o"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.cands.Store(0)
+			for range 3 * maxPendingCandidates {
+				if err := pub.AddCandidate(string(other.ID()), cand); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := pub.Subscribe(context.Background(), st.ID, "o"); err != nil {
+				t.Fatal(err)
+			}
+			if n := int(f.cands.Load()); n != want {
+				t.Errorf("%d candidates applied at subscribe, want %d", n, want)
+			}
+		})
 	}
 }

@@ -186,8 +186,12 @@ type Connection struct {
 	stream     *stream
 	publishing bool // a publish is being negotiated
 	subs       map[ConnectionID]*subscription
-	// pendingCands holds candidates that arrived before their endpoint existed, by endpointName.
+	// pendingCands holds candidates that arrived before their endpoint existed, by endpointName;
+	// pendingN and pendingBytes are what it holds, within maxPendingCandidates and
+	// maxPendingBytes.
 	pendingCands map[string][]Candidate
+	pendingN     int
+	pendingBytes int
 }
 
 // ID returns the connection id.

@@ -258,9 +258,22 @@ func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
 	return nil
 }
 
+// MaxSignalData and MaxSignalType bound a signal (README's bounds table): openvidu-server 2.32
+// carries one in a WebSocket frame of at most 50 K characters, and a client's signal is JSON
+// inside the JSON of that frame, so 32 KiB of data is about what always fitted. Every recipient
+// is sent it, so the cap is what one message can make each of them hold.
+const (
+	MaxSignalData = 32 << 10
+	MaxSignalType = 128
+)
+
 // SendSignal delivers an application signal. from is nil for REST signals. With no recipients the
 // signal goes to every participant (the sender included); unknown recipients fail the whole signal.
 func (m *Manager) SendSignal(id SessionID, from *Connection, to []ConnectionID, typ, data string) error {
+	if len(data) > MaxSignalData || len(typ) > MaxSignalType {
+		return errorf(KindInvalid, CodeSignalFormat, "a signal's data has at most %d bytes (this one %d), its type %d (this one %d)",
+			MaxSignalData, len(data), MaxSignalType, len(typ))
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	var s *session

@@ -114,8 +114,28 @@ func mediaError(err error) error {
 func (m *Manager) flushCandidates(c *Connection, endpoint string, add func(Candidate) error) {
 	for _, cand := range c.pendingCands[endpoint] {
 		_ = add(cand)
+		c.pendingN--
+		c.pendingBytes -= pendingSize(endpoint, cand)
 	}
 	delete(c.pendingCands, endpoint)
+}
+
+// Candidates that arrive before their endpoint exists are kept for it, within these bounds per
+// participant (README's bounds table); past them they are dropped, as a browser's extra
+// candidates would be. A browser sends a few tens per PeerConnection, each under 300 bytes.
+const (
+	maxPendingCandidates = 64
+	maxPendingBytes      = 32 << 10
+)
+
+// pendingSize is what a buffered candidate counts against maxPendingBytes: its endpoint name,
+// which keys the buffer, included.
+func pendingSize(endpoint string, cand Candidate) int {
+	n := len(endpoint) + len(cand.Candidate)
+	if cand.SDPMid != nil {
+		n += len(*cand.SDPMid)
+	}
+	return n
 }
 
 // Unpublish stops c's own stream (unpublishVideo).
@@ -312,8 +332,10 @@ func (m *Manager) addCandidate(c *Connection, endpoint string, cand Candidate) e
 		add = sub.sub.AddCandidate
 	}
 	if add == nil {
-		if len(c.pendingCands[endpoint]) < 64 && len(c.pendingCands) < 64 { // bounded: a client cannot grow it forever
+		if size := pendingSize(endpoint, cand); c.pendingN < maxPendingCandidates && c.pendingBytes+size <= maxPendingBytes {
 			c.pendingCands[endpoint] = append(c.pendingCands[endpoint], cand)
+			c.pendingN++
+			c.pendingBytes += size
 		}
 		return nil
 	}

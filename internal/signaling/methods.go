@@ -273,6 +273,14 @@ func unsubscribeFromVideo(_ context.Context, _ *rpcSession, part Participant, pa
 	return empty(part.Unsubscribe(sender))
 }
 
+// A browser's ICE candidate line is under 300 bytes; its endpointName is a connection or
+// stream id and its sdpMid the offer's a=mid. Anything longer is refused before the model keeps
+// it for an endpoint that does not exist yet (README's bounds table).
+const (
+	maxCandidate     = 1024
+	maxCandidateName = 128
+)
+
 func onIceCandidate(_ context.Context, r *rpcSession, part Participant, params json.RawMessage) (result, error) {
 	var p struct {
 		EndpointName  string     `json:"endpointName"`
@@ -282,6 +290,10 @@ func onIceCandidate(_ context.Context, r *rpcSession, part Participant, params j
 	}
 	if err := decode("onIceCandidate", params, &p); err != nil {
 		return nil, err
+	}
+	if len(p.Candidate) > maxCandidate || len(p.EndpointName) > maxCandidateName || (p.SDPMid != nil && len(*p.SDPMid) > maxCandidateName) {
+		return nil, &rpcError{Code: codeInvalidParams, Message: "invalid params for onIceCandidate: a candidate has at most " +
+			strconv.Itoa(maxCandidate) + " bytes, its endpointName and sdpMid " + strconv.Itoa(maxCandidateName)}
 	}
 	// Lenient by design: an error reply makes the SDK raise ICE_CANDIDATE_ERROR for a candidate that
 	// simply was not useful (protocol note §3.7).

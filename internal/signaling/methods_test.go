@@ -131,6 +131,11 @@ func TestMethods(t *testing.T) {
 		{name: "onIceCandidate with a negative string index", joined: true, method: "onIceCandidate", params: `{"candidate":"c","sdpMLineIndex":"-1"}`, code: -32602},
 		{name: "onIceCandidate with a fractional index", joined: true, method: "onIceCandidate", params: `{"candidate":"c","sdpMLineIndex":"0.5"}`, code: -32602},
 		{name: "onIceCandidate with a number for the mid", joined: true, method: "onIceCandidate", params: `{"candidate":"c","sdpMid":0}`, code: -32602},
+		{name: "onIceCandidate of the longest size accepted", joined: true, method: "onIceCandidate", params: `{"endpointName":"con_Other","candidate":"` + strings.Repeat("c", maxCandidate) + `"}`,
+			result: `{}`, calls: []string{`AddCandidate con_Other "` + strings.Repeat("c", maxCandidate) + `" mid=<nil> index=<nil>`}},
+		{name: "onIceCandidate longer than any browser's", joined: true, method: "onIceCandidate", params: `{"endpointName":"con_Other","candidate":"` + strings.Repeat("c", maxCandidate+1) + `"}`, code: -32602},
+		{name: "onIceCandidate with a long endpoint name", joined: true, method: "onIceCandidate", params: `{"endpointName":"` + strings.Repeat("e", maxCandidateName+1) + `","candidate":"c"}`, code: -32602},
+		{name: "onIceCandidate with a long mid", joined: true, method: "onIceCandidate", params: `{"endpointName":"con_Other","candidate":"c","sdpMid":"` + strings.Repeat("m", maxCandidateName+1) + `"}`, code: -32602},
 
 		// Messages and moderation.
 		{name: "sendMessage", joined: true, method: "sendMessage", params: `{"message":"{\"to\":[\"con_B\"],\"data\":\"hi\",\"type\":\"signal:chat\"}"}`,
