@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,10 @@ type Config struct {
 	// connections in their first round trip; a NAT with many users rarely more than a few at
 	// the same instant. Default DefaultMaxPendingPerIP.
 	MaxPendingPerIP int
+	// Relays, optional, names peers exempt from MaxPendingPerIP (they still count toward
+	// MaxPendingSniffs): the operator's reverse proxy passing TURN/TLS through by server name,
+	// whose one address carries every participant limited to TCP 443.
+	Relays func(netip.Addr) bool
 	// ShutdownTimeout bounds the graceful HTTP shutdown in Run; after it, remaining HTTP
 	// connections are closed. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -129,6 +134,7 @@ func NewServer(ln net.Listener, cfg Config, log *slog.Logger) (*Server, error) {
 		iceLn:   newHandoffListener(ln.Addr()),
 		pending: newPendingSet(cfg.MaxPendingSniffs, cfg.MaxPendingPerIP),
 	}
+	s.pending.relay = cfg.Relays
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),

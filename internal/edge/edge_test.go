@@ -474,6 +474,30 @@ func TestIdleFloodFromOneSource(t *testing.T) {
 	}
 }
 
+// TestRelayExemptFromPerSourceCap: the operator's proxy passing TURN/TLS through by server name
+// is one address for every participant limited to TCP 443, so its connections are not held to
+// the per-address share (only to the port's total), while anyone else still is.
+func TestRelayExemptFromPerSourceCap(t *testing.T) {
+	t.Parallel()
+	const perIP, slots = 2, 16
+	relay := netip.MustParseAddr("127.0.0.5")
+	e := startEdge(t, Config{SniffTimeout: time.Minute, MaxPendingSniffs: slots, MaxPendingPerIP: perIP,
+		Relays: func(a netip.Addr) bool { return a == relay }}, false)
+	for range 6 {
+		dialFrom(t, "127.0.0.5", e.addr)
+	}
+	for range 4 {
+		dialFrom(t, "127.0.0.6", e.addr)
+	}
+	waitFor(t, "every connection accepted", func() bool { return e.Stats().Accepted == 10 })
+	if n := e.pendingFrom("127.0.0.5"); n != 6 {
+		t.Errorf("the relay holds %d connections in their sniff, want all 6", n)
+	}
+	if n := e.pendingFrom("127.0.0.6"); n != perIP {
+		t.Errorf("another address holds %d, want its cap %d", n, perIP)
+	}
+}
+
 // TestFullPortEvictsLargestSource: with every slot held by silent connections of one address
 // (its cap as large as the port's), a newcomer from another address takes the oldest's slot,
 // and the newcomer's own earlier connection is not the one dropped.

@@ -19,8 +19,11 @@ type pendingConn struct {
 // sniffed at once. Not safe for concurrent use: Server.mu guards it.
 type pendingSet struct {
 	max, perSource int
-	all            map[net.Conn]*pendingConn
-	bySource       map[netip.Prefix][]*pendingConn // oldest first
+	// relay, when set, names the sources exempt from perSource (Config.Relays): one address
+	// that carries many people's connections. They still count toward max.
+	relay    func(netip.Addr) bool
+	all      map[net.Conn]*pendingConn
+	bySource map[netip.Prefix][]*pendingConn // oldest first
 }
 
 func newPendingSet(max, perSource int) *pendingSet {
@@ -28,16 +31,21 @@ func newPendingSet(max, perSource int) *pendingSet {
 		all: make(map[net.Conn]*pendingConn), bySource: make(map[netip.Prefix][]*pendingConn)}
 }
 
-// sourceOf is the key a connection counts against. IPv6 is grouped by /64, the block one
-// subscriber line usually gets, so a host cannot pick fresh addresses to dodge the cap.
-func sourceOf(a net.Addr) netip.Prefix {
+// peerIP is the address of a connection's peer, unmapped; invalid if it has none.
+func peerIP(a net.Addr) netip.Addr {
 	var ip netip.Addr
 	if ta, ok := a.(*net.TCPAddr); ok {
 		ip, _ = netip.AddrFromSlice(ta.IP)
 	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
 		ip = ap.Addr()
 	}
-	ip = ip.Unmap()
+	return ip.Unmap()
+}
+
+// sourceOf is the key a connection counts against. IPv6 is grouped by /64, the block one
+// subscriber line usually gets, so a host cannot pick fresh addresses to dodge the cap.
+func sourceOf(a net.Addr) netip.Prefix {
+	ip := peerIP(a)
 	if !ip.IsValid() {
 		return netip.Prefix{}
 	}
@@ -54,7 +62,7 @@ func sourceOf(a net.Addr) netip.Prefix {
 func (p *pendingSet) add(c net.Conn) (evicted net.Conn) {
 	pc := &pendingConn{c: c, key: sourceOf(c.RemoteAddr())}
 	switch {
-	case len(p.bySource[pc.key]) >= p.perSource:
+	case len(p.bySource[pc.key]) >= p.perSource && (p.relay == nil || !p.relay(peerIP(c.RemoteAddr()))):
 		evicted = p.evictOldest(pc.key)
 	case len(p.all) >= p.max:
 		evicted = p.evictOldest(p.largestSource())

@@ -156,7 +156,13 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		}
 	}
-	if s.edge, err = edge.NewServer(s.edgeLn, edge.Config{TLS: tlsCfg, HTTP: edgeHTTP, TURN: turnHandler}, log.With("component", "edge")); err != nil {
+	edgeCfg := edge.Config{TLS: tlsCfg, HTTP: edgeHTTP, TURN: turnHandler}
+	if cfg.Proxy.Enabled {
+		// The proxy's SNI pass-through brings every TCP-443-only participant's TURN/TLS from its
+		// one address: the per-address sniff cap must not count them as one source.
+		edgeCfg.Relays = clients.Trusted
+	}
+	if s.edge, err = edge.NewServer(s.edgeLn, edgeCfg, log.With("component", "edge")); err != nil {
 		return nil, err
 	}
 
