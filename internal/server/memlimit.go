@@ -2,9 +2,12 @@ package server
 
 import (
 	"bufio"
+	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 )
@@ -58,4 +61,40 @@ func machineMemory() (int64, string) {
 		}
 	}
 	return 0, ""
+}
+
+// joinRefusal is the fraction of the memory limit past which new joins are refused: with the
+// live heap that close to it the collector runs almost without pause, and each participant more
+// brings the OOM kill closer for everyone already in a call, who keep their calls.
+const joinRefusal = 0.9
+
+// memoryGuard refuses new joins near the runtime's memory limit (signaling.Config.Admit).
+type memoryGuard struct {
+	limit func() int64  // the runtime's soft limit; math.MaxInt64 when there is none
+	live  func() uint64 // the heap still in use after the last collection
+}
+
+func newMemoryGuard() memoryGuard {
+	return memoryGuard{limit: func() int64 { return debug.SetMemoryLimit(-1) }, live: liveHeap}
+}
+
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// admit says why a join must wait, or nil.
+func (g memoryGuard) admit() error {
+	limit := g.limit()
+	if limit <= 0 || limit == math.MaxInt64 {
+		return nil
+	}
+	if live := g.live(); float64(live) >= joinRefusal*float64(limit) {
+		return fmt.Errorf("the server is near its memory limit (%d of %d MiB in use); try again later", live>>20, limit>>20)
+	}
+	return nil
 }

@@ -199,6 +199,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
 		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast, ClientIP: clients.String,
+		Admit: newMemoryGuard().admit, // PARLEY_MEMORY_LIMIT, set by main
 	}, signaling.FromManager(s.manager), log.With("component", "signaling"))
 	apiCfg := api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -311,4 +312,29 @@ func TestPeerLogBounds(t *testing.T) {
 	if n := len(logs.take()); n >= allLogBurst {
 		t.Errorf("%d sockets with one bad request each: %d log lines, want fewer than %d", 2*allLogBurst, n, allLogBurst)
 	}
+}
+
+// TestAdmitRefusesJoins: while Admit says no (the server near its memory limit), joinRoom is
+// refused with error 999 saying why, before the model is asked; once it says yes, joins work.
+func TestAdmitRefusesJoins(t *testing.T) {
+	t.Parallel()
+	var full atomic.Bool
+	full.Store(true)
+	s := newTestServer(t, Config{Admit: func() error {
+		if full.Load() {
+			return errors.New("the server is near its memory limit; try again later")
+		}
+		return nil
+	}})
+	c := dialTest(t, s.url)
+	resp := c.call("joinRoom", map[string]any{"token": "tok", "session": testSession})
+	e, _ := resp["error"].(map[string]any)
+	if e["code"] != float64(999) || !strings.Contains(e["message"].(string), "memory limit") {
+		t.Fatalf("joinRoom while full: %v, want error 999 naming the memory limit", resp)
+	}
+	if calls := s.m.takeCalls(); len(calls) != 0 {
+		t.Errorf("the model was asked: %q", calls)
+	}
+	full.Store(false)
+	c.result("joinRoom", map[string]any{"token": "tok", "session": testSession})
 }

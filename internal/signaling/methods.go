@@ -96,6 +96,11 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 	if sid == "" {
 		sid = sessionFromToken(p.Token)
 	}
+	if admit := r.h.cfg.Admit; admit != nil {
+		if err := admit(); err != nil {
+			return nil, &rpcError{Code: session.CodeGeneric, Message: "Unable to join session " + clip(sid) + ": " + err.Error()}
+		}
+	}
 	if p.Secret != "" {
 		// OpenVidu lets a holder of the REST secret mint a SUBSCRIBER token inside the socket (its
 		// recorder path) and ignores a secret that does not match. Parley never takes the secret

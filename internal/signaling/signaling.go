@@ -48,6 +48,9 @@ type Config struct {
 	Simulcast bool
 	// Limits bound sockets, frames and queues; zero fields take DefaultLimits.
 	Limits Limits
+	// Admit, optional, is asked before every joinRoom reaches the model: an error refuses the
+	// join with error 999 and its text (the server near its memory limit). It must be cheap.
+	Admit func() error
 }
 
 // Handler serves the /openvidu WebSocket.
