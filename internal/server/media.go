@@ -20,7 +20,8 @@ var (
 )
 
 func (m sessionMedia) Publish(ctx context.Context, req session.PublishRequest) (session.PublishedMedia, string, error) {
-	r := sfu.PublishRequest{Offer: req.Offer, VideoCodec: req.VideoCodec, Log: req.Log, OnState: req.OnState, MaxKbps: req.MaxKbps, MinKbps: req.MinKbps}
+	r := sfu.PublishRequest{Offer: req.Offer, VideoCodec: req.VideoCodec, Log: req.Log, OnState: req.OnState, MaxKbps: req.MaxKbps, MinKbps: req.MinKbps,
+		Loopback: req.Loopback}
 	if req.OnPath != nil {
 		r.OnPath = func(p sfu.Path) { req.OnPath(session.MediaPath(p)) }
 	}

@@ -55,6 +55,9 @@ type PublishRequest struct {
 	// MaxKbps and MinKbps are the connection's kurentoOptions videoMaxRecvBandwidth and
 	// videoMinRecvBandwidth; nil leaves the server's setting.
 	MaxKbps, MinKbps *int
+	// Loopback: the publisher gets its own media back on the same connection (OpenVidu
+	// doLoopback, which Publisher.subscribeToRemote asks for).
+	Loopback bool
 }
 
 // SubscribeRequest asks Media for a subscription connection.

@@ -17,6 +17,8 @@ import (
 type PublishParams struct {
 	Offer string
 	Media MediaOptions
+	// Loopback sends the stream back to its publisher on the same connection (doLoopback).
+	Loopback bool
 }
 
 // Publish negotiates c's stream and announces it to the other participants.
@@ -42,7 +44,7 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 	m.unlock()
 
 	var created atomic.Pointer[PublishedMedia]
-	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log, MaxKbps: maxKbps, MinKbps: minKbps,
+	pub, answer, err := m.opts.Media.Publish(ctx, PublishRequest{Offer: p.Offer, VideoCodec: codec, Log: log, MaxKbps: maxKbps, MinKbps: minKbps, Loopback: p.Loopback,
 		OnState: func(st string) {
 			if pub := created.Load(); pub != nil && st == "connected" {
 				m.mediaConnected(c, sid, "", (*pub).Path(), log)

@@ -33,6 +33,11 @@ type PublishRequest struct {
 	// MaxKbps and MinKbps are the connection's own videoMaxRecvBandwidth and
 	// videoMinRecvBandwidth (OpenVidu kurentoOptions; 0 = unconstrained); nil takes Config's.
 	MaxKbps, MinKbps *int
+	// Loopback sends the publisher's own media back to it on the same PeerConnection (OpenVidu's
+	// doLoopback, Publisher.subscribeToRemote: Kurento connected the publisher's endpoint to
+	// itself). The offer's m-lines are then sendrecv and so is our answer; the media come back
+	// through the forwarders like any subscriber's. It holds across Renegotiate.
+	Loopback bool
 }
 
 // Publisher is one published stream: its PeerConnection and one forwarder per track kind.
@@ -44,6 +49,8 @@ type Publisher struct {
 	codec   string
 	// maxBps and minBps bound the REMB sent to the publisher (0 = none): see PublishRequest.
 	maxBps, minBps float32
+	// loopback: PublishRequest.Loopback.
+	loopback bool
 
 	mu     sync.Mutex
 	pc     *webrtc.PeerConnection // replaced by Renegotiate
@@ -55,8 +62,11 @@ type Publisher struct {
 	layers []*forwarder
 	// ingest are the loopback sockets of a publisher fed by Ingest instead of a PeerConnection.
 	ingest []*net.UDPConn
-	wg     sync.WaitGroup
-	stop   chan struct{}
+	// loop carries the media back to the publisher on pc when loopback is set (nil otherwise);
+	// replaced with pc.
+	loop *Subscriber
+	wg   sync.WaitGroup
+	stop chan struct{}
 }
 
 // Publish creates the PeerConnection for a browser's publisher offer and returns our answer.
@@ -69,7 +79,7 @@ func (s *SFU) Publish(ctx context.Context, req PublishRequest) (*Publisher, stri
 		log = s.log
 	}
 	p := &Publisher{sfu: s, log: log, onState: req.OnState, onPath: req.OnPath, codec: req.VideoCodec, stop: make(chan struct{}),
-		maxBps: kbps(req.MaxKbps, s.cfg.MaxRecvBandwidth), minBps: kbps(req.MinKbps, s.cfg.MinRecvBandwidth)}
+		maxBps: kbps(req.MaxKbps, s.cfg.MaxRecvBandwidth), minBps: kbps(req.MinKbps, s.cfg.MinRecvBandwidth), loopback: req.Loopback}
 	ans, err := p.negotiate(ctx, req.Offer)
 	if err != nil {
 		return nil, "", err
@@ -133,6 +143,17 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	if audio == nil && video == nil {
 		return fail(fmt.Errorf("%w: no audio or video to receive", ErrSDP))
 	}
+	var loop *Subscriber
+	var loopSenders []*webrtc.RTPSender
+	if p.loopback {
+		// Our tracks go on the transceivers the offer made (AddTrack reuses them), which turns
+		// their direction in the answer to sendrecv.
+		loop, loopSenders, err = p.sfu.subscriberOn(pc, audio, video, layers, SubscribeRequest{StreamID: "loopback", Log: p.log}, false)
+		if err != nil {
+			return fail(err)
+		}
+		loop.loopback = true
+	}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		f := audio
 		if tr.Kind() == webrtc.RTPCodecTypeVideo {
@@ -149,6 +170,11 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 		f.run(tr)
 	})
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if loop != nil && st == webrtc.PeerConnectionStateConnected {
+			for _, d := range loop.downs {
+				d.requestKeyframe(true)
+			}
+		}
 		if p.onState != nil {
 			p.onState(st.String())
 		}
@@ -158,17 +184,27 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	if err != nil {
 		return fail(err)
 	}
+	if loop != nil {
+		loop.start(loopSenders)
+	}
 	p.mu.Lock()
-	old, closed := p.pc, p.closed
+	old, oldLoop, closed := p.pc, p.loop, p.closed
 	if !closed {
-		p.pc, p.audio, p.video, p.layers = pc, audio, video, layers
+		p.pc, p.audio, p.video, p.layers, p.loop = pc, audio, video, layers, loop
 	}
 	p.mu.Unlock()
 	if closed {
-		return fail(errors.New("publisher closed"))
+		_ = pc.Close()
+		if loop != nil {
+			loop.Close()
+		}
+		return "", errors.New("publisher closed")
 	}
 	if old != nil {
 		_ = old.Close()
+	}
+	if oldLoop != nil {
+		oldLoop.Close() // after its PeerConnection: that ends its RTCP readers
 	}
 	return ans, nil
 }
@@ -224,7 +260,7 @@ func (p *Publisher) Close() {
 		return
 	}
 	p.closed = true
-	pc := p.pc
+	pc, loop := p.pc, p.loop
 	p.mu.Unlock()
 	close(p.stop)
 	if pc != nil {
@@ -232,6 +268,9 @@ func (p *Publisher) Close() {
 	}
 	for _, c := range p.ingest {
 		_ = c.Close()
+	}
+	if loop != nil {
+		loop.Close()
 	}
 	p.wg.Wait()
 	p.sfu.untrack(p, nil)

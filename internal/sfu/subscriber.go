@@ -54,8 +54,10 @@ type Subscriber struct {
 	// TURN/TCP, TURN/TLS), nil over UDP; set when ICE selects a path.
 	queue atomic.Pointer[sendq.Conn]
 	path  atomic.Pointer[Path] // the selected path, for a queue not found at first (TURN binds channels later)
-	wg    sync.WaitGroup
-	once  sync.Once
+	// loopback: the publisher's own media sent back on its PeerConnection (PublishRequest.Loopback).
+	loopback bool
+	wg       sync.WaitGroup
+	once     sync.Once
 
 	// answered is set once the PeerConnection has both descriptions; until then (server offer,
 	// see SubscribeOffer) the browser's candidates wait in early.
@@ -214,44 +216,10 @@ func (s *SFU) newSubscriber(pub *Publisher, req SubscribeRequest, offering bool)
 	if err != nil {
 		return nil, nil, err
 	}
-	log := req.Log
-	if log == nil {
-		log = s.log
-	}
-	sub := &Subscriber{sfu: s, pc: pc, log: log, onPaused: req.OnVideoPaused, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{},
-		maxBps: kbps(req.MaxKbps, s.cfg.MaxSendBandwidth)}
-	var senders []*webrtc.RTPSender
-	for _, f := range []*forwarder{audio, video} {
-		if f == nil {
-			continue
-		}
-		tr, err := newBoundTrack(f.codec, f.kind.String(), req.StreamID)
-		if err != nil {
-			sub.Close()
-			return nil, nil, err
-		}
-		var snd *webrtc.RTPSender
-		if offering {
-			var t *webrtc.RTPTransceiver
-			if t, err = pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err == nil {
-				snd = t.Sender()
-			}
-		} else {
-			snd, err = pc.AddTrack(tr)
-		}
-		if err != nil {
-			sub.Close()
-			return nil, nil, err
-		}
-		senders = append(senders, snd)
-		d := &downTrack{fwd: f, track: tr, cc: sub.cc, sub: sub}
-		if f.kind == webrtc.RTPCodecTypeVideo {
-			d.gated = true
-			if f == video && len(layers) > 1 {
-				d.sc = newSimulcast(d, layers) // it rewrites sequence numbers itself; the gate stays unused
-			}
-		}
-		sub.downs = append(sub.downs, d)
+	sub, senders, err := s.subscriberOn(pc, audio, video, layers, req, offering)
+	if err != nil {
+		_ = pc.Close()
+		return nil, nil, err
 	}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
@@ -271,6 +239,50 @@ func (s *SFU) newSubscriber(pub *Publisher, req SubscribeRequest, offering bool)
 			req.OnPath(p)
 		}
 	})
+	return sub, senders, nil
+}
+
+// subscriberOn adds to pc one track per forwarder (audio, video; either may be nil), as sendonly
+// transceivers when we are to offer, else on the transceivers the remote offer made, and returns
+// the subscription they make up, not yet started.
+func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, layers []*forwarder, req SubscribeRequest, offering bool) (*Subscriber, []*webrtc.RTPSender, error) {
+	log := req.Log
+	if log == nil {
+		log = s.log
+	}
+	sub := &Subscriber{sfu: s, pc: pc, log: log, onPaused: req.OnVideoPaused, srSlice: s.srNext.Add(1) % srSlices, cc: &congestion{},
+		maxBps: kbps(req.MaxKbps, s.cfg.MaxSendBandwidth)}
+	var senders []*webrtc.RTPSender
+	for _, f := range []*forwarder{audio, video} {
+		if f == nil {
+			continue
+		}
+		tr, err := newBoundTrack(f.codec, f.kind.String(), req.StreamID)
+		if err != nil {
+			return nil, nil, err
+		}
+		var snd *webrtc.RTPSender
+		if offering {
+			var t *webrtc.RTPTransceiver
+			if t, err = pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err == nil {
+				snd = t.Sender()
+			}
+		} else {
+			snd, err = pc.AddTrack(tr)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		senders = append(senders, snd)
+		d := &downTrack{fwd: f, track: tr, cc: sub.cc, sub: sub}
+		if f.kind == webrtc.RTPCodecTypeVideo {
+			d.gated = true
+			if f == video && len(layers) > 1 {
+				d.sc = newSimulcast(d, layers) // it rewrites sequence numbers itself; the gate stays unused
+			}
+		}
+		sub.downs = append(sub.downs, d)
+	}
 	return sub, senders, nil
 }
 
@@ -374,13 +386,16 @@ func (sub *Subscriber) Sent() uint64 {
 	return n
 }
 
-// Close detaches from the publisher and closes the PeerConnection.
+// Close detaches from the publisher and closes the PeerConnection. A loopback's PeerConnection is
+// its publisher's, which closes it before closing the loopback.
 func (sub *Subscriber) Close() {
 	sub.once.Do(func() {
 		for _, d := range sub.downs {
 			d.detach()
 		}
-		_ = sub.pc.Close()
+		if !sub.loopback {
+			_ = sub.pc.Close()
+		}
 		sub.wg.Wait()
 		sub.sfu.untrack(nil, sub)
 	})

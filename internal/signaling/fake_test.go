@@ -104,7 +104,11 @@ func (p *fakeParticipant) Signal(to []session.ConnectionID, typ, data string) er
 }
 
 func (p *fakeParticipant) Publish(_ context.Context, req session.PublishParams) (session.StreamInfo, string, error) {
-	if err := p.f.record("Publish offer=%q media=%+v", req.Offer, req.Media); err != nil {
+	line := "Publish offer=%q media=%+v"
+	if req.Loopback {
+		line += " loopback"
+	}
+	if err := p.f.record(line, req.Offer, req.Media); err != nil {
 		return session.StreamInfo{}, "", err
 	}
 	return session.StreamInfo{ID: session.StreamID("str_CAM_Fake_" + p.id), CreatedAt: fakeEpoch, Media: req.Media}, "answer to " + req.Offer, nil

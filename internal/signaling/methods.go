@@ -175,9 +175,6 @@ func publishVideo(ctx context.Context, _ *rpcSession, part Participant, params j
 	if p.SDPOffer == "" {
 		return nil, missing("publishVideo", "sdpOffer")
 	}
-	if p.DoLoopback {
-		return nil, &rpcError{Code: session.CodeMediaEndpointError, Message: "publisher loopback (subscribeToRemote) is not supported"}
-	}
 	if p.Filter != nil && string(*p.Filter) != "null" && string(*p.Filter) != "{}" {
 		return nil, &rpcError{Code: session.CodeFilterNotApplied, Message: "filters are not supported: Parley has no media pipeline to apply them"}
 	}
@@ -195,7 +192,7 @@ func publishVideo(ctx context.Context, _ *rpcSession, part Participant, params j
 	if md.HasVideo && md.TypeOfVideo == "" {
 		md.TypeOfVideo = "CAMERA"
 	}
-	st, answer, err := part.Publish(ctx, session.PublishParams{Offer: p.SDPOffer, Media: md})
+	st, answer, err := part.Publish(ctx, session.PublishParams{Offer: p.SDPOffer, Media: md, Loopback: bool(p.DoLoopback)})
 	if err != nil {
 		return nil, err
 	}

@@ -110,6 +110,39 @@ test('REST forceUnpublish and forceDisconnect give the right events and reasons 
   assert.deepEqual(session.activeConnections.map((c) => c.connectionId), [b.id]);
 });
 
+test('Publisher.subscribeToRemote(): the publisher plays its own stream back through the server', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'loopback' });
+  const a = await enter(session, 'alice', { publish: false });
+  await a.page.evaluate(async () => {
+    const pub = await window.OV.initPublisherAsync('videos', { resolution: '640x480', frameRate: 30 });
+    pub.subscribeToRemote(); // doLoopback: true; Kurento sent the stream back on the same connection
+    pub.on('streamPlaying', () => window.events.push({ type: 'publisherStreamPlaying' }));
+    await window.session.publish(pub);
+    window.publisher = pub;
+  });
+  await waitEvent(a, 'publisherStreamPlaying');
+  // What plays is the remote copy: the tracks the PeerConnection receives, decoded.
+  const loop = await poll('the publisher to decode its own stream from the server', () => a.page.evaluate(async () => {
+    const pub = window.publisher;
+    const pc = pub.stream.getRTCPeerConnection();
+    const received = pc.getReceivers().map((r) => r.track.id);
+    const shown = pub.stream.getMediaStream().getTracks().map((t) => t.id);
+    const r = { sendrecv: pc.getTransceivers().every((t) => t.currentDirection === 'sendrecv'),
+      showsRemote: shown.length === 2 && shown.every((id) => received.includes(id)), framesDecoded: 0, audioBytes: 0 };
+    (await pc.getStats()).forEach((st) => {
+      if (st.type === 'inbound-rtp' && st.kind === 'video') r.framesDecoded += st.framesDecoded || 0;
+      if (st.type === 'inbound-rtp' && st.kind === 'audio') r.audioBytes += st.bytesReceived || 0;
+    });
+    return r.framesDecoded > 0 && r.audioBytes > 0 ? r : false;
+  }));
+  assert.ok(loop.sendrecv, 'the publisher connection is sendrecv');
+  assert.ok(loop.showsRemote, 'the publisher shows the tracks it receives, not its camera');
+  // Others subscribe to the stream as to any other.
+  const b = await enter(session, 'bob', { publish: false });
+  await waitDecoding(b, [a.id]);
+  assert.deepEqual(a.consoleErrors.filter((e) => !/favicon/.test(e)), [], 'console errors on the publisher');
+});
+
 test('closing the session disconnects everyone and fetch() then fails with 404', async () => {
   const session = await parley.ov.createSession({ customSessionId: 'closing' });
   const a = await enter(session, 'alice');
