@@ -53,9 +53,10 @@ type Config struct {
 
 // Tunables that are not worth a setting.
 const (
-	// pendingHold is how long an issued but unused token holds a seat in a room: long enough for a
-	// browser to connect, short enough that abandoned lobbies do not fill a room.
-	pendingHold = 30 * time.Second
+	// pendingHold is how long an issued but unused token holds a seat in a room: the page joins
+	// within a second or two of getting it, and a short hold keeps abandoned or hoarded tokens
+	// from filling a room. Only an address's newest unused token in a room holds one (heldSeat).
+	pendingHold = 10 * time.Second
 	// testTTL bounds a device or network test session: the whole test takes under a minute, and a
 	// loopback session must not become a free media relay.
 	testTTL = 2 * time.Minute
@@ -87,6 +88,21 @@ type App struct {
 	// calls us back).
 	mu    sync.Mutex
 	tests map[session.SessionID]testEntry
+	held  map[heldSeat]heldToken
+}
+
+// heldSeat is who an unused token was issued to: one address (IPv4, IPv6 /64), in one room, as a
+// person or a screen share. Only its newest token holds a seat, so one address cannot take a
+// room's seats with tokens it never uses.
+type heldSeat struct {
+	room   session.SessionID
+	addr   netip.Prefix
+	screen bool
+}
+
+type heldToken struct {
+	conn session.ConnectionID
+	at   time.Time
 }
 
 // New returns the app; call Routes to serve it and Run to expire test sessions.
@@ -164,6 +180,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.guess.byAddr.sweep()
 			a.guess.byUser.sweep()
 			a.sweepTests()
+			a.sweepHeld()
 		}
 	}
 }

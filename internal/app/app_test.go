@@ -96,6 +96,13 @@ func (f *fixture) join(t *testing.T, room, nick string, screen bool) resp {
 	return f.do(t, "POST", "/app/api/rooms/"+room+"/join", map[string]any{"nickname": nick, "screen": screen})
 }
 
+// joinFrom is join from another address than the fixture's.
+func (f *fixture) joinFrom(t *testing.T, addr, room, nick string) resp {
+	t.Helper()
+	return f.do(t, "POST", "/app/api/rooms/"+room+"/join", map[string]any{"nickname": nick},
+		func(r *http.Request) { r.RemoteAddr = addr + ":51000" })
+}
+
 func TestJoinCreatesRoomAndIssuesTokens(t *testing.T) {
 	f := newFixture(t, nil)
 	r := f.join(t, "Team-Standup", "  Ada  ", false)
@@ -171,14 +178,14 @@ func TestJoinValidation(t *testing.T) {
 func TestRoomFull(t *testing.T) {
 	f := newFixture(t, nil) // MaxParticipants 3
 	var toks []string
-	for _, n := range []string{"a", "b", "c"} {
-		r := f.join(t, "full", n, false)
+	for i, n := range []string{"a", "b", "c"} { // three people, three addresses
+		r := f.joinFrom(t, fmt.Sprintf("192.0.2.%d", i+1), "full", n)
 		if r.code != 200 {
 			t.Fatalf("join %s: %d %s", n, r.code, r.raw)
 		}
 		toks = append(toks, r.body["token"].(string))
 	}
-	r := f.join(t, "full", "d", false)
+	r := f.joinFrom(t, "192.0.2.4", "full", "d")
 	if r.code != http.StatusConflict || r.body["error"] != "room_full" || !strings.Contains(r.body["message"].(string), "full") {
 		t.Fatalf("fourth join: %d %s, want 409 room_full", r.code, r.raw)
 	}
@@ -194,11 +201,38 @@ func TestRoomFull(t *testing.T) {
 		}
 	}
 	f.clock.add(pendingHold + time.Second)
-	if r := f.join(t, "full", "d", false); r.code != 200 {
+	if r := f.joinFrom(t, "192.0.2.4", "full", "d"); r.code != 200 {
 		t.Fatalf("join after an abandoned token expired: %d %s", r.code, r.raw)
 	}
-	if r := f.join(t, "full", "e", false); r.code != http.StatusConflict {
+	if r := f.joinFrom(t, "192.0.2.5", "full", "e"); r.code != http.StatusConflict {
 		t.Fatalf("join beyond the limit again: %d %s", r.code, r.raw)
+	}
+}
+
+// TestUnusedTokensHoldOneSeatPerAddress: tokens one address takes and never uses hold one seat
+// of a room between them, so they cannot fill it; the seat is free again pendingHold later.
+func TestUnusedTokensHoldOneSeatPerAddress(t *testing.T) {
+	f := newFixture(t, nil) // MaxParticipants 3
+	for i := range 16 {
+		if r := f.joinFrom(t, "198.51.100.7", "hoard", fmt.Sprint("h", i)); r.code != 200 {
+			t.Fatalf("hoarding token %d: %d %s", i, r.code, r.raw)
+		}
+	}
+	for i, addr := range []string{"192.0.2.1", "192.0.2.2"} {
+		if r := f.joinFrom(t, addr, "hoard", fmt.Sprint("p", i)); r.code != 200 {
+			t.Fatalf("person %d after 16 unused tokens: %d %s", i, r.code, r.raw)
+		}
+	}
+	if r := f.joinFrom(t, "192.0.2.3", "hoard", "q"); r.code != http.StatusConflict {
+		t.Fatalf("a fourth with three seats held: %d %s, want 409", r.code, r.raw)
+	}
+	f.clock.add(pendingHold)
+	f.app.sweepHeld()
+	if r := f.joinFrom(t, "192.0.2.3", "hoard", "q"); r.code != 200 {
+		t.Fatalf("after the unused tokens expired: %d %s", r.code, r.raw)
+	}
+	if n := len(f.app.held); n != 1 {
+		t.Errorf("%d held tokens remembered after the sweep, want 1 (the newest)", n)
 	}
 }
 

@@ -135,23 +135,46 @@ func (a *App) join(w http.ResponseWriter, r *http.Request) {
 		modelError(w, err)
 		return
 	}
+	if a.held == nil {
+		a.held = map[heldSeat]heldToken{}
+	}
+	a.held[heldSeat{room: sid, addr: a.clientKey(r), screen: req.Screen}] = heldToken{conn: ci.ID, at: a.now()}
 	writeJSON(w, http.StatusOK, joinResponse{Token: ci.Token, Room: room, Nickname: nick})
 }
 
 // seats counts the people (or screen shares) in a room: joined connections, and tokens issued
-// within pendingHold that are presumably on their way in.
+// within pendingHold that are presumably on their way in, at most one per address (the newest).
+// Caller holds a.mu.
 func (a *App) seats(si session.SessionInfo, screen bool) int {
+	held := map[session.ConnectionID]bool{}
+	for k, t := range a.held {
+		if k.room == si.ID && k.screen == screen {
+			held[t.conn] = true
+		}
+	}
 	n := 0
 	now := a.now()
 	for _, c := range si.Connections {
 		if parseConnData(c.Options.Data).Screen != screen {
 			continue
 		}
-		if c.Active || now.Sub(c.CreatedAt) < pendingHold {
+		if c.Active || (held[c.ID] && now.Sub(c.CreatedAt) < pendingHold) {
 			n++
 		}
 	}
 	return n
+}
+
+// sweepHeld forgets tokens that no longer hold a seat.
+func (a *App) sweepHeld() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	now := a.now()
+	for k, t := range a.held {
+		if now.Sub(t.at) >= pendingHold {
+			delete(a.held, k)
+		}
+	}
 }
 
 // ---- /test ----
