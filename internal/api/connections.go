@@ -160,7 +160,7 @@ func pathJSON(p session.MediaPath) any {
 
 func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 	id := session.SessionID(r.PathValue("id"))
-	if _, err := a.m.Session(id, false); err != nil {
+	if _, err := a.m.Room(id).Info(false); err != nil {
 		a.failModel(w, r, err)
 		return
 	}
@@ -173,7 +173,7 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	ci, err := a.m.CreateConnection(id, o)
+	ci, err := a.m.Room(id).CreateConnection(o)
 	if err != nil {
 		a.failModel(w, r, err)
 		return
@@ -182,7 +182,8 @@ func (a *API) createConnection(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listConnections(w http.ResponseWriter, r *http.Request) {
-	cs, err := a.m.Connections(session.SessionID(r.PathValue("id")), queryBool(r, "pendingConnections", true))
+	si, err := a.m.Room(session.SessionID(r.PathValue("id"))).Info(queryBool(r, "pendingConnections", true))
+	cs := si.Connections
 	if err != nil {
 		a.failModel(w, r, err)
 		return
@@ -198,7 +199,7 @@ func (a *API) listConnections(w http.ResponseWriter, r *http.Request) {
 // answers 400 for an unknown session there, keeping 404 for the unknown connection or stream.
 func (a *API) sessionOr400(w http.ResponseWriter, r *http.Request) (session.SessionID, bool) {
 	id := session.SessionID(r.PathValue("id"))
-	if _, err := a.m.Session(id, false); err != nil {
+	if _, err := a.m.Room(id).Info(false); err != nil {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return id, false
 	}
@@ -210,7 +211,7 @@ func (a *API) getConnection(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ci, err := a.m.Connection(id, session.ConnectionID(r.PathValue("cid")))
+	ci, err := a.m.Room(id).Connection(session.ConnectionID(r.PathValue("cid")))
 	if err != nil {
 		a.failModel(w, r, err)
 		return
@@ -246,7 +247,7 @@ func (a *API) patchConnection(w http.ResponseWriter, r *http.Request) {
 		}
 		record = &v
 	}
-	ci, err := a.m.UpdateConnection(id, session.ConnectionID(r.PathValue("cid")), role, record)
+	ci, err := a.m.Room(id).UpdateConnection(session.ConnectionID(r.PathValue("cid")), role, record)
 	if err != nil {
 		a.failModel(w, r, err)
 		return
@@ -259,7 +260,7 @@ func (a *API) deleteConnection(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.m.DeleteConnection(id, session.ConnectionID(r.PathValue("cid"))); err != nil {
+	if err := a.m.Room(id).DeleteConnection(session.ConnectionID(r.PathValue("cid"))); err != nil {
 		a.failModel(w, r, err)
 		return
 	}
@@ -283,7 +284,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	ci, err := a.m.CreateConnection(session.SessionID(sid), o)
+	ci, err := a.m.Room(session.SessionID(sid)).CreateConnection(o)
 	if err != nil {
 		a.failModel(w, r, err)
 		return

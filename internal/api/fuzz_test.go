@@ -58,7 +58,7 @@ func checkReply(t *testing.T, w *httptest.ResponseRecorder, body []byte) map[str
 // an empty model because the target closes what it created.
 func newFuzzAPI() (*api.API, *session.Manager) {
 	m := session.NewManager(session.Options{WebSocketURL: wsURL})
-	return api.New(testConfig(), m, slog.New(slog.DiscardHandler)), m
+	return api.New(testConfig(), api.FromManager(m), slog.New(slog.DiscardHandler)), m
 }
 
 func FuzzCreateSession(f *testing.F) {
@@ -71,7 +71,7 @@ func FuzzCreateSession(f *testing.F) {
 		v := checkReply(t, w, body)
 		all := m.Sessions(true)
 		for _, s := range all {
-			_ = m.CloseSession(s.ID)
+			_ = m.Room(s.ID).Close()
 		}
 		if w.Code != 200 {
 			if len(all) != 0 {
@@ -99,8 +99,9 @@ func FuzzCreateConnection(f *testing.F) {
 			t.Fatal(err)
 		}
 		w := serve(a, "/openvidu/api/sessions/S/connection", body)
-		cs, _ := m.Connections("S", true)
-		_ = m.CloseSession("S")
+		si, _ := m.Room("S").Info(true)
+		cs := si.Connections
+		_ = m.Room("S").Close()
 		v := checkReply(t, w, body)
 		if w.Code != 200 {
 			if len(cs) != 0 {

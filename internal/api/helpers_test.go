@@ -52,7 +52,7 @@ func newEnv(t *testing.T, cfgs ...api.Config) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := session.NewManager(session.Options{WebSocketURL: wsURL, Log: log})
-	srv := httptest.NewServer(api.New(cfg, m, log))
+	srv := httptest.NewServer(api.New(cfg, api.FromManager(m), log))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, m: m, logs: logs}
 }

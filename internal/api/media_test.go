@@ -18,7 +18,7 @@ func newMediaEnv(t *testing.T) *env {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	m := session.NewManager(session.Options{WebSocketURL: wsURL, Media: fakeMedia{}, Log: log})
-	srv := httptest.NewServer(api.New(testConfig(), m, log))
+	srv := httptest.NewServer(api.New(testConfig(), api.FromManager(m), log))
 	t.Cleanup(func() {
 		srv.Close()
 		m.Shutdown()

@@ -140,7 +140,7 @@ func (a *API) startRecording(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	si, err := a.m.Session(session.SessionID(sid), false)
+	si, err := a.m.Room(session.SessionID(sid)).Info(false)
 	if err != nil {
 		a.failModel(w, r, err)
 		return

@@ -23,7 +23,7 @@ func recEnv(t *testing.T, public bool) (*env, *recording.Recorder) {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	m := session.NewManager(session.Options{WebSocketURL: wsURL, Log: log})
-	rec, err := recording.New(recording.Config{Path: t.TempDir(), AutostopTimeout: time.Hour}, m, log)
+	rec, err := recording.New(recording.Config{Path: t.TempDir(), AutostopTimeout: time.Hour}, recording.FromManager(m), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func recEnv(t *testing.T, public bool) (*env, *recording.Recorder) {
 	t.Cleanup(func() { cancel(); <-done }) // before the folder is removed: Run waits for its files
 	cfg := testConfig()
 	cfg.Recordings, cfg.RecordingPublicAccess = rec, public
-	a := api.New(cfg, m, log)
+	a := api.New(cfg, api.FromManager(m), log)
 	mux := httptestMux(a)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)

@@ -603,8 +603,8 @@ func TestCreateConnectionBodies(t *testing.T) {
 		})
 	}
 	t.Run("nothing was created", func(t *testing.T) {
-		if cs, _ := e.m.Connections("S", true); len(cs) != 0 {
-			t.Fatalf("%d connections created by bad requests", len(cs))
+		if si, _ := e.m.Room("S").Info(true); len(si.Connections) != 0 {
+			t.Fatalf("%d connections created by bad requests", len(si.Connections))
 		}
 	})
 }

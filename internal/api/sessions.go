@@ -196,7 +196,7 @@ func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
-	si, err := a.m.Session(session.SessionID(r.PathValue("id")), queryBool(r, "pendingConnections", false))
+	si, err := a.m.Room(session.SessionID(r.PathValue("id"))).Info(queryBool(r, "pendingConnections", false))
 	if err != nil {
 		a.failModel(w, r, err)
 		return
@@ -205,7 +205,7 @@ func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteSession(w http.ResponseWriter, r *http.Request) {
-	if err := a.m.CloseSession(session.SessionID(r.PathValue("id"))); err != nil {
+	if err := a.m.Room(session.SessionID(r.PathValue("id"))).Close(); err != nil {
 		a.failModel(w, r, err)
 		return
 	}
@@ -217,7 +217,7 @@ func (a *API) deleteStream(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.m.ForceUnpublishByServer(id, session.StreamID(r.PathValue("sid"))); err != nil {
+	if err := a.m.Room(id).ForceUnpublish(session.StreamID(r.PathValue("sid"))); err != nil {
 		a.failModel(w, r, err)
 		return
 	}
@@ -249,7 +249,7 @@ func (a *API) signal(w http.ResponseWriter, r *http.Request) {
 	for i, t := range to {
 		ids[i] = session.ConnectionID(t)
 	}
-	if err := a.m.SendSignal(session.SessionID(sid), nil, ids, typ, data); err != nil {
+	if err := a.m.Room(session.SessionID(sid)).Signal(ids, typ, data); err != nil {
 		a.failModel(w, r, err)
 		return
 	}

@@ -18,15 +18,29 @@ import (
 	"github.com/parley/parley/internal/session"
 )
 
-// Rooms is what the app needs from the session model.
+// Rooms is what the app needs from the session model: it creates a room's session and works on it
+// through the session's handle.
 type Rooms interface {
 	CreateSession(p session.Properties) (session.SessionInfo, error)
-	Session(id session.SessionID, pending bool) (session.SessionInfo, error)
-	CreateConnection(id session.SessionID, o session.ConnectionOptions) (session.ConnectionInfo, error)
-	CloseSession(id session.SessionID) error
+	Room(id session.SessionID) Room
 }
 
-var _ Rooms = (*session.Manager)(nil)
+// Room is one session as the app uses it (a session.Room).
+type Room interface {
+	Info(pending bool) (session.SessionInfo, error)
+	CreateConnection(o session.ConnectionOptions) (session.ConnectionInfo, error)
+	Close() error
+}
+
+var _ Room = session.Room{}
+
+// FromManager adapts the session model to Rooms (a Go method returning the concrete session.Room
+// does not satisfy one returning Room).
+func FromManager(m *session.Manager) Rooms { return manager{m} }
+
+type manager struct{ *session.Manager }
+
+func (m manager) Room(id session.SessionID) Room { return m.Manager.Room(id) }
 
 // Config configures the app.
 type Config struct {

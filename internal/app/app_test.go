@@ -56,7 +56,7 @@ func newFixture(t *testing.T, mod func(*Config)) *fixture {
 	if mod != nil {
 		mod(&cfg)
 	}
-	a := New(cfg, m, slog.New(slog.DiscardHandler))
+	a := New(cfg, FromManager(m), slog.New(slog.DiscardHandler))
 	mux := http.NewServeMux()
 	a.Routes(mux, nil)
 	return &fixture{app: a, m: m, mux: mux, clock: clk}
@@ -119,7 +119,7 @@ func TestJoinCreatesRoomAndIssuesTokens(t *testing.T) {
 	if r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("a token response must not be cached")
 	}
-	si, err := f.m.Session(RoomSession("team-standup"), true)
+	si, err := f.m.Room(RoomSession("team-standup")).Info(true)
 	if err != nil {
 		t.Fatalf("session not created: %v", err)
 	}
@@ -131,7 +131,7 @@ func TestJoinCreatesRoomAndIssuesTokens(t *testing.T) {
 	if r2 := f.join(t, "team-standup", "Grace", false); r2.code != 200 {
 		t.Fatalf("second join: %d %s", r2.code, r2.raw)
 	}
-	if si, _ = f.m.Session(RoomSession("team-standup"), true); len(si.Connections) != 2 {
+	if si, _ = f.m.Room(RoomSession("team-standup")).Info(true); len(si.Connections) != 2 {
 		t.Errorf("connections = %d, want 2", len(si.Connections))
 	}
 }
@@ -242,7 +242,7 @@ func TestScreenShareNeedsARoom(t *testing.T) {
 	if r.code != http.StatusConflict || r.body["error"] != "room_closed" {
 		t.Fatalf("got %d %s", r.code, r.raw)
 	}
-	if _, err := f.m.Session(RoomSession("empty"), true); err == nil {
+	if _, err := f.m.Room(RoomSession("empty")).Info(true); err == nil {
 		t.Errorf("a screen share created a room")
 	}
 }
@@ -372,7 +372,7 @@ func TestDeviceAndNetworkTests(t *testing.T) {
 	if !strings.HasPrefix(string(sid), testPrefix) {
 		t.Fatalf("test session %q lacks the prefix", sid)
 	}
-	si, err := f.m.Session(sid, true)
+	si, err := f.m.Room(sid).Info(true)
 	if err != nil || len(si.Connections) != 2 {
 		t.Fatalf("session: %v %+v", err, si)
 	}
@@ -388,12 +388,12 @@ func TestDeviceAndNetworkTests(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.app.sweepTests()
-	if _, err := f.m.Session(sid, false); err != nil {
+	if _, err := f.m.Room(sid).Info(false); err != nil {
 		t.Fatalf("closed too early: %v", err)
 	}
 	f.clock.add(testTTL + time.Second)
 	f.app.sweepTests()
-	if _, err := f.m.Session(sid, false); err == nil {
+	if _, err := f.m.Room(sid).Info(false); err == nil {
 		t.Fatalf("expired test session still open")
 	}
 	if len(f.app.tests) != 0 {

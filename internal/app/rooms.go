@@ -105,7 +105,7 @@ func (a *App) join(w http.ResponseWriter, r *http.Request) {
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	si, err := a.rooms.Session(sid, true)
+	si, err := a.rooms.Room(sid).Info(true)
 	var se *session.Error
 	switch {
 	case err == nil:
@@ -130,7 +130,7 @@ func (a *App) join(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusConflict, "room_full", fmt.Sprintf("This room is full: it already has %d %s, the most this server allows. Try again when someone leaves, or use another room name.", n, what))
 		return
 	}
-	ci, err := a.rooms.CreateConnection(sid, session.ConnectionOptions{Type: "WEBRTC", Data: string(data), Role: session.RolePublisher, Record: true})
+	ci, err := a.rooms.Room(sid).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Data: string(data), Role: session.RolePublisher, Record: true})
 	if err != nil {
 		modelError(w, err)
 		return
@@ -248,7 +248,7 @@ func (a *App) newTest(w http.ResponseWriter, r *http.Request, roles []session.Ro
 	data, _ := json.Marshal(connData{ClientData: "device test"})
 	var toks []string
 	for _, role := range roles {
-		ci, err := a.rooms.CreateConnection(sid, session.ConnectionOptions{Type: "WEBRTC", Data: string(data), Role: role})
+		ci, err := a.rooms.Room(sid).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Data: string(data), Role: role})
 		if err != nil {
 			modelError(w, err)
 			return nil, false
@@ -265,7 +265,7 @@ func (a *App) sweepTests() {
 	var expired []session.SessionID
 	a.mu.Lock()
 	for sid, te := range a.tests {
-		_, err := a.rooms.Session(sid, false)
+		_, err := a.rooms.Room(sid).Info(false)
 		switch {
 		case err != nil:
 			delete(a.tests, sid)
@@ -277,7 +277,7 @@ func (a *App) sweepTests() {
 	a.mu.Unlock()
 	for _, sid := range expired {
 		// Closing evicts the page's participants, which see "sessionClosedByServer".
-		if err := a.rooms.CloseSession(sid); err == nil {
+		if err := a.rooms.Room(sid).Close(); err == nil {
 			a.log.Info("test session expired", "session", sid)
 		}
 	}

@@ -32,14 +32,6 @@ import (
 	"github.com/parley/parley/internal/sfu"
 )
 
-// Sessions is what the recorder needs from the session model.
-type Sessions interface {
-	RecordingTarget(session.SessionID) (session.RecordingTarget, error)
-	RecordableStream(session.SessionID, session.StreamID) (session.RecordableStream, bool)
-	RecordingStatus(session.RecordingInfo) error
-	CloseIfEmpty(session.SessionID, string)
-}
-
 // ComposeTrack is one stream's file for a composed recording.
 type ComposeTrack struct {
 	Path               string

@@ -209,13 +209,13 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	}
 	if cfg.Recording.Enabled {
 		if s.recorder, err = recording.New(recording.Config{Path: cfg.Recording.Path, AutostopTimeout: cfg.Recording.AutostopTimeout, Composer: composer{}},
-			s.manager, log.With("component", "recording")); err != nil {
+			recording.FromManager(s.manager), log.With("component", "recording")); err != nil {
 			return nil, err
 		}
 		s.manager.Listen(s.recorder.Listen)
 		apiCfg.Recordings = s.recorder
 	}
-	rest := api.New(apiCfg, s.manager, log.With("component", "api"))
+	rest := api.New(apiCfg, api.FromManager(s.manager), log.With("component", "api"))
 
 	mux.Handle("/openvidu", s.sig) // exact path: the SDK always dials /openvidu (protocol note §0.1)
 	mux.Handle("/openvidu/api/", rest)
@@ -232,7 +232,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	s.app = app.New(app.Config{
 		AppConfig: cfg.App, Dev: cfg.Dev, Secret: cfg.Secret, Files: web.Files(), SelfSigned: !cfg.Dev && cfg.TLS.Type == "selfsigned",
 		ClientAddr: clients.Addr,
-	}, s.manager, log.With("component", "app"))
+	}, app.FromManager(s.manager), log.With("component", "app"))
 	var upstream http.Handler
 	if cfg.App.Upstream != "" {
 		if upstream, err = app.NewProxy(cfg.App.Upstream, clients, log.With("component", "proxy")); err != nil {

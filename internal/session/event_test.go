@@ -20,7 +20,7 @@ func TestEventsCarryRecordFields(t *testing.T) {
 	}
 	clk.t = clk.t.Add(2 * time.Second)
 	joined := clk.t
-	ci, _ := m.CreateConnection("rec", ConnectionOptions{Role: RolePublisher, Data: "server-data"})
+	ci, _ := m.Room("rec").CreateConnection(ConnectionOptions{Role: RolePublisher, Data: "server-data"})
 	c, _, err := m.Join("rec", ci.Token, JoinInfo{Metadata: "client-data", Platform: "Chrome", IP: "192.0.2.7"}, &recorder{})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,18 @@
 // It owns all of that state behind one lock and drives the SFU through the small Media interface. It
 // must not import api, signaling or edge (they call it) and knows nothing of HTTP or JSON-RPC.
 //
+// Its surface, by who calls it (each caller declares the interface it uses, in its own package):
+//   - the wiring: NewManager, Listen, Run, Shutdown, CollectGarbage;
+//   - REST and the app: CreateSession, Sessions, and Room, the handle of one session by id
+//     (sessions.go: snapshot, close, connections, force-unpublish, signals);
+//   - signaling: Join, which returns the Participant handle of everything a participant does
+//     (participant.go);
+//   - TURN: Alive and Footprint; the recorder: RecordingStatus and Room's recording operations
+//     (recording.go); metrics: SessionCount.
+//
+// Seams: media below the model is the Media interface (media.go); what leaves the model is Events
+// to Sinks and Listeners (event.go, outbox.go). Everything else is the two handles.
+//
 // Event contract: every state change queues its Events while the lock is held, and they are
 // delivered after it is released, one caller at a time, in the order they were made (outbox.go), so
 // events of a session arrive in order and no sink or listener runs under the model's lock. Each
@@ -40,7 +52,7 @@ type Options struct {
 	DescribePath func(MediaPath) MediaPath
 }
 
-// Manager owns every session of this node.
+// Manager owns every session of this node. Its zero value is not usable: use NewManager.
 type Manager struct {
 	opts Options
 	log  *slog.Logger
@@ -113,19 +125,15 @@ func (m *Manager) Alive(cid string) bool {
 func (m *Manager) Footprint(cid string) (string, int) {
 	m.mu.Lock()
 	defer m.unlock()
-	for _, s := range m.sessions {
-		if c := s.conns[ConnectionID(cid)]; c != nil {
-			if !c.active || c.gone {
-				break
-			}
-			n := len(c.subs)
-			if c.stream != nil || c.publishing {
-				n++
-			}
-			return string(s.id), n
-		}
+	c := m.conns[ConnectionID(cid)]
+	if c == nil || !c.active || c.gone {
+		return "", -1
 	}
-	return "", -1
+	n := len(c.subs)
+	if c.stream != nil || c.publishing {
+		n++
+	}
+	return string(c.sess.id), n
 }
 
 // Run collects sessions nobody joined (OPENVIDU_SESSIONS_GARBAGE_*) until ctx ends.

@@ -49,7 +49,7 @@ func newTestManager(t *testing.T) (*Manager, *clock) {
 
 func mustJoin(t *testing.T, m *Manager, sid SessionID, o ConnectionOptions, metadata string) (*Participant, *recorder, JoinResult) {
 	t.Helper()
-	ci, err := m.CreateConnection(sid, o)
+	ci, err := m.Room(sid).CreateConnection(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestTokensAreSingleUse(t *testing.T) {
 	if _, err := m.CreateSession(Properties{CustomSessionID: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	ci, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
+	ci, _ := m.Room("s").CreateConnection(ConnectionOptions{Role: RolePublisher})
 	if _, _, err := m.Join("s", ci.Token, JoinInfo{}, &recorder{}); err != nil {
 		t.Fatal(err)
 	}
@@ -112,13 +112,13 @@ func TestLastParticipantLeavingDestroysSession(t *testing.T) {
 	_, _ = m.CreateSession(Properties{CustomSessionID: "s"})
 	a, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	b, recB, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
-	pending, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
+	pending, _ := m.Room("s").CreateConnection(ConnectionOptions{Role: RolePublisher})
 	a.Leave()
 	if got := recB.kinds(); !slices.Equal(got, []EventKind{ParticipantLeft}) {
 		t.Fatalf("b heard %v, want [participantLeft]", got)
 	}
 	b.Leave()
-	if _, err := m.Session("s", true); kindOf(err) != KindNotFound {
+	if _, err := m.Room("s").Info(true); kindOf(err) != KindNotFound {
 		t.Fatalf("session after the last participant left: %v", err)
 	}
 	if _, _, err := m.Join("s", pending.Token, JoinInfo{}, &recorder{}); err == nil {
@@ -159,7 +159,7 @@ func TestSignals(t *testing.T) {
 		if !errors.As(err, &se) || se.Kind != KindInvalid || se.Code != CodeSignalFormat {
 			t.Errorf("a signal whose %s is too long: %v, want invalid with code %d", name, err, CodeSignalFormat)
 		}
-		if err = m.SendSignal("s", nil, nil, sig[0], sig[1]); kindOf(err) != KindInvalid {
+		if err = m.Room("s").Signal(nil, sig[0], sig[1]); kindOf(err) != KindInvalid {
 			t.Errorf("a REST signal whose %s is too long: %v, want invalid", name, err)
 		}
 	}
@@ -196,15 +196,15 @@ func TestGarbageCollection(t *testing.T) {
 	_, _, _ = mustJoin(t, m, "busy", ConnectionOptions{Role: RolePublisher}, "")
 	clk.t = clk.t.Add(59 * time.Minute)
 	m.CollectGarbage()
-	if _, err := m.Session("idle", false); err != nil {
+	if _, err := m.Room("idle").Info(false); err != nil {
 		t.Fatal("collected before the threshold")
 	}
 	clk.t = clk.t.Add(2 * time.Minute)
 	m.CollectGarbage()
-	if _, err := m.Session("idle", false); kindOf(err) != KindNotFound {
+	if _, err := m.Room("idle").Info(false); kindOf(err) != KindNotFound {
 		t.Fatal("an idle session past the threshold must be collected")
 	}
-	if _, err := m.Session("busy", false); err != nil {
+	if _, err := m.Room("busy").Info(false); err != nil {
 		t.Fatal("a session with participants must never be collected")
 	}
 }
@@ -239,7 +239,7 @@ func TestMediaPathFollowsICE(t *testing.T) {
 	tcp := MediaPath{Protocol: "tcp", LocalType: "host", RemoteType: "prflx", Local: "203.0.113.1:443", Remote: "198.51.100.7:61000"}
 
 	path := func() MediaPath {
-		ci, err := m.Connection("paths", c.id)
+		ci, err := m.Room("paths").Connection(c.id)
 		if err != nil || len(ci.Publishers) != 1 {
 			t.Fatalf("connection %+v, %v", ci, err)
 		}

@@ -190,7 +190,7 @@ func TestMalformedVideoDimensionsRejected(t *testing.T) {
 	if err := p.ChangeStreamProperty("videoDimensions", `"{\"width\":320,\"height\":240}"`, "screenResized"); err != nil {
 		t.Fatal(err)
 	}
-	ci, _ := m.Connection("s", p.ID())
+	ci, _ := m.Room("s").Connection(p.ID())
 	if got := ci.Publishers[0].Media.VideoDimensions; got != `{"width":320,"height":240}` {
 		t.Fatalf("videoDimensions %q", got)
 	}
@@ -199,7 +199,7 @@ func TestMalformedVideoDimensionsRejected(t *testing.T) {
 // TestAlive follows a connection's life as the TURN server sees it.
 func TestAlive(t *testing.T) {
 	m, _ := newMediaManager(t)
-	pending, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
+	pending, _ := m.Room("s").CreateConnection(ConnectionOptions{Role: RolePublisher})
 	p, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	q, _, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
 	if m.Alive(string(pending.ID)) || !m.Alive(string(p.ID())) || m.Alive("con_Nobody") {
@@ -209,7 +209,7 @@ func TestAlive(t *testing.T) {
 	if m.Alive(string(p.ID())) || !m.Alive(string(q.ID())) {
 		t.Fatal("a participant that left is not alive; the others are")
 	}
-	if err := m.CloseSession("s"); err != nil {
+	if err := m.Room("s").Close(); err != nil {
 		t.Fatal(err)
 	}
 	if m.Alive(string(q.ID())) {

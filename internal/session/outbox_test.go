@@ -36,7 +36,7 @@ func TestEventsAreDeliveredWithoutTheLock(t *testing.T) {
 	if _, err := m.CreateSession(Properties{CustomSessionID: "s"}); err != nil {
 		t.Fatal(err)
 	}
-	ci, _ := m.CreateConnection("s", ConnectionOptions{Role: RoleModerator})
+	ci, _ := m.Room("s").CreateConnection(ConnectionOptions{Role: RoleModerator})
 	a, _, err := m.Join("s", ci.Token, JoinInfo{}, sinkProbe)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func TestEventsAreDeliveredWithoutTheLock(t *testing.T) {
 	if err := a.ForceDisconnect(b.ID()); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.CloseSession("s"); err != nil {
+	if err := m.Room("s").Close(); err != nil {
 		t.Fatal(err)
 	}
 	for name, p := range map[string]*lockProbe{"sink": sinkProbe, "listener": listenProbe} {
@@ -110,7 +110,7 @@ func TestEventOrderAcrossCallers(t *testing.T) {
 			<-release // a slow listener, still busy with the join
 		}
 	})
-	ci, _ := m.CreateConnection("s", ConnectionOptions{Role: RolePublisher})
+	ci, _ := m.Room("s").CreateConnection(ConnectionOptions{Role: RolePublisher})
 	joined := make(chan *Participant)
 	go func() {
 		p, _, err := m.Join("s", ci.Token, JoinInfo{}, &recorder{})
@@ -122,7 +122,7 @@ func TestEventOrderAcrossCallers(t *testing.T) {
 	<-delivering
 	// The join is committed; its delivery is stuck in the listener. This returns without waiting for
 	// it: its events queue behind the join's.
-	if err := m.DeleteConnection("s", ci.ID); err != nil {
+	if err := m.Room("s").DeleteConnection(ci.ID); err != nil {
 		t.Fatal(err)
 	}
 	close(release)

@@ -79,7 +79,7 @@ func (p *Participant) AddCandidate(endpoint string, cand Candidate) error {
 // Signal sends an application signal from the participant to the participants to (all of them,
 // the sender included, when to is empty).
 func (p *Participant) Signal(to []ConnectionID, typ, data string) error {
-	return p.m.SendSignal("", p.c, to, typ, data)
+	return p.m.sendSignal("", p.c, to, typ, data)
 }
 
 // ForceDisconnect evicts target (reason forceDisconnectByUser); the participant must be a MODERATOR.

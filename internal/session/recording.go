@@ -64,8 +64,9 @@ type recordingState struct {
 	id, name string
 }
 
-// RecordingTarget snapshots a session for a recorder.
-func (m *Manager) RecordingTarget(id SessionID) (RecordingTarget, error) {
+// RecordingTarget snapshots the session for a recorder.
+func (r Room) RecordingTarget() (RecordingTarget, error) {
+	m, id := r.m, r.id
 	m.mu.Lock()
 	defer m.unlock()
 	s, err := m.lookup(id)
@@ -85,8 +86,9 @@ func (m *Manager) RecordingTarget(id SessionID) (RecordingTarget, error) {
 	return t, nil
 }
 
-// RecordableStream returns one published stream of a session; ok is false when it is gone.
-func (m *Manager) RecordableStream(id SessionID, sid StreamID) (RecordableStream, bool) {
+// RecordableStream returns one published stream of the session; ok is false when it is gone.
+func (r Room) RecordableStream(sid StreamID) (RecordableStream, bool) {
+	m, id := r.m, r.id
 	m.mu.Lock()
 	defer m.unlock()
 	s := m.sessions[id]
@@ -159,8 +161,10 @@ func (m *Manager) recordingAudience(s *session) []*Connection {
 	return slices.DeleteFunc(m.activeConns(s, nil), func(c *Connection) bool { return !m.notifiedOfRecording(c.opts.Role) })
 }
 
-// CloseIfEmpty destroys a session nobody is in any more (after a recording's automatic stop).
-func (m *Manager) CloseIfEmpty(id SessionID, reason string) {
+// CloseIfEmpty destroys the session if nobody is in it any more (after a recording's automatic
+// stop).
+func (r Room) CloseIfEmpty(reason string) {
+	m, id := r.m, r.id
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()

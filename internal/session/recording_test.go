@@ -39,7 +39,7 @@ func TestRecordedSessionOutlivesItsParticipants(t *testing.T) {
 			t.Fatal("subscriber told under publisher_moderator")
 		}
 	}
-	if got, _ := m.Session("rec", false); !got.Recording {
+	if got, _ := m.Room("rec").Info(false); !got.Recording {
 		t.Fatal("session not shown as recording")
 	}
 	for _, c := range m.activeConnsOf("rec") {
@@ -47,16 +47,16 @@ func TestRecordedSessionOutlivesItsParticipants(t *testing.T) {
 	}
 	clk.t = clk.t.Add(2 * time.Hour)
 	m.CollectGarbage()
-	m.CloseIfEmpty("rec", "automaticStop") // still recording: kept
-	if _, err := m.Session("rec", false); err != nil || len(destroyed) != 0 {
+	m.Room("rec").CloseIfEmpty("automaticStop") // still recording: kept
+	if _, err := m.Room("rec").Info(false); err != nil || len(destroyed) != 0 {
 		t.Fatalf("recorded session gone after its participants: %v %v", err, destroyed)
 	}
 	r.Status = RecordingStopped
 	if err := m.RecordingStatus(r); err != nil {
 		t.Fatal(err)
 	}
-	m.CloseIfEmpty("rec", "automaticStop")
-	if _, err := m.Session("rec", false); err == nil || len(destroyed) != 1 || destroyed[0] != "automaticStop" {
+	m.Room("rec").CloseIfEmpty("automaticStop")
+	if _, err := m.Room("rec").Info(false); err == nil || len(destroyed) != 1 || destroyed[0] != "automaticStop" {
 		t.Fatalf("after the stop: %v, destroyed %v", err, destroyed)
 	}
 	// The late ready status still reaches listeners, for webhooks.

@@ -5,7 +5,23 @@ import (
 	"strings"
 )
 
-// Sessions and connections as the REST API manages them.
+// Sessions and connections as the REST API manages them: the Manager creates and lists sessions,
+// a Room handle does everything else to one session.
+
+// Room is the handle of one session, by id: what REST (and the recorder) do to a session and its
+// connections. It holds no state; each operation finds the session anew and fails with
+// CodeRoomNotFound when there is none, so a handle may be kept or made for a session not created
+// yet.
+type Room struct {
+	m  *Manager
+	id SessionID
+}
+
+// Room returns the handle of session id.
+func (m *Manager) Room(id SessionID) Room { return Room{m: m, id: id} }
+
+// ID returns the session id the handle names.
+func (r Room) ID() SessionID { return r.id }
 
 // CreateSession creates a session; a taken customSessionId is a KindConflict error.
 func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
@@ -48,8 +64,9 @@ func (m *Manager) lookup(id SessionID) (*session, error) {
 	return s, nil
 }
 
-// Session returns a snapshot; pending includes connections nobody has joined with yet.
-func (m *Manager) Session(id SessionID, pending bool) (SessionInfo, error) {
+// Info returns a snapshot of the session; pending includes connections nobody has joined with yet.
+func (r Room) Info(pending bool) (SessionInfo, error) {
+	m, id := r.m, r.id
 	m.mu.Lock()
 	defer m.unlock()
 	s, err := m.lookup(id)
@@ -84,8 +101,9 @@ func (m *Manager) SessionCount() int {
 	return len(m.sessions)
 }
 
-// CloseSession evicts everyone with reason sessionClosedByServer and destroys the session.
-func (m *Manager) CloseSession(id SessionID) error {
+// Close evicts everyone with reason sessionClosedByServer and destroys the session.
+func (r Room) Close() error {
+	m, id := r.m, r.id
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -138,7 +156,8 @@ func (m *Manager) dropSession(s *session) {
 // ---- connections (REST) ----
 
 // CreateConnection creates a pending connection with a fresh single-use token.
-func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (ConnectionInfo, error) {
+func (r Room) CreateConnection(o ConnectionOptions) (ConnectionInfo, error) {
+	m, id := r.m, r.id
 	m.mu.Lock()
 	defer m.unlock()
 	if m.closing {
@@ -162,14 +181,9 @@ func (m *Manager) CreateConnection(id SessionID, o ConnectionOptions) (Connectio
 	return c.info(), nil
 }
 
-// Connections lists a session's connections.
-func (m *Manager) Connections(id SessionID, pending bool) ([]ConnectionInfo, error) {
-	si, err := m.Session(id, pending)
-	return si.Connections, err
-}
-
 // Connection returns one connection, pending or active.
-func (m *Manager) Connection(id SessionID, cid ConnectionID) (ConnectionInfo, error) {
+func (r Room) Connection(cid ConnectionID) (ConnectionInfo, error) {
+	m, id := r.m, r.id
 	m.mu.Lock()
 	defer m.unlock()
 	c, err := m.connection(id, cid)
@@ -193,7 +207,8 @@ func (m *Manager) connection(id SessionID, cid ConnectionID) (*Connection, error
 
 // UpdateConnection changes role and/or record of a connection (OpenVidu PRO's PATCH, kept because it
 // is cheap). The new role applies to the participant's next action.
-func (m *Manager) UpdateConnection(id SessionID, cid ConnectionID, role *Role, record *bool) (ConnectionInfo, error) {
+func (r Room) UpdateConnection(cid ConnectionID, role *Role, record *bool) (ConnectionInfo, error) {
+	m, id := r.m, r.id
 	m.mu.Lock()
 	defer m.unlock()
 	c, err := m.connection(id, cid)
@@ -211,7 +226,8 @@ func (m *Manager) UpdateConnection(id SessionID, cid ConnectionID, role *Role, r
 
 // DeleteConnection evicts an active participant (forceDisconnectByServer) or invalidates a pending
 // token.
-func (m *Manager) DeleteConnection(id SessionID, cid ConnectionID) error {
+func (r Room) DeleteConnection(cid ConnectionID) error {
+	m, id := r.m, r.id
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -239,9 +255,10 @@ func (m *Manager) forget(c *Connection) {
 	}
 }
 
-// ForceUnpublishByServer stops a stream (REST DELETE stream): everyone, owner included, gets
+// ForceUnpublish stops a stream (REST DELETE stream): everyone, owner included, gets
 // participantUnpublished with reason forceUnpublishByServer.
-func (m *Manager) ForceUnpublishByServer(id SessionID, sid StreamID) error {
+func (r Room) ForceUnpublish(sid StreamID) error {
+	m, id := r.m, r.id
 	var cleanup []func()
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
@@ -267,9 +284,15 @@ const (
 	MaxSignalType = 128
 )
 
-// SendSignal delivers an application signal. from is nil for REST signals. With no recipients the
-// signal goes to every participant (the sender included); unknown recipients fail the whole signal.
-func (m *Manager) SendSignal(id SessionID, from *Connection, to []ConnectionID, typ, data string) error {
+// Signal sends an application signal through REST (from nobody). With no recipients the signal
+// goes to every participant; unknown recipients fail the whole signal.
+func (r Room) Signal(to []ConnectionID, typ, data string) error {
+	return r.m.sendSignal(r.id, nil, to, typ, data)
+}
+
+// sendSignal delivers an application signal. from is nil for REST signals, else the sender, who is
+// among the recipients when to is empty.
+func (m *Manager) sendSignal(id SessionID, from *Connection, to []ConnectionID, typ, data string) error {
 	if len(data) > MaxSignalData || len(typ) > MaxSignalType {
 		return errorf(KindInvalid, CodeSignalFormat, "a signal's data has at most %d bytes (this one %d), its type %d (this one %d)",
 			MaxSignalData, len(data), MaxSignalType, len(typ))
