@@ -1,10 +1,6 @@
 package config
 
 import (
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/sha1"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,12 +8,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // IceServer is one external ICE server as OpenVidu configures it (IceServerProperties): a URL and
 // either fixed credentials or a coturn use-auth-secret key from which per-connection credentials are
-// minted.
+// minted (internal/iceconfig mints them).
 type IceServer struct {
 	URL              string
 	Username         string
@@ -148,19 +143,4 @@ func ParseIceServers(text string) ([]IceServer, error) {
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// Mint returns the credentials a client gets for this server: the fixed ones, or, with a
-// staticAuthSecret, fresh TURN REST credentials valid for ttl (coturn use-auth-secret:
-// username "<expiry>:<random>", credential base64(HMAC-SHA1(secret, username))).
-func (s IceServer) Mint(now time.Time, ttl time.Duration) (username, credential string) {
-	if s.StaticAuthSecret == "" {
-		return s.Username, s.Credential
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	username = strconv.FormatInt(now.Add(ttl).Unix(), 10) + ":" + base64.RawURLEncoding.EncodeToString(b[:])
-	mac := hmac.New(sha1.New, []byte(s.StaticAuthSecret))
-	mac.Write([]byte(username))
-	return username, base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }

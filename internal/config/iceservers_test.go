@@ -1,13 +1,6 @@
 package config
 
-import (
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/base64"
-	"strings"
-	"testing"
-	"time"
-)
+import "testing"
 
 // Vectors after OpenVidu's IceServerPropertiesTest (protocol note §8.2).
 func TestIceServerValidate(t *testing.T) {
@@ -58,20 +51,6 @@ func TestParseIceServers(t *testing.T) {
 		if _, err := ParseIceServers(bad); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
-	}
-}
-
-func TestMintStaticAuthSecret(t *testing.T) {
-	s := IceServer{URL: "turns:turn.example.com:443", StaticAuthSecret: "secret"}
-	now := time.Unix(1_700_000_000, 0)
-	u, c := s.Mint(now, 24*time.Hour)
-	if !strings.HasPrefix(u, "1700086400:") {
-		t.Fatalf("username %q must start with the expiry", u)
-	}
-	mac := hmac.New(sha1.New, []byte("secret"))
-	mac.Write([]byte(u))
-	if c != base64.StdEncoding.EncodeToString(mac.Sum(nil)) {
-		t.Fatal("credential is not base64(HMAC-SHA1(secret, username)) as coturn use-auth-secret expects")
 	}
 }
 

@@ -1,5 +1,6 @@
 // Package mediaaddr decides which of this host's addresses carry media: which ones the media port
-// is bound on and which are skipped (and why), as the kernel reports them, and when that changes.
+// is bound on and which are skipped (and why), as the kernel reports them, and when that changes;
+// and which addresses our ICE candidates announce (announce.go).
 //
 // It imports nothing of ours and no pion package: the SFU binds what Select returns, and
 // `parley ports` prints the same choice.

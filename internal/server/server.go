@@ -23,6 +23,8 @@ import (
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
+	"github.com/parley/parley/internal/iceconfig"
+	"github.com/parley/parley/internal/mediaaddr"
 	"github.com/parley/parley/internal/ports"
 	"github.com/parley/parley/internal/recording"
 	"github.com/parley/parley/internal/sendq"
@@ -166,7 +168,8 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 
-	announce, replace := announceAddrs(context.Background(), cfg.Dev, cfg.Domain, cfg.Media.AnnounceIPs, ports.LocalAddrs(), cfg.Media.Port, log)
+	announce, replace := mediaaddr.Announce(context.Background(), mediaaddr.AnnouncePolicy{
+		Dev: cfg.Dev, Domain: cfg.Domain, Configured: cfg.Media.AnnounceIPs, Port: cfg.Media.Port}, ports.LocalAddrs(), log)
 	if s.media, err = sfu.New(sfu.Config{
 		Port: cfg.Media.Port, ListenIPs: cfg.Media.ListenIPs, AnnounceIPs: announce, AnnounceReplace: replace,
 		Loopback: cfg.Dev, MaxRecvBandwidth: cfg.Media.MaxRecvBandwidth,
@@ -176,7 +179,14 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	closers = append(closers, s.media.Close)
-	warnPrivateLowPorts(announce, replace, s.media.LocalAddrs(), cfg, log)
+	// Chromium ignores candidates at a private address on a port below 1024 (`parley ports` says so too).
+	iceTCP := cfg.HTTPSPort
+	if cfg.Proxy.Enabled {
+		iceTCP = cfg.Proxy.MediaTCPPort
+	}
+	for _, w := range ports.PrivateLowPorts(mediaaddr.Advertised(announce, replace, s.media.LocalAddrs()), cfg.Media.Port, iceTCP) {
+		log.Warn(w)
+	}
 	s.manager = session.NewManager(session.Options{
 		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: sessionMedia{s.media}, Log: log.With("component", "session"),
 		DescribePath: s.describePath,
@@ -196,8 +206,19 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 			}
 		})
 	}
+	ice := iceconfig.Config{Host: cfg.Domain, TLS: !cfg.Dev, Port: cfg.HTTPSPort, TURNUDPPort: cfg.TURN.UDPPort,
+		MediaPort: cfg.Media.Port, External: cfg.IceServers}
+	if cfg.Dev {
+		ice.Host = "127.0.0.1" // the dev server listens on loopback only
+	}
+	if cfg.Proxy.Enabled { // TURN/TCP on the media TCP port; TURN/TLS where the proxy passes it through
+		ice.Port, ice.TLSHost, ice.TLSPort = cfg.Proxy.MediaTCPPort, cfg.Proxy.TURNHost, cfg.Proxy.TURNPort
+	}
+	if s.turn != nil {
+		ice.TURN = s.turn
+	}
 	s.sig = signaling.New(signaling.Config{
-		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: s.iceServers,
+		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: iceconfig.New(ice).Servers,
 		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast, ClientIP: clients.String,
 		Admit: newMemoryGuard().admit, // PARLEY_MEMORY_LIMIT, set by main
 	}, signaling.FromManager(s.manager), log.With("component", "signaling"))
@@ -250,44 +271,13 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 
 // newTURN builds the embedded TURN server: it relays only to the SFU's own media sockets.
 func (s *Server) newTURN(announce []netip.Addr) (*turn.Server, error) {
-	media := s.media.LocalAddrs()
-	// One relay IP per family, preferring a non-loopback one: browsers that reach TURN over IPv6
-	// ask for an IPv6 relay. Link-local addresses need a zone and reach nobody useful.
-	var relayIP, relayIP6 netip.Addr
-	for _, a := range media {
-		ip := a.Addr().Unmap()
-		if ip.IsLinkLocalUnicast() {
-			continue
-		}
-		pick := &relayIP
-		if ip.Is6() {
-			pick = &relayIP6
-		}
-		if !pick.IsValid() || pick.IsLoopback() && !ip.IsLoopback() {
-			*pick = ip
-		}
-	}
-	if !relayIP.IsValid() {
-		relayIP, relayIP6 = relayIP6, netip.Addr{}
-	}
-	// 1:1 NAT: a relayed packet to the announced public address is delivered to the local socket
-	// directly, with no hairpin through the NAT.
-	aliases := map[netip.AddrPort]netip.AddrPort{}
-	for _, a := range announce {
-		for _, m := range media {
-			if m.Addr().Unmap() == relayIP {
-				aliases[netip.AddrPortFrom(a, m.Port())] = m
-			}
-		}
-	}
-	udp := ""
+	tc := turn.Config{MediaAddrs: s.media.LocalAddrs(),
+		MaxAllocationsPerConnection: s.cfg.TURN.MaxAllocationsPerConnection, MaxAllocations: s.cfg.TURN.MaxAllocations}
+	tc.ChooseRelay(announce)
 	if s.cfg.TURN.UDPPort != 0 {
-		udp = net.JoinHostPort("", strconv.Itoa(s.cfg.TURN.UDPPort))
+		tc.UDPAddr = net.JoinHostPort("", strconv.Itoa(s.cfg.TURN.UDPPort))
 	}
-	return turn.New(turn.Config{
-		MediaAddrs: media, MediaAliases: aliases, RelayIP: relayIP, RelayIP6: relayIP6, UDPAddr: udp,
-		MaxAllocationsPerConnection: s.cfg.TURN.MaxAllocationsPerConnection, MaxAllocations: s.cfg.TURN.MaxAllocations,
-	}, s.manager, s.log.With("component", "turn"))
+	return turn.New(tc, s.manager, s.log.With("component", "turn"))
 }
 
 // describePath marks candidate pairs whose remote end is one of our TURN relays.
@@ -325,50 +315,6 @@ func (s *Server) Manager() *session.Manager { return s.manager }
 
 // MediaAddrs lists the UDP addresses media is bound on.
 func (s *Server) MediaAddrs() []netip.AddrPort { return s.media.LocalAddrs() }
-
-// iceServers is what joinRoom sends when the connection has none of its own: the embedded TURN with
-// credentials for this participant only, then any external servers (OPENVIDU_WEBRTC_ICE_SERVERS).
-// Never empty, so the SDK never falls back to public STUN servers.
-func (s *Server) iceServers(id session.ConnectionID, configured []session.IceServer) []session.IceServer {
-	now := time.Now()
-	if len(configured) > 0 { // the application chose them in the REST connection body
-		out := make([]session.IceServer, 0, len(configured))
-		for _, e := range configured {
-			u, c := config.IceServer{URL: e.URL, Username: e.Username, Credential: e.Credential, StaticAuthSecret: e.StaticAuthSecret}.Mint(now, 24*time.Hour)
-			out = append(out, session.IceServer{URL: e.URL, Username: u, Credential: c})
-		}
-		return out
-	}
-	host := s.cfg.Domain
-	if s.cfg.Dev {
-		host = "127.0.0.1"
-	}
-	var out []session.IceServer
-	if s.turn != nil {
-		user, pass := s.turn.Credentials(string(id))
-		hp := net.JoinHostPort(host, strconv.Itoa(s.cfg.HTTPSPort))
-		tlsHP := hp
-		if s.cfg.Proxy.Enabled {
-			hp = net.JoinHostPort(host, strconv.Itoa(s.cfg.Proxy.MediaTCPPort))
-			tlsHP = net.JoinHostPort(s.cfg.Proxy.TURNHost, strconv.Itoa(s.cfg.Proxy.TURNPort))
-		}
-		if !s.cfg.Dev {
-			out = append(out, session.IceServer{URL: "turns:" + tlsHP + "?transport=tcp", Username: user, Credential: pass})
-		}
-		out = append(out, session.IceServer{URL: "turn:" + hp + "?transport=tcp", Username: user, Credential: pass})
-		if s.cfg.TURN.UDPPort != 0 {
-			out = append(out, session.IceServer{URL: "turn:" + net.JoinHostPort(host, strconv.Itoa(s.cfg.TURN.UDPPort)) + "?transport=udp", Username: user, Credential: pass})
-		}
-	}
-	for _, e := range s.cfg.IceServers {
-		u, c := e.Mint(now, 24*time.Hour)
-		out = append(out, session.IceServer{URL: e.URL, Username: u, Credential: c})
-	}
-	if len(out) == 0 {
-		out = append(out, session.IceServer{URL: fmt.Sprintf("stun:%s:%d", host, s.cfg.Media.Port)})
-	}
-	return out
-}
 
 // Shutdown phase budgets. Each phase's timeout names the phase (context.Cause), so an error says
 // which step overran; a later phase still runs.

@@ -1,17 +1,16 @@
-package server
+package mediaaddr
 
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/parley/parley/internal/config"
 )
 
-func TestAnnounceAddrs(t *testing.T) {
+func TestAnnounce(t *testing.T) {
 	local := []netip.Addr{netip.MustParseAddr("10.0.0.5"), netip.MustParseAddr("127.0.0.1")}
 	cases := []struct {
 		name       string
@@ -34,7 +33,7 @@ func TestAnnounceAddrs(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			log := slog.New(slog.NewTextHandler(&logs, nil))
-			got, replace := announceAddrs(context.Background(), tc.dev, tc.domain, tc.configured, local, 443, log)
+			got, replace := Announce(context.Background(), AnnouncePolicy{Dev: tc.dev, Domain: tc.domain, Configured: tc.configured, Port: 443}, local, log)
 			if len(got) != len(tc.want) || replace != tc.replace {
 				t.Fatalf("got %v replace=%v, want %v replace=%v", got, replace, tc.want, tc.replace)
 			}
@@ -53,30 +52,24 @@ func TestAnnounceAddrs(t *testing.T) {
 	}
 }
 
-// TestWarnPrivateLowPorts: a private media address on a port below 1024 is a start-up warning,
-// whether it is an interface address or an announced one; a public one replacing it is not.
-func TestWarnPrivateLowPorts(t *testing.T) {
+// TestAdvertised: the interface addresses are advertised along with announced ones unless these
+// replace them (what the private-low-port warning and `parley ports` look at).
+func TestAdvertised(t *testing.T) {
 	bound := []netip.AddrPort{netip.MustParseAddrPort("10.0.0.5:443"), netip.MustParseAddrPort("127.0.0.1:443")}
 	pub := []netip.Addr{netip.MustParseAddr("203.0.113.7")}
 	for _, tc := range []struct {
 		name     string
 		announce []netip.Addr
 		replace  bool
-		port     int
-		warn     bool
+		want     string
 	}{
-		{"interface address on 443", nil, false, 443, true},
-		{"public address added to it", pub, false, 443, true},
-		{"public address replacing it", pub, true, 443, false},
-		{"high ports", nil, false, 4443, false},
+		{"interface addresses", nil, false, "[10.0.0.5 127.0.0.1]"},
+		{"public address added to them", pub, false, "[203.0.113.7 10.0.0.5 127.0.0.1]"},
+		{"public address replacing them", pub, true, "[203.0.113.7]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var logs bytes.Buffer
-			cfg := &config.Config{HTTPSPort: tc.port}
-			cfg.Media.Port = tc.port
-			warnPrivateLowPorts(tc.announce, tc.replace, bound, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-			if got := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "10.0.0.5 is private"); got != tc.warn {
-				t.Fatalf("warned %v, want %v: %s", got, tc.warn, logs.String())
+			if got := fmt.Sprint(Advertised(tc.announce, tc.replace, bound)); got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package server
+package mediaaddr
 
 import (
 	"context"
@@ -8,19 +8,31 @@ import (
 	"net/netip"
 	"slices"
 	"time"
-
-	"github.com/parley/parley/internal/config"
-	"github.com/parley/parley/internal/ports"
 )
 
-// announceAddrs decides which addresses our ICE candidates carry, and says in plain words when the
+// AnnouncePolicy is what the operator's configuration says about announced addresses.
+type AnnouncePolicy struct {
+	// Dev: dev mode announces the interface addresses only.
+	Dev bool
+	// Domain is DOMAIN_OR_PUBLIC_IP.
+	Domain string
+	// Configured is PARLEY_MEDIA_ANNOUNCE_IPS.
+	Configured []netip.Addr
+	// Port is the media port, named in the warnings.
+	Port int
+}
+
+// Announce decides which addresses our ICE candidates carry, and says in plain words when the
 // setup cannot work. The classic OpenVidu failure, "I only see myself", is a media server announcing
 // a private address to browsers on the Internet; we check for it at start-up instead.
 //
 // Configured PARLEY_MEDIA_ANNOUNCE_IPS replace the interface addresses. Otherwise, in production,
 // DOMAIN_OR_PUBLIC_IP is resolved: addresses that are not on this host (1:1 NAT, cloud VMs) are
 // added to the candidates, so browsers on the Internet and on the LAN both reach us.
-func announceAddrs(ctx context.Context, dev bool, domain string, configured []netip.Addr, local []netip.Addr, port int, log *slog.Logger) (addrs []netip.Addr, replace bool) {
+// local are this machine's addresses; replace says the result replaces the addresses the media
+// socket is bound on in candidates instead of being added to them.
+func Announce(ctx context.Context, p AnnouncePolicy, local []netip.Addr, log *slog.Logger) (addrs []netip.Addr, replace bool) {
+	dev, domain, configured, port := p.Dev, p.Domain, p.Configured, p.Port
 	isLocal := func(a netip.Addr) bool {
 		for _, l := range local {
 			if l.Unmap() == a.Unmap() {
@@ -72,10 +84,9 @@ func announceAddrs(ctx context.Context, dev bool, domain string, configured []ne
 	return addrs, false
 }
 
-// warnPrivateLowPorts says at start-up what `parley ports` says: Chromium ignores our candidates at
-// a private address on a port below 1024. bound are the media socket's addresses, announced along
-// with announce unless replace.
-func warnPrivateLowPorts(announce []netip.Addr, replace bool, bound []netip.AddrPort, cfg *config.Config, log *slog.Logger) {
+// Advertised is every address browsers get in our candidates: announce, plus the addresses the
+// media socket is bound on unless announce replaces them.
+func Advertised(announce []netip.Addr, replace bool, bound []netip.AddrPort) []netip.Addr {
 	addrs := announce
 	if !replace {
 		for _, b := range bound {
@@ -84,11 +95,5 @@ func warnPrivateLowPorts(announce []netip.Addr, replace bool, bound []netip.Addr
 			}
 		}
 	}
-	iceTCP := cfg.HTTPSPort
-	if cfg.Proxy.Enabled {
-		iceTCP = cfg.Proxy.MediaTCPPort
-	}
-	for _, w := range ports.PrivateLowPorts(addrs, cfg.Media.Port, iceTCP) {
-		log.Warn(w)
-	}
+	return addrs
 }
