@@ -6,17 +6,22 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 func main() {
@@ -24,10 +29,10 @@ func main() {
 	pid := flag.Int("pid", 0, "the server's process id, for its costs")
 	n := flag.Int("n", 10000, "attack size (connections, requests, …)")
 	sources := flag.Int("sources", 4, "attacker addresses (127.0.1.x)")
-	frame := flag.Int("frame", 1<<20, "prejoin: the size each socket's unfinished frame announces")
+	frame := flag.Int("frame", 1<<20, "prejoin: the size each socket's unfinished frame announces; stalled: bytes of each signal's data; candidates: bytes of each candidate")
 	flag.Parse()
 	if flag.NArg() != 1 || *pid == 0 {
-		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin")
+		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates")
 		os.Exit(2)
 	}
 	a := attacks[flag.Arg(0)]
@@ -42,8 +47,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "abuse %s: %v\n", flag.Arg(0), err)
 		os.Exit(1)
 	}
-	fmt.Printf("%-8s n=%-6d server: RSS %+.1f MB (%.1f MB), CPU %.2f s, fds %d→%d | legitimate user: %s\n",
-		flag.Arg(0), *n, float64(after.rss-before.rss)/1e6, float64(after.rss)/1e6,
+	fmt.Printf("%-8s n=%-6d server: RSS %+.1f MB (%.1f MB, peak %.1f MB), CPU %.2f s, fds %d→%d | legitimate user: %s\n",
+		flag.Arg(0), *n, float64(after.rss-before.rss)/1e6, float64(after.rss)/1e6, float64(after.peak)/1e6,
 		after.cpu-before.cpu, before.fds, after.fds, seen)
 }
 
@@ -53,23 +58,30 @@ type env struct {
 }
 
 var attacks = map[string]func(env) (string, error){
-	"idle":    idle,
-	"prejoin": prejoin,
+	"idle":       idle,
+	"prejoin":    prejoin,
+	"stalled":    stalled,
+	"candidates": candidates,
 }
 
 type cost struct {
-	rss int64   // bytes
-	cpu float64 // seconds, user + system
-	fds int
+	rss  int64   // bytes
+	peak int64   // the largest RSS the process ever had, bytes
+	cpu  float64 // seconds, user + system
+	fds  int
 }
 
 func readCost(pid int) cost {
 	var c cost
 	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
 		for l := range strings.Lines(string(b)) {
-			if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmRSS:" {
+			if f := strings.Fields(l); len(f) >= 2 && (f[0] == "VmRSS:" || f[0] == "VmHWM:") {
 				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				c.rss = kb * 1024
+				if f[0] == "VmRSS:" {
+					c.rss = kb * 1024
+				} else {
+					c.peak = kb * 1024
+				}
 			}
 		}
 	}
@@ -273,4 +285,160 @@ func joinTime(addr string) (time.Duration, error) {
 		return 0, fmt.Errorf("joinRoom: no answer: %w", err)
 	}
 	return time.Since(start), nil
+}
+
+// participant is a joined /openvidu socket of an app room (dev mode: rooms are open), driven by
+// hand: the attacks need clients that stop reading.
+type participant struct {
+	ws  *websocket.Conn
+	id  string
+	seq int
+}
+
+func joinRoom(addr, room, nick string) (*participant, error) {
+	body := strings.NewReader(fmt.Sprintf(`{"nickname":%q}`, nick))
+	resp, err := http.Post("http://"+addr+"/app/api/rooms/"+room+"/join", "application/json", body)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var tok struct{ Token string }
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.Token == "" {
+		return nil, fmt.Errorf("app join: %s %v", resp.Status, err)
+	}
+	u, err := url.Parse(tok.Token)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/openvidu", nil)
+	if err != nil {
+		return nil, err
+	}
+	ws.SetReadLimit(-1)
+	p := &participant{ws: ws}
+	res, err := p.call("joinRoom", map[string]any{"token": tok.Token, "session": u.Query().Get("sessionId"), "platform": "abuse", "metadata": ""})
+	if err != nil {
+		return nil, err
+	}
+	p.id, _ = res["id"].(string)
+	go p.keepAlive()
+	return p, nil
+}
+
+// keepAlive pings every 5 s, as the SDK does, until the socket is gone: a participant that stops
+// reading still writes.
+func (p *participant) keepAlive() {
+	ping := []byte(`{"jsonrpc":"2.0","id":0,"method":"ping"}`)
+	for {
+		time.Sleep(5 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.ws.Write(ctx, websocket.MessageText, ping)
+		cancel()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (p *participant) send(method string, params any) error {
+	p.seq++
+	b, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": p.seq, "method": method, "params": params})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return p.ws.Write(ctx, websocket.MessageText, b)
+}
+
+// call sends a request and waits for its answer, skipping notifications.
+func (p *participant) call(method string, params any) (map[string]any, error) {
+	if err := p.send(method, params); err != nil {
+		return nil, err
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, data, err := p.ws.Read(ctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		var m struct {
+			ID     int
+			Result map[string]any
+			Error  *struct{ Code int }
+		}
+		if json.Unmarshal(data, &m) != nil || m.ID != p.seq {
+			continue
+		}
+		if m.Error != nil {
+			return nil, fmt.Errorf("%s: error %d", method, m.Error.Code)
+		}
+		return m.Result, nil
+	}
+}
+
+// stalled: four participants stop reading while a fifth sends e.n signals of e.frame bytes of
+// data to the room; it reports how many of the stalled were cut off.
+func stalled(e env) (string, error) {
+	room := fmt.Sprintf("stalled-%d", time.Now().UnixNano()%1e6)
+	var stall []*participant
+	for i := range 4 {
+		p, err := joinRoom(e.addr, room, fmt.Sprint("stalled", i))
+		if err != nil {
+			return "", err
+		}
+		stall = append(stall, p) // never read again
+	}
+	sender, err := joinRoom(e.addr, room, "sender")
+	if err != nil {
+		return "", err
+	}
+	data := strings.Repeat("s", e.frame)
+	msg, _ := json.Marshal(map[string]any{"to": []string{}, "data": data, "type": "signal:chat"})
+	sent, refused := 0, 0
+	for range e.n {
+		if _, err := sender.call("sendMessage", map[string]any{"message": string(msg)}); err != nil {
+			refused++
+			if strings.Contains(err.Error(), "closed") || strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "failed") {
+				break // the sender's own socket was closed (frame too large)
+			}
+			continue
+		}
+		sent++
+	}
+	time.Sleep(2 * time.Second) // let the server settle (a bench, not a test)
+	cut := 0
+	for _, p := range stall {
+		if p.send("ping", nil) != nil { // a write fails once the server closed the socket
+			cut++
+		}
+		p.ws.CloseNow()
+	}
+	sender.ws.CloseNow()
+	return fmt.Sprintf("%d signals of %d bytes sent, %d refused; %d of 4 stalled receivers cut off", sent, e.frame, refused, cut), nil
+}
+
+// candidates: one participant sends e.n candidates of e.frame bytes for endpoints that do not
+// exist (64 of them), which the server keeps for when they appear.
+func candidates(e env) (string, error) {
+	p, err := joinRoom(e.addr, fmt.Sprintf("cands-%d", time.Now().UnixNano()%1e6), "cands")
+	if err != nil {
+		return "", err
+	}
+	defer p.ws.CloseNow()
+	cand := strings.Repeat("c", e.frame)
+	kept, refused := 0, 0
+	for i := range e.n {
+		_, err := p.call("onIceCandidate", map[string]any{"endpointName": fmt.Sprintf("con_Nowhere%02d", i%64), "candidate": cand, "sdpMid": "0", "sdpMLineIndex": 0})
+		if err != nil {
+			refused++
+			if !strings.Contains(err.Error(), "error") {
+				break // the socket was closed
+			}
+			continue
+		}
+		kept++
+	}
+	time.Sleep(2 * time.Second)
+	return fmt.Sprintf("%d candidates of %d bytes answered {}, %d refused", kept, e.frame, refused), nil
 }
