@@ -10,7 +10,7 @@
 # NET is PPX_NET (run.sh picks a TEST-NET /24 this machine does not use; firewall/netns.sh says
 # why not a private range). Everything carries the ppx prefix; nothing else on the host changes.
 #
-# usage: netns.sh up | down | cell NS open|tcp443
+# usage: netns.sh up | down | cell NS open|tcp443|noudp
 set -euo pipefail
 
 PREFIX=ppx
@@ -78,7 +78,8 @@ up() {
 }
 
 # cell installs a client's firewall, stateful: replies, loopback and the runner (the page server)
-# always pass; tcp443 lets out nothing else but TCP to the server's port 443.
+# always pass; tcp443 lets out nothing else but TCP to the server's port 443, noudp every TCP
+# connection and no UDP.
 cell() {
   local ns=$1 c=$2
   local ipt=(ip netns exec "$ns" iptables -w)
@@ -87,8 +88,8 @@ cell() {
   "${ipt[@]}" -F
   case $c in
     open) return 0 ;;
-    tcp443) ;;
-    *) echo "netns.sh: unknown cell '$c' (open|tcp443)" >&2; return 2 ;;
+    tcp443|noudp) ;;
+    *) echo "netns.sh: unknown cell '$c' (open|tcp443|noudp)" >&2; return 2 ;;
   esac
   "${ipt[@]}" -A OUTPUT -o lo -j ACCEPT
   "${ipt[@]}" -A INPUT -i lo -j ACCEPT
@@ -96,7 +97,10 @@ cell() {
   "${ipt[@]}" -A INPUT -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT
   "${ipt[@]}" -A OUTPUT -d "$RUNNER" -j ACCEPT
   "${ipt[@]}" -A INPUT -s "$RUNNER" -j ACCEPT
-  "${ipt[@]}" -A OUTPUT -p tcp -d "$SRV" --dport 443 -j ACCEPT
+  case $c in
+    tcp443) "${ipt[@]}" -A OUTPUT -p tcp -d "$SRV" --dport 443 -j ACCEPT ;;
+    noudp) "${ipt[@]}" -A OUTPUT -p tcp -j ACCEPT ;;                 # every UDP datagram dropped
+  esac
   "${ipt[@]}" -P OUTPUT DROP
   "${ipt[@]}" -P INPUT DROP
 }
@@ -104,6 +108,6 @@ cell() {
 case ${1:-} in
   up) up ;;
   down) down ;;
-  cell) [ $# = 3 ] || { echo "usage: $0 cell NS open|tcp443" >&2; exit 2; }; cell "$2" "$3" ;;
-  *) echo "usage: $0 up | down | cell NS open|tcp443" >&2; exit 2 ;;
+  cell) [ $# = 3 ] || { echo "usage: $0 cell NS open|tcp443|noudp" >&2; exit 2; }; cell "$2" "$3" ;;
+  *) echo "usage: $0 up | down | cell NS open|tcp443|noudp" >&2; exit 2 ;;
 esac

@@ -157,26 +157,75 @@ async function openParticipant(browser, session, name) {
   await page.goto(pages.url, { timeout: 30000 });
   const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
   assert.match(token, new RegExp(`^wss://${DOMAIN.replace('.', '\\.')}/openvidu\\?`), 'tokens name the public URL');
-  const id = await within(20000, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
+  const id = await within(45000, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
   return { name, page, id, problems };
 }
 
+const report = (p) => within(15000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
+const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
+
+// decodeAll waits until every participant in subs decodes the video of every one in pubs, and
+// returns their last reports by name; on failure it says what each browser saw.
+async function decodeAll(subs, pubs, what) {
+  let last = {};
+  try {
+    await poll(what, async () => {
+      // A loaded machine may keep getStats from answering for a while: that is a miss, not the end.
+      for (const p of subs) last[p.name] = await report(p).catch((e) => ({ subscribers: [], error: e.message }));
+      return subs.every((p) => pubs.every((q) => q === p || decodes(last[p.name], q.id)));
+    }, { timeout: 60000, interval: 250 });
+  } catch (e) {
+    const diag = {};
+    for (const p of subs) diag[p.name] = await p.page.evaluate(() => window.pfw.diagnose()).catch(String);
+    throw new Error(`${e.message}\nreports: ${JSON.stringify(last).slice(0, 3000)}\ndiagnose: ${JSON.stringify(diag).slice(0, 4000)}\npage errors: ${subs.flatMap((p) => p.problems)}`);
+  }
+  return last;
+}
+
+// withPair opens A (open network) and B (behind cellB) in one session and runs fn once they
+// decode each other.
+async function withPair(cellB, fn) {
+  setCell(NS.A, 'open');
+  setCell(NS.B, cellB);
+  const browsers = await Promise.all([launch(NS.A), launch(NS.B)]);
+  let session;
+  try {
+    const ov = new OpenVidu(BASE, SECRET);
+    session = await within(5000, ov.createSession({}), 'createSession');
+    const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
+    const last = await decodeAll([a, b], [a, b], "A and B to decode each other's video");
+    const subA = last.A.subscribers.find((x) => x.from === b.id);
+    const subB = last.B.subscribers.find((x) => x.from === a.id);
+    console.log(`# B behind ${cellB}: A ← ${describePath(subA.path)}; B ← ${describePath(subB.path)}`);
+    await fn({ a, b, subA, subB, session, browsers });
+  } finally {
+    if (session) await within(5000, session.close(), 'session close').catch(() => {});
+    await Promise.all(browsers.map((br) => within(10000, br.close(), 'browser close').catch(() => {})));
+  }
+}
+
+// The cells that do not depend on the proxy's kind run once, behind nginx when it is there.
+const extrasBehind = PROXIES.nginx.available() ? 'nginx' : 'haproxy';
+
 for (const [name, proxy] of Object.entries(PROXIES)) {
   describe(`behind ${name}`, { skip: !proxy.available() && `${name} is not installed` }, () => {
-    let proc;
-    before(async () => {
-      const shipped = readFileSync(join(repoRoot, 'deploy/proxy', proxy.file), 'utf8');
-      const cfg = proxy.adapt(shipped, pem).replaceAll('turn.example.com', TURN_HOST).replaceAll('meet.example.com', DOMAIN);
-      assert.ok(!/(meet|turn)\.example\.com/.test(cfg), `deploy/proxy/${proxy.file} has names the bed does not replace`);
-      const path = join(tmp, proxy.file);
-      writeFileSync(path, cfg);
-      const [cmd, args] = proxy.check(path);
-      execFileSync(cmd, args, { stdio: 'inherit', timeout: 10000 });
-      proc = startIn(name, proxy.argv(path), {});
+    let proc, cfgPath;
+    const startProxy = async () => {
+      proc = startIn(name, proxy.argv(cfgPath), {});
       await poll(`parley to answer through ${name}`, async () => {
         if (proc.exited) throw new Error(`${name} exited at start-up (${JSON.stringify(proc.exited)}); see output/${name}.log`);
         try { return (await rest('/openvidu/api/config/openvidu-publicurl')).status === 200; } catch { return false; }
       }, { timeout: 20000, interval: 200 });
+    };
+    before(async () => {
+      const shipped = readFileSync(join(repoRoot, 'deploy/proxy', proxy.file), 'utf8');
+      const cfg = proxy.adapt(shipped, pem).replaceAll('turn.example.com', TURN_HOST).replaceAll('meet.example.com', DOMAIN);
+      assert.ok(!/(meet|turn)\.example\.com/.test(cfg), `deploy/proxy/${proxy.file} has names the bed does not replace`);
+      cfgPath = join(tmp, proxy.file);
+      writeFileSync(cfgPath, cfg);
+      const [cmd, args] = proxy.check(cfgPath);
+      execFileSync(cmd, args, { stdio: 'inherit', timeout: 10000 });
+      await startProxy();
     });
     after(async () => { if (proc) await stop(proc); });
 
@@ -191,40 +240,45 @@ for (const [name, proxy] of Object.entries(PROXIES)) {
     });
 
     test('A (open network) and B (only TCP 443) decode each other; B through TURN/TLS passed by SNI; REST shows their own addresses', async () => {
-      setCell(NS.A, 'open');
-      setCell(NS.B, 'tcp443');
-      const browsers = await Promise.all([launch(NS.A), launch(NS.B)]);
-      try {
-        const ov = new OpenVidu(BASE, SECRET);
-        const session = await within(5000, ov.createSession({}), 'createSession');
-        const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
-        const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
-        let last = {};
-        try {
-          await poll("A and B to decode each other's video", async () => {
-            last = { A: await report(a), B: await report(b) };
-            const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
-            return decodes(last.A, b.id) && decodes(last.B, a.id);
-          }, { timeout: 40000, interval: 250 });
-        } catch (e) {
-          const diag = { A: await a.page.evaluate(() => window.pfw.diagnose()).catch(String), B: await b.page.evaluate(() => window.pfw.diagnose()).catch(String) };
-          throw new Error(`${e.message}\nreports: ${JSON.stringify(last).slice(0, 3000)}\ndiagnose: ${JSON.stringify(diag).slice(0, 4000)}\npage errors: ${[...a.problems, ...b.problems]}`);
-        }
-        const subB = last.B.subscribers.find((s) => s.from === a.id);
-        const subA = last.A.subscribers.find((s) => s.from === b.id);
-        console.log(`# A ← ${describePath(subA.path)}; B ← ${describePath(subB.path)}`);
+      await withPair('tcp443', async ({ a, b, subB, session }) => {
         assert.equal(pathKind(subB.path), 'turn-tls', `B can reach only TCP 443: its media must come through TURN/TLS, got ${describePath(subB.path)}`);
-        assert.match(subB.path.url || '', new RegExp(`^turns:${TURN_HOST.replace('.', '\\.')}:443`), 'through the turns: host name HAProxy passes through');
-        assert.ok(proxy.routedTURN(), `${name}'s log shows no connection for ${TURN_HOST} routed to parley's TURN/TLS`);
-
+        assert.match(subB.path.url || '', new RegExp(`^turns:${TURN_HOST.replaceAll('.', '\\.')}:443`), `through the turns: host name ${name} passes through`);
         const s = JSON.parse((await rest(`/openvidu/api/sessions/${session.sessionId}`)).body);
         const ipOf = (id) => s.connections.content.find((c) => c.connectionId === id)?.ip;
         assert.equal(ipOf(a.id), ADDR.A, "REST shows A's own address, not the proxy's");
         assert.equal(ipOf(b.id), ADDR.B, "REST shows B's own address, not the proxy's");
-        await within(5000, session.close(), 'session close').catch(() => {});
-      } finally {
-        await Promise.all(browsers.map((br) => within(10000, br.close(), 'browser close').catch(() => {})));
-      }
+        if (name !== extrasBehind) return;
+
+        // The proxy restarts: every signaling WebSocket and B's TURN/TLS stream through it drop.
+        // Both participants reconnect through it (the SDK's `connect` within
+        // PARLEY_RECONNECT_GRACE), and B, limited to TCP 443, gets A's video again through
+        // TURN/TLS passed by the restarted proxy.
+        await stop(proc);
+        await startProxy();
+        await poll('A and B to reconnect through the restarted proxy', () => [a.id, b.id].every((id) =>
+          new RegExp(`participant reconnected[^\\n]*"connection":"${id}"`).test(readLog('parley.log'))), { timeout: 30000, interval: 250 });
+        let prev = -1, growing = 0;
+        await poll("B to keep decoding A's video through the restarted proxy", async () => {
+          const r = await report(b).catch(() => null);
+          if (!r) return false;
+          const n = r.subscribers.filter((x) => x.from === a.id).reduce((t, x) => t + x.framesDecoded, 0);
+          growing = prev >= 0 && n > prev ? growing + 1 : 0;
+          prev = n;
+          return growing >= 3;
+        }, { timeout: 40000, interval: 500 });
+        const after = JSON.parse((await rest(`/openvidu/api/sessions/${session.sessionId}`)).body);
+        assert.deepEqual(after.connections.content.map((x) => x.connectionId).sort(), [a.id, b.id].sort(), 'A and B are the same participants after the restart');
+      });
+      // nginx logs a stream when it closes: the browsers are gone by now.
+      await poll(`${name}'s log to show a connection for ${TURN_HOST} routed to parley's TURN/TLS`, () => proxy.routedTURN(), { timeout: 15000, interval: 250 });
+    });
+
+    test('B with every UDP datagram dropped gets media over TCP beside the proxy (ICE-TCP on PARLEY_MEDIA_TCP_PORT, or TURN)', { skip: name !== extrasBehind && 'runs once, behind ' + extrasBehind }, async () => {
+      await withPair('noudp', async ({ subB }) => {
+        const kind = pathKind(subB.path);
+        assert.ok(['ice-tcp', 'turn-tcp', 'turn-tls'].includes(kind), `B without UDP: ${describePath(subB.path)}`);
+        if (kind === 'ice-tcp') assert.equal(subB.path.remotePort, 5349, 'ICE-TCP ends on PARLEY_MEDIA_TCP_PORT');
+      });
     });
   });
 }
