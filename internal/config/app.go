@@ -8,7 +8,7 @@ import (
 // parseApp reads the PARLEY_APP_* settings. It lives apart from parse so the app's settings can grow
 // without touching the shared function; it uses parse's own readers so problems are reported the
 // same way.
-func parseApp(c *Config, str func(name, def string) string, boolean func(name string, def bool) bool,
+func parseApp(c *Config, d modeDefaults, str func(name, def string) string, boolean func(name string, def bool) bool,
 	num func(name string, def, lo, hi int) int, get Lookup, bad *problems) {
 	a := &c.App
 	if v := str("PARLEY_APP_USERS", ""); v != "" {
@@ -24,9 +24,8 @@ func parseApp(c *Config, str func(name, def string) string, boolean func(name st
 			a.Users[user] = pass
 		}
 	}
-	// A demanding operator expects a public server to be closed until they open it; dev mode is
-	// this machine only, so it is open unless users were given.
-	a.Private = boolean("PARLEY_APP_PRIVATE", !c.Dev || len(a.Users) > 0)
+	// Closed in production, open in dev mode (modeDefaults) unless users were given.
+	a.Private = boolean("PARLEY_APP_PRIVATE", d.AppPrivate || len(a.Users) > 0)
 	if v, ok := get("PARLEY_APP_PRIVATE"); ok && v != "" && !a.Private && len(a.Users) > 0 {
 		*bad = append(*bad, "PARLEY_APP_PRIVATE=false makes every room open, so PARLEY_APP_USERS would never be asked for: remove one of them")
 	}

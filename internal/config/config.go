@@ -364,22 +364,15 @@ func parse(get Lookup, names []string) (*Config, error) {
 	c := &Config{}
 	c.Domain = str("DOMAIN_OR_PUBLIC_IP", "")
 	c.Dev = c.Domain == ""
-	defPort, defSecret := 443, ""
-	if c.Dev {
-		defPort, defSecret = 4443, DevSecret
-	}
-	c.Secret = str("OPENVIDU_SECRET", defSecret)
-	c.HTTPSPort = num("HTTPS_PORT", defPort, 0, 65535) // 0: the kernel picks (tests)
+	d := defaultsFor(c.Dev)
+	c.Secret = str("OPENVIDU_SECRET", d.Secret)
+	c.HTTPSPort = num("HTTPS_PORT", d.HTTPSPort, 0, 65535) // 0: the kernel picks (tests)
 	c.HTTPPort = num("HTTP_PORT", 80, 1, 65535)
 	c.CertificateType = oneOf("CERTIFICATE_TYPE", "selfsigned", "selfsigned", "owncert", "letsencrypt")
 	c.SupportDeprecatedAPI = boolean("SUPPORT_DEPRECATED_API", true)
 	c.LogLevel = oneOf("PARLEY_LOG_LEVEL", "info", "debug", "info", "warn", "error")
 	c.MemoryLimitMiB = num("PARLEY_MEMORY_LIMIT", 0, 0, 1<<24)
-	defData := "/var/lib/parley"
-	if c.Dev {
-		defData = ".parley"
-	}
-	c.DataDir = str("PARLEY_DATA_DIR", defData)
+	c.DataDir = str("PARLEY_DATA_DIR", d.DataDir)
 	if v := str("OPENVIDU_WEBRTC_ICE_SERVERS", ""); v != "" {
 		var err error
 		if c.IceServers, err = ParseIceServers(v); err != nil {
@@ -401,8 +394,8 @@ func parse(get Lookup, names []string) (*Config, error) {
 		MaxAllocations:              num("PARLEY_TURN_MAX_ALLOCATIONS", 1000, 1, 1_000_000),
 	}
 
-	parseApp(c, str, boolean, num, get, &bad)
-	parseEvents(c, str, boolean, num, get, &bad)
+	parseApp(c, d, str, boolean, num, get, &bad)
+	parseEvents(c, d, str, boolean, num, get, &bad)
 
 	s := &c.Session
 	s.GarbageInterval = time.Duration(num("OPENVIDU_SESSIONS_GARBAGE_INTERVAL", 900, 0, 1<<30)) * time.Second
@@ -416,16 +409,9 @@ func parse(get Lookup, names []string) (*Config, error) {
 
 	r := &c.Recording
 	r.Enabled = boolean("OPENVIDU_RECORDING", false)
-	defRec := "/opt/openvidu/recordings"
-	if c.Dev {
-		defRec = filepath.Join(c.DataDir, "recordings")
-	}
-	r.Path = str("OPENVIDU_RECORDING_PATH", defRec)
+	r.Path = str("OPENVIDU_RECORDING_PATH", d.under(c.DataDir, d.RecordingPath, "recordings"))
 	r.PublicAccess = boolean("OPENVIDU_RECORDING_PUBLIC_ACCESS", false)
 	r.AutostopTimeout = time.Duration(num("OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", 120, 0, 1<<30)) * time.Second
-	if r.Enabled && !filepath.IsAbs(r.Path) && !c.Dev {
-		bad.add("OPENVIDU_RECORDING_PATH", r.Path, "an absolute path")
-	}
 
 	m := &c.Media
 	m.Port = num("PARLEY_MEDIA_PORT", c.HTTPSPort, 0, 65535)
@@ -438,7 +424,32 @@ func parse(get Lookup, names []string) (*Config, error) {
 	m.Simulcast = boolean("OPENVIDU_WEBRTC_SIMULCAST", false)
 	parseProxy(c, str, boolean, num, &bad)
 
-	// Cross-field rules.
+	bad = append(bad, c.problems()...)
+	for _, n := range names {
+		if strings.HasPrefix(n, "PARLEY_") && !slices.Contains(known, n) {
+			bad = append(bad, n+" is not a setting Parley knows (known: "+strings.Join(known, ", ")+")")
+		}
+	}
+	if len(bad) > 0 {
+		return nil, bad.err()
+	}
+	return c, nil
+}
+
+// Validate reports every problem of c at once, one per line, by variable and value: the rules
+// that involve more than one setting or the mode (dev or production). Load runs it after reading;
+// a Config built another way (tests, tools) is checked the same way. Problems a value has on its
+// own (not a number, out of range, not one of the allowed words) are found while loading, where
+// the text is still at hand.
+func (c *Config) Validate() error {
+	if bad := c.problems(); len(bad) > 0 {
+		return bad.err()
+	}
+	return nil
+}
+
+func (c *Config) problems() problems {
+	var bad problems
 	switch {
 	case c.Secret == "":
 		bad = append(bad, "OPENVIDU_SECRET is required when DOMAIN_OR_PUBLIC_IP is set")
@@ -458,22 +469,57 @@ func parse(get Lookup, names []string) (*Config, error) {
 			bad = append(bad, "LETSENCRYPT_EMAIL is required with CERTIFICATE_TYPE=letsencrypt")
 		}
 	}
+	m := &c.Media
 	if m.MaxRecvBandwidth != 0 && m.MinRecvBandwidth > m.MaxRecvBandwidth {
 		bad = append(bad, "OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH must not exceed OPENVIDU_STREAMS_VIDEO_MAX_RECV_BANDWIDTH")
 	}
 	if m.MaxSendBandwidth != 0 && m.MinSendBandwidth > m.MaxSendBandwidth {
 		bad = append(bad, "OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH must not exceed OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH")
 	}
-	for _, n := range names {
-		if strings.HasPrefix(n, "PARLEY_") && !slices.Contains(known, n) {
-			bad = append(bad, n+" is not a setting Parley knows (known: "+strings.Join(known, ", ")+")")
-		}
+	if c.Recording.Enabled && !filepath.IsAbs(c.Recording.Path) && !c.Dev {
+		bad.add("OPENVIDU_RECORDING_PATH", c.Recording.Path, "an absolute path")
 	}
-	if len(bad) > 0 {
-		sort.Strings(bad)
-		return nil, fmt.Errorf("invalid configuration:\n  %s", strings.Join(slices.Compact(bad), "\n  "))
+	return bad
+}
+
+// err formats the problems sorted, without repeats, under one header.
+func (p problems) err() error {
+	bad := slices.Clone(p)
+	sort.Strings(bad)
+	return fmt.Errorf("invalid configuration:\n  %s", strings.Join(slices.Compact(bad), "\n  "))
+}
+
+// modeDefaults are the defaults that differ between dev mode (no DOMAIN_OR_PUBLIC_IP: plain HTTP on
+// this machine only, like OpenVidu's public openvidu-dev container, so its tutorials work
+// unmodified) and production. Every other default is the same in both modes.
+type modeDefaults struct {
+	HTTPSPort int
+	Secret    string // production has none: OPENVIDU_SECRET is required
+	DataDir   string
+	// RecordingPath and CDRPath are OpenVidu's deployment paths; empty means a folder of the data
+	// directory (dev mode keeps everything beside the binary's working directory).
+	RecordingPath, CDRPath string
+	// MetricsAddr: production serves /metrics on loopback; dev mode does not serve it.
+	MetricsAddr string
+	// AppPrivate: an operator expects a public server to be closed until they open it; dev mode
+	// is this machine only, so its app is open (unless PARLEY_APP_USERS are given).
+	AppPrivate bool
+}
+
+func defaultsFor(dev bool) modeDefaults {
+	if dev {
+		return modeDefaults{HTTPSPort: 4443, Secret: DevSecret, DataDir: ".parley"}
 	}
-	return c, nil
+	return modeDefaults{HTTPSPort: 443, DataDir: "/var/lib/parley", RecordingPath: "/opt/openvidu/recordings",
+		CDRPath: "/opt/openvidu/cdr", MetricsAddr: "127.0.0.1:9464", AppPrivate: true}
+}
+
+// under returns path, or dir/sub when path is empty.
+func (modeDefaults) under(dir, path, sub string) string {
+	if path == "" {
+		return filepath.Join(dir, sub)
+	}
+	return path
 }
 
 // prefixes reads a comma-separated list of CIDRs or addresses (an address is its own /32 or /128);

@@ -452,3 +452,43 @@ func TestBehindProxy(t *testing.T) {
 		})
 	}
 }
+
+// A Config changed or built after loading is checked by the same rules, every problem at once.
+func TestValidate(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, "", "DOMAIN_OR_PUBLIC_IP", "example.com", "OPENVIDU_SECRET", prodSecret)
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a loaded configuration fails Validate: %v", err)
+	}
+	bad := *c
+	bad.Secret = DevSecret
+	bad.Media.MinSendBandwidth = bad.Media.MaxSendBandwidth + 1
+	bad.Recording.Enabled, bad.Recording.Path = true, "recordings"
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a weak secret, min above max and a relative recording path")
+	}
+	for _, w := range []string{"OPENVIDU_SECRET is too weak", "MIN_SEND_BANDWIDTH must not exceed", `OPENVIDU_RECORDING_PATH="recordings"`} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q:\n%v", w, err)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("the copy's problems leaked into the original: %v", err)
+	}
+}
+
+// Production's defaults, the counterpart of TestDevDefaults for the settings that differ by mode.
+func TestProductionDefaults(t *testing.T) {
+	t.Parallel()
+	c := mustLoad(t, "", "DOMAIN_OR_PUBLIC_IP", "example.com", "OPENVIDU_SECRET", prodSecret)
+	got := []any{c.HTTPSPort, c.DataDir, c.Recording.Path, c.CDR.Path, c.Metrics.Addr, c.App.Private}
+	want := []any{443, "/var/lib/parley", "/opt/openvidu/recordings", "/opt/openvidu/cdr", "127.0.0.1:9464", true}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	d := mustLoad(t, "", "PARLEY_DATA_DIR", "/srv/p")
+	if d.Recording.Path != "/srv/p/recordings" || d.CDR.Path != "/srv/p/cdr" || d.Metrics.Addr != "" || d.App.Private {
+		t.Fatalf("dev mode: recordings %s, cdr %s, metrics %q, private %v", d.Recording.Path, d.CDR.Path, d.Metrics.Addr, d.App.Private)
+	}
+}

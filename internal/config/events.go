@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -76,7 +75,7 @@ var headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 // parseEvents reads the webhook, CDR and metrics settings, apart from parse so they can grow
 // without touching the shared function. Header values and endpoints are never echoed in
 // problems: they carry credentials.
-func parseEvents(c *Config, str func(name, def string) string, boolean func(name string, def bool) bool,
+func parseEvents(c *Config, d modeDefaults, str func(name, def string) string, boolean func(name string, def bool) bool,
 	num func(name string, def, lo, hi int) int, get Lookup, bad *problems) {
 	w := &c.Webhook
 	w.Enabled = boolean("OPENVIDU_WEBHOOK", false)
@@ -120,16 +119,9 @@ func parseEvents(c *Config, str func(name, def string) string, boolean func(name
 	}
 
 	c.CDR.Enabled = boolean("OPENVIDU_CDR", false)
-	defCDR := "/opt/openvidu/cdr"
-	if c.Dev {
-		defCDR = filepath.Join(c.DataDir, "cdr")
-	}
-	c.CDR.Path = str("OPENVIDU_CDR_PATH", defCDR)
+	c.CDR.Path = str("OPENVIDU_CDR_PATH", d.under(c.DataDir, d.CDRPath, "cdr"))
 
-	defMetrics := "127.0.0.1:9464"
-	if c.Dev {
-		defMetrics = ""
-	}
+	defMetrics := d.MetricsAddr
 	// An explicitly empty value disables metrics: str would take it for unset.
 	if v, ok := get("PARLEY_METRICS_ADDR"); ok {
 		defMetrics = v
