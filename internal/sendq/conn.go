@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // Conn is a net.Conn whose Write goes through a Queue: every Write must be one whole frame.
@@ -46,6 +47,18 @@ func (c *Conn) WriteKind(p []byte, k Kind) (int, error) { return c.q.WriteKind(p
 
 // Stats returns the queue's counters.
 func (c *Conn) Stats() Stats { return c.q.Stats() }
+
+// VideoWait returns how long the latest video frames written waited. See Queue.VideoWait.
+func (c *Conn) VideoWait() time.Duration { return c.q.VideoWait() }
+
+// ResetVideoWait forgets the wait of the latest video written.
+func (c *Conn) ResetVideoWait() { c.q.ResetVideoWait() }
+
+// Accepted returns how many bytes the queue has taken so far. See Queue.Accepted.
+func (c *Conn) Accepted() uint64 { return c.q.Accepted() }
+
+// SentBytes returns how many bytes the queue has handed the connection so far (one atomic load).
+func (c *Conn) SentBytes() uint64 { return c.q.own.c[cSent].bytes.Load() }
 
 // MediaDropped returns how many media frames the queue has dropped so far: one atomic load, for
 // a caller on a hot path.

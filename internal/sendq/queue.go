@@ -252,6 +252,11 @@ type Queue struct {
 	// acks samples the socket's acknowledged bytes, oldest first: an of them from ahead.
 	acks      [ackLog]write
 	ahead, an int
+	// accepted counts the bytes Write took (see Accepted).
+	accepted atomic.Uint64
+	// videoWait is how long the video frames of the writer's latest batch waited at most, in
+	// nanoseconds (see VideoWait).
+	videoWait atomic.Int64
 	// delay is how long the video frames written since the last Delay waited; under mu.
 	delay Delay
 	done  chan struct{} // closed when the writer returns
@@ -314,6 +319,7 @@ func (q *Queue) WriteKind(p []byte, kind Kind) (int, error) {
 		}
 	}
 	l.push(p, at, kind)
+	q.accepted.Add(uint64(n))
 	if q.waiting {
 		q.cond.Signal()
 	}
@@ -459,6 +465,7 @@ func (q *Queue) run() {
 		}
 		now := q.cfg.now()
 		b, frames := q.scratch[:0], 0
+		wait := time.Duration(-1)
 		for i := range q.lanes {
 			l := &q.lanes[i]
 			q.dropStale(l, now)
@@ -474,12 +481,16 @@ func (q *Queue) run() {
 				f := l.pop()
 				if f.kind == Video {
 					q.delay.add(now - f.at)
+					wait = max(wait, now-f.at)
 				}
 				b = l.appendFrame(b, f)
 				frames++
 			}
 		}
 		q.mu.Unlock()
+		if wait >= 0 {
+			q.videoWait.Store(int64(wait))
+		}
 		if frames == 0 {
 			continue
 		}
@@ -594,6 +605,18 @@ func (q *Queue) Delay() Delay {
 	q.delay = Delay{}
 	return d
 }
+
+// VideoWait returns how long the video frames of the writer's latest batch waited at most (0
+// until some were written, or since ResetVideoWait): one atomic load, for a caller on a hot path
+// that wants to know at once when video starts to queue.
+func (q *Queue) VideoWait() time.Duration { return time.Duration(q.videoWait.Load()) }
+
+// Accepted returns how many bytes Write has queued so far (one atomic load): against the bytes
+// sent in the same time, whether the connection keeps up with what it is given.
+func (q *Queue) Accepted() uint64 { return q.accepted.Load() }
+
+// ResetVideoWait forgets the wait of the latest video written.
+func (q *Queue) ResetVideoWait() { q.videoWait.Store(0) }
 
 // Stats returns the queue's own counters and what it holds now.
 func (q *Queue) Stats() Stats {

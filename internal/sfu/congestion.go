@@ -45,13 +45,17 @@ const (
 	// shortest wait; a keyframe's burst only raises the longest), or the queue dropped media, the
 	// estimate follows what the queue got out.
 	ccQueueDelay = 100 * time.Millisecond
-	// ccProbeGap: while a subscription over TCP has its video paused, every other tick (this long
-	// after the last) the forwarder sends padding in place of its video, as many bytes as the video
-	// has: a probe that costs only this link (what it cannot take is dropped in its own queue; audio
-	// goes first), never the publisher a keyframe. If the queue kept up, video resumes, so a freed
-	// link has its video back within about two seconds, without resuming into a link that cannot
-	// take it.
-	ccProbeGap = time.Second
+	// ccProbeGap, ccProbeTime: while a subscription over TCP has its video paused, every
+	// ccProbeGap the forwarder sends padding in place of its video for ccProbeTime, half as many
+	// bytes again as the video has (ccProbeGain): a probe that costs only this link (what it
+	// cannot take is dropped in its own queue, and the first sign of a queue ends the probe;
+	// audio goes first), never the publisher a keyframe. If the queue kept up, video resumes: a
+	// freed link has its video back within about ccProbeGap + ccProbeTime, and video does not
+	// resume into a link that only a token bucket's burst and the socket's buffers made look wide
+	// (the gain is what they cannot hide). The probe runs on the sender reports' 100 ms clock, not
+	// the estimate's second.
+	ccProbeGap  = 800 * time.Millisecond
+	ccProbeTime = 600 * time.Millisecond
 	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
 	// they pass at most this often; healthy ones pass every request (merged per publisher).
 	lossyPLIGap = 3 * time.Second
@@ -85,14 +89,21 @@ type congestion struct {
 	lastReport int64
 	hold       time.Duration
 	holdUntil  time.Time
-	longRTT    int  // consecutive reports with a round trip over ccMaxRTT
-	probing    bool // the forwarder pads in place of the paused video this tick
+	longRTT    int // consecutive reports with a round trip over ccMaxRTT
+	// The probe (probeStep): running since probeStart, the queue as it was then; the next one
+	// not before probeNext.
+	probing               bool
+	probeStart, probeNext time.Time
+	probeAt               probeSample
 	// probeQ is the send queue a probe watches, and probeBase its media drops when the probe
-	// began: the forwarder ends the probe at the first drop (the link has answered), so a failed
-	// probe costs the link's audio a few hundred milliseconds, not the whole tick. Set before
+	// began: the forwarder ends the probe at the first drop, or once padding waited there over
+	// ccQueueDelay (the link has answered), so a failed probe costs the link's audio a fraction
+	// of a second. Set before
 	// the gate's probe flag, read by the forwarder after it.
 	probeQ    atomic.Pointer[sendq.Conn]
 	probeBase atomic.Uint64
+	// probeWanted: the video is paused over TCP, so the report goroutine probes every 100 ms.
+	probeWanted atomic.Bool
 	// The send queue's counters at lastAt, and whose they are (a new path starts over).
 	queue      *sendq.Conn
 	lastQSent  uint64
@@ -118,7 +129,6 @@ type ccInput struct {
 // ccDecision is what a tick decided.
 type ccDecision struct {
 	pause, resume bool
-	probe         bool // pad in place of the paused video (until the next decision)
 	rtxBudget     int64
 }
 
@@ -152,7 +162,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			c.longRTT = 0
 		}
 	}
-	if queueFull && (!paused || c.probing) {
+	if queueFull && !paused {
 		// The queue in front of a TCP path held media all through the tick or dropped some: the
 		// link took what the queue got out (everything on the connection, media or not).
 		c.est = float64(in.qSent) * 8 / dt
@@ -200,8 +210,6 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		c.est = min(c.est, max(2*need, ccEstimateCap)) // keep growth bounded on a clean link
 	}
 
-	probed := c.probing
-	c.probing = false
 	switch {
 	case in.videoCarry && !paused && c.est > 0 && c.est < ccPauseBelow*need:
 		d.pause = true
@@ -211,24 +219,9 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			c.backoff = min(2*c.backoff, ccBackoffMax)
 		}
 		c.resumeAt = in.now.Add(c.backoff)
-		if in.queued {
-			c.resumeAt = in.now.Add(ccProbeGap)
-		}
-	case paused && in.queued && probed:
-		// The probe's verdict: the queue kept up with the video's bytes, or the link showed its
-		// rate (estimated above) and the next probe waits.
-		if !queueFull && float64(in.qSent)*8/dt >= ccPauseBelow*need {
-			c.est = max(c.est, ccResumeAbove*need)
-			d.resume = true
-			c.resumedAt = in.now
-		} else {
-			c.resumeAt = in.now.Add(ccProbeGap)
-		}
+		c.probing, c.probeNext = false, in.now.Add(ccProbeGap)
 	case paused && in.queued:
-		// Over TCP the queue, not the estimate's growth, says when video fits again.
-		if !in.now.Before(c.resumeAt) {
-			c.probing, d.probe = true, true
-		}
+		// Over TCP the probes (probeStep), not the estimate's growth, say when video fits again.
 	case paused && !in.now.Before(c.resumeAt) && c.est >= ccResumeAbove*need:
 		d.resume = true
 		c.resumedAt = in.now
@@ -251,6 +244,44 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	// cut the estimate (the weak-network bed saw 6× the link after a resume).
 	d.rtxBudget = max(min(d.rtxBudget, int64(media/32)), rtxBudgetFloor, int64(media/80))
 	return d
+}
+
+// probeStep advances the probe of a subscription over TCP whose video is paused, every 100 ms.
+// qs is its send queue's state; aborted says the forwarder ended the probe (a drop, or padding
+// waiting there). It reports whether to start padding now, and whether the probe succeeded: for
+// ccProbeTime the queue dropped nothing, kept its video wait under ccQueueDelay, and wrote out
+// nine tenths of what it took, and it took at least half of what the video needs (padding did
+// flow). A token bucket's burst or a socket's buffer can take a short probe at more than the
+// link's rate; they cannot drain the queue at it.
+func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (start, resume bool) {
+	if !c.probing {
+		if now.Before(c.probeNext) {
+			return false, false
+		}
+		c.probing, c.probeStart, c.probeAt = true, now, qs
+		return true, false
+	}
+	ran := now.Sub(c.probeStart)
+	took, wrote := qs.accepted-c.probeAt.accepted, qs.sent-c.probeAt.sent
+	switch {
+	case aborted || qs.drops != c.probeAt.drops || qs.wait > ccQueueDelay:
+	case ran < ccProbeTime:
+		return false, false
+	case float64(wrote) >= 0.9*float64(took) && float64(took)*8/ran.Seconds() >= c.need/2:
+		c.probing = false
+		c.est = max(c.est, ccResumeAbove*c.need)
+		c.resumedAt = now
+		return false, true
+	}
+	c.probing, c.probeNext = false, now.Add(ccProbeGap)
+	return false, false
+}
+
+// probeSample is a send queue's counters for probeStep: media frames dropped, bytes taken and
+// written so far, and how long the latest video written waited.
+type probeSample struct {
+	drops, accepted, sent uint64
+	wait                  time.Duration
 }
 
 // cut starts a hold on growth after the estimate was cut: 2 s, doubled up to ccHoldMax when the
@@ -411,7 +442,10 @@ func (sub *Subscriber) adapt(now time.Time) {
 		st := q.Stats()
 		in.qDelay = q.Delay()
 		if q != sub.cc.queue {
+			// A new path: its first interval began before the queue carried anything (the
+			// connection's start, its first keyframe's burst), so it says nothing of the link yet.
 			sub.cc.queue, sub.cc.lastQSent, sub.cc.lastQDrops = q, st.Sent.Bytes, st.MediaDropped.Frames
+			in.queued = false
 		}
 		in.qSent, in.qDrop = st.Sent.Bytes-sub.cc.lastQSent, st.MediaDropped.Frames-sub.cc.lastQDrops
 		sub.cc.lastQSent, sub.cc.lastQDrops = st.Sent.Bytes, st.MediaDropped.Frames
@@ -421,13 +455,6 @@ func (sub *Subscriber) adapt(now time.Time) {
 		video.sc.fit(now, capped(sub.cc.est, float64(sub.maxBps)))
 	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
-	if video != nil {
-		if dec.probe {
-			sub.cc.probeBase.Store(q.MediaDropped())
-			sub.cc.probeQ.Store(q)
-		}
-		video.gate.probe.Store(dec.probe)
-	}
 	switch {
 	case dec.pause:
 		sub.cc.pause.Store(true)
@@ -440,15 +467,52 @@ func (sub *Subscriber) adapt(now time.Time) {
 			sub.onPaused(true)
 		}
 	case dec.resume:
-		sub.cc.pause.Store(false)
-		video.gate.pause.Store(false)
-		sub.cc.resumes.Add(1)
-		sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000))
-		if sub.onPaused != nil {
-			sub.onPaused(false)
+		sub.resume(video)
+	}
+	sub.cc.probeWanted.Store(q != nil && video != nil && sub.cc.pause.Load())
+}
+
+// resume lets the video of the subscription flow again.
+func (sub *Subscriber) resume(video *downTrack) {
+	sub.cc.pause.Store(false)
+	video.gate.probe.Store(false)
+	video.gate.pause.Store(false)
+	sub.cc.resumes.Add(1)
+	sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000))
+	if sub.onPaused != nil {
+		sub.onPaused(false)
+	}
+	// The gate lets video through again from a keyframe; nothing is on screen until it comes.
+	video.requestKeyframe(true)
+}
+
+// probe runs the probe of a subscription over TCP whose video is paused (probeWanted), every
+// 100 ms on the sender-report goroutine (see probeStep).
+func (sub *Subscriber) probe(now time.Time) {
+	q := sub.queue.Load()
+	var video *downTrack
+	for _, d := range sub.downs {
+		if d.gated {
+			video = d
 		}
-		// The gate lets video through again from a keyframe; nothing is on screen until it comes.
-		video.requestKeyframe(true)
+	}
+	if q == nil || video == nil || !sub.cc.pause.Load() {
+		return
+	}
+	qs := probeSample{drops: q.MediaDropped(), accepted: q.Accepted(), sent: q.SentBytes(), wait: q.VideoWait()}
+	aborted := sub.cc.probing && !video.gate.probe.Load()
+	start, resume := sub.cc.probeStep(now, qs, aborted)
+	switch {
+	case start:
+		sub.cc.probeBase.Store(qs.drops)
+		q.ResetVideoWait()
+		sub.cc.probeQ.Store(q)
+		video.gate.probe.Store(true)
+	case resume:
+		sub.cc.probeWanted.Store(false)
+		sub.resume(video)
+	case !sub.cc.probing:
+		video.gate.probe.Store(false)
 	}
 }
 

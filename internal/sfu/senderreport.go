@@ -25,7 +25,7 @@ const (
 func (s *SFU) runSenderReports() {
 	t := time.NewTicker(srInterval / srSlices)
 	defer t.Stop()
-	var due []*Subscriber
+	var due, probing []*Subscriber
 	for tick := uint32(0); ; tick = (tick + 1) % srSlices {
 		select {
 		case <-s.done:
@@ -34,9 +34,13 @@ func (s *SFU) runSenderReports() {
 		}
 		due = due[:0]
 		s.reg.mu.Lock()
+		probing = probing[:0]
 		for sub := range s.reg.subs {
 			if sub.srSlice == tick {
 				due = append(due, sub)
+			}
+			if sub.cc.probeWanted.Load() {
+				probing = append(probing, sub)
 			}
 		}
 		s.reg.mu.Unlock()
@@ -45,6 +49,10 @@ func (s *SFU) runSenderReports() {
 			sub.sendReports(now)
 			sub.adapt(now)
 		}
+		for _, sub := range probing {
+			sub.probe(now)
+		}
+		clear(probing)
 		clear(due) // let closed subscribers go
 	}
 }

@@ -118,7 +118,11 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 			var ok bool
 			if seq, ok = g.admit(seq, p.Timestamp, key); !ok {
 				if g.probe.Load() {
-					d.pad(p)
+					if q := d.cc.probeQ.Load(); q != nil && (q.MediaDropped() != d.cc.probeBase.Load() || q.VideoWait() > ccQueueDelay) {
+						g.probe.Store(false) // the link has answered: it cannot take the video
+					} else {
+						d.pad(p)
+					}
 				}
 				return
 			}
@@ -140,14 +144,17 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 // padMax is the most padding one RTP packet carries (its last byte counts it).
 const padMax = 255
 
-// pad sends padding-only RTP packets, as many bytes as p's payload, in place of p, which the
+// ccProbeGain is how many padding bytes a probe sends per byte of the video it stands for.
+const ccProbeGain = 1.5
+
+// pad sends padding-only RTP packets, ccProbeGain times p's payload, in place of p, which the
 // gate has just dropped while the subscription's video is paused: the probe of ccProbeGap. They
 // take the outgoing sequence numbers from p's on, so the subscriber sees no gap (receivers take
 // padding-only packets as such: browsers' own bandwidth probes are made of them); the gate's
 // offset moves back by as many, and NACKs are not answered while paused anyway.
 func (d *downTrack) pad(p *rtp.Packet) {
 	g := &d.gate
-	n := len(p.Payload)
+	n := len(p.Payload) * 3 / 2 // ccProbeGain
 	if n == 0 {
 		return
 	}

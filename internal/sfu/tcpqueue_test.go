@@ -10,52 +10,92 @@ import (
 	"github.com/parley/parley/internal/sendq"
 )
 
-// queueRun feeds tick one second at a time for a subscription over TCP: what is sent above the
-// link's rate waits in the send queue and is dropped there; the receiver sees no loss (TCP) and,
-// when asked, the round trip says whatever the test wants.
+// queueRun plays a subscription over TCP in steps of 100 ms, with a tick every second: what is
+// sent above the link's rate waits in the send queue and is dropped there; the receiver sees no
+// loss (TCP) and the round trip says whatever the test wants.
 type queueRun struct {
-	ccRun
-	probes int
+	c                     congestion
+	now                   time.Time
+	sent, src             uint64
+	qTook, qSent, qDrop   uint64 // the queue's totals
+	lastQSent, lastQDrop  uint64
+	pauses, resumes       int
+	probes, probeSteps    int
+	padding, probeAborted bool
 }
 
-func (r *queueRun) second(srcBps, linkBps float64, rtt time.Duration) ccDecision {
-	r.now = r.now.Add(time.Second)
-	send := srcBps + 40e3
-	if r.c.pause.Load() && !r.c.probing {
-		send = 40e3 // audio only; a probe pads in place of the video: as many bytes
+func (r *queueRun) second(srcBps, linkBps float64, rtt time.Duration) {
+	for range 10 {
+		r.step(srcBps, linkBps)
 	}
-	in := ccInput{now: r.now, reportAt: r.now.UnixNano(), rtt: rtt, videoCarry: true, queued: true}
-	r.sent += uint64(send / 8)
-	r.src += uint64(srcBps / 8)
-	in.sent, in.src = r.sent, r.src
-	in.qSent = uint64(min(send, linkBps) / 8)
-	if send > linkBps {
-		in.qDrop = uint64((send - linkBps) / 8 / 1200)
+	in := ccInput{now: r.now, sent: r.sent, src: r.src, reportAt: r.now.UnixNano(), rtt: rtt, videoCarry: true, queued: true,
+		qSent: r.qSent - r.lastQSent, qDrop: r.qDrop - r.lastQDrop}
+	if in.qDrop > 0 {
 		in.qDelay = sendq.Delay{Frames: 10, Min: 300 * time.Millisecond, Max: 300 * time.Millisecond}
 	} else {
 		in.qDelay = sendq.Delay{Frames: 10, Min: 5 * time.Millisecond, Max: 40 * time.Millisecond}
 	}
+	r.lastQSent, r.lastQDrop = r.qSent, r.qDrop
 	d := r.c.tick(in)
-	if d.probe {
-		r.probes++
-	}
 	if d.pause {
 		r.c.pause.Store(true)
+		r.padding = false
 		r.pauses++
 	}
-	if d.resume {
-		r.c.pause.Store(false)
-		r.resumes++
+}
+
+// step is 100 ms: the publisher sends srcBps of video, the subscriber gets audio and the video
+// or, while probed, as much padding; the queue drops what exceeds the link; and the probe runs
+// as Subscriber.probe does.
+func (r *queueRun) step(srcBps, linkBps float64) {
+	r.now = r.now.Add(100 * time.Millisecond)
+	send := 40e3
+	switch {
+	case !r.c.pause.Load():
+		send += srcBps
+	case r.padding:
+		send += srcBps * ccProbeGain
 	}
-	return d
+	r.sent += uint64(send / 80)
+	r.src += uint64(srcBps / 80)
+	r.qTook += uint64(send / 80)
+	r.qSent += uint64(min(send, linkBps) / 80)
+	wait := 5 * time.Millisecond
+	if send > linkBps {
+		r.qDrop += uint64((send - linkBps) / 80 / 1200)
+		wait = 300 * time.Millisecond
+		if r.padding {
+			r.padding, r.probeAborted = false, true // the forwarder sees the drop
+		}
+	}
+	if !r.c.pause.Load() {
+		return
+	}
+	qs := probeSample{drops: r.qDrop, accepted: r.qTook, sent: r.qSent, wait: wait}
+	start, resume := r.c.probeStep(r.now, qs, r.probeAborted)
+	r.probeAborted = false
+	switch {
+	case start:
+		r.padding = true
+		r.probes++
+	case resume:
+		r.c.pause.Store(false)
+		r.padding = false
+		r.resumes++
+	case !r.c.probing:
+		r.padding = false
+	}
+	if r.padding {
+		r.probeSteps++
+	}
 }
 
 // TestCongestionOverTCPFollowsTheQueue: over TCP nothing is lost, the send queue shows the
 // bottleneck: a 150 kbit/s subscriber of a 500 kbit/s stream is paused at once, its link is probed
-// with padding every other second (never with video, never asking the publisher for a keyframe),
-// and once the link is freed its video is back within two seconds.
+// with padding every second, each probe ending at the first drop (never with video, never asking
+// the publisher for a keyframe), and once the link is freed its video is back within two seconds.
 func TestCongestionOverTCPFollowsTheQueue(t *testing.T) {
-	r := &queueRun{ccRun: ccRun{now: t0}}
+	r := &queueRun{now: t0}
 	r.c.tick(ccInput{now: t0})
 	for range 2 {
 		r.second(500e3, 2e6, 20*time.Millisecond)
@@ -73,20 +113,17 @@ func TestCongestionOverTCPFollowsTheQueue(t *testing.T) {
 	if r.resumes != 0 || r.pauses != 1 {
 		t.Fatalf("%d resumes, %d pauses on a link that never took the stream", r.resumes, r.pauses)
 	}
-	if r.probes < 12 {
-		t.Fatalf("%d probes in 30 s", r.probes)
+	if r.probes < 20 || r.probeSteps > r.probes {
+		t.Fatalf("%d probes in 30 s, padding %d steps of 100 ms: want one a second, each ended at once", r.probes, r.probeSteps)
 	}
-	for i := range 3 {
-		r.second(500e3, 10e6, 20*time.Millisecond)
+	for range 20 { // the link is freed
+		r.step(500e3, 10e6)
 		if r.resumes == 1 {
-			if i > 1 {
-				t.Fatalf("video back %d s after the link was freed", i+1)
-			}
 			break
 		}
 	}
 	if r.resumes != 1 {
-		t.Fatal("video not back 3 s after the link was freed")
+		t.Fatal("video not back 2 s after the link was freed")
 	}
 	// A long round trip alone (a starved browser's late reports; TCP repairing a loss) does not
 	// pause video over TCP while the queue keeps up.
@@ -114,7 +151,7 @@ func (w *padSink) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 func (w *padSink) Write(b []byte) (int, error) { return len(b), nil }
 
 // TestProbePadsInPlaceOfVideo: while a paused subscription is probed, each video packet the gate
-// drops goes out as padding-only packets of its size on consecutive sequence numbers, and the
+// drops goes out as padding-only packets of 1.5 times its size on consecutive sequence numbers, and the
 // video that resumes at the next keyframe continues right after them: the subscriber sees no gap.
 func TestProbePadsInPlaceOfVideo(t *testing.T) {
 	tr, err := newBoundTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "s")
@@ -131,8 +168,8 @@ func TestProbePadsInPlaceOfVideo(t *testing.T) {
 	d.gate.pause.Store(true)
 	d.write(pkt(11, 2, 1000), false) // dropped, nothing in its place
 	d.gate.probe.Store(true)
-	d.write(pkt(12, 3, 600), false) // three padding packets: 255 + 255 + 90
-	d.write(pkt(13, 3, 100), false) // one
+	d.write(pkt(12, 3, 400), false) // 1.5 × 400: three padding packets, 255 + 255 + 90
+	d.write(pkt(13, 3, 67), false)  // one of 100
 	d.gate.probe.Store(false)
 	d.gate.pause.Store(false)
 	d.write(pkt(14, 4, 800), true)
