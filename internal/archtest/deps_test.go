@@ -44,6 +44,8 @@ var rules = map[string]rule{
 		why: "the REST layer talks to the session model only and never reaches pion, even through it"},
 	"signaling": {only: []string{"session"}, denyDeps: []string{"api", "edge", "server", "app", "turn", "sfu"}, noPion: true,
 		why: "signaling talks to the session model only and never reaches pion, even through it"},
+	"whip": {only: []string{"session"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn", "sfu"}, noPion: true,
+		why: "WHIP translates HTTP into the session model, like signaling, and never reaches pion, even through it"},
 	"app": {only: []string{"session", "config"}, denyDeps: []string{"api", "signaling", "edge", "server", "turn"}, noPion: true,
 		why: "the built-in app uses the session model like any application backend"},
 	// Event subscribers (design.md): they listen to the session model and report outward.

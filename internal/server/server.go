@@ -32,6 +32,7 @@ import (
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/signaling"
 	"github.com/parley/parley/internal/turn"
+	"github.com/parley/parley/internal/whip"
 	"github.com/parley/parley/web"
 )
 
@@ -45,6 +46,7 @@ type Server struct {
 	media    *sfu.SFU
 	manager  *session.Manager
 	sig      *signaling.Handler
+	whip     *whip.Handler
 	edge     *edge.Server
 	turn     *turn.Server // nil when PARLEY_TURN=false
 	app      *app.App
@@ -240,6 +242,10 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 
 	mux.Handle("/openvidu", s.sig) // exact path: the SDK always dials /openvidu (protocol note §0.1)
 	mux.Handle("/openvidu/api/", rest)
+	// WHIP ingest (RFC 9725): an encoder publishes with a connection token as its Bearer token.
+	s.whip = whip.New(whip.FromManager(s.manager), log.With("component", "whip"), clients.String)
+	mux.Handle(whip.Path, s.whip)
+	mux.Handle(whip.Path+"/", s.whip)
 	if cfg.SupportDeprecatedAPI {
 		mux.Handle("/api/", rest)
 	}
