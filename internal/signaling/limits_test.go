@@ -338,3 +338,29 @@ func TestAdmitRefusesJoins(t *testing.T) {
 	full.Store(false)
 	c.result("joinRoom", map[string]any{"token": "tok", "session": testSession})
 }
+
+// TestReconnectedSocketIsJoined: a socket that comes back with connect to a joined session is
+// joined: the deadline spares it and it reads joined-size frames.
+func TestReconnectedSocketIsJoined(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{ClientIP: testIP, Limits: Limits{JoinDeadline: 100 * time.Millisecond}})
+	first := dialFrom(t, s.url, "192.0.2.1")
+	m, err := first.roundTrip(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"tok","session":"ses_Test"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rpcID := m["result"].(map[string]any)["sessionId"].(string)
+	_ = first.ws.CloseNow()
+
+	back := dialFrom(t, s.url, "192.0.2.1")
+	m, err = back.roundTrip(`{"id":2,"jsonrpc":"2.0","method":"connect","params":{"sessionId":"` + rpcID + `","reconnect":true}}`)
+	if err != nil || m["result"] == nil {
+		t.Fatalf("connect: %v %v", m, err)
+	}
+	idle := dialFrom(t, s.url, "192.0.2.1") // opened later, so its deadline is the later one
+	idle.closed()
+	back.alive("the reconnected socket after the deadline")
+	if m, err := back.roundTrip(frameOfSize("echo", int(DefaultLimits.PreJoinFrame)*2)); err != nil || m["result"] == nil {
+		t.Fatalf("a reconnected socket's frame larger than the pre-join limit: %v %v", m, err)
+	}
+}
