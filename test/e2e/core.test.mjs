@@ -143,6 +143,39 @@ test('Publisher.subscribeToRemote(): the publisher plays its own stream back thr
   assert.deepEqual(a.consoleErrors.filter((e) => !/favicon/.test(e)), [], 'console errors on the publisher');
 });
 
+test('WHIP: a browser publishing over WHIP with a connection token is decoded by a stock client', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'whip' });
+  const conn = await session.createConnection();
+  const context = await browser.newContext();
+  opened.push({ context });
+  const page = await context.newPage();
+  await page.goto(pages.url); // another origin than Parley's: the WHIP calls are cross-origin, as from a web encoder
+  const res = await page.evaluate(async ({ endpoint, token }) => {
+    const pc = new RTCPeerConnection();
+    window.whipPC = pc;
+    const ms = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    for (const t of ms.getTracks()) pc.addTransceiver(t, { direction: 'sendonly' });
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise((done) => {
+      if (pc.iceGatheringState === 'complete') done();
+      pc.onicegatheringstatechange = () => { if (pc.iceGatheringState === 'complete') done(); };
+    });
+    const resp = await fetch(endpoint, { method: 'POST', headers: { 'Content-Type': 'application/sdp', Authorization: `Bearer ${token}` }, body: pc.localDescription.sdp });
+    const answer = await resp.text();
+    if (resp.status === 201) await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    return { status: resp.status, location: resp.headers.get('Location'), answer };
+  }, { endpoint: `${parley.url}/openvidu/whip`, token: conn.token });
+  assert.equal(res.status, 201, `WHIP POST: ${res.answer}`);
+  assert.match(res.location, /^\/openvidu\/whip\/[0-9a-f]{32}$/);
+  const viewer = await enter(session, 'viewer', { publish: false });
+  await waitDecoding(viewer, [conn.connectionId]);
+  // DELETE of the resource: the viewer sees the publisher leave.
+  const status = await page.evaluate(async ({ url, token }) => (await fetch(url, { method: 'DELETE', headers: { Authorization: `Bearer ${token}` } })).status,
+    { url: parley.url + res.location, token: conn.token });
+  assert.equal(status, 200);
+  await waitEvent(viewer, 'connectionDestroyed', { connectionId: conn.connectionId, reason: 'disconnect' });
+});
+
 test('closing the session disconnects everyone and fetch() then fails with 404', async () => {
   const session = await parley.ov.createSession({ customSessionId: 'closing' });
   const a = await enter(session, 'alice');
