@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/session"
@@ -18,7 +20,9 @@ func connectionOptions(b body) (session.ConnectionOptions, error) {
 		return o, err
 	}
 	if o.Type == "IPCAM" {
-		return o, errors.New("IPCAM connections (RTSP ingest) are not supported by Parley")
+		if o.IPCam, err = ipcamOptions(b); err != nil {
+			return o, err
+		}
 	}
 	if o.Data, err = b.str("data", ""); err != nil {
 		return o, err
@@ -68,6 +72,36 @@ func connectionOptions(b body) (session.ConnectionOptions, error) {
 			o.CustomIceServers = append(o.CustomIceServers, is)
 		}
 	}
+	return o, nil
+}
+
+// ipcamOptions reads an IPCAM connection's settings with OpenVidu's defaults. Only rtsp:// and
+// rtsps:// sources are accepted: the server pulls what it is given, so a file:// or http:// URI
+// would read its own disk or internal services.
+func ipcamOptions(b body) (*session.IPCamOptions, error) {
+	o := &session.IPCamOptions{}
+	var err error
+	if o.RTSPURI, err = b.str("rtspUri", ""); err != nil {
+		return nil, err
+	}
+	u, perr := url.Parse(o.RTSPURI)
+	if perr != nil || (u.Scheme != "rtsp" && u.Scheme != "rtsps") || u.Host == "" || strings.ContainsAny(o.RTSPURI, " \t\r\n") {
+		return nil, errors.New(`"rtspUri" must be an rtsp:// or rtsps:// URL with a host`)
+	}
+	if o.AdaptativeBitrate, err = b.boolean("adaptativeBitrate", true); err != nil {
+		return nil, err
+	}
+	if o.OnlyPlayWithSubscribers, err = b.boolean("onlyPlayWithSubscribers", true); err != nil {
+		return nil, err
+	}
+	n, err := b.integer("networkCache", 2000)
+	if err != nil {
+		return nil, err
+	}
+	if n < 0 || n > 60000 {
+		return nil, errors.New(`"networkCache" must be between 0 and 60000 ms`)
+	}
+	o.NetworkCache = int(n)
 	return o, nil
 }
 
@@ -145,6 +179,11 @@ func connectionJSON(c session.ConnectionInfo) map[string]any {
 		}
 		v["status"], v["activeAt"], v["location"], v["ip"], v["platform"], v["clientData"] = "active", c.ActiveAt.UnixMilli(), "unknown", c.IP, c.Platform, c.ClientData
 		v["publishers"], v["subscribers"] = pubs, subs
+	}
+	if cam := c.Options.IPCam; cam != nil {
+		// OpenVidu's IPCAM connection: no token, role or client data; the camera's settings.
+		v["token"], v["role"], v["clientData"] = nil, nil, nil
+		v["rtspUri"], v["adaptativeBitrate"], v["onlyPlayWithSubscribers"], v["networkCache"] = cam.RTSPURI, cam.AdaptativeBitrate, cam.OnlyPlayWithSubscribers, cam.NetworkCache
 	}
 	return v
 }

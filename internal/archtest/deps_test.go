@@ -36,6 +36,7 @@ var rules = map[string]rule{
 	"edge":      {only: []string{}, noPion: true, why: "edge knows nothing of sessions or media: handlers in, net.Conns out"},
 	"turn":      {only: []string{"pionlog", "sendq"}, why: "turn reports up through the Liveness interface only"},
 	"sfu":       {only: []string{"pionlog", "sendq", "mediaaddr"}, why: "sfu reports up through the funcs its callers pass in"},
+	"ipcam":     {only: []string{}, noPion: true, why: "ipcam runs ffprobe and ffmpeg for a camera URI and sends to addresses it is given; the SFU and the session model are the wiring's business"},
 	"sendq":     {only: []string{}, noPion: true, why: "the send queue writes frames to a net.Conn and knows nothing of what they carry"},
 	"pionlog":   {only: []string{}, why: "pionlog adapts pion's logger to slog and knows nothing of Parley"},
 	"session": {only: []string{"config"}, noPion: true,

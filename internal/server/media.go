@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/parley/parley/internal/ipcam"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 )
@@ -17,7 +18,26 @@ var (
 	_ session.Media           = sessionMedia{}
 	_ session.PublishedMedia  = publishedMedia{}
 	_ session.SubscribedMedia = subscribedMedia{}
+	_ session.Ingester        = sessionMedia{}
 )
+
+// Ingest pulls an IP camera: ffprobe says what it sends (within ctx), the SFU binds loopback
+// sockets for its tracks, and ffmpeg feeds them, restarted when the camera drops, until the stream
+// is closed.
+func (m sessionMedia) Ingest(ctx context.Context, req session.IngestRequest) (session.PublishedMedia, session.IngestInfo, error) {
+	src, err := ipcam.Probe(ctx, req.URI)
+	if err != nil {
+		return nil, session.IngestInfo{}, err
+	}
+	pull, stop := context.WithCancel(context.Background())
+	pub, addrs, err := m.s.Ingest(sfu.IngestRequest{Video: src.Video, Audio: src.Audio, Log: req.Log, Stop: stop})
+	if err != nil {
+		stop()
+		return nil, session.IngestInfo{}, err
+	}
+	go ipcam.Pull(pull, req.URI, src, addrs.Video, addrs.Audio, req.Log, nil)
+	return publishedMedia{pub}, session.IngestInfo{Audio: src.Audio, Video: src.Video, Width: src.Width, Height: src.Height, FrameRate: src.FrameRate}, nil
+}
 
 func (m sessionMedia) Publish(ctx context.Context, req session.PublishRequest) (session.PublishedMedia, string, error) {
 	r := sfu.PublishRequest{Offer: req.Offer, VideoCodec: req.VideoCodec, Log: req.Log, OnState: req.OnState, MaxKbps: req.MaxKbps, MinKbps: req.MinKbps,

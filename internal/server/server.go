@@ -24,6 +24,7 @@ import (
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/iceconfig"
+	"github.com/parley/parley/internal/ipcam"
 	"github.com/parley/parley/internal/mediaaddr"
 	"github.com/parley/parley/internal/ports"
 	"github.com/parley/parley/internal/recording"
@@ -189,8 +190,14 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	for _, w := range ports.PrivateLowPorts(mediaaddr.Advertised(announce, replace, s.media.LocalAddrs()), cfg.Media.Port, iceTCP) {
 		log.Warn(w)
 	}
+	var ingest session.Ingester
+	if ipcam.Available() {
+		ingest = sessionMedia{s.media}
+	} else {
+		log.Info("IPCAM connections refused: ffmpeg or ffprobe is not installed")
+	}
 	s.manager = session.NewManager(session.Options{
-		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: sessionMedia{s.media}, Log: log.With("component", "session"),
+		Config: cfg.Session, WebSocketURL: cfg.WebSocketURL(), Media: sessionMedia{s.media}, Ingest: ingest, Log: log.With("component", "session"),
 		DescribePath: s.describePath,
 	})
 	if cfg.TURN.Enabled {

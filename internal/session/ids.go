@@ -11,13 +11,14 @@ type SessionID string
 // ConnectionID names a connection (a token and, once joined, a participant): con_XXXXXXXXXX.
 type ConnectionID string
 
-// StreamID names a published stream: str_<CAM|SCR|CUS|MIC>_XXXX_<connectionId>. The suffix after the
-// last "con_" is the owner, which the OpenVidu protocol relies on (receiveVideoFrom sends stream ids).
+// StreamID names a published stream: str_<CAM|SCR|CUS|IPC|MIC>_XXXX_<connectionId>. The suffix from
+// the last "con_" (an IP camera's: "ipc_") is the owner, which the OpenVidu protocol relies on
+// (receiveVideoFrom sends stream ids).
 type StreamID string
 
 // Owner returns the connection that published the stream, derived from the id as OpenVidu does.
 func (s StreamID) Owner() ConnectionID {
-	i := strings.LastIndex(string(s), "con_")
+	i := max(strings.LastIndex(string(s), "con_"), strings.LastIndex(string(s), "ipc_"))
 	if i < 0 {
 		return ""
 	}

@@ -44,7 +44,9 @@ type Options struct {
 	// WebSocketURL is the signaling URL written into tokens (ws://localhost:4443/openvidu).
 	WebSocketURL string
 	Media        Media
-	Log          *slog.Logger
+	// Ingest pulls IP cameras (IPCAM connections); nil refuses them.
+	Ingest Ingester
+	Log    *slog.Logger
 	// Now is the clock; tests may replace it.
 	Now func() time.Time
 	// DescribePath, optional, completes a candidate pair with what only the caller knows (whether the

@@ -65,7 +65,9 @@ type IceServer struct {
 
 // ConnectionOptions are what the application chose when creating a connection (its token).
 type ConnectionOptions struct {
-	Type             string // WEBRTC (IPCAM is refused)
+	Type string // WEBRTC or IPCAM
+	// IPCam is set for an IPCAM connection.
+	IPCam            *IPCamOptions
 	Data             string // server data
 	Record           bool
 	Role             Role

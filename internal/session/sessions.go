@@ -156,8 +156,12 @@ func (m *Manager) dropSession(s *session) {
 // ---- connections (REST) ----
 
 // CreateConnection creates a pending connection with a fresh single-use token.
+// An IPCAM connection is instead created active, publishing its camera (createIPCam).
 func (r Room) CreateConnection(o ConnectionOptions) (ConnectionInfo, error) {
 	m, id := r.m, r.id
+	if o.Type == "IPCAM" {
+		return m.createIPCam(id, o)
+	}
 	m.mu.Lock()
 	defer m.unlock()
 	if m.closing {

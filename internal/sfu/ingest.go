@@ -14,6 +14,8 @@ import (
 type IngestRequest struct {
 	Video, Audio bool
 	Log          *slog.Logger
+	// Stop, optional, is called when the publisher closes: it ends the feeding process.
+	Stop func()
 }
 
 // IngestAddrs are where the feeding process sends each kind's RTP (nil for a kind not asked for).
@@ -66,7 +68,7 @@ func (s *SFU) Ingest(req IngestRequest) (*Publisher, IngestAddrs, error) {
 			p.audio, addrs.Audio = newForwarder(kind, opus.RTPCodecCapability, log), c.LocalAddr().(*net.UDPAddr)
 		}
 	}
-	p.ingest = conns
+	p.ingest, p.stopIngest = conns, req.Stop
 	for i, c := range conns {
 		f := p.video
 		if !req.Video || i == 1 {

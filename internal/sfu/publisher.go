@@ -61,7 +61,8 @@ type Publisher struct {
 	// without simulcast.
 	layers []*forwarder
 	// ingest are the loopback sockets of a publisher fed by Ingest instead of a PeerConnection.
-	ingest []*net.UDPConn
+	ingest     []*net.UDPConn
+	stopIngest func()
 	// loop carries the media back to the publisher on pc when loopback is set (nil otherwise);
 	// replaced with pc.
 	loop *Subscriber
@@ -265,6 +266,9 @@ func (p *Publisher) Close() {
 	close(p.stop)
 	if pc != nil {
 		_ = pc.Close()
+	}
+	if p.stopIngest != nil {
+		p.stopIngest()
 	}
 	for _, c := range p.ingest {
 		_ = c.Close()

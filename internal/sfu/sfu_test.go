@@ -512,8 +512,8 @@ func TestSenderReportsToSubscriber(t *testing.T) {
 	for {
 		select {
 		case sr := <-reports:
-			if sr.PacketCount == 0 {
-				continue
+			if sr.PacketCount == 0 || subB.ssrc.Load() == 0 {
+				continue // nothing sent yet, or the report overtook the first packet to OnTrack
 			}
 			if ssrc := subB.ssrc.Load(); sr.SSRC != ssrc {
 				t.Fatalf("report for SSRC %d, the subscriber's track is %d", sr.SSRC, ssrc)
