@@ -17,7 +17,7 @@ func newMediaEnv(t *testing.T) *env {
 	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	m := session.NewManager(session.Options{WebSocketURL: wsURL, Media: fakeMedia{}, Log: log})
+	m := session.NewManager(session.Options{WebSocketURL: wsURL, Media: fakeMedia{}, Ingest: fakeMedia{}, Log: log})
 	srv := httptest.NewServer(api.New(testConfig(), api.FromManager(m), log))
 	t.Cleanup(func() {
 		srv.Close()
@@ -39,6 +39,11 @@ func (fakeMedia) Subscribe(context.Context, session.PublishedMedia, session.Subs
 
 func (fakeMedia) SubscribeOffer(context.Context, session.PublishedMedia, session.SubscribeRequest) (session.SubscribedMedia, string, error) {
 	return fakeConn{}, "offer", nil
+}
+
+// Ingest stands for a camera that answers at once with 640x480 video and audio.
+func (fakeMedia) Ingest(context.Context, session.IngestRequest) (session.PublishedMedia, session.IngestInfo, error) {
+	return fakeConn{}, session.IngestInfo{Audio: true, Video: true, Width: 640, Height: 480, FrameRate: 25}, nil
 }
 
 type fakeConn struct{}
@@ -132,4 +137,36 @@ func TestPublishersAndSubscribers(t *testing.T) {
 		}
 		e.mustStatus(404, "DELETE", streamPath, "")
 	})
+}
+
+// TestIPCamConnections: an IPCAM connection is active at once with the camera's stream and
+// OpenVidu's fields; without an ingester (no ffmpeg) it is refused with 501 and nothing is created.
+func TestIPCamConnections(t *testing.T) {
+	t.Parallel()
+	e := newMediaEnv(t)
+	e.session("S")
+	r := e.do("POST", "/openvidu/api/sessions/S/connection", `{"type":"IPCAM","rtspUri":"rtsp://user:pw@cam.example.com:8554/live","networkCache":500,"onlyPlayWithSubscribers":false}`)
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	v := r.obj(t)
+	pubs, _ := v["publishers"].([]any)
+	if v["type"] != "IPCAM" || v["status"] != "active" || v["platform"] != "IPCAM" || v["ip"] != "cam.example.com:8554" || v["token"] != nil ||
+		v["networkCache"] != float64(500) || v["onlyPlayWithSubscribers"] != false || v["adaptativeBitrate"] != true || len(pubs) != 1 {
+		t.Fatalf("IPCAM connection: %s", r.body)
+	}
+	mo := pubs[0].(map[string]any)["mediaOptions"].(map[string]any)
+	if mo["typeOfVideo"] != "IPCAM" || mo["videoDimensions"] != `{"width":640,"height":480}` || mo["frameRate"] != float64(25) {
+		t.Fatalf("IPCAM media options: %v", mo)
+	}
+
+	plain := newEnv(t)
+	plain.session("S")
+	r = plain.do("POST", "/openvidu/api/sessions/S/connection", `{"type":"IPCAM","rtspUri":"rtsp://cam.example.com/live"}`)
+	if r.status != 501 {
+		t.Fatalf("IPCAM without an ingester: %d, want 501: %s", r.status, r.body)
+	}
+	if si, _ := plain.m.Room("S").Info(true); len(si.Connections) != 0 {
+		t.Fatalf("a refused IPCAM connection was kept: %v", si.Connections)
+	}
 }
