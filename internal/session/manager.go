@@ -69,6 +69,8 @@ type Manager struct {
 	// them (outbox.go).
 	outbox     []delivery
 	delivering bool
+	// delivered is signalled (on mu) whenever a caller stops delivering.
+	delivered *sync.Cond
 }
 
 // NewManager returns an empty model.
@@ -79,7 +81,9 @@ func NewManager(opts Options) *Manager {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}, conns: map[ConnectionID]*Connection{}}
+	m := &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}, conns: map[ConnectionID]*Connection{}}
+	m.delivered = sync.NewCond(&m.mu)
+	return m
 }
 
 // Listen registers a listener for every event. Register before serving.
@@ -170,7 +174,8 @@ func (m *Manager) CollectGarbage() {
 	}
 }
 
-// Shutdown refuses new work and evicts every participant with reason openviduServerStopped.
+// Shutdown refuses new work and evicts every participant with reason openviduServerStopped. It
+// returns once every event is delivered, so the participants' sockets can be flushed next.
 func (m *Manager) Shutdown() {
 	var cleanup []func()
 	m.mu.Lock()
@@ -179,5 +184,6 @@ func (m *Manager) Shutdown() {
 		cleanup = append(cleanup, m.closeSession(s, ReasonServerStopped)...)
 	}
 	m.unlock()
+	m.waitDelivered()
 	run(cleanup)
 }

@@ -8,7 +8,8 @@ package session
 // being delivered and delivered by the same loop) and a slow one costs REST and TURN nothing.
 //
 // The price: a call may return before its events reached every sink, when another goroutine was
-// delivering at the time. Sinks and listeners queue and return, so that is brief.
+// delivering at the time. Sinks and listeners queue and return, so that is brief. Shutdown alone
+// waits for every event to be delivered (waitDelivered): the server flushes sockets next.
 
 // delivery is one queued event and the sinks it is addressed to. Listeners get it unless sinksOnly.
 type delivery struct {
@@ -44,6 +45,7 @@ func (m *Manager) unlock() {
 		if !done { // a sink or listener panicked: let the next caller deliver what is left
 			m.mu.Lock()
 			m.delivering = false
+			m.delivered.Broadcast()
 			m.mu.Unlock()
 		}
 	}()
@@ -65,5 +67,16 @@ func (m *Manager) unlock() {
 	}
 	m.delivering = false
 	done = true
+	m.delivered.Broadcast()
+	m.mu.Unlock()
+}
+
+// waitDelivered returns once every event queued so far has been delivered. Never call it from a
+// sink or listener: it would wait for itself.
+func (m *Manager) waitDelivered() {
+	m.mu.Lock()
+	for m.delivering || len(m.outbox) > 0 {
+		m.delivered.Wait()
+	}
 	m.mu.Unlock()
 }

@@ -4,6 +4,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 // lockProbe is a Sink that records whether the model's lock was free each time it was told
@@ -135,5 +138,49 @@ func TestEventOrderAcrossCallers(t *testing.T) {
 	}
 	if want := []EventKind{ParticipantJoined, ParticipantLeft, ParticipantEvicted}; !slices.Equal(other.kinds(), want) {
 		t.Errorf("the other participant heard %v, want %v", other.kinds(), want)
+	}
+}
+
+// TestShutdownWaitsForDelivery: the server flushes participants' sockets right after Shutdown, so
+// Shutdown must not return while another caller is still delivering its evictions.
+func TestShutdownWaitsForDelivery(t *testing.T) {
+	m, _ := newTestManager(t)
+	if _, err := m.CreateSession(Properties{CustomSessionID: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	_, other, _ := mustJoin(t, m, "s", ConnectionOptions{Role: RolePublisher}, "")
+
+	delivering, release := make(chan struct{}), make(chan struct{})
+	m.Listen(func(e Event) {
+		if e.Kind == ParticipantJoined {
+			close(delivering)
+			<-release // a slow listener, still busy with the join
+		}
+	})
+	ci, _ := m.Room("s").CreateConnection(ConnectionOptions{Role: RolePublisher})
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		if _, _, err := m.Join("s", ci.Token, JoinInfo{}, &recorder{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-delivering
+	heardAtReturn := make(chan []EventKind, 1)
+	go func() {
+		m.Shutdown()
+		heardAtReturn <- other.kinds()
+	}()
+	// Shutdown's evictions are queued behind the join being delivered; only then let it go.
+	poll.Until(t, 10*time.Second, "the evictions to be queued", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return len(m.outbox) > 0
+	})
+	close(release)
+	<-joined
+	got := <-heardAtReturn
+	if !slices.Contains(got, ParticipantEvicted) {
+		t.Fatalf("Shutdown returned when the other participant had heard %v, before its eviction", got)
 	}
 }
