@@ -46,8 +46,8 @@ const (
 	// estimate follows what the queue got out.
 	ccQueueDelay = 100 * time.Millisecond
 	// ccProbeGap, ccProbeTime: while a subscription over TCP has its video paused, every
-	// ccProbeGap the forwarder sends padding in place of its video for ccProbeTime, half as many
-	// bytes again as the video has (ccProbeGain): a probe that costs only this link (what it
+	// ccProbeGap the forwarder sends padding in place of its video for ccProbeTime, at half as
+	// much again as the video needs (ccProbeGain): a probe that costs only this link (what it
 	// cannot take is dropped in its own queue, and the first sign of a queue ends the probe;
 	// audio goes first), never the publisher a keyframe. If the queue kept up, video resumes: a
 	// freed link has its video back within about ccProbeGap + ccProbeTime, and video does not
@@ -102,6 +102,7 @@ type congestion struct {
 	// the gate's probe flag, read by the forwarder after it.
 	probeQ    atomic.Pointer[sendq.Conn]
 	probeBase atomic.Uint64
+	probeBps  atomic.Uint64 // bytes per second the probe pads at: ccProbeGain × need
 	// probeWanted: the video is paused over TCP, so the report goroutine probes every 100 ms.
 	probeWanted atomic.Bool
 	// The send queue's counters at lastAt, and whose they are (a new path starts over).
@@ -250,9 +251,9 @@ func (c *congestion) tick(in ccInput) ccDecision {
 // qs is its send queue's state; aborted says the forwarder ended the probe (a drop, or padding
 // waiting there). It reports whether to start padding now, and whether the probe succeeded: for
 // ccProbeTime the queue dropped nothing, kept its video wait under ccQueueDelay, and wrote out
-// nine tenths of what it took, and it took at least half of what the video needs (padding did
-// flow). A token bucket's burst or a socket's buffer can take a short probe at more than the
-// link's rate; they cannot drain the queue at it.
+// nine tenths of what it took, and it took at least what the video needs (the padding, at
+// ccProbeGain times that, did flow). A token bucket's burst or a socket's buffer can take a short
+// probe at more than the link's rate; they cannot drain the queue at it.
 func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (start, resume bool) {
 	if !c.probing {
 		if now.Before(c.probeNext) {
@@ -267,7 +268,7 @@ func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (sta
 	case aborted || qs.drops != c.probeAt.drops || qs.wait > ccQueueDelay:
 	case ran < ccProbeTime:
 		return false, false
-	case float64(wrote) >= 0.9*float64(took) && float64(took)*8/ran.Seconds() >= c.need/2:
+	case float64(wrote) >= 0.9*float64(took) && float64(took)*8/ran.Seconds() >= c.need:
 		c.probing = false
 		c.est = max(c.est, ccResumeAbove*c.need)
 		c.resumedAt = now
@@ -504,6 +505,7 @@ func (sub *Subscriber) probe(now time.Time) {
 	start, resume := sub.cc.probeStep(now, qs, aborted)
 	switch {
 	case start:
+		sub.cc.probeBps.Store(uint64(ccProbeGain * sub.cc.need / 8))
 		sub.cc.probeBase.Store(qs.drops)
 		q.ResetVideoWait()
 		sub.cc.probeQ.Store(q)

@@ -81,6 +81,7 @@ type downTrack struct {
 	hdr     rtp.Header    // scratch for the forwarder's writes; only its read loop touches it
 	padding rtp.Packet    // scratch for pad; only the forwarder's read loop touches it
 	padded  atomic.Uint64 // padding-only packets sent as probes
+	padAt   int64         // monotonic nanoseconds of the last padding; only the forwarder touches it
 	sent    atomic.Uint64
 	bytes   atomic.Uint64
 	payload atomic.Uint64 // payload octets, for sender reports
@@ -121,7 +122,7 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 					if q := d.cc.probeQ.Load(); q != nil && (q.MediaDropped() != d.cc.probeBase.Load() || q.VideoWait() > ccQueueDelay) {
 						g.probe.Store(false) // the link has answered: it cannot take the video
 					} else {
-						d.pad(p)
+						d.pad(p, monotonicNow())
 					}
 				}
 				return
@@ -144,18 +145,28 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 // padMax is the most padding one RTP packet carries (its last byte counts it).
 const padMax = 255
 
-// ccProbeGain is how many padding bytes a probe sends per byte of the video it stands for.
+// ccProbeGain is the rate a probe pads at, as a share of what the video needs.
 const ccProbeGain = 1.5
 
-// pad sends padding-only RTP packets, ccProbeGain times p's payload, in place of p, which the
-// gate has just dropped while the subscription's video is paused: the probe of ccProbeGap. They
-// take the outgoing sequence numbers from p's on, so the subscriber sees no gap (receivers take
+// padBurst bounds the padding sent in place of one packet (a publisher silent for a while).
+const padBurst = 16 << 10
+
+// pad sends padding-only RTP packets in place of p, which the gate has just dropped while the
+// subscription's video is paused: the probe of ccProbeGap, at the probe's rate (congestion
+// probeBps) since the previous padding, whatever the publisher sends right now (a probe passed
+// in a dip of its encoder would resume into a link that cannot take the video). They take the
+// outgoing sequence numbers from p's on, so the subscriber sees no gap (receivers take
 // padding-only packets as such: browsers' own bandwidth probes are made of them); the gate's
 // offset moves back by as many, and NACKs are not answered while paused anyway.
-func (d *downTrack) pad(p *rtp.Packet) {
+func (d *downTrack) pad(p *rtp.Packet, now int64) {
 	g := &d.gate
-	n := len(p.Payload) * 3 / 2 // ccProbeGain
-	if n == 0 {
+	since := now - d.padAt
+	if d.padAt == 0 || since > int64(100*time.Millisecond) || since < 0 {
+		since = int64(20 * time.Millisecond) // the probe's first packet
+	}
+	d.padAt = now
+	n := min(int(d.cc.probeBps.Load()*uint64(since)/uint64(time.Second)), padBurst)
+	if n <= 0 {
 		return
 	}
 	k := (n + padMax - 1) / padMax
@@ -175,6 +186,11 @@ func (d *downTrack) pad(p *rtp.Packet) {
 	g.offset.Store(uint32(g.off))
 	d.padded.Add(uint64(k))
 }
+
+var monoEpoch = time.Now()
+
+// monotonicNow is nanoseconds on the monotonic clock.
+func monotonicNow() int64 { return int64(time.Since(monoEpoch)) }
 
 // send writes p as outgoing sequence number seq with the caller's scratch header: a goroutine
 // other than the forwarder's (the NACK answers) brings its own.

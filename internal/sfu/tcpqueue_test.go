@@ -151,7 +151,7 @@ func (w *padSink) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
 func (w *padSink) Write(b []byte) (int, error) { return len(b), nil }
 
 // TestProbePadsInPlaceOfVideo: while a paused subscription is probed, each video packet the gate
-// drops goes out as padding-only packets of 1.5 times its size on consecutive sequence numbers, and the
+// drops goes out as padding-only packets (at the probe's rate) on consecutive sequence numbers, and the
 // video that resumes at the next keyframe continues right after them: the subscriber sees no gap.
 func TestProbePadsInPlaceOfVideo(t *testing.T) {
 	tr, err := newBoundTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "s")
@@ -168,8 +168,13 @@ func TestProbePadsInPlaceOfVideo(t *testing.T) {
 	d.gate.pause.Store(true)
 	d.write(pkt(11, 2, 1000), false) // dropped, nothing in its place
 	d.gate.probe.Store(true)
-	d.write(pkt(12, 3, 400), false) // 1.5 × 400: three padding packets, 255 + 255 + 90
-	d.write(pkt(13, 3, 67), false)  // one of 100
+	// A probe's first padding stands for 20 ms at its rate: 600 bytes at 30 kB/s, in three
+	// packets (255 + 255 + 90), then 100 bytes at 5 kB/s.
+	d.cc.probeBps.Store(30000)
+	d.write(pkt(12, 3, 1000), false)
+	d.padAt = 0
+	d.cc.probeBps.Store(5000)
+	d.write(pkt(13, 3, 1000), false)
 	d.gate.probe.Store(false)
 	d.gate.pause.Store(false)
 	d.write(pkt(14, 4, 800), true)
