@@ -460,6 +460,7 @@ func (s *Server) Run(ctx context.Context) error {
 	pctx, cancel = phase(tellParticipantsTimeout, "participants were not all told in time")
 	s.manager.Shutdown()
 	s.sig.Shutdown(pctx)
+	s.whip.Wait() // WHIP publishers whose media ended as they were evicted
 	if pctx.Err() != nil {
 		report(context.Cause(pctx))
 	}

@@ -6,8 +6,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 // whipDo sends one WHIP request and returns the status, the Location header and the body.
@@ -127,4 +130,37 @@ func TestWHIPPublisher(t *testing.T) {
 	if n := srv.whip.Resources(); n != 0 {
 		t.Errorf("%d WHIP resources left", n)
 	}
+
+	// An encoder that goes away without DELETE leaves when its media connection ends.
+	gone, _, _ := newAVPublisher(t)
+	st, gc := rest(t, "POST", api+"/sessions/whip/connection", map[string]any{"role": "PUBLISHER"})
+	if st != 200 {
+		t.Fatalf("create connection: %d", st)
+	}
+	if st, _, answer := whipDo(t, "POST", endpoint, gc["token"].(string), "application/sdp", gone.offer(t)); st != http.StatusCreated {
+		t.Fatalf("WHIP POST: %d %q", st, answer)
+	} else {
+		gone.answer(t, answer)
+	}
+	waitFor(t, "the second WHIP publisher connected", func() bool { return gone.pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+	_ = gone.pc.Close()
+	// pion's ICE gives up on a silent peer after its failed timeout (25 s).
+	poll.Until(t, 45*time.Second, "the vanished WHIP publisher to leave", func() bool {
+		return bob.hasNote("participantLeft", func(p map[string]any) bool { return p["connectionId"] == gc["connectionId"] })
+	})
+	if n := srv.whip.Resources(); n != 0 {
+		t.Errorf("%d WHIP resources left after the encoder vanished", n)
+	}
+}
+
+// hasNote tells whether c has received a notification with the given method matching pred.
+func (c *rpcClient) hasNote(method string, pred func(p map[string]any) bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.notes {
+		if p, _ := n["params"].(map[string]any); n["method"] == method && pred(p) {
+			return true
+		}
+	}
+	return false
 }

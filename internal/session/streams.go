@@ -19,6 +19,10 @@ type PublishParams struct {
 	Media MediaOptions
 	// Loopback sends the stream back to its publisher on the same connection (doLoopback).
 	Loopback bool
+	// OnMediaEnd, optional, is told when the stream's media connection fails or closes; it runs on
+	// a media goroutine and must not block. A publisher with no signaling socket (WHIP) has no
+	// other way to be noticed gone.
+	OnMediaEnd func()
 }
 
 // Publish negotiates c's stream and announces it to the other participants.
@@ -48,6 +52,9 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 		OnState: func(st string) {
 			if pub := created.Load(); pub != nil && st == "connected" {
 				m.mediaConnected(c, sid, "", (*pub).Path(), log)
+			}
+			if (st == "failed" || st == "closed") && p.OnMediaEnd != nil {
+				p.OnMediaEnd()
 			}
 			log.Debug("publisher state", "state", st)
 		},

@@ -70,7 +70,13 @@ type Handler struct {
 
 	mu  sync.Mutex
 	res map[string]*resource
+	// wg: the goroutines that make vanished encoders leave (Wait).
+	wg sync.WaitGroup
 }
+
+// Wait returns when no vanished encoder is still being made to leave; call it after the session
+// model has evicted everyone.
+func (h *Handler) Wait() { h.wg.Wait() }
 
 // resource is one WHIP session: a joined connection publishing one stream.
 type resource struct {
@@ -185,7 +191,17 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	if video {
 		md.TypeOfVideo = "CUSTOM" // neither a camera nor a screen the SDK captured
 	}
-	_, answer, err := part.Publish(r.Context(), session.PublishParams{Offer: string(offer), Media: md})
+	// An encoder that vanishes without DELETE (crashed, unplugged) ends as its media connection
+	// fails: its participant leaves then. Leaving closes that connection, so not on its goroutine.
+	end := func() {
+		h.wg.Go(func() {
+			if h.drop(res.id) {
+				h.log.Info("WHIP publisher's media ended: it leaves", "connection", part.ID(), "resource", res.id)
+				part.Leave()
+			}
+		})
+	}
+	_, answer, err := part.Publish(r.Context(), session.PublishParams{Offer: string(offer), Media: md, OnMediaEnd: end})
 	if err != nil {
 		h.drop(res.id)
 		part.Leave()
