@@ -58,6 +58,10 @@ var rules = map[string]rule{
 		why: "the call detail record listens to session events only"},
 	"recording": {only: []string{"session", "sfu"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn"},
 		why: "recording listens to session events and taps the SFU's forwarding; it never reaches back up"},
+	"cluster": {only: []string{"session"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn", "sfu"}, noPion: true,
+		why: "cluster sits beside the session model, behind its interfaces; the layers above call it through theirs and media never goes through it"},
+	"cluster/redistest": {only: []string{}, noPion: true,
+		why: "the tests' redis-server starter runs a process and knows nothing of Parley"},
 	"recording/compose": {only: []string{}, noPion: true,
 		why: "the ffmpeg mixer takes file names and knows nothing of sessions or media"},
 	// Tools: they measure a server from outside, through its public protocol only.

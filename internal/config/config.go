@@ -69,6 +69,19 @@ type Config struct {
 	Proxy ProxyConfig
 	// Recording is what internal/recording needs.
 	Recording RecordingConfig
+	// Cluster is what internal/cluster needs; without PARLEY_REDIS_URL this node runs alone.
+	Cluster ClusterConfig
+}
+
+// ClusterConfig is what internal/cluster needs: several nodes share sessions through Redis.
+type ClusterConfig struct {
+	// RedisURL is PARLEY_REDIS_URL: redis://[[user]:password@]host[:port][/db], or rediss:// for
+	// TLS. Empty (default): one node exactly as before, no Redis needed. Every node needs the same
+	// OPENVIDU_SECRET.
+	RedisURL string
+	// NodeID is PARLEY_NODE_ID: this node's name in the cluster, unique among the nodes (letters,
+	// digits, '.', '_' and '-', at most 64). Default: the host name.
+	NodeID string
 }
 
 // RecordingConfig is what internal/recording needs (protocol note §10, §12.1).
@@ -293,6 +306,7 @@ var known = []string{
 	"PARLEY_MEMORY_LIMIT",
 	"PARLEY_TRUSTED_PROXIES",
 	"PARLEY_BEHIND_PROXY", "PARLEY_HTTP_ADDR", "PARLEY_MEDIA_TCP_PORT", "PARLEY_TURN_TLS_HOST",
+	"PARLEY_REDIS_URL", "PARLEY_NODE_ID",
 }
 
 var secretRE = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
@@ -424,6 +438,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	m.Simulcast = boolean("OPENVIDU_WEBRTC_SIMULCAST", false)
 	parseProxy(c, str, boolean, num, &bad)
 
+	parseCluster(&c.Cluster, str, &bad)
 	bad = append(bad, c.problems()...)
 	for _, n := range names {
 		if strings.HasPrefix(n, "PARLEY_") && !slices.Contains(known, n) {

@@ -21,6 +21,7 @@ import (
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/app"
 	"github.com/parley/parley/internal/clientip"
+	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/iceconfig"
@@ -56,6 +57,7 @@ type Server struct {
 	httpLn   net.Listener
 	events   eventSinks          // webhooks, CDR, metrics (events.go)
 	recorder *recording.Recorder // nil unless OPENVIDU_RECORDING=true
+	cluster  *cluster.Node       // nil unless PARLEY_REDIS_URL is set
 }
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
@@ -226,11 +228,22 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	if s.turn != nil {
 		ice.TURN = s.turn
 	}
+	// REST, joins and the app go through the cluster when there is one (any node answers).
+	var restModel api.Model = api.FromManager(s.manager)
+	var rooms app.Rooms = app.FromManager(s.manager)
+	joins := signaling.FromManager(s.manager)
+	if cfg.Cluster.RedisURL != "" {
+		if s.cluster, err = newCluster(cfg, announce, s.media.LocalAddrs(), s.manager, log); err != nil {
+			return nil, err
+		}
+		closers = append(closers, s.cluster.Close)
+		restModel, rooms, joins = clusterREST{s.cluster}, clusterApp{s.cluster}, clusterJoins{s.cluster}
+	}
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: iceconfig.New(ice).Servers,
 		OnError: s.signalingError, Simulcast: cfg.Media.Simulcast, ClientIP: clients.String,
 		Admit: newMemoryGuard().admit, // PARLEY_MEMORY_LIMIT, set by main
-	}, signaling.FromManager(s.manager), log.With("component", "signaling"))
+	}, joins, log.With("component", "signaling"))
 	apiCfg := api.Config{
 		Secret: cfg.Secret, PublicURL: cfg.PublicURL(), Domain: cfg.Domain, HTTPSPort: cfg.HTTPSPort,
 		SupportDeprecatedAPI: cfg.SupportDeprecatedAPI, ConfigJSON: api.ConfigJSON(cfg),
@@ -245,7 +258,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		s.manager.Listen(s.recorder.Listen)
 		apiCfg.Recordings = s.recorder
 	}
-	rest := api.New(apiCfg, api.FromManager(s.manager), log.With("component", "api"))
+	rest := api.New(apiCfg, restModel, log.With("component", "api"))
 
 	mux.Handle("/openvidu", s.sig) // exact path: the SDK always dials /openvidu (protocol note §0.1)
 	mux.Handle("/openvidu/api/", rest)
@@ -266,7 +279,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	s.app = app.New(app.Config{
 		AppConfig: cfg.App, Dev: cfg.Dev, Secret: cfg.Secret, Files: web.Files(), SelfSigned: !cfg.Dev && cfg.TLS.Type == "selfsigned",
 		ClientAddr: clients.Addr,
-	}, app.FromManager(s.manager), log.With("component", "app"))
+	}, rooms, log.With("component", "app"))
 	var upstream http.Handler
 	if cfg.App.Upstream != "" {
 		if upstream, err = app.NewProxy(cfg.App.Upstream, clients, log.With("component", "proxy")); err != nil {
@@ -390,6 +403,13 @@ func (s *Server) Run(ctx context.Context) error {
 		return s.recorder.Run(ctx)
 	})
 	stopModel, _ := start("session model", s.manager.Run)
+	stopCluster, _ := start("cluster", func(ctx context.Context) error {
+		if s.cluster == nil {
+			<-ctx.Done()
+			return nil
+		}
+		return s.cluster.Run(ctx)
+	})
 	stopApp, _ := start("app", s.app.Run)
 	stopTURN, _ := start("turn", func(ctx context.Context) error {
 		if s.turn == nil {
@@ -472,11 +492,18 @@ func (s *Server) Run(ctx context.Context) error {
 	wait(pctx, recDone)
 	cancel()
 
-	// 4. Close: background loops, TURN, media; the event sinks last.
+	// 4. Close: background loops (the cluster writes the evictions and leaves the registry), TURN,
+	// media; the event sinks last.
 	stopModel()
+	stopCluster()
 	stopApp()
 	stopTURN()
 	_ = g.Wait() // every error is in errs already
+	if s.cluster != nil {
+		if err := s.cluster.Close(); err != nil {
+			report(fmt.Errorf("cluster: %w", err))
+		}
+	}
 	if err := s.media.Close(); err != nil {
 		report(fmt.Errorf("media: %w", err))
 	}

@@ -1,0 +1,210 @@
+// Package cluster lets several Parley nodes serve as one, with Redis (redis/go-redis) as the shared
+// state and the message bus between them (design.md, "Several nodes"). It runs only when
+// PARLEY_REDIS_URL is set; a lone node never builds it and never needs Redis.
+//
+// What it owns: the node registry (each node's id, public media addresses and load, kept alive by
+// heartbeats and dropped when they stop), and the shared record of what OpenVidu's REST API shows:
+// sessions with their properties, connections with their tokens and, for active ones, the node
+// that holds the participant. A Node wraps this node's session model: REST calls and joins go
+// through it, so a session created on one node is listed, fetched and joined on any other, and a
+// token is consumed once in the whole cluster (an atomic Redis script). Operations on a participant
+// held by another node (forceDisconnect, forceUnpublish, PATCH, REST signals, closing a session)
+// travel to that node over Redis pub/sub.
+//
+// The session model stays the one owner of lifecycle and events: the Node listens to its events
+// and writes what changed to Redis from its own goroutine, never while the model's lock is held.
+// Redis is never called under a lock of the model or of this package's state.
+//
+// It must not import api, signaling, edge or server (they sit above the session model) nor sfu or
+// turn (media crosses nodes through the session model's interfaces, not through this package).
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley/parley/internal/session"
+)
+
+// Defaults of Config.
+const (
+	// DefaultHeartbeat is how often a node renews its entry in the registry.
+	DefaultHeartbeat = 2 * time.Second
+	// DefaultNodeTTL is how long an entry lives without a heartbeat: five missed beats, so a busy
+	// Redis or a paused process is not taken for a dead node.
+	DefaultNodeTTL = 10 * time.Second
+	// DefaultTimeout bounds every Redis call made on behalf of a request, so an unreachable Redis
+	// costs a REST call or a join a clear error after this long instead of hanging it.
+	DefaultTimeout = 3 * time.Second
+	// maxDirty bounds the sessions waiting to be written to Redis (a node holds far fewer); past
+	// it, a change is logged and not written.
+	maxDirty = 100_000
+)
+
+// Config configures a Node.
+type Config struct {
+	// RedisURL is PARLEY_REDIS_URL (redis:// or rediss://, password, database).
+	RedisURL string
+	// NodeID is PARLEY_NODE_ID.
+	NodeID string
+	// MediaAddrs are this node's public media addresses (host:port), shown in the registry.
+	MediaAddrs []string
+	// Load, optional, reports this node's load (active participants) for the registry.
+	Load func() int
+	// Prefix starts every Redis key and channel name (default "parley:"); tests use their own.
+	Prefix string
+	// Heartbeat, NodeTTL and Timeout default to DefaultHeartbeat, DefaultNodeTTL, DefaultTimeout.
+	Heartbeat, NodeTTL, Timeout time.Duration
+	// Now is the clock of the registry's expiry; tests may replace it.
+	Now func() time.Time
+}
+
+// Model is what a Node needs of this node's session model; *session.Manager satisfies it.
+type Model interface {
+	CreateSession(p session.Properties) (session.SessionInfo, error)
+	Sessions(pending bool) []session.SessionInfo
+	Room(id session.SessionID) session.Room
+	Join(id session.SessionID, token string, j session.JoinInfo, sink session.Sink) (*session.Participant, session.JoinResult, error)
+	AdoptSession(si session.SessionInfo) error
+	AdoptConnection(id session.SessionID, ci session.ConnectionInfo) error
+	DropReplica(id session.SessionID) bool
+	Listen(l session.Listener)
+}
+
+var _ Model = (*session.Manager)(nil)
+
+// Node is this node's membership of the cluster and the cluster-wide face of its session model.
+type Node struct {
+	cfg   Config
+	id    string
+	rdb   *redis.Client
+	m     Model
+	log   *slog.Logger
+	keys  keys
+	sub   *redis.PubSub
+	wake  chan struct{}
+	mu    sync.Mutex // guards dirty; never held across a Redis call
+	dirty map[session.SessionID]dirt
+	// flushing makes Flush calls one at a time, so a Flush that returns has seen every write of
+	// the changes noted before it began (Run's included) complete.
+	flushing sync.Mutex
+}
+
+// dirt is what changed in one session since it was last written.
+type dirt struct {
+	left []session.ConnectionID
+	// ended is the reason the session ended on this node ("" while it lives here).
+	ended string
+}
+
+// New connects to Redis, subscribes to the cluster's messages and registers as m's listener. It
+// fails when Redis cannot be reached: a node that cannot see the others must not serve alone.
+func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("cluster: a node id is required (PARLEY_NODE_ID)")
+	}
+	opts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		// go-redis may echo the URL, password included: say what is wrong without it.
+		return nil, errors.New("cluster: PARLEY_REDIS_URL is not a valid redis:// or rediss:// URL")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "parley:"
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.NodeTTL <= 0 {
+		cfg.NodeTTL = DefaultNodeTTL
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg: cfg, id: cfg.NodeID, rdb: redis.NewClient(opts), m: m, log: log.With("node", cfg.NodeID),
+		keys: keys{cfg.Prefix}, wake: make(chan struct{}, 1), dirty: map[session.SessionID]dirt{},
+	}
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	if err := n.rdb.Ping(cctx).Err(); err != nil {
+		_ = n.rdb.Close()
+		return nil, fmt.Errorf("cluster: redis at %s: %w", opts.Addr, err)
+	}
+	// Subscribe before serving: a message sent once New returned reaches this node.
+	n.sub = n.rdb.Subscribe(cctx, n.keys.channel())
+	if _, err := n.sub.Receive(cctx); err != nil {
+		_ = n.sub.Close()
+		_ = n.rdb.Close()
+		return nil, fmt.Errorf("cluster: subscribe: %w", err)
+	}
+	if err := n.Heartbeat(cctx); err != nil {
+		_ = n.sub.Close()
+		_ = n.rdb.Close()
+		return nil, err
+	}
+	m.Listen(n.listen)
+	return n, nil
+}
+
+// ID returns this node's id.
+func (n *Node) ID() string { return n.id }
+
+// Run heartbeats, receives other nodes' messages and writes this node's changes to Redis until ctx
+// ends; then it leaves the registry.
+func (n *Node) Run(ctx context.Context) error {
+	t := time.NewTicker(n.cfg.Heartbeat)
+	defer t.Stop()
+	msgs := n.sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			n.leave()
+			return nil
+		case <-t.C:
+			if err := n.Heartbeat(ctx); err != nil {
+				n.log.Warn("cluster heartbeat failed", "err", err)
+			}
+		case <-n.wake:
+			n.Flush(ctx)
+		case msg, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			n.handle(ctx, msg.Payload)
+		}
+	}
+}
+
+// Close releases the connection to Redis. Call it after Run returned.
+func (n *Node) Close() error {
+	return errors.Join(n.sub.Close(), n.rdb.Close())
+}
+
+// leave removes this node from the registry at a clean shutdown, so others stop counting it at
+// once rather than after NodeTTL.
+func (n *Node) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
+	defer cancel()
+	n.Flush(ctx)
+	// As if expired: the entry goes, and so do the participants the model did not get to remove.
+	if err := n.forgetNodes(ctx, []string{n.id}, "1e300"); err != nil {
+		n.log.Warn("cluster: leaving the registry failed", "err", err)
+	}
+}
+
+// op bounds one Redis call made for a request.
+func (n *Node) op() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), n.cfg.Timeout)
+}

@@ -1,0 +1,426 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/poll"
+	"github.com/parley/parley/internal/session"
+)
+
+const within = 10 * time.Second
+
+// clock is a settable clock shared by the nodes of a test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// node is one Parley node of a test: its session model and its cluster membership.
+type node struct {
+	m *session.Manager
+	n *Node
+}
+
+// newNodes starts count nodes sharing one Redis namespace of the test's own, each running until
+// the test ends.
+func newNodes(t *testing.T, count int, clk *clock) []node {
+	t.Helper()
+	url := needRedis(t)
+	prefix := "test:" + t.Name() + ":"
+	var out []node
+	for i := range count {
+		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
+		cfg := Config{RedisURL: url, NodeID: fmt.Sprintf("node-%c", 'a'+i), Prefix: prefix, MediaAddrs: []string{fmt.Sprintf("192.0.2.%d:443", i+1)}}
+		if clk != nil {
+			cfg.Now = clk.Now
+		}
+		n, err := New(context.Background(), cfg, m, nil)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			_ = n.Close()
+		})
+		out = append(out, node{m, n})
+	}
+	return out
+}
+
+// sink records the notifications a participant gets.
+type sink struct {
+	mu     sync.Mutex
+	events []session.Event
+}
+
+func (s *sink) Notify(e session.Event) {
+	s.mu.Lock()
+	s.events = append(s.events, e)
+	s.mu.Unlock()
+}
+
+func (s *sink) has(kind session.EventKind, reason string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.events, func(e session.Event) bool { return e.Kind == kind && (reason == "" || e.Reason == reason) })
+}
+
+func kindOf(err error) session.Kind {
+	var se *session.Error
+	if errors.As(err, &se) {
+		return se.Kind
+	}
+	return 0
+}
+
+func join(t *testing.T, on node, id session.SessionID, token string) (*session.Participant, *sink) {
+	t.Helper()
+	s := &sink{}
+	p, _, err := on.n.Join(id, token, session.JoinInfo{Metadata: "{}", Platform: "test"}, s)
+	if err != nil {
+		t.Fatalf("join on %s: %v", on.n.ID(), err)
+	}
+	return p, s
+}
+
+// connections lists a session's connections as REST shows them.
+func (r Room) connections(pending bool) ([]session.ConnectionInfo, error) {
+	si, err := r.Info(pending)
+	return si.Connections, err
+}
+
+func connIDs(cs []session.ConnectionInfo) []session.ConnectionID {
+	var out []session.ConnectionID
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
+}
+
+func TestSessionCreatedOnOneNodeIsSeenOnAnother(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+
+	si, err := a.n.CreateSession(session.Properties{CustomSessionID: "room-1", MediaMode: "ROUTED", RecordingMode: "MANUAL"})
+	if err != nil {
+		t.Fatalf("create on A: %v", err)
+	}
+	list := b.n.Sessions(false)
+	if len(list) != 1 || list[0].ID != "room-1" || !list[0].CreatedAt.Equal(si.CreatedAt) || list[0].Props.RecordingMode != "MANUAL" {
+		t.Fatalf("B lists %+v, want room-1 as created on A (%v)", list, si.CreatedAt)
+	}
+	got, err := b.n.Room("room-1").Info(true)
+	if err != nil || got.ID != "room-1" || got.Props.CustomSessionID != "room-1" {
+		t.Fatalf("B fetches %+v, %v", got, err)
+	}
+	if _, err := b.n.CreateSession(session.Properties{CustomSessionID: "room-1"}); kindOf(err) != session.KindConflict {
+		t.Fatalf("B creating room-1 again: %v, want a conflict", err)
+	}
+	if _, err := b.n.Room("nope").Info(false); kindOf(err) != session.KindNotFound {
+		t.Fatalf("B fetching an unknown session: %v, want not found", err)
+	}
+
+	// A connection made on B is listed on A, pending.
+	ci, err := b.n.Room("room-1").CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher, Data: "srv"})
+	if err != nil {
+		t.Fatalf("connection on B: %v", err)
+	}
+	conns, err := a.n.Room("room-1").connections(true)
+	if err != nil || !slices.Equal(connIDs(conns), []session.ConnectionID{ci.ID}) || conns[0].Active || conns[0].Token != ci.Token {
+		t.Fatalf("A lists %+v, %v; want pending %s", conns, err, ci.ID)
+	}
+	if active, _ := a.n.Room("room-1").connections(false); len(active) != 0 {
+		t.Fatalf("A lists active %+v, want none", active)
+	}
+
+	// Two sessions list oldest first on both nodes.
+	if _, err := b.n.CreateSession(session.Properties{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range nodes {
+		l := nd.n.Sessions(false)
+		if len(l) != 2 || l[0].ID != "room-1" || !strings.HasPrefix(string(l[1].ID), "ses_") {
+			t.Fatalf("%s lists %v", nd.n.ID(), l)
+		}
+	}
+}
+
+func TestTokenMadeOnOneNodeJoinsOnAnotherOnce(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	si, err := a.n.CreateSession(session.Properties{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RoleModerator, Data: "server-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := &sink{}
+	p, res, err := b.n.Join(si.ID, ci.Token, session.JoinInfo{Metadata: "client", Platform: "test"}, s)
+	if err != nil {
+		t.Fatalf("join on B with A's token: %v", err)
+	}
+	if p.ID() != ci.ID || res.Role != session.RoleModerator || res.Self.Metadata != "client%/%server-data" {
+		t.Fatalf("joined as %s %+v; want %s, MODERATOR, both datas", p.ID(), res, ci.ID)
+	}
+	for _, nd := range nodes {
+		if _, _, err := nd.n.Join(si.ID, ci.Token, session.JoinInfo{}, &sink{}); kindOf(err) != session.KindUnauthorized {
+			t.Fatalf("second join on %s: %v, want unauthorized", nd.n.ID(), err)
+		}
+		if err != nil && strings.Contains(err.Error(), ci.Token) {
+			t.Fatalf("error %q echoes the token", err)
+		}
+	}
+	// A sees the participant as active, at once (the join writes it before it answers).
+	got, err := a.n.Room(si.ID).Connection(ci.ID)
+	if err != nil || !got.Active || got.Platform != "test" {
+		t.Fatalf("A fetches %+v, %v; want active", got, err)
+	}
+	if l, _ := a.n.Room(si.ID).connections(false); !slices.Equal(connIDs(l), []session.ConnectionID{ci.ID}) {
+		t.Fatalf("A lists active %v", connIDs(l))
+	}
+	if _, _, err := a.n.Join(si.ID, "ws://parley.test/openvidu?sessionId="+string(si.ID)+"&token=tok_Guessed", session.JoinInfo{}, &sink{}); kindOf(err) != session.KindUnauthorized {
+		t.Fatalf("unknown token: %v", err)
+	}
+	if _, _, err := a.n.Join("no-such", ci.Token, session.JoinInfo{}, &sink{}); kindOf(err) != session.KindNotFound {
+		t.Fatalf("unknown session: %v", err)
+	}
+}
+
+// TestTokenIsSingleUseUnderRace joins with each token on two nodes at once: exactly one wins.
+func TestTokenIsSingleUseUnderRace(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	si, err := nodes[0].n.CreateSession(session.Properties{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		ci, err := nodes[i%2].n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wins atomic.Int32
+		var wg sync.WaitGroup
+		for _, nd := range nodes {
+			wg.Go(func() {
+				if _, _, err := nd.n.Join(si.ID, ci.Token, session.JoinInfo{}, &sink{}); err == nil {
+					wins.Add(1)
+				} else if kindOf(err) != session.KindUnauthorized {
+					t.Errorf("join: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if wins.Load() != 1 {
+			t.Fatalf("token %d joined %d times", i, wins.Load())
+		}
+	}
+	if l, _ := nodes[1].n.Room(si.ID).connections(false); len(l) != 20 {
+		t.Fatalf("%d participants listed, want 20", len(l))
+	}
+}
+
+func TestCloseOnOneNodeEvictsEverywhere(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	si, _ := a.n.CreateSession(session.Properties{CustomSessionID: "closing"})
+	c1, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	pending, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	_, onA := join(t, a, si.ID, c1.Token)
+
+	if err := b.n.Room(si.ID).Close(); err != nil {
+		t.Fatalf("close on B: %v", err)
+	}
+	poll.Until(t, within, "the participant on A evicted with sessionClosedByServer", func() bool {
+		return onA.has(session.ParticipantEvicted, session.ReasonSessionClosedByServer)
+	})
+	for _, nd := range nodes {
+		if _, err := nd.n.Room(si.ID).Info(true); kindOf(err) != session.KindNotFound {
+			t.Fatalf("%s still has the session: %v", nd.n.ID(), err)
+		}
+		if l := nd.n.Sessions(true); len(l) != 0 {
+			t.Fatalf("%s lists %v", nd.n.ID(), l)
+		}
+	}
+	if _, _, err := b.n.Join(si.ID, pending.Token, session.JoinInfo{}, &sink{}); err == nil {
+		t.Fatal("a token of the closed session still joins")
+	}
+	if err := a.n.Room(si.ID).Close(); kindOf(err) != session.KindNotFound {
+		t.Fatalf("closing again: %v, want not found", err)
+	}
+	// The id is free again, on either node.
+	poll.Until(t, within, "A's copy of the session dropped", func() bool { return a.m.SessionCount() == 0 })
+	if _, err := a.n.CreateSession(session.Properties{CustomSessionID: "closing"}); err != nil {
+		t.Fatalf("re-creating the closed id: %v", err)
+	}
+}
+
+func TestOperationsReachTheParticipantsNode(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	si, _ := a.n.CreateSession(session.Properties{})
+	c1, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	c2, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	_, onA := join(t, a, si.ID, c1.Token)
+	_, onB := join(t, b, si.ID, c2.Token)
+
+	t.Run("signal", func(t *testing.T) {
+		if err := a.n.Room(si.ID).Signal(nil, "signal:chat", "hello"); err != nil {
+			t.Fatal(err)
+		}
+		poll.Until(t, within, "both participants got the REST signal", func() bool {
+			return onA.has(session.SignalSent, "") && onB.has(session.SignalSent, "")
+		})
+		if err := a.n.Room(si.ID).Signal([]session.ConnectionID{"con_Nobody"}, "x", "y"); kindOf(err) != session.KindNotAcceptable {
+			t.Fatalf("signal to a stranger: %v", err)
+		}
+	})
+	t.Run("patch", func(t *testing.T) {
+		mod := session.RoleModerator
+		got, err := a.n.Room(si.ID).UpdateConnection(c2.ID, &mod, nil)
+		if err != nil || got.Options.Role != session.RoleModerator {
+			t.Fatalf("PATCH on A of B's participant: %+v, %v", got, err)
+		}
+		poll.Until(t, within, "B's participant a MODERATOR, as listed on A", func() bool {
+			ci, err := a.n.Room(si.ID).Connection(c2.ID)
+			return err == nil && ci.Options.Role == session.RoleModerator
+		})
+	})
+	t.Run("forceDisconnect", func(t *testing.T) {
+		if err := a.n.Room(si.ID).DeleteConnection(c2.ID); err != nil {
+			t.Fatalf("DELETE on A of B's participant: %v", err)
+		}
+		poll.Until(t, within, "B's participant evicted with forceDisconnectByServer", func() bool {
+			return onB.has(session.ParticipantEvicted, session.ReasonForceDisconnectByServer)
+		})
+		poll.Until(t, within, "B's participant gone from A's listing", func() bool {
+			l, err := a.n.Room(si.ID).connections(true)
+			return err == nil && slices.Equal(connIDs(l), []session.ConnectionID{c1.ID})
+		})
+		if err := b.n.Room(si.ID).DeleteConnection(c2.ID); kindOf(err) != session.KindNotFound {
+			t.Fatalf("deleting it again: %v", err)
+		}
+	})
+	t.Run("pending token deleted elsewhere", func(t *testing.T) {
+		c3, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+		if err := b.n.Room(si.ID).DeleteConnection(c3.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := a.n.Join(si.ID, c3.Token, session.JoinInfo{}, &sink{}); kindOf(err) != session.KindUnauthorized {
+			t.Fatalf("join with a deleted token: %v", err)
+		}
+	})
+}
+
+func TestSessionEndsWithItsLastParticipantAnywhere(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	si, _ := a.n.CreateSession(session.Properties{})
+	c1, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	c2, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	p1, _ := join(t, a, si.ID, c1.Token)
+	p2, _ := join(t, b, si.ID, c2.Token)
+
+	p1.Leave()
+	a.n.Flush(context.Background())
+	l, err := b.n.Room(si.ID).connections(false)
+	if err != nil || !slices.Equal(connIDs(l), []session.ConnectionID{c2.ID}) {
+		t.Fatalf("after A's participant left, B lists %v, %v; want B's participant only", connIDs(l), err)
+	}
+	p2.Leave()
+	b.n.Flush(context.Background())
+	if _, err := a.n.Room(si.ID).Info(true); kindOf(err) != session.KindNotFound {
+		t.Fatalf("the session outlived its last participant: %v", err)
+	}
+}
+
+func TestNodeRegistryExpiresSilentNodes(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Unix(1_700_000_000, 0)}
+	nodes := newNodes(t, 2, clk)
+	a, b := nodes[0], nodes[1]
+	ctx := context.Background()
+
+	live, err := a.n.Nodes(ctx)
+	if err != nil || len(live) != 2 || live[0].ID != "node-a" || live[1].ID != "node-b" || live[1].MediaAddrs[0] != "192.0.2.2:443" {
+		t.Fatalf("nodes %+v, %v", live, err)
+	}
+	// B holds a participant when it falls silent.
+	si, _ := a.n.CreateSession(session.Properties{})
+	ci, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	join(t, b, si.ID, ci.Token)
+
+	// A beats on; B misses every beat of a TTL.
+	clk.Advance(DefaultNodeTTL / 2)
+	if err := a.n.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := a.n.Nodes(ctx); len(live) != 2 {
+		t.Fatalf("before B's TTL ran out: %+v", live)
+	}
+	clk.Advance(DefaultNodeTTL / 2)
+	if err := a.n.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	live, err = a.n.Nodes(ctx)
+	if err != nil || len(live) != 1 || live[0].ID != "node-a" {
+		t.Fatalf("after B's TTL ran out: %+v, %v; want node-a only", live, err)
+	}
+	if l, err := a.n.Room(si.ID).connections(false); err != nil || len(l) != 0 {
+		t.Fatalf("the silent node's participant is still listed: %v, %v", connIDs(l), err)
+	}
+	// B comes back with its next beat.
+	if err := b.n.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if live, _ := a.n.Nodes(ctx); len(live) != 2 {
+		t.Fatalf("after B beat again: %+v", live)
+	}
+}
+
+func TestUnreachableRedisFailsClearly(t *testing.T) {
+	t.Parallel()
+	_, err := New(context.Background(), Config{RedisURL: "redis://:s3cret@127.0.0.1:1/0", NodeID: "x", Timeout: time.Second},
+		session.NewManager(session.Options{}), nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("New = %v; want an error naming the address, not the password", err)
+	}
+	_, err = New(context.Background(), Config{RedisURL: "http://:s3cret@x", NodeID: "x"}, session.NewManager(session.Options{}), nil)
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("New = %v; want an error without the password", err)
+	}
+}

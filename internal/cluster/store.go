@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha1" // matches Lua's redis.sha1hex; it names a key, it protects nothing
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parley/parley/internal/session"
+)
+
+// Redis layout, every name under Config.Prefix (P):
+//
+//	P nodes          sorted set: node id → expiry (ms)          registry.go
+//	P nodeinfo       hash: node id → NodeInfo JSON
+//	P n:<node>       set: "<session>\n<connection>" of the participants the node holds
+//	P sessions       sorted set: session id → creation (ms), the listing order
+//	P s:<session>    string: sessionRecord JSON
+//	P c:<session>    hash: connection id → connRecord JSON, pending and active
+//	P a:<session>    set: connection ids of the active participants
+//	P t:<sha1(token)> string: "<session>\n<connection>" while the token is unused
+//	P events         pub/sub channel of messages between nodes            messages.go
+//
+// Multi-key changes are Lua scripts, so each is atomic: above all the token claim, which makes a
+// token single-use in the whole cluster.
+type keys struct{ p string }
+
+func (k keys) nodes() string                       { return k.p + "nodes" }
+func (k keys) nodeInfo() string                    { return k.p + "nodeinfo" }
+func (k keys) held(node string) string             { return k.p + "n:" + node }
+func (k keys) sessions() string                    { return k.p + "sessions" }
+func (k keys) session(id session.SessionID) string { return k.p + "s:" + string(id) }
+func (k keys) conns(id session.SessionID) string   { return k.p + "c:" + string(id) }
+func (k keys) active(id session.SessionID) string  { return k.p + "a:" + string(id) }
+func (k keys) token(token string) string           { return k.p + "t:" + tokenHash(token) }
+func (k keys) channel() string                     { return k.p + "events" }
+func (k keys) sessionKeys(id session.SessionID) []string {
+	return []string{k.session(id), k.conns(id), k.active(id), k.sessions()}
+}
+
+func tokenHash(token string) string {
+	h := sha1.Sum([]byte(token))
+	return hex.EncodeToString(h[:])
+}
+
+// sessionRecord is a session as the cluster shares it.
+type sessionRecord struct {
+	ID        session.SessionID
+	CreatedAt time.Time
+	Props     session.Properties
+	// Node created it.
+	Node string
+}
+
+func (r sessionRecord) info() session.SessionInfo {
+	return session.SessionInfo{ID: r.ID, CreatedAt: r.CreatedAt, Props: r.Props, Connections: []session.ConnectionInfo{}}
+}
+
+// connRecord is a connection as the cluster shares it.
+type connRecord struct {
+	Info session.ConnectionInfo
+	// Node holds the participant; empty while the connection is pending.
+	Node string
+}
+
+func byCreation(a, b session.ConnectionInfo) int {
+	return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+}
+
+type redisPipe = redis.Pipeliner
+
+func zmember(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+func zrange(key, lo, hi string) redis.ZRangeArgs {
+	return redis.ZRangeArgs{Key: key, Start: lo, Stop: hi, ByScore: true}
+}
+func isNil(err error) bool      { return errors.Is(err, redis.Nil) }
+func cmpString(a, b string) int { return cmp.Compare(a, b) }
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// dropLua deletes a session's record; KEYS are sessionKeys, ARGV[1] the id, ARGV[2] the prefix.
+// Tokens of its pending connections go with it, and so do the participants' entries in their
+// nodes' sets.
+const dropLua = `
+local function drop()
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    local ok, r = pcall(cjson.decode, all[i+1])
+    if ok and type(r) == 'table' and type(r.Info) == 'table' then
+      if type(r.Info.Token) == 'string' then redis.call('DEL', ARGV[2] .. 't:' .. redis.sha1hex(r.Info.Token)) end
+      if type(r.Node) == 'string' and r.Node ~= '' then redis.call('SREM', ARGV[2] .. 'n:' .. r.Node, ARGV[1] .. '\n' .. all[i]) end
+    end
+  end
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+`
+
+var (
+	// KEYS sessionKeys; ARGV record, score, id.
+	createSessionScript = redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+  return 1
+end
+return 0`)
+
+	// KEYS session, conns, token; ARGV connection id, record, token value.
+	createConnectionScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3])
+return 1`)
+
+	// KEYS token, conns, active; ARGV session id. Returns the pending connection's record and
+	// deletes the token, or nil: unknown, used, or of another session (then left alone).
+	claimTokenScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local nl = string.find(v, '\n', 1, true)
+if not nl or string.sub(v, 1, nl - 1) ~= ARGV[1] then return false end
+local cid = string.sub(v, nl + 1)
+redis.call('DEL', KEYS[1])
+if redis.call('SISMEMBER', KEYS[3], cid) == 1 then return false end
+return redis.call('HGET', KEYS[2], cid)`)
+
+	// KEYS token, conns; ARGV connection id, token value. Gives a claimed token back when the
+	// join failed on this node, if the connection still exists.
+	restoreTokenScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('SET', KEYS[1], ARGV[2]) end
+return 1`)
+
+	// KEYS session, conns, active, held; ARGV connection id, record, "<session>\n<connection>".
+	// Marks a claimed connection active on this node, unless it was deleted meanwhile.
+	activateScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[4], ARGV[3])
+return 1`)
+
+	// KEYS conns, active; ARGV connection id, record. Rewrites an active participant's record.
+	updateActiveScript = redis.NewScript(`
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1 end
+return 0`)
+
+	// KEYS conns, active; ARGV connection id, record. Rewrites a connection still pending.
+	updatePendingScript = redis.NewScript(`
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1
+end
+return 0`)
+
+	// KEYS conns, active, held; ARGV connection id, "<session>\n<connection>". A participant left.
+	leaveScript = redis.NewScript(`
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1`)
+
+	// KEYS sessionKeys; ARGV id, prefix. Destroys the session if nobody is active anywhere.
+	destroyIfEmptyScript = redis.NewScript(dropLua + `
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SCARD', KEYS[3]) > 0 then return 0 end
+drop()
+return 1`)
+
+	// KEYS sessionKeys; ARGV id, prefix. Closes the session cluster-wide; 1 if it existed.
+	closeScript = redis.NewScript(dropLua + `
+local existed = redis.call('EXISTS', KEYS[1])
+drop()
+return existed`)
+
+	// KEYS conns, active; ARGV connection id, prefix. Deletes a pending connection and its token
+	// ("pending"), or names the node holding an active one ("@node"); nil if unknown.
+	deleteConnectionScript = redis.NewScript(`
+local rec = redis.call('HGET', KEYS[1], ARGV[1])
+if not rec then return false end
+local ok, r = pcall(cjson.decode, rec)
+if not ok or type(r) ~= 'table' or type(r.Info) ~= 'table' then redis.call('HDEL', KEYS[1], ARGV[1]) return 'pending' end
+if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then return '@' .. tostring(r.Node) end
+if type(r.Info.Token) == 'string' then redis.call('DEL', ARGV[2] .. 't:' .. redis.sha1hex(r.Info.Token)) end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 'pending'`)
+
+	// KEYS nodes, nodeinfo; ARGV now (ms), prefix, ids… Forgets the nodes still expired and the
+	// participants they held (their sessions stay: others may be in them, tokens may be pending).
+	forgetNodesScript = redis.NewScript(`
+for i = 3, #ARGV do
+  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
+  if s and tonumber(s) <= tonumber(ARGV[1]) then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    local held = ARGV[2] .. 'n:' .. ARGV[i]
+    for _, m in ipairs(redis.call('SMEMBERS', held)) do
+      local nl = string.find(m, '\n', 1, true)
+      if nl then
+        local sid, cid = string.sub(m, 1, nl - 1), string.sub(m, nl + 1)
+        redis.call('SREM', ARGV[2] .. 'a:' .. sid, cid)
+        redis.call('HDEL', ARGV[2] .. 'c:' .. sid, cid)
+      end
+    end
+    redis.call('DEL', held)
+  end
+end
+return 1`)
+)
+
+// loadSession reads a session's record and connections; found is false if it does not exist.
+func (n *Node) loadSession(ctx context.Context, id session.SessionID) (rec sessionRecord, conns []connRecord, found bool, err error) {
+	p := n.rdb.Pipeline()
+	sc := p.Get(ctx, n.keys.session(id))
+	cc := p.HGetAll(ctx, n.keys.conns(id))
+	if _, err := p.Exec(ctx); err != nil && !isNil(err) {
+		return rec, nil, false, err
+	}
+	return decodeSession(sc, cc)
+}
+
+func decodeSession(sc *redis.StringCmd, cc *redis.MapStringStringCmd) (rec sessionRecord, conns []connRecord, found bool, err error) {
+	raw, err := sc.Result()
+	if isNil(err) {
+		return rec, nil, false, nil
+	}
+	if err != nil {
+		return rec, nil, false, err
+	}
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return rec, nil, false, err
+	}
+	for _, v := range cc.Val() {
+		var cr connRecord
+		if json.Unmarshal([]byte(v), &cr) == nil {
+			conns = append(conns, cr)
+		}
+	}
+	return rec, conns, true, nil
+}
+
+// loadConnection reads one connection's record.
+func (n *Node) loadConnection(ctx context.Context, id session.SessionID, cid session.ConnectionID) (connRecord, bool, error) {
+	var cr connRecord
+	raw, err := n.rdb.HGet(ctx, n.keys.conns(id), string(cid)).Result()
+	if isNil(err) {
+		return cr, false, nil
+	}
+	if err != nil {
+		return cr, false, err
+	}
+	if err := json.Unmarshal([]byte(raw), &cr); err != nil {
+		return cr, false, err
+	}
+	return cr, true, nil
+}
+
+func heldMember(id session.SessionID, cid session.ConnectionID) string {
+	return string(id) + "\n" + string(cid)
+}

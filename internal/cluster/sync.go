@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/parley/parley/internal/session"
+)
+
+// This node's participants change all the time (joins, publishes, subscriptions, leaves); the
+// model tells the Node through its events, and the Node writes the changes to Redis from Run's
+// goroutine. The listener only notes which session changed: a session changed a hundred times
+// before the writer runs is written once, and the note is bounded by the number of sessions.
+
+// listen is the model's listener. It must not block: it notes and wakes the writer.
+func (n *Node) listen(e session.Event) {
+	switch e.Kind {
+	case session.ParticipantLeft:
+		n.markDirty(e.Session, e.Connection, "")
+	case session.SessionDestroyed:
+		n.markDirty(e.Session, "", e.Reason)
+	case session.ParticipantJoined, session.StreamPublished, session.StreamUnpublished, session.StreamPropertyChanged,
+		session.WebRTCConnectionCreated, session.WebRTCConnectionDestroyed, session.RecordingStatusChanged:
+		n.markDirty(e.Session, "", "")
+	}
+}
+
+// markDirty notes that session id changed here: left, when set, is a participant that left;
+// ended, when set, is why the session ended on this node.
+func (n *Node) markDirty(id session.SessionID, left session.ConnectionID, ended string) {
+	n.mu.Lock()
+	d, seen := n.dirty[id]
+	if !seen && len(n.dirty) >= maxDirty {
+		n.mu.Unlock()
+		n.log.Warn("cluster: too many sessions waiting to be written; this change waits for the next one", "session", id)
+		return
+	}
+	if left != "" {
+		d.left = append(d.left, left)
+	}
+	if ended != "" {
+		d.ended = ended
+	}
+	n.dirty[id] = d
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Flush writes every change noted so far to Redis. Run calls it; tests call it to know the
+// record is written.
+func (n *Node) Flush(ctx context.Context) {
+	n.flushing.Lock()
+	defer n.flushing.Unlock()
+	n.mu.Lock()
+	dirty := n.dirty
+	n.dirty = map[session.SessionID]dirt{}
+	n.mu.Unlock()
+	for id, d := range dirty {
+		if err := n.write(ctx, id, d); err != nil {
+			n.log.Warn("cluster: writing a session's change failed", "session", id, "err", err)
+		}
+	}
+}
+
+// write brings the record of session id up to date with this node's participants in it.
+func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
+	for _, cid := range d.left {
+		if err := leaveScript.Run(ctx, n.rdb, []string{n.keys.conns(id), n.keys.active(id), n.keys.held(n.id)},
+			string(cid), heldMember(id, cid)).Err(); err != nil {
+			return err
+		}
+	}
+	switch d.ended {
+	case session.ReasonLastParticipantLeft:
+		// The last participant here left; the session ends only if nobody is left anywhere.
+		gone, err := destroyIfEmptyScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), string(id), n.keys.p).Int()
+		if err != nil {
+			return err
+		}
+		if gone == 1 {
+			return n.publish(ctx, message{Kind: msgGone, Session: id})
+		}
+		return nil
+	case "":
+	default:
+		// Closed (its record went with the close) or this node stopping (its participants left
+		// above; the session lives on for the others).
+		return nil
+	}
+	si, err := n.m.Room(id).Info(false)
+	if err != nil {
+		return nil // ended here since; its SessionDestroyed is noted
+	}
+	for _, c := range si.Connections {
+		b, err := json.Marshal(connRecord{Info: c, Node: n.id})
+		if err != nil {
+			return err
+		}
+		if err := updateActiveScript.Run(ctx, n.rdb, []string{n.keys.conns(id), n.keys.active(id)}, string(c.ID), b).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+
+	"github.com/parley/parley/internal/api"
+	"github.com/parley/parley/internal/app"
+	"github.com/parley/parley/internal/cluster"
+	"github.com/parley/parley/internal/config"
+	"github.com/parley/parley/internal/session"
+	"github.com/parley/parley/internal/signaling"
+)
+
+var (
+	_ api.Model       = clusterREST{}
+	_ app.Rooms       = clusterApp{}
+	_ signaling.Model = clusterJoins{}
+)
+
+// newCluster joins the cluster of PARLEY_REDIS_URL as PARLEY_NODE_ID, announcing the public media
+// addresses. It fails when Redis cannot be reached, so a node never serves alone by mistake.
+func newCluster(cfg *config.Config, announce []netip.Addr, local []netip.AddrPort, m *session.Manager, log *slog.Logger) (*cluster.Node, error) {
+	var media []string
+	for _, a := range announce {
+		media = append(media, net.JoinHostPort(a.String(), strconv.Itoa(cfg.Media.Port)))
+	}
+	if len(announce) == 0 { // dev mode or no public address known: what is bound
+		for _, a := range local {
+			media = append(media, a.String())
+		}
+	}
+	return cluster.New(context.Background(), cluster.Config{
+		RedisURL: cfg.Cluster.RedisURL, NodeID: cfg.Cluster.NodeID, MediaAddrs: media,
+		Load: func() int { return m.ParticipantCount() },
+	}, m, log.With("component", "cluster"))
+}
+
+// clusterJoins is signaling's Model on the cluster: a token made on any node joins here.
+type clusterJoins struct{ n *cluster.Node }
+
+func (c clusterJoins) Join(id session.SessionID, token string, j session.JoinInfo, sink session.Sink) (signaling.Participant, session.JoinResult, error) {
+	p, res, err := c.n.Join(id, token, j, sink)
+	if err != nil {
+		return nil, res, err // not a typed nil inside the interface
+	}
+	return p, res, nil
+}
+
+// clusterREST is the REST API's Model on the cluster: any node answers for every session.
+type clusterREST struct{ *cluster.Node }
+
+func (c clusterREST) Room(id session.SessionID) api.Room { return c.Node.Room(id) }
+
+// clusterApp is the app's Rooms on the cluster.
+type clusterApp struct{ *cluster.Node }
+
+func (c clusterApp) Room(id session.SessionID) app.Room { return c.Node.Room(id) }
