@@ -61,8 +61,12 @@ type Config struct {
 	Prefix string
 	// Heartbeat, NodeTTL and Timeout default to DefaultHeartbeat, DefaultNodeTTL, DefaultTimeout.
 	Heartbeat, NodeTTL, Timeout time.Duration
-	// Now is the clock of the registry's expiry; tests may replace it.
+	// Now is the clock of the registry's expiry and of garbage collection; tests may replace it.
 	Now func() time.Time
+	// GarbageInterval and GarbageThreshold are OPENVIDU_SESSIONS_GARBAGE_INTERVAL and _THRESHOLD:
+	// every interval, sessions older than the threshold with nobody in them on any node are
+	// removed from the shared record (each node's model collects its own copy). Interval 0: never.
+	GarbageInterval, GarbageThreshold time.Duration
 }
 
 // Model is what a Node needs of this node's session model; *session.Manager satisfies it.
@@ -166,16 +170,27 @@ func (n *Node) ID() string { return n.id }
 func (n *Node) Run(ctx context.Context) error {
 	t := time.NewTicker(n.cfg.Heartbeat)
 	defer t.Stop()
+	var gc <-chan time.Time
+	if n.cfg.GarbageInterval > 0 {
+		gt := time.NewTicker(n.cfg.GarbageInterval)
+		defer gt.Stop()
+		gc = gt.C
+	}
 	msgs := n.sub.Channel()
 	for {
 		select {
 		case <-ctx.Done():
 			n.leave()
 			return nil
+		case <-gc:
+			if err := n.CollectGarbage(ctx); err != nil {
+				n.log.Warn("cluster: garbage collection failed", "err", err)
+			}
 		case <-t.C:
 			if err := n.Heartbeat(ctx); err != nil {
 				n.log.Warn("cluster heartbeat failed", "err", err)
 			}
+			n.Flush(ctx) // changes whose write failed are retried here
 		case <-n.wake:
 			n.Flush(ctx)
 		case msg, ok := <-msgs:

@@ -424,3 +424,36 @@ func TestUnreachableRedisFailsClearly(t *testing.T) {
 		t.Fatalf("New = %v; want an error without the password", err)
 	}
 }
+
+func TestGarbageCollectsSessionsNobodyIsIn(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Now()}
+	nodes := newNodes(t, 2, clk)
+	a, b := nodes[0], nodes[1]
+	idle, _ := a.n.CreateSession(session.Properties{CustomSessionID: "idle"})
+	busy, _ := a.n.CreateSession(session.Properties{CustomSessionID: "busy"})
+	ci, _ := a.n.Room(busy.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	join(t, b, busy.ID, ci.Token)
+	b.n.cfg.GarbageThreshold = time.Hour
+
+	if err := b.n.CollectGarbage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l := a.n.Sessions(true); len(l) != 2 {
+		t.Fatalf("sessions younger than the threshold were collected: %v", l)
+	}
+	clk.Advance(2 * time.Hour)
+	if err := b.n.CollectGarbage(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if l := a.n.Sessions(true); len(l) != 1 || l[0].ID != busy.ID {
+		t.Fatalf("after the threshold A lists %v; want the session with a participant only", l)
+	}
+	if _, err := b.n.Room(idle.ID).Info(true); kindOf(err) != session.KindNotFound {
+		t.Fatalf("the idle session: %v, want not found", err)
+	}
+	poll.Until(t, within, "A's copy of the idle session dropped", func() bool {
+		_, err := a.m.Room(idle.ID).Info(true)
+		return err != nil
+	})
+}

@@ -60,9 +60,25 @@ func (n *Node) Flush(ctx context.Context) {
 	n.mu.Unlock()
 	for id, d := range dirty {
 		if err := n.write(ctx, id, d); err != nil {
-			n.log.Warn("cluster: writing a session's change failed", "session", id, "err", err)
+			// Kept for the next Flush (every heartbeat at the latest), so what changed while Redis
+			// was unreachable is written when it returns. Writing again is harmless: each step
+			// is idempotent.
+			n.log.Warn("cluster: writing a session's change failed; will retry", "session", id, "err", err)
+			n.requeue(id, d)
 		}
 	}
+}
+
+// requeue puts back a change that could not be written, merged with any noted since.
+func (n *Node) requeue(id session.SessionID, d dirt) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	cur := n.dirty[id]
+	cur.left = append(d.left, cur.left...)
+	if cur.ended == "" {
+		cur.ended = d.ended
+	}
+	n.dirty[id] = cur
 }
 
 // write brings the record of session id up to date with this node's participants in it.

@@ -35,7 +35,8 @@ func newCluster(cfg *config.Config, announce []netip.Addr, local []netip.AddrPor
 	}
 	return cluster.New(context.Background(), cluster.Config{
 		RedisURL: cfg.Cluster.RedisURL, NodeID: cfg.Cluster.NodeID, MediaAddrs: media,
-		Load: func() int { return m.ParticipantCount() },
+		Load:            func() int { return m.ParticipantCount() },
+		GarbageInterval: cfg.Session.GarbageInterval, GarbageThreshold: cfg.Session.GarbageThreshold,
 	}, m, log.With("component", "cluster"))
 }
 
