@@ -266,6 +266,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 	s.whip = whip.New(whip.FromManager(s.manager), log.With("component", "whip"), clients.String)
 	mux.Handle(whip.Path, s.whip)
 	mux.Handle(whip.Path+"/", s.whip)
+	mux.Handle(whip.WHEPPath+"/", http.HandlerFunc(s.whip.ServeWHEP))
 	if cfg.SupportDeprecatedAPI {
 		mux.Handle("/api/", rest)
 	}

@@ -102,6 +102,31 @@ func TestWHIPPublisher(t *testing.T) {
 		return a && v && sub.received.Load() > 50
 	})
 
+	// WHEP: a viewer without openvidu-browser watches the same stream with a token of its own.
+	viewer := newPeer(t)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := viewer.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	viewerToken := token()
+	wst, wloc, wanswer := whipDo(t, "POST", base+"/openvidu/whep/"+s["id"].(string), viewerToken, "application/sdp", viewer.offer(t))
+	if wst != http.StatusCreated || !strings.HasPrefix(wloc, "/openvidu/whep/"+s["id"].(string)+"/") {
+		t.Fatalf("WHEP POST: %d %q %q", wst, wloc, wanswer)
+	}
+	viewer.answer(t, wanswer)
+	waitFor(t, "the WHIP publisher's media at the WHEP viewer", func() bool {
+		_, a := viewer.kinds.Load("audio")
+		_, v := viewer.kinds.Load("video")
+		return a && v && viewer.received.Load() > 50
+	})
+	if st, _, body := whipDo(t, "POST", base+"/openvidu/whep/str_CAM_Nope_con_Nope", token(), "application/sdp", viewer.offer(t)); st != http.StatusNotFound {
+		t.Errorf("WHEP of a stream that does not exist: %d %q, want 404", st, body)
+	}
+	if st, _, _ := whipDo(t, "DELETE", base+wloc, viewerToken, "", ""); st != http.StatusOK {
+		t.Fatalf("WHEP DELETE: %d", st)
+	}
+
 	// REST shows it with its platform.
 	st2, c := rest(t, "GET", api+"/sessions/whip/connection/"+whipID, nil)
 	if st2 != 200 || !strings.HasPrefix(c["platform"].(string), "WHIP") {

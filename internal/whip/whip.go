@@ -8,6 +8,9 @@
 //	PATCH  <Location>            application/trickle-ice-sdpfrag         → 204 (candidates applied)
 //	DELETE <Location>            the same Bearer token                   → 200, the participant leaves
 //
+// WHEP (ServeWHEP) is the same for a viewer: POST /openvidu/whep/<streamId> with a receive-only
+// offer subscribes the token's connection to that stream.
+//
 // It owns the WHIP resources (one per joined connection, so bounded by the connections REST
 // created) and translates them into calls on the session model. Like signaling, it must not import
 // api, edge or anything of pion.
@@ -35,10 +38,11 @@ type Model interface {
 	Join(id session.SessionID, token string, j session.JoinInfo, sink session.Sink) (Participant, session.JoinResult, error)
 }
 
-// Participant is what a WHIP resource does with its connection.
+// Participant is what a WHIP or WHEP resource does with its connection.
 type Participant interface {
 	ID() session.ConnectionID
 	Publish(ctx context.Context, req session.PublishParams) (session.StreamInfo, string, error)
+	Subscribe(ctx context.Context, sid session.StreamID, offer string) (string, error)
 	AddCandidate(endpoint string, c session.Candidate) error
 	Leave()
 }
@@ -83,6 +87,9 @@ type resource struct {
 	id    string
 	token string
 	part  Participant // set under Handler.mu once joined
+	// endpoint names the media connection for trickled candidates: the participant's own id for
+	// WHIP, the publisher's for WHEP.
+	endpoint string
 }
 
 // New returns a Handler publishing into m. clientIP, optional, names the participant's address
@@ -178,6 +185,9 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	res := &resource{id: newID(), token: token}
 	part, _, err := h.m.Join(session.SessionID(sid), token, session.JoinInfo{Platform: "WHIP " + clip(r.UserAgent()), IP: ip}, sink{h, res})
+	if err == nil {
+		res.endpoint = string(part.ID())
+	}
 	if err != nil {
 		h.fail(w, err)
 		return
@@ -257,7 +267,7 @@ func (h *Handler) trickle(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	for _, c := range candidatesOf(string(frag)) {
-		if err := res.part.AddCandidate(string(res.part.ID()), c); err != nil {
+		if err := res.part.AddCandidate(res.endpoint, c); err != nil {
 			h.log.Debug("WHIP candidate not applied", "resource", id, "error", err)
 		}
 	}
@@ -404,4 +414,82 @@ func clip(s string) string {
 		return s[:64]
 	}
 	return s
+}
+
+// WHEPPath is where viewers watch a stream: POST WHEPPath/<streamId>.
+const WHEPPath = "/openvidu/whep"
+
+// ServeWHEP serves WHEP (draft-ietf-wish-whep): a viewer POSTs a receive-only offer to
+// WHEPPath/<streamId> with a connection token as its Bearer token, joins the stream's session as
+// that connection (platform "WHEP …") and receives the stream as a browser's subscription does.
+// PATCH and DELETE on the Location work as for WHIP.
+func (h *Handler) ServeWHEP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	w.Header().Set("Access-Control-Expose-Headers", "Location, Link")
+	rest, _ := strings.CutPrefix(r.URL.Path, WHEPPath+"/")
+	stream, id, isResource := strings.Cut(rest, "/")
+	switch {
+	case stream == "":
+		http.NotFound(w, r)
+	case r.Method == http.MethodOptions:
+		w.Header().Set("Access-Control-Allow-Methods", "POST, PATCH, DELETE, OPTIONS")
+		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type, If-Match")
+		w.WriteHeader(http.StatusNoContent)
+	case !isResource && r.Method == http.MethodPost:
+		h.watch(w, r, session.StreamID(stream))
+	case !isResource:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	case r.Method == http.MethodDelete:
+		h.remove(w, r, id)
+	case r.Method == http.MethodPatch:
+		h.trickle(w, r, id)
+	default:
+		w.Header().Set("Allow", "PATCH, DELETE, OPTIONS")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// watch joins the token's connection and subscribes it to stream with the viewer's offer.
+func (h *Handler) watch(w http.ResponseWriter, r *http.Request, stream session.StreamID) {
+	token, ok := bearer(r)
+	if !ok {
+		unauthorized(w, "a connection token is required as the Bearer token")
+		return
+	}
+	offer, ok := body(w, r, "application/sdp")
+	if !ok {
+		return
+	}
+	sid := sessionOf(token)
+	if sid == "" {
+		unauthorized(w, "the Bearer token must be a connection token as REST returned it (it names the session)")
+		return
+	}
+	ip := r.RemoteAddr
+	if h.clientIP != nil {
+		ip = h.clientIP(r)
+	}
+	res := &resource{id: newID(), token: token, endpoint: string(stream.Owner())}
+	part, _, err := h.m.Join(session.SessionID(sid), token, session.JoinInfo{Platform: "WHEP " + clip(r.UserAgent()), IP: ip}, sink{h, res})
+	if err != nil {
+		h.fail(w, err)
+		return
+	}
+	h.mu.Lock()
+	res.part = part
+	h.res[res.id] = res
+	h.mu.Unlock()
+	answer, err := part.Subscribe(r.Context(), stream, string(offer))
+	if err != nil {
+		h.drop(res.id)
+		part.Leave()
+		h.fail(w, err)
+		return
+	}
+	h.log.Info("WHEP viewer joined", "session", sid, "connection", part.ID(), "stream", stream, "resource", res.id)
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", WHEPPath+"/"+string(stream)+"/"+res.id)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
 }
