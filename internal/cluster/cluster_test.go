@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parley/parley/internal/cluster/redistest"
 	"github.com/parley/parley/internal/poll"
 	"github.com/parley/parley/internal/session"
 )
@@ -456,4 +457,41 @@ func TestGarbageCollectsSessionsNobodyIsIn(t *testing.T) {
 		_, err := a.m.Room(idle.ID).Info(true)
 		return err != nil
 	})
+}
+
+// TestRedisLostMidCall: participants already in keep their session; a new join gets a clear error
+// instead of hanging, and listings fall back to this node's own sessions.
+func TestRedisLostMidCall(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
+	n, err := New(context.Background(), Config{RedisURL: srv.URL, NodeID: "alone", Timeout: time.Second}, m, nil)
+	if err != nil {
+		srv.Stop()
+		t.Fatal(err)
+	}
+	defer n.Close()
+	si, _ := n.CreateSession(session.Properties{})
+	c1, _ := n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	c2, _ := n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	p, _, err := n.Join(si.ID, c1.Token, session.JoinInfo{}, &sink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+
+	_, _, err = n.Join(si.ID, c2.Token, session.JoinInfo{}, &sink{})
+	if kindOf(err) != session.KindInternal || !strings.Contains(err.Error(), "Redis") {
+		t.Fatalf("join without Redis: %v; want an internal error naming Redis", err)
+	}
+	if l := n.Sessions(false); len(l) != 1 || len(l[0].Connections) != 1 || l[0].Connections[0].ID != p.ID() {
+		t.Fatalf("listing without Redis: %+v; want this node's session and participant", l)
+	}
+	if err := p.Signal(nil, "chat", "still here"); err != nil {
+		t.Fatalf("a participant in the call: %v", err)
+	}
 }
