@@ -18,6 +18,9 @@ import (
 
 const within = 10 * time.Second
 
+// runs numbers the tests' Redis namespaces.
+var runs atomic.Int64
+
 // clock is a settable clock shared by the nodes of a test.
 type clock struct {
 	mu  sync.Mutex
@@ -47,7 +50,8 @@ type node struct {
 func newNodes(t *testing.T, count int, clk *clock) []node {
 	t.Helper()
 	url := needRedis(t)
-	prefix := "test:" + t.Name() + ":"
+	// Unique per run too: with -count=N every run of a test shares the one redis-server.
+	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), runs.Add(1))
 	var out []node
 	for i := range count {
 		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
