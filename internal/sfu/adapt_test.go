@@ -535,3 +535,46 @@ func TestREMBFollowsSubscribersCaps(t *testing.T) {
 	low.Close()
 	waitRTCP(t, pubB, "the server's REMB again once the capped subscribers left", remb(1e6))
 }
+
+// TestDownTrackAcrossPublisherReconnect: without simulcast, after reconnectStream the publisher's
+// new track (numbering half the sequence space away, timestamps elsewhere) reaches an existing
+// subscriber as the continuation of what it had: the next sequence number, timestamps going on,
+// from the new track's first keyframe.
+func TestDownTrackAcrossPublisherReconnect(t *testing.T) {
+	l := newVP8Layers(1)[0]
+	r := &recorder{}
+	tr, err := newBoundTrack(l.f.codec, "video", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr.out.Store(&binding{id: "b", ssrc: 4242, pt: 96, stream: r})
+	d := &downTrack{fwd: l.f, track: tr, cc: &congestion{}, gated: true}
+	l.f.attach(d)
+	l.f.newTrack() // the first track
+	run([]*vp8Layer{l}, 0, 8, []int{0})
+	l.f.newTrack() // the publisher reconnected
+	l.loss = seqLoss{}
+	l.seq -= 30000
+	l.ts += 123456789
+	run([]*vp8Layer{l}, 8, 30, []int{0})
+	got := r.take()
+	// Sequence numbers and timestamps continue (picture IDs are the publisher's: a decoder starts
+	// over at the keyframe), the first packet from the new track starts a keyframe.
+	for i := 1; i < len(got); i++ {
+		p, q := got[i], got[i-1]
+		if p.seq != q.seq+1 {
+			t.Fatalf("sequence jumps from %d to %d at packet %d", q.seq, p.seq, i)
+		}
+		if dt := p.ts - q.ts; int32(dt) < 0 || dt > 90000 {
+			t.Fatalf("timestamp jumps by %d at packet %d", int32(dt), i)
+		}
+		if i == 16 && !p.key {
+			t.Fatalf("the new track's first packet forwarded is no keyframe start: %+v", p)
+		}
+	}
+	// Frames 0–7, then from the new track's keyframe at frame 10 (its frames 8 and 9 cannot be
+	// decoded without it).
+	if len(got) != 2*(8+20) {
+		t.Fatalf("%d packets forwarded, want %d", len(got), 2*(8+20))
+	}
+}

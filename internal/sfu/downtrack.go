@@ -53,13 +53,14 @@ func (t *boundTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 // write sends p with this binding's SSRC and payload type and the sequence number seq, using h
 // (owned by the caller's goroutine, so the header handed to pion needs no allocation) as scratch. It
 // reports false when the track is not bound (before negotiation, after close) or the write failed.
-func (t *boundTrack) write(h *rtp.Header, p *rtp.Packet, seq uint16) bool {
+func (t *boundTrack) write(h *rtp.Header, p *rtp.Packet, seq uint16, tsOff uint32) bool {
 	b := t.out.Load()
 	if b == nil {
 		return false
 	}
 	*h = p.Header
 	h.SSRC, h.PayloadType, h.SequenceNumber = b.ssrc, b.pt, seq
+	h.Timestamp += tsOff
 	if p.PaddingSize != 0 && h.PaddingSize == 0 {
 		h.PaddingSize = p.PaddingSize // the payload goes separately, so padding must ride in the header
 	}

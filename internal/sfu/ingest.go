@@ -103,7 +103,7 @@ func (f *forwarder) readIngest(c *net.UDPConn) {
 		}
 		if pkt.SSRC != f.ssrc.Load() {
 			f.ssrc.Store(pkt.SSRC)
-			f.gen.Add(1)
+			f.newTrack()
 			loss = seqLoss{}
 		}
 		f.forward(&pkt, buf[:n], &loss)

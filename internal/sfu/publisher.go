@@ -375,6 +375,17 @@ type forwarder struct {
 	// track with its own sequence numbers and timestamps, which a simulcast down-track must not
 	// take for a continuation of the old one.
 	gen atomic.Uint32
+	// prevTS and prevAt are lastTS and lastAt of the track before the current one (newTrack), so
+	// that down-tracks continue their timestamps from it.
+	prevTS atomic.Uint32
+	prevAt atomic.Int64
+}
+
+// newTrack starts a new incoming track (a new generation) on the forwarder.
+func (f *forwarder) newTrack() {
+	f.prevTS.Store(f.lastTS.Load())
+	f.prevAt.Store(f.lastAt.Load())
+	f.gen.Add(1)
 }
 
 func newForwarder(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapability, log *slog.Logger) *forwarder {
@@ -396,7 +407,7 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
 	var loss seqLoss // per track: a renegotiated track starts its own sequence
-	f.gen.Add(1)
+	f.newTrack()
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {

@@ -445,7 +445,7 @@ func (d *downTrack) clock() (uint32, int64) {
 	if d.sc != nil {
 		return d.sc.timestamp()
 	}
-	return d.fwd.lastTS.Load(), d.fwd.lastAt.Load()
+	return d.fwd.lastTS.Load() + d.tsOff.Load(), d.fwd.lastAt.Load()
 }
 
 // srcBytes counts what the publisher sent of what d forwards, for its congestion state: with

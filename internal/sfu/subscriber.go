@@ -92,6 +92,16 @@ type downTrack struct {
 	plisCut atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
 
 	sc *simulcast // set when the publisher sends simulcast layers (simulcast.go)
+
+	// Continuity across the publisher's reconnectStream: its new track (forwarder.gen) brings
+	// numbering of its own, which the subscriber would take for packets far in the past or the
+	// future. The outgoing stream goes on where it was instead (restart). Owned by the forwarder
+	// goroutine, except tsOff, which the NACK answers and sender reports read.
+	gen     uint32
+	started bool
+	lastOut uint16 // last outgoing sequence number
+	seqOff  uint16 // subtracted from an ungated track's sequence numbers (the gate keeps its own)
+	tsOff   atomic.Uint32
 	// sub is the subscription it belongs to (nil for a tap).
 	sub *Subscriber
 }
@@ -112,7 +122,10 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 		d.tap.WriteRTP(p)
 		return
 	}
-	seq := p.SequenceNumber
+	if gen := d.fwd.gen.Load(); gen != d.gen {
+		d.restart(p, gen)
+	}
+	seq := p.SequenceNumber - d.seqOff
 	if d.gated {
 		g := &d.gate
 		if g.dropping || g.pause.Load() {
@@ -133,13 +146,45 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 		g.lastTS = p.Timestamp
 	}
 	// send, by hand: this is the per-subscriber cost of every forwarded packet.
-	if !d.track.write(&d.hdr, p, seq) {
+	d.lastOut, d.started = seq, true
+	if !d.track.write(&d.hdr, p, seq, d.tsOff.Load()) {
 		d.errs.Add(1)
 		return
 	}
 	d.sent.Add(1)
 	d.payload.Add(uint64(len(p.Payload)))
 	d.bytes.Add(uint64(p.Header.MarshalSize() + len(p.Payload)))
+}
+
+// restart moves d to the forwarder's new track (generation gen), whose first packet is p: the
+// outgoing sequence numbers go on from the last one sent, the timestamps from the last one plus
+// the time since, and video waits for the new track's first keyframe, as after a pause (nothing
+// sent before is worth sending again). A down-track that has sent nothing adopts the track as is.
+func (d *downTrack) restart(p *rtp.Packet, gen uint32) {
+	d.gen = gen
+	if !d.started {
+		return
+	}
+	f := d.fwd
+	ticks := uint32(1)
+	if at := f.prevAt.Load(); at != 0 {
+		if dt := f.lastAt.Load() - at; dt > 0 {
+			ticks = max(uint32(dt*int64(f.codec.ClockRate)/int64(time.Second)), 1)
+		}
+	}
+	d.tsOff.Store(f.prevTS.Load() + d.tsOff.Load() + ticks - p.Timestamp)
+	if !d.gated {
+		d.seqOff = p.SequenceNumber - d.lastOut - 1
+		return
+	}
+	g := &d.gate
+	d.seqOff = 0
+	g.off = p.SequenceNumber - d.lastOut - 1
+	g.offset.Store(uint32(g.off))
+	if !g.dropping {
+		g.dropping = true
+		g.validFrom.Store(1 << 17)
+	}
 }
 
 // padMax is the most padding one RTP packet carries (its last byte counts it).
@@ -177,7 +222,7 @@ func (d *downTrack) pad(p *rtp.Packet, now int64) {
 	for i := range k {
 		size := min(padMax, n-i*padMax)
 		pp.Header.PaddingSize = byte(size)
-		if !d.track.write(&d.hdr, pp, out+uint16(i)) {
+		if !d.track.write(&d.hdr, pp, out+uint16(i), d.tsOff.Load()) {
 			d.errs.Add(1)
 		}
 		d.bytes.Add(uint64(pp.Header.MarshalSize() + size))
@@ -195,7 +240,7 @@ func monotonicNow() int64 { return int64(time.Since(monoEpoch)) }
 // send writes p as outgoing sequence number seq with the caller's scratch header: a goroutine
 // other than the forwarder's (the NACK answers) brings its own.
 func (d *downTrack) send(h *rtp.Header, p *rtp.Packet, seq uint16) {
-	if !d.track.write(h, p, seq) {
+	if !d.track.write(h, p, seq, d.tsOff.Load()) {
 		d.errs.Add(1)
 		return
 	}

@@ -160,7 +160,7 @@ func TestProbePadsInPlaceOfVideo(t *testing.T) {
 	}
 	var sink padSink
 	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &sink})
-	d := &downTrack{track: tr, cc: &congestion{}, gated: true}
+	d := &downTrack{fwd: newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, nil), track: tr, cc: &congestion{}, gated: true}
 	pkt := func(seq uint16, ts uint32, n int) *rtp.Packet {
 		return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: make([]byte, n)}
 	}

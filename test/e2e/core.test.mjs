@@ -5,7 +5,7 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startParley, startPages, launch, openParticipant, waitDecoding, waitEvent, poll, outputDir } from './lib.mjs';
+import { startParley, startPages, launch, openParticipant, waitDecoding, waitEvent, poll, outputDir, mediaStats } from './lib.mjs';
 
 let parley, pages, browser;
 const opened = [];
@@ -185,6 +185,20 @@ test('closing the session disconnects everyone and fetch() then fails with 404',
   await waitEvent(a, 'sessionDisconnected', { reason: 'sessionClosedByServer' });
   await waitEvent(b, 'sessionDisconnected', { reason: 'sessionClosedByServer' });
   await assert.rejects(session.fetch(), (e) => e.message === '404');
+});
+
+test('reconnectStream of a publisher: its subscriber goes on decoding the new stream and hearing it', async () => {
+  const session = await parley.ov.createSession({ customSessionId: 'republish' });
+  const alice = await enter(session, 'alice');
+  const bob = await enter(session, 'bob', { publish: false });
+  const first = (await waitDecoding(bob, [alice.id])).find((s) => s.from === alice.id);
+  await alice.page.evaluate(() => window.publisher.stream.reconnect());
+  // Both counters must move well past where they were: the new track's packets continue the
+  // subscriber's stream instead of looking like old ones.
+  await poll('bob to decode and hear the reconnected publisher', async () => {
+    const s = (await mediaStats(bob)).find((x) => x.from === alice.id);
+    return s && s.framesDecoded > first.framesDecoded + 60 && s.audioBytes > first.audioBytes + 20000;
+  }, { timeout: 30000 });
 });
 
 test('four participants: everyone decodes everyone (12 subscriptions)', async () => {
