@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 // gate is a writer the test drives: each Write hands its bytes to the test on entered, then
@@ -365,7 +367,12 @@ func TestSlowPeerDecodesOnlyWholeFrames(t *testing.T) {
 			last[w] = i
 		}
 	}
-	st := c.Stats()
+	// The writer counts a batch as sent once its Write returned, which may be after the peer read it.
+	var st Stats
+	poll.Until(t, 10*time.Second, "the writer to count what the peer received", func() bool {
+		st = c.Stats()
+		return int(st.Sent.Frames) >= received
+	})
 	if st.Full.Frames == 0 {
 		t.Fatalf("the bound never dropped anything (%+v): the test did not stall the queue", st)
 	}
