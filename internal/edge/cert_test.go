@@ -259,7 +259,9 @@ func TestSlowCertificate(t *testing.T) {
 	if err := c.Handshake(); err == nil {
 		t.Fatal("handshake succeeded without a certificate")
 	}
-	// The one slot the handshake held serves the next client.
+	// The one slot the handshake held serves the next client, once the edge has dropped it (the
+	// client sees the alert before the edge's goroutine lets go; a newcomer earlier would evict it).
+	waitFor(t, "the failed handshake to be dropped", func() bool { return e.Stats().DropTLSHandshake == 1 })
 	resp, _ := httpGet(t, dial(t, e.addr))
 	if resp.StatusCode != http.StatusBadRequest { // plain HTTP on a TLS port
 		t.Errorf("status %d", resp.StatusCode)
