@@ -166,7 +166,15 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 		f.ssrc.Store(uint32(tr.SSRC()))
 		f.pc.Store(pc)
 		f.requestKeyframe(true) // subscribers may already be waiting
+		// Close waits for the read loops: one may only start while Close has not begun, or the
+		// WaitGroup would be added to during (or after) its Wait.
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			return
+		}
 		p.wg.Add(1)
+		p.mu.Unlock()
 		defer p.wg.Done()
 		f.run(tr)
 	})
