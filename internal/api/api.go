@@ -189,25 +189,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, status int, msg strin
 
 // failModel maps a model error kind to its status, in one table.
 func (a *API) failModel(w http.ResponseWriter, r *http.Request, err error) {
-	status := http.StatusInternalServerError
-	var se *session.Error
-	if errors.As(err, &se) {
-		switch se.Kind {
-		case session.KindInvalid:
-			status = http.StatusBadRequest
-		case session.KindNotFound:
-			status = http.StatusNotFound
-		case session.KindUnauthorized:
-			status = http.StatusUnauthorized
-		case session.KindConflict:
-			status = http.StatusConflict
-		case session.KindNotAcceptable:
-			status = http.StatusNotAcceptable
-		case session.KindUnsupported:
-			status = http.StatusNotImplemented
-		}
-	}
-	a.fail(w, r, status, err.Error())
+	a.fail(w, r, session.HTTPStatus(err), err.Error())
 }
 
 func (a *API) readBody(w http.ResponseWriter, r *http.Request) (body, bool) {

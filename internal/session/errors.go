@@ -1,6 +1,10 @@
 package session
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
 
 // Kind classifies an error so each protocol maps it in one table (REST status, JSON-RPC code).
 type Kind int
@@ -53,3 +57,27 @@ const (
 	CodeTransportError     = 803
 	CodeServiceNotEnabled  = 996
 )
+
+// HTTPStatus is the status an HTTP interface (REST, WHIP) answers err with: its Kind's, or 500 for
+// an error that is not the model's. The one table every HTTP caller shares.
+func HTTPStatus(err error) int {
+	var se *Error
+	if !errors.As(err, &se) {
+		return http.StatusInternalServerError
+	}
+	switch se.Kind {
+	case KindInvalid:
+		return http.StatusBadRequest
+	case KindNotFound:
+		return http.StatusNotFound
+	case KindUnauthorized:
+		return http.StatusUnauthorized
+	case KindConflict:
+		return http.StatusConflict
+	case KindNotAcceptable:
+		return http.StatusNotAcceptable
+	case KindUnsupported:
+		return http.StatusNotImplemented
+	}
+	return http.StatusInternalServerError
+}

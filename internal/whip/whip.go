@@ -20,7 +20,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"io"
 	"log/slog"
 	"mime"
@@ -292,24 +291,7 @@ func (h *Handler) Resources() int {
 
 // fail answers a model error with the HTTP status of its kind.
 func (h *Handler) fail(w http.ResponseWriter, err error) {
-	status := http.StatusInternalServerError
-	var se *session.Error
-	if errors.As(err, &se) {
-		switch se.Kind {
-		case session.KindInvalid:
-			status = http.StatusBadRequest
-		case session.KindNotFound:
-			status = http.StatusNotFound
-		case session.KindUnauthorized:
-			status = http.StatusUnauthorized
-		case session.KindConflict:
-			status = http.StatusConflict
-		case session.KindNotAcceptable:
-			status = http.StatusNotAcceptable
-		case session.KindUnsupported:
-			status = http.StatusNotImplemented
-		}
-	}
+	status := session.HTTPStatus(err)
 	if status == http.StatusUnauthorized {
 		unauthorized(w, err.Error())
 		return
