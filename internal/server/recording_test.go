@@ -96,6 +96,18 @@ func (p *player) waitPlayed(t *testing.T, ms int64) {
 	waitFor(t, "media to be played", func() bool { return p.played.Load() >= target })
 }
 
+// waitRecorded waits until the recording's file for a stream holds some media: the recorder
+// attaches to a stream and starts its file at a keyframe on its own schedule, and a busy machine
+// can delay that well past the moment the stream was published.
+func waitRecorded(t *testing.T, dir, rec, stream string) {
+	t.Helper()
+	path := filepath.Join(dir, rec, stream+".webm")
+	waitFor(t, "media in "+path, func() bool {
+		fi, err := os.Stat(path)
+		return err == nil && fi.Size() >= 24<<10 // a keyframe and half a second of 300 kbit/s video
+	})
+}
+
 // getAuthed GETs url with the REST credentials and returns the status and the body.
 func getAuthed(t *testing.T, url string) (int, []byte) {
 	t.Helper()
@@ -153,10 +165,12 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 	if st != 200 || r["status"] != "started" || r["id"] != "rec-sfu" || r["url"] != nil {
 		t.Fatalf("start: %d %v", st, r)
 	}
+	startAnswered := time.Since(started)
 	alice.waitNote("recordingStarted", func(p map[string]any) bool { return p["id"] == "rec-sfu" && p["name"] == "call" })
 	if st, _ := rest(t, "POST", api+"/recordings/start", map[string]any{"session": "rec-sfu", "outputMode": "INDIVIDUAL"}); st != 409 {
 		t.Fatalf("second start: %d, want 409", st)
 	}
+	waitRecorded(t, dir, "rec-sfu", ap.stream)
 	ap.waitPlayed(t, 1500)
 
 	// Bob joins during the recording: joinRoom says so, and his stream gets its own file.
@@ -165,13 +179,16 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 		t.Fatal(st)
 	}
 	bob := dial(t, base)
+	bobJoined := time.Since(started)
 	bj := bob.result("joinRoom", map[string]any{"token": bc["token"], "session": "rec-sfu", "metadata": ""})
 	if bj["recordingId"] != "rec-sfu" || bj["recordingName"] != "call" {
 		t.Fatalf("joinRoom during a recording: %v", bj)
 	}
 	bp := publishReal(t, bob, m)
-	bp.waitPlayed(t, 1500)
+	waitRecorded(t, dir, "rec-sfu", bp.stream)
+	bp.waitPlayed(t, 1000)
 	bob.result("leaveRoom", nil) // leaves early: his file is closed cleanly
+	bobLeft := time.Since(started)
 	ap.waitPlayed(t, 1000)
 
 	st, r = rest(t, "POST", api+"/recordings/stop/rec-sfu", nil)
@@ -184,7 +201,9 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 	if u, _ := rec["url"].(string); !strings.HasPrefix(u, "http://localhost:") || !strings.HasSuffix(u, "/openvidu/recordings/rec-sfu/call.zip") {
 		t.Errorf("url %v", rec["url"])
 	}
-	if d := rec["duration"].(float64); math.Abs(d-wall) > 1 {
+	// The duration is the media's: from the first file's start to the last one's end, which the
+	// wall-clock time between the start request and the stop answer bounds from above.
+	if d := rec["duration"].(float64); d <= 0 || d > wall {
 		t.Errorf("duration %.2f s, wall-clock %.2f s", d, wall)
 	}
 
@@ -246,9 +265,15 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 			t.Errorf("%s: %.2f s, %d video and %d audio frames for %.2f s of media", f.Name, p.Duration(), vf, af, length)
 		}
 	}
+	// Offsets count from the recording's start, which lies between the start request and its
+	// answer: bob's file cannot begin before he joined nor end after he left, and alice's spans his.
 	a, b := offsets[ap.stream], offsets[bp.stream]
-	if a[0] > 500 || b[0] < a[0]+1400 || b[1] > a[1]-700 {
-		t.Errorf("offsets: alice %v, bob %v: bob joined about 1.5 s in and left about 1 s before the end", a, b)
+	if b[0] < (bobJoined-startAnswered).Milliseconds() || b[1] > bobLeft.Milliseconds() || a[0] >= b[0] || a[1] <= b[1] {
+		t.Errorf("offsets: alice %v, bob %v ms; bob joined after %v and left before %v (start answered after %v)", a, b,
+			bobJoined, bobLeft, startAnswered)
+	}
+	if d := rec["duration"].(float64); math.Abs(d-float64(max(a[1], b[1])-min(a[0], b[0]))/1000) > 0.002 {
+		t.Errorf("duration %.3f s, files span %v..%v ms", d, min(a[0], b[0]), max(a[1], b[1]))
 	}
 }
 
@@ -257,7 +282,8 @@ func TestIndividualRecordingThroughTheSFU(t *testing.T) {
 func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
 	m := recordingMedia(t)
 	hooks := newHookReceiver(t)
-	_, base := startServer(t, webhookEnv(hooks.srv.URL, t.TempDir(), "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir(),
+	dir := t.TempDir()
+	_, base := startServer(t, webhookEnv(hooks.srv.URL, t.TempDir(), "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir,
 		"OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "1")...)
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "always", "recordingMode": "ALWAYS",
@@ -267,6 +293,7 @@ func TestAlwaysRecordingStopsAfterTheLastLeaves(t *testing.T) {
 	alice, _ := join(t, base, "always", "PUBLISHER")
 	p := publishReal(t, alice, m)
 	alice.waitNote("recordingStarted", func(n map[string]any) bool { return n["id"] == "always" && n["name"] == "auto" })
+	waitRecorded(t, dir, "always", p.stream)
 	p.waitPlayed(t, 1000)
 	alice.result("leaveRoom", nil)
 	if st, s := rest(t, "GET", api+"/sessions/always", nil); st != 200 || s["recording"] != true {
