@@ -98,13 +98,16 @@ type Node struct {
 	// flushing makes Flush calls one at a time, so a Flush that returns has seen every write of
 	// the changes noted before it began (Run's included) complete.
 	flushing sync.Mutex
+	// reporters get the events this node reports for the cluster (report.go).
+	reporters reporters
 }
 
 // dirt is what changed in one session since it was last written.
 type dirt struct {
 	left []session.ConnectionID
-	// ended is the reason the session ended on this node ("" while it lives here).
-	ended string
+	// ended is the reason the session ended on this node ("" while it lives here), endedAt when.
+	ended   string
+	endedAt time.Time
 }
 
 // New connects to Redis, subscribes to the cluster's messages and registers as m's listener. It

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/parley/parley/internal/session"
 )
@@ -112,6 +113,7 @@ func (n *Node) CreateSession(p session.Properties) (session.SessionInfo, error) 
 		}
 		return session.SessionInfo{}, &session.Error{Kind: session.KindConflict, Code: session.CodeGeneric, Msg: fmt.Sprintf("session %s already exists", si.ID)}
 	}
+	n.report(session.Event{Kind: session.SessionCreated, Time: si.CreatedAt, Session: si.ID, SessionCreatedAt: si.CreatedAt})
 	return si, nil
 }
 
@@ -196,13 +198,18 @@ func (n *Node) Sessions(pending bool) []session.SessionInfo {
 func (n *Node) closeSession(id session.SessionID) error {
 	ctx, cancel := n.op()
 	defer cancel()
-	existed, err := closeScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), string(id), n.keys.p).Int()
-	if err != nil {
+	rec, err := closeScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), string(id), n.keys.p).Text()
+	existed := err == nil
+	if err != nil && !isNil(err) {
 		return errShared(err)
 	}
 	localErr := n.m.Room(id).Close()
-	if existed == 0 && localErr != nil {
+	if !existed && localErr != nil {
 		return localErr
+	}
+	if existed {
+		// After this node's participants' participantLeft; the other nodes' come after it.
+		n.reportDestroyed(rec, session.ReasonSessionClosedByServer, time.Time{})
 	}
 	if err := n.publish(ctx, message{Kind: msgClose, Session: id}); err != nil {
 		n.log.Warn("cluster: telling other nodes of a closed session failed", "session", id, "err", err)
@@ -402,13 +409,16 @@ func (n *Node) signal(id session.SessionID, to []session.ConnectionID, typ, data
 	ctx, cancel := n.op()
 	defer cancel()
 	p := n.rdb.Pipeline()
-	ex := p.Exists(ctx, n.keys.session(id))
+	sc := p.Get(ctx, n.keys.session(id))
 	act := p.SMembers(ctx, n.keys.active(id))
 	if _, err := p.Exec(ctx); err != nil && !isNil(err) {
 		return errShared(err)
 	}
-	if ex.Val() == 0 {
+	var rec sessionRecord
+	if raw, err := sc.Result(); isNil(err) {
 		return errNoSession(id)
+	} else if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return errShared(err)
 	}
 	active := act.Val()
 	if len(to) == 0 && len(active) == 0 {
@@ -425,6 +435,14 @@ func (n *Node) signal(id session.SessionID, to []session.ConnectionID, typ, data
 	// This node delivers its share at once, so a caller that only has participants here sees the
 	// signal delivered when the call returns, as on one node.
 	n.deliverSignal(id, to, typ, data)
+	sig := &session.Signal{Type: typ, Data: data, To: slices.Clone(to)}
+	if len(to) == 0 {
+		slices.Sort(active)
+		for _, a := range active {
+			sig.To = append(sig.To, session.ConnectionID(a))
+		}
+	}
+	n.report(session.Event{Kind: session.SignalSent, Time: n.cfg.Now(), Session: id, Signal: sig, SessionCreatedAt: rec.CreatedAt})
 	return nil
 }
 

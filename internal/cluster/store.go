@@ -169,17 +169,20 @@ redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 return 1`)
 
-	// KEYS sessionKeys; ARGV id, prefix. Destroys the session if nobody is active anywhere.
+	// KEYS sessionKeys; ARGV id, prefix. Destroys the session if nobody is active anywhere and
+	// returns its record (the caller reports the end), or nil.
 	destroyIfEmptyScript = redis.NewScript(dropLua + `
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('SCARD', KEYS[3]) > 0 then return 0 end
+local rec = redis.call('GET', KEYS[1])
+if not rec or redis.call('SCARD', KEYS[3]) > 0 then return false end
 drop()
-return 1`)
+return rec`)
 
-	// KEYS sessionKeys; ARGV id, prefix. Closes the session cluster-wide; 1 if it existed.
+	// KEYS sessionKeys; ARGV id, prefix. Closes the session cluster-wide; returns its record, nil
+	// if there was none.
 	closeScript = redis.NewScript(dropLua + `
-local existed = redis.call('EXISTS', KEYS[1])
+local rec = redis.call('GET', KEYS[1])
 drop()
-return existed`)
+return rec`)
 
 	// KEYS conns, active; ARGV connection id, prefix. Deletes a pending connection and its token
 	// ("pending"), or names the node holding an active one ("@node"); nil if unknown.

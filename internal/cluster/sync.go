@@ -18,7 +18,7 @@ func (n *Node) listen(e session.Event) {
 	case session.ParticipantLeft:
 		n.markDirty(e.Session, e.Connection, "")
 	case session.SessionDestroyed:
-		n.markDirty(e.Session, "", e.Reason)
+		n.note(e.Session, func(d *dirt) { d.ended, d.endedAt = e.Reason, e.Time })
 	case session.ParticipantJoined, session.StreamPublished, session.StreamUnpublished, session.StreamPropertyChanged,
 		session.WebRTCConnectionCreated, session.WebRTCConnectionDestroyed, session.RecordingStatusChanged:
 		n.markDirty(e.Session, "", "")
@@ -28,6 +28,18 @@ func (n *Node) listen(e session.Event) {
 // markDirty notes that session id changed here: left, when set, is a participant that left;
 // ended, when set, is why the session ended on this node.
 func (n *Node) markDirty(id session.SessionID, left session.ConnectionID, ended string) {
+	n.note(id, func(d *dirt) {
+		if left != "" {
+			d.left = append(d.left, left)
+		}
+		if ended != "" {
+			d.ended = ended
+		}
+	})
+}
+
+// note applies change to what is noted of session id and wakes the writer.
+func (n *Node) note(id session.SessionID, change func(*dirt)) {
 	n.mu.Lock()
 	d, seen := n.dirty[id]
 	if !seen && len(n.dirty) >= maxDirty {
@@ -35,12 +47,7 @@ func (n *Node) markDirty(id session.SessionID, left session.ConnectionID, ended 
 		n.log.Warn("cluster: too many sessions waiting to be written; this change waits for the next one", "session", id)
 		return
 	}
-	if left != "" {
-		d.left = append(d.left, left)
-	}
-	if ended != "" {
-		d.ended = ended
-	}
+	change(&d)
 	n.dirty[id] = d
 	n.mu.Unlock()
 	select {
@@ -76,7 +83,7 @@ func (n *Node) requeue(id session.SessionID, d dirt) {
 	cur := n.dirty[id]
 	cur.left = append(d.left, cur.left...)
 	if cur.ended == "" {
-		cur.ended = d.ended
+		cur.ended, cur.endedAt = d.ended, d.endedAt
 	}
 	n.dirty[id] = cur
 }
@@ -91,15 +98,17 @@ func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
 	}
 	switch d.ended {
 	case session.ReasonLastParticipantLeft:
-		// The last participant here left; the session ends only if nobody is left anywhere.
-		gone, err := destroyIfEmptyScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), string(id), n.keys.p).Int()
+		// The last participant here left; the session ends only if nobody is left anywhere, and
+		// then this node, which removed the record, reports it.
+		rec, err := destroyIfEmptyScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), string(id), n.keys.p).Text()
+		if isNil(err) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		if gone == 1 {
-			return n.publish(ctx, message{Kind: msgGone, Session: id})
-		}
-		return nil
+		n.reportDestroyed(rec, d.ended, d.endedAt)
+		return n.publish(ctx, message{Kind: msgGone, Session: id})
 	case "":
 	default:
 		// Closed (its record went with the close) or this node stopping (its participants left

@@ -13,6 +13,14 @@ import (
 // redis-server is not installed; make test installs it).
 func startCluster(t *testing.T, ids ...string) []string {
 	t.Helper()
+	_, bases := startClusterEnv(t, nil, ids...)
+	return bases
+}
+
+// startClusterEnv is startCluster with each node's own settings (env(id), pairs of name and
+// value), returning the redis-server too.
+func startClusterEnv(t *testing.T, env func(id string) []string, ids ...string) (*redistest.Server, []string) {
+	t.Helper()
 	srv, err := redistest.Start()
 	if errors.Is(err, redistest.ErrAbsent) {
 		t.Skip(err.Error())
@@ -23,10 +31,14 @@ func startCluster(t *testing.T, ids ...string) []string {
 	t.Cleanup(srv.Stop) // after the nodes' own cleanups: they leave the registry on the way out
 	var bases []string
 	for _, id := range ids {
-		_, base := startServer(t, "PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id)
+		over := []string{"PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id}
+		if env != nil {
+			over = append(over, env(id)...)
+		}
+		_, base := startServer(t, over...)
 		bases = append(bases, base)
 	}
-	return bases
+	return srv, bases
 }
 
 // TestClusterAnyNodeAnswers drives two nodes as openvidu-node-client and openvidu-browser would:

@@ -10,6 +10,7 @@ import (
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/cdr"
 	"github.com/parley/parley/internal/metrics"
+	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/webhook"
 )
 
@@ -51,7 +52,7 @@ func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error,
 			return nil, err
 		}
 		src.Webhook = e.webhook.Stats
-		s.manager.Listen(e.webhook.Listen)
+		s.reportTo(e.webhook.Listen)
 	}
 	if cfg.CDR.Enabled {
 		var err error
@@ -59,7 +60,7 @@ func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error,
 			return nil, err
 		}
 		src.CDR = e.cdr.Stats
-		s.manager.Listen(e.cdr.Listen)
+		s.reportTo(e.cdr.Listen)
 		mux.Handle("GET /openvidu/cdr", e.cdr.Handler(rest.Authorized))
 	}
 	e.metrics = metrics.New(src, s.log.With("component", "metrics"))
@@ -70,6 +71,16 @@ func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error,
 		}
 	}
 	return e.metrics.Close, nil
+}
+
+// reportTo registers a sink that reports events outward (webhooks, the CDR). In a cluster it gets
+// each event once cluster-wide: the node decides which of them it reports (cluster.Node.Report).
+func (s *Server) reportTo(l session.Listener) {
+	if s.cluster != nil {
+		s.cluster.Report(l)
+		return
+	}
+	s.manager.Listen(l)
 }
 
 // signalingError counts a JSON-RPC error (signaling.Config.OnError); metrics exist once New is done,
