@@ -162,39 +162,56 @@ func body(w http.ResponseWriter, r *http.Request, mediaType string) ([]byte, boo
 	return b, true
 }
 
-// create joins the token's connection and publishes the offer (RFC 9725 §4.2).
-func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+// join reads the offer and joins the Bearer token's connection as platform (WHIP or WHEP), with
+// the participant's events filtered for endpoint ("": its own). It answers the error itself.
+func (h *Handler) join(w http.ResponseWriter, r *http.Request, platform, endpoint string) (res *resource, offer []byte, sid string, ok bool) {
 	token, ok := bearer(r)
 	if !ok {
 		unauthorized(w, "a connection token is required as the Bearer token")
-		return
+		return nil, nil, "", false
 	}
-	offer, ok := body(w, r, "application/sdp")
-	if !ok {
-		return
+	if offer, ok = body(w, r, "application/sdp"); !ok {
+		return nil, nil, "", false
 	}
-	sid := sessionOf(token)
-	if sid == "" {
+	if sid = sessionOf(token); sid == "" {
 		unauthorized(w, "the Bearer token must be a connection token as REST returned it (it names the session)")
-		return
+		return nil, nil, "", false
 	}
 	ip := r.RemoteAddr
 	if h.clientIP != nil {
 		ip = h.clientIP(r)
 	}
-	res := &resource{id: newID(), token: token}
-	part, _, err := h.m.Join(session.SessionID(sid), token, session.JoinInfo{Platform: "WHIP " + clip(r.UserAgent()), IP: ip}, sink{h, res})
-	if err == nil {
-		res.endpoint = string(part.ID())
-	}
+	res = &resource{id: newID(), token: token, endpoint: endpoint}
+	part, _, err := h.m.Join(session.SessionID(sid), token, session.JoinInfo{Platform: platform + " " + clip(r.UserAgent()), IP: ip}, sink{h, res})
 	if err != nil {
 		h.fail(w, err)
-		return
+		return nil, nil, "", false
 	}
 	h.mu.Lock()
+	if res.endpoint == "" {
+		res.endpoint = string(part.ID())
+	}
 	res.part = part
 	h.res[res.id] = res
 	h.mu.Unlock()
+	return res, offer, sid, true
+}
+
+// answered writes the 201 Created with the SDP answer and the resource's Location.
+func answered(w http.ResponseWriter, location, answer string) {
+	w.Header().Set("Content-Type", "application/sdp")
+	w.Header().Set("Location", location)
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, answer)
+}
+
+// create joins the token's connection and publishes the offer (RFC 9725 §4.2).
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	res, offer, sid, ok := h.join(w, r, "WHIP", "")
+	if !ok {
+		return
+	}
+	part := res.part
 	audio, video := mediaOf(string(offer))
 	md := session.MediaOptions{HasAudio: audio, HasVideo: video, AudioActive: audio, VideoActive: video, FrameRate: -1}
 	if video {
@@ -218,10 +235,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.Info("WHIP publisher joined", "session", sid, "connection", part.ID(), "resource", res.id)
-	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", Path+"/"+res.id)
-	w.WriteHeader(http.StatusCreated)
-	_, _ = io.WriteString(w, answer)
+	answered(w, Path+"/"+res.id, answer)
 }
 
 // lookup returns the resource id names if the request carries its token.
@@ -434,34 +448,11 @@ func (h *Handler) ServeWHEP(w http.ResponseWriter, r *http.Request) {
 
 // watch joins the token's connection and subscribes it to stream with the viewer's offer.
 func (h *Handler) watch(w http.ResponseWriter, r *http.Request, stream session.StreamID) {
-	token, ok := bearer(r)
-	if !ok {
-		unauthorized(w, "a connection token is required as the Bearer token")
-		return
-	}
-	offer, ok := body(w, r, "application/sdp")
+	res, offer, sid, ok := h.join(w, r, "WHEP", string(stream.Owner()))
 	if !ok {
 		return
 	}
-	sid := sessionOf(token)
-	if sid == "" {
-		unauthorized(w, "the Bearer token must be a connection token as REST returned it (it names the session)")
-		return
-	}
-	ip := r.RemoteAddr
-	if h.clientIP != nil {
-		ip = h.clientIP(r)
-	}
-	res := &resource{id: newID(), token: token, endpoint: string(stream.Owner())}
-	part, _, err := h.m.Join(session.SessionID(sid), token, session.JoinInfo{Platform: "WHEP " + clip(r.UserAgent()), IP: ip}, sink{h, res})
-	if err != nil {
-		h.fail(w, err)
-		return
-	}
-	h.mu.Lock()
-	res.part = part
-	h.res[res.id] = res
-	h.mu.Unlock()
+	part := res.part
 	answer, err := part.Subscribe(r.Context(), stream, string(offer))
 	if err != nil {
 		h.drop(res.id)
@@ -470,8 +461,5 @@ func (h *Handler) watch(w http.ResponseWriter, r *http.Request, stream session.S
 		return
 	}
 	h.log.Info("WHEP viewer joined", "session", sid, "connection", part.ID(), "stream", stream, "resource", res.id)
-	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", WHEPPath+"/"+string(stream)+"/"+res.id)
-	w.WriteHeader(http.StatusCreated)
-	_, _ = io.WriteString(w, answer)
+	answered(w, WHEPPath+"/"+string(stream)+"/"+res.id, answer)
 }
