@@ -39,10 +39,7 @@ source test/e2e/weaknet/common.sh
 # Unpinned by default: three Chromiums encoding and decoding 640x480 starve on one shared CPU, and a
 # starved browser's freezes would be read as the server's. SERVER_CPU / LOAD_CPU pin like the other
 # benchmarks.
-PWN_SERVER_CPU=${SERVER_CPU:-} PWN_LOAD_CPU=${LOAD_CPU:-} ROUNDS=$ROUNDS CELLS=$CELLS PHASES=$PHASES PARLEY_ENV=$PARLEY_ENV \
-  OUT="bench/results/$NAME" CMDLINE="$CMDLINE" timeout -k 10 3600 node bench/weaknet.mjs &
-pwn_runner=$!
 status=0
-wait "$pwn_runner" || status=$?
-pwn_runner=
+PWN_SERVER_CPU=${SERVER_CPU:-} PWN_LOAD_CPU=${LOAD_CPU:-} ROUNDS=$ROUNDS CELLS=$CELLS PHASES=$PHASES PARLEY_ENV=$PARLEY_ENV \
+  OUT="bench/results/$NAME" CMDLINE="$CMDLINE" nb_run 3600 node bench/weaknet.mjs || status=$?
 exit "$status"

@@ -16,13 +16,10 @@ cd "$(dirname "$0")"
 here=$(pwd)
 
 skip() { echo "SKIP proxied bed: $*"; exit 0; }
-[ "$(id -u)" = 0 ] || skip "needs root (network namespaces and iptables)"
-command -v ip >/dev/null 2>&1 || skip "ip (iproute2) is not installed, so no network namespaces"
-if ! ip netns add ppx-probe 2>/dev/null; then skip "ip netns is unavailable here (cannot create a namespace)"; fi
-ip netns del ppx-probe
-
 fail() { echo "FAIL proxied bed: $*" >&2; exit 1; }
-command -v iptables >/dev/null 2>&1 || fail "iptables is not installed (apt-get install iptables)"
+# shellcheck source=../netbed/lib.sh
+source ../netbed/lib.sh
+nb_preflight ppx
 command -v openssl >/dev/null 2>&1 || fail "openssl is not installed (apt-get install openssl)"
 if ! command -v haproxy >/dev/null 2>&1; then
   echo "proxied bed: installing Debian's haproxy"
@@ -31,55 +28,24 @@ if ! command -v haproxy >/dev/null 2>&1; then
 fi
 export PARLEY_BIN="${PARLEY_BIN:-$(cd ../../.. && pwd)/bin/parley}"
 [ -x "$PARLEY_BIN" ] || fail "no server binary at $PARLEY_BIN (cd $(cd ../../.. && pwd) && go build -o bin/parley ./cmd/parley)"
-if [ ! -d ../node_modules/playwright-core ] || [ ! -d ../node_modules/openvidu-browser ] || [ ! -x /usr/bin/chromium ]; then
-  ../setup.sh || fail "could not install Chromium and the npm packages (test/e2e/setup.sh)"
-fi
+nb_lock 9 ppx-proxied-bed
 
-{ exec 9>/run/lock/ppx-proxied-bed.lock; } 2>/dev/null || exec 9>/tmp/ppx-proxied-bed.lock
-flock -w 10 9 || fail "another proxied bed is running on this machine"
-
-runner=
 cleanup() {
   trap - EXIT INT TERM
-  if [ -n "$runner" ] && kill -0 "$runner" 2>/dev/null; then
-    kill -TERM "$runner" 2>/dev/null
-    for _ in $(seq 1 50); do kill -0 "$runner" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$runner" 2>/dev/null
-  fi
+  nb_stop_runner
   "$here/netns.sh" down  # also ends whatever still runs inside the namespaces (parley, haproxy, chromium)
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# As in the firewall bed: never take a /24 that holds an address this machine needs (registries,
-# DNS, gateway, its own, another bed's bridge).
-needed_addrs() {
-  local h
-  for h in proxy.golang.org sum.golang.org registry.npmjs.org deb.debian.org; do
-    getent ahostsv4 "$h" 2>/dev/null | awk '{print $1}'
-  done
-  awk '$1 == "nameserver" {print $2}' /etc/resolv.conf 2>/dev/null
-  ip -4 route show default 2>/dev/null | awk '{for (i = 1; i < NF; i++) if ($i == "via") print $(i+1)}'
-  ip -4 -o addr show 2>/dev/null | awk '{sub(/\/.*/, "", $4); print $4}'
-}
-if [ -z "${PPX_NET:-}" ]; then
-  taken=$(needed_addrs | awk -F. 'NF == 4 {print $1"."$2"."$3}' | sort -u)
-  for cand in 198.51.100 192.0.2 203.0.113; do
-    if ! grep -qx "$cand" <<<"$taken"; then PPX_NET=$cand; break; fi
-  done
-  [ -n "${PPX_NET:-}" ] || fail "every candidate /24 holds an address this machine needs; set PPX_NET"
-fi
-export PPX_NET
+nb_pick_net PPX_NET 198.51.100 192.0.2 203.0.113
 
 echo "proxied bed: server $PARLEY_BIN, $(haproxy -v | head -1), network $PPX_NET.0/24"
 "$here/netns.sh" up || fail "could not build the namespaces"
 mkdir -p output
 
-NODE_TLS_REJECT_UNAUTHORIZED=0 timeout -k 10 420 node --test --test-concurrency=1 --test-reporter=spec proxied.test.mjs &
-runner=$!
-wait "$runner"
-status=$?
-runner=
+status=0
+NODE_TLS_REJECT_UNAUTHORIZED=0 nb_run 420 node --test --test-concurrency=1 --test-reporter=spec proxied.test.mjs || status=$?
 [ "$status" = 124 ] && echo "FAIL proxied bed: the runner overran its 420 s limit and was killed" >&2
 [ "$status" != 0 ] && echo "proxied bed: logs in $here/output (parley.log, haproxy.log, nginx-*.log)" >&2
 exit "$status"

@@ -24,69 +24,19 @@
 set -euo pipefail
 
 PREFIX=pwn
-BR=$PREFIX-br
 SRV_NS=$PREFIX-srv
 WEAK_NS=$PREFIX-weak
 NS=("$SRV_NS" "$PREFIX-pub" "$PREFIX-ok" "$WEAK_NS")
-NET=${PWN_NET:-198.18.99}
-[[ $NET =~ ^[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || { echo "netns.sh: PWN_NET must be the first three octets of a /24, e.g. 198.18.99" >&2; exit 2; }
+NET=${PWN_NET:-198.18.99} NET_VAR=PWN_NET
 IPS=("$NET.1" "$NET.11" "$NET.12" "$NET.13")
-RUNNER=$NET.254
-SRV=$NET.1
 WEAK=$NET.13
 WEAK_VETH=$WEAK_NS-h
-
-have_ns() { ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$1"; }
-
-# kill_ns ends every process still running inside one of our namespaces (parley, chromium).
-kill_ns() {
-  local ns=$1 pids
-  have_ns "$ns" || return 0
-  pids=$(ip netns pids "$ns" 2>/dev/null || true)
-  [ -n "$pids" ] || return 0
-  # shellcheck disable=SC2086
-  kill -TERM $pids 2>/dev/null || true
-  for _ in $(seq 1 30); do
-    pids=$(ip netns pids "$ns" 2>/dev/null || true)
-    [ -n "$pids" ] || return 0
-    sleep 0.1
-  done
-  # shellcheck disable=SC2086
-  kill -KILL $pids 2>/dev/null || true
-}
-
-down() {
-  for ns in "${NS[@]}"; do
-    kill_ns "$ns"
-    ip netns del "$ns" 2>/dev/null || true
-    ip link del "$ns-h" 2>/dev/null || true
-  done
-  ip link del "$BR" 2>/dev/null || true
-  while iptables -w -D FORWARD -i "$BR" -o "$BR" -m comment --comment "$PREFIX bed" -j ACCEPT 2>/dev/null; do :; done
-}
+# shellcheck source=../netbed/lib.sh
+source "$(dirname "$0")/../netbed/lib.sh"
+nb_check_net
 
 up() {
-  down
-  if [ -n "$(ip -o addr show to "$NET.0/24")" ]; then
-    echo "netns.sh: $NET.0/24 is already in use on this host; choose another PWN_NET" >&2
-    return 1
-  fi
-  trap 'echo "netns.sh: setup failed, tearing down" >&2; down' ERR
-  ip link add "$BR" type bridge
-  ip addr add "$RUNNER/24" dev "$BR"
-  ip link set "$BR" up
-  for i in "${!NS[@]}"; do
-    local ns=${NS[$i]}
-    ip netns add "$ns"
-    ip link add "$ns-h" type veth peer name eth0 netns "$ns"
-    ip link set "$ns-h" master "$BR" up
-    ip -n "$ns" addr add "${IPS[$i]}/24" dev eth0
-    ip -n "$ns" link set eth0 up
-    ip -n "$ns" link set lo up
-  done
-  if [ "$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null || echo 0)" = 1 ]; then
-    iptables -w -I FORWARD -i "$BR" -o "$BR" -m comment --comment "$PREFIX bed" -j ACCEPT
-  fi
+  nb_up
   # Count what the server sends the weak subscriber (media, TURN, ICE-TCP and signalling alike).
   ip netns exec "$SRV_NS" iptables -w -A OUTPUT -d "$WEAK" -m comment --comment "$PREFIX to weak" -j ACCEPT
   transport udp
@@ -136,7 +86,7 @@ bytes() {
 
 show() {
   for ns in "${NS[@]}"; do
-    have_ns "$ns" || { echo "$ns: absent"; continue; }
+    nb_have_ns "$ns" || { echo "$ns: absent"; continue; }
     echo "== $ns: $(ip -n "$ns" -4 -o addr show dev eth0 | awk '{print $4}')"
     ip netns exec "$ns" iptables -w -S
   done
@@ -145,7 +95,7 @@ show() {
 
 case ${1:-} in
   up) up ;;
-  down) down ;;
+  down) nb_down ;;
   shape) [ $# = 2 ] || { echo "usage: $0 shape KBIT" >&2; exit 2; }; shape "$2" ;;
   unshape) unshape ;;
   loss) [ $# = 2 ] || { echo "usage: $0 loss PERCENT" >&2; exit 2; }; loss "$2" ;;

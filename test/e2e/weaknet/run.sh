@@ -18,11 +18,8 @@ rm -f output/results.json output/results.md
 source ./common.sh
 echo "weak-network bed: server $PARLEY_BIN, network $PWN_NET.0/24"
 
-NODE_TLS_REJECT_UNAUTHORIZED=0 timeout -k 10 600 node --test --test-concurrency=1 --test-reporter=spec weaknet.test.mjs &
-pwn_runner=$!
 status=0
-wait "$pwn_runner" || status=$?
-pwn_runner=
+NODE_TLS_REJECT_UNAUTHORIZED=0 nb_run 600 node --test --test-concurrency=1 --test-reporter=spec weaknet.test.mjs || status=$?
 if [ -f output/results.md ]; then
   echo
   cat output/results.md
