@@ -79,6 +79,13 @@ type Model interface {
 	AdoptConnection(id session.SessionID, ci session.ConnectionInfo) error
 	DropReplica(id session.SessionID) bool
 	Listen(l session.Listener)
+	// Mirrors of other nodes' participants (session/mirror.go).
+	MirrorJoined(id session.SessionID, node string, ci session.ConnectionInfo) error
+	MirrorLeft(id session.SessionID, cid session.ConnectionID, reason string)
+	MirrorPublished(id session.SessionID, cid session.ConnectionID, si session.StreamInfo)
+	MirrorUnpublished(id session.SessionID, cid session.ConnectionID, sid session.StreamID, reason string)
+	MirrorPropertyChanged(id session.SessionID, cid session.ConnectionID, sid session.StreamID, p session.PropertyChange) error
+	MirrorSignal(id session.SessionID, sig session.Signal)
 }
 
 var _ Model = (*session.Manager)(nil)
@@ -93,8 +100,12 @@ type Node struct {
 	keys  keys
 	sub   *redis.PubSub
 	wake  chan struct{}
-	mu    sync.Mutex // guards dirty; never held across a Redis call
+	mu    sync.Mutex // guards dirty, outgoing, dropped; never held across a Redis call
 	dirty map[session.SessionID]dirt
+	// outgoing are mirror messages to publish once the record shows them (mirror.go); dropped
+	// counts those lost to its bound.
+	outgoing []message
+	dropped  uint64
 	// flushing makes Flush calls one at a time, so a Flush that returns has seen every write of
 	// the changes noted before it began (Run's included) complete.
 	flushing sync.Mutex

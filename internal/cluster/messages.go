@@ -37,6 +37,14 @@ type message struct {
 	SignalTo   []session.ConnectionID `json:"signalTo,omitempty"`
 	Type       string                 `json:"type,omitempty"`
 	Data       string                 `json:"data,omitempty"`
+	// Reason is why a participant left or a stream ended, or the reason to evict or unpublish with
+	// (empty: the REST one).
+	Reason string `json:"reason,omitempty"`
+	// Info, StreamInfo, Property and PeerSignal carry mirror messages (mirror.go).
+	Info       *session.ConnectionInfo `json:"info,omitempty"`
+	StreamInfo *session.StreamInfo     `json:"streamInfo,omitempty"`
+	Property   *session.PropertyChange `json:"property,omitempty"`
+	PeerSignal *session.Signal         `json:"peerSignal,omitempty"`
 }
 
 func (n *Node) publish(ctx context.Context, m message) error {
@@ -68,9 +76,19 @@ func (n *Node) handle(_ context.Context, payload string) {
 	case msgGone:
 		n.m.DropReplica(m.Session)
 	case msgDisconnect:
-		err = n.m.Room(m.Session).DeleteConnection(m.Connection)
+		if m.Reason != "" {
+			err = n.m.Room(m.Session).Evict(m.Connection, m.Reason)
+		} else {
+			err = n.m.Room(m.Session).DeleteConnection(m.Connection)
+		}
 	case msgUnpublish:
-		err = n.m.Room(m.Session).ForceUnpublish(m.Stream)
+		if m.Reason != "" {
+			err = n.m.Room(m.Session).Unpublish(m.Stream, m.Reason)
+		} else {
+			err = n.m.Room(m.Session).ForceUnpublish(m.Stream)
+		}
+	case msgJoined, msgLeft, msgPublished, msgUnpublished, msgProperty, msgPeerSignal:
+		n.handleMirror(m)
 	case msgUpdate:
 		if _, err = n.m.Room(m.Session).UpdateConnection(m.Connection, m.Role, m.Record); err == nil {
 			n.markDirty(m.Session, "", "")

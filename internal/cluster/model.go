@@ -484,6 +484,11 @@ func (n *Node) Join(id session.SessionID, token string, j session.JoinInfo, sink
 		giveBack()
 		return nil, session.JoinResult{}, err
 	}
+	// The participants other nodes hold, so joinRoom lists them.
+	if err := n.mirrorOthers(ctx, id); err != nil {
+		giveBack()
+		return nil, session.JoinResult{}, err
+	}
 	p, res, err := n.m.Join(id, token, j, sink)
 	if err != nil {
 		giveBack()
@@ -508,5 +513,6 @@ func (n *Node) Join(id session.SessionID, token string, j session.JoinInfo, sink
 		}
 		return nil, session.JoinResult{}, invalid
 	}
+	n.announceJoin(ctx, ci)
 	return p, res, nil
 }

@@ -14,6 +14,15 @@ import (
 
 // listen is the model's listener. It must not block: it notes and wakes the writer.
 func (n *Node) listen(e session.Event) {
+	if m, ok := forward(e); ok {
+		n.mu.Lock()
+		n.queueOut(m)
+		n.mu.Unlock()
+		select {
+		case n.wake <- struct{}{}:
+		default:
+		}
+	}
 	switch e.Kind {
 	case session.ParticipantLeft:
 		n.markDirty(e.Session, e.Connection, "")
@@ -62,8 +71,8 @@ func (n *Node) Flush(ctx context.Context) {
 	n.flushing.Lock()
 	defer n.flushing.Unlock()
 	n.mu.Lock()
-	dirty := n.dirty
-	n.dirty = map[session.SessionID]dirt{}
+	dirty, out := n.dirty, n.outgoing
+	n.dirty, n.outgoing = map[session.SessionID]dirt{}, nil
 	n.mu.Unlock()
 	for id, d := range dirty {
 		if err := n.write(ctx, id, d); err != nil {
@@ -74,6 +83,8 @@ func (n *Node) Flush(ctx context.Context) {
 			n.requeue(id, d)
 		}
 	}
+	// After the record: a node that reads it and then hears these misses nothing (mirror.go).
+	n.publishOutgoing(ctx, out)
 }
 
 // requeue puts back a change that could not be written, merged with any noted since.

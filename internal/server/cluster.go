@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -60,3 +61,13 @@ func (c clusterREST) Room(id session.SessionID) api.Room { return c.Node.Room(id
 type clusterApp struct{ *cluster.Node }
 
 func (c clusterApp) Room(id session.SessionID) app.Room { return c.Node.Room(id) }
+
+// clusterRemote is the session model's way to other nodes' participants (session.Remote).
+type clusterRemote struct{ *cluster.Node }
+
+var _ session.Remote = clusterRemote{}
+
+// Pull brings another node's stream here.
+func (c clusterRemote) Pull(context.Context, string, session.SessionID, session.StreamID) (session.PublishedMedia, error) {
+	return nil, errors.New("streams do not cross nodes yet")
+}

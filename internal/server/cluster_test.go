@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -103,4 +104,109 @@ func TestClusterAnyNodeAnswers(t *testing.T) {
 	if st, _ := rest(t, "GET", a+"/openvidu/api/sessions/spread", nil); st != 404 {
 		t.Fatalf("fetch on A after the close: %d, want 404", st)
 	}
+}
+
+// TestClusterParticipantsSeeEachOther joins participants of one session on two nodes: each sees the
+// others as on one node (joinRoom's value, participantJoined/Left, participantPublished/Unpublished,
+// streamPropertyChanged, signals, a moderator's forceDisconnect), and REST on either node shows all.
+func TestClusterParticipantsSeeEachOther(t *testing.T) {
+	t.Parallel()
+	bases := startCluster(t, "node-a", "node-b")
+	a, b := bases[0], bases[1]
+	if st, _ := rest(t, "POST", a+"/openvidu/api/sessions", map[string]any{"customSessionId": "span"}); st != 200 {
+		t.Fatalf("create on A: %d", st)
+	}
+	token := func(role string) string {
+		st, c := rest(t, "POST", a+"/openvidu/api/sessions/span/connection", map[string]any{"role": role})
+		if st != 200 {
+			t.Fatalf("connection: %d", st)
+		}
+		return c["token"].(string)
+	}
+	join := func(base, tok, name string) (*rpcClient, string) {
+		c := dial(t, base)
+		r := c.result("joinRoom", map[string]any{"token": tok, "session": "span", "platform": "test", "metadata": `{"clientData":"` + name + `"}`})
+		return c, r["id"].(string)
+	}
+
+	// Alice joins on A and publishes.
+	alice, aliceID := join(a, token("PUBLISHER"), "alice")
+	pub, video, audio := newAVPublisher(t)
+	pr := alice.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
+	streamID := pr["id"].(string)
+	pub.answer(t, pr["sdpAnswer"].(string))
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go publishMedia(ctx, video, audio)
+
+	// Bob joins on B: joinRoom lists Alice and her stream; Alice hears of Bob.
+	bob := dial(t, b)
+	bj := bob.result("joinRoom", map[string]any{"token": token("MODERATOR"), "session": "span", "platform": "test", "metadata": `{"clientData":"bob"}`})
+	bobID := bj["id"].(string)
+	value, _ := bj["value"].([]any)
+	if len(value) != 1 || value[0].(map[string]any)["id"] != aliceID || value[0].(map[string]any)["metadata"] != `{"clientData":"alice"}` {
+		t.Fatalf("joinRoom on B lists %v, want alice", value)
+	}
+	if streams, _ := value[0].(map[string]any)["streams"].([]any); len(streams) != 1 || streams[0].(map[string]any)["id"] != streamID {
+		t.Fatalf("alice's streams seen on B: %v", value[0])
+	}
+	alice.waitNote("participantJoined", func(p map[string]any) bool { return p["id"] == bobID && p["metadata"] == `{"clientData":"bob"}` })
+
+	// Signals cross, to everyone and to one participant.
+	bob.result("sendMessage", map[string]any{"message": `{"to":[],"data":"hi all","type":"signal:chat"}`})
+	for _, c := range []*rpcClient{alice, bob} {
+		c.waitNote("sendMessage", func(p map[string]any) bool { return p["data"] == "hi all" && p["from"] == bobID })
+	}
+	alice.result("sendMessage", map[string]any{"message": `{"to":["` + bobID + `"],"data":"hi bob","type":"signal:chat"}`})
+	bob.waitNote("sendMessage", func(p map[string]any) bool { return p["data"] == "hi bob" && p["from"] == aliceID })
+
+	// Property changes and a second publisher cross.
+	alice.result("streamPropertyChanged", map[string]any{"streamId": streamID, "property": "audioActive", "newValue": false, "reason": "publishAudio"})
+	bob.waitNote("streamPropertyChanged", func(p map[string]any) bool { return p["streamId"] == streamID && p["newValue"] == "false" })
+	bpub, _, _ := newAVPublisher(t)
+	bpr := bob.result("publishVideo", map[string]any{"sdpOffer": bpub.offer(t), "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
+	bpub.answer(t, bpr["sdpAnswer"].(string))
+	alice.waitNote("participantPublished", func(p map[string]any) bool { return p["id"] == bobID })
+
+	// A third participant, on A, sees both (Bob mirrored from B) in joinRoom.
+	carol := dial(t, a)
+	cj := carol.result("joinRoom", map[string]any{"token": token("PUBLISHER"), "session": "span", "platform": "test", "metadata": "{}"})
+	carolID := cj["id"].(string)
+	if v, _ := cj["value"].([]any); len(v) != 2 {
+		t.Fatalf("joinRoom on A after Bob published: %v", v)
+	}
+	bob.waitNote("participantJoined", func(p map[string]any) bool { return p["id"] == carolID })
+
+	// REST on either node shows the whole session.
+	for _, base := range []string{a, b} {
+		poll.Until(t, 10*time.Second, "three participants, two publishing, listed on "+base, func() bool {
+			st, s := rest(t, "GET", base+"/openvidu/api/sessions/span", nil)
+			conns, _ := s["connections"].(map[string]any)
+			if st != 200 || conns["numberOfElements"] != float64(3) {
+				return false
+			}
+			publishing := 0
+			for _, c := range conns["content"].([]any) {
+				if p, _ := c.(map[string]any)["publishers"].([]any); len(p) == 1 {
+					publishing++
+				}
+			}
+			return publishing == 2
+		})
+	}
+
+	// Bob, a moderator on B, evicts Carol on A: everyone hears it with the moderator's reason.
+	bob.result("forceDisconnect", map[string]any{"connectionId": carolID})
+	carol.waitNote("participantEvicted", func(p map[string]any) bool { return p["reason"] == "forceDisconnectByUser" })
+	bob.waitNote("participantLeft", func(p map[string]any) bool {
+		return p["connectionId"] == carolID && p["reason"] == "forceDisconnectByUser"
+	})
+
+	// Alice unpublishes and leaves; Bob hears both.
+	alice.result("unpublishVideo", nil)
+	bob.waitNote("participantUnpublished", func(p map[string]any) bool { return p["connectionId"] == aliceID && p["reason"] == "unpublish" })
+	alice.result("leaveRoom", nil)
+	bob.waitNote("participantLeft", func(p map[string]any) bool { return p["connectionId"] == aliceID && p["reason"] == "disconnect" })
 }

@@ -238,6 +238,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		}
 		closers = append(closers, s.cluster.Close)
 		restModel, rooms, joins = clusterREST{s.cluster}, clusterApp{s.cluster}, clusterJoins{s.cluster}
+		s.manager.SetRemote(clusterRemote{s.cluster})
 	}
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: iceconfig.New(ice).Servers,

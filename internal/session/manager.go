@@ -64,7 +64,9 @@ type Manager struct {
 	// conns indexes every connection of every session by id, for Alive.
 	conns     map[ConnectionID]*Connection
 	listeners []Listener
-	closing   bool
+	// remote reaches other nodes for mirrors (mirror.go); noRemote on a lone node.
+	remote  Remote
+	closing bool
 	// outbox holds events not delivered yet, in order; delivering is set while a caller delivers
 	// them (outbox.go).
 	outbox     []delivery
@@ -81,7 +83,7 @@ func NewManager(opts Options) *Manager {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}, conns: map[ConnectionID]*Connection{}}
+	m := &Manager{opts: opts, log: opts.Log, sessions: map[SessionID]*session{}, conns: map[ConnectionID]*Connection{}, remote: noRemote{}}
 	m.delivered = sync.NewCond(&m.mu)
 	return m
 }
@@ -122,7 +124,7 @@ func (m *Manager) Alive(cid string) bool {
 	m.mu.Lock()
 	defer m.unlock()
 	c := m.conns[ConnectionID(cid)]
-	return c != nil && c.active && !c.gone
+	return c != nil && c.active && !c.gone && c.node == ""
 }
 
 // Footprint reports a participant's session and its PeerConnections (one per publish, one per
@@ -132,7 +134,7 @@ func (m *Manager) Footprint(cid string) (string, int) {
 	m.mu.Lock()
 	defer m.unlock()
 	c := m.conns[ConnectionID(cid)]
-	if c == nil || !c.active || c.gone {
+	if c == nil || !c.active || c.gone || c.node != "" {
 		return "", -1
 	}
 	n := len(c.subs)

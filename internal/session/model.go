@@ -176,6 +176,9 @@ type Connection struct {
 	token     string
 	opts      ConnectionOptions
 	createdAt time.Time
+	// node is set on a mirror: a participant held by that node of the cluster, shown here so this
+	// node's participants see it (mirror.go). A mirror has no sink, token or media of its own.
+	node string
 
 	active     bool
 	gone       bool

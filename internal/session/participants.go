@@ -9,10 +9,24 @@ import (
 // Participants: joining, leaving and being removed, with the media they release (OpenVidu's event
 // order on the way out).
 
+// activeConns lists s's participants on this node (mirrors of other nodes' excluded), in
+// creation order: who gets events, whose leaving empties the session.
 func (m *Manager) activeConns(s *session, except *Connection) []*Connection {
 	out := make([]*Connection, 0, len(s.conns))
 	for _, id := range s.order {
-		if c := s.conns[id]; c.active && c != except {
+		if c := s.conns[id]; c.active && c.node == "" && c != except {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// everyone lists s's participants on every node (mirrors included): whom a joiner is shown and a
+// signal may name.
+func (m *Manager) everyone(s *session) []*Connection {
+	out := make([]*Connection, 0, len(s.conns))
+	for _, id := range s.order {
+		if c := s.conns[id]; c.active {
 			out = append(out, c)
 		}
 	}
@@ -43,6 +57,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Part
 		return nil, JoinResult{}, errorf(KindUnauthorized, CodeUserUnauthorized, "Unable to join session %s. Token is not valid", id)
 	}
 	existing := m.activeConns(s, nil)
+	shown := m.everyone(s)
 	c.active, c.activeAt = true, m.opts.Now()
 	c.clientData, c.platform, c.ip, c.sink = j.Metadata, j.Platform, j.IP, sink
 	c.subs = map[ConnectionID]*subscription{}
@@ -52,7 +67,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Part
 	self := c.participantInfo()
 	m.emit(Event{Kind: ParticipantJoined, Session: s.id, Connection: c.id, Time: c.activeAt, Participant: &self, Client: c.clientInfo()}, existing...)
 	res := JoinResult{Self: self, Session: s.id, Role: c.opts.Role, Record: c.opts.Record, IceServers: c.opts.CustomIceServers}
-	for _, e := range existing {
+	for _, e := range shown {
 		res.Existing = append(res.Existing, e.participantInfo())
 	}
 	if s.recording != nil && m.notifiedOfRecording(c.opts.Role) {
@@ -64,7 +79,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Part
 
 // usable checks that c is still an active participant. Caller holds m.mu.
 func usable(c *Connection) error {
-	if c == nil || !c.active || c.gone {
+	if c == nil || !c.active || c.gone || c.node != "" {
 		return errorf(KindNotFound, CodeTransportError, "no participant for this socket: joinRoom first")
 	}
 	return nil
@@ -157,6 +172,9 @@ func (m *Manager) releaseStream(c *Connection, reason string) (cleanup []func())
 func (m *Manager) endStream(c *Connection, reason string) (closeMedia func()) {
 	st := c.stream
 	c.stream = nil
+	if c.node != "" { // a mirror's stream: its node reports it, and each pull closes with its subscription
+		return func() {}
+	}
 	m.emit(Event{Kind: WebRTCConnectionDestroyed, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason,
 		Started: st.createdAt, Media: st.mediaSnapshot()})
 	m.log.Info("stream unpublished", "session", c.sess.id, "connection", c.id, "stream", st.id, "reason", reason)

@@ -96,7 +96,7 @@ func (r Room) RecordableStream(sid StreamID) (RecordableStream, bool) {
 		return RecordableStream{}, false
 	}
 	c := s.conns[sid.Owner()]
-	if c == nil || !c.active || c.gone || c.stream == nil || c.stream.id != sid {
+	if c == nil || !c.active || c.gone || c.node != "" || c.stream == nil || c.stream.id != sid {
 		return RecordableStream{}, false
 	}
 	return c.recordable(), true

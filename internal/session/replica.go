@@ -75,7 +75,7 @@ func (m *Manager) ParticipantCount() int {
 	defer m.mu.Unlock()
 	n := 0
 	for _, c := range m.conns {
-		if c.active && !c.gone {
+		if c.active && !c.gone && c.node == "" {
 			n++
 		}
 	}

@@ -49,7 +49,7 @@ func (m *Manager) sessionInfo(s *session, pending bool) SessionInfo {
 	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}, Recording: s.recording != nil}
 	for _, id := range s.order {
 		c := s.conns[id]
-		if c.active || pending {
+		if c.node == "" && (c.active || pending) {
 			si.Connections = append(si.Connections, c.info())
 		}
 	}
@@ -125,7 +125,7 @@ func (m *Manager) closeSession(s *session, reason string) (cleanup []func()) {
 		m.notify(Event{Kind: RecordingStatusChanged, Session: s.id, Reason: reason, Recording: ri}, m.recordingAudience(s)...)
 	}
 	for _, id := range slices.Clone(s.order) {
-		if c := s.conns[id]; c != nil && c.active {
+		if c := s.conns[id]; c != nil && c.active && c.node == "" {
 			cleanup = append(cleanup, m.remove(c, reason, evicted)...)
 		}
 	}
@@ -203,7 +203,7 @@ func (m *Manager) connection(id SessionID, cid ConnectionID) (*Connection, error
 		return nil, err
 	}
 	c := s.conns[cid]
-	if c == nil {
+	if c == nil || c.node != "" { // a mirror is answered for by its own node
 		return nil, errorf(KindNotFound, CodeUserNotFound, "connection %s not found in session %s", cid, id)
 	}
 	return c, nil
@@ -248,6 +248,25 @@ func (r Room) DeleteConnection(cid ConnectionID) error {
 	return nil
 }
 
+// Evict removes active participant cid for reason, as a forced removal (a moderator on another
+// node of the cluster did it: reason forceDisconnectByUser).
+func (r Room) Evict(cid ConnectionID, reason string) error {
+	m, id := r.m, r.id
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.unlock()
+	c, err := m.connection(id, cid)
+	if err != nil {
+		return err
+	}
+	if !c.active {
+		return errorf(KindNotFound, CodeUserNotFound, "connection %s is not a participant", cid)
+	}
+	cleanup = m.remove(c, reason, evicted|destroyIfLast)
+	return nil
+}
+
 // forget drops a connection from its session. Caller holds m.mu.
 func (m *Manager) forget(c *Connection) {
 	s := c.sess
@@ -272,10 +291,30 @@ func (r Room) ForceUnpublish(sid StreamID) error {
 		return err
 	}
 	c := s.conns[sid.Owner()]
-	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
+	if c == nil || !c.active || c.node != "" || c.stream == nil || c.stream.id != sid {
 		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
 	}
 	cleanup = m.unpublish(c, ReasonForceUnpublishByServer, ownerToo)
+	return nil
+}
+
+// Unpublish stops stream sid for reason, the owner told too (a moderator on another node of the
+// cluster did it: reason forceUnpublishByUser).
+func (r Room) Unpublish(sid StreamID, reason string) error {
+	m, id := r.m, r.id
+	var cleanup []func()
+	defer func() { run(cleanup) }()
+	m.mu.Lock()
+	defer m.unlock()
+	s, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	c := s.conns[sid.Owner()]
+	if c == nil || !c.active || c.node != "" || c.stream == nil || c.stream.id != sid {
+		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
+	}
+	cleanup = m.unpublish(c, reason, ownerToo)
 	return nil
 }
 
@@ -317,7 +356,7 @@ func (m *Manager) sendSignal(id SessionID, from *Connection, to []ConnectionID, 
 	}
 	var recipients []*Connection
 	if len(to) == 0 {
-		recipients = m.activeConns(s, nil)
+		recipients = m.everyone(s)
 		if len(recipients) == 0 {
 			return errorf(KindNotAcceptable, CodeSignalTo, "session %s has no participants", s.id)
 		}

@@ -201,7 +201,7 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		m.unlock()
 		return "", errorf(KindNotAcceptable, CodeUserNotStreaming, "participant %s is not publishing stream %s", owner.id, sid)
 	}
-	pub := owner.stream.pub
+	pub, remoteNode := owner.stream.pub, owner.node
 	old := c.subs[owner.id]
 	if old != nil {
 		// A re-subscription (the browser reconnected) replaces the old one, which ends like any other.
@@ -216,6 +216,15 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		old.sub.Close()
 	}
 
+	var pulled PublishedMedia
+	if remoteNode != "" {
+		// Another node's stream: its media crosses to this node once, however many subscribe here.
+		var err error
+		if pulled, err = m.remote.Pull(ctx, remoteNode, c.sess.id, sid); err != nil {
+			return "", errorf(KindInternal, CodeMediaEndpointError, "stream %s cannot be brought from node %s: %v", sid, remoteNode, err)
+		}
+		pub = pulled
+	}
 	var created atomic.Pointer[SubscribedMedia]
 	sub, answer, err := negotiate(ctx, pub, SubscribeRequest{Offer: offer, StreamID: string(sid), Log: log, MaxKbps: maxKbps,
 		OnState: func(st string) {
@@ -227,7 +236,13 @@ func (m *Manager) subscribe(ctx context.Context, c *Connection, sid StreamID, of
 		OnPath:        func(p MediaPath) { m.mediaPath(owner, sid, c.id, p, log) },
 		OnVideoPaused: func(paused bool) { m.videoPaused(owner, sid, c, paused) }})
 	if err != nil {
+		if pulled != nil {
+			pulled.Close()
+		}
 		return "", mediaError(err)
+	}
+	if pulled != nil {
+		sub = pulledSub{sub, pulled}
 	}
 	created.Store(&sub)
 	var cleanup []func()
@@ -362,7 +377,16 @@ func (m *Manager) changeStreamProperty(c *Connection, property, newValue, reason
 	if c.stream == nil {
 		return errorf(KindNotAcceptable, CodeUserNotStreaming, "connection %s is not publishing", c.id)
 	}
-	md := &c.stream.media
+	if err := applyProperty(&c.stream.media, property, newValue); err != nil {
+		return err
+	}
+	m.emit(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: c.id, Stream: c.stream.id,
+		Property: &PropertyChange{Property: property, NewValue: newValue, Reason: reason}}, m.activeConns(c.sess, c)...)
+	return nil
+}
+
+// applyProperty records a stream property change in md. newValue is the JSON text the client sent.
+func applyProperty(md *MediaOptions, property, newValue string) error {
 	switch property {
 	case "audioActive":
 		md.AudioActive = strings.TrimSpace(newValue) == "true"
@@ -377,8 +401,6 @@ func (m *Manager) changeStreamProperty(c *Connection, property, newValue, reason
 		}
 		md.VideoDimensions = dims
 	}
-	m.emit(Event{Kind: StreamPropertyChanged, Session: c.sess.id, Connection: c.id, Stream: c.stream.id,
-		Property: &PropertyChange{Property: property, NewValue: newValue, Reason: reason}}, m.activeConns(c.sess, c)...)
 	return nil
 }
 
@@ -394,6 +416,11 @@ func (m *Manager) forceDisconnect(by *Connection, target ConnectionID) error {
 	c := by.sess.conns[target]
 	if c == nil || !c.active {
 		return errorf(KindNotFound, CodeUserNotFound, "connection %s not found", target)
+	}
+	if c.node != "" { // its own node evicts it and tells everyone
+		node, sess := c.node, c.sess.id
+		cleanup = append(cleanup, func() { m.remote.ForceDisconnect(node, sess, target, ReasonForceDisconnectByUser) })
+		return nil
 	}
 	cleanup = m.remove(c, ReasonForceDisconnectByUser, evicted|destroyIfLast)
 	return nil
@@ -411,6 +438,11 @@ func (m *Manager) forceUnpublish(by *Connection, sid StreamID) error {
 	c := by.sess.conns[sid.Owner()]
 	if c == nil || !c.active || c.stream == nil || c.stream.id != sid {
 		return errorf(KindNotFound, CodeUserNotFound, "stream %s not found", sid)
+	}
+	if c.node != "" {
+		node, sess := c.node, c.sess.id
+		cleanup = append(cleanup, func() { m.remote.ForceUnpublish(node, sess, sid, ReasonForceUnpublishByUser) })
+		return nil
 	}
 	cleanup = m.unpublish(c, ReasonForceUnpublishByUser, ownerToo)
 	return nil
