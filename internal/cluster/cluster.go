@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -111,6 +112,8 @@ type Node struct {
 	flushing sync.Mutex
 	// reporters get the events this node reports for the cluster (report.go).
 	reporters reporters
+	// recs is the cluster face of this node's recorder, once Recordings made it (recordings.go).
+	recs atomic.Pointer[Recordings]
 }
 
 // dirt is what changed in one session since it was last written.
@@ -191,6 +194,10 @@ func (n *Node) Run(ctx context.Context) error {
 		gc = gt.C
 	}
 	msgs := n.sub.Channel()
+	if r := n.recs.Load(); r != nil {
+		go r.run(ctx)
+		defer r.wg.Wait()
+	}
 	for {
 		select {
 		case <-ctx.Done():

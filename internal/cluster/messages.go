@@ -21,6 +21,7 @@ const (
 	msgUnpublish  = "unpublish"  // forceUnpublish a stream (To holds its publisher)
 	msgUpdate     = "update"     // PATCH a participant's role or record flag (To holds it)
 	msgSignal     = "signal"     // a REST signal: each node delivers to its own recipients
+	msgRecording  = "recording"  // a request to the node running a recording (recordings.go)
 )
 
 // message is one message between nodes.
@@ -95,6 +96,12 @@ func (n *Node) handle(_ context.Context, payload string) {
 		}
 	case msgSignal:
 		n.deliverSignal(m.Session, m.SignalTo, m.Type, m.Data)
+	case msgRecording:
+		if r := n.recs.Load(); r != nil {
+			r.serve(m)
+		} else {
+			n.refuseRecording(m)
+		}
 	default:
 		log.Warn("cluster: unknown message", "kind", m.Kind)
 	}

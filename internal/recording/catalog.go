@@ -81,6 +81,20 @@ func (r *Recorder) File(id, name string) (string, error) {
 	return p, nil
 }
 
+// SharedFile returns the path of a file of a recording this recorder does not know, when it is in
+// this recorder's folder all the same: another node of a cluster wrote it to a folder both share.
+func (r *Recorder) SharedFile(id, name string) (string, error) {
+	if !validID(id) || !validName(name, true) {
+		return "", errorf(session.KindNotFound, "no such recording file")
+	}
+	p := filepath.Join(r.cfg.Path, id, name)
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return "", errorf(session.KindNotFound, "recording %s is on another node and its folder is not shared with this one", id)
+	}
+	return p, nil
+}
+
 // Stats are the recorder's counters, read by metrics at scrape time.
 type Stats struct {
 	Active  int    // recordings in progress

@@ -258,6 +258,9 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		}
 		s.manager.Listen(s.recorder.Listen)
 		apiCfg.Recordings = s.recorder
+		if s.cluster != nil { // any node starts, stops, lists and serves every node's recordings
+			apiCfg.Recordings = s.cluster.Recordings(s.recorder)
+		}
 	}
 	rest := api.New(apiCfg, restModel, log.With("component", "api"))
 
