@@ -1,7 +1,11 @@
 package signaling
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -9,9 +13,21 @@ import (
 // README's bounds table lists them with their reasons. Zero fields take DefaultLimits' values;
 // tests shrink them.
 type Limits struct {
-	// PreJoinFrame is the largest frame read from a socket that has not joined: joinRoom (a token
-	// URL, the platform string and the client's metadata) and connect fit in a few KiB.
+	// PreJoinFrame is the largest frame read from a socket that has not joined: joinRoom carries a
+	// token URL, the platform string and the client's metadata, which openvidu-server accepted up
+	// to its 50 K-character frame (apps put avatars there). Only the first PreJoinFree bytes of
+	// such a frame are the socket's own; the rest comes from PreJoinBytes and PreJoinSourceBytes.
 	PreJoinFrame int64
+	// PreJoinFree is what a socket that has not joined may hold of a frame on its own: a joinRoom
+	// without large metadata (1–2 KiB) and connect fit with room to spare. Bounded in all by
+	// PreJoinSockets.
+	PreJoinFree int64
+	// PreJoinBytes bounds the bytes past PreJoinFree that all sockets that have not joined hold in
+	// the frames they are reading, PreJoinSourceBytes those of one address (IPv4, IPv6 /64). A
+	// frame that would pass either closes its socket with 1013 (try again later), so 1,000 sockets
+	// holding unfinished frames cost at most PreJoinSockets × PreJoinFree + PreJoinBytes.
+	PreJoinBytes       int64
+	PreJoinSourceBytes int64
 	// Frame is the largest frame read once joined. openvidu-server 2.32 sets its WebSocket
 	// container's text buffer to 50 K characters (InfoSocketConfig), so no OpenVidu client sends
 	// more; an SDP offer (32 KiB at most, checked by the model) fits with its JSON escaping.
@@ -34,19 +50,31 @@ type Limits struct {
 
 // DefaultLimits are the limits in production.
 var DefaultLimits = Limits{
-	PreJoinFrame:     8 << 10,
-	Frame:            64 << 10,
-	JoinDeadline:     10 * time.Second,
-	PreJoinSockets:   1024,
-	PreJoinPerSource: 32,
-	QueueBytes:       1 << 20,
-	QueueFrames:      512,
+	PreJoinFrame:       64 << 10,
+	PreJoinFree:        4 << 10,
+	PreJoinBytes:       4 << 20,
+	PreJoinSourceBytes: 256 << 10,
+	Frame:              64 << 10,
+	JoinDeadline:       10 * time.Second,
+	PreJoinSockets:     1024,
+	PreJoinPerSource:   32,
+	QueueBytes:         1 << 20,
+	QueueFrames:        512,
 }
 
 func (l Limits) withDefaults() Limits {
 	d := DefaultLimits
 	if l.PreJoinFrame > 0 {
 		d.PreJoinFrame = l.PreJoinFrame
+	}
+	if l.PreJoinFree > 0 {
+		d.PreJoinFree = l.PreJoinFree
+	}
+	if l.PreJoinBytes > 0 {
+		d.PreJoinBytes = l.PreJoinBytes
+	}
+	if l.PreJoinSourceBytes > 0 {
+		d.PreJoinSourceBytes = l.PreJoinSourceBytes
 	}
 	if l.Frame > 0 {
 		d.Frame = l.Frame
@@ -150,4 +178,101 @@ func (p *preJoinSet) largestSource() netip.Prefix {
 		}
 	}
 	return best
+}
+
+// frameBudget counts the bytes past Limits.PreJoinFree that sockets which have not joined hold in
+// unfinished frames, in all and per source. Its mu is a leaf.
+type frameBudget struct {
+	max, perSource int64
+
+	mu       sync.Mutex
+	n        int64
+	bySource map[netip.Prefix]int64
+}
+
+func newFrameBudget(max, perSource int64) *frameBudget {
+	return &frameBudget{max: max, perSource: perSource, bySource: map[netip.Prefix]int64{}}
+}
+
+// take reserves n bytes for src; it reports false, reserving nothing, past either bound.
+func (b *frameBudget) take(src netip.Prefix, n int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.n+n > b.max || b.bySource[src]+n > b.perSource {
+		return false
+	}
+	b.n += n
+	b.bySource[src] += n
+	return true
+}
+
+// give returns n bytes that src took.
+func (b *frameBudget) give(src netip.Prefix, n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.n -= n
+	if b.bySource[src] -= n; b.bySource[src] <= 0 {
+		delete(b.bySource, src)
+	}
+}
+
+// errFrameBudget: a pre-join frame would pass the shared budget.
+var errFrameBudget = errors.New("too many bytes in frames of sockets not joined")
+
+// readPreJoin reads one frame of a socket that has not joined. Its first PreJoinFree bytes go in
+// a buffer of its own; a longer frame moves to a buffer of PreJoinFrame bytes, reserved whole from
+// the budget first, so what all such sockets hold is bounded however slowly they send. Those
+// buffers are reused (frames that pass the free part allocate nothing once the pool is warm): the
+// caller hands big back with putBig once it has handled the frame, and keeps no part of it.
+func (h *Handler) readPreJoin(ctx context.Context, s *socket) (data []byte, big *[]byte, err error) {
+	_, r, err := s.ws.Reader(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The library reads up to one byte past its read limit (PreJoinFrame) before it refuses the
+	// frame with 1009; the big buffer has room for that byte and one more, so a read never gets
+	// an empty buffer.
+	most := int(h.lim.PreJoinFrame) + 2
+	free := int(min(h.lim.PreJoinFree, h.lim.PreJoinFrame))
+	buf := make([]byte, 0, min(512, free))
+	for {
+		if len(buf) == cap(buf) {
+			switch {
+			case big != nil: // cannot happen: the library refuses the frame first
+				h.putBig(s, big)
+				return nil, nil, errors.New("frame longer than the read limit")
+			case cap(buf) < free:
+				grown := make([]byte, len(buf), min(2*cap(buf), free))
+				copy(grown, buf)
+				buf = grown
+			default:
+				if !h.budget.take(s.src, int64(most-free)) {
+					return nil, nil, errFrameBudget
+				}
+				big = h.bigFrames.Get().(*[]byte)
+				buf = append((*big)[:0], buf...)
+			}
+		}
+		k, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err == io.EOF {
+			return buf, big, nil
+		}
+		if err != nil {
+			h.putBig(s, big)
+			return nil, nil, err
+		}
+	}
+}
+
+// putBig returns a buffer readPreJoin took (none when big is nil) and its bytes to the budget.
+func (h *Handler) putBig(s *socket, big *[]byte) {
+	if big == nil {
+		return
+	}
+	h.budget.give(s.src, int64(cap(*big)-int(min(h.lim.PreJoinFree, h.lim.PreJoinFrame))))
+	h.bigFrames.Put(big)
 }

@@ -1,10 +1,14 @@
 package signaling
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +18,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/parley/parley/internal/poll"
 )
 
 // rawClient is a socket from a chosen address (the test server's ClientIP reads X-Test-IP) that
@@ -343,7 +349,7 @@ func TestAdmitRefusesJoins(t *testing.T) {
 // joined: the deadline spares it and it reads joined-size frames.
 func TestReconnectedSocketIsJoined(t *testing.T) {
 	t.Parallel()
-	s := newTestServer(t, Config{ClientIP: testIP, Limits: Limits{JoinDeadline: 100 * time.Millisecond}})
+	s := newTestServer(t, Config{ClientIP: testIP, Limits: Limits{JoinDeadline: 100 * time.Millisecond, PreJoinFrame: 8 << 10}})
 	first := dialFrom(t, s.url, "192.0.2.1")
 	m, err := first.roundTrip(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"tok","session":"ses_Test"}}`)
 	if err != nil {
@@ -360,7 +366,105 @@ func TestReconnectedSocketIsJoined(t *testing.T) {
 	idle := dialFrom(t, s.url, "192.0.2.1") // opened later, so its deadline is the later one
 	idle.closed()
 	back.alive("the reconnected socket after the deadline")
-	if m, err := back.roundTrip(frameOfSize("echo", int(DefaultLimits.PreJoinFrame)*2)); err != nil || m["result"] == nil {
+	if m, err := back.roundTrip(frameOfSize("echo", 16<<10)); err != nil || m["result"] == nil {
 		t.Fatalf("a reconnected socket's frame larger than the pre-join limit: %v %v", m, err)
 	}
+}
+
+// TestLargeMetadataJoins: a joinRoom carrying 40 K characters of client metadata joins with the
+// default limits, as on openvidu-server (its frames go up to 50 K characters), and the others
+// are told the metadata whole.
+func TestLargeMetadataJoins(t *testing.T) {
+	t.Parallel()
+	s := newTestServer(t, Config{ClientIP: testIP})
+	c := dialFrom(t, s.url, "192.0.2.1")
+	meta := `{"clientData":"` + strings.Repeat("m", 40_000) + `"}`
+	params, _ := json.Marshal(map[string]any{"token": "tok", "session": "ses_Test", "metadata": meta})
+	m, err := c.roundTrip(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":` + string(params) + `}`)
+	if err != nil {
+		t.Fatalf("joinRoom with 40 K of metadata: %v", err)
+	}
+	r, _ := m["result"].(map[string]any)
+	if r == nil || r["metadata"] != meta {
+		t.Fatalf("joinRoom with 40 K of metadata answered %.200v", m)
+	}
+	c.alive("the joined socket")
+	if b := budgetHeld(s.h); b != 0 {
+		t.Errorf("%d bytes still counted against the pre-join budget after the join", b)
+	}
+}
+
+// TestPreJoinFrameBudget: past PreJoinFree, the bytes of unfinished frames of sockets that have
+// not joined come from a budget per address and one for the node; a frame that would pass either
+// closes its socket with 1013, small joins are never refused, and bytes come back when a socket
+// goes.
+func TestPreJoinFrameBudget(t *testing.T) {
+	t.Parallel()
+	lim := Limits{PreJoinFrame: 8 << 10, PreJoinFree: 1 << 10, PreJoinSourceBytes: 8 << 10, PreJoinBytes: 16 << 10}
+	s := newTestServer(t, Config{ClientIP: testIP, Limits: lim})
+	// Past the free KiB a frame takes a buffer of the whole 8 KiB (+2): 7 KiB and 2 bytes.
+	const held = 8<<10 + 2 - 1<<10
+	a1 := unfinishedFrame(t, s.url, "192.0.2.1", 8<<10, 5000)
+	poll.Until(t, 10*time.Second, "the first socket's bytes counted", func() bool { return budgetHeld(s.h) == held })
+
+	overSource := dialFrom(t, s.url, "192.0.2.1") // another 7 KiB for 192.0.2.1
+	_ = overSource.ws.Write(context.Background(), websocket.MessageText, []byte(joinOfSize(3000)))
+	if ce := overSource.closed(); ce.Code != websocket.StatusTryAgainLater {
+		t.Errorf("a frame past the address's budget: closed with %v, want 1013", ce)
+	}
+	small := dialFrom(t, s.url, "192.0.2.1")
+	small.join() // within the free part: never refused
+
+	b1 := unfinishedFrame(t, s.url, "192.0.2.2", 8<<10, 5000)
+	poll.Until(t, 10*time.Second, "the second address's bytes counted", func() bool { return budgetHeld(s.h) == 2*held })
+	overNode := dialFrom(t, s.url, "192.0.2.3")
+	_ = overNode.ws.Write(context.Background(), websocket.MessageText, []byte(joinOfSize(3000)))
+	if ce := overNode.closed(); ce.Code != websocket.StatusTryAgainLater {
+		t.Errorf("a frame past the node's budget from a fresh address: closed with %v, want 1013", ce)
+	}
+
+	_ = a1.Close()
+	poll.Until(t, 10*time.Second, "the closed socket's bytes given back", func() bool { return budgetHeld(s.h) == held })
+	later := dialFrom(t, s.url, "192.0.2.3")
+	if m, err := later.roundTrip(joinOfSize(3000)); err != nil || m["result"] == nil {
+		t.Fatalf("a 3,000-byte joinRoom once there is room: %v %v", m, err)
+	}
+	_ = b1.Close()
+	poll.Until(t, 10*time.Second, "every byte given back", func() bool { return budgetHeld(s.h) == 0 })
+}
+
+// joinOfSize is a joinRoom of n bytes, padded with metadata.
+func joinOfSize(n int) string {
+	head := `{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"tok","session":"ses_Test","metadata":"`
+	tail := `"}}`
+	return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+}
+
+func budgetHeld(h *Handler) int64 {
+	h.budget.mu.Lock()
+	defer h.budget.mu.Unlock()
+	return h.budget.n
+}
+
+// unfinishedFrame opens /openvidu from ip by hand and sends a text frame announcing size bytes
+// but only the first sent of them, as an attacker holding the server's memory would.
+func unfinishedFrame(t *testing.T, url, ip string, size, sent int) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Test-Ip: %s\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", ip)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	// A masked text frame with a zero mask, FIN set: a client's frames are masked.
+	hdr := []byte{0x81, 0x80 | 126, byte(size >> 8), byte(size), 0, 0, 0, 0}
+	if _, err := c.Write(append(hdr, bytes.Repeat([]byte("a"), sent)...)); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -11,6 +11,7 @@ package signaling
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -64,8 +65,12 @@ type Handler struct {
 	rpcs    map[string]*rpcSession
 	sockets map[*socket]struct{}
 	preJoin *preJoinSet
-	wg      sync.WaitGroup
-	closed  bool
+	budget  *frameBudget // bytes in unfinished frames of sockets not joined
+	// bigFrames holds buffers of Limits.PreJoinFrame bytes (+2) for pre-join frames longer than
+	// Limits.PreJoinFree: at most budget's worth are out at once.
+	bigFrames sync.Pool
+	wg        sync.WaitGroup
+	closed    bool
 
 	notes noteCache
 	logs  *logBudget // lines all peers together may cause (peerlog.go)
@@ -83,8 +88,10 @@ type Handler struct {
 // New returns a Handler serving participants of m (FromManager adapts the session model).
 func New(cfg Config, m Model, log *slog.Logger) *Handler {
 	lim := cfg.Limits.withDefaults()
-	return &Handler{cfg: cfg, lim: lim, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{},
-		preJoin: newPreJoinSet(lim.PreJoinSockets, lim.PreJoinPerSource), logs: newLogBudget(allLogBurst, allLogEvery), now: time.Now}
+	h := &Handler{cfg: cfg, lim: lim, m: m, log: log, rpcs: map[string]*rpcSession{}, sockets: map[*socket]struct{}{},
+		preJoin: newPreJoinSet(lim.PreJoinSockets, lim.PreJoinPerSource), budget: newFrameBudget(lim.PreJoinBytes, lim.PreJoinSourceBytes), logs: newLogBudget(allLogBurst, allLogEvery), now: time.Now}
+	h.bigFrames.New = func() any { b := make([]byte, 0, lim.PreJoinFrame+2); return &b }
+	return h
 }
 
 // ServeHTTP upgrades the request and serves the socket until it closes.
@@ -339,11 +346,23 @@ func (h *Handler) serve(ctx context.Context, sock *socket) {
 	defer watchdog.Stop()
 
 	for {
-		_, data, err := sock.ws.Read(ctx)
+		var data []byte
+		var big *[]byte
+		var err error
+		if sock.joined { // serve is the only writer of joined, under Handler.mu
+			_, data, err = sock.ws.Read(ctx)
+		} else {
+			data, big, err = h.readPreJoin(ctx, sock)
+		}
+		if errors.Is(err, errFrameBudget) {
+			h.peerLog(sock, slog.LevelInfo, "closing socket that has not joined", "remote", sock.ip, "reason", err.Error())
+			_ = sock.ws.Close(websocket.StatusTryAgainLater, err.Error())
+		}
 		if err != nil {
 			break
 		}
-		rpc = h.handleFrame(ctx, rpc, sock, data, watchdog)
+		rpc = h.handleFrame(ctx, rpc, sock, data, watchdog) // keeps nothing of data (decoded copies)
+		h.putBig(sock, big)
 		if !sock.joined && rpc.participant() != nil {
 			h.markJoined(sock)
 		}
