@@ -73,6 +73,10 @@ type Config struct {
 	// (a peer that connects and never authenticates). Default 30s.
 	IdleTimeout time.Duration
 
+	// sweepEvery is how often Run looks for connections Liveness reports dead; zero is a minute
+	// (tests shorten it).
+	sweepEvery time.Duration
+
 	// clientQueue bounds what waits to be written to each TURN/TCP or TURN/TLS client; the zero
 	// value is sendq's defaults (tests change it).
 	clientQueue sendq.Config
@@ -109,6 +113,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.sweepEvery == 0 {
+		c.sweepEvery = time.Minute
 	}
 	if c.Secret == nil {
 		c.Secret = make([]byte, 32)

@@ -217,7 +217,7 @@ func (s *Server) revoke(st *connState) {
 // Run sweeps, once a minute, connections that Liveness reports dead but nobody revoked (a
 // safety net: the session model should call Revoke), until ctx ends; then it closes the server.
 func (s *Server) Run(ctx context.Context) error {
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(s.cfg.sweepEvery)
 	defer t.Stop()
 	for {
 		select {

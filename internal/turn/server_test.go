@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -547,16 +548,23 @@ func TestUDPErrorRateLimit(t *testing.T) {
 }
 
 // TestSweep: a connection that Liveness reports dead, with no request to notice it, is revoked by
-// the periodic sweep that Run performs.
+// the periodic sweep that Run performs, and a live one is kept.
 func TestSweep(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, nil)
+	e := newEnv(t, func(c *Config) { c.sweepEvery = 10 * time.Millisecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 	user, pass := e.srv.Credentials("con_Gone")
 	c := dialRaw(t, e, user, pass)
 	c.mustAllocate()
 	e.srv.Credentials("con_Stays")
 	e.live.kill("con_Gone")
-	e.srv.sweep()
+	eventually(t, 10*time.Second, "the sweep to revoke the dead connection and close its relay", func() bool {
+		st := e.srv.Stats()
+		return st.Revocations == 1 && st.Allocations == 0
+	})
 	if st := e.srv.Stats(); st.Allocations != 0 || st.Connections != 1 || st.Revocations != 1 {
 		t.Errorf("after sweep: %+v", st)
 	}
