@@ -547,3 +547,61 @@ func TestPasswordGuessing(t *testing.T) {
 		t.Fatalf("still limited an hour later: %s", r.raw)
 	}
 }
+
+// TestEveryPasswordPathSharesTheLimiter: whichever path an address guesses on (the login form,
+// HTTP Basic on the config, on a room join, on the device and network tests), its failures use up
+// the one bucket of that address: afterwards the right password is not checked from it on any
+// path, while the same password from another address still works.
+func TestEveryPasswordPathSharesTheLimiter(t *testing.T) {
+	users := map[string]string{"bob": "hunter2"}
+	paths := []struct {
+		name, method, path string
+		body               any
+	}{
+		{"login form", "POST", "/app/api/login", nil}, // the password goes in the body
+		{"config", "GET", "/app/api/config", nil},
+		{"room join", "POST", "/app/api/rooms/r1/join", map[string]any{"nickname": "x"}},
+		{"device test", "POST", "/app/api/test/device", map[string]any{}},
+		{"network test", "POST", "/app/api/test/network", map[string]any{}},
+	}
+	for i, guessed := range paths {
+		t.Run(guessed.name, func(t *testing.T) {
+			f := newFixture(t, func(c *Config) { c.Private = true; c.Users = users })
+			from := func(addr, pass string) func(*http.Request) {
+				return func(r *http.Request) { r.RemoteAddr = addr; r.SetBasicAuth("bob", pass) }
+			}
+			guesser := fmt.Sprintf("198.51.100.%d:1", i+1)
+			for g := range guessAddrBurst {
+				pass := fmt.Sprintf("guess%d", g)
+				if guessed.path == "/app/api/login" {
+					f.do(t, "POST", "/app/api/login", map[string]any{"user": "bob", "password": pass}, from(guesser, ""))
+				} else if r := f.do(t, guessed.method, guessed.path, guessed.body, from(guesser, pass)); accepted(guessed.path, r) {
+					t.Fatalf("a wrong password passed: %d %s", r.code, r.raw)
+				}
+			}
+			for _, p := range paths {
+				if p.path == "/app/api/login" {
+					if r := f.do(t, "POST", p.path, map[string]any{"user": "bob", "password": "hunter2"}, from(guesser, "")); r.code != http.StatusTooManyRequests {
+						t.Errorf("after guesses on %s, the login form answered %d, want 429", guessed.name, r.code)
+					}
+					continue
+				}
+				if r := f.do(t, p.method, p.path, p.body, from(guesser, "hunter2")); accepted(p.path, r) || r.code != http.StatusOK && r.code != http.StatusUnauthorized {
+					t.Errorf("after guesses on %s, the right password on %s was checked: %d %s", guessed.name, p.name, r.code, r.raw)
+				}
+			}
+			if r := f.do(t, "GET", "/app/api/config", nil, from("203.0.113.9:1", "hunter2")); r.body["user"] != "bob" {
+				t.Errorf("another address was limited: %s", r.raw)
+			}
+		})
+	}
+}
+
+// accepted: the answer on path shows a signed-in user (the config says who; elsewhere the call
+// went through).
+func accepted(path string, r resp) bool {
+	if path == "/app/api/config" {
+		return r.body["user"] != ""
+	}
+	return r.code == http.StatusOK
+}

@@ -474,6 +474,32 @@ func TestIdleFloodFromOneSource(t *testing.T) {
 	}
 }
 
+// TestIdleFloodAtDefaults is issue 14's attack scaled down, at the production caps: 400 silent
+// connections from four addresses (silence itself is allowed a minute here, so only the caps act)
+// hold 64 slots each, and a newcomer from a fifth address is classified and served.
+func TestIdleFloodAtDefaults(t *testing.T) {
+	t.Parallel()
+	const sources, flood = 4, 400
+	e := startEdge(t, Config{SniffTimeout: time.Minute, FirstByteTimeout: time.Minute}, false)
+	for i := range flood {
+		dialFrom(t, fmt.Sprintf("127.0.3.%d", i%sources+1), e.addr)
+	}
+	waitFor(t, "the flood to be accepted", func() bool { return e.Stats().Accepted == flood })
+	resp, body := httpGet(t, dialFrom(t, "127.0.3.9", e.addr))
+	if resp.StatusCode != 200 || body != "hello plain" {
+		t.Fatalf("the newcomer got %d %q", resp.StatusCode, body)
+	}
+	// Accepting is one loop: once the newcomer is served, every flood connection was tracked.
+	for i := range sources {
+		if n := e.pendingFrom(fmt.Sprintf("127.0.3.%d", i+1)); n != DefaultMaxPendingPerIP {
+			t.Errorf("127.0.3.%d holds %d connections in their sniff, want the cap %d", i+1, n, DefaultMaxPendingPerIP)
+		}
+	}
+	if s := e.Stats(); s.DropEvicted != flood-sources*DefaultMaxPendingPerIP {
+		t.Errorf("%d connections evicted, want %d", s.DropEvicted, flood-sources*DefaultMaxPendingPerIP)
+	}
+}
+
 // TestRelayExemptFromPerSourceCap: the operator's proxy passing TURN/TLS through by server name
 // is one address for every participant limited to TCP 443, so its connections are not held to
 // the per-address share (only to the port's total), while anyone else still is.
