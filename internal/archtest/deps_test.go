@@ -60,6 +60,8 @@ var rules = map[string]rule{
 		why: "recording listens to session events and taps the SFU's forwarding; it never reaches back up"},
 	"cluster": {only: []string{"session"}, denyDeps: []string{"api", "signaling", "edge", "server", "app", "turn", "sfu"}, noPion: true,
 		why: "cluster sits beside the session model, behind its interfaces; the layers above call it through theirs and media never goes through it"},
+	"cascade": {only: []string{"sfu"}, denyDeps: []string{"session", "cluster", "api", "signaling", "edge", "server", "app", "turn"}, noPion: true, pionDirect: true,
+		why: "the inter-node media links drive the SFU's relay ends; the session model and the message bus reach them through the funcs the wiring passes in"},
 	"cluster/redistest": {only: []string{}, noPion: true,
 		why: "the tests' redis-server starter runs a process and knows nothing of Parley"},
 	"recording/compose": {only: []string{}, noPion: true,

@@ -107,6 +107,8 @@ type Node struct {
 	// counts those lost to its bound.
 	outgoing []message
 	dropped  uint64
+	// linkHandler takes inter-node media signalling (OnLink).
+	linkHandler func(from string, payload []byte) error
 	// flushing makes Flush calls one at a time, so a Flush that returns has seen every write of
 	// the changes noted before it began (Run's included) complete.
 	flushing sync.Mutex

@@ -22,6 +22,7 @@ const (
 	msgUpdate     = "update"     // PATCH a participant's role or record flag (To holds it)
 	msgSignal     = "signal"     // a REST signal: each node delivers to its own recipients
 	msgRecording  = "recording"  // a request to the node running a recording (recordings.go)
+	msgLink       = "link"       // inter-node media signalling (internal/cascade) in Data, for To
 )
 
 // message is one message between nodes.
@@ -88,6 +89,10 @@ func (n *Node) handle(_ context.Context, payload string) {
 		} else {
 			err = n.m.Room(m.Session).ForceUnpublish(m.Stream)
 		}
+	case msgLink:
+		if h := n.linkHandler; h != nil {
+			err = h(m.From, []byte(m.Data))
+		}
 	case msgJoined, msgLeft, msgPublished, msgUnpublished, msgProperty, msgPeerSignal:
 		n.handleMirror(m)
 	case msgUpdate:
@@ -129,4 +134,13 @@ func (n *Node) deliverSignal(id session.SessionID, to []session.ConnectionID, ty
 	if err := n.m.Room(id).Signal(mine, typ, data); err != nil && !isNotFound(err) {
 		n.log.Warn("cluster: delivering a signal failed", "session", id, "err", err)
 	}
+}
+
+// OnLink sets the handler of inter-node media signalling addressed to this node (from names the
+// sending node). Set it before Run; it must not block.
+func (n *Node) OnLink(h func(from string, payload []byte) error) { n.linkHandler = h }
+
+// SendLink sends inter-node media signalling to node.
+func (n *Node) SendLink(ctx context.Context, node string, payload []byte) error {
+	return n.publish(ctx, message{Kind: msgLink, To: node, Data: string(payload)})
 }

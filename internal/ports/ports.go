@@ -136,6 +136,12 @@ func (r Report) finish(cfg *config.Config, mediaNotes []string) Report {
 				"every request signed: X-Parley-Signature, HMAC-SHA256; plus OPENVIDU_WEBHOOK_HEADERS"})
 		}
 	}
+	if cfg.Cluster.RedisURL != "" {
+		// The links ride the media port: no port of their own to open between nodes.
+		r.Rows = append(r.Rows, Row{fmt.Sprint(cfg.Media.Port), "UDP", "between nodes", "the media port's addresses", "the other Parley nodes of the cluster",
+			"inter-node media links (cascading): each stream crosses once per node pair with subscribers, one DTLS-SRTP PeerConnection per ordered node pair",
+			"signalling over Redis signed with HMAC-SHA256 keyed from OPENVIDU_SECRET, DTLS fingerprints inside it; media encrypted with SRTP"})
+	}
 	for _, s := range cfg.IceServers {
 		r.Rows = append(r.Rows, Row{"-", "-", "client-side", "-", s.URL,
 			"external ICE server given to browsers (OPENVIDU_WEBRTC_ICE_SERVERS); Parley itself never dials it", "its own credentials"})

@@ -215,3 +215,15 @@ func TestProxiedLayout(t *testing.T) {
 		})
 	}
 }
+
+// In a cluster the media port also carries the inter-node links, and says so; alone it does not.
+func TestInterNodeLinksRow(t *testing.T) {
+	if _, ok := row(Build(load(t, production...)), "inter-node media"); ok {
+		t.Fatal("a lone node lists inter-node links")
+	}
+	r := Build(load(t, append(production, "PARLEY_REDIS_URL", "redis://redis.internal:6379/0", "PARLEY_NODE_ID", "n1")...))
+	l, ok := row(r, "inter-node media")
+	if !ok || l.Port != "443" || l.Protocol != "UDP" || !strings.Contains(l.Auth, "HMAC") || !strings.Contains(l.Auth, "SRTP") {
+		t.Fatalf("link row %+v (found %v)", l, ok)
+	}
+}

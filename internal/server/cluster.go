@@ -2,7 +2,7 @@ package server
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -10,9 +10,11 @@ import (
 
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/app"
+	"github.com/parley/parley/internal/cascade"
 	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/session"
+	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/signaling"
 )
 
@@ -62,12 +64,46 @@ type clusterApp struct{ *cluster.Node }
 
 func (c clusterApp) Room(id session.SessionID) app.Room { return c.Node.Room(id) }
 
-// clusterRemote is the session model's way to other nodes' participants (session.Remote).
-type clusterRemote struct{ *cluster.Node }
+// clusterRemote is the session model's way to other nodes' participants (session.Remote): their
+// media through the inter-node links, moderation through the cluster's messages.
+type clusterRemote struct {
+	*cluster.Node
+	links *cascade.Links
+}
 
 var _ session.Remote = clusterRemote{}
 
-// Pull brings another node's stream here.
-func (c clusterRemote) Pull(context.Context, string, session.SessionID, session.StreamID) (session.PublishedMedia, error) {
-	return nil, errors.New("streams do not cross nodes yet")
+// Pull brings another node's stream here, once however many subscribe to it.
+func (c clusterRemote) Pull(ctx context.Context, node string, _ session.SessionID, sid session.StreamID) (session.PublishedMedia, error) {
+	pub, release, err := c.links.Pull(ctx, node, string(sid))
+	if err != nil {
+		return nil, err
+	}
+	return pulledMedia{publishedMedia{pub}, release}, nil
+}
+
+// linkBus carries the inter-node links' signalling on the cluster's message bus.
+type linkBus struct{ n *cluster.Node }
+
+func (b linkBus) Send(ctx context.Context, node string, payload []byte) error {
+	return b.n.SendLink(ctx, node, payload)
+}
+
+// newLinks makes this node's inter-node media links: they send the streams of this node's
+// participants that other nodes pull.
+func newLinks(cfg *config.Config, n *cluster.Node, media *sfu.SFU, m *session.Manager, log *slog.Logger) *cascade.Links {
+	local := func(id string) (*sfu.Publisher, error) {
+		pm, err := m.LocalStream(session.StreamID(id))
+		if err != nil {
+			return nil, err
+		}
+		p, ok := pm.(publishedMedia)
+		if !ok {
+			return nil, fmt.Errorf("stream %s is not the SFU's", id)
+		}
+		return p.Publisher, nil
+	}
+	l := cascade.New(cascade.Config{NodeID: n.ID(), Secret: cfg.Secret}, media, linkBus{n}, local, log.With("component", "cascade"))
+	n.OnLink(l.Handle)
+	return l
 }

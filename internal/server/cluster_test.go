@@ -3,11 +3,16 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
 	"github.com/parley/parley/internal/cluster/redistest"
 	"github.com/parley/parley/internal/poll"
+	"github.com/parley/parley/internal/session"
 )
 
 // startCluster runs n Parley nodes in-process on one real redis-server (skipped, saying why, when
@@ -40,6 +45,27 @@ func startClusterEnv(t *testing.T, env func(id string) []string, ids ...string) 
 		bases = append(bases, base)
 	}
 	return srv, bases
+}
+
+// startClusterServers is startCluster returning the servers too.
+func startClusterServers(t *testing.T, ids ...string) ([]*Server, []string) {
+	t.Helper()
+	srv, err := redistest.Start()
+	if errors.Is(err, redistest.ErrAbsent) {
+		t.Skip(err.Error())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	var servers []*Server
+	var bases []string
+	for _, id := range ids {
+		s, base := startServer(t, "PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id)
+		servers = append(servers, s)
+		bases = append(bases, base)
+	}
+	return servers, bases
 }
 
 // TestClusterAnyNodeAnswers drives two nodes as openvidu-node-client and openvidu-browser would:
@@ -209,4 +235,108 @@ func TestClusterParticipantsSeeEachOther(t *testing.T) {
 	bob.waitNote("participantUnpublished", func(p map[string]any) bool { return p["connectionId"] == aliceID && p["reason"] == "unpublish" })
 	alice.result("leaveRoom", nil)
 	bob.waitNote("participantLeft", func(p map[string]any) bool { return p["connectionId"] == aliceID && p["reason"] == "disconnect" })
+}
+
+// recvPeer is a pion subscriber with a recvonly audio and video transceiver.
+func recvPeer(t *testing.T) *peer {
+	t.Helper()
+	p := newPeer(t)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := p.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p
+}
+
+// TestClusterMediaCrossesOnce publishes on node A and subscribes three participants on node B: each
+// receives the stream's audio and video, which crosses A→B on one link carrying one copy of each
+// track; B's subscribers' keyframe requests reach the publisher on A. A subscriber on A makes no
+// link, and the link closes when nobody on B subscribes any more.
+func TestClusterMediaCrossesOnce(t *testing.T) {
+	t.Parallel()
+	srvs, bases := startClusterServers(t, "node-a", "node-b")
+	a, b := bases[0], bases[1]
+	if st, _ := rest(t, "POST", a+"/openvidu/api/sessions", map[string]any{"customSessionId": "cascade"}); st != 200 {
+		t.Fatalf("create on A: %d", st)
+	}
+	join := func(base string) *rpcClient {
+		_, c := rest(t, "POST", a+"/openvidu/api/sessions/cascade/connection", map[string]any{"role": "PUBLISHER"})
+		r := dial(t, base)
+		r.result("joinRoom", map[string]any{"token": c["token"], "session": "cascade", "platform": "test", "metadata": "{}"})
+		return r
+	}
+
+	alice := join(a)
+	pub, video, audio := newAVPublisher(t)
+	pr := alice.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
+	streamID := pr["id"].(string)
+	pub.answer(t, pr["sdpAnswer"].(string))
+	var plis atomic.Int64
+	for _, tr := range pub.pc.GetTransceivers() {
+		if tr.Kind() != webrtc.RTPCodecTypeVideo {
+			continue
+		}
+		go func(snd *webrtc.RTPSender) {
+			for {
+				pkts, _, err := snd.ReadRTCP()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					if _, ok := p.(*rtcp.PictureLossIndication); ok {
+						plis.Add(1)
+					}
+				}
+			}
+		}(tr.Sender())
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go publishMedia(ctx, video, audio)
+
+	subscribe := func(c *rpcClient) *peer {
+		p := recvPeer(t)
+		r := c.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": p.offer(t)})
+		p.answer(t, r["sdpAnswer"].(string))
+		return p
+	}
+	receives := func(p *peer) func() bool {
+		return func() bool {
+			_, au := p.kinds.Load("audio")
+			_, vi := p.kinds.Load("video")
+			return au && vi && p.received.Load() > 100
+		}
+	}
+
+	// A subscriber on A: a session on one node never touches the link.
+	local := subscribe(join(a))
+	waitFor(t, "media on A's own subscriber", receives(local))
+	if st := srvs[0].links.Stats(); len(st) != 0 {
+		t.Fatalf("a subscriber on the publisher's node made links: %+v", st)
+	}
+
+	// Three subscribers on B: one link A→B, one copy of each track.
+	before := plis.Load()
+	var onB []*rpcClient
+	for range 3 {
+		c := join(b)
+		onB = append(onB, c)
+		waitFor(t, "media on B's subscriber", receives(subscribe(c)))
+	}
+	st := srvs[0].links.Stats()
+	if len(st) != 1 || st[0].Node != "node-b" || st[0].Streams != 1 || st[0].Tracks != 2 {
+		t.Fatalf("A's links with three subscribers on B: %+v, want one to node-b with 1 stream of 2 tracks", st)
+	}
+	if back := srvs[1].links.Stats(); len(back) != 0 {
+		t.Fatalf("B sends on links though it publishes nothing: %+v", back)
+	}
+	waitFor(t, "a keyframe request from B's subscribers reaching the publisher on A", func() bool { return plis.Load() > before })
+
+	// Nobody on B subscribes any more: the link closes.
+	for _, c := range onB {
+		c.result("unsubscribeFromVideo", map[string]any{"sender": string(session.StreamID(streamID).Owner())})
+	}
+	waitFor(t, "the link closed once nothing crosses it", func() bool { return len(srvs[0].links.Stats()) == 0 })
 }

@@ -62,8 +62,13 @@ func (m sessionMedia) SubscribeOffer(ctx context.Context, pub session.PublishedM
 
 func (m sessionMedia) subscribe(ctx context.Context, pub session.PublishedMedia, req session.SubscribeRequest,
 	negotiate func(context.Context, *sfu.Publisher, sfu.SubscribeRequest) (*sfu.Subscriber, string, error)) (session.SubscribedMedia, string, error) {
-	p, ok := pub.(publishedMedia)
-	if !ok {
+	var p publishedMedia
+	switch pm := pub.(type) {
+	case publishedMedia:
+		p = pm
+	case pulledMedia:
+		p = pm.publishedMedia
+	default:
 		return nil, "", fmt.Errorf("publisher %T is not the SFU's", pub)
 	}
 	r := sfu.SubscribeRequest{Offer: req.Offer, StreamID: req.StreamID, Log: req.Log, OnState: req.OnState, OnVideoPaused: req.OnVideoPaused, MaxKbps: req.MaxKbps}
@@ -102,6 +107,15 @@ func (p publishedMedia) AddCandidate(c session.Candidate) error {
 	return p.Publisher.AddCandidate(sfu.Candidate(c))
 }
 func (p publishedMedia) Path() session.MediaPath { return session.MediaPath(p.Publisher.Path()) }
+
+// pulledMedia is another node's stream brought here (internal/cascade): one handle per
+// subscription, whose Close releases the pull, not the shared publisher.
+type pulledMedia struct {
+	publishedMedia
+	release func()
+}
+
+func (p pulledMedia) Close() { p.release() }
 
 type subscribedMedia struct{ *sfu.Subscriber }
 

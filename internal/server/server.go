@@ -20,6 +20,7 @@ import (
 
 	"github.com/parley/parley/internal/api"
 	"github.com/parley/parley/internal/app"
+	"github.com/parley/parley/internal/cascade"
 	"github.com/parley/parley/internal/clientip"
 	"github.com/parley/parley/internal/cluster"
 	"github.com/parley/parley/internal/config"
@@ -58,6 +59,7 @@ type Server struct {
 	events   eventSinks          // webhooks, CDR, metrics (events.go)
 	recorder *recording.Recorder // nil unless OPENVIDU_RECORDING=true
 	cluster  *cluster.Node       // nil unless PARLEY_REDIS_URL is set
+	links    *cascade.Links      // inter-node media; nil without a cluster
 }
 
 // New binds the ports and builds every component. With HTTPS_PORT 0 (tests) the kernel picks the
@@ -238,7 +240,8 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		}
 		closers = append(closers, s.cluster.Close)
 		restModel, rooms, joins = clusterREST{s.cluster}, clusterApp{s.cluster}, clusterJoins{s.cluster}
-		s.manager.SetRemote(clusterRemote{s.cluster})
+		s.links = newLinks(cfg, s.cluster, s.media, s.manager, log)
+		s.manager.SetRemote(clusterRemote{s.cluster, s.links})
 	}
 	s.sig = signaling.New(signaling.Config{
 		ReconnectGrace: cfg.Session.ReconnectGrace, PingTimeout: cfg.Session.PingTimeout, IceServers: iceconfig.New(ice).Servers,
@@ -415,6 +418,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return s.cluster.Run(ctx)
 	})
+	stopLinks, _ := start("cascade", func(ctx context.Context) error {
+		if s.links == nil {
+			<-ctx.Done()
+			return nil
+		}
+		return s.links.Run(ctx)
+	})
 	stopApp, _ := start("app", s.app.Run)
 	stopTURN, _ := start("turn", func(ctx context.Context) error {
 		if s.turn == nil {
@@ -501,6 +511,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// media; the event sinks last.
 	stopModel()
 	stopCluster()
+	stopLinks() // before the media port closes
 	stopApp()
 	stopTURN()
 	_ = g.Wait() // every error is in errs already

@@ -63,6 +63,9 @@ type Publisher struct {
 	// ingest are the loopback sockets of a publisher fed by Ingest instead of a PeerConnection.
 	ingest     []*net.UDPConn
 	stopIngest func()
+	// relayed: a stream of another node, fed by an inter-node link (relay.go), which owns the
+	// PeerConnection and the read loops.
+	relayed bool
 	// loop carries the media back to the publisher on pc when loopback is set (nil otherwise);
 	// replaced with pc.
 	loop *Subscriber
@@ -235,8 +238,8 @@ func (p *Publisher) forwarderFor(kind webrtc.RTPCodecType, c webrtc.RTPCodecCapa
 // Renegotiate replaces the PeerConnection with one for a new offer (OpenVidu reconnectStream) and
 // keeps every subscriber attached.
 func (p *Publisher) Renegotiate(ctx context.Context, offer string) (string, error) {
-	if p.ingest != nil {
-		return "", fmt.Errorf("%w: an ingested stream has no PeerConnection", ErrSDP)
+	if p.ingest != nil || p.relayed {
+		return "", fmt.Errorf("%w: an ingested or relayed stream has no PeerConnection of its own", ErrSDP)
 	}
 	if err := checkSDP(offer); err != nil {
 		return "", err

@@ -56,8 +56,10 @@ type Subscriber struct {
 	path  atomic.Pointer[Path] // the selected path, for a queue not found at first (TURN binds channels later)
 	// loopback: the publisher's own media sent back on its PeerConnection (PublishRequest.Loopback).
 	loopback bool
-	wg       sync.WaitGroup
-	once     sync.Once
+	// relayed: one stream on an inter-node link, whose PeerConnection the link owns (relay.go).
+	relayed bool
+	wg      sync.WaitGroup
+	once    sync.Once
 
 	// answered is set once the PeerConnection has both descriptions; until then (server offer,
 	// see SubscribeOffer) the browser's candidates wait in early.
@@ -461,7 +463,7 @@ func (sub *Subscriber) Close() {
 		for _, d := range sub.downs {
 			d.detach()
 		}
-		if !sub.loopback {
+		if !sub.loopback && !sub.relayed {
 			_ = sub.pc.Close()
 		}
 		sub.wg.Wait()
