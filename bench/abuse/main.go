@@ -30,6 +30,7 @@ func main() {
 	n := flag.Int("n", 10000, "attack size (connections, requests, …)")
 	sources := flag.Int("sources", 4, "attacker addresses (127.0.1.x)")
 	frame := flag.Int("frame", 1<<20, "prejoin: the size each socket's unfinished frame announces; stalled: bytes of each signal's data; candidates: bytes of each candidate")
+	meta := flag.Int("meta", 0, "prejoin: bytes of client metadata in the newcomer's joinRoom (at most 60,000)")
 	flag.Parse()
 	if flag.NArg() != 1 || *pid == 0 {
 		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates")
@@ -41,7 +42,7 @@ func main() {
 		os.Exit(2)
 	}
 	before := readCost(*pid)
-	seen, err := a(env{addr: *addr, n: *n, sources: *sources, frame: *frame})
+	seen, err := a(env{addr: *addr, n: *n, sources: *sources, frame: *frame, meta: min(*meta, 60000)})
 	after := readCost(*pid)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "abuse %s: %v\n", flag.Arg(0), err)
@@ -53,8 +54,8 @@ func main() {
 }
 
 type env struct {
-	addr              string
-	n, sources, frame int
+	addr                    string
+	n, sources, frame, meta int
 }
 
 var attacks = map[string]func(env) (string, error){
@@ -226,14 +227,22 @@ func prejoin(e env) (string, error) {
 		}
 	}
 	var ds []time.Duration
+	closed := 0
 	for range 10 {
-		d, err := joinTime(e.addr)
+		d, err := joinTime(e.addr, e.meta)
+		if errors.Is(err, errClosed) {
+			closed++
+			continue
+		}
 		if err != nil {
 			return "", err
 		}
 		ds = append(ds, d)
 	}
-	return fmt.Sprintf("%d of %d sockets still open (%d upgrades refused); joinRoom answered in %s", held, e.n, refused, durations(ds)), nil
+	if len(ds) == 0 {
+		return fmt.Sprintf("%d of %d sockets still open (%d upgrades refused); every joinRoom with %d bytes of metadata closed unanswered", held, e.n, refused, e.meta), nil
+	}
+	return fmt.Sprintf("%d of %d sockets still open (%d upgrades refused); joinRoom with %d bytes of metadata answered in %s, %d closed unanswered", held, e.n, refused, e.meta, durations(ds), closed), nil
 }
 
 func isTimeout(err error) bool {
@@ -266,15 +275,19 @@ func upgrade(ip, addr string) (net.Conn, error) {
 	return c, nil
 }
 
-// joinTime is how long a newcomer waits from dialling to its joinRoom answer.
-func joinTime(addr string) (time.Duration, error) {
+// errClosed: the server closed the newcomer's socket instead of answering its joinRoom.
+var errClosed = errors.New("closed before answering")
+
+// joinTime is how long a newcomer waits from dialling to its joinRoom answer; its joinRoom
+// carries meta bytes of client metadata.
+func joinTime(addr string, meta int) (time.Duration, error) {
 	start := time.Now()
 	c, err := upgrade("127.0.2.1", addr)
 	if err != nil {
 		return 0, err
 	}
 	defer c.Close()
-	req := []byte(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"wss://x/?sessionId=ses_Nobody&token=tok_Nothing","session":"ses_Nobody"}}`)
+	req := []byte(`{"id":1,"jsonrpc":"2.0","method":"joinRoom","params":{"token":"wss://x/?sessionId=ses_Nobody&token=tok_Nothing","session":"ses_Nobody","metadata":"` + strings.Repeat("m", meta) + `"}}`)
 	frame := append([]byte{0x81, 0x80 | 126, byte(len(req) >> 8), byte(len(req)), 0, 0, 0, 0}, req...) // zero mask
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	if _, err := c.Write(frame); err != nil {
@@ -283,6 +296,9 @@ func joinTime(addr string) (time.Duration, error) {
 	hdr := make([]byte, 2)
 	if _, err := io.ReadFull(c, hdr); err != nil {
 		return 0, fmt.Errorf("joinRoom: no answer: %w", err)
+	}
+	if hdr[0]&0x0f == 8 { // a close frame
+		return 0, errClosed
 	}
 	return time.Since(start), nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,9 +25,11 @@ type Limits struct {
 	// PreJoinSockets.
 	PreJoinFree int64
 	// PreJoinBytes bounds the bytes past PreJoinFree that all sockets that have not joined hold in
-	// the frames they are reading, PreJoinSourceBytes those of one address (IPv4, IPv6 /64). A
-	// frame that would pass either closes its socket with 1013 (try again later), so 1,000 sockets
-	// holding unfinished frames cost at most PreJoinSockets × PreJoinFree + PreJoinBytes.
+	// the frames they are reading, PreJoinSourceBytes those of one address (IPv4, IPv6 /64), so
+	// 1,000 sockets holding unfinished frames cost at most PreJoinSockets × PreJoinFree +
+	// PreJoinBytes. A frame past its address's share closes its socket with 1013 (try again
+	// later); one that finds the node's budget full closes the oldest unfinished frame of the
+	// address holding the most instead, if that address holds more than its own.
 	PreJoinBytes       int64
 	PreJoinSourceBytes int64
 	// Frame is the largest frame read once joined. openvidu-server 2.32 sets its WebSocket
@@ -181,43 +185,98 @@ func (p *preJoinSet) largestSource() netip.Prefix {
 }
 
 // frameBudget counts the bytes past Limits.PreJoinFree that sockets which have not joined hold in
-// unfinished frames, in all and per source. Its mu is a leaf.
+// frames, in all and per source, and which sockets are still reading theirs. Its mu is a leaf.
 type frameBudget struct {
 	max, perSource int64
 
 	mu       sync.Mutex
 	n        int64
-	bySource map[netip.Prefix]int64
+	bySource map[netip.Prefix]*sourceFrames
+	// freed is closed, and replaced, whenever bytes are given back.
+	freed chan struct{}
+}
+
+// sourceFrames is what one source holds: bytes, and the sockets still reading a frame that holds
+// them, oldest first (the ones that may be evicted).
+type sourceFrames struct {
+	n       int64
+	reading []*socket
 }
 
 func newFrameBudget(max, perSource int64) *frameBudget {
-	return &frameBudget{max: max, perSource: perSource, bySource: map[netip.Prefix]int64{}}
+	return &frameBudget{max: max, perSource: perSource, bySource: map[netip.Prefix]*sourceFrames{}, freed: make(chan struct{})}
 }
 
-// take reserves n bytes for src; it reports false, reserving nothing, past either bound.
-func (b *frameBudget) take(src netip.Prefix, n int64) bool {
+// take reserves n bytes for s's frame. Past its source's share it refuses (ok false, victim nil):
+// an address only ever competes with itself. Past the node's budget it names a victim instead:
+// the oldest socket still reading a frame of the source holding the most, when that is another
+// source holding more than s's; the caller closes it and, once freed is closed, tries again.
+// With no such victim it refuses.
+func (b *frameBudget) take(s *socket, n int64) (ok bool, victim *socket, freed <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.n+n > b.max || b.bySource[src]+n > b.perSource {
-		return false
+	own := b.bySource[s.src]
+	var held int64
+	if own != nil {
+		held = own.n
 	}
-	b.n += n
-	b.bySource[src] += n
-	return true
+	if held+n > b.perSource {
+		return false, nil, nil
+	}
+	if b.n+n <= b.max {
+		if own == nil {
+			own = &sourceFrames{}
+			b.bySource[s.src] = own
+		}
+		own.n += n
+		own.reading = append(own.reading, s)
+		b.n += n
+		return true, nil, nil
+	}
+	var most *sourceFrames
+	for src, f := range b.bySource {
+		if src != s.src && len(f.reading) > 0 && (most == nil || f.n > most.n) {
+			most = f
+		}
+	}
+	if most == nil || most.n <= held {
+		return false, nil, nil
+	}
+	victim = most.reading[0]
+	most.reading = most.reading[1:] // its bytes stay counted until its reader gives them back
+	return false, victim, b.freed
 }
 
-// give returns n bytes that src took.
-func (b *frameBudget) give(src netip.Prefix, n int64) {
-	if n == 0 {
+// done marks s's frame complete: it is handled next and is no longer a victim.
+func (b *frameBudget) done(s *socket) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f := b.bySource[s.src]; f != nil {
+		f.reading = slices.DeleteFunc(f.reading, func(x *socket) bool { return x == s })
+	}
+}
+
+// give returns the n bytes s's frame took.
+func (b *frameBudget) give(s *socket, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	f := b.bySource[s.src]
+	if f == nil {
 		return
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
+	f.reading = slices.DeleteFunc(f.reading, func(x *socket) bool { return x == s })
+	f.n -= n
 	b.n -= n
-	if b.bySource[src] -= n; b.bySource[src] <= 0 {
-		delete(b.bySource, src)
+	if f.n <= 0 {
+		delete(b.bySource, s.src)
 	}
+	close(b.freed)
+	b.freed = make(chan struct{})
 }
+
+// evictWait bounds how long a frame waits for a socket it evicted to give its bytes back; the
+// eviction closes the victim's connection at once, so this only matters on a stalled machine.
+const evictWait = time.Second
 
 // errFrameBudget: a pre-join frame would pass the shared budget.
 var errFrameBudget = errors.New("too many bytes in frames of sockets not joined")
@@ -249,8 +308,8 @@ func (h *Handler) readPreJoin(ctx context.Context, s *socket) (data []byte, big 
 				copy(grown, buf)
 				buf = grown
 			default:
-				if !h.budget.take(s.src, int64(most-free)) {
-					return nil, nil, errFrameBudget
+				if err := h.takeBig(ctx, s, int64(most-free)); err != nil {
+					return nil, nil, err
 				}
 				big = h.bigFrames.Get().(*[]byte)
 				buf = append((*big)[:0], buf...)
@@ -259,6 +318,9 @@ func (h *Handler) readPreJoin(ctx context.Context, s *socket) (data []byte, big 
 		k, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+k]
 		if err == io.EOF {
+			if big != nil {
+				h.budget.done(s)
+			}
 			return buf, big, nil
 		}
 		if err != nil {
@@ -268,11 +330,42 @@ func (h *Handler) readPreJoin(ctx context.Context, s *socket) (data []byte, big 
 	}
 }
 
+// takeBig reserves n bytes of the budget for s's frame, closing sockets of the source holding the
+// most while the node's budget is full (their frames are unfinished: a legitimate one holds its
+// frame for a round trip, an attacker's until it is closed), so that an attack from many
+// addresses delays a large joinRoom instead of refusing it.
+func (h *Handler) takeBig(ctx context.Context, s *socket, n int64) error {
+	var timeout <-chan time.Time
+	for {
+		ok, victim, freed := h.budget.take(s, n)
+		if ok {
+			return nil
+		}
+		if victim == nil {
+			return errFrameBudget
+		}
+		h.peerLog(victim, slog.LevelInfo, "closing socket that has not joined", "remote", victim.ip, "reason", "its unfinished frame makes room for another address's")
+		_ = victim.ws.CloseNow() // its reader gives the bytes back as its read fails
+		if timeout == nil {
+			t := time.NewTimer(evictWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-freed:
+		case <-timeout:
+			return errFrameBudget
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // putBig returns a buffer readPreJoin took (none when big is nil) and its bytes to the budget.
 func (h *Handler) putBig(s *socket, big *[]byte) {
 	if big == nil {
 		return
 	}
-	h.budget.give(s.src, int64(cap(*big)-int(min(h.lim.PreJoinFree, h.lim.PreJoinFrame))))
+	h.budget.give(s, int64(cap(*big)-int(min(h.lim.PreJoinFree, h.lim.PreJoinFrame))))
 	h.bigFrames.Put(big)
 }
