@@ -144,6 +144,35 @@ describe('the video call app', () => {
     await bob.ctx.close();
   });
 
+  test('a hostile chat message is shown clipped and evicts nobody', { timeout: 90000 }, async () => {
+    const carol = await open('/', { width: 1280, height: 800 });
+    await lobbyJoin(carol.page, { room: 'hostile-chat', name: 'Carol' });
+    await carol.page.click('#btn-chat');
+    // The largest signal the server relays (32 KiB of data, no spaces), sent through REST as any
+    // backend could; larger ones are refused before anyone gets them.
+    const signal = (data) => fetch(`${srv.url}/openvidu/api/signal`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Authorization: `Basic ${Buffer.from('OPENVIDUAPP:MY_SECRET').toString('base64')}` },
+      // A REST signal's type reaches the SDK as given: the page listens to signal:chat.
+      body: JSON.stringify({ session: 'room_hostile-chat', type: 'signal:chat', data }),
+    });
+    assert.equal((await signal('x'.repeat(1 << 20))).status, 413, 'a 1 MiB signal is refused (REST bodies are 64 KiB at most)');
+    assert.equal((await signal('x'.repeat(40000))).status, 400, 'a signal over 32 KiB is refused');
+    assert.equal((await signal('w'.repeat(32000))).status, 200, 'the largest signal is relayed');
+    await until('the long message in the chat, clipped', async () => {
+      const lens = await carol.page.$$eval('#chat-log li .text', (l) => l.map((t) => t.textContent.length));
+      return lens.length === 1 && lens[0] === 1001; // 1,000 characters and an ellipsis
+    });
+    // The page still works and the server still has her: her own message comes back.
+    await carol.page.fill('#chat-input', 'Still here');
+    await carol.page.press('#chat-input', 'Enter');
+    await until('her next message in the chat', async () =>
+      (await carol.page.$$eval('#chat-log li .text', (l) => l.map((t) => t.textContent))).includes('Still here'));
+    assert.ok(await carol.page.isVisible('#room-view'), 'still in the room');
+    assert.deepEqual(carol.errors, [], 'no page errors');
+    await carol.ctx.close();
+  });
+
   test('four people see each other; a fifth is told the room is full', { timeout: 180000 }, async () => {
     const names = ['Ana', 'Ben', 'Chloé', 'Dev'];
     const people = [];
