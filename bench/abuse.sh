@@ -13,7 +13,9 @@ go build -o bin/abuse ./bench/abuse
 BIN=${SERVER_BIN:-bin/parley}
 for a in ${ATTACKS:-idle}; do
   port=$(free_port)
-  HTTPS_PORT=$port PARLEY_MEDIA_PORT=$port PARLEY_MEDIA_LISTEN_IPS=127.0.0.1 OPENVIDU_SECRET=MY_SECRET \
+  users=() # the guess attack needs the account it guesses (bench/abuse guessUser)
+  if [ "$a" = guess ]; then users=(PARLEY_APP_USERS=alice:correct-horse-battery-staple); fi
+  env "${users[@]}" HTTPS_PORT=$port PARLEY_MEDIA_PORT=$port PARLEY_MEDIA_LISTEN_IPS=127.0.0.1 OPENVIDU_SECRET=MY_SECRET \
     DOTENV_PATH= PARLEY_LOG_LEVEL=warn PARLEY_DATA_DIR="$OUT/parley-data" \
     taskset -c "$SERVER_CPU" "$BIN" serve >>"$OUT/parley.log" 2>&1 &
   PARLEY_PID=$!

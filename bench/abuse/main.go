@@ -33,7 +33,7 @@ func main() {
 	meta := flag.Int("meta", 0, "prejoin: bytes of client metadata in the newcomer's joinRoom (at most 60,000)")
 	flag.Parse()
 	if flag.NArg() != 1 || *pid == 0 {
-		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates")
+		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates|guess")
 		os.Exit(2)
 	}
 	a := attacks[flag.Arg(0)]
@@ -63,6 +63,7 @@ var attacks = map[string]func(env) (string, error){
 	"prejoin":    prejoin,
 	"stalled":    stalled,
 	"candidates": candidates,
+	"guess":      guess,
 }
 
 type cost struct {
@@ -457,4 +458,69 @@ func candidates(e env) (string, error) {
 	}
 	time.Sleep(2 * time.Second)
 	return fmt.Sprintf("%d candidates of %d bytes answered {}, %d refused", kept, e.frame, refused), nil
+}
+
+// guessUser and guessPassword are the account bench/abuse.sh gives the server for the guess
+// attack (PARLEY_APP_USERS).
+const guessUser, guessPassword = "alice", "correct-horse-battery-staple"
+
+// guess: e.n password guesses for guessUser from e.sources addresses, alternately through the
+// login form and HTTP Basic on /app/api/config, as fast as the server answers. It reports how
+// many the server checked (a form guess answered 401 rather than 429; Basic answers do not say),
+// how long the server says the next must wait, and whether the user, from an address of her
+// own, still signs in.
+func guess(e env) (string, error) {
+	clients := make([]*http.Client, e.sources)
+	for i := range clients {
+		clients[i] = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: from(attacker(i, e.sources)).DialContext}}
+	}
+	start := time.Now()
+	checked, limited, basic := 0, 0, 0
+	retry := ""
+	for i := range e.n {
+		c := clients[i%e.sources]
+		pass := fmt.Sprintf("guess-%d", i)
+		if i%2 == 1 {
+			req, _ := http.NewRequest("GET", "http://"+e.addr+"/app/api/config", nil)
+			req.SetBasicAuth(guessUser, pass)
+			resp, err := c.Do(req)
+			if err != nil {
+				return "", err
+			}
+			var cfg struct{ User string }
+			_ = json.NewDecoder(resp.Body).Decode(&cfg)
+			resp.Body.Close()
+			if cfg.User != "" {
+				return "", fmt.Errorf("guess %q accepted", pass)
+			}
+			basic++
+			continue
+		}
+		resp, err := c.Post("http://"+e.addr+"/app/api/login", "application/json",
+			strings.NewReader(fmt.Sprintf(`{"user":%q,"password":%q}`, guessUser, pass)))
+		if err != nil {
+			return "", err
+		}
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusUnauthorized:
+			checked++
+		case http.StatusTooManyRequests:
+			limited++
+			retry = resp.Header.Get("Retry-After")
+		default:
+			return "", fmt.Errorf("login form: %s", resp.Status)
+		}
+	}
+	took := time.Since(start)
+	own := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: from("127.0.2.1").DialContext}}
+	t0 := time.Now()
+	resp, err := own.Post("http://"+e.addr+"/app/api/login", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"user":%q,"password":%q}`, guessUser, guessPassword)))
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	return fmt.Sprintf("%d guesses in %v (%d on the form: %d checked, %d refused, the last told to wait %s s; %d through Basic); %s signs in from her own address: %s in %v",
+		e.n, took.Round(time.Millisecond), checked+limited, checked, limited, retry, basic, guessUser, resp.Status, time.Since(t0).Round(time.Millisecond)), nil
 }
