@@ -33,7 +33,7 @@ func main() {
 	meta := flag.Int("meta", 0, "prejoin: bytes of client metadata in the newcomer's joinRoom (at most 60,000)")
 	flag.Parse()
 	if flag.NArg() != 1 || *pid == 0 {
-		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates|guess")
+		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates|guess|sdp")
 		os.Exit(2)
 	}
 	a := attacks[flag.Arg(0)]
@@ -41,6 +41,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "abuse: unknown attack %q\n", flag.Arg(0))
 		os.Exit(2)
 	}
+	pidOf = *pid
 	before := readCost(*pid)
 	seen, err := a(env{addr: *addr, n: *n, sources: *sources, frame: *frame, meta: min(*meta, 60000)})
 	after := readCost(*pid)
@@ -64,7 +65,11 @@ var attacks = map[string]func(env) (string, error){
 	"stalled":    stalled,
 	"candidates": candidates,
 	"guess":      guess,
+	"sdp":        sdp,
 }
+
+// pidOf is the server's process id, for attacks that read its CPU time themselves.
+var pidOf int
 
 type cost struct {
 	rss  int64   // bytes
@@ -523,4 +528,49 @@ func guess(e env) (string, error) {
 	resp.Body.Close()
 	return fmt.Sprintf("%d guesses in %v (%d on the form: %d checked, %d refused, the last told to wait %s s; %d through Basic); %s signs in from her own address: %s in %v",
 		e.n, took.Round(time.Millisecond), checked+limited, checked, limited, retry, basic, guessUser, resp.Status, time.Since(t0).Round(time.Millisecond)), nil
+}
+
+// sdp: one participant sends e.n publishVideo offers of about e.frame bytes (at most 40,000, so
+// they fit a joined socket's 64 KiB frame once JSON-escaped) made of audio m-lines by the
+// hundred, as issue 14's 14,000-m-line offer was; it reports the server's CPU per offer and how
+// a newcomer's joinRoom fares meanwhile.
+func sdp(e env) (string, error) {
+	p, err := joinRoom(e.addr, fmt.Sprintf("sdp-%d", time.Now().UnixNano()%1e6), "sdp")
+	if err != nil {
+		return "", err
+	}
+	defer p.ws.CloseNow()
+	var b strings.Builder
+	b.WriteString("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n")
+	mlines := 0
+	for b.Len() < min(e.frame, 40000)-100 { // JSON escapes each CRLF as 4 bytes: ~58,000 in the frame
+		b.WriteString("m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\na=sendonly\r\n")
+		mlines++
+	}
+	offer := b.String()
+	before := readCost(pidOf)
+	refused, last := 0, ""
+	for range e.n {
+		_, err := p.call("publishVideo", map[string]any{"sdpOffer": offer, "doLoopback": false, "hasAudio": true, "hasVideo": false,
+			"audioActive": true, "videoActive": false, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": ""})
+		if err == nil {
+			return "", errors.New("a hostile offer was accepted")
+		}
+		if !strings.Contains(err.Error(), "error") {
+			return "", err // the socket was closed
+		}
+		refused++
+		last = err.Error()
+	}
+	cpu := readCost(pidOf).cpu - before.cpu
+	var ds []time.Duration
+	for range 10 {
+		d, err := joinTime(e.addr, 0)
+		if err != nil {
+			return "", err
+		}
+		ds = append(ds, d)
+	}
+	return fmt.Sprintf("%d offers of %d bytes (%d m-lines) refused (%s); server CPU %.3f ms per offer with its frame; joinRoom answered in %s",
+		refused, len(offer), mlines, last, cpu*1000/float64(e.n), durations(ds)), nil
 }
