@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/logging"
+	"github.com/pion/turn/v5"
 )
 
 func main() {
@@ -33,7 +35,7 @@ func main() {
 	meta := flag.Int("meta", 0, "prejoin: bytes of client metadata in the newcomer's joinRoom (at most 60,000)")
 	flag.Parse()
 	if flag.NArg() != 1 || *pid == 0 {
-		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates|guess|sdp")
+		fmt.Fprintln(os.Stderr, "usage: abuse -addr host:port -pid N [-n N] [-sources N] [-frame bytes] idle|prejoin|stalled|candidates|guess|sdp|turn")
 		os.Exit(2)
 	}
 	a := attacks[flag.Arg(0)]
@@ -66,6 +68,7 @@ var attacks = map[string]func(env) (string, error){
 	"candidates": candidates,
 	"guess":      guess,
 	"sdp":        sdp,
+	"turn":       turnAttack,
 }
 
 // pidOf is the server's process id, for attacks that read its CPU time themselves.
@@ -315,6 +318,8 @@ type participant struct {
 	ws  *websocket.Conn
 	id  string
 	seq int
+	// turnUser and turnPass are the TURN credentials joinRoom gave it.
+	turnUser, turnPass string
 }
 
 func joinRoom(addr, room, nick string) (*participant, error) {
@@ -345,6 +350,13 @@ func joinRoom(addr, room, nick string) (*participant, error) {
 		return nil, err
 	}
 	p.id, _ = res["id"].(string)
+	ice, _ := res["customIceServers"].([]any)
+	for _, x := range ice {
+		if m, _ := x.(map[string]any); m != nil && m["username"] != nil {
+			p.turnUser, _ = m["username"].(string)
+			p.turnPass, _ = m["credential"].(string)
+		}
+	}
 	go p.keepAlive()
 	return p, nil
 }
@@ -573,4 +585,85 @@ func sdp(e env) (string, error) {
 	}
 	return fmt.Sprintf("%d offers of %d bytes (%d m-lines) refused (%s); server CPU %.3f ms per offer with its frame; joinRoom answered in %s",
 		refused, len(offer), mlines, last, cpu*1000/float64(e.n), durations(ds)), nil
+}
+
+var quiet = logging.NewDefaultLoggerFactory()
+
+func init() { quiet.DefaultLogLevel = logging.LogLevelDisabled }
+
+// allocate opens a TURN/TCP client on the shared port from address ip and allocates one relay,
+// which it keeps; close releases both.
+func allocate(addr, ip, user, pass string) (close func(), err error) {
+	conn, err := from(ip).Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c, err := turn.NewClient(&turn.ClientConfig{STUNServerAddr: addr, TURNServerAddr: addr, Conn: turn.NewSTUNConn(conn),
+		Username: user, Password: pass, LoggerFactory: quiet})
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if err := c.Listen(); err != nil {
+		c.Close()
+		conn.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	relay, err := c.AllocateWithContext(ctx)
+	if err != nil {
+		c.Close()
+		conn.Close()
+		return nil, err
+	}
+	return func() { relay.Close(); c.Close(); conn.Close() }, nil
+}
+
+// turnAttack: ten participants of one app room (tokens anyone gets where rooms are open) take
+// every TURN allocation their credentials are given, from the attacker addresses; then a fresh
+// participant of another room, from an address of its own, allocates.
+func turnAttack(e env) (string, error) {
+	room := fmt.Sprintf("turn-%d", time.Now().UnixNano()%1e6)
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	held, refused := 0, 0
+	var lastErr error
+	for i := range 10 {
+		p, err := joinRoom(e.addr, room, fmt.Sprint("hostile", i))
+		if err != nil {
+			return "", err
+		}
+		defer p.ws.CloseNow()
+		if p.turnUser == "" {
+			return "", errors.New("joinRoom gave no TURN credentials")
+		}
+		for range e.n {
+			c, err := allocate(e.addr, attacker(i, e.sources), p.turnUser, p.turnPass)
+			if err != nil {
+				refused++
+				lastErr = err
+				break
+			}
+			closers = append(closers, c)
+			held++
+		}
+	}
+	fresh, err := joinRoom(e.addr, room+"-other", "fresh")
+	if err != nil {
+		return "", err
+	}
+	defer fresh.ws.CloseNow()
+	start := time.Now()
+	c, err := allocate(e.addr, "127.0.2.1", fresh.turnUser, fresh.turnPass)
+	if err != nil {
+		return fmt.Sprintf("hostile credentials hold %d allocations (%d refused: %v); the fresh participant was refused: %v", held, refused, lastErr, err), nil
+	}
+	c()
+	return fmt.Sprintf("hostile credentials hold %d allocations (%d refused: %v); the fresh participant allocated in %v",
+		held, refused, lastErr, time.Since(start).Round(time.Millisecond)), nil
 }
