@@ -21,7 +21,8 @@ const LIVEKIT_BIN = process.env.LIVEKIT_BIN || '';
 const LIVEKIT_CLIENT = process.env.LIVEKIT_CLIENT || '';
 const LK_CELLS = (process.env.LIVEKIT_CELLS || 'udp:300,udp:600')
   .split(',').map((c) => { const [transport, kbit, loss] = c.split(':'); return { transport, kbit: Number(kbit), lossPct: Number(loss || 0) }; });
-const [alone, shaped, freed] = (process.env.PHASES || '10,30,10').split(',').map((x) => Number(x) * 1000);
+const [alone, shaped, freed, squeezed] = (process.env.PHASES || '10,30,10').split(',').map((x) => Number(x) * 1000);
+const CAPTURE = process.env.CAPTURE || undefined;
 const EXTRA_ENV = Object.fromEntries((process.env.PARLEY_ENV || '').split(/\s+/).filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
 const log = (...a) => console.log(...a);
 
@@ -30,7 +31,7 @@ const env = {
   at: new Date().toISOString(), cmdline: process.env.CMDLINE || null,
   git: sh('git', ['-C', repoRoot, 'describe', '--always', '--dirty']), parley: sh(BIN, ['version']), go: sh('go', ['version']),
   kernel: sh('uname', ['-r']), cpu: (readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) || [])[1], load: readFileSync('/proc/loadavg', 'utf8').trim(),
-  net: `${NET}.0/24`, phasesMs: { alone, shaped, freed }, parleyEnv: EXTRA_ENV, rounds: ROUNDS,
+  net: `${NET}.0/24`, phasesMs: { alone, shaped, freed, squeezed }, capture: CAPTURE || '640x480', parleyEnv: EXTRA_ENV, rounds: ROUNDS,
 };
 
 const runs = [];
@@ -48,7 +49,7 @@ async function playRound(round, sfu, cells) {
     for (const c of cells) {
       log(`round ${round}: ${sfu} ${c.transport} ${c.kbit} kbit/s${c.lossPct ? ` loss ${c.lossPct}%` : ''}`);
       try {
-        const cell = await within(alone + shaped + freed + 120000, runCell({ parley: server, pages, browsers }, { ...c, phases: { alone, shaped, freed }, log }), 'cell');
+        const cell = await within(alone + shaped + freed + 120000, runCell({ parley: server, pages, browsers }, { ...c, capture: CAPTURE, phases: { alone, shaped, freed, squeezed }, log }), 'cell');
         cell.round = round;
         runs.push(cell);
         log(`  ${describeCell(cell)}`);
@@ -86,11 +87,11 @@ function table() {
   const med = (cells, get) => { const m = median(cells.map(get)); return m === null ? null : Math.round(m * 100) / 100; };
   const lines = [
     `# Weak-network bed: ${env.git} (${env.parley || BIN})`, '',
-    `${env.at}; Chromium ${env.chromium};${env.livekit ? ` ${env.livekit} with livekit-client's defaults (simulcast, adaptiveStream off);` : ''} kernel ${env.kernel}; ${env.cpu}; load ${env.load} → ${env.loadAfter}; ${ROUNDS} round(s), order alternating; phases alone/shaped/freed ${alone / 1000}/${shaped / 1000}/${freed / 1000} s${Object.keys(EXTRA_ENV).length ? `; parley env ${JSON.stringify(EXTRA_ENV)}` : ''}.`,
+    `${env.at}; Chromium ${env.chromium};${env.livekit ? ` ${env.livekit} with livekit-client's defaults (simulcast, adaptiveStream off);` : ''} kernel ${env.kernel}; ${env.cpu}; load ${env.load} → ${env.loadAfter}; ${ROUNDS} round(s), order alternating; phases alone/shaped/freed${squeezed ? '/squeezed' : ''} ${alone / 1000}/${shaped / 1000}/${freed / 1000}${squeezed ? `/${squeezed / 1000}` : ''} s; publisher captures ${env.capture}${Object.keys(EXTRA_ENV).length ? `; parley env ${JSON.stringify(EXTRA_ENV)}` : ''}.`,
     `Command: \`${env.cmdline || 'bench/weaknet.sh'}\``, '',
     'Median over the rounds. Weak = the shaped subscriber during the shaped phase (after its first 5 s); egress = what the server sent it during the whole shaped phase (iptables byte counter) ÷ its link rate; PLI/s = PLIs reaching the publisher (its outbound-rtp pliCount), alone → with the weak subscriber; others = the two unshaped subscribers\' received video bitrate with ÷ without the weak one, and their worst loss with it; latency = capture-to-display of the presented frames (time code painted by the publisher, read from the subscriber\'s <video>); behind = how far the picture lagged real time at worst (freezes included); recover = from removing the shaping to the first frame as fresh as the others\'.', '',
-    '| server | transport | link | n | weak fps | freeze s/min | height | audio concealed | latency p50 / p95 ms | behind max ms | egress kbit/s (× link) | recover ms | PLI/s at publisher | others kbit/s ratio | others loss | weak path |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| server | transport | link | n | weak fps | freeze s/min | height | audio concealed | latency p50 / p95 ms | behind max ms | egress kbit/s (× link) | recover ms | PLI/s at publisher | others kbit/s ratio | others loss | weak path | top after freed ms | down after squeezed ms |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const rows = [...CELLS.map((c) => ({ ...c, sfu: 'parley' })), ...(LIVEKIT_BIN ? LK_CELLS.map((c) => ({ ...c, sfu: 'livekit' })) : [])];
   for (const c of rows) {
@@ -99,7 +100,7 @@ function table() {
     const w = (get) => med(ok, (r) => get(r.summary.weak));
     const paths = [...new Set(ok.map((r) => r.summary.weak.shaped.path || 'none'))].join(', ');
     const failed = all.length - ok.length;
-    lines.push(`| ${c.sfu === 'livekit' ? `LiveKit ${env.livekit || ''}`.trim() : 'parley'} | ${c.transport} | ${c.kbit} kbit/s${c.lossPct ? ` + ${c.lossPct}% loss` : ''} | ${ok.length}${failed ? ` (${failed} failed)` : ''} | ${fmt(w((x) => x.shaped.fps))} | ${fmt(w((x) => x.shaped.freezeSPerMin))} | ${fmt(w((x) => x.shaped.height))} | ${fmt(w((x) => x.shaped.concealed))} | ${fmt(w((x) => x.shaped.latencyP50))} / ${fmt(w((x) => x.shaped.latencyP95))} | ${fmt(w((x) => x.shaped.behindMax))} | ${fmt(w((x) => x.egressKbps))} (${fmt(w((x) => x.egressRatio))}×) | ${fmt(w((x) => x.recoverMs))} | ${fmt(med(ok, (r) => r.summary.publisher.alone.pliPerS))} → ${fmt(med(ok, (r) => r.summary.publisher.shaped.pliPerS))} | ${fmt(med(ok, (r) => r.summary.othersKbpsRatio))} | ${fmt(med(ok, (r) => r.summary.othersLossShaped))} | ${paths} |`);
+    lines.push(`| ${c.sfu === 'livekit' ? `LiveKit ${env.livekit || ''}`.trim() : 'parley'} | ${c.transport} | ${c.kbit} kbit/s${c.lossPct ? ` + ${c.lossPct}% loss` : ''} | ${ok.length}${failed ? ` (${failed} failed)` : ''} | ${fmt(w((x) => x.shaped.fps))} | ${fmt(w((x) => x.shaped.freezeSPerMin))} | ${fmt(w((x) => x.shaped.height))} | ${fmt(w((x) => x.shaped.concealed))} | ${fmt(w((x) => x.shaped.latencyP50))} / ${fmt(w((x) => x.shaped.latencyP95))} | ${fmt(w((x) => x.shaped.behindMax))} | ${fmt(w((x) => x.egressKbps))} (${fmt(w((x) => x.egressRatio))}×) | ${fmt(w((x) => x.recoverMs))} | ${fmt(med(ok, (r) => r.summary.publisher.alone.pliPerS))} → ${fmt(med(ok, (r) => r.summary.publisher.shaped.pliPerS))} | ${fmt(med(ok, (r) => r.summary.othersKbpsRatio))} | ${fmt(med(ok, (r) => r.summary.othersLossShaped))} | ${paths} | ${fmt(w((x) => x.upMs))} | ${fmt(w((x) => x.downMs))} |`);
   }
   lines.push('');
   for (const r of runs) {

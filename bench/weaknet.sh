@@ -5,9 +5,11 @@
 # Writes bench/results/weaknet.{md,json}. Needs root.
 #
 # usage: bench/weaknet.sh [--rounds 2] [--cells udp:150,ice-tcp:300,turn-tcp:150:5,…] [--phases 10,30,10]
-#                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--name weaknet]
+#                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--capture 960x540] [--name weaknet]
 #   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp; phases are the seconds
-#   alone / shaped / freed; --cells none runs no parley cell (with LIVEKIT_BIN: LiveKit alone).
+#   alone / shaped / freed [/ squeezed: shaped again]; --capture is the publisher's capture size
+#   (default 640x480: two simulcast layers; three from 960x540); --cells none runs no parley cell
+#   (with LIVEKIT_BIN: LiveKit alone).
 #
 # LiveKit side by side: LIVEKIT_BIN=/path/to/livekit-server (v1.13.5, built as
 # ../shared/reference/perf-anchors.md §1.4 says; never committed) adds, every round, the cells of
@@ -16,7 +18,7 @@
 set -euo pipefail
 CMDLINE="bench/weaknet.sh $*"
 cd "$(dirname "$0")/.."
-ROUNDS=2 CELLS= PHASES=10,30,10 PARLEY_ENV= NAME=weaknet
+ROUNDS=2 CELLS= PHASES=10,30,10 PARLEY_ENV= NAME=weaknet CAPTURE=
 while (($#)); do
   case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
@@ -24,6 +26,7 @@ while (($#)); do
     --phases) PHASES=$2; shift 2 ;;
     --env) PARLEY_ENV=$2; shift 2 ;;
     --name) NAME=$2; shift 2 ;;
+    --capture) CAPTURE=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -40,6 +43,6 @@ source test/e2e/weaknet/common.sh
 # starved browser's freezes would be read as the server's. SERVER_CPU / LOAD_CPU pin like the other
 # benchmarks.
 status=0
-PWN_SERVER_CPU=${SERVER_CPU:-} PWN_LOAD_CPU=${LOAD_CPU:-} ROUNDS=$ROUNDS CELLS=$CELLS PHASES=$PHASES PARLEY_ENV=$PARLEY_ENV \
+PWN_SERVER_CPU=${SERVER_CPU:-} PWN_LOAD_CPU=${LOAD_CPU:-} ROUNDS=$ROUNDS CELLS=$CELLS PHASES=$PHASES PARLEY_ENV=$PARLEY_ENV CAPTURE=$CAPTURE \
   OUT="bench/results/$NAME" CMDLINE="$CMDLINE" nb_run 3600 node bench/weaknet.mjs || status=$?
 exit "$status"

@@ -431,7 +431,12 @@ func (sub *Subscriber) adapt(now time.Time) {
 			video = d
 		}
 	}
-	in.videoCarry = video != nil
+	// A simulcast video goes down to its lowest layer before it is paused, and the loss its layer
+	// probes' padding causes is theirs to judge (simulcast.go).
+	in.videoCarry = video != nil && (video.sc == nil || video.sc.atLowest(now))
+	if video != nil && video.sc != nil && video.sc.quiet(now) {
+		in.reportAt = 0
+	}
 	q := sub.queue.Load()
 	if p := sub.path.Load(); q == nil && p != nil && p.Protocol == "udp" && sub.sfu.cfg.SendQueue != nil {
 		if q = sub.sfu.sendQueue(*p); q != nil {
@@ -452,9 +457,6 @@ func (sub *Subscriber) adapt(now time.Time) {
 		sub.cc.lastQSent, sub.cc.lastQDrops = st.Sent.Bytes, st.MediaDropped.Frames
 	}
 	dec := sub.cc.tick(in)
-	if video != nil && video.sc != nil {
-		video.sc.fit(now, capped(sub.cc.est, float64(sub.maxBps)))
-	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
 	switch {
 	case dec.pause:
@@ -490,6 +492,9 @@ func (sub *Subscriber) resume(video *downTrack) {
 // probe runs the probe of a subscription over TCP whose video is paused (probeWanted), every
 // 100 ms on the sender-report goroutine (see probeStep).
 func (sub *Subscriber) probe(now time.Time) {
+	if sub.sc != nil {
+		sub.sc.step(now, sub.cc.est, float64(sub.maxBps)) // the layer choice (simulcast.go)
+	}
 	q := sub.queue.Load()
 	var video *downTrack
 	for _, d := range sub.downs {
@@ -516,17 +521,4 @@ func (sub *Subscriber) probe(now time.Time) {
 	case !sub.cc.probing:
 		video.gate.probe.Store(false)
 	}
-}
-
-// capped is the estimate est (0 = none known) under the subscription's cap (0 = none). The cap
-// chooses the layer only: the pause still follows the estimate, or a capped subscription whose
-// stream needs more than the cap could never resume.
-func capped(est, cap float64) float64 {
-	switch {
-	case cap <= 0:
-		return est
-	case est <= 0:
-		return cap
-	}
-	return min(est, cap)
 }

@@ -34,8 +34,10 @@ const (
 	layerIdle = 2 * time.Second
 	// keyframeRetry is how often a down-track waiting to switch asks for the keyframe again.
 	keyframeRetry = 500 * time.Millisecond
-	// switchHistory is how many switches back a NACK can still be answered.
-	switchHistory = 8
+	// switchHistory is how many mapping changes back a NACK can still be answered: layer switches,
+	// and two per padding burst of a probe (the padding, then the layer's packets after it), so
+	// about half a second of a probe.
+	switchHistory = 64
 )
 
 // orderLayers returns the rids of a simulcast offer lowest layer first: rdivN by N, largest N
@@ -64,11 +66,15 @@ type simulcast struct {
 	codec  int           // codecVP8…, for the picture numbering
 	clock  uint32        // RTP clock rate
 	limit  atomic.Int32  // highest layer allowed by setMaxLayer; -1 pauses the video
-	fitMax atomic.Int32  // highest layer the subscriber's estimate carries (fit)
+	fitMax atomic.Int32  // highest layer the subscriber's link carries (step)
 	cur    atomic.Int32  // layer being forwarded, -1 before the first keyframe
 	tgt    atomic.Int32  // layer wanted, -1 when paused or none is sending
 	tsOff  atomic.Uint32 // current timestamp offset, for sender reports
-	swaps  atomic.Uint64 // layer switches done
+	// lowSince is when the lowest layer became the one forwarded (unix nanos; see atLowest).
+	lowSince atomic.Int64
+	// log is the subscription's, for its layer changes; nil for a recording's tap.
+	log   *slog.Logger
+	swaps atomic.Uint64 // layer switches done
 
 	mu       sync.Mutex
 	started  bool   // something was forwarded: the offsets below continue a stream
@@ -88,16 +94,50 @@ type simulcast struct {
 	history  [switchHistory]segment
 	nhistory int
 
-	// Owned by fit (the sender-report goroutine).
-	fitAt    time.Time
-	fitBytes [maxLayers]uint64
-	rate     [maxLayers]float64 // bits per second each layer carried in the last interval
+	// probeBps is the padding, in bytes per second, the forwarder adds after each frame of the
+	// current layer while an up-probe runs (step); 0 when none does.
+	probeBps atomic.Uint64
+	padTS    uint32 // outgoing timestamp of the frame the last padding followed; under mu
+	padded   bool   // padTS is set
+
+	// Owned by step (the sender-report goroutine).
+	fitAt     time.Time
+	fitBytes  [maxLayers]uint64
+	rate      [maxLayers]float64 // bits per second each layer carried in the last interval
+	sentBytes uint64             // the down-track's bytes (media, retransmissions, padding) at fitAt
+	sentPkts  uint64             // its media packets at fitAt
+	nacksAt   uint64             // the sequence numbers its subscriber asked for again, at fitAt
+	sentRate  float64            // bits per second sent to the subscriber in the last interval
+	nackRatio float64            // sequence numbers asked for again per media packet sent, last interval
+	lastRep   int64              // the last receiver report step has seen (unix nanos)
+	lastLoss  float64            // its fraction lost
+	up        upProbe
+}
+
+// upProbe is the state of a simulcast down-track's probes for a higher layer (step).
+type upProbe struct {
+	running    bool
+	start      time.Time
+	target     int32
+	next       time.Time     // no probe starts before
+	gap        time.Duration // between failed probes, doubling to upGapMax
+	toTop      bool          // the next probe aims at the top layer, not the next one up
+	nacks      uint64        // the down-track's NACKed sequence numbers when the probe began
+	pkts       uint64        // its media packets then
+	baseLoss   float64       // the link's loss before the probe
+	baseNack   float64       // its NACKs per packet before the probe
+	baseRTT    time.Duration // the round trip before the probe (0 unknown)
+	pad        float64       // bps the padding reaches after upRamp
+	quietUntil time.Time     // receiver reports until then may count the last probe's padding
+	probes     uint64        // probes started, passed: for tests and logs
+	passed     uint64
+	lastReason string // why the last probe failed, for logs
 }
 
 // segment is the mapping in force from one switch on: what NACKs for its packets need.
 type segment struct {
 	startOut uint16 // first outgoing sequence number
-	layer    int8
+	layer    int8   // -1: padding, never sent again
 	seqOff   uint16
 	tsOff    uint32
 	pidOff   uint16
@@ -111,6 +151,7 @@ type layerEntry struct {
 	layer int
 	pkt   rtp.Packet
 	hdr   rtp.Header
+	pad   rtp.Packet // a probe's padding
 	buf   [1500]byte
 }
 
@@ -144,7 +185,7 @@ func (sc *simulcast) setMaxLayer(n int) {
 }
 
 // pick returns the layer d should forward at now: the highest that is sending at or under both
-// setMaxLayer's limit and what the estimate carries (fit).
+// setMaxLayer's limit and what the link carries (step).
 // When none of those is, the lowest sending one; -1 when paused or nothing is sending.
 func (sc *simulcast) pick(now int64) int32 {
 	top := min(sc.limit.Load(), sc.fitMax.Load())
@@ -178,6 +219,9 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	l := int32(e.layer)
 	now := sc.layers[l].lastAt.Load() // stamped by forward just before
 	tgt := sc.pick(now)
+	if tgt < 0 && l == 0 && p.Marker && sc.main.tap == nil && sc.main.gate.probe.Load() {
+		e.pausedProbe(p) // paused over TCP: padding probes the link (congestion.go)
+	}
 	if l != sc.cur.Load() && l != tgt && tgt == sc.tgt.Load() {
 		return // the common case for the layers nobody here wants: no lock
 	}
@@ -259,6 +303,14 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 			}
 		}
 	}
+	// A probe pads after the last packet of a frame, where the padding splits no frame.
+	var padFrom uint16
+	var padBytes int
+	if p.Marker && sc.main.tap == nil {
+		if bps := sc.probeBps.Load(); bps > 0 {
+			padFrom, padBytes = sc.reservePadding(bps, ts)
+		}
+	}
 	sc.mu.Unlock()
 	if ask != nil {
 		ask.requestKeyframe(true)
@@ -272,6 +324,92 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 		return
 	}
 	sc.main.send(&e.hdr, &e.pkt, seq)
+	if padBytes > 0 {
+		e.sendPadding(&e.pkt, padFrom, padBytes)
+	}
+}
+
+// reservePadding takes the outgoing sequence numbers for the padding a probe at bps bytes per
+// second owes since the last one (by the media's clock: ts is the frame just forwarded; at most
+// padBurst), after that frame's last packet, and records that they carry nothing to send again.
+// Called with mu held.
+func (sc *simulcast) reservePadding(bps uint64, ts uint32) (from uint16, n int) {
+	since := uint64(ts-sc.padTS) * uint64(time.Second) / uint64(sc.clock)
+	if !sc.padded || since > uint64(100*time.Millisecond) || since == 0 {
+		since = uint64(33 * time.Millisecond) // the first padding: about one frame's worth
+	}
+	sc.padTS, sc.padded = ts, true
+	n = min(int(bps*since/uint64(time.Second)), padBurst)
+	if n <= 0 {
+		return 0, 0
+	}
+	k := uint16((n + padMax - 1) / padMax)
+	from = sc.lastSeq + 1
+	sc.history[sc.nhistory%switchHistory] = segment{startOut: from, layer: -1}
+	sc.nhistory++
+	sc.seqOff += k
+	sc.lastSeq += k
+	sc.history[sc.nhistory%switchHistory] = segment{startOut: from + k, layer: int8(sc.cur.Load()),
+		seqOff: sc.seqOff, tsOff: sc.tsOff.Load(), pidOff: sc.pidOff, tl0Off: sc.tl0Off}
+	sc.nhistory++
+	return from, n
+}
+
+// pausedProbe sends, while the video is paused over TCP and the subscription probes its link
+// (ccProbeGap), the padding owed since the last (congestion probeBps, by wall clock) after a frame
+// of the lowest layer, continuing the outgoing sequence numbers; the probe ends at the first sign
+// of a queue, as the gate's does.
+func (e *layerEntry) pausedProbe(p *rtp.Packet) {
+	sc, d := e.sc, e.sc.main
+	if q := d.cc.probeQ.Load(); q != nil && (q.MediaDropped() != d.cc.probeBase.Load() || q.VideoWait() > ccQueueDelay) {
+		d.gate.probe.Store(false) // the link has answered: it cannot take the video
+		return
+	}
+	now := monotonicNow()
+	sc.mu.Lock()
+	if !sc.started {
+		sc.mu.Unlock()
+		return // nothing sent yet: no numbering to continue
+	}
+	since := now - d.padAt
+	if d.padAt == 0 || since > int64(100*time.Millisecond) || since < 0 {
+		since = int64(33 * time.Millisecond)
+	}
+	d.padAt = now
+	n := min(int(d.cc.probeBps.Load()*uint64(since)/uint64(time.Second)), padBurst)
+	if n <= 0 {
+		sc.mu.Unlock()
+		return
+	}
+	from := sc.lastSeq + 1
+	sc.history[sc.nhistory%switchHistory] = segment{startOut: from, layer: -1}
+	sc.nhistory++
+	sc.lastSeq += uint16((n + padMax - 1) / padMax)
+	e.pkt.Header = p.Header
+	e.pkt.Timestamp = sc.lastTS
+	sc.mu.Unlock()
+	e.sendPadding(&e.pkt, from, n)
+}
+
+// sendPadding writes n bytes of padding-only packets as outgoing sequence numbers from on, with
+// the timestamp of p, the frame just forwarded (receivers take padding-only packets as such:
+// browsers' own bandwidth probes are made of them).
+func (e *layerEntry) sendPadding(p *rtp.Packet, from uint16, n int) {
+	d := e.sc.main
+	pp := &e.pad
+	pp.Header = p.Header
+	pp.Marker, pp.Padding, pp.Payload = false, true, nil
+	k := 0
+	for ; n > 0; k++ {
+		size := min(padMax, n)
+		n -= size
+		pp.Header.PaddingSize = byte(size)
+		if !d.track.write(&e.hdr, pp, from+uint16(k), 0) {
+			d.errs.Add(1)
+		}
+		d.bytes.Add(uint64(pp.Header.MarshalSize() + size))
+	}
+	d.padded.Add(uint64(k))
 }
 
 // switchTo makes layer l, starting at its keyframe p, the forwarded one, choosing offsets that
@@ -298,6 +436,9 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 	sc.startSeq = p.SequenceNumber
 	sc.curGen = sc.layers[l].gen.Load()
 	sc.cur.Store(l)
+	if l == 0 {
+		sc.lowSince.Store(now)
+	}
 	sc.history[sc.nhistory%switchHistory] = segment{startOut: p.SequenceNumber + sc.seqOff, layer: int8(l),
 		seqOff: sc.seqOff, tsOff: sc.tsOff.Load(), pidOff: sc.pidOff, tl0Off: sc.tl0Off}
 	sc.nhistory++
@@ -317,7 +458,7 @@ func (sc *simulcast) stored(seq uint16, buf []byte) (n int, at int64, ok bool) {
 		}
 	}
 	sc.mu.Unlock()
-	if !found {
+	if !found || seg.layer < 0 {
 		return 0, 0, false
 	}
 	f := sc.layers[seg.layer]
@@ -353,38 +494,226 @@ func (sc *simulcast) requestKeyframe(prompt bool) {
 	sc.layers[l].requestKeyframe(prompt)
 }
 
-// fit chooses the highest layer the subscription's estimate (bps; 0 = no limit known) carries,
-// from the rates the layers were sent at over the last interval; called once a second with the
-// subscription's congestion tick. When even the lowest does not fit, the congestion state pauses
-// the video (srcBytes makes the lowest layer what the stream needs).
-func (sc *simulcast) fit(now time.Time, est float64) {
+// Layer choice (step). Down is prompt: at a receiver report with more than ccHighLoss of loss the
+// subscriber gets the highest layer under what got through (what was sent × (1 − loss)), and
+// under the estimate; the current layer is kept while the estimate stays over ccPauseBelow of its
+// rate (a layer's rate swings by a keyframe from one second to the next, and each switch costs a
+// keyframe). Up is never on the estimate's word: a loss-based estimate only learns a link's limit
+// by overrunning it, and overrunning it with a higher layer's keyframe freezes the picture for
+// seconds. So the link is probed first: padding after each frame raises what the subscriber
+// receives, over upRamp, to what the higher layer would be (upGain × its rate), and the layer is
+// raised only if no sign of a queue came back: no more NACKs than before the probe, no more loss
+// and no longer round trip in a receiver report sent after the ramp. The ramp makes a failed probe
+// cheap: the link overflows only a little, just before the first NACKs end the probe. The next
+// probe waits longer (upGapMin doubling to upGapMax), so a freed link gets its top layer within
+// about upGapMax + upProbeMax + a keyframe. Probes alternate between the next layer up and the top
+// one, so a freed link climbs in one step. The padding's own loss is the probe's answer, not the
+// link's state: until upQuiet after a probe, the subscription's congestion state and the down rule
+// do not read receiver reports (most of the packets a report counts were padding).
+const (
+	upGain      = 1.15
+	upRamp      = time.Second
+	upProbeMin  = 1500 * time.Millisecond
+	upProbeMax  = 3 * time.Second
+	upReportLag = upRamp + 200*time.Millisecond // a report this far into the probe covers its full rate
+	upQuiet     = 1500 * time.Millisecond
+	upGapMin    = 2 * time.Second
+	upGapMax    = 4 * time.Second
+	upAfterPass = time.Second           // the next probe after a passed one (the switch's keyframe first)
+	upRTTRise   = 80 * time.Millisecond // a round trip this much longer than before: a queue built up
+	upMinPad    = 20e3                  // bps: the least a probe pads at
+)
+
+// step runs the layer choice of a subscriber's simulcast video every 100 ms on the sender-report
+// goroutine: rates once a second, the receiver reports as they come. est is the subscription's
+// estimate (bps, 0 unknown), cap its videoMaxSendBandwidth (bps, 0 none).
+func (sc *simulcast) step(now time.Time, est, cap float64) {
+	d, cc := sc.main, sc.main.cc
+	if sc.fitAt.IsZero() || now.Sub(sc.fitAt) >= time.Second {
+		sc.measure(now)
+	}
+	if cap > 0 {
+		// The connection's cap picks the layer: no probing above it.
+		l := sc.fitMax.Load()
+		for l > 0 && sc.rate[l] > cap {
+			l--
+		}
+		sc.fitMax.Store(l)
+	}
+	top := sc.topSending(now.UnixNano(), cap)
+	cur := min(sc.fitMax.Load(), top)
+	fresh := false
+	if rep := cc.reportAt.Load(); rep != 0 && rep != sc.lastRep && now.Sub(time.Unix(0, rep)) < ccReportMaxAge {
+		sc.lastRep, sc.lastLoss, fresh = rep, float64(cc.fraction.Load())/256, true
+	}
+	if cc.pause.Load() || top < 0 {
+		sc.endProbe(now, false, "paused")
+		sc.fitMax.Store(0) // video resumes on the lowest layer, and probes its way up
+		return
+	}
+
+	// Down: what the link carries, when it says so.
+	avail := est
+	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) {
+		got := sc.sentRate * (1 - sc.lastLoss)
+		if avail <= 0 || got < avail {
+			avail = got
+		}
+	}
+	if avail > 0 {
+		l := cur
+		for ; l > 0; l-- {
+			need := sc.rate[l]
+			if l == cur {
+				need *= ccPauseBelow
+			}
+			if need <= avail {
+				break
+			}
+		}
+		if l < cur {
+			sc.fitMax.Store(l)
+			sc.endProbe(now, false, "loss")
+			sc.up.next = now.Add(max(sc.up.gap, upGapMin))
+			if log := sc.log; log != nil {
+				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000))
+			}
+			return
+		}
+	}
+
+	// Up: probe first.
+	if sc.up.running {
+		sc.checkProbe(now, fresh)
+		return
+	}
+	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss {
+		return
+	}
+	target := cur + 1
+	if sc.up.toTop {
+		target = top
+	}
+	for target > cur+1 && sc.rate[target] <= 0 {
+		target--
+	}
+	if sc.rate[target] <= 0 || sc.rate[cur] <= 0 {
+		return
+	}
+	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: d.nacks.Load(), pkts: d.sent.Load(),
+		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
+		pad: max(upGain*sc.rate[target]-sc.rate[cur], upMinPad)}
+	sc.ramp(now)
+}
+
+// ramp sets the padding of the running probe for now: rising to its full rate over upRamp.
+func (sc *simulcast) ramp(now time.Time) {
+	share := min(float64(now.Sub(sc.up.start)+100*time.Millisecond)/float64(upRamp), 1)
+	sc.probeBps.Store(uint64(sc.up.pad * share / 8))
+}
+
+// quiet reports whether receiver reports may still count a probe's padding (see upQuiet).
+func (sc *simulcast) quiet(now time.Time) bool {
+	return sc.up.running || now.Before(sc.up.quietUntil)
+}
+
+// checkProbe ends a running probe when the link answered it, or its time is up.
+func (sc *simulcast) checkProbe(now time.Time, fresh bool) {
+	d, cc := sc.main, sc.main.cc
+	ran := now.Sub(sc.up.start)
+	nacks, pkts := d.nacks.Load()-sc.up.nacks, d.sent.Load()-sc.up.pkts
+	switch {
+	case float64(nacks) > 3+float64(pkts)*(sc.up.baseNack+0.03):
+		sc.endProbe(now, false, "nacks")
+	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
+		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
+		sc.endProbe(now, false, "report")
+	case fresh && ran >= upProbeMin:
+		sc.endProbe(now, true, "")
+	case ran >= upProbeMax:
+		sc.endProbe(now, false, "no report")
+	default:
+		sc.ramp(now)
+	}
+}
+
+// endProbe stops a running probe; passed raises the layer to its target.
+func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
+	if !sc.up.running {
+		return
+	}
+	sc.up.running = false
+	sc.up.quietUntil = now.Add(upQuiet)
+	sc.probeBps.Store(0)
+	sc.up.toTop = !sc.up.toTop
+	if passed {
+		sc.up.passed++
+		sc.up.gap = 0
+		sc.up.next = now.Add(upAfterPass)
+		sc.fitMax.Store(sc.up.target)
+		// The estimate takes what the probe showed the link carries, or the loss-based state,
+		// having seen the lower layer only, would soon take the new one for too much.
+		if cc := sc.main.cc; cc.est > 0 {
+			cc.est = max(cc.est, upGain*sc.rate[sc.up.target])
+		}
+		if log := sc.log; log != nil {
+			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "rate_kbps", int(sc.rate[sc.up.target]/1000))
+		}
+		return
+	}
+	sc.up.gap = min(max(2*sc.up.gap, upGapMin), upGapMax)
+	sc.up.next = now.Add(sc.up.gap)
+	sc.up.lastReason = why
+	if log := sc.log; log != nil && why != "paused" && why != "loss" {
+		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why)
+	}
+}
+
+// atLowest reports whether the lowest layer has been forwarded for a second or more (or nothing
+// is): only then may the subscription's congestion state pause the video, since a higher layer's
+// overrun of the link says nothing of whether the lowest fits.
+func (sc *simulcast) atLowest(now time.Time) bool {
+	if sc.fitMax.Load() > 0 {
+		return false
+	}
+	cur := sc.cur.Load()
+	return cur < 0 || cur == 0 && now.UnixNano()-sc.lowSince.Load() >= int64(time.Second)
+}
+
+// measure updates, once a second, the rate of each layer and of what the subscriber was sent.
+func (sc *simulcast) measure(now time.Time) {
+	d := sc.main
 	dt := now.Sub(sc.fitAt).Seconds()
+	sent, pkts, nacks := d.bytes.Load(), d.sent.Load(), d.nacks.Load()
+	first := sc.fitAt.IsZero() || dt <= 0
 	for i, f := range sc.layers {
 		b := f.bytes.Load()
-		if !sc.fitAt.IsZero() && dt > 0 {
+		if !first {
 			sc.rate[i] = float64(b-sc.fitBytes[i]) * 8 / dt
 		}
 		sc.fitBytes[i] = b
 	}
-	sc.fitAt = now
-	top, cur := len(sc.layers)-1, int(sc.fitMax.Load())
-	l := top
-	if est > 0 {
-		// A layer above the current one must fit entirely; the current one and those under it
-		// are kept until the estimate falls under ccPauseBelow of their rate, as the pause is:
-		// a layer's rate swings by a keyframe or a ramp-up from one second to the next, and each
-		// switch costs a keyframe.
-		for l = top; l > 0; l-- {
-			need := sc.rate[l]
-			if l <= cur {
-				need *= ccPauseBelow
-			}
-			if sc.rate[l] > 0 && need <= est {
-				break
-			}
+	if !first {
+		sc.sentRate = float64(sent-sc.sentBytes) * 8 / dt
+		sc.nackRatio = float64(nacks-sc.nacksAt) / float64(max(pkts-sc.sentPkts, 1))
+	}
+	sc.sentBytes, sc.sentPkts, sc.nacksAt, sc.fitAt = sent, pkts, nacks, now
+}
+
+// topSending is the highest layer the publisher is sending that setMaxLayer allows and whose
+// rate fits cap (bps, 0 none); the lowest sending one when none fits; -1 when nothing is sent.
+func (sc *simulcast) topSending(now int64, cap float64) int32 {
+	lowest := int32(-1)
+	for l := min(sc.limit.Load(), int32(len(sc.layers)-1)); l >= 0; l-- {
+		if at := sc.layers[l].lastAt.Load(); at == 0 || now-at >= int64(layerIdle) {
+			continue
+		}
+		lowest = l
+		if cap <= 0 || sc.rate[l] <= cap {
+			return l
 		}
 	}
-	sc.fitMax.Store(int32(l))
+	return lowest
 }
 
 // timestamp returns d's outgoing RTP clock as of its current layer's last packet, and that

@@ -71,11 +71,18 @@ type received struct {
 
 // recorder is a subscriber's write stream that decodes what it is given.
 type recorder struct {
-	mu  sync.Mutex
-	got []received
+	mu   sync.Mutex
+	got  []received
+	pads []uint16 // sequence numbers of padding-only packets
 }
 
 func (r *recorder) WriteRTP(h *rtp.Header, b []byte) (int, error) {
+	if len(b) == 0 && h.Padding {
+		r.mu.Lock()
+		r.pads = append(r.pads, h.SequenceNumber)
+		r.mu.Unlock()
+		return int(h.PaddingSize), nil
+	}
 	pic, ok := parsePicture(codecVP8, b)
 	if !ok {
 		panic("unparsable VP8 payload forwarded")
@@ -267,6 +274,118 @@ func TestSimulcastNACKsAnsweredAsSent(t *testing.T) {
 	}
 }
 
+// TestSimulcastProbePadding: while a probe runs, padding-only packets follow the frames of the
+// forwarded layer on sequence numbers of their own, across a switch: the subscriber sees every
+// sequence number once, the media as one continuous stream, and a NACK of padding is not answered
+// while one of media after it gets the packet as it was sent.
+func TestSimulcastProbePadding(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	run(layers, 0, 6, keyAt)
+	d.sc.probeBps.Store(30000) // 1000 bytes per 33-ms frame: four packets
+	run(layers, 6, 12, keyAt)
+	d.setMaxLayer(0)
+	run(layers, 12, 30, keyAt)
+	d.sc.probeBps.Store(0)
+	run(layers, 30, 34, keyAt)
+	got := r.take()
+	if l := layersOf(got); !slices.Equal(l, []byte{1, 0}) {
+		t.Fatalf("layers forwarded %v, want [1 0]", l)
+	}
+	if len(r.pads) < 20 {
+		t.Fatalf("%d padding packets during the probe", len(r.pads))
+	}
+	seqs := map[uint16]bool{}
+	for _, p := range got {
+		seqs[p.seq] = true
+	}
+	for _, s := range r.pads {
+		if seqs[s] {
+			t.Fatalf("sequence number %d sent as media and as padding", s)
+		}
+		seqs[s] = true
+	}
+	if n := int(got[len(got)-1].seq-got[0].seq) + 1; n != len(seqs) {
+		t.Fatalf("%d sequence numbers sent over a span of %d", len(seqs), n)
+	}
+	media := slices.Clone(got)
+	for i := 1; i < len(media); i++ {
+		media[i].seq = media[i-1].seq + 1 // the gaps are the padding, checked above
+	}
+	checkContinuous(t, media)
+	buf := make([]byte, 1500)
+	if _, _, ok := d.stored(r.pads[len(r.pads)-1], buf); ok {
+		t.Fatal("a NACK of padding was answered")
+	}
+	for _, want := range got {
+		n, _, ok := d.stored(want.seq, buf)
+		if !ok {
+			continue // older than the history of mappings
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if p.SequenceNumber != want.seq || p.Timestamp != want.ts || p.Payload[len(p.Payload)-1] != want.layer {
+			t.Fatalf("NACK of %d answered with seq %d ts %d, sent as %+v", want.seq, p.SequenceNumber, p.Timestamp, want)
+		}
+	}
+	if _, _, ok := d.stored(got[len(got)-1].seq, buf); !ok {
+		t.Fatal("the last packet sent cannot be sent again")
+	}
+}
+
+// TestSimulcastPausedProbe: a paused simulcast subscription over TCP is probed with padding in
+// place of its video (congestion.go's probe), on the sequence numbers that follow what it was sent,
+// and its video resumes from there at a keyframe.
+func TestSimulcastPausedProbe(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	d.cc = &congestion{}
+	run(layers, 0, 8, keyAt)
+	d.cc.pause.Store(true)
+	run(layers, 8, 12, keyAt)
+	if len(r.pads) != 0 {
+		t.Fatal("padding while paused without a probe")
+	}
+	d.cc.probeBps.Store(30000)
+	d.gate.probe.Store(true)
+	run(layers, 12, 20, keyAt)
+	if len(r.pads) == 0 {
+		t.Fatal("no padding while probing")
+	}
+	buf := make([]byte, 1500)
+	if _, _, ok := d.stored(r.pads[0], buf); ok {
+		t.Fatal("a NACK of padding was answered")
+	}
+	d.gate.probe.Store(false)
+	d.cc.pause.Store(false)
+	run(layers, 20, 40, keyAt)
+	got := r.take()
+	seqs := map[uint16]bool{}
+	for _, p := range got {
+		seqs[p.seq] = true
+	}
+	for _, s := range r.pads {
+		seqs[s] = true
+	}
+	if n := int(got[len(got)-1].seq-got[0].seq) + 1; n != len(seqs) {
+		t.Fatalf("%d sequence numbers sent over a span of %d", len(seqs), n)
+	}
+	media := slices.Clone(got)
+	for i := 1; i < len(media); i++ {
+		media[i].seq = media[i-1].seq + 1
+	}
+	checkContinuous(t, media)
+	if last := got[len(got)-1]; last.seq <= r.pads[len(r.pads)-1] && r.pads[len(r.pads)-1]-last.seq < 0x8000 {
+		t.Fatal("video did not resume after the probe")
+	}
+}
+
 // TestSimulcastForwardingAllocations: the rewriting path allocates nothing per packet, for the
 // layer forwarded and for the others.
 func TestSimulcastForwardingAllocations(t *testing.T) {
@@ -441,40 +560,171 @@ type writerFunc func(h *rtp.Header, payload []byte)
 func (f writerFunc) WriteRTP(h *rtp.Header, b []byte) (int, error) { f(h, b); return len(b), nil }
 func (f writerFunc) Write(b []byte) (int, error)                   { return len(b), nil }
 
-// TestSimulcastFit: the layer a subscriber's estimate carries, with room to stay on a layer whose
-// rate swings, and no limit while nothing is known.
-func TestSimulcastFit(t *testing.T) {
+// layerChoice drives step for one simulcast down-track over three layers of 150, 500 and 1500
+// kbit/s, a second at a time, with the receiver reports and NACKs its test gives.
+type layerChoice struct {
+	t     *testing.T
+	fs    []*forwarder
+	d     *downTrack
+	sc    *simulcast
+	now   time.Time
+	rates []uint64
+}
+
+func newLayerChoice(t *testing.T) *layerChoice {
 	layers := newVP8Layers(3)
 	fs := []*forwarder{layers[0].f, layers[1].f, layers[2].f}
-	d := &downTrack{fwd: fs[2]}
+	d := &downTrack{fwd: fs[2], cc: &congestion{}}
 	sc := newSimulcast(d, fs)
-	now := time.Now()
-	rates := []uint64{150e3, 500e3, 1500e3} // bits per second of each layer
-	second := func(est float64) int32 {
-		now = now.Add(time.Second)
-		for i, f := range fs {
-			f.bytes.Add(rates[i] / 8)
-		}
-		sc.fit(now, est)
-		return sc.fitMax.Load()
+	d.sc = sc
+	c := &layerChoice{t: t, fs: fs, d: d, sc: sc, now: time.Now(), rates: []uint64{150e3, 500e3, 1500e3}}
+	c.advance(100*time.Millisecond, 0) // the first measurement
+	return c
+}
+
+// advance moves time on by dt with the subscriber sent sentBps (media, as packets of 1000 bytes) and
+// steps at the end with estimate est.
+func (c *layerChoice) advance(dt time.Duration, sentBps float64) {
+	c.now = c.now.Add(dt)
+	for i, f := range c.fs {
+		f.bytes.Add(uint64(float64(c.rates[i]) / 8 * dt.Seconds()))
+		f.lastAt.Store(c.now.UnixNano())
 	}
-	for _, step := range []struct {
-		est  float64
-		want int32
-	}{
-		{0, 2},      // first interval: no rates yet, no estimate
-		{0, 2},      // unknown estimate: no limit
-		{1300e3, 2}, // the top layer swings above the estimate by less than the margin: kept
-		{1100e3, 1}, // clearly too much: down to what fits
-		{1400e3, 1}, // going up needs the whole rate
-		{1600e3, 2}, // it fits
-		{100e3, 0},  // nothing fits: the lowest (the congestion state pauses if need be)
-		{450e3, 0},  // under the middle layer's rate
-		{600e3, 1},
-	} {
-		if got := second(step.est); got != step.want {
-			t.Fatalf("estimate %.0f: layer %d, want %d", step.est, got, step.want)
+	b := uint64(sentBps / 8 * dt.Seconds())
+	c.d.bytes.Add(b)
+	c.d.sent.Add(b / 1000)
+	c.sc.step(c.now, c.d.cc.est, 0)
+}
+
+// report is a receiver report arriving now with loss (0–1) and round trip rtt.
+func (c *layerChoice) report(loss float64, rtt time.Duration) {
+	c.d.cc.fraction.Store(uint32(loss * 256))
+	c.d.cc.rtt.Store(int64(rtt))
+	c.d.cc.reportAt.Store(c.now.UnixNano())
+}
+
+func (c *layerChoice) want(layer int32, what string) {
+	c.t.Helper()
+	if got := c.sc.fitMax.Load(); got != layer {
+		c.t.Fatalf("%s: layer %d, want %d", what, got, layer)
+	}
+}
+
+// TestSimulcastLayerDown: nothing known, the top layer; a report of heavy loss takes the subscriber
+// down to what got through at once, and an estimate that falls clearly under the current layer
+// takes it further; a swing of the rate within the margin does not.
+func TestSimulcastLayerDown(t *testing.T) {
+	c := newLayerChoice(t)
+	c.advance(time.Second, 1500e3)
+	c.want(2, "nothing known")
+	c.report(0.40, 50*time.Millisecond) // 1500 sent, 900 got through: the middle layer
+	c.advance(100*time.Millisecond, 1500e3)
+	c.want(1, "40 % loss at 1500 kbit/s")
+	c.d.cc.est = 450e3 // within ccPauseBelow of the middle layer's 500: kept
+	c.advance(time.Second, 500e3)
+	c.want(1, "estimate 450 kbit/s")
+	c.d.cc.est = 300e3
+	c.advance(time.Second, 500e3)
+	c.want(0, "estimate 300 kbit/s")
+}
+
+// TestSimulcastProbesUp: going up waits for a probe. A probe pads up to the higher layer's rate
+// and passes when the report that covers it shows no loss and no longer round trip; it fails at a
+// burst of NACKs or a report of loss, and the next one waits longer.
+func TestSimulcastProbesUp(t *testing.T) {
+	c := newLayerChoice(t)
+	c.advance(time.Second, 1500e3)
+	c.report(0.60, 50*time.Millisecond) // 600 got through
+	c.advance(100*time.Millisecond, 1500e3)
+	c.want(1, "60 % loss")
+	c.d.cc.est = 300e3
+	c.advance(time.Second, 500e3)
+	c.want(0, "estimate 300 kbit/s")
+	c.d.cc.est = 2e6 // the estimate alone never raises the layer
+	for range 30 {
+		c.report(0, 50*time.Millisecond)
+		c.advance(100*time.Millisecond, 150e3)
+		if c.sc.probeBps.Load() != 0 {
+			break
 		}
+		c.want(0, "before any probe")
+	}
+	if got := c.sc.up.pad; got < upGain*500e3-150e3-1 || got > upGain*500e3 {
+		t.Fatalf("probe for the middle layer pads up to %.0f bps", got)
+	}
+	if got := float64(c.sc.probeBps.Load()) * 8; got > c.sc.up.pad/2 {
+		t.Fatalf("probe starts padding at %.0f bps, not ramping up to %.0f", got, c.sc.up.pad)
+	}
+	// NACKs beyond what the link asked for before: the probe fails, the layer stays.
+	c.d.nacks.Add(20)
+	c.advance(100*time.Millisecond, 575e3)
+	c.want(0, "probe answered by NACKs")
+	if c.sc.probeBps.Load() != 0 || c.sc.up.running {
+		t.Fatal("a failed probe must stop padding")
+	}
+	// The next probe waits upGapMin and aims at the top layer; a clean report passes it.
+	c.advance(upGapMin/2, 150e3)
+	if c.sc.up.running {
+		t.Fatal("a probe started before the gap after a failure")
+	}
+	for i := 0; !c.sc.up.running; i++ {
+		if i > 30 {
+			t.Fatal("no probe after the gap")
+		}
+		c.advance(100*time.Millisecond, 150e3)
+	}
+	if c.sc.up.target != 2 {
+		t.Fatalf("the probe after a failed one aims at layer %d, want the top", c.sc.up.target)
+	}
+	for range 14 {
+		c.advance(100*time.Millisecond, 1700e3)
+	}
+	if got := float64(c.sc.probeBps.Load()) * 8; got < c.sc.up.pad-8 {
+		t.Fatalf("probe pads at %.0f bps after its ramp, want %.0f", got, c.sc.up.pad)
+	}
+	c.report(0.01, 60*time.Millisecond)
+	c.advance(100*time.Millisecond, 1700e3)
+	c.want(2, "probe passed")
+	if c.sc.probeBps.Load() != 0 {
+		t.Fatal("a passed probe must stop padding")
+	}
+	if c.d.cc.est < 1500e3 {
+		t.Fatalf("estimate %.0f after a probe for 1500 kbit/s passed", c.d.cc.est)
+	}
+}
+
+// TestSimulcastProbeFailsOnQueue: a report whose round trip grew (a queue on the way) or that shows
+// loss fails the probe.
+func TestSimulcastProbeFailsOnQueue(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		loss float64
+		rtt  time.Duration
+	}{{"round trip", 0, 250 * time.Millisecond}, {"loss", 0.08, 50 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newLayerChoice(t)
+			c.advance(time.Second, 1500e3)
+			c.d.cc.est = 300e3
+			c.advance(time.Second, 1500e3)
+			c.advance(time.Second, 500e3)
+			c.want(0, "estimate 300 kbit/s")
+			for i := 0; !c.sc.up.running; i++ {
+				if i > 50 {
+					t.Fatal("no probe")
+				}
+				c.report(0, 50*time.Millisecond)
+				c.advance(100*time.Millisecond, 150e3)
+			}
+			for range 12 {
+				c.advance(100*time.Millisecond, 575e3)
+			}
+			c.report(tc.loss, tc.rtt)
+			c.advance(100*time.Millisecond, 575e3)
+			c.want(0, "a probe answered by "+tc.name)
+			if c.sc.up.running || c.sc.up.passed != 0 {
+				t.Fatal("the probe must have failed")
+			}
+		})
 	}
 }
 

@@ -48,6 +48,9 @@ type Subscriber struct {
 	srSlice uint32
 	// cc is the subscription's down-path state (congestion.go), updated with its sender reports.
 	cc *congestion
+	// sc is its video's layer choice when the publisher sends simulcast, stepped every 100 ms
+	// with the probes (simulcast.go); nil otherwise.
+	sc *simulcast
 	// maxBps caps the video it is sent (0 = none): SubscribeRequest.MaxKbps.
 	maxBps float32
 	// queue is the send queue in front of the connection carrying the subscription (ICE-TCP,
@@ -349,6 +352,7 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 			d.gated = true
 			if f == video && len(layers) > 1 {
 				d.sc = newSimulcast(d, layers) // it rewrites sequence numbers itself; the gate stays unused
+				sub.sc, d.sc.log = d.sc, log
 			}
 		}
 		sub.downs = append(sub.downs, d)

@@ -208,10 +208,11 @@ export const TRANSPORTS = {
   'turn-tcp': { net: 'tcp', page: 'turn-tcp', label: 'TURN/TCP' },
 };
 
-async function openPage(browser, url, transport, name) {
+async function openPage(browser, url, transport, name, capture) {
   // Generous deadlines: on a loaded machine a fresh renderer can take seconds to start.
   const context = await within(30000, browser.newContext(), 'new browser context');
   if (transport) await context.addInitScript((t) => { window.pwnTransport = t; }, transport);
+  if (capture) await context.addInitScript((c) => { window.pwnCapture = c; }, capture);
   const page = await within(30000, context.newPage(), 'new page');
   const problems = [];
   page.on('pageerror', (e) => problems.push(String(e)));
@@ -224,12 +225,15 @@ const results = (p) => within(15000, p.page.evaluate(() => window.pwn.results())
 // runCell plays one cell: publisher and two unshaped subscribers (phase "alone", no weak
 // subscriber), then the weak subscriber joins through its shaped link and chosen transport
 // ("shaped"), then the shaping is removed ("freed"). Returns the raw samples and the summary.
-// withWeak false runs the same phases without a weak subscriber (the reference).
-export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0, withWeak = true, phases = { alone: 10000, shaped: 25000, freed: 10000 }, log = () => {} }) {
+// withWeak false runs the same phases without a weak subscriber (the reference). capture ('WxH',
+// default 640x480) is the publisher's capture size: openvidu-browser sends three simulcast layers
+// from 960x540, two under it. phases.squeezed, when given, shapes the link again after "freed" for
+// that long ("squeezed": how fast the weak subscriber's layer comes down).
+export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0, withWeak = true, capture, phases = { alone: 10000, shaped: 25000, freed: 10000 }, log = () => {} }) {
   const { parley, pages, browsers } = bed;
   const t = TRANSPORTS[transport];
   if (!t) throw new Error(`unknown transport ${transport}`);
-  const cell = { sfu: parley.kind || 'parley', transport, kbit, lossPct, withWeak, phases, marks: {}, notes: [] };
+  const cell = { sfu: parley.kind || 'parley', transport, kbit, lossPct, withWeak, capture: capture || '640x480', phases, marks: {}, notes: [] };
   const open = [];
   let session;
   try {
@@ -250,7 +254,7 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
       };
     }
 
-    const pub = await openPage(browsers.pub, pages.url, null, 'publisher');
+    const pub = await openPage(browsers.pub, pages.url, null, 'publisher', capture);
     open.push(pub);
     cell.publisherId = await within(30000, join(pub, 'publisher'), 'publisher to publish');
     const others = [];
@@ -294,6 +298,13 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
     log(`  freed ${phases.freed / 1000} s`);
     await sleep(phases.freed);
     cell.bytesFreed1 = weakBytes();
+    if (phases.squeezed) {
+      netns('shape', kbit);
+      cell.marks.squeezed = Date.now();
+      log(`  squeezed ${kbit} kbit/s ${phases.squeezed / 1000} s`);
+      await sleep(phases.squeezed);
+      netns('unshape');
+    }
     cell.marks.end = Date.now();
     await cell.weakJoin;
     delete cell.weakJoin;
@@ -377,7 +388,7 @@ function subscriberWindow(r, t0, t1) {
 export function summarise(cell) {
   const { marks, raw, kbit } = cell;
   const settle = 5000; // the first seconds of a phase belong to the change that started it
-  const A = [marks.alone, marks.shaped], B = [marks.shaped + settle, marks.freed], Bfull = [marks.shaped, marks.freed], C = [marks.freed, marks.end];
+  const A = [marks.alone, marks.shaped], B = [marks.shaped + settle, marks.freed], Bfull = [marks.shaped, marks.freed], C = [marks.freed, marks.squeezed || marks.end];
   const secs = ([t0, t1]) => (t1 - t0) / 1000;
   const pub = raw.publisher?.samples || [];
   const pubWin = ([t0, t1]) => ({
@@ -413,6 +424,19 @@ export function summarise(cell) {
     out.weak.freshMs = fresh;
     out.weak.connectedMs = cell.weakConnectedMs ?? null;
     out.weak.events = (w?.events || []).map((e) => e.type + (e.reason ? `:${e.reason}` : ''));
+    // Up: from freeing the link to the first second the weak subscriber receives the height the
+    // others do (the top layer); down: from squeezing it again to the first second it receives
+    // less. By getStats' frameHeight, so to about a second.
+    const othersTop = median(['s1', 's2'].map((n) => subscriberWindow(raw[n], ...C).height));
+    out.weak.topHeight = othersTop;
+    const ws = w?.samples || [];
+    const upAt = ws.find((x) => x.at >= C[0] && x.at < C[1] && othersTop && x.video?.frameHeight >= othersTop);
+    out.weak.upMs = upAt ? upAt.at - C[0] : null;
+    if (marks.squeezed) {
+      const downAt = ws.find((x) => x.at >= marks.squeezed && x.video?.frameHeight && x.video.frameHeight < othersTop);
+      out.weak.downMs = downAt ? downAt.at - marks.squeezed : null;
+      out.weak.squeezed = subscriberWindow(w, marks.squeezed, marks.end);
+    }
   }
   return out;
 }
@@ -424,7 +448,7 @@ export function describeCell(c) {
   const parts = [`${c.sfu === 'livekit' ? 'LiveKit ' : ''}${c.transport} ${c.kbit} kbit/s${c.lossPct ? ` loss ${c.lossPct}%` : ''}${c.withWeak ? '' : ' (no weak subscriber)'}:`];
   if (w) {
     parts.push(`weak ${w.shaped.fps} fps, freezes ${w.shaped.freezeS ?? '-'} s, ${w.shaped.height ?? '-'}p, concealed ${w.shaped.concealed ?? '-'}, latency p50/max ${w.shaped.latencyP50 ?? '-'}/${w.shaped.latencyMax ?? '-'} ms, behind ≤ ${w.shaped.behindMax ?? '-'} ms, path ${w.shaped.path};`);
-    parts.push(`egress ${w.egressKbps} kbit/s = ${w.egressRatio}× link; recovered in ${w.recoverMs ?? '-'} ms;`);
+    parts.push(`egress ${w.egressKbps} kbit/s = ${w.egressRatio}× link; recovered in ${w.recoverMs ?? '-'} ms; top ${w.topHeight ?? '-'}p after ${w.upMs ?? '-'} ms${w.squeezed ? `, down after ${w.downMs ?? '-'} ms (freezes ${w.squeezed.freezeS ?? '-'} s)` : ''};`);
   }
   parts.push(`PLI/s at publisher ${s.publisher.alone.pliPerS} → ${s.publisher.shaped.pliPerS}; others' kbit/s ratio ${s.othersKbpsRatio}, loss ${s.othersLossShaped}`);
   return parts.join(' ');

@@ -82,13 +82,18 @@
     return { OV, session, connected: session.connect(token, { clientData: name }) };
   }
 
-  // codedCanvasTrack is the publisher's video: the fake camera at 640x480 with the time painted on.
+  // capture is the publisher's capture size, window.pwnCapture ('WxH', set by the runner) or 640x480.
+  const capture = () => { const [w, h] = (window.pwnCapture || '640x480').split('x').map(Number); return { w, h }; };
+
+  // codedCanvasTrack is the publisher's video: the fake camera at the capture size with the time
+  // painted on.
   async function codedCanvasTrack() {
-    const cam = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480, frameRate: 30 } });
+    const { w, h } = capture();
+    const cam = await navigator.mediaDevices.getUserMedia({ video: { width: w, height: h, frameRate: 30 } });
     const camVideo = document.createElement('video');
     camVideo.muted = true; camVideo.srcObject = cam; await camVideo.play();
     const canvas = document.createElement('canvas');
-    canvas.width = 640; canvas.height = 480;
+    canvas.width = w; canvas.height = h;
     const ctx = canvas.getContext('2d');
     const paint = () => {
       ctx.drawImage(camVideo, 0, 0, canvas.width, canvas.height);
@@ -99,13 +104,13 @@
     return canvas.captureStream(30).getVideoTracks()[0];
   }
 
-  // publish joins and publishes the coded canvas (640x480, 30 fps) with the fake microphone.
+  // publish joins and publishes the coded canvas (the capture size, 30 fps) with the fake microphone.
   async function publish(token) {
     state.role = 'publisher';
     const { OV, session, connected } = await connect(token, 'publisher');
     await connected;
     const track = await codedCanvasTrack();
-    const pub = await OV.initPublisherAsync(undefined, { videoSource: track, resolution: '640x480', frameRate: 30, insertMode: 'APPEND', mirror: false });
+    const pub = await OV.initPublisherAsync(undefined, { videoSource: track, resolution: `${capture().w}x${capture().h}`, frameRate: 30, insertMode: 'APPEND', mirror: false });
     await session.publish(pub);
     state.publisher = pub;
     setInterval(sample, 1000);
