@@ -34,6 +34,10 @@ const (
 	layerIdle = 2 * time.Second
 	// keyframeRetry is how often a down-track waiting to switch asks for the keyframe again.
 	keyframeRetry = 500 * time.Millisecond
+	// padSpan is the most time one padding burst makes up for: a publisher short of CPU or
+	// bandwidth may send a frame only every few hundred milliseconds, and padding owed only after
+	// frames must still reach the probe's rate.
+	padSpan = 250 * time.Millisecond
 	// switchHistory is how many mapping changes back a NACK can still be answered: layer switches,
 	// and two per padding burst of a probe (the padding, then the layer's packets after it), so
 	// about half a second of a probe.
@@ -97,6 +101,11 @@ type simulcast struct {
 	// probeBps is the padding, in bytes per second, the forwarder adds after each frame of the
 	// current layer while an up-probe runs (step); 0 when none does.
 	probeBps atomic.Uint64
+	// probeFrom is the first outgoing sequence number of the running probe, +1 (0: none), and
+	// probeNacks counts the NACKs of sequence numbers from there on: loss of the probe's time, not
+	// the repair of earlier loss.
+	probeFrom  atomic.Uint32
+	probeNacks atomic.Uint64
 	padTS    uint32 // outgoing timestamp of the frame the last padding followed; under mu
 	padded   bool   // padTS is set
 
@@ -122,8 +131,8 @@ type upProbe struct {
 	next       time.Time     // no probe starts before
 	gap        time.Duration // between failed probes, doubling to upGapMax
 	toTop      bool          // the next probe aims at the top layer, not the next one up
-	nacks      uint64        // the down-track's NACKed sequence numbers when the probe began
-	pkts       uint64        // its media packets then
+	nacks      uint64        // probeNacks when the probe began
+	pkts       uint64        // the down-track's packets (media and padding) then
 	baseLoss   float64       // the link's loss before the probe
 	baseNack   float64       // its NACKs per packet before the probe
 	baseRTT    time.Duration // the round trip before the probe (0 unknown)
@@ -334,8 +343,8 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 // padBurst), after that frame's last packet, and records that they carry nothing to send again.
 // Called with mu held.
 func (sc *simulcast) reservePadding(bps uint64, ts uint32) (from uint16, n int) {
-	since := uint64(ts-sc.padTS) * uint64(time.Second) / uint64(sc.clock)
-	if !sc.padded || since > uint64(100*time.Millisecond) || since == 0 {
+	since := min(uint64(ts-sc.padTS)*uint64(time.Second)/uint64(sc.clock), uint64(padSpan))
+	if !sc.padded || since == 0 || ts-sc.padTS >= 1<<31 {
 		since = uint64(33 * time.Millisecond) // the first padding: about one frame's worth
 	}
 	sc.padTS, sc.padded = ts, true
@@ -371,8 +380,8 @@ func (e *layerEntry) pausedProbe(p *rtp.Packet) {
 		sc.mu.Unlock()
 		return // nothing sent yet: no numbering to continue
 	}
-	since := now - d.padAt
-	if d.padAt == 0 || since > int64(100*time.Millisecond) || since < 0 {
+	since := min(now-d.padAt, int64(padSpan))
+	if d.padAt == 0 || since <= 0 {
 		since = int64(33 * time.Millisecond)
 	}
 	d.padAt = now
@@ -456,6 +465,9 @@ func (sc *simulcast) stored(seq uint16, buf []byte) (n int, at int64, ok bool) {
 			seg, found = s, true
 			break
 		}
+	}
+	if sc.probeFrom.Load() != 0 && int16(seq-uint16(sc.probeFrom.Load())) >= 0 {
+		sc.probeNacks.Add(1) // lost during the probe
 	}
 	sc.mu.Unlock()
 	if !found || seg.layer < 0 {
@@ -552,8 +564,12 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		return
 	}
 
-	// Down: what the link carries, when it says so.
-	avail := est
+	// Down: what the link carries, when it says so: loss now, or an estimate cut by congestion
+	// lately (the estimate of a clean link only trails what it was sent).
+	avail := 0.0
+	if now.Before(cc.holdUntil) {
+		avail = est
+	}
 	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) {
 		got := sc.sentRate * (1 - sc.lastLoss)
 		if avail <= 0 || got < avail {
@@ -600,7 +616,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	if sc.rate[target] <= 0 || sc.rate[cur] <= 0 {
 		return
 	}
-	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: d.nacks.Load(), pkts: d.sent.Load(),
+	sc.mu.Lock()
+	sc.probeFrom.Store(uint32(sc.lastSeq+1) + 1)
+	sc.mu.Unlock()
+	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
 		pad: max(upGain*sc.rate[target]-sc.rate[cur], upMinPad)}
 	sc.ramp(now)
@@ -621,9 +640,9 @@ func (sc *simulcast) quiet(now time.Time) bool {
 func (sc *simulcast) checkProbe(now time.Time, fresh bool) {
 	d, cc := sc.main, sc.main.cc
 	ran := now.Sub(sc.up.start)
-	nacks, pkts := d.nacks.Load()-sc.up.nacks, d.sent.Load()-sc.up.pkts
+	nacks, pkts := sc.probeNacks.Load()-sc.up.nacks, d.sent.Load()+d.padded.Load()-sc.up.pkts
 	switch {
-	case float64(nacks) > 3+float64(pkts)*(sc.up.baseNack+0.03):
+	case float64(nacks) > 3+float64(pkts)*(min(sc.up.baseNack, 0.05)+0.03):
 		sc.endProbe(now, false, "nacks")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
@@ -643,6 +662,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		return
 	}
 	sc.up.running = false
+	sc.probeFrom.Store(0)
 	sc.up.quietUntil = now.Add(upQuiet)
 	sc.probeBps.Store(0)
 	sc.up.toTop = !sc.up.toTop
@@ -657,7 +677,9 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 			cc.est = max(cc.est, upGain*sc.rate[sc.up.target])
 		}
 		if log := sc.log; log != nil {
-			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "rate_kbps", int(sc.rate[sc.up.target]/1000))
+			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "rate_kbps", int(sc.rate[sc.up.target]/1000), "pad_kbps", int(sc.up.pad/1000),
+				"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
+				"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
 		}
 		return
 	}
@@ -665,7 +687,9 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	sc.up.next = now.Add(sc.up.gap)
 	sc.up.lastReason = why
 	if log := sc.log; log != nil && why != "paused" && why != "loss" {
-		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why)
+		log.Info("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000),
+			"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
+			"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
 	}
 }
 

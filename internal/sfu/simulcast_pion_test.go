@@ -229,6 +229,9 @@ func TestSimulcastThroughPion(t *testing.T) {
 	}()
 
 	eventually(t, "the top layer", func() bool { l := dec.layers(); return len(l) > 0 && l[len(l)-1] == 2 })
+	video.sc.probeBps.Store(20000)
+	eventually(t, "padding", func() bool { dec.mu.Lock(); defer dec.mu.Unlock(); return len(dec.pads) > 10 })
+	video.sc.probeBps.Store(0)
 	video.setMaxLayer(0)
 	eventually(t, "the lowest layer", func() bool { l := dec.layers(); return l[len(l)-1] == 0 })
 	video.setMaxLayer(2)

@@ -603,6 +603,11 @@ func (c *layerChoice) report(loss float64, rtt time.Duration) {
 	c.d.cc.reportAt.Store(c.now.UnixNano())
 }
 
+// cut is the subscription's congestion state cutting its estimate to est (a hold follows).
+func (c *layerChoice) cut(est float64) {
+	c.d.cc.est, c.d.cc.holdUntil = est, c.now.Add(time.Hour)
+}
+
 func (c *layerChoice) want(layer int32, what string) {
 	c.t.Helper()
 	if got := c.sc.fitMax.Load(); got != layer {
@@ -610,20 +615,24 @@ func (c *layerChoice) want(layer int32, what string) {
 	}
 }
 
-// TestSimulcastLayerDown: nothing known, the top layer; a report of heavy loss takes the subscriber
-// down to what got through at once, and an estimate that falls clearly under the current layer
-// takes it further; a swing of the rate within the margin does not.
+// TestSimulcastLayerDown: nothing known, the top layer, and an estimate that merely trails the
+// layer's rate changes nothing; a report of heavy loss takes the subscriber down to what got
+// through at once, and an estimate cut clearly under the current layer takes it further; a swing
+// of the rate within the margin does not.
 func TestSimulcastLayerDown(t *testing.T) {
 	c := newLayerChoice(t)
 	c.advance(time.Second, 1500e3)
 	c.want(2, "nothing known")
+	c.d.cc.est = 1000e3 // trailing a publisher's ramp or keyframe on a clean link: no reason to go down
+	c.advance(time.Second, 1500e3)
+	c.want(2, "an estimate under the layer's rate without congestion")
 	c.report(0.40, 50*time.Millisecond) // 1500 sent, 900 got through: the middle layer
 	c.advance(100*time.Millisecond, 1500e3)
 	c.want(1, "40 % loss at 1500 kbit/s")
-	c.d.cc.est = 450e3 // within ccPauseBelow of the middle layer's 500: kept
+	c.cut(450e3) // within ccPauseBelow of the middle layer's 500: kept
 	c.advance(time.Second, 500e3)
 	c.want(1, "estimate 450 kbit/s")
-	c.d.cc.est = 300e3
+	c.cut(300e3)
 	c.advance(time.Second, 500e3)
 	c.want(0, "estimate 300 kbit/s")
 }
@@ -637,10 +646,10 @@ func TestSimulcastProbesUp(t *testing.T) {
 	c.report(0.60, 50*time.Millisecond) // 600 got through
 	c.advance(100*time.Millisecond, 1500e3)
 	c.want(1, "60 % loss")
-	c.d.cc.est = 300e3
+	c.cut(300e3)
 	c.advance(time.Second, 500e3)
 	c.want(0, "estimate 300 kbit/s")
-	c.d.cc.est = 2e6 // the estimate alone never raises the layer
+	c.cut(2e6) // the estimate alone never raises the layer
 	for range 30 {
 		c.report(0, 50*time.Millisecond)
 		c.advance(100*time.Millisecond, 150e3)
@@ -655,8 +664,20 @@ func TestSimulcastProbesUp(t *testing.T) {
 	if got := float64(c.sc.probeBps.Load()) * 8; got > c.sc.up.pad/2 {
 		t.Fatalf("probe starts padding at %.0f bps, not ramping up to %.0f", got, c.sc.up.pad)
 	}
-	// NACKs beyond what the link asked for before: the probe fails, the layer stays.
-	c.d.nacks.Add(20)
+	// NACKs of what was sent during the probe (a NACK of earlier packets is old loss being repaired,
+	// not the probe's): the probe fails, the layer stays.
+	buf := make([]byte, 1500)
+	from := uint16(c.sc.probeFrom.Load() - 1)
+	for i := range 20 {
+		c.d.stored(from-uint16(i)-1, buf)
+	}
+	c.advance(100*time.Millisecond, 575e3)
+	if !c.sc.up.running {
+		t.Fatal("NACKs of packets sent before the probe ended it")
+	}
+	for i := range 20 {
+		c.d.stored(from+uint16(i), buf)
+	}
 	c.advance(100*time.Millisecond, 575e3)
 	c.want(0, "probe answered by NACKs")
 	if c.sc.probeBps.Load() != 0 || c.sc.up.running {
@@ -704,7 +725,7 @@ func TestSimulcastProbeFailsOnQueue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newLayerChoice(t)
 			c.advance(time.Second, 1500e3)
-			c.d.cc.est = 300e3
+			c.cut(300e3)
 			c.advance(time.Second, 1500e3)
 			c.advance(time.Second, 500e3)
 			c.want(0, "estimate 300 kbit/s")
