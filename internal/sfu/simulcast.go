@@ -106,8 +106,8 @@ type simulcast struct {
 	// the repair of earlier loss.
 	probeFrom  atomic.Uint32
 	probeNacks atomic.Uint64
-	padTS    uint32 // outgoing timestamp of the frame the last padding followed; under mu
-	padded   bool   // padTS is set
+	padTS      uint32 // outgoing timestamp of the frame the last padding followed; under mu
+	padded     bool   // padTS is set
 
 	// Owned by step (the sender-report goroutine).
 	fitAt     time.Time
@@ -534,6 +534,7 @@ const (
 	upAfterPass = time.Second           // the next probe after a passed one (the switch's keyframe first)
 	upRTTRise   = 80 * time.Millisecond // a round trip this much longer than before: a queue built up
 	upMinPad    = 20e3                  // bps: the least a probe pads at
+	upNackDown  = 0.2                   // NACKed sequence numbers per packet sent in a second that take the layer down
 )
 
 // step runs the layer choice of a subscriber's simulcast video every 100 ms on the sender-report
@@ -541,7 +542,8 @@ const (
 // estimate (bps, 0 unknown), cap its videoMaxSendBandwidth (bps, 0 none).
 func (sc *simulcast) step(now time.Time, est, cap float64) {
 	d, cc := sc.main, sc.main.cc
-	if sc.fitAt.IsZero() || now.Sub(sc.fitAt) >= time.Second {
+	measured := sc.fitAt.IsZero() || now.Sub(sc.fitAt) >= time.Second
+	if measured {
 		sc.measure(now)
 	}
 	if cap > 0 {
@@ -572,6 +574,14 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	}
 	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) {
 		got := sc.sentRate * (1 - sc.lastLoss)
+		if avail <= 0 || got < avail {
+			avail = got
+		}
+	}
+	// NACKs say it sooner than the next receiver report: Chrome asks for what it misses within a
+	// round trip. (They count repeats too, hence the higher bar.)
+	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) {
+		got := sc.sentRate * (1 - min(sc.nackRatio, 0.9))
 		if avail <= 0 || got < avail {
 			avail = got
 		}
@@ -642,7 +652,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool) {
 	ran := now.Sub(sc.up.start)
 	nacks, pkts := sc.probeNacks.Load()-sc.up.nacks, d.sent.Load()+d.padded.Load()-sc.up.pkts
 	switch {
-	case float64(nacks) > 3+float64(pkts)*(min(sc.up.baseNack, 0.05)+0.03):
+	case float64(nacks) > 1+float64(pkts)*(min(sc.up.baseNack, 0.1)+0.01):
 		sc.endProbe(now, false, "nacks")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
