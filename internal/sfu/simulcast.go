@@ -697,7 +697,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	sc.up.next = now.Add(sc.up.gap)
 	sc.up.lastReason = why
 	if log := sc.log; log != nil && why != "paused" && why != "loss" {
-		log.Info("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000),
+		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000),
 			"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 			"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
 	}
