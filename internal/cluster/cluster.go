@@ -64,6 +64,9 @@ type Config struct {
 	Heartbeat, NodeTTL, Timeout time.Duration
 	// Now is the clock of the registry's expiry and of garbage collection; tests may replace it.
 	Now func() time.Time
+	// RestoreWindow is how long a lost node's participants can be restored on another node
+	// (default DefaultRestoreWindow).
+	RestoreWindow time.Duration
 	// GarbageInterval and GarbageThreshold are OPENVIDU_SESSIONS_GARBAGE_INTERVAL and _THRESHOLD:
 	// every interval, sessions older than the threshold with nobody in them on any node are
 	// removed from the shared record (each node's model collects its own copy). Interval 0: never.
@@ -79,6 +82,7 @@ type Model interface {
 	AdoptSession(si session.SessionInfo) error
 	AdoptConnection(id session.SessionID, ci session.ConnectionInfo) error
 	DropReplica(id session.SessionID) bool
+	Restore(id session.SessionID, ci session.ConnectionInfo, j session.JoinInfo, sink session.Sink) (*session.Participant, session.JoinResult, error)
 	Listen(l session.Listener)
 	// Mirrors of other nodes' participants (session/mirror.go).
 	MirrorJoined(id session.SessionID, node string, ci session.ConnectionInfo) error
@@ -87,6 +91,7 @@ type Model interface {
 	MirrorUnpublished(id session.SessionID, cid session.ConnectionID, sid session.StreamID, reason string)
 	MirrorPropertyChanged(id session.SessionID, cid session.ConnectionID, sid session.StreamID, p session.PropertyChange) error
 	MirrorSignal(id session.SessionID, sig session.Signal)
+	DropNode(node, reason string)
 }
 
 var _ Model = (*session.Manager)(nil)
@@ -152,6 +157,9 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.RestoreWindow <= 0 {
+		cfg.RestoreWindow = DefaultRestoreWindow
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -165,12 +173,15 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 		_ = n.rdb.Close()
 		return nil, fmt.Errorf("cluster: redis at %s: %w", opts.Addr, err)
 	}
-	// Subscribe before serving: a message sent once New returned reaches this node.
-	n.sub = n.rdb.Subscribe(cctx, n.keys.channel())
-	if _, err := n.sub.Receive(cctx); err != nil {
-		_ = n.sub.Close()
-		_ = n.rdb.Close()
-		return nil, fmt.Errorf("cluster: subscribe: %w", err)
+	// Subscribe before serving: a message sent once New returned reaches this node. Its own
+	// channel carries nothing: subscribed, it shows others this node's connection is alive.
+	n.sub = n.rdb.Subscribe(cctx, n.keys.channel(), n.keys.nodeChannel(n.id))
+	for range 2 { // one confirmation per channel
+		if _, err := n.sub.Receive(cctx); err != nil {
+			_ = n.sub.Close()
+			_ = n.rdb.Close()
+			return nil, fmt.Errorf("cluster: subscribe: %w", err)
+		}
 	}
 	if err := n.Heartbeat(cctx); err != nil {
 		_ = n.sub.Close()
@@ -214,6 +225,13 @@ func (n *Node) Run(ctx context.Context) error {
 				n.log.Warn("cluster heartbeat failed", "err", err)
 			}
 			n.Flush(ctx) // changes whose write failed are retried here
+			// Notice lost nodes (Nodes forgets expired entries) and end what they left behind.
+			if _, err := n.Nodes(ctx); err != nil {
+				n.log.Warn("cluster: checking the registry failed", "err", err)
+			}
+			if err := n.collectLost(ctx); err != nil {
+				n.log.Warn("cluster: ending lost sessions failed", "err", err)
+			}
 		case <-n.wake:
 			n.Flush(ctx)
 		case msg, ok := <-msgs:
@@ -237,7 +255,7 @@ func (n *Node) leave() {
 	defer cancel()
 	n.Flush(ctx)
 	// As if expired: the entry goes, and so do the participants the model did not get to remove.
-	if err := n.forgetNodes(ctx, []string{n.id}, "1e300"); err != nil {
+	if err := n.lose(ctx, []string{n.id}, "1e300", false); err != nil {
 		n.log.Warn("cluster: leaving the registry failed", "err", err)
 	}
 }

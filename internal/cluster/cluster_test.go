@@ -499,3 +499,106 @@ func TestRedisLostMidCall(t *testing.T) {
 		t.Fatalf("a participant in the call: %v", err)
 	}
 }
+
+// crash ends a node as kill -9 would: its connections to Redis close, it leaves nothing behind on
+// purpose, and its Run returns (its pub/sub channel closed).
+func (nd node) crash() {
+	_ = nd.n.sub.Close()
+	_ = nd.n.rdb.Close()
+}
+
+// TestLostNodesParticipantsAreRestoredOrLeave: a node dies with two participants. One comes back
+// through another node before the registry noticed (connect with its JSON-RPC session id) and is
+// restored there with its id; the other never does: it leaves the listings at once, is reported
+// gone once (nodeCrashed), and its session, with nobody else in it, ends when the restore window
+// passes.
+func TestLostNodesParticipantsAreRestoredOrLeave(t *testing.T) {
+	t.Parallel()
+	clk := &clock{now: time.Now()}
+	nodes := newNodes(t, 2, clk)
+	a, b := nodes[0], nodes[1]
+	kept, _ := a.n.CreateSession(session.Properties{CustomSessionID: "kept"})
+	alone, _ := a.n.CreateSession(session.Properties{CustomSessionID: "alone"})
+	mk := func(id session.SessionID) session.ConnectionInfo {
+		ci, err := a.n.Room(id).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RoleModerator, Data: "server-data"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci
+	}
+	c1, c2, c3 := mk(kept.ID), mk(kept.ID), mk(alone.ID)
+	if _, _, err := a.n.Join(kept.ID, c1.Token, session.JoinInfo{Metadata: `{"n":1}`, Platform: "p1", RPC: "rpc-1"}, &sink{}); err != nil {
+		t.Fatal(err)
+	}
+	join(t, b, kept.ID, c2.Token)
+	if _, _, err := a.n.Join(alone.ID, c3.Token, session.JoinInfo{RPC: "rpc-3"}, &sink{}); err != nil {
+		t.Fatal(err)
+	}
+	a.n.Flush(context.Background())
+	var mu sync.Mutex
+	var reported []string
+	b.n.Report(func(e session.Event) {
+		mu.Lock()
+		reported = append(reported, fmt.Sprint(e.Kind, " ", e.Session, " ", e.Reason))
+		mu.Unlock()
+	})
+	if _, err := b.n.Restore("rpc-1", "192.0.2.9", &sink{}); err == nil {
+		t.Fatal("restored a participant whose node is alive")
+	}
+
+	a.crash()
+	back := &sink{}
+	p, err := b.n.Restore("rpc-1", "192.0.2.9", back)
+	if err != nil {
+		t.Fatalf("restore on B: %v", err)
+	}
+	if p.ID() != c1.ID {
+		t.Fatalf("restored as %s, want %s", p.ID(), c1.ID)
+	}
+	ci, err := b.n.Room(kept.ID).Connection(c1.ID)
+	if err != nil || !ci.Active || ci.Options.Role != session.RoleModerator || ci.Options.Data != "server-data" || ci.ClientData != `{"n":1}` || ci.IP != "192.0.2.9" {
+		t.Fatalf("the restored participant as REST shows it: %+v, %v", ci, err)
+	}
+	if _, err := b.n.Restore("rpc-1", "192.0.2.9", &sink{}); err == nil {
+		t.Fatal("restored the same participant twice")
+	}
+	if _, err := b.n.Restore("rpc-unknown", "192.0.2.9", &sink{}); err == nil {
+		t.Fatal("restored an unknown JSON-RPC session")
+	}
+	// No ghost: the participant that did not come back is not listed anywhere.
+	if l, err := b.n.Room(alone.ID).connections(false); err != nil || len(l) != 0 {
+		t.Fatalf("the lost participant is still listed: %v, %v", connIDs(l), err)
+	}
+	if l, _ := b.n.Room(kept.ID).connections(false); len(l) != 2 {
+		t.Fatalf("kept lists %v; want the restored participant and B's own", connIDs(l))
+	}
+	if live, _ := b.n.Nodes(context.Background()); len(live) != 1 || live[0].ID != "node-b" {
+		t.Fatalf("nodes after the loss: %+v", live)
+	}
+
+	clk.Advance(DefaultRestoreWindow + time.Second)
+	if err := b.n.collectLost(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.n.Room(alone.ID).Info(true); kindOf(err) != session.KindNotFound {
+		t.Fatalf("the session only the lost participant was in: %v; want ended", err)
+	}
+	if _, err := b.n.Room(kept.ID).Info(false); err != nil {
+		t.Fatalf("the session with participants: %v", err)
+	}
+	mu.Lock()
+	got := slices.Clone(reported)
+	mu.Unlock()
+	want := []string{
+		"participantLeft kept nodeCrashed", "participantLeft alone nodeCrashed", "participantJoined kept ",
+		"sessionDestroyed alone nodeCrashed",
+	}
+	for _, w := range want {
+		if n := slices.Index(got, w); n < 0 || slices.Contains(got[n+1:], w) {
+			t.Errorf("reported %q not exactly once in %v", w, got)
+		}
+	}
+	if slices.Index(got, "participantLeft kept nodeCrashed") > slices.Index(got, "participantJoined kept ") {
+		t.Errorf("the restored participant joined before its lost self left: %v", got)
+	}
+}

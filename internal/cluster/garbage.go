@@ -23,6 +23,9 @@ func (n *Node) CollectGarbage(ctx context.Context) error {
 		if si, err := n.m.Room(id).Info(false); err == nil && si.Recording {
 			continue // a recording outlives its participants until its autostop
 		}
+		if _, err := n.rdb.ZScore(ctx, n.keys.lostSessions(), s).Result(); err == nil {
+			continue // a lost node's participants may be restored into it (collectLost ends it)
+		}
 		// Reported by nobody, as OpenVidu's collector reports nothing on one node.
 		_, err := destroyIfEmptyScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), s, n.keys.p).Text()
 		if err != nil && !isNil(err) {

@@ -23,6 +23,7 @@ const (
 	msgSignal     = "signal"     // a REST signal: each node delivers to its own recipients
 	msgRecording  = "recording"  // a request to the node running a recording (recordings.go)
 	msgLink       = "link"       // inter-node media signalling (internal/cascade) in Data, for To
+	msgNodeLost   = "nodelost"   // node Lost was forgotten: its participants here are gone
 )
 
 // message is one message between nodes.
@@ -47,6 +48,8 @@ type message struct {
 	StreamInfo *session.StreamInfo     `json:"streamInfo,omitempty"`
 	Property   *session.PropertyChange `json:"property,omitempty"`
 	PeerSignal *session.Signal         `json:"peerSignal,omitempty"`
+	// Lost is the node a msgNodeLost names.
+	Lost string `json:"lost,omitempty"`
 }
 
 func (n *Node) publish(ctx context.Context, m message) error {
@@ -107,6 +110,8 @@ func (n *Node) handle(_ context.Context, payload string) {
 		} else {
 			n.refuseRecording(m)
 		}
+	case msgNodeLost:
+		n.dropNode(m.Lost)
 	default:
 		log.Warn("cluster: unknown message", "kind", m.Kind)
 	}

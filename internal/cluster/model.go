@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -446,6 +447,23 @@ func (n *Node) signal(id session.SessionID, to []session.ConnectionID, typ, data
 	return nil
 }
 
+// activate records participant ci as this node's; restored: it comes from a lost node.
+func (n *Node) activate(ctx context.Context, id session.SessionID, ci session.ConnectionInfo, restored bool) (int, error) {
+	b, err := json.Marshal(activeRecord(ci, n.id))
+	if err != nil {
+		return 0, err
+	}
+	rpcKey, how := "", ""
+	if ci.RPC != "" {
+		rpcKey = n.keys.rpc(ci.RPC)
+	}
+	if restored {
+		how = "restore"
+	}
+	return activateScript.Run(ctx, n.rdb, []string{n.keys.session(id), n.keys.conns(id), n.keys.active(id), n.keys.held(n.id), rpcKey},
+		string(ci.ID), b, heldMember(id, ci.ID), how).Int()
+}
+
 // Join consumes a token, wherever it was made, and makes its connection a participant here. The
 // token is claimed in Redis first, atomically, so it is accepted once in the whole cluster.
 func (n *Node) Join(id session.SessionID, token string, j session.JoinInfo, sink session.Sink) (*session.Participant, session.JoinResult, error) {
@@ -498,12 +516,7 @@ func (n *Node) Join(id session.SessionID, token string, j session.JoinInfo, sink
 	if err != nil { // it left already
 		return p, res, nil
 	}
-	b, err := json.Marshal(connRecord{Info: ci, Node: n.id})
-	if err != nil {
-		return p, res, nil
-	}
-	ok, err := activateScript.Run(ctx, n.rdb, []string{n.keys.session(id), n.keys.conns(id), n.keys.active(id), n.keys.held(n.id)},
-		string(cid), b, heldMember(id, cid)).Int()
+	ok, err := n.activate(ctx, id, ci, false)
 	if err != nil || ok == 0 {
 		// The session was closed or the connection deleted while it joined, or nobody can be told
 		// it joined: it must not stay in a call the others cannot see.

@@ -56,7 +56,7 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	if len(expired) > 0 {
 		// Another node may renew between the read and the removal: remove only what is still
 		// expired, and let its info go with it only if it did not come back.
-		if err := n.forgetNodes(ctx, expired, now); err != nil {
+		if err := n.lose(ctx, expired, now, true); err != nil {
 			return nil, err
 		}
 	}
@@ -82,13 +82,4 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	}
 	slices.SortFunc(out, func(a, b NodeInfo) int { return cmpString(a.ID, b.ID) })
 	return out, nil
-}
-
-// forgetNodes removes the registry entries of ids whose expiry is still at or before now.
-func (n *Node) forgetNodes(ctx context.Context, ids []string, now string) error {
-	args := append([]any{now, n.keys.p}, toAny(ids)...)
-	if err := forgetNodesScript.Run(ctx, n.rdb, []string{n.keys.nodes(), n.keys.nodeInfo()}, args...).Err(); err != nil && !isNil(err) {
-		return fmt.Errorf("cluster: forget nodes: %w", err)
-	}
-	return nil
 }

@@ -24,7 +24,13 @@ import (
 //	P c:<session>    hash: connection id → connRecord JSON, pending and active
 //	P a:<session>    set: connection ids of the active participants
 //	P t:<sha1(token)> string: "<session>\n<connection>" while the token is unused
+//	P r:<rpc>        string: "<session>\n<connection>" of an active participant's JSON-RPC session
+//	P x:<session>    hash: connection id → connRecord JSON of participants of a lost node, kept
+//	                 for RestoreWindow so they can be restored on another node       failover.go
+//	P lost           sorted set: session id → when its lost participants' window ends
 //	P events         pub/sub channel of messages between nodes            messages.go
+//	P node:<node>    pub/sub channel each node subscribes to: its subscriber count says whether
+//	                 the node's connection to Redis is alive                     failover.go
 //
 // Multi-key changes are Lua scripts, so each is atomic: above all the token claim, which makes a
 // token single-use in the whole cluster.
@@ -39,6 +45,10 @@ func (k keys) conns(id session.SessionID) string   { return k.p + "c:" + string(
 func (k keys) active(id session.SessionID) string  { return k.p + "a:" + string(id) }
 func (k keys) token(token string) string           { return k.p + "t:" + tokenHash(token) }
 func (k keys) channel() string                     { return k.p + "events" }
+func (k keys) nodeChannel(node string) string      { return k.p + "node:" + node }
+func (k keys) rpc(rpc string) string               { return k.p + "r:" + rpc }
+func (k keys) lost(id session.SessionID) string    { return k.p + "x:" + string(id) }
+func (k keys) lostSessions() string                { return k.p + "lost" }
 func (k keys) sessionKeys(id session.SessionID) []string {
 	return []string{k.session(id), k.conns(id), k.active(id), k.sessions()}
 }
@@ -66,6 +76,13 @@ type connRecord struct {
 	Info session.ConnectionInfo
 	// Node holds the participant; empty while the connection is pending.
 	Node string
+	// RPC is the participant's JSON-RPC session (session.ConnectionInfo.RPC), which its
+	// `connect` names when it comes back to another node after Node was lost.
+	RPC string `json:",omitempty"`
+}
+
+func activeRecord(ci session.ConnectionInfo, node string) connRecord {
+	return connRecord{Info: ci, Node: node, RPC: ci.RPC}
 }
 
 func byCreation(a, b session.ConnectionInfo) int {
@@ -100,10 +117,17 @@ local function drop()
     if ok and type(r) == 'table' and type(r.Info) == 'table' then
       if type(r.Info.Token) == 'string' then redis.call('DEL', ARGV[2] .. 't:' .. redis.sha1hex(r.Info.Token)) end
       if type(r.Node) == 'string' and r.Node ~= '' then redis.call('SREM', ARGV[2] .. 'n:' .. r.Node, ARGV[1] .. '\n' .. all[i]) end
+      if type(r.RPC) == 'string' then redis.call('DEL', ARGV[2] .. 'r:' .. r.RPC) end
     end
   end
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  local lost = redis.call('HGETALL', ARGV[2] .. 'x:' .. ARGV[1])
+  for i = 2, #lost, 2 do
+    local ok, r = pcall(cjson.decode, lost[i])
+    if ok and type(r) == 'table' and type(r.RPC) == 'string' then redis.call('DEL', ARGV[2] .. 'r:' .. r.RPC) end
+  end
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], ARGV[2] .. 'x:' .. ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
+  redis.call('ZREM', ARGV[2] .. 'lost', ARGV[1])
 end
 `
 
@@ -141,13 +165,16 @@ return redis.call('HGET', KEYS[2], cid)`)
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('SET', KEYS[1], ARGV[2]) end
 return 1`)
 
-	// KEYS session, conns, active, held; ARGV connection id, record, "<session>\n<connection>".
-	// Marks a claimed connection active on this node, unless it was deleted meanwhile.
+	// KEYS session, conns, active, held, rpc; ARGV connection id, record, "<session>\n<connection>",
+	// "restore". Marks a claimed connection active on this node, unless it was deleted meanwhile
+	// (a restored one, which left the record when its node was lost, only needs the session).
 	activateScript = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[4] ~= 'restore' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[3])
+if KEYS[5] ~= '' then redis.call('SET', KEYS[5], ARGV[3]) end
 return 1`)
 
 	// KEYS conns, active; ARGV connection id, record. Rewrites an active participant's record.
@@ -162,11 +189,19 @@ if redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 0 and redis.call('HEXISTS', KEYS
 end
 return 0`)
 
-	// KEYS conns, active, held; ARGV connection id, "<session>\n<connection>". A participant left.
+	// KEYS conns, active, held; ARGV connection id, "<session>\n<connection>", this node, prefix. A
+	// participant left this node; a record another node holds (it was restored there) stays.
 	leaveScript = redis.NewScript(`
+redis.call('SREM', KEYS[3], ARGV[2])
+local rec = redis.call('HGET', KEYS[1], ARGV[1])
+if not rec then return 0 end
+local ok, r = pcall(cjson.decode, rec)
+if ok and type(r) == 'table' then
+  if type(r.Node) == 'string' and r.Node ~= '' and r.Node ~= ARGV[3] then return 0 end
+  if type(r.RPC) == 'string' then redis.call('DEL', ARGV[4] .. 'r:' .. r.RPC) end
+end
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('SREM', KEYS[3], ARGV[2])
 return 1`)
 
 	// KEYS sessionKeys; ARGV id, prefix. Destroys the session if nobody is active anywhere and
@@ -196,19 +231,34 @@ if type(r.Info.Token) == 'string' then redis.call('DEL', ARGV[2] .. 't:' .. redi
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 'pending'`)
 
-	// KEYS nodes, nodeinfo; ARGV now (ms), prefix, ids… Forgets the nodes still expired and the
-	// participants they held (their sessions stay: others may be in them, tokens may be pending).
+	// KEYS nodes, nodeinfo, lost; ARGV now (ms), prefix, restore window (ms), when the window
+	// ends (ms), ids… Forgets the nodes still expired and the participants they held (their
+	// sessions stay: others may be in them, tokens may be pending, and the participants may be
+	// restored): each one's record moves to the session's lost hash for the window. Returns the
+	// forgotten node ids and the moved records: {node, …} and {session, record, …}.
 	forgetNodesScript = redis.NewScript(`
-for i = 3, #ARGV do
+local gone, moved = {}, {}
+for i = 5, #ARGV do
   local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if s and tonumber(s) <= tonumber(ARGV[1]) then
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('HDEL', KEYS[2], ARGV[i])
+    table.insert(gone, ARGV[i])
     local held = ARGV[2] .. 'n:' .. ARGV[i]
     for _, m in ipairs(redis.call('SMEMBERS', held)) do
       local nl = string.find(m, '\n', 1, true)
       if nl then
         local sid, cid = string.sub(m, 1, nl - 1), string.sub(m, nl + 1)
+        local rec = redis.call('HGET', ARGV[2] .. 'c:' .. sid, cid)
+        if rec and redis.call('SISMEMBER', ARGV[2] .. 'a:' .. sid, cid) == 1 then
+          redis.call('HSET', ARGV[2] .. 'x:' .. sid, cid, rec)
+          redis.call('PEXPIRE', ARGV[2] .. 'x:' .. sid, ARGV[3])
+          redis.call('ZADD', KEYS[3], ARGV[4], sid)
+          local ok, r = pcall(cjson.decode, rec)
+          if ok and type(r) == 'table' and type(r.RPC) == 'string' then redis.call('PEXPIRE', ARGV[2] .. 'r:' .. r.RPC, ARGV[3]) end
+          table.insert(moved, sid)
+          table.insert(moved, rec)
+        end
         redis.call('SREM', ARGV[2] .. 'a:' .. sid, cid)
         redis.call('HDEL', ARGV[2] .. 'c:' .. sid, cid)
       end
@@ -216,7 +266,16 @@ for i = 3, #ARGV do
     redis.call('DEL', held)
   end
 end
-return 1`)
+return {gone, moved}`)
+
+	// KEYS session, lost; ARGV connection id. Takes a lost participant's record to restore it,
+	// once; nil if its window passed, it was taken, or its session ended.
+	claimLostScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+if not rec then return false end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return rec`)
 )
 
 // loadSession reads a session's record and connections; found is false if it does not exist.

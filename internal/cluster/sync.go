@@ -103,7 +103,7 @@ func (n *Node) requeue(id session.SessionID, d dirt) {
 func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
 	for _, cid := range d.left {
 		if err := leaveScript.Run(ctx, n.rdb, []string{n.keys.conns(id), n.keys.active(id), n.keys.held(n.id)},
-			string(cid), heldMember(id, cid)).Err(); err != nil {
+			string(cid), heldMember(id, cid), n.id, n.keys.p).Err(); err != nil {
 			return err
 		}
 	}
@@ -131,7 +131,7 @@ func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
 		return nil // ended here since; its SessionDestroyed is noted
 	}
 	for _, c := range si.Connections {
-		b, err := json.Marshal(connRecord{Info: c, Node: n.id})
+		b, err := json.Marshal(activeRecord(c, n.id))
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,17 @@ func (c clusterJoins) Join(id session.SessionID, token string, j session.JoinInf
 	return p, res, nil
 }
 
+// Restore takes over a participant of a lost node whose `connect` reached this node.
+func (c clusterJoins) Restore(rpc, ip string, sink session.Sink) (signaling.Participant, error) {
+	p, err := c.n.Restore(rpc, ip, sink)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+var _ signaling.Restorer = clusterJoins{}
+
 // clusterREST is the REST API's Model on the cluster: any node answers for every session.
 type clusterREST struct{ *cluster.Node }
 

@@ -49,7 +49,7 @@ func TestClusterReportsEachEventOnce(t *testing.T) {
 	t.Parallel()
 	hooks := newHookReceiver(t)
 	cdrDir := t.TempDir()
-	_, bases := startClusterEnv(t, func(id string) []string {
+	_, bases := startClusterEnv(t, func(id, _ string) []string {
 		return webhookEnv(hooks.srv.URL, filepath.Join(cdrDir, id))
 	}, "node-a", "node-b")
 	a, b := bases[0], bases[1]

@@ -23,9 +23,9 @@ func startCluster(t *testing.T, ids ...string) []string {
 	return bases
 }
 
-// startClusterEnv is startCluster with each node's own settings (env(id), pairs of name and
-// value), returning the redis-server too.
-func startClusterEnv(t *testing.T, env func(id string) []string, ids ...string) (*redistest.Server, []string) {
+// startClusterEnv is startCluster with each node's own settings (env(id, the Redis URL), pairs of
+// name and value), returning the redis-server too.
+func startClusterEnv(t *testing.T, env func(id, redisURL string) []string, ids ...string) (*redistest.Server, []string) {
 	t.Helper()
 	srv, err := redistest.Start()
 	if errors.Is(err, redistest.ErrAbsent) {
@@ -39,7 +39,7 @@ func startClusterEnv(t *testing.T, env func(id string) []string, ids ...string) 
 	for _, id := range ids {
 		over := []string{"PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id}
 		if env != nil {
-			over = append(over, env(id)...)
+			over = append(over, env(id, srv.URL)...)
 		}
 		_, base := startServer(t, over...)
 		bases = append(bases, base)

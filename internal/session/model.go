@@ -109,6 +109,9 @@ type ConnectionInfo struct {
 	Options     ConnectionOptions
 	Publishers  []StreamInfo
 	Subscribers []SubscriptionInfo
+	// RPC is the JSON-RPC session an active participant joined through (JoinInfo.RPC): a
+	// credential to its socket's session, so never marshalled with the rest.
+	RPC string `json:"-"`
 }
 
 // StreamInfo is a snapshot of a published stream.
@@ -140,6 +143,9 @@ type JoinInfo struct {
 	Metadata string // client data
 	Platform string
 	IP       string
+	// RPC is the JSON-RPC session the participant joins through: a cluster records it, so the
+	// participant's `connect` to another node can be restored there (replica.go).
+	RPC string
 }
 
 // JoinResult is what joinRoom answers.
@@ -186,11 +192,15 @@ type Connection struct {
 	ip         string
 	platform   string
 	clientData string
+	rpc        string
 	sink       Sink
 
 	stream     *stream
 	publishing bool // a publish is being negotiated
-	subs       map[ConnectionID]*subscription
+	// resume is the stream a participant restored from another node published there: its
+	// reconnectStream publishes it here anew, with the same id (replica.go).
+	resume *StreamInfo
+	subs   map[ConnectionID]*subscription
 	// pendingCands holds candidates that arrived before their endpoint existed, by endpointName;
 	// pendingN and pendingBytes are what it holds, within maxPendingCandidates and
 	// maxPendingBytes.
@@ -263,7 +273,7 @@ func (s *stream) info() StreamInfo {
 func (c *Connection) info() ConnectionInfo {
 	ci := ConnectionInfo{
 		ID: c.id, Session: c.sess.id, Active: c.active, CreatedAt: c.createdAt, ActiveAt: c.activeAt,
-		IP: c.ip, Platform: c.platform, ClientData: c.clientData, Token: c.token, Options: c.opts,
+		IP: c.ip, Platform: c.platform, ClientData: c.clientData, Token: c.token, Options: c.opts, RPC: c.rpc,
 	}
 	if c.active {
 		ci.Publishers = []StreamInfo{}

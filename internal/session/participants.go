@@ -59,7 +59,7 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Part
 	existing := m.activeConns(s, nil)
 	shown := m.everyone(s)
 	c.active, c.activeAt = true, m.opts.Now()
-	c.clientData, c.platform, c.ip, c.sink = j.Metadata, j.Platform, j.IP, sink
+	c.clientData, c.platform, c.ip, c.rpc, c.sink = j.Metadata, j.Platform, j.IP, j.RPC, sink
 	c.subs = map[ConnectionID]*subscription{}
 	c.pendingCands = map[string][]Candidate{}
 	s.everJoined = true

@@ -14,4 +14,7 @@ const (
 	ReasonSessionClosedByServer   = "sessionClosedByServer"
 	ReasonLastParticipantLeft     = "lastParticipantLeft"
 	ReasonServerStopped           = "openviduServerStopped"
+	// ReasonNodeCrashed: the cluster node that held the participant was lost (OpenVidu PRO's
+	// reason when a media node crashes).
+	ReasonNodeCrashed = "nodeCrashed"
 )

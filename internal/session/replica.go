@@ -51,6 +51,31 @@ func (m *Manager) AdoptConnection(id SessionID, ci ConnectionInfo) error {
 	return nil
 }
 
+// Restore makes ci, a participant another node held until it was lost, a participant here again:
+// same connection id, options and client data, its sink the new socket's. It joins as with a
+// token (participantJoined to the others here); its stream, if it published, is published anew by
+// its reconnectStream, with the same id. The cluster has claimed the participant before.
+func (m *Manager) Restore(id SessionID, ci ConnectionInfo, j JoinInfo, sink Sink) (*Participant, JoinResult, error) {
+	if ci.Token == "" {
+		ci.Token = "restored:" + string(ci.ID) // a key to this node's Join only; never handed out
+	}
+	ci.Active = false
+	if err := m.AdoptConnection(id, ci); err != nil {
+		return nil, JoinResult{}, err
+	}
+	p, res, err := m.Join(id, ci.Token, j, sink)
+	if err != nil {
+		return nil, res, err
+	}
+	if len(ci.Publishers) > 0 {
+		m.mu.Lock()
+		st := ci.Publishers[0]
+		p.c.resume = &st
+		m.unlock()
+	}
+	return p, res, nil
+}
+
 // DropReplica forgets a session that has no active participant here, silently: the session ended
 // on another node, which announced it. It reports whether the session is gone; a session with
 // participants on this node is kept (close it with CloseSession instead).

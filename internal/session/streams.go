@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // Streams and subscriptions: what a participant negotiates with the media layer, and the
@@ -27,6 +28,12 @@ type PublishParams struct {
 
 // Publish negotiates c's stream and announces it to the other participants.
 func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (StreamInfo, string, error) {
+	return m.publishAs(ctx, c, p, "", time.Time{})
+}
+
+// publishAs is publish with the stream's id and creation time given (a restored participant's
+// stream keeps them), or new ones when sid is empty.
+func (m *Manager) publishAs(ctx context.Context, c *Connection, p PublishParams, sid StreamID, createdAt time.Time) (StreamInfo, string, error) {
 	m.mu.Lock()
 	if err := usable(c); err != nil {
 		m.unlock()
@@ -41,7 +48,9 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 		return StreamInfo{}, "", errorf(KindConflict, CodeUserAlreadyStreams, "connection %s is already publishing", c.id)
 	}
 	c.publishing = true
-	sid := newStreamID(p.Media.TypeOfVideo, p.Media.HasVideo, c.id)
+	if sid == "" {
+		sid = newStreamID(p.Media.TypeOfVideo, p.Media.HasVideo, c.id)
+	}
 	codec := resolveCodec(c.sess.props.ForcedVideoCodec, m.opts.Config.ForcedVideoCodec)
 	log := m.log.With("session", c.sess.id, "connection", c.id, "stream", sid)
 	maxKbps, minKbps, _ := c.opts.bandwidths()
@@ -78,7 +87,10 @@ func (m *Manager) publish(ctx context.Context, c *Connection, p PublishParams) (
 	hasAudio, hasVideo := pub.Tracks()
 	p.Media.HasAudio = p.Media.HasAudio && hasAudio
 	p.Media.HasVideo = p.Media.HasVideo && hasVideo
-	c.stream = &stream{id: sid, createdAt: m.opts.Now(), media: p.Media, pub: pub}
+	if createdAt.IsZero() {
+		createdAt = m.opts.Now()
+	}
+	c.stream, c.resume = &stream{id: sid, createdAt: createdAt, media: p.Media, pub: pub}, nil
 	m.flushCandidates(c, string(c.id), pub.AddCandidate)
 	si := c.stream.info()
 	m.emit(Event{Kind: WebRTCConnectionCreated, Session: c.sess.id, Connection: c.id, Stream: sid, Time: c.stream.createdAt, Media: c.stream.mediaSnapshot()})
@@ -465,6 +477,12 @@ func (m *Manager) reconnectPublisher(ctx context.Context, c *Connection, offer s
 	if err := usable(c); err != nil {
 		m.unlock()
 		return StreamInfo{}, "", err
+	}
+	if c.stream == nil && c.resume != nil {
+		// Restored from a lost node: the stream is published here anew under its old id.
+		r := *c.resume
+		m.unlock()
+		return m.publishAs(ctx, c, PublishParams{Offer: offer, Media: r.Media}, r.ID, r.CreatedAt)
 	}
 	if c.stream == nil {
 		m.unlock()

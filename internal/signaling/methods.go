@@ -116,7 +116,7 @@ func (r *rpcSession) joinRoom(params json.RawMessage) (result, error) {
 	if sock != nil {
 		ip = sock.ip
 	}
-	part, res, err := r.h.m.Join(session.SessionID(sid), p.Token, session.JoinInfo{Metadata: p.Metadata, Platform: p.Platform, IP: ip}, r)
+	part, res, err := r.h.m.Join(session.SessionID(sid), p.Token, session.JoinInfo{Metadata: p.Metadata, Platform: p.Platform, IP: ip, RPC: r.id}, r)
 	if err != nil {
 		return nil, err
 	}

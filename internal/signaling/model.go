@@ -15,6 +15,14 @@ type Model interface {
 	Join(id session.SessionID, token string, j session.JoinInfo, sink session.Sink) (Participant, session.JoinResult, error)
 }
 
+// Restorer, optional on a Model, takes over a participant that another node of a cluster held
+// until that node was lost: `connect` with a JSON-RPC session id this node does not know asks it.
+// On success the participant is this node's, its notifications go to sink, and the SDK goes on
+// with reconnectStream for its media.
+type Restorer interface {
+	Restore(rpc string, ip string, sink session.Sink) (Participant, error)
+}
+
 // Participant is one joined participant: its identity and the operations its methods call.
 type Participant interface {
 	ID() session.ConnectionID

@@ -448,6 +448,37 @@ func (h *Handler) forget(r *rpcSession) {
 	h.mu.Unlock()
 }
 
+// restore asks the model (a cluster's, a Restorer) for a participant another node held under the
+// JSON-RPC session id, and makes a session of that id for it on sock.
+func (h *Handler) restore(id string, sock *socket) (*rpcSession, bool) {
+	rs, ok := h.m.(Restorer)
+	if !ok || len(id) > maxRPCSessionID {
+		return nil, false
+	}
+	r := &rpcSession{id: id, h: h, sock: sock}
+	part, err := rs.Restore(id, sock.ip, r)
+	if err != nil {
+		h.log.Info("connect: no participant to restore", "rpc", clip(id), "err", err)
+		return nil, false
+	}
+	r.mu.Lock()
+	r.part = part
+	r.mu.Unlock()
+	h.mu.Lock()
+	if h.rpcs[id] != nil || h.closed {
+		h.mu.Unlock()
+		part.Evict(session.ReasonNetworkDisconnect)
+		return nil, false
+	}
+	h.rpcs[id] = r
+	h.mu.Unlock()
+	h.log.Info("participant restored from another node", r.logIDs()...)
+	return r, true
+}
+
+// maxRPCSessionID bounds the ids `connect` looks up elsewhere (ours are far shorter).
+const maxRPCSessionID = 128
+
 // reconnect handles `connect` (protocol note §1.4): re-attach a live JSON-RPC session, identified by
 // the id the SDK kept from joinRoom, to this new socket.
 func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessage) (*rpcSession, result, error) {
@@ -465,6 +496,12 @@ func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessag
 	h.mu.Lock()
 	old := h.rpcs[p.SessionID]
 	h.mu.Unlock()
+	if old == nil {
+		if r, ok := h.restore(p.SessionID, sock); ok {
+			cur.discard()
+			return r, &valueResult{Value: "reconnection successful"}, nil
+		}
+	}
 	if old == nil || !old.attach(sock) {
 		return cur, nil, &rpcError{Code: codeReconnection, Message: "reconnection error"}
 	}

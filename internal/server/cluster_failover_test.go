@@ -1,0 +1,147 @@
+package server
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/url"
+	"sync"
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// cutter forwards TCP connections to target until cut: then it closes them all and refuses new
+// ones, as a node whose process died (or whose network to Redis went) looks to Redis.
+type cutter struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	cut    bool
+}
+
+func newCutter(t *testing.T, target string) *cutter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &cutter{ln: ln, target: target}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { c.Cut(); _ = ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			c.mu.Lock()
+			if err != nil || c.cut {
+				c.mu.Unlock()
+				_ = in.Close()
+				if out != nil {
+					_ = out.Close()
+				}
+				continue
+			}
+			c.conns = append(c.conns, in, out)
+			c.mu.Unlock()
+			wg.Add(2)
+			go func() { defer wg.Done(); _, _ = io.Copy(out, in); _ = out.Close() }()
+			go func() { defer wg.Done(); _, _ = io.Copy(in, out); _ = in.Close() }()
+		}
+	}()
+	return c
+}
+
+// Cut closes every forwarded connection and refuses the next ones.
+func (c *cutter) Cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = true
+	for _, x := range c.conns {
+		_ = x.Close()
+	}
+	c.conns = nil
+}
+
+// TestClusterRestoresALostNodesParticipant: a publisher's node loses Redis for good (as a node
+// killed with kill -9 does); the publisher's SDK reconnects its WebSocket to another node, whose
+// `connect` restores it under its old JSON-RPC session and connection ids, and its reconnectStream
+// publishes its stream there again: a participant of that node is told it joined and published,
+// subscribes and receives its media.
+func TestClusterRestoresALostNodesParticipant(t *testing.T) {
+	t.Parallel()
+	var cut *cutter
+	_, bases := startClusterEnv(t, func(id, redisURL string) []string {
+		if id != "node-a" {
+			return nil
+		}
+		u, err := url.Parse(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut = newCutter(t, u.Host)
+		u.Host = cut.ln.Addr().String()
+		return []string{"PARLEY_REDIS_URL", u.String()}
+	}, "node-a", "node-b")
+	a, b := bases[0], bases[1]
+	if st, _ := rest(t, "POST", b+"/openvidu/api/sessions", map[string]any{"customSessionId": "survive"}); st != 200 {
+		t.Fatalf("create: %d", st)
+	}
+	st, c := rest(t, "POST", b+"/openvidu/api/sessions/survive/connection", map[string]any{"role": "PUBLISHER", "data": "pub-data"})
+	if st != 200 {
+		t.Fatalf("connection: %d", st)
+	}
+	onA := dial(t, a)
+	j := onA.result("joinRoom", map[string]any{"token": c["token"], "session": "survive", "metadata": `{"clientData":"pub"}`, "platform": "test"})
+	rpcID, pubID := j["sessionId"].(string), j["id"].(string)
+	pub, _, _ := newAVPublisher(t)
+	pr := onA.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
+	streamID := pr["id"].(string)
+	pub.answer(t, pr["sdpAnswer"].(string))
+	watcher, _ := join(t, b, "survive", "SUBSCRIBER")
+
+	// Node A is gone for Redis, and the publisher's socket to it with it.
+	cut.Cut()
+	_ = onA.ws.CloseNow()
+	onB := dial(t, b)
+	if r := onB.result("connect", map[string]any{"sessionId": rpcID, "reconnect": true}); r["value"] != "reconnection successful" || r["sessionId"] != rpcID {
+		t.Fatalf("connect on B: %v", r)
+	}
+	watcher.waitNote("participantJoined", func(p map[string]any) bool { return p["id"] == pubID })
+	if st, conn := rest(t, "GET", b+"/openvidu/api/sessions/survive/connection/"+pubID, nil); st != 200 || conn["status"] != "active" || conn["serverData"] != "pub-data" {
+		t.Fatalf("the restored publisher through REST: %d %v", st, conn)
+	}
+
+	// Its media connection to A is broken: the SDK reconnects the stream, on B now.
+	pub2, video2, audio2 := newAVPublisher(t)
+	rr := onB.result("reconnectStream", map[string]any{"stream": streamID, "sdpOffer": pub2.offer(t)})
+	if rr["id"] != streamID {
+		t.Fatalf("reconnectStream answered stream %v, want %s", rr["id"], streamID)
+	}
+	pub2.answer(t, rr["sdpAnswer"].(string))
+	ctx, stop := context.WithCancel(context.Background())
+	sending := make(chan struct{})
+	go func() { defer close(sending); publishMedia(ctx, video2, audio2) }()
+	defer func() { stop(); <-sending }()
+
+	watcher.waitNote("participantPublished", func(p map[string]any) bool { return p["id"] == pubID })
+	sub := newPeer(t)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := sub.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sr := watcher.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": sub.offer(t)})
+	sub.answer(t, sr["sdpAnswer"].(string))
+	waitFor(t, "the restored publisher's media at a subscriber on B", func() bool {
+		_, hasVideo := sub.kinds.Load("video")
+		return sub.received.Load() > 50 && hasVideo
+	})
+}
