@@ -211,8 +211,7 @@ func (n *Node) Restore(rpc, ip string, sink session.Sink) (*session.Participant,
 		}
 		return nil, errNoSession(id)
 	}
-	ci.Publishers = nil // its stream is announced when its reconnectStream publishes it here
-	n.announceJoin(ctx, ci)
+	n.announceJoin(ctx, ci) // its stream is announced when its reconnectStream publishes it here
 	n.log.Info("participant of a lost node restored", "session", id, "connection", conn, "from", cr.Node)
 	return p, nil
 }

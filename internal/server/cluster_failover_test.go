@@ -114,6 +114,9 @@ func TestClusterRestoresALostNodesParticipant(t *testing.T) {
 	if r := onB.result("connect", map[string]any{"sessionId": rpcID, "reconnect": true}); r["value"] != "reconnection successful" || r["sessionId"] != rpcID {
 		t.Fatalf("connect on B: %v", r)
 	}
+	// The watcher (which found the publisher in joinRoom's answer) saw it leave with its node, as
+	// OpenVidu tells of a crashed media node, then come back.
+	watcher.waitNote("participantLeft", func(p map[string]any) bool { return p["connectionId"] == pubID && p["reason"] == "nodeCrashed" })
 	watcher.waitNote("participantJoined", func(p map[string]any) bool { return p["id"] == pubID })
 	if st, conn := rest(t, "GET", b+"/openvidu/api/sessions/survive/connection/"+pubID, nil); st != 200 || conn["status"] != "active" || conn["serverData"] != "pub-data" {
 		t.Fatalf("the restored publisher through REST: %d %v", st, conn)

@@ -12,7 +12,7 @@ import (
 func TestClusterRecordingFromAnyNode(t *testing.T) {
 	m := recordingMedia(t)
 	dir := t.TempDir() // OPENVIDU_RECORDING_PATH shared by both nodes, as on NFS
-	_, bases := startClusterEnv(t, func(string) []string {
+	_, bases := startClusterEnv(t, func(_, _ string) []string {
 		return []string{"OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir}
 	}, "node-a", "node-b")
 	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
