@@ -83,11 +83,20 @@ type Links struct {
 	boot  string // this run's id: sequence numbers restart with it
 	seq   atomic.Uint64
 	inbox chan envelope
+	// failed are links whose PeerConnection failed or closed (the other node died or cannot be
+	// reached); Run forgets them.
+	failed chan linkEnd
 
 	mu   sync.Mutex
 	out  map[string]*outLink // by receiving node
 	in   map[string]*inLink  // by sending node
 	seen map[string]seen     // by sending node: the last message accepted
+}
+
+// linkEnd names a link that failed: out is the sending end's, else the receiving end's.
+type linkEnd struct {
+	node, id string
+	out      bool
 }
 
 type seen struct {
@@ -132,7 +141,7 @@ func New(cfg Config, s *sfu.SFU, tr Transport, local Local, log *slog.Logger) *L
 	mac := hmac.New(sha256.New, []byte(cfg.Secret))
 	mac.Write([]byte("parley cascade signalling v1"))
 	return &Links{cfg: cfg, sfu: s, tr: tr, local: local, log: log, key: mac.Sum(nil), boot: randomID(),
-		inbox: make(chan envelope, inboxSize), out: map[string]*outLink{}, in: map[string]*inLink{}, seen: map[string]seen{}}
+		inbox: make(chan envelope, inboxSize), failed: make(chan linkEnd, inboxSize), out: map[string]*outLink{}, in: map[string]*inLink{}, seen: map[string]seen{}}
 }
 
 func randomID() string {
@@ -240,6 +249,8 @@ func (l *Links) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case f := <-l.failed:
+			l.onFailed(ctx, f)
 		case e := <-l.inbox:
 			var b body
 			if err := json.Unmarshal(e.Body, &b); err != nil {
@@ -281,12 +292,13 @@ func (l *Links) onPull(ctx context.Context, to, stream string, log *slog.Logger)
 	}
 	ol := l.out[to]
 	if ol == nil {
-		relay, err := l.sfu.NewRelayOut(l.log.With("peer", to), func(st string) { log.Debug("cascade: link state", "state", st) })
+		id := randomID()
+		relay, err := l.sfu.NewRelayOut(l.log.With("peer", to), l.watch(to, id, true, log))
 		if err != nil {
 			l.sendLogged(ctx, to, body{Kind: kindRefuse, Stream: stream, Err: err.Error()}, log)
 			return
 		}
-		ol = &outLink{id: randomID(), relay: relay, streams: map[string][]sfu.RelayCodec{}}
+		ol = &outLink{id: id, relay: relay, streams: map[string][]sfu.RelayCodec{}}
 		l.mu.Lock()
 		l.out[to] = ol
 		l.mu.Unlock()
@@ -481,7 +493,7 @@ func (l *Links) onOffer(ctx context.Context, from string, b body, log *slog.Logg
 	}
 	if relay == nil {
 		var err error
-		if relay, err = l.sfu.NewRelayIn(l.log.With("peer", from), func(st string) { log.Debug("cascade: link state", "state", st) }); err != nil {
+		if relay, err = l.sfu.NewRelayIn(l.log.With("peer", from), l.watch(from, b.Link, false, log)); err != nil {
 			log.Warn("cascade: link refused", "err", err)
 			return
 		}
@@ -538,6 +550,57 @@ func (l *Links) onClose(from, link string) {
 	if relay != nil {
 		relay.Close()
 	}
+}
+
+// watch returns a link's state callback: a link that fails or closes is reported to Run.
+func (l *Links) watch(node, id string, out bool, log *slog.Logger) func(string) {
+	return func(st string) {
+		log.Debug("cascade: link state", "state", st, "link", id)
+		// closed: the other end closed it (a node shutting down), or we did (then the link is
+		// forgotten already and this is ignored).
+		if st == "failed" || st == "closed" {
+			select {
+			case l.failed <- linkEnd{node, id, out}:
+			default:
+			}
+		}
+	}
+}
+
+// onFailed forgets a failed link. Sending end: its streams stop (the other node pulls again if it
+// is still there). Receiving end: its streams here stop, and the next subscriber to one of them
+// pulls it anew.
+func (l *Links) onFailed(ctx context.Context, f linkEnd) {
+	log := l.log.With("peer", f.node, "link", f.id)
+	if f.out {
+		if ol := l.out[f.node]; ol != nil && ol.id == f.id {
+			l.mu.Lock()
+			delete(l.out, f.node)
+			l.mu.Unlock()
+			ol.relay.Close()
+			l.sendLogged(ctx, f.node, body{Kind: kindClose, Link: ol.id}, log)
+			log.Warn("cascade: link failed; its streams stopped crossing", "streams", len(ol.streams))
+		}
+		return
+	}
+	l.mu.Lock()
+	il := l.in[f.node]
+	if il == nil || il.id != f.id {
+		l.mu.Unlock()
+		return
+	}
+	relay := il.relay
+	il.relay, il.id = nil, ""
+	for stream, p := range il.pulls {
+		if p.done {
+			delete(il.pulls, stream) // its subscribers keep a publisher that gets nothing more
+		}
+	}
+	l.mu.Unlock()
+	if relay != nil {
+		relay.Close()
+	}
+	log.Warn("cascade: link failed; the streams it brought stopped")
 }
 
 // closeAll ends every link (Run's end).
