@@ -119,6 +119,9 @@ type Node struct {
 	flushing sync.Mutex
 	// reporters get the events this node reports for the cluster (report.go).
 	reporters reporters
+	// registered is set by the first heartbeat: a later one that finds this node missing from
+	// the registry rewrites what it holds.
+	registered atomic.Bool
 	// recs is the cluster face of this node's recorder, once Recordings made it (recordings.go).
 	recs atomic.Pointer[Recordings]
 }

@@ -602,3 +602,63 @@ func TestLostNodesParticipantsAreRestoredOrLeave(t *testing.T) {
 		t.Errorf("the restored participant joined before its lost self left: %v", got)
 	}
 }
+
+// TestRedisRestartedEmptyGetsTheStateBack: Redis dies mid-call and comes back without its data;
+// calls go on meanwhile, a join is refused with an error naming Redis, and once it is back each
+// node writes its sessions and participants again: both nodes list everyone, and joins work.
+func TestRedisRestartedEmptyGetsTheStateBack(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	var nodes []node
+	for _, id := range []string{"node-a", "node-b"} {
+		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
+		n, err := New(context.Background(), Config{RedisURL: srv.URL, NodeID: id, Heartbeat: 50 * time.Millisecond, Timeout: time.Second}, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done; _ = n.Close() })
+		nodes = append(nodes, node{m, n})
+	}
+	a, b := nodes[0], nodes[1]
+	si, _ := a.n.CreateSession(session.Properties{CustomSessionID: "outlives-redis"})
+	c1, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	c2, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	c3, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	p1, _ := join(t, a, si.ID, c1.Token)
+	p2, _ := join(t, b, si.ID, c2.Token)
+
+	srv.Kill()
+	if _, _, err := b.n.Join(si.ID, c3.Token, session.JoinInfo{}, &sink{}); kindOf(err) != session.KindInternal || !strings.Contains(err.Error(), "Redis") {
+		t.Fatalf("join without Redis: %v; want an internal error naming Redis", err)
+	}
+	if err := p1.Signal(nil, "chat", "still here"); err != nil {
+		t.Fatalf("a participant in the call: %v", err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	want := []session.ConnectionID{p1.ID(), p2.ID()}
+	slices.Sort(want)
+	for _, on := range nodes {
+		poll.Until(t, within, on.n.ID()+" lists both participants again", func() bool {
+			l, err := on.n.Room(si.ID).connections(false)
+			got := connIDs(l)
+			slices.Sort(got)
+			return err == nil && slices.Equal(got, want)
+		})
+	}
+	// The session is there for new tokens, made and used on either node.
+	c4, err := b.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	if err != nil {
+		t.Fatalf("a connection after Redis came back: %v", err)
+	}
+	join(t, a, si.ID, c4.Token)
+}

@@ -204,7 +204,7 @@ func (n *Node) Restore(rpc, ip string, sink session.Sink) (*session.Participant,
 	if err != nil { // it left already
 		return p, nil
 	}
-	if ok, err := n.activate(ctx, id, ci, true); err != nil || ok == 0 {
+	if ok, err := n.activate(ctx, id, ci, "restore"); err != nil || ok == 0 {
 		p.Evict(session.ReasonSessionClosedByServer)
 		if err != nil {
 			return nil, errShared(err)

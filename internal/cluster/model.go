@@ -447,21 +447,19 @@ func (n *Node) signal(id session.SessionID, to []session.ConnectionID, typ, data
 	return nil
 }
 
-// activate records participant ci as this node's; restored: it comes from a lost node.
-func (n *Node) activate(ctx context.Context, id session.SessionID, ci session.ConnectionInfo, restored bool) (int, error) {
+// activate records participant ci as this node's. mode is "" for a join, "restore" for a
+// participant restored from a lost node, "rewrite" for one written again (activateScript).
+func (n *Node) activate(ctx context.Context, id session.SessionID, ci session.ConnectionInfo, mode string) (int, error) {
 	b, err := json.Marshal(activeRecord(ci, n.id))
 	if err != nil {
 		return 0, err
 	}
-	rpcKey, how := "", ""
+	rpcKey := ""
 	if ci.RPC != "" {
 		rpcKey = n.keys.rpc(ci.RPC)
 	}
-	if restored {
-		how = "restore"
-	}
 	return activateScript.Run(ctx, n.rdb, []string{n.keys.session(id), n.keys.conns(id), n.keys.active(id), n.keys.held(n.id), rpcKey},
-		string(ci.ID), b, heldMember(id, ci.ID), how).Int()
+		string(ci.ID), b, heldMember(id, ci.ID), mode, n.id).Int()
 }
 
 // Join consumes a token, wherever it was made, and makes its connection a participant here. The
@@ -516,7 +514,7 @@ func (n *Node) Join(id session.SessionID, token string, j session.JoinInfo, sink
 	if err != nil { // it left already
 		return p, res, nil
 	}
-	ok, err := n.activate(ctx, id, ci, false)
+	ok, err := n.activate(ctx, id, ci, "")
 	if err != nil || ok == 0 {
 		// The session was closed or the connection deleted while it joined, or nobody can be told
 		// it joined: it must not stay in a call the others cannot see.

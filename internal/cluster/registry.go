@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // NodeInfo is one node as the registry shows it.
@@ -35,13 +37,45 @@ func (n *Node) Heartbeat(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var added *redis.IntCmd
 	_, err = n.rdb.TxPipelined(ctx, func(p redisPipe) error {
 		p.HSet(ctx, n.keys.nodeInfo(), n.id, b)
-		p.ZAdd(ctx, n.keys.nodes(), zmember(float64(now.Add(n.cfg.NodeTTL).UnixMilli()), n.id))
+		added = p.ZAdd(ctx, n.keys.nodes(), zmember(float64(now.Add(n.cfg.NodeTTL).UnixMilli()), n.id))
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("cluster: heartbeat: %w", err)
+	}
+	if added.Val() == 1 && n.registered.Swap(true) {
+		// This node was registered and is not any more: Redis lost its data (restarted without
+		// persistence, failed over to an empty replica) or the others took this node for lost.
+		// Its sessions and participants are written again, so the others see them.
+		n.log.Warn("cluster: this node was missing from the registry; writing its sessions and participants again")
+		return n.rewrite(ctx)
+	}
+	return nil
+}
+
+// rewrite writes again the record of every session this node has participants in, and of those
+// participants. Sessions without a participant here, and pending tokens, are not known here well
+// enough to be written back: a Redis that may lose its data needs persistence.
+func (n *Node) rewrite(ctx context.Context) error {
+	for _, si := range n.m.Sessions(false) {
+		if len(si.Connections) == 0 {
+			continue
+		}
+		rec, err := json.Marshal(sessionRecord{ID: si.ID, CreatedAt: si.CreatedAt, Props: si.Props, Node: n.id})
+		if err != nil {
+			return err
+		}
+		if err := createSessionScript.Run(ctx, n.rdb, n.keys.sessionKeys(si.ID), rec, si.CreatedAt.UnixMilli(), string(si.ID)).Err(); err != nil {
+			return fmt.Errorf("cluster: rewrite: %w", err)
+		}
+		for _, c := range si.Connections {
+			if _, err := n.activate(ctx, si.ID, c, "rewrite"); err != nil {
+				return fmt.Errorf("cluster: rewrite: %w", err)
+			}
+		}
 	}
 	return nil
 }

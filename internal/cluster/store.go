@@ -166,11 +166,19 @@ if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then redis.call('SET', KEYS[1], 
 return 1`)
 
 	// KEYS session, conns, active, held, rpc; ARGV connection id, record, "<session>\n<connection>",
-	// "restore". Marks a claimed connection active on this node, unless it was deleted meanwhile
-	// (a restored one, which left the record when its node was lost, only needs the session).
+	// mode, this node. Marks a claimed connection active on this node, unless it was deleted
+	// meanwhile. Mode "restore": one restored from a lost node, which left the record, only needs
+	// the session; "rewrite": this node writes its participant again, unless another node holds
+	// it now.
 	activateScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[4] ~= 'restore' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+if ARGV[4] == 'rewrite' then
+  local rec = redis.call('HGET', KEYS[2], ARGV[1])
+  if rec then
+    local ok, r = pcall(cjson.decode, rec)
+    if ok and type(r) == 'table' and type(r.Node) == 'string' and r.Node ~= '' and r.Node ~= ARGV[5] then return 0 end
+  end
+elseif ARGV[4] ~= 'restore' and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('SADD', KEYS[4], ARGV[3])

@@ -28,6 +28,7 @@ type Server struct {
 	cmd    *exec.Cmd
 	exited chan error
 	dir    string
+	args   []string
 }
 
 // Start runs redis-server until Stop.
@@ -49,12 +50,13 @@ func Start() (*Server, error) {
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
 		_ = ln.Close()
-		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "no", "--requirepass", "test-pass", "--logfile", filepath.Join(dir, "redis.log"))
+		args := []string{bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--requirepass", "test-pass", "--logfile", filepath.Join(dir, "redis.log")}
+		cmd := exec.Command(args[0], args[1:]...)
 		if err := cmd.Start(); err != nil {
 			return nil, err
 		}
-		s := &Server{URL: fmt.Sprintf("redis://:test-pass@127.0.0.1:%d/3", port), cmd: cmd, exited: make(chan error, 1), dir: dir}
+		s := &Server{URL: fmt.Sprintf("redis://:test-pass@127.0.0.1:%d/3", port), cmd: cmd, exited: make(chan error, 1), dir: dir, args: args}
 		go func() { s.exited <- cmd.Wait() }()
 		if last = s.waitReady(); last == nil {
 			return s, nil
@@ -98,9 +100,30 @@ func (s *Server) waitReady() error {
 	}
 }
 
+// Kill kills redis-server, as a crash would; Restart brings it back.
+func (s *Server) Kill() {
+	_ = s.cmd.Process.Kill()
+	err := <-s.exited
+	s.exited <- err // Stop and Restart wait for it too
+}
+
+// Restart starts redis-server again on the same port, empty (it keeps nothing), after Kill.
+func (s *Server) Restart() error {
+	<-s.exited
+	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	if err := s.cmd.Start(); err != nil {
+		s.exited <- err
+		return err
+	}
+	go func(cmd *exec.Cmd) { s.exited <- cmd.Wait() }(s.cmd)
+	return s.waitReady()
+}
+
 // Stop kills redis-server and removes its directory.
 func (s *Server) Stop() {
-	_ = s.cmd.Process.Kill()
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+	}
 	<-s.exited
 	_ = os.RemoveAll(s.dir)
 }
