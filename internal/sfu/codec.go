@@ -35,6 +35,25 @@ var videoCodecs = []webrtc.RTPCodecParameters{
 	{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", RTCPFeedback: videoFeedback}, PayloadType: 127},
 }
 
+// rtxPayloadTypes pairs each video payload type of ours with its retransmission payload type
+// (RFC 4588, apt=), offered to subscribers only: we answer their NACKs, publishers answer ours.
+var rtxPayloadTypes = map[webrtc.PayloadType]webrtc.PayloadType{96: 97, 98: 99, 102: 103, 127: 125}
+
+// registerRTX adds video/rtx for every video codec, so a subscriber that negotiates it gets its
+// retransmissions on a stream of their own.
+func registerRTX(m *webrtc.MediaEngine) error {
+	for _, c := range videoCodecs {
+		rtx := webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", c.PayloadType)},
+			PayloadType:        rtxPayloadTypes[c.PayloadType],
+		}
+		if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func registerCodecs(m *webrtc.MediaEngine) error {
 	if err := m.RegisterCodec(opus, webrtc.RTPCodecTypeAudio); err != nil {
 		return err

@@ -1,6 +1,9 @@
 package sfu
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"sync/atomic"
 	"time"
 
@@ -15,17 +18,23 @@ import (
 //
 // The estimate is loss-based, as libwebrtc's sender side is when it has nothing better: a receiver
 // report with more than 10 % loss sets it to what we sent times (1 − loss/2) (or times (1 − loss)
-// beyond 50 %, where the loss is the link's capacity showing), under 2 % loss it grows 12 % a
+// beyond 30 %, or with a round trip 100 ms over the path's least: the link's capacity showing, a
+// bottleneck's queue overflowing), under 2 % loss it grows 12 % a
 // second, except during a hold after each cut (2 s, doubling to 16 s while cuts keep coming), so a
 // link that refuses a higher rate is offered it less and less often. Random loss of 5–15 % (Wi-Fi) keeps the estimate near the stream's rate and the video
 // flowing, repaired by retransmission; a link that carries a quarter of the stream loses three
-// quarters of it and pauses at once. The state is updated once a second per subscription from the
+// quarters of it and pauses at once. A paused video comes back only once a probe (padding at 1.5×
+// what the video needs, in its place) got through: over TCP its send queue says so, over UDP the
+// subscriber's NACKs and reports. The state is updated once a second per subscription from the
 // sender-report goroutine; the forwarder's hot path reads one atomic.
 const (
-	ccHighLoss     = 0.10 // above: the estimate follows what got through
-	ccLowLoss      = 0.02 // below: the estimate may grow
-	ccGrowth       = 1.12 // per second, under low loss and outside a hold
-	ccPausedGrowth = 1.5  // per second while the video is paused (see pausedGrowth)
+	ccHighLoss = 0.10 // above: the estimate follows what got through
+	// ccCongestedLoss: above, the loss is a bottleneck's, not a radio's: the estimate is what got
+	// through, not libwebrtc's (1 − loss/2) of what was sent.
+	ccCongestedLoss = 0.30
+	ccLowLoss       = 0.02 // below: the estimate may grow
+	ccGrowth        = 1.12 // per second, under low loss and outside a hold
+	ccPausedGrowth  = 1.5  // per second while the video is paused (see pausedGrowth)
 	// ccHoldMin/Max bound the hold on growth after a cut (see cut).
 	ccHoldMin      = 2 * time.Second
 	ccHoldMax      = 16 * time.Second
@@ -33,7 +42,10 @@ const (
 	ccResumeAbove  = 1.10 // resume it when the estimate is this share above it
 	ccReportMaxAge = 3 * time.Second
 	ccMaxRTT       = time.Second // a round trip beyond this is a standing queue, not distance
-	ccEstimateCap  = 2e6         // bps an estimate may reach above twice the stream's rate
+	// ccQueueRTT: a round trip this much over the path's least is a queue in front of the
+	// subscriber; loss with it is the queue overflowing.
+	ccQueueRTT    = 100 * time.Millisecond
+	ccEstimateCap = 2e6 // bps an estimate may reach above twice the stream's rate
 	// ccBackoffMin/Max space out attempts to resume video on a link that could not take it, so a
 	// paused subscriber does not flood its link every few seconds.
 	ccBackoffMin = 2 * time.Second
@@ -56,6 +68,20 @@ const (
 	// the estimate's second.
 	ccProbeGap  = 800 * time.Millisecond
 	ccProbeTime = 600 * time.Millisecond
+	// ccUDPProbeGapMin/Max: over UDP, where the link's answer is what the subscriber reports (a
+	// NACK for a padding packet it missed, a receiver report that covers the probe), a probe
+	// costs what it sends: everything the link could not carry was still sent by us. So the
+	// first probe comes ccUDPProbeGapMin after a pause, each failed one doubles the gap up to
+	// ccUDPProbeGapMax, and so does video paused again within ccStable of resuming. A failed
+	// probe costs the link about 50 kB: the NACKs that end it come only once the bottleneck's
+	// queue has overflowed and the packets behind it arrived (0.5 s at 150 kbit/s in the weak-
+	// network bed), so at the longest gap it takes a third of a 150 kbit/s link.
+	// ccUDPProbeWait bounds the wait for a report covering the probe.
+	ccUDPProbeGapMin = 2 * time.Second
+	ccUDPProbeGapMax = 8 * time.Second
+	ccUDPProbeWait   = 3 * time.Second
+	// ccProbeLoss: a UDP probe that lost more of its padding than this failed.
+	ccProbeLoss = 0.10
 	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
 	// they pass at most this often; healthy ones pass every request (merged per publisher).
 	lossyPLIGap = 3 * time.Second
@@ -90,6 +116,9 @@ type congestion struct {
 	hold       time.Duration
 	holdUntil  time.Time
 	longRTT    int // consecutive reports with a round trip over ccMaxRTT
+	// resumedBytes is what the video down-track had sent at the last resume (for the pause log).
+	resumedBytes uint64
+	minRTT       time.Duration
 	// The probe (probeStep): running since probeStart, the queue as it was then; the next one
 	// not before probeNext.
 	probing               bool
@@ -105,6 +134,23 @@ type congestion struct {
 	probeBps  atomic.Uint64 // bytes per second the probe pads at: ccProbeGain × need
 	// probeWanted: the video is paused over TCP, so the report goroutine probes every 100 ms.
 	probeWanted atomic.Bool
+	// A probe over UDP (probeFeedbackStep) reads the subscriber's feedback instead: while the
+	// video is paused, all that goes on its SSRC is the probes' padding, so a NACK for one of the
+	// probe's sequence numbers is padding the link dropped, and a receiver report whose highest
+	// sequence number reaches the probe's last tells whether anything went missing.
+	// padFirst and padLast are the outgoing sequence numbers (+1; 0 = none yet) of the probe's
+	// first and latest padding, set by the forwarder; probeLost counts NACKs for them (RTCP
+	// reader); rrHighest and rrLost are the latest video report's extended highest sequence
+	// number and cumulative loss (reportAt says when).
+	padFirst, padLast  atomic.Uint32
+	probeLost          atomic.Uint64
+	probePkts0         atomic.Uint64 // the down-track's padding packets when the probe began
+	rrHighest, rrLost  atomic.Uint32
+	probeEnd           time.Time // when the running UDP probe stopped padding (zero while it pads)
+	probeFB            fbSample  // the feedback as the running UDP probe began
+	probeGap           time.Duration
+	probeWhy           string // why the last UDP probe failed, for the log
+	probes, probesPass atomic.Uint64
 	// The send queue's counters at lastAt, and whose they are (a new path starts over).
 	queue      *sendq.Conn
 	lastQSent  uint64
@@ -125,6 +171,9 @@ type ccInput struct {
 	queued       bool
 	qSent, qDrop uint64
 	qDelay       sendq.Delay
+	// probed: the paused video is probed over UDP (probeFeedbackStep), and only a probe that
+	// got through resumes it.
+	probed bool
 }
 
 // ccDecision is what a tick decided.
@@ -162,6 +211,14 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		if in.rtt <= ccMaxRTT {
 			c.longRTT = 0
 		}
+		if in.rtt > 0 {
+			// The path's round trip without a queue: the least seen, forgotten by 1 ms a second
+			// so a longer route is learnt.
+			if c.minRTT == 0 {
+				c.minRTT = in.rtt
+			}
+			c.minRTT = min(in.rtt, c.minRTT+time.Duration(dt*float64(time.Millisecond)))
+		}
 	}
 	if queueFull && !paused {
 		// The queue in front of a TCP path held media all through the tick or dropped some: the
@@ -179,7 +236,11 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			if loss < ccLowLoss && c.est > 0 && !in.now.Before(c.holdUntil) {
 				c.est *= pausedGrowth(dt)
 			}
-		case loss > 0.5:
+		case loss > ccCongestedLoss, loss > ccHighLoss && c.minRTT > 0 && in.rtt > c.minRTT+ccQueueRTT:
+			// A bottleneck dropping what it cannot carry, not random loss (too much of it, or
+			// behind a standing queue): the link carries what got through. (A 300 kbit/s link
+			// under a 540 kbit/s stream loses 44 %, which the rule below would read as a link of
+			// 420 kbit/s, keeping the video flowing with half of it lost.)
 			c.est = sentRate * (1 - loss)
 			c.cut(in.now)
 		case loss > ccHighLoss:
@@ -221,8 +282,18 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		}
 		c.resumeAt = in.now.Add(c.backoff)
 		c.probing, c.probeNext = false, in.now.Add(ccProbeGap)
-	case paused && in.queued:
-		// Over TCP the probes (probeStep), not the estimate's growth, say when video fits again.
+		if in.probed {
+			if c.probeGap == 0 || in.now.Sub(c.resumedAt) > ccStable {
+				c.probeGap = ccUDPProbeGapMin
+			} else {
+				c.probeGap = min(2*c.probeGap, ccUDPProbeGapMax) // it resumed into a link that could not keep it
+			}
+			c.probeNext = in.now.Add(c.probeGap)
+		}
+	case paused && (in.queued || in.probed):
+		// Probes (probeStep over TCP, probeFeedbackStep over UDP), not the estimate's growth, say
+		// when video fits again: growth on time alone resumed video into a 150 kbit/s link every
+		// few seconds, each time with a keyframe and a second of loss (1.6–2.3× the link).
 	case paused && !in.now.Before(c.resumeAt) && c.est >= ccResumeAbove*need:
 		d.resume = true
 		c.resumedAt = in.now
@@ -243,7 +314,13 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	// Never more than a quarter of the media either: retransmissions are counted as received in
 	// the subscriber's loss fraction, so an unbounded share would hide the very loss that should
 	// cut the estimate (the weak-network bed saw 6× the link after a resume).
-	d.rtxBudget = max(min(d.rtxBudget, int64(media/32)), rtxBudgetFloor, int64(media/80))
+	// The floor is at most a tenth of the estimate: on a weak link 12 KiB/s of repairs would
+	// be most of what it carries.
+	floor := int64(rtxBudgetFloor)
+	if c.est > 0 {
+		floor = min(floor, int64(c.est/80))
+	}
+	d.rtxBudget = max(min(d.rtxBudget, int64(media/32)), floor, int64(media/80))
 	return d
 }
 
@@ -260,6 +337,7 @@ func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (sta
 			return false, false
 		}
 		c.probing, c.probeStart, c.probeAt = true, now, qs
+		c.probes.Add(1)
 		return true, false
 	}
 	ran := now.Sub(c.probeStart)
@@ -272,10 +350,96 @@ func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (sta
 		c.probing = false
 		c.est = max(c.est, ccResumeAbove*c.need)
 		c.resumedAt = now
+		c.probesPass.Add(1)
 		return false, true
 	}
 	c.probing, c.probeNext = false, now.Add(ccProbeGap)
 	return false, false
+}
+
+// fbSample is what probeFeedbackStep reads of a UDP probe: the padding's bytes so far (all
+// probes), the running probe's padding packets NACKed and sent and its last sequence number (+1,
+// 0 = none), and the latest receiver report of the video.
+type fbSample struct {
+	padded uint64
+	// lost and pkts are the running probe's padding packets NACKed and sent.
+	lost, pkts        uint64
+	last              uint32
+	rrAt              int64 // unix nanos, 0: none yet
+	rrHighest, rrLoss uint32
+}
+
+// probeFeedbackStep advances the probe of a subscription over UDP whose video is paused, every
+// 100 ms. It reports whether to start padding, whether to stop (the probe's time is up, or the
+// link dropped some), and whether the probe passed. It passes when a receiver report sent after
+// the padding stopped covers its last packet, the subscriber asked for none of it again, the
+// report's cumulative loss grew by under 2 % of the packets it covers, and the padding flowed at
+// what the video needs for ccProbeTime. A failed probe doubles the gap to the next one (up to
+// ccUDPProbeGapMax); a passed one resets it.
+func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Duration) (start, stop, resume bool) {
+	if !c.probing {
+		if now.Before(c.probeNext) {
+			return false, false, false
+		}
+		c.probing, c.probeStart, c.probeEnd, c.probeFB = true, now, time.Time{}, s
+		c.probes.Add(1)
+		return true, false, false
+	}
+	fail := probeRefused(s.lost, s.pkts)
+	c.probeWhy = "nack"
+	if !fail && c.probeEnd.IsZero() {
+		if now.Sub(c.probeStart) < ccProbeTime {
+			return false, false, false
+		}
+		c.probeEnd = now // the padding stops; the subscriber's report of it is awaited
+		return false, true, false
+	}
+	if !fail {
+		b := c.probeFB
+		covered := s.last != 0 && s.rrAt > c.probeEnd.UnixNano() && int16(uint16(s.rrHighest)-uint16(s.last-1)) >= 0
+		switch {
+		case covered:
+			took := float64(s.padded-b.padded) * 8 / c.probeEnd.Sub(c.probeStart).Seconds()
+			expected, lost := s.rrHighest-b.rrHighest, (s.rrLoss-b.rrLoss)&0xFFFFFF
+			if took >= c.need && (b.rrAt == 0 || expected == 0 || float64(lost) < ccProbeLoss*float64(expected)) {
+				c.probing = false
+				c.probeGap = ccUDPProbeGapMin
+				c.est = max(c.est, ccResumeAbove*c.need)
+				c.resumedAt = now
+				c.probesPass.Add(1)
+				return false, true, true
+			}
+			c.probeWhy = fmt.Sprintf("report: %d of %d lost, padded at %.0f kbit/s", lost, expected, took/1000)
+		case now.Sub(c.probeEnd) > ccUDPProbeWait, s.rrAt > c.probeEnd.Add(rtt+400*time.Millisecond).UnixNano():
+			// No report covers the probe: its last packets were lost (nothing after them made a
+			// gap to NACK), or the subscriber sends no reports.
+			c.probeWhy = "no report covers it"
+		default:
+			return false, false, false
+		}
+	}
+	c.probing = false
+	c.probeGap = min(max(2*c.probeGap, ccUDPProbeGapMin), ccUDPProbeGapMax)
+	c.probeNext = now.Add(c.probeGap)
+	return false, true, false
+}
+
+// probeLoss is the RTCP reader's check of one NACKed outgoing sequence number: while the video is
+// paused, the current probe's padding packets missing are the link refusing the probe. It reports
+// whether the probe has now lost too much (probeRefused), given the padding packets the
+// down-track has sent so far.
+func (c *congestion) probeLoss(out uint16, padded uint64) bool {
+	f, l := c.padFirst.Load(), c.padLast.Load()
+	if f == 0 || l == 0 || !c.pause.Load() || out-uint16(f-1) > uint16(l-1)-uint16(f-1) {
+		return false
+	}
+	return probeRefused(c.probeLost.Add(1), padded-c.probePkts0.Load())
+}
+
+// probeRefused: a probe that lost more than ccProbeLoss of its padding packets (and at least three:
+// one lost packet on a radio link is not the link's capacity) failed.
+func probeRefused(lost, sent uint64) bool {
+	return lost >= 3 && float64(lost) > ccProbeLoss*float64(sent)
 }
 
 // probeSample is a send queue's counters for probeStep: media frames dropped, bytes taken and
@@ -456,23 +620,35 @@ func (sub *Subscriber) adapt(now time.Time) {
 		in.qSent, in.qDrop = st.Sent.Bytes-sub.cc.lastQSent, st.MediaDropped.Frames-sub.cc.lastQDrops
 		sub.cc.lastQSent, sub.cc.lastQDrops = st.Sent.Bytes, st.MediaDropped.Frames
 	}
+	// Over UDP a paused video is probed with padding and resumed only if the probe got through
+	// (probeFeedbackStep). Simulcast video pads nothing: its estimate still resumes it.
+	in.probed = q == nil && video != nil && video.sc == nil
 	dec := sub.cc.tick(in)
+	if sub.log.Enabled(context.Background(), slog.LevelDebug) && video != nil {
+		sub.log.Debug("congestion tick", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256),
+			"report_age_ms", now.Sub(time.Unix(0, in.reportAt)).Milliseconds(), "rtt_ms", in.rtt.Milliseconds(), "paused", sub.cc.pause.Load(),
+			"sent_kB", in.sent/1000, "retransmitted", video.resent.Load(), "nacked", video.nacks.Load())
+	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
 	switch {
 	case dec.pause:
 		sub.cc.pause.Store(true)
 		video.gate.pause.Store(true)
 		sub.cc.pauses.Add(1)
-		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on",
-			"estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds(),
-			"queue_drops", in.qDrop, "queue_wait_ms", in.qDelay.Min.Milliseconds())
+		attrs := []any{"estimate_kbps", int(sub.cc.est / 1000), "need_kbps", int(sub.cc.need / 1000), "loss_pct", int(in.fraction * 100 / 256), "rtt_ms", in.rtt.Milliseconds(),
+			"queue_drops", in.qDrop, "queue_wait_ms", in.qDelay.Min.Milliseconds()}
+		if !sub.cc.resumedAt.IsZero() {
+			// What the last resume cost: the video (keyframe, retransmissions) sent until now.
+			attrs = append(attrs, "since_resume_ms", now.Sub(sub.cc.resumedAt).Milliseconds(), "since_resume_kB", (video.bytes.Load()-sub.cc.resumedBytes)/1000)
+		}
+		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on", attrs...)
 		if sub.onPaused != nil {
 			sub.onPaused(true)
 		}
 	case dec.resume:
 		sub.resume(video)
 	}
-	sub.cc.probeWanted.Store(q != nil && video != nil && sub.cc.pause.Load())
+	sub.cc.probeWanted.Store(video != nil && sub.cc.pause.Load() && (q != nil || in.probed))
 }
 
 // resume lets the video of the subscription flow again.
@@ -481,7 +657,8 @@ func (sub *Subscriber) resume(video *downTrack) {
 	video.gate.probe.Store(false)
 	video.gate.pause.Store(false)
 	sub.cc.resumes.Add(1)
-	sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000))
+	sub.cc.resumedBytes = video.bytes.Load()
+	sub.log.Info("video resumed", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "probes", sub.cc.probes.Load())
 	if sub.onPaused != nil {
 		sub.onPaused(false)
 	}
@@ -489,8 +666,9 @@ func (sub *Subscriber) resume(video *downTrack) {
 	video.requestKeyframe(true)
 }
 
-// probe runs the probe of a subscription over TCP whose video is paused (probeWanted), every
-// 100 ms on the sender-report goroutine (see probeStep).
+// probe runs the probe of a subscription whose video is paused (probeWanted), every 100 ms on
+// the sender-report goroutine: over TCP its send queue tells (probeStep), over UDP the
+// subscriber's feedback (probeFeedbackStep).
 func (sub *Subscriber) probe(now time.Time) {
 	if sub.sc != nil {
 		sub.sc.step(now, sub.cc.est, float64(sub.maxBps)) // the layer choice (simulcast.go)
@@ -502,7 +680,13 @@ func (sub *Subscriber) probe(now time.Time) {
 			video = d
 		}
 	}
-	if q == nil || video == nil || !sub.cc.pause.Load() {
+	if video == nil || !sub.cc.pause.Load() {
+		return
+	}
+	if q == nil {
+		if video.sc == nil {
+			sub.probeFeedback(now, video)
+		}
 		return
 	}
 	qs := probeSample{drops: q.MediaDropped(), accepted: q.Accepted(), sent: q.SentBytes(), wait: q.VideoWait()}
@@ -519,6 +703,37 @@ func (sub *Subscriber) probe(now time.Time) {
 		sub.cc.probeWanted.Store(false)
 		sub.resume(video)
 	case !sub.cc.probing:
+		video.gate.probe.Store(false)
+	}
+}
+
+// probeFeedback is probe over UDP.
+func (sub *Subscriber) probeFeedback(now time.Time, video *downTrack) {
+	c := sub.cc
+	s := fbSample{padded: video.padB.Load(), lost: c.probeLost.Load(), pkts: video.padded.Load() - c.probePkts0.Load(), last: c.padLast.Load(),
+		rrAt: c.reportAt.Load(), rrHighest: c.rrHighest.Load(), rrLoss: c.rrLost.Load()}
+	rtt := time.Duration(c.rtt.Load())
+	if rtt == 0 {
+		rtt = defaultRTT
+	}
+	start, stop, resume := c.probeFeedbackStep(now, s, rtt)
+	if stop && !resume && !c.probing {
+		sub.log.Debug("probe failed: video stays paused", "why", c.probeWhy, "need_kbps", int(c.need/1000), "padded_kB", (s.padded-c.probeFB.padded)/1000,
+			"ran_ms", now.Sub(c.probeStart).Milliseconds(), "next_ms", c.probeGap.Milliseconds())
+	}
+	switch {
+	case start:
+		c.padFirst.Store(0)
+		c.padLast.Store(0)
+		c.probeLost.Store(0)
+		c.probePkts0.Store(video.padded.Load())
+		c.probeBps.Store(uint64(ccProbeGain * c.need / 8))
+		c.probeQ.Store(nil)
+		video.gate.probe.Store(true)
+	case resume:
+		c.probeWanted.Store(false)
+		sub.resume(video)
+	case stop:
 		video.gate.probe.Store(false)
 	}
 }

@@ -1,6 +1,10 @@
 package sfu
 
 import (
+	"encoding/binary"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync/atomic"
 
 	"github.com/pion/rtp"
@@ -23,6 +27,11 @@ type binding struct {
 	ssrc   uint32
 	pt     uint8
 	stream webrtc.TrackLocalWriter
+	// rtxSSRC and rtxPT are the retransmission stream's (RFC 4588) when the subscriber
+	// negotiated one (0: retransmissions go on the media stream); rtxSeq numbers its packets.
+	rtxSSRC uint32
+	rtxPT   uint8
+	rtxSeq  atomic.Uint32
 }
 
 func newBoundTrack(c webrtc.RTPCodecCapability, id, streamID string) (*boundTrack, error) {
@@ -37,9 +46,31 @@ func newBoundTrack(c webrtc.RTPCodecCapability, id, streamID string) (*boundTrac
 func (t *boundTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	codec, err := t.TrackLocalStaticRTP.Bind(ctx)
 	if err == nil {
-		t.out.Store(&binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(codec.PayloadType), stream: ctx.WriteStream()})
+		b := &binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(codec.PayloadType), stream: ctx.WriteStream()}
+		if ssrc := uint32(ctx.SSRCRetransmission()); ssrc != 0 {
+			if pt, ok := rtxPayloadType(ctx.CodecParameters(), codec.PayloadType); ok {
+				b.rtxSSRC, b.rtxPT = ssrc, pt
+				b.rtxSeq.Store(rand.Uint32N(1 << 16)) // RFC 3550: a random first sequence number
+			}
+		}
+		t.out.Store(b)
 	}
 	return codec, err
+}
+
+// rtxPayloadType finds the negotiated RTX payload type whose apt is pt.
+func rtxPayloadType(codecs []webrtc.RTPCodecParameters, pt webrtc.PayloadType) (uint8, bool) {
+	for _, c := range codecs {
+		if !strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) {
+			continue
+		}
+		for _, kv := range strings.Split(c.SDPFmtpLine, ";") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok && k == "apt" && v == strconv.Itoa(int(pt)) {
+				return uint8(c.PayloadType), true
+			}
+		}
+	}
+	return 0, false
 }
 
 // Unbind implements webrtc.TrackLocal.
@@ -66,4 +97,25 @@ func (t *boundTrack) write(h *rtp.Header, p *rtp.Packet, seq uint16, tsOff uint3
 	}
 	_, err := b.stream.WriteRTP(h, p.Payload)
 	return err == nil
+}
+
+// writeRTX sends p again on b's RTX stream as the retransmission of outgoing sequence number osn
+// (RFC 4588 §4: its own SSRC, payload type and sequence numbers, the original sequence number
+// ahead of the payload), with h and buf (at least 2 bytes more than the payload) the caller's
+// scratch. It returns the bytes sent, and false if the write failed.
+func writeRTX(b *binding, h *rtp.Header, buf []byte, p *rtp.Packet, osn uint16, tsOff uint32) (int, bool) {
+	if len(buf) < 2+len(p.Payload) {
+		return 0, false
+	}
+	*h = p.Header
+	h.SSRC, h.PayloadType, h.SequenceNumber = b.rtxSSRC, b.rtxPT, uint16(b.rtxSeq.Add(1))
+	h.Timestamp += tsOff
+	h.Padding, h.PaddingSize = false, 0
+	buf = buf[:2+len(p.Payload)]
+	binary.BigEndian.PutUint16(buf, osn)
+	copy(buf[2:], p.Payload)
+	if _, err := b.stream.WriteRTP(h, buf); err != nil {
+		return 0, false
+	}
+	return h.MarshalSize() + len(buf), true
 }

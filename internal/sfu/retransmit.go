@@ -42,6 +42,7 @@ var RetransmitSkipReasons = [rtxSkipReasons]string{"stale", "repeat", "old", "mi
 // retransmitter is one down-track's NACK state, owned by its RTCP reader.
 type retransmitter struct {
 	buf     []byte
+	rtxBuf  []byte // an RTX packet's payload: the original sequence number and buf's payload
 	pkt     rtp.Packet
 	hdr     rtp.Header
 	recent  *[rtxHistory]rtxEntry // allocated at the first NACK: most subscribers never send one
@@ -60,7 +61,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 		return
 	}
 	if r.recent == nil {
-		r.recent, r.buf = new([rtxHistory]rtxEntry), make([]byte, 1500)
+		r.recent, r.buf, r.rtxBuf = new([rtxHistory]rtxEntry), make([]byte, 1500), make([]byte, 1502)
 	}
 	rtt := time.Duration(d.cc.rtt.Load())
 	if rtt == 0 {
@@ -73,6 +74,9 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 			d.nacks.Add(1)
 			in, ok := out, true
 			if d.gated {
+				if d.cc.probeLoss(out, d.padded.Load()) {
+					d.gate.probe.Store(false) // the link dropped the probe's padding: end it now
+				}
 				in, ok = d.gate.nackable(out)
 			}
 			if !ok {
@@ -101,6 +105,20 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 			}
 			e.seq, e.at = out, nowNs
 			d.resent.Add(1)
+			if b := d.track.out.Load(); b != nil && b.rtxSSRC != 0 {
+				// On the RTX stream: the subscriber's loss statistics of the media stream stay
+				// the link's, and the repair is told apart from the original.
+				n, ok := writeRTX(b, &r.hdr, r.rtxBuf, &r.pkt, out, d.tsOff.Load())
+				if !ok {
+					d.errs.Add(1)
+					continue
+				}
+				d.rtxSent.Add(1)
+				d.bytes.Add(uint64(n))
+				d.rtxB.Add(uint64(n))
+				continue
+			}
+			d.rtxB.Add(uint64(r.pkt.Header.MarshalSize() + len(r.pkt.Payload)))
 			d.send(&r.hdr, &r.pkt, out)
 		}
 	}

@@ -172,6 +172,11 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 	if err := registerCodecs(m); err != nil {
 		return nil, err
 	}
+	if !publisher {
+		if err := registerRTX(m); err != nil {
+			return nil, err
+		}
+	}
 	reg := &interceptor.Registry{}
 	if publisher {
 		// mid and rid header extensions: how the layers of a simulcast video are told apart

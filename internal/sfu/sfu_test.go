@@ -37,6 +37,12 @@ type browser struct {
 	seqs map[uint16]int // sequence number → times received
 	ssrc atomic.Uint32
 	rtcp chan rtcp.Packet
+	// padding counts the padding-only video packets (probes), which seqs leaves out; lastPad is the
+	// latest one's sequence number.
+	padding atomic.Int64
+	lastPad atomic.Uint32
+	// rtx are the sequence numbers received as RTX retransmissions (pion unwraps them).
+	rtx map[uint16]int
 }
 
 func newBrowser(t *testing.T) *browser { t.Helper(); return newBrowserWith(t, nil) }
@@ -44,8 +50,14 @@ func newBrowser(t *testing.T) *browser { t.Helper(); return newBrowserWith(t, ni
 // newBrowserWith lets mod change the browser's settings before its PeerConnection is made.
 func newBrowserWith(t *testing.T, mod func(*webrtc.SettingEngine)) *browser {
 	t.Helper()
+	return newBrowserCodecs(t, mod, (*webrtc.MediaEngine).RegisterDefaultCodecs)
+}
+
+// newBrowserCodecs also chooses the codecs it offers (pion's defaults offer RTX, as Chrome does).
+func newBrowserCodecs(t *testing.T, mod func(*webrtc.SettingEngine), codecs func(*webrtc.MediaEngine) error) *browser {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := codecs(m); err != nil {
 		t.Fatal(err)
 	}
 	se := webrtc.SettingEngine{}
@@ -61,16 +73,26 @@ func newBrowserWith(t *testing.T, mod func(*webrtc.SettingEngine)) *browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &browser{pc: pc, seqs: map[uint16]int{}, rtcp: make(chan rtcp.Packet, 1024)}
+	b := &browser{pc: pc, seqs: map[uint16]int{}, rtx: map[uint16]int{}, rtcp: make(chan rtcp.Packet, 1024)}
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if tr.Kind() != webrtc.RTPCodecTypeVideo {
 			return
 		}
 		b.ssrc.Store(uint32(tr.SSRC()))
 		for {
-			p, _, err := tr.ReadRTP()
+			p, attr, err := tr.ReadRTP()
 			if err != nil {
 				return
+			}
+			if attr != nil && attr.Get(webrtc.AttributeRtxSsrc) != nil {
+				b.mu.Lock()
+				b.rtx[p.SequenceNumber]++
+				b.mu.Unlock()
+			}
+			if p.Padding && len(p.Payload) == 0 {
+				b.lastPad.Store(uint32(p.SequenceNumber))
+				b.padding.Add(1)
+				continue
 			}
 			b.mu.Lock()
 			b.seqs[p.SequenceNumber]++
@@ -240,6 +262,8 @@ func TestNACKServedFromSharedBuffer(t *testing.T) {
 	nack := &rtcp.TransportLayerNack{MediaSSRC: subB.ssrc.Load(), Nacks: []rtcp.NackPair{{PacketID: lost}}}
 	eventually(t, "the retransmission", func() bool {
 		_ = subB.pc.WriteRTCP([]rtcp.Packet{nack})
+		next++
+		send(track, next) // pion hands an RTX packet over with the media stream's next one
 		return subB.count(lost) > before
 	})
 	if st := s.Stats(); st.NACKs == 0 || st.Retransmitted == 0 || st.PacketsIn == 0 || st.PacketsOut == 0 || st.Publishers != 1 || st.Subscribers != 1 {

@@ -417,6 +417,7 @@ func (e *layerEntry) sendPadding(p *rtp.Packet, from uint16, n int) {
 			d.errs.Add(1)
 		}
 		d.bytes.Add(uint64(pp.Header.MarshalSize() + size))
+		d.padB.Add(uint64(pp.Header.MarshalSize() + size))
 	}
 	d.padded.Add(uint64(k))
 }

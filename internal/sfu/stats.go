@@ -39,6 +39,18 @@ type Stats struct {
 	// KeyframeRequestsFiltered are subscribers' PLI/FIR not passed on to the publisher because
 	// their link was congested.
 	KeyframeRequestsFiltered uint64
+	// RetransmittedRTX are the retransmissions sent on a subscriber's RTX stream (RFC 4588)
+	// rather than its media stream: those who negotiated one.
+	RetransmittedRTX uint64
+	// RetransmittedBytes and PaddingBytes are the parts of BytesOut that were retransmissions
+	// and probes' padding (the rest is media sent once).
+	RetransmittedBytes, PaddingBytes uint64
+	// Probes are the tests of a paused subscription's link with padding, ProbesPassed those that
+	// resumed its video.
+	Probes, ProbesPassed uint64
+	// VideoPaused are the subscriptions whose video is paused now (a gauge): audio only, because
+	// their link cannot carry the video.
+	VideoPaused int
 }
 
 // registry tracks live publishers and subscribers, and the totals of closed ones, so Stats can sum
@@ -88,6 +100,9 @@ func (s *SFU) Stats() Stats {
 	}
 	for sub := range s.reg.subs {
 		sub.addTo(&st)
+		if sub.cc.pause.Load() {
+			st.VideoPaused++
+		}
 	}
 	st.subtractDropped(s.tcpQ.Stats())
 	return st
@@ -110,6 +125,8 @@ func (p *Publisher) addTo(st *Stats) {
 func (sub *Subscriber) addTo(st *Stats) {
 	st.VideoPauses += sub.cc.pauses.Load()
 	st.VideoResumes += sub.cc.resumes.Load()
+	st.Probes += sub.cc.probes.Load()
+	st.ProbesPassed += sub.cc.probesPass.Load()
 	for _, d := range sub.downs {
 		for i := range st.RetransmitSkipped {
 			st.RetransmitSkipped[i] += d.rtx.skipped[i].Load()
@@ -118,8 +135,11 @@ func (sub *Subscriber) addTo(st *Stats) {
 		if d.gated {
 			st.CongestionDropped += d.gate.dropped.Load()
 		}
-		st.PacketsOut += d.sent.Load()
+		st.PacketsOut += d.sent.Load() + d.rtxSent.Load()
+		st.RetransmittedRTX += d.rtxSent.Load()
 		st.BytesOut += d.bytes.Load()
+		st.RetransmittedBytes += d.rtxB.Load()
+		st.PaddingBytes += d.padB.Load()
 		st.WriteErrors += d.errs.Load()
 		st.NACKs += d.nacks.Load()
 		st.Retransmitted += d.resent.Load()

@@ -86,6 +86,8 @@ type downTrack struct {
 	hdr     rtp.Header    // scratch for the forwarder's writes; only its read loop touches it
 	padding rtp.Packet    // scratch for pad; only the forwarder's read loop touches it
 	padded  atomic.Uint64 // padding-only packets sent as probes
+	padB    atomic.Uint64 // their bytes (in bytes too)
+	rtxB    atomic.Uint64 // bytes of retransmissions (in bytes too)
 	padAt   int64         // monotonic nanoseconds of the last padding; only the forwarder touches it
 	sent    atomic.Uint64
 	bytes   atomic.Uint64
@@ -93,6 +95,7 @@ type downTrack struct {
 	errs    atomic.Uint64 // writes that failed (not yet connected, closed)
 	nacks   atomic.Uint64 // sequence numbers the subscriber asked for again
 	resent  atomic.Uint64 // of those, found in the buffer and sent
+	rtxSent atomic.Uint64 // of those, sent on the RTX stream (not in sent: the media stream's sender reports count sent)
 	lost    atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
 	plisCut atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
 
@@ -230,8 +233,14 @@ func (d *downTrack) pad(p *rtp.Packet, now int64) {
 		if !d.track.write(&d.hdr, pp, out+uint16(i), d.tsOff.Load()) {
 			d.errs.Add(1)
 		}
-		d.bytes.Add(uint64(pp.Header.MarshalSize() + size))
+		n := uint64(pp.Header.MarshalSize() + size)
+		d.bytes.Add(n)
+		d.padB.Add(n)
 	}
+	// The probe's sequence numbers, for a probe over UDP to tell its NACKs and reports
+	// (probeFeedback): stored +1, so 0 means none yet.
+	d.cc.padFirst.CompareAndSwap(0, uint32(out)+1)
+	d.cc.padLast.Store(uint32(out+uint16(k-1)) + 1)
 	g.off -= uint16(k)
 	g.offset.Store(uint32(g.off))
 	d.padded.Add(uint64(k))
@@ -416,6 +425,8 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 			continue
 		}
 		d.cc.fraction.Store(uint32(r.FractionLost))
+		d.cc.rrHighest.Store(r.LastSequenceNumber)
+		d.cc.rrLost.Store(r.TotalLost)
 		d.cc.reportAt.Store(now.UnixNano())
 		if r.LastSenderReport != 0 {
 			// RFC 3550 6.4.1: now − LSR − DLSR, in 1/65536 s, from the middle 32 bits of NTP time.
@@ -451,11 +462,12 @@ func (sub *Subscriber) AddCandidate(c Candidate) error {
 	return addCandidate(sub.pc, c)
 }
 
-// Sent reports the RTP packets forwarded to this subscriber so far.
+// Sent reports the RTP packets forwarded to this subscriber so far, retransmissions included (on
+// its RTX stream too), as Stats.PacketsOut counts them.
 func (sub *Subscriber) Sent() uint64 {
 	var n uint64
 	for _, d := range sub.downs {
-		n += d.sent.Load()
+		n += d.sent.Load() + d.rtxSent.Load()
 	}
 	return n
 }
@@ -472,5 +484,29 @@ func (sub *Subscriber) Close() {
 		}
 		sub.wg.Wait()
 		sub.sfu.untrack(nil, sub)
+		sub.logWeak()
 	})
+}
+
+// logWeak says, for a subscription whose video was ever paused, where the bytes it was sent went:
+// what an operator needs to tell a weak link's cost (and what the weak-network bed reads).
+func (sub *Subscriber) logWeak() {
+	if sub.cc.pauses.Load() == 0 {
+		return
+	}
+	var audio, video, rtx, pad, dropped uint64
+	for _, d := range sub.downs {
+		n := d.bytes.Load() - d.rtxB.Load() - d.padB.Load()
+		if d.gated {
+			video += n
+			dropped += d.gate.dropped.Load()
+		} else {
+			audio += n
+		}
+		rtx += d.rtxB.Load()
+		pad += d.padB.Load()
+	}
+	sub.log.Info("subscription with paused video ended", "video_kB", video/1000, "audio_kB", audio/1000, "retransmitted_kB", rtx/1000,
+		"padding_kB", pad/1000, "video_packets_dropped", dropped, "pauses", sub.cc.pauses.Load(), "resumes", sub.cc.resumes.Load(),
+		"probes", sub.cc.probes.Load(), "probes_passed", sub.cc.probesPass.Load())
 }
