@@ -68,7 +68,7 @@ var rules = map[string]rule{
 		why: "the ffmpeg mixer takes file names and knows nothing of sessions or media"},
 	// Tools: they measure a server from outside, through its public protocol only.
 	"loadgen": {only: []string{}, why: "the load generator speaks only the public wire protocol, so it measures any OpenVidu 2 server the same way"},
-	"metrics": {only: []string{"session", "sfu", "turn", "webhook", "cdr", "recording", "edge"}, denyDeps: []string{"api", "signaling", "server", "app"}, noPion: true, pionDirect: true,
+	"metrics": {only: []string{"session", "sfu", "sendq", "turn", "webhook", "cdr", "recording", "edge"}, denyDeps: []string{"api", "signaling", "server", "app"}, noPion: true, pionDirect: true,
 		why: "metrics listen to session events and read the Stats of the layers below, of recording and of the edge (a leaf); signaling reports errors through a func"},
 }
 

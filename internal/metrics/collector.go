@@ -3,6 +3,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/parley/parley/internal/sendq"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/webhook"
 )
@@ -53,14 +54,37 @@ var (
 	dEdgeTLS        = desc("parley_edge_tls_handshakes_total", "TLS handshakes completed on the shared port (ACME TLS-ALPN-01 challenges as acme).", "kind")
 	dEdgeDropped    = desc("parley_edge_dropped_connections_total", "Connections the shared port closed before any handler got them, by reason: timeout (said too little in time), read (closed early), tls_disabled, tls_handshake, turn_disabled, handoff (no handler took it in time), shutdown.", "reason")
 	dRecFailed      = desc("parley_recordings_failed_total", "Recordings that ended failed (write error such as a full disk, failed mix).")
+	dSentBytes      = desc("parley_rtp_sent_bytes_total", "Bytes of RTP sent to subscribers (headers included), by kind: media (sent once), retransmission (answers to NACKs), padding (probes of a paused subscriber's link).", "kind")
+	dRetransRTX     = desc("parley_rtp_retransmitted_rtx_packets_total", "Retransmissions sent on the subscriber's RTX stream (RFC 4588) rather than its media stream.")
+	dVideoPaused    = desc("parley_subscriber_video_paused", "Subscriptions whose video is paused now because their link cannot carry it (they get audio only).")
+	dProbes         = desc("parley_subscriber_link_probes_total", "Probes of a paused subscription's link (padding at 1.5x what its video needs), by result: passed (its video resumed), other (failed, or running).", "result")
+	dSendQWait      = desc("parley_send_queue_video_wait_seconds", "How long video frames toward peers reached over TCP waited in their send queues before being written, by transport (frames dropped instead are in parley_send_queue_dropped_total).", "transport")
+	dSendQHeld      = desc("parley_send_queue_held_total", "Times a send queue's writer held back because the TCP socket had as much unacknowledged as its bound, by transport.", "transport")
 )
+
+// sendQueue exports one transport's send-queue counters.
+func sendQueue(ch chan<- prometheus.Metric, transport string, s sendq.Stats) {
+	ch <- prometheus.MustNewConstMetric(dSendQSent, prometheus.CounterValue, float64(s.Sent.Frames), transport)
+	ch <- prometheus.MustNewConstMetric(dSendQDropped, prometheus.CounterValue, float64(s.Stale.Frames), transport, "stale")
+	ch <- prometheus.MustNewConstMetric(dSendQDropped, prometheus.CounterValue, float64(s.Full.Frames), transport, "full")
+	ch <- prometheus.MustNewConstMetric(dSendQHeld, prometheus.CounterValue, float64(s.Held), transport)
+	buckets := make(map[float64]uint64, len(sendq.WaitBuckets))
+	var n uint64
+	for i, le := range sendq.WaitBuckets {
+		n += s.VideoWaits[i]
+		buckets[le.Seconds()] = n
+	}
+	n += s.VideoWaits[len(sendq.WaitBuckets)]
+	ch <- prometheus.MustNewConstHistogram(dSendQWait, n, s.VideoWaitSum.Seconds(), buckets, transport)
+}
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{dSessions, dPeerConns, dPackets, dBytes, dWriteErrors, dNACKs, dRetransmitted, dPLIs, dLost,
 		dRtxSkipped, dVideoPauses, dVideoResumes, dCongDropped, dPLIsFiltered,
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
 		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped,
-		dRecordings, dRecStreams, dRecDropped, dRecFailed, dSendQSent, dSendQDropped, dEdgeAccepted, dEdgeHanded, dEdgeTLS, dEdgeDropped} {
+		dRecordings, dRecStreams, dRecDropped, dRecFailed, dSendQSent, dSendQDropped, dEdgeAccepted, dEdgeHanded, dEdgeTLS, dEdgeDropped,
+		dSentBytes, dRetransRTX, dVideoPaused, dProbes, dSendQWait, dSendQHeld} {
 		ch <- d
 	}
 }
@@ -96,9 +120,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dVideoResumes, s.VideoResumes)
 		counter(dCongDropped, s.CongestionDropped)
 		counter(dPLIsFiltered, s.KeyframeRequestsFiltered)
-		counter(dSendQSent, s.ICETCP.Sent.Frames, "ice_tcp")
-		counter(dSendQDropped, s.ICETCP.Stale.Frames, "ice_tcp", "stale")
-		counter(dSendQDropped, s.ICETCP.Full.Frames, "ice_tcp", "full")
+		sendQueue(ch, "ice_tcp", s.ICETCP)
+		counter(dSentBytes, s.BytesOut-s.RetransmittedBytes-s.PaddingBytes, "media")
+		counter(dSentBytes, s.RetransmittedBytes, "retransmission")
+		counter(dSentBytes, s.PaddingBytes, "padding")
+		counter(dRetransRTX, s.RetransmittedRTX)
+		gauge(dVideoPaused, float64(s.VideoPaused))
+		counter(dProbes, s.ProbesPassed, "passed")
+		counter(dProbes, s.Probes-s.ProbesPassed, "other")
 	}
 	if c.src.TURN != nil {
 		s := c.src.TURN()
@@ -113,9 +142,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dTURNRefused, s.QuotaRejections, "quota")
 		counter(dTURNRefused, s.TCPRelayRefusals, "tcp_relay")
 		counter(dTURNRefused, s.DroppedForbidden, "forbidden_peer")
-		counter(dSendQSent, s.ClientQueue.Sent.Frames, "turn_tcp")
-		counter(dSendQDropped, s.ClientQueue.Stale.Frames, "turn_tcp", "stale")
-		counter(dSendQDropped, s.ClientQueue.Full.Frames, "turn_tcp", "full")
+		sendQueue(ch, "turn_tcp", s.ClientQueue)
 	}
 	if c.src.Webhook != nil {
 		s := c.src.Webhook()

@@ -14,6 +14,7 @@ import (
 	"github.com/parley/parley/internal/cdr"
 	"github.com/parley/parley/internal/edge"
 	"github.com/parley/parley/internal/recording"
+	"github.com/parley/parley/internal/sendq"
 	"github.com/parley/parley/internal/session"
 	"github.com/parley/parley/internal/sfu"
 	"github.com/parley/parley/internal/turn"
@@ -48,6 +49,10 @@ func TestExposition(t *testing.T) {
 			st := sfu.Stats{Publishers: 1, Subscribers: 2, PacketsIn: 10, BytesIn: 1000, PacketsOut: 20, BytesOut: 2000, NACKs: 3, Retransmitted: 2, KeyframeRequests: 1, LostIn: 4, LostOut: 6,
 				RetransmitSkipped: [5]uint64{0, 0, 0, 0, 11}, VideoPauses: 2, KeyframeRequestsFiltered: 5}
 			st.ICETCP.Sent.Frames, st.ICETCP.Stale.Frames, st.ICETCP.Full.Frames = 30, 8, 1
+			st.RetransmittedBytes, st.PaddingBytes, st.RetransmittedRTX = 300, 200, 1
+			st.VideoPaused, st.Probes, st.ProbesPassed = 1, 5, 2
+			st.ICETCP.VideoWaits[0], st.ICETCP.VideoWaits[4], st.ICETCP.VideoWaits[len(sendq.WaitBuckets)] = 6, 3, 1
+			st.ICETCP.VideoWaitSum, st.ICETCP.Held = 1500*time.Millisecond, 4
 			return st
 		},
 		TURN: func() turn.Stats {
@@ -123,6 +128,21 @@ func TestExposition(t *testing.T) {
 	want[`parley_send_queue_dropped_total{reason="full",transport="ice_tcp"}`] = "1"
 	want[`parley_send_queue_dropped_total{reason="stale",transport="turn_tcp"}`] = "12"
 	want[`parley_send_queue_dropped_total{reason="full",transport="turn_tcp"}`] = "0"
+	// What a weak subscriber costs: bytes by kind, RTX, paused subscriptions, probes, queue waits.
+	want[`parley_rtp_sent_bytes_total{kind="media"}`] = "1500"
+	want[`parley_rtp_sent_bytes_total{kind="retransmission"}`] = "300"
+	want[`parley_rtp_sent_bytes_total{kind="padding"}`] = "200"
+	want["parley_rtp_retransmitted_rtx_packets_total"] = "1"
+	want["parley_subscriber_video_paused"] = "1"
+	want[`parley_subscriber_link_probes_total{result="passed"}`] = "2"
+	want[`parley_subscriber_link_probes_total{result="other"}`] = "3"
+	want[`parley_send_queue_video_wait_seconds_bucket{transport="ice_tcp",le="0.01"}`] = "6"
+	want[`parley_send_queue_video_wait_seconds_bucket{transport="ice_tcp",le="0.1"}`] = "6"
+	want[`parley_send_queue_video_wait_seconds_bucket{transport="ice_tcp",le="0.2"}`] = "9"
+	want[`parley_send_queue_video_wait_seconds_bucket{transport="ice_tcp",le="+Inf"}`] = "10"
+	want[`parley_send_queue_video_wait_seconds_sum{transport="ice_tcp"}`] = "1.5"
+	want[`parley_send_queue_video_wait_seconds_count{transport="turn_tcp"}`] = "0"
+	want[`parley_send_queue_held_total{transport="ice_tcp"}`] = "4"
 	for k, v := range want {
 		g, ok := got[k]
 		if !ok || (v != "" && g != v) {

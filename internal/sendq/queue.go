@@ -325,6 +325,10 @@ func (q *Queue) run() {
 				if f.kind == Video {
 					q.delay.add(now - f.at)
 					wait = max(wait, now-f.at)
+					q.own.waited(now - f.at)
+					if t := q.cfg.Totals; t != nil {
+						t.waited(now - f.at)
+					}
 				}
 				b = l.appendFrame(b, f)
 				frames++

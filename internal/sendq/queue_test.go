@@ -528,7 +528,8 @@ func TestInFlightBoundFollowsTheLink(t *testing.T) {
 func TestDelayIsVideos(t *testing.T) {
 	goroutineLeakCheck(t)
 	g := newGate()
-	q, clk := newTestQueue(t, g, Config{MaxAge: time.Second})
+	var totals Counters
+	q, clk := newTestQueue(t, g, Config{MaxAge: time.Second, Totals: &totals})
 	_, _ = q.Write(framed(0, 10))
 	<-g.entered
 	_, _ = q.WriteKind(framed(1, 1000), Video)
@@ -548,5 +549,13 @@ func TestDelayIsVideos(t *testing.T) {
 	}
 	if d := q.Delay(); d != (Delay{}) {
 		t.Fatalf("second delay %+v, want none", d)
+	}
+	// The histogram of the video's waits, in the queue's counters and its owner's totals: one
+	// frame under 200 ms (150), one under 300 (200), the audio not at all.
+	want := [len(WaitBuckets) + 1]uint64{4: 1, 5: 1}
+	for _, st := range []Stats{q.Stats(), totals.Stats()} {
+		if st.VideoWaits != want || st.VideoWaitSum != 350*time.Millisecond {
+			t.Fatalf("video waits %v (sum %v), want %v (350ms)", st.VideoWaits, st.VideoWaitSum, want)
+		}
 	}
 }

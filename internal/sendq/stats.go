@@ -1,6 +1,9 @@
 package sendq
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Count is a number of frames and their bytes.
 type Count struct{ Frames, Bytes uint64 }
@@ -18,11 +21,25 @@ type Stats struct {
 	Queued Count
 	// Held counts the writer's waits because the socket had as much in flight as its bound.
 	Held uint64
+	// VideoWaits counts the video frames written by how long they waited in the queue: index i
+	// those under WaitBuckets[i] (and at least the bucket before), the last those longer; and
+	// VideoWaitSum is their total wait. Dropped frames are not in it.
+	VideoWaits   [len(WaitBuckets) + 1]uint64
+	VideoWaitSum time.Duration
 }
+
+// WaitBuckets are the bounds of Stats.VideoWaits: a few tens of ms is a link that keeps up, the
+// age limit (DefaultMaxAge) is where frames are dropped instead.
+var WaitBuckets = [...]time.Duration{10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
 
 // Add adds o's counters to s (not Queued).
 func (s *Stats) Add(o Stats) {
 	s.Held += o.Held
+	for i, n := range o.VideoWaits {
+		s.VideoWaits[i] += n
+	}
+	s.VideoWaitSum += o.VideoWaitSum
 	s.Sent.add(o.Sent)
 	s.Stale.add(o.Stale)
 	s.Full.add(o.Full)
@@ -33,8 +50,20 @@ func (c *Count) add(o Count) { c.Frames += o.Frames; c.Bytes += o.Bytes }
 
 // Counters are totals that many queues may add to at once.
 type Counters struct {
-	c    [nCounts]atomicCount
-	held atomic.Uint64
+	c       [nCounts]atomicCount
+	held    atomic.Uint64
+	waits   [len(WaitBuckets) + 1]atomic.Uint64
+	waitSum atomic.Int64
+}
+
+// waited counts one video frame written after waiting w.
+func (c *Counters) waited(w time.Duration) {
+	i := 0
+	for i < len(WaitBuckets) && w >= WaitBuckets[i] {
+		i++
+	}
+	c.waits[i].Add(1)
+	c.waitSum.Add(int64(w))
 }
 
 // The counters of a Counters, by index.
@@ -57,5 +86,10 @@ func (a *atomicCount) load() Count { return Count{a.frames.Load(), a.bytes.Load(
 
 // Stats returns a snapshot of the counters.
 func (c *Counters) Stats() Stats {
-	return Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load(), Held: c.held.Load()}
+	s := Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load(), Held: c.held.Load(),
+		VideoWaitSum: time.Duration(c.waitSum.Load())}
+	for i := range c.waits {
+		s.VideoWaits[i] = c.waits[i].Load()
+	}
+	return s
 }
