@@ -42,6 +42,9 @@ type Sources struct {
 	Recording func() recording.Stats
 	// Edge counts the shared TCP port's connections: handed over, or dropped and why.
 	Edge func() edge.Stats
+	// Node, in a cluster, is this node's id (PARLEY_NODE_ID): every metric then carries it as the
+	// label node, so one Prometheus tells the nodes apart whatever its scrape config says.
+	Node string
 }
 
 // Metrics holds the registry. Listen and SignalingError are safe from any goroutine and never
@@ -72,7 +75,11 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		Help: "Participants that left, by OpenVidu reason (disconnect, networkDisconnect, forceDisconnectByServer...)."}, []string{"reason"})
 	m.signalingErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "parley_signaling_errors_total",
 		Help: "JSON-RPC error answers by code (OpenVidu codes, and -32xxx for malformed requests)."}, []string{"code"})
-	m.reg.MustRegister(m.participants, m.streams, m.subscriptions, m.events, m.left, m.signalingErrors,
+	var reg prometheus.Registerer = m.reg
+	if src.Node != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"node": src.Node}, m.reg)
+	}
+	reg.MustRegister(m.participants, m.streams, m.subscriptions, m.events, m.left, m.signalingErrors,
 		&collector{src: src},
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -224,3 +224,27 @@ func TestEdgeDrops(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterNodeLabel: in a cluster every series carries the node's id, ours and the runtime's.
+func TestClusterNodeLabel(t *testing.T) {
+	m := New(Sources{Sessions: func() int { return 1 }, Node: "node-b"}, slog.New(slog.DiscardHandler))
+	if err := m.Bind("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	got := scrape(t, m.Addr().String())
+	for _, k := range []string{`parley_participants{node="node-b"}`, `parley_sessions{node="node-b"}`, `go_goroutines{node="node-b"}`} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("%s not exported", k)
+		}
+	}
+	for k := range got {
+		if !strings.Contains(k, `node="node-b"`) {
+			t.Errorf("series without the node label: %s", k)
+		}
+	}
+}

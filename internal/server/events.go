@@ -31,6 +31,9 @@ type eventSinks struct {
 func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error, error) {
 	cfg, e := s.cfg, &s.events
 	src := metrics.Sources{Sessions: s.manager.SessionCount, SFU: s.media.Stats, Edge: s.edge.Stats}
+	if s.cluster != nil {
+		src.Node = s.cluster.ID()
+	}
 	if s.turn != nil {
 		src.TURN = s.turn.Stats
 	}
