@@ -24,6 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,10 +142,9 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 	if cfg.NodeID == "" {
 		return nil, errors.New("cluster: a node id is required (PARLEY_NODE_ID)")
 	}
-	opts, err := redis.ParseURL(cfg.RedisURL)
+	rdb, where, err := dial(cfg.RedisURL)
 	if err != nil {
-		// go-redis may echo the URL, password included: say what is wrong without it.
-		return nil, errors.New("cluster: PARLEY_REDIS_URL is not a valid redis:// or rediss:// URL")
+		return nil, err
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "parley:"
@@ -167,14 +168,14 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg: cfg, id: cfg.NodeID, rdb: redis.NewClient(opts), m: m, log: log.With("node", cfg.NodeID),
+		cfg: cfg, id: cfg.NodeID, rdb: rdb, m: m, log: log.With("node", cfg.NodeID),
 		keys: keys{cfg.Prefix}, wake: make(chan struct{}, 1), dirty: map[session.SessionID]dirt{},
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	if err := n.rdb.Ping(cctx).Err(); err != nil {
 		_ = n.rdb.Close()
-		return nil, fmt.Errorf("cluster: redis at %s: %w", opts.Addr, err)
+		return nil, fmt.Errorf("cluster: redis at %s: %w", where, err)
 	}
 	// Subscribe before serving: a message sent once New returned reaches this node. Its own
 	// channel carries nothing: subscribed, it shows others this node's connection is alive.
@@ -193,6 +194,37 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 	}
 	m.Listen(n.listen)
 	return n, nil
+}
+
+// dial makes the Redis client of PARLEY_REDIS_URL: one server, or with master_name the master
+// that Sentinels name (go-redis's FailoverClient, which follows their failovers):
+//
+//	redis://[:password@]sentinel1:26379[/db]?master_name=mymaster&addr=sentinel2:26379&addr=sentinel3:26379
+//
+// The password is the Sentinels' and, unless a password query parameter gives another, the
+// master's. where names what is dialled, for errors (never the password).
+func dial(raw string) (rdb *redis.Client, where string, err error) {
+	// go-redis may echo the URL, password included: say what is wrong without it.
+	bad := errors.New("cluster: PARLEY_REDIS_URL is not a valid redis:// or rediss:// URL")
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, "", bad
+	}
+	if u.Query().Has("master_name") {
+		fo, err := redis.ParseFailoverURL(raw)
+		if err != nil {
+			return nil, "", bad
+		}
+		if fo.Password == "" {
+			fo.Username, fo.Password = fo.SentinelUsername, fo.SentinelPassword
+		}
+		return redis.NewFailoverClient(fo), "master " + fo.MasterName + " of sentinels " + strings.Join(fo.SentinelAddrs, ","), nil
+	}
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, "", bad
+	}
+	return redis.NewClient(opts), opts.Addr, nil
 }
 
 // ID returns this node's id.

@@ -662,3 +662,40 @@ func TestRedisRestartedEmptyGetsTheStateBack(t *testing.T) {
 	}
 	join(t, a, si.ID, c4.Token)
 }
+
+// TestSentinelURL: a PARLEY_REDIS_URL naming Sentinels and a master (go-redis's FailoverClient)
+// reaches the master the Sentinel names: a session created through it is seen by a node connected
+// to the master directly.
+func TestSentinelURL(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	master, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(master.Stop)
+	sentinel, err := redistest.StartSentinel(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sentinel.Stop)
+	var nodes []*Node
+	for i, u := range []string{sentinel.URL, master.URL} {
+		n, err := New(context.Background(), Config{RedisURL: u, NodeID: fmt.Sprint("node-", i)}, session.NewManager(session.Options{}), nil)
+		if err != nil {
+			t.Fatalf("node through %s: %v", []string{"the sentinel", "the master"}[i], err)
+		}
+		t.Cleanup(func() { _ = n.Close() })
+		nodes = append(nodes, n)
+	}
+	if _, err := nodes[0].CreateSession(session.Properties{CustomSessionID: "via-sentinel"}); err != nil {
+		t.Fatal(err)
+	}
+	if si, err := nodes[1].Room("via-sentinel").Info(false); err != nil || si.ID != "via-sentinel" {
+		t.Fatalf("the master has %+v, %v", si, err)
+	}
+	if _, err := New(context.Background(), Config{RedisURL: "redis://:s3cret@127.0.0.1:1/0?master_name=nobody", NodeID: "x", Timeout: time.Second},
+		session.NewManager(session.Options{}), nil); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("an unreachable Sentinel: %v; want an error without the password", err)
+	}
+}

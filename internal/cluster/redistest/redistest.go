@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,3 +128,56 @@ func (s *Server) Stop() {
 	<-s.exited
 	_ = os.RemoveAll(s.dir)
 }
+
+// Sentinel is a running Redis Sentinel watching a Server as master "mymaster".
+type Sentinel struct {
+	// URL is PARLEY_REDIS_URL through the Sentinel: redis://127.0.0.1:port/db?master_name=…
+	URL  string
+	Addr string
+	srv  *Server
+}
+
+// StartSentinel runs a Sentinel (redis-server --sentinel) monitoring master until Stop.
+func StartSentinel(master *Server) (*Sentinel, error) {
+	mu, err := url.Parse(master.URL)
+	if err != nil {
+		return nil, err
+	}
+	pass, _ := mu.User.Password()
+	dir, err := os.MkdirTemp("", "parley-sentinel-")
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nlogfile %s\nsentinel monitor mymaster %s %s 1\nsentinel auth-pass mymaster %s\n",
+		port, dir, filepath.Join(dir, "sentinel.log"), mu.Hostname(), mu.Port(), pass)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		return nil, err
+	}
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, ErrAbsent
+	}
+	args := []string{bin, conf, "--sentinel"}
+	cmd := exec.Command(args[0], args[1:]...)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	s := &Server{URL: "redis://" + addr, cmd: cmd, exited: make(chan error, 1), dir: dir, args: args}
+	go func() { s.exited <- cmd.Wait() }()
+	if err := s.waitReady(); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("redis sentinel did not start: %v", err)
+	}
+	return &Sentinel{URL: fmt.Sprintf("redis://%s%s?master_name=mymaster&password=%s", addr, mu.Path, url.QueryEscape(pass)), Addr: addr, srv: s}, nil
+}
+
+// Stop ends the Sentinel and removes its directory.
+func (s *Sentinel) Stop() { s.srv.Stop() }
