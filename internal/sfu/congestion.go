@@ -29,8 +29,10 @@ import (
 // sender-report goroutine; the forwarder's hot path reads one atomic.
 const (
 	ccHighLoss = 0.10 // above: the estimate follows what got through
-	// ccCongestedLoss: above, the loss is a bottleneck's, not a radio's: the estimate is what got
-	// through, not libwebrtc's (1 − loss/2) of what was sent.
+	// ccCongestedLoss: above in two reports in a row (or over half in one), the loss is a
+	// bottleneck's, not a radio's: the estimate is what got through, not libwebrtc's (1 − loss/2)
+	// of what was sent. One report alone can say 49 % on a link with 5 % random loss (the
+	// weak-network bed, at a subscriber's start).
 	ccCongestedLoss = 0.30
 	ccLowLoss       = 0.02 // below: the estimate may grow
 	ccGrowth        = 1.12 // per second, under low loss and outside a hold
@@ -119,6 +121,7 @@ type congestion struct {
 	// resumedBytes is what the video down-track had sent at the last resume (for the pause log).
 	resumedBytes uint64
 	minRTT       time.Duration
+	heavy        int // consecutive reports with loss over ccCongestedLoss, before this one
 	// The probe (probeStep): running since probeStart, the queue as it was then; the next one
 	// not before probeNext.
 	probing               bool
@@ -208,6 +211,13 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	queueFull := in.queued && (in.qDrop > 0 || in.qDelay.Frames > 0 && in.qDelay.Min > ccQueueDelay)
 	if fresh {
 		c.lastReport = in.reportAt
+		defer func(heavy bool) { // the next report's judgement reads this one's
+			if heavy {
+				c.heavy++
+			} else {
+				c.heavy = 0
+			}
+		}(float64(in.fraction)/256 > ccCongestedLoss)
 		if in.rtt <= ccMaxRTT {
 			c.longRTT = 0
 		}
@@ -236,7 +246,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			if loss < ccLowLoss && c.est > 0 && !in.now.Before(c.holdUntil) {
 				c.est *= pausedGrowth(dt)
 			}
-		case loss > ccCongestedLoss, loss > ccHighLoss && c.minRTT > 0 && in.rtt > c.minRTT+ccQueueRTT:
+		case loss > 0.5, loss > ccCongestedLoss && c.heavy > 0, loss > ccHighLoss && c.minRTT > 0 && in.rtt > c.minRTT+ccQueueRTT:
 			// A bottleneck dropping what it cannot carry, not random loss (too much of it, or
 			// behind a standing queue): the link carries what got through. (A 300 kbit/s link
 			// under a 540 kbit/s stream loses 44 %, which the rule below would read as a link of

@@ -298,3 +298,28 @@ func TestRetransmissionBudgetFollowsTheEstimate(t *testing.T) {
 		t.Fatalf("retransmissions may take %.0f bit/s of a link estimated at %.0f carrying 190 kbit/s of media", got, c.est)
 	}
 }
+
+// TestOneHeavyReportPausesNothing: on a link with 5 % random loss, a single report of 49 % (as the
+// weak-network bed saw at a subscriber's start) does not pause the video; 44 % report after report
+// (a 300 kbit/s link under a 540 kbit/s stream) does.
+func TestOneHeavyReportPausesNothing(t *testing.T) {
+	run := func(losses []float64) (paused bool) {
+		var c congestion
+		c.tick(ccInput{now: t0})
+		for i, loss := range losses {
+			now := t0.Add(time.Duration(i+1) * time.Second)
+			d := c.tick(ccInput{now: now, sent: uint64(i+1) * 540e3 / 8, src: uint64(i+1) * 500e3 / 8, reportAt: now.UnixNano(),
+				fraction: uint32(loss * 256), rtt: 30 * time.Millisecond, videoCarry: true})
+			if d.pause {
+				c.pause.Store(true)
+			}
+		}
+		return c.pause.Load()
+	}
+	if run([]float64{0.05, 0.49, 0.05, 0.05, 0.05}) {
+		t.Fatal("one report of 49 % loss amid 5 % paused the video")
+	}
+	if !run([]float64{0.44, 0.44, 0.44}) {
+		t.Fatal("44 % loss report after report did not pause the video")
+	}
+}
