@@ -3,8 +3,9 @@
 # publish VP8 640x480 + Opus and subscribe to each other) is recorded COMPOSED at 1280x720/25 for
 # CALL seconds, then stopped. Reported per run: stop -> ready (wall), the mixing CPU per second of
 # call (user+system of parley's finished children, i.e. every ffmpeg, from start to ready: CPU
-# seconds are steadier than wall time on a shared machine), and from parley's log how many
-# segments were mixed during the call and after the stop. Medians over the runs at the end.
+# seconds are steadier than wall time on a shared machine), the load average at ready, and from
+# the recording's .compose.log how many segments were mixed during the call and after the stop and
+# how long the mixing after stop and the join took. Medians over the runs at the end.
 #
 # usage: bench/composed.sh [--call 3600] [--runs 3]
 CMDLINE="bench/composed.sh $*"
@@ -53,14 +54,16 @@ for s in json.load(sys.stdin).get("content", []):
   t_stop=$(now)
   status=$(curl "${AUTH[@]}" -X POST "$PARLEY_URL/openvidu/api/recordings/stop/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
   t_answer=$(now)
-  while :; do
+  # Bounded: a recording still not ready 15 minutes after stop is reported as such.
+  for _ in $(seq 9000); do
     st=$(curl "${AUTH[@]}" "$PARLEY_URL/openvidu/api/recordings/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
     [ "$st" = ready ] || [ "$st" = failed ] && break
     sleep 0.1
   done
   t_ready=$(now)
   cpu1=$(children_cpu "$PARLEY_PID")
-  joined=$(grep -o 'composed recording: joining.*' "$rec_dir/$id/.compose.log" | tail -1)
+  load=$(cut -d' ' -f1-3 /proc/loadavg)
+  joined=$(grep -o 'composed recording: joined.*' "$rec_dir/$id/.compose.log" | tail -1)
   dur=$(curl "${AUTH[@]}" "$PARLEY_URL/openvidu/api/recordings/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["duration"])')
   stop_pid "$LOAD_PID"
   stop_parley
@@ -69,7 +72,7 @@ import sys
 call, stop, ans, ready, c0, c1 = map(float, sys.argv[1:7])
 print(f'{ready-stop:.2f} {(c1-c0)/call:.3f} {ans-stop:.3f}')" "$dur" "$t_stop" "$t_answer" "$t_ready" "$cpu0" "$cpu1")
   read -r to_ready cpu_per_s answer <<<"$line"
-  echo "run $run: call ${dur} s, stop answered '$status' in ${answer} s, $st ${to_ready} s after stop, mixing ${cpu_per_s} CPU-s per s of call; ${joined#composed recording: joining}" >&2
+  echo "run $run: call ${dur} s, stop answered '$status' in ${answer} s, $st ${to_ready} s after stop, mixing ${cpu_per_s} CPU-s per s of call, load average ${load}; ${joined#composed recording: }" >&2
   results+=("$to_ready $cpu_per_s")
   rm -rf "$rec_dir"
 done

@@ -204,13 +204,14 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 	}
 	if x.live != nil {
 		if len(entries) == 0 {
-			x.live.halt()
+			x.live.abort()
 			return errors.New("nothing was published during the recording")
 		}
-		if err := r.finishLive(x, x.live, time.Duration(info.Duration*float64(time.Second)), out); err != nil {
+		if err := r.finishLive(x, x.live, time.Duration(info.Duration*float64(time.Second)), out,
+			filepath.Join(x.dir, info.ID+".jpg")); err != nil {
 			return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
 		}
-		return r.composed(x, info, out, size)
+		return r.composed(x, info, out, size, false)
 	}
 	job := ComposeJob{Out: out, Width: w, Height: h, FrameRate: p.FrameRate, HasAudio: p.HasAudio, HasVideo: p.HasVideo,
 		Duration: time.Duration(info.Duration * float64(time.Second))}
@@ -234,19 +235,19 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 	if err := r.cfg.Composer.Run(ctx, job); err != nil {
 		return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
 	}
-	return r.composed(x, info, out, size)
+	return r.composed(x, info, out, size, p.HasVideo)
 }
 
-// composed finishes a mixed recording: its size, the thumbnail, the working folders removed.
-func (r *Recorder) composed(x *rec, info session.RecordingInfo, out string, size *int64) error {
-	p := info.Props
+// composed finishes a mixed recording: its size, the thumbnail (unless made already), the
+// working folders removed.
+func (r *Recorder) composed(x *rec, info session.RecordingInfo, out string, size *int64, thumbnail bool) error {
 	ctx := r.finalCtx
 	fi, err := os.Stat(out)
 	if err != nil {
 		return err
 	}
 	*size = fi.Size()
-	if p.HasVideo {
+	if thumbnail {
 		if err := r.cfg.Composer.Thumbnail(ctx, out, filepath.Join(x.dir, info.ID+".jpg")); err != nil {
 			r.log.Warn("no thumbnail for composed recording", "recording", info.ID, "error", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -18,9 +19,12 @@ type SegmentJob struct {
 	Video, Audio             string // the .mp4 and .aac to write; "" for a kind not recorded
 	From, Length             time.Duration
 	Width, Height, FrameRate int
-	Nice                     int // 0: the composer's default for work after the call
+	Nice                     int // 0: parley's own priority
 	Threads                  int // 0: as many as ffmpeg likes
-	Log                      io.Writer
+	// Boost, closed when the recording stops, puts a niced mix back to full priority (or stops
+	// it with an error, and it is mixed again).
+	Boost <-chan struct{}
+	Log   io.Writer
 }
 
 // SegmentTrack is one part of a stream's file (compose.Track).
@@ -55,26 +59,39 @@ type SegmentComposer interface {
 // segment's end (a publisher that stopped sending): after that it is mixed with what there is.
 const liveWait = 5 * time.Second
 
+// liveParallel bounds the segments of one recording mixed at once during the call, when it has
+// fallen behind: at the lowest priority a second one takes only a core the calls leave idle.
+const liveParallel = 2
+
 // liveMix is the mixing of a COMPOSED recording while it goes on.
 type liveMix struct {
-	c       SegmentComposer
-	seg     time.Duration
-	dir     string // <recording>/segments
-	w, h    int
-	fps     int
-	audio   bool
-	stop    chan struct{} // closed when the recording stops
-	halted  sync.Once
-	ctx     context.Context // the live mixes\': cancelled at stop, when what is left is mixed at once
-	cancel  context.CancelFunc
-	exited  chan struct{}
-	mu      sync.Mutex
-	videos  []string
-	audios  []string
-	mixedTo time.Duration // the end of the last mixed segment
-	live    int           // segments mixed during the call
-	after   int           // segments mixed after stop
-	logf    *os.File
+	c      SegmentComposer
+	seg    time.Duration
+	dir    string // <recording>/segments
+	w, h   int
+	fps    int
+	audio  bool
+	stop   chan struct{} // closed when the recording stops: no new live segment starts
+	halted sync.Once
+	ctx    context.Context // the mixes': cancelled when the recording fails
+	cancel context.CancelFunc
+	exited chan struct{} // closed when liveLoop has returned
+	slots  chan struct{} // liveParallel tokens
+	mixing sync.WaitGroup
+	mu     sync.Mutex
+	done   map[int]mixed         // segments mixed, by number
+	boosts map[int]chan struct{} // segments being mixed during the call, by number
+	failed bool                  // a live mix failed: the rest is mixed at stop
+	live   int                   // segments mixed during the call
+	late   int                   // of those, finished after stop at full priority
+	after  int                   // segments mixed after stop
+	logf   *os.File
+}
+
+// mixed is one segment's files.
+type mixed struct {
+	video, audio string
+	length       time.Duration
 }
 
 // startLive begins mixing x while it is recorded, when the composer can. Caller holds r.mu.
@@ -91,7 +108,8 @@ func (r *Recorder) startLive(x *rec) {
 		want = defaultSegment
 	}
 	lm := &liveMix{c: sc, seg: sc.SegmentLength(want, fps), dir: filepath.Join(x.dir, "segments"), w: w, h: h, fps: fps,
-		audio: p.HasAudio, stop: make(chan struct{}), exited: make(chan struct{})}
+		audio: p.HasAudio, stop: make(chan struct{}), exited: make(chan struct{}), slots: make(chan struct{}, liveParallel),
+		done: map[int]mixed{}, boosts: map[int]chan struct{}{}}
 	if err := os.MkdirAll(lm.dir, 0o755); err != nil {
 		r.log.Warn("composed recording mixed at stop: no segments folder", "recording", x.info.ID, "error", err)
 		return
@@ -105,10 +123,11 @@ func (r *Recorder) startLive(x *rec) {
 	}()
 }
 
-// defaultSegment is the length of a live-mixed segment: what is left to mix at stop is at most
-// this much of the call (about half a second of a core per second of call), and the segment
-// boundaries cost each publisher a keyframe.
-const defaultSegment = 10 * time.Second
+// defaultSegment is the length of a live-mixed segment. What is left to mix at stop is at most
+// this much of the call, plus the second or two the files take to reach the disk (about a fifth
+// of a core-second per second of call, spread over the cores); each boundary costs each
+// publisher a keyframe.
+const defaultSegment = 5 * time.Second
 
 func resolution(s string) (int, int) {
 	w, h := 1280, 720
@@ -126,14 +145,14 @@ func frameRate(f int) int {
 }
 
 // liveLoop mixes each segment once its time has passed and every writer's media is on disk past
-// its end; it falls behind (the mixes run at the lowest priority) and catches up by itself.
+// its end; it falls behind (the mixes run at the lowest priority) and catches up by itself,
+// liveParallel segments at a time.
 func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for k := 0; ; k++ {
 		from := time.Duration(k) * lm.seg
-		to := from + lm.seg
-		for !r.segmentDue(x, to) {
+		for !r.segmentDue(x, from+lm.seg) {
 			select {
 			case <-lm.stop:
 				return
@@ -142,18 +161,45 @@ func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 		}
 		select {
 		case <-lm.stop:
-			return // what is left is mixed at stop, in one piece
-		default:
-		}
-		if err := r.mixSegment(lm.ctx, x, lm, k, from, lm.seg, lm.c.LiveNice(), 1); err != nil {
-			if lm.ctx.Err() == nil {
-				r.log.Warn("live mix failed: the rest is mixed at stop", "recording", x.info.ID, "segment", k, "error", err)
-			}
-			return
+			return // what is left is mixed at stop, at full priority
+		case lm.slots <- struct{}{}:
 		}
 		lm.mu.Lock()
-		lm.live++
+		if lm.failed {
+			lm.mu.Unlock()
+			return
+		}
+		boost := make(chan struct{})
+		lm.boosts[k] = boost
+		lm.mixing.Add(1)
 		lm.mu.Unlock()
+		go func() {
+			defer lm.mixing.Done()
+			defer func() { <-lm.slots }()
+			m, err := r.mixSegment(lm.ctx, x, lm, k, from, lm.seg, lm.c.LiveNice(), 1, boost)
+			lm.mu.Lock()
+			defer lm.mu.Unlock()
+			delete(lm.boosts, k)
+			boosted := false
+			select {
+			case <-boost:
+				boosted = true
+			default:
+			}
+			if err != nil {
+				// A boosted one that failed (it could not be given full priority) is mixed again.
+				if lm.ctx.Err() == nil && !boosted {
+					r.log.Warn("live mix failed: the rest is mixed at stop", "recording", x.info.ID, "segment", k, "error", err)
+					lm.failed = true
+				}
+				return
+			}
+			lm.done[k] = m
+			lm.live++
+			if boosted {
+				lm.late++
+			}
+		}()
 	}
 }
 
@@ -181,10 +227,11 @@ func (r *Recorder) segmentDue(x *rec, to time.Duration) bool {
 	return true
 }
 
-// mixSegment mixes [from, from+length) into the segments folder.
-func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, from, length time.Duration, nice, threads int) error {
+// mixSegment mixes [from, from+length) into the segments folder as segment k.
+func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, from, length time.Duration, nice, threads int,
+	boost <-chan struct{}) (mixed, error) {
 	j := SegmentJob{From: from, Length: length, Width: lm.w, Height: lm.h, FrameRate: lm.fps, Nice: nice, Threads: threads,
-		Video: filepath.Join(lm.dir, fmt.Sprintf("%06d.mp4", k))}
+		Boost: boost, Video: filepath.Join(lm.dir, fmt.Sprintf("%06d.mp4", k))}
 	if lm.audio {
 		j.Audio = filepath.Join(lm.dir, fmt.Sprintf("%06d.aac", k))
 	}
@@ -214,46 +261,74 @@ func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, f
 		}
 	}
 	if err := lm.c.MixSegment(ctx, j); err != nil {
-		return err
+		return mixed{}, err
 	}
-	lm.mu.Lock()
-	defer lm.mu.Unlock()
-	lm.videos = append(lm.videos, j.Video)
-	if j.Audio != "" {
-		lm.audios = append(lm.audios, j.Audio)
-	}
-	lm.mixedTo = end
-	return nil
+	return mixed{video: j.Video, audio: j.Audio, length: length}, nil
 }
 
-// halt stops the live mixing (once).
-// A segment being mixed at the live mix's low priority is abandoned: it is mixed again with the
-// rest, at once.
+// halt stops starting live segments (once); those being mixed go on.
 func (lm *liveMix) halt() {
-	lm.halted.Do(func() {
-		close(lm.stop)
-		lm.cancel()
-	})
+	lm.halted.Do(func() { close(lm.stop) })
 }
 
-// finishLive stops the live mixing, mixes what is left of the call in one segment and joins the
-// segments into out. Runs after the files are closed.
-func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out string) error {
+// abort halts and stops the live mixes too (a failed recording).
+func (lm *liveMix) abort() {
+	lm.halt()
+	lm.cancel()
+}
+
+// finishLive makes the segments of the whole call [0, d) and joins them into out, with the
+// thumbnail taken from the middle segment meanwhile. Runs after the files are closed. All of it
+// is awaited, so all of it runs at full priority: the segments still being mixed at the live
+// mixes' low priority are raised to it, and those not started are mixed at once, as many at a
+// time as there are cores.
+func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out, jpg string) error {
+	t0 := time.Now()
 	lm.halt()
 	<-lm.exited
 	lm.mu.Lock()
-	from, k := lm.mixedTo, len(lm.videos)
-	lm.mu.Unlock()
-	if d-from >= time.Second/time.Duration(lm.fps) {
-		if err := r.mixSegment(r.finalCtx, x, lm, k, from, d-from, 0, 0); err != nil {
-			return err
-		}
-		lm.mu.Lock()
-		lm.after++
-		lm.mu.Unlock()
+	for _, b := range lm.boosts {
+		close(b)
 	}
+	lm.mu.Unlock()
+	n := int((d + lm.seg - 1) / lm.seg)
+	if last := d - time.Duration(n-1)*lm.seg; n > 1 && last < time.Second/time.Duration(lm.fps) {
+		n-- // less than a frame: the segment before ends close enough
+	}
+	length := func(k int) time.Duration { return min(lm.seg, d-time.Duration(k)*lm.seg) }
+	// The segments neither mixed nor being mixed, then those the live mixes could not finish.
+	todo := func() []int {
+		lm.mu.Lock()
+		defer lm.mu.Unlock()
+		var ks []int
+		for k := range n {
+			if m, ok := lm.done[k]; ok && m.length == length(k) {
+				continue // (a live one started past the stop is mixed again, shorter)
+			}
+			if _, ok := lm.boosts[k]; !ok {
+				ks = append(ks, k)
+			}
+		}
+		return ks
+	}
+	if err := r.mixAfterStop(x, lm, todo(), length); err != nil {
+		return err
+	}
+	lm.mixing.Wait()
+	if err := r.mixAfterStop(x, lm, todo(), length); err != nil {
+		return err
+	}
+	mixedIn := time.Since(t0)
 	lm.mu.Lock()
-	j := JoinJob{Videos: lm.videos, Audios: lm.audios, Out: out}
+	j := JoinJob{Out: out}
+	for k := range n {
+		j.Videos = append(j.Videos, lm.done[k].video)
+		if lm.done[k].audio != "" {
+			j.Audios = append(j.Audios, lm.done[k].audio)
+		}
+	}
+	summary := fmt.Sprintf("%d segments: %d mixed during the call (%d of them finished after stop at full priority), %d after stop",
+		n, lm.live, lm.late, lm.after)
 	lm.mu.Unlock()
 	if len(j.Videos) == 0 {
 		return errors.New("nothing to join")
@@ -261,10 +336,56 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out string) 
 	if lm.logf != nil {
 		j.Log = lm.logf
 		defer lm.logf.Close()
-		fmt.Fprintf(lm.logf, "composed recording: joining %d segments: %d mixed during the call, %d after stop (the last %.2f s of %.2f s)\n",
-			len(j.Videos), lm.live, lm.after, (d - from).Seconds(), d.Seconds())
 	}
-	r.log.Info("composed recording: joining", "recording", x.info.ID, "segments", len(j.Videos),
-		"mixedDuringCall", lm.live, "mixedAfterStop", lm.after, "leftAtStop", (d - from).Seconds())
-	return lm.c.Join(r.finalCtx, j)
+	var thumb sync.WaitGroup
+	if jpg != "" {
+		mid := j.Videos[len(j.Videos)/2]
+		thumb.Go(func() {
+			if err := lm.c.Thumbnail(r.finalCtx, mid, jpg); err != nil {
+				r.log.Warn("no thumbnail for composed recording", "recording", x.info.ID, "error", err)
+			}
+		})
+	}
+	t1 := time.Now()
+	err := lm.c.Join(r.finalCtx, j)
+	thumb.Wait()
+	joinedIn := time.Since(t1)
+	if lm.logf != nil {
+		fmt.Fprintf(lm.logf, "composed recording: joined %s; %.2f s of call, mixing after stop took %.2f s, the join %.2f s\n",
+			summary, d.Seconds(), mixedIn.Seconds(), joinedIn.Seconds())
+	}
+	r.log.Info("composed recording: joined", "recording", x.info.ID, "segments", summary,
+		"mixAfterStop", mixedIn.Seconds(), "join", joinedIn.Seconds(), "error", err)
+	return err
+}
+
+// mixAfterStop mixes segments ks at full priority, as many at once as there are cores.
+func (r *Recorder) mixAfterStop(x *rec, lm *liveMix, ks []int, length func(int) time.Duration) error {
+	if len(ks) == 0 {
+		return nil
+	}
+	threads := 1 // several at once: one core each
+	if len(ks) == 1 {
+		threads = 0
+	}
+	slots := make(chan struct{}, max(1, runtime.NumCPU()))
+	errs := make([]error, len(ks))
+	var wg sync.WaitGroup
+	for i, k := range ks {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			m, err := r.mixSegment(r.finalCtx, x, lm, k, time.Duration(k)*lm.seg, length(k), 0, threads, nil)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			lm.mu.Lock()
+			lm.done[k] = m
+			lm.after++
+			lm.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

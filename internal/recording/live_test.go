@@ -2,6 +2,7 @@ package recording
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +38,7 @@ func (ffmpegComposer) SegmentLength(want time.Duration, fps int) time.Duration {
 func (ffmpegComposer) LiveNice() int { return 10 }
 func (ffmpegComposer) MixSegment(ctx context.Context, j SegmentJob) error {
 	s := compose.Segment{Video: j.Video, Audio: j.Audio, From: j.From, Length: j.Length, Width: j.Width,
-		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Log: j.Log}
+		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Boost: j.Boost, Log: j.Log}
 	for _, t := range j.Tracks {
 		s.Tracks = append(s.Tracks, compose.Track{Path: t.Path, Offset: t.Offset, Length: t.Length, Since: t.Since,
 			Until: t.Until, HasAudio: t.HasAudio, HasVideo: t.HasVideo, Stream: t.Stream})
@@ -53,10 +54,75 @@ func (ffmpegComposer) Join(ctx context.Context, j JoinJob) error {
 // time: the recorder's clock follows the media fed, however slowly the machine runs); segments
 // are 3.2 s. The MP4 lasts the call, with both tiles lit before, at and after each join.
 func TestComposedMixedDuringTheCall(t *testing.T) {
+	h, x := liveCall(t, ffmpegComposer{}, func(lm *liveMix) bool { return lm.live == 2 })
+	// What stop had left to do: one segment, the 1.6 s since the last boundary, and the join.
+	checkLive(t, x, 2, 0, 1)
+	// Each stream was written in parts, a new one on a keyframe before each boundary, so no
+	// segment's mix decoded a stream from its beginning.
+	for _, e := range x.all {
+		ps := e.w.snapshotParts()
+		if len(ps) != 3 {
+			t.Errorf("%s written in %d parts, want 3 (one per segment)", e.file, len(ps))
+		}
+		for i := 1; i < len(ps); i++ {
+			if ps[i].since != ps[i-1].until || ps[i].since != time.Duration(i)*3200*time.Millisecond {
+				t.Errorf("%s part %d takes over at %v (part before until %v), want the boundary", e.file, i, ps[i].since, ps[i-1].until)
+			}
+		}
+	}
+	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"))
+}
+
+// heldComposer holds the live mix of the segment starting at `hold` until the recording stops
+// (its Boost is closed), as a segment still being mixed at the lowest priority on a busy machine
+// would be; with fail it then fails, as a mix that could not be given full priority does.
+type heldComposer struct {
+	ffmpegComposer
+	hold time.Duration
+	fail bool
+}
+
+func (c heldComposer) MixSegment(ctx context.Context, j SegmentJob) error {
+	if j.Boost != nil && j.From == c.hold {
+		select {
+		case <-j.Boost:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if c.fail {
+			return errors.New("not allowed to raise the priority")
+		}
+	}
+	return c.ffmpegComposer.MixSegment(ctx, j)
+}
+
+// A segment still being mixed when the recording stops is not abandoned: it goes on at full
+// priority and is joined with the rest.
+func TestComposedStopRaisesTheSegmentBeingMixed(t *testing.T) {
+	h, x := liveCall(t, heldComposer{hold: 3200 * time.Millisecond}, func(lm *liveMix) bool {
+		return lm.live == 1 && lm.boosts[1] != nil
+	})
+	checkLive(t, x, 2, 1, 1)
+	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"))
+}
+
+// One that cannot be raised (no CAP_SYS_NICE) is mixed again after stop.
+func TestComposedStopRedoesASegmentThatCannotBeRaised(t *testing.T) {
+	h, x := liveCall(t, heldComposer{hold: 3200 * time.Millisecond, fail: true}, func(lm *liveMix) bool {
+		return lm.live == 1 && lm.boosts[1] != nil
+	})
+	checkLive(t, x, 1, 0, 2)
+	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"))
+}
+
+// liveCall records an 8 s two-person call COMPOSED in 3.2 s segments, stops it once stopWhen
+// holds (under the live mix's lock) and returns when it is ready.
+func liveCall(t *testing.T, c SegmentComposer, stopWhen func(lm *liveMix) bool) (*harness, *rec) {
+	t.Helper()
 	m := makeMedia(t, 10)
 	var clock atomic.Int64
 	base := time.Now()
-	h := newHarness(t, Config{AutostopTimeout: time.Hour, Composer: ffmpegComposer{}, Segment: 3200 * time.Millisecond,
+	h := newHarness(t, Config{AutostopTimeout: time.Hour, Composer: c, Segment: 3200 * time.Millisecond,
 		now: func() time.Time { return base.Add(time.Duration(clock.Load())) }})
 	a, b := h.stream("str_CAM_Aaaa_con_A", "con_A", true), h.stream("str_CAM_Bbbb_con_B", "con_B", true)
 	h.s.add("ses_L", 2, a, b)
@@ -110,11 +176,10 @@ func TestComposedMixedDuringTheCall(t *testing.T) {
 		}
 	}
 	clock.Store(int64(call))
-	// The first two segments are mixed during the call, once their media is on disk.
-	waitLong(t, "two segments mixed during the call", func() bool {
+	waitLong(t, "the live mix before the stop", func() bool {
 		x.live.mu.Lock()
 		defer x.live.mu.Unlock()
-		return x.live.live == 2
+		return stopWhen(x.live)
 	})
 	info, err := h.r.Stop("ses_L")
 	if err != nil {
@@ -131,27 +196,24 @@ func TestComposedMixedDuringTheCall(t *testing.T) {
 	if final.Status != session.RecordingReady {
 		t.Fatalf("recording %s, want ready", final.Status)
 	}
-	// What stop had left to do: one segment, the 1.6 s since the last boundary, and the join.
+	return h, x
+}
+
+// checkLive compares the segments mixed during the call (of them finished after stop) and after.
+func checkLive(t *testing.T, x *rec, live, late, after int) {
+	t.Helper()
 	x.live.mu.Lock()
-	live, after, videos := x.live.live, x.live.after, len(x.live.videos)
-	x.live.mu.Unlock()
-	if live != 2 || after != 1 || videos != 3 {
-		t.Errorf("segments mixed during the call %d, after stop %d, joined %d; want 2, 1, 3", live, after, videos)
+	defer x.live.mu.Unlock()
+	if x.live.live != live || x.live.late != late || x.live.after != after || len(x.live.done) != 3 {
+		t.Errorf("segments mixed during the call %d (finished after stop %d), after stop %d, joined %d; want %d (%d), %d, 3",
+			x.live.live, x.live.late, x.live.after, len(x.live.done), live, late, after)
 	}
-	// Each stream was written in parts, a new one on a keyframe before each boundary, so no
-	// segment's mix decoded a stream from its beginning.
-	for _, e := range x.all {
-		ps := e.w.snapshotParts()
-		if len(ps) != 3 {
-			t.Errorf("%s written in %d parts, want 3 (one per segment)", e.file, len(ps))
-		}
-		for i := 1; i < len(ps); i++ {
-			if ps[i].since != ps[i-1].until || ps[i].since != time.Duration(i)*3200*time.Millisecond {
-				t.Errorf("%s part %d takes over at %v (part before until %v), want the boundary", e.file, i, ps[i].since, ps[i-1].until)
-			}
-		}
-	}
-	out := filepath.Join(h.dir, "ses_L", "live.mp4")
+}
+
+// checkLiveMP4 checks liveCall's MP4: 8 s, 80 frames, both tiles lit on either side of the joins.
+func checkLiveMP4(t *testing.T, out string) {
+	t.Helper()
+	const call = 8 * time.Second
 	p := ffprobe(t, out)
 	if d := p.Duration(); d < call.Seconds()-1 || d > call.Seconds()+1 {
 		t.Errorf("MP4 lasts %.2f s, want %v ± 1 s", d, call)

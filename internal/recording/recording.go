@@ -431,6 +431,9 @@ func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, er
 	r.finals.Add(1)
 	r.mu.Unlock()
 
+	if x.live != nil {
+		x.live.halt() // no segment past the stop starts while the files close
+	}
 	x.closeAll()
 	r.mu.Lock()
 	x.info.Duration = stoppedAt.Sub(x.info.CreatedAt).Seconds()
@@ -482,10 +485,10 @@ func (r *Recorder) fail(x *rec, cause error) {
 	r.release(x)
 	r.failed.Add(1)
 	r.mu.Unlock()
-	x.closeAll()
 	if x.live != nil {
-		x.live.halt()
+		x.live.abort()
 	}
+	x.closeAll()
 	r.mu.Lock()
 	x.info.Duration = failedAt.Sub(x.info.CreatedAt).Seconds()
 	x.info.Size = dirSize(x.work)

@@ -37,7 +37,7 @@ func (composer) LiveNice() int { return compose.LiveNice }
 
 func (composer) MixSegment(ctx context.Context, j recording.SegmentJob) error {
 	s := compose.Segment{Video: j.Video, Audio: j.Audio, From: j.From, Length: j.Length, Width: j.Width,
-		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Log: j.Log}
+		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Boost: j.Boost, Log: j.Log}
 	for _, t := range j.Tracks {
 		s.Tracks = append(s.Tracks, compose.Track{Path: t.Path, Offset: t.Offset, Length: t.Length, Since: t.Since,
 			Until: t.Until, HasAudio: t.HasAudio, HasVideo: t.HasVideo, Stream: t.Stream})

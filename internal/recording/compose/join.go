@@ -66,7 +66,8 @@ func Join(ctx context.Context, j JoinJob) error {
 	}
 	args = append(args, "-c", "copy", "-movflags", "+faststart", "-f", "mp4", fileURL(tmp))
 	fmt.Fprintf(log, "join: ffmpeg %s\n", strings.Join(args, " "))
-	err := runFFmpeg(ctx, args, log, mixNice)
+	// Full priority: the recording's users wait for it, and it is quick (a copy of the bytes).
+	err := runFFmpeg(ctx, args, log, 0, nil)
 	if err == nil {
 		err = os.Rename(tmp, j.Out)
 	}

@@ -2,9 +2,12 @@ package compose
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -132,5 +135,36 @@ func TestSegmentsJoined(t *testing.T) {
 		if math.Abs(l-mean) > 3 {
 			t.Errorf("audio at %.2f s is %.1f dB from its mean: a gap or glitch at a join", 0.1+float64(i)*0.01, l-mean)
 		}
+	}
+}
+
+// A segment mixed at the lowest priority whose Boost is closed (the recording stopped) is put
+// back to full priority and finishes; where that is not allowed it is stopped with ErrNotBoosted
+// for the caller to mix again.
+func TestSegmentBoosted(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	red := makeTrack(t, dir, "red", trackSpec{colour: "red", tone: 440, length: 2 * time.Second})
+	boost := make(chan struct{})
+	close(boost)
+	var log strings.Builder
+	s := Segment{Length: SegmentUnit(outFPS), Width: outW, Height: outH, FrameRate: outFPS, Nice: LiveNice, Boost: boost,
+		Video: filepath.Join(dir, "s.mp4"), Audio: filepath.Join(dir, "s.aac"), Log: &log,
+		Tracks: []Track{{Path: red, HasAudio: true, HasVideo: true, Length: 2 * time.Second}}}
+	err := MixSegment(testCtx(t, 2*time.Minute), s)
+	if syscall.Geteuid() != 0 {
+		if !errors.Is(err, ErrNotBoosted) {
+			t.Fatalf("without the right to raise priority: %v, want ErrNotBoosted", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "now at full priority") {
+		t.Errorf("the mix was not raised to full priority; log:\n%s", log.String())
+	}
+	if info, want := probeOut(t, s.Video), int(s.Length*outFPS/time.Second); info.video == nil || info.video.packets != want {
+		t.Errorf("video %+v, want the unit's %d frames", info.video, want)
 	}
 }
