@@ -226,7 +226,7 @@ test('COMPOSED of a longer call: mixed during the call, joined at stop', { skip:
     const tiles = await tilesAt(mp4, t);
     assert.ok(tiles.left && tiles.right, `at ${t} s both tiles show a picture: ${JSON.stringify(tiles)}`);
   }
-  const log = readFileSync(parley.logPath, 'utf8').split('\n').find((l) => l.includes('composed recording: joining') && l.includes(long.rec.id));
+  const log = readFileSync(parley.logPath, 'utf8').split('\n').find((l) => l.includes('composed recording: joined') && l.includes(long.rec.id));
   assert.ok(log, 'the join is logged');
   console.log(`# ${log}`);
 });
