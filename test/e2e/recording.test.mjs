@@ -5,27 +5,38 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:http';
 import { mkdtempSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startParley, startPages, launch, openParticipant, waitDecoding, poll } from './lib.mjs';
+import { startParley, startPages, launch, openParticipant, waitDecoding, poll, freePort } from './lib.mjs';
 
 const run = promisify(execFile);
 // Every file the tests make lives under one temporary folder, removed at the end.
 const scratch = mkdtempSync(join(tmpdir(), 'parley-e2e-rec-'));
 const recPath = join(scratch, 'recordings');
 const recEnv = { OPENVIDU_RECORDING: 'true', OPENVIDU_RECORDING_PATH: recPath, OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT: '0' };
+// The backend's webhook endpoint: recordingStatusChanged says when a recording is ready.
+const hooks = { events: [] };
 // Recordings are short so the suite stays near its three-minute budget on a shared machine.
 const RECORD_MS = 6000;
-// The COMPOSED recording mixed during the call lasts a few of its 10.24 s segments.
-const LONG_MS = 24000;
 
 let parley, pages, browser;
 const opened = [];
 
 before(async () => {
-  parley = await startParley('recording', recEnv);
+  const port = await freePort();
+  hooks.server = createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      hooks.events.push({ ...JSON.parse(Buffer.concat(chunks)), arrivedAt: Date.now() });
+      res.writeHead(200).end();
+    });
+  });
+  await new Promise((res) => hooks.server.listen(port, '127.0.0.1', res));
+  parley = await startParley('recording', { ...recEnv, OPENVIDU_WEBHOOK: 'true', OPENVIDU_WEBHOOK_ENDPOINT: `http://127.0.0.1:${port}/hook` });
   pages = await startPages();
   browser = await launch();
 });
@@ -38,6 +49,7 @@ after(async () => {
   await browser?.close();
   await pages?.close();
   const code = await parley?.stop();
+  hooks.server?.close();
   if (!process.env.KEEP_RECORDINGS) rmSync(scratch, { recursive: true, force: true });
   assert.equal(code, 0, `parley must exit 0 on SIGTERM (log: ${parley?.logPath})`);
 });
@@ -206,27 +218,40 @@ test('INDIVIDUAL and COMPOSED recordings of a two-person call, with recordingSta
   assert.ok(!(await ov.listRecordings()).some((r) => r.id === ind.rec.id));
 });
 
-// A COMPOSED recording longer than a few segments is mixed while the call goes on (10.24 s
-// segments at 25 fps) and joined at stop: the MP4 lasts the call and both tiles are lit on
-// either side of every join. How much was mixed during the call and after stop is in parley's log.
-// It does not fit the suite's three-minute budget on a shared machine: LONG_COMPOSED=1 runs it.
-test('COMPOSED of a longer call: mixed during the call, joined at stop', { skip: !process.env.LONG_COMPOSED && 'LONG_COMPOSED=1 runs it' }, async () => {
+// A COMPOSED recording of a three-minute call is mixed while the call goes on (5.12 s segments
+// at 25 fps) and joined at stop: stop answers "stopped" at once and the backend's webhook hears
+// recordingStatusChanged "ready" when the MP4 is (how long after stop is printed: the 10 s target
+// is measured by bench/composed.sh, not asserted here); the MP4 lasts the call and both tiles are
+// lit on either side of joins. It does not fit the suite's budget on a shared machine:
+// LONG_COMPOSED=1 runs it.
+const LONG_MS = 180000;
+test('COMPOSED of a three-minute call: mixed during the call, ready at stop', { skip: !process.env.LONG_COMPOSED && 'LONG_COMPOSED=1 runs it', timeout: LONG_MS + 240000 }, async () => {
   const ov = parley.ov;
   const session = await ov.createSession({ customSessionId: 'rec-long' });
   const a = await enter(session, 'alice');
   const b = await enter(session, 'bob');
   await waitDecoding(a, [b.id]);
   await waitDecoding(b, [a.id]);
-  const long = await record(ov, 'rec-long', { outputMode: 'COMPOSED', name: 'long', resolution: '640x360', frameRate: 25 }, LONG_MS);
-  const mp4 = join(recPath, long.rec.id, 'long.mp4');
+  const t0 = Date.now();
+  const started = await ov.startRecording('rec-long', { outputMode: 'COMPOSED', name: 'long', resolution: '640x360', frameRate: 25 });
+  await sleep(LONG_MS);
+  const wallMs = Date.now() - t0;
+  const stopAt = Date.now();
+  const stopped = await ov.stopRecording(started.id);
+  assert.equal(stopped.status, 'stopped', 'stop answers at once, before the MP4 is ready');
+  const ready = await poll('recordingStatusChanged ready', () => hooks.events.find((e) =>
+    e.event === 'recordingStatusChanged' && e.id === started.id && ['ready', 'failed'].includes(e.status)), { timeout: 240000, interval: 100 });
+  assert.equal(ready.status, 'ready', `recording ${started.id} ready, not failed`);
+  console.log(`# stop -> recordingStatusChanged ready: ${((ready.arrivedAt - stopAt) / 1000).toFixed(2)} s (load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(1)).join(' ')})`);
+  const mp4 = join(recPath, started.id, 'long.mp4');
   const info = await probe(mp4);
-  checkAV(mp4, info, long.wallMs, { vcodec: 'h264', acodec: 'aac', minFps: 24 });
+  checkAV(mp4, info, wallMs, { vcodec: 'h264', acodec: 'aac', minFps: 24 });
   assert.ok(await peakDb(mp4) > -50, `${mp4}: the fake microphone's beeps are heard`);
-  for (const t of [5, 10.2, 10.3, 20.4, 20.5, info.duration - 1]) {
+  for (const t of [2, 5.1, 5.2, 61.3, 61.5, 120, info.duration - 1]) {
     const tiles = await tilesAt(mp4, t);
     assert.ok(tiles.left && tiles.right, `at ${t} s both tiles show a picture: ${JSON.stringify(tiles)}`);
   }
-  const log = readFileSync(parley.logPath, 'utf8').split('\n').find((l) => l.includes('composed recording: joined') && l.includes(long.rec.id));
+  const log = readFileSync(join(recPath, started.id, '.compose.log'), 'utf8').split('\n').find((l) => l.startsWith('composed recording: joined'));
   assert.ok(log, 'the join is logged');
   console.log(`# ${log}`);
 });
@@ -286,9 +311,13 @@ for (const mode of ['INDIVIDUAL', 'COMPOSED']) {
       const both = await tilesAt(mp4, (at(bIn) + at(aOut)) / 2 + 0.5);
       const after = await tilesAt(mp4, Math.min(at(aGone) + 1.5, info.duration - 0.3));
       const seen = JSON.stringify({ alone, both, after, bEnter: at(bEnter), bIn: at(bIn), aOut: at(aOut), aGone: at(aGone) });
-      assert.ok(alone.left !== alone.right, `one tile lit before B joins: ${seen}`);
+      // Before B: A in its tile of the two-tile grid when B's stream began in the same segment
+      // (5 s), or A alone filling the frame when it began in a later one.
+      const aInTile = alone.left !== alone.right;
+      const aAlone = alone.left && alone.right && alone.background > 20;
+      assert.ok(aInTile || aAlone, `only A lit before B joins: ${seen}`);
       assert.ok(both.left && both.right, `both tiles lit while both are on: ${seen}`);
-      // After A left: B in its tile, A's black, until the next segment (about 10 s), whose grid
+      // After A left: B in its tile, A's black, until the next segment (about 5 s), whose grid
       // has B alone, filling the frame (its picture reaches the top rows the 2-tile grid leaves black).
       const bInTile = after.left !== after.right && after.left === alone.right;
       const bAlone = after.left && after.right && after.background > 20;
@@ -322,11 +351,14 @@ test('kill -9 during recordings: listed as failed after restart, files readable'
       { rec: await srv.ov.startRecording('rec-kill', { outputMode: 'INDIVIDUAL', name: 'killed' }), streams: 2 },
       { rec: await srv.ov.startRecording('rec-kill-composed', { outputMode: 'COMPOSED', name: 'killed' }), streams: 1 },
     ];
-    // Let every stream file grow past a few seconds of media before the kill.
+    // Let every stream's file (a COMPOSED one's parts together) grow past a few seconds of media
+    // before the kill.
     const webmsUnder = (dir) => readdirSync(dir, { recursive: true }).filter((f) => /\.(webm|mkv)$/.test(f)).map((f) => join(dir, f));
+    const stream = (f) => f.replace(/(\.\d+)?\.(webm|mkv)$/, '');
     await poll('every stream file with 3 s of media', () => recs.every(({ rec, streams }) => {
-      const files = webmsUnder(join(path, rec.id));
-      return files.length === streams && files.every((f) => statSync(f).size > 150000) && Date.now() - rec.createdAt > 3000;
+      const bytes = new Map();
+      for (const f of webmsUnder(join(path, rec.id))) bytes.set(stream(f), (bytes.get(stream(f)) || 0) + statSync(f).size);
+      return bytes.size === streams && [...bytes.values()].every((n) => n > 150000) && Date.now() - rec.createdAt > 3000;
     }), { timeout: 20000 });
     const killed = new Promise((r) => srv.proc.on('exit', r));
     srv.proc.kill('SIGKILL');
@@ -342,7 +374,6 @@ test('kill -9 during recordings: listed as failed after restart, files readable'
       // A COMPOSED recording writes each stream in parts (<stream>.webm, <stream>.1.webm, …, one
       // per segment of its live mix): every part is readable, and together they hold the time.
       const files = webmsUnder(join(path, rec.id));
-      const stream = (f) => f.replace(/(\.\d+)?\.(webm|mkv)$/, '');
       assert.equal(new Set(files.map(stream)).size, streams, `${rec.id}: every stream file kept: ${files}`);
       const frames = new Map();
       for (const f of files) {
