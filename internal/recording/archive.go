@@ -207,11 +207,10 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 			x.live.abort()
 			return errors.New("nothing was published during the recording")
 		}
-		if err := r.finishLive(x, x.live, time.Duration(info.Duration*float64(time.Second)), out,
-			filepath.Join(x.dir, info.ID+".jpg")); err != nil {
+		if err := r.finishLive(x, x.live, time.Duration(info.Duration*float64(time.Second))); err != nil {
 			return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
 		}
-		return r.composed(x, info, out, size, false)
+		return r.composed(x, info, out, size)
 	}
 	job := ComposeJob{Out: out, Width: w, Height: h, FrameRate: p.FrameRate, HasAudio: p.HasAudio, HasVideo: p.HasVideo,
 		Duration: time.Duration(info.Duration * float64(time.Second))}
@@ -235,19 +234,18 @@ func (r *Recorder) compose(x *rec, info session.RecordingInfo, entries []syncFil
 	if err := r.cfg.Composer.Run(ctx, job); err != nil {
 		return fmt.Errorf("composing: %w (see %s)", err, filepath.Join(x.dir, ".compose.log"))
 	}
-	return r.composed(x, info, out, size, p.HasVideo)
+	return r.composed(x, info, out, size)
 }
 
-// composed finishes a mixed recording: its size, the thumbnail (unless made already), the
-// working folders removed.
-func (r *Recorder) composed(x *rec, info session.RecordingInfo, out string, size *int64, thumbnail bool) error {
+// composed finishes a mixed recording: its size, the thumbnail, the working folders removed.
+func (r *Recorder) composed(x *rec, info session.RecordingInfo, out string, size *int64) error {
 	ctx := r.finalCtx
 	fi, err := os.Stat(out)
 	if err != nil {
 		return err
 	}
 	*size = fi.Size()
-	if thumbnail {
+	if info.Props.HasVideo {
 		if err := r.cfg.Composer.Thumbnail(ctx, out, filepath.Join(x.dir, info.ID+".jpg")); err != nil {
 			r.log.Warn("no thumbnail for composed recording", "recording", info.ID, "error", err)
 		}

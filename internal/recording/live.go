@@ -36,21 +36,23 @@ type SegmentTrack struct {
 	Stream             string
 }
 
-// JoinJob appends the mixed segments into the recording's MP4 (compose.JoinJob).
-type JoinJob struct {
-	Videos, Audios []string
-	Out            string
-	Log            io.Writer
+// SegmentOutput is the recording's MP4 built from the mixed segments as they come
+// (*compose.Output): appending copies a segment's samples, Close writes the index.
+type SegmentOutput interface {
+	Append(video, audio string) error
+	Close() error
+	Abort()
 }
 
 // SegmentComposer is a Composer that can also mix while the call goes on: a COMPOSED recording
-// with video is then mixed segment by segment and joined at stop.
+// with video is then mixed segment by segment, each appended to the MP4 when mixed.
 type SegmentComposer interface {
 	Composer
 	// SegmentLength rounds want to a length whose segments join without gap or drift at fps.
 	SegmentLength(want time.Duration, fps int) time.Duration
 	MixSegment(ctx context.Context, j SegmentJob) error
-	Join(ctx context.Context, j JoinJob) error
+	// NewOutput starts the MP4 at path.
+	NewOutput(path string) (SegmentOutput, error)
 	// LiveNice is the niceness of segments mixed during the call.
 	LiveNice() int
 }
@@ -86,6 +88,12 @@ type liveMix struct {
 	late   int                   // of those, finished after stop at full priority
 	after  int                   // segments mixed after stop
 	logf   *os.File
+	// The output: segments 0..appended-1 are in it (and their files removed); amu orders the
+	// appends, which run on the goroutine that finished a segment.
+	amu      sync.Mutex
+	out      SegmentOutput
+	outErr   error
+	appended int
 }
 
 // mixed is one segment's files.
@@ -114,6 +122,12 @@ func (r *Recorder) startLive(x *rec) {
 		r.log.Warn("composed recording mixed at stop: no segments folder", "recording", x.info.ID, "error", err)
 		return
 	}
+	out, err := sc.NewOutput(filepath.Join(x.dir, p.Name+".mp4"))
+	if err != nil {
+		r.log.Warn("composed recording mixed at stop: cannot create its file", "recording", x.info.ID, "error", err)
+		return
+	}
+	lm.out = out
 	lm.logf, _ = os.Create(filepath.Join(x.dir, ".compose.log"))
 	lm.ctx, lm.cancel = context.WithCancel(r.finalCtx)
 	x.live = lm
@@ -199,6 +213,7 @@ func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 			if boosted {
 				lm.late++
 			}
+			go lm.appendReady(x, r)
 		}()
 	}
 }
@@ -266,23 +281,63 @@ func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, f
 	return mixed{video: j.Video, audio: j.Audio, length: length}, nil
 }
 
+// appendReady appends to the output the mixed segments that come next, in order, and removes
+// their files.
+func (lm *liveMix) appendReady(x *rec, r *Recorder) {
+	lm.amu.Lock()
+	defer lm.amu.Unlock()
+	for {
+		lm.mu.Lock()
+		m, ok := lm.done[lm.appended]
+		failed := lm.outErr != nil
+		lm.mu.Unlock()
+		if !ok || failed {
+			return
+		}
+		err := lm.out.Append(m.video, m.audio)
+		lm.mu.Lock()
+		if err != nil {
+			lm.outErr = fmt.Errorf("appending segment %d: %w", lm.appended, err)
+		} else {
+			lm.appended++
+		}
+		lm.mu.Unlock()
+		if err != nil {
+			r.log.Warn("composed recording: cannot append a segment", "recording", x.info.ID, "error", err)
+			return
+		}
+		os.Remove(m.video)
+		if m.audio != "" {
+			os.Remove(m.audio)
+		}
+	}
+}
+
 // halt stops starting live segments (once); those being mixed go on.
 func (lm *liveMix) halt() {
 	lm.halted.Do(func() { close(lm.stop) })
 }
 
-// abort halts and stops the live mixes too (a failed recording).
+// abort halts and stops the live mixes too, and drops the output (a failed recording).
 func (lm *liveMix) abort() {
 	lm.halt()
 	lm.cancel()
+	lm.amu.Lock()
+	defer lm.amu.Unlock()
+	lm.mu.Lock()
+	defer lm.mu.Unlock()
+	if lm.outErr == nil {
+		lm.outErr = errors.New("recording failed")
+		lm.out.Abort()
+	}
 }
 
-// finishLive makes the segments of the whole call [0, d) and joins them into out, with the
-// thumbnail taken from the middle segment meanwhile. Runs after the files are closed. All of it
-// is awaited, so all of it runs at full priority: the segments still being mixed at the live
-// mixes' low priority are raised to it, and those not started are mixed at once, as many at a
-// time as there are cores.
-func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out, jpg string) error {
+// finishLive makes the segments of the whole call [0, d) and completes the MP4 with them. Runs
+// after the files are closed. All of it is awaited, so all of it runs at full priority: the
+// segments still being mixed at the live mixes' low priority are raised to it, and those not
+// started are mixed at once, as many at a time as there are cores; what the live mix appended
+// to the MP4 during the call is not touched again.
+func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration) error {
 	t0 := time.Now()
 	lm.halt()
 	<-lm.exited
@@ -296,14 +351,15 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out, jpg str
 		n-- // less than a frame: the segment before ends close enough
 	}
 	length := func(k int) time.Duration { return min(lm.seg, d-time.Duration(k)*lm.seg) }
-	// The segments neither mixed nor being mixed, then those the live mixes could not finish.
+	// The segments neither mixed nor being mixed, then those the live mixes could not finish. A
+	// live one started just past the stop is mixed again, shorter, unless already in the MP4.
 	todo := func() []int {
 		lm.mu.Lock()
 		defer lm.mu.Unlock()
 		var ks []int
 		for k := range n {
-			if m, ok := lm.done[k]; ok && m.length == length(k) {
-				continue // (a live one started past the stop is mixed again, shorter)
+			if m, ok := lm.done[k]; ok && (k < lm.appended || m.length == length(k)) {
+				continue
 			}
 			if _, ok := lm.boosts[k]; !ok {
 				ks = append(ks, k)
@@ -319,43 +375,36 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration, out, jpg str
 		return err
 	}
 	mixedIn := time.Since(t0)
+	t1 := time.Now()
+	lm.appendReady(x, r)
+	lm.amu.Lock()
+	defer lm.amu.Unlock()
 	lm.mu.Lock()
-	j := JoinJob{Out: out}
-	for k := range n {
-		j.Videos = append(j.Videos, lm.done[k].video)
-		if lm.done[k].audio != "" {
-			j.Audios = append(j.Audios, lm.done[k].audio)
-		}
-	}
+	err, appended := lm.outErr, lm.appended
 	summary := fmt.Sprintf("%d segments: %d mixed during the call (%d of them finished after stop at full priority), %d after stop",
 		n, lm.live, lm.late, lm.after)
 	lm.mu.Unlock()
-	if len(j.Videos) == 0 {
-		return errors.New("nothing to join")
+	switch {
+	case err != nil:
+		lm.out.Abort()
+	case appended < n:
+		err = fmt.Errorf("%d segments of %d in the MP4", appended, n)
+		lm.out.Abort()
+	default:
+		err = lm.out.Close()
 	}
+	lm.mu.Lock()
+	if lm.outErr == nil {
+		lm.outErr = errors.New("the MP4 is complete") // a live mix that finishes now appends nothing
+	}
+	lm.mu.Unlock()
 	if lm.logf != nil {
-		j.Log = lm.logf
 		defer lm.logf.Close()
-	}
-	var thumb sync.WaitGroup
-	if jpg != "" {
-		mid := j.Videos[len(j.Videos)/2]
-		thumb.Go(func() {
-			if err := lm.c.Thumbnail(r.finalCtx, mid, jpg); err != nil {
-				r.log.Warn("no thumbnail for composed recording", "recording", x.info.ID, "error", err)
-			}
-		})
-	}
-	t1 := time.Now()
-	err := lm.c.Join(r.finalCtx, j)
-	thumb.Wait()
-	joinedIn := time.Since(t1)
-	if lm.logf != nil {
-		fmt.Fprintf(lm.logf, "composed recording: joined %s; %.2f s of call, mixing after stop took %.2f s, the join %.2f s\n",
-			summary, d.Seconds(), mixedIn.Seconds(), joinedIn.Seconds())
+		fmt.Fprintf(lm.logf, "composed recording: joined %s; %.2f s of call, mixing after stop took %.2f s, appending and the index %.2f s\n",
+			summary, d.Seconds(), mixedIn.Seconds(), time.Since(t1).Seconds())
 	}
 	r.log.Info("composed recording: joined", "recording", x.info.ID, "segments", summary,
-		"mixAfterStop", mixedIn.Seconds(), "join", joinedIn.Seconds(), "error", err)
+		"mixAfterStop", mixedIn.Seconds(), "index", time.Since(t1).Seconds(), "error", err)
 	return err
 }
 
@@ -384,6 +433,7 @@ func (r *Recorder) mixAfterStop(x *rec, lm *liveMix, ks []int, length func(int) 
 			lm.done[k] = m
 			lm.after++
 			lm.mu.Unlock()
+			lm.appendReady(x, r)
 		})
 	}
 	wg.Wait()

@@ -45,8 +45,8 @@ func (ffmpegComposer) MixSegment(ctx context.Context, j SegmentJob) error {
 	}
 	return compose.MixSegment(ctx, s)
 }
-func (ffmpegComposer) Join(ctx context.Context, j JoinJob) error {
-	return compose.Join(ctx, compose.JoinJob{Videos: j.Videos, Audios: j.Audios, Out: j.Out, Log: j.Log})
+func (ffmpegComposer) NewOutput(path string) (SegmentOutput, error) {
+	return compose.NewOutput(path)
 }
 
 // A COMPOSED recording is mixed while the call goes on: when it stops, all that is left is the

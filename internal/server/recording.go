@@ -45,6 +45,6 @@ func (composer) MixSegment(ctx context.Context, j recording.SegmentJob) error {
 	return compose.MixSegment(ctx, s)
 }
 
-func (composer) Join(ctx context.Context, j recording.JoinJob) error {
-	return compose.Join(ctx, compose.JoinJob{Videos: j.Videos, Audios: j.Audios, Out: j.Out, Log: j.Log})
+func (composer) NewOutput(path string) (recording.SegmentOutput, error) {
+	return compose.NewOutput(path)
 }

@@ -81,8 +81,11 @@ type Segment struct {
 	Log io.Writer
 }
 
-// seekPreRoll is how much earlier than needed a track is read from when its start is skipped.
-const seekPreRoll = 200 * time.Millisecond
+// seekPreRoll is how much earlier than needed a track is read from when its start is skipped:
+// the audio decoder needs some sound before the first it gives right, and a picture that froze
+// across the segment's start (a publisher's stall) is shown from its last frame, not left black,
+// for stalls up to this long.
+const seekPreRoll = time.Second
 
 // segmentVideoArgs are the encoder settings every segment shares. The joins copy the segments'
 // H.264 under one set of parameter sets (SPS/PPS), so they must not change within a
