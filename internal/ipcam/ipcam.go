@@ -179,6 +179,58 @@ func Pull(ctx context.Context, uri string, src Source, video, audio *net.UDPAddr
 	}
 }
 
+// Linger is how long a camera pulled only for its subscribers goes on after the last one left:
+// a subscriber that reconnects, or the next one to come, finds it still playing.
+const Linger = 3 * time.Second
+
+// OnDemand runs pull while count() > 0 (onlyPlayWithSubscribers): from the first subscriber to
+// Linger after the last, rechecking count whenever changed receives, until ctx ends. One pull
+// at a time: the next starts once the one before has returned.
+func OnDemand(ctx context.Context, changed <-chan struct{}, count func() int, pull func(context.Context)) {
+	type running struct {
+		stop context.CancelFunc
+		done chan struct{}
+	}
+	var cur *running
+	linger := time.NewTimer(Linger)
+	linger.Stop()
+	stopPull := func() {
+		if cur != nil {
+			cur.stop()
+			<-cur.done
+			cur = nil
+		}
+	}
+	defer stopPull()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-linger.C:
+			if count() == 0 {
+				stopPull()
+			}
+			continue
+		case <-changed:
+		}
+		if count() == 0 {
+			if cur != nil {
+				linger.Reset(Linger)
+			}
+			continue
+		}
+		linger.Stop()
+		if cur == nil {
+			pctx, stop := context.WithCancel(ctx)
+			cur = &running{stop: stop, done: make(chan struct{})}
+			go func(done chan struct{}) {
+				defer close(done)
+				pull(pctx)
+			}(cur.done)
+		}
+	}
+}
+
 // limitedWriter keeps the first n bytes of ffmpeg's complaints.
 type limitedWriter struct {
 	w interface{ WriteString(string) (int, error) }

@@ -12,8 +12,9 @@ import (
 
 // TestIPCamConnection: an IPCAM connection made by REST pulls the camera, is active at once with
 // OpenVidu's connection JSON, appears to a participant who joins as a publisher of typeOfVideo
-// IPCAM, its H.264 and (transcoded) Opus reach a subscriber, and DELETE removes it and stops the
-// pull.
+// IPCAM, its H.264 and (transcoded) Opus reach a subscriber, the camera is pulled only while
+// someone subscribes (onlyPlayWithSubscribers, unless false), DELETE of its stream alone is 405 (as
+// OpenVidu), and DELETE of the connection removes it and stops the pull.
 func TestIPCamConnection(t *testing.T) {
 	for _, b := range []string{"ffmpeg", "ffprobe"} {
 		if _, err := exec.LookPath(b); err != nil {
@@ -78,28 +79,56 @@ func TestIPCamConnection(t *testing.T) {
 	if !seen {
 		t.Fatalf("joinRoom value does not show the camera's stream: %v", value)
 	}
-	sub := newPeer(t)
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		if _, err := sub.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
+	// onlyPlayWithSubscribers (true by default): the camera is pulled from the first subscriber,
+	// and no longer once the last has gone; a new subscriber starts it again.
+	subscribe := func() {
+		t.Helper()
+		sub := newPeer(t)
+		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+			if _, err := sub.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				t.Fatal(err)
+			}
 		}
+		sr := viewer.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": sub.offer(t)})
+		answer := sr["sdpAnswer"].(string)
+		if !strings.Contains(answer, "H264") {
+			t.Fatalf("subscriber answer without H.264:\n%s", answer)
+		}
+		sub.answer(t, answer)
+		waitFor(t, "the camera's audio and video at the subscriber", func() bool {
+			_, a := sub.kinds.Load("audio")
+			_, v := sub.kinds.Load("video")
+			return a && v && sub.received.Load() > 50
+		})
 	}
-	sr := viewer.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": sub.offer(t)})
-	answer := sr["sdpAnswer"].(string)
-	if !strings.Contains(answer, "H264") {
-		t.Fatalf("subscriber answer without H.264:\n%s", answer)
+	subscribe()
+	viewer.result("unsubscribeFromVideo", map[string]any{"sender": streamID})
+	waitFor(t, "the camera no longer pulled once nobody subscribes", func() bool { return cam.Players() == 0 })
+	subscribe()
+
+	// Its stream cannot be deleted on its own: 405, as OpenVidu answers; the camera goes on.
+	if st, _ := rest(t, "DELETE", api+"/sessions/cams/stream/"+streamID, nil); st != 405 {
+		t.Errorf("DELETE of the IPCAM stream: %d, want 405", st)
 	}
-	sub.answer(t, answer)
-	waitFor(t, "the camera's audio and video at the subscriber", func() bool {
-		_, a := sub.kinds.Load("audio")
-		_, v := sub.kinds.Load("video")
-		return a && v && sub.received.Load() > 50
-	})
+	if cam.Players() == 0 {
+		t.Error("the camera stopped playing after the refused DELETE of its stream")
+	}
 
 	// DELETE removes it like any participant, and the camera is no longer pulled.
 	if st, _ := rest(t, "DELETE", api+"/sessions/cams/connection/"+camID, nil); st != 204 {
 		t.Fatalf("delete IPCAM connection: %d", st)
 	}
 	viewer.waitNote("participantEvicted", func(p map[string]any) bool { return p["connectionId"] == camID })
+	waitFor(t, "the camera no longer played", func() bool { return cam.Players() == 0 })
+
+	// onlyPlayWithSubscribers false: pulled from the start, nobody subscribing.
+	st, c = rest(t, "POST", api+"/sessions/cams/connection", map[string]any{"type": "IPCAM", "rtspUri": cam.URL, "onlyPlayWithSubscribers": false})
+	if st != 200 || c["onlyPlayWithSubscribers"] != false {
+		t.Fatalf("create IPCAM connection always playing: %d %v", st, c)
+	}
+	waitFor(t, "the camera pulled without subscribers", func() bool { return cam.Players() == 1 })
+	if st, _ := rest(t, "DELETE", api+"/sessions/cams/connection/"+c["connectionId"].(string), nil); st != 204 {
+		t.Fatalf("delete IPCAM connection: %d", st)
+	}
 	waitFor(t, "the camera no longer played", func() bool { return cam.Players() == 0 })
 }

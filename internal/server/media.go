@@ -30,12 +30,27 @@ func (m sessionMedia) Ingest(ctx context.Context, req session.IngestRequest) (se
 		return nil, session.IngestInfo{}, err
 	}
 	pull, stop := context.WithCancel(context.Background())
-	pub, addrs, err := m.s.Ingest(sfu.IngestRequest{Video: src.Video, Audio: src.Audio, Log: req.Log, Stop: stop})
+	ir := sfu.IngestRequest{Video: src.Video, Audio: src.Audio, Log: req.Log, Stop: stop}
+	changed := make(chan struct{}, 1)
+	if req.OnlyWithSubscribers {
+		ir.OnSubscribers = func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}
+	}
+	pub, addrs, err := m.s.Ingest(ir)
 	if err != nil {
 		stop()
 		return nil, session.IngestInfo{}, err
 	}
-	go ipcam.Pull(pull, req.URI, src, addrs.Video, addrs.Audio, req.Log, nil)
+	run := func(ctx context.Context) { ipcam.Pull(ctx, req.URI, src, addrs.Video, addrs.Audio, req.Log, nil) }
+	if req.OnlyWithSubscribers {
+		go ipcam.OnDemand(pull, changed, pub.Subscribers, run)
+	} else {
+		go run(pull)
+	}
 	return publishedMedia{pub}, session.IngestInfo{Audio: src.Audio, Video: src.Video, Width: src.Width, Height: src.Height, FrameRate: src.FrameRate}, nil
 }
 

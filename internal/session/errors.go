@@ -18,6 +18,7 @@ const (
 	KindNotAcceptable                 // a valid request the current state cannot honour
 	KindUnsupported                   // a feature Parley does not implement
 	KindInternal                      // our fault
+	KindNotAllowed                    // not done to this kind of thing (an IPCAM connection's stream)
 )
 
 // Error is what the session model returns. Code is the OpenVidu error code (protocol note §1.6) that
@@ -78,6 +79,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotAcceptable
 	case KindUnsupported:
 		return http.StatusNotImplemented
+	case KindNotAllowed:
+		return http.StatusMethodNotAllowed
 	}
 	return http.StatusInternalServerError
 }

@@ -21,7 +21,10 @@ type Ingester interface {
 // IngestRequest asks an Ingester for a stream.
 type IngestRequest struct {
 	URI string
-	Log *slog.Logger
+	// OnlyWithSubscribers: pull the source only while the stream has subscribers (or a recording),
+	// from the first to shortly after the last (onlyPlayWithSubscribers).
+	OnlyWithSubscribers bool
+	Log                 *slog.Logger
 }
 
 // IngestInfo is what the source sends.
@@ -81,7 +84,7 @@ func (m *Manager) createIPCam(id SessionID, o ConnectionOptions) (ConnectionInfo
 
 	ctx, cancel := context.WithTimeout(context.Background(), ingestTimeout)
 	defer cancel()
-	pub, info, ingestErr := m.opts.Ingest.Ingest(ctx, IngestRequest{URI: o.IPCam.RTSPURI, Log: log})
+	pub, info, ingestErr := m.opts.Ingest.Ingest(ctx, IngestRequest{URI: o.IPCam.RTSPURI, OnlyWithSubscribers: o.IPCam.OnlyPlayWithSubscribers, Log: log})
 
 	var cleanup []func()
 	defer func() { run(cleanup) }()

@@ -294,6 +294,10 @@ func (r Room) ForceUnpublish(sid StreamID) error {
 	if c == nil || !c.active || c.node != "" || c.stream == nil || c.stream.id != sid {
 		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
 	}
+	if c.opts.IPCam != nil {
+		// OpenVidu answers 405: a camera's stream goes with its connection (DELETE …/connection/{id}).
+		return errorf(KindNotAllowed, CodeGeneric, "stream %s belongs to an IPCAM connection: delete connection %s instead", sid, c.id)
+	}
 	cleanup = m.unpublish(c, ReasonForceUnpublishByServer, ownerToo)
 	return nil
 }

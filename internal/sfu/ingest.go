@@ -16,6 +16,9 @@ type IngestRequest struct {
 	Log          *slog.Logger
 	// Stop, optional, is called when the publisher closes: it ends the feeding process.
 	Stop func()
+	// OnSubscribers, optional, is called whenever a subscriber or a tap comes or goes (the count
+	// is Publisher.Subscribers); it must not block.
+	OnSubscribers func()
 }
 
 // IngestAddrs are where the feeding process sends each kind's RTP (nil for a kind not asked for).
@@ -69,6 +72,11 @@ func (s *SFU) Ingest(req IngestRequest) (*Publisher, IngestAddrs, error) {
 		}
 	}
 	p.ingest, p.stopIngest = conns, req.Stop
+	for _, f := range []*forwarder{p.video, p.audio} {
+		if f != nil {
+			f.onSubs = req.OnSubscribers
+		}
+	}
 	for i, c := range conns {
 		f := p.video
 		if !req.Video || i == 1 {
@@ -108,4 +116,15 @@ func (f *forwarder) readIngest(c *net.UDPConn) {
 		}
 		f.forward(&pkt, buf[:n], &loss)
 	}
+}
+
+// Subscribers is how many subscribers and taps receive the stream's tracks, summed over them.
+func (p *Publisher) Subscribers() int {
+	n := 0
+	for _, f := range []*forwarder{p.video, p.audio} {
+		if f != nil {
+			n += len(*f.subs.Load())
+		}
+	}
+	return n
 }

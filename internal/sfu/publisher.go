@@ -364,6 +364,7 @@ type forwarder struct {
 
 	subsMu sync.Mutex
 	subs   atomic.Pointer[[]*downTrack] // copy-on-write: the read loop never locks
+	onSubs func()                       // told of every attach and detach (IngestRequest.OnSubscribers)
 
 	ring *ring // retransmission buffer shared by all subscribers (video only)
 	// ckind is the codec as an int, for keyframe detection on the hot path (codecOther for audio).
@@ -492,6 +493,9 @@ func (f *forwarder) attach(d *downTrack) {
 	copy(next, old)
 	next = append(next, d)
 	f.subs.Store(&next)
+	if f.onSubs != nil {
+		f.onSubs()
+	}
 }
 
 func (f *forwarder) detach(d *downTrack) {
@@ -505,6 +509,9 @@ func (f *forwarder) detach(d *downTrack) {
 		}
 	}
 	f.subs.Store(&next)
+	if f.onSubs != nil && len(next) != len(old) {
+		f.onSubs()
+	}
 }
 
 // ringSize packets of history (about 2–5 s of 1 Mbit/s video) answer subscriber NACKs.
