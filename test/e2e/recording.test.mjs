@@ -223,7 +223,7 @@ test('INDIVIDUAL and COMPOSED recordings of a two-person call, with recordingSta
 // recordingStatusChanged "ready" when the MP4 is (how long after stop is printed: the 10 s target
 // is measured by bench/composed.sh, not asserted here); the MP4 lasts the call and both tiles are
 // lit on either side of joins. It does not fit the suite's budget on a shared machine:
-// LONG_COMPOSED=1 runs it.
+// LONG_COMPOSED=1 runs it (with node's --test-timeout raised above the file's length, 900000).
 const LONG_MS = 180000;
 test('COMPOSED of a three-minute call: mixed during the call, ready at stop', { skip: !process.env.LONG_COMPOSED && 'LONG_COMPOSED=1 runs it', timeout: LONG_MS + 240000 }, async () => {
   const ov = parley.ov;
