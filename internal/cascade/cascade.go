@@ -87,10 +87,12 @@ type Links struct {
 	// reached); Run forgets them.
 	failed chan linkEnd
 
-	mu   sync.Mutex
-	out  map[string]*outLink // by receiving node
-	in   map[string]*inLink  // by sending node
-	seen map[string]seen     // by sending node: the last message accepted
+	mu  sync.Mutex
+	out map[string]*outLink // by receiving node
+	// sent are the counts of the closed links by receiving node, so Stats' counters never go back.
+	sent map[string]sfu.RelayStats
+	in   map[string]*inLink // by sending node
+	seen map[string]seen    // by sending node: the last message accepted
 }
 
 // linkEnd names a link that failed: out is the sending end's, else the receiving end's.
@@ -141,7 +143,8 @@ func New(cfg Config, s *sfu.SFU, tr Transport, local Local, log *slog.Logger) *L
 	mac := hmac.New(sha256.New, []byte(cfg.Secret))
 	mac.Write([]byte("parley cascade signalling v1"))
 	return &Links{cfg: cfg, sfu: s, tr: tr, local: local, log: log, key: mac.Sum(nil), boot: randomID(),
-		inbox: make(chan envelope, inboxSize), failed: make(chan linkEnd, inboxSize), out: map[string]*outLink{}, in: map[string]*inLink{}, seen: map[string]seen{}}
+		inbox: make(chan envelope, inboxSize), failed: make(chan linkEnd, inboxSize), out: map[string]*outLink{}, in: map[string]*inLink{}, seen: map[string]seen{},
+		sent: map[string]sfu.RelayStats{}}
 }
 
 func randomID() string {
@@ -331,10 +334,7 @@ func (l *Links) closeIfIdle(ctx context.Context, to string, ol *outLink, log *sl
 	if len(ol.streams) > 0 {
 		return false
 	}
-	l.mu.Lock()
-	delete(l.out, to)
-	l.mu.Unlock()
-	ol.relay.Close()
+	l.forgetOut(to, ol)
 	l.sendLogged(ctx, to, body{Kind: kindClose, Link: ol.id}, log)
 	log.Info("cascade: link closed: nothing crosses it")
 	return true
@@ -574,10 +574,7 @@ func (l *Links) onFailed(ctx context.Context, f linkEnd) {
 	log := l.log.With("peer", f.node, "link", f.id)
 	if f.out {
 		if ol := l.out[f.node]; ol != nil && ol.id == f.id {
-			l.mu.Lock()
-			delete(l.out, f.node)
-			l.mu.Unlock()
-			ol.relay.Close()
+			l.forgetOut(f.node, ol)
 			l.sendLogged(ctx, f.node, body{Kind: kindClose, Link: ol.id}, log)
 			log.Warn("cascade: link failed; its streams stopped crossing", "streams", len(ol.streams))
 		}
@@ -603,6 +600,21 @@ func (l *Links) onFailed(ctx context.Context, f linkEnd) {
 	log.Warn("cascade: link failed; the streams it brought stopped")
 }
 
+// forgetOut closes the sending link to node and keeps its counts.
+func (l *Links) forgetOut(node string, ol *outLink) {
+	l.mu.Lock()
+	delete(l.out, node)
+	l.mu.Unlock()
+	ol.relay.Close()
+	st := ol.relay.Stats()
+	l.mu.Lock()
+	t := l.sent[node]
+	t.Packets += st.Packets
+	t.Bytes += st.Bytes
+	l.sent[node] = t
+	l.mu.Unlock()
+}
+
 // closeAll ends every link (Run's end).
 func (l *Links) closeAll() {
 	l.mu.Lock()
@@ -619,20 +631,32 @@ func (l *Links) closeAll() {
 	}
 }
 
-// LinkStats is one link this node sends on.
+// LinkStats are the links this node sends on to one node.
 type LinkStats struct {
-	Node    string
+	Node string
+	// Live is set while a link to Node is open.
+	Live bool
+	// Streams and Tracks are what the live link carries now (0 when there is none); Packets and
+	// Bytes count everything sent to Node since start.
 	Streams int
 	sfu.RelayStats
 }
 
-// Stats lists the links this node sends on, by receiving node.
+// Stats lists the nodes this node sends to, or did: a live link, or counts of closed ones.
 func (l *Links) Stats() []LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make([]LinkStats, 0, len(l.out))
 	for node, ol := range l.out {
-		out = append(out, LinkStats{Node: node, Streams: len(ol.relay.Streams()), RelayStats: ol.relay.Stats()})
+		st := LinkStats{Node: node, Live: true, Streams: len(ol.relay.Streams()), RelayStats: ol.relay.Stats()}
+		st.Packets += l.sent[node].Packets
+		st.Bytes += l.sent[node].Bytes
+		out = append(out, st)
+	}
+	for node, t := range l.sent {
+		if l.out[node] == nil {
+			out = append(out, LinkStats{Node: node, RelayStats: t})
+		}
 	}
 	return out
 }

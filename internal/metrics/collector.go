@@ -60,6 +60,9 @@ var (
 	dProbes         = desc("parley_subscriber_link_probes_total", "Probes of a paused subscription's link (padding at 1.5x what its video needs), by result: passed (its video resumed), other (failed, or running).", "result")
 	dSendQWait      = desc("parley_send_queue_video_wait_seconds", "How long video frames toward peers reached over TCP waited in their send queues before being written, by transport (frames dropped instead are in parley_send_queue_dropped_total).", "transport")
 	dSendQHeld      = desc("parley_send_queue_held_total", "Times a send queue's writer held back because the TCP socket had as much unacknowledged as its bound, by transport.", "transport")
+	dLinkTracks     = desc("parley_cascade_tracks", "Tracks this node sends to another node of the cluster on their inter-node link (one per cascaded stream's kind), by receiving node.", "peer")
+	dLinkPackets    = desc("parley_cascade_sent_packets_total", "RTP packets sent to another node on inter-node links, by receiving node.", "peer")
+	dLinkBytes      = desc("parley_cascade_sent_bytes_total", "RTP bytes (headers included) sent to another node on inter-node links, by receiving node.", "peer")
 )
 
 // sendQueue exports one transport's send-queue counters.
@@ -84,7 +87,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		dTURNAllocs, dTURNAllocTotal, dTURNClients, dTURNPackets, dTURNBytes, dTURNRefused,
 		dHookQueue, dHookDelivered, dHookFailed, dHookDropped, dHookLatency, dCDRWritten, dCDRDropped,
 		dRecordings, dRecStreams, dRecDropped, dRecFailed, dSendQSent, dSendQDropped, dEdgeAccepted, dEdgeHanded, dEdgeTLS, dEdgeDropped,
-		dSentBytes, dRetransRTX, dVideoPaused, dProbes, dSendQWait, dSendQHeld} {
+		dSentBytes, dRetransRTX, dVideoPaused, dProbes, dSendQWait, dSendQHeld,
+		dLinkTracks, dLinkPackets, dLinkBytes} {
 		ch <- d
 	}
 }
@@ -128,6 +132,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(dVideoPaused, float64(s.VideoPaused))
 		counter(dProbes, s.ProbesPassed, "passed")
 		counter(dProbes, s.Probes-s.ProbesPassed, "other")
+	}
+	if c.src.Links != nil {
+		for _, l := range c.src.Links() {
+			gauge(dLinkTracks, float64(l.Tracks), l.Peer)
+			counter(dLinkPackets, l.Packets, l.Peer)
+			counter(dLinkBytes, l.Bytes, l.Peer)
+		}
 	}
 	if c.src.TURN != nil {
 		s := c.src.TURN()

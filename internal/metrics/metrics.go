@@ -45,6 +45,15 @@ type Sources struct {
 	// Node, in a cluster, is this node's id (PARLEY_NODE_ID): every metric then carries it as the
 	// label node, so one Prometheus tells the nodes apart whatever its scrape config says.
 	Node string
+	// Links are this node's inter-node media links by receiving node (nil without a cluster).
+	Links func() []LinkCounts
+}
+
+// LinkCounts are what this node sent another node of the cluster on inter-node links.
+type LinkCounts struct {
+	Peer           string
+	Tracks         int
+	Packets, Bytes uint64
 }
 
 // Metrics holds the registry. Listen and SignalingError are safe from any goroutine and never

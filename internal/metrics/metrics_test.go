@@ -63,6 +63,7 @@ func TestExposition(t *testing.T) {
 		Webhook:   func() webhook.Stats { return hook },
 		CDR:       func() cdr.Stats { return cdr.Stats{Written: 9} },
 		Recording: func() recording.Stats { return recording.Stats{Active: 1, Streams: 2, Dropped: 7, Failed: 1} },
+		Links:     func() []LinkCounts { return []LinkCounts{{Peer: "node-b", Tracks: 2, Packets: 40, Bytes: 4000}} },
 	}, slog.New(slog.DiscardHandler))
 	if err := m.Bind("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -99,6 +100,8 @@ func TestExposition(t *testing.T) {
 		`parley_rtp_packets_total{direction="in"}`:               "10",
 		`parley_rtp_bytes_total{direction="out"}`:                "2000",
 		"parley_rtcp_nacks_total":                                "3",
+		`parley_cascade_tracks{peer="node-b"}`:                   "2",
+		`parley_cascade_sent_bytes_total{peer="node-b"}`:         "4000",
 		"parley_rtp_retransmitted_packets_total":                 "2",
 		"parley_rtcp_plis_total":                                 "1",
 		`parley_rtp_retransmit_skipped_total{reason="budget"}`:   "11",

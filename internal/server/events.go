@@ -34,6 +34,15 @@ func (s *Server) newEventSinks(mux *http.ServeMux, rest *api.API) (func() error,
 	if s.cluster != nil {
 		src.Node = s.cluster.ID()
 	}
+	if s.links != nil {
+		src.Links = func() []metrics.LinkCounts {
+			var out []metrics.LinkCounts
+			for _, l := range s.links.Stats() {
+				out = append(out, metrics.LinkCounts{Peer: l.Node, Tracks: l.Tracks, Packets: l.Packets, Bytes: l.Bytes})
+			}
+			return out
+		}
+	}
 	if s.turn != nil {
 		src.TURN = s.turn.Stats
 	}

@@ -43,6 +43,8 @@ type RelayOut struct {
 
 	mu      sync.Mutex
 	streams map[string]*relayedOut
+	// gone are the counts of the streams taken off, so Stats' counters never go back.
+	gone RelayStats
 }
 
 type relayedOut struct {
@@ -121,6 +123,12 @@ func (r *RelayOut) Remove(id string) {
 	r.mu.Lock()
 	o := r.streams[id]
 	delete(r.streams, id)
+	if o != nil {
+		for _, d := range o.sub.downs {
+			r.gone.Packets += d.sent.Load()
+			r.gone.Bytes += d.bytes.Load()
+		}
+	}
 	r.mu.Unlock()
 	if o == nil {
 		return
@@ -146,7 +154,8 @@ func (r *RelayOut) Streams() []string {
 type RelayStats struct {
 	// Tracks is the number of tracks the link sends.
 	Tracks int
-	// Packets and Bytes are the RTP sent on the link so far (headers included, SRTP overhead not).
+	// Packets and Bytes are the RTP sent on the link so far (headers included, SRTP overhead not),
+	// streams taken off included.
 	Packets, Bytes uint64
 }
 
@@ -154,7 +163,7 @@ type RelayStats struct {
 func (r *RelayOut) Stats() RelayStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var st RelayStats
+	st := r.gone
 	for _, o := range r.streams {
 		for _, d := range o.sub.downs {
 			st.Tracks++
