@@ -134,6 +134,9 @@ type dirt struct {
 	// ended is the reason the session ended on this node ("" while it lives here), endedAt when.
 	ended   string
 	endedAt time.Time
+	// changed are the participants here whose records are to be written again; all: every one.
+	changed map[session.ConnectionID]bool
+	all     bool
 }
 
 // New connects to Redis, subscribes to the cluster's messages and registers as m's listener. It

@@ -302,7 +302,7 @@ func (n *Node) updateConnection(id session.SessionID, cid session.ConnectionID, 
 	case cr.Node == n.id:
 		ci, err := n.m.Room(id).UpdateConnection(cid, role, record)
 		if err == nil {
-			n.markDirty(id, "", "")
+			n.markChanged(id, cid)
 		}
 		return ci, err
 	case cr.Info.Active:
