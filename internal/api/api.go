@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -38,6 +39,9 @@ type Config struct {
 	// ConfigJSON is the body of GET /openvidu/api/config (built by the caller from the effective
 	// configuration, which this package does not import). Nil: a minimal body from the fields above.
 	ConfigJSON map[string]any
+	// ConfigLive, optional, adds entries to GET /config that change while the server runs (the
+	// cluster's nodes); it is called at each request.
+	ConfigLive func() map[string]any
 	// ForcedVideoCodec and AllowTranscoding are what a session gets when POST /sessions does not
 	// say (OPENVIDU_STREAMS_FORCED_VIDEO_CODEC, OPENVIDU_STREAMS_ALLOW_TRANSCODING): the reference
 	// fills them in from its configuration, and node-client sends them only when the application
@@ -226,6 +230,10 @@ func (a *API) config(w http.ResponseWriter, r *http.Request) {
 	if v == nil {
 		v = map[string]any{"VERSION": Version, "DOMAIN_OR_PUBLIC_IP": a.cfg.Domain, "HTTPS_PORT": a.cfg.HTTPSPort,
 			"OPENVIDU_PUBLICURL": a.cfg.PublicURL, "OPENVIDU_CDR": false, "OPENVIDU_RECORDING": false, "OPENVIDU_WEBHOOK": false}
+	}
+	if a.cfg.ConfigLive != nil {
+		v = maps.Clone(v)
+		maps.Copy(v, a.cfg.ConfigLive())
 	}
 	writeJSON(w, http.StatusOK, v)
 }

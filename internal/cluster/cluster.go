@@ -103,6 +103,7 @@ type Node struct {
 	cfg   Config
 	id    string
 	rdb   *redis.Client
+	where string // what rdb dials, without credentials
 	m     Model
 	log   *slog.Logger
 	keys  keys
@@ -171,7 +172,7 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 		log = slog.New(slog.DiscardHandler)
 	}
 	n := &Node{
-		cfg: cfg, id: cfg.NodeID, rdb: rdb, m: m, log: log.With("node", cfg.NodeID),
+		cfg: cfg, id: cfg.NodeID, rdb: rdb, where: where, m: m, log: log.With("node", cfg.NodeID),
 		keys: keys{cfg.Prefix}, wake: make(chan struct{}, 1), dirty: map[session.SessionID]dirt{},
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
@@ -229,6 +230,9 @@ func dial(raw string) (rdb *redis.Client, where string, err error) {
 	}
 	return redis.NewClient(opts), opts.Addr, nil
 }
+
+// Redis names the Redis this node uses (address, or master and Sentinels), without credentials.
+func (n *Node) Redis() string { return n.where }
 
 // ID returns this node's id.
 func (n *Node) ID() string { return n.id }

@@ -137,6 +137,7 @@ func (r Report) finish(cfg *config.Config, mediaNotes []string) Report {
 		}
 	}
 	if cfg.Cluster.RedisURL != "" {
+		r.Rows = append(r.Rows, redisRows(cfg.Cluster.RedisURL, cfg.Cluster.NodeID)...)
 		// The links ride the media port: no port of their own to open between nodes.
 		r.Rows = append(r.Rows, Row{fmt.Sprint(cfg.Media.Port), "UDP", "between nodes", "the media port's addresses", "the other Parley nodes of the cluster",
 			"inter-node media links (cascading): each stream crosses once per node pair with subscribers, one DTLS-SRTP PeerConnection per ordered node pair",
@@ -164,6 +165,38 @@ func (r Report) finish(cfg *config.Config, mediaNotes []string) Report {
 		"No other port is opened: no media port range, no media-server control port, no Redis unless clustering is configured.",
 		"Replaces in an OpenVidu 2 CE deployment: nginx 80/443, openvidu-server 5443, Kurento 8888 and UDP/TCP 40000-57000, coturn 3478 and 57001-65535.")
 	return r
+}
+
+// redisRows are the connections to the cluster's Redis: the server, or the Sentinels and the
+// master they name. Hosts and ports only: the URL carries the password.
+func redisRows(raw, node string) []Row {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil
+	}
+	auth := "Redis password (AUTH)"
+	if u.Scheme == "rediss" {
+		auth += ", TLS"
+	}
+	purpose := "the cluster's shared state (sessions, connections, tokens, node registry) and messages between nodes (PARLEY_REDIS_URL; this node is " + node + ")"
+	hostPort := func(h string, def string) (string, string) {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return h, def
+		}
+		return host, port
+	}
+	q := u.Query()
+	if master := q.Get("master_name"); master != "" {
+		var rows []Row
+		for _, h := range append([]string{u.Host}, q["addr"]...) {
+			host, port := hostPort(h, "26379")
+			rows = append(rows, Row{port, "TCP", "outbound", "-", "Redis Sentinel " + host, "finds the Redis master " + master + " and follows its failovers", auth})
+		}
+		return append(rows, Row{"(from the Sentinels)", "TCP", "outbound", "-", "Redis master " + master, purpose, auth})
+	}
+	host, port := hostPort(u.Host, "6379")
+	return []Row{{port, "TCP", "outbound", "-", "Redis " + host, purpose, auth}}
 }
 
 // PrivateLowPorts warns about announced media addresses that Chromium will not use: it drops

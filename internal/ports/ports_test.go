@@ -227,3 +227,22 @@ func TestInterNodeLinksRow(t *testing.T) {
 		t.Fatalf("link row %+v (found %v)", l, ok)
 	}
 }
+
+func TestRedisRows(t *testing.T) {
+	r := Build(load(t, append(production, "PARLEY_REDIS_URL", "rediss://:s3cret@redis.internal:6380/0", "PARLEY_NODE_ID", "n1")...))
+	l, ok := row(r, "the cluster's shared state")
+	if !ok || l.Port != "6380" || l.Direction != "outbound" || !strings.Contains(l.Peer, "redis.internal") || !strings.Contains(l.Auth, "TLS") {
+		t.Fatalf("redis row %+v (found %v)", l, ok)
+	}
+	r = Build(load(t, append(production, "PARLEY_REDIS_URL", "redis://:s3cret@s1:26379/0?master_name=main&addr=s2:26379&password=m4ster", "PARLEY_NODE_ID", "n1")...))
+	var b strings.Builder
+	_ = r.WriteText(&b)
+	for _, want := range []string{"Redis Sentinel s1", "Redis Sentinel s2", "Redis master main"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("no %q in:\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "s3cret") || strings.Contains(b.String(), "m4ster") {
+		t.Errorf("a password is shown:\n%s", b.String())
+	}
+}

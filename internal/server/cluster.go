@@ -118,3 +118,18 @@ func newLinks(cfg *config.Config, n *cluster.Node, media *sfu.SFU, m *session.Ma
 	n.OnLink(l.Handle)
 	return l
 }
+
+// clusterConfig is what GET /openvidu/api/config adds in a cluster: this node, the Redis it uses
+// and the live nodes with their media addresses and load.
+func (s *Server) clusterConfig() map[string]any {
+	ctx, cancel := context.WithTimeout(context.Background(), cluster.DefaultTimeout)
+	defer cancel()
+	c := map[string]any{"node": s.cluster.ID(), "redis": s.cluster.Redis()}
+	if nodes, err := s.cluster.Nodes(ctx); err == nil {
+		c["nodes"] = nodes
+	} else {
+		c["nodes"] = nil
+		c["error"] = "the cluster's shared state (Redis) is unavailable"
+	}
+	return map[string]any{"PARLEY_CLUSTER": c}
+}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +130,32 @@ func TestClusterReportsEachEventOnce(t *testing.T) {
 				t.Errorf("signalSent: %v; want both participants as recipients, from the server", body)
 			}
 		}
+	}
+}
+
+// TestClusterConfigShowsNodes: GET /openvidu/api/config on any node names it, its Redis (without
+// the password) and every live node with its media addresses.
+func TestClusterConfigShowsNodes(t *testing.T) {
+	t.Parallel()
+	_, bases := startClusterEnv(t, nil, "node-a", "node-b")
+	st, cfg := rest(t, "GET", bases[1]+"/openvidu/api/config", nil)
+	c, _ := cfg["PARLEY_CLUSTER"].(map[string]any)
+	if st != 200 || c == nil || c["node"] != "node-b" {
+		t.Fatalf("config on B: %d %v", st, cfg)
+	}
+	if r, _ := c["redis"].(string); !strings.HasPrefix(r, "127.0.0.1:") || strings.Contains(fmt.Sprint(cfg), "test-pass") {
+		t.Errorf("redis shown as %q (the password must not show)", r)
+	}
+	nodes, _ := c["nodes"].([]any)
+	var ids []string
+	for _, n := range nodes {
+		m, _ := n.(map[string]any)
+		if addrs, _ := m["mediaAddrs"].([]any); len(addrs) == 0 {
+			t.Errorf("node without media addresses: %v", m)
+		}
+		ids = append(ids, fmt.Sprint(m["id"]))
+	}
+	if !slices.Equal(ids, []string{"node-a", "node-b"}) {
+		t.Errorf("nodes %v, want node-a and node-b", ids)
 	}
 }

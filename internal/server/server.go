@@ -254,6 +254,9 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		ForcedVideoCodec: cfg.Session.ForcedVideoCodec, AllowTranscoding: cfg.Session.AllowTranscoding,
 		RecordingPublicAccess: cfg.Recording.PublicAccess, RecordingPath: cfg.Recording.Path,
 	}
+	if s.cluster != nil {
+		apiCfg.ConfigLive = s.clusterConfig
+	}
 	if cfg.Recording.Enabled {
 		if s.recorder, err = recording.New(recording.Config{Path: cfg.Recording.Path, AutostopTimeout: cfg.Recording.AutostopTimeout, Composer: composer{}},
 			recording.FromManager(s.manager), log.With("component", "recording")); err != nil {
