@@ -286,13 +286,9 @@ func (r Room) ForceUnpublish(sid StreamID) error {
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
 	defer m.unlock()
-	s, err := m.lookup(id)
+	c, err := m.publisherOf(id, sid)
 	if err != nil {
 		return err
-	}
-	c := s.conns[sid.Owner()]
-	if c == nil || !c.active || c.node != "" || c.stream == nil || c.stream.id != sid {
-		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
 	}
 	if c.opts.IPCam != nil {
 		// OpenVidu answers 405: a camera's stream goes with its connection (DELETE …/connection/{id}).
@@ -310,16 +306,25 @@ func (r Room) Unpublish(sid StreamID, reason string) error {
 	defer func() { run(cleanup) }()
 	m.mu.Lock()
 	defer m.unlock()
-	s, err := m.lookup(id)
+	c, err := m.publisherOf(id, sid)
 	if err != nil {
 		return err
 	}
-	c := s.conns[sid.Owner()]
-	if c == nil || !c.active || c.node != "" || c.stream == nil || c.stream.id != sid {
-		return errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
-	}
 	cleanup = m.unpublish(c, reason, ownerToo)
 	return nil
+}
+
+// publisherOf returns this node's participant publishing stream sid of session id. m.mu is held.
+func (m *Manager) publisherOf(id SessionID, sid StreamID) (*Connection, error) {
+	s, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	c := s.conns[sid.Owner()]
+	if c == nil || !c.active || c.node != "" || c.stream == nil || c.stream.id != sid {
+		return nil, errorf(KindNotFound, CodeUserNotStreaming, "stream %s not found in session %s", sid, id)
+	}
+	return c, nil
 }
 
 // MaxSignalData and MaxSignalType bound a signal (README's bounds table): openvidu-server 2.32
