@@ -5,7 +5,7 @@ BIN := bin/parley
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: help web run build test test-go test-e2e deps deps-test lint fuzz bench clean
+.PHONY: help web run build deb test test-go test-e2e test-deb deps deps-test lint fuzz bench clean
 
 help: ## print the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -13,6 +13,17 @@ help: ## print the targets
 build: web ## build bin/parley (with the web app embedded) and bin/parley-load
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/parley
 	$(GO) build -o bin/parley-load ./cmd/parley-load
+
+# The Debian package: nfpm, a packager made for Go binaries, pinned here (go run builds it once
+# into the Go build cache). The package's unit is deploy/parley.service with the binary in /usr/bin.
+NFPM := github.com/goreleaser/nfpm/v2/cmd/nfpm@v2.48.0
+DEB_VERSION ?= 0.0~git$(shell git log -1 --format=%cd --date=format:%Y%m%d.%H%M%S 2>/dev/null || echo 0).$(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+deb: build ## build the Debian package bin/parley_<version>_<arch>.deb (systemd unit, user parley)
+	rm -rf bin/deb bin/parley_*.deb && mkdir -p bin/deb
+	cp $(BIN) bin/deb/parley
+	sed 's#/usr/local/bin/parley#/usr/bin/parley#' deploy/parley.service > bin/deb/parley.service
+	DEB_VERSION='$(DEB_VERSION)' DEB_ARCH=$$($(GO) env GOARCH) \
+	  $(GO) run $(NFPM) package --config deploy/deb/nfpm.yaml --packager deb --target bin/
 
 # The web app: plain ES modules from web/src plus the OpenVidu browser SDK from npm (pinned by
 # web/package-lock.json), copied into web/dist, which the binary embeds. Rebuilt only when a source
@@ -39,13 +50,16 @@ deps: ## fetch Go modules
 deps-test: deps ## install what tests need (Chromium, ffmpeg, coturn, redis; npm packages)
 	./scripts/install-test-deps.sh
 
-test: deps-test build test-go fuzz-short test-e2e ## run every test (Go with -race, short fuzz runs, browser end-to-end)
+test: deps-test build test-go fuzz-short test-e2e test-deb ## run every test (Go with -race, short fuzz runs, browser end-to-end, the Debian package)
 
 test-go: ## Go unit and protocol tests with the race detector
 	$(GO) test -race -count=1 ./...
 
 test-e2e: build ## browser end-to-end tests with the stock OpenVidu clients
 	PARLEY_BIN=$(CURDIR)/$(BIN) ./test/e2e/run.sh
+
+test-deb: deb ## install the Debian package with dpkg -i in a throwaway overlay of /etc, /usr and /var, start it as its unit says, purge it
+	./test/e2e/deb/run.sh bin/parley_*.deb
 
 lint: ## gofmt, go vet, staticcheck
 	@test -z "$$(gofmt -l cmd internal)" || (gofmt -l cmd internal; exit 1)
