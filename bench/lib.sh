@@ -32,12 +32,12 @@ free_port() {
   return 1
 }
 
-# start_parley starts bin/parley pinned to SERVER_CPU on a free port: sets PARLEY_URL, PARLEY_PID.
+# start_parley starts bin/parley (or PARLEY_BIN, another build to compare) pinned to SERVER_CPU on a free port: sets PARLEY_URL, PARLEY_PID.
 start_parley() {
   local port; port=$(free_port)
   HTTPS_PORT=$port PARLEY_MEDIA_PORT=$port PARLEY_MEDIA_LISTEN_IPS=127.0.0.1 OPENVIDU_SECRET=MY_SECRET \
     DOTENV_PATH= PARLEY_LOG_LEVEL=warn PARLEY_DATA_DIR="$OUT/parley-data" \
-    taskset -c "$SERVER_CPU" bin/parley serve >>"$OUT/parley.log" 2>&1 &
+    taskset -c "$SERVER_CPU" env -u PARLEY_BIN "${PARLEY_BIN:-bin/parley}" serve >>"$OUT/parley.log" 2>&1 &
   PARLEY_PID=$!
   STARTED+=("$PARLEY_PID")
   PARLEY_URL=http://127.0.0.1:$port

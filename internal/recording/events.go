@@ -10,12 +10,17 @@ import (
 	"github.com/parley/parley/internal/session"
 )
 
-// Listen takes the session model's events (session.Listener). The model delivers events to its
-// listeners one at a time, so it only queues: the queue is unbounded but grows only by
-// session-level events, never per packet.
+// Listen takes the session model's events (session.Listener), and in a cluster its mirrors'
+// (session.Manager.ListenMirrors: other nodes' streams join and leave this node's recordings too).
+// The model delivers events to its listeners one at a time, so it only queues: the queue is
+// unbounded but grows only by session-level events, never per packet.
 func (r *Recorder) Listen(e session.Event) {
 	switch e.Kind {
 	case session.StreamPublished, session.WebRTCConnectionDestroyed, session.ParticipantLeft, session.SessionDestroyed:
+	case session.StreamUnpublished: // another node's stream ended (this node's end with WebRTCConnectionDestroyed)
+		if e.Node == "" {
+			return
+		}
 	default:
 		return
 	}
@@ -92,12 +97,15 @@ func (r *Recorder) handle(e session.Event) {
 				delete(r.autostop, e.Session)
 			}
 			if rs, ok := r.s.RecordableStream(e.Session, e.Stream); ok {
-				r.addStream(x, rs)
+				r.addStream(x, rs, nil)
 			}
 			r.mu.Unlock()
 			return
 		}
 		r.mu.Unlock()
+		if e.Node != "" {
+			return // the publisher's own node starts an ALWAYS recording
+		}
 		t, err := r.s.RecordingTarget(e.Session)
 		if err != nil || t.Props.RecordingMode != "ALWAYS" || t.Recording != "" {
 			return
@@ -105,7 +113,7 @@ func (r *Recorder) handle(e session.Event) {
 		if _, err := r.Start(e.Session, t.Props.DefaultRecording); err != nil {
 			r.log.Warn("recordingMode ALWAYS: cannot start recording", "session", e.Session, "error", err)
 		}
-	case session.WebRTCConnectionDestroyed:
+	case session.WebRTCConnectionDestroyed, session.StreamUnpublished:
 		if e.Subscriber != "" {
 			return
 		}

@@ -139,7 +139,8 @@ type rec struct {
 	all     []*streamEntry // every writer, in order of start
 	done    []*streamEntry // closed writers, in closing order
 	names   map[string]bool
-	dropped *atomic.Uint64 // the recorder's counter
+	pulling map[session.StreamID]bool // other nodes' streams on their way here (pull)
+	dropped *atomic.Uint64            // the recorder's counter
 }
 
 type streamEntry struct {
@@ -246,7 +247,8 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 	p.Name = name
 	x := &rec{info: session.RecordingInfo{ID: id, Name: name, Session: sid, SessionCreatedAt: t.CreatedAt, CreatedAt: r.now(),
 		Props: p, Status: session.RecordingStarting}, dir: filepath.Join(r.cfg.Path, id), final: make(chan struct{}),
-		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}, dropped: &r.dropped}
+		streams: map[session.StreamID]*streamEntry{}, names: map[string]bool{}, pulling: map[session.StreamID]bool{},
+		dropped: &r.dropped}
 	x.work = x.dir
 	if composed(p) {
 		x.work = filepath.Join(x.dir, "tracks")
@@ -270,7 +272,7 @@ func (r *Recorder) Start(sid session.SessionID, p session.RecordingProperties) (
 	r.startLive(x)
 	r.log.Info("recording started", "recording", id, "session", sid, "outputMode", p.OutputMode)
 	for _, rs := range t.Streams {
-		r.addStream(x, rs)
+		r.addStream(x, rs, nil)
 	}
 	if len(t.Streams) == 0 {
 		r.armAutostop(sid, x.info.ID) // OpenVidu: a recording with nobody publishing counts down at once
@@ -287,13 +289,26 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// addStream opens a file for one stream and taps its tracks. Caller holds r.mu.
-func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
+// pullTimeout bounds how long a recording waits for another node's stream to arrive over the
+// inter-node link.
+const pullTimeout = 10 * time.Second
+
+// addStream opens a file for one stream and taps its tracks; another node's stream is pulled
+// here first (pull). It reports whether the stream is now recorded; if so, release (when not nil)
+// runs when its file closes. Caller holds r.mu.
+func (r *Recorder) addStream(x *rec, rs session.RecordableStream, release func()) bool {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	if old := x.streams[rs.ID]; old != nil && !old.closed || !rs.Record {
+		return false
+	}
+	if rs.Node != "" && rs.Publisher == nil {
+		r.pull(x, rs)
+		return false
+	}
 	src := r.cfg.sourceOf(rs)
-	if old := x.streams[rs.ID]; old != nil && !old.closed || !rs.Record || src == nil {
-		return
+	if src == nil {
+		return false
 	}
 	p := x.info.Props
 	e := &streamEntry{rs: rs, audio: p.HasAudio && rs.Media.HasAudio && src.HasAudio(),
@@ -313,7 +328,7 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 	}
 	spec.audio = e.audio
 	if !e.audio && !e.video {
-		return // nothing of what this recording records (an audio-only stream in a video-only recording)
+		return false // nothing of what this recording records (an audio-only stream in a video-only recording)
 	}
 	base, ext := string(rs.ID), ".webm"
 	if spec.videoCodec == "H264" {
@@ -328,7 +343,7 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 	if err != nil {
 		log.Error("cannot record stream", "error", err)
 		r.enqueue(func() { r.fail(x, fmt.Errorf("stream %s: %w", rs.ID, err)) })
-		return
+		return false
 	}
 	if r.cfg.now != nil {
 		w.start, w.clock = r.now(), r.cfg.now
@@ -352,10 +367,51 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream) {
 			e.removes = append(e.removes, rm)
 		}
 	}
+	if release != nil {
+		e.removes = append(e.removes, release)
+	}
 	x.streams[rs.ID] = e
 	x.all = append(x.all, e)
 	go w.run()
-	log.Info("recording stream", "file", e.file, "audio", e.audio, "video", e.video)
+	log.Info("recording stream", "file", e.file, "audio", e.audio, "video", e.video, "node", rs.Node)
+	return true
+}
+
+// pull brings another node's stream to this node for recording x, off the recorder's loop (the
+// inter-node link may take a moment to set up), once at a time per stream. It joins x if x is
+// still recording and the stream still published when it arrives; the pull is released when the
+// stream's file closes. Caller holds x.mu.
+func (r *Recorder) pull(x *rec, rs session.RecordableStream) {
+	if x.pulling[rs.ID] {
+		return
+	}
+	x.pulling[rs.ID] = true
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), pullTimeout)
+		pm, err := r.s.PullStream(ctx, x.info.Session, rs.ID)
+		cancel()
+		r.enqueue(func() {
+			x.mu.Lock()
+			delete(x.pulling, rs.ID)
+			x.mu.Unlock()
+			if err != nil {
+				r.log.Warn("recording without another node's stream: it cannot be brought here", "recording", x.info.ID,
+					"stream", rs.ID, "node", rs.Node, "error", err)
+				return
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			cur, ok := r.s.RecordableStream(x.info.Session, rs.ID)
+			if r.active[x.info.Session] != x || !ok || cur.Node != rs.Node {
+				pm.Close() // the recording or the stream ended meanwhile
+				return
+			}
+			cur.Publisher = pm
+			if !r.addStream(x, cur, pm.Close) {
+				pm.Close()
+			}
+		})
+	}()
 }
 
 // closeStream ends one stream's file. Caller holds x.mu.

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -31,10 +32,40 @@ type fakeSessions struct {
 	targets  map[session.SessionID]*session.RecordingTarget
 	statuses []session.RecordingInfo
 	closed   []string
+	// pulls are the other nodes' streams brought here, by stream; unpullable ones fail.
+	pulls      map[session.StreamID]*pulled
+	unpullable map[session.StreamID]bool
 }
 
+// pulled is another node's stream brought here; released says whether the recorder let it go.
+type pulled struct {
+	noMedia
+	released atomic.Bool
+}
+
+func (p *pulled) Close() { p.released.Store(true) }
+
 func newFakeSessions() *fakeSessions {
-	return &fakeSessions{targets: map[session.SessionID]*session.RecordingTarget{}}
+	return &fakeSessions{targets: map[session.SessionID]*session.RecordingTarget{}, pulls: map[session.StreamID]*pulled{},
+		unpullable: map[session.StreamID]bool{}}
+}
+
+func (f *fakeSessions) PullStream(_ context.Context, id session.SessionID, sid session.StreamID) (session.PublishedMedia, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.unpullable[sid] || f.pulls[sid] != nil {
+		return nil, errors.New("the link to its node is down")
+	}
+	p := &pulled{}
+	f.pulls[sid] = p
+	return p, nil
+}
+
+// pull returns how stream sid was pulled: nil if never.
+func (f *fakeSessions) pull(sid session.StreamID) *pulled {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pulls[sid]
 }
 
 func (f *fakeSessions) add(id session.SessionID, participants int, streams ...session.RecordableStream) *session.RecordingTarget {
@@ -512,6 +543,101 @@ func TestEventsDriveRecording(t *testing.T) {
 			n = append(n, f.Name)
 		}
 		t.Fatalf("zip: %v, want json and two webm", n)
+	}
+}
+
+// remote makes rs another node's stream: the recorder has to pull it.
+func remote(rs session.RecordableStream) session.RecordableStream {
+	rs.Publisher, rs.Node = nil, "node-b"
+	return rs
+}
+
+// A session spanning nodes is recorded whole: another node's streams are pulled to the recording's
+// node and recorded like its own, from the start or when they are published; a pull is released
+// when its stream leaves or the recording stops; a stream that cannot be brought is left out, the
+// rest recorded.
+func TestOtherNodesStreamsAreRecorded(t *testing.T) {
+	m := makeMedia(t, 1)
+	h := newHarness(t, Config{AutostopTimeout: time.Hour})
+	a := h.stream("str_CAM_Aaaa_con_A", "con_A", true)
+	b := remote(h.stream("str_CAM_Bbbb_con_B", "con_B", true))
+	c := remote(h.stream("str_CAM_Cccc_con_C", "con_C", true))
+	d := remote(h.stream("str_CAM_Dddd_con_D", "con_D", true))
+	skipped := remote(h.stream("str_CAM_Eeee_con_E", "con_E", false)) // record:false
+	h.s.unpullable[d.ID] = true
+	tg := h.s.add("ses_N", 5, a, b, d, skipped)
+	h.run()
+
+	if _, err := h.r.Start("ses_N", individual); err != nil {
+		t.Fatal(err)
+	}
+	// c is published on its node during the recording.
+	h.s.mu.Lock()
+	tg.Streams = append(tg.Streams, c)
+	h.s.mu.Unlock()
+	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_N", Stream: c.ID, Node: "node-b"})
+	for _, rs := range []session.RecordableStream{a, b, c} {
+		h.waitTaps(rs.ID, 2)
+		h.sources[rs.ID].feed(t, m, 0, time.Second)
+	}
+	if h.s.pull(skipped.ID) != nil {
+		t.Fatal("a record:false stream of another node was pulled")
+	}
+
+	// c's publisher stops on its node: its file closes and its pull is released.
+	h.s.mu.Lock()
+	tg.Streams = slices.DeleteFunc(tg.Streams, func(rs session.RecordableStream) bool { return rs.ID == c.ID })
+	h.s.mu.Unlock()
+	h.r.Listen(session.Event{Kind: session.StreamUnpublished, Session: "ses_N", Stream: c.ID, Node: "node-b"})
+	h.waitTaps(c.ID, 0)
+	if !h.s.pull(c.ID).released.Load() {
+		t.Fatal("c's file closed but its pull was kept")
+	}
+	if h.s.pull(b.ID).released.Load() {
+		t.Fatal("b's pull released while it is recorded")
+	}
+
+	if _, err := h.r.Stop("ses_N"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the recording to be ready", func() bool {
+		info, _ := h.r.Get("ses_N")
+		return info.Status == session.RecordingReady
+	})
+	if !h.s.pull(b.ID).released.Load() {
+		t.Fatal("the recording stopped but b's pull was kept")
+	}
+	zr, err := zip.OpenReader(filepath.Join(h.dir, "ses_N", "meeting.zip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var names []string
+	for _, f := range zr.File {
+		names = append(names, f.Name)
+	}
+	slices.Sort(names)
+	want := []string{"meeting.json", string(a.ID) + ".webm", string(b.ID) + ".webm", string(c.ID) + ".webm"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("zip: %v, want %v", names, want)
+	}
+}
+
+// A stream published on another node does not start an ALWAYS recording here: its own node does.
+func TestOtherNodesStreamStartsNoRecordingHere(t *testing.T) {
+	h := newHarness(t, Config{})
+	b := remote(h.stream("str_CAM_Bbbb_con_B", "con_B", true))
+	a := h.stream("str_CAM_Aaaa_con_A", "con_A", true)
+	for id, rs := range map[session.SessionID]session.RecordableStream{"ses_B": b, "ses_A": a} {
+		tg := h.s.add(id, 1, rs)
+		tg.Props.RecordingMode, tg.Props.DefaultRecording = "ALWAYS", individual
+	}
+	h.run()
+	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_B", Stream: b.ID, Node: "node-b"})
+	h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_A", Stream: a.ID})
+	h.waitTaps(a.ID, 2) // events are handled in order: ses_B's came first
+	if _, err := h.r.Get("ses_B"); kindOf(err) != session.KindNotFound {
+		t.Fatalf("another node's stream started a recording here: %v", err)
 	}
 }
 

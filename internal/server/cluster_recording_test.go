@@ -72,3 +72,45 @@ func TestClusterRecordingFromAnyNode(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRecordingTakesEveryNode: a session with a publisher on A and one on B, recorded on A,
+// records both: B's stream is pulled over the inter-node link to A's recorder, and a stream B
+// publishes during the recording joins it too. Each file holds real media.
+func TestClusterRecordingTakesEveryNode(t *testing.T) {
+	m := recordingMedia(t)
+	dir := t.TempDir()
+	_, bases := startClusterEnv(t, func(_, _ string) []string {
+		return []string{"OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir}
+	}, "node-a", "node-b")
+	a := bases[0] + "/openvidu/api"
+	if st, _ := rest(t, "POST", a+"/sessions", map[string]any{"customSessionId": "rec-both"}); st != 200 {
+		t.Fatalf("create on A: %d", st)
+	}
+	join := func(base string) *rpcClient {
+		st, c := rest(t, "POST", a+"/sessions/rec-both/connection", map[string]any{"role": "PUBLISHER"})
+		if st != 200 {
+			t.Fatalf("connection: %d", st)
+		}
+		r := dial(t, base)
+		r.result("joinRoom", map[string]any{"token": c["token"], "session": "rec-both", "metadata": ""})
+		return r
+	}
+	onA, onB := join(bases[0]), join(bases[1])
+	pa, pb := publishReal(t, onA, m), publishReal(t, onB, m)
+	pa.waitPlayed(t, 300)
+	pb.waitPlayed(t, 300)
+
+	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-both", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	waitRecorded(t, dir, "rec-both", pa.stream)
+	waitRecorded(t, dir, "rec-both", pb.stream) // crossed B→A
+
+	late := publishReal(t, join(bases[1]), m)
+	waitRecorded(t, dir, "rec-both", late.stream)
+
+	if st, _ := rest(t, "POST", a+"/recordings/stop/rec-both", nil); st != 200 {
+		t.Fatalf("stop on A: %d", st)
+	}
+	waitReady(t, a, "rec-both")
+}

@@ -263,6 +263,7 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 			return nil, err
 		}
 		s.manager.Listen(s.recorder.Listen)
+		s.manager.ListenMirrors(s.recorder.Listen) // other nodes' streams are recorded here too
 		apiCfg.Recordings = s.recorder
 		if s.cluster != nil { // any node starts, stops, lists and serves every node's recordings
 			apiCfg.Recordings = s.cluster.Recordings(s.recorder)

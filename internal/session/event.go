@@ -50,6 +50,9 @@ type Event struct {
 	// Subscriber is set on WebRTC connection events of a subscription.
 	Subscriber ConnectionID
 	Reason     string
+	// Node is set on the events of another node's participant that mirror listeners get
+	// (Manager.ListenMirrors): the node holding it. Listeners never see such events.
+	Node string
 
 	// SessionCreatedAt is when the session was created; with Session it tells apart two sessions of
 	// the same customSessionId (OpenVidu's uniqueSessionId). Set on every event.

@@ -64,6 +64,8 @@ type Manager struct {
 	// conns indexes every connection of every session by id, for Alive.
 	conns     map[ConnectionID]*Connection
 	listeners []Listener
+	// mirrorListeners get the changes of other nodes' participants (ListenMirrors).
+	mirrorListeners []Listener
 	// remote reaches other nodes for mirrors (mirror.go); noRemote on a lone node.
 	remote  Remote
 	closing bool
@@ -106,14 +108,34 @@ func (m *Manager) emit(e Event, to ...*Connection) {
 			e.SessionCreatedAt = s.createdAt
 		}
 	}
-	m.queue(e, false, to)
+	m.queue(e, toListeners, to)
 }
 
 // notify queues e for the sinks of to only (a notification that is not itself a new event, e.g.
 // participantEvicted after participantLeft). Caller holds m.mu.
 func (m *Manager) notify(e Event, to ...*Connection) {
 	e.Time = m.opts.Now()
-	m.queue(e, true, to)
+	m.queue(e, toSinksOnly, to)
+}
+
+// ListenMirrors adds a listener for the changes of other nodes' participants as this node sees
+// them (Event.Node set): StreamPublished, StreamUnpublished and ParticipantLeft of its mirrors. A
+// recorder here needs them to record the whole session; webhooks, call records and metrics must
+// not see them, since the participant's own node reports each event once to its listeners.
+func (m *Manager) ListenMirrors(l Listener) {
+	m.mu.Lock()
+	defer m.unlock()
+	m.mirrorListeners = append(m.mirrorListeners, l)
+}
+
+// notifyMirror queues e, a change of mirror c, for the sinks of to and the mirror listeners.
+// Caller holds m.mu.
+func (m *Manager) notifyMirror(c *Connection, e Event, to ...*Connection) {
+	e.Time, e.Node = m.opts.Now(), c.node
+	if e.SessionCreatedAt.IsZero() {
+		e.SessionCreatedAt = c.sess.createdAt
+	}
+	m.queue(e, toMirrorListeners, to)
 }
 
 // ---- sessions (REST) ----

@@ -14,8 +14,8 @@ import (
 //
 // A mirror is a Connection with node set: active, without sink, token or media. What happens to it
 // is told by its own node, which also reports it to listeners (webhooks, CDR, the shared record):
-// here its changes go to this node's participants' sinks only (notify), never to listeners, so no
-// event is reported twice. Mirrors never count as this node's participants: they do not keep a
+// here its changes go to this node's participants' sinks, never to listeners, so no event is
+// reported twice; only mirror listeners (a recorder of the session here) get them, with Event.Node. Mirrors never count as this node's participants: they do not keep a
 // session alive, are not listed by Info and are not in Alive, Footprint or ParticipantCount.
 
 // Remote is what the model needs of the cluster for mirrors: their media, and the moderator's
@@ -105,7 +105,8 @@ func (m *Manager) MirrorJoined(id SessionID, node string, ci ConnectionInfo) err
 		s.order = append(s.order, ci.ID)
 	}
 	c.node, c.token, c.active, c.activeAt = node, "", true, ci.ActiveAt
-	c.opts = ConnectionOptions{Type: ci.Options.Type, Data: ci.Options.Data, Role: ci.Options.Role}
+	// Record too: a recording of the session may run on this node.
+	c.opts = ConnectionOptions{Type: ci.Options.Type, Data: ci.Options.Data, Role: ci.Options.Role, Record: ci.Options.Record}
 	c.clientData, c.platform, c.ip = ci.ClientData, ci.Platform, ci.IP
 	c.subs = map[ConnectionID]*subscription{}
 	self := c.participantInfo()
@@ -134,7 +135,7 @@ func (m *Manager) mirrorStream(c *Connection, pubs []StreamInfo) (cleanup []func
 	}
 	c.stream = &stream{id: want.ID, createdAt: want.CreatedAt, media: want.Media, path: want.Path}
 	si := c.stream.info()
-	m.notify(Event{Kind: StreamPublished, Session: c.sess.id, Connection: c.id, Stream: si.ID, StreamInfo: &si}, m.activeConns(c.sess, nil)...)
+	m.notifyMirror(c, Event{Kind: StreamPublished, Session: c.sess.id, Connection: c.id, Stream: si.ID, StreamInfo: &si}, m.activeConns(c.sess, nil)...)
 	return cleanup
 }
 
@@ -144,7 +145,7 @@ func (m *Manager) mirrorUnpublish(c *Connection, reason string) (cleanup []func(
 	st := c.stream
 	cleanup = m.endSubscriptionsTo(c, st, reason)
 	c.stream = nil
-	m.notify(Event{Kind: StreamUnpublished, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason}, m.activeConns(c.sess, nil)...)
+	m.notifyMirror(c, Event{Kind: StreamUnpublished, Session: c.sess.id, Connection: c.id, Stream: st.id, Reason: reason}, m.activeConns(c.sess, nil)...)
 	return cleanup
 }
 
@@ -165,11 +166,13 @@ func (m *Manager) dropMirror(c *Connection, reason string) (cleanup []func()) {
 	s := c.sess
 	if c.stream != nil {
 		cleanup = m.endSubscriptionsTo(c, c.stream, reason)
+		// Participants learn it from participantLeft; a recorder here closes the stream's file.
+		m.notifyMirror(c, Event{Kind: StreamUnpublished, Session: s.id, Connection: c.id, Stream: c.stream.id, Reason: reason})
 		c.stream = nil
 	}
 	m.forget(c)
 	to := m.activeConns(s, nil)
-	m.notify(Event{Kind: ParticipantLeft, Session: s.id, Connection: c.id, Reason: reason, Client: c.clientInfo()}, to...)
+	m.notifyMirror(c, Event{Kind: ParticipantLeft, Session: s.id, Connection: c.id, Reason: reason, Client: c.clientInfo()}, to...)
 	if reason != ReasonDisconnect {
 		m.notify(Event{Kind: ParticipantEvicted, Session: s.id, Connection: c.id, Reason: reason}, to...)
 	}

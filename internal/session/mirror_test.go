@@ -72,3 +72,64 @@ func TestMirrorIsSeenButNotOwned(t *testing.T) {
 		t.Fatal("a mirror kept the session alive on this node")
 	}
 }
+
+// A recorder here records the whole session: another node's participants count, their streams are
+// listed with their node (the recorder pulls them) and their changes reach mirror listeners, with
+// the node, while ordinary listeners (webhooks, call records) never hear of them.
+func TestMirrorsReachARecorderHere(t *testing.T) {
+	t.Parallel()
+	m, _ := newTestManager(t)
+	var heard, mirrored []Event
+	m.Listen(func(e Event) { heard = append(heard, e) })
+	m.ListenMirrors(func(e Event) { mirrored = append(mirrored, e) })
+	if _, err := m.CreateSession(Properties{CustomSessionID: "span"}); err != nil {
+		t.Fatal(err)
+	}
+	mustJoin(t, m, "span", ConnectionOptions{Role: RolePublisher, Record: true}, "alice")
+	heard = nil
+
+	sid := StreamID("str_CAM_Abcd_con_Remote0001")
+	remote := ConnectionInfo{ID: "con_Remote0001", Active: true, Options: ConnectionOptions{Role: RolePublisher, Record: true},
+		Publishers: []StreamInfo{{ID: sid, Media: MediaOptions{HasVideo: true, VideoActive: true}}}}
+	if err := m.MirrorJoined("span", "node-b", remote); err != nil {
+		t.Fatal(err)
+	}
+	tg, err := m.Room("span").RecordingTarget()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tg.Participants != 2 || !slices.ContainsFunc(tg.Streams, func(rs RecordableStream) bool {
+		return rs.ID == sid && rs.Node == "node-b" && rs.Record && rs.Publisher == nil
+	}) {
+		t.Fatalf("recording target %+v", tg)
+	}
+	if rs, ok := m.Room("span").RecordableStream(sid); !ok || rs.Node != "node-b" {
+		t.Fatalf("the mirror's stream: %+v %v", rs, ok)
+	}
+	// Pulling goes to the stream's node (a lone node's model has no way there).
+	if _, err := m.Room("span").PullStream(t.Context(), sid); err == nil {
+		t.Fatal("pulled a stream with no cluster")
+	}
+	if _, err := m.Room("span").PullStream(t.Context(), "str_CAM_Zzzz_con_Nobody"); kindOf(err) != KindNotFound {
+		t.Fatalf("pulling a stream that is not another node's: %v", err)
+	}
+
+	m.MirrorUnpublished("span", remote.ID, sid, ReasonUnpublish)
+	m.MirrorPublished("span", remote.ID, StreamInfo{ID: sid + "2"})
+	m.MirrorLeft("span", remote.ID, ReasonDisconnect)
+	var got []string
+	for _, e := range mirrored {
+		if e.Node != "node-b" {
+			t.Fatalf("a mirror event without its node: %+v", e)
+		}
+		got = append(got, e.Kind.String()+" "+string(e.Stream))
+	}
+	want := []string{"participantPublished " + string(sid), "participantUnpublished " + string(sid),
+		"participantPublished " + string(sid) + "2", "participantUnpublished " + string(sid) + "2", "participantLeft "}
+	if !slices.Equal(got, want) {
+		t.Fatalf("mirror listeners heard\n%q\nwant\n%q", got, want)
+	}
+	if len(heard) != 0 {
+		t.Fatalf("listeners heard %d events of a mirror, first %v", len(heard), heard[0].Kind)
+	}
+}

@@ -11,25 +11,45 @@ package session
 // delivering at the time. Sinks and listeners queue and return, so that is brief. Shutdown alone
 // waits for every event to be delivered (waitDelivered): the server flushes sockets next.
 
-// delivery is one queued event and the sinks it is addressed to. Listeners get it unless sinksOnly.
+// listenerSet says which listeners get a delivery besides the sinks it is addressed to.
+type listenerSet uint8
+
+const (
+	toListeners       listenerSet = iota // a new event of this node: every listener
+	toSinksOnly                          // a notification, not a new event
+	toMirrorListeners                    // another node's participant changed: the mirror listeners
+)
+
+// delivery is one queued event and the sinks it is addressed to.
 type delivery struct {
-	e         Event
-	to        []Sink
-	sinksOnly bool
+	e   Event
+	to  []Sink
+	aud listenerSet
 }
 
-// queue adds e for the sinks of to (and the listeners unless sinksOnly). Caller holds m.mu.
-func (m *Manager) queue(e Event, sinksOnly bool, to []*Connection) {
-	d := delivery{e: e, sinksOnly: sinksOnly}
+// queue adds e for the sinks of to and the listeners aud names. Caller holds m.mu.
+func (m *Manager) queue(e Event, aud listenerSet, to []*Connection) {
+	d := delivery{e: e, aud: aud}
 	for _, c := range to {
 		if c.sink != nil {
 			d.to = append(d.to, c.sink)
 		}
 	}
-	if len(d.to) == 0 && (sinksOnly || len(m.listeners) == 0) {
+	if len(d.to) == 0 && len(m.listenersOf(aud)) == 0 {
 		return
 	}
 	m.outbox = append(m.outbox, d)
+}
+
+// listenersOf returns the listeners of aud. Caller holds m.mu.
+func (m *Manager) listenersOf(aud listenerSet) []Listener {
+	switch aud {
+	case toListeners:
+		return m.listeners
+	case toMirrorListeners:
+		return m.mirrorListeners
+	}
+	return nil
 }
 
 // unlock releases m.mu and delivers what is queued, unless another caller is delivering already
@@ -50,17 +70,22 @@ func (m *Manager) unlock() {
 		}
 	}()
 	for len(m.outbox) > 0 {
-		batch, listeners := m.outbox, m.listeners
+		batch, listeners, mirrorListeners := m.outbox, m.listeners, m.mirrorListeners
 		m.outbox = nil
 		m.mu.Unlock()
 		for _, d := range batch {
 			for _, s := range d.to {
 				s.Notify(d.e)
 			}
-			if !d.sinksOnly {
-				for _, l := range listeners {
-					l(d.e)
-				}
+			ls := listeners
+			switch d.aud {
+			case toSinksOnly:
+				ls = nil
+			case toMirrorListeners:
+				ls = mirrorListeners
+			}
+			for _, l := range ls {
+				l(d.e)
 			}
 		}
 		m.mu.Lock()

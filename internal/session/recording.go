@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -45,14 +46,20 @@ type RecordableStream struct {
 	ServerData string
 	Media      MediaOptions
 	CreatedAt  time.Time
-	Publisher  PublishedMedia
+	// Publisher is the stream's media on this node; nil for another node's stream (Node set),
+	// which a recorder brings here with Room.PullStream.
+	Publisher PublishedMedia
+	// Node holds the publisher when it is another node's participant (a mirror).
+	Node string
 }
 
 // RecordingTarget is a session as a recorder sees it when starting or autostopping.
 type RecordingTarget struct {
-	ID           SessionID
-	CreatedAt    time.Time
-	Props        Properties
+	ID        SessionID
+	CreatedAt time.Time
+	Props     Properties
+	// Participants counts the session's participants on every node, as Streams lists their streams:
+	// a recording on this node records the whole session.
 	Participants int
 	Streams      []RecordableStream
 	// Recording is the id of the session's current recording, empty when none.
@@ -77,7 +84,7 @@ func (r Room) RecordingTarget() (RecordingTarget, error) {
 	if s.recording != nil {
 		t.Recording = s.recording.id
 	}
-	for _, c := range m.activeConns(s, nil) {
+	for _, c := range m.everyone(s) {
 		t.Participants++
 		if c.stream != nil {
 			t.Streams = append(t.Streams, c.recordable())
@@ -96,7 +103,7 @@ func (r Room) RecordableStream(sid StreamID) (RecordableStream, bool) {
 		return RecordableStream{}, false
 	}
 	c := s.conns[sid.Owner()]
-	if c == nil || !c.active || c.gone || c.node != "" || c.stream == nil || c.stream.id != sid {
+	if c == nil || !c.active || c.gone || c.stream == nil || c.stream.id != sid {
 		return RecordableStream{}, false
 	}
 	return c.recordable(), true
@@ -104,7 +111,23 @@ func (r Room) RecordableStream(sid StreamID) (RecordableStream, bool) {
 
 func (c *Connection) recordable() RecordableStream {
 	return RecordableStream{ID: c.stream.id, Connection: c.id, Record: c.opts.Record, ClientData: c.clientData,
-		ServerData: c.opts.Data, Media: c.stream.media, CreatedAt: c.stream.createdAt, Publisher: c.stream.pub}
+		ServerData: c.opts.Data, Media: c.stream.media, CreatedAt: c.stream.createdAt, Publisher: c.stream.pub, Node: c.node}
+}
+
+// PullStream brings stream sid of another node's participant (RecordableStream.Node) to this node
+// for a recorder, over the inter-node link (Remote.Pull). The caller closes what it gets when it
+// is done: that releases the pull, not the stream.
+func (r Room) PullStream(ctx context.Context, sid StreamID) (PublishedMedia, error) {
+	m := r.m
+	m.mu.Lock()
+	c := m.mirror(r.id, sid.Owner())
+	if c == nil || c.stream == nil || c.stream.id != sid {
+		m.unlock()
+		return nil, errorf(KindNotFound, CodeUserNotStreaming, "stream %s is not another node's stream of session %s", sid, r.id)
+	}
+	node, remote := c.node, m.remote
+	m.unlock()
+	return remote.Pull(ctx, node, r.id, sid)
 }
 
 // notifiedOfRecording says whether role gets recordingStarted/Stopped under
