@@ -1,0 +1,284 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// tccLink models a subscriber's link for the transport-wide feedback: a bottleneck of rate bps
+// with a queue of at most maxQueue (a tc tbf), whose receiver reports every packet's arrival on
+// its own clock.
+type tccLink struct {
+	tcc      *transportCC
+	rec      *twcc.Recorder
+	rate     float64
+	maxQueue time.Duration
+	free     time.Duration // when the bottleneck has sent everything queued (model time)
+	late     time.Duration // the receiver stamps arrivals this much late (a stall)
+	lost     int
+}
+
+func newTCCLink(tcc *transportCC, bps float64) *tccLink {
+	return &tccLink{tcc: tcc, rec: twcc.NewRecorder(1), rate: bps, maxQueue: 200 * time.Millisecond}
+}
+
+// send passes packets of 1000 bytes at bps, evenly over [at, at+dt) in model time, through the
+// link, and returns the feedback the subscriber sends at the end.
+func (l *tccLink) send(at, dt time.Duration, bps float64) *rtcp.TransportLayerCC {
+	n := int(bps / 8 / 1000 * dt.Seconds())
+	for i := range n {
+		sent := at + time.Duration(i)*dt/time.Duration(n)
+		seq := l.tcc.stamp(1000)
+		// The send time as the model has it (stamp noted the real clock's).
+		l.tcc.sent[uint32(l.tcc.seq.Load())%tccRing].at.Store(int64(sent))
+		start := max(sent, l.free)
+		if start-sent > l.maxQueue {
+			l.lost++
+			continue
+		}
+		l.free = start + time.Duration(1000*8/l.rate*float64(time.Second))
+		// The subscriber's clock is hours off ours.
+		l.rec.Record(1, seq, (l.free + l.late + 3*time.Hour).Microseconds())
+	}
+	for _, p := range l.rec.BuildFeedbackPacket() {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			return fb
+		}
+	}
+	return nil
+}
+
+// TestTransportCCSignal: the feedback of a link that keeps up shows no queue and delivers what
+// was sent; of a link sent twice its rate, a growing queue and the link's rate.
+func TestTransportCCSignal(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		link, sent     float64
+		queued         bool
+		rateLo, rateHi float64
+	}{
+		{"fits", 1e6, 500e3, false, 450e3, 550e3},
+		{"twice the link", 300e3, 600e3, true, 270e3, 330e3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tcc := &transportCC{}
+			l := newTCCLink(tcc, tc.link)
+			now := time.Unix(1000, 0)
+			for i := range 10 {
+				at := time.Duration(i) * 100 * time.Millisecond
+				fb := l.send(at, 100*time.Millisecond, tc.sent)
+				now = now.Add(100 * time.Millisecond)
+				tcc.onFeedback(fb, now)
+			}
+			sig := tcc.signal(now)
+			if !sig.ok {
+				t.Fatal("no signal after a second of feedback")
+			}
+			if got := sig.standing(downQueue); got != tc.queued {
+				t.Fatalf("standing queue %v (latest %v, before %v), want %v", got, sig.queue, sig.prevQ, tc.queued)
+			}
+			if sig.rate < tc.rateLo || sig.rate > tc.rateHi {
+				t.Fatalf("delivered %.0f bps, want %.0f–%.0f", sig.rate, tc.rateLo, tc.rateHi)
+			}
+			if tcc.signal(now.Add(time.Second)).ok {
+				t.Fatal("a second-old feedback still counts")
+			}
+		})
+	}
+}
+
+// linkChoice is layerChoice (simulcast_test.go) with a modelled link answering in transport-wide
+// feedback: each step sends the current layer's rate plus the probe's padding through it.
+type linkChoice struct {
+	*layerChoice
+	link *tccLink
+	at   time.Duration
+}
+
+func newLinkChoice(t *testing.T, bps float64) *linkChoice {
+	c := newLayerChoice(t)
+	c.sc.tcc = &transportCC{}
+	return &linkChoice{layerChoice: c, link: newTCCLink(c.sc.tcc, bps)}
+}
+
+func (c *linkChoice) step() {
+	cur := c.sc.fitMax.Load()
+	sent := float64(c.rates[cur]) + float64(c.sc.probeBps.Load())*8
+	fb := c.link.send(c.at, 100*time.Millisecond, sent)
+	c.at += 100 * time.Millisecond
+	c.sc.tcc.onFeedback(fb, c.now.Add(100*time.Millisecond))
+	c.advance(100*time.Millisecond, sent)
+	sig := c.sc.tcc.signal(c.now)
+	c.t.Logf("%v sent %.0f q %v/%v rate %.0f layer %d probe %v lost %d", c.at, sent/1000, sig.queue, sig.prevQ, sig.rate/1000, c.sc.fitMax.Load(), c.sc.up.running, c.link.lost)
+}
+
+// startProbe steps until a probe runs, with clean receiver reports.
+func (c *linkChoice) startProbe() {
+	c.t.Helper()
+	for i := 0; !c.sc.up.running; i++ {
+		if i > 100 {
+			c.t.Fatal("no probe")
+		}
+		c.report(0, 20*time.Millisecond)
+		c.step()
+	}
+}
+
+// TestSimulcastProbeEndsOnDelay: with transport-wide feedback a probe for a layer the link cannot
+// carry ends when a queue stands, before the bottleneck has dropped anything; a probe for the top
+// layer that the link half carries takes the middle layer it covered; one the link carries passes
+// without waiting for a receiver report.
+func TestSimulcastProbeEndsOnDelay(t *testing.T) {
+	t.Run("too big", func(t *testing.T) {
+		c := newLinkChoice(t, 400e3) // the lowest layer (150) fits, the middle one (500) does not
+		c.sc.fitMax.Store(0)
+		c.startProbe()
+		if c.sc.up.target != 1 || !c.sc.up.delay {
+			t.Fatalf("probe for layer %d, judged by delay %v", c.sc.up.target, c.sc.up.delay)
+		}
+		for c.sc.up.running {
+			c.step()
+		}
+		c.want(0, "a probe the link cannot carry")
+		if c.sc.up.lastReason != "delay" || c.link.lost != 0 {
+			t.Fatalf("probe ended by %q with %d packets lost at the bottleneck, want by delay with none", c.sc.up.lastReason, c.link.lost)
+		}
+	})
+	t.Run("part of the way", func(t *testing.T) {
+		c := newLinkChoice(t, 800e3) // the middle layer fits with its margin, the top does not
+		c.sc.fitMax.Store(0)
+		c.sc.up.toTop = true
+		c.startProbe()
+		if c.sc.up.target != 2 {
+			t.Fatalf("probe for layer %d, want the top", c.sc.up.target)
+		}
+		for c.sc.up.running {
+			c.step()
+		}
+		c.want(1, "a probe for the top on a link that carries the middle layer")
+		if c.link.lost != 0 {
+			t.Fatalf("%d packets lost at the bottleneck", c.link.lost)
+		}
+	})
+	t.Run("fits", func(t *testing.T) {
+		c := newLinkChoice(t, 3e6)
+		c.sc.fitMax.Store(0)
+		c.startProbe()
+		c.d.cc.reportAt.Store(0) // no receiver report comes
+		for c.sc.up.running {
+			c.step()
+		}
+		c.want(1, "a probe the link carries")
+		if ran := c.now.Sub(c.sc.up.start); ran > 1500*time.Millisecond {
+			t.Fatalf("the probe ran %v", ran)
+		}
+	})
+}
+
+// TestSimulcastDownOnDelay: on the top layer over a link that carries only the middle one, a
+// standing queue takes the subscriber down to what the link delivers before any receiver report
+// or NACK says so.
+func TestSimulcastDownOnDelay(t *testing.T) {
+	c := newLinkChoice(t, 700e3)
+	c.advance(time.Second, 1500e3) // the layers' rates are known
+	c.d.cc.reportAt.Store(0)
+	start := c.now
+	for c.sc.fitMax.Load() == 2 {
+		if c.now.Sub(start) > 800*time.Millisecond {
+			t.Fatal("still on the top layer after 800 ms of a growing queue")
+		}
+		c.step()
+	}
+	c.want(1, "a queue standing in front of a 700 kbit/s link")
+}
+
+// TestTransportCCThroughPion: a subscriber that negotiates transport-cc (as browsers do when
+// offered) gets every packet of its simulcast video numbered transport-wide, and its feedback
+// reaches the layer choice: a fresh signal, no queue on loopback, the rate delivered.
+func TestTransportCCThroughPion(t *testing.T) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	var mu sync.Mutex
+	var seqs []uint16
+	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		var id uint8
+		for _, e := range r.GetParameters().HeaderExtensions {
+			if e.URI == sdp.TransportCCURI {
+				id = uint8(e.ID)
+			}
+		}
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if b := p.GetExtension(id); id != 0 && len(b) == 2 {
+				mu.Lock()
+				seqs = append(seqs, binary.BigEndian.Uint16(b))
+				mu.Unlock()
+			}
+		}
+	})
+	_, _, video := simulcastSession(t, pc)
+	tcc := video.track.tcc
+	eventually(t, "transport-wide feedback", func() bool {
+		sig := tcc.signal(time.Now())
+		return tcc.feedbacks.Load() >= 5 && sig.ok && sig.rate > 0
+	})
+	if sig := tcc.signal(time.Now()); sig.standing(downQueue) {
+		t.Fatalf("a queue of %v on loopback", sig.queue)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[uint16]bool{}
+	for _, s := range seqs {
+		if seen[s] {
+			t.Fatalf("transport-wide sequence number %d twice", s)
+		}
+		seen[s] = true
+	}
+	if len(seqs) < 10 {
+		t.Fatalf("%d video packets carried a transport-wide sequence number", len(seqs))
+	}
+}
+
+// TestSimulcastStallKeepsLayer: a receiver whose arrivals are stamped 300 ms late from some moment
+// on (a browser starved of CPU, a route change) shows a standing queue, but its link delivers what
+// it is sent: the layer stays.
+func TestSimulcastStallKeepsLayer(t *testing.T) {
+	c := newLinkChoice(t, 10e6)
+	c.advance(time.Second, 1500e3)
+	c.d.cc.reportAt.Store(0)
+	for i := range 30 {
+		if i == 4 {
+			c.link.late = 300 * time.Millisecond
+		}
+		c.step()
+	}
+	if sig := c.sc.tcc.signal(c.now); !sig.standing(downQueue) {
+		t.Fatalf("the model shows no queue (%v)", sig.queue)
+	}
+	c.want(2, "a stall")
+}
