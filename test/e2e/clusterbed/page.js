@@ -50,7 +50,7 @@
         } catch {
           continue; // closed while we asked: the next sample sees its successor
         }
-        const p = { t: now, frames: w.base.frames + w.last.frames, freezes: w.base.freezes + w.last.freezes, lost: w.base.lost + w.last.lost, pcs: w.pcs, ice: pc.iceConnectionState };
+        const p = { t: now, pcFrames: w.last.frames, frames: w.base.frames + w.last.frames, freezes: w.base.freezes + w.last.freezes, lost: w.base.lost + w.last.lost, pcs: w.pcs, ice: pc.iceConnectionState };
         const prev = w.points[w.points.length - 1];
         // Keep the points where something moved, and the latest (bounded: 6000 = 10 minutes).
         const before = w.points[w.points.length - 2];
@@ -96,6 +96,8 @@
 
   // since(T) tells, for each participant whose video this page receives, what happened after T
   // (ms since the epoch): the first decoded frame after T (ms after T; null if none yet), the
+  // first decoded on a peer connection made after T (a reconnection's: frames still buffered in
+  // the old one do not count), the
   // longest stretch without one (T to the first, and between frames), new peer connections,
   // freezes and packets lost (Chromium's counters), and frames decoded.
   function since(T) {
@@ -105,10 +107,11 @@
       let i = pts.length - 1;
       while (i > 0 && pts[i - 1].t >= T) i--;
       const at = pts[i - 1] || pts[0];  // the last point before T
-      let first = null, maxGap = 0, lastMove = T, frames = at.frames;
+      let first = null, recover = null, maxGap = 0, lastMove = T, frames = at.frames;
       for (let j = i; j < pts.length; j++) {
         const p = pts[j];
         if (p.t < T) continue;
+        if (recover === null && p.pcs > at.pcs && p.pcFrames > 0) recover = p.t - T;
         if (p.frames > frames) {
           if (first === null) first = p.t - T;
           maxGap = Math.max(maxGap, p.t - lastMove);
@@ -119,7 +122,7 @@
       const end = pts[pts.length - 1];
       maxGap = Math.max(maxGap, end.t - lastMove);
       out[from] = {
-        firstFrameMs: first, maxGapMs: maxGap, framesAfter: end.frames - at.frames, newPeerConnections: end.pcs - at.pcs,
+        firstFrameMs: first, recoverMs: recover, maxGapMs: maxGap, framesAfter: end.frames - at.frames, newPeerConnections: end.pcs - at.pcs,
         freezes: end.freezes - at.freezes, lost: end.lost - at.lost, ice: end.ice, framesTotal: end.frames,
       };
     }
