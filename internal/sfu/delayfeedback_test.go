@@ -282,3 +282,30 @@ func TestSimulcastStallKeepsLayer(t *testing.T) {
 	}
 	c.want(2, "a stall")
 }
+
+// TestSimulcastNACKsWithoutBottleneck: NACKs of half the packets (what the publisher lost, or a
+// starved receiver asking again) on a link that delivers everything it is sent keep the layer when
+// the feedback shows it; without feedback they still take it down.
+func TestSimulcastNACKsWithoutBottleneck(t *testing.T) {
+	for _, feedback := range []bool{true, false} {
+		c := newLinkChoice(t, 10e6)
+		if !feedback {
+			c.sc.tcc = nil
+		}
+		c.advance(time.Second, 1500e3)
+		c.d.cc.reportAt.Store(0)
+		for range 25 {
+			c.d.nacks.Add(c.d.sent.Load()/2 - c.d.nacks.Load())
+			if feedback {
+				c.step()
+			} else {
+				c.advance(100*time.Millisecond, 1500e3)
+			}
+		}
+		if feedback {
+			c.want(2, "NACKs on a link that delivers what it is sent")
+		} else if c.sc.fitMax.Load() == 2 {
+			t.Fatal("NACKs of half the packets without feedback kept the top layer")
+		}
+	}
+}

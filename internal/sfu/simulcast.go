@@ -608,16 +608,22 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 	}
 	// NACKs say it sooner than the next receiver report: Chrome asks for what it misses within a
-	// round trip. (They count repeats too, hence the higher bar.)
+	// round trip. (They count repeats too, hence the higher bar.) With transport-wide feedback
+	// the link says what it delivered: NACKs for packets the publisher never sent us, or a
+	// receiver starved of CPU asking again and again, are no reason to go down (the bed took
+	// unshaped subscribers down to "100 kbit/s" of a link that delivered 1.2 Mbit/s).
+	sig := sc.tcc.signal(now)
 	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) {
 		got := sc.sentRate * (1 - min(sc.nackRatio, 0.9))
+		if sig.ok && sig.rate > 0 && now.Sub(sig.rateAt) < tccFresh {
+			got = max(got, sig.rate)
+		}
 		if avail <= 0 || got < avail {
 			avail = got
 		}
 	}
 	// A standing queue at a link that delivers less than it was sent says it sooner still
 	// (transport-wide feedback): the link carries what it delivered.
-	sig := sc.tcc.signal(now)
 	if sig.bottleneck(downQueue) && now.Sub(sig.rateAt) < tccFresh && !sc.quiet(now) {
 		if avail <= 0 || sig.rate < avail {
 			avail = sig.rate
