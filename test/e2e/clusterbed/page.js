@@ -46,7 +46,9 @@
           w.pcs++;
         }
         try {
-          w.last = await videoStats(pc);
+          const got = await videoStats(pc);
+          // A closed peer connection may report nothing: its counters never go back.
+          if (got.frames >= w.last.frames) w.last = got;
         } catch {
           continue; // closed while we asked: the next sample sees its successor
         }
