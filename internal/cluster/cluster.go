@@ -93,6 +93,7 @@ type Model interface {
 	MirrorUnpublished(id session.SessionID, cid session.ConnectionID, sid session.StreamID, reason string)
 	MirrorPropertyChanged(id session.SessionID, cid session.ConnectionID, sid session.StreamID, p session.PropertyChange) error
 	MirrorSignal(id session.SessionID, sig session.Signal)
+	MirrorRecording(r session.RecordingInfo)
 	DropNode(node, reason string)
 }
 

@@ -24,6 +24,7 @@ const (
 	msgRecording  = "recording"  // a request to the node running a recording (recordings.go)
 	msgLink       = "link"       // inter-node media signalling (internal/cascade) in Data, for To
 	msgNodeLost   = "nodelost"   // node Lost was forgotten: its participants here are gone
+	msgRecStatus  = "recstatus"  // Recording of Session started or ended on From (mirror.go)
 )
 
 // message is one message between nodes.
@@ -50,6 +51,8 @@ type message struct {
 	PeerSignal *session.Signal         `json:"peerSignal,omitempty"`
 	// Lost is the node a msgNodeLost names.
 	Lost string `json:"lost,omitempty"`
+	// Recording is what a msgRecStatus says.
+	Recording *session.RecordingInfo `json:"recording,omitempty"`
 }
 
 func (n *Node) publish(ctx context.Context, m message) error {
@@ -96,7 +99,7 @@ func (n *Node) handle(_ context.Context, payload string) {
 		if h := n.linkHandler; h != nil {
 			err = h(m.From, []byte(m.Data))
 		}
-	case msgJoined, msgLeft, msgPublished, msgUnpublished, msgProperty, msgPeerSignal:
+	case msgJoined, msgLeft, msgPublished, msgUnpublished, msgProperty, msgPeerSignal, msgRecStatus:
 		n.handleMirror(m)
 	case msgUpdate:
 		if _, err = n.m.Room(m.Session).UpdateConnection(m.Connection, m.Role, m.Record); err == nil {

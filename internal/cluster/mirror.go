@@ -54,6 +54,12 @@ func forward(e session.Event) (message, bool) {
 			return m, false // one subscriber's own pause, never the stream's
 		}
 		m.Kind, m.Property = msgProperty, e.Property
+	case session.RecordingStatusChanged:
+		// A recording runs on one node; the others show it to their participants.
+		if e.Recording == nil || e.Recording.Status == session.RecordingStarting || e.Recording.Status == session.RecordingReady {
+			return m, false
+		}
+		m.Kind, m.Recording = msgRecStatus, e.Recording
 	case session.SignalSent:
 		// A REST signal (no sender) travels as msgSignal already.
 		if e.Signal == nil || e.Signal.From == "" {
@@ -118,6 +124,10 @@ func (n *Node) handleMirror(m message) {
 	case msgPeerSignal:
 		if m.PeerSignal != nil {
 			n.m.MirrorSignal(m.Session, *m.PeerSignal)
+		}
+	case msgRecStatus:
+		if m.Recording != nil {
+			n.m.MirrorRecording(*m.Recording)
 		}
 	}
 }

@@ -75,7 +75,8 @@ func TestClusterRecordingFromAnyNode(t *testing.T) {
 
 // TestClusterRecordingTakesEveryNode: a session with a publisher on A and one on B, recorded on A,
 // records both: B's stream is pulled over the inter-node link to A's recorder, and a stream B
-// publishes during the recording joins it too. Each file holds real media.
+// publishes during the recording joins it too. Each file holds real media. B's participants are
+// told recordingStarted and recordingStopped, and B's REST shows the session as recorded.
 func TestClusterRecordingTakesEveryNode(t *testing.T) {
 	m := recordingMedia(t)
 	dir := t.TempDir()
@@ -103,6 +104,10 @@ func TestClusterRecordingTakesEveryNode(t *testing.T) {
 	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-both", "outputMode": "INDIVIDUAL"}); st != 200 {
 		t.Fatalf("start on A: %d %v", st, r)
 	}
+	onB.waitNote("recordingStarted", func(n map[string]any) bool { return n["id"] == "rec-both" })
+	if st, s := rest(t, "GET", bases[1]+"/openvidu/api/sessions/rec-both", nil); st != 200 || s["recording"] != true {
+		t.Fatalf("the session on B while A records it: %d recording=%v", st, s["recording"])
+	}
 	waitRecorded(t, dir, "rec-both", pa.stream)
 	waitRecorded(t, dir, "rec-both", pb.stream) // crossed B→A
 
@@ -112,5 +117,6 @@ func TestClusterRecordingTakesEveryNode(t *testing.T) {
 	if st, _ := rest(t, "POST", a+"/recordings/stop/rec-both", nil); st != 200 {
 		t.Fatalf("stop on A: %d", st)
 	}
+	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-both" })
 	waitReady(t, a, "rec-both")
 }

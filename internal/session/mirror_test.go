@@ -3,6 +3,7 @@ package session
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 // A participant of another node shows here as a mirror: listed to joiners, its changes told to this
@@ -131,5 +132,63 @@ func TestMirrorsReachARecorderHere(t *testing.T) {
 	}
 	if len(heard) != 0 {
 		t.Fatalf("listeners heard %d events of a mirror, first %v", len(heard), heard[0].Kind)
+	}
+}
+
+// A recording another node runs shows here: participants are told recordingStarted and
+// recordingStopped, REST and joiners see the session as recorded, listeners (webhooks) hear
+// nothing, and it does not keep this node's copy of the session alive.
+func TestAnotherNodesRecordingShowsHere(t *testing.T) {
+	t.Parallel()
+	m, _ := newTestManager(t)
+	var heard []EventKind
+	m.Listen(func(e Event) { heard = append(heard, e.Kind) })
+	si, err := m.CreateSession(Properties{CustomSessionID: "span"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rec, _ := mustJoin(t, m, "span", ConnectionOptions{Role: RolePublisher}, "alice")
+	heard = nil
+
+	ri := RecordingInfo{ID: "span", Name: "meeting", Session: "span", SessionCreatedAt: si.CreatedAt, Status: RecordingStarted}
+	old := ri
+	old.SessionCreatedAt = si.CreatedAt.Add(-time.Hour) // an earlier session of the same id
+	m.MirrorRecording(old)
+	m.MirrorRecording(ri)
+	if got := rec.kinds(); !slices.Equal(got, []EventKind{RecordingStatusChanged}) {
+		t.Fatalf("alice was told %v, want one recordingStarted", got)
+	}
+	if info, _ := m.Room("span").Info(false); !info.Recording {
+		t.Fatal("REST does not show the session as recorded")
+	}
+	_, _, res := mustJoin(t, m, "span", ConnectionOptions{Role: RoleModerator}, "bob")
+	if res.RecordingID != "span" || res.RecordingName != "meeting" {
+		t.Fatalf("a joiner is told recording %q %q", res.RecordingID, res.RecordingName)
+	}
+	ri.Status = RecordingStopped
+	m.MirrorRecording(ri)
+	if got := rec.kinds(); len(got) != 3 || got[2] != RecordingStatusChanged || rec.events[2].Recording.Status != RecordingStopped {
+		t.Fatalf("alice was then told %v", got)
+	}
+	if info, _ := m.Room("span").Info(false); info.Recording {
+		t.Fatal("REST still shows the session as recorded")
+	}
+	for _, k := range heard {
+		if k == RecordingStatusChanged {
+			t.Fatal("listeners heard of another node's recording")
+		}
+	}
+
+	// Recorded elsewhere, the session here still ends with its last own participant.
+	ri.Status = RecordingStarted
+	m.MirrorRecording(ri)
+	info, _ := m.Room("span").Info(false)
+	for _, c := range info.Connections { // alice and bob
+		if err := m.Room("span").DeleteConnection(c.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m.SessionCount() != 0 {
+		t.Fatal("another node's recording kept the session alive here")
 	}
 }

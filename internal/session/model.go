@@ -172,6 +172,9 @@ type session struct {
 	everJoined bool
 	// recording is set while a recorder records the session (RecordingStatus).
 	recording *recordingState
+	// remoteRecording is set while another node records the session (MirrorRecording): shown to
+	// REST and joiners like recording, it never keeps the session alive here, where nobody records.
+	remoteRecording *recordingState
 }
 
 // Connection is a connection (token) and, once joined, a participant. Its fields are guarded by

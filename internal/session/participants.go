@@ -70,8 +70,8 @@ func (m *Manager) Join(id SessionID, token string, j JoinInfo, sink Sink) (*Part
 	for _, e := range shown {
 		res.Existing = append(res.Existing, e.participantInfo())
 	}
-	if s.recording != nil && m.notifiedOfRecording(c.opts.Role) {
-		res.RecordingID, res.RecordingName = s.recording.id, s.recording.name
+	if r := s.shownRecording(); r != nil && m.notifiedOfRecording(c.opts.Role) {
+		res.RecordingID, res.RecordingName = r.id, r.name
 	}
 	m.log.Info("participant joined", "session", s.id, "connection", c.id, "ip", j.IP)
 	return &Participant{m: m, c: c}, res, nil

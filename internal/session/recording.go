@@ -180,6 +180,42 @@ func (m *Manager) RecordingStatus(r RecordingInfo) error {
 	return nil
 }
 
+// shownRecording is the recording REST and joiners are told of: this node's, or another node's.
+func (s *session) shownRecording() *recordingState {
+	if s.recording != nil {
+		return s.recording
+	}
+	return s.remoteRecording
+}
+
+// MirrorRecording takes the status of a recording of session r.Session that another node runs:
+// "started" marks the session as recorded here too (REST "recording": true, joinRoom's
+// recordingId) and tells this node's participants recordingStarted; "stopped" or "failed" clears
+// it and tells them recordingStopped. Only participants' sinks hear of it: the recording's node
+// reports it to webhooks, once.
+func (m *Manager) MirrorRecording(r RecordingInfo) {
+	m.mu.Lock()
+	defer m.unlock()
+	s := m.sessions[r.Session]
+	if s == nil || !s.createdAt.Equal(r.SessionCreatedAt) {
+		return
+	}
+	switch r.Status {
+	case RecordingStarted:
+		s.remoteRecording = &recordingState{id: r.ID, name: r.Name}
+	case RecordingStopped, RecordingFailed:
+		if s.remoteRecording == nil || s.remoteRecording.id != r.ID {
+			return
+		}
+		s.remoteRecording = nil
+	default:
+		return
+	}
+	ri := r
+	m.notify(Event{Kind: RecordingStatusChanged, Session: r.Session, SessionCreatedAt: r.SessionCreatedAt, Started: r.CreatedAt,
+		Reason: r.Reason, Recording: &ri}, m.recordingAudience(s)...)
+}
+
 func (m *Manager) recordingAudience(s *session) []*Connection {
 	return slices.DeleteFunc(m.activeConns(s, nil), func(c *Connection) bool { return !m.notifiedOfRecording(c.opts.Role) })
 }

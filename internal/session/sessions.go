@@ -46,7 +46,7 @@ func (m *Manager) CreateSession(p Properties) (SessionInfo, error) {
 }
 
 func (m *Manager) sessionInfo(s *session, pending bool) SessionInfo {
-	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}, Recording: s.recording != nil}
+	si := SessionInfo{ID: s.id, CreatedAt: s.createdAt, Props: s.props, Connections: []ConnectionInfo{}, Recording: s.shownRecording() != nil}
 	for _, id := range s.order {
 		c := s.conns[id]
 		if c.node == "" && (c.active || pending) {
