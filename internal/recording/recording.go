@@ -436,8 +436,26 @@ func (x *rec) closeStream(e *streamEntry) {
 	e.log.Info("stream recording closed", "file", e.file)
 }
 
-// closeAll ends every stream's file.
+// detach ends every stream's media at this moment: the taps stop queueing and are removed, the
+// writers keep what they queued. It returns at once, however far behind the writers are.
+func (x *rec) detach() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for _, e := range x.streams {
+		if !e.closed {
+			e.w.closing.Store(true)
+			for _, rm := range e.removes {
+				rm()
+			}
+		}
+	}
+}
+
+// closeAll ends every stream's file, waiting for each writer to drain its queue and finish its
+// file (which, on a busy machine, takes seconds).
 func (x *rec) closeAll() {
+	// Detach every tap first, so all files end at this moment even if one writer is slow to drain.
+	x.detach()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	ids := make([]session.StreamID, 0, len(x.streams))
@@ -445,22 +463,15 @@ func (x *rec) closeAll() {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	// Detach every tap first, so all files end at this moment even if one writer is slow to drain.
-	for _, id := range ids {
-		if e := x.streams[id]; !e.closed {
-			e.w.closing.Store(true)
-			for _, rm := range e.removes {
-				rm()
-			}
-		}
-	}
 	for _, id := range ids {
 		x.closeStream(x.streams[id])
 	}
 }
 
-// Stop ends a recording (POST /recordings/stop/{id}): the files are closed and finalised; the
-// answer is "ready" when that took less than Config.StopWait, else "stopped".
+// Stop ends a recording (POST /recordings/stop/{id}): its media ends at once, the files are then
+// closed and finalised in the background. COMPOSED answers "stopped" at once, as OpenVidu does
+// (recordingStatusChanged says "ready" later); INDIVIDUAL answers "ready" when the files were
+// final within Config.StopWait, else "stopped".
 func (r *Recorder) Stop(id string) (session.RecordingInfo, error) {
 	return r.stop(id, "recordingStoppedByServer", true)
 }
@@ -490,18 +501,22 @@ func (r *Recorder) stop(id, reason string, wait bool) (session.RecordingInfo, er
 	if x.live != nil {
 		x.live.halt() // no segment past the stop starts while the files close
 	}
-	x.closeAll()
+	// Only the taps are removed here. Closing the files waits for each writer to drain its queue
+	// and to write its index, and saving the status syncs a file: on a loaded machine that took
+	// 8 s, which the answer must not wait for (nor the event loop, for an automatic stop).
+	x.detach()
 	r.mu.Lock()
 	x.info.Duration = stoppedAt.Sub(x.info.CreatedAt).Seconds()
 	info := x.info
 	r.mu.Unlock()
-	r.save(x)
 	if err := r.s.RecordingStatus(info); err != nil {
 		r.log.Warn("recording status not delivered", "recording", id, "error", err)
 	}
 	r.log.Info("recording stopped", "recording", id, "reason", reason)
 	go func() {
 		defer r.finals.Done()
+		x.closeAll()
+		r.save(x)
 		r.finalise(x)
 	}()
 	if wait && !composed(info.Props) {
