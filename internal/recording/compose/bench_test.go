@@ -43,9 +43,88 @@ func childCPU() time.Duration {
 // timer. Run:
 //
 //	go test -run '^$' -bench BenchmarkCompose -benchtime 1x -count 3 ./internal/recording/compose
-func BenchmarkCompose(b *testing.B) {
+func BenchmarkCompose(b *testing.B) { benchAtStop(b) }
+
+// BenchmarkMixing compares, on BenchmarkCompose's call, mixing at stop (one ffmpeg for the whole
+// call) with mixing during the call as the recorder does: segment after segment, one thread
+// each (the live mix's setting), each appended to the MP4 (Output), the last one shorter.
+// Rounds alternate the ways (-count), so a machine whose load changes weighs on each alike;
+// bench/composed-cost.sh prints the medians of cpu_s/call_s:
+//
+//	go test -run '^$' -bench BenchmarkMixing -benchtime 1x -count 5 ./internal/recording/compose
+func BenchmarkMixing(b *testing.B) {
+	b.Run("at-stop", benchAtStop)
+	for _, want := range []time.Duration{5 * time.Second, 10 * time.Second} {
+		seg := SegmentLength(want, 25)
+		b.Run(fmt.Sprintf("live-%v", seg), func(b *testing.B) { benchLive(b, seg) })
+	}
+}
+
+func benchAtStop(b *testing.B) {
 	needFFmpeg(b)
-	const call = 60 * time.Second
+	makeBenchInputs(b)
+	j := Job{Tracks: benchInputs.tracks, Out: filepath.Join(b.TempDir(), "out.mp4"), Width: 1280, Height: 720, FrameRate: 25,
+		HasAudio: true, HasVideo: true, Duration: benchCall}
+	b.ResetTimer()
+	start, cpu0 := time.Now(), childCPU()
+	for range b.N {
+		if err := Run(b.Context(), j); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportMix(b, start, cpu0)
+}
+
+// reportMix reports the speed as a multiple of real time and the CPU time: CPU time is steadier
+// than wall time on a shared machine: ffmpeg (and ffprobe) seconds of CPU per second of call;
+// 1/this is the speed on one idle core.
+func reportMix(b *testing.B, start time.Time, cpu0 time.Duration) {
+	calls := benchCall.Seconds() * float64(b.N)
+	b.ReportMetric(calls/time.Since(start).Seconds(), "x_realtime")
+	b.ReportMetric((childCPU()-cpu0).Seconds()/calls, "cpu_s/call_s")
+}
+
+func benchLive(b *testing.B, seg time.Duration) {
+	needFFmpeg(b)
+	makeBenchInputs(b)
+	var tracks []Track
+	for _, t := range benchInputs.tracks {
+		t.Length = benchCall - t.Offset // closed files, as at the end of a call
+		tracks = append(tracks, t)
+	}
+	b.ResetTimer()
+	start, cpu0 := time.Now(), childCPU()
+	for range b.N {
+		dir := b.TempDir()
+		out, err := NewOutput(filepath.Join(dir, "out.mp4"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for k := 0; time.Duration(k)*seg < benchCall; k++ {
+			s := Segment{Tracks: tracks, From: time.Duration(k) * seg, Length: min(seg, benchCall-time.Duration(k)*seg),
+				Width: 1280, Height: 720, FrameRate: 25, Threads: 1,
+				Video: filepath.Join(dir, fmt.Sprintf("%d.mp4", k)), Audio: filepath.Join(dir, fmt.Sprintf("%d.aac", k))}
+			if err := MixSegment(b.Context(), s); err != nil {
+				b.Fatal(err)
+			}
+			if err := out.Append(s.Video, s.Audio); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := out.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportMix(b, start, cpu0)
+}
+
+// benchCall is how long the benchmarks' call lasts.
+const benchCall = 60 * time.Second
+
+// makeBenchInputs makes the benchmarks' two tracks once per process (-count runs share them;
+// TestMain removes them).
+func makeBenchInputs(b *testing.B) {
+	const call = benchCall
 	benchInputs.once.Do(func() {
 		// Made once per process (-count runs share them), removed by TestMain.
 		if benchInputs.dir, benchInputs.err = os.MkdirTemp("", "compose-bench-"); benchInputs.err != nil {
@@ -57,7 +136,9 @@ func BenchmarkCompose(b *testing.B) {
 			out, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
 				"-f", "lavfi", "-i", "testsrc2=s=640x480:r=30:d="+secs,
 				"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000:duration=%s", 440+220*i, secs),
-				"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "800k",
+				// A keyframe every second, as parley-load sends and as a segment of a live mix
+				// finds one 1-2 s before its start (the recorder's parts).
+				"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "800k", "-g", "30", "-keyint_min", "30",
 				"-c:a", "libopus", "-b:a", "32k", path).CombinedOutput()
 			if err != nil {
 				benchInputs.err = fmt.Errorf("making %s: %v: %s", path, err, out)
@@ -69,18 +150,4 @@ func BenchmarkCompose(b *testing.B) {
 	if benchInputs.err != nil {
 		b.Fatal(benchInputs.err)
 	}
-	j := Job{Tracks: benchInputs.tracks, Out: filepath.Join(b.TempDir(), "out.mp4"), Width: 1280, Height: 720, FrameRate: 25,
-		HasAudio: true, HasVideo: true, Duration: call}
-	b.ResetTimer()
-	start, cpu0 := time.Now(), childCPU()
-	for range b.N {
-		if err := Run(b.Context(), j); err != nil {
-			b.Fatal(err)
-		}
-	}
-	calls := call.Seconds() * float64(b.N)
-	b.ReportMetric(calls/time.Since(start).Seconds(), "x_realtime")
-	// CPU time is steadier than wall time on a shared machine: ffmpeg (and ffprobe) seconds of
-	// CPU per second of call; 1/this is the speed on one idle core.
-	b.ReportMetric((childCPU()-cpu0).Seconds()/calls, "cpu_s/call_s")
 }
