@@ -7,8 +7,12 @@
 # the recording's .compose.log how many segments were mixed during the call and after the stop and
 # how long the mixing after stop and the join took. Medians over the runs at the end.
 #
-# usage: bench/composed.sh [--call 3600] [--runs 3]
+# usage: [SERVER_CPU=0] bench/composed.sh [--call 3600] [--runs 3]
 CMDLINE="bench/composed.sh $*"
+# Parley on both CPUs unless told otherwise: its ffmpeg children inherit its affinity, and pinned
+# to one CPU the mixing after stop ran one segment at a time on it (the 60-minute run of
+# 2026-12-06). parley-load stays on CPU 1.
+SERVER_CPU=${SERVER_CPU:-0,1}
 source "$(dirname "$0")/lib.sh"
 NAME=composed CALL=3600 RUNS_N=3
 while (($#)); do
