@@ -1,13 +1,17 @@
 // Package cascade carries media between the nodes of a cluster (design.md, "Several nodes"): a
 // stream published on node A and subscribed on node B crosses A→B once, however many subscribe to
-// it on B, on one link per ordered node pair (a DTLS-SRTP PeerConnection between the nodes' media
-// ports, sfu.RelayOut and sfu.RelayIn). A session whose participants are all on one node never
-// makes a link.
+// it on B, on one link per node pair that carries both directions (a DTLS-SRTP PeerConnection
+// between the nodes' media ports, sfu.Relay: two PeerConnections between the same two addresses
+// cannot be told apart on the shared media port). A session whose participants are all on one node
+// never makes a link.
 //
-// B pulls: its first subscriber to the stream asks A for it; A puts the stream's tracks on its
-// link to B (making the link if there is none) and offers; B answers, and the stream appears on B
-// as a local publisher that B's subscribers attach to. When B's last subscriber goes, B drops it;
-// A takes the tracks off and, when nothing crosses any more, closes the link.
+// B pulls: its first subscriber to the stream asks A for it, and A puts the stream's tracks on its
+// end of the link (making the link if there is none). The end with the lower node id makes every
+// offer, so the two never offer at once: if that is A, it offers the stream's m-lines and B
+// answers; if it is B, A tells B the stream's codecs (send), B adds recvonly m-lines for it and
+// offers, and A answers with the stream's tracks on them. Either way the stream appears on B as a
+// local publisher that B's subscribers attach to. When B's last subscriber goes, B drops it; A
+// takes the tracks off, and the end that finds nothing crossing either way closes the link.
 //
 // The signalling travels over the cluster's message bus (a Transport; Redis pub/sub). Each message
 // carries an HMAC-SHA256, keyed from OPENVIDU_SECRET (which every node shares), over its sender,
@@ -87,18 +91,18 @@ type Links struct {
 	// reached); Run forgets them.
 	failed chan linkEnd
 
-	mu  sync.Mutex
-	out map[string]*outLink // by receiving node
-	// sent are the counts of the closed links by receiving node, so Stats' counters never go back.
-	sent map[string]sfu.RelayStats
-	in   map[string]*inLink // by sending node
-	seen map[string]seen    // by sending node: the last message accepted
+	mu    sync.Mutex
+	links map[string]*link // by other node; only Run adds and removes them
+	// sent are the counts of the closed links by other node, so Stats' counters never go back.
+	sent  map[string]sfu.RelayStats
+	pulls map[string]map[string]*pull // by sending node, by stream
+	seen  map[string]seen             // by sending node: the last message accepted
 }
 
-// linkEnd names a link that failed: out is the sending end's, else the receiving end's.
+// linkEnd names a link that failed.
 type linkEnd struct {
-	node, id string
-	out      bool
+	node string
+	lk   *link
 }
 
 type seen struct {
@@ -106,21 +110,18 @@ type seen struct {
 	seq  uint64
 }
 
-// outLink is the link on which this node sends streams to one node. Only Run's goroutine uses it.
-type outLink struct {
+// link is this node's end of the link with one node. Only Run's goroutine uses its fields after
+// id and relay (which it writes under Links.mu).
+type link struct {
+	// id is the offering end's name for the link; "" on the answering end until its first offer.
 	id      string
-	relay   *sfu.RelayOut
-	streams map[string][]sfu.RelayCodec
+	relay   *sfu.Relay
+	offerer bool
+	sends   map[string][]sfu.RelayCodec // the streams this node sends on it
+	// The offering end's negotiation.
 	gen     uint64 // offers made
 	waiting bool   // the offer gen awaits its answer
-	dirty   bool   // what it carries changed since that offer
-}
-
-// inLink is the link on which this node receives streams from one node.
-type inLink struct {
-	id    string
-	relay *sfu.RelayIn // nil until the first offer
-	pulls map[string]*pull
+	dirty   bool   // what the link carries changed since that offer
 }
 
 // pull is one stream pulled from a node, shared by its subscribers here.
@@ -143,8 +144,8 @@ func New(cfg Config, s *sfu.SFU, tr Transport, local Local, log *slog.Logger) *L
 	mac := hmac.New(sha256.New, []byte(cfg.Secret))
 	mac.Write([]byte("parley cascade signalling v1"))
 	return &Links{cfg: cfg, sfu: s, tr: tr, local: local, log: log, key: mac.Sum(nil), boot: randomID(),
-		inbox: make(chan envelope, inboxSize), failed: make(chan linkEnd, inboxSize), out: map[string]*outLink{}, in: map[string]*inLink{}, seen: map[string]seen{},
-		sent: map[string]sfu.RelayStats{}}
+		inbox: make(chan envelope, inboxSize), failed: make(chan linkEnd, inboxSize), links: map[string]*link{}, pulls: map[string]map[string]*pull{},
+		seen: map[string]seen{}, sent: map[string]sfu.RelayStats{}}
 }
 
 func randomID() string {
@@ -158,20 +159,24 @@ const (
 	kindPull   = "pull"   // receiver → sender: send Stream
 	kindDrop   = "drop"   // receiver → sender: Stream is no longer wanted
 	kindRefuse = "refuse" // sender → receiver: Stream cannot be sent (Err)
-	kindOffer  = "offer"  // sender → receiver: SDP for Link, generation Gen, carrying Streams
-	kindAnswer = "answer" // receiver → sender: SDP answering Link's offer Gen
-	kindClose  = "close"  // sender → receiver: Link is closed (nothing crosses it)
+	kindSend   = "send"   // answering sender → offering receiver: Stream comes with Streams' codecs
+	kindOffer  = "offer"  // offering end → answering end: SDP for Link, generation Gen, carrying Streams, receiving Recv
+	kindAnswer = "answer" // answering end → offering end: SDP answering Link's offer Gen
+	kindClose  = "close"  // either end: Link is closed (nothing crosses it)
 )
 
 // body is what a message says.
 type body struct {
-	Kind    string                      `json:"kind"`
-	Link    string                      `json:"link,omitempty"`
-	Gen     uint64                      `json:"gen,omitempty"`
-	Stream  string                      `json:"stream,omitempty"`
-	SDP     string                      `json:"sdp,omitempty"`
+	Kind   string `json:"kind"`
+	Link   string `json:"link,omitempty"`
+	Gen    uint64 `json:"gen,omitempty"`
+	Stream string `json:"stream,omitempty"`
+	SDP    string `json:"sdp,omitempty"`
+	// Streams are the streams the sender of the message sends, with their codecs.
 	Streams map[string][]sfu.RelayCodec `json:"streams,omitempty"`
-	Err     string                      `json:"err,omitempty"`
+	// Recv are the streams the offering end receives, with the m-lines (mids) of each.
+	Recv map[string][]string `json:"recv,omitempty"`
+	Err  string              `json:"err,omitempty"`
 }
 
 // envelope is a message as it travels: the body and who may have sent it.
@@ -272,6 +277,8 @@ func (l *Links) handle(ctx context.Context, from string, b body) {
 		l.onPull(ctx, from, b.Stream, log)
 	case kindDrop:
 		l.onDrop(ctx, from, b.Stream, log)
+	case kindSend:
+		l.onSend(ctx, from, b, log)
 	case kindAnswer:
 		l.onAnswer(ctx, from, b, log)
 	case kindOffer:
@@ -285,7 +292,32 @@ func (l *Links) handle(ctx context.Context, from string, b body) {
 	}
 }
 
-// ---- sending side ----
+// offers reports whether this node makes the offers on its link with node: the lower id does, so
+// the two ends never offer at once.
+func (l *Links) offers(node string) bool { return l.cfg.NodeID < node }
+
+// linkTo returns this node's end of the link with node, made if there is none.
+func (l *Links) linkTo(node string, log *slog.Logger) (*link, error) {
+	if lk := l.links[node]; lk != nil {
+		return lk, nil
+	}
+	lk := &link{offerer: l.offers(node), sends: map[string][]sfu.RelayCodec{}}
+	if lk.offerer {
+		lk.id = randomID()
+	}
+	relay, err := l.sfu.NewRelay(l.log.With("peer", node), lk.offerer, l.watch(node, lk, log))
+	if err != nil {
+		return nil, err
+	}
+	lk.relay = relay
+	l.mu.Lock()
+	l.links[node] = lk
+	l.mu.Unlock()
+	log.Info("cascade: link opened", "offers", lk.offerer)
+	return lk, nil
+}
+
+// ---- sending ----
 
 func (l *Links) onPull(ctx context.Context, to, stream string, log *slog.Logger) {
 	pub, err := l.local(stream)
@@ -293,88 +325,89 @@ func (l *Links) onPull(ctx context.Context, to, stream string, log *slog.Logger)
 		l.sendLogged(ctx, to, body{Kind: kindRefuse, Stream: stream, Err: err.Error()}, log)
 		return
 	}
-	ol := l.out[to]
-	if ol == nil {
-		id := randomID()
-		relay, err := l.sfu.NewRelayOut(l.log.With("peer", to), l.watch(to, id, true, log))
-		if err != nil {
-			l.sendLogged(ctx, to, body{Kind: kindRefuse, Stream: stream, Err: err.Error()}, log)
-			return
-		}
-		ol = &outLink{id: id, relay: relay, streams: map[string][]sfu.RelayCodec{}}
-		l.mu.Lock()
-		l.out[to] = ol
-		l.mu.Unlock()
-		log.Info("cascade: link opened")
-	}
-	codecs, err := ol.relay.Add(stream, pub)
+	lk, err := l.linkTo(to, log)
 	if err != nil {
 		l.sendLogged(ctx, to, body{Kind: kindRefuse, Stream: stream, Err: err.Error()}, log)
-		l.closeIfIdle(ctx, to, ol, log)
 		return
 	}
-	ol.streams[stream] = codecs
-	l.negotiate(ctx, to, ol, log)
+	codecs, err := lk.relay.Add(stream, pub)
+	if err != nil {
+		l.sendLogged(ctx, to, body{Kind: kindRefuse, Stream: stream, Err: err.Error()}, log)
+		l.closeIfIdle(ctx, to, lk, log)
+		return
+	}
+	lk.sends[stream] = codecs
+	if lk.offerer {
+		l.negotiate(ctx, to, lk, log)
+		return
+	}
+	// The offering end adds the m-lines the stream goes on.
+	l.sendLogged(ctx, to, body{Kind: kindSend, Stream: stream, Streams: map[string][]sfu.RelayCodec{stream: codecs}}, log)
 }
 
 func (l *Links) onDrop(ctx context.Context, to, stream string, log *slog.Logger) {
-	ol := l.out[to]
-	if ol == nil || ol.streams[stream] == nil {
+	lk := l.links[to]
+	if lk == nil || lk.sends[stream] == nil {
 		return
 	}
-	ol.relay.Remove(stream)
-	delete(ol.streams, stream)
-	if !l.closeIfIdle(ctx, to, ol, log) {
-		l.negotiate(ctx, to, ol, log)
+	lk.relay.Remove(stream)
+	delete(lk.sends, stream)
+	if !l.closeIfIdle(ctx, to, lk, log) && lk.offerer {
+		l.negotiate(ctx, to, lk, log)
 	}
 }
 
-// closeIfIdle closes a link that carries nothing, and tells the receiving node.
-func (l *Links) closeIfIdle(ctx context.Context, to string, ol *outLink, log *slog.Logger) bool {
-	if len(ol.streams) > 0 {
+// closeIfIdle closes a link on which nothing crosses either way, and tells the other node.
+func (l *Links) closeIfIdle(ctx context.Context, node string, lk *link, log *slog.Logger) bool {
+	l.mu.Lock()
+	pulling := len(l.pulls[node]) > 0
+	l.mu.Unlock()
+	if len(lk.sends) > 0 || pulling {
 		return false
 	}
-	l.forgetOut(to, ol)
-	l.sendLogged(ctx, to, body{Kind: kindClose, Link: ol.id}, log)
+	l.forget(node, lk)
+	if lk.id != "" {
+		l.sendLogged(ctx, node, body{Kind: kindClose, Link: lk.id}, log)
+	}
 	log.Info("cascade: link closed: nothing crosses it")
 	return true
 }
 
 // negotiate offers what the link carries now, unless an offer is waiting for its answer: then
 // the change goes in the offer after it.
-func (l *Links) negotiate(ctx context.Context, to string, ol *outLink, log *slog.Logger) {
-	if ol.waiting {
-		ol.dirty = true
+func (l *Links) negotiate(ctx context.Context, to string, lk *link, log *slog.Logger) {
+	if lk.waiting {
+		lk.dirty = true
 		return
 	}
 	octx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	sdp, err := ol.relay.Offer(octx)
+	sdp, recv, err := lk.relay.Offer(octx)
 	if err != nil {
 		log.Warn("cascade: offer failed", "err", err)
 		return
 	}
-	ol.gen++
-	ol.waiting, ol.dirty = true, false
-	streams := make(map[string][]sfu.RelayCodec, len(ol.streams))
-	for id, c := range ol.streams {
+	lk.gen++
+	lk.waiting, lk.dirty = true, false
+	streams := make(map[string][]sfu.RelayCodec, len(lk.sends))
+	for id, c := range lk.sends {
 		streams[id] = c
 	}
-	l.sendLogged(octx, to, body{Kind: kindOffer, Link: ol.id, Gen: ol.gen, SDP: sdp, Streams: streams}, log)
+	l.sendLogged(octx, to, body{Kind: kindOffer, Link: lk.id, Gen: lk.gen, SDP: sdp, Streams: streams, Recv: recv}, log)
 }
 
 func (l *Links) onAnswer(ctx context.Context, to string, b body, log *slog.Logger) {
-	ol := l.out[to]
-	if ol == nil || ol.id != b.Link || ol.gen != b.Gen || !ol.waiting {
+	lk := l.links[to]
+	if lk == nil || !lk.offerer || lk.id != b.Link || lk.gen != b.Gen || !lk.waiting {
 		return // an answer to an offer since replaced
 	}
-	ol.waiting = false
-	if err := ol.relay.SetAnswer(b.SDP); err != nil {
+	lk.waiting = false
+	if err := lk.relay.SetAnswer(b.SDP); err != nil {
 		log.Warn("cascade: answer refused", "err", err)
 		return
 	}
-	if ol.dirty {
-		l.negotiate(ctx, to, ol, log)
+	if lk.dirty {
+		l.negotiate(ctx, to, lk, log)
 	}
 }
 
@@ -386,7 +419,7 @@ func (l *Links) sendLogged(ctx context.Context, to string, b body, log *slog.Log
 	}
 }
 
-// ---- receiving side ----
+// ---- receiving ----
 
 // Pull returns this node's publisher of stream, published on node, and the func that releases it
 // (call it once, when the subscription ends). The first pull of a stream asks node for it and waits
@@ -396,16 +429,16 @@ func (l *Links) Pull(ctx context.Context, node, stream string) (*sfu.Publisher, 
 		return nil, nil, errors.New("cascade: a stream of this node is not pulled")
 	}
 	l.mu.Lock()
-	il := l.in[node]
-	if il == nil {
-		il = &inLink{pulls: map[string]*pull{}}
-		l.in[node] = il
+	pulls := l.pulls[node]
+	if pulls == nil {
+		pulls = map[string]*pull{}
+		l.pulls[node] = pulls
 	}
-	p := il.pulls[stream]
+	p := pulls[stream]
 	first := p == nil
 	if first {
 		p = &pull{ready: make(chan struct{})}
-		il.pulls[stream] = p
+		pulls[stream] = p
 	}
 	p.refs++
 	l.mu.Unlock()
@@ -438,13 +471,15 @@ func (l *Links) Pull(ctx context.Context, node, stream string) (*sfu.Publisher, 
 func (l *Links) release(node, stream string, p *pull) {
 	l.mu.Lock()
 	p.refs--
-	il := l.in[node]
-	if p.refs > 0 || il == nil || il.pulls[stream] != p {
+	if p.refs > 0 || l.pulls[node][stream] != p {
 		l.mu.Unlock()
 		return
 	}
-	delete(il.pulls, stream)
-	relay := il.relay
+	delete(l.pulls[node], stream)
+	var relay *sfu.Relay
+	if lk := l.links[node]; lk != nil {
+		relay = lk.relay
+	}
 	failed := p.err != nil
 	l.mu.Unlock()
 	if relay != nil {
@@ -463,150 +498,163 @@ func (l *Links) release(node, stream string, p *pull) {
 func (l *Links) fail(node, stream string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	il := l.in[node]
-	if il == nil {
-		return
-	}
-	if p := il.pulls[stream]; p != nil && !p.done {
+	if p := l.pulls[node][stream]; p != nil && !p.done {
 		p.err, p.done = fmt.Errorf("cascade: node %s cannot send stream %s: %w", node, stream, err), true
 		close(p.ready)
-		delete(il.pulls, stream)
+		delete(l.pulls[node], stream)
 	}
 }
 
-func (l *Links) onOffer(ctx context.Context, from string, b body, log *slog.Logger) {
+// waiting returns the pull of stream from node that still waits for its publisher, or nil.
+func (l *Links) waiting(node, stream string) *pull {
 	l.mu.Lock()
-	il := l.in[from]
-	if il == nil {
-		il = &inLink{pulls: map[string]*pull{}}
-		l.in[from] = il
+	defer l.mu.Unlock()
+	if p := l.pulls[node][stream]; p != nil && !p.done {
+		return p
 	}
-	var stale *sfu.RelayIn
-	if il.id != b.Link {
-		// A new link: the sending node closed the old one (or restarted).
-		stale, il.relay, il.id = il.relay, nil, b.Link
+	return nil
+}
+
+// ready ends the wait of pulls: each gets its publisher or err.
+func (l *Links) ready(ps map[*pull]*sfu.Publisher, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for p, pub := range ps {
+		if p.done {
+			continue
+		}
+		p.pub = pub
+		if pub == nil && err == nil {
+			err = errors.New("cascade: the stream could not be received")
+		}
+		if pub == nil || err != nil {
+			p.err = err
+		}
+		p.done = true
+		close(p.ready)
 	}
-	relay := il.relay
-	l.mu.Unlock()
-	if stale != nil {
-		stale.Close()
+}
+
+// onSend: the answering end of our link with from sends stream; this end, which offers, adds the
+// m-lines it comes on.
+func (l *Links) onSend(ctx context.Context, from string, b body, log *slog.Logger) {
+	p := l.waiting(from, b.Stream)
+	if p == nil || !l.offers(from) {
+		return // released meanwhile: our drop is on its way
 	}
-	if relay == nil {
+	lk, err := l.linkTo(from, log)
+	if err != nil {
+		l.fail(from, b.Stream, err)
+		return
+	}
+	pub, err := lk.relay.Expect(b.Stream, b.Streams[b.Stream])
+	l.ready(map[*pull]*sfu.Publisher{p: pub}, err)
+	if err != nil {
+		return
+	}
+	l.negotiate(ctx, from, lk, log)
+}
+
+func (l *Links) onOffer(ctx context.Context, from string, b body, log *slog.Logger) {
+	lk := l.links[from]
+	if l.offers(from) {
+		log.Warn("cascade: an offer from a node this one offers to", "link", b.Link)
+		return
+	}
+	if lk != nil && lk.id != "" && lk.id != b.Link {
+		// A new link: the offering end closed the old one (or restarted).
+		l.forget(from, lk)
+		lk = nil
+	}
+	if lk == nil {
 		var err error
-		if relay, err = l.sfu.NewRelayIn(l.log.With("peer", from), l.watch(from, b.Link, false, log)); err != nil {
+		if lk, err = l.linkTo(from, log); err != nil {
 			log.Warn("cascade: link refused", "err", err)
 			return
 		}
+	}
+	if lk.id == "" {
 		l.mu.Lock()
-		il.relay = relay
+		lk.id = b.Link
 		l.mu.Unlock()
 	}
-	var ready []*pull
-	l.mu.Lock()
+	ready := map[*pull]*sfu.Publisher{}
+	var expectErr error
 	for stream, codecs := range b.Streams {
-		p := il.pulls[stream]
-		if p == nil || p.done {
+		p := l.waiting(from, stream)
+		if p == nil {
 			continue
 		}
-		pub, err := relay.Expect(stream, codecs)
+		pub, err := lk.relay.Expect(stream, codecs)
 		if err != nil {
-			p.err = err
+			expectErr = err
 		}
-		p.pub = pub
-		ready = append(ready, p)
+		ready[p] = pub
 	}
-	l.mu.Unlock()
 	actx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	sdp, err := relay.Answer(actx, b.SDP)
+	sdp, err := lk.relay.Answer(actx, b.SDP, b.Recv)
 	if err != nil {
 		log.Warn("cascade: offer refused", "err", err)
 	} else {
 		l.sendLogged(actx, from, body{Kind: kindAnswer, Link: b.Link, Gen: b.Gen, SDP: sdp}, log)
 	}
-	l.mu.Lock()
-	for _, p := range ready {
-		if err != nil && p.err == nil {
-			p.err = err
-		}
-		if !p.done {
-			p.done = true
-			close(p.ready)
-		}
+	if err == nil {
+		err = expectErr
 	}
-	l.mu.Unlock()
+	l.ready(ready, err)
 }
 
-func (l *Links) onClose(from, link string) {
-	l.mu.Lock()
-	il := l.in[from]
-	if il == nil || il.id != link {
-		l.mu.Unlock()
-		return
-	}
-	relay := il.relay
-	il.relay, il.id = nil, ""
-	l.mu.Unlock()
-	if relay != nil {
-		relay.Close()
+func (l *Links) onClose(from, id string) {
+	if lk := l.links[from]; lk != nil && lk.id == id && id != "" {
+		l.forget(from, lk)
 	}
 }
 
 // watch returns a link's state callback: a link that fails or closes is reported to Run.
-func (l *Links) watch(node, id string, out bool, log *slog.Logger) func(string) {
+func (l *Links) watch(node string, lk *link, log *slog.Logger) func(string) {
 	return func(st string) {
-		log.Debug("cascade: link state", "state", st, "link", id)
+		log.Debug("cascade: link state", "state", st)
 		// closed: the other end closed it (a node shutting down), or we did (then the link is
 		// forgotten already and this is ignored).
 		if st == "failed" || st == "closed" {
 			select {
-			case l.failed <- linkEnd{node, id, out}:
+			case l.failed <- linkEnd{node, lk}:
 			default:
 			}
 		}
 	}
 }
 
-// onFailed forgets a failed link. Sending end: its streams stop (the other node pulls again if it
-// is still there). Receiving end: its streams here stop, and the next subscriber to one of them
-// pulls it anew.
+// onFailed forgets a failed link: the streams it carried stop both ways. The other node pulls
+// again if it is still there; here, the next subscriber to one of them pulls it anew.
 func (l *Links) onFailed(ctx context.Context, f linkEnd) {
-	log := l.log.With("peer", f.node, "link", f.id)
-	if f.out {
-		if ol := l.out[f.node]; ol != nil && ol.id == f.id {
-			l.forgetOut(f.node, ol)
-			l.sendLogged(ctx, f.node, body{Kind: kindClose, Link: ol.id}, log)
-			log.Warn("cascade: link failed; its streams stopped crossing", "streams", len(ol.streams))
-		}
+	if l.links[f.node] != f.lk {
 		return
 	}
-	l.mu.Lock()
-	il := l.in[f.node]
-	if il == nil || il.id != f.id {
-		l.mu.Unlock()
-		return
+	log := l.log.With("peer", f.node, "link", f.lk.id)
+	l.forget(f.node, f.lk)
+	if f.lk.id != "" {
+		l.sendLogged(ctx, f.node, body{Kind: kindClose, Link: f.lk.id}, log)
 	}
-	relay := il.relay
-	il.relay, il.id = nil, ""
-	for stream, p := range il.pulls {
-		if p.done {
-			delete(il.pulls, stream) // its subscribers keep a publisher that gets nothing more
-		}
-	}
-	l.mu.Unlock()
-	if relay != nil {
-		relay.Close()
-	}
-	log.Warn("cascade: link failed; the streams it brought stopped")
+	log.Warn("cascade: link failed; its streams stopped crossing", "sent", len(f.lk.sends))
 }
 
-// forgetOut closes the sending link to node and keeps its counts.
-func (l *Links) forgetOut(node string, ol *outLink) {
+// forget closes the link with node, keeps its counts, and forgets the streams it brought (their
+// subscribers keep a publisher that gets nothing more; a new subscriber pulls anew).
+func (l *Links) forget(node string, lk *link) {
 	l.mu.Lock()
-	delete(l.out, node)
+	if l.links[node] == lk {
+		delete(l.links, node)
+	}
+	for stream, p := range l.pulls[node] {
+		if p.done {
+			delete(l.pulls[node], stream)
+		}
+	}
 	l.mu.Unlock()
-	ol.relay.Close()
-	st := ol.relay.Stats()
+	lk.relay.Close()
+	st := lk.relay.Stats()
 	l.mu.Lock()
 	t := l.sent[node]
 	t.Packets += st.Packets
@@ -618,26 +666,21 @@ func (l *Links) forgetOut(node string, ol *outLink) {
 // closeAll ends every link (Run's end).
 func (l *Links) closeAll() {
 	l.mu.Lock()
-	out, in := l.out, l.in
-	l.out, l.in = map[string]*outLink{}, map[string]*inLink{}
+	links := l.links
+	l.links = map[string]*link{}
 	l.mu.Unlock()
-	for _, ol := range out {
-		ol.relay.Close()
-	}
-	for _, il := range in {
-		if il.relay != nil {
-			il.relay.Close()
-		}
+	for _, lk := range links {
+		lk.relay.Close()
 	}
 }
 
-// LinkStats are the links this node sends on to one node.
+// LinkStats are what this node sends to one node.
 type LinkStats struct {
 	Node string
-	// Live is set while a link to Node is open.
+	// Live is set while a link to Node carries streams of this node.
 	Live bool
-	// Streams and Tracks are what the live link carries now (0 when there is none); Packets and
-	// Bytes count everything sent to Node since start.
+	// Streams and Tracks are what the link carries from this node now (0 when nothing); Packets
+	// and Bytes count everything sent to Node since start.
 	Streams int
 	sfu.RelayStats
 }
@@ -646,15 +689,21 @@ type LinkStats struct {
 func (l *Links) Stats() []LinkStats {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]LinkStats, 0, len(l.out))
-	for node, ol := range l.out {
-		st := LinkStats{Node: node, Live: true, Streams: len(ol.relay.Streams()), RelayStats: ol.relay.Stats()}
+	out := make([]LinkStats, 0, len(l.links))
+	listed := map[string]bool{}
+	for node, lk := range l.links {
+		st := LinkStats{Node: node, RelayStats: lk.relay.Stats()}
+		st.Streams = len(lk.relay.Streams())
+		st.Live = st.Tracks > 0
 		st.Packets += l.sent[node].Packets
 		st.Bytes += l.sent[node].Bytes
-		out = append(out, st)
+		if st.Live || st.Packets > 0 {
+			out = append(out, st)
+			listed[node] = true
+		}
 	}
 	for node, t := range l.sent {
-		if l.out[node] == nil {
+		if !listed[node] && t.Packets > 0 {
 			out = append(out, LinkStats{Node: node, RelayStats: t})
 		}
 	}

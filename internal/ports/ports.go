@@ -140,7 +140,7 @@ func (r Report) finish(cfg *config.Config, mediaNotes []string) Report {
 		r.Rows = append(r.Rows, redisRows(cfg.Cluster.RedisURL, cfg.Cluster.NodeID)...)
 		// The links ride the media port: no port of their own to open between nodes.
 		r.Rows = append(r.Rows, Row{fmt.Sprint(cfg.Media.Port), "UDP", "between nodes", "the media port's addresses", "the other Parley nodes of the cluster",
-			"inter-node media links (cascading): each stream crosses once per node pair with subscribers, one DTLS-SRTP PeerConnection per ordered node pair",
+			"inter-node media links (cascading): each stream crosses once per node pair with subscribers, one DTLS-SRTP PeerConnection per node pair",
 			"signalling over Redis signed with HMAC-SHA256 keyed from OPENVIDU_SECRET, DTLS fingerprints inside it; media encrypted with SRTP"})
 	}
 	for _, s := range cfg.IceServers {

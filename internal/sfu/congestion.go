@@ -596,11 +596,8 @@ func (g *videoGate) nackable(out uint16) (uint16, bool) {
 // adapt runs the subscription's congestion tick (once a second, from the sender-report goroutine)
 // and applies what it decided.
 func (sub *Subscriber) adapt(now time.Time) {
-	if sub.relayed {
-		// An inter-node link carries the stream for every subscriber of the other node, each of
-		// which that node adapts on its own link; pausing the link would take video from them all
-		// (seen: a link paused at 81 % reported loss, and nobody on the other node saw video).
-		return
+	if sub.cc == nil {
+		return // an inter-node link's: nothing to adapt (relay.go)
 	}
 	in := ccInput{now: now, fraction: sub.cc.fraction.Load(), reportAt: sub.cc.reportAt.Load(), rtt: time.Duration(sub.cc.rtt.Load())}
 	var video *downTrack

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,13 +13,27 @@ import (
 )
 
 // Inter-node links (cascading, internal/cascade): a stream published on node A and subscribed on
-// node B crosses A→B once, on one PeerConnection per ordered node pair, whatever the number of its
-// subscribers on B. On A the link is a subscriber of each stream it carries (RelayOut), with the
-// subscriber's feedback handling: NACKs answered from the publisher's retransmission buffer, PLIs
-// passed to the publisher through its merged, rate-bounded keyframe requests. On B each stream is a
-// publisher (RelayIn), like an ingested one, whose subscribers are B's participants; B's own
-// feedback (its NACK generator and receiver reports) goes back over the link. The PeerConnections
-// are ordinary DTLS-SRTP ones on the media port; internal/cascade authenticates their signalling.
+// node B crosses A→B once, whatever the number of its subscribers on B, on the one PeerConnection
+// the two nodes share (Relay), which carries both directions.
+//
+// One PeerConnection per node pair, not one per direction: a node's media all goes through one
+// UDP port per address, demultiplexed by the remote address (pion's UDP mux), so two
+// PeerConnections between the same two nodes' addresses cannot be told apart. Their packets went
+// to either, half of each stream failing SRTP authentication in the wrong one (the two-node browser
+// test lost ~50 % of each stream when both nodes sent).
+//
+// One end always offers (the cascade picks it: the lower node id), so the two never offer at
+// once. Streams the offering end sends get sendonly m-lines it adds (Add); streams it receives get
+// recvonly m-lines it adds (Expect), on which the answering end puts its tracks (Answer).
+//
+// On the sending end each stream is a subscription of the link (the stream's top layer only: the
+// other node's subscribers share it) with no congestion state: the other node adapts each of its
+// own subscribers, and pausing the link would take the video from all of them. It answers NACKs
+// from the publisher's retransmission buffer, bounded by the once-per-round-trip and age rules
+// only (the link is between our own nodes), and passes PLIs to the publisher through its merged,
+// rate-bounded keyframe requests. On the receiving end each stream is a local publisher, like an
+// ingested one, whose subscribers are that node's participants; its NACK generator and receiver
+// reports go back over the link. internal/cascade authenticates the signalling.
 
 // RelayCodec is the codec of one track of a relayed stream, as the sending node tells the
 // receiving one, so the receiving node's publisher exists, with its codecs, before media arrives.
@@ -34,36 +49,49 @@ func (c RelayCodec) capability() webrtc.RTPCodecCapability {
 	return webrtc.RTPCodecCapability{MimeType: c.MimeType, ClockRate: c.ClockRate, Channels: c.Channels, SDPFmtpLine: c.Fmtp}
 }
 
-// RelayOut is the sending end of a link: the streams of this node that one other node subscribes
-// to. Add and Remove change what it carries; Offer and SetAnswer negotiate the change.
-type RelayOut struct {
-	s   *SFU
-	pc  *webrtc.PeerConnection
-	log *slog.Logger
+// Relay is this node's end of the link with one other node.
+type Relay struct {
+	s       *SFU
+	pc      *webrtc.PeerConnection
+	log     *slog.Logger
+	offerer bool
 
-	mu      sync.Mutex
-	streams map[string]*relayedOut
+	// mu is taken before the PeerConnection's own locks (adding and listing transceivers run
+	// under it); pion's callbacks take it while holding none of theirs.
+	mu     sync.Mutex
+	out    map[string]*relayedOut // the streams this node sends
+	in     map[string]*relayedIn  // the streams it receives
+	closed bool
 	// gone are the counts of the streams taken off, so Stats' counters never go back.
 	gone RelayStats
+	wg   sync.WaitGroup // the received tracks' read loops
 }
 
 type relayedOut struct {
 	sub     *Subscriber
-	senders []*webrtc.RTPSender
+	senders []*webrtc.RTPSender // nil on the answering end until an offer gives it m-lines
 	codecs  []RelayCodec
 	started bool
 }
 
-// NewRelayOut creates the sending end of a link; onState (optional) is told its connection states.
-func (s *SFU) NewRelayOut(log *slog.Logger, onState func(string)) (*RelayOut, error) {
+type relayedIn struct {
+	pub *Publisher
+	// trs are the recvonly transceivers the offering end added for the stream, by kind.
+	trs []*webrtc.RTPTransceiver
+}
+
+// NewRelay creates this node's end of a link; offerer says whether it makes the offers. onState
+// (optional) is told the connection's states.
+func (s *SFU) NewRelay(log *slog.Logger, offerer bool, onState func(string)) (*Relay, error) {
 	if log == nil {
 		log = s.log
 	}
-	pc, err := s.subAPI.NewPeerConnection(webrtc.Configuration{})
+	pc, err := s.relayAPI.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, err
 	}
-	r := &RelayOut{s: s, pc: pc, log: log, streams: map[string]*relayedOut{}}
+	r := &Relay{s: s, pc: pc, log: log, offerer: offerer, out: map[string]*relayedOut{}, in: map[string]*relayedIn{}}
+	pc.OnTrack(r.onTrack)
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			r.requestKeyframes()
@@ -75,10 +103,10 @@ func (s *SFU) NewRelayOut(log *slog.Logger, onState func(string)) (*RelayOut, er
 	return r, nil
 }
 
-func (r *RelayOut) requestKeyframes() {
+func (r *Relay) requestKeyframes() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, o := range r.streams {
+	for _, o := range r.out {
 		if o.started {
 			for _, d := range o.sub.downs {
 				d.requestKeyframe(true)
@@ -87,9 +115,12 @@ func (r *RelayOut) requestKeyframes() {
 	}
 }
 
-// Add puts pub's tracks on the link as stream id, from the next negotiation on, and returns their
-// codecs. A stream the link carries already keeps its tracks.
-func (r *RelayOut) Add(id string, pub *Publisher) ([]RelayCodec, error) {
+// ---- sending ----
+
+// Add puts pub's tracks on the link as stream id and returns their codecs: on the offering end in
+// m-lines of its next offer, on the answering end on the m-lines the next offer names for it
+// (Answer). A stream the link carries already keeps its tracks.
+func (r *Relay) Add(id string, pub *Publisher) ([]RelayCodec, error) {
 	pub.mu.Lock()
 	audio, video, closed := pub.audio, pub.video, pub.closed
 	pub.mu.Unlock()
@@ -98,31 +129,46 @@ func (r *RelayOut) Add(id string, pub *Publisher) ([]RelayCodec, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if o := r.streams[id]; o != nil {
+	if r.closed {
+		return nil, errors.New("link closed")
+	}
+	if o := r.out[id]; o != nil {
 		return o.codecs, nil
 	}
-	// The top layer of a simulcast stream only: the receiving node's subscribers share it.
-	sub, senders, err := r.s.subscriberOn(r.pc, audio, video, nil, SubscribeRequest{StreamID: id, Log: r.log}, true)
-	if err != nil {
-		return nil, err
-	}
-	sub.relayed = true
-	o := &relayedOut{sub: sub, senders: senders}
+	sub := &Subscriber{sfu: r.s, pc: r.pc, log: r.log, srSlice: r.s.srNext.Add(1) % srSlices, relayed: true}
+	o := &relayedOut{sub: sub}
 	for _, f := range []*forwarder{audio, video} {
-		if f != nil {
-			o.codecs = append(o.codecs, RelayCodec{Kind: f.kind.String(), MimeType: f.codec.MimeType, ClockRate: f.codec.ClockRate,
-				Channels: f.codec.Channels, Fmtp: f.codec.SDPFmtpLine})
+		if f == nil {
+			continue
 		}
+		tr, err := newBoundTrack(f.codec, f.kind.String(), id)
+		if err != nil {
+			return nil, err
+		}
+		if r.offerer {
+			t, err := r.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				for _, snd := range o.senders {
+					_ = r.pc.RemoveTrack(snd)
+				}
+				return nil, err
+			}
+			o.senders = append(o.senders, t.Sender())
+		}
+		// Ungated, with no congestion state (see the top of this file).
+		sub.downs = append(sub.downs, &downTrack{fwd: f, track: tr, sub: sub})
+		o.codecs = append(o.codecs, RelayCodec{Kind: f.kind.String(), MimeType: f.codec.MimeType, ClockRate: f.codec.ClockRate,
+			Channels: f.codec.Channels, Fmtp: f.codec.SDPFmtpLine})
 	}
-	r.streams[id] = o
+	r.out[id] = o
 	return o.codecs, nil
 }
 
-// Remove takes stream id off the link, from the next negotiation on.
-func (r *RelayOut) Remove(id string) {
+// Remove takes stream id off the link. Its m-lines stay, unused, in later negotiations.
+func (r *Relay) Remove(id string) {
 	r.mu.Lock()
-	o := r.streams[id]
-	delete(r.streams, id)
+	o := r.out[id]
+	delete(r.out, id)
 	if o != nil {
 		for _, d := range o.sub.downs {
 			r.gone.Packets += d.sent.Load()
@@ -139,18 +185,18 @@ func (r *RelayOut) Remove(id string) {
 	o.sub.Close()
 }
 
-// Streams returns the ids of the streams the link carries.
-func (r *RelayOut) Streams() []string {
+// Streams returns the ids of the streams this end sends.
+func (r *Relay) Streams() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.streams))
-	for id := range r.streams {
+	out := make([]string, 0, len(r.out))
+	for id := range r.out {
 		out = append(out, id)
 	}
 	return out
 }
 
-// RelayStats are a link's counters.
+// RelayStats are a link's counters of what this end sends.
 type RelayStats struct {
 	// Tracks is the number of tracks the link sends.
 	Tracks int
@@ -159,12 +205,12 @@ type RelayStats struct {
 	Packets, Bytes uint64
 }
 
-// Stats returns the link's counters.
-func (r *RelayOut) Stats() RelayStats {
+// Stats returns the counters of what this end sends.
+func (r *Relay) Stats() RelayStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.gone
-	for _, o := range r.streams {
+	for _, o := range r.out {
 		for _, d := range o.sub.downs {
 			st.Tracks++
 			st.Packets += d.sent.Load()
@@ -174,37 +220,10 @@ func (r *RelayOut) Stats() RelayStats {
 	return st
 }
 
-// Offer returns our complete offer for what the link carries now.
-func (r *RelayOut) Offer(ctx context.Context) (string, error) {
-	o, err := r.pc.CreateOffer(nil)
-	if err != nil {
-		return "", err
-	}
-	gathered := webrtc.GatheringCompletePromise(r.pc)
-	if err := r.pc.SetLocalDescription(o); err != nil {
-		return "", err
-	}
-	t := time.NewTimer(gatherTimeout)
-	defer t.Stop()
-	select {
-	case <-gathered:
-	case <-t.C:
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
-	return r.pc.LocalDescription().SDP, nil
-}
-
-// SetAnswer applies the other node's answer; the streams it now receives start.
-func (r *RelayOut) SetAnswer(answer string) error {
-	if err := r.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		return fmt.Errorf("%w: %v", ErrSDP, err)
-	}
-	connected := r.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, o := range r.streams {
-		if o.started {
+// startOut starts the streams whose m-lines have been negotiated. Called with r.mu held.
+func (r *Relay) startOut(connected bool) {
+	for _, o := range r.out {
+		if o.started || len(o.senders) != len(o.sub.downs) {
 			continue
 		}
 		o.started = true
@@ -216,66 +235,105 @@ func (r *RelayOut) SetAnswer(answer string) error {
 			}
 		}
 	}
-	return nil
 }
 
-// Close ends the link and every stream on it.
-func (r *RelayOut) Close() {
+// ---- receiving ----
+
+// Expect makes the local publisher of stream id, with codecs, before media arrives; on the
+// offering end it also adds the stream's recvonly m-lines to its next offer. A stream expected
+// already keeps its publisher.
+func (r *Relay) Expect(id string, codecs []RelayCodec) (*Publisher, error) {
 	r.mu.Lock()
-	streams := r.streams
-	r.streams = map[string]*relayedOut{}
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("link closed")
+	}
+	if in := r.in[id]; in != nil {
+		return in.pub, nil
+	}
+	p := &Publisher{sfu: r.s, log: r.log, stop: make(chan struct{}), relayed: true}
+	in := &relayedIn{pub: p}
+	for _, c := range codecs {
+		var kind webrtc.RTPCodecType
+		switch c.Kind {
+		case webrtc.RTPCodecTypeVideo.String():
+			if p.video != nil {
+				continue
+			}
+			kind = webrtc.RTPCodecTypeVideo
+			p.video = newForwarder(kind, c.capability(), r.log)
+		case webrtc.RTPCodecTypeAudio.String():
+			if p.audio != nil {
+				continue
+			}
+			kind = webrtc.RTPCodecTypeAudio
+			p.audio = newForwarder(kind, c.capability(), r.log)
+		default:
+			continue
+		}
+		if !r.offerer {
+			continue
+		}
+		t, err := r.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+		if err != nil {
+			return nil, err
+		}
+		if pc, ok := relayCodec(c); ok {
+			// One codec per m-line: the sending end's track binds to it.
+			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{pc}); err != nil {
+				return nil, fmt.Errorf("%w: %v", ErrSDP, err)
+			}
+		}
+		in.trs = append(in.trs, t)
+	}
+	if p.audio == nil && p.video == nil {
+		return nil, fmt.Errorf("%w: stream %s has no audio or video", ErrSDP, id)
+	}
+	r.in[id] = in
+	r.s.track(p, nil)
+	return p, nil
+}
+
+// relayCodec is our registered codec matching c.
+func relayCodec(c RelayCodec) (webrtc.RTPCodecParameters, bool) {
+	if strings.EqualFold(c.MimeType, opus.MimeType) {
+		return opus, true
+	}
+	for _, v := range videoCodecs {
+		if strings.EqualFold(v.MimeType, c.MimeType) && fmtpCompatible(v.MimeType, v.SDPFmtpLine, c.Fmtp) {
+			return v, true
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// Drop closes stream id's publisher (its last subscriber here left).
+func (r *Relay) Drop(id string) {
+	r.mu.Lock()
+	in := r.in[id]
+	delete(r.in, id)
 	r.mu.Unlock()
-	_ = r.pc.Close()
-	for _, o := range streams {
-		o.sub.Close()
+	if in != nil {
+		in.pub.Close()
 	}
-}
-
-// RelayIn is the receiving end of a link: the other node's streams, each a local publisher.
-type RelayIn struct {
-	s   *SFU
-	pc  *webrtc.PeerConnection
-	log *slog.Logger
-
-	mu     sync.Mutex
-	pubs   map[string]*Publisher
-	closed bool
-	wg     sync.WaitGroup // the tracks' read loops
-}
-
-// NewRelayIn creates the receiving end of a link; onState (optional) is told its connection states.
-func (s *SFU) NewRelayIn(log *slog.Logger, onState func(string)) (*RelayIn, error) {
-	if log == nil {
-		log = s.log
-	}
-	pc, err := s.pubAPI.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		return nil, err
-	}
-	r := &RelayIn{s: s, pc: pc, log: log, pubs: map[string]*Publisher{}}
-	pc.OnTrack(r.onTrack)
-	if onState != nil {
-		pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) { onState(st.String()) })
-	}
-	return r, nil
 }
 
 // onTrack feeds a track of the link to its stream's publisher until the track ends (the sending
 // node took it off) or the link closes. A publisher closed meanwhile still takes the packets, with
 // nobody attached, until then.
-func (r *RelayIn) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+func (r *Relay) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	r.mu.Lock()
-	p := r.pubs[tr.StreamID()]
-	if r.closed || p == nil {
+	in := r.in[tr.StreamID()]
+	if r.closed || in == nil {
 		r.mu.Unlock()
 		return
 	}
 	r.wg.Add(1)
 	r.mu.Unlock()
 	defer r.wg.Done()
-	f := p.audio
+	f := in.pub.audio
 	if tr.Kind() == webrtc.RTPCodecTypeVideo {
-		f = p.video
+		f = in.pub.video
 	}
 	if f == nil {
 		return
@@ -286,67 +344,136 @@ func (r *RelayIn) onTrack(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	f.run(tr)
 }
 
-// Expect makes the local publisher of stream id, with codecs, before the offer that carries it;
-// a stream expected already keeps its publisher.
-func (r *RelayIn) Expect(id string, codecs []RelayCodec) (*Publisher, error) {
+// ---- negotiation ----
+
+// Offer returns the offering end's complete offer for what the link carries now, and the m-lines
+// (mids) on which the answering end is to send each stream this end expects.
+func (r *Relay) Offer(ctx context.Context) (string, map[string][]string, error) {
+	if !r.offerer {
+		return "", nil, errors.New("the answering end of a link does not offer")
+	}
+	o, err := r.pc.CreateOffer(nil)
+	if err != nil {
+		return "", nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(r.pc)
+	if err := r.pc.SetLocalDescription(o); err != nil {
+		return "", nil, err
+	}
+	t := time.NewTimer(gatherTimeout)
+	defer t.Stop()
+	select {
+	case <-gathered:
+	case <-t.C:
+	case <-ctx.Done():
+		return "", nil, ctx.Err()
+	}
+	recv := map[string][]string{}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return nil, errors.New("link closed")
-	}
-	if p := r.pubs[id]; p != nil {
-		return p, nil
-	}
-	p := &Publisher{sfu: r.s, log: r.log, stop: make(chan struct{}), relayed: true}
-	for _, c := range codecs {
-		switch c.Kind {
-		case webrtc.RTPCodecTypeVideo.String():
-			if p.video == nil {
-				p.video = newForwarder(webrtc.RTPCodecTypeVideo, c.capability(), r.log)
-			}
-		case webrtc.RTPCodecTypeAudio.String():
-			if p.audio == nil {
-				p.audio = newForwarder(webrtc.RTPCodecTypeAudio, c.capability(), r.log)
-			}
+	for id, in := range r.in {
+		for _, t := range in.trs {
+			recv[id] = append(recv[id], t.Mid())
 		}
 	}
-	if p.audio == nil && p.video == nil {
-		return nil, fmt.Errorf("%w: stream %s has no audio or video", ErrSDP, id)
-	}
-	r.pubs[id] = p
-	r.s.track(p, nil)
-	return p, nil
-}
-
-// Drop closes stream id's publisher (its last subscriber here left).
-func (r *RelayIn) Drop(id string) {
-	r.mu.Lock()
-	p := r.pubs[id]
-	delete(r.pubs, id)
 	r.mu.Unlock()
-	if p != nil {
-		p.Close()
-	}
+	return r.pc.LocalDescription().SDP, recv, nil
 }
 
-// Answer applies the sending node's offer and returns our complete answer.
-func (r *RelayIn) Answer(ctx context.Context, offer string) (string, error) {
+// SetAnswer applies the answering end's answer; the streams this end sends start.
+func (r *Relay) SetAnswer(answer string) error {
+	if err := r.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		return fmt.Errorf("%w: %v", ErrSDP, err)
+	}
+	connected := r.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.startOut(connected)
+	return nil
+}
+
+// Answer applies the offering end's offer, puts each stream this end sends (Add) on the m-lines
+// send names for it, and returns our complete answer; those streams start.
+func (r *Relay) Answer(ctx context.Context, offer string, send map[string][]string) (string, error) {
+	if r.offerer {
+		return "", errors.New("the offering end of a link does not answer")
+	}
 	if err := r.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("%w: %v", ErrSDP, err)
 	}
-	return answer(ctx, r.pc)
+	r.mu.Lock()
+	for id, mids := range send {
+		if o := r.out[id]; o != nil && o.senders == nil {
+			if err := r.attach(o, mids); err != nil {
+				r.log.Warn("cascade: a stream could not be put on the link", "stream", id, "err", err)
+			}
+		}
+	}
+	r.mu.Unlock()
+	ans, err := answer(ctx, r.pc)
+	if err != nil {
+		return "", err
+	}
+	connected := r.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	r.mu.Lock()
+	r.startOut(connected)
+	r.mu.Unlock()
+	return ans, nil
 }
 
-// Close ends the link and closes every stream's publisher.
-func (r *RelayIn) Close() {
+// attach puts o's tracks on the offered recvonly m-lines mids, one per track, by kind. Called
+// with r.mu held.
+func (r *Relay) attach(o *relayedOut, mids []string) error {
+	byMid := map[string]*webrtc.RTPTransceiver{}
+	for _, t := range r.pc.GetTransceivers() {
+		byMid[t.Mid()] = t
+	}
+	var senders []*webrtc.RTPSender
+	used := map[string]bool{}
+	for _, d := range o.sub.downs {
+		var t *webrtc.RTPTransceiver
+		for _, mid := range mids {
+			if c := byMid[mid]; c != nil && !used[mid] && c.Kind() == d.fwd.kind && c.Sender() == nil {
+				t = c
+				used[mid] = true
+				break
+			}
+		}
+		if t == nil {
+			return fmt.Errorf("no offered %s m-line among %v", d.fwd.kind, mids)
+		}
+		snd, err := r.s.relayAPI.NewRTPSender(d.track, r.pc.SCTP().Transport())
+		if err != nil {
+			return err
+		}
+		if err := t.SetSender(snd, d.track); err != nil {
+			_ = snd.Stop()
+			return err
+		}
+		senders = append(senders, snd)
+	}
+	o.senders = senders
+	return nil
+}
+
+// Close ends the link: every stream it sends and every publisher it feeds.
+func (r *Relay) Close() {
 	r.mu.Lock()
 	r.closed = true
-	pubs := r.pubs
-	r.pubs = map[string]*Publisher{}
+	out, in := r.out, r.in
+	r.out, r.in = map[string]*relayedOut{}, map[string]*relayedIn{}
+	for _, o := range out {
+		for _, d := range o.sub.downs {
+			r.gone.Packets += d.sent.Load()
+			r.gone.Bytes += d.bytes.Load()
+		}
+	}
 	r.mu.Unlock()
 	_ = r.pc.Close()
+	for _, o := range out {
+		o.sub.Close()
+	}
 	r.wg.Wait()
-	for _, p := range pubs {
-		p.Close()
+	for _, p := range in {
+		p.pub.Close()
 	}
 }

@@ -63,7 +63,10 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	if r.recent == nil {
 		r.recent, r.buf, r.rtxBuf = new([rtxHistory]rtxEntry), make([]byte, 1500), make([]byte, 1502)
 	}
-	rtt := time.Duration(d.cc.rtt.Load())
+	var rtt time.Duration
+	if d.cc != nil {
+		rtt = time.Duration(d.cc.rtt.Load())
+	}
 	if rtt == 0 {
 		rtt = defaultRTT
 	}
@@ -72,7 +75,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
 			d.nacks.Add(1)
-			in, ok := out, true
+			in, ok := out+uint16(d.seqOffN.Load()), true
 			if d.gated {
 				if d.cc.probeLoss(out, d.padded.Load()) {
 					d.gate.probe.Store(false) // the link dropped the probe's padding: end it now
@@ -96,7 +99,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 			case nowNs-at > int64(maxRetransmitAge):
 				r.skipped[rtxSkipOld].Add(1)
 				continue
-			case d.cc.rtxBudget.Add(-int64(n)) < 0:
+			case d.cc != nil && d.cc.rtxBudget.Add(-int64(n)) < 0: // an inter-node link has no budget
 				r.skipped[rtxSkipBudget].Add(1)
 				continue
 			}

@@ -39,7 +39,7 @@ func (s *SFU) runSenderReports() {
 			if sub.srSlice == tick {
 				due = append(due, sub)
 			}
-			if sub.cc.probeWanted.Load() || sub.sc != nil {
+			if (sub.cc != nil && sub.cc.probeWanted.Load()) || sub.sc != nil {
 				probing = append(probing, sub)
 			}
 		}

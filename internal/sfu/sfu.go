@@ -77,6 +77,7 @@ type SFU struct {
 	tcpConns sync.Map
 	pubAPI   *webrtc.API
 	subAPI   *webrtc.API
+	relayAPI *webrtc.API // inter-node links (relay.go)
 	reg      registry
 	// net is the one interface table every ICE agent reads. Without it each PeerConnection lists
 	// the host's interfaces over netlink when it is created and keeps its own copy (≈ 7 KB each,
@@ -122,8 +123,10 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 			ReadBufferSize: 64,
 		})
 	}
-	if s.pubAPI, err = s.newAPI(true); err == nil {
-		s.subAPI, err = s.newAPI(false)
+	if s.pubAPI, err = s.newAPI(apiPublisher); err == nil {
+		if s.subAPI, err = s.newAPI(apiSubscriber); err == nil {
+			s.relayAPI, err = s.newAPI(apiRelay)
+		}
 	}
 	if err != nil {
 		_ = mux.Close()
@@ -163,16 +166,26 @@ func (s *SFU) Close() error {
 	return s.udpMux.Close()
 }
 
-// newAPI builds the pion stack for one direction. Publishers get a NACK generator and receiver
+// apiRole says which PeerConnections a pion stack is for.
+type apiRole int
+
+const (
+	apiPublisher apiRole = iota
+	apiSubscriber
+	apiRelay
+)
+
+// newAPI builds the pion stack for one role. Publishers get a NACK generator and receiver
 // reports; subscribers get no interceptor: their NACKs are answered from the publisher's shared
 // retransmission buffer (forwarder.ring), not from a copy per subscriber, and their sender reports
-// come from runSenderReports.
-func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
+// come from runSenderReports. An inter-node link carries both: it receives like a publisher
+// (without transport-wide feedback or simulcast) and sends like a subscriber (without RTX).
+func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := registerCodecs(m); err != nil {
 		return nil, err
 	}
-	if !publisher {
+	if role == apiSubscriber {
 		if err := registerRTX(m); err != nil {
 			return nil, err
 		}
@@ -187,7 +200,19 @@ func (s *SFU) newAPI(publisher bool) (*webrtc.API, error) {
 		}
 	}
 	reg := &interceptor.Registry{}
-	if publisher {
+	if role == apiRelay {
+		gen, err := nack.NewGeneratorInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		rr, err := report.NewReceiverInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		reg.Add(gen)
+		reg.Add(rr)
+	}
+	if role == apiPublisher {
 		// mid and rid header extensions: how the layers of a simulcast video are told apart
 		// (RFC 8852); without them pion cannot match the layers' SSRCs to the offer's rids.
 		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {

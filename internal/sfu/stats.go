@@ -100,7 +100,7 @@ func (s *SFU) Stats() Stats {
 	}
 	for sub := range s.reg.subs {
 		sub.addTo(&st)
-		if sub.cc.pause.Load() {
+		if sub.cc != nil && sub.cc.pause.Load() {
 			st.VideoPaused++
 		}
 	}
@@ -123,10 +123,12 @@ func (p *Publisher) addTo(st *Stats) {
 }
 
 func (sub *Subscriber) addTo(st *Stats) {
-	st.VideoPauses += sub.cc.pauses.Load()
-	st.VideoResumes += sub.cc.resumes.Load()
-	st.Probes += sub.cc.probes.Load()
-	st.ProbesPassed += sub.cc.probesPass.Load()
+	if sub.cc != nil {
+		st.VideoPauses += sub.cc.pauses.Load()
+		st.VideoResumes += sub.cc.resumes.Load()
+		st.Probes += sub.cc.probes.Load()
+		st.ProbesPassed += sub.cc.probesPass.Load()
+	}
 	for _, d := range sub.downs {
 		for i := range st.RetransmitSkipped {
 			st.RetransmitSkipped[i] += d.rtx.skipped[i].Load()

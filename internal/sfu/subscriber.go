@@ -46,7 +46,8 @@ type Subscriber struct {
 	onPaused func(bool)
 	// srSlice is the tenth of each second in which this subscriber's sender reports go out.
 	srSlice uint32
-	// cc is the subscription's down-path state (congestion.go), updated with its sender reports.
+	// cc is the subscription's down-path state (congestion.go), updated with its sender reports;
+	// nil for an inter-node link's, which is not adapted (relay.go).
 	cc *congestion
 	// sc is its video's layer choice when the publisher sends simulcast, stepped every 100 ms
 	// with the probes (simulcast.go); nil otherwise.
@@ -76,8 +77,9 @@ type downTrack struct {
 	fwd   *forwarder
 	track *boundTrack // nil for a tap
 	tap   Tap
-	// cc is the subscription's congestion state, shared by its down-tracks (nil for a tap); gate
-	// applies it to video (gated: a subscriber's video down-track; audio and taps pass ungated).
+	// cc is the subscription's congestion state, shared by its down-tracks (nil for a tap and an
+	// inter-node link); gate applies it to video (gated: a subscriber's video down-track; audio,
+	// taps and links pass ungated).
 	cc    *congestion
 	gate  videoGate
 	gated bool
@@ -109,6 +111,8 @@ type downTrack struct {
 	started bool
 	lastOut uint16 // last outgoing sequence number
 	seqOff  uint16 // subtracted from an ungated track's sequence numbers (the gate keeps its own)
+	// seqOffN is seqOff for the NACK answers (an inter-node link's video is ungated).
+	seqOffN atomic.Uint32
 	tsOff   atomic.Uint32
 	// sub is the subscription it belongs to (nil for a tap).
 	sub *Subscriber
@@ -183,6 +187,7 @@ func (d *downTrack) restart(p *rtp.Packet, gen uint32) {
 	d.tsOff.Store(f.prevTS.Load() + d.tsOff.Load() + ticks - p.Timestamp)
 	if !d.gated {
 		d.seqOff = p.SequenceNumber - d.lastOut - 1
+		d.seqOffN.Store(uint32(d.seqOff))
 		return
 	}
 	g := &d.gate
@@ -403,7 +408,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 			case *rtcp.SenderReport: // a subscriber that also sends puts its reports here
 				d.onReports(ssrc, p.Reports, now)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if d.cc.allowPLI(now) {
+				if d.cc == nil || d.cc.allowPLI(now) {
 					d.requestKeyframe(false)
 				} else {
 					d.plisCut.Add(1)
@@ -423,7 +428,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 // video the fraction lost and the round trip for the congestion state.
 func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now time.Time) {
 	d.reportLoss(ssrc, reports)
-	if !d.gated {
+	if !d.gated || d.cc == nil {
 		return
 	}
 	for _, r := range reports {
@@ -497,7 +502,7 @@ func (sub *Subscriber) Close() {
 // logWeak says, for a subscription whose video was ever paused, where the bytes it was sent went:
 // what an operator needs to tell a weak link's cost (and what the weak-network bed reads).
 func (sub *Subscriber) logWeak() {
-	if sub.cc.pauses.Load() == 0 {
+	if sub.cc == nil || sub.cc.pauses.Load() == 0 {
 		return
 	}
 	var audio, video, rtx, pad, dropped uint64
