@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -51,6 +52,13 @@ const (
 	// maxRecRequests bounds the requests this node serves at once for other nodes; past it the
 	// asker gets an error (a node never runs more recordings than that at once anyway).
 	maxRecRequests = 64
+	// maxRecAsks bounds the requests this node waits on at once (REST stop, delete or start of a
+	// recording that another node runs). Each waits in a BLPOP that holds one of the client's
+	// pooled Redis connections for up to recRequestTimeout; unbounded, a burst of such REST calls
+	// would take the whole pool (go-redis: 10 connections per CPU) and stall every other Redis use
+	// of the node (joins, heartbeats, listings) for as long. Past it a REST call is answered 503
+	// at once, in OpenVidu's error form.
+	maxRecAsks = 4
 )
 
 // Recording request operations.
@@ -92,13 +100,15 @@ type Recordings struct {
 	local  LocalRecorder
 	writes chan session.RecordingInfo
 	busy   chan struct{} // one slot per request being served for another node
+	asking chan struct{} // one slot per request this node waits on (maxRecAsks)
 	wg     sync.WaitGroup
 }
 
 // Recordings makes this node's recorder part of the cluster: its recordings are written to the
 // shared record as they change, and other nodes' requests reach it. Call it once, before Run.
 func (n *Node) Recordings(local LocalRecorder) *Recordings {
-	r := &Recordings{n: n, local: local, writes: make(chan session.RecordingInfo, recWriteQueue), busy: make(chan struct{}, maxRecRequests)}
+	r := &Recordings{n: n, local: local, writes: make(chan session.RecordingInfo, recWriteQueue), busy: make(chan struct{}, maxRecRequests),
+		asking: make(chan struct{}, maxRecAsks)}
 	n.recs.Store(r)
 	n.m.Listen(func(e session.Event) {
 		if e.Kind != session.RecordingStatusChanged || e.Recording == nil {
@@ -316,8 +326,16 @@ func (r *Recordings) forget(id string) {
 	}
 }
 
-// ask sends a request to node and waits for its answer.
+// ask sends a request to node and waits for its answer, or answers at once that too many wait
+// already (maxRecAsks).
 func (r *Recordings) ask(node string, req recRequest) (session.RecordingInfo, error) {
+	select {
+	case r.asking <- struct{}{}:
+		defer func() { <-r.asking }()
+	default:
+		return session.RecordingInfo{}, &session.Error{Kind: session.KindUnavailable, Code: session.CodeGeneric,
+			Msg: fmt.Sprintf("node %s is waiting on %d recording requests to other nodes already; try again", r.n.id, maxRecAsks)}
+	}
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	req.Reply = hex.EncodeToString(id[:])

@@ -19,6 +19,7 @@ const (
 	KindUnsupported                   // a feature Parley does not implement
 	KindInternal                      // our fault
 	KindNotAllowed                    // not done to this kind of thing (an IPCAM connection's stream)
+	KindUnavailable                   // too busy right now: the same request may succeed later
 )
 
 // Error is what the session model returns. Code is the OpenVidu error code (protocol note §1.6) that
@@ -81,6 +82,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotImplemented
 	case KindNotAllowed:
 		return http.StatusMethodNotAllowed
+	case KindUnavailable:
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
