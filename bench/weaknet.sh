@@ -6,7 +6,7 @@
 #
 # usage: bench/weaknet.sh [--rounds 2] [--cells udp:150,ice-tcp:300,turn-tcp:150:5,…] [--phases 10,30,10]
 #                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--capture 960x540] [--name weaknet]
-#   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp; phases are the seconds
+#   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp, turn-tls; phases are the seconds
 #   alone / shaped / freed [/ squeezed: shaped again]; --capture is the publisher's capture size
 #   (default 640x480: two simulcast layers; three from 960x540); --cells none runs no parley cell
 #   (with LIVEKIT_BIN: LiveKit alone).

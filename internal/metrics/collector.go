@@ -48,7 +48,7 @@ var (
 	dRecStreams     = desc("parley_recording_streams", "Stream files being written by recordings.")
 	dRecDropped     = desc("parley_recording_dropped_packets_total", "RTP packets a recording writer could not keep up with (its file has a gap).")
 	dSendQSent      = desc("parley_send_queue_sent_total", "Frames written to peers reached over TCP (ice_tcp; turn_tcp = TURN over TCP or TLS) through their send queues.", "transport")
-	dSendQDropped   = desc("parley_send_queue_dropped_total", "Frames toward peers reached over TCP dropped whole instead of sent late, by transport and reason (stale: waited longer than the age limit; full: over the byte bound).", "transport", "reason")
+	dSendQDropped   = desc("parley_send_queue_dropped_total", "Frames toward peers reached over TCP dropped whole instead of sent late, by transport and reason (stale: waited longer than the age limit; full: over the byte bound; padding: a probe's padding that found no room on the link).", "transport", "reason")
 	dEdgeAccepted   = desc("parley_edge_accepted_connections_total", "Connections accepted on the shared TCP port.")
 	dEdgeHanded     = desc("parley_edge_handed_connections_total", "Connections the shared port handed over, by protocol (http, turn, ice_tcp).", "protocol")
 	dEdgeTLS        = desc("parley_edge_tls_handshakes_total", "TLS handshakes completed on the shared port (ACME TLS-ALPN-01 challenges as acme).", "kind")
@@ -70,6 +70,7 @@ func sendQueue(ch chan<- prometheus.Metric, transport string, s sendq.Stats) {
 	ch <- prometheus.MustNewConstMetric(dSendQSent, prometheus.CounterValue, float64(s.Sent.Frames), transport)
 	ch <- prometheus.MustNewConstMetric(dSendQDropped, prometheus.CounterValue, float64(s.Stale.Frames), transport, "stale")
 	ch <- prometheus.MustNewConstMetric(dSendQDropped, prometheus.CounterValue, float64(s.Full.Frames), transport, "full")
+	ch <- prometheus.MustNewConstMetric(dSendQDropped, prometheus.CounterValue, float64(s.Padding.Frames), transport, "padding")
 	ch <- prometheus.MustNewConstMetric(dSendQHeld, prometheus.CounterValue, float64(s.Held), transport)
 	buckets := make(map[float64]uint64, len(sendq.WaitBuckets))
 	var n uint64

@@ -57,7 +57,7 @@ func TestExposition(t *testing.T) {
 		},
 		TURN: func() turn.Stats {
 			st := turn.Stats{Allocations: 1, ToPeerBytes: 77, FromPeerBytes: 88, AuthFailures: 6}
-			st.ClientQueue.Stale.Frames = 12
+			st.ClientQueue.Stale.Frames, st.ClientQueue.Padding.Frames = 12, 3
 			return st
 		},
 		Webhook:   func() webhook.Stats { return hook },
@@ -131,6 +131,7 @@ func TestExposition(t *testing.T) {
 	want[`parley_send_queue_dropped_total{reason="full",transport="ice_tcp"}`] = "1"
 	want[`parley_send_queue_dropped_total{reason="stale",transport="turn_tcp"}`] = "12"
 	want[`parley_send_queue_dropped_total{reason="full",transport="turn_tcp"}`] = "0"
+	want[`parley_send_queue_dropped_total{reason="padding",transport="turn_tcp"}`] = "3"
 	// What a weak subscriber costs: bytes by kind, RTX, paused subscriptions, probes, queue waits.
 	want[`parley_rtp_sent_bytes_total{kind="media"}`] = "1500"
 	want[`parley_rtp_sent_bytes_total{kind="retransmission"}`] = "300"

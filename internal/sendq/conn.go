@@ -64,6 +64,10 @@ func (c *Conn) SentBytes() uint64 { return c.q.own.c[cSent].bytes.Load() }
 // a caller on a hot path.
 func (c *Conn) MediaDropped() uint64 { return c.q.own.c[cMedia].frames.Load() }
 
+// PaddingDropped returns how many padding frames the queue has dropped so far (one atomic load):
+// a probe's padding that found no room on the link.
+func (c *Conn) PaddingDropped() uint64 { return c.q.own.c[cPadding].frames.Load() }
+
 // Delay returns how long the video frames written since the previous call waited. See
 // Queue.Delay.
 func (c *Conn) Delay() Delay { return c.q.Delay() }

@@ -50,6 +50,21 @@ const (
 	minRing = 8 << 10
 	// minFrames is the frame table's first size; it doubles up to maxFrames(MaxBytes).
 	minFrames = 32
+	// paddingMaxAge is how long a Padding frame may wait for room: padding that could not go
+	// within it is a link without room for more, which is what a probe asks (the weak-network
+	// bed's 150 kbit/s link shows it within two of the prober's 100 ms ticks).
+	paddingMaxAge = 100 * time.Millisecond
+	// paddingDelay: padding goes only while the socket's oldest unacknowledged byte is younger
+	// than the minimum round trip plus this, i.e. while the link holds no queue of ours; so the
+	// padding in front of the next audio packet is one padding frame at most (15 ms at
+	// 150 kbit/s), where padding that filled the in-flight bound (3 KiB and more) held the audio of
+	// a 150 kbit/s subscriber 160 ms and longer at every probe.
+	paddingDelay = 30 * time.Millisecond
+	// paddingInFlight is what the socket may hold unacknowledged when padding goes, however old:
+	// a receiver acknowledges a lone segment only after its delayed-ACK timer (40 ms and more on
+	// Linux), which the age rule alone would read as a queue, pacing padding to one packet per
+	// timer on any link. Five padding packets, 80 ms at 150 kbit/s.
+	paddingInFlight = 1500
 )
 
 var (
@@ -61,9 +76,9 @@ var (
 
 // Kind says what a frame carries. Control and Audio frames go first: they are small and few, and
 // what a participant on a weak link needs most (the connection's own signalling, then sound);
-// Video takes the rest of the link. Within a kind, frames keep their order. Audio and Video are
-// media: their drops are counted in MediaDropped too, so an owner can take them out of what it
-// counted as sent.
+// Video takes the rest of the link, and Padding only what is left. Within a kind, frames keep
+// their order. Audio and Video are media: their drops are counted in MediaDropped too, so an
+// owner can take them out of what it counted as sent.
 type Kind uint8
 
 const (
@@ -73,12 +88,20 @@ const (
 	Audio
 	// Video is any other media packet.
 	Video
+	// Padding is a bandwidth probe's filler (RTP padding-only packets): it goes only when nothing
+	// else waits, one frame per write, and only while the socket shows no queue (paddingDelay),
+	// so it never waits in front of audio; what finds no room within paddingMaxAge is dropped and
+	// counted as Padding (not media): how a probe learns that the link has no room for more.
+	Padding
 )
 
-// lanes: Control and Audio share the first, Video has the second.
+// lanes: Control and Audio share the first, Video has the second, Padding the third.
 func (k Kind) lane() int {
-	if k == Video {
+	switch k {
+	case Video:
 		return 1
+	case Padding:
+		return 2
 	}
 	return 0
 }
@@ -164,7 +187,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	cond    sync.Cond // the writer waits on it for frames
-	lanes   [2]lane
+	lanes   [3]lane
 	waiting bool  // the writer waits on cond
 	closed  bool  // Close was called
 	err     error // the connection's write error; the writer has ended
@@ -177,6 +200,8 @@ type Queue struct {
 	// acks samples the socket's acknowledged bytes, oldest first: an of them from ahead.
 	acks      [ackLog]write
 	ahead, an int
+	// logged: roomInFlight added an entry to writes for a write that may not happen.
+	logged bool
 	// accepted counts the bytes Write took (see Accepted).
 	accepted atomic.Uint64
 	// videoWait is how long the video frames of the writer's latest batch waited at most, in
@@ -196,6 +221,7 @@ func New(w io.Writer, cfg Config) *Queue {
 	// seconds of it.
 	q.lanes[0].maxBytes = max(q.cfg.MaxBytes/4, min(q.cfg.MaxBytes, minRing))
 	q.lanes[1].maxBytes = q.cfg.MaxBytes
+	q.lanes[2].maxBytes = q.lanes[0].maxBytes
 	go q.run()
 	return q
 }
@@ -252,9 +278,14 @@ func (q *Queue) WriteKind(p []byte, kind Kind) (int, error) {
 	return n, nil
 }
 
-// dropStale drops the frames of l older than MaxAge at now. q.mu is held.
+// dropStale drops the frames of l older than MaxAge (padding: paddingMaxAge) at now. q.mu is
+// held.
 func (q *Queue) dropStale(l *lane, now time.Duration) {
-	for l.fcount > 0 && now-l.frames[l.fhead].at > q.cfg.MaxAge {
+	age := q.cfg.MaxAge
+	if l == &q.lanes[2] {
+		age = min(age, paddingMaxAge)
+	}
+	for l.fcount > 0 && now-l.frames[l.fhead].at > age {
 		q.dropOldest(l, cStale)
 	}
 }
@@ -266,6 +297,10 @@ func (q *Queue) dropOldest(l *lane, reason int) {
 }
 
 func (q *Queue) dropped(reason int, kind Kind, n int) {
+	if kind == Padding {
+		q.count(cPadding, 1, n) // a probe's answer, not a loss: counted apart
+		return
+	}
 	q.count(reason, 1, n)
 	if kind != Control {
 		q.count(cMedia, 1, n)
@@ -281,7 +316,7 @@ func (q *Queue) count(i, frames, bytes int) {
 }
 
 // queued is the number of frames waiting. q.mu is held.
-func (q *Queue) queued() int { return q.lanes[0].fcount + q.lanes[1].fcount }
+func (q *Queue) queued() int { return q.lanes[0].fcount + q.lanes[1].fcount + q.lanes[2].fcount }
 
 // run is the writer: it drops what has grown stale, then writes the next batch of frames (the
 // first lane's before the second's), until Close or a write error.
@@ -299,9 +334,18 @@ func (q *Queue) run() {
 			q.mu.Unlock()
 			return
 		}
+		// Padding alone waits: it goes only into a link that shows no queue (paddingDelay).
+		padding := q.lanes[0].fcount == 0 && q.lanes[1].fcount == 0
+		if padding {
+			q.dropStale(&q.lanes[2], q.cfg.now())
+			if q.lanes[2].fcount == 0 {
+				q.mu.Unlock()
+				continue
+			}
+		}
 		if q.cfg.socket != nil && q.cfg.InFlightDelay > 0 {
 			q.mu.Unlock()
-			if !q.roomInFlight() {
+			if !q.roomInFlight(padding) {
 				continue // waited: what is queued may have gone stale, or the queue closed
 			}
 			q.mu.Lock()
@@ -309,7 +353,7 @@ func (q *Queue) run() {
 		now := q.cfg.now()
 		b, frames := q.scratch[:0], 0
 		wait := time.Duration(-1)
-		for i := range q.lanes {
+		for i := range q.lanes[:2] {
 			l := &q.lanes[i]
 			q.dropStale(l, now)
 			for l.fcount > 0 {
@@ -334,6 +378,23 @@ func (q *Queue) run() {
 				frames++
 			}
 		}
+		if l := &q.lanes[2]; padding && frames == 0 {
+			// One padding frame per write: the most that waits in front of the next audio.
+			q.dropStale(l, now)
+			if l.fcount > 0 {
+				f := l.pop()
+				if f.n > cap(b) {
+					b = make([]byte, 0, f.n)
+					q.scratch = b
+				}
+				b = l.appendFrame(b, f)
+				frames++
+			}
+		}
+		if frames == 0 && q.logged {
+			q.wn-- // the write roomInFlight logged does not happen: all went stale
+		}
+		q.logged = false
 		q.mu.Unlock()
 		if wait >= 0 {
 			q.videoWait.Store(int64(wait))
@@ -363,9 +424,12 @@ type write struct {
 }
 
 // roomInFlight reports whether the socket may take another batch: what it holds unacknowledged
-// is under MinInFlight, or was written at most InFlightDelay beyond the minimum round trip ago.
-// Otherwise it waits a moment and reports false. Only the writer calls it.
-func (q *Queue) roomInFlight() bool {
+// is under MinInFlight, or was written at most InFlightDelay beyond the minimum round trip ago;
+// for a batch of padding, that the socket holds at most paddingInFlight unacknowledged, or
+// nothing written more than paddingDelay beyond the minimum round trip ago (no queue on the
+// link). Otherwise it waits a
+// moment and reports false. Only the writer calls it.
+func (q *Queue) roomInFlight(padding bool) bool {
 	p, ok := q.cfg.socket.progress()
 	if !ok {
 		return true
@@ -382,7 +446,12 @@ func (q *Queue) roomInFlight() bool {
 		q.wn = 0
 	}
 	window := p.minRTT + q.cfg.InFlightDelay
-	if out >= uint64(q.cfg.MinInFlight) && (q.wn > 0 && now-q.writes[q.whead].at > window || out > q.ackedWithin(now, window, p.acked)) {
+	if padding {
+		if out > paddingInFlight && q.wn > 0 && now-q.writes[q.whead].at > p.minRTT+paddingDelay {
+			q.cfg.sleep(inFlightPoll) // not counted in Held: padding waits by design
+			return false
+		}
+	} else if out >= uint64(q.cfg.MinInFlight) && (q.wn > 0 && now-q.writes[q.whead].at > window || out > q.ackedWithin(now, window, p.acked)) {
 		q.own.held.Add(1)
 		if t := q.cfg.Totals; t != nil {
 			t.held.Add(1)
@@ -395,6 +464,7 @@ func (q *Queue) roomInFlight() bool {
 	if q.wn < writeLog {
 		q.writes[(q.whead+q.wn)%writeLog] = write{start: p.written, at: now}
 		q.wn++
+		q.logged = true
 	}
 	return true
 }
@@ -469,7 +539,7 @@ func (q *Queue) ResetVideoWait() { q.videoWait.Store(0) }
 func (q *Queue) Stats() Stats {
 	st := q.own.Stats()
 	q.mu.Lock()
-	st.Queued = Count{uint64(q.queued()), uint64(q.lanes[0].used + q.lanes[1].used)}
+	st.Queued = Count{uint64(q.queued()), uint64(q.lanes[0].used + q.lanes[1].used + q.lanes[2].used)}
 	q.mu.Unlock()
 	return st
 }

@@ -512,13 +512,13 @@ func TestInFlightBoundFollowsTheLink(t *testing.T) {
 		c.step(5 * time.Millisecond)
 		sock.written += 100
 		sock.acked = sock.written - 1000
-		if !q.roomInFlight() {
+		if !q.roomInFlight(false) {
 			t.Fatalf("held with 1 kB in flight on a 20 kB/s link")
 		}
 	}
 	// A burst: 4 kB in flight where the link delivers 2.2 kB in 110 ms: held.
 	sock.written += 3000
-	if q.roomInFlight() {
+	if q.roomInFlight(false) {
 		t.Fatal("not held with twice what the link delivers in the bound in flight")
 	}
 }
@@ -558,4 +558,66 @@ func TestDelayIsVideos(t *testing.T) {
 			t.Fatalf("video waits %v (sum %v), want %v (350ms)", st.VideoWaits, st.VideoWaitSum, want)
 		}
 	}
+}
+
+// TestPaddingOnlyIntoAnIdleLink: a probe's padding goes one frame per write while the link holds
+// no queue, never before audio or video, and waits while the socket holds bytes written longer
+// ago than the round trip plus paddingDelay; padding that found no room within paddingMaxAge is
+// dropped and counted as padding, not as media or stale, so the probe reads the link's answer
+// without padding ever waiting in front of the subscriber's audio.
+func TestPaddingOnlyIntoAnIdleLink(t *testing.T) {
+	goroutineLeakCheck(t)
+	sock := &socket{wrote: make(chan []byte, 16)}
+	held, resume := make(chan struct{}), make(chan struct{})
+	c := &clock{}
+	q := New(sock, Config{MaxAge: time.Second, MinInFlight: 1 << 20, InFlightDelay: 100 * time.Millisecond,
+		now: c.now, socket: sock, sleep: func(time.Duration) { held <- struct{}{}; <-resume }})
+	next := func(what string) []uint32 {
+		t.Helper()
+		got := wholeFrames(t, <-sock.wrote)
+		if len(got) != 1 {
+			t.Fatalf("%s: a write carried %v, want one frame", what, got)
+		}
+		return got
+	}
+	// An idle link: padding flows, one frame per write.
+	_, _ = q.WriteKind(framed(1, 200), Padding)
+	_, _ = q.WriteKind(framed(2, 200), Padding)
+	if a, b := next("idle")[0], next("idle")[0]; a != 1 || b != 2 {
+		t.Fatalf("idle link got %d, %d", a, b)
+	}
+	// Unacknowledged for 50 ms, but only two small packets: a receiver's delayed ACK, not a queue.
+	c.step(50 * time.Millisecond)
+	_, _ = q.WriteKind(framed(7, 200), Padding)
+	if got := next("delayed ack"); got[0] != 7 {
+		t.Fatalf("the peer got %v, want padding 7", got)
+	}
+	sock.ackAll()
+	// Video went 50 ms ago and is not acknowledged (10 ms round trip), more than paddingInFlight:
+	// a queue on the link.
+	_, _ = q.WriteKind(framed(3, 2000), Video)
+	next("video")
+	c.step(50 * time.Millisecond)
+	_, _ = q.WriteKind(framed(4, 200), Padding)
+	<-held
+	_, _ = q.WriteKind(framed(5, 100), Audio)
+	c.step(60 * time.Millisecond)
+	resume <- struct{}{}
+	if got := next("audio behind held padding"); got[0] != 5 {
+		t.Fatalf("the peer got %v, want the audio before the padding", got)
+	}
+	<-held // the padding still finds no room
+	c.step(50 * time.Millisecond)
+	resume <- struct{}{}
+	poll.Until(t, 10*time.Second, "the padding dropped", func() bool { return q.Stats().Padding.Frames == 1 })
+	if st := q.Stats(); st.Stale.Frames != 0 || st.MediaDropped.Frames != 0 || st.Padding != (Count{1, 202}) {
+		t.Fatalf("stats %+v: padding drops must be counted apart", st)
+	}
+	// The link has caught up: padding goes again.
+	sock.ackAll()
+	_, _ = q.WriteKind(framed(6, 200), Padding)
+	if got := next("caught up"); got[0] != 6 {
+		t.Fatalf("the peer got %v, want padding 6", got)
+	}
+	q.Close()
 }

@@ -17,6 +17,9 @@ type Stats struct {
 	Stale, Full Count
 	// MediaDropped are the frames of kind Audio or Video among Stale and Full.
 	MediaDropped Count
+	// Padding were probes' padding frames dropped (in neither Stale nor Full): the link had no
+	// room for them.
+	Padding Count
 	// Queued is what waits now (a queue's own Stats only).
 	Queued Count
 	// Held counts the writer's waits because the socket had as much in flight as its bound.
@@ -44,6 +47,7 @@ func (s *Stats) Add(o Stats) {
 	s.Stale.add(o.Stale)
 	s.Full.add(o.Full)
 	s.MediaDropped.add(o.MediaDropped)
+	s.Padding.add(o.Padding)
 }
 
 func (c *Count) add(o Count) { c.Frames += o.Frames; c.Bytes += o.Bytes }
@@ -71,7 +75,8 @@ const (
 	cSent = iota
 	cStale
 	cFull
-	cMedia // media among the dropped
+	cMedia   // media among the dropped
+	cPadding // padding dropped (not in cStale, cFull)
 	nCounts
 )
 
@@ -86,7 +91,7 @@ func (a *atomicCount) load() Count { return Count{a.frames.Load(), a.bytes.Load(
 
 // Stats returns a snapshot of the counters.
 func (c *Counters) Stats() Stats {
-	s := Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load(), Held: c.held.Load(),
+	s := Stats{Sent: c.c[cSent].load(), Stale: c.c[cStale].load(), Full: c.c[cFull].load(), MediaDropped: c.c[cMedia].load(), Padding: c.c[cPadding].load(), Held: c.held.Load(),
 		VideoWaitSum: time.Duration(c.waitSum.Load())}
 	for i := range c.waits {
 		s.VideoWaits[i] = c.waits[i].Load()

@@ -61,15 +61,18 @@ const (
 	ccQueueDelay = 100 * time.Millisecond
 	// ccProbeGap, ccProbeTime: while a subscription over TCP has its video paused, every
 	// ccProbeGap the forwarder sends padding in place of its video for ccProbeTime, at half as
-	// much again as the video needs (ccProbeGain): a probe that costs only this link (what it
-	// cannot take is dropped in its own queue, and the first sign of a queue ends the probe;
-	// audio goes first), never the publisher a keyframe. If the queue kept up, video resumes: a
-	// freed link has its video back within about ccProbeGap + ccProbeTime, and video does not
-	// resume into a link that only a token bucket's burst and the socket's buffers made look wide
-	// (the gain is what they cannot hide). The probe runs on the sender reports' 100 ms clock, not
-	// the estimate's second.
+	// much again as the video needs (ccProbeGain): a probe that costs only this link, and its
+	// audio nothing (the send queue writes padding only into room the link has left, never in
+	// front of audio, and drops what finds none: sendq.Padding), never the publisher a keyframe.
+	// If the link carried what the video needs, video resumes: a freed link has its video back
+	// within about ccProbeGap + ccProbeTime, and video does not resume into a link that only a
+	// token bucket's burst and the socket's buffers made look wide (the gain is what they cannot
+	// hide). The probe runs on the sender reports' 100 ms clock, not the estimate's second.
 	ccProbeGap  = 800 * time.Millisecond
 	ccProbeTime = 600 * time.Millisecond
+	// ccProbePadDrops: a TCP probe whose queue dropped this many padding frames (no room on the
+	// link for them) failed. A few, not one: a writer late by a scheduling hiccup drops some.
+	ccProbePadDrops = 8
 	// ccUDPProbeGapMin/Max: over UDP, where the link's answer is what the subscriber reports (a
 	// NACK for a padding packet it missed, a receiver report that covers the probe), a probe
 	// costs what it sends: everything the link could not carry was still sent by us. So the
@@ -152,7 +155,7 @@ type congestion struct {
 	probeEnd           time.Time // when the running UDP probe stopped padding (zero while it pads)
 	probeFB            fbSample  // the feedback as the running UDP probe began
 	probeGap           time.Duration
-	probeWhy           string // why the last UDP probe failed, for the log
+	probeWhy           string // why the last probe failed, for the log
 	probes, probesPass atomic.Uint64
 	// The send queue's counters at lastAt, and whose they are (a new path starts over).
 	queue      *sendq.Conn
@@ -335,12 +338,13 @@ func (c *congestion) tick(in ccInput) ccDecision {
 }
 
 // probeStep advances the probe of a subscription over TCP whose video is paused, every 100 ms.
-// qs is its send queue's state; aborted says the forwarder ended the probe (a drop, or padding
-// waiting there). It reports whether to start padding now, and whether the probe succeeded: for
-// ccProbeTime the queue dropped nothing, kept its video wait under ccQueueDelay, and wrote out
-// nine tenths of what it took, and it took at least what the video needs (the padding, at
-// ccProbeGain times that, did flow). A token bucket's burst or a socket's buffer can take a short
-// probe at more than the link's rate; they cannot drain the queue at it.
+// qs is its send queue's state; aborted says the forwarder ended the probe (a media drop, or
+// video waiting there). It reports whether to start padding now, and whether the probe
+// succeeded: for ccProbeTime the queue dropped no media and fewer than ccProbePadDrops padding
+// frames, kept its video wait under ccQueueDelay, wrote out nine tenths of what it took, and what
+// it wrote is at least what the video needs (the padding, at ccProbeGain times that, did flow).
+// A token bucket's burst or a socket's buffer can take a short probe at more than the link's
+// rate; they cannot drain the queue at it.
 func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (start, resume bool) {
 	if !c.probing {
 		if now.Before(c.probeNext) {
@@ -354,14 +358,19 @@ func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (sta
 	took, wrote := qs.accepted-c.probeAt.accepted, qs.sent-c.probeAt.sent
 	switch {
 	case aborted || qs.drops != c.probeAt.drops || qs.wait > ccQueueDelay:
+		c.probeWhy = fmt.Sprintf("media: forwarder ended it %v, %d dropped, video waited %v", aborted, qs.drops-c.probeAt.drops, qs.wait)
+	case qs.padDrops-c.probeAt.padDrops >= ccProbePadDrops:
+		c.probeWhy = "no room for the padding"
 	case ran < ccProbeTime:
 		return false, false
-	case float64(wrote) >= 0.9*float64(took) && float64(took)*8/ran.Seconds() >= c.need:
+	case float64(wrote) >= 0.9*float64(took) && float64(wrote)*8/ran.Seconds() >= c.need:
 		c.probing = false
 		c.est = max(c.est, ccResumeAbove*c.need)
 		c.resumedAt = now
 		c.probesPass.Add(1)
 		return false, true
+	default:
+		c.probeWhy = fmt.Sprintf("wrote %.0f of %.0f kbit/s taken, video needs %.0f", float64(wrote)*8/ran.Seconds()/1000, float64(took)*8/ran.Seconds()/1000, c.need/1000)
 	}
 	c.probing, c.probeNext = false, now.Add(ccProbeGap)
 	return false, false
@@ -452,11 +461,11 @@ func probeRefused(lost, sent uint64) bool {
 	return lost >= 3 && float64(lost) > ccProbeLoss*float64(sent)
 }
 
-// probeSample is a send queue's counters for probeStep: media frames dropped, bytes taken and
-// written so far, and how long the latest video written waited.
+// probeSample is a send queue's counters for probeStep: media frames dropped, padding frames
+// dropped, bytes taken and written so far, and how long the latest video written waited.
 type probeSample struct {
-	drops, accepted, sent uint64
-	wait                  time.Duration
+	drops, padDrops, accepted, sent uint64
+	wait                            time.Duration
 }
 
 // cut starts a hold on growth after the estimate was cut: 2 s, doubled up to ccHoldMax when the
@@ -702,9 +711,13 @@ func (sub *Subscriber) probe(now time.Time) {
 		}
 		return
 	}
-	qs := probeSample{drops: q.MediaDropped(), accepted: q.Accepted(), sent: q.SentBytes(), wait: q.VideoWait()}
+	qs := probeSample{drops: q.MediaDropped(), padDrops: q.PaddingDropped(), accepted: q.Accepted(), sent: q.SentBytes(), wait: q.VideoWait()}
 	aborted := sub.cc.probing && !video.gate.probe.Load()
+	probing := sub.cc.probing
 	start, resume := sub.cc.probeStep(now, qs, aborted)
+	if probing && !sub.cc.probing && !resume && sub.log.Enabled(context.Background(), slog.LevelDebug) {
+		sub.log.Debug("probe failed: video stays paused", "why", sub.cc.probeWhy, "ran_ms", now.Sub(sub.cc.probeStart).Milliseconds())
+	}
 	switch {
 	case start:
 		sub.cc.probeBps.Store(uint64(ccProbeGain * sub.cc.need / 8))

@@ -88,13 +88,17 @@ func (s *SFU) sendQueue(p Path) *sendq.Conn {
 }
 
 // frameKind classifies an RFC 4571 frame: RTP (version 2, RFC 7983) and not RTCP (packet types
-// 192–223, RFC 5761 §4) is media, audio-sized packets first, except padded ones (probes, which
-// must queue like the video they stand for); STUN, DTLS and RTCP are control.
+// 192–223, RFC 5761 §4) is media, audio-sized packets first; small ones with the padding bit
+// set are a probe's padding (pad), which goes only into room the link has left; STUN, DTLS and
+// RTCP are control.
 func frameKind(p []byte) sendq.Kind {
 	if len(p) < 4 || p[2]>>6 != 2 || p[3] >= 192 && p[3] <= 223 {
 		return sendq.Control
 	}
-	if len(p) <= audioSized && p[2]&0x20 == 0 {
+	switch {
+	case len(p) <= paddingSized && p[2]&0x20 != 0:
+		return sendq.Padding
+	case len(p) <= audioSized:
 		return sendq.Audio
 	}
 	return sendq.Video
@@ -105,6 +109,11 @@ func frameKind(p []byte) sendq.Kind {
 // Payload types are the browser's choice per connection, so size is what the queue can tell by;
 // the few small video packets (a frame's tail) that go first with audio cost nothing.
 const audioSized = 2 + 300
+
+// paddingSized is the largest RFC 4571 frame with the RTP padding bit taken for a probe's padding:
+// 255 bytes of padding behind the publisher's header, whose extensions (Chrome sends several) made
+// some probes' packets larger than audioSized, and video then (the weak-network bed).
+const paddingSized = 2 + 512
 
 // srtpOverhead is what SRTP adds to each RTP packet with the AEAD-GCM profile we prefer (its
 // tag); BytesOut counts packets before protection.

@@ -6,7 +6,10 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // stallListener's connections can be made to stop writing, as a TCP peer behind a link that
@@ -116,4 +119,46 @@ func TestICETCPSubscriberStallDropsNotQueues(t *testing.T) {
 		st := s.Stats()
 		return st.PacketsOut == udpSub.Sent()+tcpSub.Sent()-st.ICETCP.MediaDropped.Frames
 	})
+}
+
+// TestFrameKind: what the ICE-TCP send queue takes each RFC 4571 frame for. A probe's
+// padding-only packet must be Padding (only into the room the link has left, never in front of
+// audio), not video or audio.
+func TestFrameKind(t *testing.T) {
+	frame := func(p rtp.Packet) []byte {
+		b, err := p.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append([]byte{byte(len(b) >> 8), byte(len(b))}, b...)
+	}
+	rtcp := []byte{0, 8, 0x81, 201, 0, 1, 0, 0, 0, 1}
+	// Chrome's packets carry several header extensions, which the probe's padding keeps.
+	withExtensions := func(h rtp.Header) rtp.Header {
+		for id := range uint8(4) {
+			if err := h.SetExtension(id+1, make([]byte, 8)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return h
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+		want  sendq.Kind
+	}{
+		{"stun", []byte{0, 20, 0, 1, 0, 0, 0x21, 0x12, 0xa4, 0x42}, sendq.Control},
+		{"rtcp", rtcp, sendq.Control},
+		{"audio", frame(rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111}, Payload: make([]byte, 120)}), sendq.Audio},
+		{"video", frame(rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96}, Payload: make([]byte, 1100)}), sendq.Video},
+		{"probe padding", frame(rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, Padding: true, PaddingSize: 255}}), sendq.Padding},
+		{"probe padding behind extensions", frame(rtp.Packet{Header: withExtensions(rtp.Header{Version: 2, PayloadType: 96, Padding: true, PaddingSize: 255})}), sendq.Padding},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := frameKind(tt.frame); got != tt.want {
+				t.Fatalf("frameKind = %d, want %d", got, tt.want)
+			}
+		})
+	}
 }

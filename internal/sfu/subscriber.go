@@ -219,7 +219,10 @@ const padBurst = 16 << 10
 func (d *downTrack) pad(p *rtp.Packet, now int64) {
 	g := &d.gate
 	since := now - d.padAt
-	if d.padAt == 0 || since > int64(100*time.Millisecond) || since < 0 {
+	// Up to padSpan between two video packets is owed: a loaded publisher's frames come 100 ms
+	// and more apart, and padding owed only 20 ms per gap fell short of what the video needs, so
+	// probes of a freed link failed (not back within 10 s in the weak-network bed, TCP).
+	if d.padAt == 0 || since > int64(padSpan) || since < 0 {
 		since = int64(20 * time.Millisecond) // the probe's first packet
 	}
 	d.padAt = now

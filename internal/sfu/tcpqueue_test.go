@@ -18,6 +18,7 @@ type queueRun struct {
 	now                   time.Time
 	sent, src             uint64
 	qTook, qSent, qDrop   uint64 // the queue's totals
+	qPadDrop              uint64 // padding frames the queue dropped (no room on the link)
 	lastQSent, lastQDrop  uint64
 	pauses, resumes       int
 	probes, probeSteps    int
@@ -45,33 +46,34 @@ func (r *queueRun) second(srcBps, linkBps float64, rtt time.Duration) {
 }
 
 // step is 100 ms: the publisher sends srcBps of video, the subscriber gets audio and the video
-// or, while probed, as much padding; the queue drops what exceeds the link; and the probe runs
-// as Subscriber.probe does.
+// or, while probed, half as much again of padding; the queue drops the media that exceeds the
+// link, and the padding that exceeds what the media leaves (sendq.Padding); and the probe runs as
+// Subscriber.probe does.
 func (r *queueRun) step(srcBps, linkBps float64) {
 	r.now = r.now.Add(100 * time.Millisecond)
-	send := 40e3
+	media, pad := 40e3, 0.0
 	switch {
 	case !r.c.pause.Load():
-		send += srcBps
+		media += srcBps
 	case r.padding:
-		send += srcBps * ccProbeGain
+		pad = srcBps * ccProbeGain
 	}
-	r.sent += uint64(send / 80)
+	r.sent += uint64((media + pad) / 80)
 	r.src += uint64(srcBps / 80)
-	r.qTook += uint64(send / 80)
-	r.qSent += uint64(min(send, linkBps) / 80)
+	r.qTook += uint64((media + pad) / 80)
+	carried := min(media, linkBps)
+	padCarried := min(pad, linkBps-carried)
+	r.qSent += uint64((carried + padCarried) / 80)
+	r.qPadDrop += uint64((pad - padCarried) / 80 / 285)
 	wait := 5 * time.Millisecond
-	if send > linkBps {
-		r.qDrop += uint64((send - linkBps) / 80 / 1200)
+	if media > linkBps {
+		r.qDrop += uint64((media - linkBps) / 80 / 1200)
 		wait = 300 * time.Millisecond
-		if r.padding {
-			r.padding, r.probeAborted = false, true // the forwarder sees the drop
-		}
 	}
 	if !r.c.pause.Load() {
 		return
 	}
-	qs := probeSample{drops: r.qDrop, accepted: r.qTook, sent: r.qSent, wait: wait}
+	qs := probeSample{drops: r.qDrop, padDrops: r.qPadDrop, accepted: r.qTook, sent: r.qSent, wait: wait}
 	start, resume := r.c.probeStep(r.now, qs, r.probeAborted)
 	r.probeAborted = false
 	switch {
@@ -201,5 +203,35 @@ func TestProbePadsInPlaceOfVideo(t *testing.T) {
 	}
 	if in, ok := d.gate.nackable(15); !ok || in != 14 {
 		t.Fatalf("outgoing 15 maps to %d (%v), want the publisher's 14", in, ok)
+	}
+}
+
+// TestProbeOwesPaddingAcrossAFrameGap: a loaded publisher's frames come 100 ms and more apart;
+// the probe still pads at its rate across such a gap (up to padSpan), or it would fall short of
+// what the video needs and a freed link would never get its video back.
+func TestProbeOwesPaddingAcrossAFrameGap(t *testing.T) {
+	tr, err := newBoundTrack(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink padSink
+	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &sink})
+	d := &downTrack{fwd: newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, nil), track: tr, cc: &congestion{}, gated: true}
+	pkt := func(seq uint16, ts uint32) *rtp.Packet {
+		return &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts}, Payload: make([]byte, 1000)}
+	}
+	d.write(pkt(10, 1), true)
+	d.gate.pause.Store(true)
+	d.gate.probe.Store(true)
+	d.cc.probeBps.Store(30000)
+	d.write(pkt(11, 2), false) // the probe's first padding
+	for _, gap := range []time.Duration{150 * time.Millisecond, 240 * time.Millisecond} {
+		before := d.padB.Load()
+		d.padAt -= int64(gap) // the next frame comes gap after this one
+		d.write(pkt(12, 3), false)
+		owed := uint64(30000 * gap / time.Second)
+		if got := d.padB.Load() - before; got < owed {
+			t.Fatalf("padding after a %v gap: %d bytes, want at least the %d owed at 30 kB/s", gap, got, owed)
+		}
 	}
 }

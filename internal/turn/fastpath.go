@@ -167,13 +167,28 @@ func (rc *relayConn) relayToClient(n int, named int32) bool {
 	clear(b[end:padded])
 	// The queue copies the frame and never blocks. A failed write (the client went away) is what
 	// pion would log and ignore too; the allocation ends when the connection's read loop does.
-	kind := sendq.Video
-	if padded <= audioSized && b[channelDataHeader]&0x20 == 0 { // RTP padding: the SFU's probes, video's stand-in
-		kind = sendq.Audio
-	}
-	_, _ = tc.out.WriteKind(b[:padded], kind)
+	_, _ = tc.out.WriteKind(b[:padded], datagramKind(b[channelDataHeader:end]))
 	return true
 }
+
+// datagramKind classifies a datagram relayed to a TCP or TLS client for its send queue: small
+// ones go ahead of video (audio; also STUN, DTLS and RTCP, as small), except small RTP packets
+// with the padding bit (RFC 3550 §5.1), the SFU's probes, which take only the room the link has
+// left (sendq.Padding); the rest is video.
+func datagramKind(d []byte) sendq.Kind {
+	switch {
+	case len(d) <= paddingSized && len(d) > 1 && d[0]>>6 == 2 && d[0]&0x20 != 0 && (d[1] < 192 || d[1] > 223):
+		return sendq.Padding
+	case channelDataHeader+(len(d)+3)&^3 > audioSized:
+		return sendq.Video
+	}
+	return sendq.Audio
+}
+
+// paddingSized is the largest relayed RTP packet with the padding bit taken for a probe's padding:
+// 255 bytes of padding behind the publisher's header, whose extensions (Chrome sends several) made
+// some probes' packets larger than audioSized.
+const paddingSized = 512
 
 // onChannelCreated mirrors a new channel binding of a TURN/TCP or TURN/TLS client.
 func (s *Server) onChannelCreated(src, dst net.Addr, _, _, _ string, relayAddr, peer net.Addr, number uint16) {

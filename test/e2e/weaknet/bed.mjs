@@ -206,6 +206,7 @@ export const TRANSPORTS = {
   udp: { net: 'udp', page: 'udp', label: 'UDP' },
   'ice-tcp': { net: 'tcp', page: 'ice-tcp', label: 'ICE-TCP' },
   'turn-tcp': { net: 'tcp', page: 'turn-tcp', label: 'TURN/TCP' },
+  'turn-tls': { net: 'tcp', page: 'turn-tls', label: 'TURN/TLS' },
 };
 
 async function openPage(browser, url, transport, name, capture) {

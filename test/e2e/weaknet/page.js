@@ -8,7 +8,8 @@
 //                browsers run on one host clock), and sample inbound-rtp video and audio every second.
 // window.pwnTransport (set by the runner before the page loads) restricts the ICE servers: 'ice-tcp'
 // gives the peer connections none (only the server's ICE-TCP candidate can work once the network
-// drops UDP), 'turn-tcp' keeps only turn:…?transport=tcp with iceTransportPolicy 'relay'.
+// drops UDP), 'turn-tcp' keeps only turn:…?transport=tcp with iceTransportPolicy 'relay', 'turn-tls'
+// only turns: (TURN over TLS on the shared port) with 'relay'.
 (() => {
   const COLS = 20, ROWS = 2, BITS = COLS * ROWS; // 32 bits of time + 8 check bits
   const STRIP = 0.1; // the code's share of the frame's height
@@ -21,10 +22,11 @@
     constructor(config = {}, ...rest) {
       const mode = window.pwnTransport || 'udp';
       if (mode === 'ice-tcp') config = { ...config, iceServers: [] };
-      if (mode === 'turn-tcp') {
+      if (mode === 'turn-tcp' || mode === 'turn-tls') {
+        const keep = mode === 'turn-tcp' ? /^turn:.*transport=tcp/ : /^turns:/;
         const servers = [];
         for (const s of config.iceServers || []) {
-          const urls = [].concat(s.urls || s.url || []).filter((u) => /^turn:.*transport=tcp/.test(u));
+          const urls = [].concat(s.urls || s.url || []).filter((u) => keep.test(u));
           if (urls.length) servers.push({ ...s, urls });
         }
         config = { ...config, iceServers: servers, iceTransportPolicy: 'relay' };
