@@ -73,17 +73,22 @@ const (
 	// ccProbePadDrops: a TCP probe whose queue dropped this many padding frames (no room on the
 	// link for them) failed. A few, not one: a writer late by a scheduling hiccup drops some.
 	ccProbePadDrops = 8
-	// ccUDPProbeGapMin/Max: over UDP, where the link's answer is what the subscriber reports (a
-	// NACK for a padding packet it missed, a receiver report that covers the probe), a probe
-	// costs what it sends: everything the link could not carry was still sent by us. So the
-	// first probe comes ccUDPProbeGapMin after a pause, each failed one doubles the gap up to
-	// ccUDPProbeGapMax, and so does video paused again within ccStable of resuming. A failed
-	// probe costs the link about 50 kB: the NACKs that end it come only once the bottleneck's
-	// queue has overflowed and the packets behind it arrived (0.5 s at 150 kbit/s in the weak-
-	// network bed), so at the longest gap it takes a third of a 150 kbit/s link.
+	// ccUDPProbeGapMin/Max, ccUDPProbeTime: over UDP, where the link's answer is what the
+	// subscriber reports (a NACK for a padding packet it missed, a receiver report that covers
+	// the probe), a probe costs what it sends: everything the link could not carry was still sent
+	// by us. So the first probe comes ccUDPProbeGapMin after a pause, each failed one doubles the
+	// gap up to ccUDPProbeGapMax, and so does video paused again within ccStable of resuming. The
+	// NACKs that end a probe come only once the bottleneck's queue has overflowed and the packets
+	// behind it arrived (0.5 s at 150 kbit/s in the weak-network bed), so a probe pads for
+	// ccUDPProbeTime, not ccProbeTime: a failed one costs the link about 28 kB, where 0.6 s cost
+	// 50 kB, and at the longest gap probes take a third of a 150 kbit/s link, as 8 s did with
+	// 0.6 s, while a freed link waits half as long for its next probe (the bed measured 6.3 s from
+	// freeing to video with 8 s). 0.3 s at 1.5x the video is still about twice what a 200 ms queue
+	// and a token bucket's burst hide on a link that cannot carry the video.
 	// ccUDPProbeWait bounds the wait for a report covering the probe.
 	ccUDPProbeGapMin = 2 * time.Second
-	ccUDPProbeGapMax = 8 * time.Second
+	ccUDPProbeGapMax = 4 * time.Second
+	ccUDPProbeTime   = 300 * time.Millisecond
 	ccUDPProbeWait   = 3 * time.Second
 	// ccProbeLoss: a UDP probe that lost more of its padding than this failed.
 	ccProbeLoss = 0.10
@@ -393,7 +398,7 @@ type fbSample struct {
 // link dropped some), and whether the probe passed. It passes when a receiver report sent after
 // the padding stopped covers its last packet, the subscriber asked for none of it again, the
 // report's cumulative loss grew by under 2 % of the packets it covers, and the padding flowed at
-// what the video needs for ccProbeTime. A failed probe doubles the gap to the next one (up to
+// what the video needs for ccUDPProbeTime. A failed probe doubles the gap to the next one (up to
 // ccUDPProbeGapMax); a passed one resets it.
 func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Duration) (start, stop, resume bool) {
 	if !c.probing {
@@ -407,7 +412,7 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 	fail := probeRefused(s.lost, s.pkts)
 	c.probeWhy = "nack"
 	if !fail && c.probeEnd.IsZero() {
-		if now.Sub(c.probeStart) < ccProbeTime {
+		if now.Sub(c.probeStart) < ccUDPProbeTime {
 			return false, false, false
 		}
 		c.probeEnd = now // the padding stops; the subscriber's report of it is awaited

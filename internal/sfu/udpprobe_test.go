@@ -165,8 +165,9 @@ func newUDPRun(link float64) *udpRun {
 // 500 kbit/s stream is paused and stays paused, with no resume into the link (each would cost it a
 // keyframe and a second of loss): its link is probed with padding, each probe ending at the first
 // NACK, less and less often, so what it is sent stays under 1.25× its link; the same holds for a
-// 300 kbit/s link, which loses 44 % of the stream behind a full queue; once the link is freed a probe passes and the
-// video comes back within a few seconds.
+// 300 kbit/s link, which loses 44 % of the stream behind a full queue; once the link is freed a
+// probe passes and the video comes back within 6 s, however long the link refused it (the
+// probes back off to every 4 s, not 8: the bed measured 6.3 s from freeing to video with 8).
 func TestUDPProbesBeforeResuming(t *testing.T) {
 	for _, link := range []float64{150e3, 300e3} {
 		r := newUDPRun(link)
@@ -179,9 +180,10 @@ func TestUDPProbesBeforeResuming(t *testing.T) {
 		if ratio := float64(r.sent) * 8 / 60 / link; link == 150e3 && ratio > 1.25 {
 			t.Fatalf("sent %.2f× the link in 60 s (%d probes)", ratio, r.probes)
 		}
-		if r.probes < 6 || r.probes > 12 {
-			t.Fatalf("%.0f kbit/s link: %d probes in 60 s, want one 2 s after the pause backing off to every 8 s", link/1e3, r.probes)
+		if r.probes < 10 || r.probes > 18 {
+			t.Fatalf("%.0f kbit/s link: %d probes in 60 s, want one 2 s after the pause backing off to every 4 s", link/1e3, r.probes)
 		}
+		sent := r.sent
 		r.link = 10e6
 		back := 0
 		for i := range 15 * 50 {
@@ -191,10 +193,11 @@ func TestUDPProbesBeforeResuming(t *testing.T) {
 				break
 			}
 		}
-		if back == 0 || back > 11*50 {
+		// At worst the longest gap, the probe, the report that covers it and a step.
+		if back == 0 || back > 6*50 {
 			t.Fatalf("%.0f kbit/s link: video back %d ms after the link was freed (0: not within 15 s)", link/1e3, back*20)
 		}
-		t.Logf("%.0f kbit/s: %d probes in 60 s, back %d ms after the link was freed", link/1e3, r.probes, back*20)
+		t.Logf("%.0f kbit/s: %d probes in 60 s, sent %.2f× the link, back %d ms after the link was freed", link/1e3, r.probes, float64(sent)*8/60/link, back*20)
 	}
 }
 
