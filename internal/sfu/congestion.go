@@ -452,9 +452,15 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 // paused, the current probe's padding packets missing are the link refusing the probe. It reports
 // whether the probe has now lost too much (probeRefused), given the padding packets the
 // down-track has sent so far.
+//
+// Not over TCP (probeQ set): there the send queue drops the padding the link has no room for, the
+// subscriber NACKs each gap, and probeStep reads the drops; the NACKs, counted across probes
+// (TCP probes reset none of the UDP counters), ended every probe at its first lost padding packet
+// once the weak link had refused a tenth of all padding ever sent (weak-network bed: a freed link
+// kept failing probes).
 func (c *congestion) probeLoss(out uint16, padded uint64) bool {
 	f, l := c.padFirst.Load(), c.padLast.Load()
-	if f == 0 || l == 0 || !c.pause.Load() || out-uint16(f-1) > uint16(l-1)-uint16(f-1) {
+	if f == 0 || l == 0 || !c.pause.Load() || c.probeQ.Load() != nil || out-uint16(f-1) > uint16(l-1)-uint16(f-1) {
 		return false
 	}
 	return probeRefused(c.probeLost.Add(1), padded-c.probePkts0.Load())

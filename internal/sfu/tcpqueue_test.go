@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -235,3 +236,36 @@ func TestProbeOwesPaddingAcrossAFrameGap(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPProbeIgnoresNACKs: over TCP the send queue drops the padding its link has no room for and
+// the probe reads those drops; the subscriber's NACKs for the gaps must not end a later probe
+// (they were counted across probes, and once a weak link had refused a tenth of all padding every
+// probe of the freed link ended at its first lost packet).
+func TestTCPProbeIgnoresNACKs(t *testing.T) {
+	c := &congestion{}
+	c.pause.Store(true)
+	c.padFirst.Store(100 + 1)
+	c.padLast.Store(200 + 1)
+	q := sendq.NewConn(nopConn{}, sendq.Config{})
+	t.Cleanup(func() { _ = q.Close() })
+	c.probeQ.Store(q)
+	for out := uint16(100); out < 150; out++ {
+		if c.probeLoss(out, 100) {
+			t.Fatalf("NACK %d of a TCP probe's padding ended it", out)
+		}
+	}
+	c.probeQ.Store(nil) // over UDP the NACKs are the link's answer
+	ended := false
+	for out := uint16(100); out < 150 && !ended; out++ {
+		ended = c.probeLoss(out, 100)
+	}
+	if !ended {
+		t.Fatal("half of a UDP probe's padding NACKed did not end it")
+	}
+}
+
+// nopConn is a connection that takes every write.
+type nopConn struct{ net.Conn }
+
+func (nopConn) Write(p []byte) (int, error) { return len(p), nil }
+func (nopConn) Close() error                { return nil }
