@@ -201,16 +201,9 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 	}
 	reg := &interceptor.Registry{}
 	if role == apiRelay {
-		gen, err := nack.NewGeneratorInterceptor()
-		if err != nil {
+		if err := addReceiving(reg); err != nil {
 			return nil, err
 		}
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		reg.Add(gen)
-		reg.Add(rr)
 	}
 	if role == apiPublisher {
 		// mid and rid header extensions: how the layers of a simulcast video are told apart
@@ -218,16 +211,9 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 			return nil, err
 		}
-		gen, err := nack.NewGeneratorInterceptor()
-		if err != nil {
+		if err := addReceiving(reg); err != nil {
 			return nil, err
 		}
-		rr, err := report.NewReceiverInterceptor()
-		if err != nil {
-			return nil, err
-		}
-		reg.Add(gen)
-		reg.Add(rr)
 		// Transport-wide congestion control feedback (video): Chrome's send-side estimator then
 		// follows the publisher's real uplink instead of only loss, up to our REMB cap.
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTPCodecTypeVideo)
@@ -333,4 +319,20 @@ func answer(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
 func pionLogger(log *slog.Logger) logging.LoggerFactory {
 	return pionlog.Factory{Log: log, Levels: pionlog.Levels{
 		Trace: pionlog.LevelTrace, Debug: slog.LevelDebug, Info: slog.LevelDebug, Warn: slog.LevelDebug, Error: slog.LevelWarn}}
+}
+
+// addReceiving adds what a receiving end needs to reg: NACKs for lost packets and receiver
+// reports (publishers' PeerConnections and the receiving side of inter-node links).
+func addReceiving(reg *interceptor.Registry) error {
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return err
+	}
+	rr, err := report.NewReceiverInterceptor()
+	if err != nil {
+		return err
+	}
+	reg.Add(gen)
+	reg.Add(rr)
+	return nil
 }
