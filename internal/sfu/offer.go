@@ -3,7 +3,6 @@ package sfu
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -25,19 +24,9 @@ func (s *SFU) SubscribeOffer(ctx context.Context, pub *Publisher, req SubscribeR
 		sub.Close()
 		return nil, "", fmt.Errorf("%w: %v", ErrSDP, err)
 	}
-	gathered := webrtc.GatheringCompletePromise(sub.pc)
-	if err := sub.pc.SetLocalDescription(offer); err != nil {
+	if err := setLocal(ctx, sub.pc, offer); err != nil {
 		sub.Close()
-		return nil, "", fmt.Errorf("%w: %v", ErrSDP, err)
-	}
-	t := time.NewTimer(gatherTimeout)
-	defer t.Stop()
-	select {
-	case <-gathered:
-	case <-t.C:
-	case <-ctx.Done():
-		sub.Close()
-		return nil, "", ctx.Err()
+		return nil, "", err
 	}
 	sub.start(senders)
 	return sub, sub.pc.LocalDescription().SDP, nil

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -356,17 +355,8 @@ func (r *Relay) Offer(ctx context.Context) (string, map[string][]string, error) 
 	if err != nil {
 		return "", nil, err
 	}
-	gathered := webrtc.GatheringCompletePromise(r.pc)
-	if err := r.pc.SetLocalDescription(o); err != nil {
+	if err := setLocal(ctx, r.pc, o); err != nil {
 		return "", nil, err
-	}
-	t := time.NewTimer(gatherTimeout)
-	defer t.Stop()
-	select {
-	case <-gathered:
-	case <-t.C:
-	case <-ctx.Done():
-		return "", nil, ctx.Err()
 	}
 	recv := map[string][]string{}
 	r.mu.Lock()

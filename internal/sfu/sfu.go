@@ -291,9 +291,18 @@ func answer(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrSDP, err)
 	}
+	if err := setLocal(ctx, pc, ans); err != nil {
+		return "", err
+	}
+	return pc.LocalDescription().SDP, nil
+}
+
+// setLocal makes desc pc's local description and waits for its candidates (gatherTimeout at
+// most), so the description we send carries them and the other end needs no trickle from us.
+func setLocal(ctx context.Context, pc *webrtc.PeerConnection, desc webrtc.SessionDescription) error {
 	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(ans); err != nil {
-		return "", fmt.Errorf("%w: %v", ErrSDP, err)
+	if err := pc.SetLocalDescription(desc); err != nil {
+		return fmt.Errorf("%w: %v", ErrSDP, err)
 	}
 	t := time.NewTimer(gatherTimeout)
 	defer t.Stop()
@@ -301,9 +310,9 @@ func answer(ctx context.Context, pc *webrtc.PeerConnection) (string, error) {
 	case <-gathered:
 	case <-t.C:
 	case <-ctx.Done():
-		return "", ctx.Err()
+		return ctx.Err()
 	}
-	return pc.LocalDescription().SDP, nil
+	return nil
 }
 
 // pionLogger routes pion's logs to slog. The media stacks warn about what clients do (a dropped
