@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -19,6 +20,9 @@ import (
 type boundTrack struct {
 	*webrtc.TrackLocalStaticRTP
 	out atomic.Pointer[binding]
+	// tcc, when set (a simulcast video's track), numbers every packet transport-wide for the
+	// subscriber's delay feedback (delayfeedback.go), if it negotiated transport-cc.
+	tcc *transportCC
 }
 
 // binding is what a write needs from webrtc.TrackLocalContext.
@@ -32,6 +36,8 @@ type binding struct {
 	rtxSSRC uint32
 	rtxPT   uint8
 	rtxSeq  atomic.Uint32
+	// tccID is the negotiated id of the transport-wide sequence number extension (0: none).
+	tccID uint8
 }
 
 func newBoundTrack(c webrtc.RTPCodecCapability, id, streamID string) (*boundTrack, error) {
@@ -47,6 +53,11 @@ func (t *boundTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParamete
 	codec, err := t.TrackLocalStaticRTP.Bind(ctx)
 	if err == nil {
 		b := &binding{id: ctx.ID(), ssrc: uint32(ctx.SSRC()), pt: uint8(codec.PayloadType), stream: ctx.WriteStream()}
+		for _, e := range ctx.HeaderExtensions() {
+			if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 15 {
+				b.tccID = uint8(e.ID)
+			}
+		}
 		if ssrc := uint32(ctx.SSRCRetransmission()); ssrc != 0 {
 			if pt, ok := rtxPayloadType(ctx.CodecParameters(), codec.PayloadType); ok {
 				b.rtxSSRC, b.rtxPT = ssrc, pt
@@ -84,18 +95,21 @@ func (t *boundTrack) Unbind(ctx webrtc.TrackLocalContext) error {
 // write sends p with this binding's SSRC and payload type and the sequence number seq, using h
 // (owned by the caller's goroutine, so the header handed to pion needs no allocation) as scratch. It
 // reports false when the track is not bound (before negotiation, after close) or the write failed.
-func (t *boundTrack) write(h *rtp.Header, p *rtp.Packet, seq uint16, tsOff uint32) bool {
+func (t *boundTrack) write(h *hdrScratch, p *rtp.Packet, seq uint16, tsOff uint32) bool {
 	b := t.out.Load()
 	if b == nil {
 		return false
 	}
-	*h = p.Header
+	h.Header = p.Header
 	h.SSRC, h.PayloadType, h.SequenceNumber = b.ssrc, b.pt, seq
 	h.Timestamp += tsOff
 	if p.PaddingSize != 0 && h.PaddingSize == 0 {
 		h.PaddingSize = p.PaddingSize // the payload goes separately, so padding must ride in the header
 	}
-	_, err := b.stream.WriteRTP(h, p.Payload)
+	if t.tcc != nil && b.tccID != 0 {
+		h.setTCC(t.tcc, b.tccID, 12+len(p.Payload)+int(h.PaddingSize))
+	}
+	_, err := b.stream.WriteRTP(&h.Header, p.Payload)
 	return err == nil
 }
 
@@ -103,18 +117,21 @@ func (t *boundTrack) write(h *rtp.Header, p *rtp.Packet, seq uint16, tsOff uint3
 // (RFC 4588 §4: its own SSRC, payload type and sequence numbers, the original sequence number
 // ahead of the payload), with h and buf (at least 2 bytes more than the payload) the caller's
 // scratch. It returns the bytes sent, and false if the write failed.
-func writeRTX(b *binding, h *rtp.Header, buf []byte, p *rtp.Packet, osn uint16, tsOff uint32) (int, bool) {
+func writeRTX(b *binding, tcc *transportCC, h *hdrScratch, buf []byte, p *rtp.Packet, osn uint16, tsOff uint32) (int, bool) {
 	if len(buf) < 2+len(p.Payload) {
 		return 0, false
 	}
-	*h = p.Header
+	h.Header = p.Header
 	h.SSRC, h.PayloadType, h.SequenceNumber = b.rtxSSRC, b.rtxPT, uint16(b.rtxSeq.Add(1))
 	h.Timestamp += tsOff
 	h.Padding, h.PaddingSize = false, 0
 	buf = buf[:2+len(p.Payload)]
 	binary.BigEndian.PutUint16(buf, osn)
 	copy(buf[2:], p.Payload)
-	if _, err := b.stream.WriteRTP(h, buf); err != nil {
+	if tcc != nil && b.tccID != 0 {
+		h.setTCC(tcc, b.tccID, 12+len(buf))
+	}
+	if _, err := b.stream.WriteRTP(&h.Header, buf); err != nil {
 		return 0, false
 	}
 	return h.MarshalSize() + len(buf), true

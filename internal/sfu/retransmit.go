@@ -44,7 +44,7 @@ type retransmitter struct {
 	buf     []byte
 	rtxBuf  []byte // an RTX packet's payload: the original sequence number and buf's payload
 	pkt     rtp.Packet
-	hdr     rtp.Header
+	hdr     hdrScratch
 	recent  *[rtxHistory]rtxEntry // allocated at the first NACK: most subscribers never send one
 	skipped [rtxSkipReasons]atomic.Uint64
 }
@@ -111,7 +111,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 			if b := d.track.out.Load(); b != nil && b.rtxSSRC != 0 {
 				// On the RTX stream: the subscriber's loss statistics of the media stream stay
 				// the link's, and the repair is told apart from the original.
-				n, ok := writeRTX(b, &r.hdr, r.rtxBuf, &r.pkt, out, d.tsOff.Load())
+				n, ok := writeRTX(b, d.track.tcc, &r.hdr, r.rtxBuf, &r.pkt, out, d.tsOff.Load())
 				if !ok {
 					d.errs.Add(1)
 					continue

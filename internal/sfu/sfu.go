@@ -189,6 +189,15 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 		if err := registerRTX(m); err != nil {
 			return nil, err
 		}
+		// Transport-wide congestion control feedback for video: a simulcast video's packets
+		// carry the extension, and the subscriber's feedback gives its layer choice a delay
+		// signal (delayfeedback.go). Browsers then send transport-cc feedback instead of REMB,
+		// which we do not read; packets without the extension (audio, video without simulcast)
+		// are simply not in the feedback.
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTPCodecTypeVideo)
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
 	}
 	reg := &interceptor.Registry{}
 	if role == apiRelay {
@@ -206,9 +215,7 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 			return nil, err
 		}
 		// Transport-wide congestion control feedback (video): Chrome's send-side estimator then
-		// follows the publisher's real uplink instead of only loss, up to our REMB cap. Not for
-		// subscribers: there Chrome would stop sending REMB and expect transport-wide sequence
-		// numbers on everything we forward.
+		// follows the publisher's real uplink instead of only loss, up to our REMB cap.
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: webrtc.TypeRTCPFBTransportCC}, webrtc.RTPCodecTypeVideo)
 		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.TransportCCURI}, webrtc.RTPCodecTypeVideo); err != nil {
 			return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"log/slog"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -77,7 +78,10 @@ type simulcast struct {
 	// lowSince is when the lowest layer became the one forwarded (unix nanos; see atLowest).
 	lowSince atomic.Int64
 	// log is the subscription's, for its layer changes; nil for a recording's tap.
-	log   *slog.Logger
+	log *slog.Logger
+	// tcc is the subscriber's transport-wide feedback (delayfeedback.go); nil for a tap. Its
+	// signal is there only when the subscriber negotiated transport-cc.
+	tcc   *transportCC
 	swaps atomic.Uint64 // layer switches done
 
 	mu       sync.Mutex
@@ -136,6 +140,10 @@ type upProbe struct {
 	baseLoss   float64       // the link's loss before the probe
 	baseNack   float64       // its NACKs per packet before the probe
 	baseRTT    time.Duration // the round trip before the probe (0 unknown)
+	baseQ      time.Duration // the queue delay the feedback showed before the probe
+	delay      bool          // the probe is judged by the delay feedback (fresh when it began)
+	from       float64       // bps of the layer forwarded when it began
+	full       time.Time     // when the padding reached pad (zero before)
 	pad        float64       // bps the padding reaches after upRamp
 	quietUntil time.Time     // receiver reports until then may count the last probe's padding
 	probes     uint64        // probes started, passed: for tests and logs
@@ -159,7 +167,7 @@ type layerEntry struct {
 	sc    *simulcast
 	layer int
 	pkt   rtp.Packet
-	hdr   rtp.Header
+	hdr   hdrScratch
 	pad   rtp.Packet // a probe's padding
 	buf   [1500]byte
 }
@@ -538,6 +546,26 @@ const (
 	upNackDown  = 0.2                   // NACKed sequence numbers per packet sent in a second that take the layer down
 )
 
+// With the subscriber's transport-wide feedback (delayfeedback.go) a queue shows as delay some
+// hundred milliseconds before the bottleneck drops anything: a probe ends when one stands
+// (upQueueRise over what stood before it), long before its NACKs would come, so a failed probe
+// costs the link a short queue rather than lost packets, and probes may ramp faster and come more
+// often. What the link delivered meanwhile tells how far a failed probe got: the layers it covered
+// are taken. Down, a queue of downQueue standing in two feedbacks in a row takes the layer down
+// to what the link delivers, before the loss that a receiver report would show a second later.
+// The ramp of such a probe is geometric, upGrowDelay per 100 ms from the current layer's rate:
+// past the link's rate the queue grows by at most a fifth of the time sent, so it is seen at
+// upQueueRise, two feedbacks later, well before the bottleneck's queue (200 ms in the bed)
+// overflows, whatever the distance to the target.
+const (
+	upGrowDelay   = 1.2
+	upPassDelay   = 400 * time.Millisecond // a probe judged by delay passes when a span this long after its full rate showed no queue
+	upQueueRise   = 50 * time.Millisecond
+	upGapMinDelay = time.Second
+	upGapMaxDelay = 2 * time.Second
+	downQueue     = 100 * time.Millisecond
+)
+
 // step runs the layer choice of a subscriber's simulcast video every 100 ms on the sender-report
 // goroutine: rates once a second, the receiver reports as they come. est is the subscription's
 // estimate (bps, 0 unknown), cap its videoMaxSendBandwidth (bps, 0 none).
@@ -580,11 +608,31 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 	}
 	// NACKs say it sooner than the next receiver report: Chrome asks for what it misses within a
-	// round trip. (They count repeats too, hence the higher bar.)
-	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) {
+	// round trip. (They count repeats too, hence the higher bar.) With transport-wide feedback
+	// the link says what it delivered: NACKs for packets the publisher never sent us, or a
+	// receiver starved of CPU asking again and again, are no reason to go down (the bed took
+	// unshaped subscribers down to "100 kbit/s" of a link that delivered 1.2 Mbit/s).
+	// A subscriber that sends transport-wide feedback but sent none lately is not running (a
+	// browser starved of CPU): its NACKs, sent when it runs again, are for packets it may well
+	// have, and say nothing of its link.
+	sig := sc.tcc.signal(now)
+	stalled := sc.tcc != nil && sc.tcc.feedbacks.Load() > 0 && !sig.ok
+	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled {
 		got := sc.sentRate * (1 - min(sc.nackRatio, 0.9))
+		if sig.ok && sig.recentMax > 0 && now.Sub(sig.rateAt) < tccFresh {
+			// What it delivered at best lately, not in its latest span: a receiver short of CPU
+			// takes its packets in slowly, then in a burst.
+			got = max(got, sig.recentMax)
+		}
 		if avail <= 0 || got < avail {
 			avail = got
+		}
+	}
+	// A standing queue at a link that delivers less than it was sent says it sooner still
+	// (transport-wide feedback): the link carries what it delivered.
+	if sig.bottleneck(downQueue) && now.Sub(sig.rateAt) < tccFresh && !sc.quiet(now) {
+		if avail <= 0 || sig.runRate < avail {
+			avail = sig.runRate
 		}
 	}
 	if avail > 0 {
@@ -603,7 +651,9 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			sc.endProbe(now, false, "loss")
 			sc.up.next = now.Add(max(sc.up.gap, upGapMin))
 			if log := sc.log; log != nil {
-				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000))
+				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000),
+					"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000),
+					"slow_ms", sig.slowFor.Milliseconds(), "run_kbps", int(sig.runRate/1000), "recent_max_kbps", int(sig.recentMax/1000), "nack_ratio", sc.nackRatio)
 			}
 			return
 		}
@@ -611,10 +661,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 
 	// Up: probe first.
 	if sc.up.running {
-		sc.checkProbe(now, fresh)
+		sc.checkProbe(now, fresh, sig)
 		return
 	}
-	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss {
+	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise {
 		return
 	}
 	target := cur + 1
@@ -632,12 +682,21 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	sc.mu.Unlock()
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
-		pad: max(upGain*sc.rate[target]-sc.rate[cur], upMinPad)}
+		pad: max(upGain*sc.rate[target]-sc.rate[cur], upMinPad), delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur]}
 	sc.ramp(now)
 }
 
 // ramp sets the padding of the running probe for now: rising to its full rate over upRamp.
 func (sc *simulcast) ramp(now time.Time) {
+	if sc.up.delay {
+		steps := float64(now.Sub(sc.up.start)+100*time.Millisecond) / float64(100*time.Millisecond)
+		pad := min(max(sc.up.from*math.Pow(upGrowDelay, steps)-sc.up.from, upMinPad), sc.up.pad)
+		if pad >= sc.up.pad && sc.up.full.IsZero() {
+			sc.up.full = now
+		}
+		sc.probeBps.Store(uint64(pad / 8))
+		return
+	}
 	share := min(float64(now.Sub(sc.up.start)+100*time.Millisecond)/float64(upRamp), 1)
 	sc.probeBps.Store(uint64(sc.up.pad * share / 8))
 }
@@ -648,13 +707,25 @@ func (sc *simulcast) quiet(now time.Time) bool {
 }
 
 // checkProbe ends a running probe when the link answered it, or its time is up.
-func (sc *simulcast) checkProbe(now time.Time, fresh bool) {
+func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	d, cc := sc.main, sc.main.cc
 	ran := now.Sub(sc.up.start)
 	nacks, pkts := sc.probeNacks.Load()-sc.up.nacks, d.sent.Load()+d.padded.Load()-sc.up.pkts
 	switch {
 	case float64(nacks) > 1+float64(pkts)*(min(sc.up.baseNack, 0.1)+0.01):
 		sc.endProbe(now, false, "nacks")
+	case sc.up.delay && sig.standing(sc.up.baseQ+upQueueRise):
+		// A queue builds: the link is full. What it delivered meanwhile may still carry a layer
+		// between the current one and the target.
+		if l := sc.deliveredLayer(sig, now); l > sc.fitMax.Load() {
+			sc.up.target = l
+			sc.endProbe(now, true, "")
+			return
+		}
+		sc.endProbe(now, false, "delay")
+	case sc.up.delay && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upPassDelay)) &&
+		sig.rate >= 0.85*upGain*sc.rate[sc.up.target]:
+		sc.endProbe(now, true, "")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
 		sc.endProbe(now, false, "report")
@@ -665,6 +736,20 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool) {
 	default:
 		sc.ramp(now)
 	}
+}
+
+// deliveredLayer returns the highest layer up to the probe's target whose rate, with upGain's
+// margin, fits what the link delivered in the latest span of the probe; -1 if none does.
+func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
+	if !sig.ok || now.Sub(sig.rateAt) >= tccFresh || !sig.rateAt.After(sc.up.start) {
+		return -1
+	}
+	for l := sc.up.target; l >= 0; l-- {
+		if sc.rate[l] > 0 && upGain*sc.rate[l] <= sig.rate {
+			return l
+		}
+	}
+	return -1
 }
 
 // endProbe stops a running probe; passed raises the layer to its target.
@@ -688,17 +773,25 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 			cc.est = max(cc.est, upGain*sc.rate[sc.up.target])
 		}
 		if log := sc.log; log != nil {
+			sig := sc.tcc.signal(now)
 			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "rate_kbps", int(sc.rate[sc.up.target]/1000), "pad_kbps", int(sc.up.pad/1000),
+				"delay", sc.up.delay, "queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000),
 				"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 				"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
 		}
 		return
 	}
-	sc.up.gap = min(max(2*sc.up.gap, upGapMin), upGapMax)
+	lo, hi := upGapMin, upGapMax
+	if sc.up.delay && why == "delay" {
+		lo, hi = upGapMinDelay, upGapMaxDelay // it cost the link a short queue, no loss
+	}
+	sc.up.gap = min(max(2*sc.up.gap, lo), hi)
 	sc.up.next = now.Add(sc.up.gap)
 	sc.up.lastReason = why
 	if log := sc.log; log != nil && why != "paused" && why != "loss" {
+		sig := sc.tcc.signal(now)
 		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000),
+			"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000),
 			"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 			"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
 	}

@@ -112,6 +112,78 @@ func (d *decoded) layers() []byte {
 // layer and back up, and receives one continuous stream: no sequence, timestamp or picture ID
 // jumps, and each layer starting at its keyframe.
 func TestSimulcastThroughPion(t *testing.T) {
+	subB := newBrowser(t)
+	var dec decoded
+	subB.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			dec.add(p)
+		}
+	})
+	pub, _, video := simulcastSession(t, subB.pc)
+	// A recording's tap takes the best layer sent, whatever the subscriber is switched to.
+	var rec decoded
+	remove := pub.AddTap("video", tapFunc(rec.add))
+	if remove == nil {
+		t.Fatal("no video to tap")
+	}
+	defer remove()
+	eventually(t, "the top layer", func() bool { l := dec.layers(); return len(l) > 0 && l[len(l)-1] == 2 })
+	video.sc.probeBps.Store(20000)
+	eventually(t, "padding", func() bool { dec.mu.Lock(); defer dec.mu.Unlock(); return len(dec.pads) > 10 })
+	video.sc.probeBps.Store(0)
+	video.setMaxLayer(0)
+	eventually(t, "the lowest layer", func() bool { l := dec.layers(); return l[len(l)-1] == 0 })
+	video.setMaxLayer(2)
+	eventually(t, "the top layer again", func() bool { l := dec.layers(); return l[len(l)-1] == 2 })
+
+	dec.mu.Lock()
+	got := slices.Clone(dec.got)
+	pads := map[uint16]bool{}
+	for _, s := range dec.pads {
+		pads[s] = true
+	}
+	dec.mu.Unlock()
+	// Loopback UDP may still reorder or lose a packet; the decoder's view is in sequence order.
+	slices.SortFunc(got, func(a, b received) int { return int(int16(a.seq - b.seq)) })
+	got = slices.CompactFunc(got, func(a, b received) bool { return a.seq == b.seq })
+	// A probe's padding (the subscriber may have been moved down and probed its way up) takes
+	// sequence numbers of its own: the media around it must be continuous once it is left out.
+	orig := make([]uint16, len(got))
+	for i, r := range got {
+		orig[i] = r.seq
+	}
+	for i := 1; i < len(got); i++ {
+		next := orig[i-1] + 1
+		for pads[next] {
+			next++
+		}
+		if orig[i] == next {
+			got[i].seq = got[i-1].seq + 1
+		}
+	}
+	// What was forwarded before the subscriber's DTLS was up never arrived: the decoder starts at
+	// the keyframe asked for when it connected.
+	first := slices.IndexFunc(got, func(r received) bool { return r.key })
+	checkContinuous(t, got[first:])
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	// It may start on a layer that arrived first, then only goes up, to the top.
+	if l := layersOf(rec.got); l[len(l)-1] != 2 || !slices.IsSorted(l) {
+		t.Fatalf("the recording tap got layers %v, want them going up to the top one only", l)
+	}
+	checkContinuous(t, rec.got)
+}
+
+// simulcastSession publishes a three-layer simulcast video from a pion peer into a new SFU,
+// subscribes subPC to it from our offer (OpenVidu's mediasoup mode), and sends frames on every
+// layer until the test ends.
+func simulcastSession(t *testing.T, subPC *webrtc.PeerConnection) (*Publisher, *Subscriber, *downTrack) {
+	t.Helper()
 	s := newTestSFU(t, Config{Port: 0})
 	pubPC, pubSender, tracks := simulcastBrowser(t)
 	offer, err := pubPC.CreateOffer(nil)
@@ -139,47 +211,29 @@ func TestSimulcastThroughPion(t *testing.T) {
 		t.Fatalf("layers %v", got)
 	}
 
-	subB := newBrowser(t)
-	var dec decoded
-	subB.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		for {
-			p, _, err := tr.ReadRTP()
-			if err != nil {
-				return
-			}
-			dec.add(p)
-		}
-	})
 	sub, soffer, err := s.SubscribeOffer(context.Background(), pub, SubscribeRequest{StreamID: "s"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(sub.Close)
-	if err := subB.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: soffer}); err != nil {
+	if err := subPC.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: soffer}); err != nil {
 		t.Fatal(err)
 	}
-	sans, err := subB.pc.CreateAnswer(nil)
+	sans, err := subPC.CreateAnswer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered = webrtc.GatheringCompletePromise(subB.pc)
-	if err := subB.pc.SetLocalDescription(sans); err != nil {
+	gathered = webrtc.GatheringCompletePromise(subPC)
+	if err := subPC.SetLocalDescription(sans); err != nil {
 		t.Fatal(err)
 	}
 	<-gathered
-	if err := sub.SetAnswer(subB.pc.LocalDescription().SDP); err != nil {
+	if err := sub.SetAnswer(subPC.LocalDescription().SDP); err != nil {
 		t.Fatal(err)
 	}
-	if err := sub.SetAnswer(subB.pc.LocalDescription().SDP); err == nil {
+	if err := sub.SetAnswer(subPC.LocalDescription().SDP); err == nil {
 		t.Fatal("a second answer was accepted")
 	}
-	// A recording's tap takes the best layer sent, whatever the subscriber is switched to.
-	var rec decoded
-	remove := pub.AddTap("video", tapFunc(rec.add))
-	if remove == nil {
-		t.Fatal("no video to tap")
-	}
-	defer remove()
 	video := sub.downs[len(sub.downs)-1]
 	if video.sc == nil {
 		t.Fatal("the subscriber's video is not a simulcast down-track")
@@ -228,50 +282,5 @@ func TestSimulcastThroughPion(t *testing.T) {
 		}
 	}()
 
-	eventually(t, "the top layer", func() bool { l := dec.layers(); return len(l) > 0 && l[len(l)-1] == 2 })
-	video.sc.probeBps.Store(20000)
-	eventually(t, "padding", func() bool { dec.mu.Lock(); defer dec.mu.Unlock(); return len(dec.pads) > 10 })
-	video.sc.probeBps.Store(0)
-	video.setMaxLayer(0)
-	eventually(t, "the lowest layer", func() bool { l := dec.layers(); return l[len(l)-1] == 0 })
-	video.setMaxLayer(2)
-	eventually(t, "the top layer again", func() bool { l := dec.layers(); return l[len(l)-1] == 2 })
-
-	dec.mu.Lock()
-	got := slices.Clone(dec.got)
-	pads := map[uint16]bool{}
-	for _, s := range dec.pads {
-		pads[s] = true
-	}
-	dec.mu.Unlock()
-	// Loopback UDP may still reorder or lose a packet; the decoder's view is in sequence order.
-	slices.SortFunc(got, func(a, b received) int { return int(int16(a.seq - b.seq)) })
-	got = slices.CompactFunc(got, func(a, b received) bool { return a.seq == b.seq })
-	// A probe's padding (the subscriber may have been moved down and probed its way up) takes
-	// sequence numbers of its own: the media around it must be continuous once it is left out.
-	orig := make([]uint16, len(got))
-	for i, r := range got {
-		orig[i] = r.seq
-	}
-	for i := 1; i < len(got); i++ {
-		next := orig[i-1] + 1
-		for pads[next] {
-			next++
-		}
-		if orig[i] == next {
-			got[i].seq = got[i-1].seq + 1
-		}
-	}
-	// What was forwarded before the subscriber's DTLS was up never arrived: the decoder starts at
-	// the keyframe asked for when it connected.
-	first := slices.IndexFunc(got, func(r received) bool { return r.key })
-	checkContinuous(t, got[first:])
-
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	// It may start on a layer that arrived first, then only goes up, to the top.
-	if l := layersOf(rec.got); l[len(l)-1] != 2 || !slices.IsSorted(l) {
-		t.Fatalf("the recording tap got layers %v, want them going up to the top one only", l)
-	}
-	checkContinuous(t, rec.got)
+	return pub, sub, video
 }

@@ -398,7 +398,9 @@ func TestSimulcastForwardingAllocations(t *testing.T) {
 	}
 	var sink headerSink
 	tr, _ := newBoundTrack(layers[0].f.codec, "video", "s")
-	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &sink})
+	// With the transport-wide sequence number a subscriber that negotiated transport-cc gets.
+	tr.tcc = &transportCC{}
+	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &sink, tccID: 3})
 	layers[2].f.subs.Load()
 	for _, x := range *layers[2].f.subs.Load() {
 		x.tap.(*layerEntry).sc.main.track = tr // from now on into the allocation-free sink
@@ -422,6 +424,9 @@ func TestSimulcastForwardingAllocations(t *testing.T) {
 	}
 	if sink.n < 200 {
 		t.Fatalf("%d packets forwarded", sink.n)
+	}
+	if n := tr.tcc.seq.Load(); n < 200 {
+		t.Fatalf("%d packets numbered transport-wide", n)
 	}
 }
 

@@ -85,7 +85,7 @@ type downTrack struct {
 	gated bool
 	rtx   retransmitter // used only by the down-track's RTCP reader
 
-	hdr     rtp.Header    // scratch for the forwarder's writes; only its read loop touches it
+	hdr     hdrScratch    // scratch for the forwarder's writes; only its read loop touches it
 	padding rtp.Packet    // scratch for pad; only the forwarder's read loop touches it
 	padded  atomic.Uint64 // padding-only packets sent as probes
 	padB    atomic.Uint64 // their bytes (in bytes too)
@@ -261,7 +261,7 @@ func monotonicNow() int64 { return int64(time.Since(monoEpoch)) }
 
 // send writes p as outgoing sequence number seq with the caller's scratch header: a goroutine
 // other than the forwarder's (the NACK answers) brings its own.
-func (d *downTrack) send(h *rtp.Header, p *rtp.Packet, seq uint16) {
+func (d *downTrack) send(h *hdrScratch, p *rtp.Packet, seq uint16) {
 	if !d.track.write(h, p, seq, d.tsOff.Load()) {
 		d.errs.Add(1)
 		return
@@ -369,6 +369,8 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 			d.gated = true
 			if f == video && len(layers) > 1 {
 				d.sc = newSimulcast(d, layers) // it rewrites sequence numbers itself; the gate stays unused
+				tr.tcc = &transportCC{}        // its layer choice reads the link's delay
+				d.sc.tcc = tr.tcc
 				sub.sc, d.sc.log = d.sc, log
 			}
 		}
@@ -416,6 +418,10 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 				}
 			case *rtcp.TransportLayerNack:
 				d.retransmit(p, now)
+			case *rtcp.TransportLayerCC:
+				if d.track.tcc != nil {
+					d.track.tcc.onFeedback(p, now)
+				}
 			}
 		}
 	}

@@ -1,0 +1,313 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// A delay signal for a subscriber's link (transport-wide congestion control, draft-holmer-rmcat-
+// transport-wide-cc-extensions-01). Loss says a link is full only once its bottleneck's queue has
+// overflowed: a layer probe or a layer too big for the link has then already cost the picture
+// packets (the weak-network bed: a probe for the top layer on a 300 kbit/s link lost a keyframe and
+// froze the picture for 5 s). A queue shows earlier as delay. So the packets of a simulcast video
+// down-track carry a transport-wide sequence number (header extension, when the subscriber
+// negotiated transport-cc, which browsers do when offered), we note when each was sent, and the
+// subscriber's feedback tells when each arrived: arrival − send is the one-way delay plus an
+// unknown clock offset; over its least value lately it is the queue in front of the subscriber.
+// The feedback also tells what the link delivered (bytes received over the arrival span), which
+// is what the link carries when a queue stands.
+//
+//	 0                   1                   2                   3
+//	 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//	|  ID   | L=1   |transport-wide sequence number | zero padding  |
+//	+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+//
+// The sender side is a few atomic operations per packet, with no allocation (the extension's
+// bytes live in the writer's scratch header); the feedback is read on the down-track's RTCP
+// goroutine, which publishes the signal in atomics for the layer choice (simulcast.go step).
+
+const (
+	// tccRing is how many sent packets are remembered for their feedback: seconds of video at any
+	// rate a subscriber gets (feedback comes every 50–250 ms).
+	tccRing = 4096
+	// tccBaseEpoch: the least one-way delay is kept over two epochs of this length, so a route
+	// that got longer is learnt within twice this, and one late packet is not taken for a queue.
+	tccBaseEpoch = 5 * time.Second
+	// tccRateSpan is the least arrival span the delivered rate is measured over.
+	tccRateSpan = 200 * time.Millisecond
+	// tccFresh: feedback older than this says nothing of the link now.
+	tccFresh = 500 * time.Millisecond
+	// tccSlowFor is how much of the subscriber's arrival time a run of spans delivered slower
+	// than sent must cover before it says the link is full. A browser short of CPU (the weak-
+	// network bed's unshaped subscribers at load 5-10) also takes its packets in slower than
+	// they were sent, for some hundred milliseconds, then catches up in a burst; a link never
+	// delivers faster than its rate, so it stays slower for as long as it is sent too much. At
+	// 200 ms a span (tccRateSpan), two slower spans in a row (the first landing's rule) took
+	// such subscribers down from the top layer to the lowest.
+	tccSlowFor = time.Second
+	// tccRateWindow: the most a span delivered within this long is what the link is known to
+	// carry (a starved receiver's catch-up burst included).
+	tccRateWindow = time.Second
+	// tccSpans is how many recent spans are kept for tccRateWindow: at least 200 ms each.
+	tccSpans = 8
+)
+
+// hdrScratch is one writer goroutine's scratch for an outgoing RTP header, with room for the
+// transport-wide sequence number so that adding it allocates nothing.
+type hdrScratch struct {
+	rtp.Header
+	ext [1]rtp.Extension
+	tcc [2]byte
+}
+
+// tccSent is what we remember of one sent packet.
+type tccSent struct {
+	seq  atomic.Uint32 // transport-wide sequence number +1 (0: empty)
+	at   atomic.Int64  // monotonic nanoseconds
+	size atomic.Uint32 // bytes on the wire, RTP header and padding included
+}
+
+// transportCC is one subscription's transport-wide feedback state.
+type transportCC struct {
+	seq  atomic.Uint32 // last transport-wide sequence number given out
+	sent [tccRing]tccSent
+
+	// Published by onFeedback for the layer choice.
+	queue     atomic.Int64  // ns: the queue delay of the latest packet in the latest feedback
+	prevQueue atomic.Int64  // ns: the same for the feedback before it
+	rate      atomic.Uint64 // bps the link delivered over the latest full span
+	sentRate  atomic.Uint64 // bps at which the same packets were sent
+	slower    atomic.Uint32 // spans in a row, up to the latest, delivered under tccSlower of their sending rate
+	slowFor   atomic.Int64  // ns of arrival time those spans cover
+	runRate   atomic.Uint64 // bps: the most any of those spans delivered
+	recentMax atomic.Uint64 // bps: the most any span closed within tccRateWindow delivered
+	fbAt      atomic.Int64  // unix nanos of the latest feedback with a packet we know
+	rateAt    atomic.Int64  // unix nanos when rate was published
+	feedbacks atomic.Uint64
+
+	// Owned by onFeedback (the RTCP reader).
+	base      [2]int64 // least one-way delay (ns, with the clocks' offset) of this epoch and the last
+	baseSet   [2]bool
+	epochAt   time.Time
+	spanBytes uint64
+	spanFrom  int64 // arrival (ns, the subscriber's clock) of the span's first packet, 0: none
+	spanTo    int64
+	sendFrom  int64 // monotonic send time (ns) of the span's first and last packets
+	sendTo    int64
+	seqFrom   uint32 // their transport-wide sequence numbers (full)
+	seqTo     uint32
+	recent    [tccSpans]spanRate // the latest closed spans, for recentMax
+	nrecent   int
+	slowSpan  int64   // arrival time (ns) covered by the current run of slower spans
+	slowMax   float64 // the most one of them delivered (bps)
+}
+
+// spanRate is one closed span's delivered rate and when its feedback came.
+type spanRate struct {
+	at   time.Time
+	rate float64
+}
+
+// stamp gives the next transport-wide sequence number to a packet of size bytes about to be sent
+// now, and notes when.
+func (t *transportCC) stamp(size int) uint16 {
+	n := t.seq.Add(1)
+	s := &t.sent[n%tccRing]
+	s.seq.Store(0) // the slot is being rewritten: a feedback read meanwhile skips it
+	s.at.Store(monotonicNow())
+	s.size.Store(uint32(size))
+	s.seq.Store(uint32(uint16(n)) + 1)
+	return uint16(n)
+}
+
+// setTCC puts the transport-wide sequence number of a packet of size bytes into h (id: the
+// negotiated extension id), in place of any extension the publisher's packet carried: the
+// subscriber negotiated none of those under their ids.
+func (h *hdrScratch) setTCC(t *transportCC, id uint8, size int) {
+	binary.BigEndian.PutUint16(h.tcc[:], t.stamp(size+8)) // the extension adds 8 bytes
+	h.Extension, h.Extensions = false, h.ext[:0]
+	_ = h.SetExtension(id, h.tcc[:]) // 2 bytes under a one-byte id: cannot fail
+}
+
+// onFeedback reads one transport-wide feedback packet: each reported arrival against its send
+// time, and the bytes delivered.
+func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
+	if t.epochAt.IsZero() || now.Sub(t.epochAt) >= tccBaseEpoch {
+		t.base[1], t.baseSet[1] = t.base[0], t.baseSet[0]
+		t.baseSet[0], t.epochAt = false, now
+	}
+	arrival := int64(fb.ReferenceTime) * 64 * int64(time.Millisecond)
+	seq := fb.BaseSequenceNumber
+	deltas := fb.RecvDeltas
+	left := int(fb.PacketStatusCount)
+	var last, lastQ int64 // the latest arrival and its queue delay
+	var known bool
+	take := func(sym uint16) {
+		if left <= 0 {
+			return
+		}
+		left--
+		s := seq
+		seq++
+		if sym != rtcp.TypeTCCPacketReceivedSmallDelta && sym != rtcp.TypeTCCPacketReceivedLargeDelta {
+			return
+		}
+		if len(deltas) == 0 {
+			return
+		}
+		arrival += deltas[0].Delta * int64(time.Microsecond)
+		deltas = deltas[1:]
+		n := t.seq.Load()
+		// The slot of s: the latest sent number with these 16 low bits.
+		full := n&^0xFFFF | uint32(s)
+		if full > n {
+			full -= 1 << 16
+		}
+		slot := &t.sent[full%tccRing]
+		if slot.seq.Load() != uint32(s)+1 || n-full >= tccRing {
+			return // not ours, or too old to be remembered
+		}
+		at, size := slot.at.Load(), slot.size.Load()
+		if slot.seq.Load() != uint32(s)+1 {
+			return // rewritten while read
+		}
+		owd := arrival - at
+		if !t.baseSet[0] || owd < t.base[0] {
+			t.base[0], t.baseSet[0] = owd, true
+		}
+		base := t.base[0]
+		if t.baseSet[1] && t.base[1] < base {
+			base = t.base[1]
+		}
+		if !known || arrival >= last {
+			last, lastQ = arrival, owd-base
+		}
+		known = true
+		if t.spanFrom == 0 || arrival < t.spanFrom {
+			if t.spanFrom != 0 && t.spanFrom-arrival > int64(time.Second) {
+				t.spanBytes = 0 // the subscriber's clock jumped: start over
+			}
+			t.spanFrom = arrival
+		}
+		t.spanTo = max(t.spanTo, arrival)
+		if t.sendFrom == 0 || at < t.sendFrom {
+			t.sendFrom, t.seqFrom = at, full
+		}
+		if at > t.sendTo {
+			t.sendTo, t.seqTo = at, full
+		}
+		t.spanBytes += uint64(size)
+	}
+	for _, c := range fb.PacketChunks {
+		switch c := c.(type) {
+		case *rtcp.RunLengthChunk:
+			for range int(c.RunLength) {
+				if left <= 0 {
+					break
+				}
+				take(c.PacketStatusSymbol)
+			}
+		case *rtcp.StatusVectorChunk:
+			for _, sym := range c.SymbolList {
+				take(sym)
+			}
+		}
+	}
+	if !known {
+		return
+	}
+	t.prevQueue.Store(t.queue.Load())
+	t.queue.Store(lastQ)
+	t.fbAt.Store(now.UnixNano())
+	t.feedbacks.Add(1)
+	if span := t.spanTo - t.spanFrom; span >= int64(tccRateSpan) {
+		t.rate.Store(uint64(float64(t.spanBytes) * 8 / (float64(span) / float64(time.Second))))
+		t.sentRate.Store(uint64(float64(t.sentBetween(t.seqFrom, t.seqTo)) * 8 / (float64(max(t.sendTo-t.sendFrom, int64(time.Millisecond))) / float64(time.Second))))
+		t.rateAt.Store(now.UnixNano())
+		rate := float64(t.rate.Load())
+		if rate < tccSlower*float64(t.sentRate.Load()) {
+			t.slower.Add(1)
+			t.slowSpan += span
+			t.slowMax = max(t.slowMax, rate)
+		} else {
+			t.slower.Store(0)
+			t.slowSpan, t.slowMax = 0, 0
+		}
+		t.slowFor.Store(t.slowSpan)
+		t.runRate.Store(uint64(t.slowMax))
+		t.recent[t.nrecent%tccSpans] = spanRate{at: now, rate: rate}
+		t.nrecent++
+		best := 0.0
+		for _, r := range t.recent {
+			if !r.at.IsZero() && now.Sub(r.at) < tccRateWindow {
+				best = max(best, r.rate)
+			}
+		}
+		t.recentMax.Store(uint64(best))
+		t.spanBytes, t.spanFrom, t.spanTo, t.sendFrom, t.sendTo = 0, 0, 0, 0, 0
+	}
+}
+
+// sentBetween returns the bytes sent as transport-wide numbers from to to, lost packets included.
+func (t *transportCC) sentBetween(from, to uint32) uint64 {
+	var b uint64
+	if to-from >= tccRing {
+		return 0
+	}
+	for n := from; n != to+1; n++ {
+		if s := &t.sent[n%tccRing]; s.seq.Load() == uint32(uint16(n))+1 {
+			b += uint64(s.size.Load())
+		}
+	}
+	return b
+}
+
+// delaySignal is what the layer choice reads of the feedback at one step.
+type delaySignal struct {
+	ok           bool          // fresh feedback
+	queue, prevQ time.Duration // the latest two feedbacks' least queue delay
+	rate         float64       // bps delivered over the latest span
+	sentRate     float64       // bps at which that span's packets were sent
+	slower       uint32        // spans in a row delivered slower than sent
+	slowFor      time.Duration // the arrival time those spans cover
+	runRate      float64       // bps: the most one of them delivered
+	recentMax    float64       // bps: the most a span delivered within tccRateWindow
+	rateAt       time.Time
+}
+
+// signal returns the latest feedback's reading, ok only when it is fresh at now.
+func (t *transportCC) signal(now time.Time) delaySignal {
+	if t == nil {
+		return delaySignal{}
+	}
+	at := t.fbAt.Load()
+	if at == 0 || now.Sub(time.Unix(0, at)) > tccFresh {
+		return delaySignal{}
+	}
+	return delaySignal{ok: true, queue: time.Duration(t.queue.Load()), prevQ: time.Duration(t.prevQueue.Load()),
+		rate: float64(t.rate.Load()), sentRate: float64(t.sentRate.Load()), slower: t.slower.Load(), slowFor: time.Duration(t.slowFor.Load()),
+		runRate: float64(t.runRate.Load()), recentMax: float64(t.recentMax.Load()), rateAt: time.Unix(0, t.rateAt.Load())}
+}
+
+// bottleneck reports whether a queue of at least d stands and the link delivered its packets
+// clearly slower than they were sent for tccSlowFor of its arrival time: a link at its limit. A
+// receiver starved of CPU (the loaded bed) also stamps its arrivals late and for a while slower
+// than sent, but then catches up in a burst, which ends the run; a delay that jumps once (a stall,
+// a new route) slows one span only. What the link carries is then runRate.
+func (s delaySignal) bottleneck(d time.Duration) bool {
+	return s.standing(d) && s.runRate > 0 && s.slowFor >= tccSlowFor
+}
+
+// tccSlower: a span delivered under this share of its sending rate was held by a bottleneck.
+const tccSlower = 0.9
+
+// standing reports whether both of the latest feedbacks saw a queue of at least d: one feedback's
+// latest packet delayed can be a burst (a keyframe) draining, or jitter.
+func (s delaySignal) standing(d time.Duration) bool {
+	return s.ok && s.queue >= d && s.prevQ >= d
+}

@@ -1,0 +1,388 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// tccLink models a subscriber's link for the transport-wide feedback: a bottleneck of rate bps
+// with a queue of at most maxQueue (a tc tbf), whose receiver reports every packet's arrival on
+// its own clock.
+type tccLink struct {
+	tcc      *transportCC
+	rec      *twcc.Recorder
+	rate     float64
+	maxQueue time.Duration
+	free     time.Duration // when the bottleneck has sent everything queued (model time)
+	late     time.Duration // the receiver stamps arrivals this much late (a stall)
+	lost     int
+	// cpu, when set, is a receiver short of CPU: it stamps a packet that reached it at arrival
+	// only when it gets to it (see starved).
+	cpu   *starved
+	rfree time.Duration // when the starved receiver has stamped everything that reached it
+}
+
+// starved is a receiver starved of CPU on a link with room to spare: every period it runs for
+// stall nothing at all, then for slow at slowBps only, and otherwise keeps up (a loaded machine's
+// browser, as in the weak-network bed in make test).
+type starved struct {
+	period, stall, slow time.Duration
+	slowBps             float64
+}
+
+// stamp returns when a receiver starved as s, done with everything before free, stamps a packet
+// of 1000 bytes that reached it at arrival.
+func (s *starved) stamp(arrival, free time.Duration) time.Duration {
+	t := max(arrival, free)
+	in := t % s.period
+	if in < s.stall {
+		return t - in + s.stall
+	}
+	if in < s.stall+s.slow {
+		return t + time.Duration(1000*8/s.slowBps*float64(time.Second))
+	}
+	return t
+}
+
+func newTCCLink(tcc *transportCC, bps float64) *tccLink {
+	return &tccLink{tcc: tcc, rec: twcc.NewRecorder(1), rate: bps, maxQueue: 200 * time.Millisecond}
+}
+
+// send passes packets of 1000 bytes at bps, evenly over [at, at+dt) in model time, through the
+// link, and returns the feedback the subscriber sends at the end.
+func (l *tccLink) send(at, dt time.Duration, bps float64) *rtcp.TransportLayerCC {
+	n := int(bps / 8 / 1000 * dt.Seconds())
+	for i := range n {
+		sent := at + time.Duration(i)*dt/time.Duration(n)
+		seq := l.tcc.stamp(1000)
+		// The send time as the model has it (stamp noted the real clock's).
+		l.tcc.sent[uint32(l.tcc.seq.Load())%tccRing].at.Store(int64(sent))
+		start := max(sent, l.free)
+		if start-sent > l.maxQueue {
+			l.lost++
+			continue
+		}
+		l.free = start + time.Duration(1000*8/l.rate*float64(time.Second))
+		arrival := l.free
+		if l.cpu != nil {
+			l.rfree = l.cpu.stamp(arrival, l.rfree)
+			arrival = l.rfree
+		}
+		// The subscriber's clock is hours off ours.
+		l.rec.Record(1, seq, (arrival + l.late + 3*time.Hour).Microseconds())
+	}
+	if l.cpu != nil && (at+dt)%l.cpu.period < l.cpu.stall {
+		return nil // the starved receiver sends its feedback when it runs again
+	}
+	for _, p := range l.rec.BuildFeedbackPacket() {
+		if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+			return fb
+		}
+	}
+	return nil
+}
+
+// TestTransportCCSignal: the feedback of a link that keeps up shows no queue and delivers what
+// was sent; of a link sent twice its rate, a growing queue and the link's rate.
+func TestTransportCCSignal(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		link, sent     float64
+		queued         bool
+		rateLo, rateHi float64
+	}{
+		{"fits", 1e6, 500e3, false, 450e3, 550e3},
+		{"twice the link", 300e3, 600e3, true, 270e3, 330e3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tcc := &transportCC{}
+			l := newTCCLink(tcc, tc.link)
+			now := time.Unix(1000, 0)
+			for i := range 10 {
+				at := time.Duration(i) * 100 * time.Millisecond
+				fb := l.send(at, 100*time.Millisecond, tc.sent)
+				now = now.Add(100 * time.Millisecond)
+				tcc.onFeedback(fb, now)
+			}
+			sig := tcc.signal(now)
+			if !sig.ok {
+				t.Fatal("no signal after a second of feedback")
+			}
+			if got := sig.standing(downQueue); got != tc.queued {
+				t.Fatalf("standing queue %v (latest %v, before %v), want %v", got, sig.queue, sig.prevQ, tc.queued)
+			}
+			if sig.rate < tc.rateLo || sig.rate > tc.rateHi {
+				t.Fatalf("delivered %.0f bps, want %.0f–%.0f", sig.rate, tc.rateLo, tc.rateHi)
+			}
+			if tcc.signal(now.Add(time.Second)).ok {
+				t.Fatal("a second-old feedback still counts")
+			}
+		})
+	}
+}
+
+// linkChoice is layerChoice (simulcast_test.go) with a modelled link answering in transport-wide
+// feedback: each step sends the current layer's rate plus the probe's padding through it.
+type linkChoice struct {
+	*layerChoice
+	link *tccLink
+	at   time.Duration
+}
+
+func newLinkChoice(t *testing.T, bps float64) *linkChoice {
+	c := newLayerChoice(t)
+	c.sc.tcc = &transportCC{}
+	return &linkChoice{layerChoice: c, link: newTCCLink(c.sc.tcc, bps)}
+}
+
+func (c *linkChoice) step() {
+	cur := c.sc.fitMax.Load()
+	sent := float64(c.rates[cur]) + float64(c.sc.probeBps.Load())*8
+	fb := c.link.send(c.at, 100*time.Millisecond, sent)
+	c.at += 100 * time.Millisecond
+	if fb != nil {
+		c.sc.tcc.onFeedback(fb, c.now.Add(100*time.Millisecond))
+	}
+	c.advance(100*time.Millisecond, sent)
+	sig := c.sc.tcc.signal(c.now)
+	c.t.Logf("%v sent %.0f q %v/%v rate %.0f layer %d probe %v lost %d", c.at, sent/1000, sig.queue, sig.prevQ, sig.rate/1000, c.sc.fitMax.Load(), c.sc.up.running, c.link.lost)
+}
+
+// startProbe steps until a probe runs, with clean receiver reports.
+func (c *linkChoice) startProbe() {
+	c.t.Helper()
+	for i := 0; !c.sc.up.running; i++ {
+		if i > 100 {
+			c.t.Fatal("no probe")
+		}
+		c.report(0, 20*time.Millisecond)
+		c.step()
+	}
+}
+
+// TestSimulcastProbeEndsOnDelay: with transport-wide feedback a probe for a layer the link cannot
+// carry ends when a queue stands, before the bottleneck has dropped anything; a probe for the top
+// layer that the link half carries takes the middle layer it covered; one the link carries passes
+// without waiting for a receiver report.
+func TestSimulcastProbeEndsOnDelay(t *testing.T) {
+	t.Run("too big", func(t *testing.T) {
+		c := newLinkChoice(t, 400e3) // the lowest layer (150) fits, the middle one (500) does not
+		c.sc.fitMax.Store(0)
+		c.startProbe()
+		if c.sc.up.target != 1 || !c.sc.up.delay {
+			t.Fatalf("probe for layer %d, judged by delay %v", c.sc.up.target, c.sc.up.delay)
+		}
+		for c.sc.up.running {
+			c.step()
+		}
+		c.want(0, "a probe the link cannot carry")
+		if c.sc.up.lastReason != "delay" || c.link.lost != 0 {
+			t.Fatalf("probe ended by %q with %d packets lost at the bottleneck, want by delay with none", c.sc.up.lastReason, c.link.lost)
+		}
+	})
+	t.Run("part of the way", func(t *testing.T) {
+		c := newLinkChoice(t, 800e3) // the middle layer fits with its margin, the top does not
+		c.sc.fitMax.Store(0)
+		c.sc.up.toTop = true
+		c.startProbe()
+		if c.sc.up.target != 2 {
+			t.Fatalf("probe for layer %d, want the top", c.sc.up.target)
+		}
+		for c.sc.up.running {
+			c.step()
+		}
+		c.want(1, "a probe for the top on a link that carries the middle layer")
+		if c.link.lost != 0 {
+			t.Fatalf("%d packets lost at the bottleneck", c.link.lost)
+		}
+	})
+	t.Run("fits", func(t *testing.T) {
+		c := newLinkChoice(t, 3e6)
+		c.sc.fitMax.Store(0)
+		c.startProbe()
+		c.d.cc.reportAt.Store(0) // no receiver report comes
+		for c.sc.up.running {
+			c.step()
+		}
+		c.want(1, "a probe the link carries")
+		if ran := c.now.Sub(c.sc.up.start); ran > 1500*time.Millisecond {
+			t.Fatalf("the probe ran %v", ran)
+		}
+	})
+}
+
+// TestSimulcastDownOnDelay: on the top layer over a link that carries only the middle one, a
+// standing queue takes the subscriber down to what the link delivers before any receiver report
+// or NACK says so.
+func TestSimulcastDownOnDelay(t *testing.T) {
+	c := newLinkChoice(t, 700e3)
+	c.advance(time.Second, 1500e3) // the layers' rates are known
+	c.d.cc.reportAt.Store(0)
+	start := c.now
+	for c.sc.fitMax.Load() == 2 {
+		if c.now.Sub(start) > 2*time.Second {
+			t.Fatal("still on the top layer after 2 s of a growing queue")
+		}
+		c.step()
+	}
+	c.want(1, "a queue standing in front of a 700 kbit/s link")
+}
+
+// TestTransportCCThroughPion: a subscriber that negotiates transport-cc (as browsers do when
+// offered) gets every packet of its simulcast video numbered transport-wide, and its feedback
+// reaches the layer choice: a fresh signal, no queue on loopback, the rate delivered.
+func TestTransportCCThroughPion(t *testing.T) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(reg)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	var mu sync.Mutex
+	var seqs []uint16
+	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		var id uint8
+		for _, e := range r.GetParameters().HeaderExtensions {
+			if e.URI == sdp.TransportCCURI {
+				id = uint8(e.ID)
+			}
+		}
+		for {
+			p, _, err := tr.ReadRTP()
+			if err != nil {
+				return
+			}
+			if b := p.GetExtension(id); id != 0 && len(b) == 2 {
+				mu.Lock()
+				seqs = append(seqs, binary.BigEndian.Uint16(b))
+				mu.Unlock()
+			}
+		}
+	})
+	_, _, video := simulcastSession(t, pc)
+	tcc := video.track.tcc
+	eventually(t, "transport-wide feedback", func() bool {
+		sig := tcc.signal(time.Now())
+		return tcc.feedbacks.Load() >= 5 && sig.ok && sig.rate > 0
+	})
+	if sig := tcc.signal(time.Now()); sig.standing(downQueue) {
+		t.Fatalf("a queue of %v on loopback", sig.queue)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	seen := map[uint16]bool{}
+	for _, s := range seqs {
+		if seen[s] {
+			t.Fatalf("transport-wide sequence number %d twice", s)
+		}
+		seen[s] = true
+	}
+	if len(seqs) < 10 {
+		t.Fatalf("%d video packets carried a transport-wide sequence number", len(seqs))
+	}
+}
+
+// TestSimulcastStallKeepsLayer: a receiver whose arrivals are stamped 300 ms late from some moment
+// on (a browser starved of CPU, a route change) shows a standing queue, but its link delivers what
+// it is sent: the layer stays.
+func TestSimulcastStallKeepsLayer(t *testing.T) {
+	c := newLinkChoice(t, 10e6)
+	c.advance(time.Second, 1500e3)
+	c.d.cc.reportAt.Store(0)
+	for i := range 30 {
+		if i == 4 {
+			c.link.late = 300 * time.Millisecond
+		}
+		c.step()
+	}
+	if sig := c.sc.tcc.signal(c.now); !sig.standing(downQueue) {
+		t.Fatalf("the model shows no queue (%v)", sig.queue)
+	}
+	c.want(2, "a stall")
+}
+
+// TestSimulcastNACKsWithoutBottleneck: NACKs of half the packets (what the publisher lost, or a
+// starved receiver asking again) on a link that delivers everything it is sent keep the layer when
+// the feedback shows it; without feedback they still take it down.
+func TestSimulcastNACKsWithoutBottleneck(t *testing.T) {
+	for _, feedback := range []bool{true, false} {
+		c := newLinkChoice(t, 10e6)
+		if !feedback {
+			c.sc.tcc = nil
+		}
+		c.advance(time.Second, 1500e3)
+		c.d.cc.reportAt.Store(0)
+		for range 25 {
+			c.d.nacks.Add(c.d.sent.Load()/2 - c.d.nacks.Load())
+			if feedback {
+				c.step()
+			} else {
+				c.advance(100*time.Millisecond, 1500e3)
+			}
+		}
+		if feedback {
+			c.want(2, "NACKs on a link that delivers what it is sent")
+		} else if c.sc.fitMax.Load() == 2 {
+			t.Fatal("NACKs of half the packets without feedback kept the top layer")
+		}
+	}
+}
+
+// TestSimulcastStarvedReceiverKeepsLayer: a subscriber whose browser is starved of CPU on a link
+// with room to spare (the weak-network bed's unshaped subscribers at load 5-10) stamps its
+// arrivals in bursts, late by up to some hundred milliseconds, and may ask again for packets it
+// has: what its link delivers over a second is what it was sent, so it keeps the top layer, and
+// nothing asks the publisher for keyframes. (The first landing of the delay signal took such
+// subscribers down to the lowest layer and the publisher to 1.71 PLI/s.)
+func TestSimulcastStarvedReceiverKeepsLayer(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		cpu   starved
+		nacks float64 // sequence numbers asked for again per packet sent
+	}{
+		{"stalls of 300 ms each second", starved{period: time.Second, stall: 300 * time.Millisecond}, 0},
+		{"stalls of 150 ms every 400 ms", starved{period: 400 * time.Millisecond, stall: 150 * time.Millisecond}, 0},
+		{"slow for 700 ms every 2 s", starved{period: 2 * time.Second, slow: 700 * time.Millisecond, slowBps: 600e3}, 0},
+		{"slow for 500 ms of each second", starved{period: time.Second, slow: 500 * time.Millisecond, slowBps: 700e3}, 0},
+		{"stalls and slow spans", starved{period: 1500 * time.Millisecond, stall: 200 * time.Millisecond, slow: 600 * time.Millisecond, slowBps: 500e3}, 0},
+		{"slow spans, asking again", starved{period: time.Second, slow: 500 * time.Millisecond, slowBps: 700e3}, 0.3},
+		{"stalls, asking again", starved{period: time.Second, stall: 300 * time.Millisecond}, 0.5},
+		{"stalls of 700 ms, no feedback meanwhile, asking again", starved{period: 1500 * time.Millisecond, stall: 700 * time.Millisecond}, 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newLinkChoice(t, 100e6)
+			c.link.cpu = &tc.cpu
+			c.advance(time.Second, 1500e3)
+			c.d.cc.reportAt.Store(0)
+			lowest := c.sc.fitMax.Load()
+			for range 150 {
+				if tc.nacks > 0 {
+					c.d.nacks.Add(uint64(float64(c.d.sent.Load())*tc.nacks) - c.d.nacks.Load())
+				}
+				c.step()
+				lowest = min(lowest, c.sc.fitMax.Load())
+			}
+			if lowest != 2 {
+				t.Fatalf("a receiver short of CPU on a free link was taken down to layer %d", lowest)
+			}
+		})
+	}
+}
