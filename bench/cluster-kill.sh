@@ -30,6 +30,8 @@ const rows = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean
 const rank = (xs, p) => { const s = xs.filter((x) => x !== null && x !== undefined).sort((a, b) => a - b); return s.length ? s[Math.max(0, Math.ceil(p * s.length) - 1)] : null; };
 const show = (name, xs) => console.log(`${name}: p95 ${rank(xs, 0.95)} ms, median ${rank(xs, 0.5)} ms (n=${xs.filter((x) => x != null).length}; ${JSON.stringify(xs)})`);
 show('kill -9: its participant decodes and is decoded again', rows.map((r) => r.kill?.reDecodeMs ?? null));
+show('kill -9: its participant decodes the others again', rows.map((r) => r.kill?.decodesMs ?? null));
+show('kill -9: the others decode it again', rows.map((r) => r.kill?.decodedMs ?? null));
 show('kill -9: restored on a survivor', rows.map((r) => r.restoredMs ?? null));
 show('kill -9: survivors\' REST without ghost', rows.map((r) => r.noGhostMs ?? null));
 const surv = rows.flatMap((r) => Object.values(r.kill?.survivors || {}));

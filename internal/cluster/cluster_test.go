@@ -542,13 +542,13 @@ func TestLostNodesParticipantsAreRestoredOrLeave(t *testing.T) {
 		reported = append(reported, fmt.Sprint(e.Kind, " ", e.Session, " ", e.Reason))
 		mu.Unlock()
 	})
-	if _, err := b.n.Restore("rpc-1", "192.0.2.9", &sink{}); err == nil {
+	if _, _, err := b.n.Restore("rpc-1", "192.0.2.9", &sink{}); err == nil {
 		t.Fatal("restored a participant whose node is alive")
 	}
 
 	a.crash()
 	back := &sink{}
-	p, err := b.n.Restore("rpc-1", "192.0.2.9", back)
+	p, _, err := b.n.Restore("rpc-1", "192.0.2.9", back)
 	if err != nil {
 		t.Fatalf("restore on B: %v", err)
 	}
@@ -559,10 +559,10 @@ func TestLostNodesParticipantsAreRestoredOrLeave(t *testing.T) {
 	if err != nil || !ci.Active || ci.Options.Role != session.RoleModerator || ci.Options.Data != "server-data" || ci.ClientData != `{"n":1}` || ci.IP != "192.0.2.9" {
 		t.Fatalf("the restored participant as REST shows it: %+v, %v", ci, err)
 	}
-	if _, err := b.n.Restore("rpc-1", "192.0.2.9", &sink{}); err == nil {
+	if _, _, err := b.n.Restore("rpc-1", "192.0.2.9", &sink{}); err == nil {
 		t.Fatal("restored the same participant twice")
 	}
-	if _, err := b.n.Restore("rpc-unknown", "192.0.2.9", &sink{}); err == nil {
+	if _, _, err := b.n.Restore("rpc-unknown", "192.0.2.9", &sink{}); err == nil {
 		t.Fatal("restored an unknown JSON-RPC session")
 	}
 	// No ghost: the participant that did not come back is not listed anywhere.

@@ -135,85 +135,89 @@ func (n *Node) alive(ctx context.Context, node string) (bool, error) {
 // a node that is lost (signaling.Restorer): its `connect` reached this node. It fails when there
 // is no such participant, when its node is alive (the participant's socket went elsewhere for
 // another reason; that node still holds it for its reconnection grace), or when Redis cannot be
-// reached.
-func (n *Node) Restore(rpc, ip string, sink session.Sink) (*session.Participant, error) {
+// reached. subs are the streams it was subscribed to on the lost node: signaling offers them
+// to it anew at once, since its SDK would wait on its browser's ICE timers for about ten seconds.
+func (n *Node) Restore(rpc, ip string, sink session.Sink) (p *session.Participant, subs []session.StreamID, err error) {
 	ctx, cancel := n.op()
 	defer cancel()
 	v, err := n.rdb.Get(ctx, n.keys.rpc(rpc)).Result()
 	if isNil(err) {
-		return nil, errLost
+		return nil, nil, errLost
 	}
 	if err != nil {
-		return nil, errShared(err)
+		return nil, nil, errShared(err)
 	}
 	sid, cid, ok := strings.Cut(v, "\n")
 	if !ok {
-		return nil, errLost
+		return nil, nil, errLost
 	}
 	id, conn := session.SessionID(sid), session.ConnectionID(cid)
 	if cr, found, err := n.loadConnection(ctx, id, conn); err != nil {
-		return nil, errShared(err)
+		return nil, nil, errShared(err)
 	} else if found && cr.Info.Active {
 		// Still listed: its node has not been noticed gone yet. Gone it must be.
 		if cr.Node == n.id {
-			return nil, errLost
+			return nil, nil, errLost
 		}
 		live, err := n.alive(ctx, cr.Node)
 		if err != nil {
-			return nil, errShared(err)
+			return nil, nil, errShared(err)
 		}
 		if live {
-			return nil, fmt.Errorf("participant %s is held by node %s, which is alive", conn, cr.Node)
+			return nil, nil, fmt.Errorf("participant %s is held by node %s, which is alive", conn, cr.Node)
 		}
 		if err := n.lose(ctx, []string{cr.Node}, "1e300", true); err != nil {
-			return nil, errShared(err)
+			return nil, nil, errShared(err)
 		}
 	}
 	rec, err := claimLostScript.Run(ctx, n.rdb, []string{n.keys.session(id), n.keys.lost(id)}, cid).Text()
 	if isNil(err) {
-		return nil, errLost
+		return nil, nil, errLost
 	}
 	if err != nil {
-		return nil, errShared(err)
+		return nil, nil, errShared(err)
 	}
 	var cr connRecord
 	if err := json.Unmarshal([]byte(rec), &cr); err != nil {
-		return nil, errShared(err)
+		return nil, nil, errShared(err)
 	}
 	giveBack := func() {
 		_ = n.rdb.HSet(ctx, n.keys.lost(id), cid, rec).Err()
 	}
 	if err := n.local(id); err != nil {
 		giveBack()
-		return nil, err
+		return nil, nil, err
 	}
 	// Its mirror here, if this node has not heard of the loss yet, gives way to the participant;
 	// the participants other nodes hold are mirrored, as for a join.
 	n.m.MirrorLeft(id, conn, session.ReasonNodeCrashed)
 	if err := n.mirrorOthers(ctx, id); err != nil {
 		giveBack()
-		return nil, err
+		return nil, nil, err
 	}
 	j := session.JoinInfo{Metadata: cr.Info.ClientData, Platform: cr.Info.Platform, IP: ip, RPC: rpc}
-	p, _, err := n.m.Restore(id, cr.Info, j, sink)
+	p, _, err = n.m.Restore(id, cr.Info, j, sink)
 	if err != nil {
 		giveBack()
-		return nil, err
+		return nil, nil, err
 	}
 	ci, err := n.m.Room(id).Connection(conn)
 	if err != nil { // it left already
-		return p, nil
+		return p, nil, nil
 	}
 	if ok, err := n.activate(ctx, id, ci, "restore"); err != nil || ok == 0 {
 		p.Evict(session.ReasonSessionClosedByServer)
 		if err != nil {
-			return nil, errShared(err)
+			return nil, nil, errShared(err)
 		}
-		return nil, errNoSession(id)
+		return nil, nil, errNoSession(id)
 	}
 	n.announceJoin(ctx, ci) // its stream is announced when its reconnectStream publishes it here
 	n.log.Info("participant of a lost node restored", "session", id, "connection", conn, "from", cr.Node)
-	return p, nil
+	for _, s := range cr.Info.Subscribers {
+		subs = append(subs, s.Stream)
+	}
+	return p, subs, nil
 }
 
 // collectLost ends the sessions whose lost participants' restore window passed with nobody in

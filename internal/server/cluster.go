@@ -55,12 +55,12 @@ func (c clusterJoins) Join(id session.SessionID, token string, j session.JoinInf
 }
 
 // Restore takes over a participant of a lost node whose `connect` reached this node.
-func (c clusterJoins) Restore(rpc, ip string, sink session.Sink) (signaling.Participant, error) {
-	p, err := c.n.Restore(rpc, ip, sink)
+func (c clusterJoins) Restore(rpc, ip string, sink session.Sink) (signaling.Participant, []session.StreamID, error) {
+	p, subs, err := c.n.Restore(rpc, ip, sink)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return p, nil
+	return p, subs, nil
 }
 
 var _ signaling.Restorer = clusterJoins{}

@@ -148,3 +148,74 @@ func TestClusterRestoresALostNodesParticipant(t *testing.T) {
 		return sub.received.Load() > 50 && hasVideo
 	})
 }
+
+// TestClusterRestoredSubscriberGetsItsStreamsBack: a subscriber's node is lost; its SDK's
+// `connect` restores it on another node, which at once offers it the stream it was subscribed to
+// (forciblyReconnectSubscriber) instead of leaving it to the SDK, which reconnects a subscription
+// only once its browser's ICE has given up on the lost node, about ten seconds later. Its answer
+// (reconnectStream with sdpString) brings the media back.
+func TestClusterRestoredSubscriberGetsItsStreamsBack(t *testing.T) {
+	t.Parallel()
+	var cut *cutter
+	_, bases := startClusterEnv(t, func(id, redisURL string) []string {
+		if id != "node-a" {
+			return nil
+		}
+		u, err := url.Parse(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut = newCutter(t, u.Host)
+		u.Host = cut.ln.Addr().String()
+		return []string{"PARLEY_REDIS_URL", u.String()}
+	}, "node-a", "node-b")
+	a, b := bases[0], bases[1]
+	if st, _ := rest(t, "POST", b+"/openvidu/api/sessions", map[string]any{"customSessionId": "resub"}); st != 200 {
+		t.Fatalf("create: %d", st)
+	}
+	publisher, pubID := join(t, b, "resub", "PUBLISHER")
+	pub, video, audio := newAVPublisher(t)
+	pr := publisher.result("publishVideo", map[string]any{"sdpOffer": pub.offer(t), "doLoopback": false, "hasAudio": true, "hasVideo": true,
+		"audioActive": true, "videoActive": true, "typeOfVideo": "CAMERA", "frameRate": 30, "videoDimensions": `{"width":640,"height":480}`})
+	streamID := pr["id"].(string)
+	pub.answer(t, pr["sdpAnswer"].(string))
+	ctx, stop := context.WithCancel(context.Background())
+	sending := make(chan struct{})
+	go func() { defer close(sending); publishMedia(ctx, video, audio) }()
+	defer func() { stop(); <-sending }()
+
+	st, c := rest(t, "POST", b+"/openvidu/api/sessions/resub/connection", map[string]any{"role": "SUBSCRIBER"})
+	if st != 200 {
+		t.Fatalf("connection: %d", st)
+	}
+	onA := dial(t, a)
+	j := onA.result("joinRoom", map[string]any{"token": c["token"], "session": "resub", "metadata": "", "platform": "test"})
+	rpcID, subID := j["sessionId"].(string), j["id"].(string)
+	old := recvPeer(t)
+	sr := onA.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": old.offer(t)})
+	old.answer(t, sr["sdpAnswer"].(string))
+	waitFor(t, "the publisher's media at the subscriber on A", func() bool { return old.received.Load() > 50 })
+	waitFor(t, "the subscription in the shared record", func() bool {
+		st, conn := rest(t, "GET", b+"/openvidu/api/sessions/resub/connection/"+subID, nil)
+		subs, _ := conn["subscribers"].([]any)
+		return st == 200 && len(subs) == 1
+	})
+
+	// Node A is gone for Redis, and the subscriber's socket to it with it.
+	cut.Cut()
+	_ = onA.ws.CloseNow()
+	onB := dial(t, b)
+	if r := onB.result("connect", map[string]any{"sessionId": rpcID, "reconnect": true}); r["value"] != "reconnection successful" {
+		t.Fatalf("connect on B: %v", r)
+	}
+	offer := onB.waitNote("forciblyReconnectSubscriber", func(p map[string]any) bool { return p["streamId"] == streamID })
+	if offer["connectionId"] != pubID {
+		t.Fatalf("forciblyReconnectSubscriber names connection %v, want the publisher %s", offer["connectionId"], pubID)
+	}
+	again := newPeer(t)
+	onB.result("reconnectStream", map[string]any{"stream": streamID, "sdpString": again.answerOffer(t, offer["sdpOffer"].(string)), "forciblyReconnect": true})
+	waitFor(t, "the publisher's media on the restored subscription", func() bool {
+		_, hasVideo := again.kinds.Load("video")
+		return again.received.Load() > 50 && hasVideo
+	})
+}

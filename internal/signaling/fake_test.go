@@ -20,6 +20,10 @@ type fakeModel struct {
 	joined  int
 	sinks   map[session.ConnectionID]session.Sink
 	evicted chan session.ConnectionID // told of every Leave and Evict, when set
+	// restorable are the JSON-RPC session ids Restore knows (a cluster's lost node held them),
+	// with the streams each was subscribed to there; PrepareSubscribe fails for unpublished ones.
+	restorable  map[string][]session.StreamID
+	unpublished map[session.StreamID]bool
 }
 
 // fakeEpoch is the fake's clock: every createdAt the fake reports.
@@ -69,6 +73,29 @@ func (f *fakeModel) Join(id session.SessionID, token string, j session.JoinInfo,
 		res.Role = session.RolePublisher
 	}
 	return p, res, nil
+}
+
+// restoringModel is the fake model of a cluster's node: a Restorer.
+type restoringModel struct{ *fakeModel }
+
+var _ Restorer = restoringModel{}
+
+// Restore makes a participant of a lost node's JSON-RPC session rpc this node's.
+func (r restoringModel) Restore(rpc, ip string, sink session.Sink) (Participant, []session.StreamID, error) {
+	f := r.fakeModel
+	if err := f.record("Restore %s ip=%s", rpc, ip); err != nil {
+		return nil, nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	subs, ok := f.restorable[rpc]
+	if !ok {
+		return nil, nil, fmt.Errorf("no participant under %s", rpc)
+	}
+	delete(f.restorable, rpc)
+	p := &fakeParticipant{f: f, id: "con_Restored", sess: testSession}
+	f.sinks[p.id] = sink
+	return p, subs, nil
 }
 
 // notify delivers e to the sink of participant to, as the model does.
@@ -137,6 +164,12 @@ func (p *fakeParticipant) Subscribe(_ context.Context, sid session.StreamID, off
 func (p *fakeParticipant) PrepareSubscribe(_ context.Context, sid session.StreamID) (string, error) {
 	if err := p.f.record("PrepareSubscribe %s", sid); err != nil {
 		return "", err
+	}
+	p.f.mu.Lock()
+	gone := p.f.unpublished[sid]
+	p.f.mu.Unlock()
+	if gone {
+		return "", fmt.Errorf("stream %s not found", sid)
 	}
 	return "offer for " + string(sid), nil
 }

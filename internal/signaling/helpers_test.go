@@ -38,6 +38,12 @@ func newTestServer(t testing.TB, cfg Config) *testServer {
 // newTestServerOn is newTestServer whose listener, when wrap is set, is wrap's.
 func newTestServerOn(t testing.TB, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
+	return newTestServerOf(t, cfg, wrap, func(m *fakeModel) Model { return m })
+}
+
+// newTestServerOf is newTestServerOn whose handler serves model(the fake).
+func newTestServerOf(t testing.TB, cfg Config, wrap func(net.Listener) net.Listener, model func(*fakeModel) Model) *testServer {
+	t.Helper()
 	if cfg.PingTimeout == 0 {
 		cfg.PingTimeout = time.Hour
 	}
@@ -45,7 +51,7 @@ func newTestServerOn(t testing.TB, cfg Config, wrap func(net.Listener) net.Liste
 		cfg.ReconnectGrace = time.Hour
 	}
 	m := newFakeModel()
-	h := New(cfg, m, slog.New(slog.DiscardHandler))
+	h := New(cfg, model(m), slog.New(slog.DiscardHandler))
 	srv := httptest.NewUnstartedServer(h)
 	if wrap != nil {
 		srv.Listener = wrap(srv.Listener)

@@ -18,9 +18,12 @@ type Model interface {
 // Restorer, optional on a Model, takes over a participant that another node of a cluster held
 // until that node was lost: `connect` with a JSON-RPC session id this node does not know asks it.
 // On success the participant is this node's, its notifications go to sink, and the SDK goes on
-// with reconnectStream for its media.
+// with reconnectStream for its stream. subs are the streams it was subscribed to on the lost
+// node: signaling offers each of them to it anew (forciblyReconnectSubscriber) instead of
+// waiting for the SDK to reconnect them, which it does only once its browser's ICE has given up
+// on the lost node (about ten seconds).
 type Restorer interface {
-	Restore(rpc string, ip string, sink session.Sink) (Participant, error)
+	Restore(rpc string, ip string, sink session.Sink) (p Participant, subs []session.StreamID, err error)
 }
 
 // Participant is one joined participant: its identity and the operations its methods call.

@@ -25,10 +25,14 @@ type rpcSession struct {
 
 // Notify translates a model event into the OpenVidu notification and queues it (session.Sink).
 func (r *rpcSession) Notify(e session.Event) {
-	b := r.h.notes.encode(e)
-	if b == nil {
-		return
+	if b := r.h.notes.encode(e); b != nil {
+		r.push(b)
 	}
+}
+
+// push queues a frame on the session's current socket; without one (waiting for a
+// reconnection) it is dropped, as notifications are.
+func (r *rpcSession) push(b []byte) {
 	r.mu.Lock()
 	sock := r.sock
 	r.mu.Unlock()

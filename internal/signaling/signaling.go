@@ -398,7 +398,7 @@ func (h *Handler) handleFrame(ctx context.Context, rpc *rpcSession, sock *socket
 		sock.send(mustJSON(response{ID: req.ID, JSONRPC: "2.0", Result: &valueResult{Value: "pong"}}))
 		return rpc
 	case "connect":
-		next, res, err := h.reconnect(rpc, sock, req.Params)
+		next, res, err := h.reconnect(ctx, rpc, sock, req.Params)
 		h.reply(sock, req, next, res, err)
 		return next
 	}
@@ -450,13 +450,13 @@ func (h *Handler) forget(r *rpcSession) {
 
 // restore asks the model (a cluster's, a Restorer) for a participant another node held under the
 // JSON-RPC session id, and makes a session of that id for it on sock.
-func (h *Handler) restore(id string, sock *socket) (*rpcSession, bool) {
+func (h *Handler) restore(ctx context.Context, id string, sock *socket) (*rpcSession, bool) {
 	rs, ok := h.m.(Restorer)
 	if !ok || len(id) > maxRPCSessionID {
 		return nil, false
 	}
 	r := &rpcSession{id: id, h: h, sock: sock}
-	part, err := rs.Restore(id, sock.ip, r)
+	part, subs, err := rs.Restore(id, sock.ip, r)
 	if err != nil {
 		h.log.Info("connect: no participant to restore", "rpc", clip(id), "err", err)
 		return nil, false
@@ -473,15 +473,57 @@ func (h *Handler) restore(id string, sock *socket) (*rpcSession, bool) {
 	h.rpcs[id] = r
 	h.mu.Unlock()
 	h.log.Info("participant restored from another node", r.logIDs()...)
+	h.offerAgain(ctx, r, part, subs)
 	return r, true
 }
+
+// offerAgain offers a participant restored from a lost node the streams it was subscribed to
+// there, each on a new PeerConnection of ours (forciblyReconnectSubscriber, which the SDK answers
+// with reconnectStream{stream, sdpString}). Left to itself, the SDK reconnects a subscription only
+// once its browser's ICE has given up on the lost node and 4 s more have passed (about ten seconds
+// in all in the cluster bed). The offers go out before the `connect` answer: the SDK, if it finds
+// a subscription's ICE broken when that answer comes, would reconnect it itself, and the two
+// renegotiations would race; taken first, the offer is the reconnection the SDK's own then waits
+// for (Stream.setupReconnectionEventEmitter). They are made in parallel and waited for at most
+// offerAgainWait; a stream not published any more (it lived on the lost node) is skipped, and comes
+// back as a new stream when its publisher returns.
+func (h *Handler) offerAgain(ctx context.Context, r *rpcSession, part Participant, subs []session.StreamID) {
+	if len(subs) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, offerAgainWait)
+	defer cancel()
+	offers := make([]string, len(subs))
+	var wg sync.WaitGroup
+	for i, sid := range subs {
+		wg.Go(func() {
+			offer, err := part.PrepareSubscribe(ctx, sid)
+			if err != nil {
+				h.peerLog(r.socket(), slog.LevelInfo, "restored subscription not offered again", append(r.logIDs(), "stream", sid, "error", clip(err.Error()))...)
+				return
+			}
+			offers[i] = offer
+		})
+	}
+	wg.Wait()
+	for i, sid := range subs {
+		if offers[i] != "" {
+			r.push(mustJSON(notification{JSONRPC: "2.0", Method: "forciblyReconnectSubscriber",
+				Params: forciblyReconnectSubscriberJSON{ConnectionID: sid.Owner(), StreamID: sid, SDPOffer: offers[i]}}))
+		}
+	}
+}
+
+// offerAgainWait bounds how long a restoring `connect` waits for offerAgain: the SDK gives up on a
+// request after 10 s, and on `connect` that means leaving the session.
+const offerAgainWait = 3 * time.Second
 
 // maxRPCSessionID bounds the ids `connect` looks up elsewhere (ours are far shorter).
 const maxRPCSessionID = 128
 
 // reconnect handles `connect` (protocol note §1.4): re-attach a live JSON-RPC session, identified by
 // the id the SDK kept from joinRoom, to this new socket.
-func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessage) (*rpcSession, result, error) {
+func (h *Handler) reconnect(ctx context.Context, cur *rpcSession, sock *socket, params json.RawMessage) (*rpcSession, result, error) {
 	var p struct {
 		SessionID string `json:"sessionId"`
 	}
@@ -497,7 +539,7 @@ func (h *Handler) reconnect(cur *rpcSession, sock *socket, params json.RawMessag
 	old := h.rpcs[p.SessionID]
 	h.mu.Unlock()
 	if old == nil {
-		if r, ok := h.restore(p.SessionID, sock); ok {
+		if r, ok := h.restore(ctx, p.SessionID, sock); ok {
 			cur.discard()
 			return r, &valueResult{Value: "reconnection successful"}, nil
 		}

@@ -200,6 +200,13 @@ type (
 		Name   string `json:"name"`
 		Reason string `json:"reason"`
 	}
+	// forciblyReconnectSubscriberJSON offers a subscriber a new PeerConnection for a stream
+	// (SDK: Session.onForciblyReconnectSubscriber; it answers in reconnectStream's sdpString).
+	forciblyReconnectSubscriberJSON struct {
+		ConnectionID session.ConnectionID `json:"connectionId"`
+		StreamID     session.StreamID     `json:"streamId"`
+		SDPOffer     string               `json:"sdpOffer"`
+	}
 	sendMessageJSON struct {
 		Data string `json:"data"`
 		Type string `json:"type"`

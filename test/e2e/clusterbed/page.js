@@ -8,7 +8,29 @@
   const state = { session: null, publisher: null, subscribers: [], events: [] };
   // watch: by publisher's connection id, the progress of its video here.
   const watch = new Map();
-  const note = (type, extra) => { if (state.events.length < 500) state.events.push({ type, at: Date.now(), ...extra }); };
+  const note = (type, extra) => { if (state.events.length < 2000) state.events.push({ type, at: Date.now(), ...extra }); };
+  // The timeline of a failover (printed by the test): every peer connection's ICE state and every
+  // WebSocket's open and close, with the time, so where the seconds go can be read from one run.
+  let pcs = 0;
+  const NativePC = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (...args) {
+    const pc = new NativePC(...args);
+    const id = ++pcs;
+    const dir = () => pc.getTransceivers().map((t) => t.direction[0]).join('');
+    note('pc', { pc: id });
+    pc.addEventListener('iceconnectionstatechange', () => note('ice', { pc: id, dir: dir(), state: pc.iceConnectionState }));
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = NativePC.prototype;
+  const NativeWS = window.WebSocket;
+  window.WebSocket = function (url, ...rest) {
+    const ws = new NativeWS(url, ...rest);
+    ws.addEventListener('open', () => note('wsOpen'));
+    ws.addEventListener('close', (e) => note('wsClose', { code: e.code }));
+    return ws;
+  };
+  Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  window.WebSocket.prototype = NativeWS.prototype;
   const pcOf = (sub) => (sub && sub.stream && sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection()) || null;
 
   async function videoStats(pc) {
