@@ -128,6 +128,8 @@ type Node struct {
 	registered atomic.Bool
 	// recs is the cluster face of this node's recorder, once Recordings made it (recordings.go).
 	recs atomic.Pointer[Recordings]
+	// suspects are the nodes checkDeparted saw without a connection to Redis (Run's own).
+	suspects map[string]suspect
 }
 
 // dirt is what changed in one session since it was last written.
@@ -175,6 +177,7 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 	n := &Node{
 		cfg: cfg, id: cfg.NodeID, rdb: rdb, where: where, m: m, log: log.With("node", cfg.NodeID),
 		keys: keys{cfg.Prefix}, wake: make(chan struct{}, 1), dirty: map[session.SessionID]dirt{},
+		suspects: map[string]suspect{},
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -268,9 +271,13 @@ func (n *Node) Run(ctx context.Context) error {
 				n.log.Warn("cluster heartbeat failed", "err", err)
 			}
 			n.Flush(ctx) // changes whose write failed are retried here
-			// Notice lost nodes (Nodes forgets expired entries) and end what they left behind.
+			// Notice lost nodes (Nodes forgets expired entries; checkDeparted, those whose process
+			// is gone, sooner) and end what they left behind.
 			if _, err := n.Nodes(ctx); err != nil {
 				n.log.Warn("cluster: checking the registry failed", "err", err)
+			}
+			if err := n.checkDeparted(ctx); err != nil {
+				n.log.Warn("cluster: checking the nodes' connections failed", "err", err)
 			}
 			if err := n.collectLost(ctx); err != nil {
 				n.log.Warn("cluster: ending lost sessions failed", "err", err)

@@ -49,6 +49,16 @@ type node struct {
 // the test ends.
 func newNodes(t *testing.T, count int, clk *clock) []node {
 	t.Helper()
+	return newNodesWith(t, count, func(c *Config) {
+		if clk != nil {
+			c.Now = clk.Now
+		}
+	})
+}
+
+// newNodesWith is newNodes with each node's Config changed by set.
+func newNodesWith(t *testing.T, count int, set func(*Config)) []node {
+	t.Helper()
 	url := needRedis(t)
 	// Unique per run too: with -count=N every run of a test shares the one redis-server.
 	prefix := fmt.Sprintf("test:%s:%d:", t.Name(), runs.Add(1))
@@ -56,9 +66,7 @@ func newNodes(t *testing.T, count int, clk *clock) []node {
 	for i := range count {
 		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
 		cfg := Config{RedisURL: url, NodeID: fmt.Sprintf("node-%c", 'a'+i), Prefix: prefix, MediaAddrs: []string{fmt.Sprintf("192.0.2.%d:443", i+1)}}
-		if clk != nil {
-			cfg.Now = clk.Now
-		}
+		set(&cfg)
 		n, err := New(context.Background(), cfg, m, nil)
 		if err != nil {
 			t.Fatalf("New: %v", err)
@@ -697,5 +705,72 @@ func TestSentinelURL(t *testing.T) {
 	if _, err := New(context.Background(), Config{RedisURL: "redis://:s3cret@127.0.0.1:1/0?master_name=nobody", NodeID: "x", Timeout: time.Second},
 		session.NewManager(session.Options{}), nil); err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("an unreachable Sentinel: %v; want an error without the password", err)
+	}
+}
+
+// TestDepartedNodeIsLostBeforeItsEntryExpires: a node killed (its connections to Redis closed) is
+// forgotten by the others long before its registry entry would expire (here: never within the
+// test), so its participant is reported gone (nodeCrashed) and leaves the listings; a registered
+// node that has no subscription but keeps renewing its entry is never taken for gone.
+func TestDepartedNodeIsLostBeforeItsEntryExpires(t *testing.T) {
+	t.Parallel()
+	nodes := newNodesWith(t, 2, func(c *Config) { c.Heartbeat, c.NodeTTL = 50*time.Millisecond, time.Hour })
+	a, b := nodes[0], nodes[1]
+	si, _ := b.n.CreateSession(session.Properties{CustomSessionID: "departed"})
+	ci, err := b.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join(t, a, si.ID, ci.Token)
+	a.n.Flush(context.Background())
+	// node-z: registered and renewing, never subscribed (its pub/sub connection not back yet).
+	ctx, stop := context.WithCancel(context.Background())
+	renewing := make(chan struct{})
+	go func() {
+		defer close(renewing)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			_ = b.n.rdb.ZAdd(ctx, b.n.keys.nodes(), zmember(float64(time.Now().Add(time.Hour).UnixMilli()), "node-z")).Err()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { stop(); <-renewing }()
+	var mu sync.Mutex
+	var left []string
+	b.n.Report(func(e session.Event) {
+		if e.Kind == session.ParticipantLeft {
+			mu.Lock()
+			left = append(left, fmt.Sprint(e.Connection, " ", e.Reason))
+			mu.Unlock()
+		}
+	})
+
+	a.crash()
+	poll.Until(t, 10*time.Second, "node-b to forget node-a and report its participant gone", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(left) == 1
+	})
+	if want := fmt.Sprint(ci.ID, " ", session.ReasonNodeCrashed); left[0] != want {
+		t.Fatalf("reported %q, want %q", left[0], want)
+	}
+	if l, err := b.n.Room(si.ID).connections(false); err != nil || len(l) != 0 {
+		t.Fatalf("the lost participant is still listed: %v, %v", connIDs(l), err)
+	}
+	live, err := b.n.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ni := range live {
+		ids = append(ids, ni.ID)
+	}
+	if !slices.Equal(ids, []string{"node-b", "node-z"}) {
+		t.Fatalf("live nodes %v; want node-b and the renewing node-z", ids)
 	}
 }

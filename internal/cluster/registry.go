@@ -117,3 +117,66 @@ func (n *Node) Nodes(ctx context.Context) ([]NodeInfo, error) {
 	slices.SortFunc(out, func(a, b NodeInfo) int { return cmpString(a.ID, b.ID) })
 	return out, nil
 }
+
+// suspect is a node seen in the registry without a connection to Redis (nobody subscribed to its
+// channel): its entry's score then, and when this node saw it so.
+type suspect struct {
+	score float64
+	since time.Time
+}
+
+// checkDeparted forgets, well before their entries expire, the nodes whose process is gone: Redis
+// drops a node's subscription to its own channel the moment its connections close (the process
+// died, or was killed), so a registered node with no subscriber that has not renewed its entry for
+// two heartbeats is gone (found at the second or third check after it died: 4-6 s with the default
+// heartbeat, where its entry lives 10 s). A live node always renews its entry (its heartbeat runs
+// on another connection than its subscription, which go-redis re-establishes after a Redis restart),
+// and a paused one keeps its connections: neither is taken for gone; both are left to NodeTTL.
+// Only Run's goroutine calls it (n.suspects is its own).
+func (n *Node) checkDeparted(ctx context.Context) error {
+	now := n.cfg.Now()
+	live, err := n.rdb.ZRangeArgsWithScores(ctx, zrange(n.keys.nodes(), "("+strconv.FormatInt(now.UnixMilli(), 10), "+inf")).Result()
+	if err != nil {
+		return fmt.Errorf("cluster: nodes: %w", err)
+	}
+	scores := map[string]float64{}
+	var chans []string
+	for _, z := range live {
+		if id, _ := z.Member.(string); id != "" && id != n.id {
+			scores[id] = z.Score
+			chans = append(chans, n.keys.nodeChannel(id))
+		}
+	}
+	for id := range n.suspects {
+		if _, ok := scores[id]; !ok {
+			delete(n.suspects, id)
+		}
+	}
+	if len(chans) == 0 {
+		return nil
+	}
+	subs, err := n.rdb.PubSubNumSub(ctx, chans...).Result()
+	if err != nil {
+		return fmt.Errorf("cluster: node subscriptions: %w", err)
+	}
+	for id, score := range scores {
+		if subs[n.keys.nodeChannel(id)] > 0 {
+			delete(n.suspects, id)
+			continue
+		}
+		s, seen := n.suspects[id]
+		if !seen || s.score != score {
+			n.suspects[id] = suspect{score: score, since: now}
+			continue
+		}
+		if now.Sub(s.since) < 2*n.cfg.Heartbeat {
+			continue
+		}
+		delete(n.suspects, id)
+		// Forgotten only if its entry is still the one seen: a heartbeat since keeps it.
+		if err := n.lose(ctx, []string{id}, strconv.FormatFloat(score, 'f', -1, 64), true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
