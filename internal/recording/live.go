@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,10 +22,19 @@ type SegmentJob struct {
 	Width, Height, FrameRate int
 	Nice                     int // 0: parley's own priority
 	Threads                  int // 0: as many as ffmpeg likes
-	// Boost, closed when the recording stops, puts a niced mix back to full priority (or stops
-	// it with an error, and it is mixed again).
-	Boost <-chan struct{}
-	Log   io.Writer
+	Log                      io.Writer
+}
+
+// LiveJob is a window of a COMPOSED recording mixed by one process while the call goes on
+// (compose.Live): its pieces (Piece long, numbered from First) are told to Ready as they are made.
+type LiveJob struct {
+	// SegmentJob is the window; its Video and Audio name a piece's files with a %d verb.
+	SegmentJob
+	Piece time.Duration
+	First int
+	// Growing reports whether a track file is still being written.
+	Growing func(path string) bool
+	Ready   func(k int)
 }
 
 // SegmentTrack is one part of a stream's file (compose.Track).
@@ -51,29 +61,47 @@ type SegmentComposer interface {
 	// SegmentLength rounds want to a length whose segments join without gap or drift at fps.
 	SegmentLength(want time.Duration, fps int) time.Duration
 	MixSegment(ctx context.Context, j SegmentJob) error
+	// MixLive mixes a window as its files are written and returns when every piece is Ready,
+	// or with an error (those Ready stay good) when ctx is cancelled or the mix fails.
+	MixLive(ctx context.Context, j LiveJob) error
 	// NewOutput starts the MP4 at path.
 	NewOutput(path string) (SegmentOutput, error)
 	// LiveNice is the niceness of segments mixed during the call.
 	LiveNice() int
 }
 
-// liveWait bounds how long a segment waits for a writer whose media has not reached the
-// segment's end (a publisher that stopped sending): after that it is mixed with what there is.
+// liveWait bounds how long a window waits for a writer that has not started the part for it (a
+// keyframe that does not come): after that it is mixed with the parts there are.
 const liveWait = 5 * time.Second
 
-// liveParallel bounds the segments of one recording mixed at once during the call, when it has
-// fallen behind: at the lowest priority a second one takes only a core the calls leave idle.
+// liveParallel bounds the windows of one recording mixed at once during the call: one keeps up
+// with the call; a second runs while the first finishes its last piece, or when it has fallen
+// behind, at the lowest priority, on a core the calls leave idle.
 const liveParallel = 2
 
-// liveMix is the mixing of a COMPOSED recording while it goes on.
+// defaultWindowPieces is how many pieces one live mix makes: its ffmpeg starts once per window
+// (about a minute at 5 s pieces) instead of once per piece, and each stream's file is cut into a
+// new part at each window's start, so a mix never decodes a stream from further back than that.
+const defaultWindowPieces = 12
+
+// livePoll is how often a live window looks at the recording's streams for a change of layout.
+const livePoll = 250 * time.Millisecond
+
+// liveMix is the mixing of a COMPOSED recording while it goes on. The recording is cut into
+// pieces of seg; during the call one ffmpeg per window of `per` pieces mixes them as the track
+// files grow (restarted when someone joins or leaves, for the new layout), each piece appended
+// to the MP4 when made; at stop the pieces not made yet (the tail) are mixed one ffmpeg each, at
+// full priority, as many at once as there are cores.
 type liveMix struct {
 	c      SegmentComposer
-	seg    time.Duration
-	dir    string // <recording>/segments
+	seg    time.Duration // a piece
+	per    int           // pieces per window
+	window time.Duration // per * seg: the parts' length too
+	dir    string        // <recording>/segments
 	w, h   int
 	fps    int
 	audio  bool
-	stop   chan struct{} // closed when the recording stops: no new live segment starts
+	stop   chan struct{} // closed when the recording stops: live windows end, none starts
 	halted sync.Once
 	ctx    context.Context // the mixes': cancelled when the recording fails
 	cancel context.CancelFunc
@@ -81,22 +109,22 @@ type liveMix struct {
 	slots  chan struct{} // liveParallel tokens
 	mixing sync.WaitGroup
 	mu     sync.Mutex
-	done   map[int]mixed         // segments mixed, by number
-	boosts map[int]chan struct{} // segments being mixed during the call, by number
-	failed bool                  // a live mix failed: the rest is mixed at stop
-	live   int                   // segments mixed during the call
-	late   int                   // of those, finished after stop at full priority
-	after  int                   // segments mixed after stop
+	done   map[int]mixed // pieces made, by number
+	failed bool          // a live mix failed: the rest is mixed at stop
+	live   int           // pieces made during the call
+	runs   int           // live ffmpeg runs started
+	layout int           // of them, restarts for a new layout
+	after  int           // pieces mixed after stop
 	logf   *os.File
-	// The output: segments 0..appended-1 are in it (and their files removed); amu orders the
-	// appends, which run on the goroutine that finished a segment.
+	// The output: pieces 0..appended-1 are in it (and their files removed); amu orders the
+	// appends, which run on the goroutine that finished a piece.
 	amu      sync.Mutex
 	out      SegmentOutput
 	outErr   error
 	appended int
 }
 
-// mixed is one segment's files.
+// mixed is one piece's files.
 type mixed struct {
 	video, audio string
 	length       time.Duration
@@ -115,9 +143,14 @@ func (r *Recorder) startLive(x *rec) {
 	if want <= 0 {
 		want = defaultSegment
 	}
-	lm := &liveMix{c: sc, seg: sc.SegmentLength(want, fps), dir: filepath.Join(x.dir, "segments"), w: w, h: h, fps: fps,
-		audio: p.HasAudio, stop: make(chan struct{}), exited: make(chan struct{}), slots: make(chan struct{}, liveParallel),
-		done: map[int]mixed{}, boosts: map[int]chan struct{}{}}
+	per := r.cfg.windowPieces
+	if per <= 0 {
+		per = defaultWindowPieces
+	}
+	seg := sc.SegmentLength(want, fps)
+	lm := &liveMix{c: sc, seg: seg, per: per, window: time.Duration(per) * seg, dir: filepath.Join(x.dir, "segments"),
+		w: w, h: h, fps: fps, audio: p.HasAudio, stop: make(chan struct{}), exited: make(chan struct{}),
+		slots: make(chan struct{}, liveParallel), done: map[int]mixed{}}
 	if err := os.MkdirAll(lm.dir, 0o755); err != nil {
 		r.log.Warn("composed recording mixed at stop: no segments folder", "recording", x.info.ID, "error", err)
 		return
@@ -137,10 +170,9 @@ func (r *Recorder) startLive(x *rec) {
 	}()
 }
 
-// defaultSegment is the length of a live-mixed segment. What is left to mix at stop is at most
-// this much of the call, plus the second or two the files take to reach the disk (about a fifth
-// of a core-second per second of call, spread over the cores); each boundary costs each
-// publisher a keyframe.
+// defaultSegment is the length of a piece. What is left to mix at stop is the piece the live mix
+// was making and the one the stop cut short; each piece's start costs each publisher a
+// keyframe, so that a piece mixed alone decodes its streams from a second or two before it.
 const defaultSegment = 5 * time.Second
 
 func resolution(s string) (int, int) {
@@ -158,15 +190,15 @@ func frameRate(f int) int {
 	return f
 }
 
-// liveLoop mixes each segment once its time has passed and every writer's media is on disk past
-// its end; it falls behind (the mixes run at the lowest priority) and catches up by itself,
-// liveParallel segments at a time.
+// liveLoop starts each window's mix once every writer has started its part for the window; a
+// mix runs at the lowest priority, so it falls behind when the machine is busy and catches up
+// by itself, liveParallel windows at a time.
 func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := time.NewTicker(livePoll)
 	defer tick.Stop()
-	for k := 0; ; k++ {
-		from := time.Duration(k) * lm.seg
-		for !r.segmentDue(x, from+lm.seg) {
+	for w := 0; ; w++ {
+		from := time.Duration(w) * lm.window
+		for !r.windowDue(x, lm, from) {
 			select {
 			case <-lm.stop:
 				return
@@ -179,77 +211,218 @@ func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 		case lm.slots <- struct{}{}:
 		}
 		lm.mu.Lock()
-		if lm.failed {
-			lm.mu.Unlock()
+		failed := lm.failed
+		if !failed {
+			lm.mixing.Add(1)
+		}
+		lm.mu.Unlock()
+		if failed {
 			return
 		}
-		boost := make(chan struct{})
-		lm.boosts[k] = boost
-		lm.mixing.Add(1)
-		lm.mu.Unlock()
 		go func() {
 			defer lm.mixing.Done()
 			defer func() { <-lm.slots }()
-			m, err := r.mixSegment(lm.ctx, x, lm, k, from, lm.seg, lm.c.LiveNice(), 1, boost)
-			lm.mu.Lock()
-			defer lm.mu.Unlock()
-			delete(lm.boosts, k)
-			boosted := false
-			select {
-			case <-boost:
-				boosted = true
-			default:
-			}
-			if err != nil {
-				// A boosted one that failed (it could not be given full priority) is mixed again.
-				if lm.ctx.Err() == nil && !boosted {
-					r.log.Warn("live mix failed: the rest is mixed at stop", "recording", x.info.ID, "segment", k, "error", err)
-					lm.failed = true
-				}
-				return
-			}
-			lm.done[k] = m
-			lm.live++
-			if boosted {
-				lm.late++
-			}
-			go lm.appendReady(x, r)
+			r.mixWindow(x, lm, w)
 		}()
 	}
 }
 
-// segmentDue reports whether the recording's media up to `to` is on disk: every open writer has
-// flushed past it (and past the overlap of its parts), or liveWait has passed since.
-func (r *Recorder) segmentDue(x *rec, to time.Duration) bool {
+// windowDue reports whether the window starting at `from` can be mixed: its time has come and
+// every open writer has started the part that serves it (or liveWait has passed).
+func (r *Recorder) windowDue(x *rec, lm *liveMix, from time.Duration) bool {
 	elapsed := r.now().Sub(x.info.CreatedAt)
-	if elapsed < to {
+	if elapsed < from {
 		return false
 	}
-	if elapsed >= to+liveWait {
+	if elapsed >= from+liveWait {
 		return true
 	}
+	lead := min(rotateLead, lm.seg*3/8)
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	media := false
 	for _, e := range x.all {
 		if e.closed {
 			continue
 		}
-		f := e.w.pw.flushedMs.Load()
-		if f < 0 || e.offset+time.Duration(f)*time.Millisecond < to+overlapAfter+100*time.Millisecond {
+		cur := e.w.currentPart()
+		if cur.firstMs < 0 && len(e.w.snapshotParts()) == 1 {
+			continue // no media yet: it joins the mix when it has some
+		}
+		if cur.firstMs < 0 || cur.since < from && e.offset+time.Duration(cur.firstMs)*time.Millisecond < from-lead {
 			return false
+		}
+		media = true
+	}
+	return media // nobody's media yet: a mix now would only make black ahead of the call
+}
+
+// mixWindow makes window w's pieces with one ffmpeg, started again from the first piece not made
+// whenever the window's streams change (someone joins or leaves: a new layout), until every
+// piece is made, the recording stops or the mix fails.
+func (r *Recorder) mixWindow(x *rec, lm *liveMix, w int) {
+	first, last := w*lm.per, (w+1)*lm.per
+	end := time.Duration(last) * lm.seg
+	relayout, ahead := false, false
+	for {
+		lm.mu.Lock()
+		k := first
+		for k < last && lm.done[k].video != "" {
+			k++
+		}
+		lm.mu.Unlock()
+		if k == last {
+			return
+		}
+		select {
+		case <-lm.stop:
+			return
+		default:
+		}
+		from := time.Duration(k) * lm.seg
+		if ahead && !r.waitRecorded(x, lm, from+lm.seg) {
+			return
+		}
+		j, sig := r.windowJob(x, lm, from, end)
+		// A mix whose inputs are all complete (everyone left) runs ahead of the call: a piece
+		// that ends after the recorded time is not taken (someone may still join in it), and the
+		// mix runs again from there once its time has come.
+		lj := LiveJob{SegmentJob: j, Piece: lm.seg, First: k, Growing: func(path string) bool { return r.growing(x, path) },
+			Ready: func(k int) {
+				if time.Duration(k+1)*lm.seg <= r.now().Sub(x.info.CreatedAt) {
+					lm.ready(x, r, k)
+				}
+			}}
+		lm.mu.Lock()
+		lm.runs++
+		if relayout {
+			lm.layout++
+		}
+		lm.mu.Unlock()
+		ctx, cancel := context.WithCancel(lm.ctx)
+		changed := make(chan struct{})
+		var watch sync.WaitGroup
+		watch.Go(func() {
+			tick := time.NewTicker(livePoll)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-lm.stop:
+					cancel() // the rest is mixed at stop, at full priority
+					return
+				case <-tick.C:
+					if _, now := r.windowJob(x, lm, from, end); now != sig {
+						close(changed)
+						cancel()
+						return
+					}
+				}
+			}
+		})
+		err := lm.c.MixLive(ctx, lj)
+		cancel()
+		watch.Wait()
+		if ahead = err == nil; ahead {
+			relayout = false
+			continue // every piece made; any not taken is made again when its time has come
+		}
+		select {
+		case <-changed:
+			relayout = true
+			continue // a new layout: mix again from the first piece not made
+		default:
+		}
+		select {
+		case <-lm.stop:
+			return
+		default:
+		}
+		if lm.ctx.Err() == nil {
+			r.log.Warn("live mix failed: the rest is mixed at stop", "recording", x.info.ID, "window", w, "error", err)
+			lm.mu.Lock()
+			lm.failed = true
+			lm.mu.Unlock()
+		}
+		return
+	}
+}
+
+// waitRecorded waits until the recording has reached `to`; false if it stopped first.
+func (r *Recorder) waitRecorded(x *rec, lm *liveMix, to time.Duration) bool {
+	tick := time.NewTicker(livePoll)
+	defer tick.Stop()
+	for r.now().Sub(x.info.CreatedAt) < to {
+		select {
+		case <-lm.stop:
+			return false
+		case <-tick.C:
 		}
 	}
 	return true
 }
 
-// mixSegment mixes [from, from+length) into the segments folder as segment k.
-func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, from, length time.Duration, nice, threads int,
-	boost <-chan struct{}) (mixed, error) {
-	j := SegmentJob{From: from, Length: length, Width: lm.w, Height: lm.h, FrameRate: lm.fps, Nice: nice, Threads: threads,
-		Boost: boost, Video: filepath.Join(lm.dir, fmt.Sprintf("%06d.mp4", k))}
-	if lm.audio {
-		j.Audio = filepath.Join(lm.dir, fmt.Sprintf("%06d.aac", k))
+// ready records piece k made by a live mix and appends what comes next to the MP4.
+func (lm *liveMix) ready(x *rec, r *Recorder, k int) {
+	lm.mu.Lock()
+	lm.done[k] = mixed{video: lm.pieceVideo(k), audio: lm.pieceAudio(k), length: lm.seg}
+	lm.live++
+	lm.mu.Unlock()
+	lm.appendReady(x, r)
+}
+
+func (lm *liveMix) pieceVideo(k int) string { return filepath.Join(lm.dir, fmt.Sprintf("%06d.mp4", k)) }
+
+func (lm *liveMix) pieceAudio(k int) string {
+	if !lm.audio {
+		return ""
 	}
+	return filepath.Join(lm.dir, fmt.Sprintf("%06d.aac", k))
+}
+
+// growing reports whether the track file path of recording x is still being written.
+func (r *Recorder) growing(x *rec, path string) bool {
+	x.mu.Lock()
+	entries := slices.Clone(x.all)
+	x.mu.Unlock()
+	for _, e := range entries {
+		for _, p := range e.w.snapshotParts() {
+			if p.path == path {
+				return !p.closed
+			}
+		}
+	}
+	return false
+}
+
+// windowJob is the live mix of [from, end) with the parts there are now, and a signature of
+// its layout: what streams it has and which of them end inside the window.
+func (r *Recorder) windowJob(x *rec, lm *liveMix, from, end time.Duration) (SegmentJob, string) {
+	j := r.segmentJob(x, lm, from, end-from)
+	j.Video = filepath.Join(lm.dir, "%06d.mp4")
+	if lm.audio {
+		j.Audio = filepath.Join(lm.dir, "%06d.aac")
+	}
+	j.Nice, j.Threads = lm.c.LiveNice(), 1
+	var sig strings.Builder
+	for i, t := range j.Tracks {
+		if t.Until >= end {
+			j.Tracks[i].Until = 0 // taken over after the window: as good as not at all
+		}
+		if t.Length > 0 && t.Offset+t.Length >= end {
+			j.Tracks[i].Length = 0 // ends after the window: as good as still going
+		}
+		t = j.Tracks[i]
+		fmt.Fprintf(&sig, "%s %v %v %v %v %v;", t.Path, t.Offset, t.Length, t.Until, t.HasAudio, t.HasVideo)
+	}
+	return j, sig.String()
+}
+
+// segmentJob is the mix of [from, from+length) with the parts there are now: those that have
+// media and reach into the window (and not only its last second before, nor after it).
+func (r *Recorder) segmentJob(x *rec, lm *liveMix, from, length time.Duration) SegmentJob {
+	j := SegmentJob{From: from, Length: length, Width: lm.w, Height: lm.h, FrameRate: lm.fps}
 	if lm.logf != nil {
 		j.Log = lm.logf
 	}
@@ -269,12 +442,20 @@ func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, f
 				t.Length = time.Duration(p.endMs-p.firstMs)*time.Millisecond + 40*time.Millisecond
 			}
 			t.Since, t.Until = p.since, p.until
-			if t.Offset >= end || t.Length > 0 && t.Offset+t.Length <= from-time.Second || t.Until > 0 && t.Until <= from-time.Second {
+			if t.Offset >= end || t.Since > 0 && t.Since >= end || t.Length > 0 && t.Offset+t.Length <= from-time.Second ||
+				t.Until > 0 && t.Until <= from-time.Second {
 				continue
 			}
 			j.Tracks = append(j.Tracks, t)
 		}
 	}
+	return j
+}
+
+// mixSegment mixes piece k, [from, from+length), into the segments folder at full priority.
+func (r *Recorder) mixSegment(ctx context.Context, x *rec, lm *liveMix, k int, from, length time.Duration, threads int) (mixed, error) {
+	j := r.segmentJob(x, lm, from, length)
+	j.Video, j.Audio, j.Threads = lm.pieceVideo(k), lm.pieceAudio(k), threads
 	if err := lm.c.MixSegment(ctx, j); err != nil {
 		return mixed{}, err
 	}
@@ -332,46 +513,32 @@ func (lm *liveMix) abort() {
 	}
 }
 
-// finishLive makes the segments of the whole call [0, d) and completes the MP4 with them. Runs
-// after the files are closed. All of it is awaited, so all of it runs at full priority: the
-// segments still being mixed at the live mixes' low priority are raised to it, and those not
-// started are mixed at once, as many at a time as there are cores; what the live mix appended
-// to the MP4 during the call is not touched again.
+// finishLive makes the pieces of the whole call [0, d) and completes the MP4 with them. Runs
+// after the files are closed. The live mixes ended at the stop (halt); the pieces they had not
+// made, the tail of the call, are mixed now at full priority, as many at once as there are
+// cores; what the live mixes appended to the MP4 during the call is not touched again.
 func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration) error {
 	t0 := time.Now()
 	lm.halt()
 	<-lm.exited
-	lm.mu.Lock()
-	for _, b := range lm.boosts {
-		close(b)
-	}
-	lm.mu.Unlock()
+	lm.mixing.Wait() // the live mixes end at once when halted
 	n := int((d + lm.seg - 1) / lm.seg)
 	if last := d - time.Duration(n-1)*lm.seg; n > 1 && last < time.Second/time.Duration(lm.fps) {
-		n-- // less than a frame: the segment before ends close enough
+		n-- // less than a frame: the piece before ends close enough
 	}
 	length := func(k int) time.Duration { return min(lm.seg, d-time.Duration(k)*lm.seg) }
-	// The segments neither mixed nor being mixed, then those the live mixes could not finish. A
-	// live one started just past the stop is mixed again, shorter, unless already in the MP4.
-	todo := func() []int {
-		lm.mu.Lock()
-		defer lm.mu.Unlock()
-		var ks []int
-		for k := range n {
-			if m, ok := lm.done[k]; ok && (k < lm.appended || m.length == length(k)) {
-				continue
-			}
-			if _, ok := lm.boosts[k]; !ok {
-				ks = append(ks, k)
-			}
+	// A piece made by a live mix past the stop (it covers the whole piece) is mixed again,
+	// shorter, unless already in the MP4.
+	lm.mu.Lock()
+	var todo []int
+	for k := range n {
+		if m, ok := lm.done[k]; ok && (k < lm.appended || m.length == length(k)) {
+			continue
 		}
-		return ks
+		todo = append(todo, k)
 	}
-	if err := r.mixAfterStop(x, lm, todo(), length); err != nil {
-		return err
-	}
-	lm.mixing.Wait()
-	if err := r.mixAfterStop(x, lm, todo(), length); err != nil {
+	lm.mu.Unlock()
+	if err := r.mixAfterStop(x, lm, todo, length); err != nil {
 		return err
 	}
 	mixedIn := time.Since(t0)
@@ -381,21 +548,21 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration) error {
 	defer lm.amu.Unlock()
 	lm.mu.Lock()
 	err, appended := lm.outErr, lm.appended
-	summary := fmt.Sprintf("%d segments: %d mixed during the call (%d of them finished after stop at full priority), %d after stop",
-		n, lm.live, lm.late, lm.after)
+	summary := fmt.Sprintf("%d pieces of %.2f s: %d mixed during the call by %d live runs (%d of them restarts for a new layout), %d after stop",
+		n, lm.seg.Seconds(), lm.live, lm.runs, lm.layout, lm.after)
 	lm.mu.Unlock()
 	switch {
 	case err != nil:
 		lm.out.Abort()
 	case appended < n:
-		err = fmt.Errorf("%d segments of %d in the MP4", appended, n)
+		err = fmt.Errorf("%d pieces of %d in the MP4", appended, n)
 		lm.out.Abort()
 	default:
 		err = lm.out.Close()
 	}
 	lm.mu.Lock()
 	if lm.outErr == nil {
-		lm.outErr = errors.New("the MP4 is complete") // a live mix that finishes now appends nothing
+		lm.outErr = errors.New("the MP4 is complete")
 	}
 	lm.mu.Unlock()
 	if lm.logf != nil {
@@ -408,7 +575,7 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration) error {
 	return err
 }
 
-// mixAfterStop mixes segments ks at full priority, as many at once as there are cores.
+// mixAfterStop mixes pieces ks at full priority, as many at once as there are cores.
 func (r *Recorder) mixAfterStop(x *rec, lm *liveMix, ks []int, length func(int) time.Duration) error {
 	if len(ks) == 0 {
 		return nil
@@ -424,7 +591,7 @@ func (r *Recorder) mixAfterStop(x *rec, lm *liveMix, ks []int, length func(int) 
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			m, err := r.mixSegment(r.finalCtx, x, lm, k, time.Duration(k)*lm.seg, length(k), 0, threads, nil)
+			m, err := r.mixSegment(r.finalCtx, x, lm, k, time.Duration(k)*lm.seg, length(k), threads)
 			if err != nil {
 				errs[i] = err
 				return

@@ -2,8 +2,8 @@ package recording
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"sync/atomic"
@@ -36,96 +36,105 @@ func (ffmpegComposer) SegmentLength(want time.Duration, fps int) time.Duration {
 // LiveNice is the after-call niceness here: at 19 on a machine as busy as CI's the test would wait
 // minutes for its segments.
 func (ffmpegComposer) LiveNice() int { return 10 }
-func (ffmpegComposer) MixSegment(ctx context.Context, j SegmentJob) error {
+func (ffmpegComposer) segment(j SegmentJob) compose.Segment {
 	s := compose.Segment{Video: j.Video, Audio: j.Audio, From: j.From, Length: j.Length, Width: j.Width,
-		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Boost: j.Boost, Log: j.Log}
+		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Log: j.Log}
 	for _, t := range j.Tracks {
 		s.Tracks = append(s.Tracks, compose.Track{Path: t.Path, Offset: t.Offset, Length: t.Length, Since: t.Since,
 			Until: t.Until, HasAudio: t.HasAudio, HasVideo: t.HasVideo, Stream: t.Stream})
 	}
-	return compose.MixSegment(ctx, s)
+	return s
+}
+
+func (c ffmpegComposer) MixSegment(ctx context.Context, j SegmentJob) error {
+	return compose.MixSegment(ctx, c.segment(j))
+}
+
+func (c ffmpegComposer) MixLive(ctx context.Context, j LiveJob) error {
+	return compose.MixLive(ctx, compose.Live{Segment: c.segment(j.SegmentJob), Piece: j.Piece, First: j.First,
+		Growing: j.Growing, Ready: j.Ready})
 }
 func (ffmpegComposer) NewOutput(path string) (SegmentOutput, error) {
 	return compose.NewOutput(path)
 }
 
 // A COMPOSED recording is mixed while the call goes on: when it stops, all that is left is the
-// segment since the last boundary and the join. Two people are in the call for 8 s (on media
-// time: the recorder's clock follows the media fed, however slowly the machine runs); segments
-// are 3.2 s. The MP4 lasts the call, with both tiles lit before, at and after each join.
+// piece the stop cut short, and the join. Two people are in the call for 8 s (on media time: the
+// recorder's clock follows the media fed, however slowly the machine runs); pieces are 3.2 s,
+// windows two pieces. The MP4 lasts the call, with both tiles lit before, at and after each join.
 func TestComposedMixedDuringTheCall(t *testing.T) {
-	h, x := liveCall(t, ffmpegComposer{}, func(lm *liveMix) bool { return lm.live == 2 })
-	// What stop had left to do: one segment, the 1.6 s since the last boundary, and the join.
-	checkLive(t, x, 2, 0, 1)
-	// Each stream was written in parts, a new one on a keyframe before each boundary, so no
-	// segment's mix decoded a stream from its beginning.
+	h, x := liveCall(t, ffmpegComposer{}, 2, 0, func(lm *liveMix) bool { return lm.live == 2 })
+	// The first window's pieces were made by one ffmpeg; the stop left the third.
+	checkLive(t, x, 2, 1)
+	// Each stream was written in parts, a new one on a keyframe before each window, so no mix
+	// decoded a stream from further back than its window.
 	for _, e := range x.all {
 		ps := e.w.snapshotParts()
-		if len(ps) != 3 {
-			t.Errorf("%s written in %d parts, want 3 (one per segment)", e.file, len(ps))
-		}
-		for i := 1; i < len(ps); i++ {
-			if ps[i].since != ps[i-1].until || ps[i].since != time.Duration(i)*3200*time.Millisecond {
-				t.Errorf("%s part %d takes over at %v (part before until %v), want the boundary", e.file, i, ps[i].since, ps[i-1].until)
-			}
+		if len(ps) != 2 || ps[1].since != ps[0].until || ps[1].since != 6400*time.Millisecond {
+			t.Errorf("%s written in %d parts (%+v), want 2, the second taking over at 6.4 s", e.file, len(ps), ps)
 		}
 	}
-	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"))
+	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"), 2)
 }
 
-// heldComposer holds the live mix of the segment starting at `hold` until the recording stops
-// (its Boost is closed), as a segment still being mixed at the lowest priority on a busy machine
-// would be; with fail it then fails, as a mix that could not be given full priority does.
-type heldComposer struct {
-	ffmpegComposer
-	hold time.Duration
-	fail bool
-}
+// heldComposer's live mixes make their first piece and then hold until they are stopped, as a
+// mix that has fallen behind on a busy machine would.
+type heldComposer struct{ ffmpegComposer }
 
-func (c heldComposer) MixSegment(ctx context.Context, j SegmentJob) error {
-	if j.Boost != nil && j.From == c.hold {
-		select {
-		case <-j.Boost:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if c.fail {
-			return errors.New("not allowed to raise the priority")
+func (c heldComposer) MixLive(ctx context.Context, j LiveJob) error {
+	ready := j.Ready
+	j.Ready = func(k int) {
+		if k == 0 {
+			ready(k)
 		}
 	}
-	return c.ffmpegComposer.MixSegment(ctx, j)
+	if err := c.ffmpegComposer.MixLive(ctx, j); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
-// A segment still being mixed when the recording stops is not abandoned: it goes on at full
-// priority and is joined with the rest.
-func TestComposedStopRaisesTheSegmentBeingMixed(t *testing.T) {
-	h, x := liveCall(t, heldComposer{hold: 3200 * time.Millisecond}, func(lm *liveMix) bool {
-		return lm.live == 1 && lm.boosts[1] != nil
-	})
-	checkLive(t, x, 2, 1, 1)
-	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"))
+// A live mix behind the call when it stops is stopped: the pieces it had not made are mixed at
+// full priority, together, and joined with the rest.
+func TestComposedStopMixesWhatTheLiveMixHadNotMade(t *testing.T) {
+	h, x := liveCall(t, heldComposer{}, 3, 0, func(lm *liveMix) bool { return lm.live == 1 })
+	checkLive(t, x, 1, 2)
+	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"), 2)
 }
 
-// One that cannot be raised (no CAP_SYS_NICE) is mixed again after stop.
-func TestComposedStopRedoesASegmentThatCannotBeRaised(t *testing.T) {
-	h, x := liveCall(t, heldComposer{hold: 3200 * time.Millisecond, fail: true}, func(lm *liveMix) bool {
-		return lm.live == 1 && lm.boosts[1] != nil
-	})
-	checkLive(t, x, 1, 0, 2)
-	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"))
+// Someone who joins during a window gets a tile from then on: the window's mix starts again
+// with the new layout from the first piece it had not made, and the file still covers the
+// whole call.
+func TestComposedLayoutChangeRestartsTheLiveMix(t *testing.T) {
+	h, x := liveCall(t, ffmpegComposer{}, 3, 4*time.Second, func(lm *liveMix) bool { return lm.live == 2 })
+	x.live.mu.Lock()
+	runs, layout := x.live.runs, x.live.layout
+	x.live.mu.Unlock()
+	if layout < 1 || runs < 2 {
+		t.Errorf("%d live runs, %d of them for a new layout: want the join to start the window's mix again", runs, layout)
+	}
+	checkLive(t, x, 2, 1)
+	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"), 3)
+	if t.Failed() {
+		b, _ := os.ReadFile(filepath.Join(h.dir, "ses_L", ".compose.log"))
+		t.Logf("compose log:\n%s", b)
+		exec.Command("cp", filepath.Join(h.dir, "ses_L", "live.mp4"), "/tmp/layout-debug.mp4").Run()
+	}
 }
 
-// liveCall records an 8 s two-person call COMPOSED in 3.2 s segments, stops it once stopWhen
-// holds (under the live mix's lock) and returns when it is ready.
-func liveCall(t *testing.T, c SegmentComposer, stopWhen func(lm *liveMix) bool) (*harness, *rec) {
+// liveCall records an 8 s call COMPOSED in 3.2 s pieces, windowPieces to a live mix, of two
+// people and, if joinAt > 0, a third who joins then; it stops the recording once stopWhen holds
+// (under the live mix's lock) and returns when it is ready.
+func liveCall(t *testing.T, c SegmentComposer, windowPieces int, joinAt time.Duration, stopWhen func(lm *liveMix) bool) (*harness, *rec) {
 	t.Helper()
 	m := makeMedia(t, 10)
 	var clock atomic.Int64
 	base := time.Now()
-	h := newHarness(t, Config{AutostopTimeout: time.Hour, Composer: c, Segment: 3200 * time.Millisecond,
+	h := newHarness(t, Config{AutostopTimeout: time.Hour, Composer: c, Segment: 3200 * time.Millisecond, windowPieces: windowPieces,
 		now: func() time.Time { return base.Add(time.Duration(clock.Load())) }})
 	a, b := h.stream("str_CAM_Aaaa_con_A", "con_A", true), h.stream("str_CAM_Bbbb_con_B", "con_B", true)
-	h.s.add("ses_L", 2, a, b)
+	h.s.add("ses_L", 3, a, b)
 	props := session.RecordingProperties{Name: "live", HasAudio: true, HasVideo: true, OutputMode: "COMPOSED",
 		RecordingLayout: "BEST_FIT", Resolution: "320x180", FrameRate: 10}
 	if _, err := h.r.Start("ses_L", props); err != nil {
@@ -139,38 +148,58 @@ func liveCall(t *testing.T, c SegmentComposer, stopWhen func(lm *liveMix) bool) 
 		t.Fatal("a COMPOSED recording with video is not mixed during the call")
 	}
 	const call = 8 * time.Second
-	var taps [][2]*tap // video, audio of each stream
-	for _, id := range []session.StreamID{a.ID, b.ID} {
+	type party struct {
+		taps [2]*tap // video, audio
+		at   time.Duration
+	}
+	var parties []party
+	join := func(id session.StreamID, at time.Duration) {
 		h.waitTaps(id, 2)
 		src := h.sources[id]
 		src.mu.Lock()
-		taps = append(taps, [2]*tap{src.taps["video"].(*tap), src.taps["audio"].(*tap)})
+		parties = append(parties, party{[2]*tap{src.taps["video"].(*tap), src.taps["audio"].(*tap)}, at})
 		src.mu.Unlock()
 	}
-	// Both streams, in time order, the clock following the media.
+	for _, id := range []session.StreamID{a.ID, b.ID} {
+		join(id, 0)
+	}
+	// Everyone's media in time order, the clock following it.
 	vi, ai := 0, 0
 	for {
 		vAt, aAt := time.Duration(vi)*testmedia.FrameInterval, time.Duration(ai)*testmedia.AudioInterval
 		if vAt >= call && aAt >= call {
 			break
 		}
-		for _, tp := range taps {
-			for len(tp[0].w.in) > queueLen/2 {
+		if joinAt > 0 && len(parties) == 2 && min(vAt, aAt) >= joinAt {
+			// The window's mix has started without the third person: the join changes its layout.
+			waitLong(t, "the first live mix", func() bool {
+				x.live.mu.Lock()
+				defer x.live.mu.Unlock()
+				return x.live.runs > 0
+			})
+			clock.Store(int64(joinAt))
+			cs := h.stream("str_CAM_Cccc_con_C", "con_C", true)
+			h.s.publish("ses_L", cs)
+			h.r.Listen(session.Event{Kind: session.StreamPublished, Session: "ses_L", Stream: cs.ID})
+			join(cs.ID, joinAt)
+		}
+		for _, p := range parties {
+			for len(p.taps[0].w.in) > queueLen/2 {
 				time.Sleep(time.Millisecond) // back-pressure for the test only
 			}
 		}
 		if vAt <= aAt {
 			clock.Store(int64(vAt))
-			for _, tp := range taps {
-				for _, p := range m.Video[vi] {
-					tp[0].WriteRTP(p)
+			for _, p := range parties {
+				for _, pkt := range m.Video[vi-int(p.at/testmedia.FrameInterval)] {
+					p.taps[0].WriteRTP(pkt)
 				}
 			}
 			vi++
 		} else {
 			clock.Store(int64(aAt))
-			for _, tp := range taps {
-				tp[1].WriteRTP(m.Audio[ai])
+			for _, p := range parties {
+				p.taps[1].WriteRTP(m.Audio[ai-int(p.at/testmedia.AudioInterval)])
 			}
 			ai++
 		}
@@ -199,19 +228,20 @@ func liveCall(t *testing.T, c SegmentComposer, stopWhen func(lm *liveMix) bool) 
 	return h, x
 }
 
-// checkLive compares the segments mixed during the call (of them finished after stop) and after.
-func checkLive(t *testing.T, x *rec, live, late, after int) {
+// checkLive compares the pieces made during the call and after the stop (of 3).
+func checkLive(t *testing.T, x *rec, live, after int) {
 	t.Helper()
 	x.live.mu.Lock()
 	defer x.live.mu.Unlock()
-	if x.live.live != live || x.live.late != late || x.live.after != after || len(x.live.done) != 3 {
-		t.Errorf("segments mixed during the call %d (finished after stop %d), after stop %d, joined %d; want %d (%d), %d, 3",
-			x.live.live, x.live.late, x.live.after, len(x.live.done), live, late, after)
+	if x.live.live != live || x.live.after != after || len(x.live.done) != 3 || x.live.appended != 3 {
+		t.Errorf("pieces made during the call %d, after stop %d, made %d, in the MP4 %d; want %d, %d, 3, 3",
+			x.live.live, x.live.after, len(x.live.done), x.live.appended, live, after)
 	}
 }
 
-// checkLiveMP4 checks liveCall's MP4: 8 s, 80 frames, both tiles lit on either side of the joins.
-func checkLiveMP4(t *testing.T, out string) {
+// checkLiveMP4 checks liveCall's MP4: 8 s, 80 frames, the two first tiles lit on either side of
+// the pieces' joins and, with a third person (joined at 4 s), the three tiles lit after.
+func checkLiveMP4(t *testing.T, out string, people int) {
 	t.Helper()
 	const call = 8 * time.Second
 	p := ffprobe(t, out)
@@ -223,6 +253,17 @@ func checkLiveMP4(t *testing.T, out string) {
 	}
 	if c, _ := p.Stream("audio"); c != "aac" {
 		t.Errorf("audio %q, want aac", c)
+	}
+	if people == 3 {
+		// 320x240 pictures in 160x90 tiles, two above and one centred below: 120x90 each.
+		for _, at := range []time.Duration{5 * time.Second, 6400 * time.Millisecond, 7500 * time.Millisecond} {
+			for i, r := range [][2]int{{40, 25}, {200, 25}, {120, 115}} {
+				if l := tileLuma(t, out, at, 320, 180, r[0], r[1], 80, 40); l < 40 {
+					t.Errorf("at %v tile %d's luminance is %d: want it lit (black is 16)", at, i+1, l)
+				}
+			}
+		}
+		return
 	}
 	// 320x240 pictures in 160x180 tiles: 160x120 at y=30, left and right.
 	for _, at := range []time.Duration{500 * time.Millisecond, 3100 * time.Millisecond, 3200 * time.Millisecond,

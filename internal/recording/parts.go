@@ -11,12 +11,16 @@ import (
 	"github.com/at-wat/ebml-go/webm"
 )
 
-// A COMPOSED recording is mixed while the call goes on, one segment (a window of the recording)
-// at a time. Mixing a window must not mean decoding a stream from its beginning, and browsers
-// send a keyframe only when asked, so the writer of such a recording writes each stream in parts:
-// rotateLead (at most 3/8 of a segment) before each segment boundary it asks the publisher for a keyframe and starts a new
-// file on it. The old part goes on being written until overlapAfter past the boundary, so each
-// segment's mix reads one part per stream, with no switch of files inside its window.
+// A COMPOSED recording is mixed while the call goes on, one window (a minute or so) at a time,
+// by one ffmpeg that reads each stream's file as it grows. Mixing a window must not mean decoding
+// a stream from its beginning, and browsers send a keyframe only when asked, so the writer of
+// such a recording writes each stream in parts: rotateLead (at most 3/8 of a piece) before each
+// window boundary it asks the publisher for a keyframe and starts a new file on it. The old part
+// goes on being written until overlapAfter past the boundary, so each window's mix reads one part
+// per stream, with no switch of files inside it. The tail a stop leaves is mixed piece by piece
+// (a few seconds each) from the parts: before each piece boundary the writer asks for a keyframe
+// too, so such a mix seeks to one a second or two before its piece rather than decoding the
+// part from its start.
 const (
 	rotateLead   = 2 * time.Second
 	overlapAfter = 500 * time.Millisecond
@@ -37,13 +41,15 @@ type part struct {
 // partWriter is the part bookkeeping of a streamWriter; only its goroutine changes it, under mu
 // so that the mixer can read it.
 type partWriter struct {
-	seg    time.Duration // segment length; 0: one file, no parts
+	seg    time.Duration // window length: a part per window; 0: one file, no parts
+	piece  time.Duration // piece length: a keyframe asked for before each piece
 	offset time.Duration // the writer's start in the recording
 
 	mu    sync.Mutex
 	parts []part
 
-	next      time.Duration // the next segment boundary, recording time
+	next      time.Duration // the next window boundary, recording time
+	nextKey   time.Duration // the next piece boundary, recording time
 	rotating  bool          // a keyframe is awaited to start the next part
 	prev      *prevPart     // the part before, written until its overlap ends
 	flushedMs atomic.Int64  // media handed to the kernel in the current part, ms since start (-1: none)
@@ -86,11 +92,12 @@ func (w *streamWriter) currentPart() part {
 	return w.pw.parts[len(w.pw.parts)-1]
 }
 
-// inParts makes the writer write in parts for segments of length seg, its start being offset
-// into the recording. Called before run.
-func (w *streamWriter) inParts(seg, offset time.Duration) {
-	w.pw.seg, w.pw.offset = seg, offset
+// inParts makes the writer write in parts for windows of length seg and ask for a keyframe
+// before each piece, its start being offset into the recording. Called before run.
+func (w *streamWriter) inParts(seg, piece, offset time.Duration) {
+	w.pw.seg, w.pw.piece, w.pw.offset = seg, piece, offset
 	w.pw.next = (offset/seg + 1) * seg
+	w.pw.nextKey = (offset/piece + 1) * piece
 }
 
 // recTime is a writer time in recording time.
@@ -110,7 +117,17 @@ func (w *streamWriter) beforeWrite(kind uint8, key bool, ms int64) {
 	if cur.firstMs < 0 {
 		return
 	}
-	lead := min(rotateLead, pw.seg*3/8)
+	lead := min(rotateLead, pw.piece*3/8)
+	if at >= pw.nextKey-lead {
+		for pw.nextKey-lead <= at {
+			pw.nextKey += pw.piece
+		}
+		// A keyframe a little before each piece, for a mix of that piece alone to start on; the
+		// window boundaries' own request follows.
+		if at < pw.next-lead && w.pli != nil && w.kinds[kindVideo] != nil {
+			w.pli()
+		}
+	}
 	if !pw.rotating && at >= pw.next-lead {
 		if w.recTime(cur.firstMs) >= pw.next-lead {
 			// This part began close enough before the boundary to serve the next segment.

@@ -70,9 +70,11 @@ type Config struct {
 	// StopWait is how long Stop waits for the files to be final before answering "stopped"
 	// instead of "ready" (default 20 s).
 	StopWait time.Duration
-	// Segment is the length of the segments a COMPOSED recording is mixed in while it goes on
-	// (rounded to whole frames; 0: 10 s).
+	// Segment is the length of the pieces a COMPOSED recording is mixed in while it goes on
+	// (rounded to whole frames; 0: 5 s); one live mix makes a window of defaultWindowPieces.
 	Segment time.Duration
+	// windowPieces replaces defaultWindowPieces (tests).
+	windowPieces int
 	// now is the clock; tests replace it to run recordings on media time.
 	now func() time.Time
 	// createFile opens a track file; tests replace it to fail writes.
@@ -350,7 +352,7 @@ func (r *Recorder) addStream(x *rec, rs session.RecordableStream, release func()
 	}
 	e.w, e.offset, e.log = w, w.start.Sub(x.info.CreatedAt), log
 	if x.live != nil {
-		w.inParts(x.live.seg, e.offset)
+		w.inParts(x.live.window, x.live.seg, e.offset)
 	}
 	w.pli = src.RequestKeyframe
 	w.onFail = func(err error) {

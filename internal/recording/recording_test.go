@@ -77,6 +77,13 @@ func (f *fakeSessions) add(id session.SessionID, participants int, streams ...se
 	return t
 }
 
+// publish adds a stream to session id, as one published during the call.
+func (f *fakeSessions) publish(id session.SessionID, rs session.RecordableStream) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.targets[id].Streams = append(f.targets[id].Streams, rs)
+}
+
 func (f *fakeSessions) RecordingTarget(id session.SessionID) (session.RecordingTarget, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -35,14 +35,23 @@ func (composer) SegmentLength(want time.Duration, fps int) time.Duration {
 
 func (composer) LiveNice() int { return compose.LiveNice }
 
-func (composer) MixSegment(ctx context.Context, j recording.SegmentJob) error {
+func (composer) segment(j recording.SegmentJob) compose.Segment {
 	s := compose.Segment{Video: j.Video, Audio: j.Audio, From: j.From, Length: j.Length, Width: j.Width,
-		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Boost: j.Boost, Log: j.Log}
+		Height: j.Height, FrameRate: j.FrameRate, Nice: j.Nice, Threads: j.Threads, Log: j.Log}
 	for _, t := range j.Tracks {
 		s.Tracks = append(s.Tracks, compose.Track{Path: t.Path, Offset: t.Offset, Length: t.Length, Since: t.Since,
 			Until: t.Until, HasAudio: t.HasAudio, HasVideo: t.HasVideo, Stream: t.Stream})
 	}
-	return compose.MixSegment(ctx, s)
+	return s
+}
+
+func (c composer) MixSegment(ctx context.Context, j recording.SegmentJob) error {
+	return compose.MixSegment(ctx, c.segment(j))
+}
+
+func (c composer) MixLive(ctx context.Context, j recording.LiveJob) error {
+	return compose.MixLive(ctx, compose.Live{Segment: c.segment(j.SegmentJob), Piece: j.Piece, First: j.First,
+		Growing: j.Growing, Ready: j.Ready})
 }
 
 func (composer) NewOutput(path string) (recording.SegmentOutput, error) {

@@ -46,14 +46,17 @@ func childCPU() time.Duration {
 func BenchmarkCompose(b *testing.B) { benchAtStop(b) }
 
 // BenchmarkMixing compares, on BenchmarkCompose's call, mixing at stop (one ffmpeg for the whole
-// call) with mixing during the call as the recorder does: segment after segment, one thread
-// each (the live mix's setting), each appended to the MP4 (Output), the last one shorter.
-// Rounds alternate the ways (-count), so a machine whose load changes weighs on each alike;
-// bench/composed-cost.sh prints the medians of cpu_s/call_s:
+// call) with the ways of mixing during the call: "window" as the recorder does, one ffmpeg
+// (MixLive, one thread) making the 5.12 s pieces of as many whole pieces as the call holds and a
+// MixSegment the rest (the tail at stop); "live-…" as it did before, one ffmpeg per segment (one
+// thread each), the last one shorter; all appended to the MP4 (Output). Rounds alternate the
+// ways (-count), so a machine whose load changes weighs on each alike; bench/composed-cost.sh
+// prints the medians of cpu_s/call_s:
 //
 //	go test -run '^$' -bench BenchmarkMixing -benchtime 1x -count 5 ./internal/recording/compose
 func BenchmarkMixing(b *testing.B) {
 	b.Run("at-stop", benchAtStop)
+	b.Run("window", benchWindow)
 	for _, want := range []time.Duration{5 * time.Second, 10 * time.Second} {
 		seg := SegmentLength(want, 25)
 		b.Run(fmt.Sprintf("live-%v", seg), func(b *testing.B) { benchLive(b, seg) })
@@ -110,6 +113,49 @@ func benchLive(b *testing.B, seg time.Duration) {
 			if err := out.Append(s.Video, s.Audio); err != nil {
 				b.Fatal(err)
 			}
+		}
+		if err := out.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportMix(b, start, cpu0)
+}
+
+func benchWindow(b *testing.B) {
+	needFFmpeg(b)
+	makeBenchInputs(b)
+	var tracks []Track
+	for _, t := range benchInputs.tracks {
+		t.Length = benchCall - t.Offset
+		tracks = append(tracks, t)
+	}
+	piece := SegmentLength(5*time.Second, 25)
+	n := int(benchCall / piece)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), childCPU()
+	for range b.N {
+		dir := b.TempDir()
+		out, err := NewOutput(filepath.Join(dir, "out.mp4"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		l := Live{Segment: Segment{Tracks: tracks, Length: time.Duration(n) * piece, Width: 1280, Height: 720, FrameRate: 25,
+			Threads: 1, Video: filepath.Join(dir, "%d.mp4"), Audio: filepath.Join(dir, "%d.aac")}, Piece: piece,
+			Ready: func(k int) {
+				if err := out.Append(fmt.Sprintf(filepath.Join(dir, "%d.mp4"), k), fmt.Sprintf(filepath.Join(dir, "%d.aac"), k)); err != nil {
+					b.Error(err)
+				}
+			}}
+		if err := MixLive(b.Context(), l); err != nil {
+			b.Fatal(err)
+		}
+		tail := Segment{Tracks: tracks, From: l.Length, Length: benchCall - l.Length, Width: 1280, Height: 720, FrameRate: 25,
+			Video: filepath.Join(dir, "tail.mp4"), Audio: filepath.Join(dir, "tail.aac")}
+		if err := MixSegment(b.Context(), tail); err != nil {
+			b.Fatal(err)
+		}
+		if err := out.Append(tail.Video, tail.Audio); err != nil {
+			b.Fatal(err)
 		}
 		if err := out.Close(); err != nil {
 			b.Fatal(err)

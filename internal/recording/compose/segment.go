@@ -99,7 +99,11 @@ const seekPreRoll = time.Second
 // picture, with the SPS/PPS "veryfast" had.
 var segmentVideoArgs = []string{"-c:v", "libx264", "-preset", "ultrafast",
 	"-x264-params", "cabac=1:8x8dct=1:bframes=3:b-pyramid=2:weightp=1:weightb=1:deblock=0,0:aq-mode=1",
-	"-pix_fmt", "yuv420p", "-profile:v", "high", "-video_track_timescale", "90000"}
+	"-pix_fmt", "yuv420p", "-profile:v", "high"}
+
+// videoTimescale is the MP4 track timescale of every segment (Output refuses a segment whose
+// timescale differs from the first's).
+const videoTimescale = "90000"
 
 func (s Segment) validate() error {
 	var errs []error
@@ -151,59 +155,12 @@ func MixSegment(ctx context.Context, s Segment) error {
 	if s.Log == nil {
 		log.w = io.Discard
 	}
-	// t0 is the graph's time zero: the window's start, one AAC frame early when there is audio.
-	t0 := s.From
-	if s.Audio != "" {
-		t0 -= aacFrame
-	}
-	end := s.From + s.Length
-	var inputs []input
-	var seeks, shifts []time.Duration
-	var streams []string
-	var leads []time.Duration  // per input, the decoded lead before its first used moment
-	var untils []time.Duration // per input, graph time (audio's) after which it is cut, 0: none
-	for i, t := range s.Tracks {
-		useFrom, useTo := max(t.Offset, t.Since), end+time.Hour
-		if t.Length > 0 {
-			useTo = t.Offset + t.Length
-		}
-		if t.Until > 0 {
-			useTo = min(useTo, t.Until)
-		}
-		in := input{path: t.Path, offset: useFrom, end: useTo,
-			video: s.Video != "" && t.HasVideo && useTo > s.From && useFrom < end,
-			audio: s.Audio != "" && t.HasAudio && useTo > t0 && useFrom < end}
-		if !in.video && !in.audio {
-			continue
-		}
-		// Skip what lies before the window, but seek a little earlier: a decoder started cold
-		// (Opus: 80 ms) needs some sound before the first it gives right; that lead is cut again.
-		at := max(t0, useFrom) - t.Offset
-		seek := max(0, at-seekPreRoll)
-		inputs = append(inputs, in)
-		seeks = append(seeks, seek)
-		leads = append(leads, at-seek)
-		shifts = append(shifts, t.Offset+at-t0) // where the file's first used moment falls in the graph
-		var until time.Duration
-		if t.Until > 0 && t.Until < end {
-			until = t.Until - t0
-		}
-		untils = append(untils, until)
-		st := t.Stream
-		if st == "" {
-			st = fmt.Sprintf("\x00%d", i)
-		}
-		streams = append(streams, st)
-	}
+	pl := planSegment(s)
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y"}
-	for k, in := range inputs {
-		if seeks[k] > 0 {
-			args = append(args, "-ss", seconds(seeks[k]))
-		}
-		// Read no further than the window's end (and a little more: the last frame's duration).
-		args = append(args, "-t", seconds(end-t0-shifts[k]+2*time.Second), "-reinit_filter", "0", "-i", fileURL(in.path))
+	for k := range pl.inputs {
+		args = append(args, pl.inputArgs(k, fileURL(pl.inputs[k].path))...)
 	}
-	args = append(args, "-filter_complex", segmentGraph(s, inputs, leads, shifts, untils, streams, t0))
+	args = append(args, "-filter_complex", pl.graph(s))
 	if s.Threads > 0 {
 		args = append(args, "-filter_complex_threads", fmt.Sprint(s.Threads))
 	}
@@ -214,13 +171,14 @@ func MixSegment(ctx context.Context, s Segment) error {
 		if s.Threads > 0 {
 			args = append(args, "-threads", fmt.Sprint(s.Threads))
 		}
-		args = append(args, "-r", fmt.Sprint(s.FrameRate), "-frames:v", fmt.Sprint(s.frames()), "-f", "mp4", fileURL(vtmp))
+		args = append(args, "-video_track_timescale", videoTimescale,
+			"-r", fmt.Sprint(s.FrameRate), "-frames:v", fmt.Sprint(s.frames()), "-f", "mp4", fileURL(vtmp))
 	}
 	if s.Audio != "" {
 		args = append(args, "-map", "[aout]", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "adts", fileURL(atmp))
 	}
 	fmt.Fprintf(log, "segment: ffmpeg %s\n", strings.Join(args, " "))
-	err := runFFmpeg(ctx, args, log, s.Nice, s.Boost)
+	err := runFFmpeg(ctx, args, log, s.Nice, s.Boost, nil)
 	if err == nil && s.Audio != "" {
 		err = trimADTSFile(atmp, 2, s.audioFrames())
 	}
@@ -253,14 +211,19 @@ func partName(p string) string {
 var ErrNotBoosted = errors.New("the mix could not be given full priority")
 
 // runFFmpeg runs ffmpeg at niceness nice (0: parley's own), killing it when ctx ends; when boost
-// is closed, a niced ffmpeg is put back to niceness 0, or stopped with ErrNotBoosted.
-func runFFmpeg(ctx context.Context, args []string, log io.Writer, nice int, boost <-chan struct{}) error {
+// is closed, a niced ffmpeg is put back to niceness 0, or stopped with ErrNotBoosted. extra are
+// ffmpeg's descriptors 3, 4, … (pipe:3…); they are closed here once ffmpeg has them.
+func runFFmpeg(ctx context.Context, args []string, log io.Writer, nice int, boost <-chan struct{}, extra []*os.File) error {
 	tail := &tailBuffer{max: 4096}
 	cmd := exec.CommandContext(ctx, "ffmpeg", args...)
 	cmd.Stdout = log
 	cmd.Stderr = io.MultiWriter(tail, log)
 	cmd.WaitDelay = 5 * time.Second
+	cmd.ExtraFiles = extra
 	err := cmd.Start()
+	for _, f := range extra {
+		f.Close() // ffmpeg's copies stay open: its exit closes the pipes' ends
+	}
 	var notBoosted atomic.Bool
 	if err == nil {
 		if nice > 0 {
@@ -430,4 +393,72 @@ func trimADTS(b []byte, skip, keep int) ([]byte, error) {
 		return nil, nil
 	}
 	return b[start:], nil
+}
+
+// segmentPlan is how a window's tracks go into ffmpeg: per input, where reading starts in its
+// file (seek), the decoded lead before its first used moment, where that moment falls in the
+// graph (shift), when it is cut (until, graph time; 0: not), and the stream it belongs to.
+type segmentPlan struct {
+	t0                           time.Duration // the graph's time zero, recording time
+	end                          time.Duration // the window's end, recording time
+	inputs                       []input
+	seeks, shifts, leads, untils []time.Duration
+	streams                      []string
+}
+
+func planSegment(s Segment) segmentPlan {
+	// t0 is the graph's time zero: the window's start, one AAC frame early when there is audio.
+	pl := segmentPlan{t0: s.From, end: s.From + s.Length}
+	if s.Audio != "" {
+		pl.t0 -= aacFrame
+	}
+	t0, end := pl.t0, pl.end
+	for i, t := range s.Tracks {
+		useFrom, useTo := max(t.Offset, t.Since), end+time.Hour
+		if t.Length > 0 {
+			useTo = t.Offset + t.Length
+		}
+		if t.Until > 0 {
+			useTo = min(useTo, t.Until)
+		}
+		in := input{path: t.Path, offset: useFrom, end: useTo,
+			video: s.Video != "" && t.HasVideo && useTo > s.From && useFrom < end,
+			audio: s.Audio != "" && t.HasAudio && useTo > t0 && useFrom < end}
+		if !in.video && !in.audio {
+			continue
+		}
+		// Skip what lies before the window, but seek a little earlier: a decoder started cold
+		// (Opus: 80 ms) needs some sound before the first it gives right; that lead is cut again.
+		at := max(t0, useFrom) - t.Offset
+		seek := max(0, at-seekPreRoll)
+		pl.inputs = append(pl.inputs, in)
+		pl.seeks = append(pl.seeks, seek)
+		pl.leads = append(pl.leads, at-seek)
+		pl.shifts = append(pl.shifts, t.Offset+at-t0) // where the file's first used moment falls in the graph
+		var until time.Duration
+		if t.Until > 0 && t.Until < end {
+			until = t.Until - t0
+		}
+		pl.untils = append(pl.untils, until)
+		st := t.Stream
+		if st == "" {
+			st = fmt.Sprintf("\x00%d", i)
+		}
+		pl.streams = append(pl.streams, st)
+	}
+	return pl
+}
+
+// inputArgs are input k's options and its URL.
+func (pl segmentPlan) inputArgs(k int, url string) []string {
+	var args []string
+	if pl.seeks[k] > 0 {
+		args = append(args, "-ss", seconds(pl.seeks[k]))
+	}
+	// Read no further than the window's end (and a little more: the last frame's duration).
+	return append(args, "-t", seconds(pl.end-pl.t0-pl.shifts[k]+2*time.Second), "-reinit_filter", "0", "-i", url)
+}
+
+func (pl segmentPlan) graph(s Segment) string {
+	return segmentGraph(s, pl.inputs, pl.leads, pl.shifts, pl.untils, pl.streams, pl.t0)
 }

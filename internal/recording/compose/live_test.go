@@ -1,0 +1,138 @@
+package compose
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// A window mixed by one ffmpeg while its files are still being written comes out as pieces that
+// join each other and a segment mixed afterwards (the tail at stop) into one continuous MP4: the
+// call's length and frame count, both tiles lit at the piece boundaries, the tone unbroken. The
+// red stream's file grows while the mix reads it, as a recorder's does.
+func TestLiveWindowJoined(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	redSrc := makeTrack(t, dir, "redsrc", trackSpec{colour: "red", tone: 440, length: 7 * time.Second})
+	green := makeTrack(t, dir, "green", trackSpec{colour: "green", length: 5 * time.Second})
+	red := filepath.Join(dir, "red.webm")
+	var written atomic.Bool
+	src, err := os.ReadFile(redSrc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(red)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		// Written in small pieces while the mix runs; done marks it complete.
+		defer written.Store(true)
+		defer f.Close()
+		for i := 0; i < len(src); i += 4096 {
+			if _, err := f.Write(src[i:min(len(src), i+4096)]); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	piece := SegmentLength(3*time.Second, outFPS) // 3.2 s
+	const call = 7 * time.Second
+	redT := Track{Path: red, Stream: "red", HasAudio: true, HasVideo: true}
+	greenT := Track{Path: green, Stream: "green", Offset: time.Second, HasVideo: true, Length: 5 * time.Second}
+	var ready []int
+	l := Live{Segment: Segment{Tracks: []Track{redT, greenT}, Length: 2 * piece, Width: outW, Height: outH, FrameRate: outFPS,
+		Threads: 1, Video: filepath.Join(dir, "p%06d.mp4"), Audio: filepath.Join(dir, "p%06d.aac")},
+		Piece: piece, Growing: func(path string) bool { return path == red && !written.Load() },
+		Ready: func(k int) { ready = append(ready, k) }}
+	if err := MixLive(testCtx(t, 2*time.Minute), l); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ready) != "[0 1]" {
+		t.Fatalf("pieces ready %v, want [0 1]", ready)
+	}
+	// The tail, as at stop: the part of the call after the window.
+	redT.Length = call
+	tail := Segment{Tracks: []Track{redT, greenT}, From: 2 * piece, Length: call - 2*piece, Width: outW, Height: outH,
+		FrameRate: outFPS, Video: filepath.Join(dir, "tail.mp4"), Audio: filepath.Join(dir, "tail.aac")}
+	if err := MixSegment(testCtx(t, 2*time.Minute), tail); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.mp4")
+	o, err := NewOutput(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range [][2]string{{fmt.Sprintf(l.Video, 0), fmt.Sprintf(l.Audio, 0)}, {fmt.Sprintf(l.Video, 1), fmt.Sprintf(l.Audio, 1)},
+		{tail.Video, tail.Audio}} {
+		if err := o.Append(p[0], p[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("decoding the MP4: %v\n%s", err, out)
+	}
+	info := probeOut(t, out)
+	checkDuration(t, info, call)
+	if info.video == nil || info.video.packets != 70 {
+		t.Errorf("video %+v, want 70 frames (7 s at 10 fps)", info.video)
+	}
+	if info.audio == nil || info.audio.packets < 328 || info.audio.packets > 329 {
+		t.Errorf("audio %+v, want 7 s of AAC frames (328)", info.audio)
+	}
+	left, right := rect{0, 30, 160, 120}, rect{160, 30, 160, 120}
+	for _, at := range []time.Duration{1500 * time.Millisecond, piece - 100*time.Millisecond, piece, piece + 50*time.Millisecond, 5900 * time.Millisecond} {
+		expectTiles(t, out, at, outW, outH, map[string]rect{"red": inner(left), "green": inner(right)})
+	}
+	// The tail has red alone, full frame.
+	expectTiles(t, out, 6600*time.Millisecond, outW, outH, map[string]rect{"red": inner(rect{60, 20, 200, 140})})
+	checkToneSteady(t, out)
+}
+
+// Cancelling a live window (the recording stopped, or its layout changed) stops ffmpeg and the
+// feeders of files that would otherwise be waited on for ever; the pieces made stay.
+func TestLiveWindowCancelled(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	red := makeTrack(t, dir, "red", trackSpec{colour: "red", tone: 440, length: 8 * time.Second})
+	piece := SegmentLength(3*time.Second, outFPS)
+	ctx, cancel := testCtxCancel(t)
+	var ready atomic.Int32
+	l := Live{Segment: Segment{Tracks: []Track{{Path: red, HasAudio: true, HasVideo: true}}, Length: 3 * piece,
+		Width: outW, Height: outH, FrameRate: outFPS, Threads: 1, Video: filepath.Join(dir, "p%06d.mp4"),
+		Audio: filepath.Join(dir, "p%06d.aac")}, Piece: piece, First: 7,
+		// The file never completes: the mix would wait at its end for ever.
+		Growing: func(string) bool { return true },
+		Ready: func(k int) {
+			if k != 7 {
+				t.Errorf("piece %d ready, want 7 first", k)
+			}
+			ready.Add(1)
+			cancel()
+		}}
+	err := MixLive(ctx, l)
+	if err == nil || !errors.Is(err, ctx.Err()) {
+		t.Fatalf("MixLive = %v, want the cancellation", err)
+	}
+	if ready.Load() != 1 || !exists(filepath.Join(dir, "p000007.mp4")) || !exists(filepath.Join(dir, "p000007.aac")) {
+		t.Errorf("%d pieces ready, want the first (p000007) kept", ready.Load())
+	}
+}
+
+func testCtxCancel(tb testing.TB) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	tb.Cleanup(cancel)
+	return ctx, cancel
+}
