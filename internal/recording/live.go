@@ -93,29 +93,31 @@ const livePoll = 250 * time.Millisecond
 // to the MP4 when made; at stop the pieces not made yet (the tail) are mixed one ffmpeg each, at
 // full priority, as many at once as there are cores.
 type liveMix struct {
-	c      SegmentComposer
-	seg    time.Duration // a piece
-	per    int           // pieces per window
-	window time.Duration // per * seg: the parts' length too
-	dir    string        // <recording>/segments
-	w, h   int
-	fps    int
-	audio  bool
-	stop   chan struct{} // closed when the recording stops: live windows end, none starts
-	halted sync.Once
-	ctx    context.Context // the mixes': cancelled when the recording fails
-	cancel context.CancelFunc
-	exited chan struct{} // closed when liveLoop has returned
-	slots  chan struct{} // liveParallel tokens
-	mixing sync.WaitGroup
-	mu     sync.Mutex
-	done   map[int]mixed // pieces made, by number
-	failed bool          // a live mix failed: the rest is mixed at stop
-	live   int           // pieces made during the call
-	runs   int           // live ffmpeg runs started
-	layout int           // of them, restarts for a new layout
-	after  int           // pieces mixed after stop
-	logf   *os.File
+	c       SegmentComposer
+	seg     time.Duration // a piece
+	per     int           // pieces per window
+	window  time.Duration // per * seg: the parts' length too
+	dir     string        // <recording>/segments
+	w, h    int
+	fps     int
+	audio   bool
+	stop    chan struct{} // closed when the recording stops: live windows end, none starts
+	halted  sync.Once
+	ctx     context.Context // the mixes': cancelled when the recording fails
+	cancel  context.CancelFunc
+	exited  chan struct{} // closed when liveLoop has returned
+	slots   chan struct{} // liveParallel tokens
+	mixing  sync.WaitGroup
+	mu      sync.Mutex
+	done    map[int]mixed // pieces made, by number
+	failed  bool          // a live mix failed: the rest is mixed at stop
+	live    int           // pieces made during the call
+	runs    int           // live ffmpeg runs started
+	windows int           // windows whose mix has started
+	latest  time.Duration // where the latest live run started
+	layout  int           // of them, restarts for a new layout
+	after   int           // pieces mixed after stop
+	logf    *os.File
 	// The output: pieces 0..appended-1 are in it (and their files removed); amu orders the
 	// appends, which run on the goroutine that finished a piece.
 	amu      sync.Mutex
@@ -214,6 +216,7 @@ func (r *Recorder) liveLoop(x *rec, lm *liveMix) {
 		failed := lm.failed
 		if !failed {
 			lm.mixing.Add(1)
+			lm.windows = w + 1
 		}
 		lm.mu.Unlock()
 		if failed {
@@ -295,6 +298,7 @@ func (r *Recorder) mixWindow(x *rec, lm *liveMix, w int) {
 			}}
 		lm.mu.Lock()
 		lm.runs++
+		lm.latest = from
 		if relayout {
 			lm.layout++
 		}
@@ -405,6 +409,28 @@ func (r *Recorder) windowJob(x *rec, lm *liveMix, from, end time.Duration) (Segm
 		j.Audio = filepath.Join(lm.dir, "%06d.aac")
 	}
 	j.Nice, j.Threads = lm.c.LiveNice(), 1
+	// A live mix reads each part from its start (a pipe cannot seek): a stream's part that took
+	// over at or before the window's start and began before it (a second or two, on the keyframe
+	// asked for) serves the whole window, and the part before it would be decoded whole for
+	// nothing.
+	t0 := from - time.Second/10 // the audio's lead (an AAC frame), with room
+	serves := map[string]bool{}
+	for _, t := range j.Tracks {
+		if t.Since > 0 && t.Since <= from && t.Offset <= t0 {
+			serves[t.Stream] = true
+		}
+	}
+	kept := j.Tracks[:0]
+	for _, t := range j.Tracks {
+		if serves[t.Stream] {
+			if !(t.Since > 0 && t.Since <= from && t.Offset <= t0) {
+				continue // the part before
+			}
+			t.Since = 0
+		}
+		kept = append(kept, t)
+	}
+	j.Tracks = kept
 	var sig strings.Builder
 	for i, t := range j.Tracks {
 		if t.Until >= end {

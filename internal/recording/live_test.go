@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -63,7 +64,7 @@ func (ffmpegComposer) NewOutput(path string) (SegmentOutput, error) {
 // recorder's clock follows the media fed, however slowly the machine runs); pieces are 3.2 s,
 // windows two pieces. The MP4 lasts the call, with both tiles lit before, at and after each join.
 func TestComposedMixedDuringTheCall(t *testing.T) {
-	h, x := liveCall(t, ffmpegComposer{}, 2, 0, func(lm *liveMix) bool { return lm.live == 2 })
+	h, x := liveCall(t, ffmpegComposer{}, 2, 0, func(lm *liveMix) bool { return lm.live == 2 && lm.latest == 6400*time.Millisecond })
 	// The first window's pieces were made by one ffmpeg; the stop left the third.
 	checkLive(t, x, 2, 1)
 	// Each stream was written in parts, a new one on a keyframe before each window, so no mix
@@ -73,6 +74,21 @@ func TestComposedMixedDuringTheCall(t *testing.T) {
 		if len(ps) != 2 || ps[1].since != ps[0].until || ps[1].since != 6400*time.Millisecond {
 			t.Errorf("%s written in %d parts (%+v), want 2, the second taking over at 6.4 s", e.file, len(ps), ps)
 		}
+	}
+	// The second window's mix read each stream's part for it alone: a pipe is read from its
+	// start, and the part before would have been decoded whole for nothing.
+	log, err := os.ReadFile(filepath.Join(h.dir, "ses_L", ".compose.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for line := range strings.Lines(string(log)) {
+		if strings.HasPrefix(line, "live: pieces") {
+			last = line
+		}
+	}
+	if n := strings.Count(last, ".webm"); n != 2 || !strings.Contains(last, "str_CAM_Aaaa_con_A.1.webm") {
+		t.Errorf("the second window's mix has %d inputs, want 2 (one part per stream): %s", n, last)
 	}
 	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"), 2)
 }

@@ -61,7 +61,7 @@ func MixLive(ctx context.Context, l Live) error {
 	if l.Log == nil {
 		log.w = io.Discard
 	}
-	pl := planSegment(l.Segment)
+	pl := planSegment(l.Segment, true)
 	var extra []*os.File // ffmpeg's fds 3, 4, 5…: the piece list, the audio, the inputs
 	var ours []*os.File  // every end, closed when done (a second Close is harmless)
 	closeAll := func() {
@@ -127,6 +127,11 @@ func MixLive(ctx context.Context, l Live) error {
 			// Each frame at once, not when a 32 KiB buffer fills: a piece is ready when its end is.
 			"-flush_packets", "1", "-f", "adts", "pipe:4")
 	}
+	paths := make([]string, len(feeds))
+	for i, f := range feeds {
+		paths[i] = f.path
+	}
+	fmt.Fprintf(log, "live: pieces %d-%d from %s\n", l.First, l.First+n-1, strings.Join(paths, " "))
 	fmt.Fprintf(log, "live: ffmpeg %s\n", strings.Join(args, " "))
 
 	// Ready goes out in order once a piece has both its video (listed) and its audio (cut).

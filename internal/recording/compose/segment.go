@@ -155,7 +155,7 @@ func MixSegment(ctx context.Context, s Segment) error {
 	if s.Log == nil {
 		log.w = io.Discard
 	}
-	pl := planSegment(s)
+	pl := planSegment(s, false)
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y"}
 	for k := range pl.inputs {
 		args = append(args, pl.inputArgs(k, fileURL(pl.inputs[k].path))...)
@@ -399,6 +399,7 @@ func trimADTS(b []byte, skip, keep int) ([]byte, error) {
 // file (seek), the decoded lead before its first used moment, where that moment falls in the
 // graph (shift), when it is cut (until, graph time; 0: not), and the stream it belongs to.
 type segmentPlan struct {
+	pipes                        bool          // inputs are pipes: read from their start, never seek
 	t0                           time.Duration // the graph's time zero, recording time
 	end                          time.Duration // the window's end, recording time
 	inputs                       []input
@@ -406,9 +407,12 @@ type segmentPlan struct {
 	streams                      []string
 }
 
-func planSegment(s Segment) segmentPlan {
+// planSegment plans s's inputs; with pipes (live) it never seeks: a pipe cannot, and asking
+// ffmpeg's matroska demuxer to makes it lose a cluster resyncing, so what lies before the window
+// is decoded and cut in the graph instead.
+func planSegment(s Segment, pipes bool) segmentPlan {
 	// t0 is the graph's time zero: the window's start, one AAC frame early when there is audio.
-	pl := segmentPlan{t0: s.From, end: s.From + s.Length}
+	pl := segmentPlan{pipes: pipes, t0: s.From, end: s.From + s.Length}
 	if s.Audio != "" {
 		pl.t0 -= aacFrame
 	}
@@ -431,6 +435,9 @@ func planSegment(s Segment) segmentPlan {
 		// (Opus: 80 ms) needs some sound before the first it gives right; that lead is cut again.
 		at := max(t0, useFrom) - t.Offset
 		seek := max(0, at-seekPreRoll)
+		if pipes {
+			seek = 0
+		}
 		pl.inputs = append(pl.inputs, in)
 		pl.seeks = append(pl.seeks, seek)
 		pl.leads = append(pl.leads, at-seek)
@@ -455,8 +462,13 @@ func (pl segmentPlan) inputArgs(k int, url string) []string {
 	if pl.seeks[k] > 0 {
 		args = append(args, "-ss", seconds(pl.seeks[k]))
 	}
-	// Read no further than the window's end (and a little more: the last frame's duration).
-	return append(args, "-t", seconds(pl.end-pl.t0-pl.shifts[k]+2*time.Second), "-reinit_filter", "0", "-i", url)
+	// Read no further than the window's end (and a little more: the last frame's duration). A
+	// pipe is read from its start, so what lies before the window counts too.
+	read := pl.end - pl.t0 - pl.shifts[k] + 2*time.Second
+	if pl.pipes {
+		read += pl.leads[k]
+	}
+	return append(args, "-t", seconds(read), "-reinit_filter", "0", "-i", url)
 }
 
 func (pl segmentPlan) graph(s Segment) string {
