@@ -93,31 +93,31 @@ const livePoll = 250 * time.Millisecond
 // to the MP4 when made; at stop the pieces not made yet (the tail) are mixed one ffmpeg each, at
 // full priority, as many at once as there are cores.
 type liveMix struct {
-	c       SegmentComposer
-	seg     time.Duration // a piece
-	per     int           // pieces per window
-	window  time.Duration // per * seg: the parts' length too
-	dir     string        // <recording>/segments
-	w, h    int
-	fps     int
-	audio   bool
-	stop    chan struct{} // closed when the recording stops: live windows end, none starts
-	halted  sync.Once
-	ctx     context.Context // the mixes': cancelled when the recording fails
-	cancel  context.CancelFunc
-	exited  chan struct{} // closed when liveLoop has returned
-	slots   chan struct{} // liveParallel tokens
-	mixing  sync.WaitGroup
-	mu      sync.Mutex
-	done    map[int]mixed // pieces made, by number
-	failed  bool          // a live mix failed: the rest is mixed at stop
-	live    int           // pieces made during the call
-	runs    int           // live ffmpeg runs started
-	windows int           // windows whose mix has started
-	latest  time.Duration // where the latest live run started
-	layout  int           // of them, restarts for a new layout
-	after   int           // pieces mixed after stop
-	logf    *os.File
+	c        SegmentComposer
+	seg      time.Duration // a piece
+	per      int           // pieces per window
+	window   time.Duration // per * seg: the parts' length too
+	dir      string        // <recording>/segments
+	w, h     int
+	fps      int
+	audio    bool
+	stop     chan struct{} // closed when the recording stops: live windows end, none starts
+	halted   sync.Once
+	ctx      context.Context // the mixes': cancelled when the recording fails
+	cancel   context.CancelFunc
+	exited   chan struct{} // closed when liveLoop has returned
+	slots    chan struct{} // liveParallel tokens
+	mixing   sync.WaitGroup
+	mu       sync.Mutex
+	done     map[int]mixed // pieces made, by number
+	failed   bool          // a live mix failed: the rest is mixed at stop
+	live     int           // pieces made during the call
+	runs     int           // live ffmpeg runs started
+	windows  int           // windows whose mix has started
+	furthest time.Duration // the furthest start of a live run
+	layout   int           // of them, restarts for a new layout
+	after    int           // pieces mixed after stop
+	logf     *os.File
 	// The output: pieces 0..appended-1 are in it (and their files removed); amu orders the
 	// appends, which run on the goroutine that finished a piece.
 	amu      sync.Mutex
@@ -298,7 +298,7 @@ func (r *Recorder) mixWindow(x *rec, lm *liveMix, w int) {
 			}}
 		lm.mu.Lock()
 		lm.runs++
-		lm.latest = from
+		lm.furthest = max(lm.furthest, from)
 		if relayout {
 			lm.layout++
 		}

@@ -64,7 +64,7 @@ func (ffmpegComposer) NewOutput(path string) (SegmentOutput, error) {
 // recorder's clock follows the media fed, however slowly the machine runs); pieces are 3.2 s,
 // windows two pieces. The MP4 lasts the call, with both tiles lit before, at and after each join.
 func TestComposedMixedDuringTheCall(t *testing.T) {
-	h, x := liveCall(t, ffmpegComposer{}, 2, 0, func(lm *liveMix) bool { return lm.live == 2 && lm.latest == 6400*time.Millisecond })
+	h, x := liveCall(t, ffmpegComposer{}, 2, 0, func(lm *liveMix) bool { return lm.live == 2 && lm.furthest == 6400*time.Millisecond })
 	// The first window's pieces were made by one ffmpeg; the stop left the third.
 	checkLive(t, x, 2, 1)
 	// Each stream was written in parts, a new one on a keyframe before each window, so no mix
@@ -83,7 +83,7 @@ func TestComposedMixedDuringTheCall(t *testing.T) {
 	}
 	var last string
 	for line := range strings.Lines(string(log)) {
-		if strings.HasPrefix(line, "live: pieces") {
+		if strings.HasPrefix(line, "live: pieces 2-3 ") {
 			last = line
 		}
 	}
