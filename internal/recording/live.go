@@ -414,19 +414,23 @@ func (r *Recorder) windowJob(x *rec, lm *liveMix, from, end time.Duration) (Segm
 	// asked for) serves the whole window, and the part before it would be decoded whole for
 	// nothing.
 	t0 := from - time.Second/10 // the audio's lead (an AAC frame), with room
-	serves := map[string]bool{}
+	serves := map[string]time.Duration{} // per stream, the takeover of the latest such part
 	for _, t := range j.Tracks {
 		if t.Since > 0 && t.Since <= from && t.Offset <= t0 {
-			serves[t.Stream] = true
+			serves[t.Stream] = max(serves[t.Stream], t.Since)
 		}
 	}
 	kept := j.Tracks[:0]
 	for _, t := range j.Tracks {
-		if serves[t.Stream] {
-			if !(t.Since > 0 && t.Since <= from && t.Offset <= t0) {
-				continue // the part before
+		if since, ok := serves[t.Stream]; ok {
+			if t.Since != since {
+				continue // a part before
 			}
 			t.Since = 0
+		}
+		if t.Until > 0 {
+			// Taken over: Until bounds it, and its closing (a moment after) changes nothing.
+			t.Length = 0
 		}
 		kept = append(kept, t)
 	}

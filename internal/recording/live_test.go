@@ -62,33 +62,42 @@ func (ffmpegComposer) NewOutput(path string) (SegmentOutput, error) {
 // A COMPOSED recording is mixed while the call goes on: when it stops, all that is left is the
 // piece the stop cut short, and the join. Two people are in the call for 8 s (on media time: the
 // recorder's clock follows the media fed, however slowly the machine runs); pieces are 3.2 s,
-// windows two pieces. The MP4 lasts the call, with both tiles lit before, at and after each join.
+// and so are the windows here. The MP4 lasts the call, with both tiles lit before, at and after
+// each join.
 func TestComposedMixedDuringTheCall(t *testing.T) {
-	h, x := liveCall(t, ffmpegComposer{}, 2, 0, func(lm *liveMix) bool { return lm.live == 2 && lm.furthest == 6400*time.Millisecond })
-	// The first window's pieces were made by one ffmpeg; the stop left the third.
+	h, x := liveCall(t, ffmpegComposer{}, 1, 0, func(lm *liveMix) bool {
+		return lm.live == 2 && lm.furthest == 6400*time.Millisecond
+	})
+	// The first two windows' pieces were made during the call; the stop left the third.
 	checkLive(t, x, 2, 1)
 	// Each stream was written in parts, a new one on a keyframe before each window, so no mix
 	// decoded a stream from further back than its window.
 	for _, e := range x.all {
 		ps := e.w.snapshotParts()
-		if len(ps) != 2 || ps[1].since != ps[0].until || ps[1].since != 6400*time.Millisecond {
-			t.Errorf("%s written in %d parts (%+v), want 2, the second taking over at 6.4 s", e.file, len(ps), ps)
+		if len(ps) != 3 {
+			t.Errorf("%s written in %d parts, want 3", e.file, len(ps))
+			continue
+		}
+		for i := 1; i < len(ps); i++ {
+			if ps[i].since != ps[i-1].until || ps[i].since != time.Duration(i)*3200*time.Millisecond {
+				t.Errorf("%s part %d takes over at %v (part before until %v), want the boundary", e.file, i, ps[i].since, ps[i-1].until)
+			}
 		}
 	}
-	// The second window's mix read each stream's part for it alone: a pipe is read from its
-	// start, and the part before would have been decoded whole for nothing.
+	// The third window's mix read each stream's part for it alone: a pipe is read from its
+	// start, and a part before would have been decoded whole for nothing.
 	log, err := os.ReadFile(filepath.Join(h.dir, "ses_L", ".compose.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last string
+	var third string
 	for line := range strings.Lines(string(log)) {
-		if strings.HasPrefix(line, "live: pieces 2-3 ") {
-			last = line
+		if strings.HasPrefix(line, "live: pieces 2-2 ") {
+			third = line
 		}
 	}
-	if n := strings.Count(last, ".webm"); n != 2 || !strings.Contains(last, "str_CAM_Aaaa_con_A.1.webm") {
-		t.Errorf("the second window's mix has %d inputs, want 2 (one part per stream): %s", n, last)
+	if n := strings.Count(third, ".webm"); n != 2 || !strings.Contains(third, "str_CAM_Aaaa_con_A.2.webm") {
+		t.Errorf("the third window's mix has %d inputs, want 2 (one part per stream): %q", n, third)
 	}
 	checkLiveMP4(t, filepath.Join(h.dir, "ses_L", "live.mp4"), 2)
 }
