@@ -413,7 +413,7 @@ func (r *Recorder) windowJob(x *rec, lm *liveMix, from, end time.Duration) (Segm
 	// over at or before the window's start and began before it (a second or two, on the keyframe
 	// asked for) serves the whole window, and the part before it would be decoded whole for
 	// nothing.
-	t0 := from - time.Second/10 // the audio's lead (an AAC frame), with room
+	t0 := from - time.Second/10          // the audio's lead (an AAC frame), with room
 	serves := map[string]time.Duration{} // per stream, the takeover of the latest such part
 	for _, t := range j.Tracks {
 		if t.Since > 0 && t.Since <= from && t.Offset <= t0 {
