@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # What mixing a COMPOSED recording during the call costs against mixing it at stop (issue 15):
 # BenchmarkMixing (internal/recording/compose) mixes the same 60 s two-person call (VP8 640x480
-# with a keyframe a second, Opus) into 1280x720/25 once with one ffmpeg for the whole call (the
-# original design) and once segment by segment as the live mix does (5.12 s and 10.24 s, one
-# thread each, appended to the MP4), the ways alternating round by round. Prints the median
-# ffmpeg CPU seconds per second of call of each over the rounds.
+# with a keyframe a second, Opus) into 1280x720/25: "at-stop" with one ffmpeg for the whole call
+# (the original design, x264 "fast"); "window" as the live mix does now, one ffmpeg (one thread)
+# making the call's whole 5.12 s pieces and one more the rest, as at stop; "live-5.12s" and
+# "live-10.24s" as it did before, one ffmpeg (one thread) per segment; all appended to the MP4.
+# The ways alternate round by round. Prints the median ffmpeg CPU seconds per second of call of
+# each over the rounds.
 #
 # usage: bench/composed-cost.sh [--rounds 5]
 set -euo pipefail

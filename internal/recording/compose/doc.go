@@ -25,5 +25,9 @@
 // processes (exec, never a shell). The output is written to a hidden temporary name next to Out
 // and renamed when ffmpeg succeeds, so Out never holds half a file.
 //
+// While a call goes on, package recording mixes it in windows instead (MixLive: one ffmpeg reads
+// the growing track files through pipes and writes the window as pieces), mixes what a stop
+// leaves piece by piece (MixSegment), and appends the pieces into the MP4 as they come (Output).
+//
 // The package imports nothing of Parley's: package recording calls it with file names.
 package compose
