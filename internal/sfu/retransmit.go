@@ -47,6 +47,23 @@ type retransmitter struct {
 	hdr     hdrScratch
 	recent  *[rtxHistory]rtxEntry // allocated at the first NACK: most subscribers never send one
 	skipped [rtxSkipReasons]atomic.Uint64
+	// top is the newest sequence number asked for so far (valid once topSet): a request for an
+	// older one is the subscriber asking again, not a new loss.
+	top    uint16
+	topSet bool
+}
+
+// nackFar: a requested sequence number this far behind top is not a repeat but the numbering having
+// moved on (Chrome keeps at most 1000 packets of NACK history).
+const nackFar = 4096
+
+// firstAsk reports whether out is asked for the first time, and remembers it.
+func (r *retransmitter) firstAsk(out uint16) bool {
+	if diff := int16(out - r.top); r.topSet && diff <= 0 && diff > -nackFar {
+		return false
+	}
+	r.top, r.topSet = out, true
+	return true
 }
 
 type rtxEntry struct {
@@ -75,6 +92,9 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
 			d.nacks.Add(1)
+			if r.firstAsk(out) {
+				d.nackedNew.Add(1)
+			}
 			in, ok := out+uint16(d.seqOffN.Load()), true
 			if d.gated {
 				if d.cc.probeLoss(out, d.padded.Load()) {
