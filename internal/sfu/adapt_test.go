@@ -588,7 +588,7 @@ func TestNACKsCountFirstAsksOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &headerSink{}})
-	d := &downTrack{fwd: f, track: tr, cc: &congestion{}}
+	d := &downTrack{fwd: f, track: tr, cc: &congestion{}, gated: true}
 	now := time.Now()
 	nack := func(ids ...uint16) {
 		for _, id := range ids {
@@ -603,6 +603,14 @@ func TestNACKsCountFirstAsksOnly(t *testing.T) {
 	nack(2, 1, 5000) // one new, one repeat, one far ahead
 	if n := d.nackedNew.Load(); n != 7 {
 		t.Fatalf("%d losses counted, want 7", n)
+	}
+	// Paused, then resumed from 6000: the probe padding sent meanwhile is not the video's loss.
+	d.gate.validFrom.Store(1 << 17)
+	nack(5001, 5002)
+	d.gate.validFrom.Store(6000 + 1)
+	nack(5003, 6001)
+	if n := d.nackedNew.Load(); n != 8 {
+		t.Fatalf("%d losses counted, want 8: only 6001 was video sent since the resume", n)
 	}
 }
 

@@ -92,15 +92,19 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
 			d.nacks.Add(1)
-			if r.firstAsk(out) {
-				d.nackedNew.Add(1)
-			}
 			in, ok := out+uint16(d.seqOffN.Load()), true
 			if d.gated {
 				if d.cc.probeLoss(out, d.padded.Load()) {
 					d.gate.probe.Store(false) // the link dropped the probe's padding: end it now
 				}
 				in, ok = d.gate.nackable(out)
+				// Only video sent since the last resume counts as lost: a paused video's probe
+				// padding is the probe's to judge, and its lost packets are asked for once the
+				// resumed video's first packet shows their gap (the bed read a freed link as
+				// losing 54 % of it and paused it again).
+				if ok && r.firstAsk(out) {
+					d.nackedNew.Add(1)
+				}
 			}
 			if !ok {
 				r.skipped[rtxSkipStale].Add(1)

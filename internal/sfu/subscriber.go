@@ -96,8 +96,9 @@ type downTrack struct {
 	payload atomic.Uint64 // payload octets, for sender reports
 	errs    atomic.Uint64 // writes that failed (not yet connected, closed)
 	nacks   atomic.Uint64 // sequence numbers the subscriber asked for again
-	// nackedNew counts sequence numbers asked for the first time (newer than any asked before):
-	// the packets the link lost, whatever the subscriber's receiver reports say (congestion.go).
+	// nackedNew counts video sequence numbers asked for the first time (newer than any asked
+	// before) and sent since the last resume: the packets the link lost, whatever the subscriber's
+	// receiver reports say (congestion.go).
 	nackedNew atomic.Uint64
 	resent    atomic.Uint64 // of those, found in the buffer and sent
 	rtxSent   atomic.Uint64 // of those, sent on the RTX stream (not in sent: the media stream's sender reports count sent)
