@@ -11,6 +11,9 @@
 #   - the Redis restart: ms until every node's REST shows the session again, and the longest stall.
 # A run that failed counts as failed (its bed output says why). Usage: bench/cluster-kill.sh [RUNS]
 # (default 5; about 4 minutes each). Needs root, like the bed. Build first: make build.
+# CLUSTERBED_FORCE_MEDIA_RECONNECTION=1 (passed to the bed): the pages set openvidu-browser's
+# forceMediaReconnectionAfterNetworkDrop, so the participant's own stream is republished as soon
+# as its WebSocket is back instead of once its browser's ICE gave up on the dead node.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
@@ -20,8 +23,10 @@ mkdir -p bench/results
 : >"$log"
 failed=0
 for i in $(seq 1 "$runs"); do
-  echo "run $i/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  start=$(date +%s)
+  echo -n "run $i/$runs (load $(cut -d' ' -f1-3 /proc/loadavg))"
   CLUSTERBED_OUT=$out ./test/e2e/clusterbed/run.sh >>"$log" 2>&1 || failed=$((failed + 1))
+  echo ": $(($(date +%s) - start)) s, load after $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 echo "failed runs: $failed of $runs (bed output: $log)"
 node - "$out" <<'JS'

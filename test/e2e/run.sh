@@ -12,6 +12,8 @@ for suite in app firewall weaknet proxied; do
     timeout 900 "$suite/run.sh" || status=$?
   fi
 done
+# The cluster bed with two participants (about a minute); bench/cluster-kill.sh runs it whole.
+CLUSTERBED_QUICK=1 timeout 900 clusterbed/run.sh || status=$?
 if [ "$status" != 0 ]; then
   echo "e2e failed; parley logs are in $(pwd)/output/*.parley.log" >&2
 fi

@@ -39,6 +39,13 @@ const SECRET = 'cluster-bed-secret';
 const SESSION = 'cluster-bed';
 const PAGE_PORT = 8079;
 const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
+// CLUSTERBED_QUICK=1 (make test): two participants instead of three (A on one node, B through
+// HAProxy on another), which keeps every check but the one of a pair that never touched the dead
+// node (A<->C) and saves a Chromium on a small machine.
+const QUICK = process.env.CLUSTERBED_QUICK === '1';
+// CLUSTERBED_FORCE_MEDIA_RECONNECTION=1: the pages set openvidu-browser's
+// forceMediaReconnectionAfterNetworkDrop (bench/cluster-kill.sh compares).
+const FORCE_MEDIA_RECONNECTION = process.env.CLUSTERBED_FORCE_MEDIA_RECONNECTION === '1';
 const auth = 'Basic ' + Buffer.from(`OPENVIDUAPP:${SECRET}`).toString('base64');
 
 const tmp = mkdtempSync(join(tmpdir(), 'pcl-'));
@@ -170,7 +177,8 @@ async function joinVia(name, addr, tokenNode) {
   const made = await rest(tokenNode.ip, `/openvidu/api/sessions/${SESSION}/connection`, { method: 'POST', body: '{}' });
   assert.equal(made.status, 200, `a token for ${name} through ${tokenNode.id}: ${JSON.stringify(made.body)}`);
   assert.match(made.body.token, new RegExp(`^wss://${DOMAIN.replace('.', '\\.')}/openvidu\\?`), 'tokens name the public URL');
-  const id = await within(60000, page.evaluate(({ token, name }) => window.pcl.join(token, { name }), { token: made.body.token, name }), `${name} to connect and publish`);
+  const id = await within(60000, page.evaluate(({ token, name, force }) => window.pcl.join(token, { name, forceMediaReconnection: force }),
+    { token: made.body.token, name, force: FORCE_MEDIA_RECONNECTION }), `${name} to connect and publish`);
   people[name] = { name, page, id, problems };
   return people[name];
 }
@@ -223,10 +231,11 @@ async function streams(node) {
   return Object.fromEntries(r.body.connections.content.map((c) => [c.connectionId, { pubs: c.publishers.map((x) => x.streamId), subs: c.subscribers.map((x) => x.streamId) }]));
 }
 
-// wholeSession is what REST must show once things settle: A, B and C, each publishing once and
-// subscribed to the two others, and nobody else.
+// wholeSession is what REST must show once things settle: A, B and C (A and B when quick), each
+// publishing once and subscribed to the others, and nobody else.
 function wholeSession() {
-  return Object.fromEntries(Object.values(people).map((p) => [p.id, [1, 2]]).sort());
+  const n = Object.keys(people).length;
+  return Object.fromEntries(Object.values(people).map((p) => [p.id, [1, n - 1]]).sort());
 }
 // timeline writes what happened from T on, in ms after T, to output/timeline.txt and returns it:
 // each page's ICE states, WebSocket opens and closes and SDK events, and the nodes' log lines.
@@ -263,10 +272,10 @@ test('three nodes behind HAProxy: a call across them survives a Redis restart an
   const X = await poll(`the node that took B (${b.id})`, () => nodeOf(b.id), { timeout: 10000 });
   const [P, Q] = NODES.filter((n) => n !== X);
   const a = await joinVia('A', P.ip, Q);
-  const c = await joinVia('C', Q.ip, X);
-  console.log(`# B (${b.id}) through HAProxy on ${X.id}; A (${a.id}) on ${P.id}, C (${c.id}) on ${Q.id}`);
+  const c = QUICK ? null : await joinVia('C', Q.ip, X);
+  console.log(`# B (${b.id}) through HAProxy on ${X.id}; A (${a.id}) on ${P.id}` + (c ? `, C (${c.id}) on ${Q.id}` : ''));
   assert.equal(nodeOf(a.id), P, `A joined ${P.id} directly`);
-  assert.equal(nodeOf(c.id), Q, `C joined ${Q.id} directly`);
+  if (c) assert.equal(nodeOf(c.id), Q, `C joined ${Q.id} directly`);
 
   const T0 = Date.now();
   await t.test('every node\'s REST lists the whole session; everyone decodes everyone, every stream crossing between nodes', async () => {
@@ -338,14 +347,14 @@ test('three nodes behind HAProxy: a call across them survives a Redis restart an
 
   await t.test('after the kill: B decodes A and C again, A and C decode B again, A and C never stopped', async () => {
     assert.ok(T2, 'the kill happened');
-    const renewed = ['B<-A', 'B<-C', 'A<-B', 'C<-B'];
+    const renewed = QUICK ? ['B<-A', 'A<-B'] : ['B<-A', 'B<-C', 'A<-B', 'C<-B'];
     let seen;
     try {
       seen = await seeAll(T2, 'B to decode A and C again, and A and C to decode B again (on new peer connections)', { renewed });
     } finally {
       console.log(`# timeline from the kill (ms; also in output/timeline.txt):\n${(await timeline(T2)).split('\n').slice(0, 400).map((l) => '#' + l).join('\n')}`);
     }
-    for (const [who, from] of [['A', 'C'], ['C', 'A']]) {
+    for (const [who, from] of QUICK ? [] : [['A', 'C'], ['C', 'A']]) {
       const s = seen[who][from];
       assert.equal(s.newPeerConnections, 0, `${who} kept receiving ${from} (neither on ${X.id}) on the same peer connection: ${JSON.stringify(s)}`);
       assert.ok(s.framesAfter > 0, `${who} kept decoding ${from}`);
@@ -354,19 +363,20 @@ test('three nodes behind HAProxy: a call across them survives a Redis restart an
       await poll(`${n.id}'s REST to show A, B and C subscribed to each other again`, async () =>
         JSON.stringify(sorted(await listed(n))) === JSON.stringify(wholeSession()), { timeout: 30000, interval: 250 });
     }
-    const ms = (s) => s.recoverMs;
+    const ms = (s) => s ? s.recoverMs : -Infinity; // C is absent when quick
     measured.kill = {
-      killed: X.id, restoredOn: back?.id,
+      killed: X.id, restoredOn: back?.id, forceMediaReconnection: FORCE_MEDIA_RECONNECTION,
       // Its participant decodes the others again, and the others decode it again (ms after the kill).
-      reDecodeMs: Math.max(ms(seen.B.A), ms(seen.B.C), ms(seen.A.B), ms(seen.C.B)),
+      reDecodeMs: Math.max(ms(seen.B.A), ms(seen.B.C), ms(seen.A.B), ms(seen.C?.B)),
       // Apart: B decoding the others (its subscriptions, which the survivor offers again at once),
       // and the others decoding B (its stream, which its SDK publishes again only once its ICE
       // to the dead node has failed: Chromium's ~6 s, then the SDK's own 4 s wait).
       decodesMs: Math.max(ms(seen.B.A), ms(seen.B.C)),
-      decodedMs: Math.max(ms(seen.A.B), ms(seen.C.B)),
-      detail: { 'B<-A': ms(seen.B.A), 'B<-C': ms(seen.B.C), 'A<-B': ms(seen.A.B), 'C<-B': ms(seen.C.B) },
+      decodedMs: Math.max(ms(seen.A.B), ms(seen.C?.B)),
+      detail: { 'B<-A': ms(seen.B.A), 'B<-C': ms(seen.B.C), 'A<-B': ms(seen.A.B), 'C<-B': ms(seen.C?.B) },
+      quick: QUICK,
       // The streams that never touched the dead node.
-      survivors: { 'A<-C': seen.A.C, 'C<-A': seen.C.A },
+      survivors: QUICK ? {} : { 'A<-C': seen.A.C, 'C<-A': seen.C.A },
     };
     console.log(`# after the kill: ${JSON.stringify(measured.kill)}`);
   });

@@ -92,9 +92,12 @@
 
   // join connects with token, subscribes to every stream that appears and publishes the fake camera
   // (320x240 at 15 fps: three browsers and three nodes share a small machine).
-  async function join(token, { name }) {
+  async function join(token, { name, forceMediaReconnection }) {
     const OV = new OpenVidu();
     OV.enableProdMode();
+    // An application's choice (openvidu-browser advanced configuration): after a WebSocket
+    // reconnection, renegotiate every stream at once instead of waiting for ICE to fail.
+    if (forceMediaReconnection) OV.setAdvancedConfiguration({ forceMediaReconnectionAfterNetworkDrop: true });
     const session = OV.initSession();
     state.session = session;
     session.on('streamCreated', (e) => {

@@ -12,6 +12,10 @@
 #   PCL_NET        the bed's /24 as three octets (default: the first of 192.0.2, 198.51.100,
 #                  203.0.113 holding no address this machine needs)
 #   CLUSTERBED_OUT a file to which the test appends one JSON line of measurements (bench/cluster-kill.sh)
+#   CLUSTERBED_QUICK=1  two participants instead of three (make test runs it so: test/e2e/run.sh);
+#                  every check but the one of a pair of participants that never touched the dead node
+#   CLUSTERBED_FORCE_MEDIA_RECONNECTION=1  the pages set openvidu-browser's
+#                  forceMediaReconnectionAfterNetworkDrop (an application's choice)
 set -uo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
