@@ -5,6 +5,7 @@
 //
 //	parley-load --url http://127.0.0.1:4443 --subscribers 50,100 --window 20s
 //	parley-load --mode meeting --meeting 4 --rooms 1,3 --json
+//	parley-load --url http://127.0.0.1:4443,http://127.0.0.1:4453,http://127.0.0.1:4463 --subscribers 300
 //
 // Progress goes to stderr, the table (or --json) to stdout. It only targets loopback addresses,
 // unless --own-namespace says the address is in a network namespace this session made.
@@ -30,20 +31,26 @@ func main() {
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("parley-load", flag.ContinueOnError)
-	var cli loadgen.CLI
+	cli := loadgen.CLI{Several: true}
 	cli.Register(fs, "http://127.0.0.1:4443")
 	secret := fs.String("secret", "MY_SECRET", "REST secret (user OPENVIDUAPP)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, u, err := cli.Config("http", "https")
+	cfg, _, err := cli.Config("http", "https")
 	if err != nil {
 		return err
 	}
-	target, err := loadgen.NewOpenVidu(loadgen.OpenViduOptions{URL: u.String(), Secret: *secret, VideoCodec: cfg.Media.VideoCodec, LoopbackOnly: !cli.OwnNS})
-	if err != nil {
-		return err
+	// Several URLs are the nodes of one cluster: publishers join the first, subscribers each in turn.
+	var nodes []loadgen.Target
+	for _, u := range cli.URLs() {
+		t, err := loadgen.NewOpenVidu(loadgen.OpenViduOptions{URL: u.String(), Secret: *secret, VideoCodec: cfg.Media.VideoCodec, LoopbackOnly: !cli.OwnNS})
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, t)
 	}
+	target := loadgen.NewSpread(nodes...)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return cli.Execute(ctx, cfg, target, os.Stdout)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,21 +18,25 @@ import (
 // CLI holds the command-line flags parley-load and bench/livekit-load share, so both drive the
 // same load shape from the same words.
 type CLI struct {
-	URL       string
-	OwnNS     bool
-	Duration  time.Duration
-	JSON      bool
-	mode      string
-	rooms     string
-	subs      string
-	res       string
-	cfg       Config
-	serverPID int
+	// URL is the server, or with Several the servers, comma-separated.
+	URL string
+	// Several, set before Config, lets URL name several servers (the nodes of one cluster).
+	Several    bool
+	urls       []*url.URL
+	OwnNS      bool
+	Duration   time.Duration
+	JSON       bool
+	mode       string
+	rooms      string
+	subs       string
+	res        string
+	cfg        Config
+	serverPIDs string
 }
 
 // Register defines the shared flags on fs; defaultURL is the target's usual address.
 func (c *CLI) Register(fs *flag.FlagSet, defaultURL string) {
-	fs.StringVar(&c.URL, "url", defaultURL, "server URL")
+	fs.StringVar(&c.URL, "url", defaultURL, "server URL (parley-load: several nodes of one cluster, comma-separated: publishers join the first, subscribers each in turn)")
 	fs.BoolVar(&c.OwnNS, "own-namespace", false, "allow a non-loopback address: it is in a network namespace of our own")
 	fs.StringVar(&c.mode, "mode", "fanout", "fanout (publishers → subscribers) or meeting (everyone publishes and subscribes)")
 	fs.StringVar(&c.rooms, "rooms", "1", "fanout: rooms, each with the same load; meeting: rooms per step, comma-separated (e.g. 1,2,4)")
@@ -52,7 +57,7 @@ func (c *CLI) Register(fs *flag.FlagSet, defaultURL string) {
 	fs.DurationVar(&c.cfg.Window, "window", 10*time.Second, "measurement window of each step")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Minute, "hard limit on the whole run")
 	fs.IntVar(&c.cfg.MaxParticipants, "max-participants", 2000, "refuse scenarios with more participants")
-	fs.IntVar(&c.serverPID, "server-pid", 0, "server process to measure (default: whoever listens on the URL's TCP port, when local)")
+	fs.StringVar(&c.serverPIDs, "server-pid", "", "server processes to measure, comma-separated (default: whoever listens on each URL's TCP port, when local)")
 	fs.StringVar(&c.cfg.RoomPrefix, "room-prefix", "", "name prefix of the rooms the run creates (default: load<time>)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON instead of a table")
 }
@@ -60,13 +65,28 @@ func (c *CLI) Register(fs *flag.FlagSet, defaultURL string) {
 // Config checks the target address and returns the scenario. schemes are the URL schemes the
 // target takes.
 func (c *CLI) Config(schemes ...string) (Config, *url.URL, error) {
-	u, err := CheckTarget(c.URL, c.OwnNS, schemes...)
-	if err != nil {
-		return Config{}, nil, err
+	raws := strings.Split(c.URL, ",")
+	if len(raws) > 1 && !c.Several {
+		return Config{}, nil, fmt.Errorf("--url %q: this target takes one server", c.URL)
 	}
+	c.urls = nil
+	for _, raw := range raws {
+		u, err := CheckTarget(strings.TrimSpace(raw), c.OwnNS, schemes...)
+		if err != nil {
+			return Config{}, nil, err
+		}
+		c.urls = append(c.urls, u)
+	}
+	u := c.urls[0]
 	cfg := c.cfg
 	cfg.Mode = c.mode
-	cfg.ServerPID = c.serverPID
+	if c.serverPIDs != "" {
+		pids, err := ints(c.serverPIDs)
+		if err != nil {
+			return Config{}, nil, fmt.Errorf("--server-pid: %w", err)
+		}
+		cfg.ServerPIDs = pids
+	}
 	w, h, ok := strings.Cut(c.res, "x")
 	var err1, err2 error
 	cfg.Media.Width, err1 = strconv.Atoi(w)
@@ -89,16 +109,25 @@ func (c *CLI) Config(schemes ...string) (Config, *url.URL, error) {
 			return Config{}, nil, fmt.Errorf("--subscribers: %w", err)
 		}
 	}
-	if cfg.ServerPID == 0 && !c.OwnNS {
-		port, _ := strconv.Atoi(u.Port())
-		if p, err := FindListener(port); err == nil {
-			cfg.ServerPID = p
-		} else {
-			fmt.Fprintf(os.Stderr, "server CPU not measured: %v\n", err)
+	if len(cfg.ServerPIDs) == 0 && !c.OwnNS {
+		for _, u := range c.urls {
+			port, _ := strconv.Atoi(u.Port())
+			p, err := FindListener(port)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "server CPU not measured: %v\n", err)
+				cfg.ServerPIDs = nil
+				break
+			}
+			if !slices.Contains(cfg.ServerPIDs, p) {
+				cfg.ServerPIDs = append(cfg.ServerPIDs, p)
+			}
 		}
 	}
 	return cfg, u, cfg.Validate()
 }
+
+// URLs are the servers Config checked, in the order given.
+func (c *CLI) URLs() []*url.URL { return c.urls }
 
 // Execute runs cfg against target within the --duration bound and prints the report (table or
 // JSON) to out, progress to stderr.

@@ -47,8 +47,8 @@ func TestFanoutAgainstParley(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := Config{Mode: "fanout", AVPublishers: 1, Steps: []int{3}, Ramp: 20, Warmup: 2 * time.Second, Window: 3 * time.Second,
-		ServerPID: os.Getpid(), // in-process: the CPU figure includes the generator, so only its sanity is checked
-		Media:     MediaSpec{Dir: t.TempDir(), Width: 320, Height: 240, FPS: 30, VideoKbps: 300, Seconds: 3}}
+		ServerPIDs: []int{os.Getpid()}, // in-process: the CPU figure includes the generator, so only its sanity is checked
+		Media:      MediaSpec{Dir: t.TempDir(), Width: 320, Height: 240, FPS: 30, VideoKbps: 300, Seconds: 3}}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rep, err := Run(ctx, cfg, target, io.Discard)

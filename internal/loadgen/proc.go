@@ -57,6 +57,20 @@ func readProc(pid int) (procSample, error) {
 	return out, nil
 }
 
+// readProcs adds up readProc of every process in pids (the nodes of a cluster on this machine).
+func readProcs(pids []int) (procSample, error) {
+	var sum procSample
+	for _, pid := range pids {
+		s, err := readProc(pid)
+		if err != nil {
+			return procSample{}, err
+		}
+		sum.cpuSec += s.cpuSec
+		sum.rssKB += s.rssKB
+	}
+	return sum, nil
+}
+
 // FindListener returns the process that listens on TCP port (IPv4 or IPv6), by matching the
 // socket's inode from /proc/net/tcp* against every process's open files. It sees only processes
 // of this user namespace that we may inspect.

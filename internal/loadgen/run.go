@@ -48,8 +48,9 @@ type Config struct {
 	MaxParticipants int
 	// Media is what publishers send.
 	Media MediaSpec
-	// ServerPID, when > 0, is the server process whose CPU and memory are measured.
-	ServerPID int
+	// ServerPIDs are the server processes whose CPU and memory are measured, added up (the nodes
+	// of a cluster); none: not measured.
+	ServerPIDs []int
 	// RoomPrefix names the rooms (sessions) the run creates.
 	RoomPrefix string
 }
@@ -242,8 +243,8 @@ func Run(ctx context.Context, cfg Config, target Target, log io.Writer) (*Report
 			}
 		}
 	}
-	if cfg.ServerPID > 0 {
-		if s, err := readProc(cfg.ServerPID); err == nil {
+	if len(cfg.ServerPIDs) > 0 {
+		if s, err := readProcs(cfg.ServerPIDs); err == nil {
 			baseRSS = s.rssKB
 		}
 	}
@@ -492,8 +493,8 @@ func (r *runner) measure(row *Row, newParts, parts []*participant, baseRSS uint6
 	skip0 := r.media.Skipped.Load()
 	var srv0, srv1 procSample
 	var srvErr error
-	if r.cfg.ServerPID > 0 {
-		srv0, srvErr = readProc(r.cfg.ServerPID)
+	if len(r.cfg.ServerPIDs) > 0 {
+		srv0, srvErr = readProcs(r.cfg.ServerPIDs)
 	}
 	self0, _ := readProc(os.Getpid())
 	t0 := time.Now()
@@ -507,8 +508,8 @@ func (r *runner) measure(row *Row, newParts, parts []*participant, baseRSS uint6
 		r.log.status("step %d: measuring, %d pps delivered so far, %ds left", row.Step, r.deliveredSince(tracks, before, t0), int(time.Until(end).Seconds()))
 	}
 	tick.Stop()
-	if r.cfg.ServerPID > 0 && srvErr == nil {
-		srv1, srvErr = readProc(r.cfg.ServerPID)
+	if len(r.cfg.ServerPIDs) > 0 && srvErr == nil {
+		srv1, srvErr = readProcs(r.cfg.ServerPIDs)
 	}
 	self1, _ := readProc(os.Getpid())
 	secs := time.Since(t0).Seconds()
@@ -545,7 +546,7 @@ func (r *runner) measure(row *Row, newParts, parts []*participant, baseRSS uint6
 	row.JitterAudioMs, row.JitterVideoMs = mean(ja), mean(jv)
 	row.NACKs, row.PLIs = n1-n0, p1-p0
 	row.LoadCPU = (self1.cpuSec - self0.cpuSec) / secs
-	if r.cfg.ServerPID > 0 && srvErr == nil {
+	if len(r.cfg.ServerPIDs) > 0 && srvErr == nil {
 		cpu := srv1.cpuSec - srv0.cpuSec
 		row.ServerCPU = cpu / secs
 		row.ServerRSSMB = float64(srv1.rssKB) / 1024
