@@ -2,12 +2,12 @@
 # The firewall bed (see README.md): builds the network namespaces, runs the cells (a-e, e-tls) with one and
 # with both participants restricted, writes output/results.{json,md}, and always tears everything
 # down. Needs root; without root or network namespaces it prints SKIP and exits 0. Bounded: the
-# runner has a 240 s budget and is killed at 330 s; the whole bed ends within 6 minutes.
+# runner has a 300 s budget and is killed at 400 s; the whole bed ends within 7 minutes.
 #
 #   PARLEY_BIN     the server binary (default: bin/parley of this checkout)
 #   PFW_NET        the bed's /24 as three octets (default: the first of 203.0.113, 198.51.100, 192.0.2
 #                  holding no registry, DNS, gateway or own address; netns.sh says why not 10.x)
-#   PFW_BUDGET_MS  the runner's time budget, at most (and by default) 240000
+#   PFW_BUDGET_MS  the runner's time budget, at most (and by default) 300000
 set -uo pipefail
 cd "$(dirname "$0")"
 here=$(pwd)
@@ -38,15 +38,15 @@ mkdir -p output
 rm -f output/results.json output/results.md
 
 # The runner (node, playwright, page server, proxies) lives in the root namespace, on the bridge.
-budget=${PFW_BUDGET_MS:-240000}
-[[ $budget =~ ^[0-9]+$ ]] && [ "$budget" -le 240000 ] || budget=240000
+budget=${PFW_BUDGET_MS:-300000}
+[[ $budget =~ ^[0-9]+$ ]] && [ "$budget" -le 300000 ] || budget=300000
 status=0
 NODE_TLS_REJECT_UNAUTHORIZED=0 PFW_BUDGET_MS=$budget \
-  nb_run 330 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs || status=$?
+  nb_run 400 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs || status=$?
 
 if [ -f output/results.md ]; then
   echo
   cat output/results.md
 fi
-[ "$status" = 124 ] && echo "FAIL firewall bed: the runner overran its 330 s limit and was killed" >&2
+[ "$status" = 124 ] && echo "FAIL firewall bed: the runner overran its 400 s limit and was killed" >&2
 exit "$status"
