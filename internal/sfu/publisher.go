@@ -383,6 +383,12 @@ type forwarder struct {
 	// reports: they carry the publisher's timestamps unchanged.
 	lastTS atomic.Uint32
 	lastAt atomic.Int64
+	// mediaAt is the arrival (unix nanos) of the last packet that carried media: whether a
+	// simulcast layer is being sent. Padding-only packets do not count: Chrome keeps sending its
+	// bandwidth probes on the SSRC of a layer it stopped encoding when no RTX is negotiated, and
+	// a layer kept alive by them had every subscriber wait for its keyframe (ci11's bed: nobody
+	// got video for 13 s, keyframe requests at 2/s).
+	mediaAt atomic.Int64
 	// gen counts the incoming tracks this forwarder has carried: a reconnectStream brings a new
 	// track with its own sequence numbers and timestamps, which a simulcast down-track must not
 	// take for a continuation of the old one.
@@ -439,6 +445,9 @@ func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
 	now := time.Now().UnixNano()
 	f.lastTS.Store(pkt.Timestamp)
 	f.lastAt.Store(now)
+	if len(pkt.Payload) > 0 {
+		f.mediaAt.Store(now)
+	}
 	if n := loss.update(pkt.SequenceNumber); n > 0 {
 		f.lost.Add(n)
 	}

@@ -33,8 +33,11 @@ const (
 	// layerIdle is how long a layer may send nothing before the down-tracks take it for stopped.
 	// Generous because screen shares send a frame only when the screen changes.
 	layerIdle = 2 * time.Second
-	// keyframeRetry is how often a down-track waiting to switch asks for the keyframe again.
-	keyframeRetry = 500 * time.Millisecond
+	// keyframeRetry is how long a down-track waiting to switch waits before it asks for the
+	// keyframe again, doubling with each request up to keyframeRetryMax: a layer whose keyframes
+	// do not come (its publisher stopped encoding it) must not draw two requests a second.
+	keyframeRetry    = 500 * time.Millisecond
+	keyframeRetryMax = 2 * time.Second
 	// padSpan is the most time one padding burst makes up for: a publisher short of CPU or
 	// bandwidth may send a frame only every few hundred milliseconds, and padding owed only after
 	// frames must still reach the probe's rate.
@@ -77,6 +80,9 @@ type simulcast struct {
 	tsOff  atomic.Uint32 // current timestamp offset, for sender reports
 	// lowSince is when the lowest layer became the one forwarded (unix nanos; see atLowest).
 	lowSince atomic.Int64
+	// congestedAt is when step last saw the link short of what it was sent (unix nanos; see
+	// atLowest).
+	congestedAt atomic.Int64
 	// log is the subscription's, for its layer changes; nil for a recording's tap.
 	log *slog.Logger
 	// tcc is the subscriber's transport-wide feedback (delayfeedback.go); nil for a tap. Its
@@ -99,6 +105,7 @@ type simulcast struct {
 	hasPID   bool
 	hasTL0   bool
 	askedAt  int64 // last keyframe request for a switch (unix nanos)
+	asks     uint8 // requests again for the same switch: each waits twice as long, up to keyframeRetryMax
 	history  [switchHistory]segment
 	nhistory int
 
@@ -210,12 +217,12 @@ func (sc *simulcast) pick(now int64) int32 {
 		return -1 // paused: by the hook, or by the subscription's congestion state
 	}
 	for l := top; l >= 0; l-- {
-		if at := sc.layers[l].lastAt.Load(); at != 0 && now-at < int64(layerIdle) {
+		if at := sc.layers[l].mediaAt.Load(); at != 0 && now-at < int64(layerIdle) {
 			return l
 		}
 	}
 	for l := top + 1; int(l) < len(sc.layers); l++ {
-		if at := sc.layers[l].lastAt.Load(); at != 0 && now-at < int64(layerIdle) {
+		if at := sc.layers[l].mediaAt.Load(); at != 0 && now-at < int64(layerIdle) {
 			return l
 		}
 	}
@@ -248,6 +255,7 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	var ask *forwarder
 	if tgt != sc.tgt.Load() {
 		sc.tgt.Store(tgt)
+		sc.asks = 0
 		if tgt < 0 {
 			sc.cur.Store(-1) // paused: resuming needs a keyframe
 		} else if tgt != sc.cur.Load() {
@@ -266,8 +274,9 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	switch {
 	case l == tgt && l != cur:
 		if !key {
-			if now-sc.askedAt >= int64(keyframeRetry) {
+			if now-sc.askedAt >= int64(min(keyframeRetry<<sc.asks, keyframeRetryMax)) {
 				ask, sc.askedAt = sc.layers[tgt], now
+				sc.asks = min(sc.asks+1, 8)
 			}
 			sc.mu.Unlock()
 			if ask != nil {
@@ -452,6 +461,7 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 		sc.swaps.Add(1)
 	}
 	sc.startSeq = p.SequenceNumber
+	sc.asks = 0
 	sc.curGen = sc.layers[l].gen.Load()
 	sc.cur.Store(l)
 	if l == 0 {
@@ -564,7 +574,25 @@ const (
 	upGapMinDelay = time.Second
 	upGapMaxDelay = 2 * time.Second
 	downQueue     = 100 * time.Millisecond
+	// upTakeGain is the margin a layer below a failed probe's target needs under what the link
+	// delivered at its limit: more than upGain, since that layer's keyframes will meet a full
+	// link's queue (in the bed, a 270p keyframe is more than a 300 kbit/s link's 200 ms of queue).
+	upTakeGain = 1.35
+	// lowCongested is how long after the layer choice last saw congestion the subscription may
+	// pause the lowest layer (atLowest): the unshaped subscribers of the bed, new on the lowest
+	// layer, were paused for 3 s at join on an estimate that had seen only a part of a second.
+	lowCongested = 5 * time.Second
 )
+
+// startLow makes a new subscriber's video start on the lowest layer, whose keyframe any link
+// carries, and its first probe aim at the top at once: a new subscriber on the top layer of a
+// weak link saw nothing for its first 3-4 s (the top layer's loss shows only in the next
+// receiver report, then a keyframe of a lower layer is needed), and a probe judged by delay
+// reaches the top of a free link in about a second.
+func (sc *simulcast) startLow() {
+	sc.fitMax.Store(0)
+	sc.up.toTop = true
+}
 
 // step runs the layer choice of a subscriber's simulcast video every 100 ms on the sender-report
 // goroutine: rates once a second, the receiver reports as they come. est is the subscription's
@@ -636,6 +664,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 	}
 	if avail > 0 {
+		sc.congestedAt.Store(now.UnixNano())
 		l := cur
 		for ; l > 0; l-- {
 			need := sc.rate[l]
@@ -664,11 +693,16 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		sc.checkProbe(now, fresh, sig)
 		return
 	}
-	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise {
+	// Not while the feedback has stopped: the probe would be judged by receiver reports alone,
+	// which see its queue only once the bottleneck drops (the bed: a probe passed on a report
+	// with 171 ms queued, and the layer it gave lost 29 % a few seconds later).
+	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || stalled {
 		return
 	}
 	target := cur + 1
-	if sc.up.toTop {
+	if sc.up.toTop || sig.ok {
+		// Judged by delay a probe for the top ends at the link's limit having measured it, and
+		// takes the layers under that: one probe, not one a layer, after a link is freed.
 		target = top
 	}
 	for target > cur+1 && sc.rate[target] <= 0 {
@@ -729,7 +763,9 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
 		sc.endProbe(now, false, "report")
-	case fresh && ran >= upProbeMin:
+	case sc.up.delay && !sig.ok:
+		sc.endProbe(now, false, "no feedback") // the receiver stalled: nothing tells the queue
+	case fresh && ran >= upProbeMin && (!sc.up.delay || sig.queue < sc.up.baseQ+upQueueRise):
 		sc.endProbe(now, true, "")
 	case ran >= upProbeMax:
 		sc.endProbe(now, false, "no report")
@@ -744,8 +780,12 @@ func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
 	if !sig.ok || now.Sub(sig.rateAt) >= tccFresh || !sig.rateAt.After(sc.up.start) {
 		return -1
 	}
+	got := sig.rate
+	if sig.slowFor > 0 {
+		got = min(got, sig.runRate) // over the spans the link fell behind in, not its latest burst
+	}
 	for l := sc.up.target; l >= 0; l-- {
-		if sc.rate[l] > 0 && upGain*sc.rate[l] <= sig.rate {
+		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= got {
 			return l
 		}
 	}
@@ -798,10 +838,15 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 }
 
 // atLowest reports whether the lowest layer has been forwarded for a second or more (or nothing
-// is): only then may the subscription's congestion state pause the video, since a higher layer's
-// overrun of the link says nothing of whether the lowest fits.
+// is) and the link showed congestion lately (lowCongested): only then may the subscription's
+// congestion state pause the video, since a higher layer's overrun of the link says nothing of
+// whether the lowest fits, and a new subscriber starts on the lowest layer (startLow) before its
+// estimate has seen a full second of it.
 func (sc *simulcast) atLowest(now time.Time) bool {
 	if sc.fitMax.Load() > 0 {
+		return false
+	}
+	if at := sc.congestedAt.Load(); at == 0 || now.UnixNano()-at > int64(lowCongested) {
 		return false
 	}
 	cur := sc.cur.Load()
@@ -833,7 +878,7 @@ func (sc *simulcast) measure(now time.Time) {
 func (sc *simulcast) topSending(now int64, cap float64) int32 {
 	lowest := int32(-1)
 	for l := min(sc.limit.Load(), int32(len(sc.layers)-1)); l >= 0; l-- {
-		if at := sc.layers[l].lastAt.Load(); at == 0 || now-at >= int64(layerIdle) {
+		if at := sc.layers[l].mediaAt.Load(); at == 0 || now-at >= int64(layerIdle) {
 			continue
 		}
 		lowest = l

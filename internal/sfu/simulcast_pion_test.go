@@ -108,8 +108,8 @@ func (d *decoded) layers() []byte {
 }
 
 // TestSimulcastThroughPion: a publisher sends three rid layers over real PeerConnections, a
-// subscriber negotiated from our offer (OpenVidu's mediasoup mode) is moved down to the lowest
-// layer and back up, and receives one continuous stream: no sequence, timestamp or picture ID
+// subscriber negotiated from our offer (OpenVidu's mediasoup mode) starts on the lowest layer,
+// probes its way to the top, is moved down to the lowest layer and back up, and receives one continuous stream: no sequence, timestamp or picture ID
 // jumps, and each layer starting at its keyframe.
 func TestSimulcastThroughPion(t *testing.T) {
 	subB := newBrowser(t)
@@ -131,6 +131,11 @@ func TestSimulcastThroughPion(t *testing.T) {
 		t.Fatal("no video to tap")
 	}
 	defer remove()
+	// A new subscriber starts on the lowest layer, which any link carries, and probes its way up
+	// (no probe can start before a second of the layers' rates is measured).
+	if l := video.sc.fitMax.Load(); l != 0 {
+		t.Fatalf("a new subscriber may have layer %d, want the lowest", l)
+	}
 	eventually(t, "the top layer", func() bool { l := dec.layers(); return len(l) > 0 && l[len(l)-1] == 2 })
 	video.sc.probeBps.Store(20000)
 	eventually(t, "padding", func() bool { dec.mu.Lock(); defer dec.mu.Unlock(); return len(dec.pads) > 10 })

@@ -58,6 +58,18 @@ func (l *vp8Layer) frame(key bool) {
 	l.tl0++
 }
 
+// padding sends a padding-only packet on the layer's SSRC, as Chrome's bandwidth probes go when
+// the publisher negotiated no RTX.
+func (l *vp8Layer) padding() {
+	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, PaddingSize: 200, SequenceNumber: l.seq, Timestamp: l.ts - 3000, SSRC: 100 + uint32(l.index)},
+		Payload: nil}).Marshal()
+	if err := l.pkt.Unmarshal(raw); err != nil {
+		panic(err)
+	}
+	l.f.forward(&l.pkt, raw, &l.loss)
+	l.seq++
+}
+
 // received is one packet as a subscriber's browser got it.
 type received struct {
 	seq   uint16
@@ -122,7 +134,7 @@ func simulcastSubscriber(t *testing.T, layers []*vp8Layer, r *recorder) *downTra
 	t.Cleanup(d.detach)
 	// Every layer is already being sent, as when a subscriber joins a running stream.
 	for _, f := range fs {
-		f.lastAt.Store(time.Now().UnixNano())
+		f.mediaAt.Store(time.Now().UnixNano())
 	}
 	return d
 }
@@ -233,12 +245,87 @@ func TestSimulcastFollowsLayersBeingSent(t *testing.T) {
 	simulcastSubscriber(t, layers, r)
 	run(layers, 0, 20, keyAt)
 	// The top layer goes silent for longer than layerIdle.
-	layers[1].f.lastAt.Add(-int64(2 * layerIdle))
+	layers[1].f.mediaAt.Add(-int64(2 * layerIdle))
 	run(layers[:1], 20, 31, keyAt)
 	got := r.take()
 	checkContinuous(t, got)
 	if l := layersOf(got); !slices.Equal(l, []byte{1, 0}) {
 		t.Fatalf("layers forwarded %v, want [1 0]", l)
+	}
+}
+
+// TestSimulcastPaddingIsNoLayer: a layer the publisher stopped encoding (Chrome drops its top
+// layer when its own uplink estimate falls) may still carry Chrome's bandwidth probes, padding-only
+// packets on its SSRC when no RTX is negotiated. They are no video: the subscriber goes to the
+// layer still sent instead of waiting for a keyframe of the silent one and asking for it twice a
+// second (the weak-network bed's ci11: nobody received video for 13 s, 1.71 PLI/s).
+func TestSimulcastPaddingIsNoLayer(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{5, 0}
+	r := &recorder{}
+	simulcastSubscriber(t, layers, r)
+	run(layers, 0, 20, keyAt)
+	// The top layer's last video is older than layerIdle; only padding follows on it.
+	layers[1].f.mediaAt.Add(-int64(2 * layerIdle))
+	for fr := 20; fr < 31; fr++ {
+		layers[1].padding()
+		layers[0].frame(fr%10 == keyAt[0])
+	}
+	got := r.take()
+	// The padding forwarded while the top layer was still the one forwarded took sequence
+	// numbers of its own, as the publisher's packets do: the media is continuous without them.
+	r.mu.Lock()
+	pads := map[uint16]bool{}
+	for _, s := range r.pads {
+		pads[s] = true
+	}
+	r.mu.Unlock()
+	for i := 1; i < len(got); i++ {
+		next := got[i-1].seq + 1
+		for pads[next] {
+			next++
+		}
+		if got[i].seq == next {
+			for j := i; j < len(got); j++ {
+				got[j].seq -= next - (got[i-1].seq + 1)
+			}
+		}
+	}
+	checkContinuous(t, got)
+	if l := layersOf(got); !slices.Equal(l, []byte{1, 0}) {
+		t.Fatalf("layers forwarded %v, want [1 0]", l)
+	}
+}
+
+// TestSimulcastKeyframeAsksBackOff: a down-track waiting for a keyframe that does not come asks
+// for it again after 0.5 s, then 1 s, then every 2 s: ten seconds of waiting cost the publisher 7
+// requests, not 20.
+func TestSimulcastKeyframeAsksBackOff(t *testing.T) {
+	layers := newVP8Layers(2)
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	run(layers, 0, 20, []int{0, 5})
+	d.setMaxLayer(0) // the lowest layer is wanted now; its keyframe never comes
+	e := d.sc.sinks[0].tap.(*layerEntry)
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1, Timestamp: 1}, Payload: []byte{0x90, 0x80, 0x80, 0x01, 0x01, 0x01, 0xaa, 0}}
+	start := time.Now().UnixNano()
+	asks, last := 0, int64(0)
+	for i := range 100 { // ten seconds of frames, 100 ms apart
+		at := start + int64(i)*int64(100*time.Millisecond)
+		layers[0].f.lastAt.Store(at)
+		layers[0].f.mediaAt.Store(at)
+		layers[1].f.mediaAt.Store(at)
+		e.write(p, false)
+		p.SequenceNumber++
+		if d.sc.askedAt != last {
+			asks, last = asks+1, d.sc.askedAt
+		}
+	}
+	if asks > 8 {
+		t.Fatalf("%d keyframe requests in 10 s of waiting", asks)
+	}
+	if asks < 5 {
+		t.Fatalf("only %d keyframe requests in 10 s of waiting: it must keep asking", asks)
 	}
 }
 
@@ -513,7 +600,7 @@ func TestSimulcastH264(t *testing.T) {
 	d.attach()
 	defer d.detach()
 	for _, f := range fs {
-		f.lastAt.Store(time.Now().UnixNano())
+		f.mediaAt.Store(time.Now().UnixNano())
 	}
 	var pkt rtp.Packet
 	for fr := range 40 {
@@ -593,7 +680,7 @@ func (c *layerChoice) advance(dt time.Duration, sentBps float64) {
 	c.now = c.now.Add(dt)
 	for i, f := range c.fs {
 		f.bytes.Add(uint64(float64(c.rates[i]) / 8 * dt.Seconds()))
-		f.lastAt.Store(c.now.UnixNano())
+		f.mediaAt.Store(c.now.UnixNano())
 	}
 	b := uint64(sentBps / 8 * dt.Seconds())
 	c.d.bytes.Add(b)
@@ -779,5 +866,29 @@ func TestSimulcastAcrossPublisherReconnect(t *testing.T) {
 	// Layer 1's new track has keyframes at frames 25 and 35: frames 25–39 must reach the subscriber.
 	if after := len(got) - before; after != 2*15 {
 		t.Fatalf("%d packets forwarded after the reconnect, want %d", after, 2*15)
+	}
+}
+
+// TestSimulcastNewSubscriberNotPaused: a new subscriber starts on the lowest layer, where its
+// subscription's congestion state may pause the video only once the layer choice has seen the
+// link short of what it was sent (the bed's unshaped subscribers were paused for 3 s at join, on an
+// estimate that had seen a part of a second); a link losing heavily on the lowest layer may.
+func TestSimulcastNewSubscriberNotPaused(t *testing.T) {
+	c := newLayerChoice(t)
+	c.sc.startLow()
+	c.want(0, "a new subscriber")
+	for range 3 {
+		c.report(0, 20*time.Millisecond)
+		c.advance(time.Second, 150e3)
+	}
+	if c.sc.atLowest(c.now) {
+		t.Fatal("a new subscriber on the lowest layer of a clean link may be paused")
+	}
+	for range 4 { // the first report may end a probe instead
+		c.report(0.5, 20*time.Millisecond)
+		c.advance(time.Second, 150e3)
+	}
+	if !c.sc.atLowest(c.now) {
+		t.Fatal("a subscriber losing half of the lowest layer may not be paused")
 	}
 }

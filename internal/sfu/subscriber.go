@@ -376,6 +376,7 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 				tr.tcc = &transportCC{}        // its layer choice reads the link's delay
 				d.sc.tcc = tr.tcc
 				sub.sc, d.sc.log = d.sc, log
+				d.sc.startLow()
 			}
 		}
 		sub.downs = append(sub.downs, d)
