@@ -5,7 +5,7 @@
 # (the original design, x264 "fast"); "window" as the live mix does now, one ffmpeg (one thread)
 # making the call's whole 5.12 s pieces and one more the rest, as at stop; "live-5.12s" and
 # "live-10.24s" as it did before, one ffmpeg (one thread) per segment; all appended to the MP4.
-# The ways alternate round by round. Prints the median ffmpeg CPU seconds per second of call of
+# The ways alternate round by round (each round runs each once). Prints the median ffmpeg CPU seconds per second of call of
 # each over the rounds.
 #
 # usage: bench/composed-cost.sh [--rounds 5]
@@ -20,7 +20,15 @@ while (($#)); do
 done
 mkdir -p bench/results
 out=bench/results/composed-cost.txt
-go test -run '^$' -bench BenchmarkMixing -benchtime 1x -count "$ROUNDS" ./internal/recording/compose | tee "$out"
+# go test's -count repeats each sub-benchmark in a row; a round here runs every way once, so the
+# ways alternate (one test binary, run once per round; each run makes the inputs anew, untimed).
+bin=$(mktemp /tmp/compose-bench-XXXX)
+trap 'rm -f "$bin"' EXIT
+go test -c -o "$bin" ./internal/recording/compose
+: >"$out"
+for _ in $(seq "$ROUNDS"); do
+  (cd internal/recording/compose && "$bin" -test.run '^$' -test.bench BenchmarkMixing -test.benchtime 1x) | tee -a "$out"
+done
 python3 - "$out" <<'PY'
 import re, statistics, sys
 rows = {}

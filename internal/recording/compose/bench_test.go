@@ -49,11 +49,12 @@ func BenchmarkCompose(b *testing.B) { benchAtStop(b) }
 // call) with the ways of mixing during the call: "window" as the recorder does, one ffmpeg
 // (MixLive, one thread) making the 5.12 s pieces of as many whole pieces as the call holds and a
 // MixSegment the rest (the tail at stop); "live-…" as it did before, one ffmpeg per segment (one
-// thread each), the last one shorter; all appended to the MP4 (Output). Rounds alternate the
-// ways (-count), so a machine whose load changes weighs on each alike; bench/composed-cost.sh
-// prints the medians of cpu_s/call_s:
+// thread each), the last one shorter; all appended to the MP4 (Output). One run does each way
+// once; bench/composed-cost.sh runs it round after round (go test's -count would repeat each way
+// in a row instead), so a machine whose load changes weighs on each alike, and prints the
+// medians of cpu_s/call_s:
 //
-//	go test -run '^$' -bench BenchmarkMixing -benchtime 1x -count 5 ./internal/recording/compose
+//	bench/composed-cost.sh --rounds 5
 func BenchmarkMixing(b *testing.B) {
 	b.Run("at-stop", benchAtStop)
 	b.Run("window", benchWindow)
