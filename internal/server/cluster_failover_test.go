@@ -76,20 +76,7 @@ func (c *cutter) Cut() {
 // subscribes and receives its media.
 func TestClusterRestoresALostNodesParticipant(t *testing.T) {
 	t.Parallel()
-	var cut *cutter
-	_, bases := startClusterEnv(t, func(id, redisURL string) []string {
-		if id != "node-a" {
-			return nil
-		}
-		u, err := url.Parse(redisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cut = newCutter(t, u.Host)
-		u.Host = cut.ln.Addr().String()
-		return []string{"PARLEY_REDIS_URL", u.String()}
-	}, "node-a", "node-b")
-	a, b := bases[0], bases[1]
+	cut, a, b := startClusterCuttingA(t)
 	if st, _ := rest(t, "POST", b+"/openvidu/api/sessions", map[string]any{"customSessionId": "survive"}); st != 200 {
 		t.Fatalf("create: %d", st)
 	}
@@ -156,20 +143,7 @@ func TestClusterRestoresALostNodesParticipant(t *testing.T) {
 // (reconnectStream with sdpString) brings the media back.
 func TestClusterRestoredSubscriberGetsItsStreamsBack(t *testing.T) {
 	t.Parallel()
-	var cut *cutter
-	_, bases := startClusterEnv(t, func(id, redisURL string) []string {
-		if id != "node-a" {
-			return nil
-		}
-		u, err := url.Parse(redisURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cut = newCutter(t, u.Host)
-		u.Host = cut.ln.Addr().String()
-		return []string{"PARLEY_REDIS_URL", u.String()}
-	}, "node-a", "node-b")
-	a, b := bases[0], bases[1]
+	cut, a, b := startClusterCuttingA(t)
 	if st, _ := rest(t, "POST", b+"/openvidu/api/sessions", map[string]any{"customSessionId": "resub"}); st != 200 {
 		t.Fatalf("create: %d", st)
 	}
@@ -218,4 +192,22 @@ func TestClusterRestoredSubscriberGetsItsStreamsBack(t *testing.T) {
 		_, hasVideo := again.kinds.Load("video")
 		return again.received.Load() > 50 && hasVideo
 	})
+}
+
+// startClusterCuttingA starts nodes a and b on one Redis, node a's connection to it through a
+// cutter, so a test can take Redis from a for good as a node killed with kill -9 loses it.
+func startClusterCuttingA(t *testing.T) (cut *cutter, a, b string) {
+	_, bases := startClusterEnv(t, func(id, redisURL string) []string {
+		if id != "node-a" {
+			return nil
+		}
+		u, err := url.Parse(redisURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut = newCutter(t, u.Host)
+		u.Host = cut.ln.Addr().String()
+		return []string{"PARLEY_REDIS_URL", u.String()}
+	}, "node-a", "node-b")
+	return cut, bases[0], bases[1]
 }
