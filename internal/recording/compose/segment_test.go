@@ -86,31 +86,7 @@ func TestSegmentsJoined(t *testing.T) {
 		}
 		videos, audios = append(videos, s.Video), append(audios, s.Audio)
 	}
-	out := filepath.Join(dir, "out.mp4")
-	o, err := NewOutput(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range videos {
-		if err := o.Append(videos[i], audios[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := o.Close(); err != nil {
-		t.Fatal(err)
-	}
-	// Every frame decodes, with no error.
-	if out, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(out) > 0 {
-		t.Errorf("decoding the MP4: %v\n%s", err, out)
-	}
-	info := probeOut(t, out)
-	checkDuration(t, info, call)
-	if info.video == nil || info.video.packets != 70 {
-		t.Errorf("video %+v, want 70 frames (7 s at 10 fps)", info.video)
-	}
-	if info.audio == nil || info.audio.packets < 328 || info.audio.packets > 329 {
-		t.Errorf("audio %+v, want 7 s of AAC frames (328)", info.audio)
-	}
+	out := joinSeven(t, dir, videos, audios)
 	left, right := rect{0, 30, 160, 120}, rect{160, 30, 160, 120}
 	expectTiles(t, out, 500*time.Millisecond, outW, outH, map[string]rect{"red": inner(rect{60, 20, 200, 140})})
 	for _, at := range []time.Duration{1500 * time.Millisecond, seg - 100*time.Millisecond, seg, seg + 50*time.Millisecond, 5900 * time.Millisecond} {
@@ -181,4 +157,37 @@ func checkToneSteady(t *testing.T, out string) {
 			t.Errorf("audio at %.2f s is %.1f dB from its mean: a gap or glitch at a join", 0.1+float64(i)*0.01, l-mean)
 		}
 	}
+}
+
+// joinSeven joins the pieces (videos[i] with audios[i]) into dir/out.mp4 as stop does and checks
+// what the tests' 7-second call must give: every frame decodes without an error, the duration is
+// the call's, 70 video frames (10 fps) and 7 s of AAC frames. It returns the MP4's path.
+func joinSeven(t *testing.T, dir string, videos, audios []string) string {
+	t.Helper()
+	const call = 7 * time.Second
+	out := filepath.Join(dir, "out.mp4")
+	o, err := NewOutput(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range videos {
+		if err := o.Append(videos[i], audios[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("ffmpeg", "-v", "error", "-xerror", "-i", out, "-f", "null", "-").CombinedOutput(); err != nil || len(msg) > 0 {
+		t.Errorf("decoding the MP4: %v\n%s", err, msg)
+	}
+	info := probeOut(t, out)
+	checkDuration(t, info, call)
+	if info.video == nil || info.video.packets != 70 {
+		t.Errorf("video %+v, want 70 frames (7 s at 10 fps)", info.video)
+	}
+	if info.audio == nil || info.audio.packets < 328 || info.audio.packets > 329 {
+		t.Errorf("audio %+v, want 7 s of AAC frames (328)", info.audio)
+	}
+	return out
 }
