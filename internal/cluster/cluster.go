@@ -141,6 +141,8 @@ type dirt struct {
 	// changed are the participants here whose records are to be written again; all: every one.
 	changed map[session.ConnectionID]bool
 	all     bool
+	// rec is the newest start or end of a recording of the session here, to write to P rs:.
+	rec *session.RecordingInfo
 }
 
 // New connects to Redis, subscribes to the cluster's messages and registers as m's listener. It

@@ -103,7 +103,7 @@ func (n *Node) handle(_ context.Context, payload string) {
 		n.handleMirror(m)
 	case msgUpdate:
 		if _, err = n.m.Room(m.Session).UpdateConnection(m.Connection, m.Role, m.Record); err == nil {
-			n.markChanged(m.Session, m.Connection)
+			n.updated(m.Session, m.Connection)
 		}
 	case msgSignal:
 		n.deliverSignal(m.Session, m.SignalTo, m.Type, m.Data)

@@ -80,6 +80,21 @@ func (n *Node) announceJoin(ctx context.Context, ci session.ConnectionInfo) {
 	}
 }
 
+// updated notes that this node's participant cid of session id was changed by a PATCH: its record
+// is written again and the other nodes' mirrors of it take its new role and record flag (a
+// msgJoined of a mirror they hold), after the write.
+func (n *Node) updated(id session.SessionID, cid session.ConnectionID) {
+	ci, err := n.m.Room(id).Connection(cid)
+	if err != nil {
+		return
+	}
+	ci.Token = "" // a bearer credential: never on the bus
+	n.mu.Lock()
+	n.queueOut(message{Kind: msgJoined, Session: id, Connection: cid, Info: &ci})
+	n.mu.Unlock()
+	n.markChanged(id, cid)
+}
+
 // mirrorOthers makes mirrors of the participants other nodes hold in session id, from the record.
 func (n *Node) mirrorOthers(ctx context.Context, id session.SessionID) error {
 	_, conns, found, err := n.loadSession(ctx, id)

@@ -143,6 +143,8 @@ func (n *Node) merge(rec sessionRecord, conns []connRecord, pending bool) sessio
 		for _, c := range local.Connections {
 			here[c.ID] = c
 		}
+	} else {
+		si.Recording = rec.recording != nil // no copy here: as the recording's node wrote it
 	}
 	for _, cr := range conns {
 		c := cr.Info
@@ -177,7 +179,8 @@ func (n *Node) Sessions(pending bool) []session.SessionInfo {
 		for i, id := range ids {
 			sc := p.Get(ctx, n.keys.session(session.SessionID(id)))
 			cc := p.HGetAll(ctx, n.keys.conns(session.SessionID(id)))
-			all[i].s = func() (sessionRecord, []connRecord, bool, error) { return decodeSession(sc, cc) }
+			rc := p.Get(ctx, n.keys.sessionRecording(session.SessionID(id)))
+			all[i].s = func() (sessionRecord, []connRecord, bool, error) { return decodeSession(sc, cc, rc) }
 		}
 		if _, err = p.Exec(ctx); err == nil || isNil(err) {
 			out := make([]session.SessionInfo, 0, len(ids))
@@ -235,7 +238,19 @@ func (n *Node) local(id session.SessionID) error {
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return errShared(err)
 	}
-	return n.m.AdoptSession(rec.info())
+	if err := n.m.AdoptSession(rec.info()); err != nil {
+		return err
+	}
+	// A recording another node runs: read once the copy exists, so its stop, if it comes after
+	// this read, finds the copy and clears it (MirrorRecording ignores a start it saw stop).
+	rr, err := n.rdb.Get(ctx, n.keys.sessionRecording(id)).Result()
+	if err != nil && !isNil(err) {
+		return errShared(err)
+	}
+	if r := decodeRecording(rec, rr); r != nil && r.Node != n.id {
+		n.m.MirrorRecording(r.Info)
+	}
+	return nil
 }
 
 // createConnection creates a pending connection whose token any node accepts once.
@@ -302,7 +317,7 @@ func (n *Node) updateConnection(id session.SessionID, cid session.ConnectionID, 
 	case cr.Node == n.id:
 		ci, err := n.m.Room(id).UpdateConnection(cid, role, record)
 		if err == nil {
-			n.markChanged(id, cid)
+			n.updated(id, cid)
 		}
 		return ci, err
 	case cr.Info.Active:

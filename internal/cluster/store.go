@@ -23,6 +23,8 @@ import (
 //	P s:<session>    string: sessionRecord JSON
 //	P c:<session>    hash: connection id → connRecord JSON, pending and active
 //	P a:<session>    set: connection ids of the active participants
+//	P rs:<session>   string: recRecord JSON of the recording running on a node, while it runs,
+//	                 so a node that makes its copy of the session during it shows it  sync.go
 //	P t:<sha1(token)> string: "<session>\n<connection>" while the token is unused
 //	P r:<rpc>        string: "<session>\n<connection>" of an active participant's JSON-RPC session
 //	P x:<session>    hash: connection id → connRecord JSON of participants of a lost node, kept
@@ -43,12 +45,15 @@ func (k keys) sessions() string                    { return k.p + "sessions" }
 func (k keys) session(id session.SessionID) string { return k.p + "s:" + string(id) }
 func (k keys) conns(id session.SessionID) string   { return k.p + "c:" + string(id) }
 func (k keys) active(id session.SessionID) string  { return k.p + "a:" + string(id) }
-func (k keys) token(token string) string           { return k.p + "t:" + tokenHash(token) }
-func (k keys) channel() string                     { return k.p + "events" }
-func (k keys) nodeChannel(node string) string      { return k.p + "node:" + node }
-func (k keys) rpc(rpc string) string               { return k.p + "r:" + rpc }
-func (k keys) lost(id session.SessionID) string    { return k.p + "x:" + string(id) }
-func (k keys) lostSessions() string                { return k.p + "lost" }
+func (k keys) sessionRecording(id session.SessionID) string {
+	return k.p + "rs:" + string(id)
+}
+func (k keys) token(token string) string        { return k.p + "t:" + tokenHash(token) }
+func (k keys) channel() string                  { return k.p + "events" }
+func (k keys) nodeChannel(node string) string   { return k.p + "node:" + node }
+func (k keys) rpc(rpc string) string            { return k.p + "r:" + rpc }
+func (k keys) lost(id session.SessionID) string { return k.p + "x:" + string(id) }
+func (k keys) lostSessions() string             { return k.p + "lost" }
 func (k keys) sessionKeys(id session.SessionID) []string {
 	return []string{k.session(id), k.conns(id), k.active(id), k.sessions()}
 }
@@ -65,6 +70,9 @@ type sessionRecord struct {
 	Props     session.Properties
 	// Node created it.
 	Node string
+	// recording is the recording a node runs of the session (P rs:<session>), read with it; not
+	// part of the record's JSON.
+	recording *recRecord
 }
 
 func (r sessionRecord) info() session.SessionInfo {
@@ -125,7 +133,7 @@ local function drop()
     local ok, r = pcall(cjson.decode, lost[i])
     if ok and type(r) == 'table' and type(r.RPC) == 'string' then redis.call('DEL', ARGV[2] .. 'r:' .. r.RPC) end
   end
-  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], ARGV[2] .. 'x:' .. ARGV[1])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], ARGV[2] .. 'x:' .. ARGV[1], ARGV[2] .. 'rs:' .. ARGV[1])
   redis.call('ZREM', KEYS[4], ARGV[1])
   redis.call('ZREM', ARGV[2] .. 'lost', ARGV[1])
 end
@@ -145,6 +153,16 @@ return 0`)
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3])
+return 1`)
+
+	// KEYS rs:<session>; ARGV recording id. Forgets the session's running recording if it is
+	// that one.
+	endRecordingScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local ok, r = pcall(cjson.decode, v)
+if ok and type(r) == 'table' and type(r.Info) == 'table' and r.Info.ID ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
 return 1`)
 
 	// KEYS token, conns, active; ARGV session id. Returns the pending connection's record and
@@ -291,13 +309,14 @@ func (n *Node) loadSession(ctx context.Context, id session.SessionID) (rec sessi
 	p := n.rdb.Pipeline()
 	sc := p.Get(ctx, n.keys.session(id))
 	cc := p.HGetAll(ctx, n.keys.conns(id))
+	rc := p.Get(ctx, n.keys.sessionRecording(id))
 	if _, err := p.Exec(ctx); err != nil && !isNil(err) {
 		return rec, nil, false, err
 	}
-	return decodeSession(sc, cc)
+	return decodeSession(sc, cc, rc)
 }
 
-func decodeSession(sc *redis.StringCmd, cc *redis.MapStringStringCmd) (rec sessionRecord, conns []connRecord, found bool, err error) {
+func decodeSession(sc *redis.StringCmd, cc *redis.MapStringStringCmd, rc *redis.StringCmd) (rec sessionRecord, conns []connRecord, found bool, err error) {
 	raw, err := sc.Result()
 	if isNil(err) {
 		return rec, nil, false, nil
@@ -308,6 +327,7 @@ func decodeSession(sc *redis.StringCmd, cc *redis.MapStringStringCmd) (rec sessi
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
 		return rec, nil, false, err
 	}
+	rec.recording = decodeRecording(rec, rc.Val())
 	for _, v := range cc.Val() {
 		var cr connRecord
 		if json.Unmarshal([]byte(v), &cr) == nil {
@@ -335,4 +355,14 @@ func (n *Node) loadConnection(ctx context.Context, id session.SessionID, cid ses
 
 func heldMember(id session.SessionID, cid session.ConnectionID) string {
 	return string(id) + "\n" + string(cid)
+}
+
+// decodeRecording reads the recording of P rs:<session> (raw, empty when none) of the session rec
+// is the record of; nil when none runs, or when it was of an earlier session of the same id.
+func decodeRecording(rec sessionRecord, raw string) *recRecord {
+	var rr recRecord
+	if raw == "" || json.Unmarshal([]byte(raw), &rr) != nil || !rr.Info.SessionCreatedAt.Equal(rec.CreatedAt) {
+		return nil
+	}
+	return &rr
 }

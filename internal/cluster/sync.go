@@ -36,6 +36,10 @@ func (n *Node) listen(e session.Event) {
 		n.markChanged(e.Session, cmp.Or(e.Subscriber, e.Connection))
 	case session.RecordingStatusChanged:
 		n.markChanged(e.Session, "")
+		if r := e.Recording; r != nil && (r.Status == session.RecordingStarted || r.Status == session.RecordingStopped || r.Status == session.RecordingFailed) {
+			ri := *r
+			n.note(e.Session, func(d *dirt) { d.rec = &ri })
+		}
 	}
 }
 
@@ -118,6 +122,9 @@ func (n *Node) requeue(id session.SessionID, d dirt) {
 		cur.ended, cur.endedAt = d.ended, d.endedAt
 	}
 	cur.all = cur.all || d.all
+	if cur.rec == nil {
+		cur.rec = d.rec
+	}
 	for cid := range d.changed {
 		if cur.changed == nil {
 			cur.changed = map[session.ConnectionID]bool{}
@@ -129,6 +136,11 @@ func (n *Node) requeue(id session.SessionID, d dirt) {
 
 // write brings the record of session id up to date with this node's participants in it.
 func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
+	if d.rec != nil {
+		if err := n.writeRecording(ctx, id, *d.rec); err != nil {
+			return err
+		}
+	}
 	for _, cid := range d.left {
 		if err := leaveScript.Run(ctx, n.rdb, []string{n.keys.conns(id), n.keys.active(id), n.keys.held(n.id)},
 			string(cid), heldMember(id, cid), n.id, n.keys.p).Err(); err != nil {
@@ -171,4 +183,19 @@ func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
 		}
 	}
 	return nil
+}
+
+// writeRecording records that a recording of session id runs here, or that it stopped (unless
+// another recording of the session is recorded since), before the message that says so is
+// published (Flush), so a node that makes its copy of the session later shows it (local).
+func (n *Node) writeRecording(ctx context.Context, id session.SessionID, ri session.RecordingInfo) error {
+	key := n.keys.sessionRecording(id)
+	if ri.Status != session.RecordingStarted {
+		return endRecordingScript.Run(ctx, n.rdb, []string{key}, ri.ID).Err()
+	}
+	b, err := json.Marshal(recRecord{Info: ri, Node: n.id})
+	if err != nil {
+		return err
+	}
+	return n.rdb.Set(ctx, key, b, 0).Err()
 }

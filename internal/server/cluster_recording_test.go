@@ -1,8 +1,13 @@
 package server
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/parley/parley/internal/session"
 )
 
 // TestClusterRecordingFromAnyNode: a session created on A whose publisher is on B is recorded by
@@ -119,4 +124,160 @@ func TestClusterRecordingTakesEveryNode(t *testing.T) {
 	}
 	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-both" })
 	waitReady(t, a, "rec-both")
+}
+
+// recordingCluster starts two recording nodes sharing one recording folder and creates session id
+// on A.
+func recordingCluster(t *testing.T, id string) (dir string, bases []string) {
+	t.Helper()
+	dir, _, bases = recordingServers(t, id)
+	return dir, bases
+}
+
+// recordingServers is recordingCluster returning the servers too.
+func recordingServers(t *testing.T, id string) (dir string, servers []*Server, bases []string) {
+	t.Helper()
+	dir = t.TempDir()
+	_, servers, bases = startClusterServersEnv(t, func(_, _ string) []string {
+		return []string{"OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir}
+	}, "node-a", "node-b")
+	if st, _ := rest(t, "POST", bases[0]+"/openvidu/api/sessions", map[string]any{"customSessionId": id}); st != 200 {
+		t.Fatalf("create on A: %d", st)
+	}
+	return dir, servers, bases
+}
+
+// joinOn joins session id on base with a token made on api, as role, and returns the participant
+// and joinRoom's result.
+func joinOn(t *testing.T, api, base, id, role string) (*rpcClient, map[string]any) {
+	t.Helper()
+	st, c := rest(t, "POST", api+"/sessions/"+id+"/connection", map[string]any{"role": role})
+	if st != 200 {
+		t.Fatalf("connection: %d", st)
+	}
+	r := dial(t, base)
+	return r, r.result("joinRoom", map[string]any{"token": c["token"], "session": id, "metadata": ""})
+}
+
+// fileSize is the size of a recording's file of a stream (0 before it exists).
+func fileSize(dir, rec, stream string) int64 {
+	fi, err := os.Stat(filepath.Join(dir, rec, stream+".webm"))
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// TestClusterRecordingOutlivesItsNode: a recording runs on A, and A's participants leave while B's
+// stay. As on one server, the recording goes on (B's stream keeps being written, REST on B shows it
+// started, B's participant is not told it stopped) until it is stopped through B, and it is ready.
+func TestClusterRecordingOutlivesItsNode(t *testing.T) {
+	m := recordingMedia(t)
+	dir, bases := recordingCluster(t, "rec-stay")
+	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
+	onA, _ := joinOn(t, a, bases[0], "rec-stay", "PUBLISHER")
+	onB, _ := joinOn(t, a, bases[1], "rec-stay", "PUBLISHER")
+	pa, pb := publishReal(t, onA, m), publishReal(t, onB, m)
+	pa.waitPlayed(t, 300)
+	pb.waitPlayed(t, 300)
+	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-stay", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	waitRecorded(t, dir, "rec-stay", pa.stream) // A holds a publisher: A records
+	waitRecorded(t, dir, "rec-stay", pb.stream)
+
+	onA.result("leaveRoom", nil)
+	waitFor(t, "A's participant gone from B's listing", func() bool {
+		st, s := rest(t, "GET", b+"/sessions/rec-stay", nil)
+		conns, _ := s["connections"].(map[string]any)
+		return st == 200 && conns["numberOfElements"] == float64(1)
+	})
+	before := fileSize(dir, "rec-stay", pb.stream)
+	waitFor(t, "B's stream still recorded after A's participants left", func() bool {
+		return fileSize(dir, "rec-stay", pb.stream) >= before+24<<10
+	})
+	if st, g := rest(t, "GET", b+"/recordings/rec-stay", nil); st != 200 || g["status"] != "started" {
+		t.Fatalf("the recording on B after A's participants left: %d %v", st, g)
+	}
+	if st, s := rest(t, "GET", b+"/sessions/rec-stay", nil); st != 200 || s["recording"] != true {
+		t.Fatalf("the session on B after A's participants left: %d recording=%v", st, s["recording"])
+	}
+	if onB.hasNote("recordingStopped", nil) {
+		t.Fatal("B's participant was told recordingStopped while the recording goes on")
+	}
+	if st, r := rest(t, "POST", b+"/recordings/stop/rec-stay", nil); st != 200 {
+		t.Fatalf("stop on B: %d %v", st, r)
+	}
+	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-stay" })
+	waitReady(t, b, "rec-stay")
+}
+
+// TestClusterRecordingShownToLateNode: a node that makes its copy of a session while another node
+// records it shows the recording as a node that held it from the start: the joiner's joinRoom
+// names the recording (openvidu-browser then emits recordingStarted), REST on that node says
+// "recording": true (before it holds a copy too), and the joiner is told recordingStopped when it
+// stops.
+func TestClusterRecordingShownToLateNode(t *testing.T) {
+	m := recordingMedia(t)
+	dir, bases := recordingCluster(t, "rec-late")
+	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
+	onA, _ := joinOn(t, a, bases[0], "rec-late", "PUBLISHER")
+	pa := publishReal(t, onA, m)
+	pa.waitPlayed(t, 300)
+	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-late", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	waitRecorded(t, dir, "rec-late", pa.stream)
+	if st, s := rest(t, "GET", b+"/sessions/rec-late", nil); st != 200 || s["recording"] != true {
+		t.Fatalf("the session on B, which holds no copy of it, while A records it: %d recording=%v", st, s["recording"])
+	}
+
+	onB, jr := joinOn(t, a, bases[1], "rec-late", "PUBLISHER")
+	if jr["recordingId"] != "rec-late" {
+		t.Fatalf("joinRoom on B while A records: recordingId %v, want rec-late", jr["recordingId"])
+	}
+	if st, s := rest(t, "GET", b+"/sessions/rec-late", nil); st != 200 || s["recording"] != true {
+		t.Fatalf("the session on B while A records it: %d recording=%v", st, s["recording"])
+	}
+	if st, _ := rest(t, "POST", b+"/recordings/stop/rec-late", nil); st != 200 {
+		t.Fatalf("stop on B: %d", st)
+	}
+	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-late" })
+	waitReady(t, b, "rec-late")
+}
+
+// TestClusterPatchReachesMirrors: PATCH of a participant on B, sent to A, changes B's participant
+// and A's mirror of it alike: a recording A runs afterwards leaves out the stream of record:false
+// as one server would.
+func TestClusterPatchReachesMirrors(t *testing.T) {
+	m := recordingMedia(t)
+	dir, srvs, bases := recordingServers(t, "rec-patch")
+	a := bases[0] + "/openvidu/api"
+	onA, _ := joinOn(t, a, bases[0], "rec-patch", "PUBLISHER")
+	onB, jb := joinOn(t, a, bases[1], "rec-patch", "PUBLISHER")
+	pa, pb := publishReal(t, onA, m), publishReal(t, onB, m)
+	pa.waitPlayed(t, 300)
+	pb.waitPlayed(t, 300)
+	cid, _ := jb["id"].(string)
+
+	st, c := rest(t, "PATCH", a+"/sessions/rec-patch/connection/"+cid, map[string]any{"record": false, "role": "MODERATOR"})
+	if st != 200 || c["record"] != false || c["role"] != "MODERATOR" {
+		t.Fatalf("PATCH on A of B's participant: %d %v", st, c)
+	}
+	waitFor(t, "A's mirror of B's participant to take the PATCH", func() bool {
+		rs, ok := srvs[0].manager.Room("rec-patch").RecordableStream(session.StreamID(pb.stream))
+		return ok && rs.Node == "node-b" && !rs.Record
+	})
+
+	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-patch", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	waitRecorded(t, dir, "rec-patch", pa.stream)
+	if st, _ := rest(t, "POST", a+"/recordings/stop/rec-patch", nil); st != 200 {
+		t.Fatalf("stop on A: %d", st)
+	}
+	waitReady(t, a, "rec-patch")
+	if _, err := os.Stat(filepath.Join(dir, "rec-patch", pb.stream+".webm")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the stream of record:false was recorded (%v)", err)
+	}
 }

@@ -27,28 +27,19 @@ func startCluster(t *testing.T, ids ...string) []string {
 // name and value), returning the redis-server too.
 func startClusterEnv(t *testing.T, env func(id, redisURL string) []string, ids ...string) (*redistest.Server, []string) {
 	t.Helper()
-	srv, err := redistest.Start()
-	if errors.Is(err, redistest.ErrAbsent) {
-		t.Skip(err.Error())
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop) // after the nodes' own cleanups: they leave the registry on the way out
-	var bases []string
-	for _, id := range ids {
-		over := []string{"PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id}
-		if env != nil {
-			over = append(over, env(id, srv.URL)...)
-		}
-		_, base := startServer(t, over...)
-		bases = append(bases, base)
-	}
+	srv, _, bases := startClusterServersEnv(t, env, ids...)
 	return srv, bases
 }
 
 // startClusterServers is startCluster returning the servers too.
 func startClusterServers(t *testing.T, ids ...string) ([]*Server, []string) {
+	t.Helper()
+	_, servers, bases := startClusterServersEnv(t, nil, ids...)
+	return servers, bases
+}
+
+// startClusterServersEnv is startClusterEnv returning the servers too.
+func startClusterServersEnv(t *testing.T, env func(id, redisURL string) []string, ids ...string) (*redistest.Server, []*Server, []string) {
 	t.Helper()
 	srv, err := redistest.Start()
 	if errors.Is(err, redistest.ErrAbsent) {
@@ -57,15 +48,19 @@ func startClusterServers(t *testing.T, ids ...string) ([]*Server, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(srv.Stop)
+	t.Cleanup(srv.Stop) // after the nodes' own cleanups: they leave the registry on the way out
 	var servers []*Server
 	var bases []string
 	for _, id := range ids {
-		s, base := startServer(t, "PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id)
+		over := []string{"PARLEY_REDIS_URL", srv.URL, "PARLEY_NODE_ID", id}
+		if env != nil {
+			over = append(over, env(id, srv.URL)...)
+		}
+		s, base := startServer(t, over...)
 		servers = append(servers, s)
 		bases = append(bases, base)
 	}
-	return servers, bases
+	return srv, servers, bases
 }
 
 // TestClusterAnyNodeAnswers drives two nodes as openvidu-node-client and openvidu-browser would:

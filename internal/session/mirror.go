@@ -73,7 +73,7 @@ func (m *Manager) mirror(id SessionID, cid ConnectionID) *Connection {
 
 // MirrorJoined shows participant ci, held by node, to this node's participants of session id
 // (participantJoined, then participantPublished when it publishes already). A mirror that exists
-// takes ci's stream; a pending copy of ci's connection becomes the mirror (it joined elsewhere). It
+// takes ci's stream, role and record flag; a pending copy of ci's connection becomes the mirror (it joined elsewhere). It
 // fails when this node holds no copy of the session: nobody here is to be told.
 func (m *Manager) MirrorJoined(id SessionID, node string, ci ConnectionInfo) error {
 	if node == "" || ci.ID == "" {
@@ -92,7 +92,9 @@ func (m *Manager) MirrorJoined(id SessionID, node string, ci ConnectionInfo) err
 	case c != nil && c.node == "" && c.active:
 		return errorf(KindConflict, CodeGeneric, "connection %s is a participant of this node", ci.ID)
 	case c != nil && c.node != "":
-		c.node = node
+		// Told again after a PATCH on its node: the role and record flag follow (a recording here
+		// leaves out the streams of record:false).
+		c.node, c.opts.Role, c.opts.Record = node, ci.Options.Role, ci.Options.Record
 		cleanup = m.mirrorStream(c, ci.Publishers)
 		return nil
 	case c == nil:

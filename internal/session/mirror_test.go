@@ -155,6 +155,7 @@ func TestAnotherNodesRecordingShowsHere(t *testing.T) {
 	old.SessionCreatedAt = si.CreatedAt.Add(-time.Hour) // an earlier session of the same id
 	m.MirrorRecording(old)
 	m.MirrorRecording(ri)
+	m.MirrorRecording(ri) // told again: by the shared record a joiner read and by the message
 	if got := rec.kinds(); !slices.Equal(got, []EventKind{RecordingStatusChanged}) {
 		t.Fatalf("alice was told %v, want one recordingStarted", got)
 	}
@@ -179,9 +180,19 @@ func TestAnotherNodesRecordingShowsHere(t *testing.T) {
 		}
 	}
 
-	// Recorded elsewhere, the session here still ends with its last own participant.
+	// A start read before the stop but applied after it shows nothing.
 	ri.Status = RecordingStarted
 	m.MirrorRecording(ri)
+	if info, _ := m.Room("span").Info(false); info.Recording || len(rec.kinds()) != 3 {
+		t.Fatalf("a stopped recording's late start: recording=%v, alice told %v", info.Recording, rec.kinds())
+	}
+
+	// Recorded elsewhere, the session here still ends with its last own participant.
+	ri.ID = "span-1"
+	m.MirrorRecording(ri)
+	if info, _ := m.Room("span").Info(false); !info.Recording {
+		t.Fatal("the next recording is not shown")
+	}
 	info, _ := m.Room("span").Info(false)
 	for _, c := range info.Connections { // alice and bob
 		if err := m.Room("span").DeleteConnection(c.ID); err != nil {

@@ -175,6 +175,9 @@ type session struct {
 	// remoteRecording is set while another node records the session (MirrorRecording): shown to
 	// REST and joiners like recording, it never keeps the session alive here, where nobody records.
 	remoteRecording *recordingState
+	// remoteStopped is the last recording of another node that stopped here: a late "started" of
+	// it (a joiner's read of the shared record that raced its stop) must not show it again.
+	remoteStopped string
 }
 
 // Connection is a connection (token) and, once joined, a participant. Its fields are guarded by

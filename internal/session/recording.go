@@ -192,7 +192,8 @@ func (s *session) shownRecording() *recordingState {
 // "started" marks the session as recorded here too (REST "recording": true, joinRoom's
 // recordingId) and tells this node's participants recordingStarted; "stopped" or "failed" clears
 // it and tells them recordingStopped. Only participants' sinks hear of it: the recording's node
-// reports it to webhooks, once.
+// reports it to webhooks, once. A start already shown, or of a recording that stopped, changes
+// nothing, so a node may be told of a start both by the shared record and by a message.
 func (m *Manager) MirrorRecording(r RecordingInfo) {
 	m.mu.Lock()
 	defer m.unlock()
@@ -202,8 +203,13 @@ func (m *Manager) MirrorRecording(r RecordingInfo) {
 	}
 	switch r.Status {
 	case RecordingStarted:
+		// Told twice (the shared record read by a joiner and the message) or after its stop: once.
+		if s.recording != nil || s.remoteRecording != nil && s.remoteRecording.id == r.ID || s.remoteStopped == r.ID {
+			return
+		}
 		s.remoteRecording = &recordingState{id: r.ID, name: r.Name}
 	case RecordingStopped, RecordingFailed:
+		s.remoteStopped = r.ID
 		if s.remoteRecording == nil || s.remoteRecording.id != r.ID {
 			return
 		}
