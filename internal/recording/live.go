@@ -560,6 +560,12 @@ func (r *Recorder) finishLive(x *rec, lm *liveMix, d time.Duration) error {
 	// A piece made by a live mix past the stop (it covers the whole piece) is mixed again,
 	// shorter, unless already in the MP4.
 	lm.mu.Lock()
+	if lm.logf != nil {
+		// How far the live mix was behind the call: what the stop leaves to mix.
+		fmt.Fprintf(lm.logf, "live mix lag at stop: %.2f s (pieces through %.2f s of %.2f s in the MP4); the files closed and the live mixes ended %.2f s after stop\n",
+			(d - time.Duration(lm.appended)*lm.seg).Seconds(), (time.Duration(lm.appended) * lm.seg).Seconds(), d.Seconds(),
+			(r.now().Sub(x.info.CreatedAt) - d).Seconds())
+	}
 	var todo []int
 	for k := range n {
 		if m, ok := lm.done[k]; ok && (k < lm.appended || m.length == length(k)) {
@@ -621,7 +627,11 @@ func (r *Recorder) mixAfterStop(x *rec, lm *liveMix, ks []int, length func(int) 
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
+			t0 := time.Now()
 			m, err := r.mixSegment(r.finalCtx, x, lm, k, time.Duration(k)*lm.seg, length(k), threads)
+			if lm.logf != nil {
+				fmt.Fprintf(lm.logf, "after stop: piece %d mixed in %.2f s\n", k, time.Since(t0).Seconds())
+			}
 			if err != nil {
 				errs[i] = err
 				return
