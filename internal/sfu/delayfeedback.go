@@ -50,8 +50,9 @@ const (
 	// 200 ms a span (tccRateSpan), two slower spans in a row (the first landing's rule) could
 	// take such subscribers down from the top layer to the lowest.
 	tccSlowFor = time.Second
-	// tccRateWindow: the most a span delivered within this long is what the link is known to
-	// carry (a starved receiver's catch-up burst included).
+	// tccRateWindow: what the spans closed within this long delivered together is what the link
+	// is known to carry (a starved receiver's catch-up burst included; a token bucket's burst
+	// spread over the window rather than read as one 200 ms span's rate).
 	tccRateWindow = time.Second
 	// tccSpans is how many recent spans are kept for tccRateWindow: at least 200 ms each.
 	tccSpans = 8
@@ -78,17 +79,17 @@ type transportCC struct {
 	sent [tccRing]tccSent
 
 	// Published by onFeedback for the layer choice.
-	queue     atomic.Int64  // ns: the queue delay of the latest packet in the latest feedback
-	prevQueue atomic.Int64  // ns: the same for the feedback before it
-	rate      atomic.Uint64 // bps the link delivered over the latest full span
-	sentRate  atomic.Uint64 // bps at which the same packets were sent
-	slower    atomic.Uint32 // spans in a row, up to the latest, delivered under tccSlower of their sending rate
-	slowFor   atomic.Int64  // ns of arrival time those spans cover
-	runRate   atomic.Uint64 // bps: what those spans delivered together
-	recentMax atomic.Uint64 // bps: the most any span closed within tccRateWindow delivered
-	fbAt      atomic.Int64  // unix nanos of the latest feedback with a packet we know
-	rateAt    atomic.Int64  // unix nanos when rate was published
-	feedbacks atomic.Uint64
+	queue      atomic.Int64  // ns: the queue delay of the latest packet in the latest feedback
+	prevQueue  atomic.Int64  // ns: the same for the feedback before it
+	rate       atomic.Uint64 // bps the link delivered over the latest full span
+	sentRate   atomic.Uint64 // bps at which the same packets were sent
+	slower     atomic.Uint32 // spans in a row, up to the latest, delivered under tccSlower of their sending rate
+	slowFor    atomic.Int64  // ns of arrival time those spans cover
+	runRate    atomic.Uint64 // bps: what those spans delivered together
+	recentRate atomic.Uint64 // bps: what the spans closed within tccRateWindow delivered together
+	fbAt       atomic.Int64  // unix nanos of the latest feedback with a packet we know
+	rateAt     atomic.Int64  // unix nanos when rate was published
+	feedbacks  atomic.Uint64
 
 	// Owned by onFeedback (the RTCP reader).
 	base      [2]int64 // least one-way delay (ns, with the clocks' offset) of this epoch and the last
@@ -101,16 +102,17 @@ type transportCC struct {
 	sendTo    int64
 	seqFrom   uint32 // their transport-wide sequence numbers (full)
 	seqTo     uint32
-	recent    [tccSpans]spanRate // the latest closed spans, for recentMax
+	recent    [tccSpans]spanRate // the latest closed spans, for recentRate
 	nrecent   int
 	slowSpan  int64  // arrival time (ns) covered by the current run of slower spans
 	slowBytes uint64 // the bytes they delivered
 }
 
-// spanRate is one closed span's delivered rate and when its feedback came.
+// spanRate is one closed span's delivered bytes over its arrival time, and when its feedback came.
 type spanRate struct {
-	at   time.Time
-	rate float64
+	at    time.Time
+	bytes uint64
+	span  int64
 }
 
 // stamp gives the next transport-wide sequence number to a packet of size bytes about to be sent
@@ -244,15 +246,16 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 		} else {
 			t.runRate.Store(0)
 		}
-		t.recent[t.nrecent%tccSpans] = spanRate{at: now, rate: rate}
+		t.recent[t.nrecent%tccSpans] = spanRate{at: now, bytes: t.spanBytes, span: span}
 		t.nrecent++
-		best := 0.0
+		var bytes uint64
+		var within int64
 		for _, r := range t.recent {
 			if !r.at.IsZero() && now.Sub(r.at) < tccRateWindow {
-				best = max(best, r.rate)
+				bytes, within = bytes+r.bytes, within+r.span
 			}
 		}
-		t.recentMax.Store(uint64(best))
+		t.recentRate.Store(uint64(float64(bytes) * 8 / (float64(max(within, 1)) / float64(time.Second))))
 		t.spanBytes, t.spanFrom, t.spanTo, t.sendFrom, t.sendTo = 0, 0, 0, 0, 0
 	}
 }
@@ -281,8 +284,8 @@ type delaySignal struct {
 	slowFor      time.Duration // the arrival time those spans cover
 	runRate      float64       // bps: what they delivered together (a token bucket's burst
 	// makes one 200 ms span of a 300 kbit/s link read up to 460 kbit/s)
-	recentMax float64 // bps: the most a span delivered within tccRateWindow
-	rateAt    time.Time
+	recentRate float64 // bps: what the spans of the last tccRateWindow delivered together
+	rateAt     time.Time
 }
 
 // signal returns the latest feedback's reading, ok only when it is fresh at now.
@@ -296,7 +299,7 @@ func (t *transportCC) signal(now time.Time) delaySignal {
 	}
 	return delaySignal{ok: true, queue: time.Duration(t.queue.Load()), prevQ: time.Duration(t.prevQueue.Load()),
 		rate: float64(t.rate.Load()), sentRate: float64(t.sentRate.Load()), slower: t.slower.Load(), slowFor: time.Duration(t.slowFor.Load()),
-		runRate: float64(t.runRate.Load()), recentMax: float64(t.recentMax.Load()), rateAt: time.Unix(0, t.rateAt.Load())}
+		runRate: float64(t.runRate.Load()), recentRate: float64(t.recentRate.Load()), rateAt: time.Unix(0, t.rateAt.Load())}
 }
 
 // bottleneck reports whether a queue of at least d stands and the link delivered its packets

@@ -385,3 +385,30 @@ func TestSimulcastStarvedReceiverKeepsLayer(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulcastDeliveredIsAFloor: a subscription whose congestion state cut its estimate (a
+// browser short of CPU reports loss and long round trips) while its transport-wide feedback shows
+// the link delivering all it is sent keeps its layer (the bed at load 18 took an unshaped
+// subscriber down to "151 kbit/s" of a link that had just delivered 511); a cut on a link that
+// delivers 300 kbit/s takes it to the lowest layer.
+func TestSimulcastDeliveredIsAFloor(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		link float64
+		want int32
+	}{{"free link", 100e6, 2}, {"300 kbit/s", 300e3, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newLinkChoice(t, tc.link)
+			c.advance(time.Second, 1500e3)
+			c.d.cc.reportAt.Store(0)
+			for range 10 { // the feedback runs
+				c.step()
+			}
+			c.cut(150e3)
+			for range 15 {
+				c.step()
+			}
+			c.want(tc.want, "an estimate cut to 150 kbit/s")
+		})
+	}
+}

@@ -625,12 +625,22 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 
 	// Down: what the link carries, when it says so: loss now, or an estimate cut by congestion
 	// lately (the estimate of a clean link only trails what it was sent).
+	sig := sc.tcc.signal(now)
+	// With transport-wide feedback, what the link delivered over the last second is a floor of
+	// what it carries, whatever the loss or an estimate cut on the congestion state's own signals
+	// say (a browser short of CPU drops what its socket cannot hold and reports long round
+	// trips: the bed's unshaped subscribers at load 18 were cut to 151 kbit/s on a link that had
+	// just delivered 511).
+	floor := 0.0
+	if sig.ok && now.Sub(sig.rateAt) < tccFresh {
+		floor = sig.recentRate
+	}
 	avail := 0.0
 	if now.Before(cc.holdUntil) {
-		avail = est
+		avail = max(est, floor)
 	}
 	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) {
-		got := sc.sentRate * (1 - sc.lastLoss)
+		got := max(sc.sentRate*(1-sc.lastLoss), floor)
 		if avail <= 0 || got < avail {
 			avail = got
 		}
@@ -643,15 +653,11 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// A subscriber that sends transport-wide feedback but sent none lately is not running (a
 	// browser starved of CPU): its NACKs, sent when it runs again, are for packets it may well
 	// have, and say nothing of its link.
-	sig := sc.tcc.signal(now)
 	stalled := sc.tcc != nil && sc.tcc.feedbacks.Load() > 0 && !sig.ok
 	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled {
-		got := sc.sentRate * (1 - min(sc.nackRatio, 0.9))
-		if sig.ok && sig.recentMax > 0 && now.Sub(sig.rateAt) < tccFresh {
-			// What it delivered at best lately, not in its latest span: a receiver short of CPU
-			// takes its packets in slowly, then in a burst.
-			got = max(got, sig.recentMax)
-		}
+		// What it delivered over the last second, not in its latest span: a receiver short of
+		// CPU takes its packets in slowly, then in a burst.
+		got := max(sc.sentRate*(1-min(sc.nackRatio, 0.9)), floor)
 		if avail <= 0 || got < avail {
 			avail = got
 		}
@@ -682,7 +688,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			if log := sc.log; log != nil {
 				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000),
 					"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000),
-					"slow_ms", sig.slowFor.Milliseconds(), "run_kbps", int(sig.runRate/1000), "recent_max_kbps", int(sig.recentMax/1000), "nack_ratio", sc.nackRatio)
+					"slow_ms", sig.slowFor.Milliseconds(), "run_kbps", int(sig.runRate/1000), "recent_kbps", int(sig.recentRate/1000), "est_kbps", int(est/1000), "nack_ratio", sc.nackRatio)
 			}
 			return
 		}
