@@ -26,7 +26,8 @@
 // and renamed when ffmpeg succeeds, so Out never holds half a file.
 //
 // While a call goes on, package recording mixes it in windows instead (MixLive: one ffmpeg reads
-// the growing track files through pipes and writes the window as pieces), mixes what a stop
+// the growing track files through pipes, from a keyframe near the window's first piece when that
+// is far into a file, and writes the window as pieces), mixes what a stop
 // leaves piece by piece (MixSegment), and appends the pieces into the MP4 as they come (Output).
 //
 // The package imports nothing of Parley's: package recording calls it with file names.

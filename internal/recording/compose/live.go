@@ -42,6 +42,13 @@ type Live struct {
 // writers hand their files to the kernel every second (flushInterval in package recording).
 const feedPoll = 200 * time.Millisecond
 
+// liveSkipMin is how far into a part a live mix must start for its feeder to skip to a cluster
+// near that point (findCluster): a window's first run starts about a second into its parts
+// (package recording starts each on a keyframe 2 s before the window; less seekPreRoll), and
+// skipping that saves nothing worth another path. A restart late in a window saves the most: at
+// 10 pieces in, 3.3–3.4 CPU-s for a 5.12 s piece of two 640x480 streams became 1.35–1.41.
+const liveSkipMin = 2 * time.Second
+
 // feedBuffer is what each feeder holds in memory; the file on disk is the rest of the backlog,
 // so a mix that falls behind costs disk the recording writes anyway, never memory.
 const feedBuffer = 64 << 10
@@ -88,6 +95,7 @@ func MixLive(ctx context.Context, l Live) error {
 	type feed struct {
 		path string
 		w    *os.File
+		skip *clusterSkip
 	}
 	var feeds []feed
 	args := []string{"-hide_banner", "-nostdin", "-nostats", "-loglevel", "warning", "-y"}
@@ -97,7 +105,17 @@ func MixLive(ctx context.Context, l Live) error {
 			closeAll()
 			return err
 		}
-		feeds = append(feeds, feed{pl.inputs[k].path, w})
+		fd := feed{path: pl.inputs[k].path, w: w}
+		// Started in the middle of a part (a join or a leave): fed from a keyframe's cluster
+		// shortly before the window's first piece, not from the part's start.
+		if target := pl.leads[k] - seekPreRoll; target >= liveSkipMin {
+			if sk, ok, err := findCluster(fd.path, target); err == nil && ok {
+				fd.skip = &sk
+				pl.seeks[k], pl.leads[k] = sk.Start, pl.leads[k]-sk.Start
+				fmt.Fprintf(log, "live: %s fed from its cluster at %.2f s (byte %d)\n", fd.path, sk.Start.Seconds(), sk.From)
+			}
+		}
+		feeds = append(feeds, fd)
 		extra = append(extra, r)
 		// The pipe cannot be probed for its format as a file can: both WebM and Parley's
 		// Matroska are the matroska demuxer's.
@@ -160,7 +178,7 @@ func MixLive(ctx context.Context, l Live) error {
 			if l.Growing != nil {
 				growing = func() bool { return l.Growing(f.path) }
 			}
-			if err := feedFile(f.path, f.w, growing, stop); err != nil {
+			if err := feedFile(f.path, f.skip, f.w, growing, stop); err != nil {
 				fmt.Fprintf(log, "live: feeding %s: %v\n", f.path, err)
 			}
 		})
@@ -221,13 +239,22 @@ func (l Live) validate() error {
 
 // feedFile copies path to w as it grows: at its end it waits for more while growing says the
 // file is still being written, and returns once it has copied a complete file, when w's reader
-// is gone, or when stop is closed.
-func feedFile(path string, w io.Writer, growing func() bool, stop <-chan struct{}) error {
+// is gone, or when stop is closed. With skip, it copies the header and then the file from
+// skip.From on.
+func feedFile(path string, skip *clusterSkip, w io.Writer, growing func() bool, stop <-chan struct{}) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if skip != nil {
+		if _, err := io.Copy(w, io.NewSectionReader(f, 0, skip.Header)); err != nil {
+			return nil // ffmpeg has ended
+		}
+		if _, err := f.Seek(skip.From, io.SeekStart); err != nil {
+			return err
+		}
+	}
 	buf := make([]byte, feedBuffer)
 	var tick *time.Ticker
 	complete := growing == nil

@@ -123,3 +123,50 @@ func testCtxCancel(tb testing.TB) (context.Context, context.CancelFunc) {
 	tb.Cleanup(cancel)
 	return ctx, cancel
 }
+
+// A window's mix started in the middle of a part (after a join or a leave) is fed the file's
+// header and then the file from the cluster of a keyframe shortly before its first piece, not
+// from the file's start; the piece shows what was recorded at its time: here red until 7 s, then
+// green, with a keyframe a second.
+func TestLiveWindowStartedLateSkipsToAKeyframe(t *testing.T) {
+	needFFmpeg(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "redgreen.webm")
+	tool(t, "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+		"-f", "lavfi", "-i", "color=c=red:s=160x120:r=15:d=7[a];color=c=green:s=160x120:r=15:d=5[b];[a][b]concat=n=2:v=1:a=0[out0]",
+		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=12",
+		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-g", "15", "-keyint_min", "15",
+		"-c:a", "libopus", "-b:a", "48k", src)
+	// Before the second keyframe's cluster there is nothing to skip to.
+	if sk, ok, err := findCluster(src, 900*time.Millisecond); err != nil || ok {
+		t.Errorf("findCluster(0.9 s) = %+v, %v, %v: want none", sk, ok, err)
+	}
+	piece := SegmentLength(3*time.Second, outFPS) // 3.2 s
+	var log strings.Builder
+	var ready []int
+	l := Live{Segment: Segment{Tracks: []Track{{Path: src, Stream: "s", HasAudio: true, HasVideo: true}}, From: 2 * piece,
+		Length: piece, Width: outW, Height: outH, FrameRate: outFPS, Threads: 1,
+		Video: filepath.Join(dir, "p%06d.mp4"), Audio: filepath.Join(dir, "p%06d.aac"), Log: &log},
+		Piece: piece, First: 2, Ready: func(k int) { ready = append(ready, k) }}
+	if err := MixLive(testCtx(t, 2*time.Minute), l); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ready) != "[2]" {
+		t.Fatalf("pieces ready %v, want [2]", ready)
+	}
+	// 6.4 s less the audio's frame and a second of pre-roll: the keyframe at 5 s.
+	if !strings.Contains(log.String(), "fed from its cluster at 5.00 s") {
+		t.Errorf("the mix from 6.4 s was not fed from the keyframe at 5 s:\n%s", log.String())
+	}
+	out := filepath.Join(dir, fmt.Sprintf("p%06d.mp4", 2))
+	if info := probeOut(t, out); info.video == nil || info.video.packets != 32 {
+		t.Errorf("piece %+v, want 32 frames", info.video)
+	}
+	// 160x120 fills 240x180 of the 320x180 frame.
+	pic := inner(rect{40, 0, 240, 180})
+	expectTiles(t, out, 500*time.Millisecond, outW, outH, map[string]rect{"red": pic})   // 6.9 s
+	expectTiles(t, out, 700*time.Millisecond, outW, outH, map[string]rect{"green": pic}) // 7.1 s
+	if db := loudness(t, filepath.Join(dir, fmt.Sprintf("p%06d.aac", 2)), 0, piece); db < -30 {
+		t.Errorf("the piece's tone peaks at %.1f dB, want it heard", db)
+	}
+}

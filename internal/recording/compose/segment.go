@@ -459,7 +459,7 @@ func planSegment(s Segment, pipes bool) segmentPlan {
 // inputArgs are input k's options and its URL.
 func (pl segmentPlan) inputArgs(k int, url string) []string {
 	var args []string
-	if pl.seeks[k] > 0 {
+	if pl.seeks[k] > 0 && !pl.pipes { // a pipe's feeder skips instead (findCluster)
 		args = append(args, "-ss", seconds(pl.seeks[k]))
 	}
 	// Read no further than the window's end (and a little more: the last frame's duration). A
