@@ -35,7 +35,6 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/parley/parley/internal/sfu"
@@ -85,8 +84,12 @@ type Links struct {
 	log   *slog.Logger
 	key   []byte
 	boot  string // this run's id: sequence numbers restart with it
-	seq   atomic.Uint64
-	inbox chan envelope
+	// sending makes sends one at a time, in the order of their sequence numbers: the receiver
+	// refuses a number lower than one it has seen (a replay), so two sends racing (a pull from a
+	// subscriber's goroutine, an offer from Run's) lost the one numbered first but sent second.
+	sending sync.Mutex
+	seq     uint64
+	inbox   chan envelope
 	// failed are links whose PeerConnection failed or closed (the other node died or cannot be
 	// reached); Run forgets them.
 	failed chan linkEnd
@@ -206,7 +209,10 @@ func (l *Links) send(ctx context.Context, node string, b body) error {
 	if err != nil {
 		return err
 	}
-	e := envelope{From: l.cfg.NodeID, To: node, Boot: l.boot, Seq: l.seq.Add(1), Time: time.Now().UnixMilli(), Body: raw}
+	l.sending.Lock()
+	defer l.sending.Unlock()
+	l.seq++
+	e := envelope{From: l.cfg.NodeID, To: node, Boot: l.boot, Seq: l.seq, Time: time.Now().UnixMilli(), Body: raw}
 	e.MAC = l.tag(&e)
 	p, err := json.Marshal(e)
 	if err != nil {

@@ -238,3 +238,70 @@ func TestStreamsCrossBothWays(t *testing.T) {
 	wholeStream(t, "A's stream on B", onB, 400)
 	wholeStream(t, "B's stream on A", onA, 400)
 }
+
+// subscribeUntil is subscribe with a func that ends the subscription and releases the pull.
+func (n *testNode) subscribeUntil(t *testing.T, from, stream string) (*peer, func()) {
+	t.Helper()
+	pub, release, err := n.links.Pull(context.Background(), from, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPeer(t)
+	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	sub, ans, err := n.sfu.Subscribe(context.Background(), pub, sfu.SubscribeRequest{Offer: p.offer(t), StreamID: stream})
+	if err != nil {
+		release()
+		t.Fatal(err)
+	}
+	p.answer(t, ans)
+	var once sync.Once
+	end := func() { once.Do(func() { sub.Close(); release() }) }
+	t.Cleanup(end)
+	return p, end
+}
+
+// mlines returns the m-lines of n's link with node (0 without one).
+func (n *testNode) mlines(node string) int {
+	n.links.mu.Lock()
+	lk := n.links.links[node]
+	n.links.mu.Unlock()
+	if lk == nil || lk.relay == nil {
+		return 0
+	}
+	return lk.relay.MLines()
+}
+
+// A link that lives long (a stream crosses it all along) while streams come and go both ways keeps
+// about as many m-lines as streams cross it at once: those of ended streams carry the next ones,
+// and each of those arrives whole. pion never removes an m-line (pion/webrtc#3007): without the
+// reuse, the link grew by one m-line per stream that ever crossed it.
+func TestLinkReusesMLines(t *testing.T) {
+	nodes := newTestNodes(t, "node-a", "node-b") // A offers
+	a, b := nodes[0], nodes[1]
+	a.publish(t, "str_keep")
+	wholeStream(t, "the stream that keeps the link", b.subscribe(t, "node-a", "str_keep"), 50)
+	const rounds = 6
+	for i := range rounds {
+		sa, sb := fmt.Sprintf("str_A%d", i), fmt.Sprintf("str_B%d", i)
+		a.publish(t, sa)
+		b.publish(t, sb)
+		onB, endB := b.subscribeUntil(t, "node-a", sa) // offering end sends
+		onA, endA := a.subscribeUntil(t, "node-b", sb) // offering end receives
+		wholeStream(t, sa+" on B", onB, 50)
+		wholeStream(t, sb+" on A", onA, 50)
+		endB()
+		endA()
+	}
+	// The kept stream, one sending (reused at once) and at most two receiving m-lines: one carrying
+	// a stream, one whose stream ended after the last answer. Without reuse: 1 + 2×rounds.
+	for _, n := range []struct {
+		node *testNode
+		peer string
+	}{{a, "node-b"}, {b, "node-a"}} {
+		if got := n.node.mlines(n.peer); got > 4 {
+			t.Errorf("%s's end of the link has %d m-lines after %d streams came and went each way, want at most 4", n.node.id, got, rounds)
+		}
+	}
+}

@@ -34,6 +34,17 @@ import (
 // ingested one, whose subscribers are that node's participants; its NACK generator and receiver
 // reports go back over the link. internal/cascade authenticates the signalling.
 
+// MaxLinkMLines bounds the m-lines of one link (both directions, every kind): past it a stream
+// that needs a new one is refused (its subscribers on the other node get an error). pion never
+// removes an m-line (pion/webrtc#3007), so the m-lines of a stream that stopped crossing are reused
+// for the next stream of their kind: a link has about as many as streams cross it at once, two per
+// audio-and-video stream, not one per stream that ever crossed. 500 keeps the link's offer, whose
+// m-lines take 1-2 KB each, under the signalling's 1 MiB bound (internal/cascade).
+const MaxLinkMLines = 500
+
+// ErrLinkFull is what a stream gets that would take a link past MaxLinkMLines.
+var ErrLinkFull = errors.New("the inter-node link carries as many streams as it may")
+
 // RelayCodec is the codec of one track of a relayed stream, as the sending node tells the
 // receiving one, so the receiving node's publisher exists, with its codecs, before media arrives.
 type RelayCodec struct {
@@ -63,7 +74,10 @@ type Relay struct {
 	closed bool
 	// gone are the counts of the streams taken off, so Stats' counters never go back.
 	gone RelayStats
-	wg   sync.WaitGroup // the received tracks' read loops
+	// On the offering end, the m-lines of streams that stopped crossing, for the next stream of
+	// their kind: freeOut were sending (Remove), freeIn receiving (Drop).
+	freeOut, freeIn []*webrtc.RTPTransceiver
+	wg              sync.WaitGroup // the received tracks' read loops
 }
 
 type relayedOut struct {
@@ -145,14 +159,14 @@ func (r *Relay) Add(id string, pub *Publisher) ([]RelayCodec, error) {
 			return nil, err
 		}
 		if r.offerer {
-			t, err := r.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			snd, err := r.sendOn(tr, f.kind)
 			if err != nil {
 				for _, snd := range o.senders {
 					_ = r.pc.RemoveTrack(snd)
 				}
 				return nil, err
 			}
-			o.senders = append(o.senders, t.Sender())
+			o.senders = append(o.senders, snd)
 		}
 		// Ungated, with no congestion state (see the top of this file).
 		sub.downs = append(sub.downs, &downTrack{fwd: f, track: tr, sub: sub})
@@ -163,7 +177,44 @@ func (r *Relay) Add(id string, pub *Publisher) ([]RelayCodec, error) {
 	return o.codecs, nil
 }
 
-// Remove takes stream id off the link. Its m-lines stay, unused, in later negotiations.
+// sendOn puts track on an m-line of the offering end: one a stream taken off left (the answering
+// end sees its old track's SSRC gone and the new one's come, and starts a new receiver for it), or a
+// new one within MaxLinkMLines. Called with r.mu held.
+func (r *Relay) sendOn(track webrtc.TrackLocal, kind webrtc.RTPCodecType) (*webrtc.RTPSender, error) {
+	if t := takeFree(&r.freeOut, kind, func(t *webrtc.RTPTransceiver) bool { return t.Sender() == nil }); t != nil {
+		snd, err := r.s.relayAPI.NewRTPSender(track, r.pc.SCTP().Transport())
+		if err != nil {
+			return nil, err
+		}
+		if err := t.SetSender(snd, track); err != nil {
+			_ = snd.Stop()
+			return nil, err
+		}
+		return snd, nil
+	}
+	if len(r.pc.GetTransceivers()) >= MaxLinkMLines {
+		return nil, ErrLinkFull
+	}
+	t, err := r.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, err
+	}
+	return t.Sender(), nil
+}
+
+// takeFree takes from free the first m-line of kind that ok accepts, or returns nil.
+func takeFree(free *[]*webrtc.RTPTransceiver, kind webrtc.RTPCodecType, ok func(*webrtc.RTPTransceiver) bool) *webrtc.RTPTransceiver {
+	for i, t := range *free {
+		if t.Kind() == kind && ok(t) {
+			*free = append((*free)[:i], (*free)[i+1:]...)
+			return t
+		}
+	}
+	return nil
+}
+
+// Remove takes stream id off the link. On the offering end its m-lines go to the next stream
+// added; on the answering end the offering end reuses them once an answer showed them unused.
 func (r *Relay) Remove(id string) {
 	r.mu.Lock()
 	o := r.out[id]
@@ -178,11 +229,29 @@ func (r *Relay) Remove(id string) {
 	if o == nil {
 		return
 	}
+	var freed []*webrtc.RTPTransceiver
 	for _, snd := range o.senders {
+		if r.offerer {
+			for _, t := range r.pc.GetTransceivers() {
+				if t.Sender() == snd {
+					freed = append(freed, t)
+				}
+			}
+		}
 		_ = r.pc.RemoveTrack(snd) // ends the sender's RTCP reader
+	}
+	if len(freed) > 0 {
+		r.mu.Lock()
+		if !r.closed {
+			r.freeOut = append(r.freeOut, freed...)
+		}
+		r.mu.Unlock()
 	}
 	o.sub.Close()
 }
+
+// MLines returns the number of m-lines the link has (MaxLinkMLines bounds it).
+func (r *Relay) MLines() int { return len(r.pc.GetTransceivers()) }
 
 // Streams returns the ids of the streams this end sends.
 func (r *Relay) Streams() []string {
@@ -273,13 +342,24 @@ func (r *Relay) Expect(id string, codecs []RelayCodec) (*Publisher, error) {
 		if !r.offerer {
 			continue
 		}
-		t, err := r.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
-		if err != nil {
-			return nil, err
+		// An m-line a dropped stream left, once an answer showed its sender gone: pion then gave it
+		// a new receiver, which starts (onTrack) for the next stream the answering end puts on it.
+		t := takeFree(&r.freeIn, kind, func(t *webrtc.RTPTransceiver) bool { return t.Receiver() != nil && len(t.Receiver().Tracks()) == 0 })
+		if t == nil {
+			if len(r.pc.GetTransceivers()) >= MaxLinkMLines {
+				r.freeIn = append(r.freeIn, in.trs...)
+				return nil, ErrLinkFull
+			}
+			var err error
+			if t, err = r.pc.AddTransceiverFromKind(kind, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+				r.freeIn = append(r.freeIn, in.trs...)
+				return nil, err
+			}
 		}
 		if pc, ok := relayCodec(c); ok {
 			// One codec per m-line: the sending end's track binds to it.
 			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{pc}); err != nil {
+				r.freeIn = append(r.freeIn, append(in.trs, t)...)
 				return nil, fmt.Errorf("%w: %v", ErrSDP, err)
 			}
 		}
@@ -306,11 +386,15 @@ func relayCodec(c RelayCodec) (webrtc.RTPCodecParameters, bool) {
 	return webrtc.RTPCodecParameters{}, false
 }
 
-// Drop closes stream id's publisher (its last subscriber here left).
+// Drop closes stream id's publisher (its last subscriber here left). On the offering end its
+// m-lines go to a later stream (Expect).
 func (r *Relay) Drop(id string) {
 	r.mu.Lock()
 	in := r.in[id]
 	delete(r.in, id)
+	if in != nil && !r.closed {
+		r.freeIn = append(r.freeIn, in.trs...)
+	}
 	r.mu.Unlock()
 	if in != nil {
 		in.pub.Close()

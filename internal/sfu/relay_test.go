@@ -2,6 +2,8 @@ package sfu
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/pion/rtcp"
@@ -72,5 +74,33 @@ func TestRelayAnswersNACKs(t *testing.T) {
 	})
 	if st := s.Stats(); st.Retransmitted == 0 {
 		t.Fatalf("no retransmission counted: %+v", st)
+	}
+}
+
+// TestRelayMLinesBounded: the offering end refuses a stream whose m-lines would take the link past
+// MaxLinkMLines (ErrLinkFull), and a stream dropped since gives its m-lines to the next one, so
+// that one fits again.
+func TestRelayMLinesBounded(t *testing.T) {
+	s := newTestSFU(t, Config{Port: 0})
+	r, err := s.NewRelay(nil, true, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	av := []RelayCodec{{Kind: "audio", MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, {Kind: "video", MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
+	for i := range MaxLinkMLines / 2 {
+		if _, err := r.Expect(fmt.Sprintf("str_%d", i), av); err != nil {
+			t.Fatalf("stream %d of %d: %v", i+1, MaxLinkMLines/2, err)
+		}
+	}
+	if _, err := r.Expect("str_over", av); !errors.Is(err, ErrLinkFull) {
+		t.Fatalf("a stream past %d m-lines: %v, want ErrLinkFull", MaxLinkMLines, err)
+	}
+	r.Drop("str_0") // never answered: its m-lines carry nothing and are free at once
+	if _, err := r.Expect("str_next", av); err != nil {
+		t.Fatalf("a stream after one was dropped: %v", err)
+	}
+	if got := r.MLines(); got != MaxLinkMLines {
+		t.Fatalf("%d m-lines, want %d", got, MaxLinkMLines)
 	}
 }
