@@ -268,8 +268,20 @@ func (n *Node) createConnection(id session.SessionID, o session.ConnectionOption
 	if err != nil {
 		return ci, err
 	}
-	ok, err := createConnectionScript.Run(ctx, n.rdb, []string{n.keys.session(id), n.keys.conns(id), n.keys.token(ci.Token)},
+	tokenKey := ""
+	if ci.Token != "" { // an IPCAM connection has none: it is a participant at once
+		tokenKey = n.keys.token(ci.Token)
+	}
+	ok, err := createConnectionScript.Run(ctx, n.rdb, []string{n.keys.session(id), n.keys.conns(id), tokenKey},
 		string(ci.ID), rec, heldMember(id, ci.ID)).Int()
+	if err == nil && ok == 1 && ci.Active {
+		// An IPCAM connection, publishing already: this node's participant, which the other
+		// nodes mirror as any other (its stream crosses the inter-node links on demand).
+		ok, err = n.activate(ctx, id, ci, "")
+		if err == nil && ok == 1 {
+			n.announceJoin(ctx, ci)
+		}
+	}
 	if err != nil || ok == 0 {
 		_ = n.m.Room(id).DeleteConnection(ci.ID)
 		if err != nil {

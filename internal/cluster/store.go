@@ -148,11 +148,11 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX') then
 end
 return 0`)
 
-	// KEYS session, conns, token; ARGV connection id, record, token value.
+	// KEYS session, conns, token ('' for none); ARGV connection id, record, token value.
 	createConnectionScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[3], ARGV[3])
+if KEYS[3] ~= '' then redis.call('SET', KEYS[3], ARGV[3]) end
 return 1`)
 
 	// KEYS rs:<session>; ARGV recording id. Forgets the session's running recording if it is

@@ -132,3 +132,64 @@ func TestIPCamConnection(t *testing.T) {
 	}
 	waitFor(t, "the camera no longer played", func() bool { return cam.Players() == 0 })
 }
+
+// TestClusterIPCamSpansNodes: an IPCAM connection made through A is a participant of the whole
+// cluster: a participant joining on B sees the camera in joinRoom and receives its media over the
+// inter-node link, REST on B lists it active, and its DELETE through B evicts it on every node.
+func TestClusterIPCamSpansNodes(t *testing.T) {
+	for _, b := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not installed (make test installs it)", b)
+		}
+	}
+	cam, err := rtsptest.Start(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cam.Stop)
+	bases := startCluster(t, "node-a", "node-b")
+	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
+	if st, _ := rest(t, "POST", a+"/sessions", map[string]any{"customSessionId": "cams"}); st != 200 {
+		t.Fatalf("create session on A: %d", st)
+	}
+	st, c := rest(t, "POST", a+"/sessions/cams/connection", map[string]any{"type": "IPCAM", "rtspUri": cam.URL})
+	if st != 200 || c["status"] != "active" {
+		t.Fatalf("create IPCAM connection on A: %d %v", st, c)
+	}
+	camID, _ := c["connectionId"].(string)
+	streamID := c["publishers"].([]any)[0].(map[string]any)["streamId"].(string)
+	if st, cb := rest(t, "GET", b+"/sessions/cams/connection/"+camID, nil); st != 200 || cb["status"] != "active" || cb["type"] != "IPCAM" {
+		t.Fatalf("the camera on B's REST: %d %v", st, cb)
+	}
+
+	viewer, jr := joinOn(t, a, bases[1], "cams", "SUBSCRIBER")
+	var seen bool
+	for _, v := range jr["value"].([]any) {
+		if p := v.(map[string]any); p["id"] == camID {
+			streams, _ := p["streams"].([]any)
+			seen = len(streams) == 1 && streams[0].(map[string]any)["id"] == streamID
+		}
+	}
+	if !seen {
+		t.Fatalf("joinRoom on B does not show the camera's stream: %v", jr["value"])
+	}
+	sub := newPeer(t)
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
+		if _, err := sub.pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sr := viewer.result("receiveVideoFrom", map[string]any{"sender": streamID, "sdpOffer": sub.offer(t)})
+	sub.answer(t, sr["sdpAnswer"].(string))
+	waitFor(t, "the camera's audio and video at B's subscriber", func() bool {
+		_, au := sub.kinds.Load("audio")
+		_, v := sub.kinds.Load("video")
+		return au && v && sub.received.Load() > 50
+	})
+
+	if st, _ := rest(t, "DELETE", b+"/sessions/cams/connection/"+camID, nil); st != 204 {
+		t.Fatalf("delete the IPCAM connection through B: %d", st)
+	}
+	viewer.waitNote("participantEvicted", func(p map[string]any) bool { return p["connectionId"] == camID })
+	waitFor(t, "the camera no longer played", func() bool { return cam.Players() == 0 })
+}
