@@ -128,8 +128,9 @@ export async function launch() {
 
 // openParticipant opens a page in its own browser context and connects it with token. The page
 // records every SDK event the tests look at in window.events, and subscribes to every stream.
-// initScript, if given, runs in the page before the SDK loads (e.g. to force a WebRTC policy).
-export async function openParticipant(browser, pagesUrl, token, { name = 'user', publish = true, initScript } = {}) {
+// initScript, if given, runs in the page before the SDK loads (e.g. to force a WebRTC policy);
+// resolution and frameRate are the camera's.
+export async function openParticipant(browser, pagesUrl, token, { name = 'user', publish = true, initScript, resolution = '640x480', frameRate = 30 } = {}) {
   const context = await browser.newContext();
   if (initScript) await context.addInitScript(initScript);
   const page = await context.newPage();
@@ -137,7 +138,7 @@ export async function openParticipant(browser, pagesUrl, token, { name = 'user',
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   await page.goto(pagesUrl);
-  const connectMs = await page.evaluate(async ({ token, name, publish }) => {
+  const connectMs = await page.evaluate(async ({ token, name, publish, resolution, frameRate }) => {
     const OV = new OpenVidu();
     OV.enableProdMode();
     const session = OV.initSession();
@@ -155,13 +156,13 @@ export async function openParticipant(browser, pagesUrl, token, { name = 'user',
     await session.connect(token, { clientData: name });
     const ms = performance.now() - t0;
     if (publish) {
-      const pub = await OV.initPublisherAsync(undefined, { resolution: '640x480', frameRate: 30 });
+      const pub = await OV.initPublisherAsync(undefined, { resolution, frameRate });
       pub.on('streamDestroyed', (e) => note('publisherStreamDestroyed', { reason: e.reason }));
       await session.publish(pub);
       window.publisher = pub;
     }
     return ms;
-  }, { token, name, publish });
+  }, { token, name, publish, resolution, frameRate });
   return { page, context, consoleErrors, connectMs, id: await page.evaluate(() => window.session.connection.connectionId) };
 }
 

@@ -36,7 +36,8 @@ before(async () => {
     });
   });
   await new Promise((res) => hooks.server.listen(port, '127.0.0.1', res));
-  parley = await startParley('recording', { ...recEnv, OPENVIDU_WEBHOOK: 'true', OPENVIDU_WEBHOOK_ENDPOINT: `http://127.0.0.1:${port}/hook` });
+  // The three-minute test runs in a process of its own beside the others (run.sh): its own log.
+  parley = await startParley(process.env.LONG_COMPOSED ? 'recording-long' : 'recording', { ...recEnv, OPENVIDU_WEBHOOK: 'true', OPENVIDU_WEBHOOK_ENDPOINT: `http://127.0.0.1:${port}/hook` });
   pages = await startPages();
   browser = await launch();
 });
@@ -218,18 +219,21 @@ test('INDIVIDUAL and COMPOSED recordings of a two-person call, with recordingSta
   assert.ok(!(await ov.listRecordings()).some((r) => r.id === ind.rec.id));
 });
 
-// A COMPOSED recording of a three-minute call is mixed while the call goes on (5.12 s segments
-// at 25 fps) and joined at stop: stop answers "stopped" at once and the backend's webhook hears
-// recordingStatusChanged "ready" when the MP4 is (how long after stop is printed: the 10 s target
-// is measured by bench/composed.sh, not asserted here); the MP4 lasts the call and both tiles are
-// lit on either side of joins. It does not fit the suite's budget on a shared machine:
-// LONG_COMPOSED=1 runs it (with node's --test-timeout raised above the file's length, 900000).
+// A COMPOSED recording of a three-minute call is mixed while the call goes on (5.12 s pieces at
+// 25 fps, a minute's window per ffmpeg) and joined at stop: stop answers "stopped" at once and
+// the backend's webhook hears recordingStatusChanged "ready" when the MP4 is (how long after stop
+// is printed, with the live mix's lag at stop: the 10 s target is measured, not asserted, as
+// bench/composed.sh does for an hour); the MP4 lasts the call and both tiles are lit on either
+// side of the pieces' and windows' joins. The call is mostly waiting, so run.sh runs this test
+// (LONG_COMPOSED=1 and its name) in a process of its own beside the other suites of this
+// folder, with cameras of 320x240 at 15 fps to keep its load on them small; here it is skipped.
 const LONG_MS = 180000;
 test('COMPOSED of a three-minute call: mixed during the call, ready at stop', { skip: !process.env.LONG_COMPOSED && 'LONG_COMPOSED=1 runs it', timeout: LONG_MS + 240000 }, async () => {
   const ov = parley.ov;
   const session = await ov.createSession({ customSessionId: 'rec-long' });
-  const a = await enter(session, 'alice');
-  const b = await enter(session, 'bob');
+  const camera = { resolution: '320x240', frameRate: 15 };
+  const a = await enter(session, 'alice', camera);
+  const b = await enter(session, 'bob', camera);
   await waitDecoding(a, [b.id]);
   await waitDecoding(b, [a.id]);
   const t0 = Date.now();
@@ -251,8 +255,10 @@ test('COMPOSED of a three-minute call: mixed during the call, ready at stop', { 
     const tiles = await tilesAt(mp4, t);
     assert.ok(tiles.left && tiles.right, `at ${t} s both tiles show a picture: ${JSON.stringify(tiles)}`);
   }
-  const log = readFileSync(join(recPath, started.id, '.compose.log'), 'utf8').split('\n').find((l) => l.startsWith('composed recording: joined'));
+  const lines = readFileSync(join(recPath, started.id, '.compose.log'), 'utf8').split('\n');
+  const log = lines.find((l) => l.startsWith('composed recording: joined'));
   assert.ok(log, 'the join is logged');
+  console.log(`# ${lines.find((l) => l.startsWith('live mix lag at stop')) || 'no lag line'}`);
   console.log(`# ${log}`);
 });
 
