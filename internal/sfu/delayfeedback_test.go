@@ -28,6 +28,7 @@ type tccLink struct {
 	// only when it gets to it (see starved).
 	cpu   *starved
 	rfree time.Duration // when the starved receiver has stamped everything that reached it
+	carry float64       // bytes owed to the next send: what a step's rate leaves over whole packets
 }
 
 // starved is a receiver starved of CPU on a link with room to spare: every period it runs for
@@ -59,7 +60,9 @@ func newTCCLink(tcc *transportCC, bps float64) *tccLink {
 // send passes packets of 1000 bytes at bps, evenly over [at, at+dt) in model time, through the
 // link, and returns the feedback the subscriber sends at the end.
 func (l *tccLink) send(at, dt time.Duration, bps float64) *rtcp.TransportLayerCC {
-	n := int(bps / 8 / 1000 * dt.Seconds())
+	l.carry += bps / 8 * dt.Seconds()
+	n := int(l.carry / 1000)
+	l.carry -= float64(n) * 1000
 	for i := range n {
 		sent := at + time.Duration(i)*dt/time.Duration(n)
 		seq := l.tcc.stamp(1000)
@@ -91,7 +94,9 @@ func (l *tccLink) send(at, dt time.Duration, bps float64) *rtcp.TransportLayerCC
 }
 
 // TestTransportCCSignal: the feedback of a link that keeps up shows no queue and delivers what
-// was sent; of a link sent twice its rate, a growing queue and the link's rate.
+// was sent; of a link sent twice its rate, a growing queue and the link's rate, within 5 % even
+// where a span holds only a few packets (counting the span's first packet as delivered within it
+// read a 150 kbit/s link as 200).
 func TestTransportCCSignal(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
@@ -100,7 +105,8 @@ func TestTransportCCSignal(t *testing.T) {
 		rateLo, rateHi float64
 	}{
 		{"fits", 1e6, 500e3, false, 450e3, 550e3},
-		{"twice the link", 300e3, 600e3, true, 270e3, 330e3},
+		{"twice the link", 300e3, 600e3, true, 285e3, 315e3},
+		{"twice a slow link", 150e3, 300e3, true, 142e3, 158e3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tcc := &transportCC{}
@@ -411,4 +417,66 @@ func TestSimulcastDeliveredIsAFloor(t *testing.T) {
 			c.want(tc.want, "an estimate cut to 150 kbit/s")
 		})
 	}
+}
+
+// TestSimulcastProbesStopAtCeiling: on a link that carries the lowest layer but not the middle
+// one, the probes after the first failed one pad only a little above what the link delivered at
+// its limit, so they cost it a short queue and nothing is lost, and none takes a layer the link
+// cannot carry; once the link is freed, the top layer comes within 5 s.
+func TestSimulcastProbesStopAtCeiling(t *testing.T) {
+	c := newLinkChoice(t, 400e3)
+	c.sc.startLow()
+	failed, peak := 0, 0.0
+	for i := range 300 { // 30 s
+		if i%10 == 0 {
+			c.report(0, 20*time.Millisecond)
+		}
+		c.step()
+		if failed > 0 {
+			peak = max(peak, float64(c.rates[c.sc.fitMax.Load()])+float64(c.sc.probeBps.Load())*8)
+		}
+		failed = int(c.sc.up.probes - c.sc.up.passed)
+		if c.sc.up.running {
+			failed--
+		}
+		c.want(0, "a 400 kbit/s link")
+	}
+	if failed < 5 {
+		t.Fatalf("%d probes failed in 30 s, want the link probed on", failed)
+	}
+	if peak > 1.3*400e3 || c.link.lost != 0 {
+		t.Fatalf("probes after the first sent up to %.0f kbit/s into a 400 kbit/s link, %d packets lost", peak/1000, c.link.lost)
+	}
+	c.link.rate = 10e6
+	freed := c.now
+	for c.sc.fitMax.Load() < 2 {
+		if c.now.Sub(freed) > 5*time.Second {
+			t.Fatalf("layer %d 5 s after the link was freed", c.sc.fitMax.Load())
+		}
+		if int(c.now.Sub(freed)/(100*time.Millisecond))%10 == 0 {
+			c.report(0, 20*time.Millisecond)
+		}
+		c.step()
+	}
+}
+
+// TestSimulcastSqueezedToWhatFits: a link squeezed under the top layer to just over the middle
+// layer's rate takes the subscriber to the lowest layer at once, not to the middle one, whose
+// keyframes it could not carry (the bed went 540p, 270p, 135p: a keyframe and a second each).
+func TestSimulcastSqueezedToWhatFits(t *testing.T) {
+	c := newLinkChoice(t, 10e6)
+	c.advance(time.Second, 1500e3)
+	c.d.cc.reportAt.Store(0)
+	for range 10 {
+		c.step()
+	}
+	c.want(2, "a free link")
+	c.link.rate = 540e3
+	for i := 0; c.sc.fitMax.Load() == 2; i++ {
+		if i > 50 {
+			t.Fatal("still on the top layer 5 s after the squeeze")
+		}
+		c.step()
+	}
+	c.want(0, "a link squeezed to 540 kbit/s under layers of 150, 500 and 1500")
 }

@@ -132,28 +132,38 @@ type simulcast struct {
 	lastRep   int64              // the last receiver report step has seen (unix nanos)
 	lastLoss  float64            // its fraction lost
 	up        upProbe
+	// ceil is what the link delivered (bps of video, transport-wide feedback) at its limit when a
+	// probe last failed or the layer last went down; 0 when unknown or a probe since carried
+	// more. Probes stop a little above it until one shows the link carries more (see upCeilGain).
+	ceil float64
 }
 
 // upProbe is the state of a simulcast down-track's probes for a higher layer (step).
 type upProbe struct {
-	running    bool
-	start      time.Time
-	target     int32
-	next       time.Time     // no probe starts before
-	gap        time.Duration // between failed probes, doubling to upGapMax
-	toTop      bool          // the next probe aims at the top layer, not the next one up
-	nacks      uint64        // probeNacks when the probe began
-	pkts       uint64        // the down-track's packets (media and padding) then
-	baseLoss   float64       // the link's loss before the probe
-	baseNack   float64       // its NACKs per packet before the probe
-	baseRTT    time.Duration // the round trip before the probe (0 unknown)
-	baseQ      time.Duration // the queue delay the feedback showed before the probe
-	delay      bool          // the probe is judged by the delay feedback (fresh when it began)
-	from       float64       // bps of the layer forwarded when it began
-	full       time.Time     // when the padding reached pad (zero before)
-	pad        float64       // bps the padding reaches after upRamp
-	quietUntil time.Time     // receiver reports until then may count the last probe's padding
-	probes     uint64        // probes started, passed: for tests and logs
+	running  bool
+	start    time.Time
+	target   int32
+	next     time.Time     // no probe starts before
+	gap      time.Duration // between failed probes, doubling to upGapMax
+	toTop    bool          // the next probe aims at the top layer, not the next one up
+	nacks    uint64        // probeNacks when the probe began
+	pkts     uint64        // the down-track's packets (media and padding) then
+	baseLoss float64       // the link's loss before the probe
+	baseNack float64       // its NACKs per packet before the probe
+	baseRTT  time.Duration // the round trip before the probe (0 unknown)
+	baseQ    time.Duration // the queue delay the feedback showed before the probe
+	delay    bool          // the probe is judged by the delay feedback (fresh when it began)
+	from     float64       // bps of the layer forwarded when it began
+	full     time.Time     // when the padding reached pad (zero before)
+	pad      float64       // bps the padding reaches after upRamp
+	// capped: the padding stops at upCeilGain × the link's ceiling (pad) until the link carries
+	// more than the ceiling, then ramps on, from rampFrom bps at rampAt, to fullPad.
+	capped     bool
+	fullPad    float64
+	rampAt     time.Time
+	rampFrom   float64
+	quietUntil time.Time // receiver reports until then may count the last probe's padding
+	probes     uint64    // probes started, passed: for tests and logs
 	passed     uint64
 	lastReason string // why the last probe failed, for logs
 }
@@ -554,6 +564,7 @@ const (
 	upRTTRise   = 80 * time.Millisecond // a round trip this much longer than before: a queue built up
 	upMinPad    = 20e3                  // bps: the least a probe pads at
 	upNackDown  = 0.2                   // NACKed sequence numbers per packet sent in a second that take the layer down
+	upNackPause = 0.05                  // … and that hold back the next probe
 )
 
 // With the subscriber's transport-wide feedback (delayfeedback.go) a queue shows as delay some
@@ -574,6 +585,16 @@ const (
 	upGapMinDelay = time.Second
 	upGapMaxDelay = 2 * time.Second
 	downQueue     = 100 * time.Millisecond
+	// After a failed probe (or a layer down) the link's ceiling is known: what it delivered at its
+	// limit. The next probe pads only up to upCeilGain × that, a short queue where a probe for
+	// the top built one of 100-180 ms (the bed at 300 kbit/s: each failed probe for 540p cost the
+	// 270p or 135p picture a freeze). If a span closed upLiftDelay after it got there was sent at
+	// upLift × the ceiling or more and the link kept up with it, the link has more room now: the
+	// ceiling is dropped and the probe ramps on to its target; otherwise it ends.
+	upCeilGain  = 1.2
+	upLift      = 1.1
+	upLiftDelay = 200 * time.Millisecond
+	upLiftWait  = time.Second // after the padding got there, a span the link kept up with lifts it even if sent under upLift
 	// upTakeGain is the margin a layer below a failed probe's target needs under what the link
 	// delivered at its limit: more than upGain, since that layer's keyframes will meet a full
 	// link's queue (in the bed, a 270p keyframe is more than a 300 kbit/s link's 200 ms of queue).
@@ -663,19 +684,24 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 	}
 	// A standing queue at a link that delivers less than it was sent says it sooner still
-	// (transport-wide feedback): the link carries what it delivered.
+	// (transport-wide feedback): the link carries what it delivered, over the run of spans it fell
+	// behind in or in the latest span, whichever is less: the run's first span may be half before
+	// the squeeze, and a saturated bottleneck has no idle tokens to burst with.
 	if sig.bottleneck(downQueue) && now.Sub(sig.rateAt) < tccFresh && !sc.quiet(now) {
-		if avail <= 0 || sig.runRate < avail {
-			avail = sig.runRate
+		if got := min(sig.runRate, sig.rate); avail <= 0 || got < avail {
+			avail = got
 		}
 	}
 	if avail > 0 {
 		sc.congestedAt.Store(now.UnixNano())
 		l := cur
 		for ; l > 0; l-- {
-			need := sc.rate[l]
+			// The current layer is kept while it is not clearly over (its rate swings by a
+			// keyframe from one second to the next); a lower one is taken only with room for its
+			// keyframes: a squeezed link went 540p -> 270p -> 135p, a keyframe and a second each.
+			need := sc.rate[l] * upGain
 			if l == cur {
-				need *= ccPauseBelow
+				need = sc.rate[l] * ccPauseBelow
 			}
 			if need <= avail {
 				break
@@ -683,12 +709,16 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 		if l < cur {
 			sc.fitMax.Store(l)
+			if sig.ok {
+				sc.ceil = avail
+			}
 			sc.endProbe(now, false, "loss")
 			sc.up.next = now.Add(max(sc.up.gap, upGapMin))
 			if log := sc.log; log != nil {
 				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000),
 					"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000),
-					"slow_ms", sig.slowFor.Milliseconds(), "run_kbps", int(sig.runRate/1000), "recent_kbps", int(sig.recentRate/1000), "est_kbps", int(est/1000), "nack_ratio", sc.nackRatio)
+					"slow_ms", sig.slowFor.Milliseconds(), "run_kbps", int(sig.runRate/1000), "recent_kbps", int(sig.recentRate/1000), "est_kbps", int(est/1000), "nack_ratio", sc.nackRatio,
+					"ceil_kbps", int(sc.ceil/1000))
 			}
 			return
 		}
@@ -702,7 +732,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// Not while the feedback has stopped: the probe would be judged by receiver reports alone,
 	// which see its queue only once the bottleneck drops (the bed: a probe passed on a report
 	// with 171 ms queued, and the layer it gave lost 29 % a few seconds later).
-	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || stalled {
+	// Nor while the link still loses what it was sent (NACKs; the last probe's padding included):
+	// probing a link that has not drained its queue overruns it.
+	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || stalled ||
+		sc.nackRatio > upNackPause {
 		return
 	}
 	target := cur + 1
@@ -720,17 +753,21 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	sc.mu.Lock()
 	sc.probeFrom.Store(uint32(sc.lastSeq+1) + 1)
 	sc.mu.Unlock()
+	pad := max(upGain*sc.rate[target]-sc.rate[cur], upMinPad)
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
-		pad: max(upGain*sc.rate[target]-sc.rate[cur], upMinPad), delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur]}
+		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur]}
+	if c := max(upCeilGain*sc.ceil-sc.rate[cur], upMinPad); sig.ok && sc.ceil > 0 && c < pad {
+		sc.up.pad, sc.up.capped = c, true // a link that failed a probe lately: a little above what it carried
+	}
 	sc.ramp(now)
 }
 
 // ramp sets the padding of the running probe for now: rising to its full rate over upRamp.
 func (sc *simulcast) ramp(now time.Time) {
 	if sc.up.delay {
-		steps := float64(now.Sub(sc.up.start)+100*time.Millisecond) / float64(100*time.Millisecond)
-		pad := min(max(sc.up.from*math.Pow(upGrowDelay, steps)-sc.up.from, upMinPad), sc.up.pad)
+		steps := float64(now.Sub(sc.up.rampAt)+100*time.Millisecond) / float64(100*time.Millisecond)
+		pad := min(max(sc.up.rampFrom*math.Pow(upGrowDelay, steps)-sc.up.from, upMinPad), sc.up.pad)
 		if pad >= sc.up.pad && sc.up.full.IsZero() {
 			sc.up.full = now
 		}
@@ -763,7 +800,23 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 			return
 		}
 		sc.endProbe(now, false, "delay")
-	case sc.up.delay && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upPassDelay)) &&
+	case sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upLiftDelay)) &&
+		(sig.sentRate >= upLift*sc.ceil || now.Sub(sc.up.full) > upLiftWait):
+		// A span sent over the ceiling, or the padding has run a while (the layer may send less
+		// than its last second's rate): did the link keep up?
+		if sig.rate < tccSlower*sig.sentRate {
+			sc.endProbe(now, false, "ceiling") // the link still carries what it did
+			return
+		}
+		// The link carries more than when it last failed a probe: on to the target.
+		if log := sc.log; log != nil {
+			log.Debug("simulcast: probe past the ceiling", "ceil_kbps", int(sc.ceil/1000), "delivered_kbps", int(sig.rate/1000), "target", sc.up.target)
+		}
+		sc.ceil, sc.up.capped = 0, false
+		sc.up.rampFrom, sc.up.rampAt = sc.up.from+sc.up.pad, now
+		sc.up.pad, sc.up.full, sc.up.start = sc.up.fullPad, time.Time{}, now
+		sc.ramp(now)
+	case sc.up.delay && !sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upPassDelay)) &&
 		sig.rate >= 0.85*upGain*sc.rate[sc.up.target]:
 		sc.endProbe(now, true, "")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
@@ -771,7 +824,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		sc.endProbe(now, false, "report")
 	case sc.up.delay && !sig.ok:
 		sc.endProbe(now, false, "no feedback") // the receiver stalled: nothing tells the queue
-	case fresh && ran >= upProbeMin && (!sc.up.delay || sig.queue < sc.up.baseQ+upQueueRise):
+	case fresh && ran >= upProbeMin && !sc.up.capped && (!sc.up.delay || sig.queue < sc.up.baseQ+upQueueRise):
 		sc.endProbe(now, true, "")
 	case ran >= upProbeMax:
 		sc.endProbe(now, false, "no report")
@@ -780,22 +833,30 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	}
 }
 
-// deliveredLayer returns the highest layer up to the probe's target whose rate, with upGain's
-// margin, fits what the link delivered in the latest span of the probe; -1 if none does.
+// deliveredLayer returns the highest layer up to the probe's target whose rate, with upTakeGain's
+// margin, fits what the link delivered at its limit during the probe (linkRate); -1 if none does.
 func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
 	if !sig.ok || now.Sub(sig.rateAt) >= tccFresh || !sig.rateAt.After(sc.up.start) {
 		return -1
 	}
-	got := sig.rate
-	if sig.slowFor > 0 {
-		got = min(got, sig.runRate) // over the spans the link fell behind in, not its latest burst
-	}
+	got := linkRate(sig)
 	for l := sc.up.target; l >= 0; l-- {
 		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= got {
 			return l
 		}
 	}
 	return -1
+}
+
+// linkRate is what the link delivered at its limit: over the run of spans it fell behind in, or,
+// with none, over the last second's spans together. Never one span's: a token bucket's burst
+// made one 200 ms span of the bed's 300 kbit/s link read 313 kbit/s of video alone, and a probe
+// took the 480x270 layer (200-270 kbit/s) it could not carry beside the audio.
+func linkRate(sig delaySignal) float64 {
+	if sig.slowFor > 0 && sig.runRate > 0 {
+		return sig.runRate
+	}
+	return min(sig.rate, sig.recentRate)
 }
 
 // endProbe stops a running probe; passed raises the layer to its target.
@@ -811,6 +872,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	if passed {
 		sc.up.passed++
 		sc.up.gap = 0
+		sc.ceil = 0
 		sc.up.next = now.Add(upAfterPass)
 		sc.fitMax.Store(sc.up.target)
 		// The estimate takes what the probe showed the link carries, or the loss-based state,
@@ -827,8 +889,14 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		}
 		return
 	}
+	if sig := sc.tcc.signal(now); sc.up.delay && (why == "delay" || why == "nacks" || why == "report") &&
+		sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.slowFor > 0 && sig.runRate > 0 {
+		// What the link carried at its limit, the spans it fell behind in: the next probes stop
+		// a little above it. (A probe that ended without the link falling behind says nothing.)
+		sc.ceil = min(sig.runRate, sig.rate)
+	}
 	lo, hi := upGapMin, upGapMax
-	if sc.up.delay && why == "delay" {
+	if sc.up.delay && (why == "delay" || why == "ceiling") {
 		lo, hi = upGapMinDelay, upGapMaxDelay // it cost the link a short queue, no loss
 	}
 	sc.up.gap = min(max(2*sc.up.gap, lo), hi)
@@ -836,7 +904,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	sc.up.lastReason = why
 	if log := sc.log; log != nil && why != "paused" && why != "loss" {
 		sig := sc.tcc.signal(now)
-		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000),
+		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000), "capped", sc.up.capped, "ceil_kbps", int(sc.ceil/1000),
 			"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000),
 			"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 			"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
