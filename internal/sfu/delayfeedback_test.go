@@ -480,3 +480,29 @@ func TestSimulcastSqueezedToWhatFits(t *testing.T) {
 	}
 	c.want(0, "a link squeezed to 540 kbit/s under layers of 150, 500 and 1500")
 }
+
+// TestSimulcastPausesOnlyWhenLowestDoesNotFit: on the lowest layer after congestion was seen, the
+// subscription's congestion state may pause the video only if the transport-wide feedback does not
+// show the link delivering all of that layer without a queue (an estimate cut by a probe's loss
+// paused the bed's 300 kbit/s subscriber for 2-4 s under a 130 kbit/s layer).
+func TestSimulcastPausesOnlyWhenLowestDoesNotFit(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		link  float64
+		pause bool
+	}{{"fits", 400e3, false}, {"does not fit", 100e3, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newLinkChoice(t, tc.link)
+			c.sc.fitMax.Store(0)
+			c.sc.up.next = c.now.Add(time.Hour) // no probe: the lowest layer alone
+			c.d.cc.reportAt.Store(0)
+			for range 20 {
+				c.step()
+			}
+			c.sc.congestedAt.Store(c.now.UnixNano())
+			if got := c.sc.atLowest(c.now); got != tc.pause {
+				t.Fatalf("may pause %v on a %.0f kbit/s link under a 150 kbit/s lowest layer, want %v", got, tc.link/1000, tc.pause)
+			}
+		})
+	}
+}

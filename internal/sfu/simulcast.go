@@ -157,8 +157,10 @@ type upProbe struct {
 	full     time.Time     // when the padding reached pad (zero before)
 	pad      float64       // bps the padding reaches after upRamp
 	// capped: the padding stops at upCeilGain × the link's ceiling (pad) until the link carries
-	// more than the ceiling, then ramps on, from rampFrom bps at rampAt, to fullPad.
+	// more than the ceiling, then ramps on, from rampFrom bps at rampAt, to upLiftGain^lifts ×
+	// the new ceiling, and so on up to fullPad.
 	capped     bool
+	lifts      int
 	fullPad    float64
 	rampAt     time.Time
 	rampFrom   float64
@@ -589,10 +591,13 @@ const (
 	// limit. The next probe pads only up to upCeilGain × that, a short queue where a probe for
 	// the top built one of 100-180 ms (the bed at 300 kbit/s: each failed probe for 540p cost the
 	// 270p or 135p picture a freeze). If a span closed upLiftDelay after it got there was sent at
-	// upLift × the ceiling or more and the link kept up with it, the link has more room now: the
-	// ceiling is dropped and the probe ramps on to its target; otherwise it ends.
+	// upLift × the ceiling or more and the link kept up with it, the link has more room now: what
+	// it delivered is the ceiling, and the probe ramps on to upLiftGain × that, then upLiftGain²
+	// × the next, and so on up to its target (a freed link gets its top layer within seconds);
+	// otherwise it ends.
 	upCeilGain  = 1.2
 	upLift      = 1.1
+	upLiftGain  = 1.4
 	upLiftDelay = 200 * time.Millisecond
 	upLiftWait  = time.Second // after the padding got there, a span the link kept up with lifts it even if sent under upLift
 	// upTakeGain is the margin a layer below a failed probe's target needs under what the link
@@ -697,9 +702,11 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		l := cur
 		for ; l > 0; l-- {
 			// The current layer is kept while it is not clearly over (its rate swings by a
-			// keyframe from one second to the next); a lower one is taken only with room for its
-			// keyframes: a squeezed link went 540p -> 270p -> 135p, a keyframe and a second each.
-			need := sc.rate[l] * upGain
+			// keyframe from one second to the next); a lower one is taken only with the margin
+			// of one taken on a failed probe (upTakeGain), since its keyframe meets the same full
+			// queue: a squeezed 300 kbit/s link went 540p -> 270p -> 135p, frozen 3.6 s on the
+			// 270p layer (210 kbit/s under the 251 the link had delivered).
+			need := sc.rate[l] * upTakeGain
 			if l == cur {
 				need = sc.rate[l] * ccPauseBelow
 			}
@@ -808,13 +815,21 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 			sc.endProbe(now, false, "ceiling") // the link still carries what it did
 			return
 		}
-		// The link carries more than when it last failed a probe: on to the target.
+		// The link carries more than when it last failed a probe: that is its ceiling now, and
+		// the probe ramps on to upLiftGain × it (or its target). Step by step, not at once: a
+		// ceiling read low (a receiver short of CPU stamps its arrivals late) let the next step
+		// overrun the bed's link by 2.5× until its NACKs ended it.
 		if log := sc.log; log != nil {
 			log.Debug("simulcast: probe past the ceiling", "ceil_kbps", int(sc.ceil/1000), "delivered_kbps", int(sig.rate/1000), "target", sc.up.target)
 		}
-		sc.ceil, sc.up.capped = 0, false
+		sc.ceil = max(sig.rate, sc.ceil)
+		sc.up.lifts++
 		sc.up.rampFrom, sc.up.rampAt = sc.up.from+sc.up.pad, now
-		sc.up.pad, sc.up.full, sc.up.start = sc.up.fullPad, time.Time{}, now
+		sc.up.full, sc.up.start = time.Time{}, now
+		sc.up.pad = max(math.Pow(upLiftGain, float64(sc.up.lifts))*sc.ceil-sc.up.from, upMinPad)
+		if sc.up.pad >= sc.up.fullPad {
+			sc.up.pad, sc.up.capped = sc.up.fullPad, false
+		}
 		sc.ramp(now)
 	case sc.up.delay && !sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upPassDelay)) &&
 		sig.rate >= 0.85*upGain*sc.rate[sc.up.target]:
@@ -912,7 +927,8 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 }
 
 // atLowest reports whether the lowest layer has been forwarded for a second or more (or nothing
-// is) and the link showed congestion lately (lowCongested): only then may the subscription's
+// is), the link showed congestion lately (lowCongested) and, with transport-wide feedback, it
+// delivers less than the lowest layer with a margin: only then may the subscription's
 // congestion state pause the video, since a higher layer's overrun of the link says nothing of
 // whether the lowest fits, and a new subscriber starts on the lowest layer (startLow) before its
 // estimate has seen a full second of it.
@@ -921,6 +937,14 @@ func (sc *simulcast) atLowest(now time.Time) bool {
 		return false
 	}
 	if at := sc.congestedAt.Load(); at == 0 || now.UnixNano()-at > int64(lowCongested) {
+		return false
+	}
+	// Nor while the transport-wide feedback shows the link delivering all of the lowest layer
+	// without a standing queue: the congestion state's estimate, cut by a failed probe's loss or
+	// a receiver short of CPU, paused the bed's 300 kbit/s subscriber twice for 2-4 s on a link
+	// that had just delivered 250 kbit/s of video under a 130 kbit/s lowest layer.
+	if sig := sc.tcc.signal(now); sig.ok && now.Sub(sig.rateAt) < tccFresh && sc.rate[0] > 0 &&
+		sig.recentRate >= tccSlower*sc.rate[0] && !sig.standing(downQueue) {
 		return false
 	}
 	cur := sc.cur.Load()
