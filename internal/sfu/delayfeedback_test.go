@@ -506,3 +506,43 @@ func TestSimulcastPausesOnlyWhenLowestDoesNotFit(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulcastStaleCutIgnoredWithFeedback: an estimate cut by the congestion state (receiver
+// reports of loss from before a link was freed) takes the layer down only if the transport-wide
+// feedback shows a queue standing; a free link delivering all it is sent keeps its layer, even in
+// a second in which the encoder sent less than the layer's rate (the bed: 270p -> 135p 2 s after
+// the link was freed, on an estimate of 138 kbit/s against a 197 kbit/s layer).
+func TestSimulcastStaleCutIgnoredWithFeedback(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		link float64
+		want int32
+	}{{"free link", 10e6, 1}, {"queue standing", 180e3, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newLinkChoice(t, tc.link)
+			c.sc.fitMax.Store(1)
+			c.sc.up.next = c.now.Add(time.Hour)
+			c.d.cc.reportAt.Store(0)
+			for range 12 { // the layers' rates and the link's feedback are known
+				c.step()
+			}
+			c.cut(150e3)
+			for range 15 { // a quiet second: 250 of the layer's 500 kbit/s sent
+				fb := c.link.send(c.at, 100*time.Millisecond, 250e3)
+				c.at += 100 * time.Millisecond
+				if fb != nil {
+					c.sc.tcc.onFeedback(fb, c.now.Add(100*time.Millisecond))
+				}
+				c.now = c.now.Add(100 * time.Millisecond)
+				for i, f := range c.fs {
+					f.bytes.Add(c.rates[i] / 80) // the layers' rates as they were
+					f.mediaAt.Store(c.now.UnixNano())
+				}
+				c.d.bytes.Add(250e3 / 80)
+				c.d.sent.Add(3)
+				c.sc.step(c.now, c.d.cc.est, 0)
+			}
+			c.want(tc.want, "an estimate cut to 150 kbit/s")
+		})
+	}
+}

@@ -89,6 +89,9 @@ type simulcast struct {
 	// signal is there only when the subscriber negotiated transport-cc.
 	tcc   *transportCC
 	swaps atomic.Uint64 // layer switches done
+	// shed: the layer choice went down for congestion (congestedDown); until the lower layer's
+	// keyframe, nothing more of the current one is sent.
+	shed atomic.Bool
 
 	mu       sync.Mutex
 	started  bool   // something was forwarded: the offsets below continue a stream
@@ -268,6 +271,9 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	if tgt != sc.tgt.Load() {
 		sc.tgt.Store(tgt)
 		sc.asks = 0
+		if tgt < 0 || tgt >= sc.cur.Load() {
+			sc.shed.Store(false) // not on the way down (any more)
+		}
 		if tgt < 0 {
 			sc.cur.Store(-1) // paused: resuming needs a keyframe
 		} else if tgt != sc.cur.Load() {
@@ -304,6 +310,16 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	case l == cur:
 		if int16(p.SequenceNumber-sc.startSeq) < 0 {
 			sc.mu.Unlock() // older than the keyframe we switched at: the decoder cannot use it
+			return
+		}
+		if tgt >= 0 && tgt < l && sc.shed.Load() {
+			// Down because the link cannot carry this layer: sending more of it until the lower
+			// layer's keyframe would keep the link's queue full in front of that keyframe (the
+			// bed: 540p on after a squeeze, the 135p keyframe lost in the queue, 3.7 s frozen).
+			sc.mu.Unlock()
+			if ask != nil {
+				ask.requestKeyframe(true)
+			}
 			return
 		}
 	default:
@@ -474,6 +490,7 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 	}
 	sc.startSeq = p.SequenceNumber
 	sc.asks = 0
+	sc.shed.Store(false)
 	sc.curGen = sc.layers[l].gen.Load()
 	sc.cur.Store(l)
 	if l == 0 {
@@ -661,8 +678,11 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	if sig.ok && now.Sub(sig.rateAt) < tccFresh {
 		floor = sig.recentRate
 	}
+	// The estimate cut lately counts only without fresh transport-wide feedback or with a queue
+	// standing in it: the feedback says better what the link carries (a loss-cut estimate took
+	// the bed's subscriber down 270p -> 135p 2 s after its link was freed).
 	avail := 0.0
-	if now.Before(cc.holdUntil) {
+	if now.Before(cc.holdUntil) && (!sig.ok || now.Sub(sig.rateAt) >= tccFresh || sig.standing(downQueue)) {
 		avail = max(est, floor)
 	}
 	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) {
@@ -715,7 +735,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			}
 		}
 		if l < cur {
-			sc.fitMax.Store(l)
+			sc.congestedDown(l)
 			if sig.ok {
 				sc.ceil = avail
 			}
@@ -764,6 +784,11 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
 		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur]}
+	if sc.ceil > 0 {
+		// Never under what the link carries now: a receiver short of CPU made one probe read a
+		// 38 kbit/s ceiling under a 107 kbit/s layer.
+		sc.ceil = max(sc.ceil, sc.rate[cur])
+	}
 	if c := max(upCeilGain*sc.ceil-sc.rate[cur], upMinPad); sig.ok && sc.ceil > 0 && c < pad {
 		sc.up.pad, sc.up.capped = c, true // a link that failed a probe lately: a little above what it carried
 	}
@@ -808,10 +833,12 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		}
 		sc.endProbe(now, false, "delay")
 	case sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upLiftDelay)) &&
-		(sig.sentRate >= upLift*sc.ceil || now.Sub(sc.up.full) > upLiftWait):
-		// A span sent over the ceiling, or the padding has run a while (the layer may send less
-		// than its last second's rate): did the link keep up?
-		if sig.rate < tccSlower*sig.sentRate {
+		(sig.rate >= upLift*sc.ceil || sig.sentRate >= upLift*sc.ceil || now.Sub(sc.up.full) > upLiftWait):
+		// A span delivered or sent over the ceiling, or the padding has run a while: did the
+		// link carry more than its ceiling? (Delivered against the ceiling, not against what the
+		// span was sent: padding goes out in bursts after frames, and a receiver short of CPU
+		// stamps its arrivals late, so a free link's span read "slower than sent".)
+		if sig.rate < upLift*sc.ceil {
 			sc.endProbe(now, false, "ceiling") // the link still carries what it did
 			return
 		}
@@ -924,6 +951,14 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 			"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 			"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
 	}
+}
+
+// congestedDown moves the subscriber down to layer l because its link cannot carry the current
+// one: what is left of the current layer is no longer forwarded while the new layer's keyframe
+// is awaited (shed).
+func (sc *simulcast) congestedDown(l int32) {
+	sc.shed.Store(true)
+	sc.fitMax.Store(l)
 }
 
 // atLowest reports whether the lowest layer has been forwarded for a second or more (or nothing

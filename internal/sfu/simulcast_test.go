@@ -892,3 +892,30 @@ func TestSimulcastNewSubscriberNotPaused(t *testing.T) {
 		t.Fatal("a subscriber losing half of the lowest layer may not be paused")
 	}
 }
+
+// TestSimulcastShedsOnCongestedDown: going down because the link cannot carry the current layer,
+// nothing more of it is sent while the lower layer's keyframe is awaited (it would keep the link's
+// queue full in front of that keyframe); the stream stays one a decoder accepts. A lower limit
+// for any other reason (setMaxLayer) keeps the current layer until the switch, as before.
+func TestSimulcastShedsOnCongestedDown(t *testing.T) {
+	layers := newVP8Layers(3)
+	keyAt := []int{0, 3, 6}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	run(layers, 0, 22, keyAt) // on the top layer from its keyframe at frame 6
+	before := len(r.got)
+	d.sc.congestedDown(0)
+	run(layers, 22, 35, keyAt) // the lowest layer's keyframe at frame 30
+	all := r.take()
+	got := all[before:]
+	if len(got) == 0 || got[0].layer != 0 || !got[0].key {
+		t.Fatalf("after the congested down, first packet %+v, want the lowest layer's keyframe", got)
+	}
+	if l := layersOf(got); !slices.Equal(l, []byte{0}) {
+		t.Fatalf("layers forwarded after the congested down %v, want [0]", l)
+	}
+	if len(got) != 2*5 {
+		t.Fatalf("%d packets after the congested down, want the 10 of frames 30-34", len(got))
+	}
+	checkContinuous(t, all)
+}
