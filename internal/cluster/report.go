@@ -17,7 +17,8 @@ import (
 //
 //   - sessionCreated: by the node whose CreateSession created the record;
 //   - sessionDestroyed: by the node whose write removed the record, the last participant having
-//     left on it (lastParticipantLeft), or whose REST call closed it (sessionClosedByServer); a
+//     left on it (lastParticipantLeft) or its recording of a session nobody was in any more having
+//     stopped (automaticStop), or whose REST call closed it (sessionClosedByServer); a
 //     node that merely drops its copy, or stops, reports none (the session lives on elsewhere);
 //   - signalSent of a REST signal: by the node that took the REST call, with every recipient;
 //   - the rest (participants, streams, media connections, participants' own signals, recordings)

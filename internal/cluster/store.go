@@ -230,11 +230,18 @@ redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[1], ARGV[1])
 return 1`)
 
-	// KEYS sessionKeys; ARGV id, prefix. Destroys the session if nobody is active anywhere and
-	// returns its record (the caller reports the end), or nil.
+	// KEYS sessionKeys; ARGV id, prefix. Destroys the session if nobody is active anywhere and no
+	// live node records it, and returns its record (the caller reports the end), or nil. A
+	// recorded session outlives its last participant, as on one node: the recording's node ends
+	// it when the recording stops (automaticStop), as its recorder closes its copy.
 	destroyIfEmptyScript = redis.NewScript(dropLua + `
 local rec = redis.call('GET', KEYS[1])
 if not rec or redis.call('SCARD', KEYS[3]) > 0 then return false end
+local rs = redis.call('GET', ARGV[2] .. 'rs:' .. ARGV[1])
+if rs then
+  local ok, r = pcall(cjson.decode, rs)
+  if ok and type(r) == 'table' and type(r.Node) == 'string' and redis.call('ZSCORE', ARGV[2] .. 'nodes', r.Node) then return false end
+end
 drop()
 return rec`)
 

@@ -13,6 +13,10 @@ import (
 // goroutine. The listener only notes which session changed: a session changed a hundred times
 // before the writer runs is written once, and the note is bounded by the number of sessions.
 
+// reasonAutomaticStop is why the recorder closes a session nobody is in once it stopped its
+// recording after OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT (OpenVidu's reason).
+const reasonAutomaticStop = "automaticStop"
+
 // listen is the model's listener. It must not block: it notes and wakes the writer.
 func (n *Node) listen(e session.Event) {
 	if m, ok := forward(e); ok {
@@ -148,9 +152,10 @@ func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
 		}
 	}
 	switch d.ended {
-	case session.ReasonLastParticipantLeft:
-		// The last participant here left; the session ends only if nobody is left anywhere, and
-		// then this node, which removed the record, reports it.
+	case session.ReasonLastParticipantLeft, reasonAutomaticStop:
+		// The last participant here left, or this node's recording of a session nobody was in
+		// any more stopped (OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT); the session ends only if
+		// nobody is left anywhere, and then this node, which removed the record, reports it.
 		rec, err := destroyIfEmptyScript.Run(ctx, n.rdb, n.keys.sessionKeys(id), string(id), n.keys.p).Text()
 		if isNil(err) {
 			return nil

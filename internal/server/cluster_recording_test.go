@@ -1,11 +1,14 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/parley/parley/internal/session"
 )
@@ -134,12 +137,13 @@ func recordingCluster(t *testing.T, id string) (dir string, bases []string) {
 	return dir, bases
 }
 
-// recordingServers is recordingCluster returning the servers too.
-func recordingServers(t *testing.T, id string) (dir string, servers []*Server, bases []string) {
+// recordingServers is recordingCluster returning the servers too; env is more settings of both
+// nodes.
+func recordingServers(t *testing.T, id string, env ...string) (dir string, servers []*Server, bases []string) {
 	t.Helper()
 	dir = t.TempDir()
 	_, servers, bases = startClusterServersEnv(t, func(_, _ string) []string {
-		return []string{"OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir}
+		return append([]string{"OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", dir}, env...)
 	}, "node-a", "node-b")
 	if st, _ := rest(t, "POST", bases[0]+"/openvidu/api/sessions", map[string]any{"customSessionId": id}); st != 200 {
 		t.Fatalf("create on A: %d", st)
@@ -170,10 +174,12 @@ func fileSize(dir, rec, stream string) int64 {
 
 // TestClusterRecordingOutlivesItsNode: a recording runs on A, and A's participants leave while B's
 // stay. As on one server, the recording goes on (B's stream keeps being written, REST on B shows it
-// started, B's participant is not told it stopped) until it is stopped through B, and it is ready.
+// started, B's participant is not told it stopped); when B's leave too, the session stays, recorded,
+// on every node until the autostop, a newcomer on B is told of the recording, and it is stopped
+// through B and ready.
 func TestClusterRecordingOutlivesItsNode(t *testing.T) {
 	m := recordingMedia(t)
-	dir, bases := recordingCluster(t, "rec-stay")
+	dir, srvs, bases := recordingServers(t, "rec-stay")
 	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
 	onA, _ := joinOn(t, a, bases[0], "rec-stay", "PUBLISHER")
 	onB, _ := joinOn(t, a, bases[1], "rec-stay", "PUBLISHER")
@@ -205,11 +211,66 @@ func TestClusterRecordingOutlivesItsNode(t *testing.T) {
 	if onB.hasNote("recordingStopped", nil) {
 		t.Fatal("B's participant was told recordingStopped while the recording goes on")
 	}
+
+	// Everyone gone: the recorded session outlives them until the recording's autostop (120 s
+	// here), listed on every node, and a newcomer is told of the recording.
+	ended := make(chan struct{}) // B's copy of the session ended: B has noted it for the record
+	var once sync.Once
+	srvs[1].manager.Listen(func(e session.Event) {
+		if e.Kind == session.SessionDestroyed && e.Session == "rec-stay" {
+			once.Do(func() { close(ended) })
+		}
+	})
+	onB.result("leaveRoom", nil)
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("B's copy of the session did not end when its last participant left")
+	}
+	srvs[1].cluster.Flush(context.Background()) // B's write of it is done
+	for _, api := range []string{a, b} {
+		st, s := rest(t, "GET", api+"/sessions/rec-stay", nil)
+		conns, _ := s["connections"].(map[string]any)
+		if st != 200 || conns["numberOfElements"] != float64(0) || s["recording"] != true {
+			t.Fatalf("the recorded session with nobody in it, on %s: %d %v", api, st, s)
+		}
+	}
+	again, jr := joinOn(t, b, bases[1], "rec-stay", "PUBLISHER")
+	if jr["recordingId"] != "rec-stay" {
+		t.Fatalf("joinRoom on B after everyone left: recordingId %v, want rec-stay", jr["recordingId"])
+	}
 	if st, r := rest(t, "POST", b+"/recordings/stop/rec-stay", nil); st != 200 {
 		t.Fatalf("stop on B: %d %v", st, r)
 	}
-	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-stay" })
+	again.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-stay" })
 	waitReady(t, b, "rec-stay")
+}
+
+// TestClusterRecordingAutostopEndsTheSession: when everyone has left, on every node, a session
+// that A records, A's recording stops after OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT and the session
+// ends on every node, as on one server.
+func TestClusterRecordingAutostopEndsTheSession(t *testing.T) {
+	m := recordingMedia(t)
+	dir, _, bases := recordingServers(t, "rec-auto", "OPENVIDU_RECORDING_AUTOSTOP_TIMEOUT", "1")
+	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
+	onA, _ := joinOn(t, a, bases[0], "rec-auto", "PUBLISHER")
+	onB, _ := joinOn(t, a, bases[1], "rec-auto", "PUBLISHER")
+	pa, pb := publishReal(t, onA, m), publishReal(t, onB, m)
+	pa.waitPlayed(t, 300)
+	pb.waitPlayed(t, 300)
+	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-auto", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	waitRecorded(t, dir, "rec-auto", pb.stream)
+	onA.result("leaveRoom", nil)
+	onB.result("leaveRoom", nil)
+	waitReady(t, b, "rec-auto")
+	for _, api := range []string{a, b} {
+		waitFor(t, "the session gone from "+api, func() bool {
+			st, _ := rest(t, "GET", api+"/sessions/rec-auto", nil)
+			return st == 404
+		})
+	}
 }
 
 // TestClusterRecordingShownToLateNode: a node that makes its copy of a session while another node
