@@ -546,3 +546,26 @@ func TestSimulcastStaleCutIgnoredWithFeedback(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulcastDelayProbeNACKsWaitShort: a probe judged by delay that NACKs end waits as long
+// as one a queue ended (1 s, then 2 s), not 2 s, then 4 s: the bed freed a link just after two
+// such probes and got its top layer 9.4 s later.
+func TestSimulcastDelayProbeNACKsWaitShort(t *testing.T) {
+	c := newLinkChoice(t, 10e6)
+	c.sc.fitMax.Store(0)
+	for range 2 {
+		c.startProbe()
+		if !c.sc.up.delay {
+			t.Fatal("the probe is not judged by delay")
+		}
+		c.sc.probeNacks.Add(100) // the link lost what the probe sent
+		c.step()
+		if c.sc.up.running || c.sc.up.lastReason != "nacks" {
+			t.Fatalf("probe running %v, ended by %q, want ended by its NACKs", c.sc.up.running, c.sc.up.lastReason)
+		}
+		if wait := c.sc.up.next.Sub(c.now); wait > upGapMaxDelay {
+			t.Fatalf("the next probe waits %v after a delay-judged probe's NACKs", wait)
+		}
+		c.sc.up.next = c.now // on to the next probe at once
+	}
+}

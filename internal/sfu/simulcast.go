@@ -835,10 +835,12 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	case sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upLiftDelay)) &&
 		(sig.rate >= upLift*sc.ceil || sig.sentRate >= upLift*sc.ceil || now.Sub(sc.up.full) > upLiftWait):
 		// A span delivered or sent over the ceiling, or the padding has run a while: did the
-		// link carry more than its ceiling? (Delivered against the ceiling, not against what the
-		// span was sent: padding goes out in bursts after frames, and a receiver short of CPU
-		// stamps its arrivals late, so a free link's span read "slower than sent".)
-		if sig.rate < upLift*sc.ceil {
+		// link carry more than its ceiling? Delivered upLift × it, or all but a twentieth of a
+		// span sent over it (the layer may send less than its last second's rate: a freed link
+		// delivered 560 kbit/s against a ceiling of 509 and failed). Not against the span's
+		// send rate alone: padding goes out in bursts after frames, and a receiver short of CPU
+		// stamps its arrivals late, so a free link's span can read "slower than sent".
+		if sig.rate < upLift*sc.ceil && (sig.sentRate <= sc.ceil || sig.rate < 0.95*sig.sentRate) {
 			sc.endProbe(now, false, "ceiling") // the link still carries what it did
 			return
 		}
@@ -938,8 +940,11 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		sc.ceil = min(sig.runRate, sig.rate)
 	}
 	lo, hi := upGapMin, upGapMax
-	if sc.up.delay && (why == "delay" || why == "ceiling") {
-		lo, hi = upGapMinDelay, upGapMaxDelay // it cost the link a short queue, no loss
+	if sc.up.delay && why != "no report" {
+		// Judged by delay (NACKs end one only after a queue it did not see in time): it cost the
+		// link a short queue. A 4 s wait after such a probe's NACKs, just as the bed freed the
+		// link, kept its top layer away 9.4 s.
+		lo, hi = upGapMinDelay, upGapMaxDelay
 	}
 	sc.up.gap = min(max(2*sc.up.gap, lo), hi)
 	sc.up.next = now.Add(sc.up.gap)
