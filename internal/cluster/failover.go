@@ -66,8 +66,51 @@ func (n *Node) lose(ctx context.Context, ids []string, now string, report bool) 
 		if err := n.publish(ctx, message{Kind: msgNodeLost, Lost: id}); err != nil {
 			n.log.Warn("cluster: telling other nodes of a lost node failed", "lost", id, "err", err)
 		}
+		if err := n.failRecordingsOf(ctx, id); err != nil {
+			n.log.Warn("cluster: ending a lost node's recordings failed", "lost", id, "err", err)
+		}
 	}
 	return nil
+}
+
+// failRecordingsOf ends, for the cluster, the recordings lost node ran (P rs:<session> names
+// them): each is failed (reason nodeCrashed) in the shared record and reported once, from here,
+// and every node stops showing it (recordingStopped to its participants), so the session can be
+// recorded again on a live node. What the lost node wrote stays in its folder. Only the node that
+// forgot the lost one calls it, once per loss; a node loss is rare, so scanning the running
+// recordings is fine.
+func (n *Node) failRecordingsOf(ctx context.Context, node string) error {
+	iter := n.rdb.Scan(ctx, 0, n.keys.p+"rs:*", 100).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		raw, err := n.rdb.Get(ctx, key).Result()
+		if err != nil {
+			continue // ended meanwhile
+		}
+		var rr recRecord
+		if json.Unmarshal([]byte(raw), &rr) != nil || rr.Node != node {
+			continue
+		}
+		ri := rr.Info
+		ri.Status, ri.Reason = session.RecordingFailed, session.ReasonNodeCrashed
+		b, err := json.Marshal(recRecord{Info: ri, Node: node})
+		if err != nil {
+			return err
+		}
+		if err := endRecordingScript.Run(ctx, n.rdb, []string{key}, ri.ID).Err(); err != nil {
+			return err
+		}
+		if err := n.rdb.HSet(ctx, n.keys.recordings(), ri.ID, b).Err(); err != nil {
+			return err
+		}
+		n.m.MirrorRecording(ri)
+		if err := n.publish(ctx, message{Kind: msgRecStatus, Session: ri.Session, Recording: &ri}); err != nil {
+			return err
+		}
+		n.report(session.Event{Kind: session.RecordingStatusChanged, Time: n.cfg.Now(), Session: ri.Session, SessionCreatedAt: ri.SessionCreatedAt,
+			Started: ri.CreatedAt, Reason: ri.Reason, Recording: &ri})
+	}
+	return iter.Err()
 }
 
 // reportLost reports a lost node's participant as gone, as its node would have: its media

@@ -195,11 +195,12 @@ func TestClusterRestoredSubscriberGetsItsStreamsBack(t *testing.T) {
 }
 
 // startClusterCuttingA starts nodes a and b on one Redis, node a's connection to it through a
-// cutter, so a test can take Redis from a for good as a node killed with kill -9 loses it.
-func startClusterCuttingA(t *testing.T) (cut *cutter, a, b string) {
+// cutter, so a test can take Redis from a for good as a node killed with kill -9 loses it. env are
+// more settings of both nodes.
+func startClusterCuttingA(t *testing.T, env ...string) (cut *cutter, a, b string) {
 	_, bases := startClusterEnv(t, func(id, redisURL string) []string {
 		if id != "node-a" {
-			return nil
+			return env
 		}
 		u, err := url.Parse(redisURL)
 		if err != nil {
@@ -207,7 +208,42 @@ func startClusterCuttingA(t *testing.T) (cut *cutter, a, b string) {
 		}
 		cut = newCutter(t, u.Host)
 		u.Host = cut.ln.Addr().String()
-		return []string{"PARLEY_REDIS_URL", u.String()}
+		return append([]string{"PARLEY_REDIS_URL", u.String()}, env...)
 	}, "node-a", "node-b")
 	return cut, bases[0], bases[1]
+}
+
+// TestClusterLostNodesRecordingFails: the node running a recording is lost. As a crashed media
+// node's recording does in OpenVidu, the recording ends for the cluster: failed in REST on the
+// other nodes, their participants told recordingStopped, the session no longer shown as recorded,
+// and a new recording of it can start on a live node.
+func TestClusterLostNodesRecordingFails(t *testing.T) {
+	t.Parallel()
+	m := recordingMedia(t)
+	cut, a, b := startClusterCuttingA(t, "OPENVIDU_RECORDING", "true", "OPENVIDU_RECORDING_PATH", t.TempDir())
+	if st, _ := rest(t, "POST", b+"/openvidu/api/sessions", map[string]any{"customSessionId": "rec-lost"}); st != 200 {
+		t.Fatalf("create: %d", st)
+	}
+	onA, _ := joinOn(t, b+"/openvidu/api", a, "rec-lost", "PUBLISHER")
+	onB, _ := joinOn(t, b+"/openvidu/api", b, "rec-lost", "PUBLISHER")
+	pa, pb := publishReal(t, onA, m), publishReal(t, onB, m)
+	pa.waitPlayed(t, 300)
+	pb.waitPlayed(t, 300)
+	if st, r := rest(t, "POST", a+"/openvidu/api/recordings/start", map[string]any{"session": "rec-lost", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	onB.waitNote("recordingStarted", func(n map[string]any) bool { return n["id"] == "rec-lost" })
+
+	cut.Cut()
+	_ = onA.ws.CloseNow()
+	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-lost" })
+	if st, r := rest(t, "GET", b+"/openvidu/api/recordings/rec-lost", nil); st != 200 || r["status"] != "failed" {
+		t.Fatalf("the lost node's recording on B: %d %v", st, r)
+	}
+	if st, s := rest(t, "GET", b+"/openvidu/api/sessions/rec-lost", nil); st != 200 || s["recording"] != false {
+		t.Fatalf("the session on B after its recording's node was lost: %d recording=%v", st, s["recording"])
+	}
+	if st, r := rest(t, "POST", b+"/openvidu/api/recordings/start", map[string]any{"session": "rec-lost", "outputMode": "INDIVIDUAL"}); st != 200 || r["status"] != "started" {
+		t.Fatalf("a new recording on B: %d %v", st, r)
+	}
 }
