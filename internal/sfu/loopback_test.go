@@ -4,6 +4,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/pion/rtp"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -33,11 +36,15 @@ func TestLoopback(t *testing.T) {
 		t.Fatalf("%d subscriptions registered, want the loopback's 1", st.Subscribers)
 	}
 
-	// reconnectStream: a new offer on a new PeerConnection, loopback again.
+	// reconnectStream: a new offer on a new PeerConnection, loopback again. Its encoder starts
+	// anew, with keyframes: the loopback may have sent a packet of the old PeerConnection's track
+	// first, and then waits for the new track's keyframe (downTrack.restart), as a subscriber does.
 	b2 := newBrowser(t)
-	if _, err := b2.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+	track2, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "cam")
+	if _, err := b2.pc.AddTransceiverFromTrack(track2, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
 		t.Fatal(err)
 	}
+	streamKeyframes(t, track2)
 	ans, err = pub.Renegotiate(context.Background(), b2.offer(t))
 	if err != nil {
 		t.Fatal(err)
@@ -69,4 +76,20 @@ func TestNoLoopbackWithoutAsking(t *testing.T) {
 	if !strings.Contains(ans, "a=recvonly") {
 		t.Fatalf("answer without loopback must be recvonly:\n%s", ans)
 	}
+}
+
+// streamKeyframes sends a VP8 keyframe start every 5 ms until the test ends.
+func streamKeyframes(t *testing.T, track *webrtc.TrackLocalStaticRTP) {
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for seq := uint16(1); ; seq++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: []byte{0x10, 0x00, 1, 2}})
+			}
+		}
+	}()
 }
