@@ -4,9 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/pion/rtp"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -44,7 +41,7 @@ func TestLoopback(t *testing.T) {
 	if _, err := b2.pc.AddTransceiverFromTrack(track2, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
 		t.Fatal(err)
 	}
-	streamKeyframes(t, track2)
+	streamWith(t, track2, func(uint16) []byte { return []byte{0x10, 0x00, 1, 2} })
 	ans, err = pub.Renegotiate(context.Background(), b2.offer(t))
 	if err != nil {
 		t.Fatal(err)
@@ -76,20 +73,4 @@ func TestNoLoopbackWithoutAsking(t *testing.T) {
 	if !strings.Contains(ans, "a=recvonly") {
 		t.Fatalf("answer without loopback must be recvonly:\n%s", ans)
 	}
-}
-
-// streamKeyframes sends a VP8 keyframe start every 5 ms until the test ends.
-func streamKeyframes(t *testing.T, track *webrtc.TrackLocalStaticRTP) {
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() {
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-				_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: []byte{0x10, 0x00, 1, 2}})
-			}
-		}
-	}()
 }

@@ -195,6 +195,12 @@ func send(track *webrtc.TrackLocalStaticRTP, seq uint16) {
 
 // stream sends a packet every 5 ms until the test ends and returns the last sequence number sent.
 func stream(t *testing.T, track *webrtc.TrackLocalStaticRTP) *atomic.Uint32 {
+	return streamWith(t, track, func(uint16) []byte { return []byte{0x10, 1, 2, 3} })
+}
+
+// streamWith is stream with payload(seq) as each packet's payload (a VP8 keyframe start is
+// {0x10, 0x00, …}, a delta frame {0x10, 0x01, …}).
+func streamWith(t *testing.T, track *webrtc.TrackLocalStaticRTP, payload func(seq uint16) []byte) *atomic.Uint32 {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
 	last := new(atomic.Uint32)
@@ -204,7 +210,7 @@ func stream(t *testing.T, track *webrtc.TrackLocalStaticRTP) *atomic.Uint32 {
 			case <-stop:
 				return
 			case <-time.After(5 * time.Millisecond):
-				send(track, seq)
+				_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: payload(seq)})
 				last.Store(uint32(seq))
 			}
 		}

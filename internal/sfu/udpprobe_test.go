@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -243,22 +242,12 @@ func TestUDPProbeNACKEndsIt(t *testing.T) {
 func TestUDPProbeResumesVideo(t *testing.T) {
 	s := newTestSFU(t, Config{Port: 0})
 	pubB, track, _, subB, pub, sub := setup(t, s)
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() { // a keyframe every 20 packets, so a resumed video can start
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			payload := []byte{0x10, 1, 2, 3}
-			if seq%20 == 0 {
-				payload[1] = 0
-			}
-			_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: payload})
+	streamWith(t, track, func(seq uint16) []byte { // a keyframe every 20 packets, so a resumed video can start
+		if seq%20 == 0 {
+			return []byte{0x10, 0, 2, 3}
 		}
-	}()
+		return []byte{0x10, 1, 2, 3}
+	})
 	eventually(t, "the subscriber receiving", func() bool { return subB.received() > 10 && subB.ssrc.Load() != 0 })
 	eventually(t, "the video paused for loss", func() bool {
 		rr := &rtcp.ReceiverReport{SSRC: 1, Reports: []rtcp.ReceptionReport{{SSRC: subB.ssrc.Load(), FractionLost: 192}}}
