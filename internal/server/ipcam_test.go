@@ -16,16 +16,7 @@ import (
 // someone subscribes (onlyPlayWithSubscribers, unless false), DELETE of its stream alone is 405 (as
 // OpenVidu), and DELETE of the connection removes it and stops the pull.
 func TestIPCamConnection(t *testing.T) {
-	for _, b := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (make test installs it)", b)
-		}
-	}
-	cam, err := rtsptest.Start(t.TempDir(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cam.Stop)
+	cam := startCamera(t)
 	_, base := startServer(t)
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "cams"}); st != 200 {
@@ -137,16 +128,7 @@ func TestIPCamConnection(t *testing.T) {
 // cluster: a participant joining on B sees the camera in joinRoom and receives its media over the
 // inter-node link, REST on B lists it active, and its DELETE through B evicts it on every node.
 func TestClusterIPCamSpansNodes(t *testing.T) {
-	for _, b := range []string{"ffmpeg", "ffprobe"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Skipf("%s not installed (make test installs it)", b)
-		}
-	}
-	cam, err := rtsptest.Start(t.TempDir(), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cam.Stop)
+	cam := startCamera(t)
 	bases := startCluster(t, "node-a", "node-b")
 	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
 	if st, _ := rest(t, "POST", a+"/sessions", map[string]any{"customSessionId": "cams"}); st != 200 {
@@ -192,4 +174,21 @@ func TestClusterIPCamSpansNodes(t *testing.T) {
 	}
 	viewer.waitNote("participantEvicted", func(p map[string]any) bool { return p["connectionId"] == camID })
 	waitFor(t, "the camera no longer played", func() bool { return cam.Players() == 0 })
+}
+
+// startCamera starts an RTSP camera with audio for the test (ffmpeg serves it), or skips the test
+// without ffmpeg.
+func startCamera(t *testing.T) *rtsptest.Camera {
+	t.Helper()
+	for _, b := range []string{"ffmpeg", "ffprobe"} {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s not installed (make test installs it)", b)
+		}
+	}
+	cam, err := rtsptest.Start(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cam.Stop)
+	return cam
 }
