@@ -56,6 +56,12 @@ type Config struct {
 	// address. Default loopback (127.0.0.0/8, ::1): a proxy on this machine. From any other peer
 	// the headers are ignored.
 	TrustedProxies []netip.Prefix
+	// ProxyProtocolFrom is PARLEY_PROXY_PROTOCOL_FROM: the L4 load balancers (CIDRs or
+	// addresses, comma separated; default "none") in front of the edge's TCP port (HTTPS_PORT,
+	// or PARLEY_MEDIA_TCP_PORT behind a proxy) that send a PROXY protocol header (v1 or v2).
+	// Their connections must carry one, and its client address stands for the balancer's in
+	// HTTP, TURN and ICE-TCP; a header from any other peer is refused.
+	ProxyProtocolFrom []netip.Prefix
 
 	Session SessionConfig
 	Media   MediaConfig
@@ -304,7 +310,7 @@ var known = []string{
 	"PARLEY_APP_PRIVATE", "PARLEY_APP_USERS", "PARLEY_APP_UPSTREAM", "PARLEY_APP_MAX_PARTICIPANTS",
 	"PARLEY_WEBHOOK_SECRET", "PARLEY_WEBHOOK_RETRY_TIMEOUT", "PARLEY_METRICS_ADDR",
 	"PARLEY_MEMORY_LIMIT",
-	"PARLEY_TRUSTED_PROXIES",
+	"PARLEY_TRUSTED_PROXIES", "PARLEY_PROXY_PROTOCOL_FROM",
 	"PARLEY_BEHIND_PROXY", "PARLEY_HTTP_ADDR", "PARLEY_MEDIA_TCP_PORT", "PARLEY_TURN_TLS_HOST",
 	"PARLEY_REDIS_URL", "PARLEY_NODE_ID",
 }
@@ -394,6 +400,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 		}
 	}
 	c.TrustedProxies = prefixes("PARLEY_TRUSTED_PROXIES", str("PARLEY_TRUSTED_PROXIES", "127.0.0.0/8,::1/128"), &bad)
+	c.ProxyProtocolFrom = prefixes("PARLEY_PROXY_PROTOCOL_FROM", str("PARLEY_PROXY_PROTOCOL_FROM", "none"), &bad)
 	c.TLS = TLSConfig{
 		Type:          c.CertificateType,
 		CertFile:      str("PARLEY_CERT_FILE", "owncert/certificate.cert"),

@@ -409,6 +409,23 @@ func TestTrustedProxies(t *testing.T) {
 	}
 }
 
+func TestProxyProtocolFrom(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ value, want string }{
+		{"", "[]"}, // off unless asked for: a PROXY header from anyone is refused
+		{"192.0.2.10, 10.0.0.0/24", "[192.0.2.10/32 10.0.0.0/24]"},
+		{"none", "[]"},
+	} {
+		c := mustLoad(t, "", "PARLEY_PROXY_PROTOCOL_FROM", tc.value)
+		if got := fmt.Sprint(c.ProxyProtocolFrom); got != tc.want {
+			t.Errorf("PARLEY_PROXY_PROTOCOL_FROM=%q → %s, want %s", tc.value, got, tc.want)
+		}
+	}
+	if err := loadErr(t, "PARLEY_PROXY_PROTOCOL_FROM", "lb.example.com"); !strings.Contains(err, "PARLEY_PROXY_PROTOCOL_FROM") {
+		t.Errorf("a host name: %v, want an error naming the setting", err)
+	}
+}
+
 func TestBehindProxy(t *testing.T) {
 	t.Parallel()
 	prod := []string{"DOMAIN_OR_PUBLIC_IP", "meet.example.com", "OPENVIDU_SECRET", prodSecret, "PARLEY_BEHIND_PROXY", "true"}

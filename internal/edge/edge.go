@@ -76,6 +76,14 @@ type Config struct {
 	// MaxPendingSniffs): the operator's reverse proxy passing TURN/TLS through by server name,
 	// whose one address carries every participant limited to TCP 443.
 	Relays func(netip.Addr) bool
+	// ProxyProtocolFrom, optional, names the L4 load balancers in front of the port
+	// (PARLEY_PROXY_PROTOCOL_FROM). A connection from one of them must open with a PROXY
+	// protocol header, v1 or v2, and is refused without one; the header's client address is
+	// then the connection's RemoteAddr for every handler (HTTP requests, TURN allocations,
+	// ICE-TCP), and it counts against MaxPendingPerIP as that client's. A connection from any
+	// other peer that opens with a PROXY header is refused: anyone can write one. A v2 LOCAL
+	// (or v1 UNKNOWN) header, a balancer's health check, keeps the socket's addresses.
+	ProxyProtocolFrom func(netip.Addr) bool
 	// ShutdownTimeout bounds the graceful HTTP shutdown in Run; after it, remaining HTTP
 	// connections are closed. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
@@ -100,7 +108,8 @@ type Server struct {
 	pending *pendingSet // accepted, not yet handed over; closed on shutdown
 	closing bool
 
-	stats counters
+	stats            counters
+	lastNoHeaderWarn atomic.Int64 // unix seconds of the last warning of a balancer without PROXY headers
 }
 
 // NewServer returns an edge that will serve cfg on ln once Run is called. It takes ownership of
@@ -134,7 +143,13 @@ func NewServer(ln net.Listener, cfg Config, log *slog.Logger) (*Server, error) {
 		iceLn:   newHandoffListener(ln.Addr()),
 		pending: newPendingSet(cfg.MaxPendingSniffs, cfg.MaxPendingPerIP),
 	}
-	s.pending.relay = cfg.Relays
+	if cfg.Relays != nil || cfg.ProxyProtocolFrom != nil {
+		// A balancer carries everyone's connections; once its PROXY header is read, each counts
+		// against its client (rekey).
+		s.pending.relay = func(a netip.Addr) bool {
+			return cfg.Relays != nil && cfg.Relays(a) || cfg.ProxyProtocolFrom != nil && cfg.ProxyProtocolFrom(a)
+		}
+	}
 	s.stopCtx, s.stop = context.WithCancel(context.Background())
 	s.http = &http.Server{
 		Handler:           http.HandlerFunc(s.serveHTTP),
@@ -280,6 +295,19 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
+// rekey counts raw, from a load balancer, against the client its PROXY header named from now
+// on, and drops the connection that displaces, if any (that client's oldest, past
+// MaxPendingPerIP).
+func (s *Server) rekey(raw net.Conn, client net.Addr) {
+	s.mu.Lock()
+	evicted := s.pending.rekey(raw, client)
+	s.mu.Unlock()
+	if evicted != nil {
+		s.stats.drop(dropEvicted)
+		_ = evicted.Close()
+	}
+}
+
 // untrack reports whether c was still ours (eviction and shutdown close pending conns and
 // forget them).
 func (s *Server) untrack(c net.Conn) bool {
@@ -345,18 +373,34 @@ func (s *Server) sniff(raw net.Conn) (net.Conn, kind, dropReason, error) {
 	if err := raw.SetDeadline(idleDeadline(now, s.cfg.FirstByteTimeout, s.cfg.SniffTimeout)); err != nil {
 		return nil, 0, dropRead, err
 	}
-	br := bufio.NewReaderSize(raw, peekBufSize)
+	fromBalancer := s.cfg.ProxyProtocolFrom != nil && s.cfg.ProxyProtocolFrom(peerIP(raw.RemoteAddr()))
+	bufSize := peekBufSize
+	if fromBalancer {
+		bufSize = proxyBufSize
+	}
+	br := bufio.NewReaderSize(raw, bufSize)
 	if _, err := br.Peek(1); err != nil {
 		return nil, 0, readDropReason(err), err
 	}
 	if err := raw.SetDeadline(deadline); err != nil {
 		return nil, 0, dropRead, err
 	}
+	conn := raw
+	if s.cfg.ProxyProtocolFrom != nil {
+		var why dropReason
+		var err error
+		if conn, why, err = s.proxyVerdict(raw, fromBalancer, br); why != dropNone {
+			return nil, 0, why, err
+		}
+		if conn != raw {
+			s.rekey(raw, conn.RemoteAddr())
+		}
+	}
 	k, err := peekKind(br, classify)
 	if err != nil {
 		return nil, 0, readDropReason(err), err
 	}
-	c := net.Conn(&peekedConn{Conn: raw, r: br})
+	c := net.Conn(&peekedConn{Conn: conn, r: br})
 	switch k {
 	case kindTURN:
 		if s.cfg.TURN == nil {

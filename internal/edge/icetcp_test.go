@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"io"
+	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
+	"github.com/pires/go-proxyproto"
 )
 
 // TestICETCPWithPion runs a real pion PeerConnection pair over the edge: the answerer (as the
@@ -18,6 +22,62 @@ import (
 func TestICETCPWithPion(t *testing.T) {
 	t.Parallel()
 	e := startEdge(t, Config{}, false)
+	iceTCPWithPion(t, e, nil)
+}
+
+// TestICETCPBehindBalancer is TestICETCPWithPion through an L4 balancer that sends the PROXY
+// protocol: the offerer's connection reaches the edge from the balancer's address, and the
+// answerer's ICE agent sees the offerer's own address as its remote candidate.
+func TestICETCPBehindBalancer(t *testing.T) {
+	t.Parallel()
+	e := startEdge(t, Config{ProxyProtocolFrom: fromBalancer}, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	clients := make(chan string, 8)
+	go func() { // the balancer: one connection to the edge per client, header first, then both ways
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			clients <- c.RemoteAddr().String()
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: balancer.AsSlice()}}
+			up, err := d.Dial("tcp", e.addr)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			hdr := proxyproto.HeaderProxyFromAddrs(2, c.RemoteAddr(), c.LocalAddr())
+			if _, err := hdr.WriteTo(up); err != nil {
+				_ = c.Close()
+				_ = up.Close()
+				continue
+			}
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+	pair := iceTCPWithPion(t, e, func(sdp string) string {
+		// The answer's passive candidate names the edge; browsers would reach it at the balancer.
+		return strings.ReplaceAll(sdp, " "+portOf(e.addr)+" typ host tcptype passive", " "+portOf(ln.Addr().String())+" typ host tcptype passive")
+	})
+	var seen []string
+	for len(clients) > 0 {
+		seen = append(seen, <-clients)
+	}
+	remote := net.JoinHostPort(pair.Remote.Address, strconv.Itoa(int(pair.Remote.Port)))
+	if !slices.Contains(seen, remote) {
+		t.Errorf("the answerer's remote candidate is %s, want the offerer's own address (one of %v), not the balancer's", remote, seen)
+	}
+}
+
+// iceTCPWithPion connects a pion pair over ICE-TCP through e (the answer's SDP rewritten by
+// rewrite, if given, before the offerer reads it) and returns the answerer's selected pair.
+func iceTCPWithPion(t *testing.T, e *testEdge, rewrite func(string) string) *webrtc.ICECandidatePair {
+	t.Helper()
 
 	mux := ice.NewTCPMuxDefault(ice.TCPMuxParams{Listener: e.ICETCPListener(), ReadBufferSize: 8})
 	t.Cleanup(func() { _ = mux.Close() })
@@ -66,7 +126,11 @@ func TestICETCPWithPion(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-done
-		if err := to.SetRemoteDescription(*from.LocalDescription()); err != nil {
+		desc := *from.LocalDescription()
+		if rewrite != nil && from == answerer {
+			desc.SDP = rewrite(desc.SDP)
+		}
+		if err := to.SetRemoteDescription(desc); err != nil {
 			t.Fatal(err)
 		}
 		return *from.LocalDescription()
@@ -104,6 +168,7 @@ func TestICETCPWithPion(t *testing.T) {
 	if s := e.Stats(); s.ICETCP == 0 {
 		t.Errorf("edge handed no connection to the ICE-TCP listener: %+v", s)
 	}
+	return pair
 }
 
 func candidateLines(sdp string) string {

@@ -72,6 +72,24 @@ func (p *pendingSet) add(c net.Conn) (evicted net.Conn) {
 	return evicted
 }
 
+// rekey makes c, already added, count against client's source instead of its peer's, and
+// returns the connection evicted if that source is now over perSource (its oldest other than c).
+// A c no longer held (evicted meanwhile) is left alone.
+func (p *pendingSet) rekey(c net.Conn, client net.Addr) (evicted net.Conn) {
+	if _, ok := p.all[c]; !ok {
+		return nil
+	}
+	p.remove(c)
+	key := sourceOf(client)
+	if q := p.bySource[key]; len(q) >= p.perSource && (p.relay == nil || !p.relay(peerIP(client))) {
+		evicted = p.evictOldest(key)
+	}
+	pc := &pendingConn{c: c, key: key}
+	p.all[c] = pc
+	p.bySource[key] = append(p.bySource[key], pc)
+	return evicted
+}
+
 // remove forgets c and reports whether it was still there (not evicted or closed at shutdown).
 func (p *pendingSet) remove(c net.Conn) bool {
 	pc, ok := p.all[c]

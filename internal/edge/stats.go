@@ -6,22 +6,26 @@ import "sync/atomic"
 type dropReason uint8
 
 const (
-	dropNone         dropReason = iota
-	dropTimeout                 // said too little before SniffTimeout (silent peer, slow handshake)
-	dropRead                    // closed or failed before saying enough
-	dropNoTLS                   // TLS ClientHello in plain mode
-	dropTLSHandshake            // TLS handshake failed (bad ClientHello, no common ALPN or cipher)
-	dropNoTURN                  // STUN first bytes with no TURN handler
-	dropHandoff                 // the HTTP server or ICE-TCP listener did not accept in time
-	dropShutdown                // still being sniffed when Run shut down
-	dropACMEDone                // TLS-ALPN-01 challenge answered; not an error
-	dropEvicted                 // displaced by a newer connection while its source or the port was full
+	dropNone           dropReason = iota
+	dropTimeout                   // said too little before SniffTimeout (silent peer, slow handshake)
+	dropRead                      // closed or failed before saying enough
+	dropNoTLS                     // TLS ClientHello in plain mode
+	dropTLSHandshake              // TLS handshake failed (bad ClientHello, no common ALPN or cipher)
+	dropNoTURN                    // STUN first bytes with no TURN handler
+	dropHandoff                   // the HTTP server or ICE-TCP listener did not accept in time
+	dropShutdown                  // still being sniffed when Run shut down
+	dropACMEDone                  // TLS-ALPN-01 challenge answered; not an error
+	dropEvicted                   // displaced by a newer connection while its source or the port was full
+	dropProxyMissing              // from a load balancer of ProxyProtocolFrom, without a PROXY header
+	dropProxyUntrusted            // a PROXY header from a peer outside ProxyProtocolFrom
+	dropProxyHeader               // a PROXY header that does not parse or names no TCP client
 	numDropReasons
 )
 
 func (r dropReason) String() string {
 	return [...]string{"none", "timeout", "read", "tls-disabled", "tls-handshake", "turn-disabled",
-		"handoff", "shutdown", "acme-challenge", "evicted", "invalid"}[min(r, numDropReasons)]
+		"handoff", "shutdown", "acme-challenge", "evicted",
+		"proxy-missing", "proxy-untrusted", "proxy-header", "invalid"}[min(r, numDropReasons)]
 }
 
 // Stats counts what the edge did with the connections it accepted, for metrics and tests. A
@@ -43,6 +47,9 @@ type Stats struct {
 	DropHandoff      uint64 // the HTTP server or ICE-TCP listener took no connection in time
 	DropShutdown     uint64 // still being sniffed at shutdown
 	DropEvicted      uint64 // displaced while its source or the port had the most connections in their sniff
+	// PROXY protocol (Config.ProxyProtocolFrom): refused for a missing header from a balancer,
+	// a header from anyone else, or a header that does not parse.
+	DropProxyMissing, DropProxyUntrusted, DropProxyHeader uint64
 }
 
 type counters struct {
@@ -58,13 +65,16 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Accepted: c.accepted.Load(), HTTP: c.http.Load(), TURN: c.turn.Load(), ICETCP: c.iceTCP.Load(),
 		TLS: c.tls.Load(), ACME: c.acme.Load(),
-		DropTimeout:      c.drops[dropTimeout].Load(),
-		DropRead:         c.drops[dropRead].Load(),
-		DropTLSDisabled:  c.drops[dropNoTLS].Load(),
-		DropTLSHandshake: c.drops[dropTLSHandshake].Load(),
-		DropTURNDisabled: c.drops[dropNoTURN].Load(),
-		DropHandoff:      c.drops[dropHandoff].Load(),
-		DropShutdown:     c.drops[dropShutdown].Load(),
-		DropEvicted:      c.drops[dropEvicted].Load(),
+		DropTimeout:        c.drops[dropTimeout].Load(),
+		DropRead:           c.drops[dropRead].Load(),
+		DropTLSDisabled:    c.drops[dropNoTLS].Load(),
+		DropTLSHandshake:   c.drops[dropTLSHandshake].Load(),
+		DropTURNDisabled:   c.drops[dropNoTURN].Load(),
+		DropHandoff:        c.drops[dropHandoff].Load(),
+		DropShutdown:       c.drops[dropShutdown].Load(),
+		DropEvicted:        c.drops[dropEvicted].Load(),
+		DropProxyMissing:   c.drops[dropProxyMissing].Load(),
+		DropProxyUntrusted: c.drops[dropProxyUntrusted].Load(),
+		DropProxyHeader:    c.drops[dropProxyHeader].Load(),
 	}
 }

@@ -52,7 +52,7 @@ var (
 	dEdgeAccepted   = desc("parley_edge_accepted_connections_total", "Connections accepted on the shared TCP port.")
 	dEdgeHanded     = desc("parley_edge_handed_connections_total", "Connections the shared port handed over, by protocol (http, turn, ice_tcp).", "protocol")
 	dEdgeTLS        = desc("parley_edge_tls_handshakes_total", "TLS handshakes completed on the shared port (ACME TLS-ALPN-01 challenges as acme).", "kind")
-	dEdgeDropped    = desc("parley_edge_dropped_connections_total", "Connections the shared port closed before any handler got them, by reason: timeout (said too little in time), read (closed early), tls_disabled, tls_handshake, turn_disabled, handoff (no handler took it in time), shutdown.", "reason")
+	dEdgeDropped    = desc("parley_edge_dropped_connections_total", "Connections the shared port closed before any handler got them, by reason: timeout (said too little in time), read (closed early), tls_disabled, tls_handshake, turn_disabled, handoff (no handler took it in time), shutdown, proxy_missing (no PROXY header from a balancer of PARLEY_PROXY_PROTOCOL_FROM), proxy_untrusted (a PROXY header from anyone else), proxy_header (a PROXY header that does not parse).", "reason")
 	dRecFailed      = desc("parley_recordings_failed_total", "Recordings that ended failed (write error such as a full disk, failed mix).")
 	dSentBytes      = desc("parley_rtp_sent_bytes_total", "Bytes of RTP sent to subscribers (headers included), by kind: media (sent once), retransmission (answers to NACKs), padding (probes of a paused subscriber's link).", "kind")
 	dRetransRTX     = desc("parley_rtp_retransmitted_rtx_packets_total", "Retransmissions sent on the subscriber's RTX stream (RFC 4588) rather than its media stream.")
@@ -188,6 +188,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(dEdgeDropped, s.DropTURNDisabled, "turn_disabled")
 		counter(dEdgeDropped, s.DropHandoff, "handoff")
 		counter(dEdgeDropped, s.DropShutdown, "shutdown")
+		counter(dEdgeDropped, s.DropProxyMissing, "proxy_missing")
+		counter(dEdgeDropped, s.DropProxyUntrusted, "proxy_untrusted")
+		counter(dEdgeDropped, s.DropProxyHeader, "proxy_header")
 	}
 	if c.src.Recording != nil {
 		s := c.src.Recording()

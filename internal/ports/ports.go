@@ -151,6 +151,20 @@ func (r Report) finish(cfg *config.Config, mediaNotes []string) Report {
 	if cfg.Proxy.Enabled {
 		iceTCP = cfg.Proxy.MediaTCPPort
 	}
+	if len(cfg.ProxyProtocolFrom) > 0 {
+		lbs := make([]string, len(cfg.ProxyProtocolFrom))
+		for i, p := range cfg.ProxyProtocolFrom {
+			lbs[i] = p.String()
+		}
+		bind := "all interfaces"
+		if cfg.Dev {
+			bind = "127.0.0.1 only"
+		}
+		r.Rows = append(r.Rows, Row{fmt.Sprint(iceTCP), "TCP", "inbound", bind,
+			"your L4 load balancer (PARLEY_PROXY_PROTOCOL_FROM: " + strings.Join(lbs, ", ") + ")",
+			"the above passed through by the balancer, each connection opening with a PROXY protocol header (v1 or v2) that names the client: its address is the participant's in REST, logs, limits, TURN and ICE-TCP",
+			"a header is believed from a listed balancer only (refused from anyone else); a listed balancer's connection without one is refused"})
+	}
 	for _, w := range PrivateLowPorts(announced(cfg, LocalAddrs()), cfg.Media.Port, iceTCP) {
 		r.Notes = append(r.Notes, "WARNING: "+w)
 	}

@@ -228,6 +228,22 @@ func TestInterNodeLinksRow(t *testing.T) {
 	}
 }
 
+// Behind an L4 balancer sending the PROXY protocol, the edge's TCP port says who may send the
+// header; without the setting, nothing mentions it.
+func TestProxyProtocolRow(t *testing.T) {
+	if _, ok := row(Build(load(t, production...)), "the above passed through"); ok {
+		t.Fatal("PROXY protocol listed without PARLEY_PROXY_PROTOCOL_FROM")
+	}
+	l, ok := row(Build(load(t, append(production, "PARLEY_PROXY_PROTOCOL_FROM", "10.0.0.10")...)), "the above passed through")
+	if !ok || l.Port != "443" || l.Protocol != "TCP" || !strings.Contains(l.Peer, "10.0.0.10/32") || !strings.Contains(l.Purpose, "PROXY protocol") {
+		t.Fatalf("PROXY protocol row %+v (found %v)", l, ok)
+	}
+	l, ok = row(Build(load(t, append(production, "PARLEY_PROXY_PROTOCOL_FROM", "10.0.0.10", "PARLEY_BEHIND_PROXY", "true", "PARLEY_MEDIA_TCP_PORT", "5349")...)), "the above passed through")
+	if !ok || l.Port != "5349" {
+		t.Fatalf("behind a proxy, the row names the media TCP port: %+v (found %v)", l, ok)
+	}
+}
+
 func TestRedisRows(t *testing.T) {
 	r := Build(load(t, append(production, "PARLEY_REDIS_URL", "rediss://:s3cret@redis.internal:6380/0", "PARLEY_NODE_ID", "n1")...))
 	l, ok := row(r, "the cluster's shared state")

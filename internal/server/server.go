@@ -171,6 +171,9 @@ func build(validated *config.Config, log *slog.Logger) (s *Server, err error) {
 		// one address: the per-address sniff cap must not count them as one source.
 		edgeCfg.Relays = clients.Trusted
 	}
+	if len(cfg.ProxyProtocolFrom) > 0 { // PARLEY_PROXY_PROTOCOL_FROM: an L4 balancer in front
+		edgeCfg.ProxyProtocolFrom = clientip.New(cfg.ProxyProtocolFrom).Trusted
+	}
 	if s.edge, err = edge.NewServer(s.edgeLn, edgeCfg, log.With("component", "edge")); err != nil {
 		return nil, err
 	}
