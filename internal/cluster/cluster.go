@@ -130,6 +130,10 @@ type Node struct {
 	recs atomic.Pointer[Recordings]
 	// suspects are the nodes checkDeparted saw without a connection to Redis (Run's own).
 	suspects map[string]suspect
+	// own are the recordings this node runs as rs:<session> says (written by this node), shown
+	// the recordings of other nodes this node's participants are shown, by session (recsync.go).
+	// Guarded by mu; at most one entry per session of this node.
+	own, shown map[session.SessionID]session.RecordingInfo
 }
 
 // dirt is what changed in one session since it was last written.
@@ -179,7 +183,7 @@ func New(ctx context.Context, cfg Config, m Model, log *slog.Logger) (*Node, err
 	n := &Node{
 		cfg: cfg, id: cfg.NodeID, rdb: rdb, where: where, m: m, log: log.With("node", cfg.NodeID),
 		keys: keys{cfg.Prefix}, wake: make(chan struct{}, 1), dirty: map[session.SessionID]dirt{},
-		suspects: map[string]suspect{},
+		suspects: map[string]suspect{}, own: map[session.SessionID]session.RecordingInfo{}, shown: map[session.SessionID]session.RecordingInfo{},
 	}
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -254,7 +258,9 @@ func (n *Node) Run(ctx context.Context) error {
 		defer gt.Stop()
 		gc = gt.C
 	}
-	msgs := n.sub.Channel()
+	// With subscriptions: go-redis resubscribes after it lost its connection to Redis, and the
+	// confirmation says messages may have been missed meanwhile.
+	msgs := n.sub.ChannelWithSubscriptions()
 	if r := n.recs.Load(); r != nil {
 		go r.run(ctx)
 		defer r.wg.Wait()
@@ -290,7 +296,17 @@ func (n *Node) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			n.handle(ctx, msg.Payload)
+			switch m := msg.(type) {
+			case *redis.Message:
+				n.handle(ctx, m.Payload)
+			case *redis.Subscription:
+				// New consumed the first confirmations: this is a resubscription.
+				if m.Kind == "subscribe" && m.Channel == n.keys.channel() {
+					if err := n.resyncRecordings(ctx); err != nil {
+						n.log.Warn("cluster: catching up with recordings after a reconnection to Redis failed", "err", err)
+					}
+				}
+			}
 		}
 	}
 }
@@ -306,6 +322,9 @@ func (n *Node) leave() {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.Timeout)
 	defer cancel()
 	n.Flush(ctx)
+	if err := n.endOwnRecordings(ctx); err != nil {
+		n.log.Warn("cluster: ending this node's recordings for the cluster failed", "err", err)
+	}
 	// As if expired: the entry goes, and so do the participants the model did not get to remove.
 	if err := n.lose(ctx, []string{n.id}, "1e300", false); err != nil {
 		n.log.Warn("cluster: leaving the registry failed", "err", err)

@@ -43,6 +43,8 @@ func (c *clock) Advance(d time.Duration) {
 type node struct {
 	m *session.Manager
 	n *Node
+	// stop ends the node cleanly (its Run returns, as at SIGTERM) before the test does.
+	stop func()
 }
 
 // newNodes starts count nodes sharing one Redis namespace of the test's own, each running until
@@ -74,14 +76,20 @@ func newNodesWith(t *testing.T, count int, set func(*Config)) []node {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- n.Run(ctx) }()
+		var once sync.Once
+		stop := func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			})
+		}
 		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
+			stop()
 			_ = n.Close()
 		})
-		out = append(out, node{m, n})
+		out = append(out, node{m, n, stop})
 	}
 	return out
 }
@@ -633,7 +641,7 @@ func TestRedisRestartedEmptyGetsTheStateBack(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- n.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done; _ = n.Close() })
-		nodes = append(nodes, node{m, n})
+		nodes = append(nodes, node{m: m, n: n})
 	}
 	a, b := nodes[0], nodes[1]
 	si, _ := a.n.CreateSession(session.Properties{CustomSessionID: "outlives-redis"})

@@ -103,7 +103,7 @@ func (n *Node) failRecordingsOf(ctx context.Context, node string) error {
 		if err := n.rdb.HSet(ctx, n.keys.recordings(), ri.ID, b).Err(); err != nil {
 			return err
 		}
-		n.m.MirrorRecording(ri)
+		n.mirrorRecording(ri)
 		if err := n.publish(ctx, message{Kind: msgRecStatus, Session: ri.Session, Recording: &ri}); err != nil {
 			return err
 		}

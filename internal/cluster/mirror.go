@@ -142,7 +142,7 @@ func (n *Node) handleMirror(m message) {
 		}
 	case msgRecStatus:
 		if m.Recording != nil {
-			n.m.MirrorRecording(*m.Recording)
+			n.mirrorRecording(*m.Recording)
 		}
 	}
 }

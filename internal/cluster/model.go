@@ -248,7 +248,7 @@ func (n *Node) local(id session.SessionID) error {
 		return errShared(err)
 	}
 	if r := decodeRecording(rec, rr); r != nil && r.Node != n.id {
-		n.m.MirrorRecording(r.Info)
+		n.mirrorRecording(r.Info)
 	}
 	return nil
 }

@@ -38,7 +38,8 @@ func commandCalls(b *testing.B, rdb *redis.Client) (total int, byCmd map[string]
 }
 
 // BenchmarkRedisOps measures the Redis commands a cluster costs (the README's sizing note):
-// creating a connection (REST), a join with its write-back, and an idle node's heartbeat
+// creating a connection (REST), a join with its write-back, listing sessions (REST), and an idle
+// node's heartbeat
 // (registry, flush, lost-node checks), with 100 participants in one session over two nodes.
 // Each join is flushed before the next, as Run writes it when the join's event wakes it.
 // Run it once: go test -run '^$' -bench RedisOps -benchtime 1x ./internal/cluster/
@@ -61,7 +62,7 @@ func BenchmarkRedisOps(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer n.Close()
-			nodes = append(nodes, node{m, n})
+			nodes = append(nodes, node{m: m, n: n})
 		}
 		si, err := nodes[0].n.CreateSession(session.Properties{})
 		if err != nil {
@@ -96,6 +97,21 @@ func BenchmarkRedisOps(b *testing.B) {
 				on.n.Flush(ctx) // as Run does when woken by the join's event
 			}
 		})
+		// REST's session listing: one ZRANGE, then per session its record, connections and
+		// running recording (pipelined), with 10 sessions of which one holds the 100.
+		for range 9 {
+			if _, err := nodes[1].n.CreateSession(session.Properties{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		const listings = 10
+		_, byList := measure("cmds/listed-session", listings*10, func() {
+			for range listings {
+				if l := nodes[0].n.Sessions(false); len(l) != 10 {
+					b.Fatalf("listed %d sessions, want 10", len(l))
+				}
+			}
+		})
 		const beats = 20
 		_, byBeat := measure("cmds/heartbeat", beats*len(nodes), func() {
 			for range beats {
@@ -114,6 +130,7 @@ func BenchmarkRedisOps(b *testing.B) {
 			}
 		})
 		b.Logf("per join (100): %v", byJoin)
+		b.Logf("per %d listings of 10 sessions: %v", listings, byList)
 		b.Logf("per %d heartbeats of each of 2 nodes: %v", beats, byBeat)
 	}
 }

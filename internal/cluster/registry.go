@@ -77,6 +77,9 @@ func (n *Node) rewrite(ctx context.Context) error {
 			}
 		}
 	}
+	if err := n.rewriteRecordings(ctx); err != nil {
+		return fmt.Errorf("cluster: rewrite: %w", err)
+	}
 	return nil
 }
 

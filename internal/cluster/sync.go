@@ -196,11 +196,19 @@ func (n *Node) write(ctx context.Context, id session.SessionID, d dirt) error {
 func (n *Node) writeRecording(ctx context.Context, id session.SessionID, ri session.RecordingInfo) error {
 	key := n.keys.sessionRecording(id)
 	if ri.Status != session.RecordingStarted {
-		return endRecordingScript.Run(ctx, n.rdb, []string{key}, ri.ID).Err()
+		if err := endRecordingScript.Run(ctx, n.rdb, []string{key}, ri.ID).Err(); err != nil {
+			return err
+		}
+		n.wroteRecording(ri)
+		return nil
 	}
 	b, err := json.Marshal(recRecord{Info: ri, Node: n.id})
 	if err != nil {
 		return err
 	}
-	return n.rdb.Set(ctx, key, b, 0).Err()
+	if err := n.rdb.Set(ctx, key, b, 0).Err(); err != nil {
+		return err
+	}
+	n.wroteRecording(ri)
+	return nil
 }

@@ -307,6 +307,36 @@ func TestClusterRecordingShownToLateNode(t *testing.T) {
 	waitReady(t, b, "rec-late")
 }
 
+// TestClusterRecordingEndsWithItsNodeShutdown: a recording runs on A, which is shut down cleanly
+// while B's participant stays. The recording ends with A for the whole cluster: B's participant is
+// told recordingStopped, B's REST no longer shows it running, and a newcomer on B is not told of it.
+func TestClusterRecordingEndsWithItsNodeShutdown(t *testing.T) {
+	m := recordingMedia(t)
+	dir, srvs, bases := recordingServers(t, "rec-down")
+	a, b := bases[0]+"/openvidu/api", bases[1]+"/openvidu/api"
+	onA, _ := joinOn(t, a, bases[0], "rec-down", "PUBLISHER")
+	onB, _ := joinOn(t, a, bases[1], "rec-down", "PUBLISHER")
+	pa, pb := publishReal(t, onA, m), publishReal(t, onB, m)
+	pa.waitPlayed(t, 300)
+	pb.waitPlayed(t, 300)
+	if st, r := rest(t, "POST", a+"/recordings/start", map[string]any{"session": "rec-down", "outputMode": "INDIVIDUAL"}); st != 200 {
+		t.Fatalf("start on A: %d %v", st, r)
+	}
+	waitRecorded(t, dir, "rec-down", pa.stream) // A holds a publisher: A records
+
+	stopServer(srvs[0])
+	onB.waitNote("recordingStopped", func(n map[string]any) bool { return n["id"] == "rec-down" })
+	if st, s := rest(t, "GET", b+"/sessions/rec-down", nil); st != 200 || s["recording"] != false {
+		t.Fatalf("the session on B after A, which recorded it, shut down: %d recording=%v", st, s["recording"])
+	}
+	if st, g := rest(t, "GET", b+"/recordings/rec-down", nil); st != 200 || g["status"] == "started" {
+		t.Fatalf("the recording on B after its node shut down: %d %v", st, g)
+	}
+	if _, jr := joinOn(t, b, bases[1], "rec-down", "PUBLISHER"); jr["recordingId"] != nil {
+		t.Fatalf("a newcomer on B after the recording's node shut down was told of recording %v", jr["recordingId"])
+	}
+}
+
 // TestClusterPatchReachesMirrors: PATCH of a participant on B, sent to A, changes B's participant
 // and A's mirror of it alike: a recording A runs afterwards leaves out the stream of record:false
 // as one server would.

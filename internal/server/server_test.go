@@ -53,13 +53,28 @@ func startServerLog(t *testing.T, log *slog.Logger, overrides ...string) (*Serve
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server run: %v", err)
-		}
-	})
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("server run: %v", err)
+			}
+		})
+	}
+	stops.Store(s, stop)
+	t.Cleanup(stop)
 	return s, fmt.Sprintf("http://%s", s.Addr())
+}
+
+// stops holds each test server's clean shutdown (stopServer), which its test's cleanup also runs.
+var stops sync.Map // *Server → func()
+
+// stopServer shuts s down cleanly, as SIGTERM does, and returns once its Run has returned.
+func stopServer(s *Server) {
+	if f, ok := stops.LoadAndDelete(s); ok {
+		f.(func())()
+	}
 }
 
 // rest calls the REST API as openvidu-node-client does.

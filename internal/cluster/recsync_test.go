@@ -1,0 +1,204 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parley/parley/internal/cluster/redistest"
+	"github.com/parley/parley/internal/poll"
+	"github.com/parley/parley/internal/session"
+)
+
+// recordingSession makes session id on a with a publisher on a and one on b, and has a's model
+// report a recording of it started, as a's recorder does; it returns b's participant's sink once
+// b's participant was told of the recording, and the recording.
+func recordingSession(t *testing.T, a, b node, id session.SessionID) (*sink, session.RecordingInfo) {
+	t.Helper()
+	si, err := a.n.CreateSession(session.Properties{CustomSessionID: string(id)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func() string {
+		ci, err := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci.Token
+	}
+	join(t, a, si.ID, mk())
+	_, onB := join(t, b, si.ID, mk())
+	ri := session.RecordingInfo{ID: string(id), Name: string(id), Session: si.ID, SessionCreatedAt: si.CreatedAt,
+		CreatedAt: time.Now(), Status: session.RecordingStarted}
+	if err := a.m.RecordingStatus(ri); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, within, "B's participant told of A's recording", func() bool { return told(onB, session.RecordingStarted) })
+	return onB, ri
+}
+
+// told reports whether s got a recording status of that status.
+func told(s *sink, status string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events {
+		if e.Kind == session.RecordingStatusChanged && e.Recording != nil && e.Recording.Status == status {
+			return true
+		}
+	}
+	return false
+}
+
+// joinedRecording is the recording a newcomer on on is told of when it joins session id.
+func joinedRecording(t *testing.T, on node, id session.SessionID) string {
+	t.Helper()
+	ci, err := on.n.Room(id).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, jr, err := on.n.Join(id, ci.Token, session.JoinInfo{Metadata: "{}"}, &sink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jr.RecordingID
+}
+
+// TestCleanShutdownEndsItsRecordings: A records a session that B's participant is in, and stops
+// cleanly before its recorder's stop reached Redis. The recording ends with A for the cluster: B's
+// participant is told it stopped, REST shows it stopped, and a newcomer on B is told of no
+// recording (the session goes on with B's participant).
+func TestCleanShutdownEndsItsRecordings(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	onB, ri := recordingSession(t, a, b, "rec-clean")
+	if got := joinedRecording(t, b, ri.Session); got != ri.ID {
+		t.Fatalf("a newcomer on B while A records: told of %q, want %q", got, ri.ID)
+	}
+
+	a.stop() // no stop from the recorder: it never reached Redis
+	poll.Until(t, within, "B's participant told the recording stopped", func() bool { return told(onB, session.RecordingStopped) })
+	ctx := context.Background()
+	if n, err := b.n.rdb.Exists(ctx, b.n.keys.sessionRecording(ri.Session)).Result(); err != nil || n != 0 {
+		t.Fatalf("rs:%s after A's clean shutdown: %d, %v; want gone", ri.Session, n, err)
+	}
+	if got := joinedRecording(t, b, ri.Session); got != "" {
+		t.Fatalf("a newcomer on B after A shut down was told of recording %q", got)
+	}
+	raw, err := b.n.rdb.HGet(ctx, b.n.keys.recordings(), ri.ID).Result()
+	if err != nil || !strings.Contains(raw, `"Status":"stopped"`) || !strings.Contains(raw, `"Reason":"openviduServerStopped"`) {
+		t.Fatalf("the shared record of the recording: %s, %v; want stopped, openviduServerStopped", raw, err)
+	}
+}
+
+// TestRecordingsResyncAfterResubscribing: B's subscription is down while A's recording starts,
+// and again while it ends (pub/sub drops what B was not there to hear). Each time B subscribes
+// again, as go-redis does after it lost its connection to Redis, B's participant is told what
+// it missed.
+func TestRecordingsResyncAfterResubscribing(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	si, err := a.n.CreateSession(session.Properties{CustomSessionID: "rec-resync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	join(t, a, si.ID, ci.Token)
+	ci, _ = a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	_, onB := join(t, b, si.ID, ci.Token)
+
+	ctx := context.Background()
+	cut := func(during func()) {
+		t.Helper()
+		if err := b.n.sub.Unsubscribe(ctx, b.n.keys.channel()); err != nil {
+			t.Fatal(err)
+		}
+		// Nobody hears the channel on B's side now: what A publishes is lost to B.
+		poll.Until(t, within, "B's subscription gone", func() bool {
+			subs, err := a.n.rdb.PubSubNumSub(ctx, a.n.keys.channel()).Result()
+			return err == nil && subs[a.n.keys.channel()] == 1
+		})
+		during()
+		a.n.Flush(ctx) // written and published while B was away
+		if err := b.n.sub.Subscribe(ctx, b.n.keys.channel()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ri := session.RecordingInfo{ID: "rec-resync", Name: "rec-resync", Session: si.ID, SessionCreatedAt: si.CreatedAt, CreatedAt: time.Now(), Status: session.RecordingStarted}
+	cut(func() {
+		if err := a.m.RecordingStatus(ri); err != nil {
+			t.Fatal(err)
+		}
+	})
+	poll.Until(t, within, "B's participant told of the start it missed", func() bool { return told(onB, session.RecordingStarted) })
+
+	ri.Status, ri.Reason = session.RecordingStopped, "recordingStoppedByServer"
+	cut(func() {
+		if err := a.m.RecordingStatus(ri); err != nil {
+			t.Fatal(err)
+		}
+		// P recs says it ended, as a's Recordings writes it.
+		b, _ := json.Marshal(recRecord{Info: ri, Node: a.n.id})
+		if err := a.n.rdb.HSet(ctx, a.n.keys.recordings(), ri.ID, b).Err(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	poll.Until(t, within, "B's participant told of the end it missed", func() bool { return told(onB, session.RecordingStopped) })
+	if got := joinedRecording(t, b, si.ID); got != "" {
+		t.Fatalf("a newcomer on B after the recording ended was told of recording %q", got)
+	}
+}
+
+// TestRecordingSurvivesRedisRestart: Redis restarts empty while A records a session B's
+// participant is in. B reconnects and catches up without taking the recording for ended (nothing
+// in Redis says it ended), A writes its rs: entry again with its participants, and the recording's
+// end, afterwards, reaches B's participant.
+func TestRecordingSurvivesRedisRestart(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	var nodes []node
+	for _, id := range []string{"node-a", "node-b"} {
+		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
+		n, err := New(context.Background(), Config{RedisURL: srv.URL, NodeID: id, Heartbeat: 50 * time.Millisecond, Timeout: time.Second}, m, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- n.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done; _ = n.Close() })
+		nodes = append(nodes, node{m: m, n: n})
+	}
+	a, b := nodes[0], nodes[1]
+	onB, ri := recordingSession(t, a, b, "rec-restart")
+
+	srv.Kill()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	poll.Until(t, within, "A's rs: entry written again", func() bool {
+		n, err := b.n.rdb.Exists(ctx, b.n.keys.sessionRecording(ri.Session)).Result()
+		return err == nil && n == 1
+	})
+	poll.Until(t, within, "B subscribed again", func() bool {
+		subs, err := a.n.rdb.PubSubNumSub(ctx, a.n.keys.channel()).Result()
+		return err == nil && subs[a.n.keys.channel()] == 2
+	})
+	if told(onB, session.RecordingStopped) {
+		t.Fatal("B's participant was told the recording stopped when Redis restarted")
+	}
+	ri.Status, ri.Reason = session.RecordingStopped, "recordingStoppedByServer"
+	if err := a.m.RecordingStatus(ri); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, within, "B's participant told the recording stopped", func() bool { return told(onB, session.RecordingStopped) })
+}
