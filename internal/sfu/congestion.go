@@ -70,6 +70,12 @@ const (
 	// hide). The probe runs on the sender reports' 100 ms clock, not the estimate's second.
 	ccProbeGap  = 800 * time.Millisecond
 	ccProbeTime = 600 * time.Millisecond
+	// ccQueueFullTicks: over TCP, a send queue full (dropping media, or never drained) this many
+	// ticks in a row while it got out less than the stream needs pauses the video, however
+	// close to the need: the margin of ccPauseBelow is for a loss-based estimate's noise, and
+	// kept the lowest layer of a simulcast video (need 157 kbit/s with its audio) flowing into a
+	// 150 kbit/s TURN/TCP link for 15 s, its frames shown up to 1.3 s late.
+	ccQueueFullTicks = 2
 	// ccProbePadDrops: a TCP probe whose queue dropped this many padding frames (no room on the
 	// link for them) failed. A few, not one: a writer late by a scheduling hiccup drops some.
 	ccProbePadDrops = 8
@@ -168,6 +174,7 @@ type congestion struct {
 	queue      *sendq.Conn
 	lastQSent  uint64
 	lastQDrops uint64
+	qFull      int // ticks in a row the queue was full with the video flowing (ccQueueFullTicks)
 }
 
 // ccInput is what one tick sees: bytes sent to the subscriber, bytes the publisher's tracks
@@ -226,7 +233,19 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	// of a 540 kbit/s stream (its NACKs never stopped), which kept the video flooding that link for
 	// 6–8 s before the pause instead of 2.
 	loss := max(float64(in.fraction)/256, in.nackLoss)
+	if in.queued {
+		// Over TCP nothing is lost on the way: what the subscriber missed, the send queue dropped,
+		// and its counters say so (queueFull). The rest is a probe's padding that found no room,
+		// which is the probe's answer, not the link's loss (a freed TURN/TCP link, its video just
+		// resumed, was paused again on a report of the failed layer probe's padding).
+		loss = 0
+	}
 	queueFull := in.queued && (in.qDrop > 0 || in.qDelay.Frames > 0 && in.qDelay.Min > ccQueueDelay)
+	if queueFull && !paused {
+		c.qFull++
+	} else {
+		c.qFull = 0
+	}
 	if fresh {
 		c.lastReport = in.reportAt
 		defer func(heavy bool) { // the next report's judgement reads this one's
@@ -300,7 +319,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	}
 
 	switch {
-	case in.videoCarry && !paused && c.est > 0 && c.est < ccPauseBelow*need && in.now.Before(c.holdUntil):
+	case in.videoCarry && !paused && c.est > 0 && (c.est < ccPauseBelow*need || c.qFull >= ccQueueFullTicks && c.est < need) && in.now.Before(c.holdUntil):
 		// Only an estimate the link has just cut pauses: one merely left behind by a publisher
 		// ramping up between two reports is no limit (the weak-network bed paused an unshaped
 		// subscriber for 2.6 s at its start: its estimate 215 kbit/s from the last report, the
@@ -732,10 +751,14 @@ func (sub *Subscriber) resume(video *downTrack) {
 // the sender-report goroutine: over TCP its send queue tells (probeStep), over UDP the
 // subscriber's feedback (probeFeedbackStep).
 func (sub *Subscriber) probe(now time.Time) {
+	q := sub.queue.Load()
 	if sub.sc != nil {
+		sub.sc.q = nil
+		if q != nil {
+			sub.sc.q = q // a TCP path: its probes are judged by the send queue (tcpprobe.go)
+		}
 		sub.sc.step(now, sub.cc.est, float64(sub.maxBps)) // the layer choice (simulcast.go)
 	}
-	q := sub.queue.Load()
 	var video *downTrack
 	for _, d := range sub.downs {
 		if d.gated {

@@ -139,6 +139,12 @@ type simulcast struct {
 	// probe last failed or the layer last went down; 0 when unknown or a probe since carried
 	// more. Probes stop a little above it until one shows the link carries more (see upCeilGain).
 	ceil float64
+	// q is the send queue in front of the subscriber's TCP path, nil over UDP (set before each
+	// step); qDropped says it dropped media in the last measured second; tcp is what a probe
+	// over it started from (tcpprobe.go).
+	q        queueCounters
+	qDropped bool
+	tcp      tcpProbe
 }
 
 // upProbe is the state of a simulcast down-track's probes for a higher layer (step).
@@ -156,6 +162,7 @@ type upProbe struct {
 	baseRTT  time.Duration // the round trip before the probe (0 unknown)
 	baseQ    time.Duration // the queue delay the feedback showed before the probe
 	delay    bool          // the probe is judged by the delay feedback (fresh when it began)
+	queue    bool          // the probe is judged by the send queue of a TCP path (tcpprobe.go)
 	from     float64       // bps of the layer forwarded when it began
 	full     time.Time     // when the padding reached pad (zero before)
 	pad      float64       // bps the padding reaches after upRamp
@@ -645,6 +652,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	measured := sc.fitAt.IsZero() || now.Sub(sc.fitAt) >= time.Second
 	if measured {
 		sc.measure(now)
+		sc.measureQueue()
 	}
 	if cap > 0 {
 		// The connection's cap picks the layer: no probing above it.
@@ -685,7 +693,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	if now.Before(cc.holdUntil) && (!sig.ok || now.Sub(sig.rateAt) >= tccFresh || sig.standing(downQueue)) {
 		avail = max(est, floor)
 	}
-	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) {
+	// Over TCP the receiver's loss and NACKs are what the send queue dropped, a probe's padding
+	// included: they count only when the queue dropped media (tcpprobe.go).
+	linkLoss := sc.q == nil || sc.qDropped
+	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) && linkLoss {
 		got := max(sc.sentRate*(1-sc.lastLoss), floor)
 		if avail <= 0 || got < avail {
 			avail = got
@@ -700,7 +711,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// browser starved of CPU): its NACKs, sent when it runs again, are for packets it may well
 	// have, and say nothing of its link.
 	stalled := sc.tcc != nil && sc.tcc.feedbacks.Load() > 0 && !sig.ok
-	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled {
+	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled && linkLoss {
 		// What it delivered over the last second, not in its latest span: a receiver short of
 		// CPU takes its packets in slowly, then in a burst.
 		got := max(sc.sentRate*(1-min(sc.nackRatio, 0.9)), floor)
@@ -717,8 +728,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			avail = got
 		}
 	}
-	if avail > 0 {
+	if avail > 0 || sc.qDropped {
 		sc.congestedAt.Store(now.UnixNano())
+	}
+	if avail > 0 {
 		l := cur
 		for ; l > 0; l-- {
 			// The current layer is kept while it is not clearly over (its rate swings by a
@@ -761,12 +774,15 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// with 171 ms queued, and the layer it gave lost 29 % a few seconds later).
 	// Nor while the link still loses what it was sent (NACKs; the last probe's padding included):
 	// probing a link that has not drained its queue overruns it.
-	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || stalled ||
-		sc.nackRatio > upNackPause {
+	busy := sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || sc.nackRatio > upNackPause
+	if sc.q != nil {
+		busy = sc.qDropped // the others count the last probe's padding over TCP
+	}
+	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || busy || stalled {
 		return
 	}
 	target := cur + 1
-	if sc.up.toTop || sig.ok {
+	if sc.up.toTop || sig.ok || sc.q != nil {
 		// Judged by delay a probe for the top ends at the link's limit having measured it, and
 		// takes the layers under that: one probe, not one a layer, after a link is freed.
 		target = top
@@ -784,6 +800,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
 		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur]}
+	if sc.q != nil {
+		sc.startQueueProbe(now) // over TCP: judged by the send queue
+		return
+	}
 	if sc.ceil > 0 {
 		// Never under what the link carries now: a receiver short of CPU made one probe read a
 		// 38 kbit/s ceiling under a 107 kbit/s layer.
@@ -817,6 +837,14 @@ func (sc *simulcast) quiet(now time.Time) bool {
 
 // checkProbe ends a running probe when the link answered it, or its time is up.
 func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
+	if sc.up.queue {
+		if sc.q == nil {
+			sc.endProbe(now, false, "path changed")
+		} else {
+			sc.checkQueueProbe(now)
+		}
+		return
+	}
 	d, cc := sc.main, sc.main.cc
 	ran := now.Sub(sc.up.start)
 	nacks, pkts := sc.probeNacks.Load()-sc.up.nacks, d.sent.Load()+d.padded.Load()-sc.up.pkts
@@ -940,7 +968,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		sc.ceil = min(sig.runRate, sig.rate)
 	}
 	lo, hi := upGapMin, upGapMax
-	if sc.up.delay && why != "no report" {
+	if (sc.up.delay || sc.up.queue) && why != "no report" {
 		// Judged by delay (NACKs end one only after a queue it did not see in time): it cost the
 		// link a short queue. A 4 s wait after such a probe's NACKs, just as the bed freed the
 		// link, kept its top layer away 9.4 s.
@@ -983,7 +1011,8 @@ func (sc *simulcast) atLowest(now time.Time) bool {
 	// without a standing queue: the congestion state's estimate, cut by a failed probe's loss or
 	// a receiver short of CPU, paused the bed's 300 kbit/s subscriber twice for 2-4 s on a link
 	// that had just delivered 250 kbit/s of video under a 130 kbit/s lowest layer.
-	if sig := sc.tcc.signal(now); sig.ok && now.Sub(sig.rateAt) < tccFresh && sc.rate[0] > 0 &&
+	// Over TCP, a queue that dropped media says the lowest layer does not fit, whatever got through.
+	if sig := sc.tcc.signal(now); !sc.qDropped && sig.ok && now.Sub(sig.rateAt) < tccFresh && sc.rate[0] > 0 &&
 		sig.recentRate >= tccSlower*sc.rate[0] && !sig.standing(downQueue) {
 		return false
 	}

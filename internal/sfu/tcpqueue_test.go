@@ -24,6 +24,7 @@ type queueRun struct {
 	pauses, resumes       int
 	probes, probeSteps    int
 	padding, probeAborted bool
+	dropCarry             float64 // a frame's part the queue has yet to drop
 }
 
 func (r *queueRun) second(srcBps, linkBps float64, rtt time.Duration) {
@@ -68,7 +69,9 @@ func (r *queueRun) step(srcBps, linkBps float64) {
 	r.qPadDrop += uint64((pad - padCarried) / 80 / 285)
 	wait := 5 * time.Millisecond
 	if media > linkBps {
-		r.qDrop += uint64((media - linkBps) / 80 / 1200)
+		r.dropCarry += (media - linkBps) / 80 / 1200 // frames of 1200 bytes
+		r.qDrop += uint64(r.dropCarry)
+		r.dropCarry -= float64(uint64(r.dropCarry))
 		wait = 300 * time.Millisecond
 	}
 	if !r.c.pause.Load() {
@@ -269,3 +272,52 @@ type nopConn struct{ net.Conn }
 
 func (nopConn) Write(p []byte) (int, error) { return len(p), nil }
 func (nopConn) Close() error                { return nil }
+
+// TestCongestionOverTCPPausesAJustShortLink: a link that carries a little less than the stream
+// needs (150 kbit/s under 170 and 40 of audio) keeps its send queue dropping media every second;
+// the estimate, what the queue got out, stays within ccPauseBelow of the need, and the video
+// would go on, its frames shown late. Two such seconds in a row pause it; the probes that follow
+// keep it paused.
+func TestCongestionOverTCPPausesAJustShortLink(t *testing.T) {
+	r := &queueRun{now: t0}
+	r.c.tick(ccInput{now: t0})
+	r.second(170e3, 2e6, 20*time.Millisecond)
+	for range 3 {
+		r.second(170e3, 150e3, 20*time.Millisecond)
+	}
+	if r.pauses != 1 {
+		t.Fatalf("%d pauses after 3 s of a queue dropping media, estimate %.0f of %.0f needed", r.pauses, r.c.est, r.c.need)
+	}
+	for range 10 {
+		r.second(170e3, 150e3, 20*time.Millisecond)
+	}
+	if r.resumes != 0 {
+		t.Fatalf("%d resumes on a link that does not carry the stream", r.resumes)
+	}
+}
+
+// TestCongestionOverTCPIgnoresReportedLoss: over TCP the subscriber's reports count as lost what
+// the send queue dropped, a probe's padding included; with the queue keeping up (no media
+// dropped, no wait), a report of heavy loss neither cuts the estimate nor pauses the video.
+func TestCongestionOverTCPIgnoresReportedLoss(t *testing.T) {
+	var c congestion
+	now := t0
+	var sent, src uint64
+	c.tick(ccInput{now: now})
+	for i := range 5 {
+		now = now.Add(time.Second)
+		sent += 300e3 / 8
+		src += 260e3 / 8
+		in := ccInput{now: now, sent: sent, src: src, reportAt: now.UnixNano(), rtt: 20 * time.Millisecond, videoCarry: true, queued: true,
+			qSent: 300e3 / 8, qDelay: sendq.Delay{Frames: 30, Min: 2 * time.Millisecond, Max: 30 * time.Millisecond}}
+		if i >= 2 {
+			in.fraction = 256 * 6 / 10 // the padding of a probe that found no room
+		}
+		if d := c.tick(in); d.pause {
+			t.Fatalf("paused at second %d on a reported loss of %d/256 while the queue kept up", i, in.fraction)
+		}
+	}
+	if c.est < 260e3 {
+		t.Fatalf("estimate %.0f bps on a link that carried 300 kbit/s", c.est)
+	}
+}

@@ -1,0 +1,128 @@
+package sfu
+
+import (
+	"testing"
+	"time"
+)
+
+// fakeQueue is the counters of a send queue in front of a TCP path, moved by the test.
+type fakeQueue struct{ media, pads uint64 }
+
+func (q *fakeQueue) MediaDropped() uint64   { return q.media }
+func (q *fakeQueue) PaddingDropped() uint64 { return q.pads }
+
+// tcpChoice is layerChoice (simulcast_test.go) over a modelled TCP path of rate bps behind a send
+// queue: the current layer and 40 kbit/s of audio go first, and what exceeds the link of them the
+// queue drops; a probe's padding takes only the room they leave, the queue drops the rest, and so
+// does it a share (hiccup) of the padding on any link (a writer late by a scheduling hiccup). The
+// subscriber asks again for every packet it missed (NACKs) and reports them as lost, as Chrome
+// does over TCP too.
+type tcpChoice struct {
+	*layerChoice
+	q      fakeQueue
+	link   float64
+	hiccup float64
+	lost   uint64 // packets the subscriber missed since its last report
+	pkts   uint64 // packets sent since then
+}
+
+func newTCPChoice(t *testing.T, bps float64) *tcpChoice {
+	c := &tcpChoice{layerChoice: newLayerChoice(t), link: bps}
+	c.sc.q = &c.q
+	c.sc.fitMax.Store(0)
+	return c
+}
+
+// step is 100 ms of the model, then the layer choice's step; a receiver report every second.
+func (c *tcpChoice) step() {
+	const dt = 100 * time.Millisecond
+	video := float64(c.rates[c.sc.fitMax.Load()])
+	media := video + 40e3
+	if media > c.link {
+		drops := uint64((media-c.link)/8*dt.Seconds()/1000) + 1
+		c.q.media += drops
+		c.lost += drops
+	}
+	c.pkts += uint64(media / 8 * dt.Seconds() / 1000)
+	if pad := float64(c.sc.probeBps.Load()) * 8; pad > 0 {
+		bytes := pad / 8 * dt.Seconds()
+		n := uint64(bytes/padMax) + 1
+		room := max(c.link-media, 0)
+		dropped := uint64(float64(n) * max(1-room/pad, c.hiccup))
+		c.d.padded.Add(n)
+		c.d.padB.Add(uint64(bytes))
+		c.q.pads += dropped
+		c.lost += dropped
+		c.pkts += n
+		if c.sc.probeFrom.Load() != 0 {
+			c.sc.probeNacks.Add(dropped)
+		}
+		c.d.nacks.Add(dropped)
+	}
+	c.advance(dt, min(video+float64(c.sc.probeBps.Load())*8, c.link))
+	if c.now.Sub(time.Unix(0, c.d.cc.reportAt.Load())) >= time.Second {
+		c.report(float64(c.lost)/float64(max(c.pkts, 1)), 20*time.Millisecond)
+		c.lost, c.pkts = 0, 0
+	}
+}
+
+// TestSimulcastTCPProbeJudgedByQueue: over TCP a probe is judged by the send queue, not by the
+// subscriber's NACKs and reports of the padding the queue dropped. A freed link (a few padding
+// packets dropped on any link) gets its top layer at the first probe; a link that carries the
+// middle layer gets that one from a failed probe for the top, and never the top, without the
+// queue ever dropping media for it.
+func TestSimulcastTCPProbeJudgedByQueue(t *testing.T) {
+	t.Run("freed", func(t *testing.T) {
+		c := newTCPChoice(t, 10e6)
+		c.hiccup = 0.05
+		for i := 0; c.sc.fitMax.Load() != 2; i++ {
+			if i == 30 {
+				t.Fatalf("layer %d after 3 s on a free TCP link (probes %d, last failed for %q)", c.sc.fitMax.Load(), c.sc.up.probes, c.sc.up.lastReason)
+			}
+			c.step()
+		}
+		if c.sc.up.probes != 1 {
+			t.Fatalf("%d probes to reach the top of a free link, want 1", c.sc.up.probes)
+		}
+	})
+	t.Run("middle", func(t *testing.T) {
+		c := newTCPChoice(t, 800e3) // 500 kbit/s and audio fit with the margin, 1500 does not
+		for range 100 {
+			c.step()
+			if c.sc.fitMax.Load() == 2 {
+				t.Fatal("took the top layer on an 800 kbit/s link")
+			}
+		}
+		c.want(1, "10 s on an 800 kbit/s link")
+		if c.q.media != 0 {
+			t.Fatalf("the queue dropped %d media frames", c.q.media)
+		}
+		if c.sc.up.probes < 3 {
+			t.Fatalf("%d probes in 10 s", c.sc.up.probes)
+		}
+	})
+}
+
+// TestSimulcastTCPLowestLayerPausable: over TCP the lowest layer that does not quite fit shows as
+// media the send queue drops, while the transport-wide feedback says most of it was delivered,
+// without a standing queue (the queue dropped what waited, the link after it holds none): the
+// subscription's congestion state may then pause it (atLowest), as it may when the feedback shows
+// the layer short.
+func TestSimulcastTCPLowestLayerPausable(t *testing.T) {
+	c := newLinkChoice(t, 0.95*150e3) // the lowest layer is 150 kbit/s
+	c.link.maxQueue = 60 * time.Millisecond
+	q := &fakeQueue{}
+	c.sc.q = q
+	c.sc.fitMax.Store(0)
+	c.d.cc.reportAt.Store(0)
+	for range 30 {
+		q.media += 2
+		c.step()
+	}
+	if sig := c.sc.tcc.signal(c.now); !sig.ok || sig.recentRate < tccSlower*c.sc.rate[0] || sig.standing(downQueue) {
+		t.Fatalf("the model shows %.0f of %.0f bps delivered, queue %v: want most of it, no standing queue", sig.recentRate, c.sc.rate[0], sig.queue)
+	}
+	if !c.sc.atLowest(c.now) {
+		t.Fatal("the lowest layer may not be paused while the send queue drops it")
+	}
+}
