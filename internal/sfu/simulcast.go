@@ -671,6 +671,11 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	if cc.pause.Load() || top < 0 {
 		sc.endProbe(now, false, "paused")
 		sc.fitMax.Store(0) // video resumes on the lowest layer, and probes its way up
+		if sc.q != nil {
+			// Over TCP not before its keyframe is through: its burst in the queue would fail
+			// the probe (tcpprobe.go).
+			sc.up.next = now.Add(upAfterPass)
+		}
 		return
 	}
 
@@ -782,7 +787,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		return
 	}
 	target := cur + 1
-	if sc.up.toTop || sig.ok || sc.q != nil {
+	if sc.up.toTop || sig.ok && sc.q == nil {
 		// Judged by delay a probe for the top ends at the link's limit having measured it, and
 		// takes the layers under that: one probe, not one a layer, after a link is freed.
 		target = top

@@ -14,9 +14,9 @@ import (
 // to 270p within 10 s of being freed where kurento mode showed 540p after 1.3 s). So over TCP a
 // probe for a higher layer pads at its full rate at once (padding never waits in front of media,
 // so there is nothing to ramp for), and is judged by the queue alone: media dropped there fails
-// it, and so does padding the link found no room for; a probe whose padding went out whole for
-// tcpProbeTime passes. A failed one takes the highest layer below its target that what the link
-// carried (the current layer and the padding written) covers with upTakeGain's margin.
+// it; a probe whose padding went out (nearly) whole for tcpProbeTime passes, and one whose padding
+// the queue dropped for want of room takes the highest layer below its target that what the link
+// carried meanwhile covers with upTakeGain's margin, or fails.
 const (
 	// tcpProbeTime is how long a probe over TCP pads at its full rate before it passes: long
 	// enough that a token bucket's burst and the socket's buffers (bounded by the queue: a few
@@ -25,8 +25,10 @@ const (
 	// tcpPadPass is the share of the probe's padding packets the queue may have dropped for it
 	// to pass: a writer late by a scheduling hiccup drops some on any link.
 	tcpPadPass = 0.10
-	// tcpPadFail: past this share, and ccProbePadDrops packets, the probe fails at once.
-	tcpPadFail = 0.25
+	// tcpSettle: what the connection carried is measured from this long into the probe, once the
+	// socket's buffers (and a token bucket's burst) have taken what they hold: counted from the
+	// start they made a 150 kbit/s link read over 500 and a probe took a layer it could not carry.
+	tcpSettle = 200 * time.Millisecond
 )
 
 // queueCounters is what the layer choice reads of the send queue in front of a TCP path
@@ -34,13 +36,17 @@ const (
 type queueCounters interface {
 	MediaDropped() uint64
 	PaddingDropped() uint64
+	SentBytes() uint64
 }
 
 // tcpProbe is a probe's starting point over TCP: the queue's drops and the down-track's padding.
 type tcpProbe struct {
 	media, pads   uint64 // the queue's media and padding frames dropped
 	padded, padB  uint64 // the down-track's padding packets and bytes
-	lastMediaSeen uint64 // the queue's media drops at the last measure (see queueDropped)
+	lastMediaSeen uint64 // the queue's media drops at the last measure (see measureQueue)
+	// sent is the bytes the queue had written at settled (tcpSettle into the probe; zero before).
+	sent    uint64
+	settled time.Time
 }
 
 // measureQueue notes, once a second with measure, whether the queue dropped media since the last
@@ -63,6 +69,7 @@ func (sc *simulcast) startQueueProbe(now time.Time) {
 	sc.up.full = now
 	sc.tcp.media, sc.tcp.pads = sc.q.MediaDropped(), sc.q.PaddingDropped()
 	sc.tcp.padded, sc.tcp.padB = d.padded.Load(), d.padB.Load()
+	sc.tcp.settled = time.Time{}
 	sc.probeBps.Store(uint64(sc.up.pad / 8))
 }
 
@@ -74,28 +81,27 @@ func (sc *simulcast) checkQueueProbe(now time.Time) {
 	drops := sc.q.PaddingDropped() - sc.tcp.pads
 	pkts := d.padded.Load() - sc.tcp.padded
 	share := float64(drops) / float64(max(pkts, 1))
+	if sc.tcp.settled.IsZero() && ran >= tcpSettle {
+		sc.tcp.sent, sc.tcp.settled = sc.q.SentBytes(), now
+	}
 	switch {
 	case media > 0:
 		sc.endProbe(now, false, fmt.Sprintf("queue: %d media frames dropped", media))
-	case drops >= ccProbePadDrops && share > tcpPadFail:
-		sc.endQueueProbe(now, share, ran)
-	case ran < tcpProbeTime:
+	case ran < tcpProbeTime || sc.tcp.settled.IsZero() || !now.After(sc.tcp.settled):
 	case share <= tcpPadPass:
 		sc.endProbe(now, true, "")
 	default:
-		sc.endQueueProbe(now, share, ran)
+		sc.endQueueProbe(now, share)
 	}
 }
 
 // endQueueProbe ends a probe over TCP whose padding found no room for share of it: it takes the
-// highest layer under its target that the link carried (the current layer and the padding that
-// went out), if one is above the current layer, or fails.
-func (sc *simulcast) endQueueProbe(now time.Time, share float64, ran time.Duration) {
+// highest layer under its target that the link carried (everything the queue wrote since the
+// probe settled: the audio is inside upTakeGain's margin), if one is above the current layer, or
+// fails.
+func (sc *simulcast) endQueueProbe(now time.Time, share float64) {
 	cur := sc.fitMax.Load()
-	carried := sc.rate[cur]
-	if ran > 0 {
-		carried += float64(sc.main.padB.Load()-sc.tcp.padB) * (1 - share) * 8 / ran.Seconds()
-	}
+	carried := float64(sc.q.SentBytes()-sc.tcp.sent) * 8 / now.Sub(sc.tcp.settled).Seconds()
 	for l := sc.up.target - 1; l > cur; l-- {
 		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= carried {
 			sc.up.target = l

@@ -6,30 +6,38 @@ import (
 )
 
 // fakeQueue is the counters of a send queue in front of a TCP path, moved by the test.
-type fakeQueue struct{ media, pads uint64 }
+type fakeQueue struct{ media, pads, sent uint64 }
 
 func (q *fakeQueue) MediaDropped() uint64   { return q.media }
 func (q *fakeQueue) PaddingDropped() uint64 { return q.pads }
+func (q *fakeQueue) SentBytes() uint64      { return q.sent }
 
 // tcpChoice is layerChoice (simulcast_test.go) over a modelled TCP path of rate bps behind a send
-// queue: the current layer and 40 kbit/s of audio go first, and what exceeds the link of them the
-// queue drops; a probe's padding takes only the room they leave, the queue drops the rest, and so
-// does it a share (hiccup) of the padding on any link (a writer late by a scheduling hiccup). The
-// subscriber asks again for every packet it missed (NACKs) and reports them as lost, as Chrome
-// does over TCP too.
+// queue. The socket's buffers and a token bucket's burst take tcpBuffer bytes beyond what the link
+// has carried. The current layer and 40 kbit/s of audio go first, and what of them exceeds the
+// link and the buffers the queue drops; a probe's padding takes only the room they leave, the
+// queue drops the rest a step later (when it has waited too long), and so does it a share
+// (hiccup) of the padding on any link (a writer late by a scheduling hiccup). The subscriber
+// asks again for every packet it missed (NACKs) and reports them as lost, as Chrome does over
+// TCP too.
 type tcpChoice struct {
 	*layerChoice
-	q      fakeQueue
-	link   float64
-	hiccup float64
-	lost   uint64 // packets the subscriber missed since its last report
-	pkts   uint64 // packets sent since then
+	q       fakeQueue
+	link    float64
+	hiccup  float64
+	buf     float64 // bytes the buffers hold
+	pending uint64  // padding packets the queue drops at the next step
+	lost    uint64  // packets the subscriber missed since its last report
+	pkts    uint64  // packets sent since then
 }
+
+// tcpBuffer is what the socket's buffers and a token bucket's burst hold (bytes).
+const tcpBuffer = 8 << 10
 
 func newTCPChoice(t *testing.T, bps float64) *tcpChoice {
 	c := &tcpChoice{layerChoice: newLayerChoice(t), link: bps}
 	c.sc.q = &c.q
-	c.sc.fitMax.Store(0)
+	c.sc.startLow()
 	return c
 }
 
@@ -37,29 +45,37 @@ func newTCPChoice(t *testing.T, bps float64) *tcpChoice {
 func (c *tcpChoice) step() {
 	const dt = 100 * time.Millisecond
 	video := float64(c.rates[c.sc.fitMax.Load()])
-	media := video + 40e3
-	if media > c.link {
-		drops := uint64((media-c.link)/8*dt.Seconds()/1000) + 1
+	room := c.link/8*dt.Seconds() + tcpBuffer - c.buf
+	media := (video + 40e3) / 8 * dt.Seconds()
+	took := min(media, room)
+	if media > took {
+		drops := uint64((media-took)/1000) + 1
 		c.q.media += drops
 		c.lost += drops
 	}
-	c.pkts += uint64(media / 8 * dt.Seconds() / 1000)
-	if pad := float64(c.sc.probeBps.Load()) * 8; pad > 0 {
-		bytes := pad / 8 * dt.Seconds()
+	room -= took
+	c.pkts += uint64(media / 1000)
+	c.q.pads += c.pending
+	c.lost += c.pending
+	c.d.nacks.Add(c.pending)
+	if c.sc.probeFrom.Load() != 0 {
+		c.sc.probeNacks.Add(c.pending)
+	}
+	c.pending = 0
+	pad := float64(c.sc.probeBps.Load())
+	if pad > 0 {
+		bytes := pad * dt.Seconds()
 		n := uint64(bytes/padMax) + 1
-		room := max(c.link-media, 0)
-		dropped := uint64(float64(n) * max(1-room/pad, c.hiccup))
+		went := min(bytes*(1-c.hiccup), room)
+		took += went
+		c.pending = uint64(float64(n) * (1 - went/bytes))
 		c.d.padded.Add(n)
 		c.d.padB.Add(uint64(bytes))
-		c.q.pads += dropped
-		c.lost += dropped
 		c.pkts += n
-		if c.sc.probeFrom.Load() != 0 {
-			c.sc.probeNacks.Add(dropped)
-		}
-		c.d.nacks.Add(dropped)
 	}
-	c.advance(dt, min(video+float64(c.sc.probeBps.Load())*8, c.link))
+	c.q.sent += uint64(took)
+	c.buf = max(c.buf+took-c.link/8*dt.Seconds(), 0)
+	c.advance(dt, min(video+pad*8, c.link))
 	if c.now.Sub(time.Unix(0, c.d.cc.reportAt.Load())) >= time.Second {
 		c.report(float64(c.lost)/float64(max(c.pkts, 1)), 20*time.Millisecond)
 		c.lost, c.pkts = 0, 0
@@ -84,6 +100,11 @@ func TestSimulcastTCPProbeJudgedByQueue(t *testing.T) {
 		if c.sc.up.probes != 1 {
 			t.Fatalf("%d probes to reach the top of a free link, want 1", c.sc.up.probes)
 		}
+		c.q.sent = 0
+		for range 30 {
+			c.step() // and it stays there
+		}
+		c.want(2, "3 s more on the top layer of a free link")
 	})
 	t.Run("middle", func(t *testing.T) {
 		c := newTCPChoice(t, 800e3) // 500 kbit/s and audio fit with the margin, 1500 does not
@@ -99,6 +120,21 @@ func TestSimulcastTCPProbeJudgedByQueue(t *testing.T) {
 		}
 		if c.sc.up.probes < 3 {
 			t.Fatalf("%d probes in 10 s", c.sc.up.probes)
+		}
+	})
+	t.Run("narrow", func(t *testing.T) {
+		// The lowest layer and audio fit, nothing above does (the middle layer and audio are
+		// 540 kbit/s); the buffers and a token bucket's burst take a probe's first few hundred
+		// milliseconds at any rate.
+		c := newTCPChoice(t, 450e3)
+		for range 100 {
+			c.step()
+			if l := c.sc.fitMax.Load(); l != 0 {
+				t.Fatalf("took layer %d on a 450 kbit/s link (probe %d)", l, c.sc.up.probes)
+			}
+		}
+		if c.q.media != 0 {
+			t.Fatalf("the queue dropped %d media frames", c.q.media)
 		}
 	})
 }
@@ -117,6 +153,7 @@ func TestSimulcastTCPLowestLayerPausable(t *testing.T) {
 	c.d.cc.reportAt.Store(0)
 	for range 30 {
 		q.media += 2
+		q.sent += 150e3 / 8 / 10
 		c.step()
 	}
 	if sig := c.sc.tcc.signal(c.now); !sig.ok || sig.recentRate < tccSlower*c.sc.rate[0] || sig.standing(downQueue) {
