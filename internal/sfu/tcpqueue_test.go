@@ -28,6 +28,7 @@ type queueRun struct {
 	dropCarry             float64 // a frame's part the queue has yet to drop
 	burst, tokens         float64 // the bucket's size and what it holds (bytes)
 }
+
 func (r *queueRun) second(srcBps, linkBps float64, rtt time.Duration) {
 	for range 10 {
 		r.step(srcBps, linkBps)
