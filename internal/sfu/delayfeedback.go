@@ -56,6 +56,16 @@ const (
 	tccRateWindow = time.Second
 	// tccSpans is how many recent spans are kept for tccRateWindow: at least 200 ms each.
 	tccSpans = 8
+	// tccSlowForLossy is the shorter run that says the link is full when the bottleneck also
+	// dropped at least tccSpanLoss of what was sent in the latest span (sent 1.4 times its rate or
+	// more). A receiver short of CPU takes its packets in late but loses none (its socket holds
+	// seconds of video), or only what the network loses at random; a token bucket that overflows
+	// drops what it cannot queue. Waiting the whole tccSlowFor after a squeeze kept the bed's
+	// subscriber on a layer the link could not carry for 0.9-1.3 s: its "down" came 2.0-2.5 s
+	// after the squeeze. The latest span's loss, not the run's: a starved receiver's slower spans
+	// before the squeeze, lossless, made the run's too little for the first spans after it.
+	tccSlowForLossy = tccRateSpan
+	tccSpanLoss     = 0.3
 )
 
 // hdrScratch is one writer goroutine's scratch for an outgoing RTP header, with room for the
@@ -86,6 +96,8 @@ type transportCC struct {
 	slower     atomic.Uint32 // spans in a row, up to the latest, delivered under tccSlower of their sending rate
 	slowFor    atomic.Int64  // ns of arrival time those spans cover
 	runRate    atomic.Uint64 // bps: what those spans delivered together
+	spanSent   atomic.Uint32 // packets sent in the latest span's range of sequence numbers
+	spanLost   atomic.Uint32 // … of which the feedback reported no arrival
 	recentRate atomic.Uint64 // bps: what the spans closed within tccRateWindow delivered together
 	fbAt       atomic.Int64  // unix nanos of the latest feedback with a packet we know
 	rateAt     atomic.Int64  // unix nanos when rate was published
@@ -101,7 +113,8 @@ type transportCC struct {
 	// kbit/s, enough to take a layer it cannot carry). firstBytes is the earliest's size.
 	spanBytes  uint64
 	firstBytes uint64
-	spanFrom   int64 // arrival (ns, the subscriber's clock) of the span's first packet, 0: none
+	spanPkts   uint32 // the span's packets, its earliest included
+	spanFrom   int64  // arrival (ns, the subscriber's clock) of the span's first packet, 0: none
 	spanTo     int64
 	sendFrom   int64 // monotonic send time (ns) of the span's first and last packets
 	sendTo     int64
@@ -212,6 +225,7 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 			t.sendTo, t.seqTo = at, full
 		}
 		t.spanBytes += uint64(size)
+		t.spanPkts++
 	}
 	for _, c := range fb.PacketChunks {
 		switch c := c.(type) {
@@ -237,7 +251,8 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	t.feedbacks.Add(1)
 	if span := t.spanTo - t.spanFrom; span >= int64(tccRateSpan) {
 		t.rate.Store(uint64(float64(t.spanBytes) * 8 / (float64(span) / float64(time.Second))))
-		t.sentRate.Store(uint64(float64(t.sentBetween(t.seqFrom, t.seqTo)) * 8 / (float64(max(t.sendTo-t.sendFrom, int64(time.Millisecond))) / float64(time.Second))))
+		sentB, sentN := t.sentBetween(t.seqFrom, t.seqTo)
+		t.sentRate.Store(uint64(float64(sentB) * 8 / (float64(max(t.sendTo-t.sendFrom, int64(time.Millisecond))) / float64(time.Second))))
 		t.rateAt.Store(now.UnixNano())
 		rate := float64(t.rate.Load())
 		if rate < tccSlower*float64(t.sentRate.Load()) {
@@ -249,6 +264,8 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 			t.slowSpan, t.slowBytes = 0, 0
 		}
 		t.slowFor.Store(t.slowSpan)
+		t.spanSent.Store(sentN)
+		t.spanLost.Store(sentN - min(t.spanPkts, sentN))
 		if t.slowSpan > 0 {
 			t.runRate.Store(uint64(float64(t.slowBytes) * 8 / (float64(t.slowSpan) / float64(time.Second))))
 		} else {
@@ -264,22 +281,23 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 			}
 		}
 		t.recentRate.Store(uint64(float64(bytes) * 8 / (float64(max(within, 1)) / float64(time.Second))))
-		t.spanBytes, t.firstBytes, t.spanFrom, t.spanTo, t.sendFrom, t.sendTo = 0, 0, 0, 0, 0, 0
+		t.spanBytes, t.firstBytes, t.spanFrom, t.spanTo, t.sendFrom, t.sendTo, t.spanPkts = 0, 0, 0, 0, 0, 0, 0
 	}
 }
 
-// sentBetween returns the bytes sent as transport-wide numbers from to to, lost packets included.
-func (t *transportCC) sentBetween(from, to uint32) uint64 {
-	var b uint64
+// sentBetween returns the bytes and packets sent as transport-wide numbers from to to, lost
+// packets included.
+func (t *transportCC) sentBetween(from, to uint32) (b uint64, n uint32) {
 	if to-from >= tccRing {
-		return 0
+		return 0, 0
 	}
-	for n := from; n != to+1; n++ {
-		if s := &t.sent[n%tccRing]; s.seq.Load() == uint32(uint16(n))+1 {
+	for k := from; k != to+1; k++ {
+		if s := &t.sent[k%tccRing]; s.seq.Load() == uint32(uint16(k))+1 {
 			b += uint64(s.size.Load())
+			n++
 		}
 	}
-	return b
+	return b, n
 }
 
 // delaySignal is what the layer choice reads of the feedback at one step.
@@ -293,6 +311,7 @@ type delaySignal struct {
 	runRate      float64       // bps: what they delivered together (a token bucket's burst
 	// makes one 200 ms span of a 300 kbit/s link read up to 460 kbit/s)
 	recentRate float64 // bps: what the spans of the last tccRateWindow delivered together
+	spanLoss   float64 // the share of the packets sent in the latest span's range that never arrived
 	rateAt     time.Time
 }
 
@@ -307,16 +326,18 @@ func (t *transportCC) signal(now time.Time) delaySignal {
 	}
 	return delaySignal{ok: true, queue: time.Duration(t.queue.Load()), prevQ: time.Duration(t.prevQueue.Load()),
 		rate: float64(t.rate.Load()), sentRate: float64(t.sentRate.Load()), slower: t.slower.Load(), slowFor: time.Duration(t.slowFor.Load()),
-		runRate: float64(t.runRate.Load()), recentRate: float64(t.recentRate.Load()), rateAt: time.Unix(0, t.rateAt.Load())}
+		runRate: float64(t.runRate.Load()), recentRate: float64(t.recentRate.Load()), rateAt: time.Unix(0, t.rateAt.Load()),
+		spanLoss: float64(t.spanLost.Load()) / float64(max(t.spanSent.Load(), 1))}
 }
 
 // bottleneck reports whether a queue of at least d stands and the link delivered its packets
-// clearly slower than they were sent for tccSlowFor of its arrival time: a link at its limit. A
-// receiver starved of CPU (the loaded bed) also stamps its arrivals late and for a while slower
-// than sent, but then catches up in a burst, which ends the run; a delay that jumps once (a stall,
-// a new route) slows one span only. What the link carries is then runRate.
+// clearly slower than they were sent for tccSlowFor of its arrival time (tccSlowForLossy when it
+// also dropped tccSpanLoss of them lately): a link at its limit. A receiver starved of CPU (the loaded
+// bed) also stamps its arrivals late and for a while slower than sent, but then catches up in a
+// burst, which ends the run, and loses nothing; a delay that jumps once (a stall, a new route)
+// slows one span only. What the link carries is then runRate.
 func (s delaySignal) bottleneck(d time.Duration) bool {
-	return s.standing(d) && s.runRate > 0 && s.slowFor >= tccSlowFor
+	return s.standing(d) && s.runRate > 0 && (s.slowFor >= tccSlowFor || s.slowFor >= tccSlowForLossy && s.spanLoss >= tccSpanLoss)
 }
 
 // tccSlower: a span delivered under this share of its sending rate was held by a bottleneck.

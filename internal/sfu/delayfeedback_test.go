@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/binary"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +25,10 @@ type tccLink struct {
 	free     time.Duration // when the bottleneck has sent everything queued (model time)
 	late     time.Duration // the receiver stamps arrivals this much late (a stall)
 	lost     int
+	// dropEvery, when set, loses every dropEvery-th packet sent on the way, queue or not (random
+	// loss, as iptables' statistic match does it in the bed, made deterministic).
+	dropEvery int
+	nsent     int
 	// cpu, when set, is a receiver short of CPU: it stamps a packet that reached it at arrival
 	// only when it gets to it (see starved).
 	cpu   *starved
@@ -71,6 +76,9 @@ func (l *tccLink) send(at, dt time.Duration, bps float64) *rtcp.TransportLayerCC
 		start := max(sent, l.free)
 		if start-sent > l.maxQueue {
 			l.lost++
+			continue
+		}
+		if l.nsent++; l.dropEvery > 0 && l.nsent%l.dropEvery == 0 {
 			continue
 		}
 		l.free = start + time.Duration(1000*8/l.rate*float64(time.Second))
@@ -371,10 +379,15 @@ func TestSimulcastStarvedReceiverKeepsLayer(t *testing.T) {
 		{"slow spans, asking again", starved{period: time.Second, slow: 500 * time.Millisecond, slowBps: 700e3}, 0.3},
 		{"stalls, asking again", starved{period: time.Second, stall: 300 * time.Millisecond}, 0.5},
 		{"stalls of 700 ms, no feedback meanwhile, asking again", starved{period: 1500 * time.Millisecond, stall: 700 * time.Millisecond}, 0.5},
+		{"stalls, 15 % random loss", starved{period: time.Second, stall: 300 * time.Millisecond}, 0.15},
+		{"slow spans, 15 % random loss", starved{period: time.Second, slow: 500 * time.Millisecond, slowBps: 700e3}, 0.15},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newLinkChoice(t, 100e6)
 			c.link.cpu = &tc.cpu
+			if strings.Contains(tc.name, "random loss") {
+				c.link.dropEvery = 7
+			}
 			c.advance(time.Second, 1500e3)
 			c.d.cc.reportAt.Store(0)
 			lowest := c.sc.fitMax.Load()
@@ -479,6 +492,32 @@ func TestSimulcastSqueezedToWhatFits(t *testing.T) {
 		c.step()
 	}
 	c.want(0, "a link squeezed to 540 kbit/s under layers of 150, 500 and 1500")
+}
+
+// TestSimulcastSqueezedDownPromptly: a free link squeezed under the top layer (the bed's
+// "squeezed" phase: 540p into 300 or 600 kbit/s) takes the subscriber down within half a second
+// of the squeeze: the bottleneck's drops beside a standing queue say it is full, without waiting
+// the second of slower spans that tells a receiver short of CPU from a full link when nothing is
+// lost (the bed came down 2.0-2.5 s after the squeeze; the model took 1 s before any keyframe).
+func TestSimulcastSqueezedDownPromptly(t *testing.T) {
+	for _, link := range []float64{300e3, 600e3} {
+		c := newLinkChoice(t, 10e6)
+		c.advance(time.Second, 1500e3)
+		c.d.cc.reportAt.Store(0) // nor receiver reports, nor NACKs: the feedback alone
+		for range 10 {
+			c.step()
+		}
+		c.want(2, "a free link")
+		c.link.rate = link
+		squeezed := c.now
+		for c.sc.fitMax.Load() == 2 {
+			if c.now.Sub(squeezed) > 500*time.Millisecond {
+				t.Fatalf("still on the top layer %v after a squeeze to %.0f kbit/s", c.now.Sub(squeezed), link/1000)
+			}
+			c.step()
+		}
+		c.want(0, "a link squeezed under the middle layer's rate with its margin")
+	}
 }
 
 // TestSimulcastPausesOnlyWhenLowestDoesNotFit: on the lowest layer after congestion was seen, the
