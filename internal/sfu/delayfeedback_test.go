@@ -520,6 +520,26 @@ func TestSimulcastSqueezedDownPromptly(t *testing.T) {
 	}
 }
 
+// TestSimulcastDownSettles: after heavy loss took the layer down, a receiver report of the old
+// layer's loss (a report covers the second before it) takes it no further down; one of loss on
+// the new layer, once that has been sent a while, does.
+func TestSimulcastDownSettles(t *testing.T) {
+	c := newLayerChoice(t)
+	c.advance(time.Second, 1500e3)
+	c.report(0.5, 50*time.Millisecond) // 750 of 1500 got through: the middle layer
+	c.advance(100*time.Millisecond, 1500e3)
+	c.want(1, "50 % loss at 1500 kbit/s")
+	c.report(0.75, 50*time.Millisecond) // the second before, reported late: 375 of 1500
+	c.advance(100*time.Millisecond, 500e3)
+	c.want(1, "a report of the old layer's loss")
+	for range 12 {
+		c.advance(100*time.Millisecond, 500e3)
+	}
+	c.report(0.6, 50*time.Millisecond)
+	c.advance(100*time.Millisecond, 500e3)
+	c.want(0, "60 % loss on the middle layer")
+}
+
 // TestSimulcastPausesOnlyWhenLowestDoesNotFit: on the lowest layer after congestion was seen, the
 // subscription's congestion state may pause the video only if the transport-wide feedback does not
 // show the link delivering all of that layer without a queue (an estimate cut by a probe's loss

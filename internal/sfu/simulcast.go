@@ -78,6 +78,8 @@ type simulcast struct {
 	cur    atomic.Int32  // layer being forwarded, -1 before the first keyframe
 	tgt    atomic.Int32  // layer wanted, -1 when paused or none is sending
 	tsOff  atomic.Uint32 // current timestamp offset, for sender reports
+	// downAt is when the layer last went down for congestion (step; see downSettle).
+	downAt time.Time
 	// lowSince is when the lowest layer became the one forwarded (unix nanos; see atLowest).
 	lowSince atomic.Int64
 	// congestedAt is when step last saw the link short of what it was sent (unix nanos; see
@@ -632,6 +634,13 @@ const (
 	// pause the lowest layer (atLowest): the unshaped subscribers of the bed, new on the lowest
 	// layer, were paused for 3 s at join on an estimate that had seen only a part of a second.
 	lowCongested = 5 * time.Second
+	// downSettle: after the layer went down for congestion, receiver reports, NACKs and the
+	// transport-wide spans describe the old layer for about a second (a report covers the second
+	// before it; a span after the shed measures the link idle while the new layer's keyframe is
+	// awaited): nothing takes it further down for this long. The bed's squeeze went 540p -> 270p
+	// after 0.66 s, and 0.3 s later on to 135p on a span that "delivered" 105 kbit/s of a 300
+	// kbit/s link, the 135p keyframe queued behind the 270p one.
+	downSettle = time.Second
 )
 
 // startLow makes a new subscriber's video start on the lowest layer, whose keyframe any link
@@ -736,6 +745,9 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	if avail > 0 || sc.qDropped {
 		sc.congestedAt.Store(now.UnixNano())
 	}
+	if avail > 0 && now.Sub(sc.downAt) < downSettle {
+		avail = 0 // what says so now may still be the old layer's
+	}
 	if avail > 0 {
 		l := cur
 		for ; l > 0; l-- {
@@ -753,6 +765,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			}
 		}
 		if l < cur {
+			sc.downAt = now
 			sc.congestedDown(l)
 			if sig.ok {
 				sc.ceil = avail
@@ -762,7 +775,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			if log := sc.log; log != nil {
 				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000),
 					"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000),
-					"slow_ms", sig.slowFor.Milliseconds(), "run_kbps", int(sig.runRate/1000), "recent_kbps", int(sig.recentRate/1000), "est_kbps", int(est/1000), "nack_ratio", sc.nackRatio,
+					"slow_ms", sig.slowFor.Milliseconds(), "span_loss", sig.spanLoss, "run_kbps", int(sig.runRate/1000), "recent_kbps", int(sig.recentRate/1000), "est_kbps", int(est/1000), "nack_ratio", sc.nackRatio,
 					"ceil_kbps", int(sc.ceil/1000))
 			}
 			return
