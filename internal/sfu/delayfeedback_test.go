@@ -158,8 +158,7 @@ func newLinkChoice(t *testing.T, bps float64) *linkChoice {
 }
 
 func (c *linkChoice) step() {
-	cur := c.sc.fitMax.Load()
-	sent := float64(c.rates[cur]) + float64(c.sc.probeBps.Load())*8
+	sent := c.rungRate() + float64(c.sc.probeBps.Load())*8
 	fb := c.link.send(c.at, 100*time.Millisecond, sent)
 	c.at += 100 * time.Millisecond
 	if fb != nil {
@@ -538,6 +537,45 @@ func TestSimulcastDownSettles(t *testing.T) {
 	c.report(0.6, 50*time.Millisecond)
 	c.advance(100*time.Millisecond, 500e3)
 	c.want(0, "60 % loss on the middle layer")
+}
+
+// TestSimulcastHalfRateRung: with temporal layers, a link squeezed under the middle layer but over
+// its frames of TID 0 and 1 (with the margin a layer taken down needs) gets the middle layer at
+// half its frame rate, not the lowest at its full rate (the bed at 300 kbit/s: 270p at 15 fps, not
+// 135p at 30); freed, it climbs to the top layer's every frame. Not when half the layer's frames
+// would be under 15 fps (a publisher short of CPU encoding 20 fps).
+func TestSimulcastHalfRateRung(t *testing.T) {
+	for _, tc := range []struct {
+		temporal bool
+		halfFPS  float64
+	}{{true, 15}, {false, 0}, {true, 10}} {
+		temporal := tc.temporal && tc.halfFPS >= 15
+		c := newLinkChoice(t, 10e6)
+		c.temporal, c.halfFPS = tc.temporal, tc.halfFPS
+		c.advance(time.Second, 1500e3)
+		c.d.cc.reportAt.Store(0)
+		for range 10 {
+			c.step()
+		}
+		c.want(2, "a free link")
+		c.link.rate = 450e3 // the middle layer 500 kbit/s, 300 of it at half its frame rate
+		for range 30 {
+			c.step()
+		}
+		if !temporal {
+			c.want(0, "a link squeezed under the middle layer, no temporal layers or too few frames")
+			continue
+		}
+		c.want(rung{s: 1, t: 1}.packed(), "a link squeezed under the middle layer but over its half rate")
+		c.link.rate = 10e6
+		freed := c.now
+		for c.sc.fitMax.Load() != 2 {
+			if c.now.Sub(freed) > 10*time.Second {
+				t.Fatalf("rung %+v 10 s after the link was freed", unpackRung(c.sc.fitMax.Load()))
+			}
+			c.step()
+		}
+	}
 }
 
 // TestSimulcastPausesOnlyWhenLowestDoesNotFit: on the lowest layer after congestion was seen, the

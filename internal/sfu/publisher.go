@@ -378,6 +378,10 @@ type forwarder struct {
 	bytes   atomic.Uint64
 	lost    atomic.Uint64 // missing from the publisher's sequence (seqLoss)
 	plis    atomic.Uint64 // keyframe requests sent to the publisher
+	// upperBytes counts the bytes of a simulcast layer's packets in temporal layer 1 and in 2 or
+	// more (VP8/VP9): what a subscriber is spared of the layer at a lower frame rate (simulcast.go).
+	upperBytes [2]atomic.Uint64
+	halfFrames atomic.Uint64 // and the frames of temporal layer 0 or 1 it began
 
 	// The publisher's last RTP timestamp and its arrival (unix nanos), for the subscribers' sender
 	// reports: they carry the publisher's timestamps unchanged.
@@ -455,6 +459,9 @@ func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
 		f.ring.put(pkt.SequenceNumber, raw, now)
 	}
 	key := f.ckind != codecOther && isKeyframeStart(f.ckind, pkt.Payload)
+	if f.rid != "" {
+		f.countTemporal(pkt.Payload, len(raw))
+	}
 	for _, d := range *f.subs.Load() {
 		d.write(pkt, key)
 	}

@@ -13,6 +13,8 @@ type picture struct {
 	pidAt  uint8 // offset of the picture ID
 	pidLen uint8 // 1 (7 bits) or 2 (15 bits)
 	tl0At  uint8 // offset of TL0PICIDX
+	tidAt  uint8 // offset of the byte whose top bits are the temporal layer (TID)
+	vp9    bool
 }
 
 // parsePicture reads the payload descriptor of a VP8 (RFC 7741 §4.2) or VP9 (RFC 9628 §4.2) packet.
@@ -66,6 +68,9 @@ func parsePicture(codec int, b []byte) (p picture, ok bool) {
 			i++
 		}
 		if hasTK {
+			if b[1]&0x20 != 0 { // T: TID present
+				p.tidAt = uint8(i)
+			}
 			i++
 		}
 		if len(b) <= i {
@@ -83,10 +88,12 @@ func parsePicture(codec int, b []byte) (p picture, ok bool) {
 			}
 			i += int(p.pidLen)
 		}
+		p.vp9 = true
 		if hasL {
 			if len(b) <= i {
 				return p, false
 			}
+			p.tidAt = uint8(i)
 			i++
 			if !flex {
 				p.tl0At = uint8(i)
@@ -100,6 +107,27 @@ func parsePicture(codec int, b []byte) (p picture, ok bool) {
 		return p, false
 	}
 	return p, true
+}
+
+// tid returns the temporal layer of the packet p describes (0 when it carries none). VP8 and VP9
+// both put it in the top three bits of its byte; VP8 uses two of them.
+func (p picture) tid(b []byte) int8 {
+	if p.tidAt == 0 {
+		return 0
+	}
+	if p.vp9 {
+		return int8(b[p.tidAt] >> 5)
+	}
+	return int8(b[p.tidAt] >> 6)
+}
+
+// frameStart reports whether b is the first packet of a frame (VP8: S set in partition 0; VP9:
+// B set).
+func (p picture) frameStart(b []byte) bool {
+	if p.vp9 {
+		return b[0]&0x08 != 0
+	}
+	return b[0]&0x10 != 0 && b[0]&0x07 == 0
 }
 
 // pictureID reads the picture ID p locates in b.

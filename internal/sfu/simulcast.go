@@ -28,6 +28,21 @@ import (
 // The layer is the highest one at or under the down-track's maximum (setMaxLayer: what the
 // subscriber's link allows, all of them by default) that the publisher is sending: browsers stop
 // sending their upper layers when their own uplink shrinks.
+//
+// Temporal layers (VP8): Chrome encodes each VP8 simulcast layer in three temporal layers (TID 0, 2, 1,
+// 2, … at 30 fps: TID 0 alone is 7.5 fps, with TID 1 15 fps), and frames of TID 2 are referenced
+// by no other frame. What the link carries is chosen on a ladder of rungs (layer, highest TID
+// forwarded), lowest first: the lowest layer at its full frame rate, then every higher layer at
+// half its frame rate (TID ≤ 1, about 60 % of its bitrate) and then at its full rate. The rule
+// is the most pixels per second at 15 fps or more: the next layer up at half the frame rate
+// shows twice the pixels per second of the one below at its full rate (four times the pixels,
+// half the frames), for a little more bitrate; a quarter of the frame rate (7.5 fps) would show
+// no more pixels per second than the layer below at its full rate, so it is no rung. The rungs
+// at half rate appear once the layers are seen to carry temporal layers (ladder); without them
+// the ladder is the layers. Dropped frames leave no trace the decoder could take for loss: the
+// sequence numbers and picture IDs after them close up (seqOff, pidOff), and a change of the
+// highest TID forwarded takes effect at a frame of TID 0, which references nothing the
+// subscriber may lack.
 
 const (
 	// layerIdle is how long a layer may send nothing before the down-tracks take it for stopped.
@@ -43,10 +58,42 @@ const (
 	// frames must still reach the probe's rate.
 	padSpan = 250 * time.Millisecond
 	// switchHistory is how many mapping changes back a NACK can still be answered: layer switches,
-	// and two per padding burst of a probe (the padding, then the layer's packets after it), so
-	// about half a second of a probe.
-	switchHistory = 64
+	// two per padding burst of a probe (the padding, then the layer's packets after it) and one
+	// after each frame dropped for its temporal layer (15 a second at half rate), so about a
+	// second of a probe at half rate.
+	switchHistory = 128
+	// tlAll as the highest temporal layer forwarded: every frame.
+	tlAll int8 = 7
+	// maxRungs bounds the ladder: the lowest layer, and each higher one at half and full rate.
+	maxRungs = 2*maxLayers - 1
+	// halfRateFPS is the least frame rate (of its frames of TID ≤ 1) a rung at half rate is taken
+	// at: 15 fps, less a frame of the publisher's jitter.
+	halfRateFPS = 14
 )
+
+// rung is one step of a subscriber's video ladder: a simulcast layer, and the highest temporal
+// layer of it forwarded (tlAll: every frame).
+type rung struct {
+	s int32
+	t int8
+}
+
+// packed is r as fitMax holds it: the layer's index for a rung of every frame (so that the
+// ladder without temporal layers is the layers), and 8 × (t+1) more for one with fewer.
+func (r rung) packed() int32 {
+	if r.t >= tlAll {
+		return r.s
+	}
+	return r.s + 8*(int32(r.t)+1)
+}
+
+// unpackRung undoes packed.
+func unpackRung(v int32) rung {
+	if v < 8 {
+		return rung{s: v, t: tlAll}
+	}
+	return rung{s: v & 7, t: int8(v/8 - 1)}
+}
 
 // orderLayers returns the rids of a simulcast offer lowest layer first: rdivN by N, largest N
 // first (the stock client's names); other names keep the offer's order, which by convention is
@@ -74,7 +121,7 @@ type simulcast struct {
 	codec  int           // codecVP8…, for the picture numbering
 	clock  uint32        // RTP clock rate
 	limit  atomic.Int32  // highest layer allowed by setMaxLayer; -1 pauses the video
-	fitMax atomic.Int32  // highest layer the subscriber's link carries (step)
+	fitMax atomic.Int32  // the highest rung the subscriber's link carries (step), packed
 	cur    atomic.Int32  // layer being forwarded, -1 before the first keyframe
 	tgt    atomic.Int32  // layer wanted, -1 when paused or none is sending
 	tsOff  atomic.Uint32 // current timestamp offset, for sender reports
@@ -113,6 +160,13 @@ type simulcast struct {
 	asks     uint8 // requests again for the same switch: each waits twice as long, up to keyframeRetryMax
 	history  [switchHistory]segment
 	nhistory int
+	// Temporal layers of the current layer (see the top of the file).
+	tl       int8   // the highest forwarded, changed at frames of TID 0
+	lastIn   uint16 // highest incoming sequence number of the current layer seen
+	segIn    uint16 // the incoming sequence number the current mapping (segment) began at
+	remap    bool   // frames were dropped, or tl changed: the next packet forwarded starts a segment
+	dropping bool   // dropPID is the picture ID of the last frame dropped
+	dropPID  uint16
 
 	// probeBps is the padding, in bytes per second, the forwarder adds after each frame of the
 	// current layer while an up-probe runs (step); 0 when none does.
@@ -128,14 +182,20 @@ type simulcast struct {
 	// Owned by step (the sender-report goroutine).
 	fitAt     time.Time
 	fitBytes  [maxLayers]uint64
-	rate      [maxLayers]float64 // bits per second each layer carried in the last interval
-	sentBytes uint64             // the down-track's bytes (media, retransmissions, padding) at fitAt
-	sentPkts  uint64             // its media packets at fitAt
-	nacksAt   uint64             // the sequence numbers its subscriber asked for again, at fitAt
-	sentRate  float64            // bits per second sent to the subscriber in the last interval
-	nackRatio float64            // sequence numbers asked for again per media packet sent, last interval
-	lastRep   int64              // the last receiver report step has seen (unix nanos)
-	lastLoss  float64            // its fraction lost
+	fitUpper  [maxLayers][2]uint64
+	fitFrames [maxLayers]uint64
+	skip      [maxRungs]bool    // a rung at half rate the choice passes over (skipped)
+	ladder    [maxRungs]rung    // the rungs, lowest first (see the top of the file)
+	nrungs    int32             // how many
+	temporal  bool              // the ladder has the rungs at half rate
+	rate      [maxRungs]float64 // bits per second each rung carried in the last interval
+	sentBytes uint64            // the down-track's bytes (media, retransmissions, padding) at fitAt
+	sentPkts  uint64            // its media packets at fitAt
+	nacksAt   uint64            // the sequence numbers its subscriber asked for again, at fitAt
+	sentRate  float64           // bits per second sent to the subscriber in the last interval
+	nackRatio float64           // sequence numbers asked for again per media packet sent, last interval
+	lastRep   int64             // the last receiver report step has seen (unix nanos)
+	lastLoss  float64           // its fraction lost
 	up        upProbe
 	// ceil is what the link delivered (bps of video, transport-wide feedback) at its limit when a
 	// probe last failed or the layer last went down; 0 when unknown or a probe since carried
@@ -186,6 +246,7 @@ type upProbe struct {
 type segment struct {
 	startOut uint16 // first outgoing sequence number
 	layer    int8   // -1: padding, never sent again
+	tl       int8   // highest temporal layer forwarded
 	seqOff   uint16
 	tsOff    uint32
 	pidOff   uint16
@@ -210,6 +271,11 @@ func newSimulcast(main *downTrack, layers []*forwarder) *simulcast {
 	}
 	sc.limit.Store(int32(len(layers) - 1))
 	sc.fitMax.Store(int32(len(layers) - 1))
+	sc.tl = tlAll
+	for i := range layers {
+		sc.ladder[i] = rung{s: int32(i), t: tlAll}
+	}
+	sc.nrungs = int32(len(layers))
 	sc.cur.Store(-1)
 	sc.tgt.Store(-1)
 	for i := range layers {
@@ -236,7 +302,7 @@ func (sc *simulcast) setMaxLayer(n int) {
 // setMaxLayer's limit and what the link carries (step).
 // When none of those is, the lowest sending one; -1 when paused or nothing is sending.
 func (sc *simulcast) pick(now int64) int32 {
-	top := min(sc.limit.Load(), sc.fitMax.Load())
+	top := min(sc.limit.Load(), unpackRung(sc.fitMax.Load()).s)
 	if top < 0 || (sc.main.cc != nil && sc.main.cc.pause.Load()) {
 		return -1 // paused: by the hook, or by the subscription's congestion state
 	}
@@ -251,6 +317,16 @@ func (sc *simulcast) pick(now int64) int32 {
 		}
 	}
 	return -1
+}
+
+// tcap returns the highest temporal layer of layer l to forward: the fitting rung's when it is a
+// rung of l, else every frame (a lower layer, when the rung's is not being sent or setMaxLayer
+// limits).
+func (sc *simulcast) tcap(l int32) int8 {
+	if r := unpackRung(sc.fitMax.Load()); r.s == l {
+		return r.t
+	}
+	return tlAll
 }
 
 // WriteRTP implements Tap: the forwarder found the keyframe for its subscribers, a tap looks again
@@ -314,17 +390,26 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 		from := cur
 		sc.switchTo(l, p, pic, now)
 		if log := sc.layers[l].log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
-			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid) // rare: at keyframes, when the choice changed
+			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid, "vp8_tid", pic.tidAt != 0) // rare: at keyframes, when the choice changed
 		}
 	case l == cur:
-		if int16(p.SequenceNumber-sc.startSeq) < 0 {
-			sc.mu.Unlock() // older than the keyframe we switched at: the decoder cannot use it
+		if int16(p.SequenceNumber-sc.startSeq) < 0 || int16(p.SequenceNumber-sc.segIn) < 0 {
+			// Older than the keyframe we switched at (the decoder cannot use it), or than the
+			// mapping in force, which a frame dropped since changed: a NACK gets it as it was.
+			sc.mu.Unlock()
 			return
 		}
 		if tgt >= 0 && tgt < l && sc.shed.Load() {
 			// Down because the link cannot carry this layer: sending more of it until the lower
 			// layer's keyframe would keep the link's queue full in front of that keyframe (the
 			// bed: 540p on after a squeeze, the 135p keyframe lost in the queue, 3.7 s frozen).
+			sc.mu.Unlock()
+			if ask != nil {
+				ask.requestKeyframe(true)
+			}
+			return
+		}
+		if pic.tidAt != 0 && sc.dropTemporal(l, p, pic) {
 			sc.mu.Unlock()
 			if ask != nil {
 				ask.requestKeyframe(true)
@@ -340,6 +425,15 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	}
 	// Forward l's packet with the current offsets.
 	seq, ts := p.SequenceNumber+sc.seqOff, p.Timestamp+uint32(sc.tsOff.Load())
+	if sc.remap {
+		sc.remap, sc.dropping, sc.segIn = false, false, p.SequenceNumber
+		sc.history[sc.nhistory%switchHistory] = segment{startOut: seq, layer: int8(l), tl: sc.tl,
+			seqOff: sc.seqOff, tsOff: sc.tsOff.Load(), pidOff: sc.pidOff, tl0Off: sc.tl0Off}
+		sc.nhistory++
+	}
+	if int16(p.SequenceNumber-sc.lastIn) > 0 {
+		sc.lastIn = p.SequenceNumber
+	}
 	if int16(seq-sc.lastSeq) > 0 || !sc.started {
 		sc.lastSeq = seq
 	}
@@ -392,6 +486,34 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	}
 }
 
+// dropTemporal applies the highest temporal layer to forward of the current layer l to its packet
+// p and reports whether p is to be dropped for it; a dropped packet's sequence number, and a
+// dropped frame's picture ID, are taken out of the outgoing numbering. Called with mu held.
+func (sc *simulcast) dropTemporal(l int32, p *rtp.Packet, pic picture) bool {
+	tid := pic.tid(p.Payload)
+	if tid == 0 && pic.frameStart(p.Payload) {
+		if t := sc.tcap(l); t != sc.tl {
+			sc.tl, sc.remap = t, true // at a frame that references only frames of TID 0
+		}
+	}
+	if tid <= sc.tl {
+		return false
+	}
+	if int16(p.SequenceNumber-sc.lastIn) <= 0 {
+		return true // late: its number was not taken out, a NACK for it is refused (stored)
+	}
+	sc.lastIn = p.SequenceNumber
+	sc.seqOff--
+	if pic.pidAt != 0 {
+		if id := pic.pictureID(p.Payload); !sc.dropping || id != sc.dropPID {
+			sc.pidOff--
+			sc.dropPID, sc.dropping = id, true
+		}
+	}
+	sc.remap = true
+	return true
+}
+
 // reservePadding takes the outgoing sequence numbers for the padding a probe at bps bytes per
 // second owes since the last one (by the media's clock: ts is the frame just forwarded; at most
 // padBurst), after that frame's last packet, and records that they carry nothing to send again.
@@ -412,7 +534,7 @@ func (sc *simulcast) reservePadding(bps uint64, ts uint32) (from uint16, n int) 
 	sc.nhistory++
 	sc.seqOff += k
 	sc.lastSeq += k
-	sc.history[sc.nhistory%switchHistory] = segment{startOut: from + k, layer: int8(sc.cur.Load()),
+	sc.history[sc.nhistory%switchHistory] = segment{startOut: from + k, layer: int8(sc.cur.Load()), tl: sc.tl,
 		seqOff: sc.seqOff, tsOff: sc.tsOff.Load(), pidOff: sc.pidOff, tl0Off: sc.tl0Off}
 	sc.nhistory++
 	return from, n
@@ -498,6 +620,8 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 		sc.swaps.Add(1)
 	}
 	sc.startSeq = p.SequenceNumber
+	sc.segIn, sc.lastIn, sc.remap, sc.dropping = p.SequenceNumber, p.SequenceNumber, false, false
+	sc.tl = sc.tcap(l) // a keyframe is of TID 0
 	sc.asks = 0
 	sc.shed.Store(false)
 	sc.curGen = sc.layers[l].gen.Load()
@@ -505,7 +629,7 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 	if l == 0 {
 		sc.lowSince.Store(now)
 	}
-	sc.history[sc.nhistory%switchHistory] = segment{startOut: p.SequenceNumber + sc.seqOff, layer: int8(l),
+	sc.history[sc.nhistory%switchHistory] = segment{startOut: p.SequenceNumber + sc.seqOff, layer: int8(l), tl: sc.tl,
 		seqOff: sc.seqOff, tsOff: sc.tsOff.Load(), pidOff: sc.pidOff, tl0Off: sc.tl0Off}
 	sc.nhistory++
 }
@@ -540,6 +664,9 @@ func (sc *simulcast) stored(seq uint16, buf []byte) (n int, at int64, ok bool) {
 	if off := rtpPayloadOffset(b); off > 0 {
 		payload := b[off:]
 		if pic, ok := parsePicture(sc.codec, payload); ok {
+			if pic.tid(payload) > seg.tl {
+				return 0, 0, false // a frame dropped for its temporal layer: its number went to another packet
+			}
 			if pic.pidAt != 0 {
 				pic.setPictureID(payload, (pic.pictureID(payload)+seg.pidOff)&pic.pidMask())
 			}
@@ -663,16 +790,25 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		sc.measure(now)
 		sc.measureQueue()
 	}
+	if f := sc.fit(); sc.skipped(f) {
+		// The layer sends no frames of TID 2 (its every frame is no more), or too few of
+		// TID ≤ 1: its full rate if the rung above did not carry much more, else the rung below.
+		if sc.rate[f] >= 0.95*sc.rate[f+1] {
+			sc.setFit(f + 1)
+		} else {
+			sc.setFit(f - 1)
+		}
+	}
 	if cap > 0 {
 		// The connection's cap picks the layer: no probing above it.
-		l := sc.fitMax.Load()
+		l := sc.fit()
 		for l > 0 && sc.rate[l] > cap {
 			l--
 		}
-		sc.fitMax.Store(l)
+		sc.setFit(l)
 	}
 	top := sc.topSending(now.UnixNano(), cap)
-	cur := min(sc.fitMax.Load(), top)
+	cur := min(sc.fit(), top)
 	fresh := false
 	if rep := cc.reportAt.Load(); rep != 0 && rep != sc.lastRep && now.Sub(time.Unix(0, rep)) < ccReportMaxAge {
 		sc.lastRep, sc.lastLoss, fresh = rep, float64(cc.fraction.Load())/256, true
@@ -759,6 +895,8 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			need := sc.rate[l] * upTakeGain
 			if l == cur {
 				need = sc.rate[l] * ccPauseBelow
+			} else if sc.skipped(l) {
+				continue
 			}
 			if need <= avail {
 				break
@@ -766,14 +904,14 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 		if l < cur {
 			sc.downAt = now
-			sc.congestedDown(l)
+			sc.congestedDown(l, cur)
 			if sig.ok {
 				sc.ceil = avail
 			}
 			sc.endProbe(now, false, "loss")
 			sc.up.next = now.Add(max(sc.up.gap, upGapMin))
 			if log := sc.log; log != nil {
-				log.Info("simulcast: layer down", "from", cur, "to", l, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000),
+				log.Info("simulcast: layer down", "from", cur, "to", l, "layer", sc.ladder[l].s, "tl", sc.ladder[l].t, "avail_kbps", int(avail/1000), "loss_pct", int(sc.lastLoss*100), "rate_kbps", int(sc.rate[cur]/1000),
 					"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000),
 					"slow_ms", sig.slowFor.Milliseconds(), "span_loss", sig.spanLoss, "run_kbps", int(sig.runRate/1000), "recent_kbps", int(sig.recentRate/1000), "est_kbps", int(est/1000), "nack_ratio", sc.nackRatio,
 					"ceil_kbps", int(sc.ceil/1000))
@@ -807,6 +945,9 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	}
 	for target > cur+1 && sc.rate[target] <= 0 {
 		target--
+	}
+	for target < top && sc.skipped(target) {
+		target++
 	}
 	if sc.rate[target] <= 0 || sc.rate[cur] <= 0 {
 		return
@@ -872,7 +1013,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	case sc.up.delay && sig.standing(sc.up.baseQ+upQueueRise):
 		// A queue builds: the link is full. What it delivered meanwhile may still carry a layer
 		// between the current one and the target.
-		if l := sc.deliveredLayer(sig, now); l > sc.fitMax.Load() {
+		if l := sc.deliveredLayer(sig, now); l > sc.fit() {
 			sc.up.target = l
 			sc.endProbe(now, true, "")
 			return
@@ -931,7 +1072,7 @@ func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
 	}
 	got := linkRate(sig)
 	for l := sc.up.target; l >= 0; l-- {
-		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= got {
+		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= got && !sc.skipped(l) {
 			return l
 		}
 	}
@@ -964,7 +1105,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		sc.up.gap = 0
 		sc.ceil = 0
 		sc.up.next = now.Add(upAfterPass)
-		sc.fitMax.Store(sc.up.target)
+		sc.setFit(sc.up.target)
 		// The estimate takes what the probe showed the link carries, or the loss-based state,
 		// having seen the lower layer only, would soon take the new one for too much.
 		if cc := sc.main.cc; cc.est > 0 {
@@ -972,7 +1113,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		}
 		if log := sc.log; log != nil {
 			sig := sc.tcc.signal(now)
-			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "rate_kbps", int(sc.rate[sc.up.target]/1000), "pad_kbps", int(sc.up.pad/1000),
+			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "layer", sc.ladder[sc.up.target].s, "tl", sc.ladder[sc.up.target].t, "rate_kbps", int(sc.rate[sc.up.target]/1000), "pad_kbps", int(sc.up.pad/1000),
 				"delay", sc.up.delay, "queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000),
 				"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 				"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
@@ -1004,12 +1145,15 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	}
 }
 
-// congestedDown moves the subscriber down to layer l because its link cannot carry the current
-// one: what is left of the current layer is no longer forwarded while the new layer's keyframe
-// is awaited (shed).
-func (sc *simulcast) congestedDown(l int32) {
-	sc.shed.Store(true)
-	sc.fitMax.Store(l)
+// congestedDown moves the subscriber down from rung cur to rung l because its link cannot carry
+// the current one: when that is a lower layer, what is left of the current one is no longer
+// forwarded while the new layer's keyframe is awaited (shed); a lower rung of the same layer
+// takes effect at its next frame of TID 0.
+func (sc *simulcast) congestedDown(l, cur int32) {
+	if sc.ladder[l].s < sc.ladder[cur].s {
+		sc.shed.Store(true)
+	}
+	sc.setFit(l)
 }
 
 // atLowest reports whether the lowest layer has been forwarded for a second or more (or nothing
@@ -1044,12 +1188,34 @@ func (sc *simulcast) measure(now time.Time) {
 	dt := now.Sub(sc.fitAt).Seconds()
 	sent, pkts, nacks := d.bytes.Load(), d.sent.Load(), d.nacks.Load()
 	first := sc.fitAt.IsZero() || dt <= 0
+	var full, upper, fps [maxLayers]float64 // each layer's bps, those of its TID ≥ 2, its frames a second of TID ≤ 1
 	for i, f := range sc.layers {
-		b := f.bytes.Load()
+		b, u1, u2, fr := f.bytes.Load(), f.upperBytes[0].Load(), f.upperBytes[1].Load(), f.halfFrames.Load()
 		if !first {
-			sc.rate[i] = float64(b-sc.fitBytes[i]) * 8 / dt
+			full[i] = float64(b-sc.fitBytes[i]) * 8 / dt
+			upper[i] = float64(u2-sc.fitUpper[i][1]) * 8 / dt
+			fps[i] = float64(fr-sc.fitFrames[i]) / dt
+			if i > 0 && u2 > sc.fitUpper[i][1] && u1 > sc.fitUpper[i][0] && sc.codec != codecOther && !sc.temporal {
+				sc.useTemporal()
+			}
 		}
-		sc.fitBytes[i] = b
+		sc.fitBytes[i], sc.fitUpper[i], sc.fitFrames[i] = b, [2]uint64{u1, u2}, fr
+	}
+	if !first {
+		for r := range sc.nrungs {
+			g := sc.ladder[r]
+			sc.rate[r] = full[g.s]
+			if g.t < 2 {
+				sc.rate[r] -= upper[g.s]
+			}
+		}
+		for r := range sc.nrungs {
+			// A rung at half rate is passed over when it is the layer (no frames of TID 2) or
+			// shows fewer than halfRateFPS: a publisher short of CPU encodes 20 fps, and half of
+			// that would break the 15 fps the ladder promises.
+			g := sc.ladder[r]
+			sc.skip[r] = g.t < tlAll && (sc.rate[r+1] > 0 && sc.rate[r] >= 0.95*sc.rate[r+1] || fps[g.s] < halfRateFPS)
+		}
 	}
 	if !first {
 		sc.sentRate = float64(sent-sc.sentBytes) * 8 / dt
@@ -1058,17 +1224,62 @@ func (sc *simulcast) measure(now time.Time) {
 	sc.sentBytes, sc.sentPkts, sc.nacksAt, sc.fitAt = sent, pkts, nacks, now
 }
 
-// topSending is the highest layer the publisher is sending that setMaxLayer allows and whose
-// rate fits cap (bps, 0 none); the lowest sending one when none fits; -1 when nothing is sent.
+// useTemporal extends the ladder with the rungs at half rate, once the layers are seen to carry
+// temporal layers. Called by step; fitMax (packed) keeps its rung, a running probe its target.
+func (sc *simulcast) useTemporal() {
+	target := sc.ladder[max(min(sc.up.target, sc.nrungs-1), 0)]
+	sc.temporal = true
+	sc.nrungs = 0
+	for i := range sc.layers {
+		if i > 0 {
+			sc.ladder[sc.nrungs] = rung{s: int32(i), t: 1}
+			sc.nrungs++
+		}
+		sc.ladder[sc.nrungs] = rung{s: int32(i), t: tlAll}
+		sc.nrungs++
+	}
+	sc.up.target = sc.rungIndex(target.packed())
+	if log := sc.log; log != nil {
+		log.Debug("simulcast: the layers carry temporal layers", "rungs", sc.nrungs)
+	}
+}
+
+// rungIndex returns the ladder's index of the packed rung v, or of the highest rung under it.
+func (sc *simulcast) rungIndex(v int32) int32 {
+	want := unpackRung(v)
+	for i := sc.nrungs - 1; i > 0; i-- {
+		if r := sc.ladder[i]; r.s < want.s || r.s == want.s && r.t <= want.t {
+			return i
+		}
+	}
+	return 0
+}
+
+// fit returns the ladder's index of the rung the link carries (fitMax); setFit sets it.
+func (sc *simulcast) fit() int32 { return sc.rungIndex(sc.fitMax.Load()) }
+
+func (sc *simulcast) setFit(i int32) { sc.fitMax.Store(sc.ladder[i].packed()) }
+
+// skipped reports whether the choice passes over rung i (measure): a rung at half rate that
+// carries as much as the layer, or too few frames.
+func (sc *simulcast) skipped(i int32) bool { return sc.skip[i] }
+
+// topSending is the highest rung of a layer the publisher is sending that setMaxLayer allows and
+// whose rate fits cap (bps, 0 none); the lowest such when none fits; -1 when nothing is sent.
 func (sc *simulcast) topSending(now int64, cap float64) int32 {
 	lowest := int32(-1)
-	for l := min(sc.limit.Load(), int32(len(sc.layers)-1)); l >= 0; l-- {
+	limit := sc.limit.Load()
+	for r := sc.nrungs - 1; r >= 0; r-- {
+		l := sc.ladder[r].s
+		if l > limit {
+			continue
+		}
 		if at := sc.layers[l].mediaAt.Load(); at == 0 || now-at >= int64(layerIdle) {
 			continue
 		}
-		lowest = l
-		if cap <= 0 || sc.rate[l] <= cap {
-			return l
+		lowest = r
+		if cap <= 0 || sc.rate[r] <= cap {
+			return r
 		}
 	}
 	return lowest
@@ -1083,6 +1294,28 @@ func (sc *simulcast) timestamp() (uint32, int64) {
 	}
 	f := sc.layers[l]
 	return f.lastTS.Load() + sc.tsOff.Load(), f.lastAt.Load()
+}
+
+// countTemporal counts a packet of n bytes of simulcast layer f in its temporal layer, for the
+// rates of the rungs at half rate (measure): once per packet from the publisher, a few byte reads.
+// VP8 only: VP9 in its non-flexible mode tells a frame's references by the distance of picture
+// IDs in its group of frames, which the closed-up numbering of dropped frames would break, so VP9
+// gets no rungs at half rate.
+func (f *forwarder) countTemporal(payload []byte, n int) {
+	if f.ckind != codecVP8 {
+		return
+	}
+	p, ok := parsePicture(f.ckind, payload)
+	if !ok {
+		return
+	}
+	t := p.tid(payload)
+	if t > 0 {
+		f.upperBytes[min(t, 2)-1].Add(uint64(n))
+	}
+	if t <= 1 && p.frameStart(payload) {
+		f.halfFrames.Add(1)
+	}
 }
 
 // The down-track side: what subscriber.go and publisher.go call, simulcast or not.

@@ -24,6 +24,10 @@ type vp8Layer struct {
 	pid   uint16
 	tl0   uint8
 	pkt   rtp.Packet
+	// temporal, when set, makes the frames those of Chrome's three temporal layers: TID 0, 2, 1, 2,
+	// … (keyframes restart the pattern), TL0PICIDX counting the frames of TID 0.
+	temporal bool
+	nframe   int
 }
 
 func newVP8Layers(n int) []*vp8Layer {
@@ -38,12 +42,23 @@ func newVP8Layers(n int) []*vp8Layer {
 
 // frame sends one frame (a keyframe if key) of the layer through its forwarder.
 func (l *vp8Layer) frame(key bool) {
+	if key {
+		l.nframe = 0
+	}
+	tid := [4]byte{0, 2, 1, 2}[l.nframe%4]
+	l.nframe++
+	if l.temporal && tid == 0 {
+		l.tl0++
+	}
 	for part := range 2 {
 		b := []byte{0x80, 0xc0, 0x80 | byte(l.pid>>8), byte(l.pid), l.tl0, 0x01, 0xaa, l.index}
+		if l.temporal { // T: the TID byte follows TL0PICIDX
+			b = []byte{0x80, 0xe0, 0x80 | byte(l.pid>>8), byte(l.pid), l.tl0, tid << 6, 0x01, 0xaa, l.index}
+		}
 		if part == 0 {
 			b[0] |= 0x10 // S: start of the frame
 			if key {
-				b[5] = 0x00 // P = 0: keyframe
+				b[len(b)-3] = 0x00 // P = 0: keyframe
 			}
 		}
 		raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.seq, Timestamp: l.ts, SSRC: 100 + uint32(l.index), Marker: part == 1}, Payload: b}).Marshal()
@@ -55,7 +70,9 @@ func (l *vp8Layer) frame(key bool) {
 	}
 	l.ts += 3000
 	l.pid = (l.pid + 1) & 0x7fff
-	l.tl0++
+	if !l.temporal {
+		l.tl0++
+	}
 }
 
 // padding sends a padding-only packet on the layer's SSRC, as Chrome's bandwidth probes go when
@@ -77,6 +94,7 @@ type received struct {
 	ssrc  uint32
 	pid   uint16
 	tl0   uint8
+	tid   int8
 	layer byte
 	key   bool
 }
@@ -101,7 +119,7 @@ func (r *recorder) WriteRTP(h *rtp.Header, b []byte) (int, error) {
 	}
 	r.mu.Lock()
 	r.got = append(r.got, received{seq: h.SequenceNumber, ts: h.Timestamp, ssrc: h.SSRC, pid: pic.pictureID(b),
-		tl0: b[pic.tl0At], layer: b[len(b)-1], key: isKeyframeStart(codecVP8, b)})
+		tl0: b[pic.tl0At], tid: pic.tid(b), layer: b[len(b)-1], key: isKeyframeStart(codecVP8, b)})
 	r.mu.Unlock()
 	return len(b), nil
 }
@@ -233,6 +251,67 @@ func TestSimulcastSwitchesAtKeyframes(t *testing.T) {
 	}
 	if d.sc.swaps.Load() != 3 {
 		t.Fatalf("%d switches counted, want 3", d.sc.swaps.Load())
+	}
+}
+
+// TestSimulcastTemporalLayers: on a rung of half the frame rate the subscriber gets the frames of
+// TID 0 and 1 of its layer only, as a stream a decoder takes for complete (no sequence number nor
+// picture ID missing: Chrome holds a frame whose picture ID follows a gap until the missing
+// picture comes); a change of rung takes effect at the next frame of TID 0; a NACK after dropped
+// frames is answered with the packet as it was sent.
+func TestSimulcastTemporalLayers(t *testing.T) {
+	layers := newVP8Layers(2)
+	for _, l := range layers {
+		l.temporal = true
+	}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	frames := func(from, to int) {
+		for fr := from; fr < to; fr++ {
+			for _, l := range layers {
+				l.frame(fr == 0)
+			}
+		}
+	}
+	d.sc.fitMax.Store(rung{s: 1, t: 1}.packed())
+	frames(0, 10) // TIDs 0 2 1 2 0 2 1 2 0 2
+	half := r.take()
+	d.sc.fitMax.Store(rung{s: 1, t: tlAll}.packed())
+	frames(10, 20) // 1 2 0 2 1 2 0 2 1 2: the frame of TID 2 before the next of TID 0 is still dropped
+	full := r.take()
+	d.sc.fitMax.Store(rung{s: 1, t: 1}.packed())
+	frames(20, 28) // 0 2 1 2 0 2 1 2
+	again := r.take()
+
+	var perFrame []int8
+	all := slices.Concat(half, full, again)
+	for i, p := range all {
+		if i%2 == 0 {
+			perFrame = append(perFrame, p.tid)
+		}
+		if p.layer != 1 {
+			t.Fatalf("packet %d from layer %d", i, p.layer)
+		}
+	}
+	want := []int8{0, 1, 0, 1, 0 /* full from here */, 1, 0, 2, 1, 2, 0, 2, 1, 2 /* half again */, 0, 1, 0, 1}
+	if !slices.Equal(perFrame, want) {
+		t.Fatalf("TIDs of the frames forwarded %v, want %v", perFrame, want)
+	}
+	checkContinuous(t, all)
+	buf := make([]byte, 1500)
+	for _, sent := range all {
+		n, _, ok := d.stored(sent.seq, buf)
+		if !ok {
+			t.Fatalf("packet %d not found for a NACK", sent.seq)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		pic, _ := parsePicture(codecVP8, p.Payload)
+		if p.SequenceNumber != sent.seq || p.Timestamp != sent.ts || pic.pictureID(p.Payload) != sent.pid || p.Payload[pic.tl0At] != sent.tl0 {
+			t.Fatalf("NACK of %d answered with seq %d ts %d pid %d, sent as %+v", sent.seq, p.SequenceNumber, p.Timestamp, pic.pictureID(p.Payload), sent)
+		}
 	}
 }
 
@@ -515,6 +594,29 @@ func TestSimulcastForwardingAllocations(t *testing.T) {
 	if n := tr.tcc.seq.Load(); n < 200 {
 		t.Fatalf("%d packets numbered transport-wide", n)
 	}
+	// On a rung at half rate: frames of TID 0, 2, 1, 2 on the top layer, every other one dropped.
+	(*layers[2].f.subs.Load())[0].tap.(*layerEntry).sc.fitMax.Store(rung{s: 2, t: 1}.packed())
+	l := layers[2]
+	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.seq, Timestamp: l.ts, Marker: true},
+		Payload: []byte{0x90, 0xe0, 0x80 | byte(l.pid>>8), byte(l.pid), l.tl0, 0, 0x01, 0xaa, 2}}).Marshal()
+	before, n := sink.n, 0
+	allocs = testing.AllocsPerRun(200, func() {
+		n++
+		binary.BigEndian.PutUint16(raw[2:], l.seq+uint16(n))
+		binary.BigEndian.PutUint32(raw[4:], l.ts+uint32(n)*3000)
+		binary.BigEndian.PutUint16(raw[14:], 0x8000|(l.pid+uint16(n))&0x7fff)
+		raw[17] = [4]byte{0, 2, 1, 2}[n%4] << 6
+		if err := pkt.Unmarshal(raw); err != nil {
+			t.Fatal(err)
+		}
+		l.f.forward(&pkt, raw, &l.loss)
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per packet at half rate, want 0", allocs)
+	}
+	if got := sink.n - before; got < 80 || got > 120 {
+		t.Fatalf("%d of 200 packets forwarded at half rate, want half", got)
+	}
 }
 
 func TestParsePicture(t *testing.T) {
@@ -661,6 +763,12 @@ type layerChoice struct {
 	sc    *simulcast
 	now   time.Time
 	rates []uint64
+	// temporal: the layers carry Chrome's three temporal layers, TID 1 a fifth of each layer's
+	// bytes and TID 2 two fifths (libwebrtc's 40/20/40 split), halfFPS frames a second of TID ≤ 1
+	// (15 by default).
+	temporal bool
+	halfFPS  float64
+	frames   float64
 }
 
 func newLayerChoice(t *testing.T) *layerChoice {
@@ -678,8 +786,22 @@ func newLayerChoice(t *testing.T) *layerChoice {
 // steps at the end with estimate est.
 func (c *layerChoice) advance(dt time.Duration, sentBps float64) {
 	c.now = c.now.Add(dt)
+	fps := c.halfFPS
+	if fps == 0 {
+		fps = 15
+	}
+	before := uint64(c.frames)
+	c.frames += fps * dt.Seconds()
 	for i, f := range c.fs {
-		f.bytes.Add(uint64(float64(c.rates[i]) / 8 * dt.Seconds()))
+		if c.temporal {
+			f.halfFrames.Add(uint64(c.frames) - before)
+		}
+		b := float64(c.rates[i]) / 8 * dt.Seconds()
+		f.bytes.Add(uint64(b))
+		if c.temporal {
+			f.upperBytes[0].Add(uint64(b / 5))
+			f.upperBytes[1].Add(uint64(b * 2 / 5))
+		}
 		f.mediaAt.Store(c.now.UnixNano())
 	}
 	b := uint64(sentBps / 8 * dt.Seconds())
@@ -700,6 +822,16 @@ func (c *layerChoice) cut(est float64) {
 	c.d.cc.est, c.d.cc.holdUntil = est, c.now.Add(time.Hour)
 }
 
+// rungRate is what the rung the link carries sends, in bps.
+func (c *layerChoice) rungRate() float64 {
+	r := unpackRung(c.sc.fitMax.Load())
+	if r.t < tlAll {
+		return float64(c.rates[r.s]) * 3 / 5
+	}
+	return float64(c.rates[r.s])
+}
+
+// want asserts the rung the link carries, packed: a layer's index for its every frame.
 func (c *layerChoice) want(layer int32, what string) {
 	c.t.Helper()
 	if got := c.sc.fitMax.Load(); got != layer {
@@ -904,7 +1036,7 @@ func TestSimulcastShedsOnCongestedDown(t *testing.T) {
 	d := simulcastSubscriber(t, layers, r)
 	run(layers, 0, 22, keyAt) // on the top layer from its keyframe at frame 6
 	before := len(r.got)
-	d.sc.congestedDown(0)
+	d.sc.congestedDown(0, 2)
 	run(layers, 22, 35, keyAt) // the lowest layer's keyframe at frame 30
 	all := r.take()
 	got := all[before:]

@@ -100,10 +100,10 @@ func (sc *simulcast) checkQueueProbe(now time.Time) {
 // probe settled: the audio is inside upTakeGain's margin), if one is above the current layer, or
 // fails.
 func (sc *simulcast) endQueueProbe(now time.Time, share float64) {
-	cur := sc.fitMax.Load()
+	cur := sc.fit()
 	carried := float64(sc.q.SentBytes()-sc.tcp.sent) * 8 / now.Sub(sc.tcp.settled).Seconds()
 	for l := sc.up.target - 1; l > cur; l-- {
-		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= carried {
+		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= carried && !sc.skipped(l) {
 			sc.up.target = l
 			sc.endProbe(now, true, "")
 			return
