@@ -148,6 +148,7 @@ type congestion struct {
 	probeAt               probeSample
 	probeMid              probeSample // the queue at ccProbeSettle into the probe
 	probeMidAt            time.Time   // zero before
+	probeCarried          float64     // bps the link carried in the last TCP probe that passed
 	// probeQ is the send queue a probe watches, and probeBase its media drops when the probe
 	// began: the forwarder ends the probe at the first drop, or once padding waited there over
 	// ccQueueDelay (the link has answered), so a failed probe costs the link's audio a fraction
@@ -406,6 +407,7 @@ func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (sta
 		return false, false
 	case float64(qs.sent-c.probeMid.sent)*8/now.Sub(c.probeMidAt).Seconds() >= ccTCPProbePass*c.need:
 		c.probing = false
+		c.probeCarried = float64(qs.sent-c.probeMid.sent) * 8 / now.Sub(c.probeMidAt).Seconds()
 		c.est = max(c.est, ccResumeAbove*c.need)
 		c.resumedAt = now
 		c.probesPass.Add(1)
@@ -787,13 +789,20 @@ func (sub *Subscriber) probe(now time.Time) {
 	}
 	switch {
 	case start:
-		sub.cc.probeBps.Store(uint64(ccTCPProbeGain * sub.cc.need / 8))
+		bps := ccTCPProbeGain * sub.cc.need
+		if sub.sc != nil {
+			bps = max(bps, sub.sc.probeTop(now, float64(sub.maxBps))) // the layer to resume on
+		}
+		sub.cc.probeBps.Store(uint64(bps / 8))
 		sub.cc.probeBase.Store(qs.drops)
 		q.ResetVideoWait()
 		sub.cc.probeQ.Store(q)
 		video.gate.probe.Store(true)
 	case resume:
 		sub.cc.probeWanted.Store(false)
+		if sub.sc != nil {
+			sub.sc.resumeOn(sub.cc.probeCarried)
+		}
 		sub.resume(video)
 	case !sub.cc.probing:
 		video.gate.probe.Store(false)
