@@ -23,9 +23,9 @@ import (
 // second, except during a hold after each cut (2 s, doubling to 16 s while cuts keep coming), so a
 // link that refuses a higher rate is offered it less and less often. Random loss of 5–15 % (Wi-Fi) keeps the estimate near the stream's rate and the video
 // flowing, repaired by retransmission; a link that carries a quarter of the stream loses three
-// quarters of it and pauses at once. A paused video comes back only once a probe (padding at 1.5×
-// what the video needs, in its place) got through: over TCP its send queue says so, over UDP the
-// subscriber's NACKs and reports. The state is updated once a second per subscription from the
+// quarters of it and pauses at once. A paused video comes back only once a probe (padding in its
+// place) got through: over TCP its send queue says so, over UDP the subscriber's NACKs and
+// reports. The state is updated once a second per subscription from the
 // sender-report goroutine; the forwarder's hot path reads one atomic.
 const (
 	ccHighLoss = 0.10 // above: the estimate follows what got through
