@@ -88,6 +88,9 @@ func (sc *simulcast) checkQueueProbe(now time.Time) {
 	case media > 0:
 		sc.endProbe(now, false, fmt.Sprintf("queue: %d media frames dropped", media))
 	case ran < tcpProbeTime || sc.tcp.settled.IsZero() || !now.After(sc.tcp.settled):
+	case float64(d.padB.Load()-sc.tcp.padB)*8 < 0.5*sc.up.pad*ran.Seconds():
+		// The publisher sent too few frames to pad after (a stall): the probe showed nothing.
+		sc.endProbe(now, false, "queue: padded too little")
 	case share <= tcpPadPass:
 		sc.endProbe(now, true, "")
 	default:

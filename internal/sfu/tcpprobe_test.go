@@ -188,3 +188,20 @@ func TestSimulcastTCPResumesOnWhatTheProbeShowed(t *testing.T) {
 		t.Fatalf("estimate %.0f after a probe carried 2.5 Mbit/s", c.d.cc.est)
 	}
 }
+
+// TestSimulcastTCPProbeNeedsPadding: a probe during which the publisher sent (nearly) no frames to
+// pad after showed nothing of the link, whatever the queue dropped: the layer stays.
+func TestSimulcastTCPProbeNeedsPadding(t *testing.T) {
+	c := newTCPChoice(t, 10e6)
+	c.advance(time.Second, 150e3)
+	for i := 0; !c.sc.up.running; i++ {
+		if i == 30 {
+			t.Fatal("no probe")
+		}
+		c.advance(100*time.Millisecond, 150e3)
+	}
+	for c.sc.up.running {
+		c.advance(100*time.Millisecond, 150e3) // no padding goes out: the model sends none
+	}
+	c.want(0, "a probe that padded nothing")
+}
