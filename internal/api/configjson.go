@@ -18,7 +18,7 @@ func ConfigJSON(c *config.Config) map[string]any {
 		"OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH": c.Media.MinSendBandwidth,
 		"OPENVIDU_STREAMS_FORCED_VIDEO_CODEC":       c.Session.ForcedVideoCodec,
 		"OPENVIDU_STREAMS_ALLOW_TRANSCODING":        c.Session.AllowTranscoding,
-		"OPENVIDU_WEBRTC_SIMULCAST":                 false,
+		"OPENVIDU_WEBRTC_SIMULCAST":                 c.Media.Simulcast,
 		"OPENVIDU_SESSIONS_GARBAGE_INTERVAL":        int(c.Session.GarbageInterval / time.Second),
 		"OPENVIDU_SESSIONS_GARBAGE_THRESHOLD":       int(c.Session.GarbageThreshold / time.Second),
 		"OPENVIDU_RECORDING":                        c.Recording.Enabled,
