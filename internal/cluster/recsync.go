@@ -12,8 +12,7 @@ import (
 	"github.com/parley/parley/internal/session"
 )
 
-// Keeping every node's view of the running recordings (and of the other nodes' participants)
-// right when messages are lost.
+// Keeping every node's view of the running recordings right when messages are lost.
 //
 // A recording's start and end reach the other nodes as msgRecStatus on pub/sub, which a node cut
 // from Redis at that moment misses. The shared record says it all the same: P rs:<session> names
@@ -21,48 +20,12 @@ import (
 // recording's last status. So:
 //
 //   - a node that resubscribes after losing its connection to Redis reads rs: of every session
-//     it shows a recording of or holds a copy of, and catches up (resyncRecordings); it also
-//     mirrors the other nodes' participants as the record shows them (resyncMirrors);
+//     it shows a recording of or holds a copy of, and catches up (resyncRecordings);
 //   - a node that stops cleanly ends the rs: entries it wrote that are still there: a recording
 //     runs on one node and ends with it, even when its recorder's stop never reached Redis
 //     (endOwnRecordings);
 //   - a node that finds itself missing from the registry (Redis lost its data) writes its running
 //     recordings' rs: entries again with its participants (rewrite).
-
-// resyncMirrors brings this node's mirrors of other nodes' participants up to date with the
-// shared record after it may have missed their messages while cut from Redis: a participant
-// active on another node is mirrored (joined, or its stream changed), and a mirror the record no
-// longer shows active anywhere leaves (networkDisconnect). The record is written before each
-// message is published, so what it shows is at least as new as anything missed.
-func (n *Node) resyncMirrors(ctx context.Context) error {
-	for _, si := range n.m.Sessions(false) {
-		cctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
-		_, conns, found, err := n.loadSession(cctx, si.ID)
-		cancel()
-		if err != nil {
-			return err
-		}
-		if !found {
-			continue // ended for the cluster: its copy here goes by the session's own paths
-		}
-		elsewhere := map[session.ConnectionID]bool{}
-		for _, cr := range conns {
-			if cr.Node == "" || cr.Node == n.id || !cr.Info.Active {
-				continue
-			}
-			elsewhere[cr.Info.ID] = true
-			if err := n.m.MirrorJoined(si.ID, cr.Node, cr.Info); err != nil && !isNotFound(err) {
-				n.log.Warn("cluster: mirroring a participant failed", "session", si.ID, "connection", cr.Info.ID, "err", err)
-			}
-		}
-		for _, cid := range n.m.Mirrors(si.ID) {
-			if !elsewhere[cid] {
-				n.m.MirrorLeft(si.ID, cid, session.ReasonNetworkDisconnect)
-			}
-		}
-	}
-	return nil
-}
 
 // mirrorRecording shows (or stops showing) another node's recording to this node's participants
 // and remembers what is shown, so a resync can tell what it missed.
