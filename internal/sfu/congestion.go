@@ -60,22 +60,24 @@ const (
 	// estimate follows what the queue got out.
 	ccQueueDelay = 100 * time.Millisecond
 	// ccProbeGap, ccProbeTime: while a subscription over TCP has its video paused, every
-	// ccProbeGap the forwarder sends padding in place of its video for ccProbeTime, at
-	// ccTCPProbeGain times what the video needs: a probe that costs only this link, and its audio
-	// nothing (the send queue writes padding only into room the link has left, never in front of
-	// audio, and drops what finds none: sendq.Padding), never the publisher a keyframe. So the
-	// padding fills the link, and what the queue wrote from ccProbeSettle on, once a token
-	// bucket's burst and the socket's buffers are full, is what the link carries: at
-	// ccTCPProbePass times what the video needs, video resumes. A freed link has its video back
-	// within about ccProbeGap + ccProbeTime. (Padding at 1.5 times the need, judged from the
-	// start, passed on a 150 kbit/s ICE-TCP link whose 4 kB burst and buffers took the excess
-	// over a simulcast video's lowest layer, and the video resumed into it twice.) The probe runs
-	// on the sender reports' 100 ms clock, not the estimate's second.
-	ccProbeGap     = 800 * time.Millisecond
-	ccProbeTime    = 700 * time.Millisecond
-	ccProbeSettle  = 300 * time.Millisecond
-	ccTCPProbeGain = 3.0
-	ccTCPProbePass = 1.25
+	// ccProbeGap the forwarder sends padding in place of its video for ccProbeTime, at half as
+	// much again as the video needs (ccProbeGain): a probe that costs only this link, and its
+	// audio nothing (the send queue writes padding only into room the link has left, never in
+	// front of audio, and drops what finds none: sendq.Padding), never the publisher a keyframe.
+	// If the link carried what the video needs, video resumes: a freed link has its video back
+	// within about ccProbeGap + ccProbeTime. A token bucket's burst and the socket's buffers take
+	// a probe's first few hundred milliseconds whole, so it is judged from ccProbeSettle on,
+	// once they are full: judged from its start, a probe passed on a 150 kbit/s ICE-TCP link
+	// whose 4 kB burst and buffers took the excess over a simulcast video's lowest layer, and the
+	// video resumed into it twice. (Padding at 3x the need and no end at the padding's first
+	// drops, tried instead, had the bed's TCP subscribers conceal 36-46 % of their audio.) The
+	// probe runs on the sender reports' 100 ms clock, not the estimate's second.
+	ccProbeGap    = 800 * time.Millisecond
+	ccProbeTime   = 900 * time.Millisecond
+	ccProbeSettle = 500 * time.Millisecond
+	// ccProbePadDrops: a TCP probe whose queue dropped this many padding frames (no room on the
+	// link for them) failed. A few, not one: a writer late by a scheduling hiccup drops some.
+	ccProbePadDrops = 8
 	// ccQueueFullTicks: over TCP, a send queue full (dropping media, or never drained) this many
 	// ticks in a row while it got out less than the stream needs pauses the video, however
 	// close to the need: the margin of ccPauseBelow is for a loss-based estimate's noise, and
@@ -148,7 +150,6 @@ type congestion struct {
 	probeAt               probeSample
 	probeMid              probeSample // the queue at ccProbeSettle into the probe
 	probeMidAt            time.Time   // zero before
-	probeCarried          float64     // bps the link carried in the last TCP probe that passed
 	// probeQ is the send queue a probe watches, and probeBase its media drops when the probe
 	// began: the forwarder ends the probe at the first drop, or once padding waited there over
 	// ccQueueDelay (the link has answered), so a failed probe costs the link's audio a fraction
@@ -156,7 +157,7 @@ type congestion struct {
 	// the gate's probe flag, read by the forwarder after it.
 	probeQ    atomic.Pointer[sendq.Conn]
 	probeBase atomic.Uint64
-	probeBps  atomic.Uint64 // bytes per second the probe pads at: ccProbeGain × need (TCP: ccTCPProbeGain)
+	probeBps  atomic.Uint64 // bytes per second the probe pads at: ccProbeGain × need
 	// probeWanted: the video is paused over TCP, so the report goroutine probes every 100 ms.
 	probeWanted atomic.Bool
 	// A probe over UDP (probeFeedbackStep) reads the subscriber's feedback instead: while the
@@ -383,10 +384,11 @@ func (c *congestion) tick(in ccInput) ccDecision {
 // probeStep advances the probe of a subscription over TCP whose video is paused, every 100 ms.
 // qs is its send queue's state; aborted says the forwarder ended the probe (a media drop, or
 // video waiting there). It reports whether to start padding now, and whether the probe
-// succeeded: for ccProbeTime the queue dropped no media and kept its video wait under
-// ccQueueDelay, and from ccProbeSettle on it wrote at ccTCPProbePass times what the video needs
-// or more (everything on the connection: audio, padding, control). Padding drops say nothing
-// here: the probe offers more than the link carries by design.
+// succeeded: for ccProbeTime the queue dropped no media and fewer than ccProbePadDrops padding
+// frames and kept its video wait under ccQueueDelay, and from ccProbeSettle on it wrote out nine
+// tenths of what it took, at least what the video needs (the padding, at ccProbeGain times that,
+// did flow). A token bucket's burst or a socket's buffer can take a short probe at more than the
+// link's rate; they cannot drain the queue at it once full.
 func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (start, resume bool) {
 	if !c.probing {
 		if now.Before(c.probeNext) {
@@ -400,20 +402,25 @@ func (c *congestion) probeStep(now time.Time, qs probeSample, aborted bool) (sta
 	if c.probeMidAt.IsZero() && ran >= ccProbeSettle {
 		c.probeMid, c.probeMidAt = qs, now
 	}
+	var took, wrote, span float64
+	if !c.probeMidAt.IsZero() {
+		took, wrote, span = float64(qs.accepted-c.probeMid.accepted), float64(qs.sent-c.probeMid.sent), now.Sub(c.probeMidAt).Seconds()
+	}
 	switch {
 	case aborted || qs.drops != c.probeAt.drops || qs.wait > ccQueueDelay:
 		c.probeWhy = fmt.Sprintf("media: forwarder ended it %v, %d dropped, video waited %v", aborted, qs.drops-c.probeAt.drops, qs.wait)
-	case ran < ccProbeTime || c.probeMidAt.IsZero() || !now.After(c.probeMidAt):
+	case qs.padDrops-c.probeAt.padDrops >= ccProbePadDrops:
+		c.probeWhy = "no room for the padding"
+	case ran < ccProbeTime || span <= 0:
 		return false, false
-	case float64(qs.sent-c.probeMid.sent)*8/now.Sub(c.probeMidAt).Seconds() >= ccTCPProbePass*c.need:
+	case wrote >= 0.9*took && wrote*8/span >= c.need:
 		c.probing = false
-		c.probeCarried = float64(qs.sent-c.probeMid.sent) * 8 / now.Sub(c.probeMidAt).Seconds()
 		c.est = max(c.est, ccResumeAbove*c.need)
 		c.resumedAt = now
 		c.probesPass.Add(1)
 		return false, true
 	default:
-		c.probeWhy = fmt.Sprintf("the link carried %.0f kbit/s, the video needs %.0f", float64(qs.sent-c.probeMid.sent)*8/now.Sub(c.probeMidAt).Seconds()/1000, c.need/1000)
+		c.probeWhy = fmt.Sprintf("wrote %.0f of %.0f kbit/s taken, video needs %.0f", wrote*8/span/1000, took*8/span/1000, c.need/1000)
 	}
 	c.probing, c.probeNext = false, now.Add(ccProbeGap)
 	return false, false
@@ -510,11 +517,11 @@ func probeRefused(lost, sent uint64) bool {
 	return lost >= 3 && float64(lost) > ccProbeLoss*float64(sent)
 }
 
-// probeSample is a send queue's counters for probeStep: media frames dropped and bytes written
-// so far, and how long the latest video written waited.
+// probeSample is a send queue's counters for probeStep: media frames dropped, padding frames
+// dropped, bytes taken and written so far, and how long the latest video written waited.
 type probeSample struct {
-	drops, sent uint64
-	wait        time.Duration
+	drops, padDrops, accepted, sent uint64
+	wait                            time.Duration
 }
 
 // cut starts a hold on growth after the estimate was cut: 2 s, doubled up to ccHoldMax when the
@@ -780,7 +787,7 @@ func (sub *Subscriber) probe(now time.Time) {
 		}
 		return
 	}
-	qs := probeSample{drops: q.MediaDropped(), sent: q.SentBytes(), wait: q.VideoWait()}
+	qs := probeSample{drops: q.MediaDropped(), padDrops: q.PaddingDropped(), accepted: q.Accepted(), sent: q.SentBytes(), wait: q.VideoWait()}
 	aborted := sub.cc.probing && !video.gate.probe.Load()
 	probing := sub.cc.probing
 	start, resume := sub.cc.probeStep(now, qs, aborted)
@@ -789,20 +796,13 @@ func (sub *Subscriber) probe(now time.Time) {
 	}
 	switch {
 	case start:
-		bps := ccTCPProbeGain * sub.cc.need
-		if sub.sc != nil {
-			bps = max(bps, sub.sc.probeTop(now, float64(sub.maxBps))) // the layer to resume on
-		}
-		sub.cc.probeBps.Store(uint64(bps / 8))
+		sub.cc.probeBps.Store(uint64(ccProbeGain * sub.cc.need / 8))
 		sub.cc.probeBase.Store(qs.drops)
 		q.ResetVideoWait()
 		sub.cc.probeQ.Store(q)
 		video.gate.probe.Store(true)
 	case resume:
 		sub.cc.probeWanted.Store(false)
-		if sub.sc != nil {
-			sub.sc.resumeOn(sub.cc.probeCarried)
-		}
 		sub.resume(video)
 	case !sub.cc.probing:
 		video.gate.probe.Store(false)

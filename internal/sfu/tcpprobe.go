@@ -114,30 +114,3 @@ func (sc *simulcast) endQueueProbe(now time.Time, share float64) {
 	}
 	sc.endProbe(now, false, fmt.Sprintf("queue: no room for %.0f %% of the padding, carried %.0f kbit/s", share*100, carried/1000))
 }
-
-// probeTop is what a paused simulcast video's probe over TCP pads at, at least: enough to show
-// whether the link carries the top layer (with upTakeGain's margin), so that a freed link gets
-// it back at once (resumeOn) rather than probing its way up from the lowest, a layer a probe. cap
-// is the connection's videoMaxSendBandwidth (bps, 0 none).
-func (sc *simulcast) probeTop(now time.Time, cap float64) float64 {
-	if l := sc.topSending(now.UnixNano(), cap); l >= 0 {
-		return upTakeGain * sc.rate[l]
-	}
-	return 0
-}
-
-// resumeOn sets the layer a video paused over TCP resumes on: the highest whose rate what the
-// probe showed the link carries (bps, everything on the connection: the audio is inside
-// upTakeGain's margin) covers with upTakeGain's margin; the lowest if none does.
-func (sc *simulcast) resumeOn(carried float64) {
-	l := int32(len(sc.layers) - 1)
-	for ; l > 0; l-- {
-		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= carried {
-			break
-		}
-	}
-	sc.fitMax.Store(l)
-	if cc := sc.main.cc; cc != nil {
-		cc.est = max(cc.est, carried) // or the estimate, having seen the lowest layer, would take it down
-	}
-}

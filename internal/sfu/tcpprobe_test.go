@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"fmt"
 	"testing"
 	"time"
 )
@@ -162,30 +161,6 @@ func TestSimulcastTCPLowestLayerPausable(t *testing.T) {
 	}
 	if !c.sc.atLowest(c.now) {
 		t.Fatal("the lowest layer may not be paused while the send queue drops it")
-	}
-}
-
-// TestSimulcastTCPResumesOnWhatTheProbeShowed: a simulcast video paused over TCP is probed at
-// what its top layer needs at least, and resumes on the highest layer the link carried in the
-// probe (a freed link on its top layer at once, not a probe a layer later).
-func TestSimulcastTCPResumesOnWhatTheProbeShowed(t *testing.T) {
-	c := newTCPChoice(t, 10e6)
-	c.advance(time.Second, 150e3)
-	if got := c.sc.probeTop(c.now, 0); got < upTakeGain*1500e3*0.99 {
-		t.Fatalf("a paused video's probe pads at %.0f bps, short of the top layer's %.0f with its margin", got, upTakeGain*1500e3)
-	}
-	if got := c.sc.probeTop(c.now, 600e3); got > upTakeGain*500e3*1.01 {
-		t.Fatalf("with a 600 kbit/s cap the probe pads at %.0f bps, for a layer the cap forbids", got)
-	}
-	for _, tc := range []struct {
-		carried float64
-		want    int32
-	}{{2.5e6, 2}, {800e3, 1}, {600e3, 0}, {100e3, 0}} {
-		c.sc.resumeOn(tc.carried)
-		c.want(tc.want, fmt.Sprintf("resumed after a probe that carried %.0f bps", tc.carried))
-	}
-	if c.d.cc.est < 2.5e6 {
-		t.Fatalf("estimate %.0f after a probe carried 2.5 Mbit/s", c.d.cc.est)
 	}
 }
 

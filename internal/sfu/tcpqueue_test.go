@@ -20,7 +20,8 @@ type queueRun struct {
 	c                     congestion
 	now                   time.Time
 	sent, src             uint64
-	qSent, qDrop          uint64 // the queue's totals
+	qTook, qSent, qDrop   uint64 // the queue's totals
+	qPadDrop              uint64 // padding frames the queue dropped (no room on the link)
 	lastQSent, lastQDrop  uint64
 	pauses, resumes       int
 	probes, probeSteps    int
@@ -64,9 +65,11 @@ func (r *queueRun) step(srcBps, linkBps float64) {
 	}
 	r.sent += uint64((media + pad) / 80)
 	r.src += uint64(srcBps / 80)
+	r.qTook += uint64((media + pad) / 80)
 	room := linkBps + r.tokens*80 // bps for this step
 	carried := min(media, room)
 	padCarried := min(pad, room-carried)
+	r.qPadDrop += uint64((pad - padCarried) / 80 / 285)
 	r.tokens = min(max(r.tokens+(linkBps-carried-padCarried)/80, 0), r.burst)
 	r.qSent += uint64((carried + padCarried) / 80)
 	wait := 5 * time.Millisecond
@@ -79,12 +82,12 @@ func (r *queueRun) step(srcBps, linkBps float64) {
 	if !r.c.pause.Load() {
 		return
 	}
-	qs := probeSample{drops: r.qDrop, sent: r.qSent, wait: wait}
+	qs := probeSample{drops: r.qDrop, padDrops: r.qPadDrop, accepted: r.qTook, sent: r.qSent, wait: wait}
 	start, resume := r.c.probeStep(r.now, qs, r.probeAborted)
 	r.probeAborted = false
 	switch {
 	case start:
-		r.c.probeBps.Store(uint64(ccTCPProbeGain * r.c.need / 8)) // as Subscriber.probe does
+		r.c.probeBps.Store(uint64(ccProbeGain * r.c.need / 8)) // as Subscriber.probe does
 		r.padding = true
 		r.probes++
 	case resume:
@@ -329,24 +332,24 @@ func TestCongestionOverTCPIgnoresReportedLoss(t *testing.T) {
 // link carries; while it is paused the link's token bucket (4 kB in the bed) and the socket's
 // buffers empty, and take a probe's first few hundred milliseconds at well over the link's rate. The video must stay paused all the same, and come back once the link is freed.
 func TestTCPProbeNotFooledByABurst(t *testing.T) {
-	r := &queueRun{now: t0, burst: 8 << 10}
+	r := &queueRun{now: t0, burst: 10 << 10}
 	r.tokens = r.burst
 	r.c.tick(ccInput{now: t0})
-	r.second(100e3, 2e6, 20*time.Millisecond)
-	for range 3 {
-		r.second(100e3, 90e3, 20*time.Millisecond)
+	r.second(125e3, 2e6, 20*time.Millisecond)
+	for range 6 {
+		r.second(125e3, 120e3, 20*time.Millisecond)
 	}
 	if r.pauses != 1 {
 		t.Fatalf("%d pauses: the model's link must not carry the video", r.pauses)
 	}
 	for range 20 {
-		r.second(100e3, 90e3, 20*time.Millisecond)
+		r.second(125e3, 120e3, 20*time.Millisecond)
 	}
 	if r.resumes != 0 {
 		t.Fatalf("resumed %d times into a link a burst made look wide (%d probes)", r.resumes, r.probes)
 	}
 	for range 20 {
-		r.step(100e3, 10e6)
+		r.step(125e3, 10e6)
 		if r.resumes == 1 {
 			return
 		}
