@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4/pkg/media"
+
 	"github.com/parley/parley/internal/config"
 	"github.com/parley/parley/internal/server"
 )
@@ -168,5 +170,38 @@ func TestPercentile(t *testing.T) {
 	}
 	if p := percentile(nil, 50); p != 0 {
 		t.Errorf("empty p50 = %v", p)
+	}
+}
+
+// durations sums what each sample advances the RTP timestamp by, as pion's packetizer does.
+type durations struct {
+	n     int
+	total time.Duration
+}
+
+func (d *durations) WriteSample(s media.Sample) error {
+	d.n++
+	d.total += s.Duration
+	return nil
+}
+
+// A starved generator skips frames but keeps its media clock on the wall clock: after frame i the
+// RTP timestamp has advanced i frame durations, so a recording of a loaded hour does not run
+// slow.
+func TestCatchUpKeepsTheMediaClock(t *testing.T) {
+	m := &Media{}
+	frames := [][]byte{{1}, {2}, {3}}
+	const dur = 40 * time.Millisecond
+	var w durations
+	i := m.catchUp(&w, frames, dur, 0, 5) // a short delay: every frame owed is sent
+	if i != 5 || w.n != 5 || w.total != 5*dur || m.Skipped.Load() != 0 {
+		t.Fatalf("short catch-up: next %d, %d samples, %v, %d skipped", i, w.n, w.total, m.Skipped.Load())
+	}
+	i = m.catchUp(&w, frames, dur, i, 105) // starved for 100 frames
+	if i != 105 || w.n != 6 || m.Skipped.Load() != 99 {
+		t.Fatalf("starved: next %d, %d samples, %d skipped", i, w.n, m.Skipped.Load())
+	}
+	if w.total != 105*dur {
+		t.Fatalf("media clock at frame 105 is %v, want %v", w.total, 105*dur)
 	}
 }

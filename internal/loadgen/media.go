@@ -252,6 +252,32 @@ func (m *Media) NewTracks(video, audio bool, id string) ([]*webrtc.TrackLocalSta
 	return out, nil
 }
 
+// sampleWriter is what Play writes to: a *webrtc.TrackLocalStaticSample.
+type sampleWriter interface {
+	WriteSample(media.Sample) error
+}
+
+// maxBurst is how many frames one tick sends at most to catch up; a generator starved for longer
+// (a loaded machine) skips the rest.
+const maxBurst = 10
+
+// catchUp writes the frames owed from i up to due and returns the next frame's index. Each sample
+// advances the RTP timestamp by its duration; after a long starvation only frame i is sent,
+// stretched over the frames skipped, so the next frame's timestamp is still on the wall clock: a
+// recorder or receiver that times media by RTP timestamps then sees a gap, not a clock that
+// runs slow (an hour at load 10 fell 40 s behind before).
+func (m *Media) catchUp(w sampleWriter, frames [][]byte, dur time.Duration, i, due int) int {
+	if due-i > maxBurst {
+		m.Skipped.Add(uint64(due - 1 - i))
+		_ = w.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: dur * time.Duration(due-i)})
+		return due
+	}
+	for ; i < due; i++ {
+		_ = w.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: dur})
+	}
+	return i
+}
+
 // Play loops the clip matching each track until ctx ends. Each sample advances the RTP timestamp by
 // its duration, so the loop point is seamless for the receiver; the clock is the wall clock, so a
 // late tick sends the frames it owes instead of drifting.
@@ -268,14 +294,7 @@ func (m *Media) Play(ctx context.Context, tracks []*webrtc.TrackLocalStaticSampl
 			tick := time.NewTicker(dur)
 			defer tick.Stop()
 			for i := 0; ; {
-				due := int(time.Since(start)/dur) + 1
-				if due-i > 10 { // starved for long (a loaded machine): skip rather than burst
-					m.Skipped.Add(uint64(due - 1 - i))
-					i = due - 1
-				}
-				for ; i < due; i++ {
-					_ = t.WriteSample(media.Sample{Data: frames[i%len(frames)], Duration: dur})
-				}
+				i = m.catchUp(t, frames, dur, i, int(time.Since(start)/dur)+1)
 				select {
 				case <-ctx.Done():
 					return
