@@ -1,9 +1,10 @@
 // The cluster bed (run.sh builds the namespaces and starts this file). Three Parley nodes in
 // production mode (TLS on TCP 443, media on UDP 443 at each node's own address) share one
 // redis-server; HAProxy, with deploy/proxy/haproxy-cluster.cfg as shipped, passes TCP 443 through
-// to them. Participant B joins through HAProxy; A and C join two other nodes directly (their
-// Chromium resolves the public name to that node), so every stream crosses between nodes; REST goes
-// to every node. Then, mid-call: Redis restarts empty, and the node holding B is killed with
+// to them with a PROXY protocol v2 header (send-proxy-v2), which every node believes from HAProxy's
+// address only (PARLEY_PROXY_PROTOCOL_FROM). Participant B joins through HAProxy; A and C join two
+// other nodes directly (their Chromium resolves the public name to that node), so every stream
+// crosses between nodes; REST goes to every node. Then, mid-call: Redis restarts empty, and the node holding B is killed with
 // SIGKILL. What is asserted is what users and the REST API see; how long things took is printed
 // (and appended to CLUSTERBED_OUT for bench/cluster-kill.sh), never asserted.
 import { test, before, after } from 'node:test';
@@ -34,6 +35,7 @@ const LB = `${NET}.10`;
 const REDIS = `${NET}.20`;
 const NODES = [1, 2, 3].map((i) => ({ id: `node-${i}`, ns: `pcl-n${i}`, ip: `${NET}.${i}` }));
 const PEOPLE = { A: 'pcl-a', B: 'pcl-b', C: 'pcl-c' };
+const PEOPLE_IP = { A: `${NET}.11`, B: `${NET}.12`, C: `${NET}.13` }; // netns.sh
 const DOMAIN = 'parley.test';
 const SECRET = 'cluster-bed-secret';
 const SESSION = 'cluster-bed';
@@ -105,6 +107,8 @@ async function startNode(n) {
     HOME: data, DOTENV_PATH: '', DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
     CERTIFICATE_TYPE: 'selfsigned', PARLEY_DATA_DIR: data, PARLEY_MEDIA_LISTEN_IPS: n.ip, PARLEY_METRICS_ADDR: 'off',
     PARLEY_REDIS_URL: `redis://${REDIS}:6379/0`, PARLEY_NODE_ID: n.id,
+    // HAProxy sends the PROXY protocol (send-proxy-v2 in the shipped file): its header names the client.
+    PARLEY_PROXY_PROTOCOL_FROM: LB,
     // Three browsers and three nodes on a shared two-core machine: a starved page may miss its
     // pings for longer than the default 15 s. The failures under test are not ping timeouts.
     PARLEY_PING_TIMEOUT: '45',
@@ -284,6 +288,17 @@ test('three nodes behind HAProxy: a call across them survives a Redis restart an
         JSON.stringify(sorted(await listed(n))) === JSON.stringify(wholeSession()), { timeout: 30000, interval: 250 });
     }
     await seeAll(T0, 'A, B and C to decode each other');
+  });
+
+  await t.test('every node\'s REST shows each participant\'s own address, B\'s too through HAProxy (PROXY protocol)', async () => {
+    for (const n of NODES) {
+      const r = await rest(n.ip, `/openvidu/api/sessions/${SESSION}`);
+      assert.equal(r.status, 200);
+      const ips = Object.fromEntries(r.body.connections.content.map((c) => [c.connectionId, c.ip]));
+      for (const p of Object.values(people)) {
+        assert.equal(ips[p.id], PEOPLE_IP[p.name], `${n.id}'s REST: ${p.name}'s ip is its browser's (${PEOPLE_IP[p.name]}), not HAProxy's (${LB}): ${JSON.stringify(ips)}`);
+      }
+    }
   });
 
   await t.test('Redis restarted empty: the call goes on, the nodes write the session back', async () => {
