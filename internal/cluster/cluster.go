@@ -89,6 +89,7 @@ type Model interface {
 	// Mirrors of other nodes' participants (session/mirror.go).
 	MirrorJoined(id session.SessionID, node string, ci session.ConnectionInfo) error
 	MirrorLeft(id session.SessionID, cid session.ConnectionID, reason string)
+	Mirrors(id session.SessionID) []session.ConnectionID
 	MirrorPublished(id session.SessionID, cid session.ConnectionID, si session.StreamInfo)
 	MirrorUnpublished(id session.SessionID, cid session.ConnectionID, sid session.StreamID, reason string)
 	MirrorPropertyChanged(id session.SessionID, cid session.ConnectionID, sid session.StreamID, p session.PropertyChange) error
@@ -302,6 +303,9 @@ func (n *Node) Run(ctx context.Context) error {
 			case *redis.Subscription:
 				// New consumed the first confirmations: this is a resubscription.
 				if m.Kind == "subscribe" && m.Channel == n.keys.channel() {
+					if err := n.resyncMirrors(ctx); err != nil {
+						n.log.Warn("cluster: catching up with other nodes' participants after a reconnection to Redis failed", "err", err)
+					}
 					if err := n.resyncRecordings(ctx); err != nil {
 						n.log.Warn("cluster: catching up with recordings after a reconnection to Redis failed", "err", err)
 					}

@@ -10,9 +10,10 @@ import (
 
 // Messages between nodes travel on one pub/sub channel. Pub/sub delivers at most once: a node that
 // is disconnected from Redis when a message is sent misses it (the record in Redis is right; the
-// node's own participants are not told). Recordings' starts and ends are caught up from the
-// record when the node resubscribes (recsync.go); for the rest, streams with per-node consumer
-// positions are the upgrade when a missed close or forceDisconnect starts to matter.
+// node's own participants are not told). Other nodes' joins and recordings' starts and ends are
+// caught up from the record when the node resubscribes (recsync.go); for the rest, streams with
+// per-node consumer positions are the upgrade when a missed close or forceDisconnect starts to
+// matter.
 
 // Message kinds.
 const (

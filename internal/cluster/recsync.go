@@ -12,7 +12,8 @@ import (
 	"github.com/parley/parley/internal/session"
 )
 
-// Keeping every node's view of the running recordings right when messages are lost.
+// Keeping every node's view of the running recordings (and of the other nodes' participants)
+// right when messages are lost.
 //
 // A recording's start and end reach the other nodes as msgRecStatus on pub/sub, which a node cut
 // from Redis at that moment misses. The shared record says it all the same: P rs:<session> names
@@ -20,12 +21,46 @@ import (
 // recording's last status. So:
 //
 //   - a node that resubscribes after losing its connection to Redis reads rs: of every session
-//     it shows a recording of or holds a copy of, and catches up (resyncRecordings);
+//     it shows a recording of or holds a copy of, and catches up (resyncRecordings); it also
+//     mirrors the participants that joined other nodes meanwhile (resyncMirrors);
 //   - a node that stops cleanly ends the rs: entries it wrote that are still there: a recording
 //     runs on one node and ends with it, even when its recorder's stop never reached Redis
 //     (endOwnRecordings);
 //   - a node that finds itself missing from the registry (Redis lost its data) writes its running
 //     recordings' rs: entries again with its participants (rewrite).
+
+// resyncMirrors mirrors, after this node may have missed their messages while cut from Redis,
+// the participants that joined other nodes meanwhile, as the shared record shows them (with
+// their stream). The record is written before each message is published, so a participant it
+// shows active elsewhere did join. Mirrors already here are left as they are, and none is taken
+// away: a participant missing from the record may only not be written back yet (Redis came back
+// empty and its node has not rewritten it), so a missed leave is not caught up here.
+func (n *Node) resyncMirrors(ctx context.Context) error {
+	for _, si := range n.m.Sessions(false) {
+		cctx, cancel := context.WithTimeout(ctx, n.cfg.Timeout)
+		_, conns, found, err := n.loadSession(cctx, si.ID)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if !found {
+			continue
+		}
+		known := map[session.ConnectionID]bool{}
+		for _, cid := range n.m.Mirrors(si.ID) {
+			known[cid] = true
+		}
+		for _, cr := range conns {
+			if cr.Node == "" || cr.Node == n.id || !cr.Info.Active || known[cr.Info.ID] {
+				continue
+			}
+			if err := n.m.MirrorJoined(si.ID, cr.Node, cr.Info); err != nil && !isNotFound(err) {
+				n.log.Warn("cluster: mirroring a participant failed", "session", si.ID, "connection", cr.Info.ID, "err", err)
+			}
+		}
+	}
+	return nil
+}
 
 // mirrorRecording shows (or stops showing) another node's recording to this node's participants
 // and remembers what is shown, so a resync can tell what it missed.

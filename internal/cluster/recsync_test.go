@@ -93,6 +93,68 @@ func TestCleanShutdownEndsItsRecordings(t *testing.T) {
 	}
 }
 
+// cutOff runs during while b hears nothing of the cluster's messages (its subscription dropped, as
+// when its connection to Redis is lost), has a write and publish what changed, then subscribes b
+// again, as go-redis does once it reconnects.
+func cutOff(t *testing.T, a, b node, during func()) {
+	t.Helper()
+	ctx := context.Background()
+	if err := b.n.sub.Unsubscribe(ctx, b.n.keys.channel()); err != nil {
+		t.Fatal(err)
+	}
+	// Nobody hears the channel on B's side now: what A publishes is lost to B.
+	poll.Until(t, within, "B's subscription gone", func() bool {
+		subs, err := a.n.rdb.PubSubNumSub(ctx, a.n.keys.channel()).Result()
+		return err == nil && subs[a.n.keys.channel()] == 1
+	})
+	during()
+	a.n.Flush(ctx) // written and published while B was away
+	if err := b.n.sub.Subscribe(ctx, b.n.keys.channel()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMirrorsResyncAfterResubscribing: a participant joins on A while B's subscription is down.
+// When B subscribes again, its participant is told of the join it missed, once.
+func TestMirrorsResyncAfterResubscribing(t *testing.T) {
+	t.Parallel()
+	nodes := newNodes(t, 2, nil)
+	a, b := nodes[0], nodes[1]
+	si, err := a.n.CreateSession(session.Properties{CustomSessionID: "mirror-resync"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func() string {
+		ci, err := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci.Token
+	}
+	first, _ := join(t, a, si.ID, mk())
+	_, onB := join(t, b, si.ID, mk())
+	var late *session.Participant
+	cutOff(t, a, b, func() { late, _ = join(t, a, si.ID, mk()) })
+	joined := func(id session.ConnectionID) int {
+		onB.mu.Lock()
+		defer onB.mu.Unlock()
+		n := 0
+		for _, e := range onB.events {
+			if e.Kind == session.ParticipantJoined && e.Connection == id {
+				n++
+			}
+		}
+		return n
+	}
+	poll.Until(t, within, "B's participant told of the join it missed", func() bool { return joined(late.ID()) == 1 })
+	if got := b.m.Mirrors(si.ID); len(got) != 2 || got[0] != first.ID() || got[1] != late.ID() {
+		t.Fatalf("B mirrors %v after the resync; want %s and %s", got, first.ID(), late.ID())
+	}
+	if n := joined(first.ID()); n != 0 {
+		t.Fatalf("B's participant was told %d times of a participant already there before it joined", n)
+	}
+}
+
 // TestRecordingsResyncAfterResubscribing: B's subscription is down while A's recording starts,
 // and again while it ends (pub/sub drops what B was not there to hear). Each time B subscribes
 // again, as go-redis does after it lost its connection to Redis, B's participant is told what
@@ -111,22 +173,7 @@ func TestRecordingsResyncAfterResubscribing(t *testing.T) {
 	_, onB := join(t, b, si.ID, ci.Token)
 
 	ctx := context.Background()
-	cut := func(during func()) {
-		t.Helper()
-		if err := b.n.sub.Unsubscribe(ctx, b.n.keys.channel()); err != nil {
-			t.Fatal(err)
-		}
-		// Nobody hears the channel on B's side now: what A publishes is lost to B.
-		poll.Until(t, within, "B's subscription gone", func() bool {
-			subs, err := a.n.rdb.PubSubNumSub(ctx, a.n.keys.channel()).Result()
-			return err == nil && subs[a.n.keys.channel()] == 1
-		})
-		during()
-		a.n.Flush(ctx) // written and published while B was away
-		if err := b.n.sub.Subscribe(ctx, b.n.keys.channel()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cut := func(during func()) { t.Helper(); cutOff(t, a, b, during) }
 	ri := session.RecordingInfo{ID: "rec-resync", Name: "rec-resync", Session: si.ID, SessionCreatedAt: si.CreatedAt, CreatedAt: time.Now(), Status: session.RecordingStarted}
 	cut(func() {
 		if err := a.m.RecordingStatus(ri); err != nil {

@@ -267,6 +267,24 @@ func (m *Manager) Mirrored(id SessionID, cid ConnectionID) (string, bool) {
 	return "", false
 }
 
+// Mirrors lists the mirrors in session id (the other nodes' participants as this node shows them),
+// in join order; none when there is no such session.
+func (m *Manager) Mirrors(id SessionID) []ConnectionID {
+	m.mu.Lock()
+	defer m.unlock()
+	s := m.sessions[id]
+	if s == nil {
+		return nil
+	}
+	var out []ConnectionID
+	for _, cid := range s.order {
+		if c := s.conns[cid]; c != nil && c.node != "" {
+			out = append(out, cid)
+		}
+	}
+	return out
+}
+
 // LocalStream returns the media of stream sid when its publisher is this node's participant: what
 // another node pulls.
 func (m *Manager) LocalStream(sid StreamID) (PublishedMedia, error) {
