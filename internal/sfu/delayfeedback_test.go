@@ -539,6 +539,27 @@ func TestSimulcastDownSettles(t *testing.T) {
 	c.want(0, "60 % loss on the middle layer")
 }
 
+// TestSimulcastTakesLayerAtItsPeak: a probe that fails takes a layer under its target only if
+// the link delivered that layer's most lately with the margin, not its rate of a second
+// in which the publisher, short of CPU, sent less (the bed took 270p at 121 kbit/s on a 300
+// kbit/s link, and lost a second of picture when it was back at 230).
+func TestSimulcastTakesLayerAtItsPeak(t *testing.T) {
+	c := newLinkChoice(t, 450e3) // the middle layer: 500 kbit/s, 250 in the publisher's dip
+	c.sc.fitMax.Store(0)
+	for range 20 {
+		c.step()
+	}
+	c.rates[1] = 250e3
+	for c.sc.rate[1] > 300e3 || c.sc.up.running { // a second of the dip measured, no probe running
+		c.step()
+	}
+	c.startProbe()
+	for c.sc.up.running {
+		c.step()
+	}
+	c.want(0, "a probe that ended on a queue, the middle layer sending half its rate for a second")
+}
+
 // TestSimulcastHalfRateRung: with temporal layers, a link squeezed under the middle layer but over
 // its frames of TID 0 and 1 (with the margin a layer taken down needs) gets the middle layer at
 // half its frame rate, not the lowest at its full rate (the bed at 300 kbit/s: 270p at 15 fps, not

@@ -66,6 +66,11 @@ const (
 	tlAll int8 = 7
 	// maxRungs bounds the ladder: the lowest layer, and each higher one at half and full rate.
 	maxRungs = 2*maxLayers - 1
+	// peakSeconds: a layer is taken up only if the link carries the most it sent in any of the
+	// last this many seconds. A publisher short of CPU sends a layer under its rate for a while:
+	// the bed's probe took 270p when it sent 121 kbit/s, on a 300 kbit/s link that delivered 227,
+	// and lost 14 packets and a second of picture when it was back at 230.
+	peakSeconds = 4
 	// halfRateFPS is the least frame rate (of its frames of TID ≤ 1) a rung at half rate is taken
 	// at: 15 fps, less a frame of the publisher's jitter.
 	halfRateFPS = 14
@@ -189,13 +194,17 @@ type simulcast struct {
 	nrungs    int32             // how many
 	temporal  bool              // the ladder has the rungs at half rate
 	rate      [maxRungs]float64 // bits per second each rung carried in the last interval
-	sentBytes uint64            // the down-track's bytes (media, retransmissions, padding) at fitAt
-	sentPkts  uint64            // its media packets at fitAt
-	nacksAt   uint64            // the sequence numbers its subscriber asked for again, at fitAt
-	sentRate  float64           // bits per second sent to the subscriber in the last interval
-	nackRatio float64           // sequence numbers asked for again per media packet sent, last interval
-	lastRep   int64             // the last receiver report step has seen (unix nanos)
-	lastLoss  float64           // its fraction lost
+	// peak is the most each rung carried in one of the last peakSeconds intervals: what a layer
+	// is taken up on (peakRate).
+	peak      [peakSeconds][maxRungs]float64
+	npeak     int
+	sentBytes uint64  // the down-track's bytes (media, retransmissions, padding) at fitAt
+	sentPkts  uint64  // its media packets at fitAt
+	nacksAt   uint64  // the sequence numbers its subscriber asked for again, at fitAt
+	sentRate  float64 // bits per second sent to the subscriber in the last interval
+	nackRatio float64 // sequence numbers asked for again per media packet sent, last interval
+	lastRep   int64   // the last receiver report step has seen (unix nanos)
+	lastLoss  float64 // its fraction lost
 	up        upProbe
 	// ceil is what the link delivered (bps of video, transport-wide feedback) at its limit when a
 	// probe last failed or the layer last went down; 0 when unknown or a probe since carried
@@ -955,7 +964,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	sc.mu.Lock()
 	sc.probeFrom.Store(uint32(sc.lastSeq+1) + 1)
 	sc.mu.Unlock()
-	pad := max(upGain*sc.rate[target]-sc.rate[cur], upMinPad)
+	pad := max(upGain*sc.peakRate(target)-sc.rate[cur], upMinPad)
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
 		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur]}
@@ -1048,7 +1057,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		}
 		sc.ramp(now)
 	case sc.up.delay && !sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upPassDelay)) &&
-		sig.rate >= 0.85*upGain*sc.rate[sc.up.target]:
+		sig.rate >= 0.85*upGain*sc.peakRate(sc.up.target):
 		sc.endProbe(now, true, "")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
@@ -1064,15 +1073,16 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	}
 }
 
-// deliveredLayer returns the highest layer up to the probe's target whose rate, with upTakeGain's
-// margin, fits what the link delivered at its limit during the probe (linkRate); -1 if none does.
+// deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
+// with upTakeGain's margin, fits what the link delivered at its limit during the probe
+// (linkRate); -1 if none does.
 func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
 	if !sig.ok || now.Sub(sig.rateAt) >= tccFresh || !sig.rateAt.After(sc.up.start) {
 		return -1
 	}
 	got := linkRate(sig)
 	for l := sc.up.target; l >= 0; l-- {
-		if sc.rate[l] > 0 && upTakeGain*sc.rate[l] <= got && !sc.skipped(l) {
+		if sc.rate[l] > 0 && upTakeGain*sc.peakRate(l) <= got && !sc.skipped(l) {
 			return l
 		}
 	}
@@ -1209,6 +1219,8 @@ func (sc *simulcast) measure(now time.Time) {
 				sc.rate[r] -= upper[g.s]
 			}
 		}
+		sc.peak[sc.npeak%peakSeconds] = sc.rate
+		sc.npeak++
 		for r := range sc.nrungs {
 			// A rung at half rate is passed over when it is the layer (no frames of TID 2) or
 			// shows fewer than halfRateFPS: a publisher short of CPU encodes 20 fps, and half of
@@ -1224,12 +1236,21 @@ func (sc *simulcast) measure(now time.Time) {
 	sc.sentBytes, sc.sentPkts, sc.nacksAt, sc.fitAt = sent, pkts, nacks, now
 }
 
+// peakRate is the most rung r carried in one of the last peakSeconds intervals (measure).
+func (sc *simulcast) peakRate(r int32) float64 {
+	p := sc.rate[r]
+	for i := range min(sc.npeak, peakSeconds) {
+		p = max(p, sc.peak[i][r])
+	}
+	return p
+}
+
 // useTemporal extends the ladder with the rungs at half rate, once the layers are seen to carry
 // temporal layers. Called by step; fitMax (packed) keeps its rung, a running probe its target.
 func (sc *simulcast) useTemporal() {
 	target := sc.ladder[max(min(sc.up.target, sc.nrungs-1), 0)]
 	sc.temporal = true
-	sc.nrungs = 0
+	sc.nrungs, sc.npeak = 0, 0 // the rates' indices change
 	for i := range sc.layers {
 		if i > 0 {
 			sc.ladder[sc.nrungs] = rung{s: int32(i), t: 1}
