@@ -560,6 +560,43 @@ func TestSimulcastTakesLayerAtItsPeak(t *testing.T) {
 	c.want(0, "a probe that ended on a queue, the middle layer sending half its rate for a second")
 }
 
+// TestSimulcastDownOnPeaks: on the way down a lower layer is taken on the most it sent lately,
+// not on a second in which the publisher sent less (the bed's squeeze to 300 kbit/s took 270p on
+// a second of 190 kbit/s, and froze 3.3 s when it was back at 268); and a link seen full (a queue
+// standing, delivered slower than sent) keeps the current layer only if it delivers all of it (a
+// 268 kbit/s layer stayed 7 s on a link delivering 230 of video).
+func TestSimulcastDownOnPeaks(t *testing.T) {
+	t.Run("squeezed in a dip", func(t *testing.T) {
+		c := newLinkChoice(t, 10e6)
+		c.advance(time.Second, 1500e3)
+		c.d.cc.reportAt.Store(0)
+		for range 20 {
+			c.step()
+		}
+		c.rates[1] = 250e3 // the middle layer's dip: 250 of its 500 kbit/s
+		for c.sc.rate[1] > 300e3 {
+			c.step()
+		}
+		c.want(2, "a free link")
+		c.link.rate = 450e3
+		for range 15 {
+			c.step()
+		}
+		c.want(0, "a squeeze to 450 kbit/s under the middle layer's 500, sent at 250 for a second")
+	})
+	t.Run("current layer not delivered whole", func(t *testing.T) {
+		c := newLinkChoice(t, 440e3) // the middle layer (500) is 1.14 times the link
+		c.sc.fitMax.Store(1)
+		c.sc.up.next = c.now.Add(time.Hour)
+		c.advance(time.Second, 500e3)
+		c.d.cc.reportAt.Store(0)
+		for range 30 {
+			c.step()
+		}
+		c.want(0, "a queue standing in front of a link delivering 440 of the layer's 500 kbit/s")
+	})
+}
+
 // TestSimulcastHalfRateRung: with temporal layers, a link squeezed under the middle layer but over
 // its frames of TID 0 and 1 (with the margin a layer taken down needs) gets the middle layer at
 // half its frame rate, not the lowest at its full rate (the bed at 300 kbit/s: 270p at 15 fps, not

@@ -882,7 +882,9 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// (transport-wide feedback): the link carries what it delivered, over the run of spans it fell
 	// behind in or in the latest span, whichever is less: the run's first span may be half before
 	// the squeeze, and a saturated bottleneck has no idle tokens to burst with.
+	full := false // the link delivers less than it is sent, with a queue standing
 	if sig.bottleneck(downQueue) && now.Sub(sig.rateAt) < tccFresh && !sc.quiet(now) {
+		full = true
 		if got := min(sig.runRate, sig.rate); avail <= 0 || got < avail {
 			avail = got
 		}
@@ -901,9 +903,16 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 			// of one taken on a failed probe (upTakeGain), since its keyframe meets the same full
 			// queue: a squeezed 300 kbit/s link went 540p -> 270p -> 135p, frozen 3.6 s on the
 			// 270p layer (210 kbit/s under the 251 the link had delivered).
-			need := sc.rate[l] * upTakeGain
+			// Both on the most the layer sent lately (peakRate): the bed's squeeze took 270p on a
+			// second it sent 190 kbit/s, and the 300 kbit/s link froze 3.3 s when it was back at
+			// 268. And a link seen full keeps the current layer only if it delivers all of it: a
+			// 268 kbit/s layer stayed 7 s on a link delivering 230 of video, its queue standing.
+			need := sc.peakRate(l) * upTakeGain
 			if l == cur {
 				need = sc.rate[l] * ccPauseBelow
+				if full {
+					need = sc.rate[l]
+				}
 			} else if sc.skipped(l) {
 				continue
 			}
