@@ -827,8 +827,10 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		sc.fitMax.Store(0) // video resumes on the lowest layer, and probes its way up
 		if sc.q != nil {
 			// Over TCP not before its keyframe is through: its burst in the queue would fail
-			// the probe (tcpprobe.go).
+			// the probe (tcpprobe.go). Then for the top at once: one that falls short takes the
+			// layer the link carried, so a freed link is not climbed a probe a layer.
 			sc.up.next = now.Add(upAfterPass)
+			sc.up.toTop = true
 		}
 		return
 	}

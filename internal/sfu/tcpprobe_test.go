@@ -180,3 +180,23 @@ func TestSimulcastTCPProbeNeedsPadding(t *testing.T) {
 	}
 	c.want(0, "a probe that padded nothing")
 }
+
+// TestSimulcastTCPResumedProbesForTheTop: a video resumed over TCP (a freed link) probes for the
+// top layer first, a second after it resumed, and gets it at that first probe.
+func TestSimulcastTCPResumedProbesForTheTop(t *testing.T) {
+	c := newTCPChoice(t, 10e6)
+	c.sc.up.toTop = false // as a failed probe for the top leaves it
+	c.d.cc.pause.Store(true)
+	c.step()
+	c.d.cc.pause.Store(false)
+	probes := c.sc.up.probes
+	for i := 0; c.sc.fitMax.Load() != 2; i++ {
+		if i == 30 {
+			t.Fatalf("layer %d 3 s after resuming on a free TCP link", c.sc.fitMax.Load())
+		}
+		c.step()
+	}
+	if n := c.sc.up.probes - probes; n != 1 {
+		t.Fatalf("%d probes to the top after resuming, want 1", n)
+	}
+}
