@@ -94,6 +94,15 @@ func newNodesWith(t *testing.T, count int, set func(*Config)) []node {
 	return out
 }
 
+// newNodesOn starts count nodes on a redis-server of the test's own (one the test kills or
+// restarts), with a fast heartbeat and a short Redis timeout.
+func newNodesOn(t *testing.T, srv *redistest.Server, count int) []node {
+	t.Helper()
+	return newNodesWith(t, count, func(c *Config) {
+		c.RedisURL, c.Heartbeat, c.Timeout = srv.URL, 50*time.Millisecond, time.Second
+	})
+}
+
 // sink records the notifications a participant gets.
 type sink struct {
 	mu     sync.Mutex
@@ -630,19 +639,7 @@ func TestRedisRestartedEmptyGetsTheStateBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	var nodes []node
-	for _, id := range []string{"node-a", "node-b"} {
-		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
-		n, err := New(context.Background(), Config{RedisURL: srv.URL, NodeID: id, Heartbeat: 50 * time.Millisecond, Timeout: time.Second}, m, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done; _ = n.Close() })
-		nodes = append(nodes, node{m: m, n: n})
-	}
+	nodes := newNodesOn(t, srv, 2)
 	a, b := nodes[0], nodes[1]
 	si, _ := a.n.CreateSession(session.Properties{CustomSessionID: "outlives-redis"})
 	c1, _ := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})

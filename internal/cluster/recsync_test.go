@@ -12,6 +12,16 @@ import (
 	"github.com/parley/parley/internal/session"
 )
 
+// publisherToken mints a publisher's token for session sid on n.
+func publisherToken(t *testing.T, n node, sid session.SessionID) string {
+	t.Helper()
+	ci, err := n.n.Room(sid).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci.Token
+}
+
 // recordingSession makes session id on a with a publisher on a and one on b, and has a's model
 // report a recording of it started, as a's recorder does; it returns b's participant's sink once
 // b's participant was told of the recording, and the recording.
@@ -21,13 +31,7 @@ func recordingSession(t *testing.T, a, b node, id session.SessionID) (*sink, ses
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := func() string {
-		ci, err := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ci.Token
-	}
+	mk := func() string { return publisherToken(t, a, si.ID) }
 	join(t, a, si.ID, mk())
 	_, onB := join(t, b, si.ID, mk())
 	ri := session.RecordingInfo{ID: string(id), Name: string(id), Session: si.ID, SessionCreatedAt: si.CreatedAt,
@@ -124,13 +128,7 @@ func TestMirrorsResyncAfterResubscribing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk := func() string {
-		ci, err := a.n.Room(si.ID).CreateConnection(session.ConnectionOptions{Type: "WEBRTC", Role: session.RolePublisher})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ci.Token
-	}
+	mk := func() string { return publisherToken(t, a, si.ID) }
 	first, _ := join(t, a, si.ID, mk())
 	_, onB := join(t, b, si.ID, mk())
 	var late *session.Participant
@@ -211,19 +209,7 @@ func TestRecordingSurvivesRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Stop)
-	var nodes []node
-	for _, id := range []string{"node-a", "node-b"} {
-		m := session.NewManager(session.Options{WebSocketURL: "ws://parley.test/openvidu"})
-		n, err := New(context.Background(), Config{RedisURL: srv.URL, NodeID: id, Heartbeat: 50 * time.Millisecond, Timeout: time.Second}, m, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- n.Run(ctx) }()
-		t.Cleanup(func() { cancel(); <-done; _ = n.Close() })
-		nodes = append(nodes, node{m: m, n: n})
-	}
+	nodes := newNodesOn(t, srv, 2)
 	a, b := nodes[0], nodes[1]
 	onB, ri := recordingSession(t, a, b, "rec-restart")
 
