@@ -194,8 +194,21 @@ func (n *Node) endOwnRecordings(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// rewriteRecordings writes again the rs: entries of the recordings this node runs (rewrite).
+// rewriteRecordings writes again the rs: entries of the recordings this node runs, and the shared
+// record's entry of every recording its recorder holds (rewrite), so that REST on every node lists
+// them again. Neither overwrites what another node wrote since.
 func (n *Node) rewriteRecordings(ctx context.Context) error {
+	if r := n.recs.Load(); r != nil {
+		for _, ri := range r.local.List() {
+			b, err := json.Marshal(recRecord{Info: ri, Node: n.id})
+			if err != nil {
+				return err
+			}
+			if err := n.rdb.HSetNX(ctx, n.keys.recordings(), ri.ID, b).Err(); err != nil {
+				return err
+			}
+		}
+	}
 	n.mu.Lock()
 	own := slices.Collect(maps.Values(n.own))
 	n.mu.Unlock()

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +235,46 @@ func TestRecordingSurvivesRedisRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	poll.Until(t, within, "B's participant told the recording stopped", func() bool { return told(onB, session.RecordingStopped) })
+}
+
+// listRecorder is a node's recorder that holds the given recordings.
+type listRecorder struct {
+	LocalRecorder // nil: only what the test calls is implemented
+	recs          []session.RecordingInfo
+}
+
+func (l *listRecorder) List() []session.RecordingInfo { return l.recs }
+
+func (l *listRecorder) Get(id string) (session.RecordingInfo, error) {
+	for _, ri := range l.recs {
+		if ri.ID == id {
+			return ri, nil
+		}
+	}
+	return session.RecordingInfo{}, errNoRecording(id)
+}
+
+// TestRecordingsListedAgainAfterRedisRestart: Redis restarts empty; A writes the recordings its
+// recorder holds back into the shared record, so REST on B lists A's recording again.
+func TestRecordingsListedAgainAfterRedisRestart(t *testing.T) {
+	t.Parallel()
+	needRedis(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nodes := newNodesOn(t, srv, 2)
+	a, b := nodes[0], nodes[1]
+	kept := session.RecordingInfo{ID: "kept-1", Name: "kept", Session: "kept", CreatedAt: time.Now(), Status: session.RecordingReady}
+	a.n.Recordings(&listRecorder{recs: []session.RecordingInfo{kept}})
+	rb := b.n.Recordings(&listRecorder{})
+
+	srv.Kill()
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, within, "B lists A's recording again", func() bool {
+		return slices.ContainsFunc(rb.List(), func(ri session.RecordingInfo) bool { return ri.ID == kept.ID })
+	})
 }
