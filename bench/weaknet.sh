@@ -8,7 +8,9 @@
 #                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--capture 960x540] [--name weaknet]
 #   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp, turn-tls; phases are the seconds
 #   alone / shaped / freed [/ squeezed: shaped again]; --capture is the publisher's capture size
-#   (default 640x480: two simulcast layers; three from 960x540); --cells none runs no parley cell
+#   (default 640x480: two simulcast layers; three from 960x540; 960x540/L1T3 also has the publisher
+#   encode each layer in three temporal layers, which the stock client's 'L1T1' does not: a client
+#   that is not stock); --cells none runs no parley cell
 #   (with LIVEKIT_BIN: LiveKit alone).
 #
 # LiveKit side by side: LIVEKIT_BIN=/path/to/livekit-server (v1.13.5, built as

@@ -433,9 +433,16 @@ export function summarise(cell) {
     const ws = w?.samples || [];
     const upAt = ws.find((x) => x.at >= C[0] && x.at < C[1] && othersTop && x.video?.frameHeight >= othersTop);
     out.weak.upMs = upAt ? upAt.at - C[0] : null;
+    // The same from the frames presented (requestVideoFrameCallback), to a frame: the samples
+    // above add up to a second, by where their phase falls.
+    const wf = w?.frames || [];
+    const upFrame = wf.find(([when, , , h]) => when >= C[0] && when < C[1] && othersTop && h >= othersTop);
+    out.weak.upFrameMs = upFrame ? upFrame[0] - C[0] : null;
     if (marks.squeezed) {
       const downAt = ws.find((x) => x.at >= marks.squeezed && x.video?.frameHeight && x.video.frameHeight < othersTop);
       out.weak.downMs = downAt ? downAt.at - marks.squeezed : null;
+      const downFrame = wf.find(([when, , , h]) => when >= marks.squeezed && h && h < othersTop);
+      out.weak.downFrameMs = downFrame ? downFrame[0] - marks.squeezed : null;
       out.weak.squeezed = subscriberWindow(w, marks.squeezed, marks.end);
     }
   }
@@ -449,7 +456,7 @@ export function describeCell(c) {
   const parts = [`${c.sfu === 'livekit' ? 'LiveKit ' : ''}${c.transport} ${c.kbit} kbit/s${c.lossPct ? ` loss ${c.lossPct}%` : ''}${c.withWeak ? '' : ' (no weak subscriber)'}:`];
   if (w) {
     parts.push(`weak ${w.shaped.fps} fps, freezes ${w.shaped.freezeS ?? '-'} s, ${w.shaped.height ?? '-'}p, concealed ${w.shaped.concealed ?? '-'}, latency p50/max ${w.shaped.latencyP50 ?? '-'}/${w.shaped.latencyMax ?? '-'} ms, behind ≤ ${w.shaped.behindMax ?? '-'} ms, path ${w.shaped.path};`);
-    parts.push(`egress ${w.egressKbps} kbit/s = ${w.egressRatio}× link; recovered in ${w.recoverMs ?? '-'} ms; top ${w.topHeight ?? '-'}p after ${w.upMs ?? '-'} ms${w.squeezed ? `, down after ${w.downMs ?? '-'} ms (freezes ${w.squeezed.freezeS ?? '-'} s)` : ''};`);
+    parts.push(`egress ${w.egressKbps} kbit/s = ${w.egressRatio}× link; recovered in ${w.recoverMs ?? '-'} ms; top ${w.topHeight ?? '-'}p after ${w.upMs ?? '-'} ms (frame ${w.upFrameMs ?? '-'})${w.squeezed ? `, down after ${w.downMs ?? '-'} ms (frame ${w.downFrameMs ?? '-'}; freezes ${w.squeezed.freezeS ?? '-'} s)` : ''};`);
   }
   parts.push(`PLI/s at publisher ${s.publisher.alone.pliPerS} → ${s.publisher.shaped.pliPerS}; others' kbit/s ratio ${s.othersKbpsRatio}, loss ${s.othersLossShaped}`);
   return parts.join(' ');

@@ -85,7 +85,18 @@
   }
 
   // capture is the publisher's capture size, window.pwnCapture ('WxH', set by the runner) or 640x480.
-  const capture = () => { const [w, h] = (window.pwnCapture || '640x480').split('x').map(Number); return { w, h }; };
+  // 'WxH/L1T3' also has the publisher ask for that scalability mode on every simulcast encoding in
+  // place of the stock client's 'L1T1' (openvidu-browser 2.32.2 hard-codes it; the temporal layers
+  // of Chrome's own default are what the server's half-rate rungs use): not the stock client.
+  const capture = () => { const [w, h] = (window.pwnCapture || '640x480').split('/')[0].split('x').map(Number); return { w, h }; };
+  const scalability = (window.pwnCapture || '').split('/')[1];
+  if (scalability) {
+    const add = RTCPeerConnection.prototype.addTransceiver;
+    RTCPeerConnection.prototype.addTransceiver = function (track, init) {
+      for (const e of init?.sendEncodings || []) if (e.scalabilityMode) e.scalabilityMode = scalability;
+      return add.call(this, track, init);
+    };
+  }
 
   // codedCanvasTrack is the publisher's video: the fake camera at the capture size with the time
   // painted on.
