@@ -1016,8 +1016,10 @@ func (sc *simulcast) quiet(now time.Time) bool {
 
 // checkProbe ends a running probe when the link answered it, or its time is up.
 func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
-	if sc.up.queue {
-		if sc.q == nil {
+	if sc.up.queue || sc.q != nil {
+		if sc.q == nil || !sc.up.queue {
+			// The path changed under the probe: a probe begun before its TCP path was known
+			// passed on a report while the send queue held 400 ms (the bed's ICE-TCP join).
 			sc.endProbe(now, false, "path changed")
 		} else {
 			sc.checkQueueProbe(now)

@@ -200,3 +200,25 @@ func TestSimulcastTCPResumedProbesForTheTop(t *testing.T) {
 		t.Fatalf("%d probes to the top after resuming, want 1", n)
 	}
 }
+
+// TestSimulcastProbeEndsWhenTCPPathShows: a probe begun before the subscriber's TCP path was
+// known (judged by reports and NACKs, which say nothing there) ends when the send queue shows up;
+// the next one is the queue's to judge.
+func TestSimulcastProbeEndsWhenTCPPathShows(t *testing.T) {
+	c := newTCPChoice(t, 150e3)
+	c.sc.q = nil
+	for i := 0; !c.sc.up.running; i++ {
+		if i == 30 {
+			t.Fatal("no probe")
+		}
+		c.report(0, 20*time.Millisecond)
+		c.advance(100*time.Millisecond, 150e3)
+	}
+	c.sc.q = &c.q
+	c.report(0, 20*time.Millisecond) // a clean report would pass it
+	c.advance(2*time.Second, 150e3)
+	c.want(0, "a probe begun before the TCP path showed")
+	if c.sc.up.lastReason != "path changed" {
+		t.Fatalf("the probe ended for %q", c.sc.up.lastReason)
+	}
+}
