@@ -99,9 +99,14 @@ type transportCC struct {
 	spanSent   atomic.Uint32 // packets sent in the latest span's range of sequence numbers
 	spanLost   atomic.Uint32 // … of which the feedback reported no arrival
 	recentRate atomic.Uint64 // bps: what the spans closed within tccRateWindow delivered together
-	fbAt       atomic.Int64  // unix nanos of the latest feedback with a packet we know
-	rateAt     atomic.Int64  // unix nanos when rate was published
-	feedbacks  atomic.Uint64
+	// rxBytes is every byte the feedback reported delivered, added up; rxAt the latest arrival
+	// (ns, the subscriber's clock): what arrived between two readings over the arrival time
+	// between them, the gaps between spans included (see probeDelivered in simulcast.go).
+	rxBytes   atomic.Uint64
+	rxAt      atomic.Int64
+	fbAt      atomic.Int64 // unix nanos of the latest feedback with a packet we know
+	rateAt    atomic.Int64 // unix nanos when rate was published
+	feedbacks atomic.Uint64
 
 	// Owned by onFeedback (the RTCP reader).
 	base    [2]int64 // least one-way delay (ns, with the clocks' offset) of this epoch and the last
@@ -167,6 +172,7 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	left := int(fb.PacketStatusCount)
 	var last, lastQ int64 // the latest arrival and its queue delay
 	var known bool
+	var rx uint64 // bytes delivered
 	take := func(sym uint16) {
 		if left <= 0 {
 			return
@@ -196,6 +202,7 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 		if slot.seq.Load() != uint32(s)+1 {
 			return // rewritten while read
 		}
+		rx += uint64(size)
 		owd := arrival - at
 		if !t.baseSet[0] || owd < t.base[0] {
 			t.base[0], t.baseSet[0] = owd, true
@@ -247,6 +254,13 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	}
 	t.prevQueue.Store(t.queue.Load())
 	t.queue.Store(lastQ)
+	// rxAt before rxBytes, which signal reads first: a reading between the two takes the
+	// bytes of before over the time of now, never the other way round. (A clock that jumped back
+	// starts it over, as the spans do.)
+	if at := t.rxAt.Load(); last > at || at-last > int64(time.Second) {
+		t.rxAt.Store(last)
+	}
+	t.rxBytes.Add(rx)
 	t.fbAt.Store(now.UnixNano())
 	t.feedbacks.Add(1)
 	if span := t.spanTo - t.spanFrom; span >= int64(tccRateSpan) {
@@ -313,6 +327,8 @@ type delaySignal struct {
 	recentRate float64 // bps: what the spans of the last tccRateWindow delivered together
 	spanLoss   float64 // the share of the packets sent in the latest span's range that never arrived
 	rateAt     time.Time
+	rxBytes    uint64 // bytes delivered, all added up, as of the arrival rxAt (ns, the subscriber's clock)
+	rxAt       int64
 }
 
 // signal returns the latest feedback's reading, ok only when it is fresh at now.
@@ -327,7 +343,7 @@ func (t *transportCC) signal(now time.Time) delaySignal {
 	return delaySignal{ok: true, queue: time.Duration(t.queue.Load()), prevQ: time.Duration(t.prevQueue.Load()),
 		rate: float64(t.rate.Load()), sentRate: float64(t.sentRate.Load()), slower: t.slower.Load(), slowFor: time.Duration(t.slowFor.Load()),
 		runRate: float64(t.runRate.Load()), recentRate: float64(t.recentRate.Load()), rateAt: time.Unix(0, t.rateAt.Load()),
-		spanLoss: float64(t.spanLost.Load()) / float64(max(t.spanSent.Load(), 1))}
+		spanLoss: float64(t.spanLost.Load()) / float64(max(t.spanSent.Load(), 1)), rxBytes: t.rxBytes.Load(), rxAt: t.rxAt.Load()}
 }
 
 // bottleneck reports whether a queue of at least d stands and the link delivered its packets

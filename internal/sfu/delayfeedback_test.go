@@ -149,6 +149,9 @@ type linkChoice struct {
 	*layerChoice
 	link *tccLink
 	at   time.Duration
+	// padShare, when set, is the share of the probe's padding that goes out (a publisher short
+	// of CPU sends few frames for the padding to follow).
+	padShare float64
 }
 
 func newLinkChoice(t *testing.T, bps float64) *linkChoice {
@@ -158,7 +161,11 @@ func newLinkChoice(t *testing.T, bps float64) *linkChoice {
 }
 
 func (c *linkChoice) step() {
-	sent := c.rungRate() + float64(c.sc.probeBps.Load())*8
+	pad := float64(c.sc.probeBps.Load()) * 8
+	if c.padShare > 0 {
+		pad *= c.padShare
+	}
+	sent := c.rungRate() + pad
 	fb := c.link.send(c.at, 100*time.Millisecond, sent)
 	c.at += 100 * time.Millisecond
 	if fb != nil {
@@ -722,5 +729,78 @@ func TestSimulcastDelayProbeNACKsWaitShort(t *testing.T) {
 			t.Fatalf("the next probe waits %v after a delay-judged probe's NACKs", wait)
 		}
 		c.sc.up.next = c.now // on to the next probe at once
+	}
+}
+
+// TestSimulcastProbePassesWithMargin: a probe judged by delay takes its target only if the link
+// delivered the target's peak with a margin over most of a second, not on one span that read it
+// (the bed at 300 kbit/s: a span of 308 kbit/s of video took 270p with no margin beside the
+// audio, and froze it 1.7 s a minute). Here the publisher sends two layers (its top one dropped),
+// the middle one at 280 kbit/s: a link delivering 285 kbit/s of video never gets it, one
+// delivering 340 does within seconds.
+func TestSimulcastProbePassesWithMargin(t *testing.T) {
+	for _, tc := range []struct {
+		link float64
+		up   bool
+	}{{285e3, false}, {340e3, true}} {
+		c := newLinkChoice(t, tc.link)
+		c.rates = []uint64{130e3, 280e3, 1500e3}
+		c.sc.setMaxLayer(1) // the publisher stopped its top layer
+		c.sc.startLow()
+		var took time.Duration
+		for i := range 200 { // 20 s
+			if i%10 == 0 {
+				c.report(0, 20*time.Millisecond)
+			}
+			c.step()
+			if c.sc.fitMax.Load() > 0 {
+				took = time.Duration(i+1) * 100 * time.Millisecond
+				break
+			}
+		}
+		if !tc.up && took > 0 {
+			t.Fatalf("a link delivering %.0f kbit/s took a 280 kbit/s layer after %v (probes %d)", tc.link/1000, took, c.sc.up.probes)
+		}
+		if tc.up && (took == 0 || took > 5*time.Second) {
+			t.Fatalf("a link delivering %.0f kbit/s: the 280 kbit/s layer after %v, want within 5 s", tc.link/1000, took)
+		}
+		if c.sc.up.probes < 2 && !tc.up {
+			t.Fatalf("%d probes in 20 s", c.sc.up.probes)
+		}
+	}
+}
+
+// TestSimulcastProbeNeedsDelivery: a probe judged by delay whose padding did not go out (the
+// link delivered little more than the current layer) is not passed by clean receiver reports:
+// a report with no loss says nothing of whether the link carries the target (the bed at 600
+// kbit/s: 540p taken on a report with 287 kbit/s delivered, then frozen 3.1 s). With its
+// padding out it passes as before.
+func TestSimulcastProbeNeedsDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		share float64
+		up    bool
+	}{{0.05, false}, {1, true}} {
+		c := newLinkChoice(t, 600e3)
+		c.rates = []uint64{150e3, 400e3, 450e3} // the top fits the link (upGain × 450 = 518)
+		c.padShare = tc.share
+		c.sc.fitMax.Store(1)
+		c.sc.up.next = c.now.Add(time.Hour)
+		for range 12 { // the layers' rates and the link's feedback are known
+			c.step()
+		}
+		c.sc.up.next = c.now
+		c.startProbe()
+		if c.sc.up.target != 2 || !c.sc.up.delay {
+			t.Fatalf("probe for layer %d, judged by delay %v", c.sc.up.target, c.sc.up.delay)
+		}
+		for i := 0; c.sc.up.running; i++ {
+			if i%10 == 0 {
+				c.report(0, 20*time.Millisecond)
+			}
+			c.step()
+		}
+		if got := c.sc.fitMax.Load() == 2; got != tc.up {
+			t.Fatalf("padding %.0f %% out: top layer taken %v (ended by %q after %v), want %v", tc.share*100, got, c.sc.up.lastReason, c.now.Sub(c.sc.up.start), tc.up)
+		}
 	}
 }

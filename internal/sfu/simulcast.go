@@ -236,7 +236,12 @@ type upProbe struct {
 	queue    bool          // the probe is judged by the send queue of a TCP path (tcpprobe.go)
 	from     float64       // bps of the layer forwarded when it began
 	full     time.Time     // when the padding reached pad (zero before)
-	pad      float64       // bps the padding reaches after upRamp
+	// rxBytes and rxAt are the transport-wide feedback's delivered bytes and latest arrival at
+	// the first step after full (rxSet): what a probe judged by delay passes on (probeDelivered).
+	rxBytes uint64
+	rxAt    int64
+	rxSet   bool
+	pad     float64 // bps the padding reaches after upRamp
 	// capped: the padding stops at upCeilGain × the link's ceiling (pad) until the link carries
 	// more than the ceiling, then ramps on, from rampFrom bps at rampAt, to upLiftGain^lifts ×
 	// the new ceiling, and so on up to fullPad.
@@ -743,8 +748,16 @@ const (
 // upQueueRise, two feedbacks later, well before the bottleneck's queue (200 ms in the bed)
 // overflows, whatever the distance to the target.
 const (
-	upGrowDelay   = 1.2
-	upPassDelay   = 400 * time.Millisecond // a probe judged by delay passes when a span this long after its full rate showed no queue
+	upGrowDelay = 1.2
+	// A probe judged by delay passes when the link delivered upPassGain × the target's peak
+	// over upPassSpan or more of arrival time from its full rate on, a queue not standing: not on
+	// one 200 ms span's rate (a receiver's jitter or a token bucket's burst made one span of the
+	// bed's 300 kbit/s link read 308 kbit/s of video, and the probe took 270p with no margin),
+	// and never on a receiver report alone (at 600 kbit/s one passed on a clean report while the
+	// link delivered 287 kbit/s, and 540p froze 3.1 s). More than upGain's share of it: the probe
+	// sends upGain × the peak, and a link that carries only the peak leaves its keyframes none.
+	upPassGain    = 1.05
+	upPassSpan    = 600 * time.Millisecond
 	upQueueRise   = 50 * time.Millisecond
 	upGapMinDelay = time.Second
 	upGapMaxDelay = 2 * time.Second
@@ -1063,27 +1076,54 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		sc.ceil = max(sig.rate, sc.ceil)
 		sc.up.lifts++
 		sc.up.rampFrom, sc.up.rampAt = sc.up.from+sc.up.pad, now
-		sc.up.full, sc.up.start = time.Time{}, now
+		sc.up.full, sc.up.start, sc.up.rxSet = time.Time{}, now, false
 		sc.up.pad = max(math.Pow(upLiftGain, float64(sc.up.lifts))*sc.ceil-sc.up.from, upMinPad)
 		if sc.up.pad >= sc.up.fullPad {
 			sc.up.pad, sc.up.capped = sc.up.fullPad, false
 		}
 		sc.ramp(now)
-	case sc.up.delay && !sc.up.capped && !sc.up.full.IsZero() && sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.rateAt.After(sc.up.full.Add(upPassDelay)) &&
-		sig.rate >= 0.85*upGain*sc.peakRate(sc.up.target):
+	case sc.up.delay && !sc.up.capped && sc.probeDelivered(sig) >= upPassGain*sc.peakRate(sc.up.target):
 		sc.endProbe(now, true, "")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
 		sc.endProbe(now, false, "report")
 	case sc.up.delay && !sig.ok:
 		sc.endProbe(now, false, "no feedback") // the receiver stalled: nothing tells the queue
-	case fresh && ran >= upProbeMin && !sc.up.capped && (!sc.up.delay || sig.queue < sc.up.baseQ+upQueueRise):
+	case fresh && ran >= upProbeMin && !sc.up.capped && !sc.up.delay:
+		// Without transport-wide feedback a clean report is all there is.
 		sc.endProbe(now, true, "")
+	case ran >= upProbeMax && sc.up.delay:
+		// The link never delivered the target with its margin, nor showed a queue: the padding
+		// did not all go out (a publisher short of CPU sends few frames to pad after).
+		sc.endProbe(now, false, "not delivered")
 	case ran >= upProbeMax:
 		sc.endProbe(now, false, "no report")
 	default:
 		sc.ramp(now)
 	}
+}
+
+// probeDelivered returns the bps the link delivered from the first step after the running
+// probe's padding reached its full rate to the latest feedback, by the subscriber's arrival
+// clock, once that covers upPassSpan; 0 before, or without fresh feedback.
+func (sc *simulcast) probeDelivered(sig delaySignal) float64 {
+	if !sig.ok || sc.up.full.IsZero() {
+		return 0
+	}
+	if !sc.up.rxSet {
+		sc.up.rxBytes, sc.up.rxAt, sc.up.rxSet = sig.rxBytes, sig.rxAt, true
+		return 0
+	}
+	span := time.Duration(sig.rxAt - sc.up.rxAt)
+	if span < 0 || sig.rxBytes < sc.up.rxBytes {
+		// The subscriber's clock jumped (or a new feedback state): measure from here.
+		sc.up.rxBytes, sc.up.rxAt = sig.rxBytes, sig.rxAt
+		return 0
+	}
+	if span < upPassSpan {
+		return 0
+	}
+	return float64(sig.rxBytes-sc.up.rxBytes) * 8 / span.Seconds()
 }
 
 // deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
