@@ -84,6 +84,9 @@ const (
 	// kept the lowest layer of a simulcast video (need 157 kbit/s with its audio) flowing into a
 	// 150 kbit/s TURN/TCP link for 15 s, its frames shown up to 1.3 s late.
 	ccQueueFullTicks = 2
+	// ccShortTicks: over UDP, the lowest simulcast layer seen short of the link this many ticks
+	// in a row (simulcast lowShort) pauses the video, however close the estimate is to the need.
+	ccShortTicks = 2
 	// ccUDPProbeGapMin/Max, ccUDPProbeTime: over UDP, where the link's answer is what the
 	// subscriber reports (a NACK for a padding packet it missed, a receiver report that covers
 	// the probe), a probe costs what it sends: everything the link could not carry was still sent
@@ -182,6 +185,7 @@ type congestion struct {
 	lastQSent  uint64
 	lastQDrops uint64
 	qFull      int // ticks in a row the queue was full with the video flowing (ccQueueFullTicks)
+	short      int // ticks in a row the lowest simulcast layer was short of the link (ccShortTicks)
 }
 
 // ccInput is what one tick sees: bytes sent to the subscriber, bytes the publisher's tracks
@@ -204,6 +208,9 @@ type ccInput struct {
 	// probed: the paused video is probed over UDP (probeFeedbackStep), and only a probe that
 	// got through resumes it.
 	probed bool
+	// lowShort: the transport-wide feedback shows the link delivering less than the lowest
+	// simulcast layer, which is the one forwarded (simulcast lowShort).
+	lowShort bool
 }
 
 // ccDecision is what a tick decided.
@@ -252,6 +259,11 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		c.qFull++
 	} else {
 		c.qFull = 0
+	}
+	if in.lowShort && !paused {
+		c.short++
+	} else {
+		c.short = 0
 	}
 	if fresh {
 		c.lastReport = in.reportAt
@@ -326,11 +338,12 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	}
 
 	switch {
-	case in.videoCarry && !paused && c.est > 0 && (c.est < ccPauseBelow*need || c.qFull >= ccQueueFullTicks && c.est < need) && in.now.Before(c.holdUntil):
+	case in.videoCarry && !paused && (c.est > 0 && (c.est < ccPauseBelow*need || c.qFull >= ccQueueFullTicks && c.est < need) && in.now.Before(c.holdUntil) || c.short >= ccShortTicks):
 		// Only an estimate the link has just cut pauses: one merely left behind by a publisher
 		// ramping up between two reports is no limit (the weak-network bed paused an unshaped
 		// subscriber for 2.6 s at its start: its estimate 215 kbit/s from the last report, the
-		// stream 413 a second later, no report in that tick).
+		// stream 413 a second later, no report in that tick). Or the transport-wide feedback
+		// has shown the lowest simulcast layer short of the link two ticks running (lowShort).
 		d.pause = true
 		if c.backoff == 0 || in.now.Sub(c.resumedAt) > ccStable {
 			c.backoff = ccBackoffMin
@@ -704,6 +717,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 	// Over UDP a paused video is probed with padding and resumed only if the probe got through
 	// (probeFeedbackStep). Simulcast video pads nothing: its estimate still resumes it.
 	in.probed = q == nil && video != nil && video.sc == nil
+	in.lowShort = q == nil && video != nil && video.sc != nil && video.sc.lowShort(now)
 	dec := sub.cc.tick(in)
 	if sub.log.Enabled(context.Background(), slog.LevelDebug) && video != nil {
 		sub.log.Debug("congestion tick", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256),

@@ -29,6 +29,7 @@ type tccLink struct {
 	// loss, as iptables' statistic match does it in the bed, made deterministic).
 	dropEvery int
 	nsent     int
+	dropped   int // packets lost at random (dropEvery)
 	// cpu, when set, is a receiver short of CPU: it stamps a packet that reached it at arrival
 	// only when it gets to it (see starved).
 	cpu   *starved
@@ -79,6 +80,7 @@ func (l *tccLink) send(at, dt time.Duration, bps float64) *rtcp.TransportLayerCC
 			continue
 		}
 		if l.nsent++; l.dropEvery > 0 && l.nsent%l.dropEvery == 0 {
+			l.dropped++
 			continue
 		}
 		l.free = start + time.Duration(1000*8/l.rate*float64(time.Second))

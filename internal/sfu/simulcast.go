@@ -1245,6 +1245,22 @@ func (sc *simulcast) atLowest(now time.Time) bool {
 	return cur < 0 || cur == 0 && now.UnixNano()-sc.lowSince.Load() >= int64(time.Second)
 }
 
+// lowShort reports whether, over UDP, the lowest layer is the one the link carries and the
+// transport-wide feedback shows the link at its limit (a standing queue, falling behind what it is sent: see
+// bottleneck) delivering less of it than the layer sends: the lowest layer does not fit. The
+// loss-based estimate alone did not say so: the bed's 150 kbit/s link lost 20-40 % of the 135p
+// layer and its audio (about 155 kbit/s) for 22 s, the estimate at 85-95 % of the need, within
+// the margin that keeps a radio's random loss from pausing video; the picture froze 29-43 s a
+// minute and lagged half a second. (Random loss builds no queue; a receiver short of CPU catches
+// up in bursts, which ends the run.) Over TCP the send queue says so (ccQueueFullTicks).
+func (sc *simulcast) lowShort(now time.Time) bool {
+	if sc.q != nil || sc.fitMax.Load() != 0 || sc.rate[0] <= 0 {
+		return false
+	}
+	sig := sc.tcc.signal(now)
+	return sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.bottleneck(downQueue) && linkRate(sig) < sc.rate[0]
+}
+
 // measure updates, once a second, the rate of each layer and of what the subscriber was sent.
 func (sc *simulcast) measure(now time.Time) {
 	d := sc.main
