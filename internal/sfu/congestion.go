@@ -104,6 +104,21 @@ const (
 	ccUDPProbeGapMax = 4 * time.Second
 	ccUDPProbeTime   = 300 * time.Millisecond
 	ccUDPProbeWait   = 3 * time.Second
+	// A paused simulcast video over UDP with transport-wide feedback (delayfeedback.go) has its
+	// probes judged by delay as well: a probe fails as soon as a queue of ccUDPProbeQueue stands
+	// in front of the subscriber (a few hundred milliseconds in, long before its padding is lost:
+	// a failed probe costs the link a short queue, not loss), and passes once a span measured
+	// from ccUDPProbeTime into it delivered what the video needs with no queue, without waiting
+	// for a receiver report. It pads for up to ccUDPDelayProbeTime to give the feedback that span.
+	// Such probes are cheap, so they come every ccUDPDelayGapMin doubling to ccUDPDelayGapMax:
+	// simulcast's lowest layer needs about 150 kbit/s with its audio, and 0.3 s of padding at
+	// 1.5x that fits in the bed's 150 kbit/s tbf (200 ms of queue, 4 KiB of burst), so probes
+	// judged by NACKs and reports alone passed on the shaped link; and a freed link waited up to
+	// 4 s for its next one.
+	ccUDPProbeQueue     = 50 * time.Millisecond
+	ccUDPDelayProbeTime = 700 * time.Millisecond
+	ccUDPDelayGapMin    = time.Second
+	ccUDPDelayGapMax    = 2 * time.Second
 	// ccProbeLoss: a UDP probe that lost more of its padding than this failed.
 	ccProbeLoss = 0.10
 	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
@@ -178,6 +193,7 @@ type congestion struct {
 	probeEnd           time.Time // when the running UDP probe stopped padding (zero while it pads)
 	probeFB            fbSample  // the feedback as the running UDP probe began
 	probeGap           time.Duration
+	probeDelay         bool   // the running UDP probe is judged by the transport-wide feedback too
 	probeWhy           string // why the last probe failed, for the log
 	probes, probesPass atomic.Uint64
 	// The send queue's counters at lastAt, and whose they are (a new path starts over).
@@ -206,8 +222,8 @@ type ccInput struct {
 	qSent, qDrop uint64
 	qDelay       sendq.Delay
 	// probed: the paused video is probed over UDP (probeFeedbackStep), and only a probe that
-	// got through resumes it.
-	probed bool
+	// got through resumes it; byDelay: the probes are judged by transport-wide feedback too.
+	probed, byDelay bool
 	// lowShort: the transport-wide feedback shows the link delivering less than the lowest
 	// simulcast layer, which is the one forwarded (simulcast lowShort).
 	lowShort bool
@@ -353,10 +369,14 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		c.resumeAt = in.now.Add(c.backoff)
 		c.probing, c.probeNext = false, in.now.Add(ccProbeGap)
 		if in.probed {
+			lo, hi := ccUDPProbeGapMin, ccUDPProbeGapMax
+			if in.byDelay {
+				lo, hi = ccUDPDelayGapMin, ccUDPDelayGapMax
+			}
 			if c.probeGap == 0 || in.now.Sub(c.resumedAt) > ccStable {
-				c.probeGap = ccUDPProbeGapMin
+				c.probeGap = lo
 			} else {
-				c.probeGap = min(2*c.probeGap, ccUDPProbeGapMax) // it resumed into a link that could not keep it
+				c.probeGap = min(max(2*c.probeGap, lo), hi) // it resumed into a link that could not keep it
 			}
 			c.probeNext = in.now.Add(c.probeGap)
 		}
@@ -449,6 +469,10 @@ type fbSample struct {
 	last              uint32
 	rrAt              int64 // unix nanos, 0: none yet
 	rrHighest, rrLoss uint32
+	// byDelay: the subscriber sends transport-wide feedback of the padding (a simulcast video's
+	// track), read in sig.
+	byDelay bool
+	sig     delaySignal
 }
 
 // probeFeedbackStep advances the probe of a subscription over UDP whose video is paused, every
@@ -457,20 +481,36 @@ type fbSample struct {
 // the padding stopped covers its last packet, the subscriber asked for none of it again, the
 // report's cumulative loss grew by under 2 % of the packets it covers, and the padding flowed at
 // what the video needs for ccUDPProbeTime. A failed probe doubles the gap to the next one (up to
-// ccUDPProbeGapMax); a passed one resets it.
+// ccUDPProbeGapMax); a passed one resets it. With transport-wide feedback (byDelay) a standing
+// queue fails it at once and a span that delivered the video's need without one passes it (see
+// ccUDPProbeQueue).
 func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Duration) (start, stop, resume bool) {
 	if !c.probing {
 		if now.Before(c.probeNext) {
 			return false, false, false
 		}
-		c.probing, c.probeStart, c.probeEnd, c.probeFB = true, now, time.Time{}, s
+		c.probing, c.probeStart, c.probeEnd, c.probeFB, c.probeDelay = true, now, time.Time{}, s, s.byDelay
 		c.probes.Add(1)
 		return true, false, false
 	}
 	fail := probeRefused(s.lost, s.pkts)
 	c.probeWhy = "nack"
+	if sig := s.sig; !fail && c.probeDelay && sig.ok {
+		switch {
+		case sig.standing(ccUDPProbeQueue):
+			fail, c.probeWhy = true, fmt.Sprintf("delay: %v queued, delivered %.0f kbit/s", sig.queue, sig.rate/1000)
+		case now.Sub(c.probeStart) >= ccUDPProbeTime && sig.rateAt.After(c.probeStart.Add(ccUDPProbeTime)) && sig.queue < ccUDPProbeQueue && sig.rate >= c.need:
+			// A span of the probe's own packets (one closed earlier may hold the last probe's)
+			// got through at the video's need, and nothing queued.
+			return false, true, c.probePassed(now)
+		}
+	}
+	padFor := ccUDPProbeTime
+	if c.probeDelay {
+		padFor = ccUDPDelayProbeTime
+	}
 	if !fail && c.probeEnd.IsZero() {
-		if now.Sub(c.probeStart) < ccUDPProbeTime {
+		if now.Sub(c.probeStart) < padFor {
 			return false, false, false
 		}
 		c.probeEnd = now // the padding stops; the subscriber's report of it is awaited
@@ -484,12 +524,7 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 			took := float64(s.padded-b.padded) * 8 / c.probeEnd.Sub(c.probeStart).Seconds()
 			expected, lost := s.rrHighest-b.rrHighest, (s.rrLoss-b.rrLoss)&0xFFFFFF
 			if took >= c.need && (b.rrAt == 0 || expected == 0 || float64(lost) < ccProbeLoss*float64(expected)) {
-				c.probing = false
-				c.probeGap = ccUDPProbeGapMin
-				c.est = max(c.est, ccResumeAbove*c.need)
-				c.resumedAt = now
-				c.probesPass.Add(1)
-				return false, true, true
+				return false, true, c.probePassed(now)
 			}
 			c.probeWhy = fmt.Sprintf("report: %d of %d lost, padded at %.0f kbit/s", lost, expected, took/1000)
 		case now.Sub(c.probeEnd) > ccUDPProbeWait, s.rrAt > c.probeEnd.Add(rtt+400*time.Millisecond).UnixNano():
@@ -501,9 +536,26 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 		}
 	}
 	c.probing = false
-	c.probeGap = min(max(2*c.probeGap, ccUDPProbeGapMin), ccUDPProbeGapMax)
+	lo, hi := ccUDPProbeGapMin, ccUDPProbeGapMax
+	if c.probeDelay {
+		lo, hi = ccUDPDelayGapMin, ccUDPDelayGapMax
+	}
+	c.probeGap = min(max(2*c.probeGap, lo), hi)
 	c.probeNext = now.Add(c.probeGap)
 	return false, true, false
+}
+
+// probePassed ends a UDP probe that passed: the video resumes.
+func (c *congestion) probePassed(now time.Time) bool {
+	c.probing = false
+	c.probeGap = ccUDPProbeGapMin
+	if c.probeDelay {
+		c.probeGap = ccUDPDelayGapMin
+	}
+	c.est = max(c.est, ccResumeAbove*c.need)
+	c.resumedAt = now
+	c.probesPass.Add(1)
+	return true
 }
 
 // probeLoss is the RTCP reader's check of one NACKed outgoing sequence number: while the video is
@@ -715,14 +767,25 @@ func (sub *Subscriber) adapt(now time.Time) {
 		sub.cc.lastQSent, sub.cc.lastQDrops = st.Sent.Bytes, st.MediaDropped.Frames
 	}
 	// Over UDP a paused video is probed with padding and resumed only if the probe got through
-	// (probeFeedbackStep). Simulcast video pads nothing: its estimate still resumes it.
-	in.probed = q == nil && video != nil && video.sc == nil
+	// (probeFeedbackStep), simulcast or not: resumed on the estimate's growth alone, the bed's
+	// simulcast subscriber got its video back 4.8-8.7 s after its link was freed (the growth
+	// waits out the hold of the cuts that paused it), and would resume into a link still
+	// shaped. A simulcast video's probes are judged by its transport-wide feedback too.
+	in.probed = q == nil && video != nil
+	in.byDelay = in.probed && video.sc != nil && video.sc.tcc != nil && video.sc.tcc.feedbacks.Load() > 0
 	in.lowShort = q == nil && video != nil && video.sc != nil && video.sc.lowShort(now)
 	dec := sub.cc.tick(in)
 	if sub.log.Enabled(context.Background(), slog.LevelDebug) && video != nil {
 		sub.log.Debug("congestion tick", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256),
 			"nack_loss_pct", int(in.nackLoss*100), "report_age_ms", now.Sub(time.Unix(0, in.reportAt)).Milliseconds(), "rtt_ms", in.rtt.Milliseconds(), "paused", sub.cc.pause.Load(),
 			"sent_kB", in.sent/1000, "retransmitted", video.resent.Load(), "nacked", video.nacks.Load())
+		if video.sc != nil && video.sc.tcc != nil {
+			// What the transport-wide feedback says of the link, beside the reports.
+			sig := video.sc.tcc.signal(now)
+			sub.log.Debug("congestion tick: feedback", "ok", sig.ok, "queue_ms", sig.queue.Milliseconds(), "prev_queue_ms", sig.prevQ.Milliseconds(),
+				"delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000), "recent_kbps", int(sig.recentRate/1000),
+				"slow_ms", sig.slowFor.Milliseconds(), "span_loss", int(sig.spanLoss*100), "layer0_kbps", int(video.sc.rate[0]/1000), "min_rtt_ms", sub.cc.minRTT.Milliseconds())
+		}
 	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
 	switch {
@@ -796,9 +859,7 @@ func (sub *Subscriber) probe(now time.Time) {
 		return
 	}
 	if q == nil {
-		if video.sc == nil {
-			sub.probeFeedback(now, video)
-		}
+		sub.probeFeedback(now, video)
 		return
 	}
 	qs := probeSample{drops: q.MediaDropped(), padDrops: q.PaddingDropped(), accepted: q.Accepted(), sent: q.SentBytes(), wait: q.VideoWait()}
@@ -828,6 +889,9 @@ func (sub *Subscriber) probeFeedback(now time.Time, video *downTrack) {
 	c := sub.cc
 	s := fbSample{padded: video.padB.Load(), lost: c.probeLost.Load(), pkts: video.padded.Load() - c.probePkts0.Load(), last: c.padLast.Load(),
 		rrAt: c.reportAt.Load(), rrHighest: c.rrHighest.Load(), rrLoss: c.rrLost.Load()}
+	if video.sc != nil && video.sc.tcc != nil && video.sc.tcc.feedbacks.Load() > 0 {
+		s.byDelay, s.sig = true, video.sc.tcc.signal(now)
+	}
 	rtt := time.Duration(c.rtt.Load())
 	if rtt == 0 {
 		rtt = defaultRTT

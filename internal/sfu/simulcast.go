@@ -554,10 +554,10 @@ func (sc *simulcast) reservePadding(bps uint64, ts uint32) (from uint16, n int) 
 	return from, n
 }
 
-// pausedProbe sends, while the video is paused over TCP and the subscription probes its link
-// (ccProbeGap), the padding owed since the last (congestion probeBps, by wall clock) after a frame
-// of the lowest layer, continuing the outgoing sequence numbers; the probe ends at the first sign
-// of a queue, as the gate's does.
+// pausedProbe sends, while the video is paused and the subscription probes its link (ccProbeGap
+// over TCP, probeFeedbackStep over UDP), the padding owed since the last (congestion probeBps,
+// by wall clock) after a frame of the lowest layer, continuing the outgoing sequence numbers;
+// over TCP the probe ends at the first sign of a queue, as the gate's does.
 func (e *layerEntry) pausedProbe(p *rtp.Packet) {
 	sc, d := e.sc, e.sc.main
 	if q := d.cc.probeQ.Load(); q != nil && (q.MediaDropped() != d.cc.probeBase.Load() || q.VideoWait() > ccQueueDelay) {
@@ -571,7 +571,10 @@ func (e *layerEntry) pausedProbe(p *rtp.Packet) {
 		return // nothing sent yet: no numbering to continue
 	}
 	since := min(now-d.padAt, int64(padSpan))
-	if d.padAt == 0 || since <= 0 {
+	if d.padAt == 0 || since <= 0 || d.cc.probeQ.Load() == nil && now-d.padAt > int64(padSpan) {
+		// A probe's first padding (over UDP: its last one was the previous probe's) is about a
+		// frame's worth: padSpan of it at once put 7 kB into the bed's 150 kbit/s link, whose tbf
+		// holds 8, and filled its queue before the first feedback could tell.
 		since = int64(33 * time.Millisecond)
 	}
 	d.padAt = now
@@ -583,10 +586,15 @@ func (e *layerEntry) pausedProbe(p *rtp.Packet) {
 	from := sc.lastSeq + 1
 	sc.history[sc.nhistory%switchHistory] = segment{startOut: from, layer: -1}
 	sc.nhistory++
-	sc.lastSeq += uint16((n + padMax - 1) / padMax)
+	k := uint16((n + padMax - 1) / padMax)
+	sc.lastSeq += k
 	e.pkt.Header = p.Header
 	e.pkt.Timestamp = sc.lastTS
 	sc.mu.Unlock()
+	// The probe's sequence numbers, for a probe over UDP to tell its NACKs and reports
+	// (probeFeedback), as the gate's pad records them.
+	d.cc.padFirst.CompareAndSwap(0, uint32(from)+1)
+	d.cc.padLast.Store(uint32(from+k-1) + 1)
 	e.sendPadding(&e.pkt, from, n)
 }
 

@@ -152,3 +152,72 @@ func TestSimulcastUDPPausesAJustShortLowestLayer(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulcastUDPPausedProbes: a simulcast video paused over UDP is probed, as kurento mode's is,
+// and its probes are judged by the transport-wide feedback: on a link that still cannot carry it
+// each ends at the queue it builds, so the video stays paused and the link is sent well under
+// 1.25x its rate; once the link is freed the video is back within 2 s. (Resumed on the
+// estimate's growth, it came back 4.8-8.7 s after the bed freed the link, and would resume into a
+// link still shaped.)
+func TestSimulcastUDPPausedProbes(t *testing.T) {
+	u := newUDPSimulcast(t, 150e3)
+	for u.pauses == 0 { // the lowest layer's shortfall pauses it
+		if u.steps > 200 {
+			t.Fatal("not paused")
+		}
+		u.step()
+	}
+	u.sentB = 0
+	u.run(30 * time.Second)
+	if u.resumes != 0 {
+		t.Fatalf("resumed %d times in 30 s into a 150 kbit/s link", u.resumes)
+	}
+	if probes := u.d.cc.probes.Load(); probes < 10 {
+		t.Fatalf("%d probes in 30 s", probes)
+	}
+	if share := u.sentB * 8 / 30 / 150e3; share > 1 {
+		t.Fatalf("sent %.2fx the link in 30 s paused", share)
+	}
+	// Each ends at the queue it builds, a few hundred milliseconds in, where one judged by NACKs
+	// and reports pads for its full time and waits for a report.
+	if per, most := float64(u.d.padB.Load())/float64(u.d.cc.probes.Load()), 0.3*ccProbeGain*u.d.cc.need/8; per > most {
+		t.Fatalf("a probe sent %.0f bytes of padding, more than 300 ms of it (%.0f)", per, most)
+	}
+	u.setLink(10e6)
+	freed := u.now
+	for u.d.cc.pause.Load() {
+		if u.now.Sub(freed) > 2*time.Second {
+			t.Fatalf("video still paused 2 s after the link was freed (%d probes, the last failed for %q)", u.d.cc.probes.Load(), u.d.cc.probeWhy)
+		}
+		u.step()
+	}
+}
+
+// TestSimulcastUDPPausedProbeStartsSmall: a probe of a paused simulcast video over UDP begins with
+// about a frame's worth of padding, not the padSpan owed since the last probe ended: that much
+// at once (7 kB at the bed's 150 kbit/s) filled the tbf's queue before any feedback could end
+// the probe. Its padding's sequence numbers are noted for its NACKs and reports.
+func TestSimulcastUDPPausedProbeStartsSmall(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	d.cc = &congestion{}
+	run(layers, 0, 8, keyAt)
+	d.cc.pause.Store(true)
+	run(layers, 8, 12, keyAt)
+	const bps = 30000 // bytes a second
+	d.cc.probeBps.Store(bps)
+	d.padAt = monotonicNow() - int64(2*time.Second) // the last probe's padding
+	d.gate.probe.Store(true)
+	run(layers, 12, 13, keyAt)
+	if len(r.pads) == 0 {
+		t.Fatal("no padding while probing")
+	}
+	if got, most := d.padB.Load(), uint64(bps*50/1000); got > most {
+		t.Fatalf("the probe's first padding was %d bytes, more than 50 ms of it (%d)", got, most)
+	}
+	if f, l := d.cc.padFirst.Load(), d.cc.padLast.Load(); f != uint32(r.pads[0])+1 || l != uint32(r.pads[len(r.pads)-1])+1 {
+		t.Fatalf("probe's sequence numbers noted %d-%d, sent %d-%d (+1)", f, l, r.pads[0], r.pads[len(r.pads)-1])
+	}
+}
