@@ -806,3 +806,35 @@ func TestSimulcastProbeNeedsDelivery(t *testing.T) {
 		}
 	}
 }
+
+// TestSimulcastProbeMakesUpItsPadding: a probe whose layer sends under the rate its padding was
+// sized on (a loaded publisher's swing) on a free link is sent too little to show the target's
+// peak with the margin: its padding makes up the shortfall and it passes, rather than running
+// out its time (an unshaped subscriber of the bed waited 5 s more for 540p). On a link that
+// carries only the current layer the made-up padding still ends on a queue, nothing lost.
+func TestSimulcastProbeMakesUpItsPadding(t *testing.T) {
+	for _, tc := range []struct {
+		link float64
+		up   bool
+	}{{100e6, true}, {560e3, false}} {
+		c := newLinkChoice(t, tc.link)
+		c.rates = []uint64{150e3, 500e3, 540e3} // the top's peak just over the middle's rate
+		c.sc.fitMax.Store(1)
+		c.sc.up.next = c.now.Add(time.Hour)
+		for range 12 {
+			c.step()
+		}
+		c.sc.up.next = c.now
+		c.startProbe()
+		c.rates[1] = 400e3 // the middle layer dips as the probe starts
+		for c.sc.up.running {
+			c.step()
+		}
+		if got := c.sc.fitMax.Load() == 2; got != tc.up {
+			t.Fatalf("%.0f kbit/s link: top layer taken %v (ended by %q after %v), want %v", tc.link/1000, got, c.sc.up.lastReason, c.now.Sub(c.sc.up.start), tc.up)
+		}
+		if c.link.lost != 0 {
+			t.Fatalf("%d packets lost at the bottleneck", c.link.lost)
+		}
+	}
+}

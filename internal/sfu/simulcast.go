@@ -241,6 +241,7 @@ type upProbe struct {
 	rxBytes uint64
 	rxAt    int64
 	rxSet   bool
+	topped  bool    // the padding made up for a shortfall once (checkProbe)
 	pad     float64 // bps the padding reaches after upRamp
 	// capped: the padding stops at upCeilGain × the link's ceiling (pad) until the link carries
 	// more than the ceiling, then ramps on, from rampFrom bps at rampAt, to upLiftGain^lifts ×
@@ -1050,6 +1051,10 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	d, cc := sc.main, sc.main.cc
 	ran := now.Sub(sc.up.start)
 	nacks, pkts := sc.probeNacks.Load()-sc.up.nacks, d.sent.Load()+d.padded.Load()-sc.up.pkts
+	got, need := 0.0, upPassGain*sc.peakRate(sc.up.target)
+	if sc.up.delay && !sc.up.capped {
+		got = sc.probeDelivered(sig)
+	}
 	switch {
 	case float64(nacks) > 1+float64(pkts)*(min(sc.up.baseNack, 0.1)+0.01):
 		sc.endProbe(now, false, "nacks")
@@ -1090,7 +1095,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 			sc.up.pad, sc.up.capped = sc.up.fullPad, false
 		}
 		sc.ramp(now)
-	case sc.up.delay && !sc.up.capped && sc.probeDelivered(sig) >= upPassGain*sc.peakRate(sc.up.target):
+	case sc.up.delay && !sc.up.capped && got >= need:
 		sc.endProbe(now, true, "")
 	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
@@ -1106,6 +1111,15 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		sc.endProbe(now, false, "not delivered")
 	case ran >= upProbeMax:
 		sc.endProbe(now, false, "no report")
+	case got > 0 && !sc.up.topped && sig.queue < sc.up.baseQ+upQueueRise/2:
+		// The link kept up but was sent too little to show the target: the current layer sends
+		// under the rate the padding was sized on (a loaded publisher's swings), or the target's
+		// peak is its own. The padding makes up the shortfall once and the link is measured
+		// again: an unshaped subscriber's probe ran its 3 s sending 20 kbit/s of padding over a
+		// 270p layer that sent less than its 540p needed.
+		sc.up.topped, sc.up.rxSet = true, false
+		sc.up.pad = min(sc.up.pad+upGain*sc.peakRate(sc.up.target)-got, sc.up.pad+sc.peakRate(sc.up.target))
+		sc.ramp(now)
 	default:
 		sc.ramp(now)
 	}
