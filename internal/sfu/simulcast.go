@@ -255,6 +255,10 @@ type upProbe struct {
 	probes     uint64    // probes started, passed: for tests and logs
 	passed     uint64
 	lastReason string // why the last probe failed, for logs
+	// resumed: the video was paused over TCP; its next probe may start once a layer switch
+	// (swaps) is done since resumeSwaps, the resumed layer's keyframe forwarded.
+	resumed     bool
+	resumeSwaps uint64
 }
 
 // segment is the mapping in force from one switch on: what NACKs for its packets need.
@@ -848,11 +852,13 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		sc.endProbe(now, false, "paused")
 		sc.fitMax.Store(0) // video resumes on the lowest layer, and probes its way up
 		if sc.q != nil {
-			// Over TCP not before its keyframe is through: its burst in the queue would fail
-			// the probe (tcpprobe.go). Then for the top at once: one that falls short takes the
-			// layer the link carried, so a freed link is not climbed a probe a layer.
+			// Over TCP not before its keyframe has been forwarded (resumeSwaps; upAfterPass at
+			// the latest): the probe pads after the frames of the layer forwarded. Then for the
+			// top at once: one that falls short takes the layer the link carried, so a freed
+			// link is not climbed a probe a layer.
 			sc.up.next = now.Add(upAfterPass)
 			sc.up.toTop = true
+			sc.up.resumed, sc.up.resumeSwaps = true, sc.swaps.Load()
 		}
 		return
 	}
@@ -975,6 +981,13 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	busy := sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || sc.nackRatio > upNackPause
 	if sc.q != nil {
 		busy = sc.qDropped // the others count the last probe's padding over TCP
+	}
+	if sc.up.resumed && sc.swaps.Load() != sc.up.resumeSwaps {
+		// The video resumed over TCP and its keyframe went out: the probe need not wait out
+		// upAfterPass (the bed's freed TCP links showed 540p 1.8 s after the video resumed, a
+		// second of it this wait). Padding never goes in front of media in the send queue, so
+		// the keyframe's burst costs a link too narrow for the probe only that probe.
+		sc.up.resumed, sc.up.next = false, now
 	}
 	if cur >= top || now.Before(sc.up.next) || sc.cur.Load() != sc.tgt.Load() || busy || stalled {
 		return
