@@ -181,8 +181,15 @@ type simulcast struct {
 	// the repair of earlier loss.
 	probeFrom  atomic.Uint32
 	probeNacks atomic.Uint64
-	padTS      uint32 // outgoing timestamp of the frame the last padding followed; under mu
-	padded     bool   // padTS is set
+	// pausedNacks counts the NACKs of a paused video's probes' padding (padPaused): the
+	// subscriber asks for what the link dropped of a failed probe once a later packet shows the
+	// gap, which for the last one is the resumed video's first. That probe was judged when it
+	// ran (congestion.go), so these say nothing of the link the resumed layer runs on (measure
+	// leaves them out of nackRatio): counted, they held the bed's freed subscriber's first layer
+	// probe back a second.
+	pausedNacks atomic.Uint64
+	padTS       uint32 // outgoing timestamp of the frame the last padding followed; under mu
+	padded      bool   // padTS is set
 
 	// Owned by step (the sender-report goroutine).
 	fitAt     time.Time
@@ -264,7 +271,7 @@ type upProbe struct {
 // segment is the mapping in force from one switch on: what NACKs for its packets need.
 type segment struct {
 	startOut uint16 // first outgoing sequence number
-	layer    int8   // -1: padding, never sent again
+	layer    int8   // -1: padding, never sent again; padPaused: a paused video's probe's padding
 	tl       int8   // highest temporal layer forwarded
 	seqOff   uint16
 	tsOff    uint32
@@ -589,7 +596,7 @@ func (e *layerEntry) pausedProbe(p *rtp.Packet) {
 		return
 	}
 	from := sc.lastSeq + 1
-	sc.history[sc.nhistory%switchHistory] = segment{startOut: from, layer: -1}
+	sc.history[sc.nhistory%switchHistory] = segment{startOut: from, layer: padPaused}
 	sc.nhistory++
 	k := uint16((n + padMax - 1) / padMax)
 	sc.lastSeq += k
@@ -676,6 +683,9 @@ func (sc *simulcast) stored(seq uint16, buf []byte) (n int, at int64, ok bool) {
 	}
 	if sc.probeFrom.Load() != 0 && int16(seq-uint16(sc.probeFrom.Load())) >= 0 {
 		sc.probeNacks.Add(1) // lost during the probe
+	}
+	if found && seg.layer == padPaused {
+		sc.pausedNacks.Add(1)
 	}
 	sc.mu.Unlock()
 	if !found || seg.layer < 0 {
@@ -1307,7 +1317,8 @@ func (sc *simulcast) lowShort(now time.Time) bool {
 func (sc *simulcast) measure(now time.Time) {
 	d := sc.main
 	dt := now.Sub(sc.fitAt).Seconds()
-	sent, pkts, nacks := d.bytes.Load(), d.sent.Load(), d.nacks.Load()
+	paused := sc.pausedNacks.Load() // before d.nacks, which the RTCP reader counts first
+	sent, pkts, nacks := d.bytes.Load(), d.sent.Load(), d.nacks.Load()-paused
 	first := sc.fitAt.IsZero() || dt <= 0
 	var full, upper, fps [maxLayers]float64 // each layer's bps, those of its TID ≥ 2, its frames a second of TID ≤ 1
 	for i, f := range sc.layers {
@@ -1342,7 +1353,7 @@ func (sc *simulcast) measure(now time.Time) {
 	}
 	if !first {
 		sc.sentRate = float64(sent-sc.sentBytes) * 8 / dt
-		sc.nackRatio = float64(nacks-sc.nacksAt) / float64(max(pkts-sc.sentPkts, 1))
+		sc.nackRatio = float64(max(int64(nacks-sc.nacksAt), 0)) / float64(max(pkts-sc.sentPkts, 1))
 	}
 	sc.sentBytes, sc.sentPkts, sc.nacksAt, sc.fitAt = sent, pkts, nacks, now
 }
@@ -1536,6 +1547,9 @@ func offeredRIDs(md *sdp.MediaDescription) []string {
 	}
 	return orderLayers(rids)
 }
+
+// padPaused is the layer of a segment of padding sent by a paused video's probe (pausedProbe).
+const padPaused int8 = -2
 
 // maxLayers bounds the layers we forward per stream: browsers send at most three.
 const maxLayers = 3

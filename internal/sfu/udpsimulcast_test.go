@@ -221,3 +221,37 @@ func TestSimulcastUDPPausedProbeStartsSmall(t *testing.T) {
 		t.Fatalf("probe's sequence numbers noted %d-%d, sent %d-%d (+1)", f, l, r.pads[0], r.pads[len(r.pads)-1])
 	}
 }
+
+// TestSimulcastPausedProbeNACKsAreNoLoss: the NACKs for the padding a paused video's failed probe
+// lost (asked for once the resumed video's first packets show the gap) do not hold back the
+// resumed video's first layer probe, as its link's loss would: that probe was judged when it
+// ran. NACKs of the video itself still do.
+func TestSimulcastPausedProbeNACKsAreNoLoss(t *testing.T) {
+	for _, padding := range []bool{true, false} {
+		c := newLayerChoice(t)
+		c.sc.startLow()
+		c.sc.up.next = c.now.Add(time.Hour)
+		c.report(0, 20*time.Millisecond)
+		c.advance(time.Second, 150e3) // the layers' rates are known
+		layer := int8(0)
+		if padding {
+			layer = padPaused
+		}
+		c.sc.mu.Lock()
+		c.sc.history[c.sc.nhistory%switchHistory] = segment{startOut: 1000, layer: layer}
+		c.sc.nhistory++
+		c.sc.history[c.sc.nhistory%switchHistory] = segment{startOut: 1040, layer: 0}
+		c.sc.nhistory++
+		c.sc.mu.Unlock()
+		buf := make([]byte, 1500)
+		for i := range 30 {
+			c.d.nacks.Add(1) // as retransmit counts them
+			c.d.stored(1000+uint16(i), buf)
+		}
+		c.sc.up.next = c.now.Add(time.Second)
+		c.advance(time.Second, 150e3)
+		if c.sc.up.running != padding {
+			t.Fatalf("NACKs of 30 packets of the %s: probing %v", map[bool]string{true: "paused probe's padding", false: "video"}[padding], c.sc.up.running)
+		}
+	}
+}
