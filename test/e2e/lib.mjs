@@ -172,7 +172,9 @@ export async function mediaStats(p) {
   return p.page.evaluate(async () => {
     const out = [];
     for (const sub of window.subscribers) {
-      const pc = sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection();
+      // In simulcast (mediasoup) mode openvidu-browser throws until the server's offer made the peer.
+      let pc;
+      try { pc = sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection(); } catch { pc = undefined; }
       const r = { from: sub.stream.connection.connectionId, framesDecoded: 0, audioBytes: 0 };
       if (pc) {
         (await pc.getStats()).forEach((s) => {

@@ -31,7 +31,8 @@
   };
   Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
   window.WebSocket.prototype = NativeWS.prototype;
-  const pcOf = (sub) => (sub && sub.stream && sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection()) || null;
+  // openvidu-browser throws until a subscriber's peer exists (simulcast mode makes it on the server's offer).
+  const pcOf = (sub) => { try { return (sub && sub.stream && sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection()) || null; } catch { return null; } };
 
   async function videoStats(pc) {
     const r = { frames: 0, freezes: 0, lost: 0 };

@@ -50,7 +50,8 @@
     return n;
   }
 
-  const pcOf = (sub) => (sub && sub.stream && sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection()) || null;
+  // openvidu-browser throws until a subscriber's peer exists (simulcast mode makes it on the server's offer).
+  const pcOf = (sub) => { try { return (sub && sub.stream && sub.stream.getRTCPeerConnection && sub.stream.getRTCPeerConnection()) || null; } catch { return null; } };
   const state = { session: null, publisher: null, subscribers: [] };
 
   // join connects with token, subscribes to every stream that appears and, when asked, publishes

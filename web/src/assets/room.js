@@ -193,7 +193,10 @@ export class Room {
     });
     tile.stallTimer = setTimeout(() => { if (tile.dataset.playing !== 'true' && stream.hasVideo) this.stalled(tile, true); }, STALL_MS);
     const pcReady = () => {
-      const pc = stream.getRTCPeerConnection?.();
+      // In simulcast (mediasoup) mode the subscriber's peer exists only once the server's offer
+      // came back, and openvidu-browser throws until then.
+      let pc;
+      try { pc = stream.getRTCPeerConnection?.(); } catch { pc = undefined; }
       if (pc) this.meters.set(stream.streamId, new InboundMeter(pc));
       else setTimeout(pcReady, 500);
     };
