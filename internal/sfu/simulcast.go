@@ -772,15 +772,17 @@ const (
 // overflows, whatever the distance to the target.
 const (
 	upGrowDelay = 1.2
-	// A probe judged by delay passes when the link delivered upPassGain × the target's peak
-	// over upPassSpan or more of arrival time from its full rate on, a queue not standing: not on
-	// one 200 ms span's rate (a receiver's jitter or a token bucket's burst made one span of the
-	// bed's 300 kbit/s link read 308 kbit/s of video, and the probe took 270p with no margin),
-	// and never on a receiver report alone (at 600 kbit/s one passed on a clean report while the
-	// link delivered 287 kbit/s, and 540p froze 3.1 s). More than upGain's share of it: the probe
-	// sends upGain × the peak, and a link that carries only the peak leaves its keyframes none.
+	// A probe judged by delay passes when the link delivered upPassGain × the target's peak over
+	// upPassSpan or more of arrival time from its full rate on (the gaps between spans included),
+	// a queue not standing: not on one 200 ms span's rate (a receiver's jitter or a token
+	// bucket's burst made one span of the bed's 300 kbit/s link read 308 kbit/s of video, and the
+	// probe took 270p with no margin), and never on a receiver report alone (at 600 kbit/s one
+	// passed on a clean report while the link delivered 287 kbit/s, and 540p froze 3.1 s). More
+	// than upGain's share of it: the probe sends upGain × the peak, and a link that carries only
+	// the peak leaves its keyframes none. Two spans' worth: 600 ms cost the bed's freed link half
+	// a second of its climb.
 	upPassGain    = 1.05
-	upPassSpan    = 600 * time.Millisecond
+	upPassSpan    = 400 * time.Millisecond
 	upQueueRise   = 50 * time.Millisecond
 	upGapMinDelay = time.Second
 	upGapMaxDelay = 2 * time.Second
@@ -1152,6 +1154,9 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		sc.ramp(now)
 	default:
 		sc.ramp(now)
+		if sc.up.delay && !sc.up.capped {
+			sc.probeDelivered(sig) // from the step the padding got to its full rate
+		}
 	}
 }
 
