@@ -1117,6 +1117,13 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		sc.up.lifts++
 		sc.up.rampFrom, sc.up.rampAt = sc.up.from+sc.up.pad, now
 		sc.up.full, sc.up.start, sc.up.rxSet = time.Time{}, now, false
+		// What was lost before the link showed more room is no answer to the padding from here
+		// on: the NACKs of packets the bed's tbf dropped just before it freed the link ended a
+		// lifted probe 100 ms later, and the top layer came 2 s after that.
+		sc.mu.Lock()
+		sc.probeFrom.Store(uint32(sc.lastSeq+1) + 1)
+		sc.mu.Unlock()
+		sc.up.nacks, sc.up.pkts = sc.probeNacks.Load(), d.sent.Load()+d.padded.Load()
 		sc.up.pad = max(math.Pow(upLiftGain, float64(sc.up.lifts))*sc.ceil-sc.up.from, upMinPad)
 		if sc.up.pad >= sc.up.fullPad || sc.up.lifts >= upLiftsStale {
 			// Carried past its ceiling upLiftsStale times in a row, the link is not the one
