@@ -110,15 +110,17 @@ const (
 	// a failed probe costs the link a short queue, not loss), and passes once a span measured
 	// from ccUDPProbeTime into it delivered what the video needs with no queue, without waiting
 	// for a receiver report. It pads for up to ccUDPDelayProbeTime to give the feedback that span.
-	// Such probes are cheap, so they come every ccUDPDelayGapMin doubling to ccUDPDelayGapMax:
+	// Such probes are cheap, so they come every ccUDPDelayGapMin (up to ccUDPDelayGapMax):
 	// simulcast's lowest layer needs about 150 kbit/s with its audio, and 0.3 s of padding at
 	// 1.5x that fits in the bed's 150 kbit/s tbf (200 ms of queue, 4 KiB of burst), so probes
 	// judged by NACKs and reports alone passed on the shaped link; and a freed link waited up to
-	// 4 s for its next one.
+	// 4 s for its next one. (With a gap doubling to 2 s the bed's freed link waited 0.6-1.9 s for
+	// its video; a failed probe costs its 150 kbit/s link about 11 kB, so one every 1.4 s takes
+	// under half of what the audio leaves.)
 	ccUDPProbeQueue     = 50 * time.Millisecond
 	ccUDPDelayProbeTime = 700 * time.Millisecond
 	ccUDPDelayGapMin    = time.Second
-	ccUDPDelayGapMax    = 2 * time.Second
+	ccUDPDelayGapMax    = time.Second
 	// ccProbeLoss: a UDP probe that lost more of its padding than this failed.
 	ccProbeLoss = 0.10
 	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
