@@ -196,7 +196,7 @@ type MediaConfig struct {
 	MaxSendBandwidth int
 	// MinSendBandwidth is OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH in kbps (default 300).
 	MinSendBandwidth int
-	// Simulcast is OPENVIDU_WEBRTC_SIMULCAST (default false): joinRoom reports mediaServer
+	// Simulcast is OPENVIDU_WEBRTC_SIMULCAST (default true): joinRoom reports mediaServer
 	// "mediasoup" with videoSimulcast, so the stock client publishes simulcast layers and takes
 	// its subscriptions from server offers, as OpenVidu's mediasoup edition did.
 	Simulcast bool
@@ -442,7 +442,7 @@ func parse(get Lookup, names []string) (*Config, error) {
 	m.MinRecvBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_RECV_BANDWIDTH", 300, 0, 1<<20)
 	m.MaxSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MAX_SEND_BANDWIDTH", 1000, 0, 1<<20)
 	m.MinSendBandwidth = num("OPENVIDU_STREAMS_VIDEO_MIN_SEND_BANDWIDTH", 300, 0, 1<<20)
-	m.Simulcast = boolean("OPENVIDU_WEBRTC_SIMULCAST", false)
+	m.Simulcast = boolean("OPENVIDU_WEBRTC_SIMULCAST", true)
 	parseProxy(c, str, boolean, num, &bad)
 
 	parseCluster(&c.Cluster, str, &bad)

@@ -308,7 +308,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // TestPublishSubscribeMedia drives two participants through REST and JSON-RPC with real pion peers
 // and checks media actually flows through the SFU.
 func TestPublishSubscribeMedia(t *testing.T) {
-	_, base := startServer(t)
+	_, base := startServer(t, "OPENVIDU_WEBRTC_SIMULCAST", "false")
 	api := base + "/openvidu/api"
 	if st, _ := rest(t, "POST", api+"/sessions", map[string]any{"customSessionId": "media-test"}); st != 200 {
 		t.Fatalf("create session: %d", st)

@@ -59,7 +59,7 @@ before(async () => {
   const route = execFileSync('ip', ['route', 'get', SERVER], { encoding: 'utf8', timeout: 5000 });
   assert.match(route, /\bdev pwn-br\b/, `the route to ${SERVER} must be the bed's bridge (run.sh builds it): ${route}`);
   pages = await startPages();
-  parley = await startParley(BIN, { logPath: join(outputDir, 'parley.log') });
+  parley = await startParley(BIN, { logPath: join(outputDir, 'parley.log'), extraEnv: { OPENVIDU_WEBRTC_SIMULCAST: 'false' } });
   browsers = await launchBrowsers();
   chromiumVersion = browsers.version;
 });
