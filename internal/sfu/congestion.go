@@ -655,6 +655,12 @@ func (c *congestion) allowPLI(now time.Time) bool {
 	return c.pliOK.CompareAndSwap(next, now.Add(lossyPLIGap).UnixNano())
 }
 
+// rearmPLI lets this subscriber's next keyframe request pass even on a lossy link: a layer switch
+// makes the request about the new layer's keyframe, which the server chose to send, not about the
+// link. A squeezed link can lose that keyframe in the queue the old layer left; waiting out
+// lossyPLIGap then froze the bed's 300 kbit/s subscriber for about 4 s after its layer came down.
+func (c *congestion) rearmPLI() { c.pliOK.Store(0) }
+
 // videoGate drops one subscriber's video at frame boundaries while its congestion state says pause,
 // and lets it through again from a keyframe. It also rewrites sequence numbers so that what the
 // subscriber gets is one continuous sequence: a hole would make it ask for packets we chose not to

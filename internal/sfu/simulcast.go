@@ -658,6 +658,9 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 	sc.tl = sc.tcap(l) // a keyframe is of TID 0
 	sc.asks = 0
 	sc.shed.Store(false)
+	if cc := sc.main.cc; cc != nil {
+		cc.rearmPLI()
+	}
 	sc.curGen = sc.layers[l].gen.Load()
 	sc.cur.Store(l)
 	if l == 0 {

@@ -1051,3 +1051,40 @@ func TestSimulcastShedsOnCongestedDown(t *testing.T) {
 	}
 	checkContinuous(t, all)
 }
+
+// TestSimulcastSwitchRearmsKeyframeRequest: on a lossy link a subscriber's keyframe requests pass
+// at most every lossyPLIGap, but the first one after a layer switch passes at once: it asks to
+// repair the new layer's keyframe (lost in the queue the old layer left on a squeezed link), and
+// without it the picture stayed frozen until the gap ran out.
+func TestSimulcastSwitchRearmsKeyframeRequest(t *testing.T) {
+	layers := newVP8Layers(3)
+	keyAt := []int{0, 3, 6}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	d.cc = &congestion{}
+	now := time.Now()
+	lossy := func() {
+		d.cc.reportAt.Store(now.UnixNano())
+		d.cc.fraction.Store(77) // 30 % lost
+	}
+	lossy()
+	run(layers, 0, 22, keyAt) // on the top layer from its keyframe at frame 6
+	if !d.cc.allowPLI(now) {
+		t.Fatal("the first keyframe request of a lossy subscriber must pass")
+	}
+	if d.cc.allowPLI(now.Add(100 * time.Millisecond)) {
+		t.Fatal("a second request within lossyPLIGap on a lossy link passed")
+	}
+	d.sc.congestedDown(0, 2)
+	run(layers, 22, 35, keyAt) // switched to the lowest layer at its keyframe (frame 30)
+	if got := r.take(); got[len(got)-1].layer != 0 {
+		t.Fatalf("not on the lowest layer after the congested down: last packet of layer %d", got[len(got)-1].layer)
+	}
+	lossy()
+	if !d.cc.allowPLI(now.Add(200 * time.Millisecond)) {
+		t.Fatal("the first keyframe request after a layer switch was held back by lossyPLIGap")
+	}
+	if d.cc.allowPLI(now.Add(300 * time.Millisecond)) {
+		t.Fatal("the gap does not apply again after the switch's request")
+	}
+}
