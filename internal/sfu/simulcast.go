@@ -248,6 +248,7 @@ type upProbe struct {
 	rxBytes uint64
 	rxAt    int64
 	rxSet   bool
+	got     float64 // the latest rate probeDelivered measured, for logs
 	topped  bool    // the padding made up for a shortfall once (checkProbe)
 	pad     float64 // bps the padding reaches after upRamp
 	// capped: the padding stops at upCeilGain × the link's ceiling (pad) until the link carries
@@ -1190,7 +1191,8 @@ func (sc *simulcast) probeDelivered(sig delaySignal) float64 {
 	if span < upPassSpan {
 		return 0
 	}
-	return float64(sig.rxBytes-sc.up.rxBytes) * 8 / span.Seconds()
+	sc.up.got = float64(sig.rxBytes-sc.up.rxBytes) * 8 / span.Seconds()
+	return sc.up.got
 }
 
 // deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
@@ -1269,6 +1271,8 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	if log := sc.log; log != nil && why != "paused" && why != "loss" {
 		sig := sc.tcc.signal(now)
 		log.Debug("simulcast: probe failed", "target", sc.up.target, "why", why, "pad_kbps", int(sc.up.pad/1000), "capped", sc.up.capped, "ceil_kbps", int(sc.ceil/1000),
+			"from_kbps", int(sc.up.from/1000), "target_kbps", int(sc.rate[sc.up.target]/1000), "target_peak_kbps", int(sc.peakRate(sc.up.target)/1000),
+			"link_kbps", int(linkRate(sig)/1000), "recent_kbps", int(sig.recentRate/1000), "got_kbps", int(sc.up.got/1000),
 			"queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000),
 			"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 			"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
