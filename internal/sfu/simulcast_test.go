@@ -507,14 +507,7 @@ func TestSimulcastProbePadding(t *testing.T) {
 // place of its video (congestion.go's probe), on the sequence numbers that follow what it was sent,
 // and its video resumes from there at a keyframe.
 func TestSimulcastPausedProbe(t *testing.T) {
-	layers := newVP8Layers(2)
-	keyAt := []int{0, 5}
-	r := &recorder{}
-	d := simulcastSubscriber(t, layers, r)
-	d.cc = &congestion{}
-	run(layers, 0, 8, keyAt)
-	d.cc.pause.Store(true)
-	run(layers, 8, 12, keyAt)
+	layers, keyAt, r, d := pausedSimulcastSubscriber(t)
 	if len(r.pads) != 0 {
 		t.Fatal("padding while paused without a probe")
 	}
@@ -1087,4 +1080,19 @@ func TestSimulcastSwitchRearmsKeyframeRequest(t *testing.T) {
 	if d.cc.allowPLI(now.Add(300 * time.Millisecond)) {
 		t.Fatal("the gap does not apply again after the switch's request")
 	}
+}
+
+// pausedSimulcastSubscriber is a subscriber of two layers sent 12 frames, its video paused (by its
+// congestion state) after the 8th.
+func pausedSimulcastSubscriber(t *testing.T) ([]*vp8Layer, []int, *recorder, *downTrack) {
+	t.Helper()
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	d.cc = &congestion{}
+	run(layers, 0, 8, keyAt)
+	d.cc.pause.Store(true)
+	run(layers, 8, 12, keyAt)
+	return layers, keyAt, r, d
 }

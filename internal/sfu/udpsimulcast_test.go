@@ -205,14 +205,7 @@ func TestSimulcastUDPPausedProbes(t *testing.T) {
 // at once (7 kB at the bed's 150 kbit/s) filled the tbf's queue before any feedback could end
 // the probe. Its padding's sequence numbers are noted for its NACKs and reports.
 func TestSimulcastUDPPausedProbeStartsSmall(t *testing.T) {
-	layers := newVP8Layers(2)
-	keyAt := []int{0, 5}
-	r := &recorder{}
-	d := simulcastSubscriber(t, layers, r)
-	d.cc = &congestion{}
-	run(layers, 0, 8, keyAt)
-	d.cc.pause.Store(true)
-	run(layers, 8, 12, keyAt)
+	layers, keyAt, r, d := pausedSimulcastSubscriber(t)
 	const bps = 30000 // bytes a second
 	d.cc.probeBps.Store(bps)
 	d.padAt = monotonicNow() - int64(2*time.Second) // the last probe's padding
