@@ -633,12 +633,7 @@ func TestLostNodesParticipantsAreRestoredOrLeave(t *testing.T) {
 // node writes its sessions and participants again: both nodes list everyone, and joins work.
 func TestRedisRestartedEmptyGetsTheStateBack(t *testing.T) {
 	t.Parallel()
-	needRedis(t)
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := ownRedis(t)
 	nodes := newNodesOn(t, srv, 2)
 	a, b := nodes[0], nodes[1]
 	si, _ := a.n.CreateSession(session.Properties{CustomSessionID: "outlives-redis"})

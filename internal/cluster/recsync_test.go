@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/parley/parley/internal/cluster/redistest"
 	"github.com/parley/parley/internal/poll"
 	"github.com/parley/parley/internal/session"
 )
@@ -204,12 +203,7 @@ func TestRecordingsResyncAfterResubscribing(t *testing.T) {
 // end, afterwards, reaches B's participant.
 func TestRecordingSurvivesRedisRestart(t *testing.T) {
 	t.Parallel()
-	needRedis(t)
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := ownRedis(t)
 	nodes := newNodesOn(t, srv, 2)
 	a, b := nodes[0], nodes[1]
 	onB, ri := recordingSession(t, a, b, "rec-restart")
@@ -258,12 +252,7 @@ func (l *listRecorder) Get(id string) (session.RecordingInfo, error) {
 // recorder holds back into the shared record, so REST on B lists A's recording again.
 func TestRecordingsListedAgainAfterRedisRestart(t *testing.T) {
 	t.Parallel()
-	needRedis(t)
-	srv, err := redistest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := ownRedis(t)
 	nodes := newNodesOn(t, srv, 2)
 	a, b := nodes[0], nodes[1]
 	kept := session.RecordingInfo{ID: "kept-1", Name: "kept", Session: "kept", CreatedAt: time.Now(), Status: session.RecordingReady}

@@ -39,3 +39,16 @@ func needRedis(t *testing.T) string {
 	}
 	return redisURL
 }
+
+// ownRedis starts a redis-server of the test's own, one it may kill and restart, stopped when the
+// test ends; it skips the test when redis-server is absent.
+func ownRedis(t *testing.T) *redistest.Server {
+	t.Helper()
+	needRedis(t)
+	srv, err := redistest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	return srv
+}
