@@ -371,10 +371,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		c.resumeAt = in.now.Add(c.backoff)
 		c.probing, c.probeNext = false, in.now.Add(ccProbeGap)
 		if in.probed {
-			lo, hi := ccUDPProbeGapMin, ccUDPProbeGapMax
-			if in.byDelay {
-				lo, hi = ccUDPDelayGapMin, ccUDPDelayGapMax
-			}
+			lo, hi := udpProbeGaps(in.byDelay)
 			if c.probeGap == 0 || in.now.Sub(c.resumedAt) > ccStable {
 				c.probeGap = lo
 			} else {
@@ -538,10 +535,7 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 		}
 	}
 	c.probing = false
-	lo, hi := ccUDPProbeGapMin, ccUDPProbeGapMax
-	if c.probeDelay {
-		lo, hi = ccUDPDelayGapMin, ccUDPDelayGapMax
-	}
+	lo, hi := udpProbeGaps(c.probeDelay)
 	c.probeGap = min(max(2*c.probeGap, lo), hi)
 	c.probeNext = now.Add(c.probeGap)
 	return false, true, false
@@ -550,14 +544,20 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 // probePassed ends a UDP probe that passed: the video resumes.
 func (c *congestion) probePassed(now time.Time) bool {
 	c.probing = false
-	c.probeGap = ccUDPProbeGapMin
-	if c.probeDelay {
-		c.probeGap = ccUDPDelayGapMin
-	}
+	c.probeGap, _ = udpProbeGaps(c.probeDelay)
 	c.est = max(c.est, ccResumeAbove*c.need)
 	c.resumedAt = now
 	c.probesPass.Add(1)
 	return true
+}
+
+// udpProbeGaps is the least and the most time between UDP probes of a paused video: probes judged
+// by transport-wide feedback see a queue early, so they cost less and may come more often.
+func udpProbeGaps(byDelay bool) (lo, hi time.Duration) {
+	if byDelay {
+		return ccUDPDelayGapMin, ccUDPDelayGapMax
+	}
+	return ccUDPProbeGapMin, ccUDPProbeGapMax
 }
 
 // probeLoss is the RTCP reader's check of one NACKed outgoing sequence number: while the video is
@@ -780,7 +780,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 	// waits out the hold of the cuts that paused it), and would resume into a link still
 	// shaped. A simulcast video's probes are judged by its transport-wide feedback too.
 	in.probed = q == nil && video != nil
-	in.byDelay = in.probed && video.sc != nil && video.sc.tcc != nil && video.sc.tcc.feedbacks.Load() > 0
+	in.byDelay = in.probed && video.sc.hasFeedback()
 	in.lowShort = q == nil && video != nil && video.sc != nil && video.sc.lowShort(now)
 	dec := sub.cc.tick(in)
 	if sub.log.Enabled(context.Background(), slog.LevelDebug) && video != nil {
@@ -897,7 +897,7 @@ func (sub *Subscriber) probeFeedback(now time.Time, video *downTrack) {
 	c := sub.cc
 	s := fbSample{padded: video.padB.Load(), lost: c.probeLost.Load(), pkts: video.padded.Load() - c.probePkts0.Load(), last: c.padLast.Load(),
 		rrAt: c.reportAt.Load(), rrHighest: c.rrHighest.Load(), rrLoss: c.rrLost.Load()}
-	if video.sc != nil && video.sc.tcc != nil && video.sc.tcc.feedbacks.Load() > 0 {
+	if video.sc.hasFeedback() {
 		s.byDelay, s.sig = true, video.sc.tcc.signal(now)
 	}
 	rtt := time.Duration(c.rtt.Load())

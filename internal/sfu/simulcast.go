@@ -917,7 +917,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// A subscriber that sends transport-wide feedback but sent none lately is not running (a
 	// browser starved of CPU): its NACKs, sent when it runs again, are for packets it may well
 	// have, and say nothing of its link.
-	stalled := sc.tcc != nil && sc.tcc.feedbacks.Load() > 0 && !sig.ok
+	stalled := sc.hasFeedback() && !sig.ok
 	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled && linkLoss {
 		// What it delivered over the last second, not in its latest span: a receiver short of
 		// CPU takes its packets in slowly, then in a burst.
@@ -1642,4 +1642,10 @@ func (p *Publisher) Layers() []string {
 		out = append(out, f.rid)
 	}
 	return out
+}
+
+// hasFeedback reports whether the subscriber has sent transport-wide feedback for this video (nil:
+// not simulcast).
+func (sc *simulcast) hasFeedback() bool {
+	return sc != nil && sc.tcc != nil && sc.tcc.feedbacks.Load() > 0
 }
