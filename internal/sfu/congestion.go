@@ -784,8 +784,12 @@ func (sub *Subscriber) adapt(now time.Time) {
 	in.lowShort = q == nil && video != nil && video.sc != nil && video.sc.lowShort(now)
 	dec := sub.cc.tick(in)
 	if sub.log.Enabled(context.Background(), slog.LevelDebug) && video != nil {
+		age := int64(-1) // no receiver report in force
+		if in.reportAt != 0 {
+			age = now.Sub(time.Unix(0, in.reportAt)).Milliseconds()
+		}
 		sub.log.Debug("congestion tick", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256),
-			"nack_loss_pct", int(in.nackLoss*100), "report_age_ms", now.Sub(time.Unix(0, in.reportAt)).Milliseconds(), "rtt_ms", in.rtt.Milliseconds(), "paused", sub.cc.pause.Load(),
+			"nack_loss_pct", int(in.nackLoss*100), "report_age_ms", age, "rtt_ms", in.rtt.Milliseconds(), "paused", sub.cc.pause.Load(),
 			"sent_kB", in.sent/1000, "retransmitted", video.resent.Load(), "nacked", video.nacks.Load())
 		if video.sc != nil && video.sc.tcc != nil {
 			// What the transport-wide feedback says of the link, beside the reports.

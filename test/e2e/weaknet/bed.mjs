@@ -404,8 +404,13 @@ export function summarise(cell) {
     others: {},
   };
   for (const name of ['s1', 's2']) {
-    const alone = subscriberWindow(raw[name], ...A), shaped = subscriberWindow(raw[name], ...Bfull);
-    out.others[name] = { alone, shaped, kbpsRatio: alone.kbps ? round(shaped.kbps / alone.kbps, 3) : null };
+    // Their share of what the publisher sent while the weak one is shaped, against the same share
+    // after its link is freed: the publisher's own ramp-up (its one encoding in kurento mode sends
+    // 3x as much at 30 s as in the first 10) is not the weak subscriber's doing.
+    const alone = subscriberWindow(raw[name], ...A), shaped = subscriberWindow(raw[name], ...Bfull), freed = subscriberWindow(raw[name], ...C);
+    const share = (o, p) => (p.kbps ? o.kbps / p.kbps : null);
+    const now = share(shaped, out.publisher.shaped), base = share(freed, out.publisher.freed);
+    out.others[name] = { alone, shaped, freed, kbpsRatio: now !== null && base ? round(now / base, 3) : null };
   }
   out.othersKbpsRatio = round(median(Object.values(out.others).map((o) => o.kbpsRatio)), 3);
   out.othersLatencyP50 = median(Object.values(out.others).map((o) => o.shaped.latencyP50));
