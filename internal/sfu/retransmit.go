@@ -17,6 +17,18 @@ import (
 const (
 	// maxRetransmitAge: Chrome's jitter buffer does not hold a frame this long; a later copy is waste.
 	maxRetransmitAge = time.Second
+	// tcpRepairAge: over a TCP path (ICE-TCP, TURN/TCP, TURN/TLS) a copy waits in the send queue
+	// behind what is queued there, then in the link's buffers (the socket's in-flight bound, a
+	// token bucket's queue: 200-300 ms in the weak-network bed), and the frame it completes is
+	// shown only then, with every frame that waited behind it. So a packet is sent again there
+	// only while its age plus the queue's current video wait is under this, which keeps the
+	// frame under a second late. A later copy made the frames the bed's 150 kbit/s TCP
+	// subscribers showed 1.0-1.6 s late just before their video paused: the queue had dropped a
+	// packet 300 ms stale, Chrome asked for it once the next one came (~0.6 s after it arrived
+	// from the publisher) and the copy waited out the queue again. Over TCP the queue's drops are
+	// the only loss, and a packet it dropped waited MaxAge already: a link that drains its queue
+	// still gets that repair, one that keeps it standing gets the next keyframe instead.
+	tcpRepairAge = 600 * time.Millisecond
 	// The round trip assumed before a receiver report gives one, and its bounds for the once-per-RTT
 	// rule (a report's value can be garbage or huge on a bufferbloated link).
 	defaultRTT = 100 * time.Millisecond
@@ -30,7 +42,7 @@ const (
 const (
 	rtxSkipStale   = iota // before the subscriber's last video pause, or while paused
 	rtxSkipRepeat         // already sent again within the round trip
-	rtxSkipOld            // older than maxRetransmitAge
+	rtxSkipOld            // older than maxRetransmitAge (over TCP: tcpRepairAge, the send queue's wait included)
 	rtxSkipMissing        // no longer (or never) in the buffer
 	rtxSkipBudget         // over the subscriber's retransmission budget
 	rtxSkipReasons
@@ -89,6 +101,12 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	}
 	rtt = min(max(rtt, minRTT), maxRTT)
 	nowNs := now.UnixNano()
+	oldest := int64(maxRetransmitAge)
+	if d.queueWait != nil {
+		if wait, ok := d.queueWait(); ok {
+			oldest = int64(tcpRepairAge - wait)
+		}
+	}
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
 			d.nacks.Add(1)
@@ -120,7 +138,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 			case !ok:
 				r.skipped[rtxSkipMissing].Add(1)
 				continue
-			case nowNs-at > int64(maxRetransmitAge):
+			case nowNs-at > oldest:
 				r.skipped[rtxSkipOld].Add(1)
 				continue
 			case d.cc != nil && d.cc.rtxBudget.Add(-int64(n)) < 0: // an inter-node link has no budget

@@ -120,6 +120,10 @@ type downTrack struct {
 	tsOff   atomic.Uint32
 	// sub is the subscription it belongs to (nil for a tap).
 	sub *Subscriber
+	// queueWait says how long video waits now in the send queue in front of the subscription's
+	// TCP path, and whether it has one (Subscriber.queueWait; nil: never one): the NACK answers
+	// read it (retransmit).
+	queueWait func() (time.Duration, bool)
 }
 
 // capBps is the most the subscription may be sent, in bps (0 = no cap).
@@ -368,7 +372,7 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 			return nil, nil, err
 		}
 		senders = append(senders, snd)
-		d := &downTrack{fwd: f, track: tr, cc: sub.cc, sub: sub}
+		d := &downTrack{fwd: f, track: tr, cc: sub.cc, sub: sub, queueWait: sub.queueWait}
 		if f.kind == webrtc.RTPCodecTypeVideo {
 			d.gated = true
 			if f == video && len(layers) > 1 {
@@ -382,6 +386,17 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 		sub.downs = append(sub.downs, d)
 	}
 	return sub, senders, nil
+}
+
+// queueWait is how long the latest video written waited in the send queue in front of the
+// subscription's TCP path (ICE-TCP, TURN/TCP, TURN/TLS), and whether there is one: one atomic load
+// each, for the NACK answers.
+func (sub *Subscriber) queueWait() (time.Duration, bool) {
+	q := sub.queue.Load()
+	if q == nil {
+		return 0, false
+	}
+	return q.VideoWait(), true
 }
 
 // start attaches a negotiated subscription to its publisher and serves its feedback.
