@@ -6,6 +6,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/parley/parley/internal/sendq"
 )
 
 // Retransmission is budgeted per subscriber. Chrome asks again for a missing packet every round
@@ -21,14 +23,17 @@ const (
 	// behind what is queued there, then in the link's buffers (the socket's in-flight bound, a
 	// token bucket's queue: 200-300 ms in the weak-network bed), and the frame it completes is
 	// shown only then, with every frame that waited behind it. So a packet is sent again there
-	// only while its age plus the queue's current video wait is under this, which keeps the
-	// frame under a second late. A later copy made the frames the bed's 150 kbit/s TCP
-	// subscribers showed 1.0-1.6 s late just before their video paused: the queue had dropped a
-	// packet 300 ms stale, Chrome asked for it once the next one came (~0.6 s after it arrived
-	// from the publisher) and the copy waited out the queue again. Over TCP the queue's drops are
-	// the only loss, and a packet it dropped waited MaxAge already: a link that drains its queue
-	// still gets that repair, one that keeps it standing gets the next keyframe instead.
+	// only while its age plus what the copy will wait in the queue is under this, which keeps
+	// the frame under a second late. A queue that dropped media within tcpStanding stands: a copy
+	// may wait there up to its MaxAge, whatever the latest video written waited. Later copies made
+	// the frames the bed's 150 kbit/s TCP subscribers showed 1.0-1.6 s late in the seconds before
+	// their video paused: the queue had dropped a packet 300 ms stale, Chrome asked for it once
+	// the next one came (~0.6 s after it arrived from the publisher) and the copy waited out the
+	// queue again. Over TCP the queue's drops are the only loss, so what this refuses is the
+	// repair of a packet a standing queue dropped stale; the subscriber waits for a keyframe
+	// instead (it asks, or its video pauses and resumes with one).
 	tcpRepairAge = 600 * time.Millisecond
+	tcpStanding  = time.Second
 	// The round trip assumed before a receiver report gives one, and its bounds for the once-per-RTT
 	// rule (a report's value can be garbage or huge on a bufferbloated link).
 	defaultRTT = 100 * time.Millisecond
@@ -63,6 +68,10 @@ type retransmitter struct {
 	// older one is the subscriber asking again, not a new loss.
 	top    uint16
 	topSet bool
+	// qDrops is the media the send queue in front of a TCP path had dropped at a NACK, and
+	// qDropAt when that count was seen to grow (unix nanos; 0: never).
+	qDrops  uint64
+	qDropAt int64
 }
 
 // nackFar: a requested sequence number this far behind top is not a repeat but the numbering having
@@ -103,7 +112,13 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	nowNs := now.UnixNano()
 	oldest := int64(maxRetransmitAge)
 	if d.queueWait != nil {
-		if wait, ok := d.queueWait(); ok {
+		if wait, drops, ok := d.queueWait(); ok {
+			if drops != r.qDrops {
+				r.qDrops, r.qDropAt = drops, nowNs
+			}
+			if r.qDropAt != 0 && nowNs-r.qDropAt < int64(tcpStanding) {
+				wait = max(wait, sendq.DefaultMaxAge)
+			}
 			oldest = int64(tcpRepairAge - wait)
 		}
 	}

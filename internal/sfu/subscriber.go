@@ -121,9 +121,9 @@ type downTrack struct {
 	// sub is the subscription it belongs to (nil for a tap).
 	sub *Subscriber
 	// queueWait says how long video waits now in the send queue in front of the subscription's
-	// TCP path, and whether it has one (Subscriber.queueWait; nil: never one): the NACK answers
-	// read it (retransmit).
-	queueWait func() (time.Duration, bool)
+	// TCP path, the media it dropped so far, and whether it has one (Subscriber.queueWait; nil:
+	// never one): the NACK answers read it (retransmit).
+	queueWait func() (wait time.Duration, drops uint64, ok bool)
 }
 
 // capBps is the most the subscription may be sent, in bps (0 = no cap).
@@ -389,14 +389,14 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 }
 
 // queueWait is how long the latest video written waited in the send queue in front of the
-// subscription's TCP path (ICE-TCP, TURN/TCP, TURN/TLS), and whether there is one: one atomic load
-// each, for the NACK answers.
-func (sub *Subscriber) queueWait() (time.Duration, bool) {
+// subscription's TCP path (ICE-TCP, TURN/TCP, TURN/TLS), the media frames it dropped so far, and
+// whether there is one: atomic loads, for the NACK answers.
+func (sub *Subscriber) queueWait() (time.Duration, uint64, bool) {
 	q := sub.queue.Load()
 	if q == nil {
-		return 0, false
+		return 0, 0, false
 	}
-	return q.VideoWait(), true
+	return q.VideoWait(), q.MediaDropped(), true
 }
 
 // start attaches a negotiated subscription to its publisher and serves its feedback.
