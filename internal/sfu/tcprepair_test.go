@@ -39,16 +39,16 @@ type repairLink struct {
 	// understate: the queue reports no wait (the writer's latest batch can be a fresh one
 	// while older video still waits behind the in-flight bound).
 	understate bool
-	got      map[uint16]time.Duration
-	asked    map[uint16]int
-	askedAt  map[uint16]time.Duration
-	inFlight []repairPkt // sent, not yet arrived (at = arrival)
-	nacks    []repairNACK
-	captured []time.Duration // per frame: when it reached the server (captureLead after its capture)
-	shown    []time.Duration // per frame: when it was shown (0: not yet)
-	lost     map[uint16]bool // packets lost before the queue (TURN's UDP hop to the relay)
-	start    time.Time
-	next     uint16 // the publisher's next sequence number
+	got        map[uint16]time.Duration
+	asked      map[uint16]int
+	askedAt    map[uint16]time.Duration
+	inFlight   []repairPkt // sent, not yet arrived (at = arrival)
+	nacks      []repairNACK
+	captured   []time.Duration // per frame: when it reached the server (captureLead after its capture)
+	shown      []time.Duration // per frame: when it was shown (0: not yet)
+	lost       map[uint16]bool // packets lost before the queue (TURN's UDP hop to the relay)
+	start      time.Time
+	next       uint16 // the publisher's next sequence number
 }
 
 type repairPkt struct {
