@@ -15,7 +15,12 @@ const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
 const OUT = process.env.OUT || join(repoRoot, 'bench/results/weaknet');
 const ROUNDS = Number(process.env.ROUNDS || 2);
 const CELLS = (process.env.CELLS || 'udp:150,udp:300,udp:600,ice-tcp:150,ice-tcp:300,ice-tcp:600,turn-tcp:150,turn-tcp:300,turn-tcp:600')
-  .split(',').filter((c) => c !== 'none').map((c) => { const [transport, kbit, loss] = c.split(':'); return { transport, kbit: Number(kbit), lossPct: Number(loss || 0) }; });
+  .split(',').filter((c) => c !== 'none').map((c) => {
+    // pub-TRANSPORT:kbit shapes the publisher's uplink instead of a weak subscriber's downlink.
+    const uplink = c.startsWith('pub-');
+    const [transport, kbit, loss] = (uplink ? c.slice(4) : c).split(':');
+    return { transport, kbit: Number(kbit), lossPct: Number(loss || 0), uplink };
+  });
 // LiveKit side by side when the operator gives a livekit-server binary and livekit-client's UMD bundle.
 const LIVEKIT_BIN = process.env.LIVEKIT_BIN || '';
 const LIVEKIT_CLIENT = process.env.LIVEKIT_CLIENT || '';
@@ -47,7 +52,7 @@ async function playRound(round, sfu, cells) {
   env.chromium = browsers.version;
   try {
     for (const c of cells) {
-      log(`round ${round}: ${sfu} ${c.transport} ${c.kbit} kbit/s${c.lossPct ? ` loss ${c.lossPct}%` : ''}`);
+      log(`round ${round}: ${sfu} ${c.uplink ? 'publisher uplink ' : ''}${c.transport} ${c.kbit} kbit/s${c.lossPct ? ` loss ${c.lossPct}%` : ''}`);
       try {
         const cell = await within(alone + shaped + freed + 120000, runCell({ parley: server, pages, browsers }, { ...c, capture: CAPTURE, phases: { alone, shaped, freed, squeezed }, log }), 'cell');
         cell.round = round;
@@ -93,18 +98,32 @@ function table() {
     '| server | transport | link | n | weak fps | freeze s/min | height | audio concealed | latency p50 / p95 ms | behind max ms | egress kbit/s (× link) | recover ms | PLI/s at publisher | others kbit/s ratio | others loss | weak path | top after freed ms (first frame) | down after squeezed ms (first frame) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
-  const rows = [...CELLS.map((c) => ({ ...c, sfu: 'parley' })), ...(LIVEKIT_BIN ? LK_CELLS.map((c) => ({ ...c, sfu: 'livekit' })) : [])];
+  const rows = [...CELLS.filter((c) => !c.uplink).map((c) => ({ ...c, sfu: 'parley' })), ...(LIVEKIT_BIN ? LK_CELLS.map((c) => ({ ...c, sfu: 'livekit' })) : [])];
   for (const c of rows) {
-    const all = runs.filter((r) => (r.sfu || 'parley') === c.sfu && r.transport === c.transport && r.kbit === c.kbit && (r.lossPct || 0) === c.lossPct);
+    const all = runs.filter((r) => (r.sfu || 'parley') === c.sfu && !r.uplink && r.transport === c.transport && r.kbit === c.kbit && (r.lossPct || 0) === c.lossPct);
     const ok = all.filter((r) => r.summary);
     const w = (get) => med(ok, (r) => get(r.summary.weak));
     const paths = [...new Set(ok.map((r) => r.summary.weak.shaped.path || 'none'))].join(', ');
     const failed = all.length - ok.length;
     lines.push(`| ${c.sfu === 'livekit' ? `LiveKit ${env.livekit || ''}`.trim() : 'parley'} | ${c.transport} | ${c.kbit} kbit/s${c.lossPct ? ` + ${c.lossPct}% loss` : ''} | ${ok.length}${failed ? ` (${failed} failed)` : ''} | ${fmt(w((x) => x.shaped.fps))} | ${fmt(w((x) => x.shaped.freezeSPerMin))} | ${fmt(w((x) => x.shaped.height))} | ${fmt(w((x) => x.shaped.concealed))} | ${fmt(w((x) => x.shaped.latencyP50))} / ${fmt(w((x) => x.shaped.latencyP95))} | ${fmt(w((x) => x.shaped.behindMax))} | ${fmt(w((x) => x.egressKbps))} (${fmt(w((x) => x.egressRatio))}×) | ${fmt(w((x) => x.recoverMs))} | ${fmt(med(ok, (r) => r.summary.publisher.alone.pliPerS))} → ${fmt(med(ok, (r) => r.summary.publisher.shaped.pliPerS))} | ${fmt(med(ok, (r) => r.summary.othersKbpsRatio))} | ${fmt(med(ok, (r) => r.summary.othersLossShaped))} | ${paths} | ${fmt(w((x) => x.upMs))} (${fmt(w((x) => x.upFrameMs))}) | ${fmt(w((x) => x.downMs))} (${fmt(w((x) => x.downFrameMs))}) |`);
   }
+  const up = CELLS.filter((c) => c.uplink);
+  if (up.length) {
+    lines.push('', 'Shaped publishers (pub- cells): the publisher\'s uplink is shaped, in the same phases; no weak subscriber. Subscribers = the two unshaped ones (median of the two; shaped phase after its first 5 s): fps, freeze s/min, received height, capture-to-display latency. Publisher = its getStats: the layers it sends (heights of the encodings whose bytes grew, most frequent per-second set), qualityLimitationReason, its send-side estimate (availableOutgoingBitrate), PLIs and NACKs (NACK packets) reaching it per second, what it retransmitted. Uplink = what reached the server from it ÷ the link. Up = from freeing the uplink to the first second both subscribers receive the height they had alone; down = from squeezing it again to the first second either receives less.', '',
+      '| transport | uplink | n | subs fps alone → shaped → freed | freeze s/min shaped | height alone → shaped → freed | latency p50 / p95 ms shaped | pub layers alone → shaped → freed | pub kbit/s shaped (uplink carried, × link) | qualityLimitation shaped | pub estimate kbit/s shaped | PLI/s at pub alone → shaped | NACK/s at pub shaped → freed | pub resent kbit/s shaped | up after freed ms | down after squeezed ms |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const c of up) {
+      const all = runs.filter((r) => r.uplink && r.transport === c.transport && r.kbit === c.kbit);
+      const ok = all.filter((r) => r.summary?.uplink);
+      const u = (get) => med(ok, (r) => get(r.summary.uplink));
+      const m = (get) => { const xs = ok.map((r) => get(r.summary.uplink)).filter(Boolean); return xs.length ? [...new Set(xs)].join(', ') : '–'; };
+      const failed = all.length - ok.length;
+      lines.push(`| ${c.transport} | ${c.kbit} kbit/s | ${ok.length}${failed ? ` (${failed} failed)` : ''} | ${fmt(u((x) => x.others.alone.fps))} → ${fmt(u((x) => x.others.shaped.fps))} → ${fmt(u((x) => x.others.freed.fps))} | ${fmt(u((x) => x.others.shaped.freezeSPerMin))} | ${fmt(u((x) => x.others.alone.height))} → ${fmt(u((x) => x.others.shaped.height))} → ${fmt(u((x) => x.others.freed.height))} | ${fmt(u((x) => x.others.shaped.latencyP50))} / ${fmt(u((x) => x.others.shaped.latencyP95))} | ${m((x) => x.publisher.alone.layers)} → ${m((x) => x.publisher.shaped.layers)} → ${m((x) => x.publisher.freed.layers)} | ${fmt(u((x) => x.publisher.shaped.kbps))} (${fmt(u((x) => x.uplinkKbps))}, ${fmt(u((x) => x.uplinkRatio))}×) | ${m((x) => x.publisher.shaped.qlr)} | ${fmt(u((x) => x.publisher.shaped.aobKbps))} | ${fmt(u((x) => x.publisher.alone.pliPerS))} → ${fmt(u((x) => x.publisher.shaped.pliPerS))} | ${fmt(u((x) => x.publisher.shaped.nackPerS))} → ${fmt(u((x) => x.publisher.freed.nackPerS))} | ${fmt(u((x) => x.publisher.shaped.rtxKbps))} | ${fmt(u((x) => x.upMs))} | ${fmt(u((x) => x.downMs))} |`);
+    }
+  }
   lines.push('');
   for (const r of runs) {
-    if (r.failure) lines.push(`- round ${r.round} ${r.sfu} ${r.transport} ${r.kbit}: FAILED ${r.failure}`);
+    if (r.failure) lines.push(`- round ${r.round} ${r.sfu} ${r.uplink ? 'pub-' : ''}${r.transport} ${r.kbit}: FAILED ${r.failure}`);
     else {
       const ev = r.summary.weak?.events?.filter((e) => !e.startsWith('streamDestroyed')) || [];
       lines.push(`- round ${r.round}: ${describeCell(r)}${ev.length ? `; weak events: ${ev.join(', ')}` : ''}${r.notes.length ? `; ${r.notes.join('; ')}` : ''}`);

@@ -4,10 +4,15 @@
 # is shaped with tc tbf, over UDP, ICE-TCP and TURN/TCP, in stock openvidu-browser 2.32.2 in Chromium.
 # Writes bench/results/weaknet.{md,json}. Needs root.
 #
-# usage: bench/weaknet.sh [--rounds 2] [--cells udp:150,ice-tcp:300,turn-tcp:150:5,…] [--phases 10,30,10]
+# usage: bench/weaknet.sh [--rounds 2] [--cells udp:150,ice-tcp:300,turn-tcp:150:5,pub-udp:300,…] [--phases 10,30,10]
 #                         [--env "OPENVIDU_WEBRTC_SIMULCAST=true …"] [--capture 960x540] [--name weaknet]
 #   a cell is transport:kbit[:loss%]; transports udp, ice-tcp, turn-tcp, turn-tls; phases are the seconds
-#   alone / shaped / freed [/ squeezed: shaped again]; --capture is the publisher's capture size
+#   alone / shaped / freed [/ squeezed: shaped again]; a cell pub-udp:kbit shapes the PUBLISHER's
+#   uplink instead (netns.sh shape-pub: tbf on the server's veth for the publisher's packets) in the
+#   same phases, with no weak subscriber, and gets its own table: what the two unshaped subscribers
+#   see (fps, freeze s/min, height, latency) and what the publisher's getStats says (layers sent,
+#   qualityLimitationReason, send-side estimate, PLI/s and NACK/s reaching it, up/down times);
+#   --capture is the publisher's capture size
 #   (default 640x480: two simulcast layers; three from 960x540; 960x540/L1T3 also has the publisher
 #   encode each layer in three temporal layers, which the stock client's 'L1T1' does not: a client
 #   that is not stock); --cells none runs no parley cell

@@ -47,6 +47,7 @@ export async function poll(what, fn, { timeout = 20000, interval = 200 } = {}) {
 
 export const netns = (...args) => execFileSync(join(here, 'netns.sh'), args.map(String), { encoding: 'utf8', timeout: 15000, env: { ...process.env, PWN_NET: NET } }).trim();
 export const weakBytes = () => Number(netns('bytes')) || 0;
+export const pubBytes = () => Number(netns('pub-bytes')) || 0;
 
 export function median(xs) {
   const s = xs.filter((x) => x !== null && x !== undefined && Number.isFinite(x)).sort((a, b) => a - b);
@@ -230,15 +231,22 @@ const results = (p) => within(15000, p.page.evaluate(() => window.pwn.results())
 // default 640x480) is the publisher's capture size: openvidu-browser sends three simulcast layers
 // from 960x540, two under it. phases.squeezed, when given, shapes the link again after "freed" for
 // that long ("squeezed": how fast the weak subscriber's layer comes down).
-export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0, withWeak = true, capture, phases = { alone: 10000, shaped: 25000, freed: 10000 }, log = () => {} }) {
+// uplink true shapes the publisher's uplink instead (netns.sh shape-pub), in the same phases, with
+// no weak subscriber: what the two unshaped subscribers see of a weak publisher (UDP only).
+export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0, withWeak = true, uplink = false, capture, phases = { alone: 10000, shaped: 25000, freed: 10000 }, log = () => {} }) {
   const { parley, pages, browsers } = bed;
   const t = TRANSPORTS[transport];
   if (!t) throw new Error(`unknown transport ${transport}`);
-  const cell = { sfu: parley.kind || 'parley', transport, kbit, lossPct, withWeak, capture: capture || '640x480', phases, marks: {}, notes: [] };
+  if (uplink && (transport !== 'udp' || lossPct)) throw new Error('a shaped publisher is played over udp without loss only');
+  if (uplink) withWeak = false;
+  const cell = { sfu: parley.kind || 'parley', transport, kbit, lossPct, withWeak, uplink, capture: capture || '640x480', phases, marks: {}, notes: [] };
+  const shape = () => netns(uplink ? 'shape-pub' : 'shape', kbit);
+  const unshape = () => netns(uplink ? 'unshape-pub' : 'unshape');
   const open = [];
   let session;
   try {
     netns('unshape');
+    netns('unshape-pub');
     netns('loss', 0);
     netns('transport', t.net);
     // How a page joins: openvidu-browser with a token from openvidu-node-client, or livekit-client.
@@ -281,30 +289,33 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
       weak = await openPage(browsers.weak, pages.url, t.page, 'weak');
       open.push(weak);
     }
-    netns('shape', kbit);
+    shape();
     if (lossPct) netns('loss', lossPct);
     cell.bytesShaped0 = weakBytes();
+    cell.pubBytesShaped0 = pubBytes();
     cell.marks.shaped = Date.now();
     if (weak) {
       // The join runs under the shaping; it may take long or never finish (that is a result).
       cell.weakJoin = within(phases.shaped, join(weak, 'weak'), 'weak subscriber to connect')
         .then((id) => { cell.weakId = id; cell.weakConnectedMs = Date.now() - cell.marks.shaped; }, (e) => { cell.notes.push(`weak join: ${e.message}`); });
     }
-    log(`  shaped ${kbit} kbit/s ${t.label}${lossPct ? ` ${lossPct}% loss` : ''} ${phases.shaped / 1000} s`);
+    log(`  shaped ${uplink ? 'the publisher\'s uplink ' : ''}${kbit} kbit/s ${t.label}${lossPct ? ` ${lossPct}% loss` : ''} ${phases.shaped / 1000} s`);
     await sleep(phases.shaped);
     cell.bytesShaped1 = weakBytes();
-    netns('unshape');
+    cell.pubBytesShaped1 = pubBytes();
+    unshape();
     netns('loss', 0);
     cell.marks.freed = Date.now();
     log(`  freed ${phases.freed / 1000} s`);
     await sleep(phases.freed);
     cell.bytesFreed1 = weakBytes();
+    cell.pubBytesFreed1 = pubBytes();
     if (phases.squeezed) {
-      netns('shape', kbit);
+      shape();
       cell.marks.squeezed = Date.now();
       log(`  squeezed ${kbit} kbit/s ${phases.squeezed / 1000} s`);
       await sleep(phases.squeezed);
-      netns('unshape');
+      unshape();
     }
     cell.marks.end = Date.now();
     await cell.weakJoin;
@@ -319,6 +330,7 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
     return cell;
   } finally {
     netns('unshape');
+    netns('unshape-pub');
     netns('loss', 0);
     await Promise.all(open.reverse().map(async (p) => {
       await within(5000, p.page.evaluate(() => window.pwn.leave()), 'leave').catch(() => {});
@@ -415,6 +427,7 @@ export function summarise(cell) {
   out.othersKbpsRatio = round(median(Object.values(out.others).map((o) => o.kbpsRatio)), 3);
   out.othersLatencyP50 = median(Object.values(out.others).map((o) => o.shaped.latencyP50));
   out.othersLossShaped = Math.max(...Object.values(out.others).map((o) => o.shaped.loss ?? 0));
+  if (cell.uplink) out.uplink = summariseUplink(cell, { A, B, C, pubWin });
   if (cell.withWeak) {
     const w = raw.weak;
     out.weak = { shaped: subscriberWindow(w, ...B), freed: subscriberWindow(w, ...C) };
@@ -454,9 +467,76 @@ export function summarise(cell) {
   return out;
 }
 
+// mode is the most frequent of xs (null when none).
+function mode(xs) {
+  const n = new Map();
+  for (const x of xs) if (x !== null && x !== undefined) n.set(x, (n.get(x) || 0) + 1);
+  let best = null;
+  for (const [x, c] of n) if (best === null || c > n.get(best)) best = x;
+  return best;
+}
+
+// summariseUplink: a cell whose publisher's uplink was shaped. What the two unshaped subscribers
+// see (medians of the two) before, while and after, and what the publisher's browser says of it:
+// the layers it sends (the heights of the encodings whose bytes grew in a sample), why its encoder
+// is limited, its send-side estimate, the PLIs and NACKs that reach it.
+function summariseUplink(cell, { A, B, C, pubWin }) {
+  const { marks, raw, kbit } = cell;
+  const pub = raw.publisher?.samples || [];
+  const secs = ([t0, t1]) => (t1 - t0) / 1000;
+  const D = marks.squeezed ? [marks.squeezed, marks.end] : null;
+  const others = (win) => {
+    const w = ['s1', 's2'].map((n) => subscriberWindow(raw[n], ...win));
+    const m = (k) => median(w.map((x) => x[k]));
+    return { fps: m('fps'), freezeSPerMin: m('freezeSPerMin'), height: m('height'), kbps: m('kbps'), loss: Math.max(...w.map((x) => x.loss ?? 0)),
+      latencyP50: m('latencyP50'), latencyP95: m('latencyP95'), behindMax: m('behindMax') };
+  };
+  const sent = (i) => {
+    const a = pub[i - 1], b = pub[i];
+    if (!a?.pub?.layers || !b?.pub?.layers) return null;
+    return b.pub.layers.filter((l, j) => l.bytes > (a.pub.layers[j]?.bytes ?? 0) + 1000).map((l) => l.h).sort((x, y) => y - x).join('/') || 'none';
+  };
+  const inWin = ([t0, t1]) => pub.map((x, i) => [x, i]).filter(([x]) => x.at >= t0 && x.at <= t1);
+  const pubSide = (win) => ({
+    ...pubWin(win),
+    nackPerS: round(rate(pub, win[0], win[1], (x) => x.pub?.nackCount), 2),
+    rtxKbps: round((rate(pub, win[0], win[1], (x) => x.pub?.retransmittedBytesSent) ?? 0) * 8 / 1000, 0),
+    layers: mode(inWin(win).map(([, i]) => sent(i))),
+    qlr: mode(inWin(win).map(([x]) => x.pub?.qualityLimitationReason)),
+    aobKbps: round((median(inWin(win).map(([x]) => x.pub?.aob)) ?? NaN) / 1000, 0),
+  });
+  const u = {
+    others: { alone: others(A), shaped: others(B), freed: others(C), squeezed: D && others(D) },
+    publisher: { alone: pubSide(A), shaped: pubSide(B), freed: pubSide(C), squeezed: D && pubSide(D) },
+    uplinkKbps: round((cell.pubBytesShaped1 - cell.pubBytesShaped0) * 8 / secs([marks.shaped, marks.freed]) / 1000, 0),
+  };
+  u.uplinkRatio = round(u.uplinkKbps / kbit, 2);
+  // Up: from freeing the uplink to the first second both subscribers get the height they had
+  // alone; down: from squeezing it again to the first second either gets less. As in summarise,
+  // by getStats' frameHeight (to about a second) and by the frames presented.
+  const top = u.others.alone.height;
+  u.topHeight = top;
+  const firstAll = (t0, t1, ok) => {
+    const ts = ['s1', 's2'].map((n) => (raw[n]?.samples || []).find((x) => x.at >= t0 && x.at < t1 && ok(x.video?.frameHeight))?.at ?? null);
+    return ts.every((x) => x !== null) ? Math.max(...ts) - t0 : null;
+  };
+  const firstAny = (t0, t1, ok) => {
+    const ts = ['s1', 's2'].map((n) => (raw[n]?.samples || []).find((x) => x.at >= t0 && x.at < t1 && ok(x.video?.frameHeight))?.at ?? null).filter((x) => x !== null);
+    return ts.length ? Math.min(...ts) - t0 : null;
+  };
+  u.upMs = top ? firstAll(C[0], C[1], (h) => h >= top) : null;
+  u.downMs = top && D ? firstAny(D[0], D[1], (h) => h && h < top) : null;
+  return u;
+}
+
 // describeCell is one line for the log.
 export function describeCell(c) {
   const s = c.summary;
+  if (c.uplink) {
+    const u = s.uplink, o = u.others, p = u.publisher;
+    const side = (x, y) => `${x.fps} fps, freezes ${x.freezeSPerMin} s/min, ${x.height ?? '-'}p, latency p50/p95 ${x.latencyP50 ?? '-'}/${x.latencyP95 ?? '-'} ms; publisher sends ${y.layers ?? '-'} at ${y.kbps} kbit/s (${y.qlr ?? '-'}, estimate ${y.aobKbps ?? '-'} kbit/s), PLI ${y.pliPerS}/s, NACK ${y.nackPerS}/s, resent ${y.rtxKbps} kbit/s`;
+    return `publisher uplink ${c.transport} ${c.kbit} kbit/s: alone: ${side(o.alone, p.alone)}; shaped: ${side(o.shaped, p.shaped)}; uplink carried ${u.uplinkKbps} kbit/s = ${u.uplinkRatio}× link; freed: ${side(o.freed, p.freed)}; top ${u.topHeight ?? '-'}p back after ${u.upMs ?? '-'} ms${o.squeezed ? `; squeezed: ${side(o.squeezed, p.squeezed)}; down after ${u.downMs ?? '-'} ms` : ''}`;
+  }
   const w = s.weak;
   const parts = [`${c.sfu === 'livekit' ? 'LiveKit ' : ''}${c.transport} ${c.kbit} kbit/s${c.lossPct ? ` loss ${c.lossPct}%` : ''}${c.withWeak ? '' : ' (no weak subscriber)'}:`];
   if (w) {

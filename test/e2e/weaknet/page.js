@@ -255,20 +255,28 @@
     return out;
   }
 
-  // outbound sums the publisher's video outbound-rtp (one per simulcast layer).
+  // outbound sums the publisher's video outbound-rtp (one per simulcast layer), and keeps each
+  // layer's own (layers: rid, height, fps, bytes, why the encoder is limited) and Chrome's send-side
+  // estimate (availableOutgoingBitrate of the selected pair).
   async function outbound() {
     let pub = null, path = null;
+    const layers = [];
+    let aob = null;
     for (const pc of sendingPCs()) {
       const stats = await pc.getStats();
       stats.forEach((s) => {
+        if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate !== undefined) aob = s.availableOutgoingBitrate;
         if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
         const x = pick(s, VIDEO_OUT);
+        layers.push({ rid: s.rid ?? null, h: s.frameHeight ?? 0, fps: s.framesPerSecond ?? 0, bytes: s.bytesSent || 0, qlr: s.qualityLimitationReason ?? null,
+          active: s.active ?? null, nack: s.nackCount || 0, pli: s.pliCount || 0 });
         if (!pub) { pub = x; return; }
         for (const k of ['bytesSent', 'packetsSent', 'retransmittedBytesSent', 'keyFramesEncoded', 'pliCount', 'firCount', 'nackCount']) pub[k] = (pub[k] || 0) + (x[k] || 0);
         for (const k of ['frameWidth', 'frameHeight', 'framesEncoded', 'framesPerSecond']) pub[k] = Math.max(pub[k] || 0, x[k] || 0);
       });
       path = path || await pathOf(stats);
     }
+    if (pub) { pub.layers = layers; pub.aob = aob; }
     return { pub, path };
   }
 
