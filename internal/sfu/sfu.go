@@ -22,7 +22,6 @@ import (
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
@@ -333,15 +332,11 @@ func pionLogger(log *slog.Logger) logging.LoggerFactory {
 // addReceiving adds what a receiving end needs to reg: NACKs for lost packets and receiver
 // reports (publishers' PeerConnections and the receiving side of inter-node links).
 func addReceiving(reg *interceptor.Registry) error {
-	gen, err := nack.NewGeneratorInterceptor()
-	if err != nil {
-		return err
-	}
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
 		return err
 	}
-	reg.Add(gen)
+	reg.Add(nackGenFactory{}) // not pion's generator: see nackgen.go
 	reg.Add(rr)
 	return nil
 }

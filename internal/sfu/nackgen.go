@@ -1,0 +1,216 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+)
+
+// The NACKs we send a publisher (and the receiving end of an inter-node link) for the packets
+// missing from its streams. pion's generator asks for every missing packet of its last 512 every
+// 100 ms, without end: a publisher on a weak uplink (the bed's pub-udp cells) got 10 NACKs a second
+// for 30 s after its last loss, for packets long gone from its history, and, while its queue held
+// a retransmission, asked again for each packet two or three times, so that at the onset of
+// congestion retransmissions took half to all of its uplink. Here, as libwebrtc's receivers do,
+// a packet is asked for again only after the repair time (from a NACK to the retransmission's
+// arrival, which a queue lengthens), at most nackMaxTries times, and not once it is older than
+// nackMaxAge: the sender keeps about a second of history and the subscribers' jitter buffers
+// wait no longer either.
+const (
+	nackTick       = 25 * time.Millisecond  // how often due NACKs go out
+	nackMaxTries   = 6                      // requests per missing packet
+	nackMaxAge     = time.Second            // from its loss being seen
+	nackMinRetry   = 40 * time.Millisecond  // the soonest a packet is asked for again
+	nackMaxRetry   = 400 * time.Millisecond // the latest, whatever the repair time says
+	nackRepair0    = 100 * time.Millisecond // the repair time before any was measured
+	nackMaxMissing = 256                    // packets tracked per stream; the oldest go first
+)
+
+// nackEntry is one missing packet.
+type nackEntry struct {
+	seq   uint16
+	tries uint8
+	lost  int64 // when its gap was seen (unix nanos)
+	first int64 // when it was first asked for (unix nanos); 0 never
+	sent  int64 // when it was last asked for (unix nanos); 0 never
+}
+
+// nackList is the missing packets of one incoming stream and when to ask for them again. It holds
+// no clock: the times are passed in, so the policy is tested on a modelled link.
+type nackList struct {
+	started bool
+	highest uint16
+	missing []nackEntry // ascending sequence (by arrival of the gap), at most nackMaxMissing
+	repair  time.Duration
+}
+
+func newNackList() *nackList {
+	return &nackList{missing: make([]nackEntry, 0, nackMaxMissing), repair: nackRepair0}
+}
+
+// received records the arrival of seq at now.
+func (l *nackList) received(seq uint16, now int64) {
+	if !l.started {
+		l.started, l.highest = true, seq
+		return
+	}
+	d := int16(seq - l.highest)
+	switch {
+	case d > 0:
+		gap := int(d) - 1
+		if gap >= nackMaxMissing {
+			// More than we track went missing at once: ask for the newest we can hold.
+			l.missing = l.missing[:0]
+			gap = nackMaxMissing
+		}
+		for s := seq - uint16(gap); s != seq; s++ {
+			if len(l.missing) == nackMaxMissing {
+				copy(l.missing, l.missing[1:]) // the oldest goes
+				l.missing = l.missing[:nackMaxMissing-1]
+			}
+			l.missing = append(l.missing, nackEntry{seq: s, lost: now})
+		}
+		l.highest = seq
+	case d < 0:
+		for i := range l.missing {
+			if e := l.missing[i]; e.seq == seq {
+				if e.first != 0 {
+					// The repair time, from the first request: too long when that request's
+					// answer was lost too, which the average absorbs.
+					l.repair += (time.Duration(now-e.first) - l.repair) / 4
+				}
+				l.missing = append(l.missing[:i], l.missing[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// due appends to out the packets to ask for at now, marks them asked, and forgets the ones asked
+// for often enough or too old to be wanted. A packet is asked for again after the repair time and
+// a quarter, twice that after its second request and so on (a queue may have grown faster than
+// the repair time shows), between nackMinRetry and nackMaxRetry.
+func (l *nackList) due(now int64, out []uint16) []uint16 {
+	retry := min(max(l.repair+l.repair/4, nackMinRetry), nackMaxRetry)
+	keep := l.missing[:0]
+	for _, e := range l.missing {
+		if now-e.lost > int64(nackMaxAge) || e.tries >= nackMaxTries {
+			continue
+		}
+		if e.sent == 0 || now-e.sent >= int64(min(retry<<(e.tries-1), nackMaxRetry)) {
+			out = append(out, e.seq)
+			if e.first == 0 {
+				e.first = now
+			}
+			e.sent, e.tries = now, e.tries+1
+		}
+		keep = append(keep, e)
+	}
+	l.missing = keep
+	return out
+}
+
+// nackGenFactory makes a nackGen per PeerConnection.
+type nackGenFactory struct{}
+
+func (nackGenFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &nackGen{streams: map[uint32]*nackList{}, done: make(chan struct{})}, nil
+}
+
+// nackGen is the interceptor: it watches the sequence numbers of the incoming streams that
+// negotiated NACK and sends the due NACKs every nackTick.
+type nackGen struct {
+	interceptor.NoOp
+	mu      sync.Mutex
+	streams map[uint32]*nackList
+	started bool
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+func (n *nackGen) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.started && !n.closed {
+		n.started = true
+		n.wg.Add(1)
+		go n.loop(w)
+	}
+	return w
+}
+
+func (n *nackGen) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
+	nack := false
+	for _, fb := range info.RTCPFeedback {
+		nack = nack || (fb.Type == "nack" && fb.Parameter == "")
+	}
+	if !nack {
+		return r
+	}
+	l := newNackList()
+	n.mu.Lock()
+	n.streams[info.SSRC] = l
+	n.mu.Unlock()
+	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		i, a, err := r.Read(b, a)
+		if err != nil || i < 4 {
+			return i, a, err
+		}
+		seq := binary.BigEndian.Uint16(b[2:4]) // the fixed header's sequence number: no parse
+		now := time.Now().UnixNano()
+		n.mu.Lock()
+		l.received(seq, now)
+		n.mu.Unlock()
+		return i, a, err
+	})
+}
+
+func (n *nackGen) UnbindRemoteStream(info *interceptor.StreamInfo) {
+	n.mu.Lock()
+	delete(n.streams, info.SSRC)
+	n.mu.Unlock()
+}
+
+func (n *nackGen) Close() error {
+	n.mu.Lock()
+	if !n.closed {
+		n.closed = true
+		close(n.done)
+	}
+	n.mu.Unlock()
+	n.wg.Wait()
+	return nil
+}
+
+func (n *nackGen) loop(w interceptor.RTCPWriter) {
+	defer n.wg.Done()
+	t := time.NewTicker(nackTick)
+	defer t.Stop()
+	sender := rand.Uint32()
+	var seqs []uint16
+	var pkts []rtcp.Packet
+	for {
+		select {
+		case <-n.done:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		pkts = pkts[:0]
+		n.mu.Lock()
+		for ssrc, l := range n.streams {
+			if seqs = l.due(now, seqs[:0]); len(seqs) > 0 {
+				pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+			}
+		}
+		n.mu.Unlock()
+		if len(pkts) > 0 {
+			_, _ = w.Write(pkts, interceptor.Attributes{})
+		}
+	}
+}
