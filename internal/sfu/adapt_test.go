@@ -590,6 +590,12 @@ func TestNACKsCountFirstAsksOnly(t *testing.T) {
 	tr.out.Store(&binding{id: "b", ssrc: 1, pt: 96, stream: &headerSink{}})
 	d := &downTrack{fwd: f, track: tr, cc: &congestion{}, gated: true}
 	now := time.Now()
+	// What we received from the publisher, and so sent: everything but 7000, which its uplink
+	// lost.
+	for _, seq := range []uint16{65533, 65534, 65535, 0, 1, 2, 5000, 5001, 5002, 5003, 6001} {
+		raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq}, Payload: []byte{1}}).Marshal()
+		f.ring.put(seq, raw, now.UnixNano())
+	}
 	nack := func(ids ...uint16) {
 		for _, id := range ids {
 			d.retransmit(&rtcp.TransportLayerNack{Nacks: []rtcp.NackPair{{PacketID: id}}}, now)
@@ -611,6 +617,50 @@ func TestNACKsCountFirstAsksOnly(t *testing.T) {
 	nack(5003, 6001)
 	if n := d.nackedNew.Load(); n != 8 {
 		t.Fatalf("%d losses counted, want 8: only 6001 was video sent since the resume", n)
+	}
+	// A packet the publisher's uplink lost is asked for too, but this link did not lose it.
+	nack(7000)
+	if n := d.nackedNew.Load(); n != 8 {
+		t.Fatalf("%d losses counted, want 8: 7000 never reached us", n)
+	}
+}
+
+// TestUpstreamLossIsNotTheSubscribersLoss: a publisher whose uplink loses 40 % of its video for
+// ten seconds (the bed's pub-udp:150 cell: 37–54 %) takes nothing from the estimate of a
+// subscriber on a clean link, whose receiver reports say it lost those 40 % too, and pauses
+// nobody; a subscriber whose own link loses most of what we send is still seen as congested.
+func TestUpstreamLossIsNotTheSubscribersLoss(t *testing.T) {
+	for _, c := range []struct {
+		ownLoss float64 // of what we send the subscriber
+		pause   bool
+	}{{0, false}, {0.6, true}} {
+		f := newForwarder(webrtc.RTPCodecTypeVideo, webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, nil)
+		d := &downTrack{fwd: f, cc: &congestion{}, gated: true}
+		const ssrc = 1
+		now, sent, src := t0, uint64(0), uint64(0)
+		d.cc.tick(ccInput{now: now})
+		for range 10 {
+			now = now.Add(time.Second)
+			// The publisher sends 50 packets (600 kbit/s); 20 never reach us.
+			const published, upLost = 50, 20
+			f.packets.Add(published - upLost)
+			f.lost.Add(upLost)
+			got := float64(published-upLost) * (1 - c.ownLoss)
+			fraction := uint8((published - got) * 256 / published)
+			d.onReports(ssrc, []rtcp.ReceptionReport{{SSRC: ssrc, FractionLost: fraction}}, now)
+			sent += (published - upLost) * 1500
+			src += (published - upLost) * 1500
+			dec := d.cc.tick(ccInput{now: now, sent: sent, src: src, fraction: d.cc.fraction.Load(), reportAt: d.cc.reportAt.Load(), videoCarry: true})
+			if dec.pause {
+				d.cc.pause.Store(true)
+			}
+		}
+		if d.cc.pause.Load() != c.pause {
+			t.Errorf("own loss %.0f %% (and 40 %% upstream): paused %v, want %v (estimate %.0f bit/s, last fraction %d/256)", c.ownLoss*100, d.cc.pause.Load(), c.pause, d.cc.estimate(), d.cc.fraction.Load())
+		}
+		if !c.pause && d.cc.estimate() < 360e3 {
+			t.Errorf("a clean link's estimate fell to %.0f bit/s under a 360 kbit/s stream", d.cc.estimate())
+		}
 	}
 }
 

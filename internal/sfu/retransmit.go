@@ -125,7 +125,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 	for _, pair := range nack.Nacks {
 		for _, out := range pair.PacketList() {
 			d.nacks.Add(1)
-			in, ok := out+uint16(d.seqOffN.Load()), true
+			in, ok, first := out+uint16(d.seqOffN.Load()), true, false
 			if d.gated {
 				if d.cc.probeLoss(out, d.padded.Load()) {
 					d.gate.probe.Store(false) // the link dropped the probe's padding: end it now
@@ -135,9 +135,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 				// padding is the probe's to judge, and its lost packets are asked for once the
 				// resumed video's first packet shows their gap (the bed read a freed link as
 				// losing 54 % of it and paused it again).
-				if ok && r.firstAsk(out) {
-					d.nackedNew.Add(1)
-				}
+				first = ok && r.firstAsk(out)
 			}
 			if !ok {
 				r.skipped[rtxSkipStale].Add(1)
@@ -149,6 +147,11 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 				continue
 			}
 			n, at, ok := d.stored(in, r.buf)
+			if first && ok {
+				// Asked for the first time, and we have it: this link lost it. A packet we
+				// never had was lost on the publisher's uplink, not on this one.
+				d.nackedNew.Add(1)
+			}
 			switch {
 			case !ok:
 				r.skipped[rtxSkipMissing].Add(1)

@@ -104,6 +104,12 @@ type downTrack struct {
 	rtxSent   atomic.Uint64 // of those, sent on the RTX stream (not in sent: the media stream's sender reports count sent)
 	lost      atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
 	plisCut   atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
+	// up is what upstreamLoss last read of the forwarded layer's counters; owned by the RTCP
+	// reader.
+	up struct {
+		fwd        *forwarder
+		lost, pkts uint64
+	}
 
 	sc *simulcast // set when the publisher sends simulcast layers (simulcast.go)
 
@@ -458,7 +464,11 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 		if r.SSRC != ssrc {
 			continue
 		}
-		d.cc.fraction.Store(uint32(r.FractionLost))
+		// The subscriber's loss counts the packets that never reached us either: a publisher
+		// on a weak uplink (the bed's pub-udp cells) lost 37–54 % of its video there, which cut
+		// the estimates of unshaped subscribers to 23–45 kbit/s. What their own link lost is
+		// the rest.
+		d.cc.fraction.Store(uint32(max(0, int(r.FractionLost)-d.upstreamLoss())))
 		d.cc.rrHighest.Store(r.LastSequenceNumber)
 		d.cc.rrLost.Store(r.TotalLost)
 		d.cc.reportAt.Store(now.UnixNano())
@@ -470,6 +480,31 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 			}
 		}
 	}
+}
+
+// upstreamLoss is the share (in 256ths, as a report's fraction lost) of the packets of the
+// forwarded layer that never reached us (lost on the publisher's uplink and not repaired by our
+// NACKs) since the last call; 0 at the first call or after a layer switch.
+func (d *downTrack) upstreamLoss() int {
+	f := d.fwd
+	if d.sc != nil {
+		c := d.sc.cur.Load()
+		if c < 0 {
+			return 0
+		}
+		f = d.sc.layers[c]
+	}
+	lost, pkts := f.lost.Load(), f.packets.Load()
+	prev := d.up
+	d.up.fwd, d.up.lost, d.up.pkts = f, lost, pkts
+	if prev.fwd != f {
+		return 0
+	}
+	dl, dp := lost-prev.lost, pkts-prev.pkts
+	if dl == 0 {
+		return 0
+	}
+	return int(dl * 256 / (dl + dp))
 }
 
 // reportLoss keeps the cumulative loss a receiver report gives for our stream. Duplicates can make
