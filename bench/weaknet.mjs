@@ -47,7 +47,7 @@ if (LIVEKIT_BIN) env.livekit = (sh(LIVEKIT_BIN, ['--version']) || '').replace('l
 async function playRound(round, sfu, cells) {
   const server = sfu === 'livekit'
     ? await startLivekit(LIVEKIT_BIN, { logPath: `${OUT}.livekit.log` })
-    : await startParley(BIN, { logPath: `${OUT}.parley.log`, extraEnv: EXTRA_ENV });
+    : await startParley(BIN, { logPath: `${OUT}.parley.log`, extraEnv: EXTRA_ENV, append: round > 1 }); // every round's log
   const browsers = await launchBrowsers();
   env.chromium = browsers.version;
   try {

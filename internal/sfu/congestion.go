@@ -790,7 +790,10 @@ func (sub *Subscriber) adapt(now time.Time) {
 		}
 		sub.log.Debug("congestion tick", "estimate_kbps", int(sub.cc.est/1000), "need_kbps", int(sub.cc.need/1000), "loss_pct", int(in.fraction*100/256),
 			"nack_loss_pct", int(in.nackLoss*100), "report_age_ms", age, "rtt_ms", in.rtt.Milliseconds(), "paused", sub.cc.pause.Load(),
-			"sent_kB", in.sent/1000, "retransmitted", video.resent.Load(), "nacked", video.nacks.Load())
+			"sent_kB", in.sent/1000, "retransmitted", video.resent.Load(), "nacked", video.nacks.Load(),
+			"rtx_skipped_repeat", video.rtx.skipped[rtxSkipRepeat].Load(), "rtx_skipped_budget", video.rtx.skipped[rtxSkipBudget].Load(),
+			"rtx_skipped_other", video.rtx.skipped[rtxSkipStale].Load()+video.rtx.skipped[rtxSkipOld].Load()+video.rtx.skipped[rtxSkipMissing].Load(),
+			"rtx_budget", dec.rtxBudget, "plis_cut", video.plisCut.Load())
 		if video.sc != nil && video.sc.tcc != nil {
 			// What the transport-wide feedback says of the link, beside the reports.
 			sig := video.sc.tcc.signal(now)

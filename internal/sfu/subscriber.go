@@ -437,10 +437,14 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 			case *rtcp.SenderReport: // a subscriber that also sends puts its reports here
 				d.onReports(ssrc, p.Reports, now)
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if d.cc == nil || d.cc.allowPLI(now) {
+				ok := d.cc == nil || d.cc.allowPLI(now)
+				if ok {
 					d.requestKeyframe(false)
 				} else {
 					d.plisCut.Add(1)
+				}
+				if d.sc != nil && sub.log.Enabled(context.Background(), slog.LevelDebug) {
+					sub.log.Debug("keyframe request from the subscriber", "passed", ok) // rare
 				}
 			case *rtcp.TransportLayerNack:
 				d.retransmit(p, now)

@@ -63,10 +63,11 @@ export function quantile(xs, q) {
 }
 
 // startParley runs the server in production mode inside pwn-srv (nothing inherited but PATH, plus
-// extraEnv, e.g. OPENVIDU_WEBRTC_SIMULCAST=true) and waits for its REST API.
-export async function startParley(bin, { logPath, extraEnv = {} } = {}) {
+// extraEnv, e.g. OPENVIDU_WEBRTC_SIMULCAST=true) and waits for its REST API. append: add to
+// logPath (one log for several server runs) instead of replacing it.
+export async function startParley(bin, { logPath, extraEnv = {}, append = false } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'pwn-data-'));
-  const log = createWriteStream(logPath);
+  const log = createWriteStream(logPath, { flags: append ? 'a' : 'w' });
   const env = {
     PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dataDir, DOTENV_PATH: '',
     DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
