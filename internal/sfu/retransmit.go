@@ -45,7 +45,7 @@ const (
 
 // Reasons a requested packet is not sent again; indexes of retransmitter.skipped.
 const (
-	rtxSkipStale   = iota // before the subscriber's last video pause, or while paused
+	rtxSkipStale   = iota // before the subscriber's last video pause, or while paused, or the keyframe of a congestion down
 	rtxSkipRepeat         // already sent again within the round trip
 	rtxSkipOld            // older than maxRetransmitAge (over TCP: tcpRepairAge, the send queue's wait included)
 	rtxSkipMissing        // no longer (or never) in the buffer
@@ -137,7 +137,7 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 				// losing 54 % of it and paused it again).
 				first = ok && r.firstAsk(out)
 			}
-			if !ok {
+			if !ok || d.sc != nil && d.sc.superseded(in) {
 				r.skipped[rtxSkipStale].Add(1)
 				continue
 			}

@@ -146,6 +146,15 @@ type simulcast struct {
 	// shed: the layer choice went down for congestion (congestedDown); until the lower layer's
 	// keyframe, nothing more of the current one is sent.
 	shed atomic.Bool
+	// held: after such a down, the lower layer's keyframe is neither asked for nor switched at
+	// until the link's queue has drained (downHold); step releases it at holdUntil.
+	held      atomic.Bool
+	holdUntil time.Time // owned by step
+	// stale: after such a down, what was sent before the new layer's keyframe (outgoing sequence
+	// numbers before staleBefore, under mu) is not sent again: the decoder starts over at that
+	// keyframe, and repairs of the old layer would only fill the queue in front of it. Cleared by
+	// step after downStale.
+	stale atomic.Bool
 
 	mu       sync.Mutex
 	started  bool   // something was forwarded: the offsets below continue a stream
@@ -166,12 +175,13 @@ type simulcast struct {
 	history  [switchHistory]segment
 	nhistory int
 	// Temporal layers of the current layer (see the top of the file).
-	tl       int8   // the highest forwarded, changed at frames of TID 0
-	lastIn   uint16 // highest incoming sequence number of the current layer seen
-	segIn    uint16 // the incoming sequence number the current mapping (segment) began at
-	remap    bool   // frames were dropped, or tl changed: the next packet forwarded starts a segment
-	dropping bool   // dropPID is the picture ID of the last frame dropped
-	dropPID  uint16
+	tl          int8   // the highest forwarded, changed at frames of TID 0
+	lastIn      uint16 // highest incoming sequence number of the current layer seen
+	segIn       uint16 // the incoming sequence number the current mapping (segment) began at
+	remap       bool   // frames were dropped, or tl changed: the next packet forwarded starts a segment
+	dropping    bool   // dropPID is the picture ID of the last frame dropped
+	dropPID     uint16
+	staleBefore uint16 // see stale
 
 	// probeBps is the padding, in bytes per second, the forwarder adds after each frame of the
 	// current layer while an up-probe runs (step); 0 when none does.
@@ -385,11 +395,16 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 		sc.asks = 0
 		if tgt < 0 || tgt >= sc.cur.Load() {
 			sc.shed.Store(false) // not on the way down (any more)
+			sc.held.Store(false)
+			sc.stale.Store(false)
 		}
 		if tgt < 0 {
 			sc.cur.Store(-1) // paused: resuming needs a keyframe
 		} else if tgt != sc.cur.Load() {
-			ask, sc.askedAt = sc.layers[tgt], now
+			sc.askedAt = now
+			if !sc.held.Load() { // else step asks when the hold ends
+				ask = sc.layers[tgt]
+			}
 		}
 	}
 	if c := sc.cur.Load(); c >= 0 && sc.layers[c].gen.Load() != sc.curGen {
@@ -403,6 +418,12 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	cur := sc.cur.Load()
 	switch {
 	case l == tgt && l != cur:
+		if sc.held.Load() {
+			// Down for congestion, the link's queue still draining (downHold): this keyframe
+			// would meet it full, and step asks for one when it has drained.
+			sc.mu.Unlock()
+			return
+		}
 		if !key {
 			if now-sc.askedAt >= int64(min(keyframeRetry<<sc.asks, keyframeRetryMax)) {
 				ask, sc.askedAt = sc.layers[tgt], now
@@ -416,8 +437,12 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 		}
 		from := cur
 		sc.switchTo(l, p, pic, now)
-		if log := sc.layers[l].log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
-			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid, "vp8_tid", pic.tidAt != 0) // rare: at keyframes, when the choice changed
+		log := sc.log // the subscription's; a recording's tap has none
+		if log == nil {
+			log = sc.layers[l].log
+		}
+		if log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid, "vp8_tid", pic.tidAt != 0, "seq", p.SequenceNumber+sc.seqOff) // rare: at keyframes, when the choice changed
 		}
 	case l == cur:
 		if int16(p.SequenceNumber-sc.startSeq) < 0 || int16(p.SequenceNumber-sc.segIn) < 0 {
@@ -658,7 +683,11 @@ func (sc *simulcast) switchTo(l int32, p *rtp.Packet, pic picture, now int64) {
 	sc.segIn, sc.lastIn, sc.remap, sc.dropping = p.SequenceNumber, p.SequenceNumber, false, false
 	sc.tl = sc.tcap(l) // a keyframe is of TID 0
 	sc.asks = 0
+	if sc.shed.Load() && sc.stale.Load() {
+		sc.staleBefore = p.SequenceNumber + sc.seqOff // the congestion down's switch
+	}
 	sc.shed.Store(false)
+	sc.held.Store(false)
 	if cc := sc.main.cc; cc != nil {
 		cc.rearmPLI()
 	}
@@ -719,8 +748,12 @@ func (sc *simulcast) stored(seq uint16, buf []byte) (n int, at int64, ok bool) {
 	return n, at, true
 }
 
-// requestKeyframe asks for a keyframe of the layer d wants (or forwards).
+// requestKeyframe asks for a keyframe of the layer d wants (or forwards); none while a switch
+// down is held (downHold), whose end asks for one.
 func (sc *simulcast) requestKeyframe(prompt bool) {
+	if sc.held.Load() {
+		return
+	}
 	l := sc.tgt.Load()
 	if l < 0 {
 		l = sc.pick(time.Now().UnixNano())
@@ -821,6 +854,18 @@ const (
 	// after 0.66 s, and 0.3 s later on to 135p on a span that "delivered" 105 kbit/s of a 300
 	// kbit/s link, the 135p keyframe queued behind the 270p one.
 	downSettle = time.Second
+	// downHoldLead and downHoldMax bound the hold of a switch down (downHold). The lead: a
+	// keyframe reaches us some 30-100 ms after it is asked for, and by then the queue has room
+	// for it; it still waits behind what is left, so holding longer only delays it (the bed,
+	// holding until 100 ms were left: the first 135p frame 0.45-0.49 s after the down, against
+	// 0.32-0.40 unheld).
+	downHoldLead = 200 * time.Millisecond
+	downHoldMax  = 500 * time.Millisecond
+	// stepSlack: step runs every 100 ms; a hold ending within this of a step ends at it.
+	stepSlack = 50 * time.Millisecond
+	// downStale: after a congestion down, NACKs for what was sent before the new layer's keyframe
+	// are refused for this long (then such packets are too old to be sent again anyway).
+	downStale = 2 * time.Second
 )
 
 // startLow makes a new subscriber's video start on the lowest layer, whose keyframe any link
@@ -838,6 +883,7 @@ func (sc *simulcast) startLow() {
 // estimate (bps, 0 unknown), cap its videoMaxSendBandwidth (bps, 0 none).
 func (sc *simulcast) step(now time.Time, est, cap float64) {
 	d, cc := sc.main, sc.main.cc
+	sc.releaseHold(now)
 	measured := sc.fitAt.IsZero() || now.Sub(sc.fitAt) >= time.Second
 	if measured {
 		sc.measure(now)
@@ -970,7 +1016,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 		}
 		if l < cur {
 			sc.downAt = now
-			sc.congestedDown(l, cur)
+			sc.congestedDown(l, cur, now, sc.downHold(sig))
 			if sig.ok {
 				sc.ceil = avail
 			}
@@ -1283,11 +1329,63 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 // the current one: when that is a lower layer, what is left of the current one is no longer
 // forwarded while the new layer's keyframe is awaited (shed); a lower rung of the same layer
 // takes effect at its next frame of TID 0.
-func (sc *simulcast) congestedDown(l, cur int32) {
+func (sc *simulcast) congestedDown(l, cur int32, now time.Time, hold time.Duration) {
 	if sc.ladder[l].s < sc.ladder[cur].s {
+		if hold > 0 {
+			sc.holdUntil = now.Add(hold)
+			sc.held.Store(true) // before setFit: the forwarders must not ask first
+		}
+		sc.mu.Lock()
+		sc.staleBefore = sc.lastSeq + 1
+		sc.mu.Unlock()
+		sc.stale.Store(true)
 		sc.shed.Store(true)
 	}
 	sc.setFit(l)
+}
+
+// downHold is how long the switch of a congestion down to a lower layer is held (congestedDown):
+// the queue the transport-wide feedback showed at the link (queue), less downHoldLead, up to
+// downHoldMax; 0 without that feedback or over TCP (its send queue is ours, and drops whole
+// frames). The down sheds the old layer at once, but what it sent already fills the bottleneck's
+// queue; a keyframe asked for at once reached us 30-100 ms later, into that full queue, and lost
+// its packets there (the bed's squeeze of a 300 kbit/s link: 300 ms of queue, the 135p keyframe
+// lost and the picture frozen 1.3-4 s). Asked for downHoldLead before the queue has drained, the
+// keyframe finds room in it and arrives whole about when it would have behind the full queue.
+func (sc *simulcast) downHold(sig delaySignal) time.Duration {
+	if !sig.ok || sc.q != nil {
+		return 0
+	}
+	return min(sig.queue-downHoldLead, downHoldMax)
+}
+
+// releaseHold ends a held switch down (congestedDown) once its time has come, asking for the
+// keyframe the switch waits for; and forgets the stale sequence numbers of a down long past.
+// On the step goroutine.
+func (sc *simulcast) releaseHold(now time.Time) {
+	if sc.held.Load() && !now.Add(stepSlack).Before(sc.holdUntil) {
+		sc.held.Store(false)
+		if t := sc.tgt.Load(); t >= 0 && t != sc.cur.Load() {
+			sc.layers[t].requestKeyframe(true)
+			if log := sc.log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
+				log.Debug("simulcast: switch down's keyframe asked for", "layer", t, "held_ms", now.Sub(sc.downAt).Milliseconds())
+			}
+		}
+	}
+	if sc.stale.Load() && now.Sub(sc.downAt) >= downStale {
+		sc.stale.Store(false)
+	}
+}
+
+// superseded reports whether outgoing sequence number seq was sent before the keyframe of a
+// congestion down's new layer (stale): not to be sent again.
+func (sc *simulcast) superseded(seq uint16) bool {
+	if !sc.stale.Load() {
+		return false
+	}
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.stale.Load() && int16(seq-sc.staleBefore) < 0
 }
 
 // atLowest reports whether the lowest layer has been forwarded for a second or more (or nothing

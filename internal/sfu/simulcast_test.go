@@ -28,6 +28,9 @@ type vp8Layer struct {
 	// … (keyframes restart the pattern), TL0PICIDX counting the frames of TID 0.
 	temporal bool
 	nframe   int
+	// size and keySize, when set, are the payload bytes of each packet of a frame and of a
+	// keyframe (a modelled link's load).
+	size, keySize int
 }
 
 func newVP8Layers(n int) []*vp8Layer {
@@ -60,6 +63,9 @@ func (l *vp8Layer) frame(key bool) {
 			if key {
 				b[len(b)-3] = 0x00 // P = 0: keyframe
 			}
+		}
+		if n := map[bool]int{false: l.size, true: l.keySize}[key]; n > len(b) {
+			b = append(append(b[:len(b)-1:len(b)-1], make([]byte, n-len(b))...), l.index) // the index stays last
 		}
 		raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.seq, Timestamp: l.ts, SSRC: 100 + uint32(l.index), Marker: part == 1}, Payload: b}).Marshal()
 		if err := l.pkt.Unmarshal(raw); err != nil {
@@ -1029,7 +1035,7 @@ func TestSimulcastShedsOnCongestedDown(t *testing.T) {
 	d := simulcastSubscriber(t, layers, r)
 	run(layers, 0, 22, keyAt) // on the top layer from its keyframe at frame 6
 	before := len(r.got)
-	d.sc.congestedDown(0, 2)
+	d.sc.congestedDown(0, 2, time.Now(), 0)
 	run(layers, 22, 35, keyAt) // the lowest layer's keyframe at frame 30
 	all := r.take()
 	got := all[before:]
@@ -1068,7 +1074,7 @@ func TestSimulcastSwitchRearmsKeyframeRequest(t *testing.T) {
 	if d.cc.allowPLI(now.Add(100 * time.Millisecond)) {
 		t.Fatal("a second request within lossyPLIGap on a lossy link passed")
 	}
-	d.sc.congestedDown(0, 2)
+	d.sc.congestedDown(0, 2, time.Now(), 0)
 	run(layers, 22, 35, keyAt) // switched to the lowest layer at its keyframe (frame 30)
 	if got := r.take(); got[len(got)-1].layer != 0 {
 		t.Fatalf("not on the lowest layer after the congested down: last packet of layer %d", got[len(got)-1].layer)
