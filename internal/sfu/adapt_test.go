@@ -707,3 +707,48 @@ func TestCongestionRampBetweenReports(t *testing.T) {
 		}
 	}
 }
+
+// TestRetransmissionRepairsRandomLoss: a path that loses 15 % at random with no queue behind it
+// (its round trip at its least, no standing queue in the transport-wide feedback) gets the budget
+// to repair all of it, repeats included; the same loss behind a queue (a longer round trip, or
+// the feedback's standing queue) keeps the budget to a tenth of the media, and a paused video to
+// the floor.
+func TestRetransmissionRepairsRandomLoss(t *testing.T) {
+	const media, loss = 600e3, 0.15
+	frac := uint32(38)                       // 15 % of 256
+	repairs := media / 8 * loss / (1 - loss) // bytes a second the lost packets take to send again
+	run := func(rtt func(i int) time.Duration, standing bool) (budget int64) {
+		var c congestion
+		now := t0
+		c.tick(ccInput{now: now})
+		var sent uint64
+		for i := range 20 {
+			now = now.Add(time.Second)
+			sent += media / 8
+			d := c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(),
+				rtt: rtt(i), videoCarry: true, standing: standing})
+			if d.pause {
+				t.Fatalf("%.0f %% loss paused the video", loss*100)
+			}
+			budget = d.rtxBudget
+		}
+		return budget
+	}
+	flat := func(int) time.Duration { return 40 * time.Millisecond }
+	if b := run(flat, false); float64(b) < 1.3*repairs || float64(b) > media/8/4 {
+		t.Fatalf("random loss: %d bytes/s of retransmissions for %.0f bytes/s of lost media, want ≥ 1.3× and ≤ a quarter of the media", b, repairs)
+	}
+	queued := func(i int) time.Duration { return 40*time.Millisecond + time.Duration(min(i, 3))*100*time.Millisecond }
+	if b := run(queued, false); float64(b) > media/8/10 {
+		t.Fatalf("loss behind a growing round trip: %d bytes/s of retransmissions, want ≤ a tenth of the media", b)
+	}
+	if b := run(flat, true); float64(b) > media/8/10 {
+		t.Fatalf("loss behind a standing queue: %d bytes/s of retransmissions, want ≤ a tenth of the media", b)
+	}
+	var c congestion
+	c.pause.Store(true)
+	c.tick(ccInput{now: t0})
+	if d := c.tick(ccInput{now: t0.Add(time.Second), sent: media / 8, src: media / 8, fraction: frac, reportAt: t0.Add(time.Second).UnixNano(), rtt: 40 * time.Millisecond}); d.rtxBudget > rtxBudgetFloor {
+		t.Fatalf("paused video: %d bytes/s of retransmissions", d.rtxBudget)
+	}
+}
