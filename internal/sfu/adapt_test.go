@@ -752,3 +752,48 @@ func TestRetransmissionRepairsRandomLoss(t *testing.T) {
 		t.Fatalf("paused video: %d bytes/s of retransmissions", d.rtxBudget)
 	}
 }
+
+// TestCongestionReadsLossOverTheSecond: Chrome's reports ride on its NACKs, each fraction covering
+// the milliseconds since the one before; on a link losing 15 % at random they read 0, 66, 0, 49 %.
+// The tick reads the second's loss from the cumulative counters instead: the video is not paused
+// and the estimate is not cut to a bottleneck's; a link that really loses two thirds still pauses.
+func TestCongestionReadsLossOverTheSecond(t *testing.T) {
+	run := func(linkLoss float64) (paused bool, est float64) {
+		var c congestion
+		now := t0
+		c.tick(ccInput{now: now})
+		var sent uint64
+		var highest, lost uint32
+		noisy := []uint32{0, 168, 0, 125} // the fractions of the reports that came last each second
+		for i := range 30 {
+			now = now.Add(time.Second)
+			sent += 600e3 / 8
+			highest += 60 // packets a second
+			lost += uint32(linkLoss * 60)
+			frac := c.intervalLoss(highest, lost, noisy[i%len(noisy)])
+			d := c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(), rtt: 30 * time.Millisecond, videoCarry: true})
+			if d.pause {
+				return true, c.est
+			}
+		}
+		return false, c.est
+	}
+	if paused, est := run(0.15); paused || est < 0.8*600e3 {
+		t.Fatalf("15 %% random loss reported in noisy fractions: paused %v, estimate %.0f of a 600 kbit/s stream", paused, est)
+	}
+	if paused, _ := run(0.67); !paused {
+		t.Fatal("two thirds lost second after second did not pause the video")
+	}
+	// Too few packets in the interval: the report's own fraction stands.
+	var c congestion
+	c.intervalLoss(100, 0, 0)
+	if got := c.intervalLoss(105, 5, 77); got != 77 {
+		t.Fatalf("5 packets: loss %d, want the report's 77", got)
+	}
+	if got := c.intervalLoss(205, 15, 77); got != 25 {
+		t.Fatalf("10 of 100 lost: %d/256, want 25", got)
+	}
+	if got := c.intervalLoss(305, 14, 77); got != 0 { // duplicates: the count went down
+		t.Fatalf("cumulative loss went down: %d/256, want 0", got)
+	}
+}

@@ -164,6 +164,9 @@ type congestion struct {
 	// randomLoss is the latest report's loss when nothing showed a queue behind it (0 otherwise):
 	// a lossy path with room, whose losses are repaired in full (rtxRepairMax).
 	randomLoss float64
+	// The video report's cumulative counters at the last tick that read them (intervalLoss).
+	lossHighest, lossLost uint32
+	lossSet               bool
 	// lastPkts and lastNacked: the video packets sent and first asked for again at lastAt.
 	lastPkts, lastNacked uint64
 	// The probe (probeStep): running since probeStart, the queue as it was then; the next one
@@ -658,6 +661,28 @@ func growth(dt float64) float64 {
 // estimate returns the current estimate in bits per second (0 = unknown); for tests and stats.
 func (c *congestion) estimate() float64 { return c.est }
 
+// ccLossMinPackets: an interval of fewer packets than this says too little of the link's loss;
+// the report's own fraction stands for it.
+const ccLossMinPackets = 20
+
+// intervalLoss returns the loss of the video since the last tick, 0–255 like a report's fraction,
+// from the latest report's cumulative counters (extended highest sequence number, packets lost);
+// frac, the report's own fraction, when the interval holds fewer than ccLossMinPackets. Chrome
+// adds a report to every NACK it sends, each covering the few milliseconds since the one before:
+// on a link losing 15 % at random, fractions of 0, 33, 49 and 66 % came second after second, and
+// the 66 % paused the video as a bottleneck's loss.
+func (c *congestion) intervalLoss(highest, lost, frac uint32) uint32 {
+	prevHi, prevLost, set := c.lossHighest, c.lossLost, c.lossSet
+	c.lossHighest, c.lossLost, c.lossSet = highest, lost, true
+	expected := highest - prevHi
+	if !set || expected < ccLossMinPackets || expected >= 1<<15 {
+		return frac // too few packets, or a new stream's numbering
+	}
+	// The cumulative loss is a signed 24-bit number: duplicates make it go down.
+	d := max(int32((lost-prevLost)<<8)>>8, 0)
+	return min(uint32(d)*256/expected, 255)
+}
+
 // lossy reports whether the latest report shows more loss than retransmission should repair.
 func (c *congestion) lossy(now time.Time) bool {
 	at := c.reportAt.Load()
@@ -764,6 +789,9 @@ func (sub *Subscriber) adapt(now time.Time) {
 		return // an inter-node link's: nothing to adapt (relay.go)
 	}
 	in := ccInput{now: now, fraction: sub.cc.fraction.Load(), reportAt: sub.cc.reportAt.Load(), rtt: time.Duration(sub.cc.rtt.Load())}
+	if in.reportAt != 0 && in.reportAt != sub.cc.lastReport {
+		in.fraction = sub.cc.intervalLoss(sub.cc.rrHighest.Load(), sub.cc.rrLost.Load(), in.fraction)
+	}
 	var video *downTrack
 	for _, d := range sub.downs {
 		in.sent += d.bytes.Load()
