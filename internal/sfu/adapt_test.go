@@ -797,3 +797,34 @@ func TestCongestionReadsLossOverTheSecond(t *testing.T) {
 		t.Fatalf("cumulative loss went down: %d/256, want 0", got)
 	}
 }
+
+// TestRandomLossKeyframeRequestsPass: a subscriber losing 15 % with no queue behind its path gets
+// its keyframe requests through (the forwarder merges them with everyone's); one losing as much
+// behind a growing round trip gets one per lossyPLIGap.
+func TestRandomLossKeyframeRequestsPass(t *testing.T) {
+	run := func(rtt func(i int) time.Duration) (passed int) {
+		var c congestion
+		now := t0
+		c.tick(ccInput{now: now})
+		var sent uint64
+		for i := range 5 {
+			now = now.Add(time.Second)
+			sent += 600e3 / 8
+			c.fraction.Store(38)
+			c.reportAt.Store(now.UnixNano())
+			c.tick(ccInput{now: now, sent: sent, src: sent, fraction: 38, reportAt: now.UnixNano(), rtt: rtt(i), videoCarry: true})
+		}
+		for i := range 10 { // ten requests in a second
+			if c.allowPLI(now.Add(time.Duration(i) * 100 * time.Millisecond)) {
+				passed++
+			}
+		}
+		return passed
+	}
+	if n := run(func(int) time.Duration { return 40 * time.Millisecond }); n != 10 {
+		t.Fatalf("random loss: %d of 10 keyframe requests passed, want all (merged later)", n)
+	}
+	if n := run(func(i int) time.Duration { return 40*time.Millisecond + time.Duration(i)*100*time.Millisecond }); n != 1 {
+		t.Fatalf("loss behind a queue: %d of 10 keyframe requests in a second passed, want 1", n)
+	}
+}

@@ -164,6 +164,8 @@ type congestion struct {
 	// randomLoss is the latest report's loss when nothing showed a queue behind it (0 otherwise):
 	// a lossy path with room, whose losses are repaired in full (rtxRepairMax).
 	randomLoss float64
+	// roomy: the latest tick saw no queue behind the path (randomLoss); read by allowPLI.
+	roomy atomic.Bool
 	// The video report's cumulative counters at the last tick that read them (intervalLoss).
 	lossHighest, lossLost uint32
 	lossSet               bool
@@ -311,9 +313,13 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			}
 			c.minRTT = min(in.rtt, c.minRTT+time.Duration(dt*float64(time.Millisecond)))
 		}
+		// No queue behind the path: a round trip known and at its least, no standing queue in
+		// the transport-wide feedback, nothing like a bottleneck's loss.
+		roomy := loss <= ccCongestedLoss && c.heavy == 0 && !in.queued && !in.standing &&
+			in.rtt > 0 && in.rtt <= c.minRTT+ccQueueRTT
+		c.roomy.Store(roomy)
 		c.randomLoss = 0
-		if loss > 0 && loss <= ccCongestedLoss && c.heavy == 0 && !in.queued && !in.standing &&
-			in.rtt > 0 && in.rtt <= c.minRTT+ccQueueRTT { // a round trip known, and at its least
+		if roomy {
 			c.randomLoss = loss
 		}
 	}
@@ -683,10 +689,12 @@ func (c *congestion) intervalLoss(highest, lost, frac uint32) uint32 {
 	return min(uint32(d)*256/expected, 255)
 }
 
-// lossy reports whether the latest report shows more loss than retransmission should repair.
+// lossy reports whether the latest report shows more loss than retransmission should repair: not
+// on a path with no queue behind it, whose loss is repaired in full (randomLoss); its requests are
+// those of a decoder the repairs missed, and the forwarder merges them with everyone's.
 func (c *congestion) lossy(now time.Time) bool {
 	at := c.reportAt.Load()
-	return at != 0 && now.Sub(time.Unix(0, at)) < ccReportMaxAge && float64(c.fraction.Load())/256 > ccHighLoss
+	return at != 0 && now.Sub(time.Unix(0, at)) < ccReportMaxAge && float64(c.fraction.Load())/256 > ccHighLoss && !c.roomy.Load()
 }
 
 // allowPLI decides whether a keyframe request from this subscriber goes on to the publisher: never
