@@ -770,7 +770,7 @@ func TestCongestionReadsLossOverTheSecond(t *testing.T) {
 			sent += 600e3 / 8
 			highest += 60 // packets a second
 			lost += uint32(linkLoss * 60)
-			frac := c.intervalLoss(highest, lost, noisy[i%len(noisy)])
+			frac, _ := c.intervalLoss(highest, lost, noisy[i%len(noisy)])
 			d := c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(), rtt: 30 * time.Millisecond, videoCarry: true})
 			if d.pause {
 				return true, c.est
@@ -787,13 +787,13 @@ func TestCongestionReadsLossOverTheSecond(t *testing.T) {
 	// Too few packets in the interval: the report's own fraction stands.
 	var c congestion
 	c.intervalLoss(100, 0, 0)
-	if got := c.intervalLoss(105, 5, 77); got != 77 {
+	if got, counted := c.intervalLoss(105, 5, 77); got != 77 || counted {
 		t.Fatalf("5 packets: loss %d, want the report's 77", got)
 	}
-	if got := c.intervalLoss(205, 15, 77); got != 25 {
+	if got, _ := c.intervalLoss(205, 15, 77); got != 25 {
 		t.Fatalf("10 of 100 lost: %d/256, want 25", got)
 	}
-	if got := c.intervalLoss(305, 14, 77); got != 0 { // duplicates: the count went down
+	if got, _ := c.intervalLoss(305, 14, 77); got != 0 { // duplicates: the count went down
 		t.Fatalf("cumulative loss went down: %d/256, want 0", got)
 	}
 }

@@ -166,9 +166,11 @@ type congestion struct {
 	randomLoss float64
 	// roomy: the latest tick saw no queue behind the path (randomLoss); read by allowPLI.
 	roomy atomic.Bool
-	// The video report's cumulative counters at the last tick that read them (intervalLoss).
+	// The video report's cumulative counters at the last tick that read them (intervalLoss), and
+	// the forwarded layer's upstream loss counters then.
 	lossHighest, lossLost uint32
 	lossSet               bool
+	lossUp                upSnap
 	// lastPkts and lastNacked: the video packets sent and first asked for again at lastAt.
 	lastPkts, lastNacked uint64
 	// The probe (probeStep): running since probeStart, the queue as it was then; the next one
@@ -677,16 +679,18 @@ const ccLossMinPackets = 20
 // adds a report to every NACK it sends, each covering the few milliseconds since the one before:
 // on a link losing 15 % at random, fractions of 0, 33, 49 and 66 % came second after second, and
 // the 66 % paused the video as a bottleneck's loss.
-func (c *congestion) intervalLoss(highest, lost, frac uint32) uint32 {
+// The report's fraction already leaves out what the publisher's uplink lost; counted reports
+// whether the loss came from the counters, which do not (the caller takes it out).
+func (c *congestion) intervalLoss(highest, lost, frac uint32) (loss uint32, counted bool) {
 	prevHi, prevLost, set := c.lossHighest, c.lossLost, c.lossSet
 	c.lossHighest, c.lossLost, c.lossSet = highest, lost, true
 	expected := highest - prevHi
 	if !set || expected < ccLossMinPackets || expected >= 1<<15 {
-		return frac // too few packets, or a new stream's numbering
+		return frac, false // too few packets, or a new stream's numbering
 	}
 	// The cumulative loss is a signed 24-bit number: duplicates make it go down.
 	d := max(int32((lost-prevLost)<<8)>>8, 0)
-	return min(uint32(d)*256/expected, 255)
+	return min(uint32(d)*256/expected, 255), true
 }
 
 // lossy reports whether the latest report shows more loss than retransmission should repair: not
@@ -797,8 +801,10 @@ func (sub *Subscriber) adapt(now time.Time) {
 		return // an inter-node link's: nothing to adapt (relay.go)
 	}
 	in := ccInput{now: now, fraction: sub.cc.fraction.Load(), reportAt: sub.cc.reportAt.Load(), rtt: time.Duration(sub.cc.rtt.Load())}
-	if in.reportAt != 0 && in.reportAt != sub.cc.lastReport {
-		in.fraction = sub.cc.intervalLoss(sub.cc.rrHighest.Load(), sub.cc.rrLost.Load(), in.fraction)
+	fresh := in.reportAt != 0 && in.reportAt != sub.cc.lastReport
+	var counted bool
+	if fresh {
+		in.fraction, counted = sub.cc.intervalLoss(sub.cc.rrHighest.Load(), sub.cc.rrLost.Load(), in.fraction)
 	}
 	var video *downTrack
 	for _, d := range sub.downs {
@@ -806,6 +812,12 @@ func (sub *Subscriber) adapt(now time.Time) {
 		in.src += d.srcBytes()
 		if d.gated {
 			video = d
+		}
+	}
+	if video != nil && fresh {
+		// What the publisher's uplink lost is not this subscriber's link's (upstreamLoss).
+		if up := video.upstreamSince(&sub.cc.lossUp); counted {
+			in.fraction = uint32(max(int(in.fraction)-up, 0))
 		}
 	}
 	// A simulcast video goes down to its lowest layer before it is paused, and the loss its layer

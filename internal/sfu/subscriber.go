@@ -106,10 +106,7 @@ type downTrack struct {
 	plisCut   atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
 	// up is what upstreamLoss last read of the forwarded layer's counters; owned by the RTCP
 	// reader.
-	up struct {
-		fwd        *forwarder
-		lost, pkts uint64
-	}
+	up upSnap
 
 	sc *simulcast // set when the publisher sends simulcast layers (simulcast.go)
 
@@ -486,10 +483,19 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 	}
 }
 
+// upSnap is the forwarded layer's loss counters as one reader of upstreamSince last saw them.
+type upSnap struct {
+	fwd        *forwarder
+	lost, pkts uint64
+}
+
 // upstreamLoss is the share (in 256ths, as a report's fraction lost) of the packets of the
 // forwarded layer that never reached us (lost on the publisher's uplink and not repaired by our
 // NACKs) since the last call; 0 at the first call or after a layer switch.
-func (d *downTrack) upstreamLoss() int {
+func (d *downTrack) upstreamLoss() int { return d.upstreamSince(&d.up) }
+
+// upstreamSince is upstreamLoss since the counters in prev, which it updates.
+func (d *downTrack) upstreamSince(prev *upSnap) int {
 	f := d.fwd
 	if d.sc != nil {
 		c := d.sc.cur.Load()
@@ -499,12 +505,12 @@ func (d *downTrack) upstreamLoss() int {
 		f = d.sc.layers[c]
 	}
 	lost, pkts := f.lost.Load(), f.packets.Load()
-	prev := d.up
-	d.up.fwd, d.up.lost, d.up.pkts = f, lost, pkts
-	if prev.fwd != f {
+	last := *prev
+	prev.fwd, prev.lost, prev.pkts = f, lost, pkts
+	if last.fwd != f {
 		return 0
 	}
-	dl, dp := lost-prev.lost, pkts-prev.pkts
+	dl, dp := lost-last.lost, pkts-last.pkts
 	if dl == 0 {
 		return 0
 	}
