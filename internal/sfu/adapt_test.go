@@ -719,20 +719,8 @@ func TestRetransmissionRepairsRandomLoss(t *testing.T) {
 	repairs := media / 8 * loss / (1 - loss) // bytes a second the lost packets take to send again
 	run := func(rtt func(i int) time.Duration, standing bool) (budget int64) {
 		var c congestion
-		now := t0
-		c.tick(ccInput{now: now})
-		var sent uint64
-		for i := range 20 {
-			now = now.Add(time.Second)
-			sent += media / 8
-			d := c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(),
-				rtt: rtt(i), videoCarry: true, standing: standing})
-			if d.pause {
-				t.Fatalf("%.0f %% loss paused the video", loss*100)
-			}
-			budget = d.rtxBudget
-		}
-		return budget
+		d, _ := lossyTicks(t, &c, 20, frac, rtt, standing)
+		return d.rtxBudget
 	}
 	flat := func(int) time.Duration { return 40 * time.Millisecond }
 	if b := run(flat, false); float64(b) < 1.3*repairs || float64(b) > media/8/4 {
@@ -804,16 +792,7 @@ func TestCongestionReadsLossOverTheSecond(t *testing.T) {
 func TestRandomLossKeyframeRequestsPass(t *testing.T) {
 	run := func(rtt func(i int) time.Duration) (passed int) {
 		var c congestion
-		now := t0
-		c.tick(ccInput{now: now})
-		var sent uint64
-		for i := range 5 {
-			now = now.Add(time.Second)
-			sent += 600e3 / 8
-			c.fraction.Store(38)
-			c.reportAt.Store(now.UnixNano())
-			c.tick(ccInput{now: now, sent: sent, src: sent, fraction: 38, reportAt: now.UnixNano(), rtt: rtt(i), videoCarry: true})
-		}
+		_, now := lossyTicks(t, &c, 5, 38, rtt, false)
 		for i := range 10 { // ten requests in a second
 			if c.allowPLI(now.Add(time.Duration(i) * 100 * time.Millisecond)) {
 				passed++
@@ -827,4 +806,26 @@ func TestRandomLossKeyframeRequestsPass(t *testing.T) {
 	if n := run(func(i int) time.Duration { return 40*time.Millisecond + time.Duration(i)*100*time.Millisecond }); n != 1 {
 		t.Fatalf("loss behind a queue: %d of 10 keyframe requests in a second passed, want 1", n)
 	}
+}
+
+// lossyTicks runs n one-second ticks of c with a 600 kbit/s stream whose reports say frac lost,
+// with the round trip rtt(i) and the feedback's standing queue as given; it fails the test if the
+// video is paused, and returns the last decision and its time.
+func lossyTicks(t *testing.T, c *congestion, n int, frac uint32, rtt func(i int) time.Duration, standing bool) (ccDecision, time.Time) {
+	t.Helper()
+	now := t0
+	c.tick(ccInput{now: now})
+	var sent uint64
+	var d ccDecision
+	for i := range n {
+		now = now.Add(time.Second)
+		sent += 600e3 / 8
+		c.fraction.Store(frac)
+		c.reportAt.Store(now.UnixNano())
+		d = c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(), rtt: rtt(i), videoCarry: true, standing: standing})
+		if d.pause {
+			t.Fatalf("%d/256 lost paused the video", frac)
+		}
+	}
+	return d, now
 }
