@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 )
 
 // uplinkModel is a publisher on a modelled uplink, on a fake clock in milliseconds: it sends a
@@ -180,20 +179,12 @@ func TestPublisherAskedForMissingPacket(t *testing.T) {
 	s := newTestSFU(t, Config{Port: 0})
 	pubB, track, _, _, _, _ := setup(t, s)
 	const skipped = 40
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop) })
-	go func() {
-		for seq := uint16(1); ; seq++ {
-			select {
-			case <-stop:
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-			if seq != skipped {
-				_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: []byte{0x10, 1, 2, 3}})
-			}
+	streamWith(t, track, func(seq uint16) []byte {
+		if seq == skipped {
+			return nil
 		}
-	}()
+		return []byte{0x10, 1, 2, 3}
+	})
 	waitRTCP(t, pubB, "a NACK for the skipped packet", func(p rtcp.Packet) bool {
 		n, ok := p.(*rtcp.TransportLayerNack)
 		if !ok {

@@ -199,7 +199,8 @@ func stream(t *testing.T, track *webrtc.TrackLocalStaticRTP) *atomic.Uint32 {
 }
 
 // streamWith is stream with payload(seq) as each packet's payload (a VP8 keyframe start is
-// {0x10, 0x00, …}, a delta frame {0x10, 0x01, …}).
+// {0x10, 0x00, …}, a delta frame {0x10, 0x01, …}); a nil payload skips seq, as a packet lost on
+// the publisher's uplink.
 func streamWith(t *testing.T, track *webrtc.TrackLocalStaticRTP, payload func(seq uint16) []byte) *atomic.Uint32 {
 	stop := make(chan struct{})
 	t.Cleanup(func() { close(stop) })
@@ -210,8 +211,10 @@ func streamWith(t *testing.T, track *webrtc.TrackLocalStaticRTP, payload func(se
 			case <-stop:
 				return
 			case <-time.After(5 * time.Millisecond):
-				_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: payload(seq)})
-				last.Store(uint32(seq))
+				if p := payload(seq); p != nil {
+					_ = track.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000, Marker: true}, Payload: p})
+					last.Store(uint32(seq))
+				}
 			}
 		}
 	}()
