@@ -166,6 +166,10 @@ type congestion struct {
 	randomLoss float64
 	// roomy: the latest tick saw no queue behind the path (randomLoss); read by allowPLI.
 	roomy atomic.Bool
+	// lossyAt: the latest tick that saw loss over ccLowLoss with no queue behind it, since the
+	// path was last seen queued (zero then): a path that loses at random (the simulcast layer
+	// choice's lossyPath; one second's loss of such a path reads 0-27 % at 15 %).
+	lossyAt time.Time
 	// The video report's cumulative counters at the last tick that read them (intervalLoss), and
 	// the forwarded layer's upstream loss counters then.
 	lossHighest, lossLost uint32
@@ -323,6 +327,11 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		c.randomLoss = 0
 		if roomy {
 			c.randomLoss = loss
+			if loss > ccLowLoss {
+				c.lossyAt = in.now
+			}
+		} else {
+			c.lossyAt = time.Time{}
 		}
 	}
 	if queueFull && !paused {

@@ -102,8 +102,11 @@ type transportCC struct {
 	// rxBytes is every byte the feedback reported delivered, added up; rxAt the latest arrival
 	// (ns, the subscriber's clock): what arrived between two readings over the arrival time
 	// between them, the gaps between spans included (see probeDelivered in simulcast.go).
-	rxBytes   atomic.Uint64
-	rxAt      atomic.Int64
+	rxBytes atomic.Uint64
+	rxAt    atomic.Int64
+	// lostBytes is every byte of ours the feedback reported lost, added up: beside rxBytes, what
+	// the link was offered (a probe on a path that loses at random, probeDelivered).
+	lostBytes atomic.Uint64
 	fbAt      atomic.Int64 // unix nanos of the latest feedback with a packet we know
 	rateAt    atomic.Int64 // unix nanos when rate was published
 	feedbacks atomic.Uint64
@@ -172,7 +175,7 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 	left := int(fb.PacketStatusCount)
 	var last, lastQ int64 // the latest arrival and its queue delay
 	var known bool
-	var rx uint64 // bytes delivered
+	var rx, lost uint64 // bytes delivered, and reported lost
 	take := func(sym uint16) {
 		if left <= 0 {
 			return
@@ -180,14 +183,14 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 		left--
 		s := seq
 		seq++
-		if sym != rtcp.TypeTCCPacketReceivedSmallDelta && sym != rtcp.TypeTCCPacketReceivedLargeDelta {
-			return
+		received := sym == rtcp.TypeTCCPacketReceivedSmallDelta || sym == rtcp.TypeTCCPacketReceivedLargeDelta
+		if received {
+			if len(deltas) == 0 {
+				return
+			}
+			arrival += deltas[0].Delta * int64(time.Microsecond)
+			deltas = deltas[1:]
 		}
-		if len(deltas) == 0 {
-			return
-		}
-		arrival += deltas[0].Delta * int64(time.Microsecond)
-		deltas = deltas[1:]
 		n := t.seq.Load()
 		// The slot of s: the latest sent number with these 16 low bits.
 		full := n&^0xFFFF | uint32(s)
@@ -201,6 +204,10 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 		at, size := slot.at.Load(), slot.size.Load()
 		if slot.seq.Load() != uint32(s)+1 {
 			return // rewritten while read
+		}
+		if !received {
+			lost += uint64(size)
+			return
 		}
 		rx += uint64(size)
 		owd := arrival - at
@@ -249,6 +256,7 @@ func (t *transportCC) onFeedback(fb *rtcp.TransportLayerCC, now time.Time) {
 			}
 		}
 	}
+	t.lostBytes.Add(lost)
 	if !known {
 		return
 	}
@@ -329,6 +337,7 @@ type delaySignal struct {
 	rateAt     time.Time
 	rxBytes    uint64 // bytes delivered, all added up, as of the arrival rxAt (ns, the subscriber's clock)
 	rxAt       int64
+	lostBytes  uint64 // bytes reported lost, all added up
 }
 
 // signal returns the latest feedback's reading, ok only when it is fresh at now.
@@ -343,7 +352,7 @@ func (t *transportCC) signal(now time.Time) delaySignal {
 	return delaySignal{ok: true, queue: time.Duration(t.queue.Load()), prevQ: time.Duration(t.prevQueue.Load()),
 		rate: float64(t.rate.Load()), sentRate: float64(t.sentRate.Load()), slower: t.slower.Load(), slowFor: time.Duration(t.slowFor.Load()),
 		runRate: float64(t.runRate.Load()), recentRate: float64(t.recentRate.Load()), rateAt: time.Unix(0, t.rateAt.Load()),
-		spanLoss: float64(t.spanLost.Load()) / float64(max(t.spanSent.Load(), 1)), rxBytes: t.rxBytes.Load(), rxAt: t.rxAt.Load()}
+		spanLoss: float64(t.spanLost.Load()) / float64(max(t.spanSent.Load(), 1)), rxBytes: t.rxBytes.Load(), rxAt: t.rxAt.Load(), lostBytes: t.lostBytes.Load()}
 }
 
 // bottleneck reports whether a queue of at least d stands and the link delivered its packets

@@ -258,7 +258,13 @@ type upProbe struct {
 	rxBytes uint64
 	rxAt    int64
 	rxSet   bool
-	got     float64 // the latest rate probeDelivered measured, for logs
+	// lossy: the probe began on a path that loses at random (lossyPath); lossBase is the share of
+	// its packets that path lost then (NACKs per packet or the report's), and lostBytes the
+	// feedback's lost bytes at rxSet.
+	lossy     bool
+	lossBase  float64
+	lostBytes uint64
+	got       float64 // the latest rate probeDelivered measured, for logs
 	topped  bool    // the padding made up for a shortfall once (checkProbe)
 	pad     float64 // bps the padding reaches after upRamp
 	// capped: the padding stops at upCeilGain × the link's ceiling (pad) until the link carries
@@ -843,6 +849,14 @@ const (
 	// delivered at its limit: more than upGain, since that layer's keyframes will meet a full
 	// link's queue (in the bed, a 270p keyframe is more than a 300 kbit/s link's 200 ms of queue).
 	upTakeGain = 1.35
+	// upLossySlack: a probe on a path that loses at random ends on NACKs, or is judged by what the
+	// link was offered rather than what it delivered, only while its packets are lost at no more
+	// than this over the share lost before it (lossBase): more is the probe's own overflow (a
+	// policer that drops without queueing), not the path's radio.
+	upLossySlack = 0.1
+	// lossyFor: a path that lost at random counts as lossy for this long after the last tick
+	// that saw it do so (a second of 15 % random loss can count no loss at all).
+	lossyFor = 5 * time.Second
 	// lowCongested is how long after the layer choice last saw congestion the subscription may
 	// pause the lowest layer (atLowest): the unshaped subscribers of the bed, new on the lowest
 	// layer, were paused for 3 s at join on an estimate that had seen only a part of a second.
@@ -942,6 +956,13 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// The estimate cut lately counts only without fresh transport-wide feedback or with a queue
 	// standing in it: the feedback says better what the link carries (a loss-cut estimate took
 	// the bed's subscriber down 270p -> 135p 2 s after its link was freed).
+	// A path that loses at random (the congestion state found its loss with no queue behind it:
+	// a round trip at its least, no standing queue in the transport-wide feedback) says nothing
+	// of its room by its loss or NACKs, which are repaired (rtxRepairMax): a link losing 15 % at
+	// random kept the bed's subscriber on 135p for good (every probe held back by the NACKs, the
+	// reports read as the link's limit), where kurento mode showed it 540p. Only the queue and
+	// what the link delivered speak for it.
+	lossy := sc.lossyPath(now, sig)
 	avail := 0.0
 	if now.Before(cc.holdUntil) && (!sig.ok || now.Sub(sig.rateAt) >= tccFresh || sig.standing(downQueue)) {
 		avail = max(est, floor)
@@ -949,7 +970,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// Over TCP the receiver's loss and NACKs are what the send queue dropped, a probe's padding
 	// included: they count only when the queue dropped media (tcpprobe.go).
 	linkLoss := sc.q == nil || sc.qDropped
-	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) && linkLoss {
+	if fresh && sc.lastLoss > ccHighLoss && sc.sentRate > 0 && !sc.quiet(now) && linkLoss && !lossy {
 		got := max(sc.sentRate*(1-sc.lastLoss), floor)
 		if avail <= 0 || got < avail {
 			avail = got
@@ -964,7 +985,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	// browser starved of CPU): its NACKs, sent when it runs again, are for packets it may well
 	// have, and say nothing of its link.
 	stalled := sc.hasFeedback() && !sig.ok
-	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled && linkLoss {
+	if measured && sc.nackRatio > upNackDown && sc.sentRate > 0 && !sc.quiet(now) && !stalled && linkLoss && (!lossy || sc.nackRatio > ccCongestedLoss) {
 		// What it delivered over the last second, not in its latest span: a receiver short of
 		// CPU takes its packets in slowly, then in a burst.
 		got := max(sc.sentRate*(1-min(sc.nackRatio, 0.9)), floor)
@@ -1045,6 +1066,8 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	busy := sc.lastLoss > ccHighLoss || sig.ok && sig.queue > upQueueRise || sc.nackRatio > upNackPause
 	if sc.q != nil {
 		busy = sc.qDropped // the others count the last probe's padding over TCP
+	} else if lossy {
+		busy = sc.nackRatio > ccCongestedLoss // its queue is short (lossyPath)
 	}
 	if sc.up.resumed && sc.swaps.Load() != sc.up.resumeSwaps {
 		// The video resumed over TCP and its keyframe went out: the probe need not wait out
@@ -1077,7 +1100,8 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	pad := max(upGain*sc.peakRate(target)-sc.rate[cur], upMinPad)
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
-		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur]}
+		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur],
+		lossy: lossy, lossBase: min(max(sc.nackRatio, cc.randomLoss), ccCongestedLoss)}
 	if sc.q != nil {
 		sc.startQueueProbe(now) // over TCP: judged by the send queue
 		return
@@ -1132,8 +1156,12 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 	if sc.up.delay && !sc.up.capped {
 		got = sc.probeDelivered(sig)
 	}
+	nackBar := min(sc.up.baseNack, 0.1) + 0.01
+	if sc.up.lossy {
+		nackBar = sc.up.lossBase + upLossySlack
+	}
 	switch {
-	case float64(nacks) > 1+float64(pkts)*(min(sc.up.baseNack, 0.1)+0.01):
+	case float64(nacks) > 1+float64(pkts)*nackBar:
 		sc.endProbe(now, false, "nacks")
 	case sc.up.delay && sig.standing(sc.up.baseQ+upQueueRise):
 		// A queue builds: the link is full. What it delivered meanwhile may still carry a layer
@@ -1152,7 +1180,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		// delivered 560 kbit/s against a ceiling of 509 and failed). Not against the span's
 		// send rate alone: padding goes out in bursts after frames, and a receiver short of CPU
 		// stamps its arrivals late, so a free link's span can read "slower than sent".
-		if sig.rate < upLift*sc.ceil && (sig.sentRate <= sc.ceil || sig.rate < 0.95*sig.sentRate) {
+		if rate := sc.offered(sig.rate); rate < upLift*sc.ceil && (sig.sentRate <= sc.ceil || rate < 0.95*sig.sentRate) {
 			sc.endProbe(now, false, "ceiling") // the link still carries what it did
 			return
 		}
@@ -1163,7 +1191,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		if log := sc.log; log != nil {
 			log.Debug("simulcast: probe past the ceiling", "ceil_kbps", int(sc.ceil/1000), "delivered_kbps", int(sig.rate/1000), "target", sc.up.target)
 		}
-		sc.ceil = max(sig.rate, sc.ceil)
+		sc.ceil = max(sc.offered(sig.rate), sc.ceil)
 		sc.up.lifts++
 		sc.up.rampFrom, sc.up.rampAt = sc.up.from+sc.up.pad, now
 		sc.up.full, sc.up.start, sc.up.rxSet = time.Time{}, now, false
@@ -1186,7 +1214,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		sc.ramp(now)
 	case sc.up.delay && !sc.up.capped && got >= need:
 		sc.endProbe(now, true, "")
-	case fresh && ran >= upReportLag && (sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
+	case fresh && ran >= upReportLag && (!sc.up.lossy && sc.lastLoss > max(ccLowLoss, sc.up.baseLoss+0.02) ||
 		sc.up.baseRTT > 0 && time.Duration(cc.rtt.Load()) > sc.up.baseRTT+upRTTRise):
 		sc.endProbe(now, false, "report")
 	case sc.up.delay && !sig.ok:
@@ -1225,20 +1253,55 @@ func (sc *simulcast) probeDelivered(sig delaySignal) float64 {
 		return 0
 	}
 	if !sc.up.rxSet {
-		sc.up.rxBytes, sc.up.rxAt, sc.up.rxSet = sig.rxBytes, sig.rxAt, true
+		sc.up.rxBytes, sc.up.rxAt, sc.up.lostBytes, sc.up.rxSet = sig.rxBytes, sig.rxAt, sig.lostBytes, true
 		return 0
 	}
 	span := time.Duration(sig.rxAt - sc.up.rxAt)
-	if span < 0 || sig.rxBytes < sc.up.rxBytes {
+	if span < 0 || sig.rxBytes < sc.up.rxBytes || sig.lostBytes < sc.up.lostBytes {
 		// The subscriber's clock jumped (or a new feedback state): measure from here.
-		sc.up.rxBytes, sc.up.rxAt = sig.rxBytes, sig.rxAt
+		sc.up.rxBytes, sc.up.rxAt, sc.up.lostBytes = sig.rxBytes, sig.rxAt, sig.lostBytes
 		return 0
 	}
 	if span < upPassSpan {
 		return 0
 	}
-	sc.up.got = float64(sig.rxBytes-sc.up.rxBytes) * 8 / span.Seconds()
+	rx := float64(sig.rxBytes - sc.up.rxBytes)
+	if lost := float64(sig.lostBytes - sc.up.lostBytes); sc.up.lossy && lost > 0 && lost/(rx+lost) <= sc.up.lossBase+upLossySlack {
+		// On a path that loses at random, what the link was offered and let through but for
+		// its usual loss: that loss is repaired, and the room is what a layer needs.
+		rx += lost
+	}
+	sc.up.got = rx * 8 / span.Seconds()
 	return sc.up.got
+}
+
+// probeLinkRate is what the link delivered at its limit during the probe (linkRate), as offered
+// on a lossy path: there every span delivers less than it was sent, so the run of slower spans
+// reaches back before the probe and reads what the link was sent then (the model at 1 Mbit/s
+// with a seventh lost: 418 kbit/s where it delivered 960); the spans of the last second instead.
+func (sc *simulcast) probeLinkRate(sig delaySignal) float64 {
+	if sc.up.lossy {
+		return sc.offered(min(sig.rate, sig.recentRate))
+	}
+	return linkRate(sig)
+}
+
+// offered returns what a link that delivered r bps was offered and let through, but for its
+// random loss when the probe is on a lossy path (lossBase of what it is sent never arrives,
+// whatever the rate): the link's room, as a layer needs it.
+func (sc *simulcast) offered(r float64) float64 {
+	if sc.up.lossy {
+		return r / (1 - sc.up.lossBase)
+	}
+	return r
+}
+
+// lossyPath reports whether the subscriber's UDP path loses at random: the congestion state's
+// ticks saw it lose with no queue behind it lately (lossyAt) and none since with a queue, and the
+// transport-wide feedback, fresh, shows no queue now.
+func (sc *simulcast) lossyPath(now time.Time, sig delaySignal) bool {
+	cc := sc.main.cc
+	return sc.q == nil && sig.ok && sig.queue < upQueueRise && cc.roomy.Load() && !cc.lossyAt.IsZero() && now.Sub(cc.lossyAt) < lossyFor
 }
 
 // deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
@@ -1248,7 +1311,7 @@ func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
 	if !sig.ok || now.Sub(sig.rateAt) >= tccFresh || !sig.rateAt.After(sc.up.start) {
 		return -1
 	}
-	got := linkRate(sig)
+	got := sc.probeLinkRate(sig)
 	for l := sc.up.target; l >= 0; l-- {
 		if sc.rate[l] > 0 && upTakeGain*sc.peakRate(l) <= got && !sc.skipped(l) {
 			return l
@@ -1303,6 +1366,9 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		// What the link carried at its limit, the spans it fell behind in: the next probes stop
 		// a little above it. (A probe that ended without the link falling behind says nothing.)
 		sc.ceil = min(sig.runRate, sig.rate)
+		if sc.up.lossy {
+			sc.ceil = sc.probeLinkRate(sig)
+		}
 	}
 	lo, hi := upGapMin, upGapMax
 	if (sc.up.delay || sc.up.queue) && why != "no report" {
