@@ -733,6 +733,14 @@ func TestRetransmissionRepairsRandomLoss(t *testing.T) {
 	if b := run(flat, true); float64(b) > media/8/10 {
 		t.Fatalf("loss behind a standing queue: %d bytes/s of retransmissions, want ≤ a tenth of the media", b)
 	}
+	// One second of that path reads 3 % (a second of 15 % can): the next second's repairs, at
+	// 20 % lost, still all go.
+	var l congestion
+	_, now := lossyTicks(t, &l, 20, frac, flat, false)
+	sent := uint64(21 * media / 8)
+	if d := l.tick(ccInput{now: now.Add(time.Second), sent: sent, src: sent, fraction: 8, reportAt: now.Add(time.Second).UnixNano(), rtt: 40 * time.Millisecond, videoCarry: true}); float64(d.rtxBudget) < media/8*0.2/0.8 {
+		t.Fatalf("a second reading 3 %% on a 15 %%-lossy path: %d bytes/s of retransmissions, want room for 20 %% lost", d.rtxBudget)
+	}
 	var c congestion
 	c.pause.Store(true)
 	c.tick(ccInput{now: t0})

@@ -440,24 +440,27 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		floor = min(floor, int64(c.est/80))
 	}
 	d.rtxBudget = max(min(d.rtxBudget, int64(media/32)), floor, int64(media/80))
-	if c.randomLoss > 0 {
+	if c.randomLoss > 0 || c.randomLately(in.now) {
 		// Loss with no queue behind it is a lossy path with room, not a full one: the estimate,
 		// held at what was sent, leaves nothing above the media, and a tenth of it repaired a
 		// 15 %-lossy subscriber's 135p so little that it froze 17.5 s of 25 (the bed,
-		// udp:5000:15). Repair it all (repeats included), up to rtxRepairMax of the media.
-		want := min(c.randomLoss/(1-c.randomLoss)*rtxRepairGain, rtxRepairMax)
-		d.rtxBudget = max(d.rtxBudget, int64(media*want/8))
+		// udp:5000:15). Repair it all (repeats included), up to rtxRepairMax of the stream at
+		// its recent peak (need): not sized on the last second's loss and media, which read
+		// 3-27 % at 15 % and miss a keyframe's second (sized so, the bed's 540p at 15 % was
+		// refused 13-18 repairs in a second, and froze 0.45-0.6 s each time).
+		d.rtxBudget = max(d.rtxBudget, int64(max(media, need)*rtxRepairMax/8))
 	}
 	return d
 }
 
-// rtxRepairGain covers a random loss's repairs lost again, and the requests the once-per-RTT rule
-// lets through twice; rtxRepairMax bounds them as a share of the media rate (a quarter, as the
-// estimate-driven budget is bounded).
-const (
-	rtxRepairGain = 1.5
-	rtxRepairMax  = 0.25
-)
+// rtxRepairMax bounds the repairs of a lossy path as a share of the media rate (a quarter, as
+// the estimate-driven budget is bounded): 15 % lost needs about a fifth, its repeats included.
+const rtxRepairMax = 0.25
+
+// randomLately reports whether the path lost at random lately (lossyAt, lossyFor).
+func (c *congestion) randomLately(now time.Time) bool {
+	return !c.lossyAt.IsZero() && now.Sub(c.lossyAt) < lossyFor
+}
 
 // probeStep advances the probe of a subscription over TCP whose video is paused, every 100 ms.
 // qs is its send queue's state; aborted says the forwarder ended the probe (a media drop, or

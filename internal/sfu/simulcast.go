@@ -1303,7 +1303,7 @@ func (sc *simulcast) offered(r float64) float64 {
 // transport-wide feedback, fresh, shows no queue now.
 func (sc *simulcast) lossyPath(now time.Time, sig delaySignal) bool {
 	cc := sc.main.cc
-	return sc.q == nil && sig.ok && sig.queue < upQueueRise && cc.roomy.Load() && !cc.lossyAt.IsZero() && now.Sub(cc.lossyAt) < lossyFor
+	return sc.q == nil && sig.ok && sig.queue < upQueueRise && cc.roomy.Load() && cc.randomLately(now)
 }
 
 // deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
