@@ -772,6 +772,50 @@ func TestSimulcastProbePassesWithMargin(t *testing.T) {
 	}
 }
 
+// TestSimulcastTopTakenOnItsMean: a top layer whose rate swings (460 and 560 kbit/s in turn) on a
+// link that delivers more than its mean with upTopGain's margin, but less than its peak with any,
+// is taken from the probe that ends at the link's limit, and kept through its swings with nothing
+// lost at the bottleneck (the bed at 600 kbit/s: a 540p layer of 450-530 kbit/s on a link that
+// delivered 470-560 of video was never taken, and the subscriber saw 270p). A link under that
+// mean (490 kbit/s) keeps the middle layer.
+func TestSimulcastTopTakenOnItsMean(t *testing.T) {
+	for _, tc := range []struct {
+		link float64
+		up   bool
+	}{{545e3, true}, {490e3, false}} {
+		c := newLinkChoice(t, tc.link)
+		c.rates = []uint64{130e3, 280e3, 460e3}
+		c.sc.startLow()
+		took := time.Duration(0)
+		for i := range 400 { // 40 s
+			if i%10 == 0 {
+				c.rates[2] = 1020e3 - c.rates[2] // 460, 560, 460, …
+				c.report(0, 20*time.Millisecond)
+			}
+			c.step()
+			if took == 0 && c.sc.fitMax.Load() == 2 {
+				took = time.Duration(i+1) * 100 * time.Millisecond
+				c.link.lost = 0 // what the probes' queues cost is not the layer's
+			}
+			if took > 0 && c.sc.fitMax.Load() != 2 {
+				t.Fatalf("%.0f kbit/s link: the top layer taken after %v, given back after %v", tc.link/1000, took, time.Duration(i+1)*100*time.Millisecond-took)
+			}
+		}
+		if tc.up && (took == 0 || took > 10*time.Second) {
+			t.Fatalf("%.0f kbit/s link: the top layer (mean 510 kbit/s) after %v, want within 10 s (probes %d, last ended by %q)", tc.link/1000, took, c.sc.up.probes, c.sc.up.lastReason)
+		}
+		if !tc.up && took > 0 {
+			t.Fatalf("%.0f kbit/s link: the top layer (mean 510 kbit/s) taken after %v", tc.link/1000, took)
+		}
+		if tc.up && c.link.lost != 0 {
+			t.Fatalf("%.0f kbit/s link: %d packets lost at the bottleneck on the top layer", tc.link/1000, c.link.lost)
+		}
+		if !tc.up && c.sc.fitMax.Load() != 1 {
+			t.Fatalf("%.0f kbit/s link: layer %d, want the middle one", tc.link/1000, c.sc.fitMax.Load())
+		}
+	}
+}
+
 // TestSimulcastProbeNeedsDelivery: a probe judged by delay whose padding did not go out (the
 // link delivered little more than the current layer) is not passed by clean receiver reports:
 // a report with no loss says nothing of whether the link carries the target (the bed at 600

@@ -240,6 +240,7 @@ type upProbe struct {
 	running  bool
 	start    time.Time
 	target   int32
+	top      int32         // the highest rung being sent when it began
 	next     time.Time     // no probe starts before
 	gap      time.Duration // between failed probes, doubling to upGapMax
 	toTop    bool          // the next probe aims at the top layer, not the next one up
@@ -849,6 +850,14 @@ const (
 	// delivered at its limit: more than upGain, since that layer's keyframes will meet a full
 	// link's queue (in the bed, a 270p keyframe is more than a 300 kbit/s link's 200 ms of queue).
 	upTakeGain = 1.35
+	// upTopGain is that margin for the top layer, over its mean rate (meanRate), not its peak:
+	// once there, no probe tests the link above it, so its packets meet no probe's queue, only
+	// its own swings (the bed at 600 kbit/s: a 540p layer of 450-530 kbit/s on a link that
+	// delivered 470-560 of video was never taken on 1.05 × its peak nor 1.35 × it, yet kept
+	// once held with 0-0.26 s frozen). The keep rule (step) lets it go when the link, full,
+	// delivers less than its last second's rate: a narrower bar, so a layer taken is not
+	// given back at its next swing.
+	upTopGain = 1.05
 	// upLossySlack: a probe on a path that loses at random ends on NACKs, or is judged by what the
 	// link was offered rather than what it delivered, only while its packets are lost at no more
 	// than this over the share lost before it (lossBase): more is the probe's own overflow (a
@@ -1102,7 +1111,7 @@ func (sc *simulcast) step(now time.Time, est, cap float64) {
 	sc.up = upProbe{running: true, start: now, target: target, gap: sc.up.gap, toTop: sc.up.toTop, nacks: sc.probeNacks.Load(), pkts: d.sent.Load() + d.padded.Load(),
 		baseLoss: sc.lastLoss, baseNack: sc.nackRatio, baseRTT: time.Duration(cc.rtt.Load()), probes: sc.up.probes + 1, passed: sc.up.passed,
 		pad: pad, fullPad: pad, delay: sig.ok, baseQ: max(sig.queue, 0), from: sc.rate[cur], rampAt: now, rampFrom: sc.rate[cur],
-		lossy: lossy, lossBase: min(max(sc.nackRatio, cc.randomLoss), ccCongestedLoss)}
+		lossy: lossy, lossBase: min(max(sc.nackRatio, cc.randomLoss), ccCongestedLoss), top: top}
 	if sc.q != nil {
 		sc.startQueueProbe(now) // over TCP: judged by the send queue
 		return
@@ -1170,7 +1179,7 @@ func (sc *simulcast) checkProbe(now time.Time, fresh bool, sig delaySignal) {
 		// between the current one and the target.
 		if l := sc.deliveredLayer(sig, now); l > sc.fit() {
 			sc.up.target = l
-			sc.endProbe(now, true, "")
+			sc.endProbe(now, true, "queue")
 			return
 		}
 		sc.endProbe(now, false, "delay")
@@ -1308,14 +1317,17 @@ func (sc *simulcast) lossyPath(now time.Time, sig delaySignal) bool {
 
 // deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
 // with upTakeGain's margin, fits what the link delivered at its limit during the probe
-// (linkRate); -1 if none does.
+// (linkRate), the top layer's mean with upTopGain's; -1 if none does.
 func (sc *simulcast) deliveredLayer(sig delaySignal, now time.Time) int32 {
 	if !sig.ok || now.Sub(sig.rateAt) >= tccFresh || !sig.rateAt.After(sc.up.start) {
 		return -1
 	}
 	got := sc.probeLinkRate(sig)
 	for l := sc.up.target; l >= 0; l-- {
-		if sc.rate[l] > 0 && upTakeGain*sc.peakRate(l) <= got && !sc.skipped(l) {
+		if sc.rate[l] <= 0 || sc.skipped(l) {
+			continue
+		}
+		if upTakeGain*sc.peakRate(l) <= got || l == sc.up.top && upTopGain*sc.meanRate(l) <= got {
 			return l
 		}
 	}
@@ -1333,7 +1345,8 @@ func linkRate(sig delaySignal) float64 {
 	return min(sig.rate, sig.recentRate)
 }
 
-// endProbe stops a running probe; passed raises the layer to its target.
+// endProbe stops a running probe; passed raises the layer to its target. why: what ended it
+// (for a passed probe, on what it took the layer, for logs).
 func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 	if !sc.up.running {
 		return
@@ -1356,7 +1369,7 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		}
 		if log := sc.log; log != nil {
 			sig := sc.tcc.signal(now)
-			log.Info("simulcast: probe passed, layer up", "to", sc.up.target, "lossy", sc.up.lossy, "layer", sc.ladder[sc.up.target].s, "tl", sc.ladder[sc.up.target].t, "rate_kbps", int(sc.rate[sc.up.target]/1000), "pad_kbps", int(sc.up.pad/1000),
+			log.Info("simulcast: probe passed, layer up", "at", why, "link_kbps", int(sc.probeLinkRate(sig)/1000), "mean_kbps", int(sc.meanRate(sc.up.target)/1000), "to", sc.up.target, "lossy", sc.up.lossy, "layer", sc.ladder[sc.up.target].s, "tl", sc.ladder[sc.up.target].t, "rate_kbps", int(sc.rate[sc.up.target]/1000), "pad_kbps", int(sc.up.pad/1000),
 				"delay", sc.up.delay, "queue_ms", sig.queue.Milliseconds(), "delivered_kbps", int(sig.rate/1000),
 				"loss_pct", int(sc.lastLoss*100), "rtt_ms", time.Duration(sc.main.cc.rtt.Load()).Milliseconds(), "base_rtt_ms", sc.up.baseRTT.Milliseconds(),
 				"nacks", sc.probeNacks.Load()-sc.up.nacks, "pkts", sc.main.sent.Load()+sc.main.padded.Load()-sc.up.pkts, "padded", sc.main.padded.Load(), "ran_ms", now.Sub(sc.up.start).Milliseconds())
@@ -1552,10 +1565,25 @@ func (sc *simulcast) peakRate(r int32) float64 {
 	return p
 }
 
+// meanRate is what rung r carried on average over the last peakSeconds intervals (measure).
+func (sc *simulcast) meanRate(r int32) float64 {
+	n := min(sc.npeak, peakSeconds)
+	if n == 0 {
+		return sc.rate[r]
+	}
+	sum := 0.0
+	for i := range n {
+		sum += sc.peak[i][r]
+	}
+	return sum / float64(n)
+}
+
 // useTemporal extends the ladder with the rungs at half rate, once the layers are seen to carry
-// temporal layers. Called by step; fitMax (packed) keeps its rung, a running probe its target.
+// temporal layers. Called by step; fitMax (packed) keeps its rung, a running probe its target
+// and top.
 func (sc *simulcast) useTemporal() {
 	target := sc.ladder[max(min(sc.up.target, sc.nrungs-1), 0)]
+	top := sc.ladder[max(min(sc.up.top, sc.nrungs-1), 0)]
 	sc.temporal = true
 	sc.nrungs, sc.npeak = 0, 0 // the rates' indices change
 	for i := range sc.layers {
@@ -1566,7 +1594,7 @@ func (sc *simulcast) useTemporal() {
 		sc.ladder[sc.nrungs] = rung{s: int32(i), t: tlAll}
 		sc.nrungs++
 	}
-	sc.up.target = sc.rungIndex(target.packed())
+	sc.up.target, sc.up.top = sc.rungIndex(target.packed()), sc.rungIndex(top.packed())
 	if log := sc.log; log != nil {
 		log.Debug("simulcast: the layers carry temporal layers", "rungs", sc.nrungs)
 	}
