@@ -1,6 +1,8 @@
 package sfu
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -76,23 +78,27 @@ func (f *forwarder) requestKeyframe(prompt bool) {
 	send, due := f.kf.lim.request(time.Now(), prompt)
 	f.kf.mu.Unlock()
 	if send {
-		f.sendPLI()
+		f.sendPLI(prompt, false)
 	} else if !due.IsZero() {
 		time.AfterFunc(time.Until(due), func() {
 			f.kf.mu.Lock()
 			ok := f.kf.lim.fire(time.Now(), due)
 			f.kf.mu.Unlock()
 			if ok {
-				f.sendPLI()
+				f.sendPLI(prompt, true)
 			}
 		})
 	}
 }
 
-func (f *forwarder) sendPLI() {
+// sendPLI asks the publisher for a keyframe; prompt and deferred are for the debug log.
+func (f *forwarder) sendPLI(prompt, deferred bool) {
 	ssrc, pc := f.ssrc.Load(), f.pc.Load()
 	if ssrc == 0 || pc == nil {
 		return
+	}
+	if f.log != nil && f.log.Enabled(context.Background(), slog.LevelDebug) {
+		f.log.Debug("keyframe asked of the publisher", "rid", f.rid, "ssrc", ssrc, "prompt", prompt, "deferred", deferred)
 	}
 	f.plis.Add(1)
 	_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})

@@ -1,7 +1,9 @@
 package sfu
 
 import (
+	"context"
 	"encoding/binary"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -46,6 +48,9 @@ type nackList struct {
 	highest uint16
 	missing []nackEntry // ascending sequence (by arrival of the gap), at most nackMaxMissing
 	repair  time.Duration
+	// For the debug log (nackGen.loop): packets first asked for, asked for again, that arrived
+	// after a request, and given up on (too old or asked for too often).
+	asked, again, repaired, gaveUp int
 }
 
 func newNackList() *nackList {
@@ -79,6 +84,7 @@ func (l *nackList) received(seq uint16, now int64) {
 		for i := range l.missing {
 			if e := l.missing[i]; e.seq == seq {
 				if e.first != 0 {
+					l.repaired++
 					// The repair time, from the first request: too long when that request's
 					// answer was lost too, which the average absorbs.
 					l.repair += (time.Duration(now-e.first) - l.repair) / 4
@@ -99,12 +105,16 @@ func (l *nackList) due(now int64, out []uint16) []uint16 {
 	keep := l.missing[:0]
 	for _, e := range l.missing {
 		if now-e.lost > int64(nackMaxAge) || e.tries >= nackMaxTries {
+			l.gaveUp++
 			continue
 		}
 		if e.sent == 0 || now-e.sent >= int64(min(retry<<(e.tries-1), nackMaxRetry)) {
 			out = append(out, e.seq)
 			if e.first == 0 {
 				e.first = now
+				l.asked++
+			} else {
+				l.again++
 			}
 			e.sent, e.tries = now, e.tries+1
 		}
@@ -114,11 +124,16 @@ func (l *nackList) due(now int64, out []uint16) []uint16 {
 	return out
 }
 
-// nackGenFactory makes a nackGen per PeerConnection.
-type nackGenFactory struct{}
+// nackGenFactory makes a nackGen per PeerConnection; log (may be nil) gets, at debug level, what
+// each stream was asked for once a second.
+type nackGenFactory struct{ log *slog.Logger }
 
-func (nackGenFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &nackGen{streams: map[uint32]*nackList{}, done: make(chan struct{})}, nil
+func (g nackGenFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	n := &nackGen{streams: map[uint32]*nackList{}, done: make(chan struct{})}
+	if g.log != nil && g.log.Enabled(context.Background(), slog.LevelDebug) {
+		n.log = g.log
+	}
+	return n, nil
 }
 
 // nackGen is the interceptor: it watches the sequence numbers of the incoming streams that
@@ -131,6 +146,7 @@ type nackGen struct {
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
+	log     *slog.Logger // nil unless debug logging is on
 }
 
 func (n *nackGen) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -194,6 +210,7 @@ func (n *nackGen) loop(w interceptor.RTCPWriter) {
 	sender := rand.Uint32()
 	var seqs []uint16
 	var pkts []rtcp.Packet
+	logAt := time.Now().UnixNano()
 	for {
 		select {
 		case <-n.done:
@@ -203,6 +220,16 @@ func (n *nackGen) loop(w interceptor.RTCPWriter) {
 		now := time.Now().UnixNano()
 		pkts = pkts[:0]
 		n.mu.Lock()
+		if n.log != nil && now-logAt >= int64(time.Second) {
+			logAt = now
+			for ssrc, l := range n.streams {
+				if l.asked+l.again+l.repaired+l.gaveUp > 0 {
+					n.log.Debug("NACKs to the publisher", "ssrc", ssrc, "asked", l.asked, "again", l.again, "repaired", l.repaired,
+						"gave_up", l.gaveUp, "missing", len(l.missing), "repair_ms", l.repair.Milliseconds())
+					l.asked, l.again, l.repaired, l.gaveUp = 0, 0, 0, 0
+				}
+			}
+		}
 		for ssrc, l := range n.streams {
 			if seqs = l.due(now, seqs[:0]); len(seqs) > 0 {
 				pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})

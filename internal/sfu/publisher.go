@@ -430,6 +430,10 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 	var pkt rtp.Packet
 	var loss seqLoss // per track: a renegotiated track starts its own sequence
 	f.newTrack()
+	var dbg *trackDebug // what arrives of a video, by the second, for PARLEY_LOG_LEVEL=debug
+	if f.kind == webrtc.RTPCodecTypeVideo && f.log != nil && f.log.Enabled(context.Background(), slog.LevelDebug) {
+		dbg = &trackDebug{f: f, ssrc: uint32(tr.SSRC())}
+	}
 	for {
 		n, _, err := tr.Read(buf)
 		if err != nil {
@@ -439,6 +443,78 @@ func (f *forwarder) run(tr *webrtc.TrackRemote) {
 			continue
 		}
 		f.forward(&pkt, buf[:n], &loss)
+		if dbg != nil {
+			dbg.packet(&pkt, n, loss.lost)
+		}
+	}
+}
+
+// trackDebug logs, at debug level, what arrives of one incoming video track: once a second its
+// packets, the late ones (behind the highest sequence number: retransmissions, reordering), the
+// missing ones, the frames and keyframes and the longest gap between packets of new media; each
+// keyframe and each gap of new media over debugGap as it ends. Owned by the track's read
+// goroutine; costs nothing unless debug logging is on.
+type trackDebug struct {
+	f                                          *forwarder
+	ssrc                                       uint32
+	started                                    bool
+	highest                                    uint16
+	at                                         int64 // start of the current second (unix nanos)
+	newAt                                      int64 // arrival of the last packet of new media
+	lost0                                      uint64
+	pkts, late, lateMedia, frames, keys, bytes int
+	maxGap                                     int64
+}
+
+// debugGap: a pause of new media this long is logged as it ends.
+const debugGap = 250 * time.Millisecond
+
+func (t *trackDebug) packet(p *rtp.Packet, n int, lost uint64) {
+	f := t.f
+	now := time.Now().UnixNano()
+	if t.at == 0 {
+		t.at, t.lost0 = now, lost
+	}
+	t.pkts++
+	t.bytes += n
+	media := len(p.Payload) > 0
+	if !t.started || int16(p.SequenceNumber-t.highest) > 0 {
+		t.started, t.highest = true, p.SequenceNumber
+		if media {
+			if t.newAt != 0 {
+				gap := now - t.newAt
+				t.maxGap = max(t.maxGap, gap)
+				if gap >= int64(debugGap) {
+					f.log.Debug("publisher video: new media after a gap", "rid", f.rid, "ssrc", t.ssrc, "gap_ms", gap/1e6, "seq", p.SequenceNumber)
+				}
+			}
+			t.newAt = now
+			if p.Marker {
+				t.frames++
+			}
+		}
+	} else {
+		t.late++
+		if media {
+			t.lateMedia++
+		}
+	}
+	if media && isKeyframeStart(f.ckind, p.Payload) {
+		t.keys++
+		f.kf.mu.Lock()
+		asked := f.kf.lim.last
+		f.kf.mu.Unlock()
+		since := int64(-1)
+		if !asked.IsZero() {
+			since = time.Since(asked).Milliseconds()
+		}
+		f.log.Debug("publisher video: keyframe", "rid", f.rid, "ssrc", t.ssrc, "seq", p.SequenceNumber, "late", int16(p.SequenceNumber-t.highest) < 0, "since_asked_ms", since)
+	}
+	if now-t.at >= int64(time.Second) {
+		f.log.Debug("publisher video: second", "rid", f.rid, "ssrc", t.ssrc, "pkts", t.pkts, "kbps", int64(t.bytes)*8*1e6/(now-t.at),
+			"late", t.late, "late_media", t.lateMedia, "missing", lost-t.lost0, "frames", t.frames, "keys", t.keys, "max_gap_ms", t.maxGap/1e6)
+		t.at, t.lost0 = now, lost
+		t.pkts, t.late, t.lateMedia, t.frames, t.keys, t.bytes, t.maxGap = 0, 0, 0, 0, 0, 0, 0
 	}
 }
 

@@ -200,7 +200,7 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 	}
 	reg := &interceptor.Registry{}
 	if role == apiRelay {
-		if err := addReceiving(reg); err != nil {
+		if err := addReceiving(reg, s.log); err != nil {
 			return nil, err
 		}
 	}
@@ -210,7 +210,7 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 			return nil, err
 		}
-		if err := addReceiving(reg); err != nil {
+		if err := addReceiving(reg, s.log); err != nil {
 			return nil, err
 		}
 		// Transport-wide congestion control feedback (video): Chrome's send-side estimator then
@@ -331,12 +331,12 @@ func pionLogger(log *slog.Logger) logging.LoggerFactory {
 
 // addReceiving adds what a receiving end needs to reg: NACKs for lost packets and receiver
 // reports (publishers' PeerConnections and the receiving side of inter-node links).
-func addReceiving(reg *interceptor.Registry) error {
+func addReceiving(reg *interceptor.Registry, log *slog.Logger) error {
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
 		return err
 	}
-	reg.Add(nackGenFactory{}) // not pion's generator: see nackgen.go
+	reg.Add(nackGenFactory{log: log}) // not pion's generator: see nackgen.go
 	reg.Add(rr)
 	return nil
 }

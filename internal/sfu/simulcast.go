@@ -398,6 +398,18 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	sc.mu.Lock()
 	var ask *forwarder
 	if tgt != sc.tgt.Load() {
+		if log := sc.log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
+			// Rare (the choice changed); under mu, so that the lines come in order.
+			var ages [maxLayers]int64
+			for i, f := range sc.layers {
+				ages[i] = -1
+				if at := f.mediaAt.Load(); at != 0 {
+					ages[i] = (now - at) / 1e6
+				}
+			}
+			log.Debug("simulcast: layer wanted", "from", sc.tgt.Load(), "to", tgt, "cur", sc.cur.Load(), "fit", unpackRung(sc.fitMax.Load()).s,
+				"limit", sc.limit.Load(), "media_age_ms", ages[:len(sc.layers)], "by", l, "held", sc.held.Load())
+		}
 		sc.tgt.Store(tgt)
 		sc.asks = 0
 		if tgt < 0 || tgt >= sc.cur.Load() {
