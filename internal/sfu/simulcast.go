@@ -48,6 +48,11 @@ const (
 	// layerIdle is how long a layer may send nothing before the down-tracks take it for stopped.
 	// Generous because screen shares send a frame only when the screen changes.
 	layerIdle = 2 * time.Second
+	// layerGone: a layer silent this long while a lower one has gone on sending for as long is
+	// stopped (Chrome drops its upper layers when its uplink estimate falls, the lower ones carry
+	// on; waiting out layerIdle froze a weak publisher's subscribers 2-5 s at each onset). A screen
+	// share's layers fall silent together.
+	layerGone = 700 * time.Millisecond
 	// keyframeRetry is how long a down-track waiting to switch waits before it asks for the
 	// keyframe again, doubling with each request up to keyframeRetryMax: a layer whose keyframes
 	// do not come (its publisher stopped encoding it) must not draw two requests a second.
@@ -351,16 +356,34 @@ func (sc *simulcast) pick(now int64) int32 {
 		return -1 // paused: by the hook, or by the subscription's congestion state
 	}
 	for l := top; l >= 0; l-- {
-		if at := sc.layers[l].mediaAt.Load(); at != 0 && now-at < int64(layerIdle) {
+		if sc.sending(l, now) {
 			return l
 		}
 	}
 	for l := top + 1; int(l) < len(sc.layers); l++ {
-		if at := sc.layers[l].mediaAt.Load(); at != 0 && now-at < int64(layerIdle) {
+		if sc.sending(l, now) {
 			return l
 		}
 	}
 	return -1
+}
+
+// sending reports whether the publisher is sending layer l at now: media within layerGone, or
+// within layerIdle while no lower layer has sent media for layerGone past l's last.
+func (sc *simulcast) sending(l int32, now int64) bool {
+	at := sc.layers[l].mediaAt.Load()
+	switch {
+	case at == 0 || now-at >= int64(layerIdle):
+		return false
+	case now-at < int64(layerGone):
+		return true // the common case: one load
+	}
+	for k := l - 1; k >= 0; k-- {
+		if b := sc.layers[k].mediaAt.Load(); b-at >= int64(layerGone) {
+			return false
+		}
+	}
+	return true
 }
 
 // tcap returns the highest temporal layer of layer l to forward: the fitting rung's when it is a
@@ -1642,7 +1665,7 @@ func (sc *simulcast) topSending(now int64, cap float64) int32 {
 		if l > limit {
 			continue
 		}
-		if at := sc.layers[l].mediaAt.Load(); at == 0 || now-at >= int64(layerIdle) {
+		if !sc.sending(l, now) {
 			continue
 		}
 		lowest = r

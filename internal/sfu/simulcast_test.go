@@ -1102,3 +1102,32 @@ func pausedSimulcastSubscriber(t *testing.T) ([]*vp8Layer, []int, *recorder, *do
 	run(layers, 8, 12, keyAt)
 	return layers, keyAt, r, d
 }
+
+// TestSimulcastLayerStoppedUnderALiveOne: a top layer silent for layerGone while the layer below
+// goes on sending is stopped, without waiting out layerIdle (Chrome drops its upper layers when its
+// uplink estimate falls: the bed's weak publisher froze its subscribers 2-5 s at each onset); all
+// layers silent together (a screen share between changes) stop nothing before layerIdle.
+func TestSimulcastLayerStoppedUnderALiveOne(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	run(layers, 0, 20, keyAt)
+	now := time.Now().UnixNano()
+	gone := int64(800 * time.Millisecond)
+	layers[1].f.mediaAt.Store(now - gone)
+	layers[0].f.mediaAt.Store(now - gone)
+	if l := d.sc.pick(now); l != 1 {
+		t.Fatalf("both layers silent %v: picked %d, want the top (1)", time.Duration(gone), l)
+	}
+	// The top's last media is 800 ms old, while the lower layer's arrives now.
+	run(layers[:1], 20, 31, keyAt)
+	if l := d.sc.pick(time.Now().UnixNano()); l != 0 {
+		t.Fatalf("top silent under a live lower layer: picked %d, want 0", l)
+	}
+	got := r.take()
+	checkContinuous(t, got)
+	if l := layersOf(got); !slices.Equal(l, []byte{1, 0}) {
+		t.Fatalf("layers forwarded %v, want [1 0]", l)
+	}
+}
