@@ -387,11 +387,13 @@ type forwarder struct {
 	// reports: they carry the publisher's timestamps unchanged.
 	lastTS atomic.Uint32
 	lastAt atomic.Int64
-	// mediaAt is the arrival (unix nanos) of the last packet that carried media: whether a
+	// mediaAt is the arrival (unix nanos) of the last packet that carried new media: whether a
 	// simulcast layer is being sent. Padding-only packets do not count: Chrome keeps sending its
 	// bandwidth probes on the SSRC of a layer it stopped encoding when no RTX is negotiated, and
 	// a layer kept alive by them had every subscriber wait for its keyframe (ci11's bed: nobody
-	// got video for 13 s, keyframe requests at 2/s).
+	// got video for 13 s, keyframe requests at 2/s). Nor do retransmissions (behind the highest
+	// sequence number): at a weak publisher's onset those of the layers Chrome had just stopped
+	// kept them "sending" for 2-3 s more.
 	mediaAt atomic.Int64
 	// gen counts the incoming tracks this forwarder has carried: a reconnectStream brings a new
 	// track with its own sequence numbers and timestamps, which a simulcast down-track must not
@@ -525,10 +527,11 @@ func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
 	now := time.Now().UnixNano()
 	f.lastTS.Store(pkt.Timestamp)
 	f.lastAt.Store(now)
-	if len(pkt.Payload) > 0 {
+	n, ahead := loss.update(pkt.SequenceNumber)
+	if len(pkt.Payload) > 0 && ahead {
 		f.mediaAt.Store(now)
 	}
-	if n := loss.update(pkt.SequenceNumber); n > 0 {
+	if n > 0 {
 		f.lost.Add(n)
 	}
 	if f.ring != nil {
@@ -558,23 +561,27 @@ type seqLoss struct {
 }
 
 // update takes the next packet's sequence number and returns how many more packets are now known
-// to be missing.
-func (l *seqLoss) update(seq uint16) uint64 {
+// to be missing, and whether it is new: past the highest so far (not a retransmission, a
+// reordered packet or a duplicate).
+func (l *seqLoss) update(seq uint16) (uint64, bool) {
 	d := seq - uint16(l.highest)
+	ahead := true
 	switch {
 	case !l.started || (d >= maxDropout && d < 0x8000):
 		*l = seqLoss{started: true, base: uint64(seq), highest: uint64(seq)}
-	case d < 0x8000: // ahead (d = 0 is a duplicate)
+	case d != 0 && d < 0x8000:
 		l.highest += uint64(d)
+	default:
+		ahead = false
 	}
 	l.received++
 	expected := l.highest - l.base + 1
 	if expected > l.received && expected-l.received > l.lost {
 		n := expected - l.received - l.lost
 		l.lost += n
-		return n
+		return n, ahead
 	}
-	return 0
+	return 0, ahead
 }
 
 func (f *forwarder) attach(d *downTrack) {

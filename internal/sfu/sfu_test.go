@@ -407,7 +407,8 @@ func TestSeqLoss(t *testing.T) {
 			var l seqLoss
 			var got uint64
 			for _, s := range tc.seqs {
-				got += l.update(s)
+				n, _ := l.update(s)
+				got += n
 			}
 			if got != tc.want {
 				t.Errorf("lost %d, want %d", got, tc.want)

@@ -93,6 +93,17 @@ func (l *vp8Layer) padding() {
 	l.seq++
 }
 
+// resend sends packet seq of the layer again, as the publisher answers a NACK when it negotiated no
+// RTX: on the layer's SSRC, behind its highest sequence number.
+func (l *vp8Layer) resend(seq uint16) {
+	b := []byte{0x80, 0xc0, 0x80 | byte(l.pid>>8), byte(l.pid), l.tl0, 0x01, 0xaa, l.index}
+	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: l.ts - 3000, SSRC: 100 + uint32(l.index)}, Payload: b}).Marshal()
+	if err := l.pkt.Unmarshal(raw); err != nil {
+		panic(err)
+	}
+	l.f.forward(&l.pkt, raw, &l.loss)
+}
+
 // received is one packet as a subscriber's browser got it.
 type received struct {
 	seq   uint16
@@ -1129,5 +1140,33 @@ func TestSimulcastLayerStoppedUnderALiveOne(t *testing.T) {
 	checkContinuous(t, got)
 	if l := layersOf(got); !slices.Equal(l, []byte{1, 0}) {
 		t.Fatalf("layers forwarded %v, want [1 0]", l)
+	}
+}
+
+// TestSimulcastResendsAreNoLayer: a layer the publisher stopped encoding may still arrive as
+// retransmissions of its last packets (our NACKs, answered on its SSRC). They are no video being
+// sent: the subscriber goes to the layer still sent. At the bed's weak-publisher onset the resends
+// of the stopped 540p layer kept it "sending" for 2-3 s, and its subscribers froze that much longer.
+func TestSimulcastResendsAreNoLayer(t *testing.T) {
+	layers := newVP8Layers(2)
+	keyAt := []int{0, 5}
+	r := &recorder{}
+	simulcastSubscriber(t, layers, r)
+	run(layers, 0, 20, keyAt)
+	// The top layer's last new video is older than layerIdle; resends of it follow.
+	layers[1].f.mediaAt.Add(-int64(2 * layerIdle))
+	old := layers[1].seq - 20
+	for fr := 20; fr < 31; fr++ {
+		layers[1].resend(old + uint16(fr-20))
+		layers[0].frame(fr%10 == keyAt[0])
+	}
+	got := r.take()
+	i := slices.IndexFunc(got, func(p received) bool { return p.layer == 0 })
+	if i < 0 {
+		t.Fatalf("layers forwarded %v: the resends kept the stopped top layer, want a switch to 0", layersOf(got))
+	}
+	checkContinuous(t, got[i:])
+	if l := layersOf(got[i:]); !slices.Equal(l, []byte{0}) {
+		t.Fatalf("after the switch, layers forwarded %v, want [0]", l)
 	}
 }
