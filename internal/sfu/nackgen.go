@@ -32,6 +32,23 @@ const (
 	nackMaxMissing = 256                    // packets tracked per stream; the oldest go first
 )
 
+// A publisher's uplink that loses more than nackCongested of what it is sent is full (random loss
+// on a radio link is a few percent; a full queue drops the excess, half or more at a simulcast
+// publisher's onset, when Chrome sends all its layers for a second before its estimate follows).
+// Then a simulcast publisher is asked for nothing again: a retransmission takes the place of new
+// media in that uplink (Chrome's pacer sends them first), the upper layers are the ones Chrome
+// stops when its estimate falls, and the subscribers that must change layer start at a keyframe
+// anyway. The bed's 150 kbit/s uplink (15 packets a second) carried resends of the stopped 540p and
+// 270p layers for 3.5 s after the onset, and not one new packet of the 135p layer the subscribers
+// had to switch to, nor its keyframe: they froze 4.5-5 s. Repairing the lowest layer still (the
+// one Chrome goes on sending) kept its new packets a further 0.5 s behind resends. A video without
+// simulcast, whose one stream goes on at a lower rate, is still repaired. The loss is an average
+// over the last nackLossEvents packets of the PeerConnection's streams.
+const (
+	nackCongested  = 0.3
+	nackLossEvents = 20
+)
+
 // nackEntry is one missing packet.
 type nackEntry struct {
 	seq   uint16
@@ -57,11 +74,12 @@ func newNackList() *nackList {
 	return &nackList{missing: make([]nackEntry, 0, nackMaxMissing), repair: nackRepair0}
 }
 
-// received records the arrival of seq at now.
-func (l *nackList) received(seq uint16, now int64) {
+// received records the arrival of seq at now; it returns how many packets its arrival shows
+// missing, and -1 for a packet behind the highest (late: a retransmission, or reordered).
+func (l *nackList) received(seq uint16, now int64) int {
 	if !l.started {
 		l.started, l.highest = true, seq
-		return
+		return 0
 	}
 	d := int16(seq - l.highest)
 	switch {
@@ -80,6 +98,7 @@ func (l *nackList) received(seq uint16, now int64) {
 			l.missing = append(l.missing, nackEntry{seq: s, lost: now})
 		}
 		l.highest = seq
+		return gap
 	case d < 0:
 		for i := range l.missing {
 			if e := l.missing[i]; e.seq == seq {
@@ -93,7 +112,15 @@ func (l *nackList) received(seq uint16, now int64) {
 				break
 			}
 		}
+		return -1
 	}
+	return 0
+}
+
+// forget drops every missing packet: none is to be asked for.
+func (l *nackList) forget() {
+	l.gaveUp += len(l.missing)
+	l.missing = l.missing[:0]
 }
 
 // due appends to out the packets to ask for at now, marks them asked, and forgets the ones asked
@@ -124,16 +151,38 @@ func (l *nackList) due(now int64, out []uint16) []uint16 {
 	return out
 }
 
-// nackGenFactory makes a nackGen per PeerConnection; log (may be nil) gets, at debug level, what
-// each stream was asked for once a second.
-type nackGenFactory struct{ log *slog.Logger }
+// nackGenFactory makes a nackGen per PeerConnection, and finds it by the PeerConnection's ID
+// (upperLayer); log (may be nil) gets, at debug level, what each stream was asked for once a second.
+type nackGenFactory struct {
+	log  *slog.Logger
+	gens sync.Map // PeerConnection ID → *nackGen
+}
 
-func (g nackGenFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	n := &nackGen{streams: map[uint32]*nackList{}, done: make(chan struct{})}
+func (g *nackGenFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	n := newNackGen()
 	if g.log != nil && g.log.Enabled(context.Background(), slog.LevelDebug) {
 		n.log = g.log
 	}
+	if id != "" {
+		n.id, n.gens = id, &g.gens
+		g.gens.Store(id, n)
+	}
 	return n, nil
+}
+
+// simulcast tells the generator of PeerConnection pcID that its video comes in simulcast layers
+// (see nackCongested).
+func (g *nackGenFactory) simulcast(pcID string) {
+	if v, ok := g.gens.Load(pcID); ok {
+		n := v.(*nackGen)
+		n.mu.Lock()
+		n.simulcast = true
+		n.mu.Unlock()
+	}
+}
+
+func newNackGen() *nackGen {
+	return &nackGen{streams: map[uint32]*nackList{}, done: make(chan struct{})}
 }
 
 // nackGen is the interceptor: it watches the sequence numbers of the incoming streams that
@@ -142,11 +191,16 @@ type nackGen struct {
 	interceptor.NoOp
 	mu      sync.Mutex
 	streams map[uint32]*nackList
-	started bool
-	closed  bool
-	done    chan struct{}
-	wg      sync.WaitGroup
-	log     *slog.Logger // nil unless debug logging is on
+	// simulcast: the video comes in simulcast layers (nackGenFactory.simulcast)
+	simulcast bool
+	loss      float64 // share of packets missing, over about the last nackLossEvents
+	id        string  // the PeerConnection's, in gens
+	gens      *sync.Map
+	started   bool
+	closed    bool
+	done      chan struct{}
+	wg        sync.WaitGroup
+	log       *slog.Logger // nil unless debug logging is on
 }
 
 func (n *nackGen) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -178,12 +232,37 @@ func (n *nackGen) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.R
 			return i, a, err
 		}
 		seq := binary.BigEndian.Uint16(b[2:4]) // the fixed header's sequence number: no parse
-		now := time.Now().UnixNano()
-		n.mu.Lock()
-		l.received(seq, now)
-		n.mu.Unlock()
+		n.received(l, seq, time.Now().UnixNano())
 		return i, a, err
 	})
+}
+
+// received records the arrival of seq on stream l at now, and the loss it shows.
+func (n *nackGen) received(l *nackList, seq uint16, now int64) {
+	n.mu.Lock()
+	if gap := l.received(seq, now); gap >= 0 {
+		for range min(gap, nackLossEvents) {
+			n.loss += (1 - n.loss) / nackLossEvents
+		}
+		n.loss -= n.loss / nackLossEvents
+	}
+	n.mu.Unlock()
+}
+
+// collect returns the NACKs due at now, from sender; none from a simulcast publisher whose uplink
+// is full (nackCongested): its missing packets are forgotten instead. Called with mu held.
+func (n *nackGen) collect(now int64, sender uint32, seqs []uint16, pkts []rtcp.Packet) ([]uint16, []rtcp.Packet) {
+	full := n.simulcast && n.loss > nackCongested
+	for ssrc, l := range n.streams {
+		if full {
+			l.forget()
+			continue
+		}
+		if seqs = l.due(now, seqs[:0]); len(seqs) > 0 {
+			pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+		}
+	}
+	return seqs, pkts
 }
 
 func (n *nackGen) UnbindRemoteStream(info *interceptor.StreamInfo) {
@@ -199,6 +278,9 @@ func (n *nackGen) Close() error {
 		close(n.done)
 	}
 	n.mu.Unlock()
+	if n.gens != nil {
+		n.gens.CompareAndDelete(n.id, n)
+	}
 	n.wg.Wait()
 	return nil
 }
@@ -225,16 +307,12 @@ func (n *nackGen) loop(w interceptor.RTCPWriter) {
 			for ssrc, l := range n.streams {
 				if l.asked+l.again+l.repaired+l.gaveUp > 0 {
 					n.log.Debug("NACKs to the publisher", "ssrc", ssrc, "asked", l.asked, "again", l.again, "repaired", l.repaired,
-						"gave_up", l.gaveUp, "missing", len(l.missing), "repair_ms", l.repair.Milliseconds())
+						"gave_up", l.gaveUp, "missing", len(l.missing), "repair_ms", l.repair.Milliseconds(), "loss", n.loss)
 					l.asked, l.again, l.repaired, l.gaveUp = 0, 0, 0, 0
 				}
 			}
 		}
-		for ssrc, l := range n.streams {
-			if seqs = l.due(now, seqs[:0]); len(seqs) > 0 {
-				pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
-			}
-		}
+		seqs, pkts = n.collect(now, sender, seqs, pkts)
 		n.mu.Unlock()
 		if len(pkts) > 0 {
 			_, _ = w.Write(pkts, interceptor.Attributes{})

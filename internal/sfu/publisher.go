@@ -147,6 +147,9 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	if audio == nil && video == nil {
 		return fail(fmt.Errorf("%w: no audio or video to receive", ErrSDP))
 	}
+	if len(layers) > 1 {
+		p.sfu.nacks.simulcast(pc.ID()) // not asked to resend while its uplink is full
+	}
 	var loop *Subscriber
 	var loopSenders []*webrtc.RTPSender
 	if p.loopback {

@@ -76,7 +76,8 @@ type SFU struct {
 	tcpConns sync.Map
 	pubAPI   *webrtc.API
 	subAPI   *webrtc.API
-	relayAPI *webrtc.API // inter-node links (relay.go)
+	relayAPI *webrtc.API     // inter-node links (relay.go)
+	nacks    *nackGenFactory // the NACK generators of publishers and inter-node links
 	reg      registry
 	// net is the one interface table every ICE agent reads. Without it each PeerConnection lists
 	// the host's interfaces over netlink when it is created and keeps its own copy (≈ 7 KB each,
@@ -122,6 +123,7 @@ func New(cfg Config, log *slog.Logger) (*SFU, error) {
 			ReadBufferSize: 64,
 		})
 	}
+	s.nacks = &nackGenFactory{log: log}
 	if s.pubAPI, err = s.newAPI(apiPublisher); err == nil {
 		if s.subAPI, err = s.newAPI(apiSubscriber); err == nil {
 			s.relayAPI, err = s.newAPI(apiRelay)
@@ -200,7 +202,7 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 	}
 	reg := &interceptor.Registry{}
 	if role == apiRelay {
-		if err := addReceiving(reg, s.log); err != nil {
+		if err := addReceiving(reg, s.nacks); err != nil {
 			return nil, err
 		}
 	}
@@ -210,7 +212,7 @@ func (s *SFU) newAPI(role apiRole) (*webrtc.API, error) {
 		if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 			return nil, err
 		}
-		if err := addReceiving(reg, s.log); err != nil {
+		if err := addReceiving(reg, s.nacks); err != nil {
 			return nil, err
 		}
 		// Transport-wide congestion control feedback (video): Chrome's send-side estimator then
@@ -331,12 +333,12 @@ func pionLogger(log *slog.Logger) logging.LoggerFactory {
 
 // addReceiving adds what a receiving end needs to reg: NACKs for lost packets and receiver
 // reports (publishers' PeerConnections and the receiving side of inter-node links).
-func addReceiving(reg *interceptor.Registry, log *slog.Logger) error {
+func addReceiving(reg *interceptor.Registry, nacks *nackGenFactory) error {
 	rr, err := report.NewReceiverInterceptor()
 	if err != nil {
 		return err
 	}
-	reg.Add(nackGenFactory{log: log}) // not pion's generator: see nackgen.go
+	reg.Add(nacks) // not pion's generator: see nackgen.go
 	reg.Add(rr)
 	return nil
 }
