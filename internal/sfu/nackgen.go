@@ -35,18 +35,22 @@ const (
 // A publisher's uplink that loses more than nackCongested of what it is sent is full (random loss
 // on a radio link is a few percent; a full queue drops the excess, half or more at a simulcast
 // publisher's onset, when Chrome sends all its layers for a second before its estimate follows).
-// Then a simulcast publisher is asked for nothing again: a retransmission takes the place of new
-// media in that uplink (Chrome's pacer sends them first), the upper layers are the ones Chrome
-// stops when its estimate falls, and the subscribers that must change layer start at a keyframe
-// anyway. The bed's 150 kbit/s uplink (15 packets a second) carried resends of the stopped 540p and
-// 270p layers for 3.5 s after the onset, and not one new packet of the 135p layer the subscribers
-// had to switch to, nor its keyframe: they froze 4.5-5 s. Repairing the lowest layer still (the
-// one Chrome goes on sending) kept its new packets a further 0.5 s behind resends. A video without
-// simulcast, whose one stream goes on at a lower rate, is still repaired. The loss is an average
-// over the last nackLossEvents packets of the PeerConnection's streams.
+// Then a simulcast publisher that still sends a layer above its lowest is asked for nothing
+// again: a retransmission takes the place of new media in that uplink (Chrome's pacer sends them
+// first), the upper layers are the ones Chrome stops when its estimate falls, and the subscribers
+// that must change layer start at a keyframe anyway. The bed's 150 kbit/s uplink (15 packets a
+// second) carried resends of the stopped 540p and 270p layers for 3.5 s after the onset, and not
+// one new packet of the 135p layer the subscribers had to switch to, nor its keyframe: they froze
+// 4.5-5 s. Repairing the lowest layer still (the one Chrome goes on sending) kept its new packets a
+// further 0.5 s behind resends. Once no upper layer has sent new media for nackUpperLive (Chrome's
+// padding probes on a stopped layer's SSRC are none), the lowest is repaired again, as a video
+// without simulcast always is: the subscribers are on it, and its losses left unrepaired froze
+// them until their own keyframe request, 3 s later in the bed. The loss is an average over the
+// last nackLossEvents packets of the PeerConnection's streams.
 const (
 	nackCongested  = 0.3
 	nackLossEvents = 20
+	nackUpperLive  = 500 * time.Millisecond
 )
 
 // nackEntry is one missing packet.
@@ -170,19 +174,19 @@ func (g *nackGenFactory) NewInterceptor(id string) (interceptor.Interceptor, err
 	return n, nil
 }
 
-// simulcast tells the generator of PeerConnection pcID that its video comes in simulcast layers
-// (see nackCongested).
-func (g *nackGenFactory) simulcast(pcID string) {
+// upperLayer tells the generator of PeerConnection pcID that the stream ssrc is a simulcast layer
+// above the lowest, whose last new media arrived at mediaAt() (unix nanos; see nackCongested).
+func (g *nackGenFactory) upperLayer(pcID string, ssrc uint32, mediaAt func() int64) {
 	if v, ok := g.gens.Load(pcID); ok {
 		n := v.(*nackGen)
 		n.mu.Lock()
-		n.simulcast = true
+		n.upper[ssrc] = mediaAt
 		n.mu.Unlock()
 	}
 }
 
 func newNackGen() *nackGen {
-	return &nackGen{streams: map[uint32]*nackList{}, done: make(chan struct{})}
+	return &nackGen{streams: map[uint32]*nackList{}, upper: map[uint32]func() int64{}, done: make(chan struct{})}
 }
 
 // nackGen is the interceptor: it watches the sequence numbers of the incoming streams that
@@ -191,16 +195,15 @@ type nackGen struct {
 	interceptor.NoOp
 	mu      sync.Mutex
 	streams map[uint32]*nackList
-	// simulcast: the video comes in simulcast layers (nackGenFactory.simulcast)
-	simulcast bool
-	loss      float64 // share of packets missing, over about the last nackLossEvents
-	id        string  // the PeerConnection's, in gens
-	gens      *sync.Map
-	started   bool
-	closed    bool
-	done      chan struct{}
-	wg        sync.WaitGroup
-	log       *slog.Logger // nil unless debug logging is on
+	upper   map[uint32]func() int64 // simulcast layers above the lowest: their last new media (nackGenFactory.upperLayer)
+	loss    float64                 // share of packets missing, over about the last nackLossEvents
+	id      string                  // the PeerConnection's, in gens
+	gens    *sync.Map
+	started bool
+	closed  bool
+	done    chan struct{}
+	wg      sync.WaitGroup
+	log     *slog.Logger // nil unless debug logging is on
 }
 
 func (n *nackGen) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
@@ -250,11 +253,17 @@ func (n *nackGen) received(l *nackList, seq uint16, now int64) {
 }
 
 // collect returns the NACKs due at now, from sender; none from a simulcast publisher whose uplink
-// is full (nackCongested): its missing packets are forgotten instead. Called with mu held.
+// is full while it sends an upper layer (nackCongested): its missing packets are forgotten
+// instead. Called with mu held.
 func (n *nackGen) collect(now int64, sender uint32, seqs []uint16, pkts []rtcp.Packet) ([]uint16, []rtcp.Packet) {
-	full := n.simulcast && n.loss > nackCongested
+	congested, full := n.loss > nackCongested, false
+	if congested {
+		for _, mediaAt := range n.upper {
+			full = full || now-mediaAt() < int64(nackUpperLive)
+		}
+	}
 	for ssrc, l := range n.streams {
-		if full {
+		if full || congested && n.upper[ssrc] != nil {
 			l.forget()
 			continue
 		}
@@ -268,6 +277,7 @@ func (n *nackGen) collect(now int64, sender uint32, seqs []uint16, pkts []rtcp.P
 func (n *nackGen) UnbindRemoteStream(info *interceptor.StreamInfo) {
 	n.mu.Lock()
 	delete(n.streams, info.SSRC)
+	delete(n.upper, info.SSRC)
 	n.mu.Unlock()
 }
 

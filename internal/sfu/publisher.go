@@ -147,9 +147,6 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	if audio == nil && video == nil {
 		return fail(fmt.Errorf("%w: no audio or video to receive", ErrSDP))
 	}
-	if len(layers) > 1 {
-		p.sfu.nacks.simulcast(pc.ID()) // not asked to resend while its uplink is full
-	}
 	var loop *Subscriber
 	var loopSenders []*webrtc.RTPSender
 	if p.loopback {
@@ -171,6 +168,9 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 		}
 		f.ssrc.Store(uint32(tr.SSRC()))
 		f.pc.Store(pc)
+		if len(layers) > 1 && f != layers[0] {
+			p.sfu.nacks.upperLayer(pc.ID(), uint32(tr.SSRC()), f.mediaAt.Load) // not asked to resend while the uplink is full
+		}
 		f.requestKeyframe(true) // subscribers may already be waiting
 		// Close waits for the read loops: one may only start while Close has not begun, or the
 		// WaitGroup would be added to during (or after) its Wait.
