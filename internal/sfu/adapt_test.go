@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"log/slog"
 	"strings"
 
 	"context"
@@ -746,6 +747,47 @@ func TestRetransmissionRepairsRandomLoss(t *testing.T) {
 	c.tick(ccInput{now: t0})
 	if d := c.tick(ccInput{now: t0.Add(time.Second), sent: media / 8, src: media / 8, fraction: frac, reportAt: t0.Add(time.Second).UnixNano(), rtt: 40 * time.Millisecond}); d.rtxBudget > rtxBudgetFloor {
 		t.Fatalf("paused video: %d bytes/s of retransmissions", d.rtxBudget)
+	}
+}
+
+// TestLossyRepairsFollowTheMedia: on a path losing 15 % at random, the retransmission budget is
+// refilled as the video is sent, a quarter of it, up to what the tick allowed: a second whose
+// video doubles gets its repairs, where a budget set once on the second before ran dry (the bed's
+// picture stalled 3.3 s). A path with a queue behind its loss gets no refill.
+func TestLossyRepairsFollowTheMedia(t *testing.T) {
+	for _, random := range []bool{true, false} {
+		d := &downTrack{gated: true, cc: &congestion{}}
+		sub := &Subscriber{cc: d.cc, downs: []*downTrack{d}, log: slog.New(slog.DiscardHandler)}
+		rtt := func(i int) time.Duration { return 40 * time.Millisecond }
+		if !random {
+			rtt = func(i int) time.Duration { return 40*time.Millisecond + time.Duration(min(i, 3))*100*time.Millisecond }
+		}
+		dec, _ := lossyTicks(t, d.cc, 10, 38, rtt, false)
+		d.cc.rtxBudget.Store(dec.rtxBudget)
+		sub.topUpRepairs()
+		// 1.2 Mbit/s of video for a second: twice the 600 kbit/s the tick saw. Every 100 ms the
+		// browser asks for what 15 % lost takes to send again, and it is sent if the budget has it.
+		var repaired, asked int64
+		for range 10 {
+			d.bytes.Add(1.2e6 / 8 / 10)
+			sub.topUpRepairs()
+			want := int64(2647) // 15 % of 15 kB lost, sent again
+			asked += want
+			if d.cc.rtxBudget.Add(-want) >= 0 {
+				repaired += want
+			} else {
+				d.cc.rtxBudget.Add(want)
+			}
+		}
+		if random && repaired < asked {
+			t.Fatalf("random loss: %d of %d bytes of repairs sent in a second the video doubled", repaired, asked)
+		}
+		if !random && repaired >= asked {
+			t.Fatalf("loss behind a queue: all %d bytes of repairs sent", asked)
+		}
+		if b := d.cc.rtxBudget.Load(); b > dec.rtxBudget {
+			t.Fatalf("budget refilled to %d, over the tick's %d", b, dec.rtxBudget)
+		}
 	}
 }
 

@@ -170,6 +170,10 @@ type congestion struct {
 	// path was last seen queued (zero then): a path that loses at random (the simulcast layer
 	// choice's lossyPath; one second's loss of such a path reads 0-27 % at 15 %).
 	lossyAt time.Time
+	// repairCap: the retransmission budget a lossy path's (randomLately) is refilled up to
+	// (topUpRepairs), 0 for others; repairAt the video bytes sent at the last refill.
+	repairCap int64
+	repairAt  uint64
 	// The video report's cumulative counters at the last tick that read them (intervalLoss), and
 	// the forwarded layer's upstream loss counters then.
 	lossHighest, lossLost uint32
@@ -421,6 +425,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 	// Retransmissions take what the estimate leaves above the media; unknown, half the media
 	// rate. A floor keeps a lossy but otherwise fine link repairable.
 	media := sentRate
+	c.repairCap = 0
 	if c.pause.Load() || d.pause {
 		d.rtxBudget = rtxBudgetFloor // nothing from before the pause is sent again anyway
 		return d
@@ -449,6 +454,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		// 3-27 % at 15 % and miss a keyframe's second (sized so, the bed's 540p at 15 % was
 		// refused 13-18 repairs in a second, and froze 0.45-0.6 s each time).
 		d.rtxBudget = max(d.rtxBudget, int64(max(media, need)*rtxRepairMax/8))
+		c.repairCap = d.rtxBudget // topUpRepairs refills it up to this
 	}
 	return d
 }
@@ -456,6 +462,29 @@ func (c *congestion) tick(in ccInput) ccDecision {
 // rtxRepairMax bounds the repairs of a lossy path as a share of the media rate (a quarter, as
 // the estimate-driven budget is bounded): 15 % lost needs about a fifth, its repeats included.
 const rtxRepairMax = 0.25
+
+// topUpRepairs refills a lossy path's retransmission budget every 100 ms with rtxRepairMax of the
+// video sent since, up to what the tick set it to (repairCap): the repairs follow the media as it
+// is sent. Set once a second on the second before, the budget ran out when a layer's rate jumped
+// (the bed at 15 % lost: the publisher's 270p layer grew as its 540p one started), and the
+// subscriber's asks for what it missed, refused, stalled its picture 3.3 s until a keyframe.
+func (sub *Subscriber) topUpRepairs() {
+	c := sub.cc
+	var media uint64
+	for _, d := range sub.downs {
+		if d.gated {
+			media = d.bytes.Load() - d.rtxB.Load() - d.padB.Load()
+		}
+	}
+	add := int64(float64(media-c.repairAt) * rtxRepairMax)
+	c.repairAt = media
+	if c.repairCap <= 0 || add <= 0 {
+		return
+	}
+	if b := c.rtxBudget.Load(); b < c.repairCap {
+		c.rtxBudget.Add(min(add, c.repairCap-b))
+	}
+}
 
 // randomLately reports whether the path lost at random lately (lossyAt, lossyFor).
 func (c *congestion) randomLately(now time.Time) bool {
@@ -945,6 +974,7 @@ func (sub *Subscriber) resume(video *downTrack) {
 // the sender-report goroutine: over TCP its send queue tells (probeStep), over UDP the
 // subscriber's feedback (probeFeedbackStep).
 func (sub *Subscriber) probe(now time.Time) {
+	sub.topUpRepairs()
 	q := sub.queue.Load()
 	if sub.sc != nil {
 		sub.sc.q = nil

@@ -160,6 +160,9 @@ func (d *downTrack) retransmit(nack *rtcp.TransportLayerNack, now time.Time) {
 				r.skipped[rtxSkipOld].Add(1)
 				continue
 			case d.cc != nil && d.cc.rtxBudget.Add(-int64(n)) < 0: // an inter-node link has no budget
+				// Refused, it costs nothing: the browser asks again, and each ask taken off
+				// the budget would keep it short after a refill (topUpRepairs).
+				d.cc.rtxBudget.Add(int64(n))
 				r.skipped[rtxSkipBudget].Add(1)
 				continue
 			}
