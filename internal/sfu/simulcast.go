@@ -265,8 +265,8 @@ type upProbe struct {
 	rxAt    int64
 	rxSet   bool
 	// lossy: the probe began on a path that loses at random (lossyPath); lossBase is the share of
-	// its packets that path lost then (NACKs per packet or the report's), and lostBytes the
-	// feedback's lost bytes at rxSet.
+	// its packets that path lost then (its NACKs per packet or the congestion tick's loss, at most
+	// ccCongestedLoss), and lostBytes the feedback's lost bytes at rxSet.
 	lossy     bool
 	lossBase  float64
 	lostBytes uint64
