@@ -816,6 +816,33 @@ func TestSimulcastTopTakenOnItsMean(t *testing.T) {
 	}
 }
 
+// TestSimulcastTopJustStartedHasNoMean: a top layer that has sent for two seconds of the four
+// its mean is taken over (the publisher just started it, or the subscriber just came) has no mean
+// yet: the seconds of nothing read a 500 kbit/s layer as 182, and the make-test bed's 300 kbit/s
+// subscriber was given it on a link that delivered 224 at its limit (frozen 1.7 s). Its peak
+// stands for it until the window is full; then the mean is the mean.
+func TestSimulcastTopJustStartedHasNoMean(t *testing.T) {
+	c := newLayerChoice(t)
+	c.rates = []uint64{130e3, 280e3, 0}
+	c.sc.up.next = c.now.Add(time.Hour)
+	for i := range 4 * peakSeconds {
+		if i == 2*peakSeconds-2 {
+			c.rates[2] = 500e3 // the top starts
+		}
+		c.advance(time.Second, 130e3)
+		if got := c.sc.meanRate(2); c.rates[2] > 0 && got < 0.9*500e3 {
+			t.Fatalf("%d s after the top started: its mean %.0f, want its rate (500 kbit/s) or more", i-(2*peakSeconds-2)+1, got)
+		}
+	}
+	c.rates[2] = 400e3
+	for range peakSeconds {
+		c.advance(time.Second, 130e3)
+	}
+	if got := c.sc.meanRate(2); got < 0.95*400e3 || got > 1.05*400e3 {
+		t.Fatalf("a full window at 400 kbit/s: mean %.0f", got)
+	}
+}
+
 // TestSimulcastProbeNeedsDelivery: a probe judged by delay whose padding did not go out (the
 // link delivered little more than the current layer) is not passed by clean receiver reports:
 // a report with no loss says nothing of whether the link carries the target (the bed at 600

@@ -1601,16 +1601,21 @@ func (sc *simulcast) peakRate(r int32) float64 {
 }
 
 // meanRate is what rung r carried on average over the last peakSeconds intervals (measure).
+// Only over a full window of seconds it sent in: a layer just started (or a subscriber just
+// come) has seconds of nothing in its window, which read a 500 kbit/s layer as 182 and had the
+// make-test bed's 300 kbit/s link take it; then its peak stands for its mean.
 func (sc *simulcast) meanRate(r int32) float64 {
-	n := min(sc.npeak, peakSeconds)
-	if n == 0 {
-		return sc.rate[r]
+	if sc.npeak < peakSeconds {
+		return sc.peakRate(r)
 	}
 	sum := 0.0
-	for i := range n {
+	for i := range peakSeconds {
+		if sc.peak[i][r] <= 0 {
+			return sc.peakRate(r)
+		}
 		sum += sc.peak[i][r]
 	}
-	return sum / float64(n)
+	return sum / peakSeconds
 }
 
 // useTemporal extends the ladder with the rungs at half rate, once the layers are seen to carry
