@@ -486,7 +486,8 @@ func (sub *Subscriber) topUpRepairs() {
 	}
 }
 
-// randomLately reports whether the path lost at random lately (lossyAt, lossyFor).
+// randomLately reports whether the path lost at random lately (lossyAt, lossyFor). A tick that
+// sees a queue behind the path clears lossyAt, so it implies the latest tick's roomy.
 func (c *congestion) randomLately(now time.Time) bool {
 	return !c.lossyAt.IsZero() && now.Sub(c.lossyAt) < lossyFor
 }

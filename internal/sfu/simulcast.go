@@ -1343,11 +1343,10 @@ func (sc *simulcast) offered(r float64) float64 {
 }
 
 // lossyPath reports whether the subscriber's UDP path loses at random: the congestion state's
-// ticks saw it lose with no queue behind it lately (lossyAt) and none since with a queue, and the
-// transport-wide feedback, fresh, shows no queue now.
+// ticks saw it lose with no queue behind it lately and none since with a queue (randomLately),
+// and the transport-wide feedback, fresh, shows no queue now.
 func (sc *simulcast) lossyPath(now time.Time, sig delaySignal) bool {
-	cc := sc.main.cc
-	return sc.q == nil && sig.ok && sig.queue < upQueueRise && cc.roomy.Load() && cc.randomLately(now)
+	return sc.q == nil && sig.ok && sig.queue < upQueueRise && sc.main.cc.randomLately(now)
 }
 
 // deliveredLayer returns the highest layer up to the probe's target whose rate (its peak lately),
@@ -1415,9 +1414,10 @@ func (sc *simulcast) endProbe(now time.Time, passed bool, why string) {
 		sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.slowFor > 0 && sig.runRate > 0 {
 		// What the link carried at its limit, the spans it fell behind in: the next probes stop
 		// a little above it. (A probe that ended without the link falling behind says nothing.)
-		sc.ceil = min(sig.runRate, sig.rate)
 		if sc.up.lossy {
 			sc.ceil = sc.probeLinkRate(sig)
+		} else {
+			sc.ceil = min(sig.runRate, sig.rate)
 		}
 	}
 	lo, hi := upGapMin, upGapMax

@@ -332,14 +332,21 @@ func TestSimulcastTemporalLayers(t *testing.T) {
 	}
 }
 
+// twoLayersRunning returns two VP8 layers (keyframes at the frames keyAt) and a subscriber of
+// theirs, recording into r, that has been forwarded their frames 0-19.
+func twoLayersRunning(t *testing.T, keyAt []int) ([]*vp8Layer, *recorder, *downTrack) {
+	layers := newVP8Layers(2)
+	r := &recorder{}
+	d := simulcastSubscriber(t, layers, r)
+	run(layers, 0, 20, keyAt)
+	return layers, r, d
+}
+
 // TestSimulcastFollowsLayersBeingSent: when the publisher stops sending its top layer (its uplink
 // shrank), subscribers move down to the best layer still arriving, and back up when it returns.
 func TestSimulcastFollowsLayersBeingSent(t *testing.T) {
-	layers := newVP8Layers(2)
 	keyAt := []int{0, 5}
-	r := &recorder{}
-	simulcastSubscriber(t, layers, r)
-	run(layers, 0, 20, keyAt)
+	layers, r, _ := twoLayersRunning(t, keyAt)
 	// The top layer goes silent for longer than layerIdle.
 	layers[1].f.mediaAt.Add(-int64(2 * layerIdle))
 	run(layers[:1], 20, 31, keyAt)
@@ -356,11 +363,8 @@ func TestSimulcastFollowsLayersBeingSent(t *testing.T) {
 // layer still sent instead of waiting for a keyframe of the silent one and asking for it twice a
 // second (the weak-network bed's ci11: nobody received video for 13 s, 1.71 PLI/s).
 func TestSimulcastPaddingIsNoLayer(t *testing.T) {
-	layers := newVP8Layers(2)
 	keyAt := []int{5, 0}
-	r := &recorder{}
-	simulcastSubscriber(t, layers, r)
-	run(layers, 0, 20, keyAt)
+	layers, r, _ := twoLayersRunning(t, keyAt)
 	// The top layer's last video is older than layerIdle; only padding follows on it.
 	layers[1].f.mediaAt.Add(-int64(2 * layerIdle))
 	for fr := 20; fr < 31; fr++ {
@@ -988,11 +992,8 @@ func TestSimulcastProbeFailsOnQueue(t *testing.T) {
 // for packets older than the last keyframe). The subscriber's stream goes on from the new tracks'
 // next keyframe as one continuous stream.
 func TestSimulcastAcrossPublisherReconnect(t *testing.T) {
-	layers := newVP8Layers(2)
 	keyAt := []int{0, 5}
-	r := &recorder{}
-	simulcastSubscriber(t, layers, r)
-	run(layers, 0, 20, keyAt)
+	layers, r, _ := twoLayersRunning(t, keyAt)
 	before := len(r.got)
 	for _, l := range layers {
 		l.f.gen.Add(1) // what forwarder.run does for a new track
@@ -1119,11 +1120,8 @@ func pausedSimulcastSubscriber(t *testing.T) ([]*vp8Layer, []int, *recorder, *do
 // uplink estimate falls: the bed's weak publisher froze its subscribers 2-5 s at each onset); all
 // layers silent together (a screen share between changes) stop nothing before layerIdle.
 func TestSimulcastLayerStoppedUnderALiveOne(t *testing.T) {
-	layers := newVP8Layers(2)
 	keyAt := []int{0, 5}
-	r := &recorder{}
-	d := simulcastSubscriber(t, layers, r)
-	run(layers, 0, 20, keyAt)
+	layers, r, d := twoLayersRunning(t, keyAt)
 	now := time.Now().UnixNano()
 	gone := int64(800 * time.Millisecond)
 	layers[1].f.mediaAt.Store(now - gone)
@@ -1148,11 +1146,8 @@ func TestSimulcastLayerStoppedUnderALiveOne(t *testing.T) {
 // sent: the subscriber goes to the layer still sent. At the bed's weak-publisher onset the resends
 // of the stopped 540p layer kept it "sending" for 2-3 s, and its subscribers froze that much longer.
 func TestSimulcastResendsAreNoLayer(t *testing.T) {
-	layers := newVP8Layers(2)
 	keyAt := []int{0, 5}
-	r := &recorder{}
-	simulcastSubscriber(t, layers, r)
-	run(layers, 0, 20, keyAt)
+	layers, r, _ := twoLayersRunning(t, keyAt)
 	// The top layer's last new video is older than layerIdle; resends of it follow.
 	layers[1].f.mediaAt.Add(-int64(2 * layerIdle))
 	old := layers[1].seq - 20
