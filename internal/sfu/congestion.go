@@ -72,8 +72,15 @@ const (
 	// video resumed into it twice. (Padding at 3x the need and no end at the padding's first
 	// drops, tried instead, had the bed's TCP subscribers conceal 36-46 % of their audio.) The
 	// probe runs on the sender reports' 100 ms clock, not the estimate's second.
-	ccProbeGap    = 800 * time.Millisecond
-	ccProbeTime   = 900 * time.Millisecond
+	// A failed probe ends at its padding's first drops, 0.2-0.3 s in on the bed's 150 kbit/s
+	// links, so the cycle is mostly the gap, and a freed link waits for the next probe and then
+	// all of it: with 0.8 s of gap and 0.9 s of probe a freed ICE-TCP link was back to real time
+	// 1.9-2.1 s later (the bound: 2 s). The probe's judged part stays 0.2 s (0.1 s let a
+	// burst pass it: TestTCPProbeNotFooledByABurst), and the gap is shortened by only 0.1 s: at
+	// 0.5 s the probes' padding cost the bed's paused subscribers 4-6 % of their audio
+	// concealed, against under 1 % (TestTCPFreedLinkBackSoon: back within 1.4 s in the model).
+	ccProbeGap    = 700 * time.Millisecond
+	ccProbeTime   = 700 * time.Millisecond
 	ccProbeSettle = 500 * time.Millisecond
 	// ccProbePadDrops: a TCP probe whose queue dropped this many padding frames (no room on the
 	// link for them) failed. A few, not one: a writer late by a scheduling hiccup drops some.

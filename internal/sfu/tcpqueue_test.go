@@ -356,3 +356,35 @@ func TestTCPProbeNotFooledByABurst(t *testing.T) {
 	}
 	t.Fatal("video not back 2 s after the link was freed")
 }
+
+// TestTCPFreedLinkBackSoon: the issue wants a TCP subscriber back to real time within 2 s of its
+// link being freed, and its first frame needs a keyframe after the probe passes (0.2-0.3 s in
+// the bed). Wherever in the probes' cycle the link is freed, the probe must pass within 1.5 s.
+func TestTCPFreedLinkBackSoon(t *testing.T) {
+	worst := time.Duration(0)
+	for offset := range 20 {
+		r := &queueRun{now: t0, burst: 4 << 10}
+		r.c.tick(ccInput{now: t0})
+		r.second(500e3, 2e6, 20*time.Millisecond)
+		for range 3 {
+			r.second(500e3, 150e3, 20*time.Millisecond)
+		}
+		if r.pauses != 1 {
+			t.Fatalf("%d pauses: the model's link must not carry the video", r.pauses)
+		}
+		for range offset {
+			r.step(500e3, 150e3)
+		}
+		freed := r.now
+		for r.resumes == 0 && r.now.Sub(freed) < 5*time.Second {
+			r.step(500e3, 10e6)
+		}
+		if r.resumes == 0 {
+			t.Fatalf("freed %d steps into the cycle: not back in 5 s", offset)
+		}
+		worst = max(worst, r.now.Sub(freed))
+	}
+	if worst > 1500*time.Millisecond {
+		t.Fatalf("back %v after the link was freed at worst: want ≤ 1.5 s", worst)
+	}
+}
