@@ -113,6 +113,27 @@ func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecPar
 	return webrtc.RTPCodecParameters{}, fmt.Errorf("%w: the offer has no %s video", ErrCodec, want)
 }
 
+// chooseAudioCodec picks Opus for a publisher's audio m-section under the payload type the offer
+// gave it. An answer must keep the offer's numbers (RFC 3264 §6.1): Firefox offers Opus as 109,
+// and answered with our 111 it sent 109 all the same, which pion then dropped as an unknown codec
+// (no audio from any Firefox publisher).
+func chooseAudioCodec(md *sdp.MediaDescription) (webrtc.RTPCodecParameters, bool) {
+	for _, f := range md.MediaName.Formats {
+		pt, err := strconv.ParseUint(f, 10, 7)
+		if err != nil {
+			continue
+		}
+		for _, a := range md.Attributes {
+			if p, rest, ok := strings.Cut(a.Value, " "); a.Key == "rtpmap" && ok && p == f && strings.HasPrefix(strings.ToLower(rest), "opus/48000") {
+				c := opus
+				c.PayloadType = webrtc.PayloadType(pt)
+				return c, true
+			}
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
 // ErrCodec means the publisher did not offer the session's forced video codec (OpenVidu error 800).
 var ErrCodec = fmt.Errorf("%w: forced codec not offered", ErrSDP)
 

@@ -138,7 +138,11 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 				video = p.forwarderFor(webrtc.RTPCodecTypeVideo, c.RTPCodecCapability)
 			}
 		case t.Kind() == webrtc.RTPCodecTypeAudio && audio == nil:
-			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{opus}); err != nil {
+			c, ok := chooseAudioCodec(md)
+			if !ok {
+				return fail(fmt.Errorf("%w: the offer has no Opus audio", ErrSDP))
+			}
+			if err := t.SetCodecPreferences([]webrtc.RTPCodecParameters{c}); err != nil {
 				return fail(fmt.Errorf("%w: the offer has no Opus audio", ErrSDP))
 			}
 			audio = p.forwarderFor(webrtc.RTPCodecTypeAudio, opus.RTPCodecCapability)
