@@ -93,7 +93,45 @@ func (m *udpMuxSet) GetConn(ufrag string, addr net.Addr) (net.PacketConn, error)
 	if !ok {
 		return nil, fmt.Errorf("media port: not bound on %v", addr)
 	}
-	return mux.GetConn(ufrag, addr)
+	c, err := mux.GetConn(ufrag, addr)
+	if err == nil && ua.IP.IsLoopback() && m.boundBeyondLoopback(ua.AddrPort().Addr().Unmap().Is4()) {
+		c = loopbackOnly{c}
+	}
+	return c, err
+}
+
+// boundBeyondLoopback tells whether the port is also bound on an address of that family that is
+// not loopback: a peer on this machine then reaches that one, and our loopback candidate need
+// reach nothing else. Bound on loopback alone (the benches), it is the only way in, and a
+// browser, which checks from its host address, needs its answers.
+func (m *udpMuxSet) boundBeyondLoopback(v4 bool) bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for ip := range m.muxes {
+		if !ip.IsLoopback() && ip.Is4() == v4 {
+			return true
+		}
+	}
+	return false
+}
+
+// errLoopbackOnly refuses a packet from a loopback candidate to another address.
+var errLoopbackOnly = errors.New("media port: a loopback candidate only reaches loopback addresses")
+
+// loopbackOnly keeps a loopback candidate (dev mode announces one) to loopback peers, when the
+// port has another address for the rest (boundBeyondLoopback). Linux
+// delivers 127.0.0.1 → 192.0.2.2 on the same machine, so ICE would pair our 127.0.0.1 with a
+// browser's host address. Firefox answers our check from there but never checks back to a
+// loopback address (media.peerconnection.ice.loopback is off): when we, controlling, nominated
+// that pair first (our host candidates tie), Firefox stayed in "checking" and its subscription
+// never connected (4 of 6 in a row against the dev server).
+type loopbackOnly struct{ net.PacketConn }
+
+func (c loopbackOnly) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok && !ua.IP.IsLoopback() {
+		return 0, errLoopbackOnly
+	}
+	return c.PacketConn.WriteTo(p, addr)
 }
 
 // RemoveConnByUfrag implements ice.UDPMux.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/logging"
 )
 
 // TestListenIPsMustBind: an address the operator listed that cannot be bound fails start-up with
@@ -109,5 +112,87 @@ func mediaPortChild(t *testing.T) {
 			t.Fatalf("media port bound on %v, never on %v", got, missing)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a condition, not synchronising on time
+	}
+}
+
+// TestLoopbackCandidateReachesOnlyLoopback: with the media port also on a host address, what our
+// loopback candidate sends to a browser's host address on the same machine is refused (Firefox
+// would answer it but never check back, and a nomination of that pair left it unconnected); to a
+// loopback address it goes out. With the port on loopback alone it is the only way in, and it
+// answers host addresses too.
+func TestLoopbackCandidateReachesOnlyLoopback(t *testing.T) {
+	var host netip.Addr // a non-loopback address of this machine, where a browser would be
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			host, _ = netip.AddrFromSlice(n.IP.To4())
+		}
+	}
+	if !host.IsValid() {
+		t.Skip("no non-loopback IPv4 address on this machine")
+	}
+	listen := func(ip netip.Addr) *net.UDPConn {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	// reaches sends "check" from the mux's loopback candidate to to, then "marker" from elsewhere,
+	// and tells whether the check arrived (UDP on one machine keeps the order).
+	reaches := func(m *udpMuxSet, ufrag string, to *net.UDPConn) bool {
+		t.Helper()
+		var lo net.Addr
+		for _, a := range m.GetListenAddresses() {
+			if a.(*net.UDPAddr).IP.IsLoopback() {
+				lo = a
+			}
+		}
+		conn, err := m.GetConn(ufrag, lo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = conn.WriteTo([]byte("check"), to.LocalAddr())
+		if _, err := listen(host).WriteTo([]byte("marker"), to.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		for {
+			_ = to.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, _, err := to.ReadFrom(buf)
+			if err != nil {
+				t.Fatalf("neither the check nor the marker arrived: %v", err)
+			}
+			switch string(buf[:n]) {
+			case "check":
+				_, _, _ = to.ReadFrom(buf) // the marker
+				return true
+			case "marker":
+				return false
+			}
+		}
+	}
+	newSet := func(ips ...netip.Addr) *udpMuxSet {
+		m := newUDPMuxSet(0, logging.NewDefaultLoggerFactory().NewLogger("test"))
+		t.Cleanup(func() { _ = m.Close() })
+		for _, ip := range ips {
+			if err := m.add(ip); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+
+	both := newSet(lo, host)
+	if reaches(both, "a", listen(host)) {
+		t.Errorf("bound on %v too, the loopback candidate sent to a host address", host)
+	}
+	if !reaches(both, "b", listen(lo)) {
+		t.Errorf("the loopback candidate did not reach a loopback address")
+	}
+	if !reaches(newSet(lo), "c", listen(host)) {
+		t.Errorf("bound on loopback alone, the loopback candidate did not answer a host address")
 	}
 }
