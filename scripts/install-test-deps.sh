@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the tests need on a fresh Debian machine, only when missing: Chromium (browser
-# tests), ffmpeg and unzip (recordings), coturn's test clients, redis-server, iproute2/iptables
+# Installs what the tests need on a fresh Debian machine, only when missing: Chromium and Firefox
+# ESR (browser tests), ffmpeg and unzip (recordings), coturn's test clients, redis-server, iproute2/iptables
 # (network test beds), HAProxy and nginx with its stream module (the proxied-mode bed), and the npm packages of test/e2e.
 set -euo pipefail
 need=()
 command -v chromium >/dev/null || need+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v unzip >/dev/null || need+=(unzip)
 command -v turnutils_uclient >/dev/null || need+=(coturn)

@@ -7,6 +7,7 @@ import { createServer as netServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 import ovnode from 'openvidu-node-client';
 
 export const { OpenVidu } = ovnode;
@@ -124,6 +125,49 @@ export async function startPages() {
 
 export async function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: chromiumArgs });
+}
+
+// firefoxPrefs give Debian's Firefox ESR fake devices without a permission prompt, as
+// --use-fake-device-for-media-stream and --use-fake-ui-for-media-stream do for Chromium, and keep
+// it from reaching out (updates, telemetry) during a test.
+export const firefoxPrefs = {
+  'media.navigator.streams.fake': true,
+  'media.navigator.permission.disabled': true,
+  'media.autoplay.default': 0,
+  'media.autoplay.blocking_policy': 0,
+  'media.peerconnection.ice.obfuscate_host_addresses': false,
+  'app.update.enabled': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.enabled': false,
+  'media.gmp-manager.updateEnabled': false,
+};
+
+// launchFirefox starts Debian's Firefox ESR (never a downloaded build) through puppeteer-core over
+// WebDriver BiDi, and returns it behind the few calls of playwright's Browser that this harness
+// uses (newContext, addInitScript, newPage, close), so openParticipant takes either browser.
+export async function launchFirefox() {
+  const b = await puppeteer.launch({
+    browser: 'firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true,
+    extraPrefsFirefox: firefoxPrefs,
+  });
+  return {
+    name: 'firefox',
+    version: () => b.version(),
+    async newContext() {
+      const ctx = await b.createBrowserContext();
+      const scripts = [];
+      return {
+        addInitScript: async (s) => { scripts.push(s); },
+        async newPage() {
+          const page = await ctx.newPage();
+          for (const s of scripts) await page.evaluateOnNewDocument(s);
+          return page;
+        },
+        close: () => ctx.close(),
+      };
+    },
+    close: () => b.close(),
+  };
 }
 
 // openParticipant opens a page in its own browser context and connects it with token. The page

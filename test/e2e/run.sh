@@ -13,7 +13,7 @@ mkdir -p output
 LONG_COMPOSED=1 timeout 600 node --test --test-timeout=480000 --test-name-pattern=three-minute recording.test.mjs \
   >output/composed-long.tap 2>&1 &
 long=$!
-timeout 900 node --test --test-concurrency=1 --test-timeout=180000 core.test.mjs events.test.mjs recording.test.mjs simulcast.test.mjs ipcam.test.mjs cluster.test.mjs || status=$?
+timeout 900 node --test --test-concurrency=1 --test-timeout=180000 core.test.mjs events.test.mjs recording.test.mjs simulcast.test.mjs firefox.test.mjs ipcam.test.mjs cluster.test.mjs || status=$?
 wait "$long" || status=$?
 cat output/composed-long.tap
 for suite in app firewall weaknet proxied; do
