@@ -7,7 +7,6 @@ import { createServer as netServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import puppeteer from 'puppeteer-core';
 import ovnode from 'openvidu-node-client';
 
 export const { OpenVidu } = ovnode;
@@ -146,6 +145,8 @@ export const firefoxPrefs = {
 // WebDriver BiDi, and returns it behind the few calls of playwright's Browser that this harness
 // uses (newContext, addInitScript, newPage, close), so openParticipant takes either browser.
 export async function launchFirefox() {
+  // Imported here, so suites without Firefox run on a node_modules installed before it came in.
+  const { default: puppeteer } = await import('puppeteer-core');
   const b = await puppeteer.launch({
     browser: 'firefox', executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr', headless: true,
     extraPrefsFirefox: firefoxPrefs,
