@@ -640,15 +640,18 @@ func TestUpstreamLossIsNotTheSubscribersLoss(t *testing.T) {
 		const ssrc = 1
 		now, sent, src := t0, uint64(0), uint64(0)
 		d.cc.tick(ccInput{now: now})
+		highest := uint32(1000)
 		for range 10 {
 			now = now.Add(time.Second)
-			// The publisher sends 50 packets (600 kbit/s); 20 never reach us.
+			// The publisher sends 50 packets (600 kbit/s); 20 never reach us, and we forward
+			// the gaps they leave.
 			const published, upLost = 50, 20
-			f.packets.Add(published - upLost)
-			f.lost.Add(upLost)
+			d.holes.Add(upLost)
+			d.sent.Add(published - upLost)
+			highest += published
 			got := float64(published-upLost) * (1 - c.ownLoss)
 			fraction := uint8((published - got) * 256 / published)
-			d.onReports(ssrc, []rtcp.ReceptionReport{{SSRC: ssrc, FractionLost: fraction}}, now)
+			d.onReports(ssrc, []rtcp.ReceptionReport{{SSRC: ssrc, FractionLost: fraction, LastSequenceNumber: highest}}, now)
 			sent += (published - upLost) * 1500
 			src += (published - upLost) * 1500
 			dec := d.cc.tick(ccInput{now: now, sent: sent, src: src, fraction: d.cc.fraction.Load(), reportAt: d.cc.reportAt.Load(), videoCarry: true})
@@ -808,7 +811,7 @@ func TestCongestionReadsLossOverTheSecond(t *testing.T) {
 			sent += 600e3 / 8
 			highest += 60 // packets a second
 			lost += uint32(linkLoss * 60)
-			frac, _ := c.intervalLoss(highest, lost, noisy[i%len(noisy)])
+			frac, _ := c.intervalLoss(highest, lost, 0, noisy[i%len(noisy)])
 			d := c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(), rtt: 30 * time.Millisecond, videoCarry: true})
 			if d.pause {
 				return true, c.est
@@ -824,15 +827,19 @@ func TestCongestionReadsLossOverTheSecond(t *testing.T) {
 	}
 	// Too few packets in the interval: the report's own fraction stands.
 	var c congestion
-	c.intervalLoss(100, 0, 0)
-	if got, counted := c.intervalLoss(105, 5, 77); got != 77 || counted {
+	c.intervalLoss(100, 0, 0, 0)
+	if got, counted := c.intervalLoss(105, 5, 0, 77); got != 77 || counted {
 		t.Fatalf("5 packets: loss %d, want the report's 77", got)
 	}
-	if got, _ := c.intervalLoss(205, 15, 77); got != 25 {
+	if got, _ := c.intervalLoss(205, 15, 0, 77); got != 25 {
 		t.Fatalf("10 of 100 lost: %d/256, want 25", got)
 	}
-	if got, _ := c.intervalLoss(305, 14, 77); got != 0 { // duplicates: the count went down
+	if got, _ := c.intervalLoss(305, 14, 0, 77); got != 0 { // duplicates: the count went down
 		t.Fatalf("cumulative loss went down: %d/256, want 0", got)
+	}
+	// Of 100, 30 lost, 20 of them holes (never reached us): the link lost 10.
+	if got, _ := c.intervalLoss(405, 44, 20, 77); got != 25 {
+		t.Fatalf("30 of 100 lost, 20 of them upstream: %d/256, want 25", got)
 	}
 }
 

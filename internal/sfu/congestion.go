@@ -182,10 +182,10 @@ type congestion struct {
 	repairCap int64
 	repairAt  uint64
 	// The video report's cumulative counters at the last tick that read them (intervalLoss), and
-	// the forwarded layer's upstream loss counters then.
+	// the video's holes when it came.
 	lossHighest, lossLost uint32
+	lossHoles             int64
 	lossSet               bool
-	lossUp                upSnap
 	// lastPkts and lastNacked: the video packets sent and first asked for again at lastAt.
 	lastPkts, lastNacked uint64
 	// The probe (probeStep): running since probeStart, the queue as it was then; the next one
@@ -217,8 +217,9 @@ type congestion struct {
 	probeLost          atomic.Uint64
 	probePkts0         atomic.Uint64 // the down-track's padding packets when the probe began
 	rrHighest, rrLost  atomic.Uint32
-	probeEnd           time.Time // when the running UDP probe stopped padding (zero while it pads)
-	probeFB            fbSample  // the feedback as the running UDP probe began
+	rrHoles            atomic.Int64 // the video's holes (downTrack) when that report came
+	probeEnd           time.Time    // when the running UDP probe stopped padding (zero while it pads)
+	probeFB            fbSample     // the feedback as the running UDP probe began
 	probeGap           time.Duration
 	probeDelay         bool   // the running UDP probe is judged by the transport-wide feedback too
 	probeWhy           string // why the last probe failed, for the log
@@ -728,18 +729,19 @@ const ccLossMinPackets = 20
 // adds a report to every NACK it sends, each covering the few milliseconds since the one before:
 // on a link losing 15 % at random, fractions of 0, 33, 49 and 66 % came second after second, and
 // the 66 % paused the video as a bottleneck's loss.
-// The report's fraction already leaves out what the publisher's uplink lost; counted reports
-// whether the loss came from the counters, which do not (the caller takes it out).
-func (c *congestion) intervalLoss(highest, lost, frac uint32) (loss uint32, counted bool) {
-	prevHi, prevLost, set := c.lossHighest, c.lossLost, c.lossSet
-	c.lossHighest, c.lossLost, c.lossSet = highest, lost, true
+// What the publisher's uplink lost is not the subscriber's link's: the report's fraction leaves
+// it out already, and the counters' loss is taken less the holes (downTrack) left in the video's
+// numbering meanwhile, which the report counted as lost.
+func (c *congestion) intervalLoss(highest, lost uint32, holes int64, frac uint32) (loss uint32, counted bool) {
+	prevHi, prevLost, prevHoles, set := c.lossHighest, c.lossLost, c.lossHoles, c.lossSet
+	c.lossHighest, c.lossLost, c.lossHoles, c.lossSet = highest, lost, holes, true
 	expected := highest - prevHi
 	if !set || expected < ccLossMinPackets || expected >= 1<<15 {
 		return frac, false // too few packets, or a new stream's numbering
 	}
 	// The cumulative loss is a signed 24-bit number: duplicates make it go down.
-	d := max(int32((lost-prevLost)<<8)>>8, 0)
-	return min(uint32(d)*256/expected, 255), true
+	d := max(int64(int32((lost-prevLost)<<8)>>8)-(holes-prevHoles), 0)
+	return uint32(min(d*256/int64(expected), 255)), true
 }
 
 // lossy reports whether the latest report shows more loss than retransmission should repair: not
@@ -851,9 +853,8 @@ func (sub *Subscriber) adapt(now time.Time) {
 	}
 	in := ccInput{now: now, fraction: sub.cc.fraction.Load(), reportAt: sub.cc.reportAt.Load(), rtt: time.Duration(sub.cc.rtt.Load())}
 	fresh := in.reportAt != 0 && in.reportAt != sub.cc.lastReport
-	var counted bool
 	if fresh {
-		in.fraction, counted = sub.cc.intervalLoss(sub.cc.rrHighest.Load(), sub.cc.rrLost.Load(), in.fraction)
+		in.fraction, _ = sub.cc.intervalLoss(sub.cc.rrHighest.Load(), sub.cc.rrLost.Load(), sub.cc.rrHoles.Load(), in.fraction)
 	}
 	var video *downTrack
 	for _, d := range sub.downs {
@@ -861,12 +862,6 @@ func (sub *Subscriber) adapt(now time.Time) {
 		in.src += d.srcBytes()
 		if d.gated {
 			video = d
-		}
-	}
-	if video != nil && fresh {
-		// What the publisher's uplink lost is not this subscriber's link's (upstreamLoss).
-		if up := video.upstreamSince(&sub.cc.lossUp); counted {
-			in.fraction = uint32(max(int(in.fraction)-up, 0))
 		}
 	}
 	// A simulcast video goes down to its lowest layer before it is paused, and the loss its layer

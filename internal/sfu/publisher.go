@@ -529,9 +529,13 @@ func (t *trackDebug) packet(p *rtp.Packet, n int, lost uint64) {
 
 // forward counts one packet received from the publisher and fans it out.
 func (f *forwarder) forward(pkt *rtp.Packet, raw []byte, loss *seqLoss) {
+	f.forwardAt(pkt, raw, loss, time.Now().UnixNano())
+}
+
+// forwardAt is forward for a packet that arrived at now (unix nanos; a model clock in tests).
+func (f *forwarder) forwardAt(pkt *rtp.Packet, raw []byte, loss *seqLoss, now int64) {
 	f.packets.Add(1)
 	f.bytes.Add(uint64(len(raw)))
-	now := time.Now().UnixNano()
 	f.lastTS.Store(pkt.Timestamp)
 	f.lastAt.Store(now)
 	n, ahead := loss.update(pkt.SequenceNumber)

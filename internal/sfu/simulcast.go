@@ -528,6 +528,15 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	if int16(p.SequenceNumber-sc.lastIn) > 0 {
 		sc.lastIn = p.SequenceNumber
 	}
+	if sc.started {
+		// A gap is what never reached us (dropped frames and the switches close theirs up); a
+		// packet behind the latest fills one (downTrack holes).
+		if gap := int16(seq - sc.lastSeq); gap > 1 {
+			sc.main.holes.Add(int64(gap - 1))
+		} else if gap <= 0 {
+			sc.main.holes.Add(-1)
+		}
+	}
 	if int16(seq-sc.lastSeq) > 0 || !sc.started {
 		sc.lastSeq = seq
 	}
@@ -756,19 +765,27 @@ func (sc *simulcast) stored(seq uint16, buf []byte) (n int, at int64, ok bool) {
 			break
 		}
 	}
-	if sc.probeFrom.Load() != 0 && int16(seq-uint16(sc.probeFrom.Load())) >= 0 {
-		sc.probeNacks.Add(1) // lost during the probe
-	}
+	inProbe := sc.probeFrom.Load() != 0 && int16(seq-uint16(sc.probeFrom.Load())) >= 0
 	if found && seg.layer == padPaused {
 		sc.pausedNacks.Add(1)
 	}
 	sc.mu.Unlock()
 	if !found || seg.layer < 0 {
+		if inProbe {
+			sc.probeNacks.Add(1) // lost during the probe
+		}
 		return 0, 0, false
 	}
 	f := sc.layers[seg.layer]
 	if n, at, ok = f.ring.get(seq-seg.seqOff, buf); !ok {
+		// Never reached us: the publisher's uplink lost it, not the subscriber's link, whose
+		// probe it says nothing of (the bed's weak publisher: the top layer's NACKs of what
+		// never came, 49 for 3 packets sent, took an unshaped subscriber down "for congestion").
+		sc.main.nackHoles.Add(1)
 		return 0, 0, false
+	}
+	if inProbe {
+		sc.probeNacks.Add(1)
 	}
 	b := buf[:n]
 	binary.BigEndian.PutUint16(b[2:], seq)
@@ -1550,8 +1567,10 @@ func (sc *simulcast) lowShort(now time.Time) bool {
 func (sc *simulcast) measure(now time.Time) {
 	d := sc.main
 	dt := now.Sub(sc.fitAt).Seconds()
-	paused := sc.pausedNacks.Load() // before d.nacks, which the RTCP reader counts first
-	sent, pkts, nacks := d.bytes.Load(), d.sent.Load(), d.nacks.Load()-paused
+	// Not the NACKs of a paused video's probes, nor of packets that never reached us (the
+	// publisher's uplink lost them). Both read before d.nacks, which the RTCP reader counts first.
+	paused, holes := sc.pausedNacks.Load(), d.nackHoles.Load()
+	sent, pkts, nacks := d.bytes.Load(), d.sent.Load(), d.nacks.Load()-paused-holes
 	first := sc.fitAt.IsZero() || dt <= 0
 	var full, upper, fps [maxLayers]float64 // each layer's bps, those of its TID ≥ 2, its frames a second of TID ≤ 1
 	for i, f := range sc.layers {
@@ -1753,7 +1772,11 @@ func (d *downTrack) stored(seq uint16, buf []byte) (int, int64, bool) {
 	if d.sc != nil {
 		return d.sc.stored(seq, buf)
 	}
-	return d.fwd.ring.get(seq, buf)
+	n, at, ok := d.fwd.ring.get(seq, buf)
+	if !ok {
+		d.nackHoles.Add(1) // never reached us (see simulcast stored)
+	}
+	return n, at, ok
 }
 
 // clock returns d's outgoing RTP timestamp as of the last packet forwarded, and its arrival.

@@ -31,6 +31,9 @@ type vp8Layer struct {
 	// size and keySize, when set, are the payload bytes of each packet of a frame and of a
 	// keyframe (a modelled link's load).
 	size, keySize int
+	// uplink, when set, takes each packet the layer sends (a modelled uplink, which forwards
+	// what it delivers itself) instead of the forwarder.
+	uplink func(raw []byte)
 }
 
 func newVP8Layers(n int) []*vp8Layer {
@@ -68,11 +71,15 @@ func (l *vp8Layer) frame(key bool) {
 			b = append(append(b[:len(b)-1:len(b)-1], make([]byte, n-len(b))...), l.index) // the index stays last
 		}
 		raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: l.seq, Timestamp: l.ts, SSRC: 100 + uint32(l.index), Marker: part == 1}, Payload: b}).Marshal()
+		l.seq++
+		if l.uplink != nil {
+			l.uplink(raw)
+			continue
+		}
 		if err := l.pkt.Unmarshal(raw); err != nil {
 			panic(err)
 		}
 		l.f.forward(&l.pkt, raw, &l.loss)
-		l.seq++
 	}
 	l.ts += 3000
 	l.pid = (l.pid + 1) & 0x7fff
@@ -86,11 +93,15 @@ func (l *vp8Layer) frame(key bool) {
 func (l *vp8Layer) padding() {
 	raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, PaddingSize: 200, SequenceNumber: l.seq, Timestamp: l.ts - 3000, SSRC: 100 + uint32(l.index)},
 		Payload: nil}).Marshal()
+	l.seq++
+	if l.uplink != nil {
+		l.uplink(raw)
+		return
+	}
 	if err := l.pkt.Unmarshal(raw); err != nil {
 		panic(err)
 	}
 	l.f.forward(&l.pkt, raw, &l.loss)
-	l.seq++
 }
 
 // resend sends packet seq of the layer again, as the publisher answers a NACK when it negotiated no

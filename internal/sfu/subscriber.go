@@ -96,6 +96,10 @@ type downTrack struct {
 	payload atomic.Uint64 // payload octets, for sender reports
 	errs    atomic.Uint64 // writes that failed (not yet connected, closed)
 	nacks   atomic.Uint64 // sequence numbers the subscriber asked for again
+	// nackHoles counts, of those, the ones whose packet never reached us (lost on the
+	// publisher's uplink and not repaired): asked for as its link's loss would be, but no sign of
+	// it (stored).
+	nackHoles atomic.Uint64
 	// nackedNew counts video sequence numbers asked for the first time (newer than any asked
 	// before) and sent since the last resume: the packets the link lost, whatever the subscriber's
 	// receiver reports say (congestion.go).
@@ -104,9 +108,16 @@ type downTrack struct {
 	rtxSent   atomic.Uint64 // of those, sent on the RTX stream (not in sent: the media stream's sender reports count sent)
 	lost      atomic.Uint64 // cumulative packets lost, as the subscriber's receiver reports say
 	plisCut   atomic.Uint64 // keyframe requests of this subscriber not passed on (congested)
-	// up is what upstreamLoss last read of the forwarded layer's counters; owned by the RTCP
-	// reader.
-	up upSnap
+	// holes counts the outgoing sequence numbers of the video left empty because their packet
+	// never reached us (lost on the publisher's uplink: the gap is forwarded as it came), less
+	// those a late packet filled since: what the subscriber's receiver reports count as lost
+	// that its link did not lose (onReports). Written by the forwarding goroutines.
+	holes atomic.Int64
+	// rrHighest and rrHoles are the latest video report's extended highest sequence number and
+	// holes when it came (rrSet: there was one); owned by the RTCP reader.
+	rrHighest uint32
+	rrHoles   int64
+	rrSet     bool
 
 	sc *simulcast // set when the publisher sends simulcast layers (simulcast.go)
 
@@ -168,8 +179,19 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 		}
 		g.lastTS = p.Timestamp
 	}
+	if d.gated && d.started {
+		// A gap is what never reached us (the gate closes up what it drops); a packet
+		// behind the latest fills one (holes).
+		if gap := int16(seq - d.lastOut); gap > 1 {
+			d.holes.Add(int64(gap - 1))
+		} else if gap <= 0 {
+			d.holes.Add(-1)
+		}
+	}
 	// send, by hand: this is the per-subscriber cost of every forwarded packet.
-	d.lastOut, d.started = seq, true
+	if int16(seq-d.lastOut) > 0 || !d.started {
+		d.lastOut, d.started = seq, true
+	}
 	if !d.track.write(&d.hdr, p, seq, d.tsOff.Load()) {
 		d.errs.Add(1)
 		return
@@ -260,6 +282,7 @@ func (d *downTrack) pad(p *rtp.Packet, now int64) {
 	// (probeFeedback): stored +1, so 0 means none yet.
 	d.cc.padFirst.CompareAndSwap(0, uint32(out)+1)
 	d.cc.padLast.Store(uint32(out+uint16(k-1)) + 1)
+	d.lastOut, d.started = out+uint16(k-1), true // no hole, and a restart goes on after it
 	g.off -= uint16(k)
 	g.offset.Store(uint32(g.off))
 	d.padded.Add(uint64(k))
@@ -468,10 +491,27 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 		// The subscriber's loss counts the packets that never reached us either: a publisher
 		// on a weak uplink (the bed's pub-udp cells) lost 37–54 % of its video there, which cut
 		// the estimates of unshaped subscribers to 23–45 kbit/s. What their own link lost is
-		// the rest.
-		d.cc.fraction.Store(uint32(max(0, int(r.FractionLost)-d.upstreamLoss())))
+		// the rest: the report's share less that of the holes we left in the numbering since
+		// the report before (per layer, as the forwarder counted its loss, the correction
+		// missed the loss of the layer left at a switch, and overcut at half frame rate).
+		holes := d.holes.Load()
+		expected := int64(r.LastSequenceNumber - d.rrHighest)
+		if !d.rrSet || expected <= 0 || expected >= 1<<15 {
+			expected = int64(d.sent.Load()) + holes // the first report: since the start
+		}
+		up := holes - d.rrHoles
+		if !d.rrSet {
+			up = holes
+		}
+		frac := int(r.FractionLost)
+		if up > 0 {
+			frac -= int(min(up*256/max(expected, 1), 256))
+		}
+		d.rrHighest, d.rrHoles, d.rrSet = r.LastSequenceNumber, holes, true
+		d.cc.fraction.Store(uint32(max(0, frac)))
 		d.cc.rrHighest.Store(r.LastSequenceNumber)
 		d.cc.rrLost.Store(r.TotalLost)
+		d.cc.rrHoles.Store(holes)
 		d.cc.reportAt.Store(now.UnixNano())
 		if r.LastSenderReport != 0 {
 			// RFC 3550 6.4.1: now − LSR − DLSR, in 1/65536 s, from the middle 32 bits of NTP time.
@@ -481,40 +521,6 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 			}
 		}
 	}
-}
-
-// upSnap is the forwarded layer's loss counters as one reader of upstreamSince last saw them.
-type upSnap struct {
-	fwd        *forwarder
-	lost, pkts uint64
-}
-
-// upstreamLoss is the share (in 256ths, as a report's fraction lost) of the packets of the
-// forwarded layer that never reached us (lost on the publisher's uplink and not repaired by our
-// NACKs) since the last call; 0 at the first call or after a layer switch.
-func (d *downTrack) upstreamLoss() int { return d.upstreamSince(&d.up) }
-
-// upstreamSince is upstreamLoss since the counters in prev, which it updates.
-func (d *downTrack) upstreamSince(prev *upSnap) int {
-	f := d.fwd
-	if d.sc != nil {
-		c := d.sc.cur.Load()
-		if c < 0 {
-			return 0
-		}
-		f = d.sc.layers[c]
-	}
-	lost, pkts := f.lost.Load(), f.packets.Load()
-	last := *prev
-	prev.fwd, prev.lost, prev.pkts = f, lost, pkts
-	if last.fwd != f {
-		return 0
-	}
-	dl, dp := lost-last.lost, pkts-last.pkts
-	if dl == 0 {
-		return 0
-	}
-	return int(dl * 256 / (dl + dp))
 }
 
 // reportLoss keeps the cumulative loss a receiver report gives for our stream. Duplicates can make

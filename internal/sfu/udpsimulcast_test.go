@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -257,6 +258,10 @@ func TestSimulcastPausedProbeNACKsAreNoLoss(t *testing.T) {
 		c.sc.mu.Unlock()
 		buf := make([]byte, 1500)
 		for i := range 30 {
+			if !padding { // the video's packets reached us: the link lost them
+				raw, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1000 + uint16(i)}, Payload: []byte{0x10, 0, 0, 0}}).Marshal()
+				c.fs[0].ring.put(1000+uint16(i), raw, c.now.UnixNano())
+			}
 			c.d.nacks.Add(1) // as retransmit counts them
 			c.d.stored(1000+uint16(i), buf)
 		}
