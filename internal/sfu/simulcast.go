@@ -531,11 +531,7 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	if sc.started {
 		// A gap is what never reached us (dropped frames and the switches close theirs up); a
 		// packet behind the latest fills one (downTrack holes).
-		if gap := int16(seq - sc.lastSeq); gap > 1 {
-			sc.main.holes.Add(int64(gap - 1))
-		} else if gap <= 0 {
-			sc.main.holes.Add(-1)
-		}
+		sc.main.countHoles(seq, int16(seq-sc.lastSeq))
 	}
 	if int16(seq-sc.lastSeq) > 0 || !sc.started {
 		sc.lastSeq = seq

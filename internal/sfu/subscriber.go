@@ -113,6 +113,8 @@ type downTrack struct {
 	// those a late packet filled since: what the subscriber's receiver reports count as lost
 	// that its link did not lose (onReports). Written by the forwarding goroutines.
 	holes atomic.Int64
+	// holeLog is holes as of each outgoing sequence number (nil until the first hole).
+	holeLog atomic.Pointer[holeLog]
 	// rrHighest and rrHoles are the latest video report's extended highest sequence number and
 	// holes when it came (rrSet: there was one); owned by the RTCP reader.
 	rrHighest uint32
@@ -182,11 +184,7 @@ func (d *downTrack) write(p *rtp.Packet, key bool) {
 	if d.gated && d.started {
 		// A gap is what never reached us (the gate closes up what it drops); a packet
 		// behind the latest fills one (holes).
-		if gap := int16(seq - d.lastOut); gap > 1 {
-			d.holes.Add(int64(gap - 1))
-		} else if gap <= 0 {
-			d.holes.Add(-1)
-		}
+		d.countHoles(seq, int16(seq-d.lastOut))
 	}
 	// send, by hand: this is the per-subscriber cost of every forwarded packet.
 	if int16(seq-d.lastOut) > 0 || !d.started {
@@ -494,7 +492,7 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 		// the rest: the report's share less that of the holes we left in the numbering since
 		// the report before (per layer, as the forwarder counted its loss, the correction
 		// missed the loss of the layer left at a switch, and overcut at half frame rate).
-		holes := d.holes.Load()
+		holes := d.holesAt(uint16(r.LastSequenceNumber))
 		expected := int64(r.LastSequenceNumber - d.rrHighest)
 		if !d.rrSet || expected <= 0 || expected >= 1<<15 {
 			expected = int64(d.sent.Load()) + holes // the first report: since the start
@@ -521,6 +519,60 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 			}
 		}
 	}
+}
+
+// holeLogSize is how many outgoing sequence numbers holeLog keeps: seconds of video.
+const holeLogSize = 1024
+
+// holeLog is a video down-track's holes as of each outgoing sequence number sent as the newest,
+// its 16 bits and the count's low 48 in one word: a receiver report counts the gaps under its
+// highest sequence number only, and libwebrtc sends the report of a NACK before it counts the
+// packet that showed the gap (the bed's unshaped subscriber of a weak publisher, the holes read
+// as of the report's arrival, read 15 % lost on a clean link and went down a layer).
+type holeLog [holeLogSize]atomic.Uint64
+
+// countHoles counts, for the video packet forwarded as outgoing sequence number seq gap after the
+// newest before it, the holes it leaves or fills, and notes the count as of seq when it is the
+// newest. Called by the forwarder (under the simulcast state's lock, for a simulcast video).
+func (d *downTrack) countHoles(seq uint16, gap int16) {
+	h := d.holes.Load()
+	switch {
+	case gap > 1:
+		h = d.holes.Add(int64(gap - 1))
+	case gap <= 0:
+		d.holes.Add(-1)
+		return
+	}
+	lg := d.holeLog.Load()
+	if lg == nil {
+		if h == 0 {
+			return // none yet: the common case costs one load
+		}
+		lg = new(holeLog)
+		for i := range uint16(holeLogSize) {
+			s := seq - 1 - i
+			lg[s%holeLogSize].Store(uint64(s) << 48) // none before
+		}
+		d.holeLog.Store(lg)
+	}
+	lg[seq%holeLogSize].Store(uint64(seq)<<48 | uint64(h)&(1<<48-1))
+}
+
+// holesAt returns holes as of outgoing sequence number seq: the count noted at it or at the
+// newest before it (padding is not noted: it leaves no hole), or the count now if those are no
+// longer kept.
+func (d *downTrack) holesAt(seq uint16) int64 {
+	lg := d.holeLog.Load()
+	if lg == nil {
+		return d.holes.Load()
+	}
+	for i := range uint16(256) {
+		s := seq - i
+		if v := lg[s%holeLogSize].Load(); uint16(v>>48) == s {
+			return int64(v<<16) >> 16
+		}
+	}
+	return d.holes.Load()
 }
 
 // reportLoss keeps the cumulative loss a receiver report gives for our stream. Duplicates can make

@@ -28,7 +28,8 @@ import (
 //     and its congestion tick every second (runSenderReports);
 //   - the subscriber: gets every packet 5 ms after we send it and counts its loss as libwebrtc
 //     does (expected − received, a late packet counted as received); it asks for each missing
-//     sequence number as soon as its gap shows and every 100 ms after (ten times at most), sends
+//     sequence number as soon as its gap shows (before it counts the packet that showed it, as
+//     libwebrtc does) and every 100 ms after (ten times at most), sends
 //     a receiver report every 500 ms and with each NACK (compound RTCP), and transport-wide feedback
 //     every 100 ms.
 type weakUplink struct {
@@ -134,8 +135,8 @@ func (m *weakUplink) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
 	case d < -0x8000:
 		ext += 1 << 16
 	}
-	m.received++
 	if int32(ext-m.highest) <= 0 {
+		m.received++
 		delete(m.missing, ext) // late: a repair, or reordered
 		return 0, nil
 	}
@@ -144,8 +145,11 @@ func (m *weakUplink) WriteRTP(h *rtp.Header, _ []byte) (int, error) {
 		m.missing[s] = &nackState{last: m.ms, tries: 1}
 		nacks = append(nacks, uint16(s))
 	}
-	m.highest = ext
+	// libwebrtc sends the NACKs a packet reveals before it counts the packet in its statistics
+	// (RtpVideoStreamReceiver2::OnRtpPacket): their report does not count the gap yet.
 	m.nack(nacks)
+	m.received++
+	m.highest = ext
 	return 0, nil
 }
 
