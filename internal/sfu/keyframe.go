@@ -67,12 +67,18 @@ func (l *keyframeLimiter) fire(now time.Time, due time.Time) bool {
 type keyframeRequests struct {
 	mu  sync.Mutex
 	lim keyframeLimiter
+	// asked, when set, is told of every request before the limiter: a test's model publisher,
+	// which answers them on its own clock.
+	asked func()
 }
 
 // requestKeyframe asks the publisher for a keyframe under the limiter's rules.
 func (f *forwarder) requestKeyframe(prompt bool) {
 	if f.kind != webrtc.RTPCodecTypeVideo {
 		return
+	}
+	if f.kf.asked != nil {
+		f.kf.asked()
 	}
 	f.kf.mu.Lock()
 	send, due := f.kf.lim.request(time.Now(), prompt)

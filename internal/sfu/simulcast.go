@@ -413,13 +413,13 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	if tgt < 0 && l == 0 && p.Marker && sc.main.tap == nil && sc.main.gate.probe.Load() {
 		e.pausedProbe(p) // paused over TCP: padding probes the link (congestion.go)
 	}
-	if l != sc.cur.Load() && l != tgt && tgt == sc.tgt.Load() {
+	if c := sc.cur.Load(); l != c && l != tgt && tgt == sc.tgt.Load() && !(key && sc.interim(l, tgt, c, now)) {
 		return // the common case for the layers nobody here wants: no lock
 	}
 	pic, _ := parsePicture(sc.codec, p.Payload)
 
 	sc.mu.Lock()
-	var ask *forwarder
+	var ask, also *forwarder // keyframe requests, made once mu is released
 	if tgt != sc.tgt.Load() {
 		if log := sc.log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
 			// Rare (the choice changed); under mu, so that the lines come in order.
@@ -446,6 +446,9 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 			sc.askedAt = now
 			if !sc.held.Load() { // else step asks when the hold ends
 				ask = sc.layers[tgt]
+				if c := sc.cur.Load(); tgt > 0 && c > tgt && !sc.sending(c, now) && sc.sending(0, now) {
+					also = sc.layers[0] // for interim, which may well come first
+				}
 			}
 		}
 	}
@@ -472,9 +475,7 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 				sc.asks = min(sc.asks+1, 8)
 			}
 			sc.mu.Unlock()
-			if ask != nil {
-				ask.requestKeyframe(true)
-			}
+			askKeyframes(ask, also)
 			return
 		}
 		from := cur
@@ -485,6 +486,12 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 		}
 		if log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
 			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid, "vp8_tid", pic.tidAt != 0, "seq", p.SequenceNumber+sc.seqOff) // rare: at keyframes, when the choice changed
+		}
+	case key && sc.interim(l, tgt, cur, now):
+		from := cur
+		sc.switchTo(l, p, pic, now)
+		if log := sc.log; log != nil && log.Enabled(context.Background(), slog.LevelDebug) {
+			log.Debug("simulcast layer switch", "from", from, "to", l, "rid", sc.layers[l].rid, "vp8_tid", pic.tidAt != 0, "seq", p.SequenceNumber+sc.seqOff, "interim", true)
 		}
 	case l == cur:
 		if int16(p.SequenceNumber-sc.startSeq) < 0 || int16(p.SequenceNumber-sc.segIn) < 0 {
@@ -498,23 +505,17 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 			// layer's keyframe would keep the link's queue full in front of that keyframe (the
 			// bed: 540p on after a squeeze, the 135p keyframe lost in the queue, 3.7 s frozen).
 			sc.mu.Unlock()
-			if ask != nil {
-				ask.requestKeyframe(true)
-			}
+			askKeyframes(ask, also)
 			return
 		}
 		if pic.tidAt != 0 && sc.dropTemporal(l, p, pic) {
 			sc.mu.Unlock()
-			if ask != nil {
-				ask.requestKeyframe(true)
-			}
+			askKeyframes(ask, also)
 			return
 		}
 	default:
 		sc.mu.Unlock()
-		if ask != nil {
-			ask.requestKeyframe(true)
-		}
+		askKeyframes(ask, also)
 		return
 	}
 	// Forward l's packet with the current offsets.
@@ -568,9 +569,7 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 		}
 	}
 	sc.mu.Unlock()
-	if ask != nil {
-		ask.requestKeyframe(true)
-	}
+	askKeyframes(ask, also)
 	e.pkt.Header = p.Header
 	e.pkt.SequenceNumber, e.pkt.Timestamp = seq, ts
 	e.pkt.Payload = payload
@@ -583,6 +582,28 @@ func (e *layerEntry) write(p *rtp.Packet, key bool) {
 	if padBytes > 0 {
 		e.sendPadding(&e.pkt, padFrom, padBytes)
 	}
+}
+
+// askKeyframes asks for a keyframe of each layer given (nil: none).
+func askKeyframes(a, b *forwarder) {
+	if a != nil {
+		a.requestKeyframe(true)
+	}
+	if b != nil {
+		b.requestKeyframe(true)
+	}
+}
+
+// interim reports whether a keyframe of layer l may end the wait for one of the wanted layer tgt
+// under the current layer cur: cur has stopped (its picture is frozen), and l is under tgt and
+// sending. Chrome stops its upper layers together when its estimate falls, and the frames of the
+// middle one it had already encoded keep it "sending" for a while after the top one is taken for
+// stopped: its keyframe, asked for then, never came, and the bed's subscribers waited for it
+// 0.24-0.8 s more, frozen, until it too was taken for stopped. So the lowest layer's keyframe is
+// asked for with it, and whichever comes first is taken: the wanted one's, when it comes, takes
+// the subscriber up again. Called with or without mu held.
+func (sc *simulcast) interim(l, tgt, cur int32, now int64) bool {
+	return l < tgt && tgt < cur && !sc.held.Load() && !sc.sending(cur, now) && sc.sending(l, now)
 }
 
 // dropTemporal applies the highest temporal layer to forward of the current layer l to its packet

@@ -16,22 +16,23 @@ import (
 
 // weakUplink plays, on a model clock in 1 ms steps, a simulcast publisher behind a modelled
 // uplink and one subscriber on a clean link, through the whole loop as the server runs it:
-//   - the publisher: three VP8 layers at 30 fps (125, 250 and 480 kbit/s), each answering the
-//     subscriber's wish for its keyframe at its next frame; from stopAt (its estimate fallen) the
-//     upper two stop and the lowest sends 90 kbit/s, until freeAt, when all three are back; its
-//     bandwidth probes go as padding on the top layer's SSRC meanwhile (no RTX negotiated);
-//   - its uplink: from onset to freeAt a tc tbf of upBps with 200 ms of queue; what overflows
-//     never reaches us, except the lowest layer's packets lost from stopAt+500 ms on, which the
-//     publisher resends 100 ms later (our NACKs, once its upper layers have stopped);
+//   - the publisher: three VP8 layers at 30 fps (96, 200 and 310 kbit/s), each frame's packets
+//     sent in no set order of layers, each layer answering a keyframe request at its next frame;
+//     at stopAt (its estimate fallen) the layers of stops (the upper two) stop, the frames of
+//     each already encoded still coming for its drain, and the lowest sends 72 kbit/s, until
+//     freeAt, when all three are back; its bandwidth probes go as padding on the top layer's SSRC
+//     meanwhile (no RTX negotiated);
+//   - its uplink: from onset to freeAt a tc tbf of upBps (200 ms of queue, 4 KiB of burst); what
+//     overflows never reaches us, except the lowest layer's packets lost from stopAt+500 ms on,
+//     which the publisher resends 100 ms later (our NACKs, once its upper layers have stopped);
 //   - the server: each layer's forwarder at the packet's arrival, a subscription with its
 //     simulcast video down-track and an audio track, its layer choice and probes every 100 ms
 //     and its congestion tick every second (runSenderReports);
 //   - the subscriber: gets every packet 5 ms after we send it and counts its loss as libwebrtc
 //     does (expected − received, a late packet counted as received); it asks for each missing
 //     sequence number as soon as its gap shows (before it counts the packet that showed it, as
-//     libwebrtc does) and every 100 ms after (ten times at most), sends
-//     a receiver report every 500 ms and with each NACK (compound RTCP), and transport-wide feedback
-//     every 100 ms.
+//     libwebrtc does) and every 100 ms after (ten times at most), and sends a receiver report
+//     every 500 ms and with each NACK (compound RTCP), and transport-wide feedback every 100 ms.
 type weakUplink struct {
 	t      *testing.T
 	layers []*vp8Layer
@@ -49,6 +50,14 @@ type weakUplink struct {
 	frame                 []upPacket // the packets of the frames being encoded, to send in shuffled order
 	rng                   *rand.Rand
 	keyAt                 [3]int64 // ms of each layer's last keyframe
+	asked                 [3]bool  // a keyframe of the layer was asked for since
+	// stops: the layers that stop at stopAt (the upper two by default); drain: how long each one's
+	// frames still come after (encoded before, in the publisher's pacer). A layer stopped answers
+	// no keyframe request.
+	stops [3]bool
+	drain [3]int64
+	// switchAt is when the subscriber was first forwarded each layer after stopAt (ms; 0: not).
+	switchAt [3]int64
 
 	// the subscriber's side
 	rec                  *twcc.Recorder
@@ -74,11 +83,12 @@ type nackState struct {
 
 func newWeakUplink(t *testing.T) *weakUplink {
 	m := &weakUplink{t: t, layers: newVP8Layers(3), base: time.Unix(1_800_000_000, 0), onset: 8000, stopAt: 9300, freeAt: 18000,
-		upBps: 150e3, missing: map[uint32]*nackState{}, rec: twcc.NewRecorder(1), rng: rand.New(rand.NewPCG(1, 2))}
+		upBps: 150e3, missing: map[uint32]*nackState{}, rec: twcc.NewRecorder(1), rng: rand.New(rand.NewPCG(1, 2)), stops: [3]bool{false, true, true}}
 	for i, size := range []int{200, 420, 650} {
 		l := m.layers[i]
 		l.size, l.keySize = size, 3*size
 		l.uplink = func(raw []byte) { m.frame = append(m.frame, upPacket{layer: i, raw: raw}) }
+		l.f.kf.asked = func() { m.asked[i] = true }
 	}
 	fs := []*forwarder{m.layers[0].f, m.layers[1].f, m.layers[2].f}
 	tr, err := newBoundTrack(fs[0].codec, "video", "s")
@@ -183,7 +193,8 @@ func (m *weakUplink) run(end int64) {
 		// The encoder: a frame of each layer sending every 1/30 s.
 		if m.ms%100 == 0 || m.ms%100 == 33 || m.ms%100 == 66 {
 			for i, l := range m.layers {
-				if i > 0 && m.ms >= m.stopAt && m.ms < m.freeAt {
+				stopped := m.stops[i] && m.ms >= m.stopAt && m.ms < m.freeAt
+				if stopped && m.ms >= m.stopAt+m.drain[i] {
 					if i == 2 && m.ms%100 == 0 {
 						l.padding() // Chrome's bandwidth probes go on the stopped top layer's SSRC
 					}
@@ -192,10 +203,11 @@ func (m *weakUplink) run(end int64) {
 				if i == 0 {
 					l.size = map[bool]int{true: 150, false: 200}[m.ms >= m.stopAt && m.ms < m.freeAt]
 				}
-				wanted := m.d.sc.tgt.Load() == int32(i) && m.d.sc.cur.Load() != int32(i)
-				key := m.keyAt[i] == 0 || wanted && m.ms-m.keyAt[i] >= 300
+				// A keyframe answers the requests since the last one (a stopped layer's frames
+				// were encoded before).
+				key := m.keyAt[i] == 0 || m.asked[i] && !stopped
 				if key {
-					m.keyAt[i] = m.ms
+					m.keyAt[i], m.asked[i] = m.ms, false
 				}
 				l.frame(key)
 			}
@@ -268,6 +280,9 @@ func (m *weakUplink) run(end int64) {
 		if m.ms%100 == 0 {
 			m.sub.probe(now)
 		}
+		if c := m.d.sc.cur.Load(); c >= 0 && m.ms >= m.stopAt && m.switchAt[c] == 0 {
+			m.switchAt[c] = m.ms
+		}
 		if p := m.d.cc.pause.Load(); p && !m.wasPaused {
 			m.pauses++
 		}
@@ -313,6 +328,42 @@ func TestWeakPublisherCostsHealthySubscriberNothing(t *testing.T) {
 		m.run(m.freeAt + 1500)
 		if c := m.d.sc.cur.Load(); c != 2 {
 			t.Errorf("%s: 1.5 s after the publisher sends its top layer again the subscriber is on layer %d", what, c)
+		}
+	}
+}
+
+// TestSimulcastStoppedLayerLeftAtTheFirstKeyframe: the publisher stops encoding its upper layers
+// (Chrome, its estimate fallen); the middle one's frames already encoded keep coming for 300 ms
+// more, and a keyframe of it never comes. Its subscriber, on the top layer, has its picture back
+// at the first keyframe of a layer still sent once the top is taken for stopped (layerGone): the
+// lowest's, asked for with the middle one's. (Waiting for the middle layer's, the bed's
+// subscribers saw their picture 0.24-0.8 s later, when it too was taken for stopped.) When the
+// middle layer goes on, the subscriber gets it as soon as its keyframe comes.
+func TestSimulcastStoppedLayerLeftAtTheFirstKeyframe(t *testing.T) {
+	for _, middleStops := range []bool{true, false} {
+		m := newWeakUplink(t)
+		m.onset = m.freeAt // an uplink with room: only the publisher's choice of layers
+		m.stops[1], m.drain[1] = middleStops, 300
+		m.run(m.stopAt)
+		if c := m.d.sc.cur.Load(); c != 2 {
+			t.Fatalf("before the upper layers stop the subscriber is on layer %d, want the top", c)
+		}
+		m.run(m.stopAt + 2000)
+		left := int64(-1) // ms from the top's last frame to the first of another layer
+		for _, at := range m.switchAt[:2] {
+			if at != 0 && (left < 0 || at-m.stopAt < left) {
+				left = at - m.stopAt
+			}
+		}
+		t.Logf("middle layer stops %v: layer 0 from %d ms after the top's last frame, layer 1 from %d", middleStops, m.switchAt[0]-m.stopAt, m.switchAt[1]-m.stopAt)
+		if left < 0 || left > layerGone.Milliseconds()+150 {
+			t.Errorf("middle layer stops %v: the top layer's picture was left %d ms after its last frame, want within layerGone and a keyframe", middleStops, left)
+		}
+		if want := map[bool]int32{true: 0, false: 1}[middleStops]; m.d.sc.cur.Load() != want {
+			t.Errorf("middle layer stops %v: the subscriber ends on layer %d, want %d", middleStops, m.d.sc.cur.Load(), want)
+		}
+		if m.pauses > 0 || m.highest-m.firstSeq+1 != m.received {
+			t.Errorf("middle layer stops %v: %d pauses, %d packets missing", middleStops, m.pauses, m.highest-m.firstSeq+1-m.received)
 		}
 	}
 }
