@@ -60,14 +60,14 @@ type weakUplink struct {
 	switchAt [3]int64
 
 	// the subscriber's side
-	rec                  *twcc.Recorder
-	started              bool
-	highest, firstSeq    uint32 // extended
-	received             uint32
-	rrHighest, rrRecv    uint32
-	missing              map[uint32]*nackState
-	pauses, downs, maxUp int
-	wasPaused            bool
+	rec               *twcc.Recorder
+	started           bool
+	highest, firstSeq uint32 // extended
+	received          uint32
+	rrHighest, rrRecv uint32
+	missing           map[uint32]*nackState
+	pauses            int
+	wasPaused         bool
 }
 
 type upPacket struct {
