@@ -51,8 +51,10 @@ const (
 	// layerGone: a layer silent this long while a lower one has gone on sending for as long is
 	// stopped (Chrome drops its upper layers when its uplink estimate falls, the lower ones carry
 	// on; waiting out layerIdle froze a weak publisher's subscribers 2-5 s at each onset). A screen
-	// share's layers fall silent together.
-	layerGone = 700 * time.Millisecond
+	// share's layers fall silent together. 400 ms is twelve frames at 30 fps: in the weak-network
+	// bed's rounds an upper layer fell silent that long only at its uplink's onsets (its picture
+	// frozen already) and when it stopped; 700 ms cost each onset's picture 300 ms more.
+	layerGone = 400 * time.Millisecond
 	// keyframeRetry is how long a down-track waiting to switch waits before it asks for the
 	// keyframe again, doubling with each request up to keyframeRetryMax: a layer whose keyframes
 	// do not come (its publisher stopped encoding it) must not draw two requests a second.

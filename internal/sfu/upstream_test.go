@@ -335,10 +335,11 @@ func TestWeakPublisherCostsHealthySubscriberNothing(t *testing.T) {
 // TestSimulcastStoppedLayerLeftAtTheFirstKeyframe: the publisher stops encoding its upper layers
 // (Chrome, its estimate fallen); the middle one's frames already encoded keep coming for 300 ms
 // more, and a keyframe of it never comes. Its subscriber, on the top layer, has its picture back
-// at the first keyframe of a layer still sent once the top is taken for stopped (layerGone): the
-// lowest's, asked for with the middle one's. (Waiting for the middle layer's, the bed's
-// subscribers saw their picture 0.24-0.8 s later, when it too was taken for stopped.) When the
-// middle layer goes on, the subscriber gets it as soon as its keyframe comes.
+// at the first keyframe of a layer still sent once the top is taken for stopped (layerGone, 400
+// ms): the lowest's, asked for with the middle one's. (Waiting for the middle layer's, the bed's
+// subscribers saw their picture 0.24-0.8 s later, when it too was taken for stopped; and with
+// layerGone at 700 ms, 300 ms later still.) When the middle layer goes on, the subscriber gets it
+// as soon as its keyframe comes.
 func TestSimulcastStoppedLayerLeftAtTheFirstKeyframe(t *testing.T) {
 	for _, middleStops := range []bool{true, false} {
 		m := newWeakUplink(t)
@@ -356,8 +357,8 @@ func TestSimulcastStoppedLayerLeftAtTheFirstKeyframe(t *testing.T) {
 			}
 		}
 		t.Logf("middle layer stops %v: layer 0 from %d ms after the top's last frame, layer 1 from %d", middleStops, m.switchAt[0]-m.stopAt, m.switchAt[1]-m.stopAt)
-		if left < 0 || left > layerGone.Milliseconds()+150 {
-			t.Errorf("middle layer stops %v: the top layer's picture was left %d ms after its last frame, want within layerGone and a keyframe", middleStops, left)
+		if left < 0 || left > 550 {
+			t.Errorf("middle layer stops %v: the top layer's picture was left %d ms after its last frame, want 550 at most", middleStops, left)
 		}
 		if want := map[bool]int32{true: 0, false: 1}[middleStops]; m.d.sc.cur.Load() != want {
 			t.Errorf("middle layer stops %v: the subscriber ends on layer %d, want %d", middleStops, m.d.sc.cur.Load(), want)
