@@ -182,7 +182,7 @@ type congestion struct {
 	repairCap int64
 	repairAt  uint64
 	// The video report's cumulative counters at the last tick that read them (intervalLoss), and
-	// the video's holes when it came.
+	// the video's holes as of it.
 	lossHighest, lossLost uint32
 	lossHoles             int64
 	lossSet               bool
@@ -217,7 +217,7 @@ type congestion struct {
 	probeLost          atomic.Uint64
 	probePkts0         atomic.Uint64 // the down-track's padding packets when the probe began
 	rrHighest, rrLost  atomic.Uint32
-	rrHoles            atomic.Int64 // the video's holes (downTrack) when that report came
+	rrHoles            atomic.Int64 // the video's holes (downTrack) as of that report
 	probeEnd           time.Time    // when the running UDP probe stopped padding (zero while it pads)
 	probeFB            fbSample     // the feedback as the running UDP probe began
 	probeGap           time.Duration

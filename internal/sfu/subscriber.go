@@ -116,7 +116,7 @@ type downTrack struct {
 	// holeLog is holes as of each outgoing sequence number (nil until the first hole).
 	holeLog atomic.Pointer[holeLog]
 	// rrHighest and rrHoles are the latest video report's extended highest sequence number and
-	// holes when it came (rrSet: there was one); owned by the RTCP reader.
+	// holes as of it (holesAt; rrSet: there was one); owned by the RTCP reader.
 	rrHighest uint32
 	rrHoles   int64
 	rrSet     bool
