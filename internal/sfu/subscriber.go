@@ -505,6 +505,10 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 		if up > 0 {
 			frac -= int(min(up*256/max(expected, 1), 256))
 		}
+		if log := d.reportLog(); log != nil && r.FractionLost > 0 { // debug: reports with loss only
+			log.Debug("receiver report with loss", "fraction_pct", int(r.FractionLost)*100/256, "own_pct", max(0, frac)*100/256,
+				"expected", expected, "holes", up, "highest", r.LastSequenceNumber, "total_lost", r.TotalLost)
+		}
 		d.rrHighest, d.rrHoles, d.rrSet = r.LastSequenceNumber, holes, true
 		d.cc.fraction.Store(uint32(max(0, frac)))
 		d.cc.rrHighest.Store(r.LastSequenceNumber)
@@ -519,6 +523,15 @@ func (d *downTrack) onReports(ssrc uint32, reports []rtcp.ReceptionReport, now t
 			}
 		}
 	}
+}
+
+// reportLog returns the subscription's logger for a simulcast video's reports, when debug logging
+// is on (the weak-network bed reads them); nil otherwise.
+func (d *downTrack) reportLog() *slog.Logger {
+	if d.sc == nil || d.sc.log == nil || !d.sc.log.Enabled(context.Background(), slog.LevelDebug) {
+		return nil
+	}
+	return d.sc.log
 }
 
 // holeLogSize is how many outgoing sequence numbers holeLog keeps: seconds of video.
