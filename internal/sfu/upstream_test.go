@@ -368,3 +368,38 @@ func TestSimulcastStoppedLayerLeftAtTheFirstKeyframe(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamHoleFilledLate: packets 11-15 of the video never reached us and 16 is forwarded
+// (five holes); the publisher's resends of 12 and 13 then come and are forwarded, and reach the
+// subscriber before it reports (highest 16, 3 lost). Then 17-30 come whole, and its next report
+// says 3 lost still. Its link lost nothing: neither report, nor the second's loss the congestion
+// tick reads, shows any. (Taking the fills as of the packet noted before them, the second
+// report's interval read the two fills as two packets lost: 15 % of a starved 135p layer's
+// second in the bed, which cut an unshaped subscriber's estimate to 78 kbit/s.)
+func TestUpstreamHoleFilledLate(t *testing.T) {
+	d := &downTrack{cc: &congestion{}, gated: true}
+	now := t0
+	for seq := uint16(1); seq <= 10; seq++ {
+		d.countHoles(seq, 1)
+		d.sent.Add(1)
+	}
+	report := func(highest, lost uint32) (frac uint32, second uint32) {
+		d.onReports(1, []rtcp.ReceptionReport{{SSRC: 1, LastSequenceNumber: highest, TotalLost: lost,
+			FractionLost: uint8(min(255, (lost-d.cc.rrLost.Load())*256/max(highest-d.cc.rrHighest.Load(), 1)))}}, now)
+		second, _ = d.cc.intervalLoss(d.cc.rrHighest.Load(), d.cc.rrLost.Load(), d.cc.rrHoles.Load(), d.cc.fraction.Load())
+		return d.cc.fraction.Load(), second
+	}
+	report(10, 0)
+	d.countHoles(16, 6) // 11-15 missing
+	d.countHoles(12, -4)
+	d.countHoles(13, -3)
+	if f, _ := report(16, 3); f != 0 {
+		t.Errorf("report up to 16, 3 lost, all the publisher's: %d/256 read as the link's", f)
+	}
+	for seq := uint16(17); seq <= 40; seq++ {
+		d.countHoles(seq, 1)
+	}
+	if f, second := report(40, 3); f != 0 || second != 0 {
+		t.Errorf("report up to 40, nothing more lost: %d/256 read as the link's, %d/256 over the interval", f, second)
+	}
+}
