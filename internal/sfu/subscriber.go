@@ -560,11 +560,10 @@ func (d *downTrack) countHoles(seq uint16, gap int16) {
 		d.filled.Add(1)
 		return
 	}
-	h := d.holes.Load() + d.filled.Load() // the holes left, fills left out
 	lg := d.holeLog.Load()
 	if lg == nil {
-		if h == 0 {
-			return // none yet: the common case costs one load
+		if gap == 1 {
+			return // no hole yet: the common case costs one load
 		}
 		lg = new(holeLog)
 		for i := range uint16(holeLogSize) {
@@ -573,6 +572,7 @@ func (d *downTrack) countHoles(seq uint16, gap int16) {
 		}
 		d.holeLog.Store(lg)
 	}
+	h := d.holes.Load() + d.filled.Load() // the holes left, fills left out
 	lg[seq%holeLogSize].Store(uint64(seq)<<48 | uint64(h)&(1<<48-1))
 }
 
