@@ -12,7 +12,7 @@ import { startParley, startPages, launch, launchFirefox, openParticipant, waitDe
 
 const kbit = Number(process.argv[2] || 300);
 const shapedS = Number(process.argv[3] || 30);
-const tc = (...a) => execFileSync('tc', a, { encoding: 'utf8' });
+const tc = (...a) => execFileSync('tc', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 const unshape = () => { try { tc('qdisc', 'del', 'dev', 'lo', 'root'); } catch { /* none */ } };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
