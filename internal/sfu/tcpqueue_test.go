@@ -332,16 +332,7 @@ func TestCongestionOverTCPIgnoresReportedLoss(t *testing.T) {
 // link carries; while it is paused the link's token bucket (4 kB in the bed) and the socket's
 // buffers empty, and take a probe's first few hundred milliseconds at well over the link's rate. The video must stay paused all the same, and come back once the link is freed.
 func TestTCPProbeNotFooledByABurst(t *testing.T) {
-	r := &queueRun{now: t0, burst: 10 << 10}
-	r.tokens = r.burst
-	r.c.tick(ccInput{now: t0})
-	r.second(125e3, 2e6, 20*time.Millisecond)
-	for range 6 {
-		r.second(125e3, 120e3, 20*time.Millisecond)
-	}
-	if r.pauses != 1 {
-		t.Fatalf("%d pauses: the model's link must not carry the video", r.pauses)
-	}
+	r := pausedOnLink(t, 10<<10, 125e3, 120e3, 6)
 	for range 20 {
 		r.second(125e3, 120e3, 20*time.Millisecond)
 	}
@@ -363,15 +354,7 @@ func TestTCPProbeNotFooledByABurst(t *testing.T) {
 func TestTCPFreedLinkBackSoon(t *testing.T) {
 	worst := time.Duration(0)
 	for offset := range 20 {
-		r := &queueRun{now: t0, burst: 4 << 10}
-		r.c.tick(ccInput{now: t0})
-		r.second(500e3, 2e6, 20*time.Millisecond)
-		for range 3 {
-			r.second(500e3, 150e3, 20*time.Millisecond)
-		}
-		if r.pauses != 1 {
-			t.Fatalf("%d pauses: the model's link must not carry the video", r.pauses)
-		}
+		r := pausedOnLink(t, 4<<10, 500e3, 150e3, 3)
 		for range offset {
 			r.step(500e3, 150e3)
 		}
@@ -387,4 +370,20 @@ func TestTCPFreedLinkBackSoon(t *testing.T) {
 	if worst > 1500*time.Millisecond {
 		t.Fatalf("back %v after the link was freed at worst: want ≤ 1.5 s", worst)
 	}
+}
+
+// pausedOnLink plays a second of srcBps on a free link, then secs seconds on one of linkBps
+// behind a token bucket of burst bytes (full at the start), and requires the video paused once.
+func pausedOnLink(t *testing.T, burst, srcBps, linkBps float64, secs int) *queueRun {
+	t.Helper()
+	r := &queueRun{now: t0, burst: burst, tokens: burst}
+	r.c.tick(ccInput{now: t0})
+	r.second(srcBps, 2e6, 20*time.Millisecond)
+	for range secs {
+		r.second(srcBps, linkBps, 20*time.Millisecond)
+	}
+	if r.pauses != 1 {
+		t.Fatalf("%d pauses: the model's link must not carry the video", r.pauses)
+	}
+	return r
 }
