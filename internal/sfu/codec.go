@@ -71,34 +71,16 @@ func registerCodecs(m *webrtc.MediaEngine) error {
 // SFU without transcoding needs every subscriber to decode what the publisher sends, so one codec
 // per stream, and per session when forced.
 func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecParameters, error) {
-	for _, f := range md.MediaName.Formats {
-		// A payload type is 7 bits written in decimal (RFC 3550 §5.1, RFC 4566 §5.14); Sscan would
-		// also read "96abc" or "0x60" as 96 and answer for a format the offer does not have.
-		pt, err := strconv.ParseUint(f, 10, 7)
-		if err != nil {
-			continue
-		}
-		name, fmtp := "", ""
-		for _, a := range md.Attributes {
-			switch a.Key {
-			case "rtpmap":
-				if p, rest, ok := strings.Cut(a.Value, " "); ok && p == f {
-					name, _, _ = strings.Cut(rest, "/")
-				}
-			case "fmtp":
-				if p, rest, ok := strings.Cut(a.Value, " "); ok && p == f {
-					fmtp = rest
-				}
-			}
-		}
+	for _, f := range offeredFormats(md) {
+		name, _, _ := strings.Cut(f.rtpmap, "/")
 		if name == "" || (want != CodecAny && !strings.EqualFold(name, want)) {
 			continue
 		}
 		for _, c := range videoCodecs {
-			if strings.EqualFold(c.MimeType, "video/"+name) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, fmtp) {
+			if strings.EqualFold(c.MimeType, "video/"+name) && fmtpCompatible(c.MimeType, c.SDPFmtpLine, f.fmtp) {
 				// The offer's payload type, not ours: H.264 profiles get different numbers in every
 				// browser, and answering with ours can name another of the offer's profiles.
-				c.PayloadType = webrtc.PayloadType(pt)
+				c.PayloadType = f.pt
 				// Publishers also get transport-wide congestion control feedback, so the browser
 				// fits its video to its own uplink (pion's answer keeps only the feedback both the
 				// preference and the media engine list).
@@ -118,20 +100,49 @@ func chooseVideoCodec(md *sdp.MediaDescription, want string) (webrtc.RTPCodecPar
 // and answered with our 111 it sent 109 all the same, which pion then dropped as an unknown codec
 // (no audio from any Firefox publisher).
 func chooseAudioCodec(md *sdp.MediaDescription) (webrtc.RTPCodecParameters, bool) {
+	for _, f := range offeredFormats(md) {
+		if strings.HasPrefix(strings.ToLower(f.rtpmap), "opus/48000") {
+			c := opus
+			c.PayloadType = f.pt
+			return c, true
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// offeredFormat is one payload type of an m-section with what its rtpmap and fmtp lines say of it.
+type offeredFormat struct {
+	pt     webrtc.PayloadType
+	rtpmap string // encoding name/clock rate[/channels]; "" without an rtpmap line
+	fmtp   string
+}
+
+// offeredFormats lists md's payload types in the offer's order of preference. A payload type is 7
+// bits written in decimal (RFC 3550 §5.1, RFC 4566 §5.14): anything else is left out (Sscan would
+// also read "96abc" or "0x60" as 96 and answer for a format the offer does not have).
+func offeredFormats(md *sdp.MediaDescription) []offeredFormat {
+	var out []offeredFormat
 	for _, f := range md.MediaName.Formats {
 		pt, err := strconv.ParseUint(f, 10, 7)
 		if err != nil {
 			continue
 		}
+		o := offeredFormat{pt: webrtc.PayloadType(pt)}
 		for _, a := range md.Attributes {
-			if p, rest, ok := strings.Cut(a.Value, " "); a.Key == "rtpmap" && ok && p == f && strings.HasPrefix(strings.ToLower(rest), "opus/48000") {
-				c := opus
-				c.PayloadType = webrtc.PayloadType(pt)
-				return c, true
+			if a.Key != "rtpmap" && a.Key != "fmtp" {
+				continue
+			}
+			if p, rest, ok := strings.Cut(a.Value, " "); ok && p == f {
+				if a.Key == "rtpmap" {
+					o.rtpmap = rest
+				} else {
+					o.fmtp = rest
+				}
 			}
 		}
+		out = append(out, o)
 	}
-	return webrtc.RTPCodecParameters{}, false
+	return out
 }
 
 // ErrCodec means the publisher did not offer the session's forced video codec (OpenVidu error 800).
