@@ -1574,12 +1574,16 @@ func (sc *simulcast) atLowest(now time.Time) bool {
 // the margin that keeps a radio's random loss from pausing video; the picture froze 29-43 s a
 // minute and lagged half a second. (Random loss builds no queue; a receiver short of CPU catches
 // up in bursts, which ends the run.) Over TCP the send queue says so (ccQueueFullTicks).
+// The layer's rate is its last second's or its mean over peakSeconds, whichever is less: a burst
+// of its keyframes (new subscribers, layer switches: 4-5 a second took the bed's 135p layer to
+// 298 kbit/s for 2 s) queues on a link that carries the layer well, and read as the layer's
+// rate it paused the make-test bed's 300 kbit/s subscriber for 10 s.
 func (sc *simulcast) lowShort(now time.Time) bool {
 	if sc.q != nil || sc.fitMax.Load() != 0 || sc.rate[0] <= 0 {
 		return false
 	}
 	sig := sc.tcc.signal(now)
-	return sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.bottleneck(downQueue) && linkRate(sig) < sc.rate[0]
+	return sig.ok && now.Sub(sig.rateAt) < tccFresh && sig.bottleneck(downQueue) && linkRate(sig) < min(sc.rate[0], sc.meanRate(0))
 }
 
 // measure updates, once a second, the rate of each layer and of what the subscriber was sent.
