@@ -72,7 +72,9 @@ export async function startParley(bin, { logPath, extraEnv = {}, append = false 
     PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dataDir, DOTENV_PATH: '',
     DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
     CERTIFICATE_TYPE: 'selfsigned', PARLEY_DATA_DIR: dataDir, PARLEY_MEDIA_LISTEN_IPS: SERVER,
-    PARLEY_LOG_LEVEL: 'info', ...extraEnv,
+    // Debug, as the benches run: a cell that goes wrong once in a few runs (ci22c's 300 kbit/s
+    // subscriber paused 10 s) can be read only from the congestion ticks and probes it logs.
+    PARLEY_LOG_LEVEL: 'debug', ...extraEnv,
   };
   const cmd = process.env.PWN_SERVER_CPU ? ['netns', 'exec', NS.srv, 'taskset', '-c', process.env.PWN_SERVER_CPU, bin, 'serve'] : ['netns', 'exec', NS.srv, bin, 'serve'];
   const proc = spawn('ip', cmd, { env, cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
