@@ -135,6 +135,11 @@ test(`in simulcast mode a weak subscriber at ${SC_KBIT} kbit/s over udp decodes 
   const lower = w.shaped.height !== null && s.others.s1.shaped.height !== null && w.shaped.height < s.others.s1.shaped.height;
   reported.push({ transport: 'udp simulcast 300', target: 'the weak subscriber gets a lower layer than the unshaped ones', ok: lower, what: `${w.shaped.height}p vs ${s.others.s1.shaped.height}p`, enforced: false });
   if (!lower) console.log(`# TARGET NOT MET (reported, not asserted) simulcast: the weak subscriber gets a lower layer: ${w.shaped.height}p vs ${s.others.s1.shaped.height}p`);
+  // Issue 12's 300 kbit/s target, as this short phase measures it (its first 5 s, the onset, are
+  // not counted).
+  const smooth = w.shaped.fps >= 15 && w.shaped.freezeSPerMin < 1;
+  reported.push({ transport: 'udp simulcast 300', target: 'the weak subscriber: ≥ 15 fps, freezes < 1 s/min', ok: smooth, what: `${w.shaped.fps} fps, ${w.shaped.freezeSPerMin} s/min frozen`, enforced: false });
+  if (!smooth) console.log(`# TARGET NOT MET (reported, not asserted) simulcast: the weak subscriber: ≥ 15 fps, freezes < 1 s/min: ${w.shaped.fps} fps, ${w.shaped.freezeSPerMin} s/min`);
 });
 
 // A weak publisher (simulcast mode, the server above): its uplink shaped to 150 kbit/s, no weak
