@@ -3,11 +3,14 @@
 // firewalls (netns.sh) and bounded waiting. Every wait here has a deadline.
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
 import { readFileSync, writeFileSync, chmodSync, mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
+// lib.mjs's Firefox prefs: fake devices, no prompts, no updates or telemetry.
+import { firefoxPrefs as baseFirefoxPrefs } from '../lib.mjs';
 
 export const here = dirname(fileURLToPath(import.meta.url));
 export const outputDir = join(here, 'output');
@@ -60,9 +63,9 @@ export function median(xs) {
 
 // startParley runs the server in production mode inside pfw-srv, with an environment of its own
 // (nothing inherited but PATH), and waits for its REST API.
-export async function startParley(bin) {
+export async function startParley(bin, logName = 'parley.log') {
   const dataDir = mkdtempSync(join(tmpdir(), 'pfw-data-'));
-  const logPath = join(outputDir, 'parley.log');
+  const logPath = join(outputDir, logName);
   const log = createWriteStream(logPath);
   const env = {
     PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dataDir, DOTENV_PATH: '',
@@ -152,6 +155,75 @@ export const removeWrappers = () => rmSync(wrapperDir, { recursive: true, force:
 
 export async function launchIn(ns, { proxyPort }) {
   return chromium.launch({ executablePath: wrapperFor(ns), args: chromiumArgs({ proxyPort }), timeout: 20000 });
+}
+
+// The prefs of the bed's Firefox, beside lib.mjs's (fake devices, no prompts, no phoning home):
+// the runner's page counts as a secure origin (as --unsafely-treat-insecure-origin-as-secure does
+// for Chromium), and no system proxy or DNS over HTTPS is used: parley.test comes from the
+// namespace's hosts file (netns.sh).
+export const firefoxPrefs = {
+  ...baseFirefoxPrefs,
+  'dom.securecontext.allowlist': RUNNER,
+  'network.proxy.type': 0,
+  'network.trr.mode': 5,
+};
+
+// launchFirefoxIn starts Debian's Firefox ESR inside namespace ns through puppeteer-core over
+// WebDriver BiDi, returning playwright's Browser calls the tests use (newContext, newPage, close).
+// Puppeteer has no pipe for Firefox: it reads "WebDriver BiDi listening on ws://127.0.0.1:P" and
+// connects there, but that is the namespace's loopback. So Firefox gets port P, and the runner
+// listens on its own 127.0.0.1:P and relays each connection into the namespace's loopback through
+// a node started there (the Host header stays 127.0.0.1:P, which Firefox's remote agent wants).
+export async function launchFirefoxIn(ns) {
+  const { default: puppeteer } = await import('puppeteer-core');
+  const relays = new Set();
+  const relay = createNetServer((sock) => {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e',
+      `const s = require('net').connect(${port}, '127.0.0.1'); process.stdin.pipe(s); s.pipe(process.stdout);` +
+      "s.on('error', () => process.exit(1)); s.on('close', () => process.exit(0));"], { stdio: ['pipe', 'pipe', 'ignore'] });
+    relays.add(child);
+    child.on('exit', () => { relays.delete(child); sock.destroy(); });
+    sock.pipe(child.stdin);
+    child.stdout.pipe(sock);
+    sock.on('error', () => child.kill());
+    sock.on('close', () => child.kill());
+  });
+  await new Promise((r, j) => { relay.once('error', j); relay.listen(0, '127.0.0.1', r); });
+  const { port } = relay.address();
+  const path = join(wrapperDir, `firefox-${ns}`);
+  writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${process.env.FIREFOX || '/usr/bin/firefox-esr'} "$@"\n`);
+  chmodSync(path, 0o755);
+  let b;
+  try {
+    b = await within(30000, puppeteer.launch({
+      browser: 'firefox', executablePath: path, headless: true, debuggingPort: port,
+      acceptInsecureCerts: true, extraPrefsFirefox: firefoxPrefs,
+    }), `Firefox to start in ${ns}`);
+  } catch (e) {
+    relay.close();
+    throw e;
+  }
+  const closeRelay = () => { for (const c of relays) c.kill(); relay.close(); };
+  return {
+    name: 'firefox',
+    version: () => b.version(),
+    async newContext() {
+      const ctx = await b.createBrowserContext();
+      return {
+        async newPage() {
+          const page = await ctx.newPage();
+          // playwright's goto(url, { timeout }) and evaluate(fn, arg), as the tests call them
+          return {
+            goto: (url, opts) => page.goto(url, opts),
+            evaluate: (fn, arg) => page.evaluate(fn, arg),
+            on: (ev, fn) => page.on(ev, fn),
+          };
+        },
+        close: () => ctx.close(),
+      };
+    },
+    close: async () => { try { await within(10000, b.close(), 'Firefox close'); } finally { closeRelay(); } },
+  };
 }
 
 // describePath turns a getStats candidate pair into one short label: the class of path, then the

@@ -13,7 +13,7 @@
 #
 # usage: netns.sh up              build it (tears down any earlier copy first; idempotent)
 #        netns.sh down            kill what runs in the namespaces, delete them and the bridge (idempotent)
-#        netns.sh cell NS CELL    install the firewall of CELL (a|b|c|d|e|e-tls, or open) in client namespace NS
+#        netns.sh cell NS CELL    install the firewall of CELL (a|b|c|c-tls|d|e|e-tls, or open) in client namespace NS
 #        netns.sh show            print the namespaces, addresses and firewalls
 #
 # Everything this script touches carries the pfw prefix; nothing else on the host is changed. `up`
@@ -31,7 +31,25 @@ nb_check_net
 up() {
   nb_up
   for ns in "${NS[@]}"; do cell_rules "$ns" open; done
+  hosts_up
   trap - ERR
+}
+
+# hosts_up gives the client namespaces a hosts file naming the server parley.test: `ip netns exec`
+# mounts /etc/netns/NS/hosts over /etc/hosts. Firefox needs it (Chromium has --host-resolver-rules;
+# Firefox's network.dns.forceResolve would send the runner's page address to the server too).
+hosts_up() {
+  local ns
+  for ns in "${NS[@]:1}"; do
+    mkdir -p "/etc/netns/$ns"
+    printf '127.0.0.1\tlocalhost\n%s\tparley.test\n' "$SRV" >"/etc/netns/$ns/hosts"
+  done
+}
+
+down() {
+  nb_down
+  local ns
+  for ns in "${NS[@]}"; do rm -rf "/etc/netns/$ns"; done
 }
 
 # cell_rules installs a client's firewall. Stateful, like a real one: what may leave is the cell;
@@ -43,18 +61,38 @@ cell_rules() {
   "${ipt[@]}" -P FORWARD DROP
   case $cell in
     open|a) nb_fw_open "$ns"; return 0 ;;  # no restriction at all
-    b|c|d|e|e-tls) ;;
-    *) echo "netns.sh: unknown cell '$cell' (a|b|c|d|e|e-tls|open)" >&2; return 2 ;;
+    b|c|c-tls|d|e|e-tls) ;;
+    *) echo "netns.sh: unknown cell '$cell' (a|b|c|c-tls|d|e|e-tls|open)" >&2; return 2 ;;
   esac
   nb_fw_stateful "$ns"
   case $cell in
     b) "${ipt[@]}" -A OUTPUT -p tcp -j ACCEPT ;;                                  # every UDP datagram dropped
     c) "${ipt[@]}" -A OUTPUT -p tcp -d "$SRV" --dport 443 -j ACCEPT ;;            # only TCP 443 to the server
+    c-tls) tls_only_443 "$ns"
+       "${ipt[@]}" -A OUTPUT -p tcp -d "$SRV" --dport 443 -j ACCEPT ;;            # only TLS on TCP 443 to the server
     d) "${ipt[@]}" -A OUTPUT -p tcp -d "$SRV" --dport 443 -j ACCEPT
        "${ipt[@]}" -A OUTPUT -p udp -d "$SRV" --dport 443 -j ACCEPT ;;            # TCP 443 and UDP 443
     e|e-tls) ;;                                                                   # only the runner's proxies
   esac
   nb_fw_close "$ns"
+}
+
+# tls_only_443 makes a client's firewall identify applications on TCP 443 to the server, as a
+# next-generation firewall does: a connection whose first payload is not a TLS handshake record
+# (16 03) is reset, so HTTPS, WSS and TURN over TLS pass while TURN over TCP and ICE-TCP (plain
+# STUN) do not. It sits first in OUTPUT because the stateful ESTABLISHED rule would pass the
+# first payload; connmark remembers a connection that showed TLS.
+tls_only_443() {
+  local ipt=(ip netns exec "$1" iptables -w)
+  # the first payload byte's offset: the IP header length, then the TCP data offset
+  local payload='0>>22&0x3C@12>>26&0x3C@'
+  "${ipt[@]}" -N "$PREFIX-tls443"
+  "${ipt[@]}" -A "$PREFIX-tls443" -m connmark --mark 0x1/0x1 -j RETURN
+  "${ipt[@]}" -A "$PREFIX-tls443" -m u32 ! --u32 "${payload}0>>24=0:255" -j RETURN  # no payload yet (SYN, ACK)
+  "${ipt[@]}" -A "$PREFIX-tls443" -m u32 --u32 "${payload}0>>16=0x1603" -j CONNMARK --set-mark 0x1/0x1
+  "${ipt[@]}" -A "$PREFIX-tls443" -m connmark --mark 0x1/0x1 -j RETURN
+  "${ipt[@]}" -A "$PREFIX-tls443" -p tcp -j REJECT --reject-with tcp-reset
+  "${ipt[@]}" -I OUTPUT 1 -p tcp -d "$SRV" --dport 443 -j "$PREFIX-tls443"
 }
 
 show() {
@@ -67,8 +105,8 @@ show() {
 
 case ${1:-} in
   up) up ;;
-  down) nb_down ;;
+  down) down ;;
   cell) [ $# = 3 ] || { echo "usage: $0 cell NS CELL" >&2; exit 2; }; cell_rules "$2" "$3" ;;
   show) show ;;
-  *) echo "usage: $0 up | down | cell NS a|b|c|d|e|e-tls|open | show" >&2; exit 2 ;;
+  *) echo "usage: $0 up | down | cell NS a|b|c|c-tls|d|e|e-tls|open | show" >&2; exit 2 ;;
 esac

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The firewall bed (see README.md): builds the network namespaces, runs the cells (a-e, e-tls) with one and
-# with both participants restricted, writes output/results.{json,md}, and always tears everything
-# down. Needs root; without root or network namespaces it prints SKIP and exits 0. Bounded: the
-# runner has a 300 s budget and is killed at 400 s; the whole bed ends within 7 minutes.
+# with both participants restricted, then Firefox in cells b, c and c-tls, writes
+# output/results.{json,md} and output/firefox-results.md, and always tears everything down. Needs
+# root; without root or network namespaces it prints SKIP and exits 0. Bounded: the runner has a
+# 300 s budget and is killed at 400 s, the Firefox runner at 120 s; the whole bed ends within 9 minutes.
 #
 #   PARLEY_BIN     the server binary (default: bin/parley of this checkout)
 #   PFW_NET        the bed's /24 as three octets (default: the first of 203.0.113, 198.51.100, 192.0.2
@@ -43,10 +44,19 @@ budget=${PFW_BUDGET_MS:-300000}
 status=0
 NODE_TLS_REJECT_UNAUTHORIZED=0 PFW_BUDGET_MS=$budget \
   nb_run 400 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs || status=$?
-
-if [ -f output/results.md ]; then
-  echo
-  cat output/results.md
-fi
 [ "$status" = 124 ] && echo "FAIL firewall bed: the runner overran its 400 s limit and was killed" >&2
+
+# Firefox restricted in pfw-a against Chromium in pfw-b (cells b, c, c-tls; about 30 s).
+rm -f output/firefox-results.md
+fstatus=0
+NODE_TLS_REJECT_UNAUTHORIZED=0 nb_run 120 node --test --test-concurrency=1 --test-reporter=spec firefox.test.mjs || fstatus=$?
+[ "$fstatus" = 124 ] && echo "FAIL firewall bed: the Firefox runner overran its 120 s limit and was killed" >&2
+[ "$status" = 0 ] && status=$fstatus
+
+for f in output/results.md output/firefox-results.md; do
+  if [ -f "$f" ]; then
+    echo
+    cat "$f"
+  fi
+done
 exit "$status"

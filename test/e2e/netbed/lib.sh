@@ -86,6 +86,7 @@ nb_fw_open() {
   "${ipt[@]}" -P INPUT ACCEPT
   "${ipt[@]}" -P OUTPUT ACCEPT
   "${ipt[@]}" -F
+  "${ipt[@]}" -X  # a cell's own chains (firewall c-tls), empty after -F
 }
 
 # nb_fw_stateful starts a client firewall as real ones are: replies (conntrack), loopback and the
@@ -109,7 +110,7 @@ nb_fw_close() {
 }
 
 # nb_preflight PREFIX: root, iproute2, namespaces and iptables, else skip() (cannot run here) or
-# fail() (could, but a tool is missing); then Chromium and the npm packages (installed if missing).
+# fail() (could, but a tool is missing); then Chromium, Firefox and the npm packages (installed if missing).
 nb_preflight() {
   local prefix=$1 e2e
   e2e=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -118,7 +119,8 @@ nb_preflight() {
   if ! ip netns add "$prefix-probe" 2>/dev/null; then skip "ip netns is unavailable here (cannot create a namespace)"; fi
   ip netns del "$prefix-probe"
   command -v iptables >/dev/null 2>&1 || fail "iptables is not installed (apt-get install iptables)"
-  if [ ! -d "$e2e/node_modules/playwright-core" ] || [ ! -d "$e2e/node_modules/openvidu-browser" ] || [ ! -x /usr/bin/chromium ]; then
+  if [ ! -d "$e2e/node_modules/playwright-core" ] || [ ! -d "$e2e/node_modules/puppeteer-core" ] || [ ! -d "$e2e/node_modules/openvidu-browser" ] ||
+    [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/firefox-esr ]; then
     "$e2e/setup.sh" || fail "could not install Chromium and the npm packages (test/e2e/setup.sh)"
   fi
 }

@@ -1,0 +1,147 @@
+// Firefox behind the firewall bed's firewalls: Debian's Firefox ESR runs in pfw-a (restricted),
+// Debian's Chromium in pfw-b (open), both with the stock openvidu-browser 2.32.2. In each cell
+// Firefox publishes and subscribes: Chromium must decode Firefox's video (Firefox's publisher
+// connection crosses the firewall upstream) and Firefox must decode Chromium's (its subscriber
+// connection crosses it downstream), and both of Firefox's connections must use the path the cell
+// leaves open, as Firefox's own getStats reports the selected candidate pair. run.sh starts this
+// after firewall.test.mjs, on the same namespaces.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import {
+  NS, SERVER, outputDir, repoRoot, within, poll, setCell, startParley, startPages, launchIn, launchFirefoxIn,
+  describePath, pathKind, removeWrappers,
+} from './bed.mjs';
+
+process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // parley's certificate is self-signed
+
+// The cells (netns.sh has the rules) and the paths each leaves Firefox.
+const CELLS = {
+  b: { what: 'all UDP dropped', expect: ['ice-tcp'], why: 'ICE-TCP to the server\'s passive candidate on 443 outranks a TCP relay' },
+  c: { what: 'only TCP 443 to the server', expect: ['ice-tcp', 'turn-tcp', 'turn-tls'], why: 'only TCP to port 443 leaves' },
+  'c-tls': { what: 'only TLS on TCP 443 to the server', expect: ['turn-tls'], why: 'the firewall resets plain STUN (ICE-TCP, TURN/TCP)' },
+};
+const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
+const DECODE_DEADLINE_MS = 25000;
+
+let parley, pages, chromium, firefox;
+const rows = [];
+const versions = {};
+
+before(async () => {
+  const route = execFileSync('ip', ['route', 'get', SERVER], { encoding: 'utf8', timeout: 5000 });
+  assert.match(route, /\bdev pfw-br\b/, `the route to ${SERVER} must be the bed's bridge (run.sh builds it): ${route}`);
+  setCell(NS.A, 'open');
+  setCell(NS.B, 'open');
+  pages = await startPages();
+  parley = await startParley(BIN, 'firefox.parley.log');
+  // One browser each for every cell: each cell is a new session, so new peer connections.
+  [chromium, firefox] = await Promise.all([launchIn(NS.B, {}), launchFirefoxIn(NS.A)]);
+  versions.chromium = chromium.version();
+  versions.firefox = await firefox.version();
+});
+
+after(async () => {
+  await firefox?.close().catch(() => {});
+  await chromium?.close().catch(() => {});
+  await parley?.stop();
+  await pages?.close().catch(() => {});
+  removeWrappers();
+  writeResults();
+});
+
+async function openParticipant(browser, session, name) {
+  const context = await within(10000, browser.newContext(), 'new browser context');
+  const page = await within(10000, context.newPage(), 'new page');
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  await page.goto(pages.url, { timeout: 10000 });
+  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+  const id = await within(15000, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
+  return { name, context, page, id, problems };
+}
+
+const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
+
+// serverPath is parley's connectionPath (REST) for Firefox's publisher and its subscription.
+async function serverPaths(sessionId, foxId) {
+  const s = await parley.rest(`/openvidu/api/sessions/${sessionId}`);
+  const c = s.connections.content.find((x) => x.connectionId === foxId);
+  return { publisher: c?.publishers[0]?.connectionPath ?? null, subscriber: c?.subscribers[0]?.connectionPath ?? null };
+}
+// tlsFirewallResets counts the connections cell c-tls's firewall reset in pfw-a (netns.sh tls_only_443).
+function tlsFirewallResets() {
+  const out = execFileSync('ip', ['netns', 'exec', NS.A, 'iptables', '-w', '-L', 'pfw-tls443', '-v', '-x', '-n'], { encoding: 'utf8', timeout: 5000 });
+  const line = out.split('\n').find((l) => /\bREJECT\b/.test(l));
+  return line ? Number(line.trim().split(/\s+/)[0]) : 0;
+}
+
+const serverLabel = (p) => (p ? `${p.protocol} ${p.remoteType}${p.viaTurn ? ' via TURN' : ''}` : 'not recorded');
+
+for (const [cell, c] of Object.entries(CELLS)) {
+  test(`cell ${cell} (${c.what}): a Firefox publisher and a Firefox subscriber get video over ${c.expect.join(' or ')}`, { timeout: 60000 }, async () => {
+    setCell(NS.A, cell);
+    const row = { cell, what: c.what };
+    rows.push(row);
+    const session = await within(5000, parley.ov.createSession({}), 'createSession');
+    const opened = [];
+    try {
+      const fox = await openParticipant(firefox, session, 'firefox');
+      opened.push(fox);
+      const chrome = await openParticipant(chromium, session, 'chromium');
+      opened.push(chrome);
+      let last;
+      const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);
+      try {
+        await poll('Chromium to decode Firefox\'s video and Firefox to decode Chromium\'s', async () => {
+          last = { fox: await report(fox), chrome: await report(chrome) };
+          return decodes(last.chrome, fox.id) && decodes(last.fox, chrome.id);
+        }, { timeout: DECODE_DEADLINE_MS, interval: 200 });
+      } catch (e) {
+        row.failure = e.message;
+        const diag = await within(5000, fox.page.evaluate(() => window.pfw.diagnose()), 'diagnose').catch((x) => String(x));
+        throw new Error(`cell ${cell}: ${e.message}\nFirefox's peer connections: ${JSON.stringify(diag, null, 1).slice(0, 6000)}\n` +
+          `candidate errors: ${JSON.stringify(last?.fox?.candidateErrors)}\npage errors: ${fox.problems.join('; ')}`);
+      }
+      const sub = last.fox.subscribers.find((s) => s.from === chrome.id);
+      const server = await serverPaths(session.sessionId, fox.id).catch(() => ({}));
+      Object.assign(row, {
+        publisher: describePath(last.fox.publisher?.path), publisherServer: serverLabel(server.publisher),
+        subscriber: describePath(sub.path), subscriberServer: serverLabel(server.subscriber),
+        iceServerURLs: last.fox.iceServerURLs,
+      });
+      console.log(`# cell ${cell}: Firefox publishes over ${row.publisher} [server: ${row.publisherServer}], receives over ${row.subscriber} [server: ${row.subscriberServer}]`);
+      for (const [role, path] of [['publisher', last.fox.publisher?.path], ['subscriber', sub.path]]) {
+        assert.ok(c.expect.includes(pathKind(path)), `cell ${cell}: Firefox's ${role} must be on ${c.expect.join(' or ')} (${c.why}), got ${describePath(path)}`);
+        // ICE-TCP ends on the server's passive candidate, which must be the one on 443. (A relay's
+        // TURN server is the one turns:/turn: URL on 443; Firefox's stats do not name the URL.)
+        if (path.localType !== 'relay') assert.equal(path.remotePort, 443, `cell ${cell}: Firefox's ${role} on ${describePath(path)}`);
+      }
+      if (cell === 'c-tls') {
+        // The path was forced: the firewall reset Firefox's plain-STUN connections to 443.
+        row.resets = tlsFirewallResets();
+        assert.ok(row.resets > 0, `cell c-tls: the firewall reset none of Firefox's ICE-TCP or TURN/TCP attempts`);
+      }
+      assert.deepEqual(fox.problems, [], 'no page errors in Firefox');
+    } finally {
+      for (const p of opened) await within(5000, p.context.close(), 'context close').catch(() => {});
+      await within(5000, session.close(), 'session close').catch(() => {});
+    }
+  });
+}
+
+function writeResults() {
+  const lines = [
+    '', '## Firefox behind the firewall', '',
+    `Firefox ${versions.firefox || '?'} restricted in pfw-a, Chromium ${versions.chromium || '?'} open in pfw-b; the paths of Firefox's two peer connections (its getStats, selected pair) and what parley recorded.`, '',
+    '| cell | Firefox publishes over | Firefox receives over | server saw (publisher; subscriber) | firewall |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    if (r.failure || !r.publisher) lines.push(`| ${r.cell}: ${r.what} | FAILED: ${r.failure || 'no result'} | | | |`);
+    else lines.push(`| ${r.cell}: ${r.what} | ${r.publisher} | ${r.subscriber} | ${r.publisherServer}; ${r.subscriberServer} | ${r.resets !== undefined ? `reset ${r.resets} plain-STUN connections` : ''} |`);
+  }
+  writeFileSync(join(outputDir, 'firefox-results.md'), lines.join('\n') + '\n');
+}
