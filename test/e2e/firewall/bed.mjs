@@ -168,13 +168,20 @@ export const firefoxPrefs = {
   'network.trr.mode': 5,
 };
 
+// firefoxProxyPrefs send Firefox's HTTP and HTTPS through the runner's proxy on port (the proxy
+// cells), except the runner's page, as --proxy-server and --proxy-bypass-list do for Chromium.
+export const firefoxProxyPrefs = (port) => ({
+  'network.proxy.type': 1, 'network.proxy.http': RUNNER, 'network.proxy.http_port': port,
+  'network.proxy.ssl': RUNNER, 'network.proxy.ssl_port': port, 'network.proxy.no_proxies_on': RUNNER,
+});
+
 // launchFirefoxIn starts Debian's Firefox ESR inside namespace ns through puppeteer-core over
 // WebDriver BiDi, returning playwright's Browser calls the tests use (newContext, newPage, close).
 // Puppeteer has no pipe for Firefox: it reads "WebDriver BiDi listening on ws://127.0.0.1:P" and
 // connects there, but that is the namespace's loopback. So Firefox gets port P, and the runner
 // listens on its own 127.0.0.1:P and relays each connection into the namespace's loopback through
 // a node started there (the Host header stays 127.0.0.1:P, which Firefox's remote agent wants).
-export async function launchFirefoxIn(ns) {
+export async function launchFirefoxIn(ns, { proxyPort } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const relays = new Set();
   const relay = createNetServer((sock) => {
@@ -197,7 +204,7 @@ export async function launchFirefoxIn(ns) {
   try {
     b = await within(30000, puppeteer.launch({
       browser: 'firefox', executablePath: path, headless: true, debuggingPort: port,
-      acceptInsecureCerts: true, extraPrefsFirefox: firefoxPrefs,
+      acceptInsecureCerts: true, extraPrefsFirefox: { ...firefoxPrefs, ...(proxyPort ? firefoxProxyPrefs(proxyPort) : {}) },
     }), `Firefox to start in ${ns}`);
   } catch (e) {
     relay.close();

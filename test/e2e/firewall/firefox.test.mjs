@@ -3,15 +3,17 @@
 // Firefox publishes and subscribes: Chromium must decode Firefox's video (Firefox's publisher
 // connection crosses the firewall upstream) and Firefox must decode Chromium's (its subscriber
 // connection crosses it downstream), and both of Firefox's connections must use the path the cell
-// leaves open, as Firefox's own getStats reports the selected candidate pair. run.sh starts this
-// after firewall.test.mjs, on the same namespaces.
+// leaves open, as Firefox's own getStats reports the selected candidate pair. In the proxy cells
+// (e, e-tls) Firefox is given the proxy, and the proxy must have carried that path. run.sh starts
+// this after firewall.test.mjs, on the same namespaces (README.md, "Firefox").
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { startProxy } from './proxy.mjs';
 import {
-  NS, SERVER, outputDir, repoRoot, within, poll, setCell, startParley, startPages, launchIn, launchFirefoxIn,
+  NS, NET, SERVER, RUNNER, DOMAIN, PROXY_PORT, outputDir, repoRoot, within, poll, setCell, startParley, startPages, launchIn, launchFirefoxIn,
   describePath, pathKind, removeWrappers,
 } from './bed.mjs';
 
@@ -22,11 +24,13 @@ const CELLS = {
   b: { what: 'all UDP dropped', expect: ['ice-tcp'], why: 'ICE-TCP to the server\'s passive candidate on 443 outranks a TCP relay' },
   c: { what: 'only TCP 443 to the server', expect: ['ice-tcp', 'turn-tcp', 'turn-tls'], why: 'only TCP to port 443 leaves' },
   'c-tls': { what: 'only TLS on TCP 443 to the server', expect: ['turn-tls'], why: 'the firewall resets plain STUN (ICE-TCP, TURN/TCP)' },
+  e: { what: 'only an HTTP CONNECT proxy (port 443 only)', expect: ['ice-tcp', 'turn-tcp', 'turn-tls'], why: 'only the proxy\'s TCP tunnels lead out', proxy: PROXY_PORT },
+  'e-tls': { what: 'only a CONNECT proxy that also wants host names and TLS inside', expect: ['turn-tls'], why: 'the proxy cuts every tunnel but TLS', proxy: PROXY_PORT + 1 },
 };
 const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
 const DECODE_DEADLINE_MS = 25000;
 
-let parley, pages, chromium, firefox;
+let parley, pages, chromium, firefox, proxies;
 const rows = [];
 const versions = {};
 
@@ -36,6 +40,11 @@ before(async () => {
   setCell(NS.A, 'open');
   setCell(NS.B, 'open');
   pages = await startPages();
+  const upstreams = { [DOMAIN]: SERVER, [SERVER]: SERVER };
+  proxies = {
+    [PROXY_PORT]: await startProxy({ host: RUNNER, port: PROXY_PORT, upstreams }),
+    [PROXY_PORT + 1]: await startProxy({ host: RUNNER, port: PROXY_PORT + 1, upstreams, tlsOnly: true }),
+  };
   parley = await startParley(BIN, 'firefox.parley.log');
   // One browser each for every cell: each cell is a new session, so new peer connections.
   [chromium, firefox] = await Promise.all([launchIn(NS.B, {}), launchFirefoxIn(NS.A)]);
@@ -47,6 +56,7 @@ after(async () => {
   await firefox?.close().catch(() => {});
   await chromium?.close().catch(() => {});
   await parley?.stop();
+  for (const px of Object.values(proxies || {})) await px.close();
   await pages?.close().catch(() => {});
   removeWrappers();
   writeResults();
@@ -78,6 +88,22 @@ function tlsFirewallResets() {
   return line ? Number(line.trim().split(/\s+/)[0]) : 0;
 }
 
+const PROXY_CARRIES = { 'turn-tcp': 'TURN/TCP', 'turn-tls': 'TLS', 'ice-tcp': 'ICE-TCP' };
+// summariseProxy counts what the proxy did with Firefox's requests for the server, e.g.
+// "2 × parley.test:443 relayed TLS", and how many others (Firefox's own services) it refused.
+function summariseProxy(log) {
+  const counts = {};
+  let others = 0;
+  for (const l of log) {
+    if (!l.from.startsWith(`${NET}.11:`)) continue;
+    const target = l.request.split(' ')[1] || '';
+    if (![`${DOMAIN}:443`, `${SERVER}:443`].includes(target)) { others++; continue; }
+    const k = `${target} ${l.result === 'relayed' ? `relayed ${l.carried}` : l.result.split(':')[0]}`;
+    counts[k] = (counts[k] || 0) + 1;
+  }
+  return [...Object.entries(counts).map(([k, n]) => `${n} × ${k}`), ...(others ? [`${others} other requests refused`] : [])].join(', ');
+}
+
 const serverLabel = (p) => (p ? `${p.protocol} ${p.remoteType}${p.viaTurn ? ' via TURN' : ''}` : 'not recorded');
 
 for (const [cell, c] of Object.entries(CELLS)) {
@@ -85,10 +111,15 @@ for (const [cell, c] of Object.entries(CELLS)) {
     setCell(NS.A, cell);
     const row = { cell, what: c.what };
     rows.push(row);
-    const session = await within(5000, parley.ov.createSession({}), 'createSession');
+    const px = c.proxy && proxies[c.proxy];
+    const proxyFrom = px ? px.log.length : 0;
     const opened = [];
+    let browser = firefox, session;
     try {
-      const fox = await openParticipant(firefox, session, 'firefox');
+      // Firefox takes its proxy from prefs at start: the proxy cells get a Firefox of their own.
+      if (c.proxy) browser = await launchFirefoxIn(NS.A, { proxyPort: c.proxy });
+      session = await within(5000, parley.ov.createSession({}), 'createSession');
+      const fox = await openParticipant(browser, session, 'firefox');
       opened.push(fox);
       const chrome = await openParticipant(chromium, session, 'chromium');
       opened.push(chrome);
@@ -101,9 +132,11 @@ for (const [cell, c] of Object.entries(CELLS)) {
         }, { timeout: DECODE_DEADLINE_MS, interval: 200 });
       } catch (e) {
         row.failure = e.message;
+        if (px) row.proxyLog = px.log.slice(proxyFrom);
         const diag = await within(5000, fox.page.evaluate(() => window.pfw.diagnose()), 'diagnose').catch((x) => String(x));
         throw new Error(`cell ${cell}: ${e.message}\nFirefox's peer connections: ${JSON.stringify(diag, null, 1).slice(0, 6000)}\n` +
-          `candidate errors: ${JSON.stringify(last?.fox?.candidateErrors)}\npage errors: ${fox.problems.join('; ')}`);
+          `candidate errors: ${JSON.stringify(last?.fox?.candidateErrors)}\npage errors: ${fox.problems.join('; ')}` +
+          (px ? `\nproxy: ${JSON.stringify(row.proxyLog)}` : ''));
       }
       const sub = last.fox.subscribers.find((s) => s.from === chrome.id);
       const server = await serverPaths(session.sessionId, fox.id).catch(() => ({}));
@@ -119,6 +152,16 @@ for (const [cell, c] of Object.entries(CELLS)) {
         // TURN server is the one turns:/turn: URL on 443; Firefox's stats do not name the URL.)
         if (path.localType !== 'relay') assert.equal(path.remotePort, 443, `cell ${cell}: Firefox's ${role} on ${describePath(path)}`);
       }
+      if (px) {
+        // Through the proxy: it must have relayed a tunnel of that kind from Firefox's namespace.
+        const log = px.log.slice(proxyFrom);
+        for (const [role, path] of [['publisher', last.fox.publisher?.path], ['subscriber', sub.path]]) {
+          const carried = PROXY_CARRIES[pathKind(path)];
+          assert.ok(log.some((l) => l.result === 'relayed' && l.from.startsWith(`${NET}.11:`) && l.carried === carried),
+            `cell ${cell}: Firefox's ${role} is on ${describePath(path)} but the proxy relayed no ${carried} tunnel from it: ${JSON.stringify(log)}`);
+        }
+        row.proxied = summariseProxy(log);
+      }
       if (cell === 'c-tls') {
         // The path was forced: the firewall reset Firefox's plain-STUN connections to 443.
         row.resets = tlsFirewallResets();
@@ -127,7 +170,8 @@ for (const [cell, c] of Object.entries(CELLS)) {
       assert.deepEqual(fox.problems, [], 'no page errors in Firefox');
     } finally {
       for (const p of opened) await within(5000, p.context.close(), 'context close').catch(() => {});
-      await within(5000, session.close(), 'session close').catch(() => {});
+      if (session) await within(5000, session.close(), 'session close').catch(() => {});
+      if (browser !== firefox) await browser.close().catch(() => {});
     }
   });
 }
@@ -141,7 +185,7 @@ function writeResults() {
   ];
   for (const r of rows) {
     if (r.failure || !r.publisher) lines.push(`| ${r.cell}: ${r.what} | FAILED: ${r.failure || 'no result'} | | | |`);
-    else lines.push(`| ${r.cell}: ${r.what} | ${r.publisher} | ${r.subscriber} | ${r.publisherServer}; ${r.subscriberServer} | ${r.resets !== undefined ? `reset ${r.resets} plain-STUN connections` : ''} |`);
+    else lines.push(`| ${r.cell}: ${r.what} | ${r.publisher} | ${r.subscriber} | ${r.publisherServer}; ${r.subscriberServer} | ${r.resets !== undefined ? `reset ${r.resets} plain-STUN connections` : ''}${r.proxied ? `proxy: ${r.proxied}` : ''} |`);
   }
   writeFileSync(join(outputDir, 'firefox-results.md'), lines.join('\n') + '\n');
 }

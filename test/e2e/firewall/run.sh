@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The firewall bed (see README.md): builds the network namespaces, runs the cells (a-e, e-tls) with one and
-# with both participants restricted, then Firefox in cells b, c and c-tls, writes
+# with both participants restricted, then Firefox in cells b, c, c-tls, e and e-tls, writes
 # output/results.{json,md} and output/firefox-results.md, and always tears everything down. Needs
 # root; without root or network namespaces it prints SKIP and exits 0. Bounded: the runner has a
-# 300 s budget and is killed at 400 s, the Firefox runner at 120 s; the whole bed ends within 9 minutes.
+# 300 s budget and is killed at 400 s, the Firefox runner at 180 s; the whole bed ends within 10 minutes.
 #
 #   PARLEY_BIN     the server binary (default: bin/parley of this checkout)
 #   PFW_NET        the bed's /24 as three octets (default: the first of 203.0.113, 198.51.100, 192.0.2
@@ -46,11 +46,11 @@ NODE_TLS_REJECT_UNAUTHORIZED=0 PFW_BUDGET_MS=$budget \
   nb_run 400 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs || status=$?
 [ "$status" = 124 ] && echo "FAIL firewall bed: the runner overran its 400 s limit and was killed" >&2
 
-# Firefox restricted in pfw-a against Chromium in pfw-b (cells b, c, c-tls; about 30 s).
+# Firefox restricted in pfw-a against Chromium in pfw-b (cells b, c, c-tls, e, e-tls; about 40 s).
 rm -f output/firefox-results.md
 fstatus=0
-NODE_TLS_REJECT_UNAUTHORIZED=0 nb_run 120 node --test --test-concurrency=1 --test-reporter=spec firefox.test.mjs || fstatus=$?
-[ "$fstatus" = 124 ] && echo "FAIL firewall bed: the Firefox runner overran its 120 s limit and was killed" >&2
+NODE_TLS_REJECT_UNAUTHORIZED=0 nb_run 180 node --test --test-concurrency=1 --test-reporter=spec firefox.test.mjs || fstatus=$?
+[ "$fstatus" = 124 ] && echo "FAIL firewall bed: the Firefox runner overran its 180 s limit and was killed" >&2
 [ "$status" = 0 ] && status=$fstatus
 
 for f in output/results.md output/firefox-results.md; do
