@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,8 @@ type Publisher struct {
 	// loop carries the media back to the publisher on pc when loopback is set (nil otherwise);
 	// replaced with pc.
 	loop *Subscriber
+	// taps are the video taps (recordings): RequestKeyframe asks for the layer they forward.
+	taps []*downTrack
 	wg   sync.WaitGroup
 	stop chan struct{}
 }
@@ -684,7 +687,18 @@ func (p *Publisher) AddTap(kind string, t Tap) (remove func()) {
 	}
 	d.attach()
 	d.requestKeyframe(true)
-	return d.detach
+	if kind != webrtc.RTPCodecTypeVideo.String() {
+		return d.detach
+	}
+	p.mu.Lock()
+	p.taps = append(p.taps, d)
+	p.mu.Unlock()
+	return func() {
+		p.mu.Lock()
+		p.taps = slices.DeleteFunc(p.taps, func(x *downTrack) bool { return x == d })
+		p.mu.Unlock()
+		d.detach()
+	}
 }
 
 // Codec returns the codec of the stream's track of kind ("audio" or "video"); ok is false when the
@@ -702,11 +716,21 @@ func (p *Publisher) Codec(kind string) (c webrtc.RTPCodecCapability, ok bool) {
 	return f.codec, true
 }
 
-// RequestKeyframe asks the publisher for a keyframe (throttled like every request).
+// RequestKeyframe asks the publisher for a keyframe of what its video taps receive (throttled like
+// every request). With simulcast that is the layer each tap forwards, not the top one: a browser
+// answers a request for one layer with a keyframe of that layer only, and the top layer may not be
+// arriving at all (Chrome starts it late, or stops it when short of bandwidth or CPU), so a
+// recording that asked for it would never get the keyframe it waits for.
 func (p *Publisher) RequestKeyframe() {
 	p.mu.Lock()
-	f := p.video
+	f, taps := p.video, slices.Clone(p.taps)
 	p.mu.Unlock()
+	if len(taps) > 0 {
+		for _, d := range taps {
+			d.requestKeyframe(true)
+		}
+		return
+	}
 	if f != nil {
 		f.requestKeyframe(true)
 	}

@@ -1176,3 +1176,47 @@ func TestSimulcastResendsAreNoLayer(t *testing.T) {
 		t.Fatalf("after the switch, layers forwarded %v, want [0]", l)
 	}
 }
+
+// A recording's keyframe request asks for the layer its tap records. Chrome may send only the low
+// layer of a simulcast stream for seconds (the top one starts late, or stops when short of
+// bandwidth); a request for the top layer, which is not arriving, went nowhere, and a recording
+// that lost a frame of the low layer stayed without a picture until a subscriber happened to ask
+// for that layer's keyframe (the e2e COMPOSED late-joiner test's dark tile).
+func TestRecordingKeyframeRequestAsksTheRecordedLayer(t *testing.T) {
+	ls := newVP8Layers(2)
+	var asked [2]int
+	for i, l := range ls {
+		l.f.kf.asked = func() { asked[i]++ }
+	}
+	p := &Publisher{layers: []*forwarder{ls[0].f, ls[1].f}, video: ls[1].f}
+	var got []byte // the layer index of each packet recorded
+	remove := p.AddTap("video", tapFunc(func(pkt *rtp.Packet) { got = append(got, pkt.Payload[len(pkt.Payload)-1]) }))
+	if remove == nil {
+		t.Fatal("no tap")
+	}
+	ls[0].frame(true)
+	ls[0].frame(false)
+	if len(got) == 0 || got[0] != 0 {
+		t.Fatalf("the tap records the low layer, the only one arriving: got layers %v", got)
+	}
+	asked = [2]int{}
+	p.RequestKeyframe()
+	if asked[0] != 1 || asked[1] != 0 {
+		t.Fatalf("a recording's keyframe request asked layers %v (low, top); want the low layer's, which it records", asked)
+	}
+	// Once the top layer arrives the tap moves to it, and its requests follow.
+	ls[1].frame(true)
+	ls[1].frame(false)
+	asked = [2]int{}
+	p.RequestKeyframe()
+	if asked[0] != 0 || asked[1] != 1 {
+		t.Fatalf("with the top layer recorded, a request asked layers %v (low, top)", asked)
+	}
+	// Without a tap (a recording that ended), the request asks the top layer, as before.
+	remove()
+	asked = [2]int{}
+	p.RequestKeyframe()
+	if asked[1] != 1 {
+		t.Fatalf("without a tap, a request asked layers %v (low, top)", asked)
+	}
+}
