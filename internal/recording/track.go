@@ -112,6 +112,49 @@ type kindState struct {
 	needKey  bool          // video: wait for a keyframe before writing
 	lastMs   int64
 	anyFrame bool
+	pads     padGaps // padding-only packets left out of sb
+}
+
+// padGaps closes up, for a sample builder, the sequence numbers of padding-only packets. A sender
+// probing its link (Chrome, on the video's own SSRC when no RTX was negotiated, or on the simulcast
+// layer it sends while a higher one is off) sends packets of padding between frames; pushed to the
+// builder, such a packet is counted as dropped, which the writer must take for a loss that breaks
+// the reference chain (it waits for a keyframe). Left out, it would leave a hole that the builder
+// waits for and then counts as dropped too. So it is left out and the packets after it are
+// numbered one less. Packets that arrive after a later padding one (reordered, or a
+// retransmission) are numbered by the padding before them only, from the last padMemory ones.
+type padGaps struct {
+	recent [padMemory]uint16
+	n      int // padding packets seen since reset; the last min(n, padMemory) are in recent
+}
+
+// padMemory bounds the padding packets remembered for reordered packets: a packet that arrives
+// after more than that many later padding ones is numbered as if it came after them.
+const padMemory = 64
+
+// add notes padding packet seq, once.
+func (g *padGaps) add(seq uint16) {
+	for i := range min(g.n, padMemory) {
+		if g.recent[i] == seq {
+			return // a duplicate
+		}
+	}
+	g.recent[g.n%padMemory] = seq
+	g.n++
+}
+
+// seq is the builder's number for media packet seq: less the padding packets before it.
+func (g *padGaps) seq(seq uint16) uint16 {
+	if g.n == 0 {
+		return seq
+	}
+	after := 0
+	for i := range min(g.n, padMemory) {
+		if int16(g.recent[i]-seq) > 0 {
+			after++
+		}
+	}
+	return seq - uint16(g.n-after)
 }
 
 // streamWriter writes one stream's audio and video to one WebM (or, for H.264, Matroska) file, on
@@ -422,7 +465,7 @@ func (w *streamWriter) handle(p packet) {
 		// A new RTP source (the publisher renegotiated, reconnectStream): its sequence numbers and
 		// timestamps start anew, so the clock restarts here. The old source's last partial frame
 		// is dropped rather than flushed (see maxSeqJump).
-		ks.sb, ks.seen = ks.newSB(), false
+		ks.sb, ks.seen, ks.pads = ks.newSB(), false, padGaps{}
 		if p.kind == kindVideo {
 			ks.needKey = true
 		}
@@ -434,7 +477,7 @@ func (w *streamWriter) handle(p packet) {
 		// The sample builder's buffer spans the sequence numbers it holds and its purge rescans
 		// that span for each one it drops: a jump far ahead or back would cost it seconds of CPU
 		// (seen with Chrome's H.264). Start it afresh instead; video waits for a keyframe.
-		ks.sb = ks.newSB()
+		ks.sb, ks.pads = ks.newSB(), padGaps{}
 		if p.kind == kindVideo {
 			ks.needKey = true
 		}
@@ -443,6 +486,11 @@ func (w *streamWriter) handle(p packet) {
 		ks.lastSeq = pkt.SequenceNumber
 	}
 	ks.lastAt = p.at
+	if len(pkt.Payload) == 0 {
+		ks.pads.add(pkt.SequenceNumber) // padding: no media, and no loss
+		return
+	}
+	pkt.SequenceNumber = ks.pads.seq(pkt.SequenceNumber)
 	ks.sb.Push(pkt)
 	w.pop(p.kind, ks)
 }

@@ -202,3 +202,63 @@ func TestWriterVP9(t *testing.T) {
 		t.Fatalf("vp9 file: %+v", p)
 	}
 }
+
+// TestWriterPaddingIsNoLoss: a sender probing its link sends padding-only packets between frames
+// on the video's SSRC (Chrome's low simulcast layer while the top one is off). They are not a
+// loss: every frame is written and no keyframe is asked for. Counted as dropped packets they made
+// the writer wait for a keyframe after each burst, and the recording's picture went dark until
+// one came (the e2e COMPOSED late-joiner test's dark tile). One burst comes before the last packet
+// of the frame it follows (reordered), which must keep its place.
+func TestWriterPaddingIsNoLoss(t *testing.T) {
+	m := makeMedia(t, 3)
+	padded := m.mapped(func(*rtp.Packet) {}, func(*rtp.Packet) {})
+	want := min(len(m.Video), int(3*time.Second/testmedia.FrameInterval))
+	var shift uint16
+	bursts := 0
+	for i, f := range padded.Video {
+		for _, p := range f {
+			p.SequenceNumber += shift
+		}
+		if i%5 != 4 || i >= want {
+			continue
+		}
+		last := f[len(f)-1]
+		var pads []*rtp.Packet
+		for k := range 3 {
+			pads = append(pads, &rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, PaddingSize: 255, PayloadType: last.PayloadType,
+				SSRC: last.SSRC, Timestamp: last.Timestamp, SequenceNumber: last.SequenceNumber + 1 + uint16(k)}})
+		}
+		if bursts++; bursts == 3 {
+			padded.Video[i] = append(append(f[:len(f)-1:len(f)-1], pads...), last) // the padding overtook the frame's end
+		} else {
+			padded.Video[i] = append(f, pads...)
+		}
+		shift += 3
+	}
+	write := func(m testMedia, name string) (frames int, asked int64) {
+		path := filepath.Join(t.TempDir(), name)
+		w, err := newStreamWriter(path, trackSpec{audio: true, video: true, videoCodec: "VP8", width: 320, height: 240}, createSyncFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.testClock = new(atomic.Int64)
+		var n atomic.Int64
+		w.pli = func() { n.Add(1) }
+		go w.run()
+		m.feed(w, 0, 3*time.Second)
+		w.close()
+		if w.err != nil {
+			t.Fatal(w.err)
+		}
+		_, frames = ffprobe(t, path).Stream("video")
+		return frames, n.Load()
+	}
+	plain, _ := write(m, "plain.webm")
+	vf, n := write(padded, "padded.webm")
+	if plain < want-1 || vf != plain {
+		t.Errorf("%d video frames decoded with %d bursts of padding between them, %d without; %d sent", vf, bursts, plain, want)
+	}
+	if n != 1 {
+		t.Errorf("%d keyframe requests; want only the one at the start", n)
+	}
+}
