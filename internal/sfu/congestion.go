@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/parley/parley/internal/sendq"
+	"github.com/pion/rtcp"
 )
 
 // Every subscription owns its down path: what its link takes is estimated from its own feedback,
@@ -128,6 +129,11 @@ const (
 	ccUDPDelayProbeTime = 700 * time.Millisecond
 	ccUDPDelayGapMin    = time.Second
 	ccUDPDelayGapMax    = time.Second
+	// ccUDPFullGapMax: the probes of a video without simulcast pad at its whole rate (500 kbit/s
+	// and more from the bed's 640x480 publisher, not a lowest layer's 150), so even ended at the
+	// first queued feedback each costs a 150 kbit/s link 15-20 kB: their gap doubles from
+	// ccUDPDelayGapMin up to this.
+	ccUDPFullGapMax = 2 * time.Second
 	// ccProbeLoss: a UDP probe that lost more of its padding than this failed.
 	ccProbeLoss = 0.10
 	// lossyPLIGap bounds keyframe requests from a subscriber whose link loses more than ccHighLoss:
@@ -234,6 +240,17 @@ type congestion struct {
 	// tick, which a probe in place of the video does not replace.
 	lastVsrc uint64
 	other    float64
+	// fbShort: over UDP, the transport-wide feedback of a flowing video without simulcast showed
+	// its link at its limit (bottleneck); set by the RTCP reader, judged by fbPause at the next
+	// 100 ms step. A new subscriber on a 150 kbit/s link was sent 1.5-2 s of a 500 kbit/s stream
+	// (160-180 kB, over half of what its link carries in the bed's 16 s) before a receiver report
+	// of its loss paused it; the feedback shows the queue in a few hundred milliseconds.
+	fbShort atomic.Bool
+	// probeQueued: the RTCP reader ended the running UDP probe on a feedback that showed its
+	// padding queued (ccUDPProbeQueue).
+	probeQueued atomic.Bool
+	// fullProbe: the video has no simulcast, so its probes pad at its whole rate (ccUDPFullGapMax).
+	fullProbe bool
 }
 
 // ccInput is what one tick sees: bytes sent to the subscriber, bytes the publisher's tracks
@@ -265,6 +282,53 @@ type ccInput struct {
 	lowShort bool
 	// standing: the transport-wide feedback shows a queue standing in front of the subscriber.
 	standing bool
+}
+
+// pausing sets up the backoff and the probes of a video being paused now.
+func (c *congestion) pausing(now time.Time, probed, byDelay bool) {
+	if c.backoff == 0 || now.Sub(c.resumedAt) > ccStable {
+		c.backoff = ccBackoffMin
+	} else {
+		c.backoff = min(2*c.backoff, ccBackoffMax)
+	}
+	c.resumeAt = now.Add(c.backoff)
+	c.probing, c.probeNext = false, now.Add(ccProbeGap)
+	if probed {
+		lo, hi := c.udpProbeGaps(byDelay)
+		if c.probeGap == 0 || now.Sub(c.resumedAt) > ccStable {
+			c.probeGap = lo
+		} else {
+			c.probeGap = min(max(2*c.probeGap, lo), hi) // it resumed into a link that could not keep it
+		}
+		c.probeNext = now.Add(c.probeGap)
+	}
+}
+
+// fbPause decides, at a 100 ms step after the RTCP reader flagged it (fbShort), whether a video
+// without simulcast flowing over UDP pauses now: the transport-wide feedback shows its link at its
+// limit (bottleneck: a standing queue, delivering slower than sent, lately or with a third of a
+// span lost) delivering under ccPauseBelow of what the stream needs. src is the bytes the
+// publisher's tracks carried so far (the ticks' count), which give the need before the ticks
+// do; with no interval long enough to say, the rate the feedback's span was sent at stands for
+// it (a keyframe's burst raises that one, so it is not kept as the need, which sizes the
+// probes). The estimate becomes what the link delivered, as a report of its loss would have cut
+// it a second or two later.
+func (c *congestion) fbPause(now time.Time, sig delaySignal, src uint64, byDelay bool) bool {
+	if dt := now.Sub(c.lastAt).Seconds(); !c.lastAt.IsZero() && dt >= 0.2 {
+		c.need = max(c.need, float64(src-c.lastSrc)*8/dt)
+	}
+	need := c.need
+	if need == 0 {
+		need = sig.sentRate
+	}
+	link := linkRate(sig)
+	if c.pause.Load() || !sig.bottleneck(downQueue) || link >= ccPauseBelow*need {
+		return false
+	}
+	c.est = link
+	c.cut(now)
+	c.pausing(now, true, byDelay)
+	return true
 }
 
 // ccDecision is what a tick decided.
@@ -424,22 +488,7 @@ func (c *congestion) tick(in ccInput) ccDecision {
 		// stream 413 a second later, no report in that tick). Or the transport-wide feedback
 		// has shown the lowest simulcast layer short of the link two ticks running (lowShort).
 		d.pause = true
-		if c.backoff == 0 || in.now.Sub(c.resumedAt) > ccStable {
-			c.backoff = ccBackoffMin
-		} else {
-			c.backoff = min(2*c.backoff, ccBackoffMax)
-		}
-		c.resumeAt = in.now.Add(c.backoff)
-		c.probing, c.probeNext = false, in.now.Add(ccProbeGap)
-		if in.probed {
-			lo, hi := udpProbeGaps(in.byDelay)
-			if c.probeGap == 0 || in.now.Sub(c.resumedAt) > ccStable {
-				c.probeGap = lo
-			} else {
-				c.probeGap = min(max(2*c.probeGap, lo), hi) // it resumed into a link that could not keep it
-			}
-			c.probeNext = in.now.Add(c.probeGap)
-		}
+		c.pausing(in.now, in.probed, in.byDelay)
 	case paused && (in.queued || in.probed):
 		// Probes (probeStep over TCP, probeFeedbackStep over UDP), not the estimate's growth, say
 		// when video fits again: growth on time alone resumed video into a 150 kbit/s link every
@@ -574,10 +623,10 @@ type fbSample struct {
 	last              uint32
 	rrAt              int64 // unix nanos, 0: none yet
 	rrHighest, rrLoss uint32
-	// byDelay: the subscriber sends transport-wide feedback of the padding (a simulcast video's
-	// track), read in sig.
-	byDelay bool
-	sig     delaySignal
+	// byDelay: the subscriber sends transport-wide feedback of the padding, read in sig; queued:
+	// the RTCP reader ended the probe on a feedback that showed its padding queued (probeQueued).
+	byDelay, queued bool
+	sig             delaySignal
 }
 
 // probeFeedbackStep advances the probe of a subscription over UDP whose video is paused, every
@@ -600,6 +649,9 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 	}
 	fail := probeRefused(s.lost, s.pkts)
 	c.probeWhy = "nack"
+	if s.queued && !fail {
+		fail, c.probeWhy = true, fmt.Sprintf("delay: a feedback showed %v queued", ccUDPProbeQueue)
+	}
 	if sig := s.sig; !fail && c.probeDelay && sig.ok {
 		switch {
 		case sig.standing(ccUDPProbeQueue):
@@ -641,7 +693,7 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 		}
 	}
 	c.probing = false
-	lo, hi := udpProbeGaps(c.probeDelay)
+	lo, hi := c.udpProbeGaps(c.probeDelay)
 	c.probeGap = min(max(2*c.probeGap, lo), hi)
 	c.probeNext = now.Add(c.probeGap)
 	return false, true, false
@@ -650,7 +702,7 @@ func (c *congestion) probeFeedbackStep(now time.Time, s fbSample, rtt time.Durat
 // probePassed ends a UDP probe that passed: the video resumes.
 func (c *congestion) probePassed(now time.Time) bool {
 	c.probing = false
-	c.probeGap, _ = udpProbeGaps(c.probeDelay)
+	c.probeGap, _ = c.udpProbeGaps(c.probeDelay)
 	c.est = max(c.est, ccResumeAbove*c.need)
 	c.resumedAt = now
 	c.probesPass.Add(1)
@@ -658,9 +710,13 @@ func (c *congestion) probePassed(now time.Time) bool {
 }
 
 // udpProbeGaps is the least and the most time between UDP probes of a paused video: probes judged
-// by transport-wide feedback see a queue early, so they cost less and may come more often.
-func udpProbeGaps(byDelay bool) (lo, hi time.Duration) {
-	if byDelay {
+// by transport-wide feedback see a queue early, so they cost less and may come more often (less
+// often when they pad at a whole stream's rate: fullProbe).
+func (c *congestion) udpProbeGaps(byDelay bool) (lo, hi time.Duration) {
+	switch {
+	case byDelay && c.fullProbe:
+		return ccUDPDelayGapMin, ccUDPFullGapMax
+	case byDelay:
 		return ccUDPDelayGapMin, ccUDPDelayGapMax
 	}
 	return ccUDPProbeGapMin, ccUDPProbeGapMax
@@ -896,12 +952,7 @@ func (sub *Subscriber) adapt(now time.Time) {
 	if video != nil && video.sc == nil {
 		in.nackLoss = sub.cc.nackLoss(video)
 	}
-	q := sub.queue.Load()
-	if p := sub.path.Load(); q == nil && p != nil && p.Protocol == "udp" && sub.sfu.cfg.SendQueue != nil {
-		if q = sub.sfu.sendQueue(*p); q != nil {
-			sub.queue.CompareAndSwap(nil, q)
-		}
-	}
+	q := sub.tcpQueue()
 	if q != nil {
 		in.queued = true
 		st := q.Stats()
@@ -921,10 +972,11 @@ func (sub *Subscriber) adapt(now time.Time) {
 	// waits out the hold of the cuts that paused it), and would resume into a link still
 	// shaped. A simulcast video's probes are judged by its transport-wide feedback too.
 	in.probed = q == nil && video != nil
-	in.byDelay = in.probed && video.sc.hasFeedback()
+	in.byDelay = in.probed && video.feedback() != nil
 	in.lowShort = q == nil && video != nil && video.sc != nil && video.sc.lowShort(now)
-	if video != nil && video.sc != nil && video.sc.tcc != nil {
-		in.standing = video.sc.tcc.signal(now).standing(downQueue)
+	if video != nil {
+		in.standing = video.feedback().signal(now).standing(downQueue)
+		sub.cc.fullProbe = video.sc == nil
 	}
 	dec := sub.cc.tick(in)
 	if sub.log.Enabled(context.Background(), slog.LevelDebug) && video != nil {
@@ -938,34 +990,57 @@ func (sub *Subscriber) adapt(now time.Time) {
 			"rtx_skipped_repeat", video.rtx.skipped[rtxSkipRepeat].Load(), "rtx_skipped_budget", video.rtx.skipped[rtxSkipBudget].Load(),
 			"rtx_skipped_other", video.rtx.skipped[rtxSkipStale].Load()+video.rtx.skipped[rtxSkipOld].Load()+video.rtx.skipped[rtxSkipMissing].Load(),
 			"rtx_budget", dec.rtxBudget, "plis_cut", video.plisCut.Load())
-		if video.sc != nil && video.sc.tcc != nil {
+		if fb := video.feedback(); fb != nil {
 			// What the transport-wide feedback says of the link, beside the reports.
-			sig := video.sc.tcc.signal(now)
+			sig := fb.signal(now)
+			layer0 := 0.0
+			if video.sc != nil {
+				layer0 = video.sc.rate[0]
+			}
 			sub.log.Debug("congestion tick: feedback", "ok", sig.ok, "queue_ms", sig.queue.Milliseconds(), "prev_queue_ms", sig.prevQ.Milliseconds(),
 				"delivered_kbps", int(sig.rate/1000), "sent_kbps", int(sig.sentRate/1000), "recent_kbps", int(sig.recentRate/1000),
-				"slow_ms", sig.slowFor.Milliseconds(), "span_loss", int(sig.spanLoss*100), "layer0_kbps", int(video.sc.rate[0]/1000), "min_rtt_ms", sub.cc.minRTT.Milliseconds())
+				"slow_ms", sig.slowFor.Milliseconds(), "span_loss", int(sig.spanLoss*100), "layer0_kbps", int(layer0/1000), "min_rtt_ms", sub.cc.minRTT.Milliseconds())
 		}
 	}
 	sub.cc.rtxBudget.Store(dec.rtxBudget)
 	switch {
 	case dec.pause:
-		sub.cc.pause.Store(true)
-		video.gate.pause.Store(true)
-		sub.cc.pauses.Add(1)
-		attrs := []any{"estimate_kbps", int(sub.cc.est / 1000), "need_kbps", int(sub.cc.need / 1000), "loss_pct", int(in.fraction * 100 / 256), "rtt_ms", in.rtt.Milliseconds(),
-			"queue_drops", in.qDrop, "queue_wait_ms", in.qDelay.Min.Milliseconds()}
-		if !sub.cc.resumedAt.IsZero() {
-			// What the last resume cost: the video (keyframe, retransmissions) sent until now.
-			attrs = append(attrs, "since_resume_ms", now.Sub(sub.cc.resumedAt).Milliseconds(), "since_resume_kB", (video.bytes.Load()-sub.cc.resumedBytes)/1000)
-		}
-		sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on", attrs...)
-		if sub.onPaused != nil {
-			sub.onPaused(true)
-		}
+		sub.pauseVideo(now, video, "loss_pct", int(in.fraction*100/256), "rtt_ms", in.rtt.Milliseconds(),
+			"queue_drops", in.qDrop, "queue_wait_ms", in.qDelay.Min.Milliseconds())
 	case dec.resume:
 		sub.resume(video)
 	}
 	sub.cc.probeWanted.Store(video != nil && sub.cc.pause.Load() && (q != nil || in.probed))
+}
+
+// tcpQueue returns the send queue in front of the subscription's TCP path (ICE-TCP, TURN/TCP,
+// TURN/TLS), nil over UDP, looking again for one a TURN relay's channel binds late (its path
+// reads udp: the relay reaches us over our own UDP port).
+func (sub *Subscriber) tcpQueue() *sendq.Conn {
+	q := sub.queue.Load()
+	if p := sub.path.Load(); q == nil && p != nil && p.Protocol == "udp" && sub.sfu.cfg.SendQueue != nil {
+		if q = sub.sfu.sendQueue(*p); q != nil {
+			sub.queue.CompareAndSwap(nil, q)
+		}
+	}
+	return q
+}
+
+// pauseVideo stops the video of the subscription (at its next frame boundary), which the
+// congestion state has just decided; attrs say why, for the log.
+func (sub *Subscriber) pauseVideo(now time.Time, video *downTrack, attrs ...any) {
+	sub.cc.pause.Store(true)
+	video.gate.pause.Store(true)
+	sub.cc.pauses.Add(1)
+	attrs = append([]any{"estimate_kbps", int(sub.cc.est / 1000), "need_kbps", int(sub.cc.need / 1000)}, attrs...)
+	if !sub.cc.resumedAt.IsZero() {
+		// What the last resume cost: the video (keyframe, retransmissions) sent until now.
+		attrs = append(attrs, "since_resume_ms", now.Sub(sub.cc.resumedAt).Milliseconds(), "since_resume_kB", (video.bytes.Load()-sub.cc.resumedBytes)/1000)
+	}
+	sub.log.Info("video paused: the subscriber's link cannot carry it, audio goes on", attrs...)
+	if sub.onPaused != nil {
+		sub.onPaused(true)
+	}
 }
 
 // nackLoss is the share of the video packets sent since the last tick (new sequence numbers, not
@@ -1015,7 +1090,20 @@ func (sub *Subscriber) probe(now time.Time) {
 			video = d
 		}
 	}
-	if video == nil || !sub.cc.pause.Load() {
+	if video == nil {
+		return
+	}
+	if sub.cc.fbShort.Swap(false) && video.sc == nil && sub.tcpQueue() == nil {
+		var src uint64 // as the tick counts it
+		for _, d := range sub.downs {
+			src += d.srcBytes()
+		}
+		if sig := video.feedback().signal(now); sub.cc.fbPause(now, sig, src, true) {
+			sub.pauseVideo(now, video, "delivered_kbps", int(linkRate(sig)/1000), "queue_ms", sig.queue.Milliseconds(), "span_loss", int(sig.spanLoss*100))
+			sub.cc.probeWanted.Store(true)
+		}
+	}
+	if !sub.cc.pause.Load() {
 		return
 	}
 	if q == nil {
@@ -1048,9 +1136,9 @@ func (sub *Subscriber) probe(now time.Time) {
 func (sub *Subscriber) probeFeedback(now time.Time, video *downTrack) {
 	c := sub.cc
 	s := fbSample{padded: video.padB.Load(), lost: c.probeLost.Load(), pkts: video.padded.Load() - c.probePkts0.Load(), last: c.padLast.Load(),
-		rrAt: c.reportAt.Load(), rrHighest: c.rrHighest.Load(), rrLoss: c.rrLost.Load()}
-	if video.sc.hasFeedback() {
-		s.byDelay, s.sig = true, video.sc.tcc.signal(now)
+		rrAt: c.reportAt.Load(), rrHighest: c.rrHighest.Load(), rrLoss: c.rrLost.Load(), queued: c.probeQueued.Load()}
+	if fb := video.feedback(); fb != nil {
+		s.byDelay, s.sig = true, fb.signal(now)
 	}
 	rtt := time.Duration(c.rtt.Load())
 	if rtt == 0 {
@@ -1066,6 +1154,7 @@ func (sub *Subscriber) probeFeedback(now time.Time, video *downTrack) {
 		c.padFirst.Store(0)
 		c.padLast.Store(0)
 		c.probeLost.Store(0)
+		c.probeQueued.Store(false) // before the gate's flag, which the RTCP reader reads first
 		c.probePkts0.Store(video.padded.Load())
 		bps := ccProbeGain * c.need
 		if video.sc != nil {
@@ -1082,5 +1171,46 @@ func (sub *Subscriber) probeFeedback(now time.Time, video *downTrack) {
 		sub.resume(video)
 	case stop:
 		video.gate.probe.Store(false)
+	}
+}
+
+// feedback returns the subscriber's transport-wide feedback of this video, nil until some came.
+func (d *downTrack) feedback() *transportCC {
+	if d.sc != nil {
+		if d.sc.hasFeedback() {
+			return d.sc.tcc
+		}
+		return nil
+	}
+	if d.track != nil && d.track.tcc != nil && d.track.tcc.feedbacks.Load() > 0 {
+		return d.track.tcc
+	}
+	return nil
+}
+
+// onTransportCC reads one transport-wide feedback of the subscriber's (RTCP reader). Over UDP,
+// for a video without simulcast (a simulcast one's layer choice reads it at its steps): while the
+// video flows, a link at its limit is flagged for the next 100 ms step to judge (fbShort); while a
+// probe pads in place of the paused video, a feedback that shows its padding queued ends it now,
+// a feedback interval and a step sooner than the step would (padding has no keyframe's burst to
+// be mistaken for a queue), as a NACK for its padding does.
+func (d *downTrack) onTransportCC(fb *rtcp.TransportLayerCC, now time.Time) {
+	t := d.track.tcc
+	if t == nil {
+		return
+	}
+	t.onFeedback(fb, now)
+	c := d.cc
+	if d.sc != nil || !d.gated || c == nil || d.sub == nil || d.sub.queue.Load() != nil {
+		return
+	}
+	switch sig := t.signal(now); {
+	case !c.pause.Load():
+		if sig.bottleneck(downQueue) {
+			c.fbShort.Store(true)
+		}
+	case d.gate.probe.Load() && c.probeQ.Load() == nil && sig.ok && sig.queue >= ccUDPProbeQueue:
+		c.probeQueued.Store(true)
+		d.gate.probe.Store(false)
 	}
 }

@@ -39,7 +39,7 @@ func (s *SFU) runSenderReports() {
 			if sub.srSlice == tick {
 				due = append(due, sub)
 			}
-			if (sub.cc != nil && sub.cc.probeWanted.Load()) || sub.sc != nil {
+			if sub.stepped() {
 				probing = append(probing, sub)
 			}
 		}
@@ -55,6 +55,12 @@ func (s *SFU) runSenderReports() {
 		clear(probing)
 		clear(due) // let closed subscribers go
 	}
+}
+
+// stepped reports whether the subscription's probe runs at the coming 100 ms step: a simulcast
+// video's layer choice, a paused video's probes, a flowing one's feedback to judge (fbShort).
+func (sub *Subscriber) stepped() bool {
+	return sub.sc != nil || sub.cc != nil && (sub.cc.probeWanted.Load() || sub.cc.fbShort.Load())
 }
 
 // sendReports writes one sender report per down-track that has sent media.

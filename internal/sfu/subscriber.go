@@ -403,10 +403,13 @@ func (s *SFU) subscriberOn(pc *webrtc.PeerConnection, audio, video *forwarder, l
 		d := &downTrack{fwd: f, track: tr, cc: sub.cc, sub: sub, queueWait: sub.queueWait}
 		if f.kind == webrtc.RTPCodecTypeVideo {
 			d.gated = true
+			// Every subscriber's video is numbered transport-wide: the feedback shows a link too
+			// slow for the stream as a queue within a few hundred milliseconds, where receiver
+			// reports take a second or two (congestion.go fbShort), and judges probes by delay.
+			tr.tcc = &transportCC{}
 			if f == video && len(layers) > 1 {
 				d.sc = newSimulcast(d, layers) // it rewrites sequence numbers itself; the gate stays unused
-				tr.tcc = &transportCC{}        // its layer choice reads the link's delay
-				d.sc.tcc = tr.tcc
+				d.sc.tcc = tr.tcc              // its layer choice reads the link's delay
 				sub.sc, d.sc.log = d.sc, log
 				d.sc.startLow()
 			}
@@ -429,6 +432,10 @@ func (sub *Subscriber) queueWait() (time.Duration, uint64, bool) {
 
 // start attaches a negotiated subscription to its publisher and serves its feedback.
 func (sub *Subscriber) start(senders []*webrtc.RTPSender) {
+	// The congestion state's counts start now, before the sender-report goroutine sees the
+	// subscription: its first tick would only start them, up to a second after the media did,
+	// and a link too slow for the stream can show in the feedback before that (fbPause).
+	sub.adapt(time.Now())
 	sub.sfu.track(nil, sub)
 	for i, d := range sub.downs {
 		d.attach()
@@ -471,9 +478,7 @@ func (sub *Subscriber) readRTCP(snd *webrtc.RTPSender, d *downTrack) {
 			case *rtcp.TransportLayerNack:
 				d.retransmit(p, now)
 			case *rtcp.TransportLayerCC:
-				if d.track.tcc != nil {
-					d.track.tcc.onFeedback(p, now)
-				}
+				d.onTransportCC(p, now)
 			}
 		}
 	}
