@@ -4,7 +4,7 @@
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
-import { readFileSync, writeFileSync, chmodSync, mkdtempSync, mkdirSync, createWriteStream, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, chmodSync, mkdtempSync, mkdirSync, createWriteStream, rmSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,7 +63,7 @@ export function median(xs) {
 
 // startParley runs the server in production mode inside pfw-srv, with an environment of its own
 // (nothing inherited but PATH), and waits for its REST API.
-export async function startParley(bin, logName = 'parley.log') {
+export async function startParley(bin, logName = 'parley.log', extraEnv = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'pfw-data-'));
   const logPath = join(outputDir, logName);
   const log = createWriteStream(logPath);
@@ -71,7 +71,7 @@ export async function startParley(bin, logName = 'parley.log') {
     PATH: process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin', HOME: dataDir, DOTENV_PATH: '',
     DOMAIN_OR_PUBLIC_IP: DOMAIN, OPENVIDU_SECRET: SECRET, HTTPS_PORT: '443', HTTP_PORT: '80',
     CERTIFICATE_TYPE: 'selfsigned', PARLEY_DATA_DIR: dataDir, PARLEY_MEDIA_LISTEN_IPS: SERVER,
-    PARLEY_LOG_LEVEL: 'debug',
+    PARLEY_LOG_LEVEL: 'debug', ...extraEnv,
   };
   const proc = spawn('ip', ['netns', 'exec', NS.srv, bin, 'serve'], { env, cwd: dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stdout.pipe(log);
@@ -181,7 +181,7 @@ export const firefoxProxyPrefs = (port) => ({
 // connects there, but that is the namespace's loopback. So Firefox gets port P, and the runner
 // listens on its own 127.0.0.1:P and relays each connection into the namespace's loopback through
 // a node started there (the Host header stays 127.0.0.1:P, which Firefox's remote agent wants).
-export async function launchFirefoxIn(ns, { proxyPort } = {}) {
+export async function launchFirefoxIn(ns, { proxyPort, trustCA } = {}) {
   const { default: puppeteer } = await import('puppeteer-core');
   const relays = new Set();
   const relay = createNetServer((sock) => {
@@ -197,14 +197,26 @@ export async function launchFirefoxIn(ns, { proxyPort } = {}) {
   });
   await new Promise((r, j) => { relay.once('error', j); relay.listen(0, '127.0.0.1', r); });
   const { port } = relay.address();
-  const path = join(wrapperDir, `firefox-${ns}`);
-  writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${process.env.FIREFOX || '/usr/bin/firefox-esr'} "$@"\n`);
+  const firefox = process.env.FIREFOX || '/usr/bin/firefox-esr';
+  const path = join(wrapperDir, `firefox-${ns}${trustCA ? '-ca' : ''}`);
+  if (trustCA) {
+    // Firefox has no flag to trust a CA; an enterprise policy does (Certificates.Install), read from
+    // <install dir>/distribution/policies.json. That directory is bind-mounted inside the mount
+    // namespace `ip netns exec` makes for this Firefox alone: nothing on the host changes.
+    const dist = join(wrapperDir, `distribution-${ns}`);
+    mkdirSync(dist, { recursive: true });
+    writeFileSync(join(dist, 'policies.json'), JSON.stringify({ policies: { Certificates: { Install: [trustCA] } } }));
+    const target = join(dirname(realpathSync(firefox)), 'distribution');
+    writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} sh -c 'mount --bind "$0" ${target} && exec ${firefox} "$@"' ${dist} "$@"\n`);
+  } else {
+    writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${ns} ${firefox} "$@"\n`);
+  }
   chmodSync(path, 0o755);
   let b;
   try {
     b = await within(30000, puppeteer.launch({
       browser: 'firefox', executablePath: path, headless: true, debuggingPort: port,
-      acceptInsecureCerts: true, extraPrefsFirefox: { ...firefoxPrefs, ...(proxyPort ? firefoxProxyPrefs(proxyPort) : {}) },
+      acceptInsecureCerts: !trustCA, extraPrefsFirefox: { ...firefoxPrefs, ...(proxyPort ? firefoxProxyPrefs(proxyPort) : {}) },
     }), `Firefox to start in ${ns}`);
   } catch (e) {
     relay.close();
@@ -231,6 +243,22 @@ export async function launchFirefoxIn(ns, { proxyPort } = {}) {
     },
     close: async () => { try { await within(10000, b.close(), 'Firefox close'); } finally { closeRelay(); } },
   };
+}
+
+// makeCertificates writes, into dir, a certificate authority (ca.pem) and a certificate for
+// DOMAIN it signed (parley.pem, parley.key): parley serves it as an owncert, and a browser that
+// trusts ca.pem verifies parley as it would a real server.
+export function makeCertificates(dir) {
+  const f = (n) => join(dir, n);
+  const ssl = (args) => execFileSync('openssl', args, { stdio: 'ignore', timeout: 15000 });
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  ssl(['req', '-x509', ...ec, '-days', '2', '-subj', '/CN=parley firewall bed CA', '-keyout', f('ca.key'), '-out', f('ca.pem'),
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  ssl(['req', ...ec, '-subj', `/CN=${DOMAIN}`, '-keyout', f('parley.key'), '-out', f('parley.csr')]);
+  writeFileSync(f('ext.cnf'), `subjectAltName=DNS:${DOMAIN}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n`);
+  ssl(['x509', '-req', '-in', f('parley.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2',
+    '-extfile', f('ext.cnf'), '-out', f('parley.pem')]);
+  return { ca: f('ca.pem'), cert: f('parley.pem'), key: f('parley.key') };
 }
 
 // describePath turns a getStats candidate pair into one short label: the class of path, then the

@@ -4,17 +4,19 @@
 // connection crosses the firewall upstream) and Firefox must decode Chromium's (its subscriber
 // connection crosses it downstream), and both of Firefox's connections must use the path the cell
 // leaves open, as Firefox's own getStats reports the selected candidate pair. In the proxy cells
-// (e, e-tls) Firefox is given the proxy, and the proxy must have carried that path. run.sh starts
-// this after firewall.test.mjs, on the same namespaces (README.md, "Firefox").
+// (e, e-tls) Firefox is given the proxy, and the proxy must have carried that path. Firefox checks
+// parley's certificate (from a CA it trusts) as it would a real server's. run.sh starts this
+// after firewall.test.mjs, on the same namespaces (README.md, "Firefox").
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { startProxy } from './proxy.mjs';
 import {
   NS, NET, SERVER, RUNNER, DOMAIN, PROXY_PORT, outputDir, repoRoot, within, poll, setCell, startParley, startPages, launchIn, launchFirefoxIn,
-  describePath, pathKind, removeWrappers,
+  describePath, pathKind, removeWrappers, makeCertificates,
 } from './bed.mjs';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // parley's certificate is self-signed
@@ -30,7 +32,8 @@ const CELLS = {
 const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
 const DECODE_DEADLINE_MS = 25000;
 
-let parley, pages, chromium, firefox, proxies;
+let parley, pages, chromium, firefox, proxies, certs;
+const certDir = mkdtempSync(join(tmpdir(), 'pfw-certs-'));
 const rows = [];
 const versions = {};
 
@@ -45,9 +48,12 @@ before(async () => {
     [PROXY_PORT]: await startProxy({ host: RUNNER, port: PROXY_PORT, upstreams }),
     [PROXY_PORT + 1]: await startProxy({ host: RUNNER, port: PROXY_PORT + 1, upstreams, tlsOnly: true }),
   };
-  parley = await startParley(BIN, 'firefox.parley.log');
+  // Parley has a certificate from a CA Firefox trusts, as a real server has, so Firefox checks it
+  // for WSS and TURN over TLS (Chromium, open, ignores certificate errors as in the other cells).
+  certs = makeCertificates(certDir);
+  parley = await startParley(BIN, 'firefox.parley.log', { CERTIFICATE_TYPE: 'owncert', PARLEY_CERT_FILE: certs.cert, PARLEY_KEY_FILE: certs.key });
   // One browser each for every cell: each cell is a new session, so new peer connections.
-  [chromium, firefox] = await Promise.all([launchIn(NS.B, {}), launchFirefoxIn(NS.A)]);
+  [chromium, firefox] = await Promise.all([launchIn(NS.B, {}), launchFirefoxIn(NS.A, { trustCA: certs.ca })]);
   versions.chromium = chromium.version();
   versions.firefox = await firefox.version();
 });
@@ -59,6 +65,7 @@ after(async () => {
   for (const px of Object.values(proxies || {})) await px.close();
   await pages?.close().catch(() => {});
   removeWrappers();
+  rmSync(certDir, { recursive: true, force: true });
   writeResults();
 });
 
@@ -106,6 +113,28 @@ function summariseProxy(log) {
 
 const serverLabel = (p) => (p ? `${p.protocol} ${p.remoteType}${p.viaTurn ? ' via TURN' : ''}` : 'not recorded');
 
+// The certificate checks are on: Firefox accepts parley's certificate by its name, and refuses it
+// at the server's address, which the certificate does not name. So TURN over TLS below passed a
+// real check.
+test('Firefox verifies parley\'s certificate', { timeout: 30000 }, async () => {
+  const context = await within(10000, firefox.newContext(), 'new browser context');
+  try {
+    const page = await within(10000, context.newPage(), 'new page');
+    await page.goto(pages.url, { timeout: 10000 });
+    const got = await within(15000, page.evaluate(async (urls) => {
+      const out = {};
+      for (const u of urls) {
+        try { await fetch(u, { mode: 'no-cors', cache: 'no-store' }); out[u] = 'loaded'; } catch (e) { out[u] = `refused: ${e.message}`; }
+      }
+      return out;
+    }, [`https://${DOMAIN}/`, `https://${SERVER}/`]), 'fetches');
+    assert.equal(got[`https://${DOMAIN}/`], 'loaded', JSON.stringify(got));
+    assert.match(got[`https://${SERVER}/`], /^refused/, JSON.stringify(got));
+  } finally {
+    await within(5000, context.close(), 'context close').catch(() => {});
+  }
+});
+
 for (const [cell, c] of Object.entries(CELLS)) {
   test(`cell ${cell} (${c.what}): a Firefox publisher and a Firefox subscriber get video over ${c.expect.join(' or ')}`, { timeout: 60000 }, async () => {
     setCell(NS.A, cell);
@@ -117,7 +146,7 @@ for (const [cell, c] of Object.entries(CELLS)) {
     let browser = firefox, session;
     try {
       // Firefox takes its proxy from prefs at start: the proxy cells get a Firefox of their own.
-      if (c.proxy) browser = await launchFirefoxIn(NS.A, { proxyPort: c.proxy });
+      if (c.proxy) browser = await launchFirefoxIn(NS.A, { proxyPort: c.proxy, trustCA: certs.ca });
       session = await within(5000, parley.ov.createSession({}), 'createSession');
       const fox = await openParticipant(browser, session, 'firefox');
       opened.push(fox);
