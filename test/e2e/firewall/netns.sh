@@ -50,6 +50,7 @@ down() {
   nb_down
   local ns
   for ns in "${NS[@]}"; do rm -rf "/etc/netns/$ns"; done
+  rmdir /etc/netns 2>/dev/null || true  # only when no one else keeps a file there
 }
 
 # cell_rules installs a client's firewall. Stateful, like a real one: what may leave is the cell;
