@@ -42,7 +42,10 @@ const TARGETS = [
     check: (c) => [c.summary.othersLossShaped <= 0.01, `worst loss ${c.summary.othersLossShaped}`] },
   { name: 'the weak subscriber plays video again once its link is freed', enforced: false,
     check: (c) => [c.summary.weak.freed.fps > 0, `${c.summary.weak.freed.fps} fps in the ${c.phases.freed / 1000} s after`] },
-  { name: 'server egress to the weak subscriber ≤ 1.25× its link rate', enforced: false, transports: ['udp'],
+  // Enforced since the kurento-mode video reads the transport-wide feedback (pause within ~0.7 s,
+  // probes ended at their first queued feedback): 0.89-1.00x in bench runs of this cell, 1.15-1.43
+  // before.
+  { name: 'server egress to the weak subscriber ≤ 1.25× its link rate', enforced: true, transports: ['udp'],
     check: (c) => [c.summary.weak.egressRatio <= 1.25, `${c.summary.weak.egressKbps} kbit/s = ${c.summary.weak.egressRatio}× the link`] },
   // Latency of the frames it presents; with its video paused (audio only) it presents none, which
   // meets the target: nothing old is shown.
