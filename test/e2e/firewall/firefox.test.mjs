@@ -197,6 +197,7 @@ for (const [cell, c] of Object.entries(CELLS)) {
         assert.ok(row.resets > 0, `cell c-tls: the firewall reset none of Firefox's ICE-TCP or TURN/TCP attempts`);
       }
       assert.deepEqual(fox.problems, [], 'no page errors in Firefox');
+      row.firstFrame = await firstFrame(browser, session, chrome.id);
     } finally {
       for (const p of opened) await within(5000, p.context.close(), 'context close').catch(() => {});
       if (session) await within(5000, session.close(), 'session close').catch(() => {});
@@ -205,16 +206,33 @@ for (const [cell, c] of Object.entries(CELLS)) {
   });
 }
 
+// firstFrame reports (does not assert) one subscriber-only join of Firefox against Chromium's
+// stream: from session.connect() to the first decoded frame (page.js firstFrame), and its path.
+async function firstFrame(browser, session, fromId) {
+  const context = await within(10000, browser.newContext(), 'new browser context');
+  try {
+    const page = await within(10000, context.newPage(), 'new page');
+    await page.goto(pages.url, { timeout: 10000 });
+    const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+    const r = await within(20000, page.evaluate(({ token, fromId }) => window.pfw.firstFrame(token, fromId, 15000), { token, fromId }), 'first-frame join');
+    return r.decodedMs !== null ? `${r.decodedMs} ms over ${describePath(r.path)}` : `none: ${r.error}`;
+  } catch (e) {
+    return `none: ${e.message}`;
+  } finally {
+    await within(5000, context.close(), 'context close').catch(() => {});
+  }
+}
+
 function writeResults() {
   const lines = [
     '', '## Firefox behind the firewall', '',
     `Firefox ${versions.firefox || '?'} restricted in pfw-a, Chromium ${versions.chromium || '?'} open in pfw-b; the paths of Firefox's two peer connections (its getStats, selected pair) and what parley recorded.`, '',
-    '| cell | Firefox publishes over | Firefox receives over | server saw (publisher; subscriber) | firewall |',
-    '|---|---|---|---|---|',
+    '| cell | Firefox publishes over | Firefox receives over | server saw (publisher; subscriber) | a Firefox subscriber\'s first frame (one join) | firewall |',
+    '|---|---|---|---|---|---|',
   ];
   for (const r of rows) {
-    if (r.failure || !r.publisher) lines.push(`| ${r.cell}: ${r.what} | FAILED: ${r.failure || 'no result'} | | | |`);
-    else lines.push(`| ${r.cell}: ${r.what} | ${r.publisher} | ${r.subscriber} | ${r.publisherServer}; ${r.subscriberServer} | ${r.resets !== undefined ? `reset ${r.resets} plain-STUN connections` : ''}${r.proxied ? `proxy: ${r.proxied}` : ''} |`);
+    if (r.failure || !r.publisher) lines.push(`| ${r.cell}: ${r.what} | FAILED: ${r.failure || 'no result'} | | | | |`);
+    else lines.push(`| ${r.cell}: ${r.what} | ${r.publisher} | ${r.subscriber} | ${r.publisherServer}; ${r.subscriberServer} | ${r.firstFrame ?? ''} | ${r.resets !== undefined ? `reset ${r.resets} plain-STUN connections` : ''}${r.proxied ? `proxy: ${r.proxied}` : ''} |`);
   }
   writeFileSync(join(outputDir, 'firefox-results.md'), lines.join('\n') + '\n');
 }
