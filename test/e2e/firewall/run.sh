@@ -46,7 +46,7 @@ NODE_TLS_REJECT_UNAUTHORIZED=0 PFW_BUDGET_MS=$budget \
   nb_run 400 node --test --test-concurrency=1 --test-reporter=spec firewall.test.mjs || status=$?
 [ "$status" = 124 ] && echo "FAIL firewall bed: the runner overran its 400 s limit and was killed" >&2
 
-# Firefox restricted in pfw-a against Chromium in pfw-b (cells b, c, c-tls, e, e-tls; about 35 s).
+# Firefox restricted in pfw-a against Chromium in pfw-b (cells b, c, c-tls, e, e-tls; about 45 s).
 rm -f output/firefox-results.md
 fstatus=0
 NODE_TLS_REJECT_UNAUTHORIZED=0 nb_run 180 node --test --test-concurrency=1 --test-reporter=spec firefox.test.mjs || fstatus=$?
