@@ -40,6 +40,22 @@ export function within(ms, p, what) {
   return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
 
+// JOIN_DEADLINE_MS bounds one participant's connect and publish.
+export const JOIN_DEADLINE_MS = 15000;
+
+// openParticipant loads the bed's page (pagesUrl) in a fresh context of browser and joins session
+// with a new token, publishing the fake camera.
+export async function openParticipant(browser, pagesUrl, session, name) {
+  const context = await within(10000, browser.newContext(), 'new browser context');
+  const page = await within(10000, context.newPage(), 'new page');
+  const problems = [];
+  page.on('pageerror', (e) => problems.push(String(e)));
+  await page.goto(pagesUrl, { timeout: 10000 });
+  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+  const id = await within(JOIN_DEADLINE_MS, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
+  return { name, context, page, id, problems };
+}
+
 // poll calls fn until it returns something truthy or the deadline passes.
 export async function poll(what, fn, { timeout = 20000, interval = 100 } = {}) {
   const end = Date.now() + timeout;

@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { startProxy } from './proxy.mjs';
 import {
   NS, NET, SERVER, RUNNER, DOMAIN, PROXY_PORT, outputDir, repoRoot, within, poll, setCell, startParley, startPages, launchIn, launchFirefoxIn,
-  describePath, pathKind, removeWrappers, makeCertificates,
+  describePath, pathKind, removeWrappers, makeCertificates, openParticipant,
 } from './bed.mjs';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // parley's certificate is self-signed
@@ -68,17 +68,6 @@ after(async () => {
   rmSync(certDir, { recursive: true, force: true });
   writeResults();
 });
-
-async function openParticipant(browser, session, name) {
-  const context = await within(10000, browser.newContext(), 'new browser context');
-  const page = await within(10000, context.newPage(), 'new page');
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(String(e)));
-  await page.goto(pages.url, { timeout: 10000 });
-  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
-  const id = await within(15000, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
-  return { name, context, page, id, problems };
-}
 
 const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
 
@@ -148,9 +137,9 @@ for (const [cell, c] of Object.entries(CELLS)) {
       // Firefox takes its proxy from prefs at start: the proxy cells get a Firefox of their own.
       if (c.proxy) browser = await launchFirefoxIn(NS.A, { proxyPort: c.proxy, trustCA: certs.ca });
       session = await within(5000, parley.ov.createSession({}), 'createSession');
-      const fox = await openParticipant(browser, session, 'firefox');
+      const fox = await openParticipant(browser, pages.url, session, 'firefox');
       opened.push(fox);
-      const chrome = await openParticipant(chromium, session, 'chromium');
+      const chrome = await openParticipant(chromium, pages.url, session, 'chromium');
       opened.push(chrome);
       let last;
       const decodes = (r, from) => r.subscribers.some((s) => s.from === from && s.framesDecoded > 0);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import {
   NS, NET, RUNNER, SERVER, DOMAIN, PROXY_PORT, outputDir, repoRoot, within, poll, setCell, median,
-  startParley, startPages, launchIn, describePath, pathKind, removeWrappers,
+  startParley, startPages, launchIn, describePath, pathKind, removeWrappers, openParticipant, JOIN_DEADLINE_MS,
 } from './bed.mjs';
 import { startProxy } from './proxy.mjs';
 
@@ -41,7 +41,6 @@ const BIN = process.env.PARLEY_BIN || join(repoRoot, 'bin/parley');
 const BUDGET_MS = Number(process.env.PFW_BUDGET_MS || 300000);
 const JOINS = 5;                 // time-to-first-frame joins per cell
 const DECODE_DEADLINE_MS = 25000;
-const JOIN_DEADLINE_MS = 15000;
 const started = Date.now();
 const left = () => BUDGET_MS - (Date.now() - started);
 
@@ -70,19 +69,6 @@ after(async () => {
   removeWrappers();
   writeResults();
 });
-
-// openParticipant loads the page in a fresh context of browser and joins with a new token,
-// publishing the fake camera.
-async function openParticipant(browser, session, name) {
-  const context = await within(10000, browser.newContext(), 'new browser context');
-  const page = await within(10000, context.newPage(), 'new page');
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(String(e)));
-  await page.goto(pages.url, { timeout: 10000 });
-  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
-  const id = await within(JOIN_DEADLINE_MS, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
-  return { name, context, page, id, problems };
-}
 
 const report = (p) => within(5000, p.page.evaluate(() => window.pfw.report()), `${p.name}'s stats`);
 
@@ -132,7 +118,7 @@ async function runPair(cell, mode) {
     session = await within(5000, parley.ov.createSession({}), 'createSession');
     row.sessionId = session.sessionId;
     const t0 = Date.now();
-    const [a, b] = await Promise.all([openParticipant(browsers[0], session, 'A'), openParticipant(browsers[1], session, 'B')]);
+    const [a, b] = await Promise.all([openParticipant(browsers[0], pages.url, session, 'A'), openParticipant(browsers[1], pages.url, session, 'B')]);
     let last = {};
     try {
       await poll('A and B to decode each other\'s video', async () => {
