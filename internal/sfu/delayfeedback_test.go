@@ -35,6 +35,16 @@ type tccLink struct {
 	cpu   *starved
 	rfree time.Duration // when the starved receiver has stamped everything that reached it
 	carry float64       // bytes owed to the next send: what a step's rate leaves over whole packets
+	// reported: lost+dropped as of the last receiver report (report)
+	reported int
+}
+
+// report is what a receiver report says of the link at model time at: the packets it lost (at
+// the bottleneck or at random) since the last report, and a round trip through its queue.
+func (l *tccLink) report(at time.Duration) (lost int, rtt time.Duration) {
+	n := l.lost + l.dropped
+	lost, l.reported = max(n-l.reported, 0), n
+	return lost, 20*time.Millisecond + max(l.free-at, 0)
 }
 
 // starved is a receiver starved of CPU on a link with room to spare: every period it runs for

@@ -27,9 +27,8 @@ type kurentoUDP struct {
 	at           time.Duration
 	src          float64 // bps the publisher's video sends
 	keyframe     float64 // bytes of keyframe still to send (the stream's first, a resume's)
-	// what the subscriber lost and was sent of the video since its last report (packets)
-	lost, pkts float64
-	lostAt     int
+	// what the subscriber was sent of the video since its last report (packets)
+	pkts       float64
 	sentB      float64 // all bytes sent to the subscriber (the bed's egress)
 	steps      int
 	wasPaused  bool
@@ -88,13 +87,11 @@ func (k *kurentoUDP) step() {
 	k.audio.bytes.Add(ab)
 	if k.steps%10 == 5 {
 		// The receiver report: the loss of the last second, and a round trip through the queue.
-		k.lost += float64(k.link.lost + k.link.dropped - k.lostAt)
-		k.lostAt = k.link.lost + k.link.dropped
-		queued := max(k.link.free-k.at, 0)
-		cc.fraction.Store(uint32(min(k.lost/max(k.pkts, 1), 1) * 255))
-		cc.rtt.Store(int64(20*time.Millisecond + queued))
+		lost, rtt := k.link.report(k.at)
+		cc.fraction.Store(uint32(min(float64(lost)/max(k.pkts, 1), 1) * 255))
+		cc.rtt.Store(int64(rtt))
 		cc.reportAt.Store(k.now.UnixNano())
-		k.lost, k.pkts = 0, 0
+		k.pkts = 0
 		k.sub.adapt(k.now)
 	}
 	if k.sub.stepped() {

@@ -23,9 +23,8 @@ type udpSimulcast struct {
 	audio *downTrack
 	link  *tccLink
 	at    time.Duration
-	// what the subscriber lost and was sent of the video since its last report (packets)
-	lost, pkts float64
-	lostAt     int
+	// what the subscriber was sent of the video since its last report (packets)
+	pkts float64
 	// totals, for the link's share
 	sentB           float64
 	steps           int
@@ -97,11 +96,9 @@ func (u *udpSimulcast) step() {
 	u.audio.bytes.Add(ab)
 	if u.steps%10 == 0 {
 		// The receiver report: the loss of the last second, and a round trip through the queue.
-		u.lost += float64(u.link.lost + u.link.dropped - u.lostAt)
-		u.lostAt = u.link.lost + u.link.dropped
-		queued := max(u.link.free-u.at, 0)
-		u.report(min(u.lost/max(u.pkts, 1), 1), 20*time.Millisecond+queued)
-		u.lost, u.pkts = 0, 0
+		lost, rtt := u.link.report(u.at)
+		u.report(min(float64(lost)/max(u.pkts, 1), 1), rtt)
+		u.pkts = 0
 		u.sub.adapt(u.now)
 	}
 	u.sub.probe(u.now)
