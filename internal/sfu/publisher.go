@@ -206,6 +206,7 @@ func (p *Publisher) negotiate(ctx context.Context, offer string) (string, error)
 	if err != nil {
 		return fail(err)
 	}
+	ans = startBitrate(ans, int(p.maxBps/1000))
 	if loop != nil {
 		loop.start(loopSenders)
 	}
