@@ -17,9 +17,11 @@ const ROUNDS = Number(process.env.ROUNDS || 2);
 const CELLS = (process.env.CELLS || 'udp:150,udp:300,udp:600,ice-tcp:150,ice-tcp:300,ice-tcp:600,turn-tcp:150,turn-tcp:300,turn-tcp:600')
   .split(',').filter((c) => c !== 'none').map((c) => {
     // pub-TRANSPORT:kbit shapes the publisher's uplink instead of a weak subscriber's downlink.
-    const uplink = c.startsWith('pub-');
-    const [transport, kbit, loss] = (uplink ? c.slice(4) : c).split(':');
-    return { transport, kbit: Number(kbit), lossPct: Number(loss || 0), uplink };
+    // pubjoin-udp:kbit has the publisher join over that uplink (its first seconds, in "alone").
+    const joinShaped = c.startsWith('pubjoin-');
+    const uplink = joinShaped || c.startsWith('pub-');
+    const [transport, kbit, loss] = (joinShaped ? c.slice(8) : uplink ? c.slice(4) : c).split(':');
+    return { transport, kbit: Number(kbit), lossPct: Number(loss || 0), uplink, joinShaped };
   });
 // LiveKit side by side when the operator gives a livekit-server binary and livekit-client's UMD bundle.
 const LIVEKIT_BIN = process.env.LIVEKIT_BIN || '';

@@ -12,6 +12,8 @@
 #   same phases, with no weak subscriber, and gets its own table: what the two unshaped subscribers
 #   see (fps, freeze s/min, height, latency) and what the publisher's getStats says (layers sent,
 #   qualityLimitationReason, send-side estimate, PLI/s and NACK/s reaching it, up/down times);
+#   a cell pubjoin-udp:kbit has the publisher JOIN over its shaped uplink (its first seconds are
+#   "alone"; the log line says how long the others took to decode it);
 #   --capture is the publisher's capture size
 #   (default 640x480: two simulcast layers; three from 960x540; 960x540/L1T3 also has the publisher
 #   encode each layer in three temporal layers, which the stock client's 'L1T1' does not: a client

@@ -236,13 +236,16 @@ const results = (p) => within(15000, p.page.evaluate(() => window.pwn.results())
 // that long ("squeezed": how fast the weak subscriber's layer comes down).
 // uplink true shapes the publisher's uplink instead (netns.sh shape-pub), in the same phases, with
 // no weak subscriber: what the two unshaped subscribers see of a weak publisher (UDP only).
-export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0, withWeak = true, uplink = false, capture, phases = { alone: 10000, shaped: 25000, freed: 10000 }, log = () => {} }) {
+// pubCapKbps is the server's cap on the publisher (its REMB; OpenVidu's default 1000): a cell
+// begins once the publisher's send-side estimate is near it.
+export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0, withWeak = true, uplink = false, joinShaped = false, capture, pubCapKbps = 1000, phases = { alone: 10000, shaped: 25000, freed: 10000 }, log = () => {} }) {
   const { parley, pages, browsers } = bed;
   const t = TRANSPORTS[transport];
   if (!t) throw new Error(`unknown transport ${transport}`);
   if (uplink && (transport !== 'udp' || lossPct)) throw new Error('a shaped publisher is played over udp without loss only');
+  if (joinShaped) uplink = true;
   if (uplink) withWeak = false;
-  const cell = { sfu: parley.kind || 'parley', transport, kbit, lossPct, withWeak, uplink, capture: capture || '640x480', phases, marks: {}, notes: [] };
+  const cell = { sfu: parley.kind || 'parley', transport, kbit, lossPct, withWeak, uplink, joinShaped, capture: capture || '640x480', phases, marks: {}, notes: [] };
   const shape = () => netns(uplink ? 'shape-pub' : 'shape', kbit);
   const unshape = () => netns(uplink ? 'unshape-pub' : 'unshape');
   const open = [];
@@ -266,8 +269,10 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
       };
     }
 
+    if (joinShaped) shape(); // the publisher joins over its weak uplink: "alone" is its first seconds there
     const pub = await openPage(browsers.pub, pages.url, null, 'publisher', capture);
     open.push(pub);
+    const joinedFrom = Date.now();
     cell.publisherId = await within(30000, join(pub, 'publisher'), 'publisher to publish');
     const others = [];
     for (const name of ['s1', 's2']) {
@@ -280,8 +285,23 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
       const ok = await Promise.all(others.map((p) => within(15000, p.page.evaluate(() => window.pwn.decoding()), 'decoding').catch(() => false)));
       return ok.every(Boolean);
     }, { timeout: 45000, interval: 250 });
-    // Chrome's send-side estimate ramps the publisher up over its first seconds: let it settle, so
-    // that "alone" is the others' steady state and not a ramp the weak subscriber would be blamed for.
+    cell.othersDecodingMs = Date.now() - joinedFrom;
+    // Every cell starts from a publisher at its cap. Chrome's send-side estimate started at
+    // 300 kbit/s, and when its first probe failed (37 of 92 cells of earlier make test runs) it
+    // climbed 8 % a second from there or from lower: the layers above the lowest came 10-30 s late
+    // (a failed make test: the random-loss cell's publisher sent 135p alone for its first 19 s,
+    // so the lossy subscriber could get nothing better). Parley now has it start at the cap
+    // (sfu/startbitrate.go); this keeps the cells' premise whatever the browser does.
+    const rampFrom = Date.now();
+    if (!joinShaped) try {
+      await poll('the publisher\'s send-side estimate to reach 80 % of its cap', async () =>
+        ((await within(15000, pub.page.evaluate(() => window.pwn.sendEstimate()), 'sendEstimate')) ?? 0) >= 0.8 * pubCapKbps, { timeout: 45000, interval: 500 });
+    } catch (e) {
+      cell.notes.push(`the publisher's estimate never reached 80 % of ${pubCapKbps} kbit/s (${e.message})`);
+    }
+    cell.publisherRampMs = Date.now() - rampFrom;
+    // Then let the subscribers settle, so that "alone" is the others' steady state and not a ramp
+    // the weak subscriber would be blamed for.
     await sleep(phases.warm ?? 5000);
     cell.marks.alone = Date.now();
     log(`  alone ${phases.alone / 1000} s`);
@@ -538,6 +558,7 @@ export function describeCell(c) {
   if (c.uplink) {
     const u = s.uplink, o = u.others, p = u.publisher;
     const side = (x, y) => `${x.fps} fps, freezes ${x.freezeSPerMin} s/min, ${x.height ?? '-'}p, latency p50/p95 ${x.latencyP50 ?? '-'}/${x.latencyP95 ?? '-'} ms; publisher sends ${y.layers ?? '-'} at ${y.kbps} kbit/s (${y.qlr ?? '-'}, estimate ${y.aobKbps ?? '-'} kbit/s), PLI ${y.pliPerS}/s, NACK ${y.nackPerS}/s, resent ${y.rtxKbps} kbit/s`;
+    if (c.joinShaped) return `publisher joined over an uplink of ${c.kbit} kbit/s: the others decoded ${c.othersDecodingMs} ms after it joined; first seconds: ${side(o.alone, p.alone)}`;
     return `publisher uplink ${c.transport} ${c.kbit} kbit/s: alone: ${side(o.alone, p.alone)}; shaped: ${side(o.shaped, p.shaped)}; uplink carried ${u.uplinkKbps} kbit/s = ${u.uplinkRatio}× link; freed: ${side(o.freed, p.freed)}; top ${u.topHeight ?? '-'}p back after ${u.upMs ?? '-'} ms${o.squeezed ? `; squeezed: ${side(o.squeezed, p.squeezed)}; down after ${u.downMs ?? '-'} ms` : ''}`;
   }
   const w = s.weak;
@@ -546,6 +567,7 @@ export function describeCell(c) {
     parts.push(`weak ${w.shaped.fps} fps, freezes ${w.shaped.freezeS ?? '-'} s, ${w.shaped.height ?? '-'}p, concealed ${w.shaped.concealed ?? '-'}, latency p50/max ${w.shaped.latencyP50 ?? '-'}/${w.shaped.latencyMax ?? '-'} ms, behind ≤ ${w.shaped.behindMax ?? '-'} ms, path ${w.shaped.path};`);
     parts.push(`egress ${w.egressKbps} kbit/s = ${w.egressRatio}× link; recovered in ${w.recoverMs ?? '-'} ms; top ${w.topHeight ?? '-'}p after ${w.upMs ?? '-'} ms (frame ${w.upFrameMs ?? '-'})${w.squeezed ? `, down after ${w.downMs ?? '-'} ms (frame ${w.downFrameMs ?? '-'}; freezes ${w.squeezed.freezeS ?? '-'} s)` : ''};`);
   }
-  parts.push(`PLI/s at publisher ${s.publisher.alone.pliPerS} → ${s.publisher.shaped.pliPerS}; others' kbit/s ratio ${s.othersKbpsRatio}, loss ${s.othersLossShaped}`);
+  parts.push(`PLI/s at publisher ${s.publisher.alone.pliPerS} → ${s.publisher.shaped.pliPerS}; others' kbit/s ratio ${s.othersKbpsRatio}, loss ${s.othersLossShaped};`);
+  parts.push(`publisher at its cap ${c.publisherRampMs ?? '-'} ms after the others decoded`);
   return parts.join(' ');
 }

@@ -312,6 +312,12 @@
     return (i.video?.framesDecoded || 0) > 0 && (i.audio?.bytesReceived || 0) > 0;
   }
 
+  // sendEstimate is the publisher's send-side estimate now, in kbit/s (null before it has one).
+  async function sendEstimate() {
+    const { pub } = await outbound();
+    return pub?.aob == null ? null : pub.aob / 1000;
+  }
+
   async function leave() {
     if (state.lk) { await Promise.race([state.lk.disconnect(), new Promise((r) => setTimeout(r, 3000))]); return; }
     if (!state.session) return;
@@ -321,7 +327,7 @@
   }
 
   window.pwn = {
-    publish, subscribe, lkPublish, lkSubscribe, decoding, leave,
+    publish, subscribe, lkPublish, lkSubscribe, decoding, sendEstimate, leave,
     results: () => ({ role: state.role, samples: state.samples, frames: state.frames, events: state.events }),
   };
 })();
