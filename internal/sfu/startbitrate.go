@@ -5,19 +5,25 @@ import (
 	"strings"
 )
 
-// startBitrate returns answer with x-google-start-bitrate=kbps in the format parameters of every
-// video codec (no change when kbps <= 0). Chromium reads it from the remote description as where
-// its send-side estimate starts, in place of its default 300 kbit/s. From 300 it reaches the cap
-// only by its first probe, which needs media to pad with: when the browser's first frames come
-// late (a busy machine), the probe fails and the estimate climbs 8 % a second, so a simulcast
-// publisher sent its 135p layer alone for 10-30 s (a third of the weak-network bed's joins, one
-// make test failed by it). Starting at the cap (our REMB) the encoder sends every layer at once,
-// and a link that cannot carry it is found by the browser's own delay and loss control within
-// a second, as when a link narrows mid-call. Firefox and Safari ignore the parameter.
+// maxStartKbps bounds where a publisher's estimate starts when the cap is higher (or a
+// deployment sets it very high): about what a 1280x720 camera needs, which a home uplink can
+// carry; past it the browser's own probes find the rest.
+const maxStartKbps = 2500
+
+// startBitrate returns answer with x-google-start-bitrate=kbps (at most maxStartKbps) in the
+// format parameters of every video codec (no change when kbps <= 0). Chromium reads it from the
+// remote description as where its send-side estimate starts, in place of its default 300 kbit/s.
+// From 300 it reaches the cap only by its first probe; when that fails (on a busy machine, the
+// browser's first frames late) the estimate climbs 8 % a second: 37 of 92 publishers of the
+// weak-network bed's runs began under 800 kbit/s, and a simulcast one sent its lowest layer alone
+// for up to 30 s (one make test failed by it). Starting at the cap (our REMB) the encoder sends every layer at once, and a link
+// that cannot carry it is found by the browser's own delay and loss control within its first
+// seconds, as when a link narrows mid-call. Firefox and Safari ignore the parameter.
 func startBitrate(answer string, kbps int) string {
 	if kbps <= 0 {
 		return answer
 	}
+	kbps = min(kbps, maxStartKbps)
 	param := "x-google-start-bitrate=" + strconv.Itoa(kbps)
 	// First pass: per m-section, the video codecs' payload types and which have an fmtp line.
 	type key struct {

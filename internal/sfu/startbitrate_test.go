@@ -102,4 +102,8 @@ func TestStartBitrateKeepsFormatParameters(t *testing.T) {
 	if got := startBitrate(in, 0); got != in {
 		t.Fatalf("changed without a cap:\n%s", got)
 	}
+	// A cap set very high starts the estimate at maxStartKbps, not at the cap.
+	if got := startParams(t, startBitrate(in, 50000)); got["video"]["102"] != "2500" {
+		t.Fatalf("a 50 Mbit/s cap: start bitrates %v, want 2500 kbit/s", got)
+	}
 }
