@@ -886,3 +886,36 @@ func lossyTicks(t *testing.T, c *congestion, n int, frac uint32, rtt func(i int)
 	}
 	return d, now
 }
+
+// TestRepairsBeforeARoundTripIsKnown: in a subscriber's first seconds no report has given a round
+// trip yet; its 15 % random loss with transport-wide feedback that shows no queue is repaired as a
+// lossy path's (the bed's subscriber froze 3 s on a frame whose repairs were refused), and the
+// same loss with a queue in the feedback, or with no feedback, is not.
+func TestRepairsBeforeARoundTripIsKnown(t *testing.T) {
+	const media = 600e3
+	frac := uint32(38) // 15 % of 256
+	repairs := media / 8 * 0.15 / 0.85
+	budget := func(fbClear, standing bool) int64 {
+		var c congestion
+		now := t0
+		c.tick(ccInput{now: now})
+		var d ccDecision
+		for i := range 3 {
+			now = now.Add(time.Second)
+			sent := uint64(i+1) * media / 8
+			c.fraction.Store(frac)
+			c.reportAt.Store(now.UnixNano())
+			d = c.tick(ccInput{now: now, sent: sent, src: sent, fraction: frac, reportAt: now.UnixNano(), videoCarry: true, fbClear: fbClear, standing: standing})
+		}
+		return d.rtxBudget
+	}
+	if b := budget(true, false); float64(b) < 1.3*repairs {
+		t.Fatalf("no round trip yet, feedback clear: %d bytes/s of retransmissions for %.0f bytes/s lost, want ≥ 1.3×", b, repairs)
+	}
+	if b := budget(false, false); float64(b) > media/8/10 {
+		t.Fatalf("no round trip, no feedback: %d bytes/s of retransmissions, want ≤ a tenth of the media", b)
+	}
+	if b := budget(false, true); float64(b) > media/8/10 {
+		t.Fatalf("no round trip, a queue standing in the feedback: %d bytes/s of retransmissions, want ≤ a tenth of the media", b)
+	}
+}

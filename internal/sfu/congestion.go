@@ -282,6 +282,8 @@ type ccInput struct {
 	lowShort bool
 	// standing: the transport-wide feedback shows a queue standing in front of the subscriber.
 	standing bool
+	// fbClear: fresh transport-wide feedback shows no queue at all in front of the subscriber.
+	fbClear bool
 }
 
 // pausing sets up the backoff and the probes of a video being paused now.
@@ -415,9 +417,15 @@ func (c *congestion) tick(in ccInput) ccDecision {
 			c.minRTT = min(in.rtt, c.minRTT+time.Duration(dt*float64(time.Millisecond)))
 		}
 		// No queue behind the path: a round trip known and at its least, no standing queue in
-		// the transport-wide feedback, nothing like a bottleneck's loss.
+		// the transport-wide feedback, nothing like a bottleneck's loss. Before any round trip
+		// is known (the first report that carries one came 3-5 s after a 15 %-lossy subscriber
+		// joined the bed: our sender reports and its reports get lost too), fresh transport-wide
+		// feedback with no queue in it says as much: read as a full link's, that loss starved
+		// the repairs of the subscriber's first seconds, and a frame left unrepaired froze its
+		// picture 3 s, until Chrome asked for a keyframe.
+		known := in.rtt > 0 && in.rtt <= c.minRTT+ccQueueRTT
 		roomy := loss <= ccCongestedLoss && c.heavy == 0 && !in.queued && !in.standing &&
-			in.rtt > 0 && in.rtt <= c.minRTT+ccQueueRTT
+			(known || in.rtt == 0 && in.fbClear)
 		c.roomy.Store(roomy)
 		c.randomLoss = 0
 		if roomy {
@@ -975,7 +983,9 @@ func (sub *Subscriber) adapt(now time.Time) {
 	in.byDelay = in.probed && video.feedback() != nil
 	in.lowShort = q == nil && video != nil && video.sc != nil && video.sc.lowShort(now)
 	if video != nil {
-		in.standing = video.feedback().signal(now).standing(downQueue)
+		sig := video.feedback().signal(now)
+		in.standing = sig.standing(downQueue)
+		in.fbClear = sig.ok && sig.queue < upQueueRise && sig.prevQ < upQueueRise
 		sub.cc.fullProbe = video.sc == nil
 	}
 	dec := sub.cc.tick(in)
