@@ -16,9 +16,10 @@ const maxStartKbps = 2500
 // From 300 it reaches the cap only by its first probe; when that fails (on a busy machine, the
 // browser's first frames late) the estimate climbs 8 % a second: 37 of 92 publishers of the
 // weak-network bed's runs began under 800 kbit/s, and a simulcast one sent its lowest layer alone
-// for up to 30 s (one make test failed by it). Starting at the cap (our REMB) the encoder sends every layer at once, and a link
-// that cannot carry it is found by the browser's own delay and loss control within its first
-// seconds, as when a link narrows mid-call. Firefox and Safari ignore the parameter.
+// for up to 30 s (one make test failed by it). Starting at the cap (our REMB) the encoder sends
+// every layer at once, and a link that cannot carry it is found by the browser's own delay and
+// loss control within its first seconds, as when a link narrows mid-call. Firefox ignores the
+// parameter.
 func startBitrate(answer string, kbps int) string {
 	if kbps <= 0 {
 		return answer
