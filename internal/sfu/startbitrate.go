@@ -65,23 +65,17 @@ func startBitrate(answer string, kbps int) string {
 		case strings.HasPrefix(l, "m="):
 			section++
 		case strings.HasPrefix(l, "a=fmtp:"):
-			rest := strings.TrimPrefix(l, "a=fmtp:")
-			if pt, params, _ := strings.Cut(rest, " "); codecs[key{section, pt}] {
-				sep := ";"
-				if strings.TrimSpace(params) == "" {
-					sep = ""
+			if pt, params, _ := strings.Cut(strings.TrimPrefix(l, "a=fmtp:"), " "); codecs[key{section, pt}] {
+				if params = strings.TrimSpace(params); params != "" {
+					params += ";"
 				}
-				b.WriteString("a=fmtp:" + pt + " " + strings.TrimSpace(params) + sep + param + eol)
+				b.WriteString("a=fmtp:" + pt + " " + params + param + eol)
 				continue
 			}
 		case strings.HasPrefix(l, "a=rtpmap:"):
 			pt, _, _ := strings.Cut(strings.TrimPrefix(l, "a=rtpmap:"), " ")
 			if k := (key{section, pt}); codecs[k] && !fmtp[k] {
-				b.WriteString(line)
-				if !strings.HasSuffix(line, "\n") {
-					b.WriteString(eol)
-				}
-				b.WriteString("a=fmtp:" + pt + " " + param + eol)
+				b.WriteString(l + eol + "a=fmtp:" + pt + " " + param + eol)
 				continue
 			}
 		}

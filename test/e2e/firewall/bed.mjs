@@ -43,15 +43,27 @@ export function within(ms, p, what) {
 // JOIN_DEADLINE_MS bounds one participant's connect and publish.
 export const JOIN_DEADLINE_MS = 15000;
 
-// openParticipant loads the bed's page (pagesUrl) in a fresh context of browser and joins session
-// with a new token, publishing the fake camera.
-export async function openParticipant(browser, pagesUrl, session, name) {
+// openPage loads the bed's page (pagesUrl) in a fresh context of browser, with a new token of
+// session for it; page errors are collected in problems. The caller closes context (closed here
+// when this fails).
+export async function openPage(browser, pagesUrl, session) {
   const context = await within(10000, browser.newContext(), 'new browser context');
-  const page = await within(10000, context.newPage(), 'new page');
-  const problems = [];
-  page.on('pageerror', (e) => problems.push(String(e)));
-  await page.goto(pagesUrl, { timeout: 10000 });
-  const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+  try {
+    const page = await within(10000, context.newPage(), 'new page');
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(String(e)));
+    await page.goto(pagesUrl, { timeout: 10000 });
+    const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
+    return { context, page, token, problems };
+  } catch (e) {
+    await within(5000, context.close(), 'context close').catch(() => {});
+    throw e;
+  }
+}
+
+// openParticipant opens the bed's page (openPage) and joins session, publishing the fake camera.
+export async function openParticipant(browser, pagesUrl, session, name) {
+  const { context, page, token, problems } = await openPage(browser, pagesUrl, session);
   const id = await within(JOIN_DEADLINE_MS, page.evaluate(({ token, name }) => window.pfw.join(token, { name, publish: true }), { token, name }), `${name} to connect and publish`);
   return { name, context, page, id, problems };
 }

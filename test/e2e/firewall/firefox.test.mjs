@@ -16,7 +16,7 @@ import { execFileSync } from 'node:child_process';
 import { startProxy } from './proxy.mjs';
 import {
   NS, NET, SERVER, RUNNER, DOMAIN, PROXY_PORT, outputDir, repoRoot, within, poll, setCell, startParley, startPages, launchIn, launchFirefoxIn,
-  describePath, pathKind, removeWrappers, makeCertificates, openParticipant,
+  describePath, pathKind, removeWrappers, makeCertificates, openParticipant, openPage,
 } from './bed.mjs';
 
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'; // parley's certificate is self-signed
@@ -198,17 +198,16 @@ for (const [cell, c] of Object.entries(CELLS)) {
 // firstFrame reports (does not assert) one subscriber-only join of Firefox against Chromium's
 // stream: from session.connect() to the first decoded frame (page.js firstFrame), and its path.
 async function firstFrame(browser, session, fromId) {
-  const context = await within(10000, browser.newContext(), 'new browser context');
+  let context;
   try {
-    const page = await within(10000, context.newPage(), 'new page');
-    await page.goto(pages.url, { timeout: 10000 });
-    const token = (await within(5000, session.createConnection({}), 'createConnection')).token;
-    const r = await within(20000, page.evaluate(({ token, fromId }) => window.pfw.firstFrame(token, fromId, 15000), { token, fromId }), 'first-frame join');
+    const p = await openPage(browser, pages.url, session);
+    context = p.context;
+    const r = await within(20000, p.page.evaluate(({ token, fromId }) => window.pfw.firstFrame(token, fromId, 15000), { token: p.token, fromId }), 'first-frame join');
     return r.decodedMs !== null ? `${r.decodedMs} ms over ${describePath(r.path)}` : `none: ${r.error}`;
   } catch (e) {
     return `none: ${e.message}`;
   } finally {
-    await within(5000, context.close(), 'context close').catch(() => {});
+    if (context) await within(5000, context.close(), 'context close').catch(() => {});
   }
 }
 

@@ -292,14 +292,16 @@ export async function runCell(bed, { transport = 'udp', kbit = 150, lossPct = 0,
     // (a failed make test: the random-loss cell's publisher sent 135p alone for its first 19 s,
     // so the lossy subscriber could get nothing better). Parley now has it start at the cap
     // (sfu/startbitrate.go); this keeps the cells' premise whatever the browser does.
-    const rampFrom = Date.now();
-    if (!joinShaped) try {
-      await poll('the publisher\'s send-side estimate to reach 80 % of its cap', async () =>
-        ((await within(15000, pub.page.evaluate(() => window.pwn.sendEstimate()), 'sendEstimate')) ?? 0) >= 0.8 * pubCapKbps, { timeout: 45000, interval: 500 });
-    } catch (e) {
-      cell.notes.push(`the publisher's estimate never reached 80 % of ${pubCapKbps} kbit/s (${e.message})`);
+    if (!joinShaped) {
+      const rampFrom = Date.now();
+      try {
+        await poll('the publisher\'s send-side estimate to reach 80 % of its cap', async () =>
+          ((await within(15000, pub.page.evaluate(() => window.pwn.sendEstimate()), 'sendEstimate')) ?? 0) >= 0.8 * pubCapKbps, { timeout: 45000, interval: 500 });
+      } catch (e) {
+        cell.notes.push(`the publisher's estimate never reached 80 % of ${pubCapKbps} kbit/s (${e.message})`);
+      }
+      cell.publisherRampMs = Date.now() - rampFrom;
     }
-    cell.publisherRampMs = Date.now() - rampFrom;
     // Then let the subscribers settle, so that "alone" is the others' steady state and not a ramp
     // the weak subscriber would be blamed for.
     await sleep(phases.warm ?? 5000);
